@@ -1,0 +1,88 @@
+/* error.c: cb_error_t construction and the tables generated from CB_ERROR_MAP. */
+#include "cb/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void s_vformat(cb_error_t *err, const char *fmt, va_list ap)
+{
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+}
+
+int cb_error_make(cb_error_t *err, int errnum, const char *fmt, ...)
+{
+    if (!err)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vformat(err, fmt, ap);
+    va_end(ap);
+    err->kind = CB_ERR_SYSTEM;
+    err->errnum = errnum;
+    if (errnum) {
+        size_t used = strlen(err->msg);
+        snprintf(err->msg + used, sizeof err->msg - used, ": %s", strerror(errnum));
+    }
+    return -1;
+}
+
+int cb_error_fail(cb_error_t *err, cb_error_kind_t kind, const char *fmt, ...)
+{
+    if (!err)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    s_vformat(err, fmt, ap);
+    va_end(ap);
+    err->kind = kind;
+    err->errnum = 0;
+    return -1;
+}
+
+int cb_error_prefix(cb_error_t *err, const char *fmt, ...)
+{
+    if (!err)
+        return -1;
+    char prefix[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    char old[sizeof err->msg];
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+    return -1;
+}
+
+void cb_error_clear(cb_error_t *err)
+{
+    if (!err)
+        return;
+    err->kind = CB_ERR_OK;
+    err->errnum = 0;
+    err->msg[0] = '\0';
+}
+
+const char *cb_error_kind_name(cb_error_kind_t kind)
+{
+    switch (kind) {
+#define CB_ERR_NAME(k, code, name)                                                                 \
+    case CB_ERR_##k:                                                                               \
+        return name;
+        CB_ERROR_MAP(CB_ERR_NAME)
+#undef CB_ERR_NAME
+    }
+    return "unknown error";
+}
+
+int cb_error_kind_jsonrpc_code(cb_error_kind_t kind)
+{
+    switch (kind) {
+#define CB_ERR_CODE(k, code, name)                                                                 \
+    case CB_ERR_##k:                                                                               \
+        return code;
+        CB_ERROR_MAP(CB_ERR_CODE)
+#undef CB_ERR_CODE
+    }
+    return -32603;
+}

@@ -1,0 +1,34 @@
+/* cb/util.h: small helpers shared by every module: clocks, timestamps, files, directories. */
+#ifndef CB_UTIL_H
+#define CB_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cb/error.h"
+
+/* Monotonic clock in milliseconds / microseconds. */
+int64_t cb_now_ms(void);
+int64_t cb_now_us(void);
+
+/* Current UTC time as ISO 8601 with microseconds, "2026-11-22T17:30:00.123456Z".
+ * buf must hold CB_ISO8601_LEN bytes. Returns buf. */
+#define CB_ISO8601_LEN 32
+char *cb_iso8601_now(char *buf);
+
+/* Read a whole file (at most max_bytes) into a NUL-terminated buffer. Caller owns return value. */
+char *cb_read_file(const char *path, size_t max_bytes, size_t *len_out, cb_error_t *err);
+
+/* Write data to path atomically (temp file + rename) with the given mode. */
+int cb_write_file(const char *path, const void *data, size_t len, int mode, cb_error_t *err);
+
+/* mkdir -p with the given mode for every directory created. */
+int cb_mkdir_p(const char *path, int mode, cb_error_t *err);
+
+/* Remove a directory tree (does not follow symlinks). Missing path is success. */
+int cb_rm_rf(const char *path, cb_error_t *err);
+
+/* printf into a fresh heap string. Caller owns return value; NULL on allocation failure. */
+char *cb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,148 @@
+/* util.c: clocks, timestamps and small file-system helpers used across modules. */
+#include "cb/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cb/cleanup.h"
+
+int64_t cb_now_ms(void) { return cb_now_us() / 1000; }
+
+int64_t cb_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+char *cb_iso8601_now(char *buf)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, CB_ISO8601_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, CB_ISO8601_LEN - n, ".%06ldZ", ts.tv_nsec / 1000);
+    return buf;
+}
+
+char *cb_read_file(const char *path, size_t max_bytes, size_t *len_out, cb_error_t *err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cb_error_make(err, errno, "open '%s'", path), NULL;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return cb_error_make(err, errno, "stat '%s'", path), NULL;
+    if (!S_ISREG(st.st_mode))
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' is not a regular file", path), NULL;
+    if ((size_t)st.st_size > max_bytes)
+        return cb_error_fail(err, CB_ERR_LIMIT, "'%s' is %lld bytes, more than the %zu allowed",
+                             path, (long long)st.st_size, max_bytes),
+               NULL;
+    cleanup_free char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf)
+        return cb_error_make(err, ENOMEM, "read '%s'", path), NULL;
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cb_error_make(err, errno, "read '%s'", path), NULL;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    if (len_out)
+        *len_out = got;
+    return steal_pointer(&buf);
+}
+
+int cb_write_file(const char *path, const void *data, size_t len, int mode, cb_error_t *err)
+{
+    cleanup_free char *tmp = cb_strdup_printf("%s.tmp%ld", path, (long)getpid());
+    if (!tmp)
+        return cb_error_make(err, ENOMEM, "write '%s'", path);
+    cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return cb_error_make(err, errno, "create '%s'", tmp);
+    if (fchmod(fd, (mode_t)mode) < 0)
+        return cb_error_make(err, errno, "chmod '%s'", tmp);
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int saved = errno;
+            unlink(tmp);
+            return cb_error_make(err, saved, "write '%s'", tmp);
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (rename(tmp, path) < 0) {
+        int saved = errno;
+        unlink(tmp);
+        return cb_error_make(err, saved, "rename '%s' to '%s'", tmp, path);
+    }
+    return 0;
+}
+
+int cb_mkdir_p(const char *path, int mode, cb_error_t *err)
+{
+    cleanup_free char *copy = strdup(path);
+    if (!copy)
+        return cb_error_make(err, ENOMEM, "mkdir '%s'", path);
+    for (char *p = copy + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(copy, (mode_t)mode) < 0 && errno != EEXIST)
+                return cb_error_make(err, errno, "mkdir '%s'", copy);
+            *p = saved;
+            if (saved == '\0')
+                break;
+        }
+    }
+    return 0;
+}
+
+static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    int rc = (flag == FTW_DP) ? rmdir(path) : unlink(path);
+    return (rc < 0 && errno != ENOENT) ? -1 : 0;
+}
+
+int cb_rm_rf(const char *path, cb_error_t *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : cb_error_make(err, errno, "stat '%s'", path);
+    if (nftw(path, s_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+        return cb_error_make(err, errno, "remove '%s'", path);
+    return 0;
+}
+
+char *cb_strdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *out = NULL;
+    int n = vasprintf(&out, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : out;
+}

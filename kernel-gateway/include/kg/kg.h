@@ -1,0 +1,252 @@
+/* kg/kg.h: the kernel gateway, cellblock's Jupyter client side.
+ *
+ * One gateway owns one czmq event loop (zloop) and every kernel socket on it. Kernels are started
+ * from Jupyter kernelspecs, talk to the gateway over ZMQ (ipc:// by default) with every message
+ * signed with HMAC-SHA256, and are watched through a pidfd (death) and the heartbeat channel
+ * (hangs). An execution is a small state machine fed by the kernel's shell, iopub and stdin
+ * messages routed by parent msg_id; nothing here blocks the loop.
+ *
+ * Results follow the Jupyter model (close to E2B's Execution object) and are jansson objects:
+ *
+ *   { "id": "<execution id>",
+ *     "status": "ok" | "error" | "timeout" | "cancelled" | "kernel_died" | "aborted",
+ *     "execution_count": 3 | null,
+ *     "stdout": "...", "stderr": "...",
+ *     "results": [ { "data": {"text/plain": "...", "image/png": "<base64>", ...},
+ *                    "metadata": {...}, "is_main_result": true|false,
+ *                    "display_id": "..." (only when the kernel gave one) } ],
+ *     "error": null | { "ename": "...", "evalue": "...", "traceback": ["...", ...] },
+ *     "duration_ms": 12.5,
+ *     "kernel_restarted": false,     true when state was lost (a restart before or during it)
+ *     "notes": [ "..." ] }           plain sentences a person or a model can act on
+ *
+ * Ownership follows fixed phrases: "Caller owns return value", "Takes ownership", "Borrowed;
+ * valid until ...". Kernels and executions belong to the gateway; callers hold borrowed pointers
+ * whose lifetime each function states, or look kernels up again by id.
+ */
+#ifndef KG_KG_H
+#define KG_KG_H
+
+#include <czmq.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cb/error.h"
+
+typedef struct kg_gateway kg_gateway_t;
+typedef struct kg_kernel kg_kernel_t;
+typedef struct kg_execution kg_execution_t;
+
+/* ---------------------------------------------------------------------------------------------
+ * Kernelspecs: kernel.json files found in the Jupyter data paths and in the project's kernels/.
+ * Search order (first hit of a name wins): each entry of $JUPYTER_PATH, $JUPYTER_DATA_DIR or
+ * ~/.local/share/jupyter, the project's kernels directory, /usr/local/share/jupyter,
+ * /usr/share/jupyter (each with /kernels appended, except the project's directory).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum { KG_INTERRUPT_SIGNAL = 0, KG_INTERRUPT_MESSAGE } kg_interrupt_mode_t;
+
+typedef struct {
+    char *name;          /* directory name, e.g. "python3" */
+    char *display_name;  /* from kernel.json */
+    char *language;      /* from kernel.json */
+    char *resource_dir;  /* the directory holding kernel.json */
+    char **argv;         /* NULL-terminated, unsubstituted */
+    char **env;          /* NULL-terminated "KEY=VALUE" entries from kernel.json's env */
+    kg_interrupt_mode_t interrupt_mode;
+} kg_kernelspec_t;
+
+/* Parse <resource_dir>/kernel.json; name is the spec's name. Every problem gets a clear error
+ * naming the file and the field. Caller owns return value. */
+kg_kernelspec_t *kg_kernelspec_load(const char *resource_dir, const char *name, cb_error_t *err);
+void kg_kernelspec_destroy(kg_kernelspec_t **self_p);
+
+/* The kernels directories searched, in order, NULL-terminated. project_dir may be NULL.
+ * Caller owns return value (free each string and the array). */
+char **kg_kernelspec_search_path(const char *project_dir);
+
+/* Find the spec called name in the search path. Caller owns return value. */
+kg_kernelspec_t *kg_kernelspec_find(const char *project_dir, const char *name, cb_error_t *err);
+
+/* Every loadable spec in the search path, first of each name, sorted by name; *count set.
+ * Specs that fail to load are skipped with a warning. Caller owns return value (destroy each
+ * spec, then free the array). */
+kg_kernelspec_t **kg_kernelspec_list(const char *project_dir, size_t *count);
+
+/* argv with {connection_file} and {resource_dir} substituted. Caller owns return value
+ * (NULL-terminated; free each string and the array). */
+char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_file);
+
+/* ---------------------------------------------------------------------------------------------
+ * The gateway.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum { KG_TRANSPORT_IPC = 0, KG_TRANSPORT_TCP } kg_transport_t;
+
+typedef struct {
+    const char *runtime_dir;  /* parent of per-kernel run dirs; NULL: $XDG_RUNTIME_DIR/cellblock
+                                 or /tmp/cellblock-<uid> */
+    const char *kernels_dir;  /* the project's kernelspecs; NULL: built-in default */
+    kg_transport_t transport; /* kernel sockets; ipc by default, tcp binds 127.0.0.1 only */
+    int startup_timeout_ms;   /* start to ready; 0: 60000 */
+    int heartbeat_ms;         /* heartbeat period; 0: 3000; < 0 disables */
+    int heartbeat_misses;     /* consecutive misses before a kernel counts as hung; 0: 3 */
+    int interrupt_grace_ms;   /* after a timeout's interrupt, before restarting; 0: 3000 */
+    int shutdown_grace_ms;    /* each shutdown step (request, SIGTERM); 0: 2000 */
+    int restart_limit;        /* automatic restarts after deaths per kernel; 0: 5; < 0: none */
+} kg_config_t;
+
+typedef struct {
+    uint64_t kernels_started;
+    uint64_t kernels_died;
+    uint64_t kernels_restarted;
+    uint64_t executions;
+    uint64_t executions_failed; /* any status other than ok */
+    uint64_t bad_signatures;    /* rejected: wrong length or wrong value */
+    uint64_t replayed_signatures;
+    uint64_t malformed_messages; /* no delimiter, too few frames, invalid JSON after a valid sig */
+    uint64_t proxy_dropped;      /* attach-proxy frames dropped for any of the reasons above */
+} kg_counters_t;
+
+/* Caller owns return value. config may be NULL (all defaults). */
+kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err);
+
+/* Shut every kernel down (request, SIGTERM, SIGKILL; bounded by the grace periods), remove
+ * every run dir, free everything. Accepts NULL; nulls the caller's pointer. */
+void kg_gateway_destroy(kg_gateway_t **self_p);
+
+/* The event loop. Borrowed; valid until kg_gateway_destroy. Other modules add their own
+ * readers and timers to it. */
+zloop_t *kg_gateway_loop(kg_gateway_t *self);
+
+/* Run the loop until *flag becomes nonzero (set by a callback), timeout_ms passes (< 0: no
+ * limit), or the process is interrupted. Returns 0 when the flag was set, -1 otherwise. */
+int kg_gateway_run_until(kg_gateway_t *self, const volatile int *flag, int timeout_ms);
+
+/* Borrowed; valid until kg_gateway_destroy. */
+const kg_counters_t *kg_gateway_counters(kg_gateway_t *self);
+
+/* Look a live kernel up by id. Borrowed; see kg_kernel_start for the lifetime. */
+kg_kernel_t *kg_gateway_kernel(kg_gateway_t *self, const char *kernel_id);
+
+/* Number of kernels the gateway holds (any state but stopped). */
+size_t kg_gateway_kernel_count(kg_gateway_t *self);
+
+/* ---------------------------------------------------------------------------------------------
+ * Kernels.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum {
+    KG_KERNEL_STARTING = 0,
+    KG_KERNEL_IDLE,
+    KG_KERNEL_BUSY,
+    KG_KERNEL_RESTARTING,
+    KG_KERNEL_SHUTTING_DOWN,
+    KG_KERNEL_DEAD,    /* died and will not be restarted (limit reached, or restart failed) */
+    KG_KERNEL_STOPPED, /* shut down; the kernel is freed after this event's callback returns */
+} kg_kernel_state_t;
+
+typedef enum {
+    KG_EVENT_READY = 0, /* first ready after start, and ready again after each restart */
+    KG_EVENT_DIED,      /* the process exited unasked; detail says how */
+    KG_EVENT_RESTARTING,
+    KG_EVENT_HUNG,      /* heartbeat missed too often */
+    KG_EVENT_DEAD,      /* gave up: no more restarts */
+    KG_EVENT_STOPPED,   /* shutdown finished; last event */
+    KG_EVENT_STDERR,    /* a line the kernel process wrote to its stderr (detail) */
+} kg_kernel_event_t;
+
+typedef void(kg_kernel_event_fn)(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail,
+                                 void *arg);
+
+typedef struct {
+    const char *kernel_name;   /* kernelspec name; NULL: "python3" */
+    const char *const *env;    /* extra "KEY=VALUE" entries, NULL-terminated; borrowed */
+    const char *cwd;           /* working directory of the kernel; NULL: inherited */
+    kg_kernel_event_fn *on_event;
+    void *arg;
+} kg_kernel_opts_t;
+
+/* Start a kernel. Returns at once; the kernel reports KG_EVENT_READY through on_event when it
+ * answers kernel_info and its iopub is flowing. Executions may be queued before that. The
+ * gateway owns the kernel. Borrowed; valid until the KG_EVENT_STOPPED callback returns (or
+ * kg_gateway_destroy). */
+kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_error_t *err);
+
+/* Shut down asynchronously: shutdown_request on control, then SIGTERM, then SIGKILL to the
+ * kernel's process group; the process is reaped and its run dir removed; queued and running
+ * executions end with status "cancelled". KG_EVENT_STOPPED follows. */
+void kg_kernel_shutdown(kg_kernel_t *self);
+
+/* Interrupt the running cell (SIGINT to the process group, or interrupt_request on control,
+ * as the spec's interrupt_mode says). */
+int kg_kernel_interrupt(kg_kernel_t *self, cb_error_t *err);
+
+/* Restart: stop the process and start it again with the same connection info. Running and
+ * queued executions end as "kernel_died" with a note; the next one reports kernel_restarted. */
+int kg_kernel_restart(kg_kernel_t *self, cb_error_t *err);
+
+const char *kg_kernel_id(const kg_kernel_t *self);       /* Borrowed; valid with the kernel */
+const char *kg_kernel_name(const kg_kernel_t *self);     /* Borrowed; valid with the kernel */
+const char *kg_kernel_language(const kg_kernel_t *self); /* Borrowed; valid with the kernel */
+kg_kernel_state_t kg_kernel_state(const kg_kernel_t *self);
+const char *kg_kernel_state_name(kg_kernel_state_t state);
+pid_t kg_kernel_pid(const kg_kernel_t *self); /* 0 when no process runs */
+int kg_kernel_restart_count(const kg_kernel_t *self);
+
+/* Directory holding the kernel's connection file and ipc sockets. Borrowed; valid with the
+ * kernel. */
+const char *kg_kernel_run_dir(const kg_kernel_t *self);
+
+/* ---------------------------------------------------------------------------------------------
+ * Executions.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Called for each output as it arrives: kind is "stream", "display_data", "update_display_data",
+ * "execute_result", "clear_output", "error" or "input_request"; content is the message content.
+ * Borrowed; valid during the call. */
+typedef void(kg_output_fn)(kg_execution_t *x, const char *kind, json_t *content, void *arg);
+
+/* Called once with the final result (see the top of this file). Borrowed; valid during the
+ * call (json_incref it to keep it). The execution is freed after this returns. */
+typedef void(kg_done_fn)(kg_execution_t *x, json_t *result, void *arg);
+
+typedef struct {
+    const char *code;
+    int timeout_ms;         /* 0: no limit. On expiry: interrupt, then restart after the grace */
+    const char *stdin_text; /* lines answered to input() in turn; NULL: input() raises at once */
+    bool silent;            /* Jupyter's silent (no output, no history) */
+    bool no_history;        /* store_history = false */
+    kg_output_fn *on_output;
+    kg_done_fn *on_done;
+    void *arg;
+} kg_execute_opts_t;
+
+/* Queue code on a kernel. Executions run one after another in the order queued. Borrowed;
+ * valid until on_done returns. */
+kg_execution_t *kg_execute(kg_kernel_t *kernel, const kg_execute_opts_t *opts, cb_error_t *err);
+
+/* Cancel: a queued execution ends at once, a running one is interrupted; status "cancelled".
+ * The kernel keeps its state. */
+int kg_execution_cancel(kg_execution_t *self, cb_error_t *err);
+
+const char *kg_execution_id(const kg_execution_t *self); /* Borrowed; valid with the execution */
+kg_kernel_t *kg_execution_kernel(const kg_execution_t *self);
+
+/* The result so far (same shape as the final one, status "running" or "queued").
+ * Caller owns return value. */
+json_t *kg_execution_snapshot(const kg_execution_t *self);
+
+/* ---------------------------------------------------------------------------------------------
+ * Attach: a connection file for external Jupyter clients (jupyter console --existing FILE,
+ * jupyter_client's BlockingKernelClient). It names loopback TCP ports proxied by the gateway
+ * with a key of its own; frames are verified and re-signed both ways, and frames that fail
+ * verification are dropped and counted, never forwarded.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Start the kernel's attach proxy if needed and write its connection file (mode 0600) into the
+ * kernel's run dir. Returns the file's path. Borrowed; valid with the kernel. */
+const char *kg_kernel_attach(kg_kernel_t *self, cb_error_t *err);
+
+#endif
