@@ -48,9 +48,14 @@ int cb_error_prefix(cb_error_t *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    char old[sizeof err->msg];
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+    /* Shift the message right and put the prefix in front; the tail is cut if it must be. */
+    size_t plen = strlen(prefix); /* < sizeof prefix <= sizeof err->msg - 1 */
+    size_t mlen = strnlen(err->msg, sizeof err->msg - 1);
+    if (plen + mlen > sizeof err->msg - 1)
+        mlen = sizeof err->msg - 1 - plen;
+    memmove(err->msg + plen, err->msg, mlen);
+    memcpy(err->msg, prefix, plen);
+    err->msg[plen + mlen] = '\0';
     return -1;
 }
 

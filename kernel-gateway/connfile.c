@@ -1,0 +1,1 @@
+/* connfile.c: placeholder until implemented. */

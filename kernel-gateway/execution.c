@@ -1,0 +1,1 @@
+/* execution.c: placeholder until implemented. */

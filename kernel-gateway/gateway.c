@@ -1,0 +1,1 @@
+/* gateway.c: placeholder until implemented. */

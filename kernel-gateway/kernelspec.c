@@ -1,0 +1,1 @@
+/* kernelspec.c: placeholder until implemented. */
