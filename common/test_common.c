@@ -51,5 +51,14 @@ int main(void)
           "size limit enforced: %s", err.msg);
     CB_OK(cb_rm_rf(dir, &err) == 0 && stat(dir, &st) < 0, "rm -rf removes the tree");
     CB_OK(cb_rm_rf(dir, &err) == 0, "rm -rf of a missing path succeeds");
+
+    cb_buf_t buf = {0};
+    CB_OK(strcmp(cb_buf_str(&buf), "") == 0, "empty buffer reads as \"\"");
+    for (int i = 0; i < 1000; i++)
+        cb_buf_append(&buf, "abc", 3);
+    CB_OK(buf.len == 3000 && strlen(cb_buf_str(&buf)) == 3000, "buffer grows and stays terminated");
+    cb_buf_clear(&buf);
+    CB_OK(buf.len == 0 && strcmp(cb_buf_str(&buf), "") == 0, "clear empties");
+    cb_buf_free(&buf);
     return cb_tap_done();
 }

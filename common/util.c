@@ -146,3 +146,36 @@ char *cb_strdup_printf(const char *fmt, ...)
     va_end(ap);
     return n < 0 ? NULL : out;
 }
+
+int cb_buf_append(cb_buf_t *buf, const char *bytes, size_t n)
+{
+    if (buf->len + n + 1 > buf->cap) {
+        size_t cap = buf->cap ? buf->cap : 256;
+        while (cap < buf->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(buf->data, cap);
+        if (!grown)
+            return -1;
+        buf->data = grown;
+        buf->cap = cap;
+    }
+    memcpy(buf->data + buf->len, bytes, n);
+    buf->len += n;
+    buf->data[buf->len] = '\0';
+    return 0;
+}
+
+void cb_buf_clear(cb_buf_t *buf)
+{
+    buf->len = 0;
+    if (buf->data)
+        buf->data[0] = '\0';
+}
+
+void cb_buf_free(cb_buf_t *buf)
+{
+    free(buf->data);
+    *buf = (cb_buf_t){0};
+}
+
+const char *cb_buf_str(const cb_buf_t *buf) { return buf->len ? buf->data : ""; }

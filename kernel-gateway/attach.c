@@ -1,1 +1,201 @@
-/* attach.c: placeholder until implemented. */
+/* attach.c: the attach proxy, so external Jupyter clients can join a live kernel.
+ *
+ * A person runs `jupyter console --existing FILE` (or jupyter_client's BlockingKernelClient) on
+ * a connection file the gateway wrote: loopback TCP ports the gateway binds, and a key of its
+ * own. The kernel's key never leaves the gateway.
+ *
+ *   client ── ROUTER (front, our key) ──▶ verify, re-sign ──▶ DEALER (back, kernel key) ── kernel
+ *   client ◀── ROUTER / PUB (front) ◀── verify, re-sign ◀── DEALER / SUB (back) ◀────────── kernel
+ *
+ * Shell, control and stdin are ROUTER-DEALER pairs: the kernel sees the client's identity
+ * stacked under the proxy's, and its replies come back with that identity first, which the
+ * front ROUTER routes on. The back shell and stdin DEALERs share one routing id, because the
+ * kernel sends input_request to the identity that made the shell request. iopub is SUB to PUB.
+ * Heartbeat bytes pass through untouched. No JSON is parsed: frames are split, their signature
+ * verified (length, constant-time compare, replay), and the same frames re-signed. A frame that
+ * fails is dropped and counted, never forwarded.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cb/cleanup.h"
+#include "cb/log.h"
+#include "kg_private.h"
+
+struct kg_attach {
+    kg_kernel_t *kernel;
+    kg_conninfo_t front_ci;
+    char *path;
+    kg_signer_t *front_signer;
+    kg_replay_t *front_replay; /* what clients send */
+    kg_replay_t *back_replay;  /* what the kernel sends to the proxy (its own window) */
+    zsock_t *front[KG_CH_COUNT];
+    zsock_t *back[KG_CH_COUNT];
+};
+
+static int s_on_front(zloop_t *loop, zsock_t *sock, void *arg);
+static int s_on_back(zloop_t *loop, zsock_t *sock, void *arg);
+
+static kg_channel_t s_channel_of(zsock_t *const socks[KG_CH_COUNT], zsock_t *sock)
+{
+    for (int ch = 0; ch < KG_CH_COUNT; ch++)
+        if (socks[ch] == sock)
+            return (kg_channel_t)ch;
+    return KG_CH_COUNT;
+}
+
+/* Verify with `from`, re-sign with `to`, send on `out`. Takes ownership of *raw_p. */
+static void s_relay(kg_attach_t *self, zmsg_t **raw_p, kg_signer_t *from, kg_replay_t *guard,
+                    kg_signer_t *to, zsock_t *out, const char *direction)
+{
+    kg_wire_view_t view;
+    kg_wire_status_t status = kg_wire_split(*raw_p, &view);
+    if (status == KG_WIRE_OK)
+        status = kg_wire_verify(from, guard, &view);
+    if (status != KG_WIRE_OK || kg_wire_resign(&view, to) < 0) {
+        kg_gateway_count_rejected(self->kernel->gw, status, true);
+        cb_debug("attach %.8s: dropped a frame %s: %s", self->kernel->id, direction,
+                 kg_wire_status_name(status));
+        zmsg_destroy(raw_p);
+        return;
+    }
+    if (zmsg_send(raw_p, out) < 0)
+        zmsg_destroy(raw_p);
+}
+
+static int s_on_front(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    kg_attach_t *self = arg;
+    kg_channel_t ch = s_channel_of(self->front, sock);
+    zmsg_t *raw = zmsg_recv(sock);
+    if (!raw || ch == KG_CH_COUNT || !self->back[ch]) {
+        zmsg_destroy(&raw);
+    } else if (ch == KG_CH_HB) {
+        if (zmsg_send(&raw, self->back[ch]) < 0)
+            zmsg_destroy(&raw);
+    } else {
+        s_relay(self, &raw, self->front_signer, self->front_replay, self->kernel->signer,
+                self->back[ch], "from a client");
+    }
+    return kg_gateway_handler_result(self->kernel->gw);
+}
+
+static int s_on_back(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    kg_attach_t *self = arg;
+    kg_channel_t ch = s_channel_of(self->back, sock);
+    zmsg_t *raw = zmsg_recv(sock);
+    if (!raw || ch == KG_CH_COUNT) {
+        zmsg_destroy(&raw);
+    } else if (ch == KG_CH_HB) {
+        if (zmsg_send(&raw, self->front[ch]) < 0)
+            zmsg_destroy(&raw);
+    } else {
+        s_relay(self, &raw, self->kernel->signer, self->back_replay, self->front_signer,
+                self->front[ch], "from the kernel");
+    }
+    return kg_gateway_handler_result(self->kernel->gw);
+}
+
+void kg_attach_destroy(kg_attach_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kg_attach_t *self = *self_p;
+    zloop_t *loop = self->kernel->gw->loop;
+    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+        zsock_t **pair[2] = {&self->front[ch], &self->back[ch]};
+        for (int i = 0; i < 2; i++) {
+            if (*pair[i]) {
+                zloop_reader_end(loop, *pair[i]);
+                zsock_destroy(pair[i]);
+            }
+        }
+    }
+    if (self->path)
+        unlink(self->path);
+    free(self->path);
+    kg_signer_destroy(&self->front_signer);
+    kg_replay_destroy(&self->front_replay);
+    kg_replay_destroy(&self->back_replay);
+    free(self);
+    *self_p = NULL;
+}
+
+static int s_open(kg_attach_t *self, cb_error_t *err)
+{
+    kg_kernel_t *k = self->kernel;
+    zloop_t *loop = k->gw->loop;
+    static const int front_types[KG_CH_COUNT] = {ZMQ_ROUTER, ZMQ_PUB, ZMQ_ROUTER, ZMQ_ROUTER, ZMQ_ROUTER};
+    static const int back_types[KG_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
+    zuuid_t *uuid = zuuid_new();
+    if (!uuid)
+        return cb_error_make(err, ENOMEM, "attach identity");
+    char routing_id[37];
+    snprintf(routing_id, sizeof routing_id, "%s", zuuid_str_canonical(uuid));
+    zuuid_destroy(&uuid);
+
+    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+        zsock_t *front = self->front[ch] = zsock_new(front_types[ch]);
+        zsock_t *back = self->back[ch] = zsock_new(back_types[ch]);
+        if (!front || !back)
+            return cb_error_fail(err, CB_ERR_SYSTEM, "create attach %s sockets", kg_channel_name(ch));
+        zsock_set_linger(front, 0);
+        zsock_set_linger(back, 0);
+        if (ch == KG_CH_SHELL || ch == KG_CH_STDIN)
+            zsock_set_identity(back, routing_id);
+        if (ch == KG_CH_IOPUB)
+            zsock_set_subscribe(back, "");
+        int port = zsock_bind(front, "tcp://127.0.0.1:*");
+        if (port < 0)
+            return cb_error_make(err, errno, "bind attach %s port on 127.0.0.1", kg_channel_name(ch));
+        self->front_ci.ports[ch] = port;
+        char endpoint[PATH_MAX];
+        kg_conninfo_endpoint(&k->ci, ch, endpoint, sizeof endpoint);
+        if (zsock_connect(back, "%s", endpoint) < 0)
+            return cb_error_fail(err, CB_ERR_SYSTEM, "connect attach %s to the kernel",
+                                 kg_channel_name(ch));
+        if ((ch != KG_CH_IOPUB && zloop_reader(loop, front, s_on_front, self) < 0) ||
+            zloop_reader(loop, back, s_on_back, self) < 0)
+            return cb_error_fail(err, CB_ERR_SYSTEM, "watch attach %s sockets", kg_channel_name(ch));
+        if (ch != KG_CH_IOPUB)
+            zloop_reader_set_tolerant(loop, front);
+        zloop_reader_set_tolerant(loop, back);
+    }
+    return 0;
+}
+
+kg_attach_t *kg_attach_new(kg_kernel_t *k, cb_error_t *err)
+{
+    kg_attach_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return cb_error_make(err, ENOMEM, "new attach proxy"), NULL;
+    self->kernel = k;
+    kg_conninfo_t *ci = &self->front_ci;
+    ci->transport = KG_TRANSPORT_TCP;
+    snprintf(ci->ip, sizeof ci->ip, "127.0.0.1");
+    snprintf(ci->kernel_name, sizeof ci->kernel_name, "%s", k->spec->name);
+    self->path = cb_strdup_printf("%s/attach.json", k->run_dir);
+    self->front_replay = kg_replay_new(4096);
+    self->back_replay = kg_replay_new(4096);
+    int rc = (self->path && self->front_replay && self->back_replay)
+                 ? 0 : cb_error_make(err, ENOMEM, "new attach proxy");
+    if (rc == 0)
+        rc = kg_conninfo_new_key(ci->key, err);
+    if (rc == 0 && !(self->front_signer = kg_signer_new(ci->key, strlen(ci->key), err)))
+        rc = -1;
+    if (rc == 0)
+        rc = s_open(self, err);
+    if (rc == 0)
+        rc = kg_conninfo_write(ci, self->path, err);
+    if (rc < 0) {
+        cb_error_prefix(err, "attach to kernel %.8s: ", k->id);
+        kg_attach_destroy(&self);
+        return NULL;
+    }
+    cb_info("kernel %.8s: attach proxy on 127.0.0.1 ports %d-%d", k->id, ci->ports[0],
+            ci->ports[KG_CH_HB]);
+    return self;
+}
+
+const char *kg_attach_path(const kg_attach_t *self) { return self->path; }

@@ -1,1 +1,109 @@
-/* connfile.c: placeholder until implemented. */
+/* connfile.c: Jupyter connection info: the five channels' endpoints and the signing key.
+ *
+ * A kernel gets a fresh 32-byte random key (hex) and, by default, ipc:// endpoints under its
+ * private run dir ("<run_dir>/k-1" ... "k-5"): no TCP port, nothing reachable from the network,
+ * no port race. With tcp the ports are chosen free on 127.0.0.1. The connection file the kernel
+ * reads is written with mode 0600.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "cb/cleanup.h"
+#include "kg_private.h"
+
+static const char *s_channel_names[KG_CH_COUNT] = {"shell", "iopub", "stdin", "control", "hb"};
+
+const char *kg_channel_name(kg_channel_t ch)
+{
+    return ch < KG_CH_COUNT ? s_channel_names[ch] : "?";
+}
+
+/* Ask the kernel for a free loopback port. The kernel binds it moments later; the same small
+ * window jupyter_client accepts. ipc (the default) has no such window. */
+static int s_free_tcp_port(cb_error_t *err)
+{
+    cleanup_close int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return cb_error_make(err, errno, "socket");
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) < 0)
+        return cb_error_make(err, errno, "find a free loopback port");
+    return ntohs(addr.sin_port);
+}
+
+int kg_conninfo_new_key(char *out, cb_error_t *err)
+{
+    unsigned char raw[KG_KEY_HEX_LEN / 2];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return cb_error_fail(err, CB_ERR_INTERNAL, "no randomness for a signing key");
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
+int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *run_dir,
+                     const char *kernel_name, cb_error_t *err)
+{
+    memset(ci, 0, sizeof *ci);
+    ci->transport = transport;
+    snprintf(ci->kernel_name, sizeof ci->kernel_name, "%s", kernel_name);
+
+    if (kg_conninfo_new_key(ci->key, err) < 0)
+        return -1;
+
+    if (transport == KG_TRANSPORT_IPC) {
+        int n = snprintf(ci->ip, sizeof ci->ip, "%s/k", run_dir);
+        /* sun_path holds 108 bytes: "<ip>-N" must fit. */
+        if (n < 0 || (size_t)n + 3 > sizeof(((struct sockaddr_un *)0)->sun_path))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "run dir '%s' is too long for ipc socket paths; set a shorter "
+                                 "runtime directory", run_dir);
+        for (int ch = 0; ch < KG_CH_COUNT; ch++)
+            ci->ports[ch] = ch + 1;
+        return 0;
+    }
+    snprintf(ci->ip, sizeof ci->ip, "127.0.0.1");
+    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+        int port = s_free_tcp_port(err);
+        if (port < 0)
+            return -1;
+        ci->ports[ch] = port;
+    }
+    return 0;
+}
+
+void kg_conninfo_endpoint(const kg_conninfo_t *ci, kg_channel_t ch, char *buf, size_t size)
+{
+    if (ci->transport == KG_TRANSPORT_IPC)
+        snprintf(buf, size, "ipc://%s-%d", ci->ip, ci->ports[ch]);
+    else
+        snprintf(buf, size, "tcp://%s:%d", ci->ip, ci->ports[ch]);
+}
+
+int kg_conninfo_write(const kg_conninfo_t *ci, const char *path, cb_error_t *err)
+{
+    json_auto_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s}",
+                                 "shell_port", ci->ports[KG_CH_SHELL],
+                                 "iopub_port", ci->ports[KG_CH_IOPUB],
+                                 "stdin_port", ci->ports[KG_CH_STDIN],
+                                 "control_port", ci->ports[KG_CH_CONTROL],
+                                 "hb_port", ci->ports[KG_CH_HB],
+                                 "ip", ci->ip, "key", ci->key,
+                                 "transport", ci->transport == KG_TRANSPORT_IPC ? "ipc" : "tcp",
+                                 "signature_scheme", "hmac-sha256",
+                                 "kernel_name", ci->kernel_name);
+    if (!doc)
+        return cb_error_fail(err, CB_ERR_INTERNAL, "build connection info");
+    cleanup_free char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
+    if (!text)
+        return cb_error_fail(err, CB_ERR_INTERNAL, "serialise connection info");
+    return cb_write_file(path, text, strlen(text), 0600, err);
+}

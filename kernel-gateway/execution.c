@@ -1,1 +1,446 @@
-/* execution.c: placeholder until implemented. */
+/* execution.c: one execute request as a state machine on the gateway's loop.
+ *
+ *   queued --begin--> running --(execute_reply and status idle)--> done
+ *                        |  timeout or cancel: interrupt, then wait a grace period;
+ *                        |  still running after it: restart the kernel and end as "timeout"
+ *                        '- kernel death or shutdown: abandoned with a status and a note
+ *
+ * The kernel (kernel.c) routes every shell, iopub and stdin message whose parent msg_id is this
+ * execution's request here. Outputs are collected into the Jupyter-shaped result described in
+ * kg.h and also handed to on_output as they arrive, for streaming.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cb/cleanup.h"
+#include "cb/log.h"
+#include "kg_private.h"
+
+#define KG_STREAM_CAP (16u << 20) /* per stream; beyond it output is dropped with a note */
+
+typedef enum { KG_X_QUEUED = 0, KG_X_RUNNING, KG_X_DONE } kg_x_state_t;
+
+struct kg_execution {
+    kg_kernel_t *kernel;
+    char id[37];
+    char msg_id[37];
+    char *code;
+    char *stdin_text;
+    const char *stdin_next; /* the next line to answer with, inside stdin_text */
+    kg_execute_opts_t opts; /* callbacks and flags; its strings point at the copies above */
+    kg_x_state_t state;
+
+    bool got_reply;
+    bool got_idle;
+    bool clear_pending; /* clear_output(wait=True): clear before the next output */
+    const char *forced_status; /* "timeout" or "cancelled" override the reply's status */
+    char *stdin_failure;       /* set when input() asked for more than was supplied */
+    int timeout_timer;
+    int grace_timer;
+    int64_t started_us;
+    double duration_ms;
+
+    cb_buf_t streams[2]; /* stdout, stderr */
+    bool truncated[2];
+    json_t *results;     /* array of {data, metadata, is_main_result[, display_id]} */
+    json_t *error;       /* {ename, evalue, traceback} or NULL */
+    json_t *execution_count;
+    char *reply_status;
+    json_t *notes;       /* array of strings */
+    bool kernel_restarted;
+};
+
+static const char *s_stream_names[2] = {"stdout", "stderr"};
+
+static void s_note(kg_execution_t *x, const char *text)
+{
+    if (text && *text)
+        json_array_append_new(x->notes, json_string(text));
+}
+
+static void s_free(kg_execution_t *x)
+{
+    free(x->code);
+    free(x->stdin_text);
+    free(x->stdin_failure);
+    free(x->reply_status);
+    cb_buf_free(&x->streams[0]);
+    cb_buf_free(&x->streams[1]);
+    json_decref(x->results);
+    json_decref(x->error);
+    json_decref(x->execution_count);
+    json_decref(x->notes);
+    free(x);
+}
+
+static void s_cancel_timer(kg_execution_t *x, int *timer)
+{
+    if (*timer >= 0) {
+        zloop_timer_end(x->kernel->gw->loop, *timer);
+        *timer = -1;
+    }
+}
+
+/* ---- the result -------------------------------------------------------------------------- */
+
+static json_t *s_result(const kg_execution_t *x, const char *status)
+{
+    json_t *error = x->error ? json_incref(x->error) : json_null();
+    if (x->stdin_failure) {
+        json_decref(error);
+        error = json_pack("{s:s, s:s, s:[]}", "ename", "StdinNotProvided", "evalue",
+                          x->stdin_failure, "traceback");
+    }
+    double duration = x->state == KG_X_DONE ? x->duration_ms
+                      : x->started_us      ? (double)(cb_now_us() - x->started_us) / 1000.0
+                                           : 0.0;
+    return json_pack("{s:s, s:s, s:O, s:s, s:s, s:o, s:o*, s:f, s:b, s:o}",
+                     "id", x->id, "status", status, "execution_count", x->execution_count,
+                     "stdout", cb_buf_str(&x->streams[0]), "stderr", cb_buf_str(&x->streams[1]),
+                     "results", json_deep_copy(x->results), "error", error,
+                     "duration_ms", duration, "kernel_restarted", x->kernel_restarted,
+                     "notes", json_deep_copy(x->notes));
+}
+
+json_t *kg_execution_snapshot(const kg_execution_t *self)
+{
+    return s_result(self, self->state == KG_X_QUEUED ? "queued" : "running");
+}
+
+/* Report the final result and free the execution. The kernel must already have let go of it. */
+static void s_complete(kg_execution_t *x, const char *status)
+{
+    kg_kernel_t *k = x->kernel;
+    s_cancel_timer(x, &x->timeout_timer);
+    s_cancel_timer(x, &x->grace_timer);
+    if (x->started_us)
+        x->duration_ms = (double)(cb_now_us() - x->started_us) / 1000.0;
+    x->state = KG_X_DONE;
+    if (strcmp(status, "ok") != 0)
+        k->gw->counters.executions_failed++;
+    json_t *result = s_result(x, status);
+    if (x->opts.on_done)
+        x->opts.on_done(x, result ? result : json_null(), x->opts.arg);
+    json_decref(result);
+    s_free(x);
+}
+
+static void s_finish(kg_execution_t *x)
+{
+    const char *status = x->forced_status ? x->forced_status
+                         : x->stdin_failure ? "error"
+                         : x->reply_status  ? x->reply_status
+                                            : "error";
+    kg_kernel_t *k = x->kernel;
+    kg_kernel_execution_finished(k, x); /* the next execution may start now */
+    s_complete(x, status);
+}
+
+void kg_execution_abandon(kg_execution_t *x, const char *status, const char *note)
+{
+    s_note(x, note);
+    s_complete(x, status);
+}
+
+/* ---- outputs ----------------------------------------------------------------------------- */
+
+static void s_clear_outputs(kg_execution_t *x)
+{
+    cb_buf_clear(&x->streams[0]);
+    cb_buf_clear(&x->streams[1]);
+    json_array_clear(x->results);
+    x->clear_pending = false;
+}
+
+static void s_append_stream(kg_execution_t *x, int which, const char *text)
+{
+    cb_buf_t *buf = &x->streams[which];
+    size_t n = strlen(text);
+    if (buf->len + n > KG_STREAM_CAP) {
+        if (!x->truncated[which]) {
+            x->truncated[which] = true;
+            cleanup_free char *note = cb_strdup_printf(
+                "%s was cut at %u MiB; the rest was dropped.", s_stream_names[which],
+                KG_STREAM_CAP >> 20);
+            s_note(x, note);
+        }
+        n = KG_STREAM_CAP > buf->len ? KG_STREAM_CAP - buf->len : 0;
+    }
+    if (n && cb_buf_append(buf, text, n) < 0)
+        cb_warn("execution %.8s: out of memory for %s", x->id, s_stream_names[which]);
+}
+
+static void s_add_result(kg_execution_t *x, json_t *content, bool main_result)
+{
+    json_t *item = json_pack("{s:O, s:O, s:b}", "data", json_object_get(content, "data"),
+                             "metadata", json_object_get(content, "metadata"),
+                             "is_main_result", main_result);
+    if (!item)
+        return; /* data or metadata missing: not a valid output */
+    json_t *display_id = json_object_get(json_object_get(content, "transient"), "display_id");
+    if (json_is_string(display_id))
+        json_object_set(item, "display_id", display_id);
+    json_array_append_new(x->results, item);
+}
+
+static void s_update_display(kg_execution_t *x, json_t *content)
+{
+    const char *id = json_string_value(json_object_get(json_object_get(content, "transient"), "display_id"));
+    size_t i;
+    json_t *item;
+    json_array_foreach(x->results, i, item)
+    {
+        const char *have = json_string_value(json_object_get(item, "display_id"));
+        if (id && have && strcmp(id, have) == 0) {
+            json_object_set(item, "data", json_object_get(content, "data"));
+            json_object_set(item, "metadata", json_object_get(content, "metadata"));
+        }
+    }
+}
+
+static void s_answer_input(kg_execution_t *x, const kg_msg_t *request)
+{
+    kg_kernel_t *k = x->kernel;
+    if (!x->stdin_next || !*x->stdin_next) {
+        const char *prompt = json_string_value(json_object_get(request->content, "prompt"));
+        free(x->stdin_failure);
+        x->stdin_failure = cb_strdup_printf(
+            "the code asked for input (prompt %s%s%s) but no %sstdin was supplied; pass the "
+            "answers as stdin, one line per input() call", prompt ? "'" : "",
+            prompt ? prompt : "none", prompt ? "'" : "", x->stdin_text ? "more " : "");
+        cb_error_t err = {0};
+        if (kg_kernel_interrupt(k, &err) < 0)
+            cb_warn("execution %.8s: %s", x->id, err.msg);
+        return;
+    }
+    const char *end = strchr(x->stdin_next, '\n');
+    size_t len = end ? (size_t)(end - x->stdin_next) : strlen(x->stdin_next);
+    json_t *value = json_stringn(x->stdin_next, len);
+    x->stdin_next += len + (end ? 1 : 0);
+    kg_msg_t *reply = kg_msg_new("input_reply", k->session, request->header,
+                                 json_pack("{s:o}", "value", value ? value : json_string("")));
+    reply->idents = zmsg_dup(request->idents); /* stdin is a ROUTER on the kernel's side */
+    kg_kernel_send(k, KG_CH_STDIN, &reply);
+}
+
+void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t *msg)
+{
+    const char *type = kg_msg_type(msg);
+    json_t *content = msg->content;
+    const char *output_kind = NULL;
+
+    if (ch == KG_CH_SHELL) {
+        if (strcmp(type, "execute_reply") != 0)
+            return;
+        x->got_reply = true;
+        const char *status = json_string_value(json_object_get(content, "status"));
+        free(x->reply_status);
+        x->reply_status = strdup(status ? status : "error");
+        json_t *count = json_object_get(content, "execution_count");
+        if (json_is_integer(count)) {
+            json_decref(x->execution_count);
+            x->execution_count = json_incref(count);
+        }
+        if (status && strcmp(status, "error") == 0 && !x->error)
+            x->error = json_pack("{s:O*, s:O*, s:O*}", "ename", json_object_get(content, "ename"),
+                                 "evalue", json_object_get(content, "evalue"), "traceback",
+                                 json_object_get(content, "traceback"));
+    } else if (ch == KG_CH_STDIN) {
+        if (strcmp(type, "input_request") != 0)
+            return;
+        output_kind = "input_request";
+        s_answer_input(x, msg);
+    } else if (strcmp(type, "status") == 0) {
+        const char *state = json_string_value(json_object_get(content, "execution_state"));
+        if (state && strcmp(state, "idle") == 0)
+            x->got_idle = true;
+    } else if (strcmp(type, "clear_output") == 0) {
+        output_kind = type;
+        if (json_is_true(json_object_get(content, "wait")))
+            x->clear_pending = true;
+        else
+            s_clear_outputs(x);
+    } else if (strcmp(type, "stream") == 0 || strcmp(type, "display_data") == 0 ||
+               strcmp(type, "execute_result") == 0 || strcmp(type, "update_display_data") == 0 ||
+               strcmp(type, "error") == 0) {
+        output_kind = type;
+        if (x->clear_pending && strcmp(type, "update_display_data") != 0)
+            s_clear_outputs(x);
+        if (strcmp(type, "stream") == 0) {
+            const char *name = json_string_value(json_object_get(content, "name"));
+            const char *text = json_string_value(json_object_get(content, "text"));
+            if (text)
+                s_append_stream(x, name && strcmp(name, "stderr") == 0, text);
+        } else if (strcmp(type, "display_data") == 0) {
+            s_add_result(x, content, false);
+        } else if (strcmp(type, "execute_result") == 0) {
+            s_add_result(x, content, true);
+            json_t *count = json_object_get(content, "execution_count");
+            if (json_is_integer(count)) {
+                json_decref(x->execution_count);
+                x->execution_count = json_incref(count);
+            }
+        } else if (strcmp(type, "update_display_data") == 0) {
+            s_update_display(x, content);
+        } else {
+            json_decref(x->error);
+            x->error = json_pack("{s:O*, s:O*, s:O*}", "ename", json_object_get(content, "ename"),
+                                 "evalue", json_object_get(content, "evalue"), "traceback",
+                                 json_object_get(content, "traceback"));
+        }
+    }
+    if (output_kind && x->opts.on_output)
+        x->opts.on_output(x, output_kind, content, x->opts.arg);
+    if (x->got_reply && x->got_idle && x->state == KG_X_RUNNING)
+        s_finish(x);
+}
+
+/* ---- timeout, cancel --------------------------------------------------------------------- */
+
+static int s_on_grace(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_execution_t *x = arg;
+    kg_kernel_t *k = x->kernel;
+    kg_gateway_t *gw = k->gw;
+    x->grace_timer = -1;
+    cleanup_free char *note = cb_strdup_printf(
+        "The interrupt did not stop the code within %.1f s, so the kernel was restarted; its "
+        "variables and imports are lost.", gw->cfg.interrupt_grace_ms / 1000.0);
+    s_note(x, note);
+    x->kernel_restarted = true;
+    kg_kernel_restart_for(k, "the kernel was restarted because an interrupt did not take");
+    s_finish(x);
+    return kg_gateway_handler_result(gw);
+}
+
+/* Interrupt the running code; the result will carry status and note. If the kernel does not
+ * finish within the grace period it is restarted (s_on_grace). */
+static void s_interrupt(kg_execution_t *x, const char *status, const char *note)
+{
+    if (x->forced_status)
+        return; /* already interrupting */
+    x->forced_status = status;
+    s_note(x, note);
+    cb_error_t err = {0};
+    if (kg_kernel_interrupt(x->kernel, &err) < 0)
+        cb_warn("execution %.8s: %s", x->id, err.msg);
+    x->grace_timer = zloop_timer(x->kernel->gw->loop, (size_t)x->kernel->gw->cfg.interrupt_grace_ms,
+                                 1, s_on_grace, x);
+}
+
+static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_execution_t *x = arg;
+    x->timeout_timer = -1;
+    cleanup_free char *note = cb_strdup_printf(
+        "Execution timed out after %.1f s and was interrupted.", x->opts.timeout_ms / 1000.0);
+    s_interrupt(x, "timeout", note);
+    return kg_gateway_handler_result(x->kernel->gw);
+}
+
+int kg_execution_cancel(kg_execution_t *self, cb_error_t *err)
+{
+    if (self->state == KG_X_QUEUED) {
+        void *handle = zlistx_find(self->kernel->queue, self);
+        if (handle)
+            zlistx_delete(self->kernel->queue, handle);
+        kg_execution_abandon(self, "cancelled", "Cancelled before it started.");
+        return 0;
+    }
+    if (self->state != KG_X_RUNNING)
+        return cb_error_fail(err, CB_ERR_STATE, "execution %.8s has finished", self->id);
+    s_interrupt(self, "cancelled", "Cancelled; the kernel was interrupted.");
+    return 0;
+}
+
+/* ---- start ------------------------------------------------------------------------------- */
+
+static int s_on_fail_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_execution_t *x = arg;
+    kg_gateway_t *gw = x->kernel->gw;
+    x->grace_timer = -1;
+    x->forced_status = "error";
+    s_finish(x);
+    return kg_gateway_handler_result(gw);
+}
+
+/* A failure while starting: finish on a fresh loop turn, so that kg_execute's caller always
+ * gets its pointer back before on_done runs. */
+static void s_fail_soon(kg_execution_t *x, const char *note)
+{
+    s_note(x, note);
+    x->grace_timer = zloop_timer(x->kernel->gw->loop, 1, 1, s_on_fail_timer, x);
+}
+
+void kg_execution_begin(kg_execution_t *x)
+{
+    kg_kernel_t *k = x->kernel;
+    cleanup_free char *lost = NULL;
+    if (kg_kernel_take_state_lost(k, &lost)) {
+        x->kernel_restarted = true;
+        cleanup_free char *note = cb_strdup_printf(
+            "State from earlier executions is gone: %s.", lost);
+        s_note(x, note);
+    }
+    bool history = !x->opts.no_history && !x->opts.silent;
+    kg_msg_t *msg = kg_msg_new(
+        "execute_request", k->session, NULL,
+        json_pack("{s:s, s:b, s:b, s:{}, s:b, s:b}", "code", x->code, "silent", x->opts.silent,
+                  "store_history", history, "user_expressions", "allow_stdin",
+                  x->stdin_text != NULL, "stop_on_error", true));
+    x->state = KG_X_RUNNING;
+    x->started_us = cb_now_us();
+    if (!msg || !msg->content) {
+        kg_msg_destroy(&msg);
+        s_fail_soon(x, "Could not build the execute request.");
+        return;
+    }
+    snprintf(x->msg_id, sizeof x->msg_id, "%s", kg_msg_id(msg));
+    if (kg_kernel_send(k, KG_CH_SHELL, &msg) < 0) {
+        s_fail_soon(x, "Could not send the execute request to the kernel.");
+        return;
+    }
+    if (x->opts.timeout_ms > 0)
+        x->timeout_timer = zloop_timer(k->gw->loop, (size_t)x->opts.timeout_ms, 1, s_on_timeout, x);
+}
+
+kg_execution_t *kg_execute(kg_kernel_t *kernel, const kg_execute_opts_t *opts, cb_error_t *err)
+{
+    if (!opts || !opts->code)
+        return cb_error_fail(err, CB_ERR_INVALID, "no code to execute"), NULL;
+    if (opts->timeout_ms < 0)
+        return cb_error_fail(err, CB_ERR_INVALID, "timeout must not be negative"), NULL;
+    kg_execution_t *x = calloc(1, sizeof *x);
+    if (!x)
+        return cb_error_make(err, ENOMEM, "new execution"), NULL;
+    x->kernel = kernel;
+    x->opts = *opts;
+    x->timeout_timer = x->grace_timer = -1;
+    x->code = strdup(opts->code);
+    x->stdin_text = opts->stdin_text ? strdup(opts->stdin_text) : NULL;
+    x->stdin_next = x->stdin_text;
+    x->results = json_array();
+    x->notes = json_array();
+    x->execution_count = json_null();
+    zuuid_t *uuid = zuuid_new();
+    if (uuid)
+        snprintf(x->id, sizeof x->id, "%s", zuuid_str_canonical(uuid));
+    zuuid_destroy(&uuid);
+    if (!x->code || (opts->stdin_text && !x->stdin_text) || !x->results || !x->notes || !x->id[0]) {
+        s_free(x);
+        return cb_error_make(err, ENOMEM, "new execution"), NULL;
+    }
+    x->opts.code = x->code;
+    x->opts.stdin_text = x->stdin_text;
+    if (kg_kernel_enqueue(kernel, x, err) < 0) {
+        s_free(x);
+        return NULL;
+    }
+    kernel->gw->counters.executions++;
+    return x; /* even when it began at once, on_done runs on a later loop turn */
+}
+
+const char *kg_execution_id(const kg_execution_t *self) { return self->id; }
+const char *kg_execution_msg_id(const kg_execution_t *x) { return x->msg_id; }
+kg_kernel_t *kg_execution_kernel(const kg_execution_t *self) { return self->kernel; }

@@ -1,1 +1,928 @@
-/* kernel.c: placeholder until implemented. */
+/* kernel.c: one kernel's process, sockets and lifecycle, all driven from the gateway's loop.
+ *
+ * Start: write the connection file, fork and exec the kernelspec's argv in a new session (so
+ * signals reach the whole process group), open a pidfd to learn of its exit, connect the five
+ * channels, and send kernel_info_request. The kernel is ready once a kernel_info_reply has come
+ * back AND something has arrived on iopub: a SUB socket misses what was published before its
+ * subscription took (the slow joiner), so while iopub is silent kernel_info is sent again.
+ *
+ * Stop: shutdown_request on control, then SIGTERM, then SIGKILL to the process group, each after
+ * a grace period. Whatever asked for the stop, the end is the same: the pidfd becomes readable,
+ * the group is swept with SIGKILL, the process reaped, and `after_exit` says what comes next:
+ * respawn (a restart), the end of the kernel (a shutdown), or the death path (unasked exit:
+ * restart automatically within a limit, otherwise the kernel is dead).
+ *
+ * Callbacks may call back into the gateway (shut the kernel down from an event, queue code from
+ * on_done), so the kernel struct itself is only freed from a timer on a fresh loop turn.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cb/cleanup.h"
+#include "cb/log.h"
+#include "kg_private.h"
+
+#define KG_NUDGE_MS 50          /* re-send kernel_info while iopub is silent */
+#define KG_RESTART_WINDOW_MS (5 * 60 * 1000)
+#define KG_OUTPUT_LINE_MAX 4096 /* longer kernel output lines are split */
+
+extern char **environ;
+
+static int s_start_process(kg_kernel_t *k, cb_error_t *err);
+static void s_stop_process(kg_kernel_t *k, kg_after_exit_t after, bool graceful);
+static void s_run_next(kg_kernel_t *k);
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static void s_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static char **s_strv_copy(const char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        if (!(out[i] = strdup(v[i]))) {
+            s_strv_free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static void s_set_string(char **slot, char *value)
+{
+    free(*slot);
+    *slot = value;
+}
+
+static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
+{
+    if (k->on_event)
+        k->on_event(k, event, detail, k->event_arg);
+}
+
+static void s_timer_cancel(kg_kernel_t *k, int *timer)
+{
+    if (*timer >= 0) {
+        zloop_timer_end(k->gw->loop, *timer);
+        *timer = -1;
+    }
+}
+
+static bool s_is_ready_state(kg_kernel_state_t s) { return s == KG_KERNEL_IDLE || s == KG_KERNEL_BUSY; }
+
+/* ---- environment and exec ---------------------------------------------------------------- */
+
+/* The host environment, then the spec's env, then the caller's: a later KEY replaces an
+ * earlier one. Caller owns return value. */
+static char **s_build_env(const kg_kernel_t *k)
+{
+    const char *const *layers[] = {(const char *const *)environ,
+                                   (const char *const *)k->spec->env,
+                                   (const char *const *)k->extra_env};
+    size_t total = 0;
+    for (size_t l = 0; l < 3; l++)
+        for (size_t i = 0; layers[l] && layers[l][i]; i++)
+            total++;
+    char **env = calloc(total + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t n = 0;
+    for (size_t l = 0; l < 3; l++) {
+        for (size_t i = 0; layers[l] && layers[l][i]; i++) {
+            const char *entry = layers[l][i];
+            const char *eq = strchr(entry, '=');
+            size_t keylen = eq ? (size_t)(eq - entry) : strlen(entry);
+            size_t j = 0;
+            while (j < n && !(strncmp(env[j], entry, keylen) == 0 && env[j][keylen] == '='))
+                j++;
+            char *copy = strdup(entry);
+            if (!copy) {
+                s_strv_free(env);
+                return NULL;
+            }
+            if (j < n)
+                s_set_string(&env[j], copy);
+            else
+                env[n++] = copy;
+        }
+    }
+    return env;
+}
+
+/* argv[0] as a path: as given when it holds a '/', else the first executable match in PATH. */
+static char *s_resolve_program(const char *prog, char **env)
+{
+    if (strchr(prog, '/'))
+        return strdup(prog);
+    const char *path = "/usr/local/bin:/usr/bin:/bin";
+    for (size_t i = 0; env[i]; i++)
+        if (strncmp(env[i], "PATH=", 5) == 0)
+            path = env[i] + 5;
+    cleanup_free char *copy = strdup(path);
+    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        char *candidate = cb_strdup_printf("%s/%s", *dir ? dir : ".", prog);
+        if (candidate && access(candidate, X_OK) == 0)
+            return candidate;
+        free(candidate);
+    }
+    return NULL;
+}
+
+/* In the child between fork and exec only async-signal-safe calls are made and nothing is
+ * allocated; a failure writes {step, errno} to the error pipe and exits. */
+enum { KG_STEP_SESSION = 1, KG_STEP_PDEATHSIG, KG_STEP_STDIO, KG_STEP_CHDIR, KG_STEP_EXEC };
+static const char *s_step_names[] = {"", "setsid", "set parent-death signal", "redirect stdio",
+                                     "chdir", "exec"};
+
+__attribute__((noreturn)) static void s_child_fail(int fd, int step)
+{
+    int report[2] = {step, errno};
+    ssize_t ignored = write(fd, report, sizeof report);
+    (void)ignored;
+    _exit(127);
+}
+
+static pid_t s_fork_exec(const char *path, char **argv, char **env, const char *cwd, int out_fd,
+                         cb_error_t *err)
+{
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) < 0)
+        return cb_error_make(err, errno, "pipe");
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int saved = errno;
+        close(errpipe[0]);
+        close(errpipe[1]);
+        return cb_error_make(err, saved, "fork");
+    }
+    if (pid == 0) {
+        int fd = errpipe[1];
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (setsid() < 0)
+            s_child_fail(fd, KG_STEP_SESSION);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+            s_child_fail(fd, KG_STEP_PDEATHSIG);
+        if (getppid() != parent)
+            _exit(127); /* the gateway is already gone */
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+            s_child_fail(fd, KG_STEP_STDIO);
+        if (cwd && chdir(cwd) < 0)
+            s_child_fail(fd, KG_STEP_CHDIR);
+        closefrom(3); /* the error pipe is close-on-exec and stays open until exec */
+        execve(path, argv, env);
+        s_child_fail(fd, KG_STEP_EXEC);
+    }
+    close(errpipe[1]);
+    int report[2];
+    ssize_t n;
+    do
+        n = read(errpipe[0], report, sizeof report);
+    while (n < 0 && errno == EINTR);
+    close(errpipe[0]);
+    if (n == (ssize_t)sizeof report) {
+        waitpid(pid, NULL, 0);
+        int step = report[0] > 0 && report[0] <= KG_STEP_EXEC ? report[0] : KG_STEP_EXEC;
+        return cb_error_make(err, report[1], "start kernel '%s': %s", path, s_step_names[step]);
+    }
+    return pid;
+}
+
+/* ---- sockets ----------------------------------------------------------------------------- */
+
+static int s_on_socket(zloop_t *loop, zsock_t *sock, void *arg);
+
+static void s_close_sockets(kg_kernel_t *k)
+{
+    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+        if (k->socks[ch]) {
+            zloop_reader_end(k->gw->loop, k->socks[ch]);
+            zsock_destroy(&k->socks[ch]);
+        }
+    }
+}
+
+static int s_open_sockets(kg_kernel_t *k, cb_error_t *err)
+{
+    static const int types[KG_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
+    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+        zsock_t *s = zsock_new(types[ch]);
+        if (!s) {
+            s_close_sockets(k);
+            return cb_error_fail(err, CB_ERR_SYSTEM, "create %s socket", kg_channel_name(ch));
+        }
+        k->socks[ch] = s;
+        zsock_set_linger(s, 0);
+        zsock_set_reconnect_ivl(s, 10); /* the kernel binds moments after we connect */
+        if (ch == KG_CH_SHELL || ch == KG_CH_STDIN)
+            zsock_set_identity(s, k->session); /* stdin must share shell's identity */
+        if (ch == KG_CH_IOPUB)
+            zsock_set_subscribe(s, "");
+        char endpoint[PATH_MAX];
+        kg_conninfo_endpoint(&k->ci, ch, endpoint, sizeof endpoint);
+        if (zsock_connect(s, "%s", endpoint) < 0 ||
+            zloop_reader(k->gw->loop, s, s_on_socket, k) < 0) {
+            s_close_sockets(k);
+            return cb_error_fail(err, CB_ERR_SYSTEM, "connect %s to %s", kg_channel_name(ch),
+                                 endpoint);
+        }
+        zloop_reader_set_tolerant(k->gw->loop, s);
+    }
+    return 0;
+}
+
+int kg_kernel_send(kg_kernel_t *k, kg_channel_t ch, kg_msg_t **msg_p)
+{
+    int rc = -1;
+    if (*msg_p && k->socks[ch])
+        rc = kg_wire_send(k->socks[ch], *msg_p, k->signer);
+    kg_msg_destroy(msg_p);
+    return rc;
+}
+
+static void s_send_request(kg_kernel_t *k, kg_channel_t ch, const char *type, json_t *content)
+{
+    kg_msg_t *msg = kg_msg_new(type, k->session, NULL, content);
+    if (kg_kernel_send(k, ch, &msg) < 0)
+        cb_debug("kernel %.8s: could not send %s", k->id, type);
+}
+
+/* ---- readiness --------------------------------------------------------------------------- */
+
+static void s_send_kernel_info(kg_kernel_t *k) { s_send_request(k, KG_CH_SHELL, "kernel_info_request", NULL); }
+
+static int s_on_nudge(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_kernel_t *k = arg;
+    k->nudge_timer = -1;
+    if (!k->iopub_seen) {
+        k->info_replied = false;
+        s_send_kernel_info(k);
+    }
+    return kg_gateway_handler_result(k->gw);
+}
+
+static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg);
+
+static void s_became_ready(kg_kernel_t *k)
+{
+    s_timer_cancel(k, &k->ready_timer);
+    s_timer_cancel(k, &k->nudge_timer);
+    k->state = KG_KERNEL_IDLE;
+    k->ever_ready = true;
+    k->hb_waiting = false;
+    k->hb_misses = 0;
+    if (k->gw->cfg.heartbeat_ms > 0 && k->hb_timer < 0)
+        k->hb_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.heartbeat_ms, 0, s_on_heartbeat, k);
+    cb_debug("kernel %.8s ready (pid %ld)", k->id, (long)k->pid);
+    s_emit(k, KG_EVENT_READY, NULL);
+    s_run_next(k);
+}
+
+static void s_check_ready(kg_kernel_t *k)
+{
+    if (k->state != KG_KERNEL_STARTING && k->state != KG_KERNEL_RESTARTING)
+        return;
+    if (k->info_replied && k->iopub_seen)
+        s_became_ready(k);
+    else if (k->info_replied && k->nudge_timer < 0)
+        k->nudge_timer = zloop_timer(k->gw->loop, KG_NUDGE_MS, 1, s_on_nudge, k);
+}
+
+static int s_on_ready_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_kernel_t *k = arg;
+    k->ready_timer = -1;
+    s_set_string(&k->exit_detail, cb_strdup_printf("did not become ready within %d ms",
+                                                   k->gw->cfg.startup_timeout_ms));
+    cb_warn("kernel %.8s %s", k->id, k->exit_detail);
+    s_stop_process(k, KG_AFTER_EXIT_DIED, false);
+    return kg_gateway_handler_result(k->gw);
+}
+
+/* ---- heartbeat --------------------------------------------------------------------------- */
+
+static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_kernel_t *k = arg;
+    if (k->hb_waiting && ++k->hb_misses >= k->gw->cfg.heartbeat_misses) {
+        s_timer_cancel(k, &k->hb_timer);
+        s_set_string(&k->exit_detail,
+                     cb_strdup_printf("stopped answering heartbeats for %d ms",
+                                      k->hb_misses * k->gw->cfg.heartbeat_ms));
+        cb_warn("kernel %.8s %s; killing it", k->id, k->exit_detail);
+        s_emit(k, KG_EVENT_HUNG, k->exit_detail);
+        if (!k->stop_step)
+            s_stop_process(k, KG_AFTER_EXIT_DIED, false);
+        return kg_gateway_handler_result(k->gw);
+    }
+    if (!k->hb_waiting && k->socks[KG_CH_HB]) {
+        /* An empty delimiter first, so both REP and ROUTER-echo heartbeats answer. */
+        zstr_sendm(k->socks[KG_CH_HB], "");
+        zstr_send(k->socks[KG_CH_HB], "ping");
+        k->hb_waiting = true;
+    }
+    return kg_gateway_handler_result(k->gw);
+}
+
+/* ---- message routing --------------------------------------------------------------------- */
+
+static void s_dispatch(kg_kernel_t *k, kg_channel_t ch, const kg_msg_t *msg)
+{
+    const char *type = kg_msg_type(msg);
+    if (ch == KG_CH_IOPUB) {
+        k->iopub_seen = true;
+        if (strcmp(type, "status") == 0 && s_is_ready_state(k->state)) {
+            const char *st = json_string_value(json_object_get(msg->content, "execution_state"));
+            if (st && strcmp(st, "busy") == 0)
+                k->state = KG_KERNEL_BUSY;
+            else if (st && strcmp(st, "idle") == 0)
+                k->state = KG_KERNEL_IDLE;
+        }
+        s_check_ready(k);
+    } else if (ch == KG_CH_SHELL && strcmp(type, "kernel_info_reply") == 0) {
+        k->info_replied = true;
+        s_check_ready(k);
+        return;
+    } else if (ch == KG_CH_CONTROL) {
+        cb_debug("kernel %.8s: %s on control", k->id, type);
+        return;
+    }
+    if (k->running && strcmp(kg_msg_parent_id(msg), kg_execution_msg_id(k->running)) == 0)
+        kg_execution_on_message(k->running, ch, msg);
+}
+
+static int s_on_socket(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    kg_kernel_t *k = arg;
+    kg_gateway_t *gw = k->gw;
+    kg_channel_t ch = KG_CH_COUNT;
+    for (int i = 0; i < KG_CH_COUNT; i++)
+        if (k->socks[i] == sock)
+            ch = (kg_channel_t)i;
+    /* Drain what is waiting (bounded, for fairness between kernels). */
+    for (int budget = 64; budget > 0 && ch < KG_CH_COUNT && k->socks[ch] == sock; budget--) {
+        if (!(zsock_events(sock) & ZMQ_POLLIN))
+            break;
+        zmsg_t *raw = zmsg_recv(sock);
+        if (!raw)
+            break;
+        if (ch == KG_CH_HB) {
+            k->hb_waiting = false;
+            k->hb_misses = 0;
+            zmsg_destroy(&raw);
+            continue;
+        }
+        kg_wire_status_t status;
+        kg_msg_t *msg = kg_wire_decode(&raw, k->signer, k->replay, &status);
+        if (!msg) {
+            kg_gateway_count_rejected(gw, status, false);
+            cb_debug("kernel %.8s: dropped a %s frame: %s", k->id, kg_channel_name(ch),
+                     kg_wire_status_name(status));
+            zmsg_destroy(&raw);
+            continue;
+        }
+        s_dispatch(k, ch, msg);
+        kg_msg_destroy(&msg);
+    }
+    return kg_gateway_handler_result(gw);
+}
+
+/* ---- the kernel's own output (stdout and stderr of the process) ------------------------- */
+
+static void s_flush_output_line(kg_kernel_t *k)
+{
+    if (k->output_line.len == 0)
+        return;
+    cb_debug("kernel %.8s: %s", k->id, cb_buf_str(&k->output_line));
+    s_emit(k, KG_EVENT_STDERR, cb_buf_str(&k->output_line));
+    cb_buf_clear(&k->output_line);
+}
+
+static void s_close_output(kg_kernel_t *k)
+{
+    if (k->output_fd < 0)
+        return;
+    zmq_pollitem_t item = {.fd = k->output_fd, .events = ZMQ_POLLIN};
+    zloop_poller_end(k->gw->loop, &item);
+    close(k->output_fd);
+    k->output_fd = -1;
+    s_flush_output_line(k);
+}
+
+/* Read what the pipe holds; returns false at end of file or on an error. */
+static bool s_read_output(kg_kernel_t *k)
+{
+    char chunk[4096];
+    ssize_t n = read(k->output_fd, chunk, sizeof chunk);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return true;
+    if (n <= 0)
+        return false;
+    for (ssize_t i = 0; i < n; i++) {
+        if (chunk[i] == '\n' || k->output_line.len >= KG_OUTPUT_LINE_MAX)
+            s_flush_output_line(k);
+        if (chunk[i] != '\n')
+            cb_buf_append(&k->output_line, &chunk[i], 1);
+    }
+    return true;
+}
+
+static int s_on_output(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    kg_kernel_t *k = arg;
+    if (!s_read_output(k))
+        s_close_output(k);
+    return kg_gateway_handler_result(k->gw);
+}
+
+/* ---- executions -------------------------------------------------------------------------- */
+
+static void s_run_next(kg_kernel_t *k)
+{
+    if (k->running || !s_is_ready_state(k->state) || k->stop_step || zlistx_size(k->queue) == 0)
+        return;
+    k->running = zlistx_first(k->queue);
+    zlistx_delete(k->queue, zlistx_cursor(k->queue));
+    kg_execution_begin(k->running);
+}
+
+int kg_kernel_enqueue(kg_kernel_t *k, kg_execution_t *x, cb_error_t *err)
+{
+    if (k->state == KG_KERNEL_DEAD)
+        return cb_error_fail(err, CB_ERR_KERNEL_DEAD,
+                             "kernel %.8s is dead (%s); start a new kernel", k->id,
+                             k->exit_detail ? k->exit_detail : "gave up restarting");
+    if (k->state == KG_KERNEL_SHUTTING_DOWN || k->state == KG_KERNEL_STOPPED)
+        return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is shutting down", k->id);
+    if (!zlistx_add_end(k->queue, x))
+        return cb_error_make(err, ENOMEM, "queue execution");
+    s_run_next(k);
+    return 0;
+}
+
+void kg_kernel_execution_finished(kg_kernel_t *k, kg_execution_t *x)
+{
+    if (k->running == x)
+        k->running = NULL;
+    s_run_next(k);
+}
+
+const char *kg_kernel_take_state_lost(kg_kernel_t *k, char **reason_out)
+{
+    *reason_out = k->state_lost_reason;
+    k->state_lost_reason = NULL;
+    return *reason_out;
+}
+
+/* End the running execution and, unless keep_queue, every queued one. */
+static void s_abandon_executions(kg_kernel_t *k, const char *status, const char *note, bool keep_queue)
+{
+    if (k->running) {
+        kg_execution_t *x = k->running;
+        k->running = NULL;
+        kg_execution_abandon(x, status, note);
+    }
+    kg_execution_t *x;
+    while (!keep_queue && (x = zlistx_first(k->queue))) {
+        zlistx_delete(k->queue, zlistx_cursor(k->queue));
+        kg_execution_abandon(x, status, note);
+    }
+}
+
+/* ---- stopping, death and restart --------------------------------------------------------- */
+
+static int s_on_stop_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_kernel_t *k = arg;
+    k->stop_timer = -1;
+    if (k->pid > 0 && k->stop_step == 1) {
+        cb_debug("kernel %.8s: no exit after shutdown_request; SIGTERM", k->id);
+        killpg(k->pid, SIGTERM);
+        k->stop_step = 2;
+        k->stop_timer = zloop_timer(loop, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
+    } else if (k->pid > 0 && k->stop_step == 2) {
+        cb_debug("kernel %.8s: no exit after SIGTERM; SIGKILL", k->id);
+        killpg(k->pid, SIGKILL);
+        k->stop_step = 3;
+    }
+    return kg_gateway_handler_result(k->gw);
+}
+
+static void s_after_exit(kg_kernel_t *k);
+
+/* Start ending the process; s_after_exit runs once it has been reaped. A stronger `after`
+ * (stop over respawn over died) replaces a weaker one already under way. */
+static void s_stop_process(kg_kernel_t *k, kg_after_exit_t after, bool graceful)
+{
+    if (after > k->after_exit)
+        k->after_exit = after;
+    s_timer_cancel(k, &k->hb_timer);
+    s_timer_cancel(k, &k->ready_timer);
+    s_timer_cancel(k, &k->nudge_timer);
+    if (k->pid <= 0) {
+        s_after_exit(k);
+        return;
+    }
+    if (k->stop_step == 3 || (k->stop_step && graceful))
+        return; /* already on its way out */
+    s_timer_cancel(k, &k->stop_timer);
+    if (graceful && k->socks[KG_CH_CONTROL]) {
+        s_send_request(k, KG_CH_CONTROL, "shutdown_request",
+                       json_pack("{s:b}", "restart", after == KG_AFTER_EXIT_RESPAWN));
+        k->stop_step = 1;
+        k->stop_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.shutdown_grace_ms, 1,
+                                    s_on_stop_timer, k);
+    } else {
+        killpg(k->pid, SIGKILL);
+        k->stop_step = 3;
+    }
+}
+
+static char *s_describe_exit(const siginfo_t *info)
+{
+    if (info->si_code == CLD_EXITED)
+        return cb_strdup_printf("exited with code %d", info->si_status);
+    return cb_strdup_printf("killed by signal %d (%s)", info->si_status, strsignal(info->si_status));
+}
+
+static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    kg_kernel_t *k = arg;
+    kg_gateway_t *gw = k->gw;
+    /* The leader is a zombie until reaped, so its pid still names the group: sweep it. */
+    killpg(k->pid, SIGKILL);
+    siginfo_t info = {0};
+    if (waitid(P_PIDFD, (id_t)k->pidfd, &info, WEXITED) < 0) {
+        cb_warn("kernel %.8s: waitid: %s", k->id, strerror(errno));
+        return kg_gateway_handler_result(gw);
+    }
+    zloop_poller_end(loop, item);
+    close(k->pidfd);
+    k->pidfd = -1;
+    k->pid = 0;
+    k->stop_step = 0;
+    s_timer_cancel(k, &k->stop_timer);
+    /* Keep an explanation set earlier (heartbeat, startup timeout); else say how it ended. */
+    if (!k->exit_detail)
+        k->exit_detail = s_describe_exit(&info);
+    while (k->output_fd >= 0 && s_read_output(k)) {
+    }
+    s_close_output(k);
+    s_close_sockets(k);
+    s_after_exit(k);
+    return kg_gateway_handler_result(gw);
+}
+
+static int s_on_free(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_kernel_t *k = arg;
+    kg_gateway_t *gw = k->gw;
+    s_emit(k, KG_EVENT_STOPPED, NULL);
+    kg_gateway_remove_kernel(gw, k);
+    kg_attach_destroy(&k->attach);
+    kg_kernelspec_destroy(&k->spec);
+    s_strv_free(k->extra_env);
+    free(k->cwd);
+    free(k->run_dir);
+    free(k->conn_path);
+    free(k->exit_detail);
+    free(k->state_lost_reason);
+    cb_buf_free(&k->output_line);
+    kg_signer_destroy(&k->signer);
+    kg_replay_destroy(&k->replay);
+    zlistx_destroy(&k->queue);
+    free(k);
+    return kg_gateway_handler_result(gw);
+}
+
+static void s_restart_now(kg_kernel_t *k)
+{
+    k->after_exit = KG_AFTER_EXIT_DIED;
+    k->state = KG_KERNEL_RESTARTING;
+    k->restart_count++;
+    k->gw->counters.kernels_restarted++;
+    s_emit(k, KG_EVENT_RESTARTING, k->state_lost_reason);
+    cb_error_t err = {0};
+    if (s_start_process(k, &err) < 0) {
+        cb_warn("kernel %.8s: restart failed: %s", k->id, err.msg);
+        s_set_string(&k->exit_detail, strdup(err.msg));
+        k->state = KG_KERNEL_DEAD;
+        s_emit(k, KG_EVENT_DEAD, k->exit_detail);
+        s_abandon_executions(k, "kernel_died", "The kernel could not be restarted.", false);
+    }
+}
+
+static bool s_may_restart(kg_kernel_t *k)
+{
+    int limit = k->gw->cfg.restart_limit;
+    if (limit < 0 || !k->ever_ready)
+        return false;
+    int64_t now = cb_now_ms();
+    if (now - k->restart_window_start_ms > KG_RESTART_WINDOW_MS) {
+        k->restart_window_start_ms = now;
+        k->restarts_in_window = 0;
+    }
+    return k->restarts_in_window++ < limit;
+}
+
+static void s_after_exit(kg_kernel_t *k)
+{
+    kg_after_exit_t after = k->after_exit;
+    cleanup_free char *detail = steal_pointer(&k->exit_detail);
+    if (after == KG_AFTER_EXIT_STOP) {
+        k->state = KG_KERNEL_STOPPED;
+        s_abandon_executions(k, "cancelled", "The kernel was shut down.", false);
+        kg_attach_destroy(&k->attach);
+        cb_error_t err = {0};
+        if (cb_rm_rf(k->run_dir, &err) < 0)
+            cb_warn("kernel %.8s: %s", k->id, err.msg);
+        zloop_timer(k->gw->loop, 1, 1, s_on_free, k);
+        return;
+    }
+    if (after == KG_AFTER_EXIT_RESPAWN) {
+        s_abandon_executions(k, "kernel_died", "The kernel was restarted while running this code.", true);
+        s_restart_now(k);
+        return;
+    }
+    /* Died unasked. */
+    k->gw->counters.kernels_died++;
+    cb_warn("kernel %.8s %s", k->id, detail ? detail : "died");
+    s_emit(k, KG_EVENT_DIED, detail);
+    if (k->stopping)
+        return; /* the callback shut it down; that path has taken over */
+    cleanup_free char *note = cb_strdup_printf(
+        "The kernel died (%s) while running this code; its variables and imports are lost.",
+        detail ? detail : "unknown cause");
+    s_abandon_executions(k, "kernel_died", note, true);
+    if (k->stopping)
+        return;
+    if (s_may_restart(k)) {
+        s_set_string(&k->state_lost_reason,
+                     cb_strdup_printf("the kernel died (%s) and was restarted", detail ? detail : "unknown cause"));
+        s_restart_now(k);
+        return;
+    }
+    k->state = KG_KERNEL_DEAD;
+    s_set_string(&k->exit_detail, cb_strdup_printf("%s; %s", detail ? detail : "died",
+                                                    k->ever_ready ? "restart limit reached"
+                                                                  : "it never became ready"));
+    s_emit(k, KG_EVENT_DEAD, k->exit_detail);
+    if (!k->stopping)
+        s_abandon_executions(k, "kernel_died", "The kernel is dead and will not be restarted.", false);
+}
+
+/* ---- start ------------------------------------------------------------------------------- */
+
+static int s_start_process(kg_kernel_t *k, cb_error_t *err)
+{
+    k->info_replied = false;
+    k->iopub_seen = false;
+    if (s_open_sockets(k, err) < 0)
+        return -1;
+    char **argv = kg_kernelspec_argv(k->spec, k->conn_path);
+    char **env = s_build_env(k);
+    char *path = (argv && env) ? s_resolve_program(argv[0], env) : NULL;
+    int out[2] = {-1, -1};
+    pid_t pid = -1;
+    if (!argv || !env)
+        cb_error_make(err, ENOMEM, "prepare kernel command");
+    else if (!path)
+        cb_error_fail(err, CB_ERR_NOT_FOUND, "kernel program '%s' not found in PATH", argv[0]);
+    else if (pipe2(out, O_CLOEXEC) < 0)
+        cb_error_make(err, errno, "pipe");
+    else
+        pid = s_fork_exec(path, argv, env, k->cwd, out[1], err);
+    s_strv_free(argv);
+    s_strv_free(env);
+    free(path);
+    if (out[1] >= 0)
+        close(out[1]);
+    if (pid < 0) {
+        if (out[0] >= 0)
+            close(out[0]);
+        s_close_sockets(k);
+        return -1;
+    }
+    k->pid = pid;
+    k->output_fd = out[0];
+    fcntl(k->output_fd, F_SETFL, O_NONBLOCK);
+    k->pidfd = pidfd_open(pid, 0);
+    zmq_pollitem_t pid_item = {.fd = k->pidfd, .events = ZMQ_POLLIN};
+    zmq_pollitem_t out_item = {.fd = k->output_fd, .events = ZMQ_POLLIN};
+    if (k->pidfd < 0 || zloop_poller(k->gw->loop, &pid_item, s_on_pidfd, k) < 0 ||
+        zloop_poller(k->gw->loop, &out_item, s_on_output, k) < 0) {
+        int saved = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        k->pid = 0;
+        if (k->pidfd >= 0) {
+            zloop_poller_end(k->gw->loop, &pid_item);
+            close(k->pidfd);
+            k->pidfd = -1;
+        }
+        s_close_output(k);
+        s_close_sockets(k);
+        return cb_error_make(err, saved, "watch kernel process");
+    }
+    k->gw->counters.kernels_started++;
+    k->ready_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.startup_timeout_ms, 1,
+                                 s_on_ready_timeout, k);
+    s_send_kernel_info(k);
+    cb_debug("kernel %.8s: started %s (pid %ld)", k->id, k->spec->name, (long)pid);
+    return 0;
+}
+
+static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_error_t *err)
+{
+    kg_kernel_t *k = calloc(1, sizeof *k);
+    if (!k)
+        return cb_error_make(err, ENOMEM, "new kernel"), NULL;
+    k->gw = gw;
+    k->pidfd = k->output_fd = -1;
+    k->ready_timer = k->nudge_timer = k->hb_timer = k->stop_timer = -1;
+    zuuid_t *id = zuuid_new(), *session = zuuid_new();
+    if (id && session) {
+        snprintf(k->id, sizeof k->id, "%s", zuuid_str_canonical(id));
+        snprintf(k->session, sizeof k->session, "%s", zuuid_str_canonical(session));
+    }
+    zuuid_destroy(&id);
+    zuuid_destroy(&session);
+    k->on_event = opts->on_event;
+    k->event_arg = opts->arg;
+    k->queue = zlistx_new();
+    k->extra_env = s_strv_copy(opts->env);
+    k->cwd = opts->cwd ? strdup(opts->cwd) : NULL;
+    if (!k->id[0] || !k->queue || !k->extra_env || (opts->cwd && !k->cwd)) {
+        zlistx_destroy(&k->queue);
+        s_strv_free(k->extra_env);
+        free(k->cwd);
+        free(k);
+        return cb_error_make(err, ENOMEM, "new kernel"), NULL;
+    }
+    return k;
+}
+
+kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_error_t *err)
+{
+    static const kg_kernel_opts_t defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    const char *name = opts->kernel_name ? opts->kernel_name : "python3";
+    kg_kernelspec_t *spec = kg_kernelspec_find(gw->kernels_dir, name, err);
+    if (!spec)
+        return NULL;
+    kg_kernel_t *k = s_kernel_alloc(gw, opts, err);
+    if (!k) {
+        kg_kernelspec_destroy(&spec);
+        return NULL;
+    }
+    k->spec = spec;
+    k->state = KG_KERNEL_STARTING;
+    k->run_dir = cb_strdup_printf("%s/%.8s", gw->runtime_dir, k->id);
+    k->conn_path = k->run_dir ? cb_strdup_printf("%s/connection.json", k->run_dir) : NULL;
+    k->replay = kg_replay_new(4096);
+    int rc = (k->run_dir && k->conn_path && k->replay) ? 0 : cb_error_make(err, ENOMEM, "new kernel");
+    if (rc == 0 && mkdir(k->run_dir, 0700) < 0)
+        rc = cb_error_make(err, errno, "create run dir '%s'", k->run_dir);
+    if (rc == 0)
+        rc = kg_conninfo_init(&k->ci, gw->cfg.transport, k->run_dir, name, err);
+    if (rc == 0 && !(k->signer = kg_signer_new(k->ci.key, strlen(k->ci.key), err)))
+        rc = -1;
+    if (rc == 0)
+        rc = kg_conninfo_write(&k->ci, k->conn_path, err);
+    if (rc == 0)
+        rc = s_start_process(k, err);
+    if (rc < 0) {
+        cb_error_prefix(err, "start kernel '%s': ", name);
+        if (k->run_dir)
+            cb_rm_rf(k->run_dir, NULL);
+        kg_gateway_add_kernel(gw, k); /* s_on_free removes it again */
+        k->on_event = NULL;           /* the caller hears of the failure from the return */
+        s_on_free(gw->loop, -1, k);
+        return NULL;
+    }
+    kg_gateway_add_kernel(gw, k);
+    return k;
+}
+
+/* ---- public control ---------------------------------------------------------------------- */
+
+void kg_kernel_shutdown(kg_kernel_t *self)
+{
+    if (!self || self->stopping)
+        return;
+    self->stopping = true;
+    self->state = KG_KERNEL_SHUTTING_DOWN;
+    s_abandon_executions(self, "cancelled", "The kernel was shut down.", false);
+    s_stop_process(self, KG_AFTER_EXIT_STOP, true);
+}
+
+int kg_kernel_interrupt(kg_kernel_t *self, cb_error_t *err)
+{
+    if (self->pid <= 0 || !s_is_ready_state(self->state))
+        return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is %s; nothing to interrupt",
+                             self->id, kg_kernel_state_name(self->state));
+    if (self->spec->interrupt_mode == KG_INTERRUPT_MESSAGE) {
+        s_send_request(self, KG_CH_CONTROL, "interrupt_request", NULL);
+        return 0;
+    }
+    if (killpg(self->pid, SIGINT) < 0)
+        return cb_error_make(err, errno, "interrupt kernel %.8s", self->id);
+    return 0;
+}
+
+void kg_kernel_restart_for(kg_kernel_t *k, const char *reason)
+{
+    if (k->stopping || k->state == KG_KERNEL_DEAD)
+        return;
+    s_set_string(&k->state_lost_reason, strdup(reason));
+    k->state = KG_KERNEL_RESTARTING;
+    s_stop_process(k, KG_AFTER_EXIT_RESPAWN, false);
+}
+
+int kg_kernel_restart(kg_kernel_t *self, cb_error_t *err)
+{
+    if (self->stopping)
+        return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is shutting down", self->id);
+    if (self->state == KG_KERNEL_RESTARTING)
+        return 0;
+    s_set_string(&self->state_lost_reason, strdup("the kernel was restarted on request"));
+    bool graceful = self->state != KG_KERNEL_DEAD;
+    self->state = KG_KERNEL_RESTARTING;
+    s_stop_process(self, KG_AFTER_EXIT_RESPAWN, graceful);
+    return 0;
+}
+
+/* Last resort for kg_gateway_destroy: kill, reap and free without the loop. */
+void kg_kernel_free_now(kg_kernel_t *k)
+{
+    if (k->pid > 0) {
+        killpg(k->pid, SIGKILL);
+        waitpid(k->pid, NULL, 0);
+        k->pid = 0;
+    }
+    s_timer_cancel(k, &k->hb_timer);
+    s_timer_cancel(k, &k->ready_timer);
+    s_timer_cancel(k, &k->nudge_timer);
+    s_timer_cancel(k, &k->stop_timer);
+    if (k->pidfd >= 0) {
+        zmq_pollitem_t item = {.fd = k->pidfd, .events = ZMQ_POLLIN};
+        zloop_poller_end(k->gw->loop, &item);
+        close(k->pidfd);
+        k->pidfd = -1;
+    }
+    s_close_output(k);
+    s_close_sockets(k);
+    k->stopping = true;
+    k->after_exit = KG_AFTER_EXIT_STOP;
+    s_after_exit(k); /* schedules the free; run it now */
+    s_on_free(k->gw->loop, -1, k);
+}
+
+const char *kg_kernel_id(const kg_kernel_t *self) { return self->id; }
+const char *kg_kernel_name(const kg_kernel_t *self) { return self->spec->name; }
+const char *kg_kernel_language(const kg_kernel_t *self) { return self->spec->language; }
+kg_kernel_state_t kg_kernel_state(const kg_kernel_t *self) { return self->state; }
+pid_t kg_kernel_pid(const kg_kernel_t *self) { return self->pid > 0 ? self->pid : 0; }
+int kg_kernel_restart_count(const kg_kernel_t *self) { return self->restart_count; }
+const char *kg_kernel_run_dir(const kg_kernel_t *self) { return self->run_dir; }
+
+const char *kg_kernel_state_name(kg_kernel_state_t state)
+{
+    static const char *names[] = {"starting", "idle", "busy", "restarting",
+                                  "shutting_down", "dead", "stopped"};
+    return state <= KG_KERNEL_STOPPED ? names[state] : "unknown";
+}
+
+const char *kg_kernel_attach(kg_kernel_t *self, cb_error_t *err)
+{
+    if (self->stopping || self->state == KG_KERNEL_DEAD)
+        return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is %s", self->id,
+                             kg_kernel_state_name(self->state)),
+               NULL;
+    if (!self->attach && !(self->attach = kg_attach_new(self, err)))
+        return NULL;
+    return kg_attach_path(self->attach);
+}

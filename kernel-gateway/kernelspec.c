@@ -1,1 +1,543 @@
-/* kernelspec.c: placeholder until implemented. */
+/* kernelspec.c: finding and parsing Jupyter kernelspecs (kernel.json).
+ *
+ * Why: the gateway starts kernels the way Jupyter does, from a kernelspec: a directory named after
+ * the kernel that holds kernel.json (argv, display_name, language, env, interrupt_mode). Reading
+ * the same directories as jupyter_client means a kernel installed with `python -m ipykernel
+ * install --user` just works, and the project ships its own specs in kernels/.
+ *
+ * How: kg_kernelspec_search_path() lists the kernels directories in Jupyter's order, with the
+ * project's directory slotted in before the system ones. find walks that list and loads the first
+ * <dir>/<name>/kernel.json that is a regular file; list scans every directory, keeps the first
+ * spec of each name and sorts by name. kg_kernelspec_load() validates each field strictly and
+ * copies it into heap strings, so a spec outlives the JSON it came from; every refusal names the
+ * file and the field. Names follow Jupyter's rule ([A-Za-z0-9._-]) and may not be "." or "..",
+ * so a name can never climb out of a kernels directory. argv keeps its placeholders until
+ * kg_kernelspec_argv() substitutes {connection_file} and {resource_dir} wherever they appear.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cb/cleanup.h"
+#include "cb/log.h"
+#include "cb/util.h"
+#include "kg/kg.h"
+
+/* kernel.json files are a few hundred bytes; anything near this is not a kernelspec. */
+#define S_MAX_SPEC_BYTES (1024 * 1024)
+
+/* A NULL-terminated array of heap strings, grown one entry at a time. */
+typedef struct {
+    char **v;
+    size_t n;
+} s_strv_t;
+
+static void s_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static void s_strv_clear(s_strv_t *sv)
+{
+    s_strv_free(sv->v);
+    sv->v = NULL;
+    sv->n = 0;
+}
+
+#define cleanup_strv __attribute__((cleanup(s_strv_clear)))
+
+/* Append s, taking ownership of it (freed on failure). Returns 0, or -1 when out of memory. */
+static int s_strv_push(s_strv_t *sv, char *s)
+{
+    if (!s)
+        return -1;
+    char **grown = realloc(sv->v, (sv->n + 2) * sizeof *grown);
+    if (!grown) {
+        free(s);
+        return -1;
+    }
+    grown[sv->n++] = s;
+    grown[sv->n] = NULL;
+    sv->v = grown;
+    return 0;
+}
+
+/* An empty but valid NULL-terminated array, so callers never see NULL for "no entries". */
+static int s_strv_init(s_strv_t *sv)
+{
+    sv->n = 0;
+    sv->v = calloc(1, sizeof *sv->v);
+    return sv->v ? 0 : -1;
+}
+
+static bool s_name_is_valid(const char *name)
+{
+    if (!name || !*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return false;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static const char *s_json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "an unknown JSON value";
+}
+
+/* A required string field, copied. */
+static char *s_get_string(json_t *root, const char *field, const char *path, cb_error_t *err)
+{
+    json_t *v = json_object_get(root, field); /* borrowed */
+    if (!v)
+        return cb_error_fail(err, CB_ERR_INVALID, "%s: field '%s' is missing", path, field), NULL;
+    if (!json_is_string(v))
+        return cb_error_fail(err, CB_ERR_INVALID, "%s: field '%s' must be a string, got %s", path,
+                             field, s_json_type_name(v)),
+               NULL;
+    char *copy = strdup(json_string_value(v));
+    if (!copy)
+        return cb_error_make(err, ENOMEM, "%s: field '%s'", path, field), NULL;
+    return copy;
+}
+
+static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
+{
+    json_t *argv = json_object_get(root, "argv"); /* borrowed */
+    if (!argv)
+        return cb_error_fail(err, CB_ERR_INVALID, "%s: field 'argv' is missing", path), NULL;
+    if (!json_is_array(argv) || json_array_size(argv) == 0)
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "%s: field 'argv' must be a non-empty array of strings, got %s", path,
+                             json_is_array(argv) ? "an empty array" : s_json_type_name(argv)),
+               NULL;
+    cleanup_strv s_strv_t out = {0};
+    if (s_strv_init(&out) < 0)
+        return cb_error_make(err, ENOMEM, "%s: field 'argv'", path), NULL;
+    size_t i;
+    json_t *item; /* borrowed */
+    json_array_foreach(argv, i, item)
+    {
+        if (!json_is_string(item))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "%s: field 'argv' must hold only strings, but argv[%zu] is %s",
+                                 path, i, s_json_type_name(item)),
+                   NULL;
+        if (s_strv_push(&out, strdup(json_string_value(item))) < 0)
+            return cb_error_make(err, ENOMEM, "%s: field 'argv'", path), NULL;
+    }
+    if (out.v[0][0] == '\0')
+        return cb_error_fail(err, CB_ERR_INVALID, "%s: field 'argv': argv[0] is empty", path), NULL;
+    return steal_pointer(&out.v);
+}
+
+/* env is optional; absent gives an empty array. */
+static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
+{
+    cleanup_strv s_strv_t out = {0};
+    if (s_strv_init(&out) < 0)
+        return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
+    json_t *env = json_object_get(root, "env"); /* borrowed */
+    if (!env)
+        return steal_pointer(&out.v);
+    if (!json_is_object(env))
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "%s: field 'env' must be an object of strings, got %s", path,
+                             s_json_type_name(env)),
+               NULL;
+    const char *key;
+    json_t *value; /* borrowed */
+    json_object_foreach(env, key, value)
+    {
+        if (!*key || strchr(key, '='))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "%s: field 'env': '%s' is not a valid variable name", path, key),
+                   NULL;
+        if (!json_is_string(value))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "%s: field 'env': value of '%s' must be a string, got %s", path,
+                                 key, s_json_type_name(value)),
+                   NULL;
+        if (s_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value))) < 0)
+            return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
+    }
+    return steal_pointer(&out.v);
+}
+
+/* interrupt_mode is optional; absent means signal, as in Jupyter. */
+static int s_get_interrupt_mode(json_t *root, const char *path, kg_interrupt_mode_t *mode,
+                                cb_error_t *err)
+{
+    json_t *v = json_object_get(root, "interrupt_mode"); /* borrowed */
+    *mode = KG_INTERRUPT_SIGNAL;
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "%s: field 'interrupt_mode' must be \"signal\" or \"message\", got %s",
+                             path, s_json_type_name(v));
+    const char *s = json_string_value(v);
+    if (strcmp(s, "signal") == 0)
+        return 0;
+    if (strcmp(s, "message") == 0) {
+        *mode = KG_INTERRUPT_MESSAGE;
+        return 0;
+    }
+    return cb_error_fail(err, CB_ERR_INVALID,
+                         "%s: field 'interrupt_mode' must be \"signal\" or \"message\", got \"%s\"",
+                         path, s);
+}
+
+kg_kernelspec_t *kg_kernelspec_load(const char *resource_dir, const char *name, cb_error_t *err)
+{
+    if (!resource_dir || !name)
+        return cb_error_fail(err, CB_ERR_INVALID, "kernelspec: resource_dir and name are required"),
+               NULL;
+    cleanup_free char *path = cb_strdup_printf("%s/kernel.json", resource_dir);
+    if (!path)
+        return cb_error_make(err, ENOMEM, "kernelspec '%s'", name), NULL;
+    size_t len = 0;
+    cleanup_free char *text = cb_read_file(path, S_MAX_SPEC_BYTES, &len, err);
+    if (!text) {
+        if (err && err->errnum == ENOENT)
+            err->kind = CB_ERR_NOT_FOUND;
+        cb_error_prefix(err, "kernelspec '%s': ", name);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_auto_t *root = json_loadb(text, len, 0, &jerr);
+    if (!root)
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "kernelspec '%s': %s is not valid JSON (line %d, column %d): %s", name,
+                             path, jerr.line, jerr.column, jerr.text),
+               NULL;
+    if (!json_is_object(root))
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "kernelspec '%s': %s must hold a JSON object, got %s", name, path,
+                             s_json_type_name(root)),
+               NULL;
+
+    __attribute__((cleanup(kg_kernelspec_destroy))) kg_kernelspec_t *spec = calloc(1, sizeof *spec);
+    if (!spec || !(spec->name = strdup(name)) || !(spec->resource_dir = strdup(resource_dir)))
+        return cb_error_make(err, ENOMEM, "kernelspec '%s'", name), NULL;
+    if (!(spec->argv = s_get_argv(root, path, err)) ||
+        !(spec->display_name = s_get_string(root, "display_name", path, err)) ||
+        !(spec->language = s_get_string(root, "language", path, err)) ||
+        !(spec->env = s_get_env(root, path, err)) ||
+        s_get_interrupt_mode(root, path, &spec->interrupt_mode, err) < 0) {
+        cb_error_prefix(err, "kernelspec '%s': ", name);
+        return NULL;
+    }
+    return steal_pointer(&spec);
+}
+
+void kg_kernelspec_destroy(kg_kernelspec_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kg_kernelspec_t *self = *self_p;
+    free(self->name);
+    free(self->display_name);
+    free(self->language);
+    free(self->resource_dir);
+    s_strv_free(self->argv);
+    s_strv_free(self->env);
+    free(self);
+    *self_p = NULL;
+}
+
+/* getenv, with an empty value counted as unset (as the XDG spec and jupyter_core do). */
+static const char *s_getenv(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+char **kg_kernelspec_search_path(const char *project_dir)
+{
+    cleanup_strv s_strv_t out = {0};
+    if (s_strv_init(&out) < 0)
+        return NULL;
+
+    const char *jp = s_getenv("JUPYTER_PATH");
+    for (const char *p = jp; p && *p;) {
+        size_t n = strcspn(p, ":");
+        if (n > 0 && s_strv_push(&out, cb_strdup_printf("%.*s/kernels", (int)n, p)) < 0)
+            return NULL;
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+
+    /* The user's data dir; with none of these set (a bare service environment) there is none. */
+    const char *data = s_getenv("JUPYTER_DATA_DIR");
+    const char *xdg = s_getenv("XDG_DATA_HOME");
+    const char *home = s_getenv("HOME");
+    if (data || xdg || home) {
+        char *user = data  ? cb_strdup_printf("%s/kernels", data)
+                     : xdg ? cb_strdup_printf("%s/jupyter/kernels", xdg)
+                           : cb_strdup_printf("%s/.local/share/jupyter/kernels", home);
+        if (s_strv_push(&out, user) < 0)
+            return NULL;
+    }
+
+    if (project_dir && s_strv_push(&out, strdup(project_dir)) < 0)
+        return NULL;
+    if (s_strv_push(&out, strdup("/usr/local/share/jupyter/kernels")) < 0 ||
+        s_strv_push(&out, strdup("/usr/share/jupyter/kernels")) < 0)
+        return NULL;
+    return steal_pointer(&out.v);
+}
+
+/* <dir>/<name>/kernel.json exists and is a regular file (symlinks followed). */
+static bool s_has_spec(const char *dir, const char *name)
+{
+    cleanup_free char *path = cb_strdup_printf("%s/%s/kernel.json", dir, name);
+    struct stat st;
+    return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A spec's location found by a scan: names and the directories they win in. */
+typedef struct {
+    char *name;
+    char *resource_dir;
+} s_entry_t;
+
+typedef struct {
+    s_entry_t *v;
+    size_t n;
+} s_entries_t;
+
+static void s_entries_clear(s_entries_t *es)
+{
+    for (size_t i = 0; i < es->n; i++) {
+        free(es->v[i].name);
+        free(es->v[i].resource_dir);
+    }
+    free(es->v);
+    es->v = NULL;
+    es->n = 0;
+}
+
+#define cleanup_entries __attribute__((cleanup(s_entries_clear)))
+
+static int s_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const s_entry_t *)a)->name, ((const s_entry_t *)b)->name);
+}
+
+static bool s_entries_have(const s_entries_t *es, const char *name)
+{
+    for (size_t i = 0; i < es->n; i++)
+        if (strcmp(es->v[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Every valid name with a kernel.json across the search path, first of each name, sorted.
+ * Unreadable directories are skipped (most of the search path does not exist on most machines). */
+static int s_scan(char **search_path, s_entries_t *out)
+{
+    for (char **dir = search_path; *dir; dir++) {
+        DIR *d = opendir(*dir);
+        if (!d) {
+            if (errno != ENOENT && errno != ENOTDIR)
+                cb_debug("kernelspec: cannot read '%s': %s", *dir, strerror(errno));
+            continue;
+        }
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (!s_name_is_valid(de->d_name)) {
+                if (de->d_name[0] != '.')
+                    cb_debug("kernelspec: ignoring '%s/%s': not a valid kernelspec name", *dir,
+                             de->d_name);
+                continue;
+            }
+            if (s_entries_have(out, de->d_name) || !s_has_spec(*dir, de->d_name))
+                continue;
+            s_entry_t *grown = realloc(out->v, (out->n + 1) * sizeof *grown);
+            if (!grown) {
+                closedir(d);
+                return -1;
+            }
+            out->v = grown;
+            s_entry_t *e = &out->v[out->n];
+            e->name = strdup(de->d_name);
+            e->resource_dir = cb_strdup_printf("%s/%s", *dir, de->d_name);
+            out->n++;
+            if (!e->name || !e->resource_dir) {
+                closedir(d);
+                return -1;
+            }
+        }
+        closedir(d);
+    }
+    if (out->n > 0)
+        qsort(out->v, out->n, sizeof *out->v, s_entry_cmp);
+    return 0;
+}
+
+/* "a, b, c" from the entries' names. Caller owns return value. */
+static char *s_join_names(const s_entries_t *es)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < es->n; i++)
+        len += strlen(es->v[i].name) + 2;
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    char *p = out;
+    for (size_t i = 0; i < es->n; i++)
+        p = stpcpy(stpcpy(p, i ? ", " : ""), es->v[i].name);
+    *p = '\0';
+    return out;
+}
+
+kg_kernelspec_t *kg_kernelspec_find(const char *project_dir, const char *name, cb_error_t *err)
+{
+    if (!s_name_is_valid(name))
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "invalid kernelspec name '%s': use only letters, digits, '.', '_' "
+                             "and '-' (and not '.' or '..')",
+                             name ? name : "(null)"),
+               NULL;
+    cleanup_strv s_strv_t path = {.v = kg_kernelspec_search_path(project_dir)};
+    if (!path.v)
+        return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
+    for (char **dir = path.v; *dir; dir++) {
+        if (!s_has_spec(*dir, name))
+            continue;
+        cleanup_free char *resource_dir = cb_strdup_printf("%s/%s", *dir, name);
+        if (!resource_dir)
+            return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
+        return kg_kernelspec_load(resource_dir, name, err);
+    }
+
+    cleanup_entries s_entries_t found = {0};
+    if (s_scan(path.v, &found) < 0)
+        return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
+    cleanup_free char *names = s_join_names(&found);
+    if (!names)
+        return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
+    return cb_error_fail(err, CB_ERR_NOT_FOUND, "no kernelspec named '%s' (available: %s)", name,
+                         found.n ? names : "none"),
+           NULL;
+}
+
+static void s_specs_free(kg_kernelspec_t **specs)
+{
+    if (!specs)
+        return;
+    for (kg_kernelspec_t **p = specs; *p; p++)
+        kg_kernelspec_destroy(p);
+    free(specs);
+}
+
+static void s_specs_freep(kg_kernelspec_t ***specs_p) { s_specs_free(*specs_p); }
+
+kg_kernelspec_t **kg_kernelspec_list(const char *project_dir, size_t *count)
+{
+    *count = 0;
+    cleanup_strv s_strv_t path = {.v = kg_kernelspec_search_path(project_dir)};
+    if (!path.v)
+        return NULL;
+    cleanup_entries s_entries_t found = {0};
+    if (s_scan(path.v, &found) < 0)
+        return NULL;
+
+    /* NULL-terminated as well as counted, so a partial array is always safe to free. */
+    __attribute__((cleanup(s_specs_freep))) kg_kernelspec_t **specs =
+        calloc(found.n + 1, sizeof *specs);
+    if (!specs)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < found.n; i++) {
+        cb_error_t err = {0};
+        kg_kernelspec_t *spec = kg_kernelspec_load(found.v[i].resource_dir, found.v[i].name, &err);
+        if (!spec) {
+            cb_warn("skipping %s", err.msg);
+            continue;
+        }
+        specs[n++] = spec;
+    }
+    *count = n;
+    return steal_pointer(&specs);
+}
+
+/* Walk in, replacing every {connection_file} and {resource_dir}; replacements are not rescanned
+ * and a NULL value leaves its placeholder as it is. Writes into out when it is not NULL (it must
+ * hold the returned length plus one); returns the length of the result. */
+static size_t s_substitute_into(char *out, const char *in, const char *connection_file,
+                                const char *resource_dir)
+{
+    static const char conn_ph[] = "{connection_file}";
+    static const char res_ph[] = "{resource_dir}";
+    size_t len = 0;
+    for (const char *p = in; *p;) {
+        const char *from = p;
+        size_t n = 1, skip = 1;
+        if (connection_file && strncmp(p, conn_ph, sizeof conn_ph - 1) == 0) {
+            from = connection_file;
+            n = strlen(from);
+            skip = sizeof conn_ph - 1;
+        } else if (resource_dir && strncmp(p, res_ph, sizeof res_ph - 1) == 0) {
+            from = resource_dir;
+            n = strlen(from);
+            skip = sizeof res_ph - 1;
+        }
+        if (out)
+            memcpy(out + len, from, n);
+        len += n;
+        p += skip;
+    }
+    if (out)
+        out[len] = '\0';
+    return len;
+}
+
+/* Caller owns return value; NULL when out of memory. */
+static char *s_substitute(const char *in, const char *connection_file, const char *resource_dir)
+{
+    char *out = malloc(s_substitute_into(NULL, in, connection_file, resource_dir) + 1);
+    if (out)
+        s_substitute_into(out, in, connection_file, resource_dir);
+    return out;
+}
+
+char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_file)
+{
+    cleanup_strv s_strv_t out = {0};
+    if (!spec || !spec->argv || s_strv_init(&out) < 0)
+        return NULL;
+    for (char **arg = spec->argv; *arg; arg++)
+        if (s_strv_push(&out, s_substitute(*arg, connection_file, spec->resource_dir)) < 0)
+            return NULL;
+    return steal_pointer(&out.v);
+}

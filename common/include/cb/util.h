@@ -31,4 +31,20 @@ int cb_rm_rf(const char *path, cb_error_t *err);
 /* printf into a fresh heap string. Caller owns return value; NULL on allocation failure. */
 char *cb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A growable byte buffer, always NUL-terminated when non-empty. Zero-initialise to use. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} cb_buf_t;
+
+/* Append n bytes. Returns 0, or -1 on allocation failure (the buffer is unchanged). */
+int cb_buf_append(cb_buf_t *buf, const char *bytes, size_t n);
+/* Empty the buffer, keeping its memory. */
+void cb_buf_clear(cb_buf_t *buf);
+/* Free the memory; the buffer is empty and reusable after. */
+void cb_buf_free(cb_buf_t *buf);
+/* The contents as a C string ("" when empty). Borrowed; valid until the next change. */
+const char *cb_buf_str(const cb_buf_t *buf);
+
 #endif

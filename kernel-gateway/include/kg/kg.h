@@ -127,6 +127,10 @@ int kg_gateway_run_until(kg_gateway_t *self, const volatile int *flag, int timeo
 /* Borrowed; valid until kg_gateway_destroy. */
 const kg_counters_t *kg_gateway_counters(kg_gateway_t *self);
 
+/* The project's kernelspec directory this gateway searches (see the kernelspec section).
+ * Borrowed; valid until kg_gateway_destroy. */
+const char *kg_gateway_kernels_dir(kg_gateway_t *self);
+
 /* Look a live kernel up by id. Borrowed; see kg_kernel_start for the lifetime. */
 kg_kernel_t *kg_gateway_kernel(kg_gateway_t *self, const char *kernel_id);
 
@@ -183,8 +187,9 @@ void kg_kernel_shutdown(kg_kernel_t *self);
  * as the spec's interrupt_mode says). */
 int kg_kernel_interrupt(kg_kernel_t *self, cb_error_t *err);
 
-/* Restart: stop the process and start it again with the same connection info. Running and
- * queued executions end as "kernel_died" with a note; the next one reports kernel_restarted. */
+/* Restart: stop the process and start it again with the same connection info and key. The
+ * running execution ends as "kernel_died" with a note; queued ones run after the restart, and
+ * the first of them reports kernel_restarted. */
 int kg_kernel_restart(kg_kernel_t *self, cb_error_t *err);
 
 const char *kg_kernel_id(const kg_kernel_t *self);       /* Borrowed; valid with the kernel */
