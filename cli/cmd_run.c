@@ -17,8 +17,13 @@
 
 #define CLI_MAX_CODE (16u << 20)
 
+#define CLI_KERNEL_LINES 20 /* the kernel's last output lines, shown when it fails */
+
 typedef struct {
     const char *outputs_dir;
+    int verbose;
+    char *kernel_lines[CLI_KERNEL_LINES];
+    unsigned n_kernel_lines;
     int images_saved;
     volatile int done;
     int exit_code;
@@ -130,8 +135,12 @@ static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
 static void s_on_event(kg_kernel_t *k, kg_kernel_event_t event, const char *detail, void *arg)
 {
     run_ctx_t *ctx = arg;
-    if (event == KG_EVENT_STDERR) {
+    if (event == KG_EVENT_STDERR && ctx->verbose) {
         fprintf(stderr, "[kernel] %s\n", detail);
+    } else if (event == KG_EVENT_STDERR) {
+        char **slot = &ctx->kernel_lines[ctx->n_kernel_lines++ % CLI_KERNEL_LINES];
+        free(*slot);
+        *slot = strdup(detail);
     } else if (event == KG_EVENT_DEAD) {
         free(ctx->kernel_failure);
         ctx->kernel_failure = strdup(detail ? detail : "the kernel died");
@@ -188,6 +197,7 @@ int cli_cmd_run(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("run", "expected exactly one FILE or -");
     cli_setup_logging(verbose);
+    ctx.verbose = verbose;
 
     cb_error_t err = {0};
     cleanup_free char *code = s_read_code(argv[optind], &err);
@@ -219,8 +229,13 @@ int cli_cmd_run(int argc, char **argv)
     }
     if (ctx.kernel_failure) {
         fprintf(stderr, "cellblock run: kernel failed: %s\n", ctx.kernel_failure);
+        unsigned first = ctx.n_kernel_lines > CLI_KERNEL_LINES ? ctx.n_kernel_lines - CLI_KERNEL_LINES : 0;
+        for (unsigned i = first; i < ctx.n_kernel_lines; i++)
+            fprintf(stderr, "[kernel] %s\n", ctx.kernel_lines[i % CLI_KERNEL_LINES]);
         free(ctx.kernel_failure);
     }
+    for (unsigned i = 0; i < CLI_KERNEL_LINES; i++)
+        free(ctx.kernel_lines[i]);
     fflush(stdout);
     kg_gateway_destroy(&gw);
     return ctx.exit_code;

@@ -11,9 +11,11 @@
  * stacked under the proxy's, and its replies come back with that identity first, which the
  * front ROUTER routes on. The back shell and stdin DEALERs share one routing id, because the
  * kernel sends input_request to the identity that made the shell request. iopub is SUB to PUB.
- * Heartbeat bytes pass through untouched. No JSON is parsed: frames are split, their signature
- * verified (length, constant-time compare, replay), and the same frames re-signed. A frame that
- * fails is dropped and counted, never forwarded.
+ * Heartbeat bytes pass through untouched. Frames are split, their signature verified (length,
+ * constant-time compare, replay), and the same frames re-signed. What a client sends must also
+ * have four dict frames that are JSON objects, checked only after the signature verified (the
+ * kernel's own output is trusted and not parsed). A frame that fails is dropped and counted,
+ * never forwarded.
  */
 #include <errno.h>
 #include <string.h>
@@ -44,14 +46,31 @@ static kg_channel_t s_channel_of(zsock_t *const socks[KG_CH_COUNT], zsock_t *soc
     return KG_CH_COUNT;
 }
 
-/* Verify with `from`, re-sign with `to`, send on `out`. Takes ownership of *raw_p. */
+/* KG_WIRE_BAD_JSON unless each of a verified message's four dict frames is a JSON object. */
+static kg_wire_status_t s_check_dicts(const kg_wire_view_t *view)
+{
+    for (size_t i = 0; i < 4; i++) {
+        json_t *dict = json_loadb((const char *)zframe_data(view->parts[i]),
+                                  zframe_size(view->parts[i]), JSON_ALLOW_NUL, NULL);
+        bool is_object = json_is_object(dict);
+        json_decref(dict);
+        if (!is_object)
+            return KG_WIRE_BAD_JSON;
+    }
+    return KG_WIRE_OK;
+}
+
+/* Verify with `from` (and, for client frames, check the dicts are JSON objects), re-sign with
+ * `to`, send on `out`. Takes ownership of *raw_p. */
 static void s_relay(kg_attach_t *self, zmsg_t **raw_p, kg_signer_t *from, kg_replay_t *guard,
-                    kg_signer_t *to, zsock_t *out, const char *direction)
+                    kg_signer_t *to, zsock_t *out, bool check_dicts, const char *direction)
 {
     kg_wire_view_t view;
     kg_wire_status_t status = kg_wire_split(*raw_p, &view);
     if (status == KG_WIRE_OK)
         status = kg_wire_verify(from, guard, &view);
+    if (status == KG_WIRE_OK && check_dicts)
+        status = s_check_dicts(&view);
     if (status != KG_WIRE_OK || kg_wire_resign(&view, to) < 0) {
         kg_gateway_count_rejected(self->kernel->gw, status, true);
         cb_debug("attach %.8s: dropped a frame %s: %s", self->kernel->id, direction,
@@ -75,7 +94,7 @@ static int s_on_front(zloop_t *loop, zsock_t *sock, void *arg)
             zmsg_destroy(&raw);
     } else {
         s_relay(self, &raw, self->front_signer, self->front_replay, self->kernel->signer,
-                self->back[ch], "from a client");
+                self->back[ch], true, "from a client");
     }
     return kg_gateway_handler_result(self->kernel->gw);
 }
@@ -92,7 +111,7 @@ static int s_on_back(zloop_t *loop, zsock_t *sock, void *arg)
             zmsg_destroy(&raw);
     } else {
         s_relay(self, &raw, self->kernel->signer, self->back_replay, self->front_signer,
-                self->front[ch], "from the kernel");
+                self->front[ch], false, "from the kernel");
     }
     return kg_gateway_handler_result(self->kernel->gw);
 }

@@ -127,6 +127,11 @@ static void s_complete(kg_execution_t *x, const char *status)
 
 static void s_finish(kg_execution_t *x)
 {
+    /* The kernel refuses input() itself when no stdin was offered; say how to supply it. */
+    const char *ename = json_string_value(json_object_get(x->error, "ename"));
+    if (!x->stdin_text && ename && strcmp(ename, "StdinNotImplementedError") == 0)
+        s_note(x, "The code called input() but no stdin was supplied; pass the answers as stdin, "
+                  "one line per input() call.");
     const char *status = x->forced_status ? x->forced_status
                          : x->stdin_failure ? "error"
                          : x->reply_status  ? x->reply_status
@@ -384,11 +389,14 @@ void kg_execution_begin(kg_execution_t *x)
         s_note(x, note);
     }
     bool history = !x->opts.no_history && !x->opts.silent;
+    /* stop_on_error is off: the gateway keeps its own queue and sends one request at a time, so
+     * the kernel never holds queued cells to abort. With it on, ipykernel aborts any request
+     * that arrives in the moment after an error, which would be our next, unrelated one. */
     kg_msg_t *msg = kg_msg_new(
         "execute_request", k->session, NULL,
         json_pack("{s:s, s:b, s:b, s:{}, s:b, s:b}", "code", x->code, "silent", x->opts.silent,
                   "store_history", history, "user_expressions", "allow_stdin",
-                  x->stdin_text != NULL, "stop_on_error", true));
+                  x->stdin_text != NULL, "stop_on_error", false));
     x->state = KG_X_RUNNING;
     x->started_us = cb_now_us();
     if (!msg || !msg->content) {
