@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""report.py: combine the benchmarks' outputs into results.json and results.md (bench/run calls it).
+
+usage: report.py RAW_DIR OUT_DIR NAME...
+
+For each NAME, RAW_DIR holds NAME.json (the benchmark's JSON output), or NAME.skip or NAME.fail
+(a one-line reason). Writes OUT_DIR/results.json (machine, each benchmark's figures, the
+comparison) and OUT_DIR/results.md (a markdown table), and prints the markdown. Standard library
+only (json for the data).
+"""
+import datetime
+import json
+import os
+import sys
+
+REFERENCE = "jupyter_client"
+GATEWAY = "cellblock-gateway"
+DASH = "—"
+
+
+def machine():
+    cpu = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "kernel": os.uname().release,
+        "cpu": cpu,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def load(raw_dir, name):
+    for kind in ("json", "skip", "fail"):
+        path = os.path.join(raw_dir, f"{name}.{kind}")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            if kind == "json":
+                try:
+                    return json.load(f)
+                except ValueError as e:
+                    return {"name": name, "failed": f"output is not JSON: {e}"}
+            reason = f.read().strip() or "no reason given"
+            return {"name": name, ("skipped" if kind == "skip" else "failed"): reason}
+    return {"name": name, "failed": "no output"}
+
+
+def get(bench, *path):
+    """bench[path[0]][path[1]]..., or None when anything is missing."""
+    v = bench
+    for key in path:
+        if not isinstance(v, dict) or key not in v:
+            return None
+        v = v[key]
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def ratio(a, b):
+    return round(a / b, 2) if a is not None and b else None
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return DASH
+    return f"{v:,.{digits}f}"
+
+
+def comparison(ref, gw):
+    return {
+        "exec_p50_ratio": ratio(get(ref, "exec_ms", "p50"), get(gw, "exec_ms", "p50")),
+        "exec_p99_ratio": ratio(get(ref, "exec_ms", "p99"), get(gw, "exec_ms", "p99")),
+        "start_p50_ratio": ratio(get(ref, "start_ms", "p50"), get(gw, "start_ms", "p50")),
+        "ready_p50_ratio": ratio(get(ref, "ready_ms", "p50"), get(gw, "start_ms", "p50")),
+        "jupyter_client_cpu_us_per_exec": get(ref, "client_cpu_us_per_exec"),
+        "gateway_cpu_us_per_exec": get(gw, "gateway_cpu_us_per_exec"),
+        "ratio_means": "jupyter_client figure / gateway figure: above 1, the gateway is faster",
+    }
+
+
+def headline(ref, gw, cmp):
+    if cmp["exec_p50_ratio"] is None:
+        return f"Headline: no comparison; {GATEWAY} has no figures (see below)."
+    return (f"Headline: execute round trip p50 {fmt(get(ref, 'exec_ms', 'p50'))} ms with "
+            f"{REFERENCE}, {fmt(get(gw, 'exec_ms', 'p50'))} ms through the gateway: "
+            f"ratio {cmp['exec_p50_ratio']:.2f}× (p99 ratio {fmt(cmp['exec_p99_ratio'])}×).")
+
+
+def markdown(m, ref, gw, cmp):
+    rows = [
+        ("execute round trip p50 (ms)", ("exec_ms", "p50"), ("exec_ms", "p50"), 2),
+        ("execute round trip p90 (ms)", ("exec_ms", "p90"), ("exec_ms", "p90"), 2),
+        ("execute round trip p99 (ms)", ("exec_ms", "p99"), ("exec_ms", "p99"), 2),
+        ("execute round trip mean (ms)", ("exec_ms", "mean"), ("exec_ms", "mean"), 2),
+        ("kernel start to ready p50 (ms)", ("start_ms", "p50"), ("start_ms", "p50"), 0),
+        ("kernel start to ready p99 (ms)", ("start_ms", "p99"), ("start_ms", "p99"), 0),
+        ("kernel start to kernel_info reply p50 (ms) ¹", ("ready_ms", "p50"), ("start_ms", "p50"),
+         0),
+        ("client-side CPU per execution (µs) ²", ("client_cpu_us_per_exec",),
+         ("gateway_cpu_us_per_exec",), 0),
+        ("executions timed", ("exec_ms", "n"), ("exec_ms", "n"), 0),
+        ("kernels started", ("start_ms", "n"), ("start_ms", "n"), 0),
+    ]
+    code = ref.get("code") or gw.get("code") or "?"
+    warmup = ref.get("warmup", gw.get("warmup", "?"))
+    lines = [
+        "# cellblock benchmarks",
+        "",
+        f"Machine: {m['nproc']} CPUs (nproc), Linux {m['kernel']}"
+        + (f", {m['cpu']}" if m["cpu"] else "")
+        + f"; run {m['date']}.",
+        f"Cell: `{code}` after {warmup} warm-up runs, python3 ipykernel, ipc:// sockets. "
+        "Ratio = jupyter_client / gateway (above 1: the gateway is faster).",
+        headline(ref, gw, cmp),
+        "",
+        f"| metric | {REFERENCE} | {GATEWAY} | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, ref_path, gw_path, digits in rows:
+        a, b = get(ref, *ref_path), get(gw, *gw_path)
+        r = ratio(a, b) if not label.startswith(("executions", "kernels")) else None
+        lines.append(f"| {label} | {fmt(a, digits)} | {fmt(b, digits)} | "
+                     f"{DASH if r is None else f'{r:.2f}×'} |")
+    lines += [
+        "",
+        "¹ jupyter_client's wait_for_ready() ends with 0.2 s of iopub silence; this row stops at "
+        "the kernel_info reply it accepted instead.",
+        "² this process's user+sys CPU over the timed loop per execution (RUSAGE_SELF; kernels "
+        "not counted): an upper bound of what the client or the gateway adds.",
+    ]
+    for bench in (ref, gw):
+        for key in ("skipped", "failed", "note"):
+            if bench.get(key):
+                lines.append(f"\n**{bench['name']} {key}:** {bench[key]}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) < 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    raw_dir, out_dir, names = argv[1], argv[2], argv[3:]
+    benches = {name: load(raw_dir, name) for name in names}
+    ref = benches.get(REFERENCE, {"name": REFERENCE, "failed": "not run"})
+    gw = benches.get(GATEWAY, {"name": GATEWAY, "failed": "not run"})
+    m = machine()
+    cmp = comparison(ref, gw)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"machine": m, "benchmarks": benches, "comparison": cmp}, f, indent=2,
+                  ensure_ascii=False)
+        f.write("\n")
+    md = markdown(m, ref, gw, cmp)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(md)
+    sys.stdout.write(md)
+    return 1 if any("failed" in b for b in benches.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
