@@ -15,7 +15,8 @@
  * constant-time compare, replay), and the same frames re-signed. What a client sends must also
  * have four dict frames that are JSON objects, checked only after the signature verified (the
  * kernel's own output is trusted and not parsed). A frame that fails is dropped and counted,
- * never forwarded.
+ * never forwarded. A client's shutdown_request is answered by the proxy with a refusal: the
+ * kernel belongs to the gateway, and a person detaching must not end an assistant's session.
  */
 #include <errno.h>
 #include <string.h>
@@ -46,40 +47,79 @@ static kg_channel_t s_channel_of(zsock_t *const socks[KG_CH_COUNT], zsock_t *soc
     return KG_CH_COUNT;
 }
 
-/* KG_WIRE_BAD_JSON unless each of a verified message's four dict frames is a JSON object. */
-static kg_wire_status_t s_check_dicts(const kg_wire_view_t *view)
+/* KG_WIRE_BAD_JSON unless each of a verified message's four dict frames is a JSON object. On
+ * success *header_out holds the parsed header (caller owns it). */
+static kg_wire_status_t s_check_dicts(const kg_wire_view_t *view, json_t **header_out)
 {
     for (size_t i = 0; i < 4; i++) {
         json_t *dict = json_loadb((const char *)zframe_data(view->parts[i]),
                                   zframe_size(view->parts[i]), JSON_ALLOW_NUL, NULL);
-        bool is_object = json_is_object(dict);
-        json_decref(dict);
-        if (!is_object)
+        if (!json_is_object(dict)) {
+            json_decref(dict);
+            json_decref(*header_out);
+            *header_out = NULL;
             return KG_WIRE_BAD_JSON;
+        }
+        if (i == 0)
+            *header_out = dict;
+        else
+            json_decref(dict);
     }
     return KG_WIRE_OK;
 }
 
-/* Verify with `from` (and, for client frames, check the dicts are JSON objects), re-sign with
- * `to`, send on `out`. Takes ownership of *raw_p. */
+/* The kernel belongs to the gateway (and, through it, to an assistant's session): an attached
+ * client may use it but not end it. Answer its shutdown_request here, with a reason. */
+static void s_refuse_shutdown(kg_attach_t *self, const kg_wire_view_t *view, json_t *header,
+                              zsock_t *front)
+{
+    kg_msg_t *reply = kg_msg_new(
+        "shutdown_reply", self->kernel->session, header,
+        json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename", "ShutdownRefused",
+                  "evalue", "this kernel is managed by cellblock; detach with Ctrl-D and stop "
+                            "it from cellblock",
+                  "traceback"));
+    for (size_t i = 0; reply && i < view->n_idents; i++) {
+        zframe_t *ident = zframe_dup(view->idents[i]);
+        zmsg_append(reply->idents, &ident);
+    }
+    if (!reply || kg_wire_send(front, reply, self->front_signer) < 0)
+        cb_warn("attach %.8s: could not answer a shutdown_request", self->kernel->id);
+    cb_info("attach %.8s: refused a shutdown_request from an attached client", self->kernel->id);
+    kg_msg_destroy(&reply);
+}
+
+static bool s_is_type(json_t *header, const char *type)
+{
+    const char *have = json_string_value(json_object_get(header, "msg_type"));
+    return have && strcmp(have, type) == 0;
+}
+
+/* Verify with `from`, re-sign with `to`, send on `out`. Frames from clients (`from_client`) must
+ * also hold JSON objects, and their shutdown requests are answered here rather than forwarded.
+ * Takes ownership of *raw_p. */
 static void s_relay(kg_attach_t *self, zmsg_t **raw_p, kg_signer_t *from, kg_replay_t *guard,
-                    kg_signer_t *to, zsock_t *out, bool check_dicts, const char *direction)
+                    kg_signer_t *to, zsock_t *in, zsock_t *out, bool from_client)
 {
     kg_wire_view_t view;
+    json_t *header = NULL;
     kg_wire_status_t status = kg_wire_split(*raw_p, &view);
     if (status == KG_WIRE_OK)
         status = kg_wire_verify(from, guard, &view);
-    if (status == KG_WIRE_OK && check_dicts)
-        status = s_check_dicts(&view);
+    if (status == KG_WIRE_OK && from_client)
+        status = s_check_dicts(&view, &header);
     if (status != KG_WIRE_OK || kg_wire_resign(&view, to) < 0) {
         kg_gateway_count_rejected(self->kernel->gw, status, true);
-        cb_debug("attach %.8s: dropped a frame %s: %s", self->kernel->id, direction,
-                 kg_wire_status_name(status));
+        cb_debug("attach %.8s: dropped a frame from %s: %s", self->kernel->id,
+                 from_client ? "a client" : "the kernel", kg_wire_status_name(status));
         zmsg_destroy(raw_p);
-        return;
+    } else if (from_client && s_is_type(header, "shutdown_request")) {
+        s_refuse_shutdown(self, &view, header, in);
+        zmsg_destroy(raw_p);
+    } else if (zmsg_send(raw_p, out) < 0) {
+        zmsg_destroy(raw_p);
     }
-    if (zmsg_send(raw_p, out) < 0)
-        zmsg_destroy(raw_p);
+    json_decref(header);
 }
 
 static int s_on_front(zloop_t *loop, zsock_t *sock, void *arg)
@@ -93,8 +133,8 @@ static int s_on_front(zloop_t *loop, zsock_t *sock, void *arg)
         if (zmsg_send(&raw, self->back[ch]) < 0)
             zmsg_destroy(&raw);
     } else {
-        s_relay(self, &raw, self->front_signer, self->front_replay, self->kernel->signer,
-                self->back[ch], true, "from a client");
+        s_relay(self, &raw, self->front_signer, self->front_replay, self->kernel->signer, sock,
+                self->back[ch], true);
     }
     return kg_gateway_handler_result(self->kernel->gw);
 }
@@ -110,8 +150,8 @@ static int s_on_back(zloop_t *loop, zsock_t *sock, void *arg)
         if (zmsg_send(&raw, self->front[ch]) < 0)
             zmsg_destroy(&raw);
     } else {
-        s_relay(self, &raw, self->kernel->signer, self->back_replay, self->front_signer,
-                self->front[ch], false, "from the kernel");
+        s_relay(self, &raw, self->kernel->signer, self->back_replay, self->front_signer, sock,
+                self->front[ch], false);
     }
     return kg_gateway_handler_result(self->kernel->gw);
 }

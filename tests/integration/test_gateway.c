@@ -390,9 +390,11 @@ static void s_basics(const char *runtime_dir)
 
 static void s_faults(const char *runtime_dir)
 {
+    /* A short heartbeat so a hang is found in seconds, with enough misses allowed (2 s) that a
+     * loaded test machine does not look hung. */
     kg_gateway_t *gw = s_gateway(runtime_dir, (kg_config_t){.interrupt_grace_ms = 1000,
-                                                            .heartbeat_ms = 200,
-                                                            .heartbeat_misses = 3,
+                                                            .heartbeat_ms = 250,
+                                                            .heartbeat_misses = 8,
                                                             .restart_limit = 2});
     events_t ev = {0};
     kg_kernel_t *k = gw ? s_start(gw, &ev, NULL) : NULL;
