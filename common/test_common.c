@@ -52,6 +52,16 @@ int main(void)
     CB_OK(cb_rm_rf(dir, &err) == 0 && stat(dir, &st) < 0, "rm -rf removes the tree");
     CB_OK(cb_rm_rf(dir, &err) == 0, "rm -rf of a missing path succeeds");
 
+    const char *words[] = {"a", "bc", NULL};
+    char **copy = cb_strv_copy(words);
+    CB_OK(copy && strcmp(copy[0], "a") == 0 && strcmp(copy[1], "bc") == 0 && !copy[2],
+          "string vector copy");
+    cb_strv_free(copy);
+    char **empty = cb_strv_copy(NULL);
+    CB_OK(empty && !empty[0], "copy of NULL is an empty vector");
+    cb_strv_free(empty);
+    cb_strv_free(NULL);
+
     cb_buf_t buf = {0};
     CB_OK(strcmp(cb_buf_str(&buf), "") == 0, "empty buffer reads as \"\"");
     for (int i = 0; i < 1000; i++)

@@ -179,3 +179,25 @@ void cb_buf_free(cb_buf_t *buf)
 }
 
 const char *cb_buf_str(const cb_buf_t *buf) { return buf->len ? buf->data : ""; }
+
+void cb_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+char **cb_strv_copy(const char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        if (!(out[i] = strdup(v[i]))) {
+            cb_strv_free(out);
+            return NULL;
+        }
+    }
+    return out;
+}

@@ -224,7 +224,10 @@ static void s_answer_input(kg_execution_t *x, const kg_msg_t *request)
     x->stdin_next += len + (end ? 1 : 0);
     kg_msg_t *reply = kg_msg_new("input_reply", k->session, request->header,
                                  json_pack("{s:o}", "value", value ? value : json_string("")));
-    reply->idents = zmsg_dup(request->idents); /* stdin is a ROUTER on the kernel's side */
+    if (reply) { /* echo the request's routing frames: stdin is a ROUTER on the kernel's side */
+        zmsg_destroy(&reply->idents);
+        reply->idents = zmsg_dup(request->idents);
+    }
     kg_kernel_send(k, KG_CH_STDIN, &reply);
 }
 

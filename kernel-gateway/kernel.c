@@ -41,28 +41,6 @@ static void s_run_next(kg_kernel_t *k);
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-static void s_strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
-static char **s_strv_copy(const char *const *v)
-{
-    size_t n = 0;
-    while (v && v[n])
-        n++;
-    char **out = calloc(n + 1, sizeof *out);
-    for (size_t i = 0; out && i < n; i++) {
-        if (!(out[i] = strdup(v[i]))) {
-            s_strv_free(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
 static void s_set_string(char **slot, char *value)
 {
     free(*slot);
@@ -112,7 +90,7 @@ static char **s_build_env(const kg_kernel_t *k)
                 j++;
             char *copy = strdup(entry);
             if (!copy) {
-                s_strv_free(env);
+                cb_strv_free(env);
                 return NULL;
             }
             if (j < n)
@@ -603,7 +581,7 @@ static int s_on_free(zloop_t *loop, int timer_id, void *arg)
     kg_gateway_remove_kernel(gw, k);
     kg_attach_destroy(&k->attach);
     kg_kernelspec_destroy(&k->spec);
-    s_strv_free(k->extra_env);
+    cb_strv_free(k->extra_env);
     free(k->cwd);
     free(k->run_dir);
     free(k->conn_path);
@@ -714,8 +692,8 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
         cb_error_make(err, errno, "pipe");
     else
         pid = s_fork_exec(path, argv, env, k->cwd, out[1], err);
-    s_strv_free(argv);
-    s_strv_free(env);
+    cb_strv_free(argv);
+    cb_strv_free(env);
     free(path);
     if (out[1] >= 0)
         close(out[1]);
@@ -772,11 +750,11 @@ static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opt
     k->on_event = opts->on_event;
     k->event_arg = opts->arg;
     k->queue = zlistx_new();
-    k->extra_env = s_strv_copy(opts->env);
+    k->extra_env = cb_strv_copy(opts->env);
     k->cwd = opts->cwd ? strdup(opts->cwd) : NULL;
     if (!k->id[0] || !k->queue || !k->extra_env || (opts->cwd && !k->cwd)) {
         zlistx_destroy(&k->queue);
-        s_strv_free(k->extra_env);
+        cb_strv_free(k->extra_env);
         free(k->cwd);
         free(k);
         return cb_error_make(err, ENOMEM, "new kernel"), NULL;

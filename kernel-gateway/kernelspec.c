@@ -35,18 +35,9 @@ typedef struct {
     size_t n;
 } s_strv_t;
 
-static void s_strv_free(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
-
 static void s_strv_clear(s_strv_t *sv)
 {
-    s_strv_free(sv->v);
+    cb_strv_free(sv->v);
     sv->v = NULL;
     sv->n = 0;
 }
@@ -267,8 +258,8 @@ void kg_kernelspec_destroy(kg_kernelspec_t **self_p)
     free(self->display_name);
     free(self->language);
     free(self->resource_dir);
-    s_strv_free(self->argv);
-    s_strv_free(self->env);
+    cb_strv_free(self->argv);
+    cb_strv_free(self->env);
     free(self);
     *self_p = NULL;
 }

@@ -24,16 +24,7 @@
 
 #define cleanup_spec __attribute__((cleanup(kg_kernelspec_destroy)))
 
-static void s_strv_free(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
-
-static void s_strv_freep(char ***v) { s_strv_free(*v); }
+static void s_strv_freep(char ***v) { cb_strv_free(*v); }
 #define cleanup_strv __attribute__((cleanup(s_strv_freep)))
 
 static size_t s_strv_len(char **v)

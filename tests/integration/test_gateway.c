@@ -221,6 +221,21 @@ static bool s_signal(pid_t pid, int sig)
     return kill(pid, sig) == 0;
 }
 
+/* Write <dir>/kernels/<name>/kernel.json under a fresh temp dir (returned in dir, which must
+ * hold "/tmp/cb-test-specs-XXXXXX") and point JUPYTER_PATH at it. */
+static bool s_temp_spec(char *dir, const char *name, const char *json)
+{
+    if (!mkdtemp(dir))
+        return false;
+    cleanup_free char *spec_dir = cb_strdup_printf("%s/kernels/%s", dir, name);
+    cleanup_free char *spec_file = cb_strdup_printf("%s/kernel.json", spec_dir);
+    if (cb_mkdir_p(spec_dir, 0700, NULL) < 0 ||
+        cb_write_file(spec_file, json, strlen(json), 0600, NULL) < 0)
+        return false;
+    setenv("JUPYTER_PATH", dir, 1);
+    return true;
+}
+
 /* ---- basics ------------------------------------------------------------------------------ */
 
 static void s_basics(const char *runtime_dir)
@@ -355,15 +370,11 @@ static void s_basics(const char *runtime_dir)
 
     /* tcp on loopback, and interrupt_mode "message" (a kernelspec made for the test). */
     char specs[] = "/tmp/cb-test-specs-XXXXXX";
-    CB_OK(mkdtemp(specs) != NULL, "temp kernelspec dir");
-    cleanup_free char *spec_dir = cb_strdup_printf("%s/kernels/py-msg", specs);
-    cb_mkdir_p(spec_dir, 0700, NULL);
-    cleanup_free char *spec_file = cb_strdup_printf("%s/kernel.json", spec_dir);
-    const char *spec = "{\"argv\": [\"/usr/bin/python3\", \"-m\", \"ipykernel_launcher\", \"-f\", "
-                       "\"{connection_file}\"], \"display_name\": \"msg\", \"language\": \"python\", "
-                       "\"interrupt_mode\": \"message\", \"env\": {\"CB_TEST_MARK\": \"from-spec\"}}";
-    cb_write_file(spec_file, spec, strlen(spec), 0600, NULL);
-    setenv("JUPYTER_PATH", specs, 1);
+    CB_OK(s_temp_spec(specs, "py-msg",
+                      "{\"argv\": [\"/usr/bin/python3\", \"-m\", \"ipykernel_launcher\", \"-f\", "
+                      "\"{connection_file}\"], \"display_name\": \"msg\", \"language\": \"python\", "
+                      "\"interrupt_mode\": \"message\", \"env\": {\"CB_TEST_MARK\": \"from-spec\"}}"),
+          "temp kernelspec dir");
     gw = s_gateway(runtime_dir, (kg_config_t){.transport = KG_TRANSPORT_TCP});
     events_t ev2 = {0};
     k = gw ? s_start(gw, &ev2, "py-msg") : NULL;
@@ -390,11 +401,12 @@ static void s_basics(const char *runtime_dir)
 
 static void s_faults(const char *runtime_dir)
 {
-    /* A short heartbeat so a hang is found in seconds, with enough misses allowed (2 s) that a
-     * loaded test machine does not look hung. */
+    /* A short heartbeat so a hang is found in seconds, with enough misses allowed (5 s) that a
+     * heavily loaded test machine does not look hung: a false hang restarts the kernel and
+     * uses up the restart limit this test counts on. */
     kg_gateway_t *gw = s_gateway(runtime_dir, (kg_config_t){.interrupt_grace_ms = 1000,
                                                             .heartbeat_ms = 250,
-                                                            .heartbeat_misses = 8,
+                                                            .heartbeat_misses = 20,
                                                             .restart_limit = 2});
     events_t ev = {0};
     kg_kernel_t *k = gw ? s_start(gw, &ev, NULL) : NULL;
@@ -474,15 +486,11 @@ static void s_faults(const char *runtime_dir)
 
     /* A kernel that cannot start is reported, not retried forever. */
     char specs[] = "/tmp/cb-test-specs-XXXXXX";
-    mkdtemp(specs);
-    cleanup_free char *spec_dir = cb_strdup_printf("%s/kernels/broken", specs);
-    cb_mkdir_p(spec_dir, 0700, NULL);
-    cleanup_free char *spec_file = cb_strdup_printf("%s/kernel.json", spec_dir);
-    const char *spec = "{\"argv\": [\"/usr/bin/python3\", \"-c\", \"import sys; print('no kernel here', "
-                       "file=sys.stderr); sys.exit(3)\", \"{connection_file}\"], "
-                       "\"display_name\": \"broken\", \"language\": \"python\"}";
-    cb_write_file(spec_file, spec, strlen(spec), 0600, NULL);
-    setenv("JUPYTER_PATH", specs, 1);
+    CB_OK(s_temp_spec(specs, "broken",
+                      "{\"argv\": [\"/usr/bin/python3\", \"-c\", \"import sys; print('no kernel "
+                      "here', file=sys.stderr); sys.exit(3)\", \"{connection_file}\"], "
+                      "\"display_name\": \"broken\", \"language\": \"python\"}"),
+          "temp kernelspec dir");
     gw = s_gateway(runtime_dir, (kg_config_t){0});
     events_t ev2 = {0};
     kg_kernel_t *broken = kg_kernel_start(gw, &(kg_kernel_opts_t){.kernel_name = "broken", .on_event = s_on_event, .arg = &ev2}, NULL);

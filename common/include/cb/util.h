@@ -31,6 +31,13 @@ int cb_rm_rf(const char *path, cb_error_t *err);
 /* printf into a fresh heap string. Caller owns return value; NULL on allocation failure. */
 char *cb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Free a NULL-terminated array of heap strings and the array itself. Accepts NULL. */
+void cb_strv_free(char **v);
+
+/* Copy a NULL-terminated array of strings (NULL copies as an empty array). Caller owns return
+ * value (free with cb_strv_free); NULL on allocation failure. */
+char **cb_strv_copy(const char *const *v);
+
 /* A growable byte buffer, always NUL-terminated when non-empty. Zero-initialise to use. */
 typedef struct {
     char *data;
