@@ -11,6 +11,10 @@
  *   gateway_cpu_us_per_exec   this process's user+sys CPU (getrusage RUSAGE_SELF: the gateway,
  *              its loop and ZMQ's I/O threads; kernels are children and not counted) over the timed
  *              loop, per execution: an upper bound of what the gateway adds to each execution.
+ *   gateway_user_cpu_us_per_exec, gateway_sys_cpu_us_per_exec   the same split into user-space
+ *              CPU (the gateway's code, ZMQ's and libc's) and kernel-space CPU (system calls, poll
+ *              wakeups, context switches: what any ZMQ client pays). The user part is the closest
+ *              measure here of what the gateway's own code adds.
  *
  * Count-bounded and time-bounded (--max-seconds for the timed loop, --timeout per wait). Prints
  * one JSON object on stdout (built with jansson); progress and errors go to stderr. Percentiles
@@ -111,13 +115,20 @@ static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
     ex->done = 1;
 }
 
-static double s_cpu_seconds(void)
+/* CPU time, split as getrusage reports it: seconds (s_cpu_now) or µs per execution. */
+typedef struct {
+    double user;
+    double sys;
+} s_cpu_t;
+
+/* This process's CPU so far (RUSAGE_SELF), NAN in both when getrusage fails. */
+static s_cpu_t s_cpu_now(void)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) < 0)
-        return NAN;
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
+        return (s_cpu_t){NAN, NAN};
+    return (s_cpu_t){(double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6,
+                     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6};
 }
 
 static int s_cmp_double(const void *a, const void *b)
@@ -274,10 +285,10 @@ static kg_kernel_t *s_start_kernels(kg_gateway_t *gw, const s_args_t *args, s_st
     return first;
 }
 
-/* Warm up, then time the executions; fill exec_ms[] and *cpu_us_per_exec. Returns the number
- * timed (stopping early at the time limit, with *note set), or -1. */
+/* Warm up, then time the executions; fill exec_ms[] and *cpu_us_per_exec (user and sys, µs per
+ * execution). Returns the number timed (stopping early at the time limit, with *note set), or -1. */
 static int s_run_executions(kg_gateway_t *gw, kg_kernel_t *kernel, const s_args_t *args,
-                            double *exec_ms, double *cpu_us_per_exec, const char **note)
+                            double *exec_ms, s_cpu_t *cpu_us_per_exec, const char **note)
 {
     for (int i = 0; i < args->warmup; i++)
         if (s_execute_once(gw, kernel, args) < 0)
@@ -287,7 +298,7 @@ static int s_run_executions(kg_gateway_t *gw, kg_kernel_t *kernel, const s_args_
 
     int done = 0;
     int64_t t_end = cb_now_us() + (int64_t)(args->max_seconds * 1e6);
-    double cpu0 = s_cpu_seconds();
+    s_cpu_t cpu0 = s_cpu_now();
     while (done < args->n) {
         if (cb_now_us() > t_end) {
             *note = "time limit reached";
@@ -299,20 +310,29 @@ static int s_run_executions(kg_gateway_t *gw, kg_kernel_t *kernel, const s_args_
             return -1;
         exec_ms[done++] = ms;
     }
-    double cpu1 = s_cpu_seconds();
-    *cpu_us_per_exec = done ? (cpu1 - cpu0) * 1e6 / done : NAN;
+    s_cpu_t cpu1 = s_cpu_now();
+    cpu_us_per_exec->user = done ? (cpu1.user - cpu0.user) * 1e6 / done : NAN;
+    cpu_us_per_exec->sys = done ? (cpu1.sys - cpu0.sys) * 1e6 / done : NAN;
     return done;
 }
 
-static int s_print_result(const s_args_t *args, double *start_ms, double *exec_ms, int n_exec,
-                          double cpu_us_per_exec, const char *note)
+/* µs rounded to 0.1 for printing, or null when not measured. Caller owns return value. */
+static json_t *s_json_us(double us)
 {
-    json_t *out = json_pack(
-        "{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o}", "name", "cellblock-gateway", "transport", "ipc",
-        "kernel_name", args->kernel_name, "code", args->code, "warmup", args->warmup, "start_ms",
-        s_summary(start_ms, (size_t)args->kernels), "exec_ms", s_summary(exec_ms, (size_t)n_exec),
-        "gateway_cpu_us_per_exec",
-        isnan(cpu_us_per_exec) ? json_null() : json_real(round(cpu_us_per_exec * 10) / 10));
+    return isnan(us) ? json_null() : json_real(round(us * 10) / 10);
+}
+
+static int s_print_result(const s_args_t *args, double *start_ms, double *exec_ms, int n_exec,
+                          s_cpu_t cpu_us_per_exec, const char *note)
+{
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o}", "name", "cellblock-gateway",
+                  "transport", "ipc", "kernel_name", args->kernel_name, "code", args->code,
+                  "warmup", args->warmup, "start_ms", s_summary(start_ms, (size_t)args->kernels),
+                  "exec_ms", s_summary(exec_ms, (size_t)n_exec), "gateway_cpu_us_per_exec",
+                  s_json_us(cpu_us_per_exec.user + cpu_us_per_exec.sys),
+                  "gateway_user_cpu_us_per_exec", s_json_us(cpu_us_per_exec.user),
+                  "gateway_sys_cpu_us_per_exec", s_json_us(cpu_us_per_exec.sys));
     if (!out) {
         fprintf(stderr, "bench_gateway: building the JSON result failed\n");
         return -1;
@@ -359,7 +379,7 @@ int main(int argc, char **argv)
     if (!gw) {
         fprintf(stderr, "bench_gateway: kg_gateway_new: %s\n", err.msg);
     } else {
-        double cpu_us_per_exec = NAN;
+        s_cpu_t cpu_us_per_exec = {NAN, NAN};
         const char *note = NULL;
         kg_kernel_t *kernel = s_start_kernels(gw, &args, starts, start_ms);
         int n_exec =

@@ -11,7 +11,9 @@ sockets, as the gateway does, and measures:
   exec_ms    for --n executions of a trivial cell (after --warmup), execute() until both the
              execute_reply on shell and the status idle on iopub for that msg_id have arrived:
              the moment an execution is done, for the gateway too.
-  client_cpu_us_per_exec   this process's user+sys CPU over the timed loop, per execution.
+  client_cpu_us_per_exec   this process's user+sys CPU over the timed loop, per execution;
+             client_user_cpu_us_per_exec and client_sys_cpu_us_per_exec split it into user-space
+             CPU (Python, jupyter_client, pyzmq) and kernel-space CPU (system calls, wakeups).
 
 Count-bounded and time-bounded (--max-seconds for the execution loop, --timeout per message).
 Prints one JSON object on stdout; progress goes to stderr. Needs Debian's python3 (/usr/bin/python3)
@@ -58,8 +60,9 @@ def summary(values_ms):
 
 
 def cpu_seconds():
+    """(user, sys) CPU seconds of this process so far."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    return ru.ru_utime, ru.ru_stime
 
 
 def log(msg):
@@ -142,7 +145,7 @@ def main():
     kernels = []
     start_ms, ready_ms = [], []
     exec_ms = []
-    cpu_us_per_exec = None
+    cpu_us_per_exec = user_us_per_exec = sys_us_per_exec = None
     stopped_early = None
     with tempfile.TemporaryDirectory(prefix="cb-bench-jc-") as run_dir:
         try:
@@ -169,7 +172,11 @@ def main():
                 exec_ms.append(execute_once(kc, args.code, args.timeout))
             cpu1 = cpu_seconds()
             if exec_ms:
-                cpu_us_per_exec = round((cpu1 - cpu0) * 1e6 / len(exec_ms), 1)
+                user_us = (cpu1[0] - cpu0[0]) * 1e6 / len(exec_ms)
+                sys_us = (cpu1[1] - cpu0[1]) * 1e6 / len(exec_ms)
+                cpu_us_per_exec = round(user_us + sys_us, 1)
+                user_us_per_exec = round(user_us, 1)
+                sys_us_per_exec = round(sys_us, 1)
         finally:
             for km, kc in kernels:
                 kc.stop_channels()
@@ -192,6 +199,8 @@ def main():
         "ready_ms": summary(ready_ms),
         "exec_ms": summary(exec_ms),
         "client_cpu_us_per_exec": cpu_us_per_exec,
+        "client_user_cpu_us_per_exec": user_us_per_exec,
+        "client_sys_cpu_us_per_exec": sys_us_per_exec,
     }
     if stopped_early:
         result["note"] = stopped_early
