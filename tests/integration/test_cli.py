@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""test_cli.py: the cellblock CLI end to end with a real ipykernel.
+
+`cellblock run`: exit 0 when the code ran cleanly, 1 when it raised or timed out, 2 on a usage
+error; streams printed; images written to --outputs DIR; --stdin answers input().
+`cellblock kernels`: lists the project's python3 kernelspec.
+
+usage: test_cli.py PATH_TO_CELLBLOCK
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+CELLBLOCK = sys.argv[1] if len(sys.argv) > 1 else "build/cli/cellblock"
+DEADLINE_S = 120
+failures = []
+
+
+def check(cond, what, detail=""):
+    print(("ok - " if cond else "FAIL - ") + what + (f" ({detail})" if detail and not cond else ""),
+          flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def cellblock(*args, stdin=None):
+    return subprocess.run([CELLBLOCK, *args], input=stdin, capture_output=True, text=True,
+                          timeout=DEADLINE_S)
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="cb-cli-") as tmp:
+        ok = cellblock("run", "-", stdin="import sys\nprint('to out')\nprint('to err', file=sys.stderr)\n6 * 7\n")
+        check(ok.returncode == 0, "run exits 0 when the code succeeds", ok.stderr)
+        check(ok.stdout == "to out\n42\n", "stdout and the result's text go to stdout", repr(ok.stdout))
+        check("to err" in ok.stderr and "to err" not in ok.stdout, "stderr goes to stderr", repr(ok.stderr))
+
+        raised = cellblock("run", "-", stdin="raise ValueError('bad input 17')\n")
+        check(raised.returncode == 1, "run exits 1 when the code raises", str(raised.returncode))
+        check("ValueError" in raised.stderr and "bad input 17" in raised.stderr,
+              "the traceback is printed on stderr", repr(raised.stderr[-300:]))
+
+        slow = cellblock("run", "--timeout", "1", "-", stdin="while True: pass\n")
+        check(slow.returncode == 1 and "timed out" in slow.stderr, "run exits 1 on a timeout, saying so",
+              repr(slow.stderr[-300:]))
+
+        asked = cellblock("run", "--stdin", "ada", "-", stdin="print('hi', input('name? '))\n")
+        check(asked.returncode == 0 and "hi ada" in asked.stdout, "--stdin answers input()", repr(asked.stdout))
+
+        code = os.path.join(tmp, "plot.py")
+        with open(code, "w") as f:
+            f.write("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()\n")
+        outputs = os.path.join(tmp, "out")
+        plot = cellblock("run", "--outputs", outputs, code)
+        png = os.path.join(outputs, "output-1.png")
+        check(plot.returncode == 0 and os.path.exists(png), "an image is written to --outputs DIR", plot.stderr)
+        if os.path.exists(png):
+            with open(png, "rb") as f:
+                check(f.read(8) == b"\x89PNG\r\n\x1a\n", "the file is a PNG")
+        check(png in plot.stdout, "and its path is printed", repr(plot.stdout))
+
+        for args, what in ((("run",), "no FILE"), (("run", "--timeout", "soon", "-"), "a bad --timeout"),
+                           (("run", "--kernel", "no-such-kernel", "-"), "an unknown kernel"),
+                           (("run", os.path.join(tmp, "missing.py")), "a missing file"),
+                           (("frobnicate",), "an unknown command")):
+            r = cellblock(*args, stdin="")
+            check(r.returncode == 2 and r.stderr.strip() != "", f"{what} is a usage error (exit 2)",
+                  f"{r.returncode}: {r.stderr.strip()[:200]}")
+
+        kernels = cellblock("kernels")
+        rows = [line.split() for line in kernels.stdout.splitlines()[1:]]
+        check(kernels.returncode == 0 and any(r[:2] == ["python3", "python"] for r in rows),
+              "kernels lists python3 with its language", repr(kernels.stdout))
+
+    if failures:
+        print(f"{len(failures)} check(s) failed", flush=True)
+        return 1
+    print("all checks passed", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
