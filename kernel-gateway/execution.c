@@ -16,7 +16,8 @@
 #include "cb/log.h"
 #include "kg_private.h"
 
-#define KG_STREAM_CAP (16u << 20) /* per stream; beyond it output is dropped with a note */
+#define KG_STREAM_CAP (16u << 20)  /* per stream; beyond it output is dropped with a note */
+#define KG_RESULTS_CAP (64u << 20) /* rich results' data in all; likewise */
 
 typedef enum { KG_X_QUEUED = 0, KG_X_RUNNING, KG_X_DONE } kg_x_state_t;
 
@@ -42,6 +43,8 @@ struct kg_execution {
 
     cb_buf_t streams[2]; /* stdout, stderr */
     bool truncated[2];
+    size_t results_bytes; /* string bytes in results' data, against KG_RESULTS_CAP */
+    bool results_truncated;
     json_t *results;     /* array of {data, metadata, is_main_result[, display_id]} */
     json_t *error;       /* {ename, evalue, traceback} or NULL */
     json_t *execution_count;
@@ -154,6 +157,7 @@ static void s_clear_outputs(kg_execution_t *x)
     cb_buf_clear(&x->streams[0]);
     cb_buf_clear(&x->streams[1]);
     json_array_clear(x->results);
+    x->results_bytes = 0;
     x->clear_pending = false;
 }
 
@@ -175,8 +179,30 @@ static void s_append_stream(kg_execution_t *x, int which, const char *text)
         cb_warn("execution %.8s: out of memory for %s", x->id, s_stream_names[which]);
 }
 
+/* The string bytes of a MIME bundle (what a result costs to keep; nested JSON counts 0). */
+static size_t s_bundle_bytes(json_t *data)
+{
+    size_t total = 0;
+    const char *mime;
+    json_t *value;
+    json_object_foreach(data, mime, value)
+        total += json_string_length(value);
+    return total;
+}
+
 static void s_add_result(kg_execution_t *x, json_t *content, bool main_result)
 {
+    size_t bytes = s_bundle_bytes(json_object_get(content, "data"));
+    if (x->results_bytes + bytes > KG_RESULTS_CAP) {
+        if (!x->results_truncated) {
+            x->results_truncated = true;
+            cleanup_free char *note = cb_strdup_printf(
+                "Rich outputs past %u MiB were dropped.", KG_RESULTS_CAP >> 20);
+            s_note(x, note);
+        }
+        return;
+    }
+    x->results_bytes += bytes;
     json_t *item = json_pack("{s:O, s:O, s:b}", "data", json_object_get(content, "data"),
                              "metadata", json_object_get(content, "metadata"),
                              "is_main_result", main_result);

@@ -15,13 +15,6 @@
 #include "cb/log.h"
 #include "kg_private.h"
 
-#ifndef CB_SOURCE_KERNELS_DIR
-#define CB_SOURCE_KERNELS_DIR ""
-#endif
-#ifndef CB_INSTALL_KERNELS_DIR
-#define CB_INSTALL_KERNELS_DIR ""
-#endif
-
 static void s_fill_defaults(kg_config_t *c)
 {
     if (c->startup_timeout_ms <= 0)
@@ -44,15 +37,6 @@ static char *s_default_runtime_dir(void)
     if (xdg && *xdg && access(xdg, W_OK) == 0)
         return cb_strdup_printf("%s/cellblock", xdg);
     return cb_strdup_printf("/tmp/cellblock-%ld", (long)getuid());
-}
-
-/* The project's kernels: the source tree while developing, the install prefix once installed. */
-static char *s_default_kernels_dir(void)
-{
-    struct stat st;
-    if (*CB_SOURCE_KERNELS_DIR && stat(CB_SOURCE_KERNELS_DIR, &st) == 0)
-        return strdup(CB_SOURCE_KERNELS_DIR);
-    return strdup(CB_INSTALL_KERNELS_DIR);
 }
 
 /* The runtime dir holds every kernel's key and sockets: it must be ours and private. */
@@ -83,7 +67,7 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
     self->runtime_dir = self->cfg.runtime_dir ? strdup(self->cfg.runtime_dir)
                                               : s_default_runtime_dir();
     self->kernels_dir = self->cfg.kernels_dir ? strdup(self->cfg.kernels_dir)
-                                              : s_default_kernels_dir();
+                                              : kg_kernelspec_project_dir();
     self->cfg.runtime_dir = self->runtime_dir;
     self->cfg.kernels_dir = self->kernels_dir;
     self->no_kernels = 1;
@@ -136,8 +120,6 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
 }
 
 zloop_t *kg_gateway_loop(kg_gateway_t *self) { return self->loop; }
-
-const char *kg_gateway_kernels_dir(kg_gateway_t *self) { return self->kernels_dir; }
 
 const kg_counters_t *kg_gateway_counters(kg_gateway_t *self) { return &self->counters; }
 

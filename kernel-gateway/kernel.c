@@ -636,7 +636,10 @@ static void s_after_exit(kg_kernel_t *k)
         cb_error_t err = {0};
         if (cb_rm_rf(k->run_dir, &err) < 0)
             cb_warn("kernel %.8s: %s", k->id, err.msg);
-        zloop_timer(k->gw->loop, 1, 1, s_on_free, k);
+        /* stop_timer is idle now (the process is gone); it holds the free, so free_now can
+         * cancel it. */
+        s_timer_cancel(k, &k->stop_timer);
+        k->stop_timer = zloop_timer(k->gw->loop, 1, 1, s_on_free, k);
         return;
     }
     if (after == KG_AFTER_EXIT_RESPAWN) {
@@ -875,7 +878,8 @@ void kg_kernel_free_now(kg_kernel_t *k)
     s_close_sockets(k);
     k->stopping = true;
     k->after_exit = KG_AFTER_EXIT_STOP;
-    s_after_exit(k); /* schedules the free; run it now */
+    s_after_exit(k); /* schedules the free on stop_timer; cancel that and free now */
+    s_timer_cancel(k, &k->stop_timer);
     s_on_free(k->gw->loop, -1, k);
 }
 

@@ -532,3 +532,11 @@ char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_fi
             return NULL;
     return steal_pointer(&out.v);
 }
+
+char *kg_kernelspec_project_dir(void)
+{
+    struct stat st;
+    if (*CB_SOURCE_KERNELS_DIR && stat(CB_SOURCE_KERNELS_DIR, &st) == 0)
+        return strdup(CB_SOURCE_KERNELS_DIR);
+    return strdup(CB_INSTALL_KERNELS_DIR);
+}

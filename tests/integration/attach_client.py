@@ -33,18 +33,9 @@ import zmq
 from jupyter_client import BlockingKernelClient
 from jupyter_client.session import Session
 
+from checks import check, finish
+
 DEADLINE_S = 30.0
-
-failures = []
-
-
-def check(cond, what, detail=""):
-    if cond:
-        print(f"ok - {what}", flush=True)
-    else:
-        print(f"FAIL - {what}{': ' + detail if detail else ''}", flush=True)
-        failures.append(what)
-    return cond
 
 
 def remaining(deadline):
@@ -232,11 +223,7 @@ def main():
     finally:
         kc.stop_channels()
 
-    if failures:
-        print(f"{len(failures)} check(s) failed: {failures}", flush=True)
-        return 1
-    print("all checks passed", flush=True)
-    return 0
+    return finish()
 
 
 if __name__ == "__main__":

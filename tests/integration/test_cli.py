@@ -12,16 +12,10 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, finish
+
 CELLBLOCK = sys.argv[1] if len(sys.argv) > 1 else "build/cli/cellblock"
 DEADLINE_S = 120
-failures = []
-
-
-def check(cond, what, detail=""):
-    print(("ok - " if cond else "FAIL - ") + what + (f" ({detail})" if detail and not cond else ""),
-          flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def cellblock(*args, stdin=None):
@@ -73,11 +67,7 @@ def main():
         check(kernels.returncode == 0 and any(r[:2] == ["python3", "python"] for r in rows),
               "kernels lists python3 with its language", repr(kernels.stdout))
 
-    if failures:
-        print(f"{len(failures)} check(s) failed", flush=True)
-        return 1
-    print("all checks passed", flush=True)
-    return 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -148,10 +148,7 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(rc, 0, "cellblock kernel exit code after SIGTERM")
         self.assertFalse(os.path.exists(self.conn), "the connection file is removed")
 
-        # cellblock reaps the kernel before exiting; allow a short deadline all the same.
-        end = time.monotonic() + 5.0
-        while pid_alive(self.kernel_pid) and time.monotonic() < end:
-            time.sleep(0.05)
+        # cellblock reaps its kernel before it exits, so the pid is free by now.
         self.assertFalse(pid_alive(self.kernel_pid), f"kernel pid {self.kernel_pid} still exists")
 
 

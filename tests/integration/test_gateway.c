@@ -300,6 +300,14 @@ static void s_basics(const char *runtime_dir)
     json_auto_t *waited = s_run(gw, k, "print('old')\nclear_output(wait=True)\nprint('new')");
     CB_OK(s_stdout_is(waited, "new\n"), "clear_output(wait=True) clears at the next output");
 
+    /* Output beyond the caps is dropped, with a note, and the kernel carries on. */
+    json_auto_t *flood = s_run(gw, k, "from IPython.display import display\nblob = 'x' * (8 << 20)\n"
+                                      "for _ in range(10): display({'text/plain': blob}, raw=True)\n"
+                                      "print('y' * (20 << 20))");
+    CB_OK(s_status_is(flood, "ok") && json_array_size(json_object_get(flood, "results")) == 8 &&
+              strlen(s_str(flood, "stdout")) == (16u << 20) && s_notes_mention(flood, "dropped"),
+          "rich results stop at 64 MiB and stdout at 16 MiB, with notes");
+
     json_auto_t *err = s_run(gw, k, "x = 1\n1 / 0");
     json_t *e = json_object_get(err, "error");
     CB_OK(s_status_is(err, "error"), "an exception gives status error");

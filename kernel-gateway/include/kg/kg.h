@@ -20,6 +20,9 @@
  *     "kernel_restarted": false,     true when state was lost (a restart before or during it)
  *     "notes": [ "..." ] }           plain sentences a person or a model can act on
  *
+ * Memory is bounded per execution: each of stdout and stderr keeps 16 MiB, and rich results
+ * keep 64 MiB of data in all; what comes beyond is dropped and a note says so.
+ *
  * Ownership follows fixed phrases: "Caller owns return value", "Takes ownership", "Borrowed;
  * valid until ...". Kernels and executions belong to the gateway; callers hold borrowed pointers
  * whose lifetime each function states, or look kernels up again by id.
@@ -56,6 +59,10 @@ typedef struct {
     char **env;          /* NULL-terminated "KEY=VALUE" entries from kernel.json's env */
     kg_interrupt_mode_t interrupt_mode;
 } kg_kernelspec_t;
+
+/* The project's own kernels directory: the source tree's kernels/ while developing, the
+ * installed share/cellblock/kernels otherwise. Caller owns return value. */
+char *kg_kernelspec_project_dir(void);
 
 /* Parse <resource_dir>/kernel.json; name is the spec's name. Every problem gets a clear error
  * naming the file and the field. Caller owns return value. */
@@ -126,10 +133,6 @@ int kg_gateway_run_until(kg_gateway_t *self, const volatile int *flag, int timeo
 
 /* Borrowed; valid until kg_gateway_destroy. */
 const kg_counters_t *kg_gateway_counters(kg_gateway_t *self);
-
-/* The project's kernelspec directory this gateway searches (see the kernelspec section).
- * Borrowed; valid until kg_gateway_destroy. */
-const char *kg_gateway_kernels_dir(kg_gateway_t *self);
 
 /* Look a live kernel up by id. Borrowed; see kg_kernel_start for the lifetime. */
 kg_kernel_t *kg_gateway_kernel(kg_gateway_t *self, const char *kernel_id);
