@@ -16,7 +16,33 @@ typedef struct {
     const char *usage;
 } cli_command_t;
 
+/* Sandbox options shared by `run` and `kernel`: long options only, codes above any letter. */
+enum {
+    CLI_OPT_MEMORY = 256,
+    CLI_OPT_PIDS,
+    CLI_OPT_CPUS,
+    CLI_OPT_TMP,
+    CLI_OPT_WORKSPACE,
+    CLI_OPT_NO_SANDBOX,
+    CLI_OPT_SECCOMP_LOG,
+};
+#define CLI_SANDBOX_OPTIONS                                                                        \
+    {"memory-mb", required_argument, NULL, CLI_OPT_MEMORY},                                        \
+        {"pids", required_argument, NULL, CLI_OPT_PIDS},                                           \
+        {"cpus", required_argument, NULL, CLI_OPT_CPUS},                                           \
+        {"tmp-mb", required_argument, NULL, CLI_OPT_TMP},                                          \
+        {"workspace-mb", required_argument, NULL, CLI_OPT_WORKSPACE},                              \
+        {"no-sandbox", no_argument, NULL, CLI_OPT_NO_SANDBOX},                                     \
+        {"seccomp-log", no_argument, NULL, CLI_OPT_SECCOMP_LOG}
+#define CLI_SANDBOX_USAGE                                                                          \
+    "[--memory-mb N] [--pids N] [--cpus X] [--tmp-mb N] [--workspace-mb N] [--no-sandbox] "       \
+    "[--seccomp-log]"
+
+/* Apply one sandbox option to cfg. Returns 0, or CLI_USAGE after printing the problem. */
+int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg);
+
 int cli_cmd_run(int argc, char **argv);
+int cli_cmd_doctor(int argc, char **argv);
 int cli_cmd_kernels(int argc, char **argv);
 int cli_cmd_kernel(int argc, char **argv);
 

@@ -51,7 +51,9 @@ int cli_cmd_kernel(int argc, char **argv)
                                             {"run", required_argument, NULL, 'r'},
                                             {"connection-file", required_argument, NULL, 'c'},
                                             {"verbose", no_argument, NULL, 'v'},
+                                            CLI_SANDBOX_OPTIONS,
                                             {NULL, 0, NULL, 0}};
+    kg_config_t cfg = {0};
     const char *kernel_name = NULL, *setup = NULL, *copy_to = NULL;
     int verbose = 0, opt;
     optind = 1;
@@ -61,7 +63,9 @@ int cli_cmd_kernel(int argc, char **argv)
         case 'r': setup = optarg; break;
         case 'c': copy_to = optarg; break;
         case 'v': verbose = 1; break;
-        default: return cli_usage_error("kernel", "unknown option");
+        default:
+            if (cli_sandbox_flag("kernel", opt, optarg, &cfg) != 0)
+                return CLI_USAGE;
         }
     }
     if (optind != argc)
@@ -70,7 +74,7 @@ int cli_cmd_kernel(int argc, char **argv)
 
     cb_error_t err = {0};
     kernel_ctx_t ctx = {0};
-    kg_gateway_t *gw = kg_gateway_new(NULL, &err);
+    kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
     kg_kernel_opts_t kopts = {.kernel_name = kernel_name, .on_event = s_on_event, .arg = &ctx};
     kg_kernel_t *kernel = gw ? kg_kernel_start(gw, &kopts, &err) : NULL;
     int rc = CLI_FAILED;

@@ -2,8 +2,9 @@
  *
  * Streams are printed as they arrive (stdout to stdout, stderr to stderr); rich results print
  * their text/plain; images are written into --outputs DIR (output-1.png, ...) and named on
- * stdout. Exit status: 0 when the code ran without error, 1 when it raised, timed out, or the
- * kernel failed, 2 on a usage error.
+ * stdout. The kernel runs in a fresh sandbox whose limits are flags (--memory-mb, --pids, ...).
+ * Exit status: 0 when the code ran without error, 1 when it raised, timed out, or the kernel
+ * failed, 2 on a usage error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -175,9 +176,11 @@ int cli_cmd_run(int argc, char **argv)
                                             {"stdin", required_argument, NULL, 'i'},
                                             {"verbose", no_argument, NULL, 'v'},
                                             {"help", no_argument, NULL, 'h'},
+                                            CLI_SANDBOX_OPTIONS,
                                             {NULL, 0, NULL, 0}};
     const char *kernel_name = NULL, *stdin_text = NULL;
     run_ctx_t ctx = {.exit_code = CLI_OK};
+    kg_config_t cfg = {0};
     int timeout_ms = 0, verbose = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "k:t:o:i:vh", options, NULL)) != -1) {
@@ -191,7 +194,9 @@ int cli_cmd_run(int argc, char **argv)
         case 'i': stdin_text = optarg; break;
         case 'v': verbose = 1; break;
         case 'h': return cli_usage_error("run", "runs FILE (or - for stdin) in a fresh kernel");
-        default: return cli_usage_error("run", "unknown option");
+        default:
+            if (cli_sandbox_flag("run", opt, optarg, &cfg) != 0)
+                return CLI_USAGE;
         }
     }
     if (optind != argc - 1)
@@ -209,7 +214,7 @@ int cli_cmd_run(int argc, char **argv)
         fprintf(stderr, "cellblock run: %s\n", err.msg);
         return CLI_USAGE;
     }
-    kg_gateway_t *gw = kg_gateway_new(NULL, &err);
+    kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
     kg_kernel_t *kernel = NULL;
     if (gw) {
         kg_kernel_opts_t kopts = {.kernel_name = kernel_name, .on_event = s_on_event, .arg = &ctx};

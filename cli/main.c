@@ -10,10 +10,12 @@
 
 static const cli_command_t s_commands[] = {
     {"run", cli_cmd_run, "run code in a fresh kernel and print its outputs",
-     "cellblock run [--kernel NAME] [--timeout S] [--outputs DIR] [--stdin TEXT] FILE|-"},
+     "cellblock run [--kernel NAME] [--timeout S] [--outputs DIR] [--stdin TEXT] [sandbox options] FILE|-"},
     {"kernels", cli_cmd_kernels, "list the kernelspecs found", "cellblock kernels"},
     {"kernel", cli_cmd_kernel, "start a kernel and serve it to Jupyter clients until stopped",
-     "cellblock kernel [--kernel NAME] [--run CODE] [--connection-file PATH]"},
+     "cellblock kernel [--kernel NAME] [--run CODE] [--connection-file PATH] [sandbox options]"},
+    {"doctor", cli_cmd_doctor, "show which isolation layers this host gives sandboxes, and try one",
+     "cellblock doctor"},
 };
 #define N_COMMANDS (sizeof s_commands / sizeof s_commands[0])
 
@@ -24,6 +26,7 @@ static void s_help(FILE *out)
     fprintf(out, "usage:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-72s\n      %s\n", s_commands[i].usage, s_commands[i].summary);
+    fprintf(out, "\nsandbox options: %s\n", CLI_SANDBOX_USAGE);
     fprintf(out, "\nenvironment: CELLBLOCK_LOG_LEVEL=debug|info|warn|error (logs go to stderr)\n");
 }
 

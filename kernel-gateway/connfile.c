@@ -50,7 +50,7 @@ int kg_conninfo_new_key(char *out, cb_error_t *err)
 }
 
 int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *run_dir,
-                     const char *kernel_name, cb_error_t *err)
+                     const char *inside_run_dir, const char *kernel_name, cb_error_t *err)
 {
     memset(ci, 0, sizeof *ci);
     ci->transport = transport;
@@ -66,6 +66,8 @@ int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *ru
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "run dir '%s' is too long for ipc socket paths; set a shorter "
                                  "runtime directory", run_dir);
+        if (inside_run_dir)
+            snprintf(ci->ip_inside, sizeof ci->ip_inside, "%s/k", inside_run_dir);
         for (int ch = 0; ch < KG_CH_COUNT; ch++)
             ci->ports[ch] = ch + 1;
         return 0;
@@ -96,7 +98,7 @@ int kg_conninfo_write(const kg_conninfo_t *ci, const char *path, cb_error_t *err
                                  "stdin_port", ci->ports[KG_CH_STDIN],
                                  "control_port", ci->ports[KG_CH_CONTROL],
                                  "hb_port", ci->ports[KG_CH_HB],
-                                 "ip", ci->ip, "key", ci->key,
+                                 "ip", ci->ip_inside[0] ? ci->ip_inside : ci->ip, "key", ci->key,
                                  "transport", ci->transport == KG_TRANSPORT_IPC ? "ipc" : "tcp",
                                  "signature_scheme", "hmac-sha256",
                                  "kernel_name", ci->kernel_name);

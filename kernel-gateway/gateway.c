@@ -1,4 +1,5 @@
-/* gateway.c: the gateway object: one czmq loop, the registry of live kernels, the counters.
+/* gateway.c: the gateway object: one czmq loop, the registries of live kernels and sandboxes,
+ * the counters.
  *
  * Everything the gateway does happens in handlers on this loop: socket readers, pidfd and
  * pipe pollers, timers. Callers drive it with kg_gateway_run_until(), which runs the loop until
@@ -73,8 +74,16 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
     self->no_kernels = 1;
     self->loop = zloop_new();
     self->kernels = zhashx_new();
-    if (!self->runtime_dir || !self->kernels_dir || !self->loop || !self->kernels) {
+    self->sandboxes = zhashx_new();
+    if (!self->runtime_dir || !self->kernels_dir || !self->loop || !self->kernels || !self->sandboxes) {
         cb_error_make(err, ENOMEM, "new gateway");
+        kg_gateway_destroy(&self);
+        return NULL;
+    }
+    if (!self->cfg.no_sandbox && self->cfg.transport == KG_TRANSPORT_TCP) {
+        cb_error_fail(err, CB_ERR_INVALID,
+                      "tcp kernel sockets cannot reach into a sandbox (it has its own loopback); "
+                      "use ipc, or run without sandboxes");
         kg_gateway_destroy(&self);
         return NULL;
     }
@@ -111,6 +120,13 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
             zlistx_destroy(&left);
         }
     }
+    if (self->sandboxes) {
+        zlistx_t *left = zhashx_values(self->sandboxes);
+        for (kg_sandbox_t *sb = left ? zlistx_first(left) : NULL; sb; sb = zlistx_next(left))
+            kg_sandbox_destroy(&sb);
+        zlistx_destroy(&left);
+    }
+    zhashx_destroy(&self->sandboxes);
     zhashx_destroy(&self->kernels);
     zloop_destroy(&self->loop);
     free(self->runtime_dir);
@@ -120,6 +136,21 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
 }
 
 zloop_t *kg_gateway_loop(kg_gateway_t *self) { return self->loop; }
+
+void kg_gateway_note_layers(kg_gateway_t *gw, const sbx_layers_t *l)
+{
+    if (gw->layers_noted)
+        return;
+    gw->layers_noted = true;
+    if (!l->cgroup_memory || !l->cgroup_pids || !l->cgroup_cpu)
+        cb_warn("sandboxes run without some cgroup limits (memory %s, pids %s, cpu %s): %s",
+                l->cgroup_memory ? "on" : "OFF", l->cgroup_pids ? "on" : "OFF",
+                l->cgroup_cpu ? "on" : "OFF", l->cgroup_why[0] ? l->cgroup_why : "unknown reason");
+    if (!l->seccomp)
+        cb_warn("sandboxes run without the seccomp filter");
+    else if (l->seccomp_log)
+        cb_warn("seccomp is in log mode: syscalls outside the allowlist are allowed and logged");
+}
 
 const kg_counters_t *kg_gateway_counters(kg_gateway_t *self) { return &self->counters; }
 

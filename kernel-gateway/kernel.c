@@ -1,8 +1,10 @@
 /* kernel.c: one kernel's process, sockets and lifecycle, all driven from the gateway's loop.
  *
- * Start: write the connection file, fork and exec the kernelspec's argv in a new session (so
- * signals reach the whole process group), open a pidfd to learn of its exit, connect the five
- * channels, and send kernel_info_request. The kernel is ready once a kernel_info_reply has come
+ * Start: write the connection file, start the kernelspec's argv (process.c: inside the kernel's
+ * sandbox unless the gateway runs without sandboxes; in a new session, so signals reach the
+ * whole process group; watched through a pidfd), connect the five channels, and send
+ * kernel_info_request. In a sandbox the kernel's run dir lives in the sandbox's run dir, which
+ * the kernel sees at /run/cellblock, so its connection file names the inside paths. The kernel is ready once a kernel_info_reply has come
  * back AND something has arrived on iopub: a SUB socket misses what was published before its
  * subscription took (the slow joiner), so while iopub is silent kernel_info is sent again.
  *
@@ -63,128 +65,19 @@ static void s_timer_cancel(kg_kernel_t *k, int *timer)
 
 static bool s_is_ready_state(kg_kernel_state_t s) { return s == KG_KERNEL_IDLE || s == KG_KERNEL_BUSY; }
 
-/* ---- environment and exec ---------------------------------------------------------------- */
+/* ---- environment ------------------------------------------------------------------------ */
 
-/* The host environment, then the spec's env, then the caller's: a later KEY replaces an
- * earlier one. Caller owns return value. */
+/* Outside a sandbox: the host's environment, then the spec's env, then the caller's. Inside: a
+ * fixed base with nothing from the host, then the same. JPY_PARENT_PID=1 tells ipykernel its
+ * parent is an init (ours, PID 1 inside): without it, it exits on finding its parent is PID 1,
+ * and prints a banner. Caller owns return value. */
 static char **s_build_env(const kg_kernel_t *k)
 {
-    const char *const *layers[] = {(const char *const *)environ,
-                                   (const char *const *)k->spec->env,
-                                   (const char *const *)k->extra_env};
-    size_t total = 0;
-    for (size_t l = 0; l < 3; l++)
-        for (size_t i = 0; layers[l] && layers[l][i]; i++)
-            total++;
-    char **env = calloc(total + 1, sizeof *env);
-    if (!env)
-        return NULL;
-    size_t n = 0;
-    for (size_t l = 0; l < 3; l++) {
-        for (size_t i = 0; layers[l] && layers[l][i]; i++) {
-            const char *entry = layers[l][i];
-            const char *eq = strchr(entry, '=');
-            size_t keylen = eq ? (size_t)(eq - entry) : strlen(entry);
-            size_t j = 0;
-            while (j < n && !(strncmp(env[j], entry, keylen) == 0 && env[j][keylen] == '='))
-                j++;
-            char *copy = strdup(entry);
-            if (!copy) {
-                cb_strv_free(env);
-                return NULL;
-            }
-            if (j < n)
-                s_set_string(&env[j], copy);
-            else
-                env[n++] = copy;
-        }
-    }
-    return env;
-}
-
-/* argv[0] as a path: as given when it holds a '/', else the first executable match in PATH. */
-static char *s_resolve_program(const char *prog, char **env)
-{
-    if (strchr(prog, '/'))
-        return strdup(prog);
-    const char *path = "/usr/local/bin:/usr/bin:/bin";
-    for (size_t i = 0; env[i]; i++)
-        if (strncmp(env[i], "PATH=", 5) == 0)
-            path = env[i] + 5;
-    cleanup_free char *copy = strdup(path);
-    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-        char *candidate = cb_strdup_printf("%s/%s", *dir ? dir : ".", prog);
-        if (candidate && access(candidate, X_OK) == 0)
-            return candidate;
-        free(candidate);
-    }
-    return NULL;
-}
-
-/* In the child between fork and exec only async-signal-safe calls are made and nothing is
- * allocated; a failure writes {step, errno} to the error pipe and exits. */
-enum { KG_STEP_SESSION = 1, KG_STEP_PDEATHSIG, KG_STEP_STDIO, KG_STEP_CHDIR, KG_STEP_EXEC };
-static const char *s_step_names[] = {"", "setsid", "set parent-death signal", "redirect stdio",
-                                     "chdir", "exec"};
-
-__attribute__((noreturn)) static void s_child_fail(int fd, int step)
-{
-    int report[2] = {step, errno};
-    ssize_t ignored = write(fd, report, sizeof report);
-    (void)ignored;
-    _exit(127);
-}
-
-static pid_t s_fork_exec(const char *path, char **argv, char **env, const char *cwd, int out_fd,
-                         cb_error_t *err)
-{
-    int errpipe[2];
-    if (pipe2(errpipe, O_CLOEXEC) < 0)
-        return cb_error_make(err, errno, "pipe");
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int saved = errno;
-        close(errpipe[0]);
-        close(errpipe[1]);
-        return cb_error_make(err, saved, "fork");
-    }
-    if (pid == 0) {
-        int fd = errpipe[1];
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        if (setsid() < 0)
-            s_child_fail(fd, KG_STEP_SESSION);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-            s_child_fail(fd, KG_STEP_PDEATHSIG);
-        if (getppid() != parent)
-            _exit(127); /* the gateway is already gone */
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-            s_child_fail(fd, KG_STEP_STDIO);
-        if (cwd && chdir(cwd) < 0)
-            s_child_fail(fd, KG_STEP_CHDIR);
-        closefrom(3); /* the error pipe is close-on-exec and stays open until exec */
-        execve(path, argv, env);
-        s_child_fail(fd, KG_STEP_EXEC);
-    }
-    close(errpipe[1]);
-    int report[2];
-    ssize_t n;
-    do
-        n = read(errpipe[0], report, sizeof report);
-    while (n < 0 && errno == EINTR);
-    close(errpipe[0]);
-    if (n == (ssize_t)sizeof report) {
-        waitpid(pid, NULL, 0);
-        int step = report[0] > 0 && report[0] <= KG_STEP_EXEC ? report[0] : KG_STEP_EXEC;
-        return cb_error_make(err, report[1], "start kernel '%s': %s", path, s_step_names[step]);
-    }
-    return pid;
+    static const char *const sandboxed[] = {"JPY_PARENT_PID=1", NULL};
+    const char *const *lists[] = {k->sandbox ? kg_sandbox_base_env : (const char *const *)environ,
+                                  k->sandbox ? sandboxed : NULL, (const char *const *)k->spec->env,
+                                  (const char *const *)k->extra_env};
+    return kg_env_merge(lists, sizeof lists / sizeof *lists);
 }
 
 /* ---- sockets ----------------------------------------------------------------------------- */
@@ -538,33 +431,24 @@ static void s_stop_process(kg_kernel_t *k, kg_after_exit_t after, bool graceful)
     }
 }
 
-static char *s_describe_exit(const siginfo_t *info)
-{
-    if (info->si_code == CLD_EXITED)
-        return cb_strdup_printf("exited with code %d", info->si_status);
-    return cb_strdup_printf("killed by signal %d (%s)", info->si_status, strsignal(info->si_status));
-}
-
 static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     kg_kernel_t *k = arg;
     kg_gateway_t *gw = k->gw;
-    /* The leader is a zombie until reaped, so its pid still names the group: sweep it. */
-    killpg(k->pid, SIGKILL);
-    siginfo_t info = {0};
-    if (waitid(P_PIDFD, (id_t)k->pidfd, &info, WEXITED) < 0) {
-        cb_warn("kernel %.8s: waitid: %s", k->id, strerror(errno));
+    kg_proc_exit_t ex;
+    cb_error_t err = {0};
+    if (kg_proc_reap(k->proc, &ex, &err) < 0) {
+        cb_warn("kernel %.8s: %s", k->id, err.msg);
         return kg_gateway_handler_result(gw);
     }
     zloop_poller_end(loop, item);
-    close(k->pidfd);
-    k->pidfd = -1;
+    kg_proc_destroy(&k->proc);
     k->pid = 0;
     k->stop_step = 0;
     s_timer_cancel(k, &k->stop_timer);
     /* Keep an explanation set earlier (heartbeat, startup timeout); else say how it ended. */
     if (!k->exit_detail)
-        k->exit_detail = s_describe_exit(&info);
+        k->exit_detail = kg_proc_exit_describe(&ex);
     while (k->output_fd >= 0 && s_read_output(k)) {
     }
     s_close_output(k);
@@ -580,6 +464,9 @@ static int s_on_free(zloop_t *loop, int timer_id, void *arg)
     s_emit(k, KG_EVENT_STOPPED, NULL);
     kg_gateway_remove_kernel(gw, k);
     kg_attach_destroy(&k->attach);
+    if (k->sandbox && k->sandbox->for_one_kernel)
+        kg_sandbox_destroy(&k->sandbox);
+    free(k->conn_path_inside);
     kg_kernelspec_destroy(&k->spec);
     cb_strv_free(k->extra_env);
     free(k->cwd);
@@ -682,47 +569,39 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     k->iopub_seen = false;
     if (s_open_sockets(k, err) < 0)
         return -1;
-    char **argv = kg_kernelspec_argv(k->spec, k->conn_path);
+    char **argv = kg_kernelspec_argv(k->spec, k->conn_path_inside);
     char **env = s_build_env(k);
-    char *path = (argv && env) ? s_resolve_program(argv[0], env) : NULL;
     int out[2] = {-1, -1};
-    pid_t pid = -1;
     if (!argv || !env)
         cb_error_make(err, ENOMEM, "prepare kernel command");
-    else if (!path)
-        cb_error_fail(err, CB_ERR_NOT_FOUND, "kernel program '%s' not found in PATH", argv[0]);
     else if (pipe2(out, O_CLOEXEC) < 0)
         cb_error_make(err, errno, "pipe");
     else
-        pid = s_fork_exec(path, argv, env, k->cwd, out[1], err);
+        k->proc = kg_proc_start(&(kg_proc_opts_t){.argv = argv, .env = env, .cwd = k->cwd,
+                                                  .stdin_fd = -1, .stdout_fd = out[1],
+                                                  .stderr_fd = out[1], .sandbox = k->sandbox},
+                                err);
     cb_strv_free(argv);
     cb_strv_free(env);
-    free(path);
     if (out[1] >= 0)
         close(out[1]);
-    if (pid < 0) {
+    if (!k->proc) {
         if (out[0] >= 0)
             close(out[0]);
         s_close_sockets(k);
         return -1;
     }
-    k->pid = pid;
+    k->pid = kg_proc_pid(k->proc);
     k->output_fd = out[0];
     fcntl(k->output_fd, F_SETFL, O_NONBLOCK);
-    k->pidfd = pidfd_open(pid, 0);
-    zmq_pollitem_t pid_item = {.fd = k->pidfd, .events = ZMQ_POLLIN};
+    zmq_pollitem_t pid_item = {.fd = kg_proc_pidfd(k->proc), .events = ZMQ_POLLIN};
     zmq_pollitem_t out_item = {.fd = k->output_fd, .events = ZMQ_POLLIN};
-    if (k->pidfd < 0 || zloop_poller(k->gw->loop, &pid_item, s_on_pidfd, k) < 0 ||
+    if (zloop_poller(k->gw->loop, &pid_item, s_on_pidfd, k) < 0 ||
         zloop_poller(k->gw->loop, &out_item, s_on_output, k) < 0) {
         int saved = errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        zloop_poller_end(k->gw->loop, &pid_item);
+        kg_proc_destroy(&k->proc);
         k->pid = 0;
-        if (k->pidfd >= 0) {
-            zloop_poller_end(k->gw->loop, &pid_item);
-            close(k->pidfd);
-            k->pidfd = -1;
-        }
         s_close_output(k);
         s_close_sockets(k);
         return cb_error_make(err, saved, "watch kernel process");
@@ -731,7 +610,8 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     k->ready_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.startup_timeout_ms, 1,
                                  s_on_ready_timeout, k);
     s_send_kernel_info(k);
-    cb_debug("kernel %.8s: started %s (pid %ld)", k->id, k->spec->name, (long)pid);
+    cb_debug("kernel %.8s: started %s (pid %ld%s)", k->id, k->spec->name, (long)k->pid,
+             k->sandbox ? ", sandboxed" : "");
     return 0;
 }
 
@@ -741,7 +621,7 @@ static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opt
     if (!k)
         return cb_error_make(err, ENOMEM, "new kernel"), NULL;
     k->gw = gw;
-    k->pidfd = k->output_fd = -1;
+    k->output_fd = -1;
     k->ready_timer = k->nudge_timer = k->hb_timer = k->stop_timer = -1;
     zuuid_t *id = zuuid_new(), *session = zuuid_new();
     if (id && session) {
@@ -781,23 +661,42 @@ kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_
     }
     k->spec = spec;
     k->state = KG_KERNEL_STARTING;
-    k->run_dir = cb_strdup_printf("%s/%.8s", gw->runtime_dir, k->id);
+    k->sandbox = opts->sandbox;
+    int rc = 0;
+    if (!k->sandbox && !gw->cfg.no_sandbox) {
+        k->sandbox = kg_sandbox_create(gw, NULL, err);
+        if (k->sandbox)
+            k->sandbox->for_one_kernel = true;
+        else
+            rc = -1;
+    }
+    const char *parent = k->sandbox ? sbx_run_dir(k->sandbox->sbx) : gw->runtime_dir;
+    k->run_dir = cb_strdup_printf("%s/k-%.8s", parent, k->id);
     k->conn_path = k->run_dir ? cb_strdup_printf("%s/connection.json", k->run_dir) : NULL;
+    char inside_dir[64];
+    snprintf(inside_dir, sizeof inside_dir, SBX_INSIDE_RUN_DIR "/k-%.8s", k->id);
+    k->conn_path_inside = k->sandbox ? cb_strdup_printf("%s/connection.json", inside_dir)
+                                     : (k->conn_path ? strdup(k->conn_path) : NULL);
     k->replay = kg_replay_new(4096);
-    int rc = (k->run_dir && k->conn_path && k->replay) ? 0 : cb_error_make(err, ENOMEM, "new kernel");
+    if (rc == 0 && !(k->run_dir && k->conn_path && k->conn_path_inside && k->replay))
+        rc = cb_error_make(err, ENOMEM, "new kernel");
     if (rc == 0 && mkdir(k->run_dir, 0700) < 0)
         rc = cb_error_make(err, errno, "create run dir '%s'", k->run_dir);
     if (rc == 0)
-        rc = kg_conninfo_init(&k->ci, gw->cfg.transport, k->run_dir, name, err);
+        rc = kg_conninfo_init(&k->ci, gw->cfg.transport, k->run_dir, k->sandbox ? inside_dir : NULL,
+                              name, err);
     if (rc == 0 && !(k->signer = kg_signer_new(k->ci.key, strlen(k->ci.key), err)))
         rc = -1;
     if (rc == 0)
         rc = kg_conninfo_write(&k->ci, k->conn_path, err);
+    if (rc == 0 && k->sandbox)
+        rc = (sbx_give(k->sandbox->sbx, k->run_dir, err) < 0 ||
+              sbx_give(k->sandbox->sbx, k->conn_path, err) < 0) ? -1 : 0;
     if (rc == 0)
         rc = s_start_process(k, err);
     if (rc < 0) {
         cb_error_prefix(err, "start kernel '%s': ", name);
-        if (k->run_dir)
+        if (k->run_dir && access(k->run_dir, F_OK) == 0)
             cb_rm_rf(k->run_dir, NULL);
         kg_gateway_add_kernel(gw, k); /* s_on_free removes it again */
         k->on_event = NULL;           /* the caller hears of the failure from the return */
@@ -859,20 +758,15 @@ int kg_kernel_restart(kg_kernel_t *self, cb_error_t *err)
 /* Last resort for kg_gateway_destroy: kill, reap and free without the loop. */
 void kg_kernel_free_now(kg_kernel_t *k)
 {
-    if (k->pid > 0) {
-        killpg(k->pid, SIGKILL);
-        waitpid(k->pid, NULL, 0);
-        k->pid = 0;
-    }
     s_timer_cancel(k, &k->hb_timer);
     s_timer_cancel(k, &k->ready_timer);
     s_timer_cancel(k, &k->nudge_timer);
     s_timer_cancel(k, &k->stop_timer);
-    if (k->pidfd >= 0) {
-        zmq_pollitem_t item = {.fd = k->pidfd, .events = ZMQ_POLLIN};
+    if (k->proc) {
+        zmq_pollitem_t item = {.fd = kg_proc_pidfd(k->proc), .events = ZMQ_POLLIN};
         zloop_poller_end(k->gw->loop, &item);
-        close(k->pidfd);
-        k->pidfd = -1;
+        kg_proc_destroy(&k->proc);
+        k->pid = 0;
     }
     s_close_output(k);
     s_close_sockets(k);

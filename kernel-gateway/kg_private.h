@@ -11,6 +11,7 @@
 
 #include "cb/util.h"
 #include "kg/kg.h"
+#include "sbx/sbx.h"
 #include "wire.h"
 
 /* ---- connection info (connfile.c) -------------------------------------------------------- */
@@ -22,6 +23,7 @@ typedef enum { KG_CH_SHELL = 0, KG_CH_IOPUB, KG_CH_STDIN, KG_CH_CONTROL, KG_CH_H
 typedef struct {
     kg_transport_t transport;
     char ip[PATH_MAX / 2];   /* tcp: "127.0.0.1"; ipc: the socket path prefix */
+    char ip_inside[128];     /* ipc in a sandbox: the prefix as the kernel sees it; "" otherwise */
     int ports[KG_CH_COUNT];  /* tcp: port numbers; ipc: suffixes 1..5 */
     char key[KG_KEY_HEX_LEN + 1];
     char kernel_name[128];
@@ -33,9 +35,10 @@ const char *kg_channel_name(kg_channel_t ch);
 int kg_conninfo_new_key(char *out, cb_error_t *err);
 
 /* Fill ci for a new kernel: a fresh random key, and ipc paths under run_dir or free loopback
- * TCP ports. */
+ * TCP ports. inside_run_dir (may be NULL) is run_dir as the kernel sees it from its sandbox; the
+ * connection file names that one. */
 int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *run_dir,
-                     const char *kernel_name, cb_error_t *err);
+                     const char *inside_run_dir, const char *kernel_name, cb_error_t *err);
 
 /* "ipc://<ip>-<port>" or "tcp://<ip>:<port>" into buf. */
 void kg_conninfo_endpoint(const kg_conninfo_t *ci, kg_channel_t ch, char *buf, size_t size);
@@ -45,14 +48,76 @@ int kg_conninfo_write(const kg_conninfo_t *ci, const char *path, cb_error_t *err
 
 /* ---- gateway (gateway.c) ----------------------------------------------------------------- */
 
+/* ---- processes (process.c): plain host processes, or processes inside a sandbox ---------- */
+
+typedef struct kg_proc kg_proc_t;
+
+typedef struct {
+    char *const *argv;     /* argv[0]: a path, or a name looked up in env's PATH */
+    char *const *env;      /* the whole environment */
+    const char *cwd;       /* NULL: inherited (host) or /home/user (sandbox) */
+    int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
+    kg_sandbox_t *sandbox; /* NULL: a plain host process */
+} kg_proc_opts_t;
+
+typedef struct {
+    bool exited; /* true: code holds the exit status; false: signal killed it */
+    int code;
+    int signal;
+    bool oom;    /* killed while the sandbox's memory limit was hit */
+} kg_proc_exit_t;
+
+/* Start a process in its own session and process group, dying with the gateway. Caller owns
+ * return value. */
+kg_proc_t *kg_proc_start(const kg_proc_opts_t *opts, cb_error_t *err);
+pid_t kg_proc_pid(const kg_proc_t *p); /* host pid, also its process group id */
+int kg_proc_pidfd(const kg_proc_t *p); /* readable once the process has exited */
+/* Signal the whole process group. */
+int kg_proc_signal(kg_proc_t *p, int sig);
+/* Once the pidfd is readable: reap and say how it ended. */
+int kg_proc_reap(kg_proc_t *p, kg_proc_exit_t *out, cb_error_t *err);
+/* "exited with code 3", "killed by SIGKILL (out of memory)". Caller owns return value. */
+char *kg_proc_exit_describe(const kg_proc_exit_t *ex);
+/* Kill the group if still running, reap, free. Accepts NULL; nulls the pointer. */
+void kg_proc_destroy(kg_proc_t **p_p);
+
+/* Merge environment lists ("KEY=VALUE"; a later KEY replaces an earlier one). n lists, each
+ * NULL-terminated or NULL. Caller owns return value. */
+char **kg_env_merge(const char *const *const *lists, size_t n);
+
+/* The environment a sandboxed process starts from: nothing from the host. */
+extern const char *const kg_sandbox_base_env[];
+
+/* ---- sandboxes (sandbox.c) --------------------------------------------------------------- */
+
+struct kg_sandbox {
+    kg_gateway_t *gw;
+    char id[37];
+    sbx_t *sbx;
+    kg_sandbox_limits_t limits; /* defaults filled in */
+    int64_t created_ms;
+    zhashx_t *commands;         /* id -> kg_command_t *, owned (command.c) */
+    bool for_one_kernel;        /* made by kg_kernel_start; removed with that kernel */
+};
+
+/* Free a command whatever its state (sandbox teardown; does not touch sb->commands). */
+void kg_command_free_now(kg_command_t *c);
+
+/* The layers as JSON, for info and doctor. Caller owns return value. */
+json_t *kg_layers_json(const sbx_layers_t *layers);
+
+/* ---- gateway (gateway.c) ----------------------------------------------------------------- */
+
 struct kg_gateway {
     kg_config_t cfg; /* defaults filled in */
+    zhashx_t *sandboxes; /* id -> kg_sandbox_t *, owned */
     char *runtime_dir;
     char *kernels_dir;
     zloop_t *loop;
     zhashx_t *kernels; /* id -> kg_kernel_t *, not owning (kernels free themselves) */
     kg_counters_t counters;
     const volatile int *watch_flag; /* set by kg_gateway_run_until */
+    bool layers_noted;              /* missing sandbox layers have been logged once */
     volatile int no_kernels;        /* the registry is empty (awaited by destroy) */
 };
 
@@ -62,6 +127,9 @@ int kg_gateway_handler_result(kg_gateway_t *gw);
 /* Registry, used by kernel.c as kernels come and go. */
 void kg_gateway_add_kernel(kg_gateway_t *gw, kg_kernel_t *kernel);
 void kg_gateway_remove_kernel(kg_gateway_t *gw, kg_kernel_t *kernel);
+
+/* Say once per gateway which sandbox layers this host cannot give, and why. */
+void kg_gateway_note_layers(kg_gateway_t *gw, const sbx_layers_t *layers);
 
 /* Count a rejected frame in the counters under the right heading. */
 void kg_gateway_count_rejected(kg_gateway_t *gw, kg_wire_status_t status, bool from_proxy);
@@ -87,16 +155,18 @@ struct kg_kernel {
     kg_kernel_event_fn *on_event;
     void *event_arg;
 
-    char *run_dir;
-    char *conn_path;
+    kg_sandbox_t *sandbox; /* borrowed, or owned when sandbox->for_one_kernel; NULL: none */
+    char *run_dir;         /* host path */
+    char *conn_path;       /* host path */
+    char *conn_path_inside;/* the path the kernel is given (differs inside a sandbox) */
     kg_conninfo_t ci;
     kg_signer_t *signer;
     kg_replay_t *replay;
     zsock_t *socks[KG_CH_COUNT];
 
     kg_kernel_state_t state;
-    pid_t pid;
-    int pidfd;
+    kg_proc_t *proc;
+    pid_t pid;     /* of proc, cached; 0 when no process runs */
     int output_fd; /* the kernel's stdout+stderr, read line by line */
     cb_buf_t output_line;
 

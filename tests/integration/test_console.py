@@ -71,6 +71,21 @@ def run_code(kc, code):
             return reply, "".join(out)
 
 
+def host_pid_with_arg(arg):
+    """The pid of the host process whose argv holds arg exactly, or None."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if arg.encode() in argv:
+            return int(entry)
+    return None
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -132,9 +147,14 @@ class ConsoleTest(unittest.TestCase):
             kc.wait_for_ready(timeout=DEADLINE_S)
             reply, out = run_code(kc, "print(x)")
             self.assertEqual((reply["status"], out), ("ok", "21\n"))
-            reply, out = run_code(kc, "import os; print(os.getpid())")
+            # The kernel runs in a sandbox: its own pid is a small number there, so find it on
+            # the host by the connection file path it was given (unique per kernel).
+            reply, out = run_code(kc, "import os, sys; print(os.getuid(), sys.argv[-1])")
             self.assertEqual(reply["status"], "ok")
-            self.kernel_pid = int(out)
+            uid, inside_conn = out.split()
+            self.assertEqual(uid, "1000", "the kernel runs as the sandbox user")
+            self.kernel_pid = host_pid_with_arg(inside_conn)
+            self.assertIsNotNone(self.kernel_pid, f"no host process has {inside_conn} in its argv")
         finally:
             kc.stop_channels()
         self.assertTrue(pid_alive(self.kernel_pid), "the kernel runs while cellblock serves it")

@@ -11,8 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int cb_tap_count = 0;
-static int cb_tap_failed = 0;
+/* Weak, not static: a test built from several files shares one count. */
+__attribute__((weak)) int cb_tap_count = 0;
+__attribute__((weak)) int cb_tap_failed = 0;
 
 __attribute__((format(printf, 4, 5))) static inline int
 cb_tap_ok(int cond, const char *file, int line, const char *fmt, ...)

@@ -36,10 +36,13 @@
 #include <stdint.h>
 
 #include "cb/error.h"
+#include "cb/util.h"
 
 typedef struct kg_gateway kg_gateway_t;
+typedef struct kg_sandbox kg_sandbox_t;
 typedef struct kg_kernel kg_kernel_t;
 typedef struct kg_execution kg_execution_t;
+typedef struct kg_command kg_command_t;
 
 /* ---------------------------------------------------------------------------------------------
  * Kernelspecs: kernel.json files found in the Jupyter data paths and in the project's kernels/.
@@ -91,6 +94,17 @@ char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_fi
 
 typedef enum { KG_TRANSPORT_IPC = 0, KG_TRANSPORT_TCP } kg_transport_t;
 
+/* Limits of one sandbox. Zero fields take the gateway's defaults (kg_config_t.limits), whose
+ * own zero fields mean: memory 2048 MiB, 1024 pids, no CPU quota, /tmp 256 MiB, workspace
+ * 1024 MiB. */
+typedef struct {
+    uint64_t memory_mb;
+    uint64_t pids_max;
+    uint32_t cpu_millis; /* thousandths of a core: 500 is half a core */
+    uint64_t tmp_mb;
+    uint64_t workspace_mb;
+} kg_sandbox_limits_t;
+
 typedef struct {
     const char *runtime_dir;  /* parent of per-kernel run dirs; NULL: $XDG_RUNTIME_DIR/cellblock
                                  or /tmp/cellblock-<uid> */
@@ -102,6 +116,10 @@ typedef struct {
     int interrupt_grace_ms;   /* after a timeout's interrupt, before restarting; 0: 3000 */
     int shutdown_grace_ms;    /* each shutdown step (request, SIGTERM); 0: 2000 */
     int restart_limit;        /* automatic restarts after deaths per kernel; 0: 5; < 0: none */
+    bool no_sandbox;          /* kernels run as plain host processes: development and benchmarks
+                                 only, never for untrusted code */
+    bool seccomp_log;         /* sandboxes log syscalls outside the allowlist instead of denying */
+    kg_sandbox_limits_t limits; /* defaults for every new sandbox */
 } kg_config_t;
 
 typedef struct {
@@ -141,6 +159,42 @@ kg_kernel_t *kg_gateway_kernel(kg_gateway_t *self, const char *kernel_id);
 size_t kg_gateway_kernel_count(kg_gateway_t *self);
 
 /* ---------------------------------------------------------------------------------------------
+ * Sandboxes: isolated process trees (see sandbox/ and docs/security.md) holding kernels and
+ * commands that share one workspace (/home/user inside).
+ * ------------------------------------------------------------------------------------------- */
+
+/* Create a sandbox. limits may be NULL (the gateway's defaults). The gateway owns it.
+ * Borrowed; valid until kg_sandbox_destroy (or kg_gateway_destroy). */
+kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, cb_error_t *err);
+
+/* Kill every kernel and command in the sandbox (their executions end as "cancelled"), then every
+ * process left, and remove it. Accepts NULL; nulls the caller's pointer. */
+void kg_sandbox_destroy(kg_sandbox_t **self_p);
+
+const char *kg_sandbox_id(const kg_sandbox_t *self); /* Borrowed; valid with the sandbox */
+
+/* Look a sandbox up by id. Borrowed; valid until it is destroyed. */
+kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id);
+
+/* {id, limits: {...}, layers: {...}, usage: {memory_bytes, memory_peak_bytes, pids,
+ * cpu_usage_us, oom_kills}, kernels: [ids], created_ms}. Caller owns return value. */
+json_t *kg_sandbox_info(kg_sandbox_t *self);
+
+/* Host pid of the sandbox's init; every process of the sandbox descends from it. */
+pid_t kg_sandbox_init_pid(const kg_sandbox_t *self);
+
+/* Workspace files, done from the host (paths as seen inside: "/home/user/x" or "x"; anything
+ * that resolves outside the workspace is refused). See sbx_file_* in sandbox/ for the rules. */
+int kg_sandbox_file_read(kg_sandbox_t *self, const char *path, size_t max_bytes, cb_buf_t *out,
+                         cb_error_t *err);
+int kg_sandbox_file_write(kg_sandbox_t *self, const char *path, const void *data, size_t len,
+                          bool make_parents, cb_error_t *err);
+/* [{name, type: "file"|"dir"|"symlink"|"other", size, mtime_ms}]. Caller owns return value. */
+json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *err);
+int kg_sandbox_file_remove(kg_sandbox_t *self, const char *path, bool recursive, cb_error_t *err);
+int kg_sandbox_file_mkdir(kg_sandbox_t *self, const char *path, bool parents, cb_error_t *err);
+
+/* ---------------------------------------------------------------------------------------------
  * Kernels.
  * ------------------------------------------------------------------------------------------- */
 
@@ -170,7 +224,10 @@ typedef void(kg_kernel_event_fn)(kg_kernel_t *kernel, kg_kernel_event_t event, c
 typedef struct {
     const char *kernel_name;   /* kernelspec name; NULL: "python3" */
     const char *const *env;    /* extra "KEY=VALUE" entries, NULL-terminated; borrowed */
-    const char *cwd;           /* working directory of the kernel; NULL: inherited */
+    const char *cwd;           /* working directory of the kernel; NULL: the workspace (in a
+                                  sandbox) or inherited */
+    kg_sandbox_t *sandbox;     /* run inside this sandbox; NULL: a sandbox of its own, removed
+                                  with the kernel (or none with kg_config_t.no_sandbox) */
     kg_kernel_event_fn *on_event;
     void *arg;
 } kg_kernel_opts_t;
@@ -245,6 +302,63 @@ kg_kernel_t *kg_execution_kernel(const kg_execution_t *self);
 /* The result so far (same shape as the final one, status "running" or "queued").
  * Caller owns return value. */
 json_t *kg_execution_snapshot(const kg_execution_t *self);
+
+/* ---------------------------------------------------------------------------------------------
+ * Commands: shell commands in a sandbox (bash -c), with output streamed as it comes, an exit
+ * code, optional stdin, working directory, environment and timeout. On timeout or kill the
+ * command's whole process group is killed. A command stays known to its sandbox after it ends,
+ * so its final output can still be read, until kg_command_forget or the sandbox goes.
+ *
+ * Snapshot / result:
+ *   { "id": "...", "command": "...", "status": "running" | "exited" | "killed" | "timeout" |
+ *     "failed", "exit_code": 0 | null, "signal": "SIGKILL" | null, "oom": false,
+ *     "stdout": "...", "stderr": "...", "pid": 123, "duration_ms": 3.2, "notes": [...] }
+ * Each of stdout and stderr keeps 16 MiB; beyond that output is dropped with a note.
+ * ------------------------------------------------------------------------------------------- */
+
+/* data is not NUL-terminated. Borrowed; valid during the call. */
+typedef void(kg_command_output_fn)(kg_command_t *c, const char *stream, const char *data, size_t len,
+                                   void *arg);
+/* Called once when the command has ended, with its final snapshot. Borrowed; valid during the
+ * call. */
+typedef void(kg_command_done_fn)(kg_command_t *c, json_t *result, void *arg);
+
+typedef struct {
+    const char *command;          /* run as: /bin/bash -c COMMAND */
+    const char *const *env;       /* extra "KEY=VALUE" entries, NULL-terminated; borrowed */
+    const char *cwd;              /* inside path; NULL: /home/user */
+    const char *stdin_text;       /* written to stdin first; NULL: nothing */
+    bool keep_stdin_open;         /* leave stdin open for kg_command_write_stdin; else it is
+                                     closed after stdin_text */
+    int timeout_ms;               /* 0: no limit */
+    kg_command_output_fn *on_output;
+    kg_command_done_fn *on_done;
+    void *arg;
+} kg_command_opts_t;
+
+/* Start a command in a sandbox. Borrowed; valid until kg_command_forget or the sandbox's
+ * destruction. */
+kg_command_t *kg_command_start(kg_sandbox_t *sb, const kg_command_opts_t *opts, cb_error_t *err);
+
+/* Send bytes to the command's stdin (close_after: then close it, which is EOF). Writes that
+ * cannot go at once are queued (up to 16 MiB). */
+int kg_command_write_stdin(kg_command_t *self, const char *data, size_t len, bool close_after,
+                           cb_error_t *err);
+
+/* Kill the command's process group (SIGKILL); status becomes "killed". */
+int kg_command_kill(kg_command_t *self, cb_error_t *err);
+
+/* Current state (see above). Caller owns return value. */
+json_t *kg_command_snapshot(const kg_command_t *self);
+
+/* Forget a command; a running one is killed first. Nulls the caller's pointer. */
+void kg_command_forget(kg_command_t **self_p);
+
+const char *kg_command_id(const kg_command_t *self); /* Borrowed; valid with the command */
+bool kg_command_running(const kg_command_t *self);
+
+/* Look a command up by id in a sandbox. Borrowed; see kg_command_start. */
+kg_command_t *kg_sandbox_command(kg_sandbox_t *sb, const char *id);
 
 /* ---------------------------------------------------------------------------------------------
  * Attach: a connection file for external Jupyter clients (jupyter console --existing FILE,

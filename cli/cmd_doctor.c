@@ -1,0 +1,89 @@
+/* cmd_doctor.c: `cellblock doctor` prints every isolation layer a sandbox on this host gets,
+ * whether it is active, and why not when it is not; then it builds a real sandbox and runs a
+ * process in it. Exit status 0 when sandboxes work (possibly without some layers, which are
+ * listed), 1 when no sandbox can be made.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cb/cleanup.h"
+#include "cb/util.h"
+#include "cli.h"
+#include "sbx/sbx.h"
+
+static void s_layer(bool on, const char *name, const char *why)
+{
+    printf("  [%s] %s%s%s\n", on ? " on" : "OFF", name, !on && why && *why ? ": " : "",
+           !on && why ? why : "");
+}
+
+/* Build a sandbox and run /bin/true in it; prints the outcome. Returns 0 when it worked. */
+static int s_try_sandbox(void)
+{
+    char parent[] = "/tmp/cellblock-doctor-XXXXXX";
+    if (!mkdtemp(parent)) {
+        perror("cellblock doctor: mkdtemp");
+        return -1;
+    }
+    cleanup_free char *run_dir = cb_strdup_printf("%s/sandbox", parent);
+    cb_error_t err = {0};
+    int64_t t0 = cb_now_us();
+    sbx_t *sbx = sbx_new(&(sbx_policy_t){.run_dir = run_dir, .memory_bytes = 256u << 20, .pids_max = 64}, &err);
+    int64_t t1 = cb_now_us();
+    int rc = -1;
+    if (sbx) {
+        const char *argv[] = {"/bin/true", NULL}, *env[] = {"PATH=/usr/bin:/bin", NULL};
+        sbx_proc_t *p = sbx_spawn(sbx, &(sbx_spawn_opts_t){.argv = argv, .env = env, .stdin_fd = -1,
+                                                           .stdout_fd = -1, .stderr_fd = -1},
+                                  &err);
+        sbx_exit_t ex;
+        if (p && sbx_proc_wait(p, &ex, 10000, &err) == 0 && ex.exited && ex.code == 0) {
+            printf("  sandbox: works (built in %.1f ms, /bin/true ran in %.1f ms)\n", (t1 - t0) / 1000.0,
+                   (cb_now_us() - t1) / 1000.0);
+            rc = 0;
+        } else if (p) {
+            cleanup_free char *how = sbx_exit_describe(&ex);
+            printf("  sandbox: built, but /bin/true failed: %s\n", err.msg[0] ? err.msg : how);
+        } else {
+            printf("  sandbox: built, but could not start a process: %s\n", err.msg);
+        }
+        sbx_proc_destroy(&p);
+        sbx_destroy(&sbx);
+    } else {
+        printf("  sandbox: cannot be built: %s\n", err.msg);
+    }
+    rmdir(parent);
+    return rc;
+}
+
+int cli_cmd_doctor(int argc, char **argv)
+{
+    if (argc > 1)
+        return cli_usage_error("doctor", "takes no arguments");
+    cli_setup_logging(0);
+    sbx_layers_t l;
+    sbx_layers_probe(&l);
+    printf("cellblock doctor: sandbox layers on this host (running as %s, uid %d)\n",
+           geteuid() == 0 ? "root" : "an unprivileged user", (int)geteuid());
+    printf("  init: %s%s\n", sbx_default_init_path(),
+           access(sbx_default_init_path(), X_OK) == 0 ? "" : " (MISSING: build or install cellblock)");
+    s_layer(l.userns, "user, pid, mount, network, ipc, uts and cgroup namespaces", l.userns_why);
+    s_layer(l.userns, "filesystem: tmpfs root, read-only /usr, minimal /etc and /dev, masked /proc",
+            "needs user namespaces");
+    s_layer(l.userns, "network: loopback only", "needs user namespaces");
+    s_layer(l.userns, "non-root uid 1000, no capabilities, no_new_privs, closed fds, clean environment",
+            "needs user namespaces");
+    const char *cg = l.cgroup == SBX_CGROUP_V2 ? "cgroup v2" : l.cgroup == SBX_CGROUP_V1 ? "cgroup v1" : "cgroup";
+    char name[64];
+    snprintf(name, sizeof name, "%s memory limit (swap off), OOM reporting", cg);
+    s_layer(l.cgroup_memory, name, l.cgroup_why);
+    snprintf(name, sizeof name, "%s pids limit", cg);
+    s_layer(l.cgroup_pids, name, l.cgroup_why);
+    snprintf(name, sizeof name, "%s cpu quota", cg);
+    s_layer(l.cgroup_cpu, name, l.cgroup_why);
+    s_layer(true, "rlimits: nofile, core 0, fsize", NULL);
+    s_layer(l.seccomp, "seccomp allowlist (libseccomp)", l.seccomp_why);
+    s_layer(l.seccomp_log, "seccomp log mode available (--seccomp-log)", "the kernel lacks the log action");
+    return s_try_sandbox() == 0 ? CLI_OK : CLI_FAILED;
+}

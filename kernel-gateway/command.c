@@ -1,0 +1,571 @@
+/* command.c: shell commands in a sandbox (kg.h, "Commands"), run as `/bin/bash -c COMMAND`.
+ *
+ * Why: besides Jupyter kernels, an assistant needs plain shell commands with their output
+ * streamed, an exit code, stdin, a working directory, an environment and a timeout, without
+ * ever blocking the gateway's single-threaded loop.
+ *
+ * How: kg_proc_start runs bash in its own process group with three pipes; the gateway's ends
+ * are non-blocking and watched by zloop pollers, and so is the process's pidfd.
+ *   - stdout and stderr are read as they arrive (at most KG_CMD_READ_BUDGET per wake-up, so a
+ *     flood cannot starve the loop), kept up to 16 MiB each and handed to on_output.
+ *   - stdin is a queue: what the pipe takes now is written at once, the rest when a ZMQ_POLLOUT
+ *     poller says the pipe has room. The gateway ignores SIGPIPE (gateway.c), so a command
+ *     that closed its stdin shows as EPIPE: the queue is dropped with a note.
+ *   - the end: the pidfd turns readable; kg_proc_reap says how the process ended and SIGKILLs
+ *     its group, so background jobs die with it. Then each output pipe is drained of what it
+ *     holds right now (FIONREAD), not to EOF: a process that escaped the group (setsid) may
+ *     keep the pipe open forever, and killed ones may not have closed it yet. on_done follows.
+ *   - timeout and kg_command_kill SIGKILL the group; the pidfd then ends the command as above.
+ * An ended command keeps its output until kg_command_forget or the sandbox's removal.
+ *
+ * Callbacks: on_done runs last, so it may forget the command or remove the sandbox. on_output
+ * may kill the command or feed its stdin, but must not forget it (refused with an error log)
+ * nor remove its sandbox. kg_command_forget never calls on_done; removing the sandbox ends a
+ * running command as "killed" and does call on_done.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cb/cleanup.h"
+#include "cb/log.h"
+#include "kg_private.h"
+
+#define KG_CMD_STREAM_CAP (16u << 20) /* kept per output stream */
+#define KG_CMD_STDIN_CAP (16u << 20)  /* stdin queued and not yet written */
+#define KG_CMD_READ_BUDGET (1u << 20) /* bytes read per stream per wake-up */
+
+struct kg_command {
+    kg_sandbox_t *sb;
+    char id[37];
+    char *command;
+    kg_command_opts_t opts; /* callbacks, arg, timeout; its borrowed strings are not kept */
+    kg_proc_t *proc;        /* NULL once ended (or never started) */
+    pid_t pid;
+    int pidfd;         /* kg_proc's (not ours to close); -1 once unwatched */
+    int out_fd[2];     /* our ends of stdout, stderr; -1 once closed */
+    int in_fd;         /* our end of stdin; -1 once closed */
+    cb_buf_t in_queue; /* stdin not yet written: the bytes from in_off on */
+    size_t in_off;
+    bool in_close_after; /* close stdin once the queue is written */
+    bool in_watched;     /* a ZMQ_POLLOUT poller waits on in_fd */
+    int timer;           /* the timeout; -1 when none */
+    bool timed_out, ended, dying, in_output;
+    const char *status;
+    kg_proc_exit_t exit; /* valid once ended (zero if the reap failed) */
+    char signal[24];     /* "SIGKILL" when a signal ended it, else "" */
+    int64_t started_us, ended_us;
+    cb_buf_t streams[2];
+    bool truncated[2];
+    json_t *notes;
+};
+
+static const char *const s_stream_names[2] = {"stdout", "stderr"};
+
+static zloop_t *s_loop(const kg_command_t *c) { return c->sb->gw->loop; }
+
+__attribute__((format(printf, 2, 3))) static void s_note(kg_command_t *c, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (json_array_append_new(c->notes, json_string(text)) < 0)
+        cb_warn("command %.8s: could not add a note: %s", c->id, text);
+}
+
+/* ---- fds and pollers --------------------------------------------------------------------- */
+
+/* Tolerant: a pipe whose other end closed polls as an error, which must reach the handler
+ * (it reads EOF or writes EPIPE and closes the fd) instead of silently ending the poller. */
+static int s_watch(kg_command_t *c, int fd, short events, zloop_fn *handler)
+{
+    zmq_pollitem_t item = {.fd = fd, .events = events};
+    if (zloop_poller(s_loop(c), &item, handler, c) < 0)
+        return -1;
+    zloop_poller_set_tolerant(s_loop(c), &item);
+    return 0;
+}
+
+static void s_unwatch(kg_command_t *c, int fd)
+{
+    zmq_pollitem_t item = {.fd = fd};
+    zloop_poller_end(s_loop(c), &item);
+}
+
+static void s_close(kg_command_t *c, int *fd)
+{
+    if (*fd < 0)
+        return;
+    s_unwatch(c, *fd);
+    close(*fd);
+    *fd = -1;
+}
+
+/* A pipe whose child end is *child and whose non-blocking end *ours (the write end when
+ * ours_writes). Both close-on-exec; the child's end is dup'ed onto 0, 1 or 2 by the start. */
+static int s_pipe(int *child, int *ours, bool ours_writes, cb_error_t *err)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return cb_error_make(err, errno, "command pipe");
+    *ours = p[ours_writes ? 1 : 0];
+    *child = p[ours_writes ? 0 : 1];
+    if (fcntl(*ours, F_SETFL, O_NONBLOCK) < 0)
+        return cb_error_make(err, errno, "command pipe: non-blocking");
+    return 0;
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+static void s_take_output(kg_command_t *c, int which, const char *data, size_t n)
+{
+    cb_buf_t *buf = &c->streams[which];
+    size_t keep = buf->len + n > KG_CMD_STREAM_CAP ? KG_CMD_STREAM_CAP - buf->len : n;
+    if (keep < n && !c->truncated[which]) {
+        c->truncated[which] = true;
+        s_note(c, "%s was longer than %u MiB; the rest was dropped", s_stream_names[which],
+               KG_CMD_STREAM_CAP >> 20);
+    }
+    if (keep == 0)
+        return;
+    if (cb_buf_append(buf, data, keep) < 0)
+        cb_warn("command %.8s: out of memory for %s", c->id, s_stream_names[which]);
+    if (c->opts.on_output) {
+        c->in_output = true;
+        c->opts.on_output(c, s_stream_names[which], data, keep, c->opts.arg);
+        c->in_output = false;
+    }
+}
+
+/* Read one stream until it would block, or max bytes. Returns false once it is finished (end
+ * of file or an error): the caller closes it. */
+static bool s_read(kg_command_t *c, int which, size_t max)
+{
+    char chunk[65536];
+    for (size_t total = 0; total < max && c->out_fd[which] >= 0;) {
+        size_t want = max - total < sizeof chunk ? max - total : sizeof chunk;
+        ssize_t n = read(c->out_fd[which], chunk, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return true;
+        if (n <= 0) {
+            if (n < 0)
+                cb_warn("command %.8s: read %s: %s", c->id, s_stream_names[which], strerror(errno));
+            return false;
+        }
+        total += (size_t)n;
+        s_take_output(c, which, chunk, (size_t)n);
+    }
+    return true;
+}
+
+static int s_on_output(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    kg_command_t *c = arg;
+    kg_gateway_t *gw = c->sb->gw;
+    int which = item->fd == c->out_fd[1];
+    if (!s_read(c, which, KG_CMD_READ_BUDGET))
+        s_close(c, &c->out_fd[which]);
+    return kg_gateway_handler_result(gw);
+}
+
+/* ---- stdin ------------------------------------------------------------------------------- */
+
+/* Close stdin (EOF for the command). why: why bytes still queued are dropped; NULL when none
+ * can be. */
+static void s_stdin_close(kg_command_t *c, const char *why)
+{
+    if (c->in_fd < 0)
+        return;
+    size_t left = c->in_queue.len - c->in_off;
+    if (left && why)
+        s_note(c, "%zu bytes of stdin were not delivered: %s.", left, why);
+    s_close(c, &c->in_fd);
+    cb_buf_free(&c->in_queue);
+    c->in_off = 0;
+    c->in_watched = false;
+}
+
+static int s_on_stdin(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+
+/* Write what the pipe takes now; wait for room for the rest. Returns -1 when stdin had to be
+ * closed with bytes undelivered (a note says why), else 0. */
+static int s_stdin_pump(kg_command_t *c)
+{
+    while (c->in_fd >= 0 && c->in_off < c->in_queue.len) {
+        ssize_t n = write(c->in_fd, c->in_queue.data + c->in_off, c->in_queue.len - c->in_off);
+        if (n > 0) {
+            c->in_off += (size_t)n;
+        } else if (n < 0 && errno == EAGAIN &&
+                   (c->in_watched || s_watch(c, c->in_fd, ZMQ_POLLOUT, s_on_stdin) == 0)) {
+            c->in_watched = true;
+            return 0;
+        } else if (!(n < 0 && errno == EINTR)) {
+            s_stdin_close(c, errno == EPIPE    ? "the command closed its stdin"
+                             : errno == EAGAIN ? "the gateway could not watch the pipe"
+                                               : strerror(errno));
+            return -1;
+        }
+    }
+    if (c->in_fd < 0)
+        return 0;
+    cb_buf_clear(&c->in_queue);
+    c->in_off = 0;
+    if (c->in_watched)
+        s_unwatch(c, c->in_fd);
+    c->in_watched = false;
+    if (c->in_close_after)
+        s_stdin_close(c, NULL);
+    return 0;
+}
+
+static int s_on_stdin(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    kg_command_t *c = arg;
+    s_stdin_pump(c);
+    return kg_gateway_handler_result(c->sb->gw);
+}
+
+/* Queue bytes for stdin (the caller pumps). */
+static int s_stdin_queue(kg_command_t *c, const char *data, size_t len, bool close_after,
+                         cb_error_t *err)
+{
+    if (c->in_fd < 0 || c->in_close_after)
+        return cb_error_fail(err, CB_ERR_STATE, "the stdin of command %.8s is closed", c->id);
+    size_t pending = c->in_queue.len - c->in_off;
+    if (len > KG_CMD_STDIN_CAP - pending)
+        return cb_error_fail(err, CB_ERR_LIMIT,
+                             "command %.8s: more than %u MiB of stdin would wait to be read", c->id,
+                             KG_CMD_STDIN_CAP >> 20);
+    if (c->in_off) { /* keep only what is unwritten, so the buffer stays within the cap */
+        memmove(c->in_queue.data, c->in_queue.data + c->in_off, pending);
+        c->in_queue.len = pending;
+        c->in_queue.data[pending] = '\0';
+        c->in_off = 0;
+    }
+    if (len && cb_buf_append(&c->in_queue, data, len) < 0)
+        return cb_error_make(err, ENOMEM, "queue stdin for command %.8s", c->id);
+    c->in_close_after = close_after;
+    return 0;
+}
+
+/* ---- the end ----------------------------------------------------------------------------- */
+
+/* Let go of everything tied to the loop and the sandbox. Idempotent; kills and reaps a process
+ * still running. */
+static void s_release(kg_command_t *c)
+{
+    if (c->timer >= 0) {
+        zloop_timer_end(s_loop(c), c->timer);
+        c->timer = -1;
+    }
+    if (c->pidfd >= 0) {
+        s_unwatch(c, c->pidfd);
+        c->pidfd = -1;
+    }
+    s_stdin_close(c, "the command ended");
+    s_close(c, &c->out_fd[0]);
+    s_close(c, &c->out_fd[1]);
+    kg_proc_destroy(&c->proc);
+}
+
+/* The process has exited, or has just been SIGKILLed: reap it, collect the output it left,
+ * settle the status and notes, report through on_done. why: a note for an end forced by the
+ * gateway, else NULL. on_done is the last thing that touches c. */
+static void s_finish(kg_command_t *c, const char *why)
+{
+    cb_error_t err = {0};
+    bool reaped = kg_proc_reap(c->proc, &c->exit, &err) == 0;
+    c->ended = true;
+    c->ended_us = cb_now_us();
+    if (!reaped) {
+        c->status = "failed";
+        s_note(c, "Could not learn how the command ended: %s", err.msg);
+    } else if (c->exit.exited) {
+        c->status = "exited";
+    } else {
+        c->status = c->timed_out ? "timeout" : "killed";
+        const char *abbrev = sigabbrev_np(c->exit.signal);
+        if (abbrev)
+            snprintf(c->signal, sizeof c->signal, "SIG%s", abbrev);
+        else
+            snprintf(c->signal, sizeof c->signal, "signal %d", c->exit.signal);
+    }
+    if (strcmp(c->status, "timeout") == 0)
+        s_note(c, "The command ran longer than %d ms and was killed (its whole process group).",
+               c->opts.timeout_ms);
+    if (c->exit.oom)
+        s_note(c, "The command was killed because the sandbox ran out of memory (limit %llu MiB).",
+               (unsigned long long)c->sb->limits.memory_mb);
+    if (why)
+        s_note(c, "%s", why);
+    for (int i = 0; i < 2; i++) {
+        int avail = 0;
+        if (c->out_fd[i] >= 0 && ioctl(c->out_fd[i], FIONREAD, &avail) == 0 && avail > 0)
+            s_read(c, i, (size_t)avail);
+    }
+    s_release(c);
+    json_t *result = kg_command_snapshot(c);
+    if (c->opts.on_done)
+        c->opts.on_done(c, result ? result : json_null(), c->opts.arg);
+    json_decref(result);
+}
+
+static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    kg_command_t *c = arg;
+    kg_gateway_t *gw = c->sb->gw;
+    s_finish(c, NULL);
+    return kg_gateway_handler_result(gw);
+}
+
+static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_command_t *c = arg;
+    c->timer = -1; /* a one-shot timer: zloop frees it after this returns */
+    c->timed_out = true;
+    if (kg_proc_signal(c->proc, SIGKILL) < 0)
+        cb_warn("command %.8s: kill after timeout: %s", c->id, strerror(errno));
+    return kg_gateway_handler_result(c->sb->gw);
+}
+
+static void s_free(kg_command_t *c)
+{
+    free(c->command);
+    cb_buf_free(&c->in_queue);
+    cb_buf_free(&c->streams[0]);
+    cb_buf_free(&c->streams[1]);
+    json_decref(c->notes);
+    free(c);
+}
+
+/* Kill, release and free. why: end a running command with this note and on_done; NULL: end
+ * it without a word. */
+static void s_dispose(kg_command_t *c, const char *why)
+{
+    c->dying = true; /* from here on kg_command_forget and kg_command_free_now do nothing */
+    if (why && !c->ended) {
+        if (kg_proc_signal(c->proc, SIGKILL) < 0)
+            cb_warn("command %.8s: kill: %s", c->id, strerror(errno));
+        s_finish(c, why); /* the reap waits for the SIGKILL to land: a moment */
+    }
+    s_release(c);
+    s_free(c);
+}
+
+/* ---- the API ----------------------------------------------------------------------------- */
+
+static kg_command_t *s_new(kg_sandbox_t *sb, const kg_command_opts_t *opts, cb_error_t *err)
+{
+    kg_command_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return cb_error_make(err, ENOMEM, "new command"), NULL;
+    c->sb = sb;
+    c->opts = *opts;
+    c->opts.command = c->opts.cwd = c->opts.stdin_text = NULL;
+    c->opts.env = NULL;
+    c->pidfd = c->in_fd = c->out_fd[0] = c->out_fd[1] = c->timer = -1;
+    c->status = "running";
+    c->command = strdup(opts->command);
+    c->notes = json_array();
+    zuuid_t *uuid = zuuid_new();
+    if (uuid)
+        snprintf(c->id, sizeof c->id, "%s", zuuid_str_canonical(uuid));
+    zuuid_destroy(&uuid);
+    if (!c->command || !c->notes || !c->id[0]) {
+        s_free(c);
+        return cb_error_make(err, ENOMEM, "new command"), NULL;
+    }
+    return c;
+}
+
+static int s_launch(kg_command_t *c, const kg_command_opts_t *opts, cb_error_t *err)
+{
+    cleanup_close int child_in = -1;
+    cleanup_close int child_out = -1;
+    cleanup_close int child_err = -1;
+    if (s_pipe(&child_in, &c->in_fd, true, err) < 0 ||
+        s_pipe(&child_out, &c->out_fd[0], false, err) < 0 ||
+        s_pipe(&child_err, &c->out_fd[1], false, err) < 0)
+        return -1;
+    const char *const *lists[2] = {kg_sandbox_base_env, opts->env};
+    char **env = kg_env_merge(lists, 2);
+    if (!env)
+        return cb_error_make(err, ENOMEM, "command environment");
+    char *const argv[] = {"/bin/bash", "-c", c->command, NULL};
+    kg_proc_opts_t po = {.argv = argv,
+                         .env = env,
+                         .stdin_fd = child_in,
+                         .stdout_fd = child_out,
+                         .stderr_fd = child_err,
+                         .sandbox = c->sb,
+                         .cwd = opts->cwd ? opts->cwd : SBX_INSIDE_WORKSPACE};
+    c->proc = kg_proc_start(&po, err);
+    cb_strv_free(env);
+    if (!c->proc)
+        return cb_error_prefix(err, "start command: ");
+    c->started_us = cb_now_us();
+    c->pid = kg_proc_pid(c->proc);
+    c->pidfd = kg_proc_pidfd(c->proc);
+    if (s_watch(c, c->out_fd[0], ZMQ_POLLIN, s_on_output) < 0 ||
+        s_watch(c, c->out_fd[1], ZMQ_POLLIN, s_on_output) < 0 ||
+        s_watch(c, c->pidfd, ZMQ_POLLIN, s_on_pidfd) < 0)
+        return cb_error_make(err, ENOMEM, "watch command");
+    if (opts->timeout_ms > 0 &&
+        (c->timer = zloop_timer(s_loop(c), (size_t)opts->timeout_ms, 1, s_on_timeout, c)) < 0)
+        return cb_error_make(err, ENOMEM, "command timer");
+    return 0;
+}
+
+kg_command_t *kg_command_start(kg_sandbox_t *sb, const kg_command_opts_t *opts, cb_error_t *err)
+{
+    if (!sb || !opts || !opts->command)
+        return cb_error_fail(err, CB_ERR_INVALID, "no command to run"), NULL;
+    if (opts->timeout_ms < 0)
+        return cb_error_fail(err, CB_ERR_INVALID, "timeout must not be negative"), NULL;
+    kg_command_t *c = s_new(sb, opts, err);
+    if (!c)
+        return NULL;
+    const char *text = opts->stdin_text ? opts->stdin_text : "";
+    if (s_launch(c, opts, err) < 0 ||
+        s_stdin_queue(c, text, strlen(text), !opts->keep_stdin_open, err) < 0 ||
+        (zhashx_insert(sb->commands, c->id, c) != 0 &&
+         cb_error_make(err, ENOMEM, "register command") < 0)) {
+        s_release(c);
+        s_free(c);
+        return NULL;
+    }
+    s_stdin_pump(c); /* a command that already closed its stdin is noted, not a failed start */
+    cb_debug("command %.8s: started as pid %d", c->id, (int)c->pid);
+    return c;
+}
+
+int kg_command_write_stdin(kg_command_t *self, const char *data, size_t len, bool close_after,
+                           cb_error_t *err)
+{
+    if (self->ended)
+        return cb_error_fail(err, CB_ERR_STATE, "command %.8s has ended", self->id);
+    if (s_stdin_queue(self, data, data ? len : 0, close_after, err) < 0)
+        return -1;
+    if (s_stdin_pump(self) < 0)
+        return cb_error_fail(err, CB_ERR_STATE,
+                             "command %.8s closed its stdin before reading all of it", self->id);
+    return 0;
+}
+
+int kg_command_kill(kg_command_t *self, cb_error_t *err)
+{
+    if (self->ended)
+        return cb_error_fail(err, CB_ERR_STATE, "command %.8s has ended", self->id);
+    if (kg_proc_signal(self->proc, SIGKILL) < 0)
+        return cb_error_make(err, errno, "kill command %.8s", self->id);
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), or 0 when it is not one. */
+static size_t s_utf8_len(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (!len || len > n || s[0] > 0xF4)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    /* overlong 3- and 4-byte forms, UTF-16 surrogates, beyond U+10FFFF */
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return len;
+}
+
+/* Bytes as a JSON string; each byte that is not part of valid UTF-8 becomes U+FFFD. NULL only
+ * when memory runs out. */
+static json_t *s_json_text(const char *data, size_t len)
+{
+    json_t *s = json_stringn(data, len);
+    if (s)
+        return s;
+    cb_buf_t clean = {0};
+    const unsigned char *u = (const unsigned char *)data;
+    size_t run = 0; /* start of the valid bytes not yet copied */
+    int rc = 0;
+    for (size_t i = 0; i < len && rc == 0;) {
+        size_t n = s_utf8_len(u + i, len - i);
+        if (n) {
+            i += n;
+            continue;
+        }
+        rc = cb_buf_append(&clean, data + run, i - run);
+        if (rc == 0)
+            rc = cb_buf_append(&clean, "\xEF\xBF\xBD", 3);
+        run = ++i;
+    }
+    if (rc == 0 && len > run)
+        rc = cb_buf_append(&clean, data + run, len - run);
+    s = rc == 0 ? json_stringn(cb_buf_str(&clean), clean.len) : NULL;
+    cb_buf_free(&clean);
+    return s;
+}
+
+json_t *kg_command_snapshot(const kg_command_t *self)
+{
+    const kg_command_t *c = self;
+    double duration_ms = (double)((c->ended ? c->ended_us : cb_now_us()) - c->started_us) / 1000.0;
+    json_t *exit_code = c->ended && c->exit.exited ? json_integer(c->exit.code) : json_null();
+    json_t *sig = c->signal[0] ? json_string(c->signal) : json_null();
+    /* clang-format off */
+    return json_pack("{s:s, s:o, s:s, s:o, s:o, s:b, s:o, s:o, s:I, s:f, s:o}",
+                     "id", c->id,
+                     "command", s_json_text(c->command, strlen(c->command)),
+                     "status", c->status,
+                     "exit_code", exit_code,
+                     "signal", sig,
+                     "oom", c->exit.oom,
+                     "stdout", s_json_text(cb_buf_str(&c->streams[0]), c->streams[0].len),
+                     "stderr", s_json_text(cb_buf_str(&c->streams[1]), c->streams[1].len),
+                     "pid", (json_int_t)c->pid,
+                     "duration_ms", duration_ms,
+                     "notes", json_deep_copy(c->notes));
+    /* clang-format on */
+}
+
+void kg_command_forget(kg_command_t **self_p)
+{
+    kg_command_t *c = self_p ? *self_p : NULL;
+    if (!c)
+        return;
+    *self_p = NULL;
+    if (c->dying)
+        return; /* called back from its own disposal (on_done during a sandbox's removal) */
+    if (c->in_output) {
+        cb_err("command %.8s: kg_command_forget from its own on_output is not allowed; ignored",
+               c->id);
+        return;
+    }
+    zhashx_delete(c->sb->commands, c->id);
+    s_dispose(c, NULL);
+}
+
+/* Does not touch sb->commands: the sandbox's teardown calls this while iterating it. */
+void kg_command_free_now(kg_command_t *c)
+{
+    if (c && !c->dying)
+        s_dispose(c, "The sandbox was removed while the command ran, so the command was killed.");
+}
+
+const char *kg_command_id(const kg_command_t *self) { return self->id; }
+bool kg_command_running(const kg_command_t *self) { return !self->ended; }
+
+kg_command_t *kg_sandbox_command(kg_sandbox_t *sb, const char *id)
+{
+    return sb && id ? zhashx_lookup(sb->commands, id) : NULL;
+}

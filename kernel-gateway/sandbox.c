@@ -1,0 +1,194 @@
+/* sandbox.c: the gateway's side of a sandbox: its id, its limits (the gateway's policy turned
+ * into an sbx_policy_t), its commands, and the workspace file calls that MCP and the HTTP API
+ * reach through kg.h. The isolation itself is sandbox/'s business (sbx.h).
+ *
+ * Kernels point at their sandbox; destroying a sandbox first frees every kernel in it (their
+ * executions end as cancelled) and every command, then the sandbox, which kills whatever else
+ * is left inside.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cb/cleanup.h"
+#include "cb/log.h"
+#include "kg_private.h"
+
+#define MiB (1024ull * 1024ull)
+
+static void s_fill_limits(kg_sandbox_limits_t *l, const kg_sandbox_limits_t *defaults)
+{
+    static const kg_sandbox_limits_t builtin = {.memory_mb = 2048, .pids_max = 1024, .cpu_millis = 0,
+                                                .tmp_mb = 256, .workspace_mb = 1024};
+    const kg_sandbox_limits_t *layers[2] = {defaults, &builtin};
+    for (int i = 0; i < 2; i++) {
+        if (!layers[i])
+            continue;
+        if (!l->memory_mb)
+            l->memory_mb = layers[i]->memory_mb;
+        if (!l->pids_max)
+            l->pids_max = layers[i]->pids_max;
+        if (!l->cpu_millis)
+            l->cpu_millis = layers[i]->cpu_millis;
+        if (!l->tmp_mb)
+            l->tmp_mb = layers[i]->tmp_mb;
+        if (!l->workspace_mb)
+            l->workspace_mb = layers[i]->workspace_mb;
+    }
+}
+
+kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, cb_error_t *err)
+{
+    kg_sandbox_t *sb = calloc(1, sizeof *sb);
+    zuuid_t *uuid = zuuid_new();
+    sb ? (void)(sb->commands = zhashx_new()) : (void)0;
+    if (!sb || !uuid || !sb->commands) {
+        zuuid_destroy(&uuid);
+        if (sb)
+            zhashx_destroy(&sb->commands);
+        free(sb);
+        cb_error_make(err, ENOMEM, "new sandbox");
+        return NULL;
+    }
+    snprintf(sb->id, sizeof sb->id, "%s", zuuid_str_canonical(uuid));
+    zuuid_destroy(&uuid);
+    sb->gw = gw;
+    sb->created_ms = cb_now_ms();
+    if (limits)
+        sb->limits = *limits;
+    s_fill_limits(&sb->limits, &gw->cfg.limits);
+
+    cleanup_free char *run_dir = cb_strdup_printf("%s/s-%.8s", gw->runtime_dir, sb->id);
+    sbx_policy_t policy = {
+        .run_dir = run_dir,
+        .memory_bytes = sb->limits.memory_mb * MiB,
+        .pids_max = sb->limits.pids_max,
+        .cpu_millis = sb->limits.cpu_millis,
+        .tmp_bytes = sb->limits.tmp_mb * MiB,
+        .workspace_bytes = sb->limits.workspace_mb * MiB,
+        .seccomp_log = gw->cfg.seccomp_log,
+    };
+    sb->sbx = run_dir ? sbx_new(&policy, err) : NULL;
+    if (!sb->sbx || zhashx_insert(gw->sandboxes, sb->id, sb) != 0) {
+        if (!run_dir)
+            cb_error_make(err, ENOMEM, "new sandbox");
+        sbx_destroy(&sb->sbx);
+        zhashx_destroy(&sb->commands);
+        free(sb);
+        return NULL;
+    }
+    kg_gateway_note_layers(gw, sbx_layers(sb->sbx));
+    cb_debug("sandbox %.8s: created (init pid %d)", sb->id, (int)sbx_init_pid(sb->sbx));
+    return sb;
+}
+
+void kg_sandbox_destroy(kg_sandbox_t **self_p)
+{
+    kg_sandbox_t *sb = self_p ? *self_p : NULL;
+    if (!sb)
+        return;
+    *self_p = NULL;
+    kg_gateway_t *gw = sb->gw;
+    /* Kernels first: each is freed at once (no graceful shutdown: the sandbox is going). */
+    zlistx_t *kernels = zhashx_values(gw->kernels);
+    for (kg_kernel_t *k = kernels ? zlistx_first(kernels) : NULL; k; k = zlistx_next(kernels))
+        if (k->sandbox == sb) {
+            k->sandbox = NULL; /* so its free does not come back here */
+            kg_kernel_free_now(k);
+        }
+    zlistx_destroy(&kernels);
+    for (kg_command_t *c = zhashx_first(sb->commands); c; c = zhashx_next(sb->commands))
+        kg_command_free_now(c);
+    zhashx_destroy(&sb->commands);
+    zhashx_delete(gw->sandboxes, sb->id);
+    sbx_destroy(&sb->sbx);
+    cb_debug("sandbox %.8s: destroyed", sb->id);
+    free(sb);
+}
+
+const char *kg_sandbox_id(const kg_sandbox_t *self) { return self->id; }
+pid_t kg_sandbox_init_pid(const kg_sandbox_t *self) { return sbx_init_pid(self->sbx); }
+
+kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id)
+{
+    return id ? zhashx_lookup(gw->sandboxes, id) : NULL;
+}
+
+json_t *kg_layers_json(const sbx_layers_t *l)
+{
+    static const char *const cgroup_names[] = {"none", "v1", "v2"};
+    return json_pack("{s:b, s:s, s:b, s:b, s:b, s:s, s:b, s:b}", "user_namespaces", l->userns,
+                     "cgroup", cgroup_names[l->cgroup], "memory_limit", l->cgroup_memory,
+                     "pids_limit", l->cgroup_pids, "cpu_limit", l->cgroup_cpu, "cgroup_notes",
+                     l->cgroup_why, "seccomp", l->seccomp, "seccomp_log_mode", l->seccomp_log);
+}
+
+json_t *kg_sandbox_info(kg_sandbox_t *self)
+{
+    sbx_usage_t u;
+    cb_error_t err = {0};
+    if (sbx_usage(self->sbx, &u, &err) < 0)
+        memset(&u, 0, sizeof u);
+    json_t *kernels = json_array();
+    zlistx_t *all = zhashx_values(self->gw->kernels);
+    for (kg_kernel_t *k = all ? zlistx_first(all) : NULL; k && kernels; k = zlistx_next(all))
+        if (k->sandbox == self)
+            json_array_append_new(kernels, json_string(k->id));
+    zlistx_destroy(&all);
+    const kg_sandbox_limits_t *l = &self->limits;
+    return json_pack("{s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o*, s:{s:I, s:I, s:I, s:I, s:I}, s:o*}",
+                     "id", self->id, "created_ms", (json_int_t)self->created_ms,
+                     "limits", "memory_mb", (json_int_t)l->memory_mb, "pids_max", (json_int_t)l->pids_max,
+                     "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb", (json_int_t)l->tmp_mb,
+                     "workspace_mb", (json_int_t)l->workspace_mb,
+                     "layers", kg_layers_json(sbx_layers(self->sbx)),
+                     "usage", "memory_bytes", (json_int_t)u.memory_bytes,
+                     "memory_peak_bytes", (json_int_t)u.memory_peak_bytes, "pids", (json_int_t)u.pids,
+                     "cpu_usage_us", (json_int_t)u.cpu_usage_us, "oom_kills", (json_int_t)u.oom_kills,
+                     "kernels", kernels);
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+int kg_sandbox_file_read(kg_sandbox_t *self, const char *path, size_t max_bytes, cb_buf_t *out,
+                         cb_error_t *err)
+{
+    return sbx_file_read(self->sbx, path, max_bytes, out, err);
+}
+
+int kg_sandbox_file_write(kg_sandbox_t *self, const char *path, const void *data, size_t len,
+                          bool make_parents, cb_error_t *err)
+{
+    return sbx_file_write(self->sbx, path, data, len, make_parents, err);
+}
+
+json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *err)
+{
+    static const char *const types[] = {"file", "dir", "symlink", "other"};
+    size_t count = 0;
+    sbx_dirent_t *list = sbx_file_list(self->sbx, path, &count, err);
+    if (!list && count == 0 && err->kind != CB_ERR_OK)
+        return NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; i < count && out; i++) {
+        json_t *e = json_pack("{s:s, s:s, s:I, s:I}", "name", list[i].name, "type", types[list[i].type],
+                              "size", (json_int_t)list[i].size, "mtime_ms", (json_int_t)list[i].mtime_ms);
+        if (!e || json_array_append_new(out, e) < 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    sbx_dirents_free(list, count);
+    if (!out)
+        cb_error_fail(err, CB_ERR_INTERNAL, "list '%s': out of memory", path);
+    return out;
+}
+
+int kg_sandbox_file_remove(kg_sandbox_t *self, const char *path, bool recursive, cb_error_t *err)
+{
+    return sbx_file_remove(self->sbx, path, recursive, err);
+}
+
+int kg_sandbox_file_mkdir(kg_sandbox_t *self, const char *path, bool parents, cb_error_t *err)
+{
+    return sbx_file_mkdir(self->sbx, path, parents, err);
+}

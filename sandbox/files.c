@@ -1,0 +1,550 @@
+/* files.c: reading and writing a sandbox's workspace from the host (the gateway).
+ *
+ * Why: the assistant uploads and downloads files without running code in the sandbox, but code in
+ * the sandbox owns the workspace and can plant any symlink there. The gateway runs with far more
+ * rights than the sandbox user, so a path must never lead it to a file outside the workspace.
+ *
+ * How: every path is first checked lexically (it must name /home/user or something below it, and
+ * its ".." components may never climb above /home/user), then opened with openat2() on the
+ * sandbox's root fd with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS. The kernel then resolves it
+ * exactly as a process inside the sandbox would: absolute symlinks and ".." stop at the sandbox's
+ * "/", never the host's, and /proc magic links are refused. Whatever comes out must lie on the
+ * workspace tmpfs (st_dev == workspace_dev); a symlink to the sandbox's own /etc/passwd resolves
+ * onto the root tmpfs and is refused. Everything after that works on fds: a parent directory is
+ * opened this way and the final name is handled with *at() calls that do not follow it
+ * (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, AT_SYMLINK_NOFOLLOW, unlinkat, renameat), so a symlink
+ * swapped in mid-way can at worst be replaced or removed itself, never followed.
+ *
+ * The st_dev check is what keeps a planted symlink away from the host files a sandbox can see:
+ * the read-only /usr binds and the read-write /run/cellblock (connection files) are not on the
+ * workspace tmpfs. Hard links cannot cross filesystems, so they cannot bring those in either.
+ *
+ * Writes go to a temp name in the same directory and are renamed into place, so a failure (the
+ * workspace full: CB_ERR_LIMIT, errno ENOSPC) leaves the old file intact; the price is that a
+ * rewrite needs room for both copies for a moment. A final-component symlink is refused rather
+ * than replaced. mkdir with parents makes one directory at a time, each step resolved afresh the
+ * same way, as `mkdir -p` run inside would. When the gateway runs as root, what it creates is
+ * chowned to the host ids the sandbox user maps to.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cb/cleanup.h"
+#include "sbx_private.h"
+
+#define S_WS SBX_INSIDE_WORKSPACE
+#define S_WS_LEN (sizeof S_WS - 1)
+#define S_RM_MAX_DEPTH 256 /* deepest directory tree a recursive remove walks */
+#define S_TMP_PREFIX ".cellblock-write-"
+
+/* A path as the caller gave it, made into an inside path and split at its last component. */
+typedef struct {
+    const char *given;                    /* for messages */
+    char inside[PATH_MAX + S_WS_LEN + 2]; /* "/home/user/a/b", no "." or empty components */
+    char parent[PATH_MAX + S_WS_LEN + 2]; /* "/home/user/a" */
+    const char *name;                     /* "b", inside `inside`; "" for the workspace itself */
+    bool dir_syntax;                      /* "a/b/" or "a/b/.": can only name a directory */
+} s_path_t;
+
+static void s_closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+#define cleanup_dir __attribute__((cleanup(s_closedirp)))
+
+/* A failure of `kind` that still records errnum. Returns -1. */
+__attribute__((format(printf, 4, 5))) static int s_fail(cb_error_t *err, cb_error_kind_t kind,
+                                                        int errnum, const char *fmt, ...)
+{
+    if (!err)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->kind = kind;
+    err->errnum = errnum;
+    return -1;
+}
+
+/* Turn errno from an operation on `given` into an error a client can act on. Returns -1. */
+static int s_errno(cb_error_t *err, int e, const char *what, const char *given)
+{
+    switch (e) {
+    case ENOENT:
+        return s_fail(err, CB_ERR_NOT_FOUND, e, "%s '%s': not found", what, given);
+    case ENOTDIR:
+        return s_fail(err, CB_ERR_INVALID, e, "%s '%s': not a directory", what, given);
+    case EISDIR:
+        return s_fail(err, CB_ERR_INVALID, e, "%s '%s': is a directory", what, given);
+    case EXDEV:
+        return s_fail(err, CB_ERR_INVALID, e, "'%s' resolves outside the workspace", given);
+    case ELOOP:
+        return s_fail(err, CB_ERR_INVALID, e,
+                      "%s '%s': goes through a symlink that cannot be followed (a loop, or a "
+                      "/proc magic link)",
+                      what, given);
+    case ENAMETOOLONG:
+        return s_fail(err, CB_ERR_INVALID, e, "%s '%s': a name is too long", what, given);
+    case ENOSPC:
+    case EDQUOT:
+        return s_fail(err, CB_ERR_LIMIT, e, "%s '%s': the workspace is full", what, given);
+    default:
+        return cb_error_make(err, e, "%s '%s'", what, given);
+    }
+}
+
+static int s_parse(const char *given, s_path_t *p, cb_error_t *err)
+{
+    if (!given)
+        return cb_error_fail(err, CB_ERR_INVALID, "no path given");
+    p->given = given;
+    size_t n = strnlen(given, PATH_MAX);
+    if (n >= PATH_MAX)
+        return cb_error_fail(err, CB_ERR_INVALID, "path '%.60s...' is longer than %d bytes", given,
+                             PATH_MAX - 1);
+    const char *rel = given;
+    if (given[0] == '/') {
+        if (strncmp(given, S_WS, S_WS_LEN) != 0 || (given[S_WS_LEN] && given[S_WS_LEN] != '/'))
+            return cb_error_fail(err, CB_ERR_INVALID, "path '%s' is outside the workspace " S_WS,
+                                 given);
+        rel = given + S_WS_LEN;
+    }
+    memcpy(p->inside, S_WS, S_WS_LEN + 1);
+    size_t len = S_WS_LEN;
+    int depth = 0;
+    for (const char *c = rel; *c;) {
+        size_t clen = strcspn(c, "/");
+        bool dotdot = clen == 2 && c[0] == '.' && c[1] == '.';
+        if (clen > 0 && !(clen == 1 && c[0] == '.')) { /* skip "" and "." */
+            depth += dotdot ? -1 : 1;
+            if (depth < 0) /* ".." above /home/user; symlinks are the kernel's business */
+                return cb_error_fail(err, CB_ERR_INVALID,
+                                     "path '%s' is outside the workspace " S_WS, given);
+            p->inside[len++] = '/';
+            memcpy(p->inside + len, c, clen);
+            len += clen;
+        }
+        c += clen + strspn(c + clen, "/");
+    }
+    p->inside[len] = '\0';
+    p->dir_syntax =
+        (n > 0 && given[n - 1] == '/') || (n > 1 && given[n - 2] == '/' && given[n - 1] == '.');
+    if (len == S_WS_LEN) {
+        p->name = "";
+        memcpy(p->parent, S_WS, S_WS_LEN + 1);
+    } else {
+        char *slash = strrchr(p->inside, '/');
+        p->name = slash + 1;
+        memcpy(p->parent, p->inside, (size_t)(slash - p->inside));
+        p->parent[slash - p->inside] = '\0';
+    }
+    return 0;
+}
+
+/* openat2, retried on the spurious EAGAIN a concurrent rename can cause. fd, or -1 with errno. */
+static int s_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve)
+{
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+                           .mode = (flags & O_CREAT) ? mode : 0,
+                           .resolve = resolve};
+    for (int i = 0;; i++) {
+        int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+        if (fd >= 0 || errno != EAGAIN || i == 16)
+            return fd;
+    }
+}
+
+/* openat2 and check that what was opened lies on the workspace. fd (st filled), or -1 with
+ * errno (EXDEV: it is somewhere else). */
+static int s_open_on_ws(const sbx_t *self, int dirfd, const char *path, int flags, uint64_t resolve,
+                        struct stat *st)
+{
+    cleanup_close int fd = s_openat2(dirfd, path, flags, 0, resolve);
+    if (fd < 0 || fstat(fd, st) < 0)
+        return -1;
+    if (st->st_dev != self->workspace_dev) {
+        errno = EXDEV;
+        return -1;
+    }
+    return cb_steal_fd(&fd);
+}
+
+/* Open an inside path as the sandbox would resolve it, on the workspace. */
+static int s_resolve(const sbx_t *self, const char *inside, int flags, struct stat *st)
+{
+    return s_open_on_ws(self, self->root_fd, inside, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+                        st);
+}
+
+/* Open name right under dirfd, following no symlink at all, on the workspace. */
+static int s_beneath(const sbx_t *self, int dirfd, const char *name, int flags, struct stat *st)
+{
+    return s_open_on_ws(self, dirfd, name, flags,
+                        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV, st);
+}
+
+/* Give what we just made to the sandbox user (only root can, and only root needs to). */
+static int s_give(const sbx_t *self, int fd, const char *given, cb_error_t *err)
+{
+    if (geteuid() != 0)
+        return 0;
+    if (fchownat(fd, "", self->host_uid, self->host_gid, AT_EMPTY_PATH) < 0)
+        return cb_error_make(err, errno, "chown '%s'", given);
+    return 0;
+}
+
+/* Open the directory holding p's final component. */
+static int s_open_parent(const sbx_t *self, const s_path_t *p, const char *what, cb_error_t *err)
+{
+    struct stat st;
+    int fd = s_resolve(self, p->parent, O_PATH | O_DIRECTORY, &st);
+    if (fd < 0 && errno == ENOENT)
+        return s_fail(err, CB_ERR_NOT_FOUND, ENOENT, "%s '%s': its directory does not exist", what,
+                      p->given);
+    return fd < 0 ? s_errno(err, errno, what, p->given) : fd;
+}
+
+static bool s_is_dots(const char *name) { return !strcmp(name, ".") || !strcmp(name, ".."); }
+
+int sbx_file_read(sbx_t *self, const char *path, size_t max_bytes, cb_buf_t *out, cb_error_t *err)
+{
+    s_path_t p;
+    if (s_parse(path, &p, err) < 0)
+        return -1;
+    struct stat st;
+    /* O_NONBLOCK: a FIFO planted in the workspace must not hang us; it is refused below. */
+    cleanup_close int fd = s_resolve(self, p.inside, O_RDONLY | O_NONBLOCK | O_NOCTTY, &st);
+    if (fd < 0)
+        return s_errno(err, errno, "read", path);
+    if (S_ISDIR(st.st_mode))
+        return cb_error_fail(err, CB_ERR_INVALID, "read '%s': is a directory", path);
+    if (!S_ISREG(st.st_mode))
+        return cb_error_fail(err, CB_ERR_INVALID, "read '%s': not a regular file", path);
+    if ((uint64_t)st.st_size > max_bytes)
+        return cb_error_fail(err, CB_ERR_LIMIT, "'%s' is %lld bytes, more than the %zu allowed",
+                             path, (long long)st.st_size, max_bytes);
+    cb_buf_clear(out);
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return cb_buf_clear(out), s_errno(err, errno, "read", path);
+        if (n == 0)
+            break;
+        if (out->len + (size_t)n > max_bytes) /* it grew while we read */
+            return cb_buf_clear(out),
+                   cb_error_fail(err, CB_ERR_LIMIT, "'%s' is more than the %zu bytes allowed", path,
+                                 max_bytes);
+        if (cb_buf_append(out, chunk, (size_t)n) < 0)
+            return cb_buf_clear(out), cb_error_make(err, ENOMEM, "read '%s'", path);
+    }
+    if (out->len == 0 && cb_buf_append(out, "", 0) < 0) /* data is "" rather than NULL */
+        return cb_error_make(err, ENOMEM, "read '%s'", path);
+    return 0;
+}
+
+/* Make one directory, its parent existing. An existing directory is fine. last: p is the
+ * directory asked for, not one of its parents. */
+static int s_mkdir_one(const sbx_t *self, const s_path_t *p, bool last, cb_error_t *err)
+{
+    cleanup_close int pfd = s_open_parent(self, p, "mkdir", err);
+    if (pfd < 0)
+        return -1;
+    struct stat st;
+    if (mkdirat(pfd, p->name, 0755) == 0) {
+        cleanup_close int fd = s_beneath(self, pfd, p->name, O_PATH | O_DIRECTORY, &st);
+        if (fd < 0)
+            return s_errno(err, errno, "mkdir", p->given);
+        return s_give(self, fd, p->given, err);
+    }
+    if (errno != EEXIST)
+        return s_errno(err, errno, "mkdir", p->given);
+    /* It exists: fine if it is (or is an in-workspace symlink to) a directory. */
+    cleanup_close int fd = s_resolve(self, p->inside, O_PATH, &st);
+    if (fd < 0)
+        return s_errno(err, errno, "mkdir", p->given);
+    if (!S_ISDIR(st.st_mode) && last)
+        return s_fail(err, CB_ERR_INVALID, EEXIST, "mkdir '%s': exists and is not a directory",
+                      p->given);
+    if (!S_ISDIR(st.st_mode))
+        return s_fail(err, CB_ERR_INVALID, ENOTDIR, "mkdir for '%s': %s is not a directory",
+                      p->given, p->inside);
+    return 0;
+}
+
+/* Make p's directory, or with parents every missing directory on the way to it (and to its own
+ * parent only when only_parents). Each step resolves afresh, like mkdir -p inside would. */
+static int s_mkdir(const sbx_t *self, const s_path_t *p, bool parents, bool only_parents,
+                   cb_error_t *err)
+{
+    if (!parents)
+        return s_mkdir_one(self, p, true, err);
+    size_t end = only_parents ? strlen(p->parent) : strlen(p->inside);
+    for (size_t i = S_WS_LEN + 1; i <= end; i++) {
+        if (p->inside[i] != '/' && i != end)
+            continue;
+        s_path_t step = {.given = p->given};
+        memcpy(step.inside, p->inside, i);
+        step.inside[i] = '\0';
+        char *slash = strrchr(step.inside, '/');
+        memcpy(step.parent, step.inside, (size_t)(slash - step.inside));
+        step.parent[slash - step.inside] = '\0';
+        step.name = slash + 1;
+        if (s_mkdir_one(self, &step, !only_parents && i == end, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int sbx_file_mkdir(sbx_t *self, const char *path, bool parents, cb_error_t *err)
+{
+    s_path_t p;
+    if (s_parse(path, &p, err) < 0)
+        return -1;
+    if (!p.name[0]) /* the workspace itself: it exists */
+        return 0;
+    return s_mkdir(self, &p, parents, false, err);
+}
+
+/* Fill the new temp file fd with data, mode and the sandbox user as owner. */
+static int s_fill(const sbx_t *self, int fd, mode_t mode, const void *data, size_t len,
+                  const char *given, cb_error_t *err)
+{
+    for (const char *at = data; len > 0;) {
+        ssize_t n = write(fd, at, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return s_errno(err, errno, "write", given);
+        at += n;
+        len -= (size_t)n;
+    }
+    if (fchmod(fd, mode) < 0)
+        return cb_error_make(err, errno, "chmod '%s'", given);
+    return s_give(self, fd, given, err);
+}
+
+int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, bool make_parents,
+                   cb_error_t *err)
+{
+    s_path_t p;
+    if (s_parse(path, &p, err) < 0)
+        return -1;
+    if (!p.name[0] || p.dir_syntax || s_is_dots(p.name))
+        return cb_error_fail(err, CB_ERR_INVALID, "write '%s': names a directory, not a file",
+                             path);
+    if (make_parents && s_mkdir(self, &p, true, true, err) < 0)
+        return -1;
+    cleanup_close int dirfd = s_open_parent(self, &p, "write", err);
+    if (dirfd < 0)
+        return -1;
+    /* Keep the mode of a file we replace; refuse to replace anything else. */
+    mode_t mode = 0644;
+    struct stat st;
+    if (fstatat(dirfd, p.name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISLNK(st.st_mode))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "write '%s': is a symlink; write to the path it points to", path);
+        if (S_ISDIR(st.st_mode))
+            return cb_error_fail(err, CB_ERR_INVALID, "write '%s': is a directory", path);
+        if (!S_ISREG(st.st_mode))
+            return cb_error_fail(err, CB_ERR_INVALID, "write '%s': not a regular file", path);
+        mode = st.st_mode & 0777;
+    } else if (errno != ENOENT) {
+        return s_errno(err, errno, "write", path);
+    }
+    char tmp[64];
+    cleanup_close int fd = -1;
+    for (int tries = 0; fd < 0; tries++) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = (uint64_t)getpid() * 1000003u + (uint64_t)tries;
+        snprintf(tmp, sizeof tmp, S_TMP_PREFIX "%016llx", (unsigned long long)r);
+        fd = s_openat2(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode,
+                       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS);
+        if (fd < 0 && (errno != EEXIST || tries == 8))
+            return s_errno(err, errno, "write", path);
+    }
+    if (s_fill(self, fd, mode, data, len, path, err) < 0) {
+        unlinkat(dirfd, tmp, 0);
+        return -1;
+    }
+    if (renameat(dirfd, tmp, dirfd, p.name) < 0) {
+        int saved = errno;
+        unlinkat(dirfd, tmp, 0);
+        return s_errno(err, saved, "write", path);
+    }
+    return 0;
+}
+
+static int s_dirent_cmp(const void *a, const void *b)
+{
+    return strcmp(((const sbx_dirent_t *)a)->name, ((const sbx_dirent_t *)b)->name);
+}
+
+static sbx_file_type_t s_type(mode_t mode)
+{
+    return S_ISREG(mode)   ? SBX_FILE_REGULAR
+           : S_ISDIR(mode) ? SBX_FILE_DIR
+           : S_ISLNK(mode) ? SBX_FILE_SYMLINK
+                           : SBX_FILE_OTHER;
+}
+
+sbx_dirent_t *sbx_file_list(sbx_t *self, const char *path, size_t *count, cb_error_t *err)
+{
+    *count = 0;
+    s_path_t p;
+    if (s_parse(path, &p, err) < 0)
+        return NULL;
+    struct stat st;
+    int fd = s_resolve(self, p.inside, O_RDONLY | O_DIRECTORY, &st);
+    if (fd < 0)
+        return s_errno(err, errno, "list", path), NULL;
+    cleanup_dir DIR *d = fdopendir(fd);
+    if (!d) {
+        int saved = errno;
+        close(fd);
+        return cb_error_make(err, saved, "list '%s'", path), NULL;
+    }
+    sbx_dirent_t *list = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((errno = 0, e = readdir(d))) {
+        if (s_is_dots(e->d_name))
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* removed since readdir saw it */
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            sbx_dirent_t *grown = realloc(list, ncap * sizeof *list);
+            if (!grown)
+                break;
+            list = grown;
+            cap = ncap;
+        }
+        list[n] = (sbx_dirent_t){
+            .name = strdup(e->d_name),
+            .type = s_type(st.st_mode),
+            .size = (uint64_t)st.st_size,
+            .mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000,
+        };
+        if (!list[n].name)
+            break;
+        n++;
+    }
+    if (e || errno) {
+        int saved = e ? ENOMEM : errno;
+        sbx_dirents_free(list, n);
+        return cb_error_make(err, saved, "list '%s'", path), NULL;
+    }
+    if (!list && !(list = calloc(1, sizeof *list))) /* never NULL on success */
+        return cb_error_make(err, ENOMEM, "list '%s'", path), NULL;
+    qsort(list, n, sizeof *list, s_dirent_cmp);
+    *count = n;
+    return list;
+}
+
+void sbx_dirents_free(sbx_dirent_t *list, size_t count)
+{
+    for (size_t i = 0; list && i < count; i++)
+        free(list[i].name);
+    free(list);
+}
+
+/* Empty the directory fd (owned here), depth levels below the one being removed. Never follows a
+ * symlink and never leaves the workspace's filesystem. */
+static int s_rm_contents(const sbx_t *self, int fd, int depth, const char *given, cb_error_t *err)
+{
+    if (depth > S_RM_MAX_DEPTH) {
+        close(fd);
+        return cb_error_fail(err, CB_ERR_LIMIT, "remove '%s': nested more than %d levels deep",
+                             given, S_RM_MAX_DEPTH);
+    }
+    cleanup_dir DIR *d = fdopendir(fd);
+    if (!d) {
+        int saved = errno;
+        close(fd);
+        return cb_error_make(err, saved, "remove '%s'", given);
+    }
+    struct dirent *e;
+    while ((errno = 0, e = readdir(d))) {
+        if (s_is_dots(e->d_name))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                continue;
+            return s_errno(err, errno, "remove", given);
+        }
+        int flags = 0;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = s_beneath(self, dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY, &st);
+            if (sub < 0)
+                return s_errno(err, errno, "remove", given);
+            if (s_rm_contents(self, sub, depth + 1, given, err) < 0)
+                return -1;
+            flags = AT_REMOVEDIR;
+        }
+        if (unlinkat(dirfd(d), e->d_name, flags) < 0 && errno != ENOENT)
+            return s_errno(err, errno, "remove", given);
+    }
+    return errno ? s_errno(err, errno, "remove", given) : 0;
+}
+
+int sbx_file_remove(sbx_t *self, const char *path, bool recursive, cb_error_t *err)
+{
+    s_path_t p;
+    if (s_parse(path, &p, err) < 0)
+        return -1;
+    if (!p.name[0])
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "remove '%s': the workspace itself cannot be "
+                             "removed",
+                             path);
+    if (s_is_dots(p.name))
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "remove '%s': ends in '..'; name the entry "
+                             "itself",
+                             path);
+    cleanup_close int dirfd = s_open_parent(self, &p, "remove", err);
+    if (dirfd < 0)
+        return -1;
+    struct stat st;
+    if (fstatat(dirfd, p.name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return s_errno(err, errno, "remove", path);
+    int flags = 0;
+    if (S_ISDIR(st.st_mode)) {
+        if (recursive) {
+            int fd = s_beneath(self, dirfd, p.name, O_RDONLY | O_DIRECTORY, &st);
+            if (fd < 0)
+                return s_errno(err, errno, "remove", path);
+            if (s_rm_contents(self, fd, 1, path, err) < 0)
+                return -1;
+        }
+        flags = AT_REMOVEDIR;
+    }
+    if (unlinkat(dirfd, p.name, flags) < 0) {
+        if (errno == ENOTEMPTY || errno == EEXIST)
+            return s_fail(err, CB_ERR_INVALID, errno,
+                          "remove '%s': the directory is not empty "
+                          "(remove it recursively)",
+                          path);
+        return s_errno(err, errno, "remove", path);
+    }
+    return 0;
+}

@@ -1,0 +1,199 @@
+/* sbx/sbx.h: sandboxes, cellblock's isolation layer.
+ *
+ * A sandbox is a process tree in fresh user, pid, mount, net, ipc, uts and cgroup namespaces.
+ * Its PID 1 is our own init (cellblock-init): it builds the filesystem (a tmpfs root, read-only
+ * binds of /usr and the lib/bin links, a minimal /etc, fresh /proc with the dangerous entries
+ * masked, a minimal /dev, size-limited /tmp and workspace), brings up lo, moves into an inner
+ * user namespace where the sandbox user is uid 1000 with no capabilities, loads the seccomp
+ * filter, and then spawns processes on request over an inherited socket and reaps everything.
+ *
+ * This module enforces a policy; it does not decide one. It depends on no JSON or ZMQ library.
+ * The gateway (kernel-gateway/) decides the numbers and calls in here.
+ *
+ * Paths seen inside a sandbox:
+ *   /home/user       the workspace (tmpfs of policy.workspace_bytes), the default working dir
+ *   /tmp, /dev/shm   tmpfs of policy.tmp_bytes each
+ *   /run/cellblock   the host's policy.run_dir, read-write (kernel connection files, ipc sockets)
+ *
+ * Ownership follows the fixed phrases: "Caller owns return value", "Takes ownership",
+ * "Borrowed; valid until ...".
+ */
+#ifndef SBX_SBX_H
+#define SBX_SBX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cb/error.h"
+#include "cb/util.h"
+
+typedef struct sbx sbx_t;
+typedef struct sbx_proc sbx_proc_t;
+
+#define SBX_INSIDE_RUN_DIR "/run/cellblock"
+#define SBX_INSIDE_WORKSPACE "/home/user"
+#define SBX_INSIDE_UID 1000
+#define SBX_INSIDE_GID 1000
+
+/* ---------------------------------------------------------------------------------------------
+ * Layers: what this host lets us enforce. A layer that cannot be had is reported once, with the
+ * reason, never skipped silently.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum { SBX_CGROUP_NONE = 0, SBX_CGROUP_V1, SBX_CGROUP_V2 } sbx_cgroup_version_t;
+
+typedef struct {
+    bool userns;                    /* user namespaces can be created */
+    char userns_why[160];           /* why not, when not */
+    sbx_cgroup_version_t cgroup;    /* the hierarchy limits go into */
+    bool cgroup_memory, cgroup_pids, cgroup_cpu;
+    char cgroup_why[256];           /* why a controller is missing, when one is */
+    bool seccomp;                   /* the kernel filters syscalls */
+    bool seccomp_log;               /* the kernel has the log action (for discovery mode) */
+    char seccomp_why[160];
+} sbx_layers_t;
+
+/* Probe the host. Cheap (reads /proc and /sys, creates and removes one cgroup directory). */
+void sbx_layers_probe(sbx_layers_t *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sandboxes.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *run_dir;       /* host directory to create (mode 0700) and bind at /run/cellblock;
+                                  removed by sbx_destroy. Required; must not exist yet. */
+    const char *hostname;      /* NULL: "sandbox" */
+    uint64_t memory_bytes;     /* cgroup memory limit, swap off; 0: no limit */
+    uint64_t pids_max;         /* cgroup pids limit; 0: no limit */
+    uint32_t cpu_millis;       /* CPU quota in thousandths of a core; 0: no limit */
+    uint64_t tmp_bytes;        /* size of /tmp and of /dev/shm; 0: 256 MiB */
+    uint64_t workspace_bytes;  /* size of /home/user; 0: 1 GiB */
+    uint64_t nofile;           /* RLIMIT_NOFILE; 0: 4096 */
+    uint64_t fsize_bytes;      /* RLIMIT_FSIZE; 0: the workspace size */
+    bool seccomp_log;          /* discovery mode: log syscalls outside the allowlist instead of
+                                  denying them (the forbidden classes stay denied) */
+    bool no_seccomp;           /* run without the filter (tests and diagnosis only) */
+    const char *init_path;     /* NULL: sbx_default_init_path() */
+    int setup_timeout_ms;      /* 0: 10000 */
+} sbx_policy_t;
+
+/* The init binary: $CELLBLOCK_INIT, else the build tree's, else the installed one.
+ * Borrowed; static. */
+const char *sbx_default_init_path(void);
+
+/* Create a sandbox and wait until its init has finished building it. Errors name the setup step
+ * that failed and its errno. Caller owns return value. */
+sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err);
+
+/* Kill every process of the sandbox, wait for them, remove its cgroups and run dir. Accepts
+ * NULL; nulls the caller's pointer. Processes from sbx_spawn must be destroyed first. */
+void sbx_destroy(sbx_t **self_p);
+
+/* Host pid of the sandbox's init (PID 1 inside). */
+pid_t sbx_init_pid(const sbx_t *self);
+
+/* The layers this sandbox actually got. Borrowed; valid with the sandbox. */
+const sbx_layers_t *sbx_layers(const sbx_t *self);
+
+/* Host path of the run dir. Borrowed; valid with the sandbox. */
+const char *sbx_run_dir(const sbx_t *self);
+
+/* Make a host path (inside the run dir) belong to the sandbox user, so processes inside can use
+ * it. Needed when the gateway runs as root; a no-op otherwise. */
+int sbx_give(const sbx_t *self, const char *host_path, cb_error_t *err);
+
+/* Resource figures read from the sandbox's cgroups (0 where a controller is missing). */
+typedef struct {
+    uint64_t memory_bytes;      /* current usage */
+    uint64_t memory_peak_bytes; /* high-water mark (v1 max_usage, v2 memory.peak when present) */
+    uint64_t memory_limit_bytes;
+    uint64_t pids;
+    uint64_t cpu_usage_us;      /* total CPU time of every process in the sandbox */
+    uint64_t oom_kills;
+} sbx_usage_t;
+
+int sbx_usage(const sbx_t *self, sbx_usage_t *out, cb_error_t *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Processes inside a sandbox. Each runs as the sandbox user in its own session and process
+ * group, with the sandbox's rlimits, no capabilities, no_new_privs and the seccomp filter.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *const *argv;  /* argv[0] is a path inside the sandbox, or a name found through
+                                 PATH from env */
+    const char *const *env;   /* the whole environment, "KEY=VALUE", NULL-terminated; nothing is
+                                 inherited from the host */
+    const char *cwd;          /* inside path; NULL: /home/user */
+    int stdin_fd, stdout_fd, stderr_fd; /* host fds handed to the process; -1: /dev/null */
+} sbx_spawn_opts_t;
+
+/* Start a process. Returns once it has exec'd (an exec failure is an error here, naming the
+ * step and errno). Caller owns return value. */
+sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err);
+
+/* Readable (POLLIN) when the process has exited. Borrowed; valid with the process. */
+int sbx_proc_pidfd(const sbx_proc_t *self);
+
+/* Host pid of the process, which is also its process group id. */
+pid_t sbx_proc_pid(const sbx_proc_t *self);
+
+/* Send sig to the process, or to its whole process group. */
+int sbx_proc_signal(sbx_proc_t *self, int sig, bool group, cb_error_t *err);
+
+typedef struct {
+    bool exited;      /* true: code is the exit status; false: signal killed it */
+    int code;
+    int signal;
+    bool oom;         /* killed by SIGKILL while the sandbox's OOM-kill count went up */
+} sbx_exit_t;
+
+/* Wait up to timeout_ms (< 0: forever) for the process to end and report how. Call it when the
+ * pidfd is readable and it returns at once. Returns -1 with CB_ERR_TIMEOUT when still running. */
+int sbx_proc_wait(sbx_proc_t *self, sbx_exit_t *out, int timeout_ms, cb_error_t *err);
+
+/* "exit code 3", "killed by SIGKILL (out of memory)", ... Caller owns return value. */
+char *sbx_exit_describe(const sbx_exit_t *ex);
+
+/* Kill the process group if still running, reap, free. Accepts NULL; nulls the pointer. */
+void sbx_proc_destroy(sbx_proc_t **self_p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Workspace files, done from the host. Paths are inside paths: "/home/user/a.txt" or relative
+ * to /home/user ("a.txt"). They are resolved as the sandbox would resolve them
+ * (openat2 RESOLVE_IN_ROOT on the sandbox's root, no magic links), and whatever they resolve to
+ * must lie in the workspace: a symlink to /etc/passwd is refused, and no host file is touched.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum { SBX_FILE_REGULAR = 0, SBX_FILE_DIR, SBX_FILE_SYMLINK, SBX_FILE_OTHER } sbx_file_type_t;
+
+typedef struct {
+    char *name;
+    sbx_file_type_t type;
+    uint64_t size;
+    int64_t mtime_ms;
+} sbx_dirent_t;
+
+/* Read a whole regular file; more than max_bytes is an error (CB_ERR_LIMIT). */
+int sbx_file_read(sbx_t *self, const char *path, size_t max_bytes, cb_buf_t *out, cb_error_t *err);
+
+/* Create or replace a regular file (parents must exist unless make_parents). */
+int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, bool make_parents,
+                   cb_error_t *err);
+
+/* The entries of a directory, sorted by name; *count set. Caller owns return value
+ * (sbx_dirents_free). */
+sbx_dirent_t *sbx_file_list(sbx_t *self, const char *path, size_t *count, cb_error_t *err);
+void sbx_dirents_free(sbx_dirent_t *list, size_t count);
+
+/* Remove a file, or a directory (with its contents when recursive). The workspace itself cannot
+ * be removed. */
+int sbx_file_remove(sbx_t *self, const char *path, bool recursive, cb_error_t *err);
+
+/* Make a directory (and its parents when parents). Existing directories are fine. */
+int sbx_file_mkdir(sbx_t *self, const char *path, bool parents, cb_error_t *err);
+
+#endif

@@ -1,0 +1,182 @@
+/* sbx_private.h: what the sandbox library's files share, and the messages between the library
+ * (in the gateway) and cellblock-init (PID 1 inside each sandbox).
+ *
+ * The two talk over one AF_UNIX SOCK_SEQPACKET socket pair: one message per datagram, fixed
+ * headers, strings packed NUL-separated after the header, fds as SCM_RIGHTS. The init's end is
+ * fd 3 after exec. The order on the wire:
+ *
+ *   gateway -> init   CONFIG (sbx_wire_config_t, then the run dir's host path) and, from a root
+ *                     gateway, a detached copy of the run dir's mount (open_tree) to move into
+ *                     place: the sandbox's host uid may not search the directories above it.
+ *   init -> gateway   READY + fd of the sandbox's root directory, or FAILED (step, errno)
+ *   gateway -> init   SPAWN (sbx_wire_spawn_t + argv, env) + 3 stdio fds
+ *   init -> gateway   SPAWNED (pid inside, or step and errno) + a pidfd when it worked
+ *   init -> gateway   EXITED (pid inside, status) for each process it spawned, once reaped
+ *
+ * When the gateway's end closes, the init kills everything in the sandbox and exits.
+ */
+#ifndef SBX_PRIVATE_H
+#define SBX_PRIVATE_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sbx/sbx.h"
+
+#define SBX_WIRE_MAGIC 0x63626c6bu /* "cblk" */
+#define SBX_WIRE_MAX 65536         /* largest message, header and strings together */
+#define SBX_INIT_FD 3              /* the init's end of the control socket after exec */
+
+typedef enum {
+    SBX_MSG_CONFIG = 1,
+    SBX_MSG_READY,
+    SBX_MSG_FAILED,
+    SBX_MSG_SPAWN,
+    SBX_MSG_SPAWNED,
+    SBX_MSG_EXITED,
+} sbx_msg_type_t;
+
+/* Setup steps of the init and of a spawned child, reported with errno when one fails. One list
+ * makes both the enum and the names. */
+#define SBX_STEP_MAP(X)                                                                            \
+    X(NONE, "none")                                                                                \
+    X(PROTOCOL, "read the configuration")                                                          \
+    X(EXEC_INIT, "exec the init")                                                                  \
+    X(CGROUP_NS, "enter a cgroup namespace")                                                       \
+    X(HOSTNAME, "set the hostname")                                                                \
+    X(MOUNT_PRIVATE, "make mounts private")                                                        \
+    X(MOUNT_ROOT, "mount the root tmpfs")                                                          \
+    X(PIVOT, "pivot_root")                                                                         \
+    X(BIND_SYSTEM, "bind the host's /usr and lib links")                                           \
+    X(ETC, "write /etc")                                                                           \
+    X(PROC, "mount /proc")                                                                         \
+    X(PROC_MASK, "mask /proc entries")                                                             \
+    X(DEV, "build /dev")                                                                           \
+    X(TMP, "mount /tmp and /dev/shm")                                                              \
+    X(WORKSPACE, "mount the workspace")                                                            \
+    X(RUN_DIR, "bind the run directory")                                                           \
+    X(DETACH_OLD_ROOT, "detach the old root")                                                      \
+    X(READONLY_ROOT, "make the root read-only")                                                    \
+    X(LOOPBACK, "bring up lo")                                                                     \
+    X(USERNS, "enter the sandbox user's namespace")                                                \
+    X(CAPS, "drop capabilities")                                                                   \
+    X(NO_NEW_PRIVS, "set no_new_privs")                                                            \
+    X(SECCOMP, "load the seccomp filter")                                                          \
+    X(ROOT_FD, "open the root for the gateway")                                                    \
+    X(SIGNALS, "set up signal handling")                                                           \
+    X(FORK, "fork")                                                                                \
+    X(SETSID, "setsid")                                                                            \
+    X(STDIO, "set up stdin, stdout and stderr")                                                    \
+    X(CHDIR, "change to the working directory")                                                    \
+    X(RLIMITS, "set resource limits")                                                              \
+    X(CLOSE_FDS, "close inherited fds")                                                            \
+    X(EXEC, "exec")                                                                                \
+    X(PIDFD, "open a pidfd")
+
+typedef enum {
+#define X(name, text) SBX_STEP_##name,
+    SBX_STEP_MAP(X)
+#undef X
+        SBX_STEP_COUNT
+} sbx_step_t;
+
+const char *sbx_step_name(uint32_t step);
+
+typedef struct {
+    uint32_t magic;
+    uint32_t type;
+} sbx_wire_header_t;
+
+/* CONFIG; followed by the run dir's host path, NUL-terminated; with a mount fd or none. */
+typedef struct {
+    sbx_wire_header_t h;
+    uint64_t tmp_bytes;
+    uint64_t workspace_bytes;
+    uint64_t nofile;
+    uint64_t fsize_bytes;
+    uint64_t nproc;           /* RLIMIT_NPROC fallback when there is no pids cgroup; 0: none */
+    uint32_t seccomp_mode;    /* 0 deny, 1 log, 2 off */
+    char hostname[64];
+} sbx_wire_config_t;
+
+/* READY / FAILED / SPAWNED / EXITED share one shape. */
+typedef struct {
+    sbx_wire_header_t h;
+    uint32_t id;        /* SPAWN's id, echoed */
+    int32_t pid;        /* pid inside the sandbox */
+    uint32_t step;      /* FAILED and failed SPAWNED: sbx_step_t */
+    int32_t error;      /* errno of that step */
+    int32_t code;       /* EXITED: CLD_EXITED, CLD_KILLED, CLD_DUMPED */
+    int32_t status;     /* EXITED: exit code or signal */
+} sbx_wire_reply_t;
+
+/* SPAWN; followed by argc strings, then envc strings, then the cwd, all NUL-terminated. */
+typedef struct {
+    sbx_wire_header_t h;
+    uint32_t id;
+    uint32_t argc;
+    uint32_t envc;
+    uint32_t fd_mask;   /* bit i set: the i-th stdio fd (0 stdin, 1 stdout, 2 stderr) is attached,
+                           in that order; unset ones get /dev/null */
+} sbx_wire_spawn_t;
+
+/* Send one message with up to 3 fds (nfds may be 0). Returns 0 or -1 with errno. */
+int sbx_wire_send(int sock, const void *msg, size_t len, const int *fds, int nfds);
+
+/* Receive one message into buf (SBX_WIRE_MAX); received fds go to fds[] (up to max_fds, the
+ * rest closed; unused slots -1). Returns the length, 0 on EOF, -1 with errno. */
+ssize_t sbx_wire_recv(int sock, void *buf, size_t size, int *fds, int max_fds);
+
+/* The seccomp filter (seccomp.c), loaded by the init into itself just before it starts serving,
+ * so every process in the sandbox inherits it. mode: 0 deny, 1 log (discovery). Returns 0, or
+ * -errno. */
+int sbx_seccomp_load(int mode);
+
+/* ---------------------------------------------------------------------------------------------
+ * The library side (gateway process).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct sbx_cgroup sbx_cgroup_t; /* cgroup.c */
+
+/* Create the sandbox's cgroups (names unique per gateway process), apply limits. Missing
+ * controllers are recorded in layers with the reason; never an error by themselves. */
+sbx_cgroup_t *sbx_cgroup_new(const sbx_policy_t *policy, sbx_layers_t *layers, cb_error_t *err);
+int sbx_cgroup_add(sbx_cgroup_t *cg, pid_t pid, cb_error_t *err);
+int sbx_cgroup_usage(const sbx_cgroup_t *cg, sbx_usage_t *out);
+uint64_t sbx_cgroup_oom_kills(const sbx_cgroup_t *cg);
+/* Kill whatever is left, wait (bounded) for the cgroups to empty, remove them. */
+void sbx_cgroup_destroy(sbx_cgroup_t **cg_p);
+
+typedef struct sbx_event sbx_event_t; /* an EXITED message not yet claimed by a process */
+
+struct sbx {
+    sbx_policy_t policy;      /* strings below are the sandbox's own copies */
+    char *run_dir;
+    char *init_path;
+    sbx_layers_t layers;
+    sbx_cgroup_t *cgroup;
+    pid_t init_pid;           /* host pid */
+    int init_pidfd;
+    int ctl;                  /* control socket */
+    int root_fd;              /* the sandbox's "/" (O_PATH), for workspace files */
+    dev_t workspace_dev;      /* st_dev of /home/user: what file paths must resolve onto */
+    char hostname[64];
+    uid_t host_uid;           /* host uid and gid the sandbox user maps to */
+    gid_t host_gid;
+    uint32_t next_spawn_id;
+    sbx_event_t *events;      /* unclaimed EXITED messages, oldest first */
+    int live_procs;
+};
+
+struct sbx_proc {
+    sbx_t *sbx;
+    pid_t pid;                /* host pid */
+    pid_t inside_pid;
+    int pidfd;
+    bool reaped;
+    sbx_exit_t exit;
+    uint64_t oom_kills_at_start;
+};
+
+#endif
