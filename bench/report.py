@@ -7,6 +7,10 @@ For each NAME, RAW_DIR holds NAME.json (the benchmark's JSON output), or NAME.sk
 (a one-line reason). Writes OUT_DIR/results.json (machine, each benchmark's figures, the
 comparison) and OUT_DIR/results.md (a markdown table), and prints the markdown. Standard library
 only (json for the data).
+
+When NAME includes "sandbox" (bench_sandbox's output), results.json gains "sandbox_overhead" and
+results.md a "Sandbox overhead" table: each case without and with a sandbox, what the sandbox
+adds at p50, and the verdict on the goal (the sandbox adds under 10 ms).
 """
 import datetime
 import json
@@ -15,6 +19,7 @@ import sys
 
 REFERENCE = "jupyter_client"
 GATEWAY = "cellblock-gateway"
+SANDBOX = "sandbox"
 DASH = "—"
 
 
@@ -179,6 +184,74 @@ def markdown(m, ref, gw, cmp):
     return "\n".join(lines) + "\n"
 
 
+# The sandbox's goal: it adds under 10 ms at p50, to a trivial process and to a kernel start.
+SANDBOX_GOAL_MS = 10
+# (label, host figures, sandbox figures, digits): bench_sandbox's cases, host first.
+SANDBOX_CASES = [
+    ("trivial", "/bin/true: create to exit", "trivial_host_ms", "trivial_sandbox_ms", 2),
+    ("kernel", "ipykernel: start to ready", "kernel_host_ms", "kernel_sandbox_ms", 1),
+]
+
+
+def sandbox_overhead(sb):
+    """What the sandbox adds per case at p50 (sandbox p50 - host p50), the ratio sandbox / host,
+    and the goal's verdict per case and for both (None where unmeasured)."""
+    out = {"goal_ms": SANDBOX_GOAL_MS,
+           "ratio_means": "sandbox figure / host figure: the cost factor of the sandbox"}
+    verdicts = []
+    for key, _, host, sandbox, _ in SANDBOX_CASES:
+        a, b = get(sb, host, "p50"), get(sb, sandbox, "p50")
+        added = round(b - a, 3) if a is not None and b is not None else None
+        met = None if added is None else added < SANDBOX_GOAL_MS
+        out[f"{key}_added_ms"] = added
+        out[f"{key}_p50_ratio"] = ratio(b, a)
+        out[f"{key}_goal_met"] = met
+        verdicts.append(met)
+    out["goal_met"] = None if None in verdicts else all(verdicts)
+    return out
+
+
+def sandbox_markdown(sb, ov):
+    """The "Sandbox overhead" section of results.md."""
+    lines = ["", "## Sandbox overhead", ""]
+    if ov["goal_met"] is None:
+        lines.append(f"No figures; {SANDBOX} did not run to the end (see below).")
+    else:
+        lines.append(
+            f"Added at p50: {fmt(ov['trivial_added_ms'])} ms to a trivial process, "
+            f"{fmt(ov['kernel_added_ms'], 1)} ms to a kernel start. Goal, the sandbox adds "
+            f"< {SANDBOX_GOAL_MS} ms: **{'met' if ov['goal_met'] else 'not met'}** (trivial "
+            f"{'met' if ov['trivial_goal_met'] else 'not met'}, kernel "
+            f"{'met' if ov['kernel_goal_met'] else 'not met'}).")
+        layers = sb.get("layers") or {}
+        on = [c for c in ("memory", "pids", "cpu") if layers.get(f"cgroup_{c}")]
+        lines.append(f"Sandbox layers: cgroup {layers.get('cgroup', '?')} "
+                     f"({', '.join(on) or 'no controllers'}), seccomp "
+                     f"{'on' if layers.get('seccomp') else 'OFF'}. Runs interleaved (host, "
+                     "sandbox, ...) after one warm-up of each; ratio = sandbox / host.")
+    lines += ["", "| metric | host | sandbox | added (ms) | ratio |", "|---|---:|---:|---:|---:|"]
+    for _, label, host, sandbox, digits in SANDBOX_CASES:
+        for stat in ("p50", "p90", "min"):
+            a, b = get(sb, host, stat), get(sb, sandbox, stat)
+            added = b - a if a is not None and b is not None else None
+            r = ratio(b, a)
+            lines.append(f"| {label} {stat} (ms) | {fmt(a, digits)} | {fmt(b, digits)} | "
+                         f"{fmt(added, digits)} | {DASH if r is None else f'{r:.2f}×'} |")
+    lines += [
+        f"| of which sbx_new p50 (ms) | {DASH} | {fmt(get(sb, 'sandbox_new_ms', 'p50'))} | "
+        f"{DASH} | {DASH} |",
+        f"| sbx_destroy p50 (ms), not in the above | {DASH} | "
+        f"{fmt(get(sb, 'sandbox_destroy_ms', 'p50'))} | {DASH} | {DASH} |",
+        f"| trivial runs, kernel starts (each) | {fmt(get(sb, 'trivial_host_ms', 'n'), 0)}, "
+        f"{fmt(get(sb, 'kernel_host_ms', 'n'), 0)} | {fmt(get(sb, 'trivial_sandbox_ms', 'n'), 0)}, "
+        f"{fmt(get(sb, 'kernel_sandbox_ms', 'n'), 0)} | {DASH} | {DASH} |",
+    ]
+    for key in ("skipped", "failed", "note"):
+        if sb.get(key):
+            lines.append(f"\n**{sb['name']} {key}:** {sb[key]}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -189,12 +262,15 @@ def main(argv):
     gw = benches.get(GATEWAY, {"name": GATEWAY, "failed": "not run"})
     m = machine()
     cmp = comparison(ref, gw)
+    results = {"machine": m, "benchmarks": benches, "comparison": cmp}
+    md = markdown(m, ref, gw, cmp)
+    if SANDBOX in benches:
+        results["sandbox_overhead"] = sandbox_overhead(benches[SANDBOX])
+        md += sandbox_markdown(benches[SANDBOX], results["sandbox_overhead"])
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"machine": m, "benchmarks": benches, "comparison": cmp}, f, indent=2,
-                  ensure_ascii=False)
+        json.dump(results, f, indent=2, ensure_ascii=False)
         f.write("\n")
-    md = markdown(m, ref, gw, cmp)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(md)
     sys.stdout.write(md)

@@ -91,6 +91,8 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
         kg_gateway_destroy(&self);
         return NULL;
     }
+    if (!self->cfg.no_sandbox)
+        sbx_cgroup_sweep_stale();
     /* A kernel's pipes may close under us; that must be an error return, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     return self;

@@ -320,6 +320,41 @@ int sbx_cgroup_usage(const sbx_cgroup_t *cg, sbx_usage_t *out)
     return 0;
 }
 
+/* Remove the empty cgroups a killed gateway left under parent ("cellblock-<pid>-..." whose pid
+ * is gone). A populated one stays (rmdir refuses it). */
+static void s_sweep_dir(const char *parent)
+{
+    cleanup_closedir DIR *d = opendir(parent);
+    for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
+        int pid;
+        if (sscanf(e->d_name, "cellblock-%d-", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
+            errno != ESRCH)
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", parent, e->d_name) < (int)sizeof path && rmdir(path) == 0)
+            cb_info("removed a stale cgroup left by a gateway that died: %s", path);
+    }
+}
+
+void sbx_cgroup_sweep_stale(void)
+{
+    struct statfs fs;
+    if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
+        cleanup_free char *own = s_own_path(NULL);
+        cleanup_free char *dir = own ? cb_strdup_printf("/sys/fs/cgroup%s", own) : NULL;
+        if (dir)
+            s_sweep_dir(dir);
+        return;
+    }
+    for (int c = 0; c < CG_COUNT; c++) {
+        cleanup_free char *mnt = s_v1_mount(s_names[c]);
+        cleanup_free char *own = s_own_path(s_names[c]);
+        cleanup_free char *dir = mnt && own ? cb_strdup_printf("%s%s", mnt, strcmp(own, "/") ? own : "") : NULL;
+        if (dir)
+            s_sweep_dir(dir);
+    }
+}
+
 /* SIGKILL whatever is listed in dir's cgroup.procs; returns how many were listed. */
 static int s_kill_listed(const char *dir)
 {

@@ -57,12 +57,6 @@ typedef struct {
     bool dir_syntax;                      /* "a/b/" or "a/b/.": can only name a directory */
 } s_path_t;
 
-static void s_closedirp(DIR **d)
-{
-    if (*d)
-        closedir(*d);
-}
-#define cleanup_dir __attribute__((cleanup(s_closedirp)))
 
 /* A failure of `kind` that still records errnum. Returns -1. */
 __attribute__((format(printf, 4, 5))) static int s_fail(cb_error_t *err, cb_error_kind_t kind,
@@ -196,14 +190,28 @@ static int s_beneath(const sbx_t *self, int dirfd, const char *name, int flags, 
                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV, st);
 }
 
-/* Give what we just made to the sandbox user (only root can, and only root needs to). */
-static int s_give(const sbx_t *self, int fd, const char *given, cb_error_t *err)
+/* New files and directories must belong to the sandbox user, and the workspace tmpfs (owned by
+ * the sandbox's user namespace) refuses to create an inode for an fsuid that namespace cannot
+ * map, which root's is not (EOVERFLOW). So a root gateway creates with this thread's fsuid and
+ * fsgid switched to the sandbox user's host ids: raw system calls, which act on the calling
+ * thread only. Unprivileged, they already are ours. Returns whether it switched. */
+static bool s_as_owner(const sbx_t *self)
 {
     if (geteuid() != 0)
-        return 0;
-    if (fchownat(fd, "", self->host_uid, self->host_gid, AT_EMPTY_PATH) < 0)
-        return cb_error_make(err, errno, "chown '%s'", given);
-    return 0;
+        return false;
+    syscall(SYS_setfsgid, self->host_gid);
+    syscall(SYS_setfsuid, self->host_uid);
+    return true;
+}
+
+static void s_as_self(bool switched)
+{
+    if (!switched)
+        return;
+    int saved = errno;
+    syscall(SYS_setfsuid, 0);
+    syscall(SYS_setfsgid, 0);
+    errno = saved;
 }
 
 /* Open the directory holding p's final component. */
@@ -266,12 +274,8 @@ static int s_mkdir_one(const sbx_t *self, const s_path_t *p, bool last, cb_error
     if (pfd < 0)
         return -1;
     struct stat st;
-    if (mkdirat(pfd, p->name, 0755) == 0) {
-        cleanup_close int fd = s_beneath(self, pfd, p->name, O_PATH | O_DIRECTORY, &st);
-        if (fd < 0)
-            return s_errno(err, errno, "mkdir", p->given);
-        return s_give(self, fd, p->given, err);
-    }
+    if (mkdirat(pfd, p->name, 0755) == 0)
+        return 0;
     if (errno != EEXIST)
         return s_errno(err, errno, "mkdir", p->given);
     /* It exists: fine if it is (or is an in-workspace symlink to) a directory. */
@@ -318,12 +322,14 @@ int sbx_file_mkdir(sbx_t *self, const char *path, bool parents, cb_error_t *err)
         return -1;
     if (!p.name[0]) /* the workspace itself: it exists */
         return 0;
-    return s_mkdir(self, &p, parents, false, err);
+    bool switched = s_as_owner(self);
+    int rc = s_mkdir(self, &p, parents, false, err);
+    s_as_self(switched);
+    return rc;
 }
 
-/* Fill the new temp file fd with data, mode and the sandbox user as owner. */
-static int s_fill(const sbx_t *self, int fd, mode_t mode, const void *data, size_t len,
-                  const char *given, cb_error_t *err)
+/* Fill the new temp file fd with data and mode. */
+static int s_fill(int fd, mode_t mode, const void *data, size_t len, const char *given, cb_error_t *err)
 {
     for (const char *at = data; len > 0;) {
         ssize_t n = write(fd, at, len);
@@ -336,10 +342,10 @@ static int s_fill(const sbx_t *self, int fd, mode_t mode, const void *data, size
     }
     if (fchmod(fd, mode) < 0)
         return cb_error_make(err, errno, "chmod '%s'", given);
-    return s_give(self, fd, given, err);
+    return 0;
 }
 
-int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, bool make_parents,
+static int s_write(sbx_t *self, const char *path, const void *data, size_t len, bool make_parents,
                    cb_error_t *err)
 {
     s_path_t p;
@@ -380,7 +386,7 @@ int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, 
         if (fd < 0 && (errno != EEXIST || tries == 8))
             return s_errno(err, errno, "write", path);
     }
-    if (s_fill(self, fd, mode, data, len, path, err) < 0) {
+    if (s_fill(fd, mode, data, len, path, err) < 0) {
         unlinkat(dirfd, tmp, 0);
         return -1;
     }
@@ -390,6 +396,16 @@ int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, 
         return s_errno(err, saved, "write", path);
     }
     return 0;
+}
+
+int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, bool make_parents,
+                   cb_error_t *err)
+{
+    /* Creating, renaming into and filling the workspace all happen as its owner (s_as_owner). */
+    bool switched = s_as_owner(self);
+    int rc = s_write(self, path, data, len, make_parents, err);
+    s_as_self(switched);
+    return rc;
 }
 
 static int s_dirent_cmp(const void *a, const void *b)
@@ -415,7 +431,7 @@ sbx_dirent_t *sbx_file_list(sbx_t *self, const char *path, size_t *count, cb_err
     int fd = s_resolve(self, p.inside, O_RDONLY | O_DIRECTORY, &st);
     if (fd < 0)
         return s_errno(err, errno, "list", path), NULL;
-    cleanup_dir DIR *d = fdopendir(fd);
+    cleanup_closedir DIR *d = fdopendir(fd);
     if (!d) {
         int saved = errno;
         close(fd);
@@ -475,7 +491,7 @@ static int s_rm_contents(const sbx_t *self, int fd, int depth, const char *given
         return cb_error_fail(err, CB_ERR_LIMIT, "remove '%s': nested more than %d levels deep",
                              given, S_RM_MAX_DEPTH);
     }
-    cleanup_dir DIR *d = fdopendir(fd);
+    cleanup_closedir DIR *d = fdopendir(fd);
     if (!d) {
         int saved = errno;
         close(fd);

@@ -370,8 +370,8 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
         p->workspace_bytes = 1024 * MiB;
     if (!p->nofile)
         p->nofile = 4096;
-    if (!p->fsize_bytes)
-        p->fsize_bytes = p->workspace_bytes;
+    if (!p->fsize_bytes) /* a backstop above both tmpfs sizes, so a full one says ENOSPC */
+        p->fsize_bytes = 2 * (p->workspace_bytes > p->tmp_bytes ? p->workspace_bytes : p->tmp_bytes);
     if (!p->setup_timeout_ms)
         p->setup_timeout_ms = 10000;
     bool root = geteuid() == 0;

@@ -136,7 +136,11 @@ static void s_setup(s_env_t *env)
         cb_write_file(passwd, S_MARKER, strlen(S_MARKER), 0644, &err) < 0 ||
         cb_write_file(env->secret, S_SECRET, strlen(S_SECRET), 0600, &err) < 0)
         CB_SKIP_ALL("building the fake root: %s", err.msg);
-    if (mount("cb-test-ws", env->ws, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0)
+    /* Owned by the sandbox user, as a real sandbox's workspace is. */
+    char opts[64];
+    snprintf(opts, sizeof opts, "size=1m,mode=0755,uid=%d,gid=%d", env->real_root ? S_OWNER : 0,
+             env->real_root ? S_OWNER : 0);
+    if (mount("cb-test-ws", env->ws, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
         CB_SKIP_ALL("cannot mount a tmpfs: %s", strerror(errno));
     /* A procfs inside the fake root, so that /proc/self/root really is a magic link there. */
     env->have_proc =

@@ -60,13 +60,6 @@ static void s_buf_freep(cb_buf_t *b) { cb_buf_free(b); }
 #define cleanup_proc __attribute__((cleanup(s_proc_destroyp)))
 #define cleanup_buf __attribute__((cleanup(s_buf_freep)))
 
-static void s_closedirp(DIR **d)
-{
-    if (*d)
-        closedir(*d);
-}
-#define cleanup_closedir __attribute__((cleanup(s_closedirp)))
-
 /* For messages: the last word of a command (the script of sh -c, the file of cat). */
 static const char *s_last_arg(const char *const *argv)
 {
@@ -128,6 +121,22 @@ static void s_drain(int *fd, cb_buf_t *buf)
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
     s_close(fd);
+}
+
+/* Read *fd into buf until buf holds needle (NULL: until EOF, which closes *fd) or timeout_ms
+ * pass. Returns whether it got there. */
+static bool s_read_until(int *fd, cb_buf_t *buf, const char *needle, int timeout_ms)
+{
+    int64_t deadline = cb_now_ms() + timeout_ms;
+    while (*fd >= 0 && !(needle && strstr(cb_buf_str(buf), needle))) {
+        int left = (int)(deadline - cb_now_ms());
+        struct pollfd pf = {.fd = *fd, .events = POLLIN};
+        if (left <= 0 || poll(&pf, 1, left) < 0)
+            return false;
+        if (pf.revents)
+            s_drain(fd, buf);
+    }
+    return needle ? strstr(cb_buf_str(buf), needle) != NULL : *fd < 0;
 }
 
 /* Run argv in s with stdin_text on its stdin (NULL: /dev/null); collect stdout and stderr until
@@ -192,7 +201,17 @@ static int s_run_in(sbx_t *s, const char *const *argv, const char *stdin_text, c
     return 0;
 }
 
-/* s_run_in for commands expected to exit 0: the output (stdout) in *out, stderr relayed. */
+/* For one-line messages: drop b's trailing newlines, turn the others into '|'. Returns b's text. */
+static const char *s_flat(cb_buf_t *b)
+{
+    while (b->len && b->data[b->len - 1] == '\n')
+        b->data[--b->len] = '\0';
+    for (size_t i = 0; i < b->len; i++)
+        b->data[i] = b->data[i] == '\n' ? '|' : b->data[i];
+    return cb_buf_str(b);
+}
+
+/* s_run_in for commands expected to exit 0: stdout into *out; stderr shown when they do not. */
 static bool s_run_ok(sbx_t *s, const char *const *argv, const char *stdin_text, cb_buf_t *out)
 {
     cleanup_buf cb_buf_t errb = {0};
@@ -202,18 +221,8 @@ static bool s_run_ok(sbx_t *s, const char *const *argv, const char *stdin_text, 
     if (ex.exited && ex.code == 0)
         return true;
     cleanup_free char *how = sbx_exit_describe(&ex);
-    CB_DIAG("'%s' ended with %s; stderr: %.500s", s_last_arg(argv), how, cb_buf_str(&errb));
+    CB_DIAG("'%s' ended with %s; stderr: %.500s", s_last_arg(argv), how, s_flat(&errb));
     return false;
-}
-
-/* For one-line messages: drop b's trailing newlines, turn the others into '|'. Returns b's text. */
-static const char *s_flat(cb_buf_t *b)
-{
-    while (b->len && b->data[b->len - 1] == '\n')
-        b->data[--b->len] = '\0';
-    for (size_t i = 0; i < b->len; i++)
-        b->data[i] = b->data[i] == '\n' ? '|' : b->data[i];
-    return cb_buf_str(b);
 }
 
 /* Print each line of text as "# <prefix>: <line>"; count TAP "ok" and "not ok" lines. */
@@ -276,7 +285,7 @@ static bool s_wait_gone(const pid_t *pids, int n)
  * /proc/<pid>/ns/pid, "pid:[...]"); at most max. Returns the count. */
 static int s_ns_members(const char *ns, pid_t *pids, int max)
 {
-    cleanup_closedir DIR *d = opendir("/proc");
+    DIR *d = opendir("/proc");
     int n = 0;
     for (struct dirent *de; d && (de = readdir(d));) {
         char path[300], link[64] = "";
@@ -289,6 +298,8 @@ static int s_ns_members(const char *ns, pid_t *pids, int max)
             pids[n] = pid;
         n++;
     }
+    if (d)
+        closedir(d);
     return n;
 }
 
@@ -330,22 +341,12 @@ static void s_probe(const ctx_t *c)
     char port[16], pid[16];
     snprintf(port, sizeof port, "%d", ntohs(addr.sin_port));
     snprintf(pid, sizeof pid, "%d", (int)getpid());
-    const char *const argv[] = {"/home/user/sbx-probe",
-                                "--env-keys",
-                                "PATH,HOME,LANG",
-                                "--host-port",
-                                port,
-                                "--host-pid",
-                                pid,
-                                "--host-path",
-                                "/root",
-                                "--host-path",
-                                c->tmp,
-                                "--host-path",
-                                c->src,
-                                "--host-path",
-                                "/etc/shadow",
-                                NULL};
+    /* clang-format off */
+    const char *const argv[] = {"/home/user/sbx-probe", "--env-keys", "PATH,HOME,LANG",
+                                "--host-port", port, "--host-pid", pid,
+                                "--host-path", "/root", "--host-path", c->tmp,
+                                "--host-path", c->src, "--host-path", "/etc/shadow", NULL};
+    /* clang-format on */
     sbx_exit_t ex = {0};
     rc = s_run_in(s, argv, NULL, &out, &errb, RUN_MS, &ex);
     int oks = 0, not_oks = 0;
@@ -387,18 +388,14 @@ static void s_neighbours(const ctx_t *c)
     CB_OK(rc < 0 && err.kind == CB_ERR_TIMEOUT, "A's sleep survives B's kill -9 -1 (%s)",
           rc < 0 ? err.msg : "it exited");
 
-    pid_t host_pid = sbx_proc_pid(sleeper);
-    char want[16];
-    snprintf(want, sizeof want, "%d", (int)host_pid);
+    char want[32]; /* out starts with a newline, so every name ls prints is enclosed in two */
+    snprintf(want, sizeof want, "\n%d\n", (int)sbx_proc_pid(sleeper));
     cb_buf_clear(&out);
-    ran = s_run_ok(b, (const char *const[]){"/bin/ls", "/proc", NULL}, NULL, &out);
-    bool seen = false;
-    cleanup_free char *copy = strdup(cb_buf_str(&out));
-    for (char *save = NULL, *w = copy ? strtok_r(copy, " \t\n", &save) : NULL; w;
-         w = strtok_r(NULL, " \t\n", &save))
-        seen = seen || strcmp(w, want) == 0;
-    CB_OK(ran && copy && !seen, "B (still working after its kill -9 -1) has no /proc/%s, A's sleep",
-          want);
+    ran = cb_buf_append(&out, "\n", 1) == 0 &&
+          s_run_ok(b, (const char *const[]){"/bin/ls", "-1", "/proc", NULL}, NULL, &out);
+    CB_OK(ran && !strstr(cb_buf_str(&out), want),
+          "B (still working after its kill -9 -1) has no /proc/%d, A's sleep",
+          (int)sbx_proc_pid(sleeper));
 }
 
 /* The gateway killed with SIGKILL: its sandboxes end with it. */
@@ -440,9 +437,7 @@ static void s_gateway_death(const ctx_t *c)
     if (!CB_OK(got && pids[0] > 0 && pids[1] > 0, "a stand-in gateway made a sandbox with a sleep"))
         return;
     bool gone = s_wait_gone(pids, 2);
-    CB_OK(gone,
-          "after the gateway's SIGKILL its init (%d) and sleep (%d) go within %d ms (states "
-          "now %c, %c)",
+    CB_OK(gone, "the gateway SIGKILLed, its init %d and sleep %d go within %d ms (now: %c, %c)",
           (int)pids[0], (int)pids[1], GONE_MS, s_state(pids[0]) ?: '-', s_state(pids[1]) ?: '-');
 
     /* Nobody is left to remove the dead gateway's cgroups: remove them here, and say so. */
@@ -512,20 +507,6 @@ static void s_isolation(const ctx_t *c)
 
 /* ---- limits ------------------------------------------------------------------------------- */
 
-/* Read fd into buf until it holds needle or timeout_ms pass. */
-static bool s_wait_output(int fd, cb_buf_t *buf, const char *needle, int timeout_ms)
-{
-    int64_t deadline = cb_now_ms() + timeout_ms;
-    while (!strstr(cb_buf_str(buf), needle) && fd >= 0) {
-        int left = (int)(deadline - cb_now_ms());
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&pf, 1, left) <= 0)
-            return false;
-        s_drain(&fd, buf);
-    }
-    return strstr(cb_buf_str(buf), needle) != NULL;
-}
-
 static void s_limit_pids(const ctx_t *c)
 {
     sbx_t *bomb = s_new(c, "pids-bomb", (sbx_policy_t){.pids_max = 64});
@@ -547,19 +528,17 @@ static void s_limit_pids(const ctx_t *c)
                                   -1, -1, err_w);
     s_close(&err_w);
     cleanup_buf cb_buf_t errb = {0};
-    bool refused = p && s_wait_output(err_r, &errb, "Resource temporarily unavailable", RUN_MS);
+    bool refused = p && s_read_until(&err_r, &errb, "Resource temporarily unavailable", RUN_MS);
     CB_OK(refused, "forks past the limit are refused (stderr: %.200s)", s_flat(&errb));
     sbx_usage_t u = {0};
     uint64_t most = 0;
     for (int i = 0; i < 5; i++) {
-        s_wait_output(err_r, &errb, "\x01", 50); /* keep the pipe drained meanwhile */
+        s_read_until(&err_r, &errb, "\x01", 50); /* sample every 50 ms, the pipe kept drained */
         if (sbx_usage(bomb, &u, NULL) == 0 && u.pids > most)
             most = u.pids;
     }
     if (sbx_layers(bomb)->cgroup_pids)
-        CB_OK(most >= 48 && most <= 64,
-              "the bomb fills the limit: sbx_usage().pids in [48, 64] "
-              "(most seen %llu)",
+        CB_OK(most >= 48 && most <= 64, "sbx_usage().pids is in [48, 64]: full (most seen %llu)",
               (unsigned long long)most);
     cleanup_buf cb_buf_t out = {0};
     CB_OK(s_run_ok(other, (const char *const[]){"/bin/true", NULL}, NULL, &out),
@@ -605,16 +584,6 @@ static void s_limit_memory(const ctx_t *c)
     CB_OK(sleeper && rc < 0 && err.kind == CB_ERR_TIMEOUT, "the neighbour's sleep 30 lives on");
 }
 
-/* One size_t from the last number in text, or -1. */
-static long long s_last_number(const char *text)
-{
-    long long v = -1;
-    for (const char *p = text; *p; p++)
-        if (*p >= '0' && *p <= '9' && (p == text || p[-1] < '0' || p[-1] > '9'))
-            v = strtoll(p, NULL, 10);
-    return v;
-}
-
 static void s_limit_space(const ctx_t *c)
 {
     cleanup_sbx sbx_t *s =
@@ -633,7 +602,8 @@ static void s_limit_space(const ctx_t *c)
         CB_OK(rc == 0 && strstr(cb_buf_str(&errb), "No space left on device"),
               "filling %s: No space left on device (stdout %.100s; stderr %.300s)", fills[i][0],
               s_flat(&out), s_flat(&errb));
-        long long size = s_last_number(cb_buf_str(&out));
+        long long size = -1;
+        sscanf(cb_buf_str(&out), "rc=%*d|%lld", &size);
         if (i == 1) {
             size_t count = 0;
             sbx_dirent_t *list = sbx_file_list(s, "/home/user", &count, NULL);
@@ -667,9 +637,7 @@ static void s_limit_host_write(const ctx_t *c)
     cb_error_clear(&err);
     rc = big ? sbx_file_write(s, "big.bin", big, 32 * MiB, false, &err) : 0;
     CB_OK(big && rc < 0 && err.errnum == ENOSPC,
-          "a 32 MiB write from the host fails with ENOSPC "
-          "(got %s)",
-          rc < 0 ? err.msg : "success");
+          "a 32 MiB write from the host fails with ENOSPC (got %s)", rc < 0 ? err.msg : "success");
     cleanup_buf cb_buf_t back = {0};
     rc = sbx_file_read(s, "keep.txt", 4096, &back, &err);
     CB_OK(rc == 0 && strcmp(cb_buf_str(&back), keep) == 0, "the small file is intact");
@@ -778,12 +746,10 @@ static const char *s_nobody_can(const char *const *paths, int n)
     if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
         return "the check itself failed";
     int code = WEXITSTATUS(status);
-    if (code == 0)
-        return NULL;
-    if (code == 100)
-        return "cannot become uid 65534";
-    if (code == 101)
-        return "uid 65534 cannot create a user namespace";
+    if (code == 0 || code >= 100)
+        return code ? code == 100 ? "cannot become uid 65534"
+                                  : "uid 65534 cannot create a user namespace"
+                    : NULL;
     static char why[PATH_MAX + 64];
     snprintf(why, sizeof why, "uid 65534 cannot read and execute %s", paths[code - 1]);
     return why;
@@ -825,13 +791,7 @@ static void s_unprivileged(const ctx_t *c)
     }
     s_close(&w);
     cleanup_buf cb_buf_t out = {0};
-    int64_t deadline = cb_now_ms() + 2 * RUN_MS;
-    while (r >= 0 && cb_now_ms() < deadline) {
-        struct pollfd pf = {.fd = r, .events = POLLIN};
-        if (poll(&pf, 1, (int)(deadline - cb_now_ms())) > 0)
-            s_drain(&r, &out);
-    }
-    if (r >= 0 && pid > 0)
+    if (!s_read_until(&r, &out, NULL, 2 * RUN_MS) && pid > 0)
         kill(pid, SIGKILL);
     int status = 0;
     bool waited = pid > 0 && waitpid(pid, &status, 0) == pid;

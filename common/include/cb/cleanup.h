@@ -9,6 +9,7 @@
 #ifndef CB_CLEANUP_H
 #define CB_CLEANUP_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -27,7 +28,14 @@ static inline void cb_fclosep(FILE **f)
 
 #define cleanup_free __attribute__((cleanup(cb_freep)))
 #define cleanup_close __attribute__((cleanup(cb_closep)))
+static inline void cb_closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+
 #define cleanup_fclose __attribute__((cleanup(cb_fclosep)))
+#define cleanup_closedir __attribute__((cleanup(cb_closedirp)))
 
 static inline void *cb_steal_pointer(void *pp)
 {

@@ -58,6 +58,10 @@ typedef struct {
 /* Probe the host. Cheap (reads /proc and /sys, creates and removes one cgroup directory). */
 void sbx_layers_probe(sbx_layers_t *out);
 
+/* Remove the empty cgroups that gateways killed before their teardown left behind (their
+ * sandboxes' processes died with them; the directories did not). Call once at start. */
+void sbx_cgroup_sweep_stale(void);
+
 /* ---------------------------------------------------------------------------------------------
  * Sandboxes.
  * ------------------------------------------------------------------------------------------- */
@@ -72,7 +76,7 @@ typedef struct {
     uint64_t tmp_bytes;        /* size of /tmp and of /dev/shm; 0: 256 MiB */
     uint64_t workspace_bytes;  /* size of /home/user; 0: 1 GiB */
     uint64_t nofile;           /* RLIMIT_NOFILE; 0: 4096 */
-    uint64_t fsize_bytes;      /* RLIMIT_FSIZE; 0: the workspace size */
+    uint64_t fsize_bytes;      /* RLIMIT_FSIZE; 0: twice the larger of /tmp and the workspace */
     bool seccomp_log;          /* discovery mode: log syscalls outside the allowlist instead of
                                   denying them (the forbidden classes stay denied) */
     bool no_seccomp;           /* run without the filter (tests and diagnosis only) */
