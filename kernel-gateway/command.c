@@ -523,7 +523,7 @@ json_t *kg_command_snapshot(const kg_command_t *self)
     json_t *exit_code = c->ended && c->exit.exited ? json_integer(c->exit.code) : json_null();
     json_t *sig = c->signal[0] ? json_string(c->signal) : json_null();
     /* clang-format off */
-    return json_pack("{s:s, s:o, s:s, s:o, s:o, s:b, s:o, s:o, s:I, s:f, s:o}",
+    return json_pack("{s:s, s:o, s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:f, s:o}",
                      "id", c->id,
                      "command", s_json_text(c->command, strlen(c->command)),
                      "status", c->status,
@@ -532,7 +532,7 @@ json_t *kg_command_snapshot(const kg_command_t *self)
                      "oom", c->exit.oom,
                      "stdout", s_json_text(cb_buf_str(&c->streams[0]), c->streams[0].len),
                      "stderr", s_json_text(cb_buf_str(&c->streams[1]), c->streams[1].len),
-                     "pid", (json_int_t)c->pid,
+                     "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),
                      "duration_ms", duration_ms,
                      "notes", json_deep_copy(c->notes));
     /* clang-format on */

@@ -18,7 +18,8 @@
  *
  * Then READY goes back to the gateway with an O_PATH fd of our root (for workspace files), and we
  * serve: SPAWN requests fork a child that takes its stdio from the passed fds, gets its own
- * session, and execs; every child we spawned is reported once reaped (EXITED). Orphans are
+ * session, and execs; every child we spawned is reported once reaped (EXITED), after its process
+ * group has been killed (nothing it started outlives it). Orphans are
  * reaped silently. Signals sent to us are forwarded to the process groups we spawned. When the
  * gateway's end of the socket closes (the gateway died or destroyed the sandbox) we SIGKILL
  * every process in the namespace and exit, which ends the namespace.
@@ -600,6 +601,9 @@ static void s_reap(init_t *in)
             if (in->spawned[i] != info.si_pid)
                 continue;
             in->spawned[i] = in->spawned[--in->nspawned];
+            /* Nothing a process started outlives it: its group goes with it. (The gateway may
+             * not know the host pid of a process that ended at once, so this is done here.) */
+            kill(-info.si_pid, SIGKILL);
             sbx_wire_reply_t r = {.h = {SBX_WIRE_MAGIC, SBX_MSG_EXITED}, .pid = info.si_pid,
                                   .code = info.si_code, .status = info.si_status};
             sbx_wire_send(SBX_INIT_FD, &r, sizeof r, NULL, 0);

@@ -473,11 +473,12 @@ static void s_destroy_clean(const ctx_t *c)
     snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)sbx_init_pid(s));
     if (readlink(path, ns, sizeof ns - 1) < 0)
         CB_DIAG("readlink %s: %s", path, strerror(errno));
-    /* An orphan: its shell exits, the init inherits it, and no sbx_proc_t holds it. */
+    /* An orphan in a session of its own (so it outlives its shell's group): the init inherits
+     * it, and no sbx_proc_t holds it. */
     cleanup_buf cb_buf_t out = {0};
     bool ran = s_run_ok(
         s,
-        (const char *const[]){"/bin/sh", "-c", "/bin/sleep 1000 >/dev/null 2>&1 & echo $!", NULL},
+        (const char *const[]){"/bin/sh", "-c", "/usr/bin/setsid -f /bin/sleep 1000 >/dev/null 2>&1; until grep -qx sleep /proc/[0-9]*/comm 2>/dev/null; do :; done; echo started", NULL},
         NULL, &out);
     pid_t members[16], sleeper = 0;
     int n = ns[0] ? s_ns_members(ns, members, 16) : 0;

@@ -313,6 +313,7 @@ json_t *kg_execution_snapshot(const kg_execution_t *self);
  *   { "id": "...", "command": "...", "status": "running" | "exited" | "killed" | "timeout" |
  *     "failed", "exit_code": 0 | null, "signal": "SIGKILL" | null, "oom": false,
  *     "stdout": "...", "stderr": "...", "pid": 123, "duration_ms": 3.2, "notes": [...] }
+ * pid is the host pid, null when the command ended before the gateway could learn it.
  * Each of stdout and stderr keeps 16 MiB; beyond that output is dropped with a note.
  * ------------------------------------------------------------------------------------------- */
 
