@@ -5,12 +5,14 @@
  *                             timeout, out of memory next to a healthy sandbox, rich results,
  *                             destroying a sandbox under a busy kernel
  *   test_sandboxed commands   exit codes, streams, stdin, cwd, env, timeout, background commands,
- *                             kill, streaming, missing programs, invalid UTF-8, out of memory
+ *                             kill, background jobs of quick shells, streaming, missing programs,
+ *                             invalid UTF-8, out of memory
  *   test_sandboxed files      write, list, mkdir, remove, planted symlinks, paths outside, 2 MiB
  *
  * One gateway per run, destroyed by main on every path. Every wait is on the event itself (a
- * callback sets a flag) with a deadline; nothing sleeps. A timeout is waited for inside one
- * kg_gateway_run_until call, since each call starts the loop's timers afresh.
+ * callback sets a flag) with a deadline; nothing sleeps. The one poll (how many sleep processes
+ * a sandbox holds) asks again until the answer comes or its deadline passes. A timeout is waited
+ * for inside one kg_gateway_run_until call, since each call starts the loop's timers afresh.
  */
 #include <errno.h>
 #include <signal.h>
@@ -26,6 +28,7 @@
 
 #define DEADLINE_MS 60000
 #define SECRET_VAR "CELLBLOCK_HOST_SECRET"
+#define QUICK_RUNS 100 /* tries of a race that loses only sometimes */
 
 /* ---- kernels: events and executions ------------------------------------------------------ */
 
@@ -388,8 +391,6 @@ static bool s_sleeps_are(kg_gateway_t *gw, kg_sandbox_t *sb, const char *want, i
             (int)strcspn(last, "\n"), last);
     return false;
 }
-
-#define QUICK_RUNS 100
 
 static json_int_t s_int(json_t *obj, const char *key) { return json_integer_value(json_object_get(obj, key)); }
 
