@@ -18,7 +18,6 @@ static int s_parse_u64(const char *text, uint64_t max, uint64_t *out)
 int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg)
 {
     kg_sandbox_limits_t *l = &cfg->limits;
-    uint64_t v = 0;
     switch (opt) {
     case CLI_OPT_MEMORY:
         if (s_parse_u64(arg, 1u << 22, &l->memory_mb) < 0)
@@ -41,9 +40,8 @@ int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg
             return cli_usage_error(cmd, "--tmp-mb takes a number of MiB, got '%s'", arg);
         return 0;
     case CLI_OPT_WORKSPACE:
-        if (s_parse_u64(arg, 1u << 22, &v) < 0)
+        if (s_parse_u64(arg, 1u << 22, &l->workspace_mb) < 0)
             return cli_usage_error(cmd, "--workspace-mb takes a number of MiB, got '%s'", arg);
-        l->workspace_mb = v;
         return 0;
     case CLI_OPT_NO_SANDBOX:
         cfg->no_sandbox = true;

@@ -407,11 +407,11 @@ static int s_launch(kg_command_t *c, const kg_command_opts_t *opts, cb_error_t *
                          .stderr_fd = child_err,
                          .sandbox = c->sb,
                          .cwd = opts->cwd ? opts->cwd : SBX_INSIDE_WORKSPACE};
+    c->started_us = cb_now_us(); /* the start is part of the command's time */
     c->proc = kg_proc_start(&po, err);
     cb_strv_free(env);
     if (!c->proc)
         return cb_error_prefix(err, "start command: ");
-    c->started_us = cb_now_us();
     c->pid = kg_proc_pid(c->proc);
     c->pidfd = kg_proc_pidfd(c->proc);
     if (s_watch(c, c->out_fd[0], ZMQ_POLLIN, s_on_output) < 0 ||

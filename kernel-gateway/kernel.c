@@ -4,9 +4,10 @@
  * sandbox unless the gateway runs without sandboxes; in a new session, so signals reach the
  * whole process group; watched through a pidfd), connect the five channels, and send
  * kernel_info_request. In a sandbox the kernel's run dir lives in the sandbox's run dir, which
- * the kernel sees at /run/cellblock, so its connection file names the inside paths. The kernel is ready once a kernel_info_reply has come
- * back AND something has arrived on iopub: a SUB socket misses what was published before its
- * subscription took (the slow joiner), so while iopub is silent kernel_info is sent again.
+ * the kernel sees at /run/cellblock, so its connection file names the inside paths. The kernel
+ * is ready once a kernel_info_reply has come back AND something has arrived on iopub: a SUB
+ * socket misses what was published before its subscription took (the slow joiner), so while
+ * iopub is silent kernel_info is sent again.
  *
  * Stop: shutdown_request on control, then SIGTERM, then SIGKILL to the process group, each after
  * a grace period. Whatever asked for the stop, the end is the same: the pidfd becomes readable,
@@ -166,7 +167,7 @@ static void s_became_ready(kg_kernel_t *k)
     k->hb_misses = 0;
     if (k->gw->cfg.heartbeat_ms > 0 && k->hb_timer < 0)
         k->hb_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.heartbeat_ms, 0, s_on_heartbeat, k);
-    cb_debug("kernel %.8s ready (pid %ld)", k->id, (long)k->pid);
+    cb_debug("kernel %.8s ready (pid %ld)", k->id, (long)kg_kernel_pid(k));
     s_emit(k, KG_EVENT_READY, NULL);
     s_run_next(k);
 }
@@ -388,14 +389,14 @@ static int s_on_stop_timer(zloop_t *loop, int timer_id, void *arg)
 {
     kg_kernel_t *k = arg;
     k->stop_timer = -1;
-    if (k->pid > 0 && k->stop_step == 1) {
+    if (k->proc && k->stop_step == 1) {
         cb_debug("kernel %.8s: no exit after shutdown_request; SIGTERM", k->id);
-        killpg(k->pid, SIGTERM);
+        kg_proc_signal(k->proc, SIGTERM);
         k->stop_step = 2;
         k->stop_timer = zloop_timer(loop, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
-    } else if (k->pid > 0 && k->stop_step == 2) {
+    } else if (k->proc && k->stop_step == 2) {
         cb_debug("kernel %.8s: no exit after SIGTERM; SIGKILL", k->id);
-        killpg(k->pid, SIGKILL);
+        kg_proc_signal(k->proc, SIGKILL);
         k->stop_step = 3;
     }
     return kg_gateway_handler_result(k->gw);
@@ -412,7 +413,7 @@ static void s_stop_process(kg_kernel_t *k, kg_after_exit_t after, bool graceful)
     s_timer_cancel(k, &k->hb_timer);
     s_timer_cancel(k, &k->ready_timer);
     s_timer_cancel(k, &k->nudge_timer);
-    if (k->pid <= 0) {
+    if (!k->proc) {
         s_after_exit(k);
         return;
     }
@@ -426,7 +427,7 @@ static void s_stop_process(kg_kernel_t *k, kg_after_exit_t after, bool graceful)
         k->stop_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.shutdown_grace_ms, 1,
                                     s_on_stop_timer, k);
     } else {
-        killpg(k->pid, SIGKILL);
+        kg_proc_signal(k->proc, SIGKILL);
         k->stop_step = 3;
     }
 }
@@ -443,7 +444,6 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     }
     zloop_poller_end(loop, item);
     kg_proc_destroy(&k->proc);
-    k->pid = 0;
     k->stop_step = 0;
     s_timer_cancel(k, &k->stop_timer);
     /* Keep an explanation set earlier (heartbeat, startup timeout); else say how it ended. */
@@ -591,7 +591,6 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
         s_close_sockets(k);
         return -1;
     }
-    k->pid = kg_proc_pid(k->proc);
     k->output_fd = out[0];
     fcntl(k->output_fd, F_SETFL, O_NONBLOCK);
     zmq_pollitem_t pid_item = {.fd = kg_proc_pidfd(k->proc), .events = ZMQ_POLLIN};
@@ -601,7 +600,6 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
         int saved = errno;
         zloop_poller_end(k->gw->loop, &pid_item);
         kg_proc_destroy(&k->proc);
-        k->pid = 0;
         s_close_output(k);
         s_close_sockets(k);
         return cb_error_make(err, saved, "watch kernel process");
@@ -610,7 +608,7 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     k->ready_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.startup_timeout_ms, 1,
                                  s_on_ready_timeout, k);
     s_send_kernel_info(k);
-    cb_debug("kernel %.8s: started %s (pid %ld%s)", k->id, k->spec->name, (long)k->pid,
+    cb_debug("kernel %.8s: started %s (pid %ld%s)", k->id, k->spec->name, (long)kg_kernel_pid(k),
              k->sandbox ? ", sandboxed" : "");
     return 0;
 }
@@ -721,14 +719,14 @@ void kg_kernel_shutdown(kg_kernel_t *self)
 
 int kg_kernel_interrupt(kg_kernel_t *self, cb_error_t *err)
 {
-    if (self->pid <= 0 || !s_is_ready_state(self->state))
+    if (!self->proc || !s_is_ready_state(self->state))
         return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is %s; nothing to interrupt",
                              self->id, kg_kernel_state_name(self->state));
     if (self->spec->interrupt_mode == KG_INTERRUPT_MESSAGE) {
         s_send_request(self, KG_CH_CONTROL, "interrupt_request", NULL);
         return 0;
     }
-    if (killpg(self->pid, SIGINT) < 0)
+    if (kg_proc_signal(self->proc, SIGINT) < 0)
         return cb_error_make(err, errno, "interrupt kernel %.8s", self->id);
     return 0;
 }
@@ -766,7 +764,6 @@ void kg_kernel_free_now(kg_kernel_t *k)
         zmq_pollitem_t item = {.fd = kg_proc_pidfd(k->proc), .events = ZMQ_POLLIN};
         zloop_poller_end(k->gw->loop, &item);
         kg_proc_destroy(&k->proc);
-        k->pid = 0;
     }
     s_close_output(k);
     s_close_sockets(k);
@@ -781,7 +778,11 @@ const char *kg_kernel_id(const kg_kernel_t *self) { return self->id; }
 const char *kg_kernel_name(const kg_kernel_t *self) { return self->spec->name; }
 const char *kg_kernel_language(const kg_kernel_t *self) { return self->spec->language; }
 kg_kernel_state_t kg_kernel_state(const kg_kernel_t *self) { return self->state; }
-pid_t kg_kernel_pid(const kg_kernel_t *self) { return self->pid > 0 ? self->pid : 0; }
+pid_t kg_kernel_pid(const kg_kernel_t *self)
+{
+    pid_t pid = self->proc ? kg_proc_pid(self->proc) : 0;
+    return pid > 0 ? pid : 0;
+}
 int kg_kernel_restart_count(const kg_kernel_t *self) { return self->restart_count; }
 const char *kg_kernel_run_dir(const kg_kernel_t *self) { return self->run_dir; }
 

@@ -165,8 +165,7 @@ struct kg_kernel {
     zsock_t *socks[KG_CH_COUNT];
 
     kg_kernel_state_t state;
-    kg_proc_t *proc;
-    pid_t pid;     /* of proc, cached; 0 when no process runs */
+    kg_proc_t *proc; /* NULL when no process runs */
     int output_fd; /* the kernel's stdout+stderr, read line by line */
     cb_buf_t output_line;
 

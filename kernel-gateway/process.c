@@ -213,7 +213,9 @@ int kg_proc_signal(kg_proc_t *p, int sig)
         return 0;
     if (p->sbx_proc) {
         cb_error_t err = {0};
-        return sbx_proc_signal(p->sbx_proc, sig, true, &err);
+        int rc = sbx_proc_signal(p->sbx_proc, sig, true, &err);
+        errno = rc < 0 ? err.errnum : 0;
+        return rc;
     }
     return killpg(p->pid, sig) < 0 && errno != ESRCH ? -1 : 0;
 }
@@ -222,8 +224,10 @@ int kg_proc_reap(kg_proc_t *p, kg_proc_exit_t *out, cb_error_t *err)
 {
     if (!p->reaped) {
         /* The leader is a zombie until reaped, so its pid still names the group: sweep it, so
-         * nothing it started outlives it. */
-        killpg(p->pid, SIGKILL);
+         * nothing it started outlives it. (Inside a sandbox the init does this too, since the
+         * host pid of a process that ended at once may be unknown: pid -1.) */
+        if (p->pid > 0)
+            killpg(p->pid, SIGKILL);
         if (p->sbx_proc) {
             sbx_exit_t ex;
             if (sbx_proc_wait(p->sbx_proc, &ex, 5000, err) < 0)
@@ -264,10 +268,7 @@ void kg_proc_destroy(kg_proc_t **p_p)
     *p_p = NULL;
     if (!p->reaped) {
         kg_proc_signal(p, SIGKILL);
-        if (p->sbx_proc)
-            pidfd_send_signal(sbx_proc_pidfd(p->sbx_proc), SIGKILL, NULL, 0);
-        else
-            kill(p->pid, SIGKILL);
+        pidfd_send_signal(kg_proc_pidfd(p), SIGKILL, NULL, 0); /* the leader, even off its group */
         cb_error_t err = {0};
         if (kg_proc_reap(p, NULL, &err) < 0)
             cb_warn("process %d: %s", (int)p->pid, err.msg);

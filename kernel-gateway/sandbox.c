@@ -40,7 +40,8 @@ kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *lim
 {
     kg_sandbox_t *sb = calloc(1, sizeof *sb);
     zuuid_t *uuid = zuuid_new();
-    sb ? (void)(sb->commands = zhashx_new()) : (void)0;
+    if (sb)
+        sb->commands = zhashx_new();
     if (!sb || !uuid || !sb->commands) {
         zuuid_destroy(&uuid);
         if (sb)
@@ -166,7 +167,7 @@ json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *e
     static const char *const types[] = {"file", "dir", "symlink", "other"};
     size_t count = 0;
     sbx_dirent_t *list = sbx_file_list(self->sbx, path, &count, err);
-    if (!list && count == 0 && err->kind != CB_ERR_OK)
+    if (!list) /* never NULL on success, even for an empty directory */
         return NULL;
     json_t *out = json_array();
     for (size_t i = 0; i < count && out; i++) {

@@ -370,6 +370,10 @@ static int s_become_user(void)
         return s_fail(SBX_STEP_CAPS);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return s_fail(SBX_STEP_NO_NEW_PRIVS);
+    /* Not dumpable: processes inside run as the same uid, and must not reach our memory (and
+     * the control socket) through /proc/1/mem; seccomp only stops ptrace itself. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return s_fail(SBX_STEP_CAPS);
     /* Death with the parent again: credential changes can clear it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
         return s_fail(SBX_STEP_CAPS);

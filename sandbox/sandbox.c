@@ -491,7 +491,11 @@ sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err
         cb_error_fail(err, CB_ERR_INVALID, "nothing to run: empty argv");
         return NULL;
     }
-    static char buf[SBX_WIRE_MAX];
+    cleanup_free char *buf = malloc(SBX_WIRE_MAX);
+    if (!buf) {
+        cb_error_make(err, ENOMEM, "start '%s'", opts->argv[0]);
+        return NULL;
+    }
     sbx_wire_spawn_t hdr = {.h = {SBX_WIRE_MAGIC, SBX_MSG_SPAWN}, .id = ++self->next_spawn_id};
     int fds[3], nfds = 0;
     const int stdio[3] = {opts->stdin_fd, opts->stdout_fd, opts->stderr_fd};
@@ -501,7 +505,7 @@ sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err
             fds[nfds++] = stdio[i];
         }
     }
-    ssize_t len = s_pack_spawn(buf, sizeof buf, &hdr, opts);
+    ssize_t len = s_pack_spawn(buf, SBX_WIRE_MAX, &hdr, opts);
     if (len < 0) {
         cb_error_fail(err, CB_ERR_LIMIT, "command, environment and working directory exceed %d bytes",
                       SBX_WIRE_MAX);

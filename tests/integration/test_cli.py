@@ -57,10 +57,23 @@ def main():
         for args, what in ((("run",), "no FILE"), (("run", "--timeout", "soon", "-"), "a bad --timeout"),
                            (("run", "--kernel", "no-such-kernel", "-"), "an unknown kernel"),
                            (("run", os.path.join(tmp, "missing.py")), "a missing file"),
+                           (("run", "--memory-mb", "lots", "-"), "a bad --memory-mb"),
+                           (("run", "--cpus", "0", "-"), "a bad --cpus"),
                            (("frobnicate",), "an unknown command")):
             r = cellblock(*args, stdin="")
             check(r.returncode == 2 and r.stderr.strip() != "", f"{what} is a usage error (exit 2)",
                   f"{r.returncode}: {r.stderr.strip()[:200]}")
+
+        # The sandbox flags reach the sandbox: the kernel sees its own workspace size, and an
+        # allocation past --memory-mb is an OOM kill that run reports.
+        sized = cellblock("run", "--workspace-mb", "64", "-",
+                          stdin="import os, shutil; print(os.getuid(), shutil.disk_usage('/home/user').total >> 20)")
+        check(sized.returncode == 0 and sized.stdout == "1000 64\n",
+              "run executes as the sandbox user, in a workspace of --workspace-mb", repr(sized.stdout) + sized.stderr)
+        oom = cellblock("run", "--memory-mb", "300", "-", stdin="b = b'x' * (2 * 1024**3)")
+        check(oom.returncode == 1 and "out of memory" in oom.stderr,
+              "an allocation past --memory-mb is reported as out of memory (exit 1)",
+              f"{oom.returncode}: {oom.stderr.strip()[-300:]}")
 
         kernels = cellblock("kernels")
         rows = [line.split() for line in kernels.stdout.splitlines()[1:]]

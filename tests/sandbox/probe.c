@@ -305,6 +305,12 @@ static void s_check_namespaces(const probe_opts_t *opts)
     comm[strcspn(comm, "\n")] = '\0';
     CB_OK(n >= 0 && strcmp(comm, PROBE_INIT_COMM) == 0, "namespaces: pid 1 is %s (got %s)",
           PROBE_INIT_COMM, n >= 0 ? comm : s_ename(e));
+    /* The init runs as our uid: only its being non-dumpable keeps its memory and its control
+     * socket out of reach (seccomp stops ptrace, not these opens). */
+    EXPECT_FAIL(open("/proc/1/mem", O_RDWR | O_CLOEXEC), ERRNOS(EACCES, EPERM),
+                "namespaces: open /proc/1/mem (the init's memory)");
+    EXPECT_FAIL(open("/proc/1/fd/3", O_RDWR | O_CLOEXEC), ERRNOS(EACCES, EPERM),
+                "namespaces: open /proc/1/fd/3 (the init's control socket)");
 
     char big[LIST_LEN] = "";
     int procs = 0;
