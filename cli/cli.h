@@ -45,6 +45,7 @@ int cli_cmd_run(int argc, char **argv);
 int cli_cmd_doctor(int argc, char **argv);
 int cli_cmd_kernels(int argc, char **argv);
 int cli_cmd_kernel(int argc, char **argv);
+int cli_cmd_mcp(int argc, char **argv);
 
 /* Print "cellblock NAME: message" and the usage line to stderr; returns CLI_USAGE. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,6 +14,8 @@ static const cli_command_t s_commands[] = {
     {"kernels", cli_cmd_kernels, "list the kernelspecs found", "cellblock kernels"},
     {"kernel", cli_cmd_kernel, "start a kernel and serve it to Jupyter clients until stopped",
      "cellblock kernel [--kernel NAME] [--run CODE] [--connection-file PATH] [sandbox options]"},
+    {"mcp", cli_cmd_mcp, "serve MCP (Model Context Protocol) over stdio for AI assistants",
+     "cellblock mcp [--verbose] [sandbox options]   (settings: CELLBLOCK_* variables, docs/mcp-tools.md)"},
     {"doctor", cli_cmd_doctor, "show which isolation layers this host gives sandboxes, and try one",
      "cellblock doctor"},
 };

@@ -50,8 +50,27 @@ static void s_set_string(char **slot, char *value)
     *slot = value;
 }
 
+/* Lifecycle events and stderr lines also go to the sandbox's log. */
+static void s_log_event(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
+{
+    static const char *const what[] = {
+        [KG_EVENT_READY] = "ready",         [KG_EVENT_DIED] = "died",
+        [KG_EVENT_RESTARTING] = "restarting", [KG_EVENT_HUNG] = "hung (heartbeat missed)",
+        [KG_EVENT_DEAD] = "dead, not restarted", [KG_EVENT_STOPPED] = "stopped",
+    };
+    char source[24];
+    snprintf(source, sizeof source, "kernel %.8s", k->id);
+    if (event == KG_EVENT_STDERR)
+        kg_sandbox_log(k->sandbox, source, "%s", detail ? detail : "");
+    else
+        kg_sandbox_log(k->sandbox, source, "%s (%s)%s%s", what[event], k->spec->name,
+                       detail ? ": " : "", detail ? detail : "");
+}
+
 static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
 {
+    if (k->sandbox)
+        s_log_event(k, event, detail);
     if (k->on_event)
         k->on_event(k, event, detail, k->event_arg);
 }
@@ -772,6 +791,12 @@ void kg_kernel_free_now(kg_kernel_t *k)
     s_after_exit(k); /* schedules the free on stop_timer; cancel that and free now */
     s_timer_cancel(k, &k->stop_timer);
     s_on_free(k->gw->loop, -1, k);
+}
+
+void kg_kernel_set_events(kg_kernel_t *self, kg_kernel_event_fn *fn, void *arg)
+{
+    self->on_event = fn;
+    self->event_arg = arg;
 }
 
 const char *kg_kernel_id(const kg_kernel_t *self) { return self->id; }

@@ -90,6 +90,15 @@ extern const char *const kg_sandbox_base_env[];
 
 /* ---- sandboxes (sandbox.c) --------------------------------------------------------------- */
 
+#define KG_SANDBOX_LOG_MAX 1000
+#define KG_SANDBOX_LOG_TEXT_MAX 2000 /* bytes kept of one entry's text */
+
+typedef struct {
+    int64_t time_ms; /* wall clock, ms since the epoch */
+    char source[24];
+    char *text;
+} kg_log_entry_t;
+
 struct kg_sandbox {
     kg_gateway_t *gw;
     char id[37];
@@ -98,6 +107,8 @@ struct kg_sandbox {
     int64_t created_ms;
     zhashx_t *commands;         /* id -> kg_command_t *, owned (command.c) */
     bool for_one_kernel;        /* made by kg_kernel_start; removed with that kernel */
+    kg_log_entry_t *log;        /* ring of KG_SANDBOX_LOG_MAX entries */
+    size_t log_next;            /* total entries ever written; the slot is log_next % max */
 };
 
 /* Free a command whatever its state (sandbox teardown; does not touch sb->commands). */

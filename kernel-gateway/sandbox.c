@@ -7,7 +7,9 @@
  * is left inside.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "cb/cleanup.h"
 #include "cb/log.h"
@@ -40,12 +42,16 @@ kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *lim
 {
     kg_sandbox_t *sb = calloc(1, sizeof *sb);
     zuuid_t *uuid = zuuid_new();
-    if (sb)
+    if (sb) {
         sb->commands = zhashx_new();
-    if (!sb || !uuid || !sb->commands) {
+        sb->log = calloc(KG_SANDBOX_LOG_MAX, sizeof *sb->log);
+    }
+    if (!sb || !uuid || !sb->commands || !sb->log) {
         zuuid_destroy(&uuid);
-        if (sb)
+        if (sb) {
             zhashx_destroy(&sb->commands);
+            free(sb->log);
+        }
         free(sb);
         cb_error_make(err, ENOMEM, "new sandbox");
         return NULL;
@@ -74,10 +80,14 @@ kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *lim
             cb_error_make(err, ENOMEM, "new sandbox");
         sbx_destroy(&sb->sbx);
         zhashx_destroy(&sb->commands);
+        free(sb->log);
         free(sb);
         return NULL;
     }
     kg_gateway_note_layers(gw, sbx_layers(sb->sbx));
+    kg_sandbox_log(sb, "sandbox", "created (memory %llu MiB, pids %llu, workspace %llu MiB)",
+                   (unsigned long long)sb->limits.memory_mb, (unsigned long long)sb->limits.pids_max,
+                   (unsigned long long)sb->limits.workspace_mb);
     cb_debug("sandbox %.8s: created (init pid %d)", sb->id, (int)sbx_init_pid(sb->sbx));
     return sb;
 }
@@ -103,11 +113,57 @@ void kg_sandbox_destroy(kg_sandbox_t **self_p)
     zhashx_delete(gw->sandboxes, sb->id);
     sbx_destroy(&sb->sbx);
     cb_debug("sandbox %.8s: destroyed", sb->id);
+    for (size_t i = 0; i < KG_SANDBOX_LOG_MAX; i++)
+        free(sb->log[i].text);
+    free(sb->log);
     free(sb);
 }
 
 const char *kg_sandbox_id(const kg_sandbox_t *self) { return self->id; }
 pid_t kg_sandbox_init_pid(const kg_sandbox_t *self) { return sbx_init_pid(self->sbx); }
+
+void kg_sandbox_log(kg_sandbox_t *self, const char *source, const char *fmt, ...)
+{
+    char text[KG_SANDBOX_LOG_TEXT_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    kg_log_entry_t *e = &self->log[self->log_next % KG_SANDBOX_LOG_MAX];
+    char *copy = strdup(text);
+    if (!copy)
+        return; /* out of memory: the entry is lost, the ring stays whole */
+    free(e->text);
+    e->text = copy;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    e->time_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    snprintf(e->source, sizeof e->source, "%s", source);
+    self->log_next++;
+}
+
+json_t *kg_sandbox_logs(kg_sandbox_t *self, size_t max_entries)
+{
+    size_t kept = self->log_next < KG_SANDBOX_LOG_MAX ? self->log_next : KG_SANDBOX_LOG_MAX;
+    if (max_entries == 0 || max_entries > kept)
+        max_entries = kept;
+    json_t *out = json_array();
+    for (size_t n = self->log_next - max_entries; out && n < self->log_next; n++) {
+        const kg_log_entry_t *e = &self->log[n % KG_SANDBOX_LOG_MAX];
+        time_t secs = (time_t)(e->time_ms / 1000);
+        struct tm tm;
+        char stamp[40];
+        gmtime_r(&secs, &tm);
+        size_t len = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(stamp + len, sizeof stamp - len, ".%03dZ", (int)(e->time_ms % 1000));
+        json_t *entry = json_pack("{s:s, s:s, s:s}", "time", stamp, "source", e->source, "text", e->text);
+        if (!entry || json_array_append_new(out, entry) < 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
 
 kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id)
 {
@@ -136,15 +192,18 @@ json_t *kg_sandbox_info(kg_sandbox_t *self)
             json_array_append_new(kernels, json_string(k->id));
     zlistx_destroy(&all);
     const kg_sandbox_limits_t *l = &self->limits;
-    return json_pack("{s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o*, s:{s:I, s:I, s:I, s:I, s:I}, s:o*}",
+    return json_pack("{s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o*, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o*}",
                      "id", self->id, "created_ms", (json_int_t)self->created_ms,
                      "limits", "memory_mb", (json_int_t)l->memory_mb, "pids_max", (json_int_t)l->pids_max,
                      "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb", (json_int_t)l->tmp_mb,
                      "workspace_mb", (json_int_t)l->workspace_mb,
                      "layers", kg_layers_json(sbx_layers(self->sbx)),
                      "usage", "memory_bytes", (json_int_t)u.memory_bytes,
-                     "memory_peak_bytes", (json_int_t)u.memory_peak_bytes, "pids", (json_int_t)u.pids,
+                     "memory_peak_bytes", (json_int_t)u.memory_peak_bytes,
+                     "memory_limit_bytes", (json_int_t)u.memory_limit_bytes, "pids", (json_int_t)u.pids,
                      "cpu_usage_us", (json_int_t)u.cpu_usage_us, "oom_kills", (json_int_t)u.oom_kills,
+                     "workspace_bytes", (json_int_t)u.workspace_bytes,
+                     "workspace_limit_bytes", (json_int_t)u.workspace_limit_bytes,
                      "kernels", kernels);
 }
 
@@ -154,6 +213,12 @@ int kg_sandbox_file_read(kg_sandbox_t *self, const char *path, size_t max_bytes,
                          cb_error_t *err)
 {
     return sbx_file_read(self->sbx, path, max_bytes, out, err);
+}
+
+int kg_sandbox_file_read_range(kg_sandbox_t *self, const char *path, uint64_t offset, size_t max_bytes,
+                               cb_buf_t *out, uint64_t *size, cb_error_t *err)
+{
+    return sbx_file_read_range(self->sbx, path, offset, max_bytes, out, size, err);
 }
 
 int kg_sandbox_file_write(kg_sandbox_t *self, const char *path, const void *data, size_t len,

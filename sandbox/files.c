@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -227,43 +228,73 @@ static int s_open_parent(const sbx_t *self, const s_path_t *p, const char *what,
 
 static bool s_is_dots(const char *name) { return !strcmp(name, ".") || !strcmp(name, ".."); }
 
-int sbx_file_read(sbx_t *self, const char *path, size_t max_bytes, cb_buf_t *out, cb_error_t *err)
+/* Open a regular file for reading, as the sandbox would resolve it. fd, or -1 with err. */
+static int s_open_regular(sbx_t *self, const char *path, struct stat *st, cb_error_t *err)
 {
     s_path_t p;
     if (s_parse(path, &p, err) < 0)
         return -1;
-    struct stat st;
     /* O_NONBLOCK: a FIFO planted in the workspace must not hang us; it is refused below. */
-    cleanup_close int fd = s_resolve(self, p.inside, O_RDONLY | O_NONBLOCK | O_NOCTTY, &st);
+    cleanup_close int fd = s_resolve(self, p.inside, O_RDONLY | O_NONBLOCK | O_NOCTTY, st);
     if (fd < 0)
         return s_errno(err, errno, "read", path);
-    if (S_ISDIR(st.st_mode))
+    if (S_ISDIR(st->st_mode))
         return cb_error_fail(err, CB_ERR_INVALID, "read '%s': is a directory", path);
-    if (!S_ISREG(st.st_mode))
+    if (!S_ISREG(st->st_mode))
         return cb_error_fail(err, CB_ERR_INVALID, "read '%s': not a regular file", path);
-    if ((uint64_t)st.st_size > max_bytes)
-        return cb_error_fail(err, CB_ERR_LIMIT, "'%s' is %lld bytes, more than the %zu allowed",
-                             path, (long long)st.st_size, max_bytes);
+    return cb_steal_fd(&fd);
+}
+
+/* Read up to max_bytes from offset into out (emptied first). */
+static int s_read_into(int fd, const char *path, uint64_t offset, size_t max_bytes, cb_buf_t *out,
+                       cb_error_t *err)
+{
     cb_buf_clear(out);
     char chunk[65536];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
+    while (out->len < max_bytes) {
+        size_t want = max_bytes - out->len < sizeof chunk ? max_bytes - out->len : sizeof chunk;
+        ssize_t n = pread(fd, chunk, want, (off_t)(offset + out->len));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return cb_buf_clear(out), s_errno(err, errno, "read", path);
         if (n == 0)
             break;
-        if (out->len + (size_t)n > max_bytes) /* it grew while we read */
-            return cb_buf_clear(out),
-                   cb_error_fail(err, CB_ERR_LIMIT, "'%s' is more than the %zu bytes allowed", path,
-                                 max_bytes);
         if (cb_buf_append(out, chunk, (size_t)n) < 0)
             return cb_buf_clear(out), cb_error_make(err, ENOMEM, "read '%s'", path);
     }
     if (out->len == 0 && cb_buf_append(out, "", 0) < 0) /* data is "" rather than NULL */
         return cb_error_make(err, ENOMEM, "read '%s'", path);
     return 0;
+}
+
+int sbx_file_read(sbx_t *self, const char *path, size_t max_bytes, cb_buf_t *out, cb_error_t *err)
+{
+    struct stat st;
+    cleanup_close int fd = s_open_regular(self, path, &st, err);
+    if (fd < 0)
+        return -1;
+    if ((uint64_t)st.st_size > max_bytes)
+        return cb_error_fail(err, CB_ERR_LIMIT, "'%s' is %lld bytes, more than the %zu allowed",
+                             path, (long long)st.st_size, max_bytes);
+    /* One byte more than allowed tells a file that grew while we read. */
+    if (s_read_into(fd, path, 0, max_bytes < SIZE_MAX ? max_bytes + 1 : max_bytes, out, err) < 0)
+        return -1;
+    if (out->len > max_bytes)
+        return cb_buf_clear(out),
+               cb_error_fail(err, CB_ERR_LIMIT, "'%s' is more than the %zu bytes allowed", path, max_bytes);
+    return 0;
+}
+
+int sbx_file_read_range(sbx_t *self, const char *path, uint64_t offset, size_t max_bytes,
+                        cb_buf_t *out, uint64_t *size, cb_error_t *err)
+{
+    struct stat st;
+    cleanup_close int fd = s_open_regular(self, path, &st, err);
+    if (fd < 0)
+        return -1;
+    *size = (uint64_t)st.st_size;
+    return s_read_into(fd, path, offset, max_bytes, out, err);
 }
 
 /* Make one directory, its parent existing. An existing directory is fine. last: p is the
@@ -520,6 +551,18 @@ static int s_rm_contents(const sbx_t *self, int fd, int depth, const char *given
             return s_errno(err, errno, "remove", given);
     }
     return errno ? s_errno(err, errno, "remove", given) : 0;
+}
+
+int sbx_workspace_usage(const sbx_t *self, uint64_t *used, uint64_t *size, cb_error_t *err)
+{
+    struct stat st;
+    struct statvfs vfs;
+    cleanup_close int fd = s_resolve(self, S_WS, O_PATH | O_DIRECTORY, &st);
+    if (fd < 0 || fstatvfs(fd, &vfs) < 0)
+        return cb_error_make(err, errno, "measure the workspace");
+    *size = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    *used = (uint64_t)(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+    return 0;
 }
 
 int sbx_file_remove(sbx_t *self, const char *path, bool recursive, cb_error_t *err)

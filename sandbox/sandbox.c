@@ -74,11 +74,10 @@ int sbx_give(const sbx_t *self, const char *host_path, cb_error_t *err)
 
 int sbx_usage(const sbx_t *self, sbx_usage_t *out, cb_error_t *err)
 {
-    if (!self->cgroup) {
-        memset(out, 0, sizeof *out);
-        return 0;
-    }
-    return sbx_cgroup_usage(self->cgroup, out);
+    memset(out, 0, sizeof *out);
+    if (self->cgroup)
+        sbx_cgroup_usage(self->cgroup, out);
+    return sbx_workspace_usage(self, &out->workspace_bytes, &out->workspace_limit_bytes, err);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -144,6 +144,9 @@ typedef struct sbx_cgroup sbx_cgroup_t; /* cgroup.c */
 sbx_cgroup_t *sbx_cgroup_new(const sbx_policy_t *policy, sbx_layers_t *layers, cb_error_t *err);
 int sbx_cgroup_add(sbx_cgroup_t *cg, pid_t pid, cb_error_t *err);
 int sbx_cgroup_usage(const sbx_cgroup_t *cg, sbx_usage_t *out);
+
+/* Bytes used on the workspace filesystem and its size (files.c). */
+int sbx_workspace_usage(const sbx_t *self, uint64_t *used, uint64_t *size, cb_error_t *err);
 uint64_t sbx_cgroup_oom_kills(const sbx_cgroup_t *cg);
 /* Kill whatever is left, wait (bounded) for the cgroups to empty, remove them. */
 void sbx_cgroup_destroy(sbx_cgroup_t **cg_p);

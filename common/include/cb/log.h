@@ -10,13 +10,22 @@
 
 typedef enum { CB_LOG_DEBUG = 0, CB_LOG_INFO, CB_LOG_WARN, CB_LOG_ERROR, CB_LOG_OFF } cb_log_level_t;
 
+/* The lowest level anything listens to (stderr or the hook); maintained by the setters. */
 extern cb_log_level_t cb_log_level_current;
 
+/* The level of the stderr (sink) output. */
 void cb_log_set_level(cb_log_level_t level);
+cb_log_level_t cb_log_get_level(void);
 /* Parse "debug", "info", "warn"/"warning", "error", "off"; returns -1 for anything else. */
 int cb_log_level_parse(const char *name, cb_log_level_t *out);
 /* Send log lines to this stream (borrowed; NULL restores stderr). */
 void cb_log_set_sink(FILE *sink);
+
+/* A second listener, called with each line at or above its own level (the MCP server forwards
+ * them to its client as notifications/message). fn NULL removes it. Lines logged while the hook
+ * runs do not reach it again. */
+typedef void(cb_log_hook_fn)(cb_log_level_t level, const char *text, void *arg);
+void cb_log_set_hook(cb_log_hook_fn *fn, void *arg, cb_log_level_t level);
 
 void cb_log_write(cb_log_level_t level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -176,9 +176,20 @@ const char *kg_sandbox_id(const kg_sandbox_t *self); /* Borrowed; valid with the
 /* Look a sandbox up by id. Borrowed; valid until it is destroyed. */
 kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id);
 
-/* {id, limits: {...}, layers: {...}, usage: {memory_bytes, memory_peak_bytes, pids,
- * cpu_usage_us, oom_kills}, kernels: [ids], created_ms}. Caller owns return value. */
+/* {id, limits: {...}, layers: {...}, usage: {memory_bytes, memory_peak_bytes,
+ * memory_limit_bytes, pids, cpu_usage_us, oom_kills, workspace_bytes, workspace_limit_bytes},
+ * kernels: [ids], created_ms}. Caller owns return value. */
 json_t *kg_sandbox_info(kg_sandbox_t *self);
+
+/* The sandbox's log: a bounded ring (the last 1000 entries) of timestamped lines from its
+ * kernels' stderr and of lifecycle events (created, kernel ready/died/restarting/dead/stopped);
+ * other modules add their own events. text is cut at 2000 bytes. */
+void kg_sandbox_log(kg_sandbox_t *self, const char *source, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The last max_entries entries (0: all kept), oldest first: [{time: ISO 8601 UTC, source,
+ * text}]. Caller owns return value. */
+json_t *kg_sandbox_logs(kg_sandbox_t *self, size_t max_entries);
 
 /* Host pid of the sandbox's init; every process of the sandbox descends from it. */
 pid_t kg_sandbox_init_pid(const kg_sandbox_t *self);
@@ -187,6 +198,9 @@ pid_t kg_sandbox_init_pid(const kg_sandbox_t *self);
  * that resolves outside the workspace is refused). See sbx_file_* in sandbox/ for the rules. */
 int kg_sandbox_file_read(kg_sandbox_t *self, const char *path, size_t max_bytes, cb_buf_t *out,
                          cb_error_t *err);
+/* At most max_bytes from offset; *size is the whole file's size. */
+int kg_sandbox_file_read_range(kg_sandbox_t *self, const char *path, uint64_t offset, size_t max_bytes,
+                               cb_buf_t *out, uint64_t *size, cb_error_t *err);
 int kg_sandbox_file_write(kg_sandbox_t *self, const char *path, const void *data, size_t len,
                           bool make_parents, cb_error_t *err);
 /* [{name, type: "file"|"dir"|"symlink"|"other", size, mtime_ms}]. Caller owns return value. */
@@ -237,6 +251,10 @@ typedef struct {
  * gateway owns the kernel. Borrowed; valid until the KG_EVENT_STOPPED callback returns (or
  * kg_gateway_destroy). */
 kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_error_t *err);
+
+/* Replace the kernel's event callback (fn NULL: no more events), e.g. before the object that
+ * listened goes away while the kernel shuts down. */
+void kg_kernel_set_events(kg_kernel_t *self, kg_kernel_event_fn *fn, void *arg);
 
 /* Shut down asynchronously: shutdown_request on control, then SIGTERM, then SIGKILL to the
  * kernel's process group; the process is reaped and its run dir removed; queued and running

@@ -109,7 +109,8 @@ const char *sbx_run_dir(const sbx_t *self);
  * it. Needed when the gateway runs as root; a no-op otherwise. */
 int sbx_give(const sbx_t *self, const char *host_path, cb_error_t *err);
 
-/* Resource figures read from the sandbox's cgroups (0 where a controller is missing). */
+/* Resource figures read from the sandbox's cgroups (0 where a controller is missing) and from
+ * its workspace filesystem. */
 typedef struct {
     uint64_t memory_bytes;      /* current usage */
     uint64_t memory_peak_bytes; /* high-water mark (v1 max_usage, v2 memory.peak when present) */
@@ -117,6 +118,8 @@ typedef struct {
     uint64_t pids;
     uint64_t cpu_usage_us;      /* total CPU time of every process in the sandbox */
     uint64_t oom_kills;
+    uint64_t workspace_bytes;       /* used on the workspace filesystem (/home/user) */
+    uint64_t workspace_limit_bytes; /* its size */
 } sbx_usage_t;
 
 int sbx_usage(const sbx_t *self, sbx_usage_t *out, cb_error_t *err);
@@ -183,6 +186,11 @@ typedef struct {
 
 /* Read a whole regular file; more than max_bytes is an error (CB_ERR_LIMIT). */
 int sbx_file_read(sbx_t *self, const char *path, size_t max_bytes, cb_buf_t *out, cb_error_t *err);
+
+/* Read at most max_bytes of a regular file from offset (past the end: nothing); *size is the
+ * file's size. */
+int sbx_file_read_range(sbx_t *self, const char *path, uint64_t offset, size_t max_bytes,
+                        cb_buf_t *out, uint64_t *size, cb_error_t *err);
 
 /* Create or replace a regular file (parents must exist unless make_parents). */
 int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, bool make_parents,

@@ -1,0 +1,65 @@
+/* cmd_mcp.c: `cellblock mcp` serves MCP over stdio: JSON-RPC on stdin and stdout, one message
+ * per line, logs on stderr. Settings come from the environment (docs/mcp-tools.md); flags
+ * only add the sandbox escape hatches and --verbose. */
+#include <getopt.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "mcp/mcp.h"
+
+int cli_cmd_mcp(int argc, char **argv)
+{
+    static const struct option options[] = {{"verbose", no_argument, NULL, 'v'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            CLI_SANDBOX_OPTIONS,
+                                            {NULL, 0, NULL, 0}};
+    kg_config_t cfg = {0};
+    int verbose = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'v': verbose = 1; break;
+        case 'h': return cli_usage_error("mcp", "serves MCP over stdio (see docs/mcp-tools.md)");
+        default:
+            if (cli_sandbox_flag("mcp", opt, optarg, &cfg) != 0)
+                return CLI_USAGE;
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("mcp", "takes no arguments");
+    cb_error_t err = {0};
+    mcp_config_t mcfg;
+    if (mcp_config_from_env(&mcfg, &err) < 0) {
+        fprintf(stderr, "cellblock mcp: %s\n", err.msg);
+        return CLI_USAGE;
+    }
+    cli_setup_logging(verbose);
+    if (mcfg.log_level_set && !verbose)
+        cb_log_set_level(mcfg.log_level);
+    /* The sandboxes' limits come from the MCP settings unless a flag set them. */
+    if (!cfg.limits.memory_mb)
+        cfg.limits.memory_mb = mcfg.memory_mb;
+    if (!cfg.limits.cpu_millis)
+        cfg.limits.cpu_millis = mcfg.cpu_millis;
+    if (!cfg.limits.workspace_mb)
+        cfg.limits.workspace_mb = mcfg.disk_mb;
+    mcfg.memory_mb = cfg.limits.memory_mb;
+    mcfg.cpu_millis = cfg.limits.cpu_millis;
+    mcfg.disk_mb = cfg.limits.workspace_mb;
+
+    kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
+    mcp_server_t *srv = gw ? mcp_server_new(gw, &mcfg, &err) : NULL;
+    if (!srv) {
+        fprintf(stderr, "cellblock mcp: %s\n", err.msg);
+        kg_gateway_destroy(&gw);
+        return CLI_FAILED;
+    }
+    cb_info("MCP server ready on stdio");
+    int rc = mcp_stdio_serve(srv, STDIN_FILENO, STDOUT_FILENO, &err);
+    if (rc < 0)
+        fprintf(stderr, "cellblock mcp: %s\n", err.msg);
+    mcp_server_destroy(&srv);
+    kg_gateway_destroy(&gw);
+    return rc < 0 ? CLI_FAILED : CLI_OK;
+}

@@ -1,0 +1,108 @@
+/* config.c: the MCP server's settings from the environment.
+ *
+ * One table: each row is a variable, the setting it feeds, its range and unit. E2B's MCP server
+ * names are accepted as aliases with E2B's own ranges; a CELLBLOCK_ variable wins over its alias.
+ * A malformed or out-of-range value stops the start with a message naming the variable and its
+ * range: a server silently running with a default the user did not ask for is worse.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mcp_private.h"
+
+typedef enum { SET_TIMEOUT, SET_MEMORY, SET_CPU, SET_DISK, SET_OUTPUT, SET_MESSAGE } s_setting_t;
+
+static const struct {
+    const char *name;
+    s_setting_t setting;
+    double min, max;
+    const char *unit;
+} s_numbers[] = {
+    /* CELLBLOCK_ names first: the first variable set for a setting wins. */
+    {"CELLBLOCK_TIMEOUT", SET_TIMEOUT, 1, 3600, "seconds"},
+    {"E2B_TIMEOUT", SET_TIMEOUT, 1, 3600, "seconds"},
+    {"CELLBLOCK_MEMORY_LIMIT", SET_MEMORY, 128, 65536, "MB"},
+    {"E2B_MEMORY_LIMIT", SET_MEMORY, 128, 4096, "MB"},
+    {"CELLBLOCK_CPU_LIMIT", SET_CPU, 0.1, 64, "cores"},
+    {"E2B_CPU_LIMIT", SET_CPU, 0.1, 64, "cores"},
+    {"CELLBLOCK_DISK_LIMIT", SET_DISK, 16, 1048576, "MB"},
+    {"E2B_DISK_LIMIT", SET_DISK, 16, 1048576, "MB"},
+    {"CELLBLOCK_OUTPUT_LIMIT", SET_OUTPUT, 1000, 10000000, "characters"},
+    {"CELLBLOCK_MAX_MESSAGE_MB", SET_MESSAGE, 1, 1024, "MB"},
+};
+
+static int s_number(const char *name, const char *text, double min, double max, const char *unit,
+                    bool integer, double *out, cb_error_t *err)
+{
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (!text[0] || *end || !isfinite(v) || v < min || v > max || (integer && v != floor(v)))
+        return cb_error_fail(err, CB_ERR_INVALID, "%s must be %s from %g to %g (%s); got '%.40s'", name,
+                             integer ? "a whole number" : "a number", min, max, unit, text);
+    *out = v;
+    return 0;
+}
+
+static int s_log_level(mcp_config_t *cfg, cb_error_t *err)
+{
+    static const char *const names[] = {"CELLBLOCK_LOG_LEVEL", "E2B_LOG_LEVEL"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = getenv(names[i]);
+        if (!v || !v[0])
+            continue;
+        if (cb_log_level_parse(v, &cfg->log_level) < 0)
+            return cb_error_fail(err, CB_ERR_INVALID, "%s must be debug, info, warn, error or off; got '%.40s'",
+                                 names[i], v);
+        cfg->log_level_set = true;
+        return 0;
+    }
+    const char *debug = getenv("E2B_DEBUG");
+    if (!debug || !debug[0])
+        return 0;
+    bool on = strcmp(debug, "1") == 0 || strcasecmp(debug, "true") == 0;
+    if (!on && strcmp(debug, "0") != 0 && strcasecmp(debug, "false") != 0)
+        return cb_error_fail(err, CB_ERR_INVALID, "E2B_DEBUG must be 0, 1, true or false; got '%.40s'", debug);
+    if (on) {
+        cfg->log_level = CB_LOG_DEBUG;
+        cfg->log_level_set = true;
+    }
+    return 0;
+}
+
+int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
+{
+    *cfg = (mcp_config_t){.timeout_s = 300,
+                          .memory_mb = 512,
+                          .cpu_millis = 0,
+                          .disk_mb = 1024,
+                          .output_limit = 20000,
+                          .max_message_bytes = 32u << 20,
+                          .log_level = CB_LOG_WARN};
+    bool seen[SET_MESSAGE + 1] = {false};
+    for (size_t i = 0; i < sizeof s_numbers / sizeof s_numbers[0]; i++) {
+        const char *text = getenv(s_numbers[i].name);
+        if (!text || seen[s_numbers[i].setting])
+            continue;
+        double v;
+        if (s_number(s_numbers[i].name, text, s_numbers[i].min, s_numbers[i].max, s_numbers[i].unit,
+                     s_numbers[i].setting != SET_CPU, &v, err) < 0)
+            return -1;
+        seen[s_numbers[i].setting] = true;
+        switch (s_numbers[i].setting) {
+        case SET_TIMEOUT: cfg->timeout_s = (int)v; break;
+        case SET_MEMORY: cfg->memory_mb = (uint64_t)v; break;
+        case SET_CPU: cfg->cpu_millis = (uint32_t)(v * 1000.0 + 0.5); break;
+        case SET_DISK: cfg->disk_mb = (uint64_t)v; break;
+        case SET_OUTPUT: cfg->output_limit = (size_t)v; break;
+        case SET_MESSAGE: cfg->max_message_bytes = (size_t)v << 20; break;
+        }
+    }
+    const char *net = getenv("CELLBLOCK_NETWORK");
+    if (net && net[0] && strcasecmp(net, "none") != 0 && strcasecmp(net, "off") != 0)
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "CELLBLOCK_NETWORK must be none (sandboxes have only loopback; network "
+                             "access is not offered yet); got '%.40s'", net);
+    return s_log_level(cfg, err);
+}

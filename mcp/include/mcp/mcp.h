@@ -1,0 +1,78 @@
+/* mcp/mcp.h: cellblock's MCP server (Model Context Protocol 2025-11-25, also 2025-06-18).
+ *
+ * The server turns MCP tool calls into gateway work: sandboxes, kernels, executions, commands
+ * and workspace files (kg/kg.h). It is transport-agnostic: a transport (stdio here; Streamable
+ * HTTP later) creates one mcp_session_t per MCP session, feeds it each JSON-RPC message it
+ * receives, and writes out each message the session hands to its send function. Everything runs
+ * on the gateway's event loop; a tool call that waits (an execution, a kernel start) finishes
+ * later from a loop callback, so requests are handled concurrently and nothing blocks.
+ *
+ * The tools are documented in docs/mcp-tools.md.
+ */
+#ifndef MCP_MCP_H
+#define MCP_MCP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cb/error.h"
+#include "cb/log.h"
+#include "kg/kg.h"
+
+typedef struct mcp_server mcp_server_t;
+typedef struct mcp_session mcp_session_t;
+
+/* Defaults for the sandboxes the server makes, and its own limits. Read from the environment
+ * by mcp_config_from_env (see docs/mcp-tools.md, "Configuration"). */
+typedef struct {
+    int timeout_s;              /* default time limit of each execution and command */
+    uint64_t memory_mb;         /* per sandbox */
+    uint32_t cpu_millis;        /* per sandbox; 0: no quota */
+    uint64_t disk_mb;           /* workspace size per sandbox */
+    size_t output_limit;        /* characters of each output kept in a result */
+    size_t max_message_bytes;   /* largest JSON-RPC message accepted */
+    bool log_level_set;         /* log_level came from the environment */
+    cb_log_level_t log_level;
+} mcp_config_t;
+
+/* Fill cfg with the defaults, then apply the CELLBLOCK_* variables and their E2B_* aliases.
+ * A value that is malformed or out of range fails with a message naming the variable and its
+ * range (kind CB_ERR_INVALID). */
+int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err);
+
+/* Caller owns return value. gw is borrowed and must outlive the server. cfg NULL: defaults. */
+mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error_t *err);
+
+/* End every session, delete every sandbox the server made, free everything. Accepts NULL;
+ * nulls the caller's pointer. */
+void mcp_server_destroy(mcp_server_t **self_p);
+
+/* The tool list as tools/list returns it ({tools: [...]}). Caller owns return value. */
+json_t *mcp_server_tools(mcp_server_t *self);
+
+/* A transport's sink for outgoing messages: one JSON-RPC message (borrowed; valid during the
+ * call). Returns 0, or -1 when the message could not be queued (the session is then closing). */
+typedef int(mcp_send_fn)(json_t *message, void *arg);
+
+/* A new MCP session on the server. Caller owns return value. */
+mcp_session_t *mcp_session_new(mcp_server_t *server, mcp_send_fn *send, void *arg);
+
+/* End a session: its running calls are cancelled and forgotten (no reply is sent), its default
+ * sandbox is deleted. Accepts NULL; nulls the caller's pointer. */
+void mcp_session_destroy(mcp_session_t **self_p);
+
+/* Handle one received message: its text (len bytes, need not be NUL-terminated). Replies, now or
+ * later, go through the session's send function. Never fails: bad input gets a JSON-RPC error. */
+void mcp_session_handle(mcp_session_t *self, const char *text, size_t len);
+
+/* A message the transport could not even read (too large): answered with a JSON-RPC error,
+ * id null. */
+void mcp_session_reject(mcp_session_t *self, int code, const char *message);
+
+/* Serve one session over a pair of file descriptors, one JSON-RPC message per line (the stdio
+ * transport), until the input ends or the process is interrupted (SIGINT, SIGTERM). Runs the
+ * gateway's loop. Returns 0 on a clean end. */
+int mcp_stdio_serve(mcp_server_t *server, int in_fd, int out_fd, cb_error_t *err);
+
+#endif

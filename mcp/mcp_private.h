@@ -1,0 +1,267 @@
+/* mcp_private.h: the MCP server's insides, shared by its files (never installed).
+ *
+ *   session.c    JSON-RPC and the MCP methods: initialize, ping, logging, tools/list, tools/call,
+ *                cancellation; the life of one call (mcp_call_t) and its progress notifications
+ *   tools.c      the tool table (names, descriptions, schemas, handlers) and argument checks
+ *   sandboxes.c  sandboxes and their sessions (jupyter kernels, terminals); sandbox_* tools
+ *   jobs.c       executions and commands followed by id; code_execute, command_execute, ...
+ *   content.c    execution results turned into MCP content blocks, with the output limits
+ *   terminal.c   terminal sessions: a bash fed line by line, its output cut at markers
+ *   files.c      the file_* tools
+ *   config.c     the environment variables
+ *   stdio.c      the stdio transport
+ */
+#ifndef MCP_PRIVATE_H
+#define MCP_PRIVATE_H
+
+#include "mcp/mcp.h"
+
+#define MCP_PROTOCOL_LATEST "2025-11-25"
+#define MCP_SERVER_NAME "cellblock"
+#define MCP_JOBS_KEPT 256          /* finished jobs remembered for execution_status */
+#define MCP_PROGRESS_GAP_MS 50     /* at most one progress notification per call per gap */
+#define MCP_PROGRESS_TEXT_MAX 4000 /* bytes of output carried by one progress notification */
+#define MCP_OUTPUTS_DIR "/home/user/.cellblock/outputs"
+
+/* JSON-RPC error codes the server answers with. */
+#define MCP_RPC_ERROR_MAP(X)                                                                       \
+    X(PARSE, -32700)                                                                               \
+    X(INVALID_REQUEST, -32600)                                                                     \
+    X(METHOD_NOT_FOUND, -32601)                                                                    \
+    X(INVALID_PARAMS, -32602)                                                                      \
+    X(INTERNAL, -32603)
+
+typedef enum {
+#define MCP_RPC_ENUM(name, code) MCP_RPC_##name = code,
+    MCP_RPC_ERROR_MAP(MCP_RPC_ENUM)
+#undef MCP_RPC_ENUM
+} mcp_rpc_error_t;
+
+typedef struct mcp_sandbox mcp_sandbox_t;
+typedef struct mcp_repl mcp_repl_t;
+typedef struct mcp_call mcp_call_t;
+typedef struct mcp_job mcp_job_t;
+
+/* ---- the server ---------------------------------------------------------------------------- */
+
+struct mcp_server {
+    kg_gateway_t *gw;
+    mcp_config_t cfg;
+    json_t *tools;        /* the tools/list result, built once */
+    zhashx_t *sandboxes;  /* id -> mcp_sandbox_t *, owned */
+    zhashx_t *repls;      /* session id -> mcp_repl_t *, owned by their sandboxes */
+    zhashx_t *jobs;       /* id -> mcp_job_t *, owned */
+    zlistx_t *finished;   /* ids of finished jobs, oldest first (for eviction) */
+    zlistx_t *sessions;   /* mcp_session_t *, not owned */
+};
+
+/* ---- sessions and calls (session.c) -------------------------------------------------------- */
+
+struct mcp_session {
+    mcp_server_t *server;
+    mcp_send_fn *send;
+    void *send_arg;
+    bool initialized;          /* initialize answered */
+    char protocol[16];         /* negotiated version */
+    int log_level;             /* index into the MCP levels; -1: the client asked for none */
+    zlistx_t *calls;           /* mcp_call_t * in flight, owned */
+    mcp_sandbox_t *default_sb; /* created on first use */
+};
+
+/* Stops a call's work. call->session may be NULL (the session is ending); the function may
+ * finish the call itself. */
+typedef void(mcp_call_cancel_fn)(mcp_call_t *call);
+typedef void(mcp_ready_fn)(mcp_call_t *call, mcp_repl_t *repl);
+
+/* One tools/call in flight. It belongs to its session until it is finished; a handler that
+ * finishes later keeps the pointer in what it waits on (a job, a session's waiters) and must
+ * finish it exactly once. When the client cancels, or the session ends, the call is marked
+ * cancelled, its cancel function runs, and its eventual finish sends nothing. */
+struct mcp_call {
+    mcp_session_t *session;
+    json_t *id;             /* the request id */
+    json_t *progress_token; /* NULL: no progress wanted */
+    const char *tool;       /* borrowed from the tool table */
+    bool cancelled;
+    mcp_call_cancel_fn *cancel; /* set by a handler that can stop its work */
+    /* progress */
+    double progress;
+    cb_buf_t pending;
+    int64_t last_progress_ms;
+    int progress_timer;
+    /* what the call waits on (set by the handler) */
+    mcp_job_t *job;
+    mcp_repl_t *repl;         /* a session to be ready (with on_ready), or a terminal's input */
+    mcp_ready_fn *on_ready;
+    int timer;
+};
+
+/* Finish a call with a result (structured: the structuredContent; content: the blocks). Both
+ * stolen; content NULL: one text block with the structured value as JSON. Sends nothing when
+ * the call was cancelled. Frees the call. */
+void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool is_error);
+
+/* Finish with isError and one text block (printf-style). */
+void mcp_call_fail(mcp_call_t *call, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Output for the call's progress notifications (sent at once, or merged and sent within
+ * MCP_PROGRESS_GAP_MS). No-op without a progress token. */
+void mcp_call_progress(mcp_call_t *call, const char *text, size_t len);
+
+/* The session's default sandbox, created on first use when create is set. NULL with err set. */
+mcp_sandbox_t *mcp_session_default_sandbox(mcp_session_t *s, bool create, cb_error_t *err);
+
+/* Log a line to the session's client as notifications/message when its level allows. */
+void mcp_session_log(mcp_session_t *s, cb_log_level_t level, const char *text);
+
+/* ---- tools (tools.c) ----------------------------------------------------------------------- */
+
+typedef void(mcp_tool_fn)(mcp_call_t *call, json_t *args);
+
+typedef struct {
+    const char *name;
+    const char *title;
+    const char *description;
+    const char *input_schema;  /* JSON text */
+    const char *output_schema; /* JSON text, or NULL */
+    unsigned hints;            /* MCP_HINT_* */
+    mcp_tool_fn *run;
+} mcp_tool_t;
+
+enum { MCP_HINT_READ_ONLY = 1, MCP_HINT_DESTRUCTIVE = 2, MCP_HINT_IDEMPOTENT = 4 };
+
+/* Look a tool up. NULL when unknown. */
+const mcp_tool_t *mcp_tool_find(const char *name);
+
+/* The tool's place in the table, which is also its place in mcp_tools_list's array. */
+size_t mcp_tool_index(const mcp_tool_t *tool);
+
+/* {tools: [...]} with every schema parsed. Caller owns return value. */
+json_t *mcp_tools_list(cb_error_t *err);
+
+/* Check arguments against a tool's parsed inputSchema (the subset the table uses: object
+ * properties, types, enum, minimum, maximum, required, additionalProperties). Fills msg with
+ * what is wrong, naming the argument. Returns 0 when they fit. */
+int mcp_tool_check_args(json_t *schema, json_t *args, char *msg, size_t msg_size);
+
+/* Typed argument access after the check (absent: the default). */
+const char *mcp_arg_str(json_t *args, const char *key, const char *dflt);
+double mcp_arg_num(json_t *args, const char *key, double dflt);
+bool mcp_arg_bool(json_t *args, const char *key, bool dflt);
+
+/* Handlers, by file. */
+mcp_tool_fn mcp_tool_sandbox_create, mcp_tool_sandbox_list, mcp_tool_sandbox_info,
+    mcp_tool_sandbox_delete, mcp_tool_sandbox_logs, mcp_tool_sandbox_metrics,
+    mcp_tool_session_create, mcp_tool_session_close, mcp_tool_session_connect;
+mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_async,
+    mcp_tool_execution_status, mcp_tool_execution_cancel, mcp_tool_command_execute,
+    mcp_tool_session_execute;
+mcp_tool_fn mcp_tool_file_upload, mcp_tool_file_download, mcp_tool_file_list,
+    mcp_tool_file_delete;
+
+/* ---- sandboxes and their sessions (sandboxes.c) -------------------------------------------- */
+
+typedef enum { MCP_REPL_JUPYTER = 0, MCP_REPL_TERMINAL } mcp_repl_type_t;
+
+struct mcp_sandbox {
+    mcp_server_t *server;
+    kg_sandbox_t *kg;
+    char id[37];
+    char *template_name;
+    char *kernel_name;   /* of the main session */
+    json_t *metadata;    /* object of strings */
+    json_t *env;         /* object of strings */
+    char **env_list;     /* the same as "KEY=VALUE", NULL-terminated */
+    int timeout_s;
+    uint32_t cpu_millis;
+    mcp_session_t *owner; /* the session whose default sandbox this is, or NULL */
+    mcp_repl_t *main;     /* the main jupyter session */
+    zlistx_t *repls;      /* mcp_repl_t *, owned */
+    uint64_t executions;
+    char created_at[40];
+    int64_t created_ms;
+};
+
+struct mcp_repl {
+    mcp_sandbox_t *sandbox;
+    char id[37];
+    mcp_repl_type_t type;
+    /* jupyter */
+    kg_kernel_t *kernel; /* NULL once stopped */
+    char *kernel_name;
+    bool ready;
+    char *failure;      /* why it cannot be used, once it cannot */
+    zlistx_t *waiters;  /* mcp_call_t * waiting for ready */
+    /* terminal (terminal.c) */
+    kg_command_t *shell;
+    mcp_call_t *running; /* the call whose input the shell is running */
+    cb_buf_t out, err;
+    char marker[48];
+    bool timed_out;
+    int64_t started_ms;
+    int timer;
+};
+
+/* Find a sandbox: by id, or this session's default (created when create). On failure the call
+ * is finished with a message and NULL returned. */
+mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create);
+
+/* Make a sandbox with its main jupyter session. args: sandbox_create's (NULL: defaults). */
+mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err);
+void mcp_sandbox_delete(mcp_sandbox_t **sb_p);
+
+/* A jupyter session of the sandbox running kernel_name (NULL: the main one), started when
+ * there is none yet. */
+mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, cb_error_t *err);
+
+/* Look a session up by id (NULL with err). */
+mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err);
+
+/* A new session in the sandbox. */
+mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
+                         cb_error_t *err);
+void mcp_repl_close(mcp_repl_t **repl_p);
+
+/* Finish the call once the session is ready (now if it is): reply is called then, or the call
+ * fails with the session's failure. */
+void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply);
+
+/* Turn an error message from the gateway into a call failure. */
+void mcp_call_fail_err(mcp_call_t *call, const cb_error_t *err);
+
+/* ---- terminals (terminal.c) ---------------------------------------------------------------- */
+
+int mcp_terminal_start(mcp_repl_t *repl, cb_error_t *err);
+void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input, int timeout_ms);
+void mcp_terminal_stop(mcp_repl_t *repl);
+
+/* ---- jobs (jobs.c) ------------------------------------------------------------------------- */
+
+/* The end of every job still running in a sandbox that is going away. */
+void mcp_jobs_sandbox_gone(mcp_server_t *srv, mcp_sandbox_t *sb);
+void mcp_jobs_destroy_all(mcp_server_t *srv);
+
+/* ---- content (content.c) ------------------------------------------------------------------- */
+
+/* Make an execution's kg result fit for a client: limits applied, tracebacks without ANSI
+ * codes, ids added. Returns the structured result (caller owns it) and, through content_out,
+ * the content blocks (caller owns them). content_out NULL: a snapshot of a running execution,
+ * for which nothing is saved in the workspace (sb may be NULL: the sandbox is gone). */
+json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const char *session_id,
+                                 json_t *kg_result, json_t **content_out);
+
+/* Cut text to the output limit, saving the whole of it in sb's workspace under name when cut
+ * (sb NULL: not saved). Returns the text to show (caller owns it); *cut tells whether it was
+ * cut; a note saying so is appended to notes. */
+char *mcp_limit_text(mcp_server_t *srv, mcp_sandbox_t *sb, const char *text, const char *what,
+                     const char *name, json_t *notes, bool *cut);
+
+/* Remove ANSI escape sequences. Caller owns return value. */
+char *mcp_strip_ansi(const char *text);
+
+/* ---- JSON helpers ---------------------------------------------------------------------------- */
+
+/* A text content block. Caller owns return value. */
+json_t *mcp_text_block(const char *text);
+
+#endif

@@ -1,0 +1,605 @@
+/* sandboxes.c: the server object, sandboxes as MCP sees them, and their sessions.
+ *
+ * An mcp_sandbox_t wraps a gateway sandbox (kg_sandbox_t) with what MCP adds: a template name,
+ * labels, an environment for everything started in it, a default time limit, and sessions
+ * (mcp_repl_t): jupyter sessions are gateway kernels in the sandbox, terminal sessions are bash
+ * commands fed line by line (terminal.c). Every sandbox starts with its main jupyter session,
+ * where code_execute runs. Calls that need a session to be ready wait on it (mcp_repl_when_ready)
+ * and are finished from the kernel's ready or dead event.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cb/cleanup.h"
+#include "mcp_private.h"
+
+#define MiB (1024ull * 1024ull)
+
+static const char *s_repl_type_name(mcp_repl_type_t t) { return t == MCP_REPL_JUPYTER ? "jupyter" : "terminal"; }
+
+/* ---- the server ---------------------------------------------------------------------------- */
+
+mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error_t *err)
+{
+    mcp_server_t *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return cb_error_make(err, ENOMEM, "new MCP server"), NULL;
+    srv->gw = gw;
+    if (cfg)
+        srv->cfg = *cfg;
+    else if (mcp_config_from_env(&srv->cfg, err) < 0) {
+        free(srv);
+        return NULL;
+    }
+    srv->sandboxes = zhashx_new();
+    srv->repls = zhashx_new();
+    srv->jobs = zhashx_new();
+    srv->finished = zlistx_new();
+    srv->sessions = zlistx_new();
+    srv->tools = mcp_tools_list(err);
+    if (!srv->sandboxes || !srv->repls || !srv->jobs || !srv->finished || !srv->sessions || !srv->tools) {
+        if (srv->tools)
+            cb_error_make(err, ENOMEM, "new MCP server");
+        mcp_server_destroy(&srv);
+        return NULL;
+    }
+    zlistx_set_destructor(srv->finished, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(srv->finished, (zlistx_duplicator_fn *)strdup);
+    return srv;
+}
+
+void mcp_server_destroy(mcp_server_t **self_p)
+{
+    mcp_server_t *srv = self_p ? *self_p : NULL;
+    if (!srv)
+        return;
+    *self_p = NULL;
+    while (srv->sessions && zlistx_size(srv->sessions) > 0) {
+        mcp_session_t *s = zlistx_first(srv->sessions);
+        mcp_session_destroy(&s);
+    }
+    while (srv->sandboxes && zhashx_size(srv->sandboxes) > 0) {
+        mcp_sandbox_t *sb = zhashx_first(srv->sandboxes);
+        mcp_sandbox_delete(&sb);
+    }
+    if (srv->jobs)
+        mcp_jobs_destroy_all(srv);
+    cb_log_set_hook(NULL, NULL, CB_LOG_OFF);
+    zhashx_destroy(&srv->sandboxes);
+    zhashx_destroy(&srv->repls);
+    zhashx_destroy(&srv->jobs);
+    zlistx_destroy(&srv->finished);
+    zlistx_destroy(&srv->sessions);
+    json_decref(srv->tools);
+    free(srv);
+}
+
+json_t *mcp_server_tools(mcp_server_t *self) { return json_deep_copy(self->tools); }
+
+/* ---- sessions inside a sandbox ------------------------------------------------------------- */
+
+static void s_finish_waiters(mcp_repl_t *repl)
+{
+    mcp_call_t *call;
+    while (repl->waiters && (call = zlistx_detach(repl->waiters, NULL))) {
+        mcp_ready_fn *reply = call->on_ready;
+        call->repl = NULL;
+        call->on_ready = NULL;
+        call->cancel = NULL;
+        if (repl->failure)
+            mcp_call_fail(call, "session %s cannot run: %s", repl->id, repl->failure);
+        else
+            reply(call, repl);
+    }
+}
+
+static void s_on_kernel_event(kg_kernel_t *k, kg_kernel_event_t event, const char *detail, void *arg)
+{
+    mcp_repl_t *repl = arg;
+    switch (event) {
+    case KG_EVENT_READY:
+        repl->ready = true;
+        s_finish_waiters(repl);
+        break;
+    case KG_EVENT_DEAD:
+        free(repl->failure);
+        repl->failure = cb_strdup_printf("its kernel died and was not restarted (%s)",
+                                         detail ? detail : "no detail");
+        s_finish_waiters(repl);
+        break;
+    case KG_EVENT_STOPPED:
+        repl->kernel = NULL;
+        if (!repl->failure)
+            repl->failure = strdup("its kernel was stopped");
+        s_finish_waiters(repl);
+        break;
+    case KG_EVENT_DIED:
+        cb_info("session %.8s: kernel died: %s", repl->id, detail ? detail : "");
+        break;
+    default:
+        break;
+    }
+}
+
+/* A waiting call, given up by its client: it leaves the waiters and ends (silently). */
+static void s_cancel_waiter(mcp_call_t *call)
+{
+    void *h = zlistx_find(call->repl->waiters, call);
+    if (h)
+        zlistx_detach(call->repl->waiters, h);
+    call->repl = NULL;
+    mcp_call_finish(call, NULL, NULL, false);
+}
+
+void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply)
+{
+    if (repl->failure)
+        return mcp_call_fail(call, "session %s cannot run: %s", repl->id, repl->failure);
+    if (repl->ready || repl->type == MCP_REPL_TERMINAL)
+        return reply(call, repl);
+    call->repl = repl;
+    call->on_ready = reply;
+    call->cancel = s_cancel_waiter;
+    if (!zlistx_add_end(repl->waiters, call))
+        mcp_call_fail(call, "out of memory");
+}
+
+mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
+                         cb_error_t *err)
+{
+    mcp_repl_t *repl = calloc(1, sizeof *repl);
+    zuuid_t *uuid = zuuid_new();
+    if (repl)
+        repl->waiters = zlistx_new();
+    if (!repl || !uuid || !repl->waiters) {
+        zuuid_destroy(&uuid);
+        if (repl)
+            zlistx_destroy(&repl->waiters);
+        free(repl);
+        return cb_error_make(err, ENOMEM, "new session"), NULL;
+    }
+    snprintf(repl->id, sizeof repl->id, "%s", zuuid_str_canonical(uuid));
+    zuuid_destroy(&uuid);
+    repl->sandbox = sb;
+    repl->type = type;
+    repl->timer = -1;
+    int rc;
+    if (type == MCP_REPL_JUPYTER) {
+        repl->kernel_name = strdup(kernel_name ? kernel_name : sb->kernel_name);
+        kg_kernel_opts_t opts = {.kernel_name = repl->kernel_name,
+                                 .env = (const char *const *)sb->env_list,
+                                 .sandbox = sb->kg,
+                                 .on_event = s_on_kernel_event,
+                                 .arg = repl};
+        repl->kernel = repl->kernel_name ? kg_kernel_start(sb->server->gw, &opts, err) : NULL;
+        rc = repl->kernel ? 0 : -1;
+    } else {
+        rc = mcp_terminal_start(repl, err);
+    }
+    if (rc < 0 || !zlistx_add_end(sb->repls, repl) ||
+        zhashx_insert(sb->server->repls, repl->id, repl) != 0) {
+        if (repl->kernel) {
+            kg_kernel_set_events(repl->kernel, NULL, NULL);
+            kg_kernel_shutdown(repl->kernel);
+        }
+        mcp_terminal_stop(repl);
+        void *h = zlistx_find(sb->repls, repl);
+        if (h)
+            zlistx_detach(sb->repls, h);
+        free(repl->kernel_name);
+        zlistx_destroy(&repl->waiters);
+        free(repl);
+        return NULL;
+    }
+    kg_sandbox_log(sb->kg, "session", "%s session %.8s opened%s%s", s_repl_type_name(type), repl->id,
+                   repl->kernel_name ? " with kernel " : "", repl->kernel_name ? repl->kernel_name : "");
+    return repl;
+}
+
+/* Free a session's own memory; its kernel or shell is already stopped or going. */
+static void s_repl_free(mcp_repl_t *repl)
+{
+    free(repl->failure);
+    repl->failure = strdup("the session was closed");
+    s_finish_waiters(repl);
+    zlistx_destroy(&repl->waiters);
+    zhashx_delete(repl->sandbox->server->repls, repl->id);
+    free(repl->kernel_name);
+    free(repl->failure);
+    free(repl);
+}
+
+void mcp_repl_close(mcp_repl_t **repl_p)
+{
+    mcp_repl_t *repl = *repl_p;
+    *repl_p = NULL;
+    mcp_sandbox_t *sb = repl->sandbox;
+    void *h = zlistx_find(sb->repls, repl);
+    if (h)
+        zlistx_detach(sb->repls, h);
+    if (repl->kernel) {
+        kg_kernel_t *k = repl->kernel;
+        repl->kernel = NULL;
+        /* It shuts down on its own; its events must not reach a freed session. Executions on
+         * it end as cancelled. */
+        kg_kernel_set_events(k, NULL, NULL);
+        kg_kernel_shutdown(k);
+    }
+    mcp_terminal_stop(repl);
+    kg_sandbox_log(sb->kg, "session", "%s session %.8s closed", s_repl_type_name(repl->type), repl->id);
+    s_repl_free(repl);
+}
+
+mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err)
+{
+    mcp_repl_t *repl = id ? zhashx_lookup(srv->repls, id) : NULL;
+    if (!repl)
+        cb_error_fail(err, CB_ERR_NOT_FOUND,
+                      "no session '%.60s' (it was closed, its sandbox was deleted, or the id is "
+                      "wrong; session_create makes one)", id ? id : "");
+    return repl;
+}
+
+mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, cb_error_t *err)
+{
+    if (!kernel_name || (sb->main && strcmp(kernel_name, sb->main->kernel_name) == 0))
+        return sb->main;
+    for (mcp_repl_t *r = zlistx_first(sb->repls); r; r = zlistx_next(sb->repls))
+        if (r->type == MCP_REPL_JUPYTER && !r->failure && strcmp(r->kernel_name, kernel_name) == 0)
+            return r;
+    return mcp_repl_new(sb, MCP_REPL_JUPYTER, kernel_name, err);
+}
+
+/* ---- sandboxes ----------------------------------------------------------------------------- */
+
+static char **s_env_list(json_t *env)
+{
+    char **list = calloc(json_object_size(env) + 1, sizeof *list);
+    size_t n = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(env, key, value) {
+        if (!list || !(list[n++] = cb_strdup_printf("%s=%s", key, json_string_value(value)))) {
+            cb_strv_free(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+static bool s_env_name_ok(const char *name)
+{
+    if (!name[0] || (name[0] >= '0' && name[0] <= '9'))
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+            return false;
+    return true;
+}
+
+mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
+{
+    const mcp_config_t *cfg = &srv->cfg;
+    const char *template_name = mcp_arg_str(args, "template", "python");
+    json_t *env = json_object_get(args, "env");
+    const char *key;
+    json_t *value;
+    json_object_foreach(env, key, value)
+        if (!s_env_name_ok(key))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "env name '%.60s' is not a valid variable name (letters, digits, _)", key),
+                   NULL;
+    kg_sandbox_limits_t limits = {
+        .memory_mb = (uint64_t)mcp_arg_num(args, "memory_mb", (double)cfg->memory_mb),
+        .cpu_millis = (uint32_t)(mcp_arg_num(args, "cpu", cfg->cpu_millis / 1000.0) * 1000.0 + 0.5),
+        .workspace_mb = (uint64_t)mcp_arg_num(args, "disk_mb", (double)cfg->disk_mb),
+    };
+    mcp_sandbox_t *sb = calloc(1, sizeof *sb);
+    if (!sb)
+        return cb_error_make(err, ENOMEM, "new sandbox"), NULL;
+    sb->server = srv;
+    sb->template_name = strdup(template_name);
+    sb->kernel_name = strdup(mcp_arg_str(args, "kernel", "python3"));
+    sb->metadata = json_deep_copy(json_object_get(args, "metadata") ? json_object_get(args, "metadata") : json_object());
+    sb->env = json_deep_copy(env ? env : json_object());
+    sb->env_list = sb->env ? s_env_list(sb->env) : NULL;
+    sb->timeout_s = (int)mcp_arg_num(args, "timeout_s", cfg->timeout_s);
+    sb->cpu_millis = limits.cpu_millis;
+    sb->repls = zlistx_new();
+    sb->created_ms = cb_now_ms();
+    cb_iso8601_now(sb->created_at);
+    if (!sb->template_name || !sb->kernel_name || !sb->metadata || !sb->env || !sb->env_list || !sb->repls) {
+        cb_error_make(err, ENOMEM, "new sandbox");
+        mcp_sandbox_delete(&sb);
+        return NULL;
+    }
+    sb->kg = kg_sandbox_create(srv->gw, &limits, err);
+    if (!sb->kg) {
+        cb_error_prefix(err, "creating the sandbox: ");
+        mcp_sandbox_delete(&sb);
+        return NULL;
+    }
+    snprintf(sb->id, sizeof sb->id, "%s", kg_sandbox_id(sb->kg));
+    if (zhashx_insert(srv->sandboxes, sb->id, sb) != 0 ||
+        !(sb->main = mcp_repl_new(sb, MCP_REPL_JUPYTER, sb->kernel_name, err))) {
+        if (err && !err->msg[0])
+            cb_error_make(err, ENOMEM, "new sandbox");
+        mcp_sandbox_delete(&sb);
+        return NULL;
+    }
+    cb_info("sandbox %.8s created (template %s, kernel %s)", sb->id, sb->template_name, sb->kernel_name);
+    return sb;
+}
+
+void mcp_sandbox_delete(mcp_sandbox_t **sb_p)
+{
+    mcp_sandbox_t *sb = sb_p ? *sb_p : NULL;
+    if (!sb)
+        return;
+    *sb_p = NULL;
+    mcp_server_t *srv = sb->server;
+    for (mcp_session_t *s = zlistx_first(srv->sessions); s; s = zlistx_next(srv->sessions))
+        if (s->default_sb == sb)
+            s->default_sb = NULL;
+    if (sb->id[0])
+        zhashx_delete(srv->sandboxes, sb->id);
+    mcp_jobs_sandbox_gone(srv, sb);
+    /* Sessions lose their kernels and shells with the sandbox; their waiters hear why. */
+    for (mcp_repl_t *r = sb->repls ? zlistx_first(sb->repls) : NULL; r; r = zlistx_next(sb->repls)) {
+        r->kernel = NULL; /* freed by kg_sandbox_destroy below */
+        if (!r->failure)
+            r->failure = strdup("its sandbox was deleted");
+        s_finish_waiters(r);
+    }
+    kg_sandbox_destroy(&sb->kg); /* ends executions (cancelled) and commands (killed) */
+    mcp_repl_t *r;
+    while (sb->repls && (r = zlistx_detach(sb->repls, NULL))) {
+        mcp_terminal_stop(r);
+        s_repl_free(r);
+    }
+    zlistx_destroy(&sb->repls);
+    if (sb->id[0])
+        cb_info("sandbox %.8s deleted", sb->id);
+    free(sb->template_name);
+    free(sb->kernel_name);
+    json_decref(sb->metadata);
+    json_decref(sb->env);
+    cb_strv_free(sb->env_list);
+    free(sb);
+}
+
+mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create)
+{
+    const char *id = mcp_arg_str(args, "sandbox_id", NULL);
+    if (id) {
+        mcp_sandbox_t *sb = zhashx_lookup(call->session->server->sandboxes, id);
+        if (!sb)
+            mcp_call_fail(call, "no sandbox '%.60s': it was deleted or never existed "
+                                "(sandbox_list shows the live ones; leave sandbox_id out to use "
+                                "the default sandbox)", id);
+        return sb;
+    }
+    cb_error_t err = {0};
+    mcp_sandbox_t *sb = mcp_session_default_sandbox(call->session, create, &err);
+    if (!sb)
+        mcp_call_fail_err(call, &err);
+    return sb;
+}
+
+mcp_sandbox_t *mcp_session_default_sandbox(mcp_session_t *s, bool create, cb_error_t *err)
+{
+    if (s->default_sb || !create) {
+        if (!s->default_sb)
+            cb_error_fail(err, CB_ERR_NOT_FOUND,
+                          "this session has no default sandbox yet (code_execute or "
+                          "command_execute makes it; or pass a sandbox_id)");
+        return s->default_sb;
+    }
+    s->default_sb = mcp_sandbox_new(s->server, NULL, err);
+    if (s->default_sb)
+        s->default_sb->owner = s;
+    return s->default_sb;
+}
+
+/* ---- tools --------------------------------------------------------------------------------- */
+
+static json_t *s_limits_json(mcp_sandbox_t *sb)
+{
+    json_auto_t *info = kg_sandbox_info(sb->kg);
+    json_t *l = json_object_get(info, "limits");
+    return json_pack("{s:O, s:o, s:O, s:O, s:i}", "memory_mb", json_object_get(l, "memory_mb"), "cpu",
+                     sb->cpu_millis ? json_real(sb->cpu_millis / 1000.0) : json_null(), "disk_mb",
+                     json_object_get(l, "workspace_mb"), "pids", json_object_get(l, "pids_max"),
+                     "timeout_s", sb->timeout_s);
+}
+
+static json_t *s_summary(mcp_sandbox_t *sb, mcp_session_t *asking)
+{
+    return json_pack("{s:s, s:s, s:s, s:b, s:i, s:s, s:O}", "sandbox_id", sb->id, "template",
+                     sb->template_name, "kernel", sb->kernel_name, "default",
+                     asking && asking->default_sb == sb, "sessions", (int)zlistx_size(sb->repls),
+                     "created_at", sb->created_at, "metadata", sb->metadata);
+}
+
+static void s_reply_created(mcp_call_t *call, mcp_repl_t *repl)
+{
+    mcp_sandbox_t *sb = repl->sandbox;
+    json_t *keys = json_array();
+    const char *key;
+    json_t *value;
+    json_object_foreach(sb->env, key, value)
+        json_array_append_new(keys, json_string(key));
+    mcp_call_finish(call, NULL,
+                    json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:O, s:s}", "sandbox_id", sb->id,
+                              "session_id", repl->id, "template", sb->template_name, "kernel",
+                              sb->kernel_name, "limits", s_limits_json(sb), "env_keys", keys,
+                              "metadata", sb->metadata, "created_at", sb->created_at),
+                    false);
+}
+
+void mcp_tool_sandbox_create(mcp_call_t *call, json_t *args)
+{
+    cb_error_t err = {0};
+    mcp_sandbox_t *sb = mcp_sandbox_new(call->session->server, args, &err);
+    if (!sb)
+        return mcp_call_fail_err(call, &err);
+    kg_sandbox_log(sb->kg, "sandbox", "created by sandbox_create");
+    mcp_repl_when_ready(sb->main, call, s_reply_created);
+}
+
+void mcp_tool_sandbox_list(mcp_call_t *call, json_t *args)
+{
+    json_t *list = json_array();
+    mcp_server_t *srv = call->session->server;
+    for (mcp_sandbox_t *sb = zhashx_first(srv->sandboxes); sb && list; sb = zhashx_next(srv->sandboxes))
+        json_array_append_new(list, s_summary(sb, call->session));
+    mcp_call_finish(call, NULL, json_pack("{s:o}", "sandboxes", list), false);
+}
+
+void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
+{
+    mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, false);
+    if (!sb)
+        return;
+    json_auto_t *info = kg_sandbox_info(sb->kg);
+    json_t *out = s_summary(sb, call->session);
+    json_t *sessions = json_array();
+    for (mcp_repl_t *r = zlistx_first(sb->repls); r; r = zlistx_next(sb->repls)) {
+        const char *state = r->failure ? "dead" : r->type == MCP_REPL_TERMINAL ? (r->running ? "busy" : "idle")
+                          : r->kernel ? kg_kernel_state_name(kg_kernel_state(r->kernel)) : "stopped";
+        json_array_append_new(sessions, json_pack("{s:s, s:s, s:s*, s:s, s:b}", "session_id", r->id,
+                                                  "type", s_repl_type_name(r->type), "kernel",
+                                                  r->kernel_name, "state", state, "main", r == sb->main));
+    }
+    json_object_set_new(out, "limits", s_limits_json(sb));
+    json_object_set(out, "layers", json_object_get(info, "layers"));
+    json_object_set(out, "usage", json_object_get(info, "usage"));
+    json_object_set_new(out, "session_list", sessions);
+    mcp_call_finish(call, NULL, out, false);
+}
+
+void mcp_tool_sandbox_delete(mcp_call_t *call, json_t *args)
+{
+    mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, false);
+    if (!sb)
+        return;
+    json_t *out = json_pack("{s:s, s:b}", "sandbox_id", sb->id, "deleted", 1);
+    mcp_sandbox_delete(&sb);
+    mcp_call_finish(call, NULL, out, false);
+}
+
+void mcp_tool_sandbox_logs(mcp_call_t *call, json_t *args)
+{
+    mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, false);
+    if (!sb)
+        return;
+    json_t *entries = kg_sandbox_logs(sb->kg, (size_t)mcp_arg_num(args, "lines", 100));
+    json_t *out = json_pack("{s:s, s:o}", "sandbox_id", sb->id, "entries", entries ? entries : json_array());
+    /* For the model: one line per entry, not JSON. */
+    cb_buf_t text = {0};
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(out, "entries"), i, e) {
+        cleanup_free char *line = cb_strdup_printf("%s [%s] %s\n", json_string_value(json_object_get(e, "time")),
+                                                   json_string_value(json_object_get(e, "source")),
+                                                   json_string_value(json_object_get(e, "text")));
+        if (line)
+            cb_buf_append(&text, line, strlen(line));
+    }
+    json_t *content = json_pack("[o]", mcp_text_block(text.len ? text.data : "(the log is empty)"));
+    cb_buf_free(&text);
+    mcp_call_finish(call, content, out, false);
+}
+
+void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
+{
+    mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, false);
+    if (!sb)
+        return;
+    json_auto_t *info = kg_sandbox_info(sb->kg);
+    json_t *u = json_object_get(info, "usage"), *l = json_object_get(info, "limits");
+    json_int_t cpu_us = json_integer_value(json_object_get(u, "cpu_usage_us"));
+    mcp_call_finish(
+        call, NULL,
+        json_pack("{s:s, s:f, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:I}", "sandbox_id", sb->id,
+                  "cpu_time_s", cpu_us / 1e6, "memory_bytes", json_object_get(u, "memory_bytes"),
+                  "memory_peak_bytes", json_object_get(u, "memory_peak_bytes"), "memory_limit_bytes",
+                  (json_int_t)(json_integer_value(json_object_get(l, "memory_mb")) * (json_int_t)MiB),
+                  "pids", json_object_get(u, "pids"), "pids_limit", json_object_get(l, "pids_max"),
+                  "disk_used_bytes", json_object_get(u, "workspace_bytes"), "disk_limit_bytes",
+                  json_object_get(u, "workspace_limit_bytes"), "oom_kills", json_object_get(u, "oom_kills"),
+                  "uptime_s", (cb_now_ms() - sb->created_ms) / 1000.0, "executions",
+                  (json_int_t)sb->executions),
+        false);
+}
+
+static void s_reply_session(mcp_call_t *call, mcp_repl_t *repl)
+{
+    mcp_call_finish(call, NULL,
+                    json_pack("{s:s, s:s, s:s, s:s?}", "session_id", repl->id, "sandbox_id",
+                              repl->sandbox->id, "type", s_repl_type_name(repl->type), "kernel",
+                              repl->kernel_name),
+                    false);
+}
+
+void mcp_tool_session_create(mcp_call_t *call, json_t *args)
+{
+    mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, true);
+    if (!sb)
+        return;
+    bool terminal = strcmp(mcp_arg_str(args, "type", "jupyter"), "terminal") == 0;
+    if (terminal && json_object_get(args, "kernel"))
+        return mcp_call_fail(call, "a terminal session takes no kernel");
+    cb_error_t err = {0};
+    mcp_repl_t *repl = mcp_repl_new(sb, terminal ? MCP_REPL_TERMINAL : MCP_REPL_JUPYTER,
+                                    mcp_arg_str(args, "kernel", NULL), &err);
+    if (!repl)
+        return mcp_call_fail_err(call, &err);
+    mcp_repl_when_ready(repl, call, s_reply_session);
+}
+
+void mcp_tool_session_close(mcp_call_t *call, json_t *args)
+{
+    cb_error_t err = {0};
+    mcp_repl_t *repl = mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
+    if (!repl)
+        return mcp_call_fail_err(call, &err);
+    if (repl == repl->sandbox->main)
+        return mcp_call_fail(call, "session %s is the main session of sandbox %s and closes with it "
+                                   "(sandbox_delete)", repl->id, repl->sandbox->id);
+    json_t *out = json_pack("{s:s, s:b}", "session_id", repl->id, "closed", 1);
+    mcp_repl_close(&repl);
+    mcp_call_finish(call, NULL, out, false);
+}
+
+static void s_reply_connect(mcp_call_t *call, mcp_repl_t *repl)
+{
+    cb_error_t err = {0};
+    const char *path = repl->kernel ? kg_kernel_attach(repl->kernel, &err) : NULL;
+    if (!path)
+        return err.msg[0] ? mcp_call_fail_err(call, &err) : mcp_call_fail(call, "the session has no kernel");
+    cleanup_free char *command = cb_strdup_printf("jupyter console --existing %s", path);
+    mcp_call_finish(call, NULL,
+                    json_pack("{s:s, s:s, s:s, s:s}", "session_id", repl->id, "sandbox_id",
+                              repl->sandbox->id, "connection_file", path, "command", command),
+                    false);
+}
+
+void mcp_tool_session_connect(mcp_call_t *call, json_t *args)
+{
+    cb_error_t err = {0};
+    mcp_repl_t *repl;
+    if (json_object_get(args, "session_id")) {
+        repl = mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
+        if (!repl)
+            return mcp_call_fail_err(call, &err);
+    } else {
+        mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, true);
+        if (!sb)
+            return;
+        repl = sb->main;
+    }
+    if (repl->type != MCP_REPL_JUPYTER)
+        return mcp_call_fail(call, "session %s is a terminal; only jupyter sessions can be connected", repl->id);
+    mcp_repl_when_ready(repl, call, s_reply_connect);
+}

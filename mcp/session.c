@@ -1,0 +1,407 @@
+/* session.c: one MCP session: JSON-RPC messages in, replies and notifications out.
+ *
+ * Each received message is parsed (jansson), checked as a JSON-RPC 2.0 envelope, and routed by
+ * method through one table. Requests before initialize get an error; notifications never get a
+ * reply. tools/call creates an mcp_call_t that the tool's handler finishes now or later (from a
+ * loop callback); many calls can be in flight at once, so a running cell never delays ping or
+ * another tool. notifications/cancelled marks a call cancelled and runs its cancel function
+ * (a running cell is interrupted); the call's later finish sends nothing, as the spec asks.
+ *
+ * Progress: a call whose request carried _meta.progressToken gets notifications/progress with
+ * output as it arrives, merged so that at most one goes out per MCP_PROGRESS_GAP_MS, and the
+ * last of them always before the result.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "cb/cleanup.h"
+#include "mcp_private.h"
+
+static const char *const s_versions[] = {"2025-11-25", "2025-06-18"};
+
+/* MCP's syslog-style levels, lowest first. */
+static const char *const s_levels[] = {"debug",    "info",  "notice", "warning",
+                                       "error",    "critical", "alert", "emergency"};
+#define N_LEVELS (int)(sizeof s_levels / sizeof s_levels[0])
+
+/* ---- sending ------------------------------------------------------------------------------- */
+
+static void s_send(mcp_session_t *s, json_t *msg)
+{
+    if (msg)
+        s->send(msg, s->send_arg);
+    json_decref(msg);
+}
+
+static void s_reply(mcp_session_t *s, json_t *id, json_t *result)
+{
+    s_send(s, json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result));
+}
+
+static void s_error(mcp_session_t *s, json_t *id, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void s_error(mcp_session_t *s, json_t *id, int code, const char *fmt, ...)
+{
+    char text[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    s_send(s, json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(),
+                        "error", "code", code, "message", text));
+}
+
+static void s_notify(mcp_session_t *s, const char *method, json_t *params)
+{
+    s_send(s, json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method, "params", params));
+}
+
+/* ---- logging to the client ----------------------------------------------------------------- */
+
+void mcp_session_log(mcp_session_t *s, cb_log_level_t level, const char *text)
+{
+    static const int to_mcp[] = {[CB_LOG_DEBUG] = 0, [CB_LOG_INFO] = 1, [CB_LOG_WARN] = 3,
+                                 [CB_LOG_ERROR] = 4};
+    if (!s->initialized || s->log_level < 0 || level > CB_LOG_ERROR || to_mcp[level] < s->log_level)
+        return;
+    s_notify(s, "notifications/message",
+             json_pack("{s:s, s:s, s:s}", "level", s_levels[to_mcp[level]], "logger", "cellblock",
+                       "data", text));
+}
+
+/* The lowest level any session listens to, for the logger's hook. */
+static void s_update_log_hook(mcp_server_t *srv);
+
+static void s_on_log(cb_log_level_t level, const char *text, void *arg)
+{
+    mcp_server_t *srv = arg;
+    for (mcp_session_t *s = zlistx_first(srv->sessions); s; s = zlistx_next(srv->sessions))
+        mcp_session_log(s, level, text);
+}
+
+static void s_update_log_hook(mcp_server_t *srv)
+{
+    int lowest = N_LEVELS;
+    for (mcp_session_t *s = zlistx_first(srv->sessions); s; s = zlistx_next(srv->sessions))
+        if (s->log_level >= 0 && s->log_level < lowest)
+            lowest = s->log_level;
+    if (lowest == N_LEVELS)
+        cb_log_set_hook(NULL, NULL, CB_LOG_OFF);
+    else /* MCP debug, info -> ours; notice and above -> warn; error and above -> error */
+        cb_log_set_hook(s_on_log, srv,
+                        lowest == 0 ? CB_LOG_DEBUG : lowest == 1 ? CB_LOG_INFO
+                                                   : lowest <= 3 ? CB_LOG_WARN : CB_LOG_ERROR);
+}
+
+/* ---- calls --------------------------------------------------------------------------------- */
+
+static void s_flush_progress(mcp_call_t *call)
+{
+    if (call->progress_timer >= 0) {
+        zloop_timer_end(kg_gateway_loop(call->session->server->gw), call->progress_timer);
+        call->progress_timer = -1;
+    }
+    if (!call->pending.len)
+        return;
+    call->progress += 1;
+    call->last_progress_ms = cb_now_ms();
+    s_notify(call->session, "notifications/progress",
+             json_pack("{s:O, s:f, s:s%}", "progressToken", call->progress_token, "progress",
+                       call->progress, "message", call->pending.data, call->pending.len));
+    cb_buf_clear(&call->pending);
+}
+
+static int s_on_progress_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    mcp_call_t *call = arg;
+    call->progress_timer = -1;
+    s_flush_progress(call);
+    return 0;
+}
+
+void mcp_call_progress(mcp_call_t *call, const char *text, size_t len)
+{
+    if (!call->progress_token || call->cancelled || !call->session || len == 0)
+        return;
+    size_t room = MCP_PROGRESS_TEXT_MAX > call->pending.len ? MCP_PROGRESS_TEXT_MAX - call->pending.len : 0;
+    if (len > room) { /* the result carries everything; progress is a glimpse */
+        while (room > 0 && (text[room] & 0xC0) == 0x80)
+            room--; /* whole UTF-8 characters only */
+        len = room;
+    }
+    cb_buf_append(&call->pending, text, len);
+    int64_t wait = call->last_progress_ms + MCP_PROGRESS_GAP_MS - cb_now_ms();
+    if (wait <= 0)
+        s_flush_progress(call);
+    else if (call->progress_timer < 0)
+        call->progress_timer = zloop_timer(kg_gateway_loop(call->session->server->gw), (size_t)wait,
+                                           1, s_on_progress_timer, call);
+}
+
+static void s_call_free(mcp_call_t *call)
+{
+    if (call->progress_timer >= 0 && call->session)
+        zloop_timer_end(kg_gateway_loop(call->session->server->gw), call->progress_timer);
+    json_decref(call->id);
+    json_decref(call->progress_token);
+    cb_buf_free(&call->pending);
+    free(call);
+}
+
+json_t *mcp_text_block(const char *text)
+{
+    return json_pack("{s:s, s:s}", "type", "text", "text", text);
+}
+
+void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool is_error)
+{
+    mcp_session_t *s = call->session;
+    if (s) { /* out of the in-flight list first: the transport may count it on the reply */
+        void *handle = zlistx_find(s->calls, call);
+        if (handle)
+            zlistx_detach(s->calls, handle);
+    }
+    if (s && !call->cancelled) {
+        if (call->pending.len)
+            s_flush_progress(call);
+        if (!content) {
+            cleanup_free char *text = structured ? json_dumps(structured, JSON_INDENT(1)) : NULL;
+            content = json_pack("[o]", mcp_text_block(text ? text : "(no result)"));
+        }
+        json_t *result = json_pack("{s:o, s:b}", "content", content, "isError", is_error);
+        content = NULL;
+        if (result && structured)
+            json_object_set(result, "structuredContent", structured);
+        if (result)
+            s_reply(s, call->id, result);
+        else
+            s_error(s, call->id, MCP_RPC_INTERNAL, "out of memory building the result");
+    }
+    json_decref(content);
+    json_decref(structured);
+    s_call_free(call);
+}
+
+void mcp_call_fail(mcp_call_t *call, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    mcp_call_finish(call, json_pack("[o]", mcp_text_block(text)), NULL, true);
+}
+
+void mcp_call_fail_err(mcp_call_t *call, const cb_error_t *err)
+{
+    mcp_call_fail(call, "%s", err->msg[0] ? err->msg : "failed (no detail)");
+}
+
+/* Mark a call cancelled and stop its work; it is finished (silently) by whoever holds it. */
+static void s_cancel(mcp_call_t *call)
+{
+    if (call->cancelled)
+        return;
+    call->cancelled = true;
+    if (call->cancel)
+        call->cancel(call);
+}
+
+/* ---- methods ------------------------------------------------------------------------------- */
+
+typedef void(s_method_fn)(mcp_session_t *s, json_t *id, json_t *params);
+
+static void s_initialize(mcp_session_t *s, json_t *id, json_t *params)
+{
+    const char *asked = json_string_value(json_object_get(params, "protocolVersion"));
+    if (!asked)
+        return s_error(s, id, MCP_RPC_INVALID_PARAMS, "initialize needs params.protocolVersion (a string)");
+    const char *chosen = MCP_PROTOCOL_LATEST;
+    for (size_t i = 0; i < sizeof s_versions / sizeof s_versions[0]; i++)
+        if (strcmp(asked, s_versions[i]) == 0)
+            chosen = s_versions[i];
+    snprintf(s->protocol, sizeof s->protocol, "%s", chosen);
+    s->initialized = true;
+    s_reply(s, id,
+            json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", chosen,
+                      "capabilities", "tools", "listChanged", 0, "logging", "serverInfo", "name",
+                      MCP_SERVER_NAME, "title", "cellblock sandboxes", "version", CB_VERSION,
+                      "instructions",
+                      "cellblock runs code in isolated local sandboxes with Jupyter kernels. "
+                      "code_execute keeps state between calls in this session's default sandbox; "
+                      "files live in /home/user. Results include images as image content."));
+}
+
+static void s_ping(mcp_session_t *s, json_t *id, json_t *params) { s_reply(s, id, json_object()); }
+
+static void s_set_level(mcp_session_t *s, json_t *id, json_t *params)
+{
+    const char *level = json_string_value(json_object_get(params, "level"));
+    for (int i = 0; level && i < N_LEVELS; i++)
+        if (strcmp(level, s_levels[i]) == 0) {
+            s->log_level = i;
+            s_update_log_hook(s->server);
+            return s_reply(s, id, json_object());
+        }
+    s_error(s, id, MCP_RPC_INVALID_PARAMS,
+            "logging/setLevel: level must be one of debug, info, notice, warning, error, "
+            "critical, alert, emergency");
+}
+
+static void s_tools_list(mcp_session_t *s, json_t *id, json_t *params)
+{
+    s_reply(s, id, json_deep_copy(s->server->tools));
+}
+
+static void s_tools_call(mcp_session_t *s, json_t *id, json_t *params)
+{
+    const char *name = json_string_value(json_object_get(params, "name"));
+    json_t *args = json_object_get(params, "arguments");
+    if (!name)
+        return s_error(s, id, MCP_RPC_INVALID_PARAMS, "tools/call needs params.name (a string)");
+    const mcp_tool_t *tool = mcp_tool_find(name);
+    if (!tool)
+        return s_error(s, id, MCP_RPC_INVALID_PARAMS, "unknown tool '%.64s' (tools/list names them)", name);
+    mcp_call_t *call = calloc(1, sizeof *call);
+    if (!call || !zlistx_add_end(s->calls, call)) {
+        free(call);
+        return s_error(s, id, MCP_RPC_INTERNAL, "out of memory");
+    }
+    call->session = s;
+    call->id = json_incref(id);
+    call->tool = tool->name;
+    call->progress_timer = call->timer = -1;
+    json_t *token = json_object_get(json_object_get(params, "_meta"), "progressToken");
+    if (json_is_string(token) || json_is_integer(token))
+        call->progress_token = json_incref(token);
+    /* Input problems are tool errors (isError), so a model can read them and try again. */
+    json_auto_t *empty = json_object();
+    char msg[512];
+    if (!args || json_is_null(args))
+        args = empty;
+    json_t *listed = json_array_get(json_object_get(s->server->tools, "tools"), mcp_tool_index(tool));
+    if (mcp_tool_check_args(json_object_get(listed, "inputSchema"), args, msg, sizeof msg) != 0)
+        return mcp_call_fail(call, "%s: %s", tool->name, msg);
+    tool->run(call, args);
+}
+
+static const struct {
+    const char *method;
+    s_method_fn *run;
+    bool before_init; /* allowed before initialize */
+} s_methods[] = {
+    {"initialize", s_initialize, true},
+    {"ping", s_ping, true},
+    {"logging/setLevel", s_set_level, false},
+    {"tools/list", s_tools_list, false},
+    {"tools/call", s_tools_call, false},
+};
+
+/* Notifications: no reply, ever. */
+static void s_notification(mcp_session_t *s, const char *method, json_t *params)
+{
+    if (strcmp(method, "notifications/cancelled") != 0)
+        return; /* initialized, roots/list_changed, progress...: nothing to do */
+    json_t *rid = json_object_get(params, "requestId");
+    for (mcp_call_t *c = zlistx_first(s->calls); c && rid; c = zlistx_next(s->calls))
+        if (json_equal(c->id, rid)) {
+            cb_debug("mcp: call %s cancelled by the client", c->tool);
+            s_cancel(c);
+            return;
+        }
+}
+
+/* ---- the entry points ---------------------------------------------------------------------- */
+
+void mcp_session_reject(mcp_session_t *self, int code, const char *message)
+{
+    s_error(self, NULL, code, "%s", message);
+}
+
+void mcp_session_handle(mcp_session_t *self, const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_auto_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!msg)
+        return s_error(self, NULL, MCP_RPC_PARSE, "parse error: %s (at byte %d)", jerr.text, jerr.position);
+    json_t *id = json_object_get(msg, "id");
+    bool id_ok = json_is_string(id) || json_is_integer(id);
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    json_t *params = json_object_get(msg, "params");
+    if (!json_is_object(msg) || !json_is_string(json_object_get(msg, "jsonrpc")) ||
+        strcmp(json_string_value(json_object_get(msg, "jsonrpc")), "2.0") != 0)
+        return s_error(self, id_ok ? id : NULL, MCP_RPC_INVALID_REQUEST,
+                       "invalid request: expected a JSON-RPC 2.0 object with \"jsonrpc\": \"2.0\"");
+    if (!method) {
+        if (json_object_get(msg, "result") || json_object_get(msg, "error"))
+            return; /* a response: we never send requests, so nothing waits for one */
+        return s_error(self, id_ok ? id : NULL, MCP_RPC_INVALID_REQUEST, "invalid request: no method");
+    }
+    if (params && !json_is_object(params))
+        return s_error(self, id_ok ? id : NULL, MCP_RPC_INVALID_REQUEST,
+                       "invalid request: params must be an object");
+    if (!id)
+        return s_notification(self, method, params);
+    if (!id_ok)
+        return s_error(self, NULL, MCP_RPC_INVALID_REQUEST,
+                       "invalid request: id must be a string or an integer");
+    for (size_t i = 0; i < sizeof s_methods / sizeof s_methods[0]; i++) {
+        if (strcmp(method, s_methods[i].method) != 0)
+            continue;
+        if (!self->initialized && !s_methods[i].before_init)
+            return s_error(self, id, MCP_RPC_INVALID_REQUEST,
+                           "the session is not initialized: send initialize first");
+        return s_methods[i].run(self, id, params);
+    }
+    s_error(self, id, MCP_RPC_METHOD_NOT_FOUND, "method not found: '%.80s'", method);
+}
+
+mcp_session_t *mcp_session_new(mcp_server_t *server, mcp_send_fn *send, void *arg)
+{
+    mcp_session_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->server = server;
+    s->send = send;
+    s->send_arg = arg;
+    s->log_level = -1;
+    s->calls = zlistx_new();
+    if (!s->calls || !zlistx_add_end(server->sessions, s)) {
+        zlistx_destroy(&s->calls);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void mcp_session_destroy(mcp_session_t **self_p)
+{
+    mcp_session_t *s = self_p ? *self_p : NULL;
+    if (!s)
+        return;
+    *self_p = NULL;
+    /* Running calls: cut loose, then cancelled; whoever holds them frees them (a cancel
+     * function may do so at once, so nothing touches a call after its cancel). */
+    zlistx_t *loose = zlistx_new();
+    for (mcp_call_t *c = zlistx_detach(s->calls, NULL); c; c = zlistx_detach(s->calls, NULL)) {
+        if (c->progress_timer >= 0) {
+            zloop_timer_end(kg_gateway_loop(s->server->gw), c->progress_timer);
+            c->progress_timer = -1;
+        }
+        c->session = NULL;
+        if (!loose || !zlistx_add_end(loose, c))
+            s_cancel(c);
+    }
+    for (mcp_call_t *c = loose ? zlistx_detach(loose, NULL) : NULL; c; c = zlistx_detach(loose, NULL))
+        s_cancel(c);
+    zlistx_destroy(&loose);
+    zlistx_destroy(&s->calls);
+    void *handle = zlistx_find(s->server->sessions, s);
+    if (handle)
+        zlistx_delete(s->server->sessions, handle);
+    s_update_log_hook(s->server);
+    if (s->default_sb)
+        mcp_sandbox_delete(&s->default_sb);
+    free(s);
+}

@@ -1,0 +1,432 @@
+/* tools.c: the tool table and the argument checks every call goes through.
+ *
+ * One row per tool: name, title, description (written for a model: what it does and when to
+ * use it), inputSchema and outputSchema as JSON text, hints, handler. tools/list is built from
+ * the table once; tools/call checks the arguments against the inputSchema here, so handlers
+ * only hold their own logic and read arguments that are known to have the right types.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "mcp_private.h"
+
+/* ---- schemas ------------------------------------------------------------------------------- */
+
+#define S_OBJ(props, req) "{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "],\"additionalProperties\":false}"
+#define S_STR(desc) "{\"type\":\"string\",\"description\":\"" desc "\"}"
+#define S_NUM(desc, min, max) "{\"type\":\"number\",\"minimum\":" #min ",\"maximum\":" #max ",\"description\":\"" desc "\"}"
+#define S_INT(desc, min, max) "{\"type\":\"integer\",\"minimum\":" #min ",\"maximum\":" #max ",\"description\":\"" desc "\"}"
+#define S_BOOL(desc) "{\"type\":\"boolean\",\"description\":\"" desc "\"}"
+#define S_STRMAP(desc) "{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},\"description\":\"" desc "\"}"
+
+#define P_SANDBOX "\"sandbox_id\":" S_STR("The sandbox; leave out to use this session's default sandbox.")
+#define P_TIMEOUT "\"timeout_s\":" S_NUM("Time limit in seconds; default: the sandbox's timeout_s.", 0.001, 86400)
+#define P_PATH(desc) "\"path\":" S_STR(desc)
+
+#define IN_CODE                                                                                    \
+    S_OBJ("\"code\":" S_STR("The code to run, like one notebook cell.") "," P_SANDBOX ","          \
+          "\"language\":" S_STR("A language such as python; runs in a kernel for it.") ","         \
+          "\"kernel\":" S_STR("A kernelspec name, instead of language.") "," P_TIMEOUT ","         \
+          "\"stdin\":" S_STR("Lines answered to input() in turn."),                                \
+          "\"code\"")
+
+/* The result of an execution: the Jupyter model, close to E2B's Execution. */
+#define OUT_EXECUTION_PROPS                                                                        \
+    "\"sandbox_id\":{\"type\":\"string\"},\"session_id\":{\"type\":\"string\"},"                   \
+    "\"execution_id\":{\"type\":\"string\"},"                                                      \
+    "\"status\":{\"type\":\"string\",\"enum\":[\"ok\",\"error\",\"timeout\",\"cancelled\","        \
+    "\"kernel_died\",\"aborted\",\"queued\",\"running\"]},"                                        \
+    "\"execution_count\":{\"type\":[\"integer\",\"null\"]},"                                       \
+    "\"stdout\":{\"type\":\"string\"},\"stderr\":{\"type\":\"string\"},"                           \
+    "\"results\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"              \
+    "\"data\":{\"type\":\"object\"},\"metadata\":{\"type\":\"object\"},"                           \
+    "\"is_main_result\":{\"type\":\"boolean\"},\"display_id\":{\"type\":\"string\"}},"             \
+    "\"required\":[\"data\"]}},"                                                                   \
+    "\"error\":{\"type\":[\"object\",\"null\"],\"properties\":{\"ename\":{\"type\":\"string\"},"   \
+    "\"evalue\":{\"type\":\"string\"},\"traceback\":{\"type\":\"array\",\"items\":{\"type\":"      \
+    "\"string\"}}}},"                                                                              \
+    "\"duration_ms\":{\"type\":\"number\"},\"kernel_restarted\":{\"type\":\"boolean\"},"           \
+    "\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"                              \
+    "\"truncated\":{\"type\":\"boolean\"}"
+#define OUT_EXECUTION                                                                              \
+    "{\"type\":\"object\",\"properties\":{" OUT_EXECUTION_PROPS "},\"required\":[\"execution_id\","\
+    "\"status\",\"stdout\",\"stderr\",\"results\",\"error\"]}"
+
+#define OUT_COMMAND_PROPS                                                                          \
+    "\"command_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},"                   \
+    "\"command\":{\"type\":\"string\"},"                                                           \
+    "\"status\":{\"type\":\"string\",\"enum\":[\"running\",\"exited\",\"killed\",\"timeout\","     \
+    "\"failed\"]},"                                                                                \
+    "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"signal\":{\"type\":[\"string\",\"null\"]}," \
+    "\"oom\":{\"type\":\"boolean\"},\"stdout\":{\"type\":\"string\"},\"stderr\":{\"type\":"        \
+    "\"string\"},\"pid\":{\"type\":[\"integer\",\"null\"]},\"duration_ms\":{\"type\":\"number\"}," \
+    "\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"truncated\":{\"type\":"      \
+    "\"boolean\"}"
+#define OUT_COMMAND                                                                                \
+    "{\"type\":\"object\",\"properties\":{" OUT_COMMAND_PROPS "},\"required\":[\"command_id\","    \
+    "\"status\"]}"
+
+#define OUT_SANDBOX_SUMMARY_PROPS                                                                  \
+    "\"sandbox_id\":{\"type\":\"string\"},\"template\":{\"type\":\"string\"},"                     \
+    "\"kernel\":{\"type\":\"string\"},\"default\":{\"type\":\"boolean\"},"                         \
+    "\"sessions\":{\"type\":\"integer\"},\"created_at\":{\"type\":\"string\"},"                    \
+    "\"metadata\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}"
+
+#define OUT_LIMITS                                                                                 \
+    "{\"type\":\"object\",\"properties\":{\"memory_mb\":{\"type\":\"integer\"},\"cpu\":{\"type\":" \
+    "[\"number\",\"null\"]},\"disk_mb\":{\"type\":\"integer\"},\"pids\":{\"type\":\"integer\"},"   \
+    "\"timeout_s\":{\"type\":\"integer\"}}}"
+
+#define OUT_SIMPLE(props, req) "{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "]}"
+
+/* ---- the table ----------------------------------------------------------------------------- */
+
+static const mcp_tool_t s_tools[] = {
+    {"sandbox_create", "Create a sandbox",
+     "Create an isolated sandbox (no network, its own files in /home/user, memory/CPU/disk "
+     "limits) with a Python kernel, and return its sandbox_id. Most tools work without one: they "
+     "use this session's default sandbox. Create one to get separate state or other limits.",
+     S_OBJ("\"template\":{\"type\":\"string\",\"enum\":[\"python\"],\"description\":\"Sandbox template.\"},"
+           "\"kernel\":" S_STR("Kernelspec name of the main session (default: the template's).") ","
+           "\"memory_mb\":" S_INT("Memory limit in MB.", 64, 1048576) ","
+           "\"cpu\":" S_NUM("CPU limit in cores, such as 0.5 or 2.", 0.01, 1024) ","
+           "\"disk_mb\":" S_INT("Size of the workspace /home/user in MB.", 1, 1048576) ","
+           "\"timeout_s\":" S_INT("Default time limit of each execution and command, seconds.", 1, 86400) ","
+           "\"env\":" S_STRMAP("Environment variables for its kernels and commands.") ","
+           "\"metadata\":" S_STRMAP("Labels kept with the sandbox."),
+           ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"session_id\":{\"type\":\"string\"},"
+                "\"template\":{\"type\":\"string\"},\"kernel\":{\"type\":\"string\"},"
+                "\"limits\":" OUT_LIMITS ",\"env_keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+                "\"metadata\":{\"type\":\"object\"},\"created_at\":{\"type\":\"string\"}",
+                "\"sandbox_id\",\"session_id\""),
+     0, mcp_tool_sandbox_create},
+    {"sandbox_list", "List sandboxes", "List the sandboxes of this server, with their ids, kernels and labels.",
+     "{\"type\":\"object\",\"additionalProperties\":false}",
+     OUT_SIMPLE("\"sandboxes\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+                OUT_SANDBOX_SUMMARY_PROPS "}}}", "\"sandboxes\""),
+     MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_list},
+    {"sandbox_info", "Describe a sandbox",
+     "Show a sandbox's limits, isolation layers, resource usage and sessions.",
+     S_OBJ(P_SANDBOX, ""),
+     OUT_SIMPLE(OUT_SANDBOX_SUMMARY_PROPS ",\"limits\":" OUT_LIMITS ",\"layers\":{\"type\":\"object\"},"
+                "\"usage\":{\"type\":\"object\"},\"session_list\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}}",
+                "\"sandbox_id\""),
+     MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_info},
+    {"sandbox_delete", "Delete a sandbox",
+     "Stop everything in a sandbox and remove it with its files. Running executions in it end as cancelled.",
+     S_OBJ(P_SANDBOX, "\"sandbox_id\""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"deleted\":{\"type\":\"boolean\"}", "\"sandbox_id\",\"deleted\""),
+     MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_delete},
+
+    {"code_execute", "Run code",
+     "Run code in a sandbox's Jupyter kernel, like a notebook cell: variables, imports and files "
+     "persist from call to call. Returns stdout, stderr, rich results (charts come back as "
+     "images, tables as text and HTML) and errors with their traceback.",
+     IN_CODE, OUT_EXECUTION, 0, mcp_tool_code_execute},
+    {"run_code", "Run Python code",
+     "Run Python code in this session's sandbox (state persists between calls) and return its "
+     "output, results and charts. The same as code_execute without a sandbox id.",
+     S_OBJ("\"code\":" S_STR("The Python code to run."), "\"code\""), OUT_EXECUTION, 0,
+     mcp_tool_run_code},
+    {"code_execute_async", "Start running code",
+     "Start code in a sandbox's kernel and return an execution_id at once; follow it with "
+     "execution_status. For long runs.",
+     IN_CODE,
+     OUT_SIMPLE("\"execution_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},"
+                "\"session_id\":{\"type\":\"string\"},\"state\":{\"type\":\"string\"}",
+                "\"execution_id\",\"state\""),
+     0, mcp_tool_code_execute_async},
+    {"execution_status", "Check an execution",
+     "The state of an execution started by code_execute_async or a background command_execute: "
+     "its output so far, or its final result. wait_s waits for it to finish first.",
+     S_OBJ("\"execution_id\":" S_STR("The id returned when it started.") ","
+           "\"wait_s\":" S_NUM("Wait up to this many seconds for it to finish.", 0, 60),
+           "\"execution_id\""),
+     OUT_SIMPLE("\"execution_id\":{\"type\":\"string\"},\"kind\":{\"type\":\"string\",\"enum\":[\"code\",\"command\"]},"
+                "\"state\":{\"type\":\"string\",\"enum\":[\"queued\",\"running\",\"done\"]},"
+                "\"result\":{\"type\":\"object\"}",
+                "\"execution_id\",\"kind\",\"state\",\"result\""),
+     MCP_HINT_READ_ONLY, mcp_tool_execution_status},
+    {"execution_cancel", "Stop an execution",
+     "Interrupt a running execution (the kernel keeps its variables) or kill a background command.",
+     S_OBJ("\"execution_id\":" S_STR("The id returned when it started."), "\"execution_id\""),
+     OUT_SIMPLE("\"execution_id\":{\"type\":\"string\"},\"state\":{\"type\":\"string\"}", "\"execution_id\""),
+     0, mcp_tool_execution_cancel},
+    {"command_execute", "Run a shell command",
+     "Run a shell command (bash -c) in a sandbox and return its exit code, stdout and stderr. "
+     "With background true it returns at once; follow it with execution_status.",
+     S_OBJ("\"command\":" S_STR("The command line.") "," P_SANDBOX ","
+           "\"cwd\":" S_STR("Working directory (default /home/user).") ","
+           "\"env\":" S_STRMAP("Extra environment variables.") "," P_TIMEOUT ","
+           "\"stdin\":" S_STR("Text written to the command's stdin.") ","
+           "\"background\":" S_BOOL("Return at once with its id instead of waiting."),
+           "\"command\""),
+     OUT_COMMAND, 0, mcp_tool_command_execute},
+
+    {"file_upload", "Write a file",
+     "Write a file into a sandbox's workspace (/home/user), creating parent directories. "
+     "content is text, or base64 with encoding base64.",
+     S_OBJ(P_PATH("Where, e.g. data.csv or /home/user/data.csv.") ","
+           "\"content\":" S_STR("The file's content.") ","
+           "\"encoding\":{\"type\":\"string\",\"enum\":[\"text\",\"base64\"],\"description\":\"How content is given (default text).\"},"
+           P_SANDBOX,
+           "\"path\",\"content\""),
+     OUT_SIMPLE("\"path\":{\"type\":\"string\"},\"bytes\":{\"type\":\"integer\"}", "\"path\",\"bytes\""),
+     MCP_HINT_IDEMPOTENT, mcp_tool_file_upload},
+    {"file_download", "Read a file",
+     "Read a file from a sandbox's workspace as text or base64 (images also come as images). "
+     "offset and max_bytes read a large file in parts.",
+     S_OBJ(P_PATH("The file, e.g. out.png or /home/user/out.png.") ","
+           "\"encoding\":{\"type\":\"string\",\"enum\":[\"auto\",\"text\",\"base64\"],\"description\":\"auto (default): text when the bytes are UTF-8.\"},"
+           "\"offset\":" S_INT("First byte to read.", 0, 1099511627776) ","
+           "\"max_bytes\":" S_INT("Most bytes to read (default 1 MiB).", 1, 16777216) ","
+           P_SANDBOX,
+           "\"path\""),
+     OUT_SIMPLE("\"path\":{\"type\":\"string\"},\"size\":{\"type\":\"integer\"},\"offset\":{\"type\":\"integer\"},"
+                "\"bytes\":{\"type\":\"integer\"},\"encoding\":{\"type\":\"string\"},\"content\":{\"type\":\"string\"},"
+                "\"truncated\":{\"type\":\"boolean\"},\"mime_type\":{\"type\":\"string\"}",
+                "\"path\",\"size\",\"content\",\"encoding\""),
+     MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_file_download},
+    {"file_list", "List a directory", "List a directory of a sandbox's workspace (default /home/user).",
+     S_OBJ(P_PATH("The directory (default /home/user).") "," P_SANDBOX, ""),
+     OUT_SIMPLE("\"path\":{\"type\":\"string\"},\"entries\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+                "\"properties\":{\"name\":{\"type\":\"string\"},\"type\":{\"type\":\"string\"},"
+                "\"size\":{\"type\":\"integer\"},\"mtime_ms\":{\"type\":\"integer\"}}}}",
+                "\"path\",\"entries\""),
+     MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_file_list},
+    {"file_delete", "Delete a file", "Delete a file, or a directory with recursive true, in a sandbox's workspace.",
+     S_OBJ(P_PATH("The file or directory.") ",\"recursive\":" S_BOOL("Delete a directory and everything in it.") "," P_SANDBOX,
+           "\"path\""),
+     OUT_SIMPLE("\"path\":{\"type\":\"string\"},\"deleted\":{\"type\":\"boolean\"}", "\"path\",\"deleted\""),
+     MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_file_delete},
+
+    {"session_create", "Open a session",
+     "Open a session in a sandbox: jupyter (a kernel with its own variables) or terminal (a bash "
+     "whose directory and variables persist). Use it with session_execute.",
+     S_OBJ("\"type\":{\"type\":\"string\",\"enum\":[\"jupyter\",\"terminal\"],\"description\":\"jupyter (default) or terminal.\"},"
+           "\"kernel\":" S_STR("Kernelspec name for a jupyter session.") "," P_SANDBOX,
+           ""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},"
+                "\"type\":{\"type\":\"string\"},\"kernel\":{\"type\":[\"string\",\"null\"]}",
+                "\"session_id\",\"sandbox_id\",\"type\""),
+     0, mcp_tool_session_create},
+    {"session_execute", "Run in a session",
+     "Run code in a jupyter session, or shell input in a terminal session, and return its output.",
+     S_OBJ("\"session_id\":" S_STR("The session.") ",\"input\":" S_STR("Code, or shell input.") ","
+           P_TIMEOUT ",\"stdin\":" S_STR("Lines answered to input() (jupyter)."),
+           "\"session_id\",\"input\""),
+     "{\"type\":\"object\",\"properties\":{" OUT_EXECUTION_PROPS ",\"type\":{\"type\":\"string\"},"
+     "\"exit_code\":{\"type\":[\"integer\",\"null\"]}},\"required\":[\"session_id\",\"status\"]}",
+     0, mcp_tool_session_execute},
+    {"session_close", "Close a session", "Close a session: stop its kernel or shell.",
+     S_OBJ("\"session_id\":" S_STR("The session."), "\"session_id\""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"closed\":{\"type\":\"boolean\"}", "\"session_id\",\"closed\""),
+     MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_session_close},
+    {"session_connect", "Connect Jupyter to a session",
+     "Get a Jupyter connection file for a session's kernel (default: the main session of the "
+     "sandbox), so a person on this machine can run `jupyter console --existing FILE` and work "
+     "in the same live kernel.",
+     S_OBJ("\"session_id\":" S_STR("The jupyter session.") "," P_SANDBOX, ""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"connection_file\":{\"type\":\"string\"},"
+                "\"command\":{\"type\":\"string\"}",
+                "\"session_id\",\"connection_file\",\"command\""),
+     MCP_HINT_READ_ONLY, mcp_tool_session_connect},
+
+    {"sandbox_logs", "Read a sandbox's log",
+     "The last lines of a sandbox's log: its kernels' stderr and lifecycle events (started, "
+     "died, restarted, out of memory).",
+     S_OBJ(P_SANDBOX ",\"lines\":" S_INT("How many of the last lines (default 100).", 1, 1000), ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"entries\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+                "\"properties\":{\"time\":{\"type\":\"string\"},\"source\":{\"type\":\"string\"},\"text\":{\"type\":\"string\"}}}}",
+                "\"sandbox_id\",\"entries\""),
+     MCP_HINT_READ_ONLY, mcp_tool_sandbox_logs},
+    {"sandbox_metrics", "Measure a sandbox",
+     "CPU time, memory (current, peak, limit), processes and disk use of a sandbox.",
+     S_OBJ(P_SANDBOX, ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"cpu_time_s\":{\"type\":\"number\"},"
+                "\"memory_bytes\":{\"type\":\"integer\"},\"memory_peak_bytes\":{\"type\":\"integer\"},"
+                "\"memory_limit_bytes\":{\"type\":\"integer\"},\"pids\":{\"type\":\"integer\"},"
+                "\"pids_limit\":{\"type\":\"integer\"},\"disk_used_bytes\":{\"type\":\"integer\"},"
+                "\"disk_limit_bytes\":{\"type\":\"integer\"},\"oom_kills\":{\"type\":\"integer\"},"
+                "\"uptime_s\":{\"type\":\"number\"},\"executions\":{\"type\":\"integer\"}",
+                "\"sandbox_id\""),
+     MCP_HINT_READ_ONLY, mcp_tool_sandbox_metrics},
+};
+#define N_TOOLS (sizeof s_tools / sizeof s_tools[0])
+
+size_t mcp_tool_index(const mcp_tool_t *tool) { return (size_t)(tool - s_tools); }
+
+const mcp_tool_t *mcp_tool_find(const char *name)
+{
+    for (size_t i = 0; name && i < N_TOOLS; i++)
+        if (strcmp(s_tools[i].name, name) == 0)
+            return &s_tools[i];
+    return NULL;
+}
+
+static json_t *s_parse_schema(const char *tool, const char *text, cb_error_t *err)
+{
+    json_error_t jerr;
+    json_t *schema = json_loads(text, 0, &jerr);
+    if (!schema)
+        cb_error_fail(err, CB_ERR_INTERNAL, "tool %s: schema does not parse: %s at %d", tool,
+                      jerr.text, jerr.position);
+    return schema;
+}
+
+json_t *mcp_tools_list(cb_error_t *err)
+{
+    json_auto_t *tools = json_array();
+    for (size_t i = 0; tools && i < N_TOOLS; i++) {
+        const mcp_tool_t *t = &s_tools[i];
+        json_t *in = s_parse_schema(t->name, t->input_schema, err);
+        json_t *out = t->output_schema ? s_parse_schema(t->name, t->output_schema, err) : NULL;
+        if (!in || (t->output_schema && !out)) {
+            json_decref(in);
+            json_decref(out);
+            return NULL;
+        }
+        json_t *entry = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:b, s:b, s:b, s:b}}", "name", t->name,
+                                  "title", t->title, "description", t->description, "inputSchema", in,
+                                  "annotations", "title", t->title, "readOnlyHint",
+                                  (t->hints & MCP_HINT_READ_ONLY) != 0, "destructiveHint",
+                                  (t->hints & MCP_HINT_DESTRUCTIVE) != 0, "idempotentHint",
+                                  (t->hints & MCP_HINT_IDEMPOTENT) != 0, "openWorldHint", 0);
+        if (entry && out)
+            json_object_set_new(entry, "outputSchema", out);
+        else
+            json_decref(out);
+        if (!entry || json_array_append_new(tools, entry) < 0) {
+            cb_error_fail(err, CB_ERR_INTERNAL, "out of memory listing tools");
+            return NULL;
+        }
+    }
+    return json_pack("{s:O}", "tools", tools);
+}
+
+/* ---- argument checks ----------------------------------------------------------------------- */
+
+static const char *s_type_name(json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static bool s_has_type(json_t *v, const char *type)
+{
+    if (strcmp(type, "string") == 0)
+        return json_is_string(v);
+    if (strcmp(type, "integer") == 0)
+        return json_is_integer(v) || (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)));
+    if (strcmp(type, "number") == 0)
+        return json_is_number(v);
+    if (strcmp(type, "boolean") == 0)
+        return json_is_boolean(v);
+    if (strcmp(type, "object") == 0)
+        return json_is_object(v);
+    if (strcmp(type, "array") == 0)
+        return json_is_array(v);
+    return json_is_null(v) && strcmp(type, "null") == 0;
+}
+
+static int s_check_value(const char *name, json_t *v, json_t *schema, char *msg, size_t size)
+{
+    const char *type = json_string_value(json_object_get(schema, "type"));
+    if (type && !s_has_type(v, type)) {
+        snprintf(msg, size, "argument '%s' must be %s %s, not %s", name,
+                 strchr("aeiou", type[0]) ? "an" : "a", type, s_type_name(v));
+        return -1;
+    }
+    json_t *choices = json_object_get(schema, "enum");
+    if (choices) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(choices, i, c)
+            if (json_equal(c, v))
+                return 0;
+        char list[200] = "";
+        json_array_foreach(choices, i, c)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     json_string_value(c) ? json_string_value(c) : "?");
+        snprintf(msg, size, "argument '%s' must be one of: %s", name, list);
+        return -1;
+    }
+    json_t *min = json_object_get(schema, "minimum"), *max = json_object_get(schema, "maximum");
+    if (json_is_number(v) && ((min && json_number_value(v) < json_number_value(min)) ||
+                              (max && json_number_value(v) > json_number_value(max)))) {
+        snprintf(msg, size, "argument '%s' must be from %g to %g, not %g", name,
+                 json_number_value(min), json_number_value(max), json_number_value(v));
+        return -1;
+    }
+    json_t *values = json_object_get(schema, "additionalProperties");
+    if (json_is_object(v) && json_is_object(values)) {
+        const char *key;
+        json_t *item;
+        json_object_foreach(v, key, item)
+            if (!json_is_string(item)) {
+                snprintf(msg, size, "argument '%s': the value of '%.60s' must be a string, not %s",
+                         name, key, s_type_name(item));
+                return -1;
+            }
+    }
+    return 0;
+}
+
+int mcp_tool_check_args(json_t *schema, json_t *args, char *msg, size_t size)
+{
+    if (!json_is_object(args)) {
+        snprintf(msg, size, "arguments must be an object, not %s", s_type_name(args));
+        return -1;
+    }
+    json_t *props = json_object_get(schema, "properties");
+    const char *key;
+    json_t *value;
+    json_object_foreach(args, key, value) {
+        json_t *prop = json_object_get(props, key);
+        if (!prop) {
+            char known[300] = "";
+            const char *k;
+            json_t *p;
+            json_object_foreach(props, k, p)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", known[0] ? ", " : "", k);
+            snprintf(msg, size, "unknown argument '%.60s' (this tool takes: %s)", key, known[0] ? known : "none");
+            return -1;
+        }
+        if (s_check_value(key, value, prop, msg, size) < 0)
+            return -1;
+    }
+    size_t i;
+    json_array_foreach(json_object_get(schema, "required"), i, value)
+        if (!json_object_get(args, json_string_value(value))) {
+            snprintf(msg, size, "missing required argument '%s'", json_string_value(value));
+            return -1;
+        }
+    return 0;
+}
+
+const char *mcp_arg_str(json_t *args, const char *key, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(args, key));
+    return v ? v : dflt;
+}
+
+double mcp_arg_num(json_t *args, const char *key, double dflt)
+{
+    json_t *v = json_object_get(args, key);
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+bool mcp_arg_bool(json_t *args, const char *key, bool dflt)
+{
+    json_t *v = json_object_get(args, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
