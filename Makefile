@@ -3,7 +3,8 @@
 #
 #   make deps     install build and test dependencies (apt-get; scripts/install-deps.sh)
 #   make build    configure and build into build/
-#   make run      build, then run the demo notebook through the cellblock CLI (outputs in out/)
+#   make run      build, then start the MCP server on stdio (what an MCP client runs)
+#   make demo     build, then run the demo notebook through the cellblock CLI (outputs in out/)
 #   make test     build, then run every test with ctest
 #   make bench    build, then run the benchmarks (bench/results/)
 #   make format   clang-format every C file in place
@@ -21,7 +22,7 @@ JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 CLANG_FORMAT ?= clang-format
 FORMAT_DIRS  := common kernel-gateway cli tests bench
 
-.PHONY: all deps configure build run test bench format clean
+.PHONY: all deps configure build run demo test bench format clean
 
 all: build
 
@@ -36,6 +37,9 @@ build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
+	$(BUILD)/cli/cellblock mcp
+
+demo: build
 	$(BUILD)/cli/cellblock run --outputs out notebooks/demo.py
 
 test: build

@@ -10,6 +10,9 @@
 
 int cli_cmd_mcp(int argc, char **argv)
 {
+    char self_path[4096];
+    ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+    self_path[n > 0 ? n : 0] = '\0';
     static const struct option options[] = {{"verbose", no_argument, NULL, 'v'},
                                             {"help", no_argument, NULL, 'h'},
                                             CLI_SANDBOX_OPTIONS,
@@ -55,6 +58,11 @@ int cli_cmd_mcp(int argc, char **argv)
         kg_gateway_destroy(&gw);
         return CLI_FAILED;
     }
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "cellblock mcp: serving MCP on stdin/stdout (JSON-RPC, one message per line).\n"
+                        "An MCP client starts this itself; configure it with\n"
+                        "  {\"mcpServers\": {\"cellblock\": {\"command\": \"%s\", \"args\": [\"mcp\"]}}}\n"
+                        "Ctrl-D or Ctrl-C stops it.\n", self_path);
     cb_info("MCP server ready on stdio");
     int rc = mcp_stdio_serve(srv, STDIN_FILENO, STDOUT_FILENO, &err);
     if (rc < 0)

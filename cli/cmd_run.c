@@ -40,8 +40,10 @@ static int s_save_image(run_ctx_t *ctx, const char *mime, const char *ext, const
 {
     cb_error_t err = {0};
     zchunk_t *bytes = NULL;
+    size_t len = 0;
     if (strcmp(mime, "image/svg+xml") == 0) {
         bytes = zchunk_new(value, strlen(value));
+        len = strlen(value);
     } else {
         /* Kernels may wrap base64 across lines; the decoder wants one run. */
         cleanup_free char *compact = malloc(strlen(value) + 1);
@@ -55,6 +57,8 @@ static int s_save_image(run_ctx_t *ctx, const char *mime, const char *ext, const
         if (compact && armour) {
             zarmour_set_mode(armour, ZARMOUR_MODE_BASE64_STD);
             bytes = zarmour_decode(armour, compact);
+            /* zarmour NUL-terminates what it decodes and counts that byte in the size. */
+            len = bytes && zchunk_size(bytes) ? zchunk_size(bytes) - 1 : 0;
         }
         zarmour_destroy(&armour);
     }
@@ -64,7 +68,7 @@ static int s_save_image(run_ctx_t *ctx, const char *mime, const char *ext, const
     }
     cleanup_free char *path = cb_strdup_printf("%s/output-%d.%s", ctx->outputs_dir,
                                                ctx->images_saved + 1, ext);
-    int rc = cb_write_file(path, zchunk_data(bytes), zchunk_size(bytes), 0644, &err);
+    int rc = cb_write_file(path, zchunk_data(bytes), len, 0644, &err);
     zchunk_destroy(&bytes);
     if (rc < 0) {
         fprintf(stderr, "cellblock run: %s\n", err.msg);

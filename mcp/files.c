@@ -44,8 +44,9 @@ static bool s_is_base64(const char *text, size_t *len_out)
     return pad <= 2 && (pad == 0 || n % 4 == 0) && n % 4 != 1;
 }
 
-/* Decoded bytes (caller owns; zarmour adds a NUL it counts in the size, dropped here). */
-static zchunk_t *s_base64_decode(const char *text)
+/* Decoded bytes (caller owns); *len is their number (zarmour adds a NUL that its chunk's size
+ * counts, left out of *len). */
+static zchunk_t *s_base64_decode(const char *text, size_t *len)
 {
     size_t n;
     if (!s_is_base64(text, &n))
@@ -66,8 +67,7 @@ static zchunk_t *s_base64_decode(const char *text)
         bytes = k ? zarmour_decode(armour, compact) : zchunk_new("", 1);
     }
     zarmour_destroy(&armour);
-    if (bytes && zchunk_size(bytes) > 0)
-        zchunk_resize(bytes, zchunk_size(bytes) - 1);
+    *len = bytes && zchunk_size(bytes) > 0 ? zchunk_size(bytes) - 1 : 0;
     return bytes;
 }
 
@@ -96,11 +96,10 @@ void mcp_tool_file_upload(mcp_call_t *call, json_t *args)
     size_t len = json_string_length(content);
     zchunk_t *decoded = NULL;
     if (strcmp(mcp_arg_str(args, "encoding", "text"), "base64") == 0) {
-        if (!(decoded = s_base64_decode(data)))
+        if (!(decoded = s_base64_decode(data, &len)))
             return mcp_call_fail(call, "file_upload: content is not valid base64 (A-Z a-z 0-9 + /, "
                                        "'=' padding); send text with encoding text");
         data = (const char *)zchunk_data(decoded);
-        len = zchunk_size(decoded);
     }
     cb_error_t err = {0};
     int rc = kg_sandbox_file_write(sb->kg, path, data, len, true, &err);
