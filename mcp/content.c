@@ -177,6 +177,33 @@ static bool s_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *xid, size
     return any_cut;
 }
 
+json_t *mcp_shell_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *prefix, const char *out,
+                         const char *err, json_t *structured, const char *closing)
+{
+    json_t *notes = json_object_get(structured, "notes");
+    json_t *content = json_array();
+    bool truncated = false;
+    const char *const texts[] = {out, err};
+    static const char *const streams[] = {"stdout", "stderr"};
+    for (size_t i = 0; i < 2; i++) {
+        bool cut = false;
+        cleanup_free char *name = cb_strdup_printf("%s-%s.txt", prefix, streams[i]);
+        cleanup_free char *text = mcp_limit_text(srv, sb, texts[i], streams[i], name ? name : "output.txt",
+                                                 notes, &cut);
+        truncated |= cut;
+        json_object_set_new(structured, streams[i], json_string(text ? text : ""));
+        if (text && text[0])
+            s_append_text(content, i ? "[stderr]\n" : NULL, text);
+    }
+    json_object_set_new(structured, "truncated", json_boolean(truncated));
+    size_t i;
+    json_t *note;
+    json_array_foreach(notes, i, note)
+        s_append_text(content, "[note] ", json_string_value(note) ?: "");
+    s_append_text(content, NULL, closing);
+    return content;
+}
+
 json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const char *session_id,
                                  json_t *kg_result, json_t **content_out)
 {

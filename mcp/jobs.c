@@ -427,42 +427,22 @@ static void s_on_command_done(kg_command_t *c, json_t *result, void *arg)
 {
     mcp_job_t *job = arg;
     json_t *structured = json_deep_copy(result);
-    json_t *notes = json_object_get(structured, "notes");
-    bool cut_out = false, cut_err = false;
-    cleanup_free char *name_out = cb_strdup_printf("%s-stdout.txt", job->id);
-    cleanup_free char *name_err = cb_strdup_printf("%s-stderr.txt", job->id);
-    cleanup_free char *out = mcp_limit_text(job->server, job->sandbox, json_string_value(json_object_get(result, "stdout")),
-                                            "stdout", name_out, notes, &cut_out);
-    cleanup_free char *err = mcp_limit_text(job->server, job->sandbox, json_string_value(json_object_get(result, "stderr")),
-                                            "stderr", name_err, notes, &cut_err);
-    json_object_set_new(structured, "stdout", json_string(out ? out : ""));
-    json_object_set_new(structured, "stderr", json_string(err ? err : ""));
     json_object_set(structured, "command_id", json_object_get(structured, "id"));
     json_object_del(structured, "id");
     json_object_set_new(structured, "sandbox_id", json_string(job->sandbox_id));
-    json_object_set_new(structured, "truncated", json_boolean(cut_out || cut_err));
-
+    if (!json_is_array(json_object_get(structured, "notes")))
+        json_object_set_new(structured, "notes", json_array());
     const char *status = json_string_value(json_object_get(result, "status")) ?: "failed";
     json_t *code = json_object_get(result, "exit_code");
-    bool ok = strcmp(status, "exited") == 0 && json_integer_value(code) == 0;
-    json_t *content = json_array();
-    if (out && out[0])
-        json_array_append_new(content, mcp_text_block(out));
-    if (err && err[0]) {
-        cleanup_free char *text = cb_strdup_printf("[stderr]\n%s", err);
-        json_array_append_new(content, mcp_text_block(text ? text : err));
-    }
-    size_t i;
-    json_t *note;
-    json_array_foreach(notes, i, note) {
-        cleanup_free char *text = cb_strdup_printf("[note] %s", json_string_value(note));
-        json_array_append_new(content, mcp_text_block(text ? text : ""));
-    }
-    cleanup_free char *line = json_is_integer(code)
+    const char *sig = json_string_value(json_object_get(result, "signal"));
+    cleanup_free char *closing = json_is_integer(code)
         ? cb_strdup_printf("[%s with exit code %lld]", status, (long long)json_integer_value(code))
-        : cb_strdup_printf("[%s%s%s]", status, json_string_value(json_object_get(result, "signal")) ? " by " : "",
-                           json_string_value(json_object_get(result, "signal")) ?: "");
-    json_array_append_new(content, mcp_text_block(line ? line : status));
+        : cb_strdup_printf("[%s%s%s]", status, sig ? " by " : "", sig ? sig : "");
+    json_t *content = mcp_shell_result(job->server, job->sandbox, job->id,
+                                       json_string_value(json_object_get(result, "stdout")),
+                                       json_string_value(json_object_get(result, "stderr")), structured,
+                                       closing ? closing : status);
+    bool ok = strcmp(status, "exited") == 0 && json_integer_value(code) == 0;
     if (job->sandbox && job->forget_timer < 0)
         job->forget_timer = zloop_timer(kg_gateway_loop(job->server->gw), 1, 1, s_on_forget, job);
     s_job_done(job, structured, content, !ok);

@@ -256,6 +256,14 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
 char *mcp_limit_text(mcp_server_t *srv, mcp_sandbox_t *sb, const char *text, const char *what,
                      const char *name, json_t *notes, bool *cut);
 
+/* A shell run's output (a command, a terminal input): stdout and stderr cut to the limit (the
+ * whole saved as "<prefix>-stdout.txt" and "-stderr.txt" in sb's workspace when cut) and set in
+ * structured with "truncated"; notes noted in structured's "notes" array, which must exist.
+ * Returns the content blocks: stdout, stderr headed [stderr], the notes, then closing.
+ * Caller owns return value. */
+json_t *mcp_shell_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *prefix, const char *out,
+                         const char *err, json_t *structured, const char *closing);
+
 /* Remove ANSI escape sequences. Caller owns return value. */
 char *mcp_strip_ansi(const char *text);
 

@@ -300,8 +300,9 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
     sb->server = srv;
     sb->template_name = strdup(template_name);
     sb->kernel_name = strdup(mcp_arg_str(args, "kernel", "python3"));
-    sb->metadata = json_deep_copy(json_object_get(args, "metadata") ? json_object_get(args, "metadata") : json_object());
-    sb->env = json_deep_copy(env ? env : json_object());
+    json_t *metadata = json_object_get(args, "metadata");
+    sb->metadata = metadata ? json_deep_copy(metadata) : json_object();
+    sb->env = env ? json_deep_copy(env) : json_object();
     sb->env_list = sb->env ? s_env_list(sb->env) : NULL;
     sb->timeout_s = (int)mcp_arg_num(args, "timeout_s", cfg->timeout_s);
     sb->cpu_millis = limits.cpu_millis;

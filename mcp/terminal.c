@@ -26,7 +26,8 @@ static void s_end_timer(mcp_repl_t *repl)
     }
 }
 
-/* Finish the running call with what the streams hold (cut at the markers when found). */
+/* Finish the running call with what the streams hold (cut at the markers when found).
+ * exit_code is borrowed (NULL: none). */
 static void s_finish(mcp_repl_t *repl, const char *status, json_t *exit_code, const char *note)
 {
     mcp_call_t *call = repl->running;
@@ -36,38 +37,18 @@ static void s_finish(mcp_repl_t *repl, const char *status, json_t *exit_code, co
         return;
     call->repl = NULL;
     call->cancel = NULL;
-    mcp_server_t *srv = repl->sandbox->server;
-    json_t *notes = json_array();
-    if (note)
-        json_array_append_new(notes, json_string(note));
-    bool cut_out = false, cut_err = false;
-    cleanup_free char *name_out = cb_strdup_printf("%s-%lld-stdout.txt", repl->id, (long long)repl->started_ms);
-    cleanup_free char *name_err = cb_strdup_printf("%s-%lld-stderr.txt", repl->id, (long long)repl->started_ms);
-    cleanup_free char *out = mcp_limit_text(srv, repl->sandbox, cb_buf_str(&repl->out), "stdout", name_out, notes, &cut_out);
-    cleanup_free char *err = mcp_limit_text(srv, repl->sandbox, cb_buf_str(&repl->err), "stderr", name_err, notes, &cut_err);
-    json_t *structured = json_pack("{s:s, s:s, s:s, s:s, s:O, s:s, s:s, s:f, s:b, s:o, s:[], s:n}",
-                                   "session_id", repl->id, "sandbox_id", repl->sandbox->id, "type",
-                                   "terminal", "status", status, "exit_code", exit_code ? exit_code : json_null(),
-                                   "stdout", out ? out : "", "stderr", err ? err : "", "duration_ms",
-                                   (double)(cb_now_ms() - repl->started_ms), "truncated",
-                                   cut_out || cut_err, "notes", notes, "results", "error");
-    json_t *content = json_array();
-    if (out && out[0])
-        json_array_append_new(content, mcp_text_block(out));
-    if (err && err[0]) {
-        cleanup_free char *text = cb_strdup_printf("[stderr]\n%s", err);
-        json_array_append_new(content, mcp_text_block(text ? text : err));
-    }
-    size_t i;
-    json_t *n;
-    json_array_foreach(notes, i, n) {
-        cleanup_free char *text = cb_strdup_printf("[note] %s", json_string_value(n));
-        json_array_append_new(content, mcp_text_block(text ? text : ""));
-    }
-    cleanup_free char *line = json_is_integer(exit_code)
+    json_t *structured = json_pack("{s:s, s:s, s:s, s:s, s:O, s:f, s:[s*], s:[], s:n}", "session_id",
+                                   repl->id, "sandbox_id", repl->sandbox->id, "type", "terminal",
+                                   "status", status, "exit_code", exit_code ? exit_code : json_null(),
+                                   "duration_ms", (double)(cb_now_ms() - repl->started_ms), "notes",
+                                   note, "results", "error");
+    cleanup_free char *prefix = cb_strdup_printf("%s-%lld", repl->id, (long long)repl->started_ms);
+    cleanup_free char *closing = json_is_integer(exit_code)
         ? cb_strdup_printf("[exit code %lld]", (long long)json_integer_value(exit_code))
         : cb_strdup_printf("[%s]", status);
-    json_array_append_new(content, mcp_text_block(line ? line : status));
+    json_t *content = mcp_shell_result(repl->sandbox->server, repl->sandbox, prefix ? prefix : repl->id,
+                                       cb_buf_str(&repl->out), cb_buf_str(&repl->err), structured,
+                                       closing ? closing : status);
     cb_buf_clear(&repl->out);
     cb_buf_clear(&repl->err);
     mcp_call_finish(call, content, structured, strcmp(status, "ok") != 0);
@@ -89,7 +70,8 @@ static void s_check_markers(mcp_repl_t *repl)
     repl->out.len = (size_t)(o - repl->out.data);
     *e = '\0';
     repl->err.len = (size_t)(e - repl->err.data);
-    s_finish(repl, rc == 0 ? "ok" : "error", json_integer(rc), NULL);
+    json_auto_t *code = json_integer(rc);
+    s_finish(repl, rc == 0 ? "ok" : "error", code, NULL);
 }
 
 static void s_on_output(kg_command_t *c, const char *stream, const char *data, size_t len, void *arg)
