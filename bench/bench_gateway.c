@@ -8,6 +8,9 @@
  *   exec_ms    on the first kernel, after --warmup untimed runs, --n executions of a trivial cell:
  *              kg_execute() until on_done, the moment the gateway has both the execute_reply and
  *              the status idle for it. The loop is driven by kg_gateway_run_until().
+ *   outside_execution_ms   per execution, exec_ms minus the result's duration_ms (the gateway's
+ *              own time for it: execute_request sent until done): the gateway's dispatch around the
+ *              kernel's work, paired call by call; bench_mcp reports the same through MCP.
  *   gateway_cpu_us_per_exec   this process's user+sys CPU (getrusage RUSAGE_SELF: the gateway,
  *              its loop and ZMQ's I/O threads; kernels are children and not counted) over the timed
  *              loop, per execution: an upper bound of what the gateway adds to each execution.
@@ -28,6 +31,7 @@
 
 #include "cb/util.h"
 #include "kg/kg.h"
+#include "stats.h"
 
 /* Extra kernel environment, the same in bench_jupyter_client.py: only silences debugpy's start-up
  * warning about frozen modules on each ipykernel's stderr. */
@@ -58,6 +62,7 @@ typedef struct {
 typedef struct {
     volatile int done;
     int64_t done_us;
+    double duration_ms; /* the result's duration_ms: execute_request sent until done */
     char status[32];
     char error[256];
 } s_exec_t;
@@ -104,6 +109,7 @@ static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
 {
     s_exec_t *ex = arg;
     ex->done_us = cb_now_us();
+    ex->duration_ms = json_number_value(json_object_get(result, "duration_ms"));
     const char *status = json_string_value(json_object_get(result, "status"));
     snprintf(ex->status, sizeof ex->status, "%s", status ? status : "(none)");
     json_t *error = json_object_get(result, "error");
@@ -131,38 +137,10 @@ static s_cpu_t s_cpu_now(void)
                      (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6};
 }
 
-static int s_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double s_round4(double v) { return round(v * 1e4) / 1e4; }
-
-/* Nearest-rank percentile p of n sorted values (n > 0), rounded for printing. */
-static double s_pct(const double *sorted, size_t n, double p)
-{
-    double rank = ceil(p / 100.0 * (double)n);
-    return s_round4(sorted[rank < 1 ? 0 : (size_t)rank - 1]);
-}
-
-/* {p50, p90, p99, mean, min, max, n} of values (sorted in place). Caller owns return value. */
-static json_t *s_summary(double *values, size_t n)
-{
-    if (n == 0)
-        return json_pack("{s:i}", "n", 0);
-    qsort(values, n, sizeof *values, s_cmp_double);
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += values[i];
-    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "p50", s_pct(values, n, 50), "p90",
-                     s_pct(values, n, 90), "p99", s_pct(values, n, 99), "mean",
-                     s_round4(sum / (double)n), "min", s_round4(values[0]), "max",
-                     s_round4(values[n - 1]), "n", (json_int_t)n);
-}
-
-/* Run one execution to its end. Returns the round trip in ms, or -1 with a message on stderr. */
-static double s_execute_once(kg_gateway_t *gw, kg_kernel_t *kernel, const s_args_t *args)
+/* Run one execution to its end. Returns the round trip in ms, or -1 with a message on stderr;
+ * *inside_ms (when not NULL) gets the result's duration_ms. */
+static double s_execute_once(kg_gateway_t *gw, kg_kernel_t *kernel, const s_args_t *args,
+                             double *inside_ms)
 {
     s_exec_t ex = {0};
     kg_execute_opts_t opts = {.code = args->code, .on_done = s_on_done, .arg = &ex};
@@ -182,6 +160,8 @@ static double s_execute_once(kg_gateway_t *gw, kg_kernel_t *kernel, const s_args
                 ex.status, ex.error);
         return -1;
     }
+    if (inside_ms)
+        *inside_ms = ex.duration_ms;
     return (double)(ex.done_us - t0) / 1000.0;
 }
 
@@ -285,13 +265,15 @@ static kg_kernel_t *s_start_kernels(kg_gateway_t *gw, const s_args_t *args, s_st
     return first;
 }
 
-/* Warm up, then time the executions; fill exec_ms[] and *cpu_us_per_exec (user and sys, µs per
- * execution). Returns the number timed (stopping early at the time limit, with *note set), or -1. */
+/* Warm up, then time the executions; fill exec_ms[], outside_ms[] (each round trip minus the
+ * result's duration_ms) and *cpu_us_per_exec (user and sys, µs per execution). Returns the number
+ * timed (stopping early at the time limit, with *note set), or -1. */
 static int s_run_executions(kg_gateway_t *gw, kg_kernel_t *kernel, const s_args_t *args,
-                            double *exec_ms, s_cpu_t *cpu_us_per_exec, const char **note)
+                            double *exec_ms, double *outside_ms, s_cpu_t *cpu_us_per_exec,
+                            const char **note)
 {
     for (int i = 0; i < args->warmup; i++)
-        if (s_execute_once(gw, kernel, args) < 0)
+        if (s_execute_once(gw, kernel, args, NULL) < 0)
             return -1;
     fprintf(stderr, "bench_gateway: %d warm-up executions done; timing %d\n", args->warmup,
             args->n);
@@ -305,9 +287,11 @@ static int s_run_executions(kg_gateway_t *gw, kg_kernel_t *kernel, const s_args_
             fprintf(stderr, "bench_gateway: time limit of %g s reached\n", args->max_seconds);
             break;
         }
-        double ms = s_execute_once(gw, kernel, args);
+        double inside_ms = 0;
+        double ms = s_execute_once(gw, kernel, args, &inside_ms);
         if (ms < 0)
             return -1;
+        outside_ms[done] = ms - inside_ms;
         exec_ms[done++] = ms;
     }
     s_cpu_t cpu1 = s_cpu_now();
@@ -322,17 +306,18 @@ static json_t *s_json_us(double us)
     return isnan(us) ? json_null() : json_real(round(us * 10) / 10);
 }
 
-static int s_print_result(const s_args_t *args, double *start_ms, double *exec_ms, int n_exec,
-                          s_cpu_t cpu_us_per_exec, const char *note)
+static int s_print_result(const s_args_t *args, double *start_ms, double *exec_ms,
+                          double *outside_ms, int n_exec, s_cpu_t cpu_us_per_exec, const char *note)
 {
-    json_t *out =
-        json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o}", "name", "cellblock-gateway",
-                  "transport", "ipc", "kernel_name", args->kernel_name, "code", args->code,
-                  "warmup", args->warmup, "start_ms", s_summary(start_ms, (size_t)args->kernels),
-                  "exec_ms", s_summary(exec_ms, (size_t)n_exec), "gateway_cpu_us_per_exec",
-                  s_json_us(cpu_us_per_exec.user + cpu_us_per_exec.sys),
-                  "gateway_user_cpu_us_per_exec", s_json_us(cpu_us_per_exec.user),
-                  "gateway_sys_cpu_us_per_exec", s_json_us(cpu_us_per_exec.sys));
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "name",
+                            "cellblock-gateway", "transport", "ipc", "kernel_name",
+                            args->kernel_name, "code", args->code, "warmup", args->warmup,
+                            "start_ms", bench_summary(start_ms, (size_t)args->kernels), "exec_ms",
+                            bench_summary(exec_ms, (size_t)n_exec), "outside_execution_ms",
+                            bench_summary(outside_ms, (size_t)n_exec), "gateway_cpu_us_per_exec",
+                            s_json_us(cpu_us_per_exec.user + cpu_us_per_exec.sys),
+                            "gateway_user_cpu_us_per_exec", s_json_us(cpu_us_per_exec.user),
+                            "gateway_sys_cpu_us_per_exec", s_json_us(cpu_us_per_exec.sys));
     if (!out) {
         fprintf(stderr, "bench_gateway: building the JSON result failed\n");
         return -1;
@@ -365,7 +350,8 @@ int main(int argc, char **argv)
     s_start_t *starts = calloc((size_t)args.kernels, sizeof *starts);
     double *start_ms = calloc((size_t)args.kernels, sizeof *start_ms);
     double *exec_ms = calloc((size_t)args.n, sizeof *exec_ms);
-    if (!starts || !start_ms || !exec_ms) {
+    double *outside_ms = calloc((size_t)args.n, sizeof *outside_ms);
+    if (!starts || !start_ms || !exec_ms || !outside_ms) {
         fprintf(stderr, "bench_gateway: out of memory\n");
         return 1;
     }
@@ -382,15 +368,17 @@ int main(int argc, char **argv)
         s_cpu_t cpu_us_per_exec = {NAN, NAN};
         const char *note = NULL;
         kg_kernel_t *kernel = s_start_kernels(gw, &args, starts, start_ms);
-        int n_exec =
-            kernel ? s_run_executions(gw, kernel, &args, exec_ms, &cpu_us_per_exec, &note) : -1;
-        if (n_exec >= 0 &&
-            s_print_result(&args, start_ms, exec_ms, n_exec, cpu_us_per_exec, note) == 0)
+        int n_exec = kernel ? s_run_executions(gw, kernel, &args, exec_ms, outside_ms,
+                                               &cpu_us_per_exec, &note)
+                            : -1;
+        if (n_exec >= 0 && s_print_result(&args, start_ms, exec_ms, outside_ms, n_exec,
+                                          cpu_us_per_exec, note) == 0)
             rc = 0;
         kg_gateway_destroy(&gw); /* shuts every kernel down; their STOPPED events use starts[] */
     }
     free(starts);
     free(start_ms);
     free(exec_ms);
+    free(outside_ms);
     return rc;
 }

@@ -31,6 +31,7 @@
 #include "cb/util.h"
 #include "kg/kg.h"
 #include "sbx/sbx.h"
+#include "stats.h"
 
 #define S_GOAL_MS 10.0
 #define S_MiB (1024ull * 1024ull)
@@ -58,50 +59,12 @@ typedef struct {
     char last_stderr[256]; /* the kernel's last stderr line, for a failure's message */
 } s_watch_t;
 
-typedef struct {
-    double p50, p90, p99, mean, min, max;
-    size_t n;
-} s_stats_t;
-
-static int s_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double s_round4(double v) { return round(v * 1e4) / 1e4; }
-
-/* Nearest-rank figures of n values (sorted in place; n > 0). */
-static s_stats_t s_stats(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, s_cmp_double);
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += v[i];
-    s_stats_t s = {.mean = sum / (double)n, .min = v[0], .max = v[n - 1], .n = n};
-    const double ps[3] = {50, 90, 99};
-    double *out[3] = {&s.p50, &s.p90, &s.p99};
-    for (int i = 0; i < 3; i++) {
-        double rank = ceil(ps[i] / 100.0 * (double)n);
-        *out[i] = v[rank < 1 ? 0 : (size_t)rank - 1];
-    }
-    return s;
-}
-
-/* The summary shape of the other benchmarks. Caller owns return value. */
-static json_t *s_stats_json(const s_stats_t *s)
-{
-    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "p50", s_round4(s->p50), "p90",
-                     s_round4(s->p90), "p99", s_round4(s->p99), "mean", s_round4(s->mean), "min",
-                     s_round4(s->min), "max", s_round4(s->max), "n", (json_int_t)s->n);
-}
-
 /* Median of sbx[i] - host[i] over n pairs; diff holds n. */
 static double s_paired_median(const double *host, const double *sbx, double *diff, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         diff[i] = sbx[i] - host[i];
-    return s_stats(diff, n).p50;
+    return bench_stats(diff, n).p50;
 }
 
 static double s_ms_since(int64_t t0_us) { return (double)(cb_now_us() - t0_us) / 1000.0; }
@@ -260,7 +223,8 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
 }
 
 /* Print one case's figures, and for a sandbox case what it adds over its host case. */
-static void s_print_case(const char *name, const s_stats_t *s, const s_stats_t *host, double paired)
+static void s_print_case(const char *name, const bench_stats_t *s, const bench_stats_t *host,
+                         double paired)
 {
     fprintf(stderr, "bench_sandbox: %-16s p50 %8.2f  p90 %8.2f  min %8.2f ms (n %zu)", name, s->p50,
             s->p90, s->min, s->n);
@@ -335,9 +299,9 @@ int main(int argc, char **argv)
     }
     double t_paired = s_paired_median(t_host + 1, t_sbx + 1, t_diff, n);
     double k_paired = s_paired_median(k_host + 1, k_sbx + 1, k_diff, k);
-    s_stats_t th = s_stats(t_host + 1, n), ts = s_stats(t_sbx + 1, n);
-    s_stats_t tn = s_stats(t_new + 1, n), td = s_stats(t_del + 1, n);
-    s_stats_t kh = s_stats(k_host + 1, k), ks = s_stats(k_sbx + 1, k);
+    bench_stats_t th = bench_stats(t_host + 1, n), ts = bench_stats(t_sbx + 1, n);
+    bench_stats_t tn = bench_stats(t_new + 1, n), td = bench_stats(t_del + 1, n);
+    bench_stats_t kh = bench_stats(k_host + 1, k), ks = bench_stats(k_sbx + 1, k);
     free(v);
     double t_added = ts.p50 - th.p50, k_added = ks.p50 - kh.p50;
     bool met = t_added < S_GOAL_MS && k_added < S_GOAL_MS;
@@ -356,13 +320,13 @@ int main(int argc, char **argv)
         "name", "sandbox", "goal_ms", S_GOAL_MS, "kernel_name", args.kernel_name, "warmup", 1,
         "layers", "userns", layers.userns, "cgroup", cgroups[layers.cgroup], "cgroup_memory",
         layers.cgroup_memory, "cgroup_pids", layers.cgroup_pids, "cgroup_cpu", layers.cgroup_cpu,
-        "seccomp", layers.seccomp, "trivial_host_ms", s_stats_json(&th), "trivial_sandbox_ms",
-        s_stats_json(&ts), "sandbox_new_ms", s_stats_json(&tn), "sandbox_destroy_ms",
-        s_stats_json(&td), "kernel_host_ms", s_stats_json(&kh), "kernel_sandbox_ms",
-        s_stats_json(&ks), "trivial_added_ms", s_round4(t_added), "kernel_added_ms",
-        s_round4(k_added), "trivial_added_paired_ms", s_round4(t_paired), "kernel_added_paired_ms",
-        s_round4(k_paired), "trivial_goal_met", t_added < S_GOAL_MS, "kernel_goal_met",
-        k_added < S_GOAL_MS, "goal_met", met);
+        "seccomp", layers.seccomp, "trivial_host_ms", bench_stats_json(&th), "trivial_sandbox_ms",
+        bench_stats_json(&ts), "sandbox_new_ms", bench_stats_json(&tn), "sandbox_destroy_ms",
+        bench_stats_json(&td), "kernel_host_ms", bench_stats_json(&kh), "kernel_sandbox_ms",
+        bench_stats_json(&ks), "trivial_added_ms", bench_round4(t_added), "kernel_added_ms",
+        bench_round4(k_added), "trivial_added_paired_ms", bench_round4(t_paired),
+        "kernel_added_paired_ms", bench_round4(k_paired), "trivial_goal_met", t_added < S_GOAL_MS,
+        "kernel_goal_met", k_added < S_GOAL_MS, "goal_met", met);
     int rc = out ? json_dumpf(out, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : -1;
     json_decref(out);
     if (rc < 0 || fputc('\n', stdout) == EOF || fflush(stdout) == EOF) {

@@ -8,6 +8,14 @@ For each NAME, RAW_DIR holds NAME.json (the benchmark's JSON output), or NAME.sk
 comparison) and OUT_DIR/results.md (a markdown table), and prints the markdown. Standard library
 only (json for the data).
 
+When NAME includes "cellblock-mcp" (bench_mcp's output), results.json gains "mcp_overhead" and
+results.md an "MCP round trip" table: the execute round trip through jupyter_client, the gateway
+and the MCP server (stdio, kernels without a sandbox; "cellblock-mcp-sandboxed" adds a line with
+sandboxed kernels), what MCP adds at p50 (MCP p50 - gateway p50) and the verdict on the goal (the
+MCP layer adds under 0.1 ms at p50), the same paired call by call (each round trip minus the
+gateway's own duration_ms for it, MCP's p50 minus the gateway's), with the server's CPU per
+execution.
+
 When NAME includes "sandbox" (bench_sandbox's output), results.json gains "sandbox_overhead" and
 results.md a "Sandbox overhead" table: each case without and with a sandbox, what the sandbox
 adds at p50, and the verdict on the goal (the sandbox adds under 10 ms).
@@ -20,6 +28,8 @@ import sys
 REFERENCE = "jupyter_client"
 GATEWAY = "cellblock-gateway"
 SANDBOX = "sandbox"
+MCP = "cellblock-mcp"
+MCP_SANDBOXED = "cellblock-mcp-sandboxed"
 DASH = "—"
 
 
@@ -256,6 +266,134 @@ def sandbox_markdown(sb, ov):
     return "\n".join(lines) + "\n"
 
 
+# The MCP layer's goal: a code_execute round trip over MCP adds under 0.1 ms at p50 over the
+# gateway's own execute.
+MCP_GOAL_MS = 0.1
+
+
+def diff(a, b, digits=4):
+    return round(a - b, digits) if a is not None and b is not None else None
+
+
+def verdict(met):
+    return DASH if met is None else ("met" if met else "NOT met")
+
+
+def mcp_overhead(ref, gw, mcp, mcp_sbx):
+    """What the MCP layer adds. The goal's figure: MCP p50 - gateway p50 (two runs, two kernels).
+    The paired figure: each run's own p50 of (round trip - the gateway's duration_ms for that
+    execution), MCP's minus the gateway's; the kernel's time cancels out call by call. Also the
+    server's CPU per execution against the gateway's, and the verdicts (None where unmeasured)."""
+    added = diff(get(mcp, "exec_ms", "p50"), get(gw, "exec_ms", "p50"))
+    outside = get(mcp, "outside_execution_ms", "p50")
+    gw_outside = get(gw, "outside_execution_ms", "p50")
+    paired = diff(outside, gw_outside)
+    server_cpu = get(mcp, "mcp_server_cpu_us_per_exec")
+    server_sched = get(mcp, "mcp_server_sched_cpu_us_per_exec")
+    gw_cpu = get(gw, "gateway_cpu_us_per_exec")
+    return {
+        "goal_ms": MCP_GOAL_MS,
+        "jupyter_client_p50_ms": get(ref, "exec_ms", "p50"),
+        "gateway_p50_ms": get(gw, "exec_ms", "p50"),
+        "mcp_p50_ms": get(mcp, "exec_ms", "p50"),
+        "mcp_sandboxed_p50_ms": get(mcp_sbx, "exec_ms", "p50"),
+        "added_p50_ms": added,
+        "added_p90_ms": diff(get(mcp, "exec_ms", "p90"), get(gw, "exec_ms", "p90")),
+        "added_p99_ms": diff(get(mcp, "exec_ms", "p99"), get(gw, "exec_ms", "p99")),
+        "goal_met": None if added is None else added < MCP_GOAL_MS,
+        "mcp_outside_execution_p50_ms": outside,
+        "gateway_outside_execution_p50_ms": gw_outside,
+        "paired_added_p50_ms": paired,
+        "paired_goal_met": None if paired is None else paired < MCP_GOAL_MS,
+        "ping_p50_ms": get(mcp, "ping_ms", "p50"),
+        "mcp_server_cpu_us_per_exec": server_cpu,
+        "mcp_server_sched_cpu_us_per_exec": server_sched,
+        "gateway_cpu_us_per_exec": gw_cpu,
+        "server_cpu_added_us": diff(server_cpu, gw_cpu, 1),
+        "server_sched_cpu_added_us": diff(server_sched, gw_cpu, 1),
+        "added_means": "MCP figure - gateway figure, each from its own run with its own kernel",
+    }
+
+
+def mcp_markdown(ref, gw, mcp, mcp_sbx, ov):
+    """The "MCP round trip" section of results.md."""
+    lines = ["", "## MCP round trip", ""]
+    if ov["added_p50_ms"] is None:
+        lines.append(f"No comparison: {MCP if get(mcp, 'exec_ms', 'p50') is None else GATEWAY} "
+                     "has no figures (see below).")
+    else:
+        a = ov["added_p50_ms"]
+        lines.append(
+            f"MCP adds {fmt(a, 3)} ms at p50 (MCP p50 {fmt(ov['mcp_p50_ms'], 3)} ms − gateway "
+            f"p50 {fmt(ov['gateway_p50_ms'], 3)} ms). Goal, the MCP layer adds < "
+            f"{MCP_GOAL_MS} ms at p50: **{verdict(ov['goal_met'])}** by this difference of "
+            "medians, which compares two runs with two kernels"
+            + (" (negative: the runs differ by more than the MCP layer costs; noise, not a "
+               "speed-up)." if a < 0 else "."))
+        lines.append(
+            f"Paired, call by call (each round trip minus the gateway's own duration_ms for that "
+            f"execution, so the kernel's time drops out): p50 "
+            f"{fmt(ov['mcp_outside_execution_p50_ms'], 3)} ms through MCP, "
+            f"{fmt(ov['gateway_outside_execution_p50_ms'], 3)} ms through the gateway alone: MCP "
+            f"adds {fmt(ov['paired_added_p50_ms'], 3)} ms, goal "
+            f"**{verdict(ov['paired_goal_met'])}** by this measure, the steadier of the two. A "
+            f"JSON-RPC ping (no tool, no kernel) takes {fmt(ov['ping_p50_ms'], 3)} ms at p50.")
+        lines.append(
+            f"MCP server CPU per execution: {fmt(ov['mcp_server_cpu_us_per_exec'], 0)} µs "
+            f"(/proc utime+stime, clock ticks), {fmt(ov['mcp_server_sched_cpu_us_per_exec'], 0)} "
+            f"µs by schedstat (ns); the gateway alone (bench_gateway's process, getrusage) "
+            f"{fmt(ov['gateway_cpu_us_per_exec'], 0)} µs; server − gateway: "
+            f"{fmt(ov['server_cpu_added_us'], 0)} µs by /proc, "
+            f"{fmt(ov['server_sched_cpu_added_us'], 0)} µs by schedstat (the gateway's own CPU "
+            "per execution varies by about ±100 µs from run to run). "
+            f"Request {get(mcp, 'request_bytes')} bytes, reply {get(mcp, 'reply_bytes')} bytes, "
+            "one line each.")
+    stats = ("p50", "p90", "p99", "mean")
+    lines += ["", "| round trip of a trivial cell | p50 (ms) | p90 (ms) | p99 (ms) | mean (ms) "
+              "| outside the execution, p50 (ms) ⁵ | CPU per execution (µs) ⁶ | executions |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        (f"{REFERENCE} (execute + idle)", ref, "client_cpu_us_per_exec"),
+        (f"{GATEWAY} (kg_execute to on_done)", gw, "gateway_cpu_us_per_exec"),
+        (f"{MCP} (code_execute over stdio, --no-sandbox)", mcp, "mcp_server_cpu_us_per_exec"),
+    ]
+
+    def row(label, bench, cpu):
+        return (f"| {label} | " + " | ".join(fmt(get(bench, "exec_ms", st), 3) for st in stats)
+                + f" | {fmt(get(bench, 'outside_execution_ms', 'p50'), 3)}"
+                f" | {fmt(get(bench, cpu), 0)} | {fmt(get(bench, 'exec_ms', 'n'), 0)} |")
+
+    lines += [row(*r) for r in rows]
+    lines.append(
+        "| **MCP adds (p50 MCP − p50 gateway)** | **" + fmt(ov["added_p50_ms"], 3) + "** | "
+        + " | ".join(fmt(diff(get(mcp, "exec_ms", st), get(gw, "exec_ms", st)), 3)
+                     for st in stats[1:])
+        + f" | {fmt(ov['paired_added_p50_ms'], 3)} | {fmt(ov['server_cpu_added_us'], 0)}"
+        f" | {DASH} |")
+    if get(mcp_sbx, "exec_ms", "p50") is not None:
+        lines.append(row(f"{MCP_SANDBOXED} (extra: kernel in a sandbox)", mcp_sbx,
+                         "mcp_server_cpu_us_per_exec"))
+    lines += [
+        "",
+        "⁵ per execution, the round trip minus the gateway's duration_ms in the result "
+        "(execute_request sent until done), then p50: for the gateway its own dispatch around the "
+        "kernel's work; for MCP that plus the MCP layer, both pipe hops and the client. In the "
+        "MCP adds row: MCP − gateway, the paired figure.",
+        "⁶ per execution over the timed loop: for jupyter_client and the gateway, the benchmark's "
+        "own process (getrusage); for MCP, the server process's utime+stime from /proc/PID/stat "
+        "(all its threads, the gateway inside it included; not the kernel), which /proc counts in "
+        "clock ticks, so it is coarse over a short loop. In the MCP adds row: server − gateway.",
+        "The three run one after another in one bench/run, each with its own kernel; the p50 of "
+        "one kernel's round trips can differ from another's by much more than 0.1 ms, which the "
+        "paired figure avoids.",
+    ]
+    for bench in (mcp, mcp_sbx):
+        for key in ("skipped", "failed", "note"):
+            if bench.get(key):
+                lines.append(f"\n**{bench['name']} {key}:** {bench[key]}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -268,6 +406,11 @@ def main(argv):
     cmp = comparison(ref, gw)
     results = {"machine": m, "benchmarks": benches, "comparison": cmp}
     md = markdown(m, ref, gw, cmp)
+    if MCP in benches:
+        mcp = benches[MCP]
+        mcp_sbx = benches.get(MCP_SANDBOXED, {"name": MCP_SANDBOXED, "skipped": "not run"})
+        results["mcp_overhead"] = mcp_overhead(ref, gw, mcp, mcp_sbx)
+        md += mcp_markdown(ref, gw, mcp, mcp_sbx, results["mcp_overhead"])
     if SANDBOX in benches:
         results["sandbox_overhead"] = sandbox_overhead(benches[SANDBOX])
         md += sandbox_markdown(benches[SANDBOX], results["sandbox_overhead"])
