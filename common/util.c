@@ -201,3 +201,49 @@ char **cb_strv_copy(const char *const *v)
     }
     return out;
 }
+
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), or 0 when it is not one. */
+static size_t s_utf8_len(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (!len || len > n || s[0] > 0xF4)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    /* overlong 3- and 4-byte forms, UTF-16 surrogates, beyond U+10FFFF */
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return len;
+}
+
+char *cb_text_lossy(const char *data, size_t len, size_t *len_out)
+{
+    cb_buf_t out = {0};
+    const unsigned char *u = (const unsigned char *)data;
+    size_t run = 0; /* start of the good bytes not yet copied */
+    int rc = cb_buf_append(&out, "", 0);
+    for (size_t i = 0; i < len && rc == 0;) {
+        size_t n = u[i] ? s_utf8_len(u + i, len - i) : 0;
+        if (n) {
+            i += n;
+            continue;
+        }
+        rc = cb_buf_append(&out, data + run, i - run);
+        if (rc == 0)
+            rc = cb_buf_append(&out, "\xEF\xBF\xBD", 3);
+        run = ++i;
+    }
+    if (rc == 0 && len > run)
+        rc = cb_buf_append(&out, data + run, len - run);
+    if (rc < 0) {
+        cb_buf_free(&out);
+        return NULL;
+    }
+    if (len_out)
+        *len_out = out.len;
+    return out.data ? out.data : strdup("");
+}

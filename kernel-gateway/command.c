@@ -469,51 +469,12 @@ int kg_command_kill(kg_command_t *self, cb_error_t *err)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), or 0 when it is not one. */
-static size_t s_utf8_len(const unsigned char *s, size_t n)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
-    if (!len || len > n || s[0] > 0xF4)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    /* overlong 3- and 4-byte forms, UTF-16 surrogates, beyond U+10FFFF */
-    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
-        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
-        return 0;
-    return len;
-}
-
-/* Bytes as a JSON string; each byte that is not part of valid UTF-8 becomes U+FFFD. NULL only
- * when memory runs out. */
+/* Bytes as a JSON string (see cb_text_lossy). NULL only when memory runs out. */
 static json_t *s_json_text(const char *data, size_t len)
 {
-    json_t *s = json_stringn(data, len);
-    if (s)
-        return s;
-    cb_buf_t clean = {0};
-    const unsigned char *u = (const unsigned char *)data;
-    size_t run = 0; /* start of the valid bytes not yet copied */
-    int rc = 0;
-    for (size_t i = 0; i < len && rc == 0;) {
-        size_t n = s_utf8_len(u + i, len - i);
-        if (n) {
-            i += n;
-            continue;
-        }
-        rc = cb_buf_append(&clean, data + run, i - run);
-        if (rc == 0)
-            rc = cb_buf_append(&clean, "\xEF\xBF\xBD", 3);
-        run = ++i;
-    }
-    if (rc == 0 && len > run)
-        rc = cb_buf_append(&clean, data + run, len - run);
-    s = rc == 0 ? json_stringn(cb_buf_str(&clean), clean.len) : NULL;
-    cb_buf_free(&clean);
-    return s;
+    size_t n = 0;
+    cleanup_free char *text = cb_text_lossy(data, len, &n);
+    return text ? json_stringn(text, n) : NULL;
 }
 
 json_t *kg_command_snapshot(const kg_command_t *self)

@@ -35,6 +35,8 @@ struct kg_execution {
     bool got_idle;
     bool clear_pending; /* clear_output(wait=True): clear before the next output */
     const char *forced_status; /* "timeout" or "cancelled" override the reply's status */
+    bool executing;            /* execute_input seen: the kernel runs the code and takes SIGINT */
+    bool interrupt_deferred;   /* an interrupt waits for execute_input (see s_interrupt) */
     char *stdin_failure;       /* set when input() asked for more than was supplied */
     int timeout_timer;
     int grace_timer;
@@ -257,6 +259,8 @@ static void s_answer_input(kg_execution_t *x, const kg_msg_t *request)
     kg_kernel_send(k, KG_CH_STDIN, &reply);
 }
 
+static void s_send_interrupt(kg_execution_t *x);
+
 void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t *msg)
 {
     const char *type = kg_msg_type(msg);
@@ -284,6 +288,12 @@ void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t 
             return;
         output_kind = "input_request";
         s_answer_input(x, msg);
+    } else if (strcmp(type, "execute_input") == 0) {
+        x->executing = true;
+        if (x->interrupt_deferred) {
+            x->interrupt_deferred = false;
+            s_send_interrupt(x);
+        }
     } else if (strcmp(type, "status") == 0) {
         const char *state = json_string_value(json_object_get(content, "execution_state"));
         if (state && strcmp(state, "idle") == 0)
@@ -302,7 +312,10 @@ void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t 
             s_clear_outputs(x);
         if (strcmp(type, "stream") == 0) {
             const char *name = json_string_value(json_object_get(content, "name"));
-            const char *text = json_string_value(json_object_get(content, "text"));
+            json_t *jtext = json_object_get(content, "text");
+            /* A NUL in the text (JSON allows \u0000) would cut the stream short: made U+FFFD. */
+            cleanup_free char *text = json_is_string(jtext)
+                ? cb_text_lossy(json_string_value(jtext), json_string_length(jtext), NULL) : NULL;
             if (text)
                 s_append_stream(x, name && strcmp(name, "stderr") == 0, text);
         } else if (strcmp(type, "display_data") == 0) {
@@ -349,15 +362,33 @@ static int s_on_grace(zloop_t *loop, int timer_id, void *arg)
 
 /* Interrupt the running code; the result will carry status and note. If the kernel does not
  * finish within the grace period it is restarted (s_on_grace). */
+/* Send the interrupt and give the code interrupt_grace_ms to stop. */
+static void s_send_interrupt(kg_execution_t *x)
+{
+    cb_error_t err = {0};
+    if (kg_kernel_interrupt(x->kernel, &err) < 0)
+        cb_warn("execution %.8s: %s", x->id, err.msg);
+    if (x->grace_timer >= 0)
+        zloop_timer_end(x->kernel->gw->loop, x->grace_timer);
+    x->grace_timer = zloop_timer(x->kernel->gw->loop, (size_t)x->kernel->gw->cfg.interrupt_grace_ms,
+                                 1, s_on_grace, x);
+}
+
+/* ipykernel ignores SIGINT between requests and only takes it once the execute handler runs
+ * (it announces that with execute_input), so an interrupt that comes earlier would be lost and
+ * the grace would end in a restart. It is sent when execute_input arrives instead; the grace
+ * timer runs meanwhile all the same, in case the kernel never gets there. */
 static void s_interrupt(kg_execution_t *x, const char *status, const char *note)
 {
     if (x->forced_status)
         return; /* already interrupting */
     x->forced_status = status;
     s_note(x, note);
-    cb_error_t err = {0};
-    if (kg_kernel_interrupt(x->kernel, &err) < 0)
-        cb_warn("execution %.8s: %s", x->id, err.msg);
+    if (x->executing) {
+        s_send_interrupt(x);
+        return;
+    }
+    x->interrupt_deferred = true;
     x->grace_timer = zloop_timer(x->kernel->gw->loop, (size_t)x->kernel->gw->cfg.interrupt_grace_ms,
                                  1, s_on_grace, x);
 }

@@ -236,7 +236,9 @@ json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *e
         return NULL;
     json_t *out = json_array();
     for (size_t i = 0; i < count && out; i++) {
-        json_t *e = json_pack("{s:s, s:s, s:I, s:I}", "name", list[i].name, "type", types[list[i].type],
+        /* A name need not be UTF-8; one that is not is shown with U+FFFD. */
+        cleanup_free char *name = cb_text_lossy(list[i].name, strlen(list[i].name), NULL);
+        json_t *e = json_pack("{s:s, s:s, s:I, s:I}", "name", name ? name : "?", "type", types[list[i].type],
                               "size", (json_int_t)list[i].size, "mtime_ms", (json_int_t)list[i].mtime_ms);
         if (!e || json_array_append_new(out, e) < 0) {
             json_decref(out);

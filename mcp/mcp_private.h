@@ -22,6 +22,7 @@
 #define MCP_PROGRESS_GAP_MS 50     /* at most one progress notification per call per gap */
 #define MCP_PROGRESS_TEXT_MAX 4000 /* bytes of output carried by one progress notification */
 #define MCP_OUTPUTS_DIR "/home/user/.cellblock/outputs"
+#define MCP_REPLY_MAX (8u << 20)   /* largest tools/call reply; bigger ones become an error */
 
 /* JSON-RPC error codes the server answers with. */
 #define MCP_RPC_ERROR_MAP(X)                                                                       \

@@ -106,9 +106,12 @@ static void s_flush_progress(mcp_call_t *call)
         return;
     call->progress += 1;
     call->last_progress_ms = cb_now_ms();
-    s_notify(call->session, "notifications/progress",
-             json_pack("{s:O, s:f, s:s%}", "progressToken", call->progress_token, "progress",
-                       call->progress, "message", call->pending.data, call->pending.len));
+    size_t len = 0; /* raw output may cut a character or hold bytes that are not text */
+    cleanup_free char *text = cb_text_lossy(call->pending.data, call->pending.len, &len);
+    if (text)
+        s_notify(call->session, "notifications/progress",
+                 json_pack("{s:O, s:f, s:s%}", "progressToken", call->progress_token, "progress",
+                           call->progress, "message", text, len));
     cb_buf_clear(&call->pending);
 }
 
@@ -173,6 +176,16 @@ void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool
         content = NULL;
         if (result && structured)
             json_object_set(result, "structuredContent", structured);
+        size_t size = result ? json_dumpb(result, NULL, 0, JSON_COMPACT) : 0;
+        if (size > MCP_REPLY_MAX) { /* clients drop bigger messages (the SDK's stdio: 10 MiB) */
+            json_decref(result);
+            char text[300];
+            snprintf(text, sizeof text, "The result was %zu bytes, more than the %u a reply may carry. "
+                     "Ask for less: a smaller max_bytes or an offset for files, fewer or smaller "
+                     "images (save them with savefig and download them one by one).",
+                     size, MCP_REPLY_MAX);
+            result = json_pack("{s:[o], s:b}", "content", mcp_text_block(text), "isError", 1);
+        }
         if (result)
             s_reply(s, call->id, result);
         else
@@ -322,7 +335,7 @@ void mcp_session_reject(mcp_session_t *self, int code, const char *message)
 void mcp_session_handle(mcp_session_t *self, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_auto_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_auto_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!msg)
         return s_error(self, NULL, MCP_RPC_PARSE, "parse error: %s (at byte %d)", jerr.text, jerr.position);
     json_t *id = json_object_get(msg, "id");

@@ -43,32 +43,32 @@ static void s_finish(mcp_repl_t *repl, const char *status, json_t *exit_code, co
                                    "duration_ms", (double)(cb_now_ms() - repl->started_ms), "notes",
                                    note, "results", "error");
     cleanup_free char *prefix = cb_strdup_printf("%s-%lld", repl->id, (long long)repl->started_ms);
+    cleanup_free char *out = cb_text_lossy(repl->out.data ? repl->out.data : "", repl->out.len, NULL);
+    cleanup_free char *err = cb_text_lossy(repl->err.data ? repl->err.data : "", repl->err.len, NULL);
     cleanup_free char *closing = json_is_integer(exit_code)
         ? cb_strdup_printf("[exit code %lld]", (long long)json_integer_value(exit_code))
         : cb_strdup_printf("[%s]", status);
     json_t *content = mcp_shell_result(repl->sandbox->server, repl->sandbox, prefix ? prefix : repl->id,
-                                       cb_buf_str(&repl->out), cb_buf_str(&repl->err), structured,
+                                       out ? out : "", err ? err : "", structured,
                                        closing ? closing : status);
     cb_buf_clear(&repl->out);
     cb_buf_clear(&repl->err);
     mcp_call_finish(call, content, structured, strcmp(status, "ok") != 0);
 }
 
-/* Both markers seen: cut them off and finish. */
+/* Both markers seen: cut them off and finish. The buffers hold raw bytes (NULs too). */
 static void s_check_markers(mcp_repl_t *repl)
 {
     char needle[64];
-    snprintf(needle, sizeof needle, "\n%s ", repl->marker);
-    char *o = repl->out.data ? strstr(repl->out.data, needle) : NULL;
-    char *end = o ? strchr(o + strlen(needle), '\n') : NULL;
-    snprintf(needle, sizeof needle, "\n%s\n", repl->marker);
-    char *e = repl->err.data ? strstr(repl->err.data, needle) : NULL;
+    int n = snprintf(needle, sizeof needle, "\n%s ", repl->marker);
+    char *o = repl->out.data ? memmem(repl->out.data, repl->out.len, needle, (size_t)n) : NULL;
+    char *end = o ? memchr(o + n, '\n', repl->out.len - (size_t)(o + n - repl->out.data)) : NULL;
+    int m = snprintf(needle, sizeof needle, "\n%s\n", repl->marker);
+    char *e = repl->err.data ? memmem(repl->err.data, repl->err.len, needle, (size_t)m) : NULL;
     if (!o || !end || !e)
         return;
-    long long rc = strtoll(o + strlen(repl->marker) + 2, NULL, 10);
-    *o = '\0';
+    long long rc = strtoll(o + n, NULL, 10);
     repl->out.len = (size_t)(o - repl->out.data);
-    *e = '\0';
     repl->err.len = (size_t)(e - repl->err.data);
     json_auto_t *code = json_integer(rc);
     s_finish(repl, rc == 0 ? "ok" : "error", code, NULL);

@@ -180,7 +180,7 @@ static const mcp_tool_t s_tools[] = {
      S_OBJ(P_PATH("The file, e.g. out.png or /home/user/out.png.") ","
            "\"encoding\":{\"type\":\"string\",\"enum\":[\"auto\",\"text\",\"base64\"],\"description\":\"auto (default): text when the bytes are UTF-8.\"},"
            "\"offset\":" S_INT("First byte to read.", 0, 1099511627776) ","
-           "\"max_bytes\":" S_INT("Most bytes to read (default 1 MiB).", 1, 16777216) ","
+           "\"max_bytes\":" S_INT("Most bytes to read (default 1 MiB).", 1, 2097152) ","
            P_SANDBOX,
            "\"path\""),
      OUT_SIMPLE("\"path\":{\"type\":\"string\"},\"size\":{\"type\":\"integer\"},\"offset\":{\"type\":\"integer\"},"

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# install-deps.sh: install everything cellblock needs to build, test and run, with apt-get.
+# install-deps.sh: install everything cellblock needs to build, test and run, with apt-get; then
+# the MCP tests' npm packages (tests/mcp, `npm ci` from the committed package-lock.json).
 #
 # Idempotent: asks dpkg which packages are missing and installs only those; runs `apt-get update`
 # only when something is missing. Uses sudo when not root. Debian 12 (bookworm) package names.
+# nodejs and npm are added only when the `node` or `npm` command is missing (a NodeSource nodejs,
+# which bundles npm, is left alone). `npm ci` runs only when tests/mcp/node_modules is older than
+# tests/mcp/package-lock.json (npm's node_modules/.package-lock.json is the stamp).
 set -euo pipefail
 
 PACKAGES=(
@@ -16,6 +20,36 @@ PACKAGES=(
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+# Node for the MCP tests: only when the commands are missing.
+if ! command -v node >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+elif ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(npm)
+fi
+
+MCP_TESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/mcp"
+
+# npm ci in tests/mcp unless node_modules is newer than the lock file. A failure (no registry)
+# stops the install: the MCP tests are part of the suite.
+install_node_modules() {
+    local lock="$MCP_TESTS_DIR/package-lock.json" stamp="$MCP_TESTS_DIR/node_modules/.package-lock.json"
+    [[ -f "$lock" ]] || return 0
+    if [[ -f "$stamp" && "$stamp" -nt "$lock" ]]; then
+        log "tests/mcp node modules up to date"
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        log "npm not found; the MCP tests will be skipped"
+        return 0
+    fi
+    log "running npm ci in tests/mcp"
+    if ! (cd "$MCP_TESTS_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2); then
+        log "npm ci in tests/mcp failed (is the npm registry reachable?)"
+        exit 1
+    fi
+    log "tests/mcp node modules installed"
+}
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     log "this script needs a Debian-family system (dpkg-query and apt-get); install by hand:"
@@ -33,6 +67,7 @@ done
 
 if ((${#missing[@]} == 0)); then
     log "all ${#PACKAGES[@]} packages already installed"
+    install_node_modules
     exit 0
 fi
 
@@ -53,3 +88,4 @@ log "running apt-get install"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq "${missing[@]}" >&2
 log "installed: ${missing[*]}"
+install_node_modules

@@ -38,6 +38,11 @@ void cb_strv_free(char **v);
  * value (free with cb_strv_free); NULL on allocation failure. */
 char **cb_strv_copy(const char *const *v);
 
+/* Bytes as text fit for JSON and C strings: valid UTF-8 with no NUL. Each byte that is not part
+ * of a valid UTF-8 sequence, and each NUL, becomes U+FFFD. *len_out (may be NULL) is the result's
+ * length. Caller owns return value; NULL only when memory runs out. */
+char *cb_text_lossy(const char *data, size_t len, size_t *len_out);
+
 /* A growable byte buffer, always NUL-terminated when non-empty. Zero-initialise to use. */
 typedef struct {
     char *data;

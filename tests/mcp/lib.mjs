@@ -1,0 +1,567 @@
+// lib.mjs: what the MCP test scripts share.
+//
+//   node <script>.mjs PATH/TO/cellblock          (ctest passes $<TARGET_FILE:cellblock>)
+//
+// - SKIP (exit 77) when node is older than 18 or tests/mcp/node_modules is missing
+//   (scripts/install-deps.sh runs `npm ci` here).
+// - startServer(): `cellblock mcp` through the official SDK client (StdioClientTransport), its
+//   stderr kept in a buffer that finish() prints when a check failed, every message it sends
+//   recorded, its process tree followed so close() can prove nothing is left behind.
+// - startRaw(): the same binary on plain pipes, for the protocol edges the SDK never produces.
+// - check(cond, what, detail) / finish(): "ok - what" / "FAIL - what: detail", as
+//   tests/integration/checks.py does; finish() returns the exit status.
+// - withDeadline(promise, ms, what): wait for an event, fail when it does not come in time.
+//
+// Every wait has a deadline; nothing sleeps on hope. A watchdog ends the script (and the servers
+// it started, by pid) before ctest's own TIMEOUT would, so failures come with their details.
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const HERE = dirname(fileURLToPath(import.meta.url));
+
+function skip(reason) {
+    console.log(`SKIP: ${reason}`);
+    process.exit(77);
+}
+
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+if (NODE_MAJOR < 18) skip(`node ${process.version} is older than 18`);
+if (!existsSync(join(HERE, 'node_modules', '@modelcontextprotocol', 'sdk', 'package.json')))
+    skip('tests/mcp/node_modules is missing: run scripts/install-deps.sh (npm ci in tests/mcp)');
+
+export const BIN = process.argv[2];
+if (!BIN) {
+    console.log(`usage: node ${process.argv[1]} PATH/TO/cellblock`);
+    process.exit(2);
+}
+if (!existsSync(BIN)) {
+    console.log(`FAIL - the cellblock binary exists: ${BIN} not found`);
+    process.exit(1);
+}
+
+const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
+const types = await import('@modelcontextprotocol/sdk/types.js');
+export const { McpError, LoggingMessageNotificationSchema } = types;
+export { Client, StdioClientTransport };
+
+export const ALL_TOOLS = [
+    'sandbox_create', 'sandbox_list', 'sandbox_info', 'sandbox_delete', 'code_execute',
+    'code_execute_async', 'execution_status', 'execution_cancel', 'command_execute',
+    'file_upload', 'file_download', 'file_list', 'file_delete', 'session_create',
+    'session_execute', 'session_close', 'session_connect', 'sandbox_logs', 'sandbox_metrics',
+    'run_code',
+];
+
+// ---- checks --------------------------------------------------------------------------------
+
+const failures = [];
+const servers = []; // everything started, for stderr on failure and the watchdog
+
+export function check(cond, what, detail = '') {
+    if (cond) {
+        console.log(`ok - ${what}`);
+    } else {
+        let d = typeof detail === 'string' ? detail : safeJson(detail);
+        if (d.length > 4000) d = d.slice(0, 4000) + `... (${d.length} chars)`;
+        console.log(`FAIL - ${what}${d ? ': ' + d : ''}`);
+        failures.push(what);
+    }
+    return Boolean(cond);
+}
+
+export function note(text) {
+    console.log(`# ${text}`);
+}
+
+export function finish() {
+    if (failures.length) {
+        for (const s of servers) s.printStderr();
+        console.log(`${failures.length} check(s) failed: ${JSON.stringify(failures)}`);
+        return 1;
+    }
+    console.log('all checks passed');
+    return 0;
+}
+
+export function safeJson(v) {
+    try {
+        return JSON.stringify(v, (k, x) => (typeof x === 'string' && x.length > 600 ? x.slice(0, 600) + `...(${x.length})` : x));
+    } catch {
+        return String(v);
+    }
+}
+
+// Run fn (an async test body); an exception is a failed check, not a crash. Always runs cleanup.
+export async function run(fn) {
+    try {
+        await fn();
+    } catch (e) {
+        check(false, 'the test body ran without an unexpected exception', e?.stack || String(e));
+    } finally {
+        for (const s of servers.slice().reverse()) {
+            if (!s.closed) {
+                try {
+                    await s.close();
+                } catch (e) {
+                    check(false, `${s.label}: closed cleanly`, e?.stack || String(e));
+                }
+            }
+        }
+    }
+    process.exit(finish());
+}
+
+// One part of a script: an exception (a missing answer, a JSON-RPC error where a result was
+// expected) is a failed check, and the script goes on with the next part.
+export async function section(name, fn) {
+    console.log(`# -- ${name}`);
+    try {
+        return await fn();
+    } catch (e) {
+        check(false, `${name}: ran without an unexpected exception`, e?.stack || String(e));
+        return undefined;
+    }
+}
+
+// A watchdog under ctest's TIMEOUT (300 s): report, kill our own servers by pid, exit.
+const WATCHDOG_MS = Number(process.env.CB_MCP_WATCHDOG_MS || 270000);
+setTimeout(() => {
+    check(false, `the script finished within its ${WATCHDOG_MS / 1000} s watchdog`);
+    for (const s of servers) {
+        if (s.pid && !s.exit) {
+            try {
+                process.kill(s.pid, 'SIGKILL');
+            } catch {}
+        }
+    }
+    process.exit(finish());
+}, WATCHDOG_MS).unref();
+
+export class DeadlineError extends Error {}
+
+export function withDeadline(promise, ms, what) {
+    let timer;
+    const deadline = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new DeadlineError(`${what}: nothing within ${ms} ms`)), ms);
+    });
+    return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+// Poll a condition (for things with no event to wait on, like a process leaving /proc).
+export async function waitUntil(fn, ms, what, everyMs = 50) {
+    const end = Date.now() + ms;
+    for (;;) {
+        const v = await fn();
+        if (v) return v;
+        if (Date.now() > end) throw new DeadlineError(`${what}: not within ${ms} ms`);
+        await new Promise((r) => setTimeout(r, everyMs));
+    }
+}
+
+// A promise plus its resolve, for events.
+export function deferred() {
+    let resolve, reject;
+    const promise = new Promise((a, b) => {
+        resolve = a;
+        reject = b;
+    });
+    return { promise, resolve, reject };
+}
+
+// ---- results -------------------------------------------------------------------------------
+
+export const sc = (r) => r?.structuredContent ?? {};
+export const textOf = (r) => (r?.content ?? []).filter((b) => b.type === 'text').map((b) => b.text).join('\n');
+export const imagesOf = (r) => (r?.content ?? []).filter((b) => b.type === 'image');
+export function mainResult(r, mime = 'text/plain') {
+    const res = sc(r).results ?? [];
+    const main = res.find((x) => x.is_main_result) ?? null;
+    return main?.data?.[mime];
+}
+export const brief = (r) => safeJson({ isError: r?.isError, text: textOf(r).slice(0, 1500), structuredContent: r?.structuredContent });
+
+// ---- processes -----------------------------------------------------------------------------
+
+// {pid: {ppid, start, cmd}} for every process on the host.
+export function processTable() {
+    const table = new Map();
+    for (const e of readdirSync('/proc')) {
+        if (!/^\d+$/.test(e)) continue;
+        try {
+            const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+            const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            // rest[0] is field 3 (state): ppid is field 4, starttime field 22
+            table.set(Number(e), { ppid: Number(rest[1]), start: rest[19], state: rest[0] });
+        } catch {}
+    }
+    return table;
+}
+
+export function cmdline(pid) {
+    try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+    } catch {
+        return null;
+    }
+}
+
+// Descendants of pid (not pid itself): Map pid -> start time.
+export function descendants(pid, table = processTable()) {
+    const kids = new Map();
+    for (const [p, info] of table) {
+        if (!kids.has(info.ppid)) kids.set(info.ppid, []);
+        kids.get(info.ppid).push(p);
+    }
+    const out = new Map();
+    const todo = [...(kids.get(pid) ?? [])];
+    while (todo.length) {
+        const p = todo.pop();
+        if (out.has(p)) continue;
+        out.set(p, table.get(p).start);
+        todo.push(...(kids.get(p) ?? []));
+    }
+    return out;
+}
+
+// Is the process pid with this start time still there (not a zombie, not a reused pid)?
+export function alive(pid, start) {
+    try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return rest[19] === start && rest[0] !== 'Z' && rest[0] !== 'X';
+    } catch {
+        return false;
+    }
+}
+
+function stderrBuffer(label) {
+    const chunks = [];
+    let size = 0;
+    return {
+        push(chunk) {
+            chunks.push(chunk);
+            size += chunk.length;
+            while (size > 256 * 1024 && chunks.length > 1) size -= chunks.shift().length;
+        },
+        text: () => Buffer.concat(chunks).toString('utf8'),
+        print() {
+            const t = Buffer.concat(chunks).toString('utf8');
+            if (!t) return;
+            const tail = t.length > 12000 ? t.slice(-12000) : t;
+            console.log(`# ---- stderr of ${label}${tail.length < t.length ? ' (last 12000 chars)' : ''} ----`);
+            for (const line of tail.split('\n')) console.log(`# ${line}`);
+        },
+    };
+}
+
+export function serverEnv(overrides = {}) {
+    const env = { ...process.env, ...overrides };
+    for (const [k, v] of Object.entries(env)) if (v === undefined || v === null) delete env[k];
+    return env;
+}
+
+// ---- the SDK client ------------------------------------------------------------------------
+
+let serial = 0;
+
+// Start `cellblock mcp` with the SDK client, initialize, and list the tools (which makes the
+// SDK check every later structuredContent against the tool's outputSchema).
+// opts: {env: overrides, label, args: extra args after "mcp", listTools: true}
+export async function startServer(opts = {}) {
+    const label = opts.label ?? `server ${++serial}`;
+    const transport = new StdioClientTransport({
+        command: BIN,
+        args: ['mcp', ...(opts.args ?? [])],
+        // bareEnv: what an MCP client gives by default (the SDK: HOME, LOGNAME, PATH, SHELL, TERM,
+        // USER only), plus opts.env.
+        env: opts.bareEnv ? { ...(opts.env ?? {}) } : serverEnv(opts.env),
+        stderr: 'pipe',
+    });
+    const err = stderrBuffer(label);
+    transport.stderr.on('data', (c) => err.push(c));
+    const srv = {
+        label,
+        transport,
+        client: null,
+        pid: null,
+        exit: null, // {code, signal, at}
+        exited: deferred(),
+        closed: false,
+        incoming: [], // {at, msg}: every message the server sent
+        outgoing: [], // {at, msg}
+        clientErrors: [], // what the SDK reported through onerror (e.g. responses to unknown ids)
+        seen: new Map(), // descendant pid -> start time, every one ever seen
+        stderr: () => err.text(),
+        printStderr: () => err.print(),
+    };
+    const origStart = transport.start.bind(transport);
+    transport.start = async () => {
+        const r = await origStart();
+        const proc = transport._process;
+        srv.pid = proc.pid;
+        proc.once('exit', (code, signal) => {
+            srv.exit = { code, signal, at: Date.now() };
+            srv.exited.resolve(srv.exit);
+        });
+        const onmessage = transport.onmessage;
+        transport.onmessage = (msg, extra) => {
+            srv.incoming.push({ at: Date.now(), msg });
+            onmessage?.(msg, extra);
+        };
+        return r;
+    };
+    const origSend = transport.send.bind(transport);
+    transport.send = (msg, o) => {
+        srv.outgoing.push({ at: Date.now(), msg });
+        return origSend(msg, o);
+    };
+    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: {} });
+    client.onerror = (e) => srv.clientErrors.push({ at: Date.now(), message: e?.message ?? String(e) });
+    srv.client = client;
+    servers.push(srv);
+
+    // Follow the server's process tree so close() can check every process of it is gone.
+    srv.track = () => {
+        if (!srv.pid || srv.exit) return new Map();
+        const d = descendants(srv.pid);
+        for (const [p, s] of d) srv.seen.set(p, s);
+        return d;
+    };
+
+    srv.call = async (name, args = {}, o = {}) => {
+        const p = client.callTool({ name, arguments: args }, undefined, {
+            timeout: o.timeout ?? 120000,
+            signal: o.signal,
+            onprogress: o.onprogress,
+        });
+        const r = await withDeadline(p, (o.timeout ?? 120000) + 5000, `tools/call ${name}`);
+        srv.track();
+        return r;
+    };
+    // A call that must succeed: a failed check (with the result) when isError is set.
+    srv.callOk = async (name, args = {}, o = {}) => {
+        const r = await srv.call(name, args, o);
+        if (r.isError) check(false, `${name} ${safeJson(args).slice(0, 200)} succeeds`, brief(r));
+        return r;
+    };
+
+    // Close stdin (what every MCP client does), wait for the server to exit by itself, then
+    // check it exited with status 0 and left no process behind.
+    srv.close = async () => {
+        if (srv.closed) return;
+        srv.closed = true;
+        srv.track();
+        const t0 = Date.now();
+        try {
+            transport._process?.stdin?.end();
+        } catch {}
+        let ex = null;
+        try {
+            ex = await withDeadline(srv.exited.promise, 20000, `${label}: exit after stdin closed`);
+        } catch (e) {
+            check(false, `${label}: exits within 20 s of stdin closing`, e.message);
+        }
+        await client.close().catch(() => {}); // kills it (TERM, then KILL) if it is still there
+        if (ex) {
+            check(ex.code === 0 && ex.signal === null, `${label}: exits with status 0 when stdin closes`, safeJson(ex));
+            const took = ex.at - t0;
+            if (took > 2000)
+                note(`${label} took ${took} ms to exit; the SDK's StdioClientTransport.close() sends SIGTERM after 2 s`);
+        }
+        const left = () => [...srv.seen].filter(([p, s]) => alive(p, s)).map(([p]) => p);
+        try {
+            await waitUntil(() => left().length === 0, 10000, 'processes gone');
+            check(true, `${label}: none of its ${srv.seen.size} descendant processes is left`);
+        } catch {
+            const l = left();
+            check(false, `${label}: none of its ${srv.seen.size} descendant processes is left`,
+                l.map((p) => `${p}: ${cmdline(p)}`).join('; '));
+            for (const p of l) {
+                try {
+                    process.kill(p, 'SIGKILL');
+                } catch {}
+            }
+        }
+    };
+
+    await withDeadline(client.connect(transport), 30000, `${label}: initialize`);
+    srv.track();
+    if (opts.listTools !== false) srv.tools = (await withDeadline(client.listTools(), 30000, 'tools/list')).tools;
+    return srv;
+}
+
+// ---- the raw client ------------------------------------------------------------------------
+
+// A JSON-RPC 2.0 message as MCP allows it: a request, a notification, or a response.
+export function jsonRpcShape(m) {
+    if (!m || typeof m !== 'object' || Array.isArray(m)) return 'not an object';
+    if (m.jsonrpc !== '2.0') return 'jsonrpc is not "2.0"';
+    if (typeof m.method === 'string') {
+        if ('result' in m || 'error' in m) return 'a request with result or error';
+        if ('id' in m && typeof m.id !== 'string' && typeof m.id !== 'number') return 'a request id that is not a string or number';
+        if ('params' in m && (typeof m.params !== 'object' || m.params === null)) return 'params not an object';
+        return null;
+    }
+    if (!('id' in m)) return 'neither a method nor an id';
+    if (m.id !== null && typeof m.id !== 'string' && typeof m.id !== 'number') return 'a response id of a bad type';
+    if ('result' in m === 'error' in m) return 'a response needs exactly one of result and error';
+    if ('result' in m && (typeof m.result !== 'object' || m.result === null)) return 'result is not an object';
+    if ('error' in m) {
+        const e = m.error;
+        if (!e || !Number.isInteger(e.code) || typeof e.message !== 'string') return 'error lacks an integer code or a message';
+    }
+    return null;
+}
+
+// `cellblock mcp` on plain pipes. Every stdout line is parsed and its shape checked.
+export function startRaw(opts = {}) {
+    const label = opts.label ?? `raw server ${++serial}`;
+    const proc = spawn(BIN, ['mcp', ...(opts.args ?? [])], { env: serverEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    const err = stderrBuffer(label);
+    proc.stderr.on('data', (c) => err.push(c));
+    const raw = {
+        label,
+        proc,
+        pid: proc.pid,
+        messages: [], // {at, msg}
+        badLines: [], // {line, why}
+        exit: null,
+        exited: deferred(),
+        closed: false,
+        seen: new Map(),
+        stdoutEnded: false,
+        waiters: [],
+        stderr: () => err.text(),
+        printStderr: () => err.print(),
+    };
+    servers.push(raw);
+    proc.on('error', (e) => err.push(Buffer.from(`spawn error: ${e.message}\n`)));
+    proc.stdin.on('error', () => {}); // EPIPE after an exit is reported through the exit checks
+    proc.on('exit', (code, signal) => {
+        raw.exit = { code, signal, at: Date.now() };
+        raw.exited.resolve(raw.exit);
+    });
+    let pending = [];
+    proc.stdout.on('data', (chunk) => {
+        let start = 0;
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, start)) {
+            pending.push(chunk.subarray(start, i));
+            const line = Buffer.concat(pending).toString('utf8');
+            pending = [];
+            start = i + 1;
+            onLine(line);
+        }
+        if (start < chunk.length) pending.push(chunk.subarray(start));
+    });
+    proc.stdout.on('end', () => {
+        raw.stdoutEnded = true;
+        if (pending.length) raw.badLines.push({ line: Buffer.concat(pending).toString('utf8').slice(0, 300), why: 'no newline at the end' });
+    });
+    function onLine(line) {
+        let msg;
+        try {
+            msg = JSON.parse(line);
+        } catch {
+            raw.badLines.push({ line: line.slice(0, 300), why: 'not JSON' });
+            return;
+        }
+        const why = jsonRpcShape(msg);
+        if (why) raw.badLines.push({ line: line.slice(0, 300), why });
+        const item = { at: Date.now(), msg };
+        raw.messages.push(item);
+        for (const w of raw.waiters.slice()) {
+            if (w.pred(msg)) {
+                raw.waiters.splice(raw.waiters.indexOf(w), 1);
+                w.resolve(msg);
+            }
+        }
+    }
+    raw.send = (data) =>
+        new Promise((resolve) => {
+            const text = typeof data === 'string' ? data : JSON.stringify(data);
+            if (proc.stdin.write(text.endsWith('\n') ? text : text + '\n')) resolve();
+            else proc.stdin.once('drain', resolve);
+        });
+    // The first message (from index `from` on) matching pred.
+    raw.waitFor = (pred, ms, what, from = 0) => {
+        const hit = raw.messages.slice(from).find((x) => pred(x.msg));
+        if (hit) return Promise.resolve(hit.msg);
+        const d = deferred();
+        const w = { pred, resolve: d.resolve };
+        raw.waiters.push(w);
+        return withDeadline(d.promise, ms, what).finally(() => {
+            const i = raw.waiters.indexOf(w);
+            if (i >= 0) raw.waiters.splice(i, 1);
+        });
+    };
+    let nextId = 1000;
+    raw.request = async (method, params, o = {}) => {
+        const id = o.id ?? nextId++;
+        const msg = { jsonrpc: '2.0', id, method };
+        if (params !== undefined) msg.params = params;
+        await raw.send(msg);
+        return raw.waitFor((m) => m.id === id && ('result' in m || 'error' in m), o.ms ?? 30000, `${label}: answer to ${method} (id ${id})`);
+    };
+    raw.initialize = async (version = '2025-11-25') => {
+        const r = await raw.request('initialize', {
+            protocolVersion: version,
+            capabilities: {},
+            clientInfo: { name: 'cellblock-raw-test', version: '1.0.0' },
+        });
+        await raw.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+        return r;
+    };
+    raw.track = () => {
+        if (raw.exit) return;
+        for (const [p, s] of descendants(raw.pid)) raw.seen.set(p, s);
+    };
+    raw.close = async (o = {}) => {
+        if (raw.closed) return raw.exit;
+        raw.closed = true;
+        raw.track();
+        proc.stdin.end();
+        let ex = null;
+        try {
+            ex = await withDeadline(raw.exited.promise, o.ms ?? 20000, `${label}: exit after stdin closed`);
+        } catch (e) {
+            check(false, `${label}: exits within ${(o.ms ?? 20000) / 1000} s of stdin closing`, e.message);
+            proc.kill('SIGKILL');
+            await raw.exited.promise;
+        }
+        if (ex && o.expectStatus !== undefined)
+            check(ex.code === o.expectStatus && ex.signal === null, `${label}: exits with status ${o.expectStatus} when stdin closes`, safeJson(ex));
+        const left = () => [...raw.seen].filter(([p, s]) => alive(p, s)).map(([p]) => p);
+        try {
+            await waitUntil(() => left().length === 0, 10000, 'processes gone');
+        } catch {
+            check(false, `${label}: no descendant process is left`, left().map((p) => `${p}: ${cmdline(p)}`).join('; '));
+        }
+        return ex;
+    };
+    return raw;
+}
+
+// Run a program to its end with a deadline: {code, signal, stdout, stderr}. Killed at the deadline.
+export function runProgram(cmd, args, o = {}) {
+    let child = null;
+    const done = new Promise((resolve) => {
+        child = spawn(cmd, args, { env: o.env ?? process.env, cwd: o.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+        const out = [], errs = [];
+        child.stdout.on('data', (c) => out.push(c));
+        child.stderr.on('data', (c) => errs.push(c));
+        child.on('error', (e) => errs.push(Buffer.from(String(e))));
+        child.on('close', (code, signal) =>
+            resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errs).toString('utf8') }));
+        child.stdin.on('error', () => {});
+        child.stdin.end(o.input ?? '');
+    });
+    return withDeadline(done, o.ms ?? 60000, `${cmd} ${args.join(' ').slice(0, 80)}`).catch((e) => {
+        try {
+            child?.kill('SIGKILL');
+        } catch {}
+        throw e;
+    });
+}
