@@ -120,6 +120,15 @@ typedef struct {
                                  only, never for untrusted code */
     bool seccomp_log;         /* sandboxes log syscalls outside the allowlist instead of denying */
     kg_sandbox_limits_t limits; /* defaults for every new sandbox */
+    /* Sandboxes opened with kg_sandbox_open (the lifetimes below do not apply to the low-level
+     * kg_sandbox_create and kg_kernel_start): */
+    const char *templates_dir; /* the project's templates; NULL: built-in default */
+    const char *state_dir;     /* persistent workspaces; NULL: $XDG_STATE_HOME/cellblock or
+                                  ~/.local/state/cellblock */
+    int sandbox_timeout_s;     /* lifetime of an opened sandbox; 0: 300; < 0: none */
+    int idle_timeout_s;        /* ended after this long without activity; 0: never */
+    int max_sandboxes;         /* cap on live sandboxes (starting, pooled or in use); 0: 100;
+                                  < 0: none */
 } kg_config_t;
 
 typedef struct {
@@ -132,6 +141,16 @@ typedef struct {
     uint64_t replayed_signatures;
     uint64_t malformed_messages; /* no delimiter, too few frames, invalid JSON after a valid sig */
     uint64_t proxy_dropped;      /* attach-proxy frames dropped for any of the reasons above */
+    uint64_t kernels_oom;        /* kernel deaths that were the sandbox's OOM killer */
+    uint64_t commands;
+    uint64_t sandboxes_created;  /* every sandbox made, pooled ones included */
+    uint64_t sandboxes_opened;   /* kg_sandbox_open calls that succeeded */
+    uint64_t sandboxes_refused;  /* kg_sandbox_open calls refused at the cap */
+    uint64_t sandboxes_expired;  /* ended by their lifetime */
+    uint64_t sandboxes_culled;   /* ended for being idle */
+    uint64_t sandboxes_died;     /* ended because their init died */
+    uint64_t pool_hits;          /* opens served from the warm pool */
+    uint64_t pool_misses;        /* opens of a pooled template that found the pool empty */
 } kg_counters_t;
 
 /* Caller owns return value. config may be NULL (all defaults). */
@@ -158,6 +177,78 @@ kg_kernel_t *kg_gateway_kernel(kg_gateway_t *self, const char *kernel_id);
 /* Number of kernels the gateway holds (any state but stopped). */
 size_t kg_gateway_kernel_count(kg_gateway_t *self);
 
+/* Everything the gateway counts, and what it holds now: {uptime_s, sandboxes: {live, in_use,
+ * pooled, starting, max, created, opened, refused, expired, culled, died}, pool: {hits, misses,
+ * templates: {name: {size, ready, starting}}}, kernels: {live, started, died, restarted, oom},
+ * executions: {total, failed}, commands, messages: {bad_signatures, replayed_signatures,
+ * malformed, proxy_dropped}}. Caller owns return value. */
+json_t *kg_gateway_metrics(kg_gateway_t *self);
+
+/* ---------------------------------------------------------------------------------------------
+ * Templates: named sandbox configurations, one JSON file each (<name>.json). Search order (the
+ * first file of a name wins): each entry of $CELLBLOCK_TEMPLATES_PATH (colon-separated),
+ * $XDG_CONFIG_HOME/cellblock/templates or ~/.config/cellblock/templates, the project's
+ * templates directory. A file looks like
+ *
+ *   { "description": "Python with numpy, pandas and matplotlib imported",
+ *     "kernel": "python3",
+ *     "limits": {"memory_mb": 2048, "cpu": 1.5, "pids": 1024, "disk_mb": 1024, "tmp_mb": 256},
+ *     "env": {"MPLBACKEND": "agg"},
+ *     "files": [{"path": "README.md", "content": "text"},
+ *               {"path": "data/x.csv", "source": "python-data/x.csv"}],
+ *     "startup_code": "import numpy as np",
+ *     "timeout_s": 300 }
+ *
+ * Every field is optional; a field of the wrong type, an unknown field, a file path that is
+ * absolute or climbs with "..", or a source that cannot be read is an error naming the file and
+ * the field. A source is relative to the template file's directory. Files are at most 16 MiB
+ * each and 64 MiB in all.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    char *path;  /* relative to the workspace, e.g. "data/x.csv" */
+    char *data;  /* its bytes (NUL-terminated for convenience; len excludes the NUL) */
+    size_t len;
+} kg_template_file_t;
+
+typedef struct {
+    char *name;                 /* the file's name without .json */
+    char *description;          /* "" when none */
+    char *kernel_name;          /* "python3" when none */
+    kg_sandbox_limits_t limits; /* zero fields: the gateway's defaults */
+    char **env;                 /* "KEY=VALUE", NULL-terminated; never NULL */
+    kg_template_file_t *files;
+    size_t file_count;
+    char *startup_code;         /* run in the main kernel before it counts as ready; NULL: none */
+    int timeout_s;              /* sandbox lifetime; 0: the gateway's */
+    char *source;               /* the JSON file it was read from */
+} kg_template_t;
+
+/* The project's templates directory: the source tree's templates/ while developing, the
+ * installed share/cellblock/templates otherwise. Caller owns return value. */
+char *kg_template_project_dir(void);
+
+/* The directories searched, in order, NULL-terminated. project_dir may be NULL. Caller owns
+ * return value (free each string and the array). */
+char **kg_template_search_path(const char *project_dir);
+
+/* Parse one template file; name is the template's name. Caller owns return value. */
+kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *err);
+
+/* Find a template by name in the search path. A name that is not [A-Za-z0-9._-]+ is refused.
+ * Caller owns return value. */
+kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_error_t *err);
+
+/* Every loadable template, first of each name, sorted by name; *count set. Templates that fail
+ * to load are skipped with a warning. Caller owns return value (destroy each, free the array). */
+kg_template_t **kg_template_list(const char *project_dir, size_t *count);
+
+void kg_template_destroy(kg_template_t **self_p);
+
+/* {name, description, kernel, limits: {memory_mb, cpu, pids, disk_mb, tmp_mb} (only those set),
+ * env_keys: [...], files: [paths], startup_code: bool, timeout_s}. Caller owns return value. */
+json_t *kg_template_json(const kg_template_t *self);
+
 /* ---------------------------------------------------------------------------------------------
  * Sandboxes: isolated process trees (see sandbox/ and docs/security.md) holding kernels and
  * commands that share one workspace (/home/user inside).
@@ -168,8 +259,80 @@ size_t kg_gateway_kernel_count(kg_gateway_t *self);
 kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, cb_error_t *err);
 
 /* Kill every kernel and command in the sandbox (their executions end as "cancelled"), then every
- * process left, and remove it. Accepts NULL; nulls the caller's pointer. */
+ * process left, and remove it; a persistent workspace stays on disk. Accepts NULL; nulls the
+ * caller's pointer. */
 void kg_sandbox_destroy(kg_sandbox_t **self_p);
+
+/* Why the gateway ended a sandbox on its own. */
+typedef enum {
+    KG_SANDBOX_END_EXPIRED = 0, /* its lifetime ran out */
+    KG_SANDBOX_END_IDLE,        /* nothing ran in it for idle_timeout_s */
+    KG_SANDBOX_END_DIED,        /* its init died, and every process with it */
+    KG_SANDBOX_END_FAILED,      /* its main kernel could not start or died for good while starting */
+} kg_sandbox_end_t;
+
+/* Called just before the gateway destroys a sandbox it ends on its own; detail is a sentence.
+ * The sandbox and its kernels are still valid during the call, and freed right after it: drop
+ * every pointer to them. Never called from kg_sandbox_destroy or kg_gateway_destroy. */
+typedef void(kg_sandbox_end_fn)(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail, void *arg);
+
+typedef struct {
+    const char *template_name;  /* NULL: "python" */
+    const char *kernel_name;    /* NULL: the template's */
+    kg_sandbox_limits_t limits; /* zero fields: the template's, then the gateway's */
+    const char *const *env;     /* extra "KEY=VALUE" for every kernel and command; borrowed */
+    int timeout_s;              /* lifetime from now; 0: the template's, then the gateway's;
+                                   < 0: none */
+    bool persist;               /* keep the workspace on disk when the sandbox ends, however it
+                                   ends (delete, expiry, server stop or crash) */
+    const char *reopen_id;      /* reopen the persisted sandbox of this id, with its files; its
+                                   template, kernel, limits and metadata come from disk unless
+                                   given here */
+    json_t *metadata;           /* labels kept with the sandbox (on disk too when persisted);
+                                   borrowed, copied; NULL: none */
+    bool no_pool;               /* start a fresh sandbox even when the pool has one */
+    kg_sandbox_end_fn *on_end;
+    void *arg;
+} kg_sandbox_opts_t;
+
+/* The front door for sandboxes: the cap, the warm pool, templates, lifetimes, persistence.
+ * Returns a sandbox whose main kernel (the template's) is started, or ready at once when it
+ * came from the pool (see kg_sandbox_main_kernel). The template's files are in the workspace and
+ * its startup code runs in the main kernel before the kernel reports READY. A request the pool
+ * can serve (the template's own kernel and limits, no extra env, not persistent) is served from
+ * it; a pooled sandbox is handed out once, and its lifetime starts then. At the cap the call
+ * fails with CB_ERR_LIMIT; pooled sandboxes of other templates are given up first to make room.
+ * Borrowed; valid until kg_sandbox_destroy, or until on_end returns. */
+kg_sandbox_t *kg_sandbox_open(kg_gateway_t *gw, const kg_sandbox_opts_t *opts, cb_error_t *err);
+
+/* The kernel kg_sandbox_open started, until it stops. Its events go nowhere until the caller
+ * sets them (kg_kernel_set_events); check kg_kernel_state for READY having passed already.
+ * Borrowed; see kg_kernel_start. */
+kg_kernel_t *kg_sandbox_main_kernel(kg_sandbox_t *self);
+
+/* Set the lifetime: the sandbox ends timeout_s seconds from now (< 0: never). Like E2B's
+ * set_timeout; it may shorten as well as extend. */
+int kg_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err);
+
+/* Activity: executions, commands and file calls count on their own; callers may add theirs.
+ * Resets the idle clock. */
+void kg_sandbox_touch(kg_sandbox_t *self);
+
+/* Why a sandbox that no longer exists ended ("expired: its lifetime of 300 s ran out", "deleted",
+ * ...), for the last 256 that ended. NULL when the id is unknown. Borrowed; valid until the next
+ * sandbox ends. */
+const char *kg_gateway_sandbox_gone(kg_gateway_t *gw, const char *id);
+
+/* Keep up a warm pool of size ready sandboxes of a template (0: none), refilled in the
+ * background. Fails when the template cannot be loaded. */
+int kg_gateway_set_pool(kg_gateway_t *gw, const char *template_name, int size, cb_error_t *err);
+
+/* Persistent workspaces on disk, open or not: [{sandbox_id, template, kernel, created_at,
+ * metadata, open}], oldest first. Caller owns return value. */
+json_t *kg_gateway_persisted(kg_gateway_t *gw);
+
+/* Remove a persistent workspace that is not open (here or in another cellblock process). */
+int kg_gateway_discard_workspace(kg_gateway_t *gw, const char *id, cb_error_t *err);
 
 const char *kg_sandbox_id(const kg_sandbox_t *self); /* Borrowed; valid with the sandbox */
 
@@ -177,8 +340,11 @@ const char *kg_sandbox_id(const kg_sandbox_t *self); /* Borrowed; valid with the
 kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id);
 
 /* {id, limits: {...}, layers: {...}, usage: {memory_bytes, memory_peak_bytes,
- * memory_limit_bytes, pids, cpu_usage_us, oom_kills, workspace_bytes, workspace_limit_bytes},
- * kernels: [ids], created_ms}. Caller owns return value. */
+ * memory_limit_bytes, pids, cpu_usage_us, cpu_share, cpu_share_avg, oom_kills, workspace_bytes,
+ * workspace_limit_bytes}, kernels: [ids], created_ms, executions, commands, template (or null),
+ * persistent, pooled, expires_ms (or null), idle_ms, metadata}. cpu_share is the cores used
+ * since the previous info call at least a second before (or since the start); cpu_share_avg
+ * over the sandbox's life. Caller owns return value. */
 json_t *kg_sandbox_info(kg_sandbox_t *self);
 
 /* The sandbox's log: a bounded ring (the last 1000 entries) of timestamped lines from its
@@ -242,6 +408,8 @@ typedef struct {
                                   sandbox) or inherited */
     kg_sandbox_t *sandbox;     /* run inside this sandbox; NULL: a sandbox of its own, removed
                                   with the kernel (or none with kg_config_t.no_sandbox) */
+    const char *startup_code;  /* run silently after each start and restart, before READY is
+                                  reported and before any queued execution; NULL: none */
     kg_kernel_event_fn *on_event;
     void *arg;
 } kg_kernel_opts_t;
