@@ -44,6 +44,7 @@ int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_doctor(int argc, char **argv);
 int cli_cmd_kernels(int argc, char **argv);
+int cli_cmd_templates(int argc, char **argv);
 int cli_cmd_kernel(int argc, char **argv);
 int cli_cmd_mcp(int argc, char **argv);
 

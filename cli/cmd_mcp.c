@@ -8,6 +8,13 @@
 #include "cli.h"
 #include "mcp/mcp.h"
 
+static int s_set_pool(const char *template_name, int count, void *arg, cb_error_t *err)
+{
+    if (kg_gateway_set_pool(arg, template_name, count, err) < 0)
+        return cb_error_prefix(err, "CELLBLOCK_POOL: ");
+    return 0;
+}
+
 int cli_cmd_mcp(int argc, char **argv)
 {
     char self_path[4096];
@@ -51,8 +58,15 @@ int cli_cmd_mcp(int argc, char **argv)
     mcfg.cpu_millis = cfg.limits.cpu_millis;
     mcfg.disk_mb = cfg.limits.workspace_mb;
 
+    cfg.sandbox_timeout_s = mcfg.sandbox_timeout_s;
+    cfg.idle_timeout_s = mcfg.idle_timeout_s;
+    cfg.max_sandboxes = mcfg.max_sandboxes;
+    cfg.state_dir = mcfg.state_dir;
+
     kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
     mcp_server_t *srv = gw ? mcp_server_new(gw, &mcfg, &err) : NULL;
+    if (srv && mcp_config_pool_each(mcfg.pool, s_set_pool, gw, &err) < 0)
+        mcp_server_destroy(&srv);
     if (!srv) {
         fprintf(stderr, "cellblock mcp: %s\n", err.msg);
         kg_gateway_destroy(&gw);

@@ -178,18 +178,20 @@ int cli_cmd_run(int argc, char **argv)
                                             {"timeout", required_argument, NULL, 't'},
                                             {"outputs", required_argument, NULL, 'o'},
                                             {"stdin", required_argument, NULL, 'i'},
+                                            {"template", required_argument, NULL, 'T'},
                                             {"verbose", no_argument, NULL, 'v'},
                                             {"help", no_argument, NULL, 'h'},
                                             CLI_SANDBOX_OPTIONS,
                                             {NULL, 0, NULL, 0}};
-    const char *kernel_name = NULL, *stdin_text = NULL;
+    const char *kernel_name = NULL, *stdin_text = NULL, *template_name = NULL;
     run_ctx_t ctx = {.exit_code = CLI_OK};
     kg_config_t cfg = {0};
     int timeout_ms = 0, verbose = 0, opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "k:t:o:i:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "k:t:o:i:T:vh", options, NULL)) != -1) {
         switch (opt) {
         case 'k': kernel_name = optarg; break;
+        case 'T': template_name = optarg; break;
         case 't':
             if ((timeout_ms = cli_parse_seconds(optarg)) < 0)
                 return cli_usage_error("run", "--timeout takes a positive number of seconds, got '%s'", optarg);
@@ -205,6 +207,8 @@ int cli_cmd_run(int argc, char **argv)
     }
     if (optind != argc - 1)
         return cli_usage_error("run", "expected exactly one FILE or -");
+    if (template_name && cfg.no_sandbox)
+        return cli_usage_error("run", "--template needs sandboxes (a template is a sandbox's setup)");
     cli_setup_logging(verbose);
     ctx.verbose = verbose;
 
@@ -220,7 +224,14 @@ int cli_cmd_run(int argc, char **argv)
     }
     kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
     kg_kernel_t *kernel = NULL;
-    if (gw) {
+    if (gw && template_name) {
+        /* The template's sandbox: its files, environment, startup code; the limit flags win. */
+        kg_sandbox_opts_t sopts = {.template_name = template_name, .kernel_name = kernel_name,
+                                   .limits = cfg.limits, .timeout_s = -1, .no_pool = true};
+        kg_sandbox_t *sb = kg_sandbox_open(gw, &sopts, &err);
+        if ((kernel = sb ? kg_sandbox_main_kernel(sb) : NULL))
+            kg_kernel_set_events(kernel, s_on_event, &ctx);
+    } else if (gw) {
         kg_kernel_opts_t kopts = {.kernel_name = kernel_name, .on_event = s_on_event, .arg = &ctx};
         kernel = kg_kernel_start(gw, &kopts, &err);
     }

@@ -10,8 +10,9 @@
 
 static const cli_command_t s_commands[] = {
     {"run", cli_cmd_run, "run code in a fresh kernel and print its outputs",
-     "cellblock run [--kernel NAME] [--timeout S] [--outputs DIR] [--stdin TEXT] [sandbox options] FILE|-"},
+     "cellblock run [--template NAME] [--kernel NAME] [--timeout S] [--outputs DIR] [--stdin TEXT] [sandbox options] FILE|-"},
     {"kernels", cli_cmd_kernels, "list the kernelspecs found", "cellblock kernels"},
+    {"templates", cli_cmd_templates, "list the sandbox templates found", "cellblock templates [--json]"},
     {"kernel", cli_cmd_kernel, "start a kernel and serve it to Jupyter clients until stopped",
      "cellblock kernel [--kernel NAME] [--run CODE] [--connection-file PATH] [sandbox options]"},
     {"mcp", cli_cmd_mcp, "serve MCP (Model Context Protocol) over stdio for AI assistants",

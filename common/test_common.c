@@ -1,7 +1,12 @@
-/* test_common.c: selftest of common/: errors, log levels, timestamps, file helpers. */
+/* test_common.c: selftest of common/: errors, log levels, timestamps, file helpers, directories
+ * owned by a lock (a forked child stands in for another process). */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cb/cleanup.h"
 #include "cb/error.h"
@@ -10,6 +15,84 @@
 #include "cb/util.h"
 
 static int s_fails_with_errno(cb_error_t *err) { return cb_error_make(err, ENOENT, "open '%s'", "x"); }
+
+static bool s_is_dir(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The exit status of a forked child that tries cb_dir_lock(path): 0 when it was refused with
+ * CB_ERR_STATE, 1 when it got the lock, 2 on any other failure. */
+static int s_child_lock(const char *path)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        cb_error_t err = {0};
+        int fd = cb_dir_lock(path, &err);
+        _exit(fd >= 0 ? 1 : err.kind == CB_ERR_STATE ? 0 : 2);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+static void s_test_locked_dirs(void)
+{
+    char dir[] = "/tmp/cb-test-lock-XXXXXX";
+    if (!CB_OK(mkdtemp(dir) != NULL, "temp dir for locks"))
+        return;
+    cb_error_t err = {0};
+    cleanup_free char *held = cb_strdup_printf("%s/p-held", dir);
+    cleanup_free char *freed = cb_strdup_printf("%s/p-free", dir);
+    cleanup_close int fd = cb_dir_create_locked(held, 0700, &err);
+    struct stat st;
+    CB_OK(fd >= 0 && stat(held, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700,
+          "cb_dir_create_locked makes a 0700 directory (%s)", fd < 0 ? err.msg : "ok");
+    CB_OK(fd >= 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC), "its fd is close-on-exec");
+    cb_error_clear(&err);
+    int again = cb_dir_create_locked(held, 0700, &err);
+    CB_OK(again < 0 && err.errnum == EEXIST,
+          "a second create of the same path fails with EEXIST (%s)", err.msg);
+    CB_OK(s_child_lock(held) == 0, "cb_dir_lock in another process: CB_ERR_STATE while it is held");
+    cb_error_clear(&err);
+    int mine = cb_dir_lock(held, &err);
+    CB_OK(mine < 0 && err.kind == CB_ERR_STATE && strstr(err.msg, "in use by another process"),
+          "cb_dir_lock through a second fd of the holder fails too (%s)", err.msg);
+    CB_OK(cb_dir_lock(freed, &err) < 0 && err.errnum == ENOENT, "cb_dir_lock of a missing dir");
+
+    int f = cb_dir_create_locked(freed, 0755, &err);
+    if (f >= 0)
+        close(f); /* its owner is gone */
+    CB_OK(f >= 0 && s_child_lock(freed) == 1, "once its fd is closed another process may lock it");
+    cleanup_free char *temp = cb_strdup_printf("%s/.p-x.new-0123456789abcdef", dir);
+    cleanup_free char *other = cb_strdup_printf("%s/q-other", dir);
+    cleanup_free char *outside = cb_strdup_printf("%s/q-other/keep", dir);
+    cleanup_free char *link = cb_strdup_printf("%s/p-link", dir);
+    cleanup_free char *file = cb_strdup_printf("%s/p-file", dir);
+    cleanup_free char *inner = cb_strdup_printf("%s/p-free/sub/f", dir);
+    cb_mkdir_p(temp, 0700, &err);
+    cb_mkdir_p(outside, 0700, &err);
+    cb_write_file(file, "x", 1, 0600, &err);
+    cb_mkdir_p(inner, 0700, &err); /* something inside to remove */
+    if (symlink(other, link) < 0)
+        CB_DIAG("symlink: %s", strerror(errno));
+    size_t n = cb_sweep_unlocked_dirs(dir, "p-");
+    CB_OK(n == 2, "the sweep removed 2 (the free one and the stale temporary; got %zu)", n);
+    CB_OK(s_is_dir(held) && !s_is_dir(freed) && !s_is_dir(temp),
+          "the held directory stays; the free one and the temporary are gone");
+    CB_OK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode) && s_is_dir(outside),
+          "a symlink with the prefix is neither followed nor removed");
+    CB_OK(lstat(file, &st) == 0 && s_is_dir(other), "a file with the prefix and other names stay");
+    CB_OK(cb_sweep_unlocked_dirs("/nonexistent-cb-dir", "p-") == 0, "a missing parent sweeps 0");
+    close(fd);
+    fd = -1;
+    CB_OK(cb_sweep_unlocked_dirs(dir, "p-") == 1 && !s_is_dir(held),
+          "after its owner closes the lock, the next sweep removes it");
+    CB_OK(cb_rm_rf(dir, &err) == 0, "clean up");
+}
 
 int main(void)
 {
@@ -70,5 +153,7 @@ int main(void)
     cb_buf_clear(&buf);
     CB_OK(buf.len == 0 && strcmp(cb_buf_str(&buf), "") == 0, "clear empties");
     cb_buf_free(&buf);
+
+    s_test_locked_dirs();
     return cb_tap_done();
 }

@@ -1,13 +1,24 @@
-/* util.c: clocks, timestamps and small file-system helpers used across modules. */
+/* util.c: clocks, timestamps and small file-system helpers used across modules.
+ *
+ * Directories owned by a lock (cb_dir_create_locked and friends) exist because a process killed
+ * with SIGKILL cleans up nothing, and the next one to start must tell what it left from what a
+ * live neighbour still uses. A pid file can lie (pids are reused); an flock cannot: the kernel
+ * releases it when the last fd of its open file goes, however the holder died. So the owner
+ * keeps an fd holding flock(LOCK_EX) on the directory itself for as long as the directory lives,
+ * and a sweeper that can take the lock knows nobody owns it any more.
+ */
 #include "cb/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,6 +146,142 @@ int cb_rm_rf(const char *path, cb_error_t *err)
     if (nftw(path, s_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
         return cb_error_make(err, errno, "remove '%s'", path);
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Directories owned by a lock.
+ * ------------------------------------------------------------------------------------------- */
+
+#define S_LOCK_TRIES 8 /* fresh temporary names tried when a sweeper races us */
+
+/* Open name under dirfd (not following a final symlink) and take flock(LOCK_EX | LOCK_NB).
+ * Returns the fd, or -1 with errno (EWOULDBLOCK: somebody holds it). */
+static int s_lock_at(int dirfd, const char *name)
+{
+    cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return -1;
+    return cb_steal_fd(&fd);
+}
+
+/* Open the parent directory of path (O_PATH) and copy its last component into base. */
+static int s_open_parent(const char *path, char *base, size_t size, cb_error_t *err)
+{
+    cleanup_free char *copy = strdup(path);
+    if (!copy)
+        return cb_error_make(err, ENOMEM, "create '%s'", path);
+    size_t len = strlen(copy);
+    while (len > 1 && copy[len - 1] == '/')
+        copy[--len] = '\0';
+    char *slash = strrchr(copy, '/');
+    const char *name = slash ? slash + 1 : copy;
+    if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' does not name a new directory", path);
+    if (snprintf(base, size, "%s", name) >= (int)size)
+        return cb_error_make(err, ENAMETOOLONG, "create '%s'", path);
+    const char *parent = !slash ? "." : slash == copy ? "/" : copy;
+    if (slash && slash != copy)
+        *slash = '\0';
+    int fd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cb_error_make(err, errno, "open the parent directory of '%s'", path);
+    return fd;
+}
+
+/* Make a temporary ".<base>.new-<random>" under dirfd, locked, with mode. Its name goes to tmp.
+ * Returns the fd, or -1 with errno; EAGAIN: a sweeper took it first, try another name. */
+static int s_make_locked_temp(int dirfd, const char *base, int mode, char *tmp, size_t size)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = ((uint64_t)getpid() << 32) ^ (uint64_t)cb_now_us();
+    if (snprintf(tmp, size, ".%s.new-%016llx", base, (unsigned long long)r) >= (int)size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (mkdirat(dirfd, tmp, 0700) < 0)
+        return errno == EEXIST ? (errno = EAGAIN, -1) : -1;
+    /* Between mkdirat and flock a sweeper may lock the new directory and remove it: then the
+     * lock or the open fails, or the rename below finds nothing. Each means "again". */
+    cleanup_close int fd = s_lock_at(dirfd, tmp);
+    if (fd < 0)
+        return errno == EWOULDBLOCK || errno == ENOENT ? (errno = EAGAIN, -1) : -1;
+    if (fchmod(fd, (mode_t)mode) < 0) {
+        int saved = errno;
+        unlinkat(dirfd, tmp, AT_REMOVEDIR);
+        errno = saved;
+        return -1;
+    }
+    return cb_steal_fd(&fd);
+}
+
+int cb_dir_create_locked(const char *path, int mode, cb_error_t *err)
+{
+    char base[256], tmp[320];
+    cleanup_close int dirfd = s_open_parent(path, base, sizeof base, err);
+    if (dirfd < 0)
+        return -1;
+    struct stat st;
+    if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return cb_error_make(err, EEXIST, "create '%s'", path);
+    for (int tries = 0;; tries++) {
+        cleanup_close int fd = s_make_locked_temp(dirfd, base, mode, tmp, sizeof tmp);
+        if (fd < 0 && (errno != EAGAIN || tries == S_LOCK_TRIES))
+            return cb_error_make(err, errno, "create '%s'", path);
+        if (fd < 0)
+            continue;
+        if (renameat2(dirfd, tmp, dirfd, base, RENAME_NOREPLACE) == 0)
+            return cb_steal_fd(&fd);
+        int saved = errno;
+        if (saved == ENOENT && tries < S_LOCK_TRIES)
+            continue; /* swept between our lock and the rename: it is gone already */
+        unlinkat(dirfd, tmp, AT_REMOVEDIR);
+        return cb_error_make(err, saved, "create '%s'", path);
+    }
+}
+
+int cb_dir_lock(const char *path, cb_error_t *err)
+{
+    int fd = s_lock_at(AT_FDCWD, path);
+    if (fd >= 0)
+        return fd;
+    if (errno != EWOULDBLOCK)
+        return cb_error_make(err, errno, "lock '%s'", path);
+    cb_error_fail(err, CB_ERR_STATE, "'%s' is in use by another process", path);
+    if (err)
+        err->errnum = EWOULDBLOCK;
+    return -1;
+}
+
+/* A name the sweep looks at: "<prefix>..." or a temporary ".<prefix>....new-...". */
+static bool s_sweepable(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (!strcmp(name, ".") || !strcmp(name, ".."))
+        return false;
+    if (!strncmp(name, prefix, n))
+        return true;
+    return name[0] == '.' && !strncmp(name + 1, prefix, n) && strstr(name + 1 + n, ".new-");
+}
+
+size_t cb_sweep_unlocked_dirs(const char *parent, const char *prefix)
+{
+    cleanup_closedir DIR *d = opendir(parent);
+    size_t removed = 0;
+    for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
+        struct stat st;
+        if (!s_sweepable(e->d_name, prefix) ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        cleanup_close int lock = s_lock_at(dirfd(d), e->d_name);
+        cleanup_free char *path = cb_strdup_printf("%s/%s", parent, e->d_name);
+        cb_error_t err = {0};
+        if (lock < 0 || !path)
+            continue; /* its owner lives (or it vanished meanwhile) */
+        if (cb_rm_rf(path, &err) == 0 && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            removed++;
+    }
+    return removed;
 }
 
 char *cb_strdup_printf(const char *fmt, ...)

@@ -285,6 +285,7 @@ static void s_finish(kg_command_t *c, const char *why)
     bool reaped = kg_proc_reap(c->proc, &c->exit, &err) == 0;
     c->ended = true;
     c->ended_us = cb_now_us();
+    kg_sandbox_touch(c->sb);
     if (!reaped) {
         c->status = "failed";
         s_note(c, "Could not learn how the command ended: %s", err.msg);
@@ -395,8 +396,8 @@ static int s_launch(kg_command_t *c, const kg_command_opts_t *opts, cb_error_t *
         s_pipe(&child_out, &c->out_fd[0], false, err) < 0 ||
         s_pipe(&child_err, &c->out_fd[1], false, err) < 0)
         return -1;
-    const char *const *lists[2] = {kg_sandbox_base_env, opts->env};
-    char **env = kg_env_merge(lists, 2);
+    const char *const *lists[3] = {kg_sandbox_base_env, (const char *const *)c->sb->env, opts->env};
+    char **env = kg_env_merge(lists, 3);
     if (!env)
         return cb_error_make(err, ENOMEM, "command environment");
     char *const argv[] = {"/bin/bash", "-c", c->command, NULL};
@@ -443,6 +444,9 @@ kg_command_t *kg_command_start(kg_sandbox_t *sb, const kg_command_opts_t *opts, 
         return NULL;
     }
     s_stdin_pump(c); /* a command that already closed its stdin is noted, not a failed start */
+    sb->gw->counters.commands++;
+    sb->commands_run++;
+    kg_sandbox_touch(sb);
     cb_debug("command %.8s: started as pid %d", c->id, (int)c->pid);
     return c;
 }

@@ -53,6 +53,7 @@ struct kg_execution {
     char *reply_status;
     json_t *notes;       /* array of strings */
     bool kernel_restarted;
+    bool internal;       /* the kernel's own startup code: not counted, takes no state-lost note */
 };
 
 static const char *s_stream_names[2] = {"stdout", "stderr"};
@@ -121,8 +122,10 @@ static void s_complete(kg_execution_t *x, const char *status)
     if (x->started_us)
         x->duration_ms = (double)(cb_now_us() - x->started_us) / 1000.0;
     x->state = KG_X_DONE;
-    if (strcmp(status, "ok") != 0)
+    if (strcmp(status, "ok") != 0 && !x->internal)
         k->gw->counters.executions_failed++;
+    if (k->sandbox)
+        kg_sandbox_touch(k->sandbox); /* the idle clock runs from the end of the work */
     json_t *result = s_result(x, status);
     if (x->opts.on_done)
         x->opts.on_done(x, result ? result : json_null(), x->opts.arg);
@@ -442,7 +445,7 @@ void kg_execution_begin(kg_execution_t *x)
 {
     kg_kernel_t *k = x->kernel;
     cleanup_free char *lost = NULL;
-    if (kg_kernel_take_state_lost(k, &lost)) {
+    if (!x->internal && kg_kernel_take_state_lost(k, &lost)) {
         x->kernel_restarted = true;
         cleanup_free char *note = cb_strdup_printf(
             "State from earlier executions is gone: %s.", lost);
@@ -473,7 +476,7 @@ void kg_execution_begin(kg_execution_t *x)
         x->timeout_timer = zloop_timer(k->gw->loop, (size_t)x->opts.timeout_ms, 1, s_on_timeout, x);
 }
 
-kg_execution_t *kg_execute(kg_kernel_t *kernel, const kg_execute_opts_t *opts, cb_error_t *err)
+static kg_execution_t *s_new(kg_kernel_t *kernel, const kg_execute_opts_t *opts, cb_error_t *err)
 {
     if (!opts || !opts->code)
         return cb_error_fail(err, CB_ERR_INVALID, "no code to execute"), NULL;
@@ -501,12 +504,40 @@ kg_execution_t *kg_execute(kg_kernel_t *kernel, const kg_execute_opts_t *opts, c
     }
     x->opts.code = x->code;
     x->opts.stdin_text = x->stdin_text;
-    if (kg_kernel_enqueue(kernel, x, err) < 0) {
+    return x;
+}
+
+kg_execution_t *kg_execute(kg_kernel_t *kernel, const kg_execute_opts_t *opts, cb_error_t *err)
+{
+    kg_execution_t *x = s_new(kernel, opts, err);
+    if (!x)
+        return NULL;
+    if (kg_kernel_enqueue(kernel, x, false, err) < 0) {
         s_free(x);
         return NULL;
     }
     kernel->gw->counters.executions++;
+    if (kernel->sandbox) {
+        kernel->sandbox->executions++;
+        kg_sandbox_touch(kernel->sandbox);
+    }
     return x; /* even when it began at once, on_done runs on a later loop turn */
+}
+
+kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int timeout_ms, kg_done_fn *on_done,
+                                      void *arg, cb_error_t *err)
+{
+    kg_execute_opts_t opts = {.code = code, .timeout_ms = timeout_ms, .silent = true, .on_done = on_done,
+                              .arg = arg};
+    kg_execution_t *x = s_new(kernel, &opts, err);
+    if (!x)
+        return NULL;
+    x->internal = true;
+    if (kg_kernel_enqueue(kernel, x, true, err) < 0) {
+        s_free(x);
+        return NULL;
+    }
+    return x;
 }
 
 const char *kg_execution_id(const kg_execution_t *self) { return self->id; }

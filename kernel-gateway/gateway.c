@@ -32,6 +32,16 @@ static void s_fill_defaults(kg_config_t *c)
         c->restart_limit = 5;
 }
 
+/* Persistent workspaces: $XDG_STATE_HOME/cellblock, else ~/.local/state/cellblock. */
+static char *s_default_state_dir(void)
+{
+    const char *xdg = getenv("XDG_STATE_HOME");
+    if (xdg && xdg[0] == '/')
+        return cb_strdup_printf("%s/cellblock", xdg);
+    const char *home = getenv("HOME");
+    return cb_strdup_printf("%s/.local/state/cellblock", home && home[0] == '/' ? home : "/tmp");
+}
+
 static char *s_default_runtime_dir(void)
 {
     const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -69,13 +79,21 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
                                               : s_default_runtime_dir();
     self->kernels_dir = self->cfg.kernels_dir ? strdup(self->cfg.kernels_dir)
                                               : kg_kernelspec_project_dir();
+    self->templates_dir = self->cfg.templates_dir ? strdup(self->cfg.templates_dir)
+                                                  : kg_template_project_dir();
+    self->state_dir = self->cfg.state_dir ? strdup(self->cfg.state_dir) : s_default_state_dir();
     self->cfg.runtime_dir = self->runtime_dir;
     self->cfg.kernels_dir = self->kernels_dir;
+    self->cfg.templates_dir = self->templates_dir;
+    self->cfg.state_dir = self->state_dir;
     self->no_kernels = 1;
+    self->started_ms = cb_now_ms();
+    self->tick_timer = self->wake_fd = -1;
     self->loop = zloop_new();
     self->kernels = zhashx_new();
     self->sandboxes = zhashx_new();
-    if (!self->runtime_dir || !self->kernels_dir || !self->loop || !self->kernels || !self->sandboxes) {
+    if (!self->runtime_dir || !self->kernels_dir || !self->templates_dir || !self->state_dir || !self->loop ||
+        !self->kernels || !self->sandboxes) {
         cb_error_make(err, ENOMEM, "new gateway");
         kg_gateway_destroy(&self);
         return NULL;
@@ -92,7 +110,11 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
         return NULL;
     }
     if (!self->cfg.no_sandbox)
-        sbx_cgroup_sweep_stale();
+        sbx_sweep_stale(self->runtime_dir);
+    if (kg_lifetime_init(self, err) < 0) {
+        kg_gateway_destroy(&self);
+        return NULL;
+    }
     /* A kernel's pipes may close under us; that must be an error return, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     return self;
@@ -103,6 +125,8 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
     if (!self_p || !*self_p)
         return;
     kg_gateway_t *self = *self_p;
+    if (self->loop)
+        kg_lifetime_fini(self); /* no more ticks, ends or refills */
     if (self->kernels && zhashx_size(self->kernels) > 0) {
         /* Ask every kernel to stop, then let the loop carry the shutdowns through. Each step is
          * bounded by the grace periods; the bound below is their sum plus a margin. */
@@ -122,6 +146,7 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
             zlistx_destroy(&left);
         }
     }
+    kg_pool_destroy_all(self);
     if (self->sandboxes) {
         zlistx_t *left = zhashx_values(self->sandboxes);
         for (kg_sandbox_t *sb = left ? zlistx_first(left) : NULL; sb; sb = zlistx_next(left))
@@ -133,6 +158,8 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
     zloop_destroy(&self->loop);
     free(self->runtime_dir);
     free(self->kernels_dir);
+    free(self->templates_dir);
+    free(self->state_dir);
     free(self);
     *self_p = NULL;
 }

@@ -71,6 +71,8 @@ static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
 {
     if (k->sandbox)
         s_log_event(k, event, detail);
+    if (k->sandbox && k->sandbox->main_kernel == k)
+        kg_sandbox_main_event(k->sandbox, event, detail);
     if (k->on_event)
         k->on_event(k, event, detail, k->event_arg);
 }
@@ -88,7 +90,7 @@ static bool s_is_ready_state(kg_kernel_state_t s) { return s == KG_KERNEL_IDLE |
 /* ---- environment ------------------------------------------------------------------------ */
 
 /* Outside a sandbox: the host's environment, then the spec's env, then the caller's. Inside: a
- * fixed base with nothing from the host, then the same. JPY_PARENT_PID=1 tells ipykernel its
+ * fixed base with nothing from the host, then the spec's, the sandbox's, and the caller's. JPY_PARENT_PID=1 tells ipykernel its
  * parent is an init (ours, PID 1 inside): without it, it exits on finding its parent is PID 1,
  * and prints a banner. Caller owns return value. */
 static char **s_build_env(const kg_kernel_t *k)
@@ -96,6 +98,7 @@ static char **s_build_env(const kg_kernel_t *k)
     static const char *const sandboxed[] = {"JPY_PARENT_PID=1", NULL};
     const char *const *lists[] = {k->sandbox ? kg_sandbox_base_env : (const char *const *)environ,
                                   k->sandbox ? sandboxed : NULL, (const char *const *)k->spec->env,
+                                  k->sandbox ? (const char *const *)k->sandbox->env : NULL,
                                   (const char *const *)k->extra_env};
     return kg_env_merge(lists, sizeof lists / sizeof *lists);
 }
@@ -176,6 +179,35 @@ static int s_on_nudge(zloop_t *loop, int timer_id, void *arg)
 
 static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg);
 
+static void s_announce_ready(kg_kernel_t *k)
+{
+    cb_debug("kernel %.8s ready (pid %ld)", k->id, (long)kg_kernel_pid(k));
+    s_emit(k, KG_EVENT_READY, NULL);
+    s_run_next(k);
+}
+
+/* The startup code ended. Only a run the kernel completed (ok, an error in the code, a timeout)
+ * makes the kernel ready; one cut short by a restart or a shutdown is run again or dropped. */
+static void s_on_startup_done(kg_execution_t *x, json_t *result, void *arg)
+{
+    kg_kernel_t *k = arg;
+    const char *status = json_string_value(json_object_get(result, "status"));
+    k->starting_up = false;
+    if (!status || (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0 && strcmp(status, "timeout") != 0))
+        return;
+    if (strcmp(status, "ok") != 0) {
+        json_t *e = json_object_get(result, "error");
+        const char *ename = e ? json_string_value(json_object_get(e, "ename")) : NULL;
+        const char *evalue = e ? json_string_value(json_object_get(e, "evalue")) : NULL;
+        cb_warn("kernel %.8s: its startup code failed: %s", k->id, evalue ? evalue : status);
+        if (k->sandbox)
+            kg_sandbox_log(k->sandbox, "sandbox", "the startup code failed (%s): %s", ename ? ename : status,
+                           evalue ? evalue : "");
+    }
+    if (s_is_ready_state(k->state))
+        s_announce_ready(k);
+}
+
 static void s_became_ready(kg_kernel_t *k)
 {
     s_timer_cancel(k, &k->ready_timer);
@@ -186,9 +218,17 @@ static void s_became_ready(kg_kernel_t *k)
     k->hb_misses = 0;
     if (k->gw->cfg.heartbeat_ms > 0 && k->hb_timer < 0)
         k->hb_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.heartbeat_ms, 0, s_on_heartbeat, k);
-    cb_debug("kernel %.8s ready (pid %ld)", k->id, (long)kg_kernel_pid(k));
-    s_emit(k, KG_EVENT_READY, NULL);
-    s_run_next(k);
+    if (k->startup_code) {
+        cb_error_t err = {0};
+        k->starting_up = kg_execution_internal(k, k->startup_code, k->gw->cfg.startup_timeout_ms,
+                                               s_on_startup_done, k, &err) != NULL;
+        if (k->starting_up) {
+            s_run_next(k);
+            return;
+        }
+        cb_warn("kernel %.8s: cannot run its startup code: %s", k->id, err.msg);
+    }
+    s_announce_ready(k);
 }
 
 static void s_check_ready(kg_kernel_t *k)
@@ -359,7 +399,7 @@ static void s_run_next(kg_kernel_t *k)
     kg_execution_begin(k->running);
 }
 
-int kg_kernel_enqueue(kg_kernel_t *k, kg_execution_t *x, cb_error_t *err)
+int kg_kernel_enqueue(kg_kernel_t *k, kg_execution_t *x, bool front, cb_error_t *err)
 {
     if (k->state == KG_KERNEL_DEAD)
         return cb_error_fail(err, CB_ERR_KERNEL_DEAD,
@@ -367,7 +407,7 @@ int kg_kernel_enqueue(kg_kernel_t *k, kg_execution_t *x, cb_error_t *err)
                              k->exit_detail ? k->exit_detail : "gave up restarting");
     if (k->state == KG_KERNEL_SHUTTING_DOWN || k->state == KG_KERNEL_STOPPED)
         return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is shutting down", k->id);
-    if (!zlistx_add_end(k->queue, x))
+    if (!(front ? zlistx_add_start(k->queue, x) : zlistx_add_end(k->queue, x)))
         return cb_error_make(err, ENOMEM, "queue execution");
     s_run_next(k);
     return 0;
@@ -468,6 +508,13 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     /* Keep an explanation set earlier (heartbeat, startup timeout); else say how it ended. */
     if (!k->exit_detail)
         k->exit_detail = kg_proc_exit_describe(&ex);
+    if (ex.oom && k->after_exit == KG_AFTER_EXIT_DIED) {
+        gw->counters.kernels_oom++;
+        if (k->sandbox)
+            kg_sandbox_log(k->sandbox, "sandbox", "OOM: kernel %.8s was killed for using all of the "
+                           "sandbox's memory (%llu MiB)", k->id,
+                           (unsigned long long)k->sandbox->limits.memory_mb);
+    }
     while (k->output_fd >= 0 && s_read_output(k)) {
     }
     s_close_output(k);
@@ -493,6 +540,7 @@ static int s_on_free(zloop_t *loop, int timer_id, void *arg)
     free(k->conn_path);
     free(k->exit_detail);
     free(k->state_lost_reason);
+    free(k->startup_code);
     cb_buf_free(&k->output_line);
     kg_signer_destroy(&k->signer);
     kg_replay_destroy(&k->replay);
@@ -565,6 +613,13 @@ static void s_after_exit(kg_kernel_t *k)
     s_abandon_executions(k, "kernel_died", note, true);
     if (k->stopping)
         return;
+    if (k->sandbox && (k->sandbox->dead || k->sandbox->end_pending)) {
+        /* Its sandbox is going (its init died, say): no restart; the sandbox's end says why. */
+        k->state = KG_KERNEL_DEAD;
+        s_set_string(&k->exit_detail,
+                     strdup(k->sandbox->end_detail ? k->sandbox->end_detail : "its sandbox ended"));
+        return;
+    }
     if (s_may_restart(k)) {
         s_set_string(&k->state_lost_reason,
                      cb_strdup_printf("the kernel died (%s) and was restarted", detail ? detail : "unknown cause"));
@@ -652,10 +707,13 @@ static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opt
     k->queue = zlistx_new();
     k->extra_env = cb_strv_copy(opts->env);
     k->cwd = opts->cwd ? strdup(opts->cwd) : NULL;
-    if (!k->id[0] || !k->queue || !k->extra_env || (opts->cwd && !k->cwd)) {
+    k->startup_code = opts->startup_code ? strdup(opts->startup_code) : NULL;
+    if (!k->id[0] || !k->queue || !k->extra_env || (opts->cwd && !k->cwd) ||
+        (opts->startup_code && !k->startup_code)) {
         zlistx_destroy(&k->queue);
         cb_strv_free(k->extra_env);
         free(k->cwd);
+        free(k->startup_code);
         free(k);
         return cb_error_make(err, ENOMEM, "new kernel"), NULL;
     }
@@ -803,6 +861,8 @@ const char *kg_kernel_id(const kg_kernel_t *self) { return self->id; }
 const char *kg_kernel_name(const kg_kernel_t *self) { return self->spec->name; }
 const char *kg_kernel_language(const kg_kernel_t *self) { return self->spec->language; }
 kg_kernel_state_t kg_kernel_state(const kg_kernel_t *self) { return self->state; }
+bool kg_kernel_is_ready(const kg_kernel_t *self) { return s_is_ready_state(self->state) && !self->starting_up; }
+bool kg_kernel_is_busy(const kg_kernel_t *self) { return self->running || zlistx_size(self->queue) > 0; }
 pid_t kg_kernel_pid(const kg_kernel_t *self)
 {
     pid_t pid = self->proc ? kg_proc_pid(self->proc) : 0;

@@ -109,10 +109,103 @@ struct kg_sandbox {
     bool for_one_kernel;        /* made by kg_kernel_start; removed with that kernel */
     kg_log_entry_t *log;        /* ring of KG_SANDBOX_LOG_MAX entries */
     size_t log_next;            /* total entries ever written; the slot is log_next % max */
+    char **env;                 /* "KEY=VALUE" for every kernel and command in it (never NULL) */
+    uint64_t executions, commands_run;
+    int64_t last_active_ms;
+    int64_t cpu_sample_ms;      /* the last cpu_share sample (kg_sandbox_info) */
+    uint64_t cpu_sample_us;
+    double cpu_share;
+    bool init_watched;          /* its init's pidfd is on the loop */
+    bool dead;                  /* its init died: nothing runs in it any more */
+
+    /* Set by kg_sandbox_open (lifetime.c, pool.c, persist.c); lifetimes apply when opened. */
+    bool opened;
+    char *template_name;
+    kg_kernel_t *main_kernel;   /* NULL once it stopped */
+    json_t *metadata;           /* object, never NULL once opened */
+    int64_t opened_ms;          /* when it was handed out (its lifetime starts then) */
+    int64_t expires_ms;         /* monotonic; 0: no lifetime limit */
+    int lifetime_s;             /* the last lifetime set, for messages */
+    bool in_pool;               /* waiting in a warm pool; not handed out */
+    bool from_pool;
+    bool end_pending;           /* the gateway will end it on the next deferred turn */
+    kg_sandbox_end_t end_why;
+    char *end_detail;
+    kg_sandbox_end_fn *on_end;
+    void *end_arg;
+    char *persist_dir;          /* <state>/sandboxes/<id>: a persistent workspace's home */
+    int persist_lock;           /* flock on persist_dir while open; -1 */
 };
+
+/* Low-level creation (kg_sandbox_create's body): id NULL makes a fresh one; workspace_dir NULL
+ * gives the tmpfs workspace. env ("KEY=VALUE", NULL-terminated, may be NULL) is copied. */
+kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, const char *id,
+                             const char *workspace_dir, const char *const *env, cb_error_t *err);
+
+/* Work is running in the sandbox (an execution or a command): it is not idle. */
+bool kg_sandbox_busy(kg_sandbox_t *sb);
 
 /* Free a command whatever its state (sandbox teardown; does not touch sb->commands). */
 void kg_command_free_now(kg_command_t *c);
+
+/* ---- lifetimes, the pool and persistence (lifetime.c, pool.c, persist.c) ---------------- */
+
+#define KG_TICK_MS 200          /* how often lifetimes and pools are looked at */
+#define KG_TOMBSTONES 256       /* ended sandboxes whose reason is remembered */
+
+typedef struct kg_pool kg_pool_t;
+
+/* Mark a sandbox to be ended by the gateway (why, detail) on the next deferred turn: the end
+ * runs from a poller handler, never a timer, so freed kernels cannot be dispatched afterwards
+ * in the same loop iteration. */
+void kg_sandbox_end_later(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail);
+
+/* Remember why a sandbox went (kg_gateway_sandbox_gone). */
+void kg_gateway_tombstone(kg_gateway_t *gw, const char *id, const char *why);
+
+/* Start the gateway's housekeeping: the tick timer and the deferred-work eventfd. */
+int kg_lifetime_init(kg_gateway_t *gw, cb_error_t *err);
+void kg_lifetime_fini(kg_gateway_t *gw);
+
+/* A sandbox with its main kernel, from a template (lifetime.c; used by the pool too). */
+kg_sandbox_t *kg_sandbox_prepare(kg_gateway_t *gw, const kg_template_t *t, const kg_sandbox_opts_t *opts,
+                                 const char *id, const char *workspace_dir, cb_error_t *err);
+
+/* The main kernel's events, whoever else listens (kernel.c calls it). */
+void kg_sandbox_main_event(kg_sandbox_t *sb, kg_kernel_event_t event, const char *detail);
+
+/* Pools (pool.c). */
+void kg_pool_destroy_all(kg_gateway_t *gw);
+/* Take a ready sandbox of the template from its pool, or NULL. */
+kg_sandbox_t *kg_pool_take(kg_gateway_t *gw, const char *template_name);
+/* The pool size asked for a template (0: no pool). */
+int kg_pool_size(kg_gateway_t *gw, const char *template_name);
+/* Give up one pooled sandbox to make room at the cap: of another template than keep if there is
+ * one, else any. false when the pools are empty. */
+bool kg_pool_evict_one(kg_gateway_t *gw, const char *keep);
+/* Refill pools (from the tick): at most one new sandbox per pool per call. */
+void kg_pool_refill(kg_gateway_t *gw);
+/* The sandbox is going: forget it if a pool holds it. */
+void kg_pool_forget(kg_gateway_t *gw, kg_sandbox_t *sb);
+/* {hits, misses, templates: {name: {size, ready, starting}}}. Caller owns return value. */
+json_t *kg_pool_metrics(kg_gateway_t *gw);
+/* Sandboxes in the pools; *starting: of them, those whose kernel is not ready yet. */
+size_t kg_pool_count(kg_gateway_t *gw, size_t *starting);
+
+/* Persistence (persist.c): <state_dir>/sandboxes/<id>/ holds sandbox.json (what the sandbox
+ * was: template, kernel, limits, metadata, times) and workspace/ (bound at /home/user). */
+/* The saved description of a persisted sandbox that is not open. Caller owns return value. */
+json_t *kg_persist_describe(kg_gateway_t *gw, const char *id, cb_error_t *err);
+/* The limits saved in a description. */
+void kg_persist_limits(json_t *saved, kg_sandbox_limits_t *out);
+/* Make a new persistent home (reopen_id NULL; its id into id_out) or lock an existing one. On
+ * success *dir_out is the home (caller owns) and *lock_out its lock fd (caller owns). */
+int kg_persist_open(kg_gateway_t *gw, const char *reopen_id, char *id_out, char **dir_out, int *lock_out,
+                    cb_error_t *err);
+/* Write the sandbox's description into its home. */
+int kg_persist_save(kg_sandbox_t *sb, const char *kernel_name, cb_error_t *err);
+/* The sandbox is going: note when, release the lock (the workspace stays). */
+void kg_persist_close(kg_sandbox_t *sb);
 
 /* The layers as JSON, for info and doctor. Caller owns return value. */
 json_t *kg_layers_json(const sbx_layers_t *layers);
@@ -130,6 +223,18 @@ struct kg_gateway {
     const volatile int *watch_flag; /* set by kg_gateway_run_until */
     bool layers_noted;              /* missing sandbox layers have been logged once */
     volatile int no_kernels;        /* the registry is empty (awaited by destroy) */
+    int64_t started_ms;
+    char *templates_dir;
+    char *state_dir;
+    /* lifetime.c */
+    int tick_timer;
+    int wake_fd;                    /* eventfd: deferred work runs from its poller */
+    bool wake_pending;
+    char *tombstones[KG_TOMBSTONES]; /* "<id> <reason>", a ring */
+    size_t tombstone_next;
+    bool destroying;
+    /* pool.c */
+    zhashx_t *pools;                /* template name -> kg_pool_t *, owned */
 };
 
 /* What every loop handler returns: -1 to leave zloop_start once the awaited flag is set. */
@@ -204,6 +309,8 @@ struct kg_kernel {
     int64_t restart_window_start_ms;
     int restarts_in_window;
     char *state_lost_reason; /* set by a restart; the next execution reports it */
+    char *startup_code;      /* run after each start before READY; NULL: none */
+    bool starting_up;        /* the startup code is queued or running */
 
     /* executions: one runs at a time, the rest wait in order */
     zlistx_t *queue;
@@ -215,8 +322,9 @@ struct kg_kernel {
 /* Send a message on one of the kernel's channels. Takes ownership of *msg_p. */
 int kg_kernel_send(kg_kernel_t *k, kg_channel_t ch, kg_msg_t **msg_p);
 
-/* Queue an execution (kg_execute); it starts when the kernel is ready and free. */
-int kg_kernel_enqueue(kg_kernel_t *k, kg_execution_t *x, cb_error_t *err);
+/* Queue an execution (kg_execute), last or (front) first; it starts when the kernel is ready
+ * and free. */
+int kg_kernel_enqueue(kg_kernel_t *k, kg_execution_t *x, bool front, cb_error_t *err);
 
 /* Hand the reason state was lost (a restart) to the execution that starts next, and forget it.
  * *reason_out becomes the caller's (free it); NULL when nothing was lost. Returns it too. */
@@ -238,6 +346,11 @@ void kg_execution_begin(kg_execution_t *x);
 
 /* Route a message whose parent is this execution. ch is the channel it arrived on. */
 void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t *msg);
+
+/* The kernel's own startup code: silent, first in the queue, not counted, and it leaves the
+ * state-lost note to the next real execution. Borrowed; valid until on_done returns. */
+kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int timeout_ms, kg_done_fn *on_done,
+                                      void *arg, cb_error_t *err);
 
 /* End the execution without its reply: status ("cancelled", "kernel_died") and a note.
  * Calls on_done, then frees x. */

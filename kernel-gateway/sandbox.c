@@ -38,28 +38,45 @@ static void s_fill_limits(kg_sandbox_limits_t *l, const kg_sandbox_limits_t *def
     }
 }
 
-kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, cb_error_t *err)
+static int s_on_init_exit(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+
+static void s_free(kg_sandbox_t *sb)
+{
+    zhashx_destroy(&sb->commands);
+    if (sb->log)
+        for (size_t i = 0; i < KG_SANDBOX_LOG_MAX; i++)
+            free(sb->log[i].text);
+    free(sb->log);
+    cb_strv_free(sb->env);
+    free(sb->template_name);
+    json_decref(sb->metadata);
+    free(sb->end_detail);
+    free(sb->persist_dir);
+    free(sb);
+}
+
+kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, const char *id,
+                             const char *workspace_dir, const char *const *env, cb_error_t *err)
 {
     kg_sandbox_t *sb = calloc(1, sizeof *sb);
-    zuuid_t *uuid = zuuid_new();
-    if (sb) {
-        sb->commands = zhashx_new();
-        sb->log = calloc(KG_SANDBOX_LOG_MAX, sizeof *sb->log);
-    }
-    if (!sb || !uuid || !sb->commands || !sb->log) {
-        zuuid_destroy(&uuid);
-        if (sb) {
-            zhashx_destroy(&sb->commands);
-            free(sb->log);
-        }
-        free(sb);
-        cb_error_make(err, ENOMEM, "new sandbox");
-        return NULL;
-    }
-    snprintf(sb->id, sizeof sb->id, "%s", zuuid_str_canonical(uuid));
+    if (!sb)
+        return cb_error_make(err, ENOMEM, "new sandbox"), NULL;
+    sb->persist_lock = -1;
+    sb->commands = zhashx_new();
+    sb->log = calloc(KG_SANDBOX_LOG_MAX, sizeof *sb->log);
+    sb->env = cb_strv_copy(env);
+    zuuid_t *uuid = id ? NULL : zuuid_new();
+    if (uuid)
+        snprintf(sb->id, sizeof sb->id, "%s", zuuid_str_canonical(uuid));
+    else if (id)
+        snprintf(sb->id, sizeof sb->id, "%s", id);
     zuuid_destroy(&uuid);
+    if (!sb->commands || !sb->log || !sb->env || !sb->id[0]) {
+        s_free(sb);
+        return cb_error_make(err, ENOMEM, "new sandbox"), NULL;
+    }
     sb->gw = gw;
-    sb->created_ms = cb_now_ms();
+    sb->created_ms = sb->last_active_ms = sb->cpu_sample_ms = cb_now_ms();
     if (limits)
         sb->limits = *limits;
     s_fill_limits(&sb->limits, &gw->cfg.limits);
@@ -72,24 +89,48 @@ kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *lim
         .cpu_millis = sb->limits.cpu_millis,
         .tmp_bytes = sb->limits.tmp_mb * MiB,
         .workspace_bytes = sb->limits.workspace_mb * MiB,
+        .workspace_dir = workspace_dir,
         .seccomp_log = gw->cfg.seccomp_log,
     };
     sb->sbx = run_dir ? sbx_new(&policy, err) : NULL;
     if (!sb->sbx || zhashx_insert(gw->sandboxes, sb->id, sb) != 0) {
         if (!run_dir)
             cb_error_make(err, ENOMEM, "new sandbox");
+        else if (sb->sbx)
+            cb_error_fail(err, CB_ERR_STATE, "a sandbox with id %s exists already", sb->id);
         sbx_destroy(&sb->sbx);
-        zhashx_destroy(&sb->commands);
-        free(sb->log);
-        free(sb);
+        s_free(sb);
         return NULL;
     }
+    zmq_pollitem_t item = {.fd = sbx_init_pidfd(sb->sbx), .events = ZMQ_POLLIN};
+    sb->init_watched = zloop_poller(gw->loop, &item, s_on_init_exit, sb) == 0;
+    gw->counters.sandboxes_created++;
     kg_gateway_note_layers(gw, sbx_layers(sb->sbx));
-    kg_sandbox_log(sb, "sandbox", "created (memory %llu MiB, pids %llu, workspace %llu MiB)",
+    kg_sandbox_log(sb, "sandbox", "created (memory %llu MiB, pids %llu, workspace %llu MiB%s)",
                    (unsigned long long)sb->limits.memory_mb, (unsigned long long)sb->limits.pids_max,
-                   (unsigned long long)sb->limits.workspace_mb);
+                   (unsigned long long)sb->limits.workspace_mb, workspace_dir ? ", persistent" : "");
     cb_debug("sandbox %.8s: created (init pid %d)", sb->id, (int)sbx_init_pid(sb->sbx));
     return sb;
+}
+
+kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, cb_error_t *err)
+{
+    return kg_sandbox_new(gw, limits, NULL, NULL, NULL, err);
+}
+
+/* The init died, and with it every process of the sandbox (PID 1 of its pid namespace). */
+static int s_on_init_exit(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    kg_sandbox_t *sb = arg;
+    zloop_poller_end(loop, item);
+    sb->init_watched = false;
+    sb->dead = true;
+    cb_warn("sandbox %.8s: its init process died; every process in it is gone", sb->id);
+    kg_sandbox_log(sb, "sandbox", "died: its init process ended, and every process in it with it");
+    if (sb->opened || sb->in_pool)
+        kg_sandbox_end_later(sb, KG_SANDBOX_END_DIED,
+                             "it died: its init process ended, and every process in it with it");
+    return kg_gateway_handler_result(sb->gw);
 }
 
 void kg_sandbox_destroy(kg_sandbox_t **self_p)
@@ -99,6 +140,11 @@ void kg_sandbox_destroy(kg_sandbox_t **self_p)
         return;
     *self_p = NULL;
     kg_gateway_t *gw = sb->gw;
+    if (sb->init_watched) {
+        zmq_pollitem_t item = {.fd = sbx_init_pidfd(sb->sbx), .events = ZMQ_POLLIN};
+        zloop_poller_end(gw->loop, &item);
+    }
+    kg_pool_forget(gw, sb);
     /* Kernels first: each is freed at once (no graceful shutdown: the sandbox is going). */
     zlistx_t *kernels = zhashx_values(gw->kernels);
     for (kg_kernel_t *k = kernels ? zlistx_first(kernels) : NULL; k; k = zlistx_next(kernels))
@@ -109,17 +155,43 @@ void kg_sandbox_destroy(kg_sandbox_t **self_p)
     zlistx_destroy(&kernels);
     for (kg_command_t *c = zhashx_first(sb->commands); c; c = zhashx_next(sb->commands))
         kg_command_free_now(c);
-    zhashx_destroy(&sb->commands);
     zhashx_delete(gw->sandboxes, sb->id);
     sbx_destroy(&sb->sbx);
+    if (sb->persist_dir)
+        kg_persist_close(sb);
+    if (sb->opened)
+        kg_gateway_tombstone(gw, sb->id, sb->end_detail ? sb->end_detail : "it was deleted");
     cb_debug("sandbox %.8s: destroyed", sb->id);
-    for (size_t i = 0; i < KG_SANDBOX_LOG_MAX; i++)
-        free(sb->log[i].text);
-    free(sb->log);
-    free(sb);
+    s_free(sb);
 }
 
 const char *kg_sandbox_id(const kg_sandbox_t *self) { return self->id; }
+kg_kernel_t *kg_sandbox_main_kernel(kg_sandbox_t *self) { return self->main_kernel; }
+const char *kg_sandbox_template(const kg_sandbox_t *self) { return self->template_name; }
+bool kg_sandbox_from_pool(const kg_sandbox_t *self) { return self->from_pool; }
+bool kg_sandbox_persistent(const kg_sandbox_t *self) { return self->persist_dir != NULL; }
+int64_t kg_sandbox_expires_ms(const kg_sandbox_t *self)
+{
+    if (!self->expires_ms)
+        return 0;
+    struct timeval tv; /* the deadline runs on the monotonic clock; callers want a date */
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000 + (self->expires_ms - cb_now_ms());
+}
+void kg_sandbox_touch(kg_sandbox_t *self) { self->last_active_ms = cb_now_ms(); }
+
+bool kg_sandbox_busy(kg_sandbox_t *sb)
+{
+    for (kg_command_t *c = zhashx_first(sb->commands); c; c = zhashx_next(sb->commands))
+        if (kg_command_running(c))
+            return true;
+    bool busy = false;
+    zlistx_t *kernels = zhashx_values(sb->gw->kernels);
+    for (kg_kernel_t *k = kernels ? zlistx_first(kernels) : NULL; k && !busy; k = zlistx_next(kernels))
+        busy = k->sandbox == sb && kg_kernel_is_busy(k);
+    zlistx_destroy(&kernels);
+    return busy;
+}
 pid_t kg_sandbox_init_pid(const kg_sandbox_t *self) { return sbx_init_pid(self->sbx); }
 
 void kg_sandbox_log(kg_sandbox_t *self, const char *source, const char *fmt, ...)
@@ -179,12 +251,34 @@ json_t *kg_layers_json(const sbx_layers_t *l)
                      l->cgroup_why, "seccomp", l->seccomp, "seccomp_log_mode", l->seccomp_log);
 }
 
+/* Cores used: since the last sample at least a second old (then a new sample), and on average
+ * over the sandbox's life. */
+static void s_cpu_share(kg_sandbox_t *sb, uint64_t cpu_us, double *recent, double *average)
+{
+    int64_t now = cb_now_ms();
+    int64_t span = now - sb->cpu_sample_ms;
+    if (span >= 1000 || sb->cpu_share == 0.0) {
+        uint64_t used = cpu_us >= sb->cpu_sample_us ? cpu_us - sb->cpu_sample_us : 0;
+        if (span > 0)
+            sb->cpu_share = (double)used / 1000.0 / (double)span;
+        if (span >= 1000) {
+            sb->cpu_sample_ms = now;
+            sb->cpu_sample_us = cpu_us;
+        }
+    }
+    *recent = sb->cpu_share;
+    int64_t life = now - sb->created_ms;
+    *average = life > 0 ? (double)cpu_us / 1000.0 / (double)life : 0.0;
+}
+
 json_t *kg_sandbox_info(kg_sandbox_t *self)
 {
     sbx_usage_t u;
     cb_error_t err = {0};
     if (sbx_usage(self->sbx, &u, &err) < 0)
         memset(&u, 0, sizeof u);
+    double share, share_avg;
+    s_cpu_share(self, u.cpu_usage_us, &share, &share_avg);
     json_t *kernels = json_array();
     zlistx_t *all = zhashx_values(self->gw->kernels);
     for (kg_kernel_t *k = all ? zlistx_first(all) : NULL; k && kernels; k = zlistx_next(all))
@@ -192,19 +286,36 @@ json_t *kg_sandbox_info(kg_sandbox_t *self)
             json_array_append_new(kernels, json_string(k->id));
     zlistx_destroy(&all);
     const kg_sandbox_limits_t *l = &self->limits;
-    return json_pack("{s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o*, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o*}",
-                     "id", self->id, "created_ms", (json_int_t)self->created_ms,
-                     "limits", "memory_mb", (json_int_t)l->memory_mb, "pids_max", (json_int_t)l->pids_max,
-                     "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb", (json_int_t)l->tmp_mb,
-                     "workspace_mb", (json_int_t)l->workspace_mb,
-                     "layers", kg_layers_json(sbx_layers(self->sbx)),
-                     "usage", "memory_bytes", (json_int_t)u.memory_bytes,
-                     "memory_peak_bytes", (json_int_t)u.memory_peak_bytes,
-                     "memory_limit_bytes", (json_int_t)u.memory_limit_bytes, "pids", (json_int_t)u.pids,
-                     "cpu_usage_us", (json_int_t)u.cpu_usage_us, "oom_kills", (json_int_t)u.oom_kills,
-                     "workspace_bytes", (json_int_t)u.workspace_bytes,
-                     "workspace_limit_bytes", (json_int_t)u.workspace_limit_bytes,
-                     "kernels", kernels);
+    int64_t now = cb_now_ms();
+    json_t *info = json_pack(
+        "{s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o*, s:{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}, s:o*}",
+        "id", self->id, "created_ms", (json_int_t)self->created_ms,
+        "limits", "memory_mb", (json_int_t)l->memory_mb, "pids_max", (json_int_t)l->pids_max,
+        "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb", (json_int_t)l->tmp_mb,
+        "workspace_mb", (json_int_t)l->workspace_mb,
+        "layers", kg_layers_json(sbx_layers(self->sbx)),
+        "usage", "memory_bytes", (json_int_t)u.memory_bytes,
+        "memory_peak_bytes", (json_int_t)u.memory_peak_bytes,
+        "memory_limit_bytes", (json_int_t)u.memory_limit_bytes, "pids", (json_int_t)u.pids,
+        "cpu_usage_us", (json_int_t)u.cpu_usage_us, "cpu_share", share, "cpu_share_avg", share_avg,
+        "oom_kills", (json_int_t)u.oom_kills, "workspace_bytes", (json_int_t)u.workspace_bytes,
+        "workspace_limit_bytes", (json_int_t)u.workspace_limit_bytes,
+        "kernels", kernels);
+    if (info &&
+        json_object_update_new(
+            info, json_pack("{s:I, s:I, s:I, s:s?, s:b, s:b, s:o, s:I, s:f, s:O?}", "init_pid",
+                            (json_int_t)sbx_init_pid(self->sbx), "executions",
+                            (json_int_t)self->executions, "commands", (json_int_t)self->commands_run,
+                            "template", self->template_name, "persistent", self->persist_dir != NULL,
+                            "pooled", self->from_pool, "expires_ms",
+                            self->expires_ms ? json_integer(kg_sandbox_expires_ms(self)) : json_null(),
+                            "idle_ms", (json_int_t)(now - self->last_active_ms), "uptime_s",
+                            (double)(now - (self->opened ? self->opened_ms : self->created_ms)) / 1000.0,
+                            "metadata", self->metadata)) < 0) {
+        json_decref(info);
+        info = NULL;
+    }
+    return info;
 }
 
 /* ---- files ------------------------------------------------------------------------------- */
@@ -212,24 +323,28 @@ json_t *kg_sandbox_info(kg_sandbox_t *self)
 int kg_sandbox_file_read(kg_sandbox_t *self, const char *path, size_t max_bytes, cb_buf_t *out,
                          cb_error_t *err)
 {
+    kg_sandbox_touch(self);
     return sbx_file_read(self->sbx, path, max_bytes, out, err);
 }
 
 int kg_sandbox_file_read_range(kg_sandbox_t *self, const char *path, uint64_t offset, size_t max_bytes,
                                cb_buf_t *out, uint64_t *size, cb_error_t *err)
 {
+    kg_sandbox_touch(self);
     return sbx_file_read_range(self->sbx, path, offset, max_bytes, out, size, err);
 }
 
 int kg_sandbox_file_write(kg_sandbox_t *self, const char *path, const void *data, size_t len,
                           bool make_parents, cb_error_t *err)
 {
+    kg_sandbox_touch(self);
     return sbx_file_write(self->sbx, path, data, len, make_parents, err);
 }
 
 json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *err)
 {
     static const char *const types[] = {"file", "dir", "symlink", "other"};
+    kg_sandbox_touch(self);
     size_t count = 0;
     sbx_dirent_t *list = sbx_file_list(self->sbx, path, &count, err);
     if (!list) /* never NULL on success, even for an empty directory */
@@ -253,10 +368,12 @@ json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *e
 
 int kg_sandbox_file_remove(kg_sandbox_t *self, const char *path, bool recursive, cb_error_t *err)
 {
+    kg_sandbox_touch(self);
     return sbx_file_remove(self->sbx, path, recursive, err);
 }
 
 int kg_sandbox_file_mkdir(kg_sandbox_t *self, const char *path, bool parents, cb_error_t *err)
 {
+    kg_sandbox_touch(self);
     return sbx_file_mkdir(self->sbx, path, parents, err);
 }

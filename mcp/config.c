@@ -12,7 +12,18 @@
 
 #include "mcp_private.h"
 
-typedef enum { SET_TIMEOUT, SET_MEMORY, SET_CPU, SET_DISK, SET_OUTPUT, SET_MESSAGE } s_setting_t;
+typedef enum {
+    SET_TIMEOUT,
+    SET_MEMORY,
+    SET_CPU,
+    SET_DISK,
+    SET_OUTPUT,
+    SET_MESSAGE,
+    SET_LIFETIME,
+    SET_IDLE,
+    SET_MAX_SANDBOXES,
+    SET_COUNT
+} s_setting_t;
 
 static const struct {
     const char *name;
@@ -31,6 +42,10 @@ static const struct {
     {"E2B_DISK_LIMIT", SET_DISK, 16, 1048576, "MB"},
     {"CELLBLOCK_OUTPUT_LIMIT", SET_OUTPUT, 1000, 10000000, "characters"},
     {"CELLBLOCK_MAX_MESSAGE_MB", SET_MESSAGE, 1, 1024, "MB"},
+    {"CELLBLOCK_SANDBOX_TIMEOUT", SET_LIFETIME, -1, 604800, "seconds; 0 or -1: no limit"},
+    {"E2B_SESSION_TIMEOUT", SET_LIFETIME, 1, 86400, "seconds"},
+    {"CELLBLOCK_IDLE_TIMEOUT", SET_IDLE, 0, 604800, "seconds, 0: never"},
+    {"CELLBLOCK_MAX_SANDBOXES", SET_MAX_SANDBOXES, 1, 100000, "sandboxes"},
 };
 
 static int s_number(const char *name, const char *text, double min, double max, const char *unit,
@@ -79,8 +94,12 @@ int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
                           .disk_mb = 1024,
                           .output_limit = 20000,
                           .max_message_bytes = 32u << 20,
-                          .log_level = CB_LOG_WARN};
-    bool seen[SET_MESSAGE + 1] = {false};
+                          .log_level = CB_LOG_WARN,
+                          .template_name = "python",
+                          .sandbox_timeout_s = 300,
+                          .max_sandboxes = 100,
+                          .pool = "python=1"};
+    bool seen[SET_COUNT] = {false};
     for (size_t i = 0; i < sizeof s_numbers / sizeof s_numbers[0]; i++) {
         const char *text = getenv(s_numbers[i].name);
         if (!text || seen[s_numbers[i].setting])
@@ -97,7 +116,29 @@ int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
         case SET_DISK: cfg->disk_mb = (uint64_t)v; break;
         case SET_OUTPUT: cfg->output_limit = (size_t)v; break;
         case SET_MESSAGE: cfg->max_message_bytes = (size_t)v << 20; break;
+        case SET_LIFETIME: cfg->sandbox_timeout_s = v == 0 ? -1 : (int)v; break;
+        case SET_IDLE: cfg->idle_timeout_s = (int)v; break;
+        case SET_MAX_SANDBOXES: cfg->max_sandboxes = (int)v; break;
+        case SET_COUNT: break;
         }
+    }
+    static const char *const templates[] = {"CELLBLOCK_TEMPLATE", "E2B_TEMPLATE"};
+    for (size_t i = 0; i < 2; i++)
+        if (getenv(templates[i]) && getenv(templates[i])[0]) {
+            cfg->template_name = getenv(templates[i]);
+            break;
+        }
+    const char *pool = getenv("CELLBLOCK_POOL");
+    if (pool) {
+        if (mcp_config_pool_each(pool, NULL, NULL, err) < 0)
+            return cb_error_prefix(err, "CELLBLOCK_POOL: ");
+        cfg->pool = pool;
+    }
+    const char *state = getenv("CELLBLOCK_STATE_DIR");
+    if (state && state[0]) {
+        if (state[0] != '/')
+            return cb_error_fail(err, CB_ERR_INVALID, "CELLBLOCK_STATE_DIR must be an absolute path; got '%.60s'", state);
+        cfg->state_dir = state;
     }
     const char *net = getenv("CELLBLOCK_NETWORK");
     if (net && net[0] && strcasecmp(net, "none") != 0 && strcasecmp(net, "off") != 0)
@@ -105,4 +146,30 @@ int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
                              "CELLBLOCK_NETWORK must be none (sandboxes have only loopback; network "
                              "access is not offered yet); got '%.40s'", net);
     return s_log_level(cfg, err);
+}
+
+int mcp_config_pool_each(const char *spec, mcp_pool_fn *fn, void *arg, cb_error_t *err)
+{
+    /* "name=N,name=N"; empty: no pools. */
+    const char *p = spec;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[128];
+        if (len == 0 || len >= sizeof item)
+            return cb_error_fail(err, CB_ERR_INVALID, "expected template=count[,template=count...], got '%.60s'", spec);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        char *eq = strchr(item, '=');
+        char *end = NULL;
+        long n = eq ? strtol(eq + 1, &end, 10) : -1;
+        if (!eq || eq == item || !end || *end || end == eq + 1 || n < 0 || n > 64)
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "'%s' is not template=count with a count from 0 to 64", item);
+        *eq = '\0';
+        if (fn && fn(item, (int)n, arg, err) < 0)
+            return -1;
+        p += len + (comma ? 1 : 0);
+    }
+    return 0;
 }

@@ -225,6 +225,11 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
         notes = json_array();
         json_object_set_new(out, "notes", notes);
     }
+    if (save_in && save_in->notice) { /* said once, on the first finished result */
+        json_array_insert_new(notes, 0, json_string(save_in->notice));
+        free(save_in->notice);
+        save_in->notice = NULL;
+    }
     bool truncated = false;
 
     static const char *const streams[] = {"stdout", "stderr"};

@@ -239,8 +239,6 @@ static void s_on_code_output(kg_execution_t *x, const char *kind, json_t *conten
 static void s_on_code_done(kg_execution_t *x, json_t *result, void *arg)
 {
     mcp_job_t *job = arg;
-    if (job->sandbox)
-        job->sandbox->executions++;
     json_t *content = NULL;
     json_t *structured = mcp_execution_structured(job->server, job->sandbox, job->session_id, result, &content);
     const char *status = json_string_value(json_object_get(structured, "status"));

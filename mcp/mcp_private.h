@@ -67,6 +67,7 @@ struct mcp_session {
     int log_level;             /* index into the MCP levels; -1: the client asked for none */
     zlistx_t *calls;           /* mcp_call_t * in flight, owned */
     mcp_sandbox_t *default_sb; /* created on first use */
+    char *default_gone;        /* why the last default sandbox ended, until the next is made */
 };
 
 /* Stops a call's work. call->session may be NULL (the session is ending); the function may
@@ -152,7 +153,8 @@ bool mcp_arg_bool(json_t *args, const char *key, bool dflt);
 
 /* Handlers, by file. */
 mcp_tool_fn mcp_tool_sandbox_create, mcp_tool_sandbox_list, mcp_tool_sandbox_info,
-    mcp_tool_sandbox_delete, mcp_tool_sandbox_logs, mcp_tool_sandbox_metrics,
+    mcp_tool_sandbox_delete, mcp_tool_sandbox_set_timeout, mcp_tool_sandbox_logs,
+    mcp_tool_sandbox_metrics, mcp_tool_server_metrics,
     mcp_tool_session_create, mcp_tool_session_close, mcp_tool_session_connect;
 mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_async,
     mcp_tool_execution_status, mcp_tool_execution_cancel, mcp_tool_command_execute,
@@ -166,10 +168,10 @@ typedef enum { MCP_REPL_JUPYTER = 0, MCP_REPL_TERMINAL } mcp_repl_type_t;
 
 struct mcp_sandbox {
     mcp_server_t *server;
-    kg_sandbox_t *kg;
+    kg_sandbox_t *kg;    /* from kg_sandbox_open; the gateway may end it (s_on_sandbox_end) */
     char id[37];
-    char *template_name;
     char *kernel_name;   /* of the main session */
+    char *notice;        /* said once, on the first result from it; NULL: nothing */
     json_t *metadata;    /* object of strings */
     json_t *env;         /* object of strings */
     char **env_list;     /* the same as "KEY=VALUE", NULL-terminated */
@@ -178,9 +180,7 @@ struct mcp_sandbox {
     mcp_session_t *owner; /* the session whose default sandbox this is, or NULL */
     mcp_repl_t *main;     /* the main jupyter session */
     zlistx_t *repls;      /* mcp_repl_t *, owned */
-    uint64_t executions;
     char created_at[40];
-    int64_t created_ms;
 };
 
 struct mcp_repl {

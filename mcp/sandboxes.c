@@ -1,11 +1,15 @@
 /* sandboxes.c: the server object, sandboxes as MCP sees them, and their sessions.
  *
- * An mcp_sandbox_t wraps a gateway sandbox (kg_sandbox_t) with what MCP adds: a template name,
- * labels, an environment for everything started in it, a default time limit, and sessions
+ * An mcp_sandbox_t wraps a gateway sandbox (kg_sandbox_open: template, cap, warm pool, lifetime,
+ * persistence) with what MCP adds: labels, an environment for everything started in it, a
+ * default time limit per execution, and sessions
  * (mcp_repl_t): jupyter sessions are gateway kernels in the sandbox, terminal sessions are bash
  * commands fed line by line (terminal.c). Every sandbox starts with its main jupyter session,
- * where code_execute runs. Calls that need a session to be ready wait on it (mcp_repl_when_ready)
- * and are finished from the kernel's ready or dead event.
+ * where code_execute runs: the gateway's main kernel of the sandbox, adopted. Calls that need a
+ * session to be ready wait on it (mcp_repl_when_ready) and are finished from the kernel's ready
+ * or dead event. When the gateway ends a sandbox on its own (its lifetime ran out, it idled, its
+ * init died), s_on_sandbox_end lets go of it before the gateway frees it, and a session that
+ * loses its default sandbox says so on the first result from the next one.
  */
 #include <errno.h>
 #include <string.h>
@@ -18,6 +22,31 @@
 static const char *s_repl_type_name(mcp_repl_type_t t) { return t == MCP_REPL_JUPYTER ? "jupyter" : "terminal"; }
 
 /* ---- the server ---------------------------------------------------------------------------- */
+
+/* sandbox_create's template argument lists the templates found at start; the default one must
+ * be among them. */
+static int s_offer_templates(mcp_server_t *srv, cb_error_t *err)
+{
+    json_auto_t *templates = kg_gateway_templates(srv->gw);
+    json_t *names = json_array();
+    bool found = false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(templates, i, t) {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        found |= name && strcmp(name, srv->cfg.template_name) == 0;
+        json_array_append(names, json_object_get(t, "name"));
+    }
+    json_t *tools = json_object_get(srv->tools, "tools");
+    json_t *tool = json_array_get(tools, mcp_tool_index(mcp_tool_find("sandbox_create")));
+    json_t *prop = json_object_get(json_object_get(json_object_get(tool, "inputSchema"), "properties"), "template");
+    if (!names || !prop || json_object_set_new(prop, "enum", names) < 0)
+        return cb_error_make(err, ENOMEM, "list templates");
+    if (!found)
+        return cb_error_fail(err, CB_ERR_NOT_FOUND, "the default template '%s' was not found (see `cellblock templates`)",
+                             srv->cfg.template_name);
+    return 0;
+}
 
 mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error_t *err)
 {
@@ -45,6 +74,10 @@ mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error
     }
     zlistx_set_destructor(srv->finished, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(srv->finished, (zlistx_duplicator_fn *)strdup);
+    if (s_offer_templates(srv, err) < 0) {
+        mcp_server_destroy(&srv);
+        return NULL;
+    }
     return srv;
 }
 
@@ -144,8 +177,7 @@ void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply
         mcp_call_fail(call, "out of memory");
 }
 
-mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
-                         cb_error_t *err)
+static mcp_repl_t *s_repl_alloc(mcp_sandbox_t *sb, mcp_repl_type_t type, cb_error_t *err)
 {
     mcp_repl_t *repl = calloc(1, sizeof *repl);
     zuuid_t *uuid = zuuid_new();
@@ -163,21 +195,17 @@ mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *ke
     repl->sandbox = sb;
     repl->type = type;
     repl->timer = -1;
-    int rc;
-    if (type == MCP_REPL_JUPYTER) {
-        repl->kernel_name = strdup(kernel_name ? kernel_name : sb->kernel_name);
-        kg_kernel_opts_t opts = {.kernel_name = repl->kernel_name,
-                                 .env = (const char *const *)sb->env_list,
-                                 .sandbox = sb->kg,
-                                 .on_event = s_on_kernel_event,
-                                 .arg = repl};
-        repl->kernel = repl->kernel_name ? kg_kernel_start(sb->server->gw, &opts, err) : NULL;
-        rc = repl->kernel ? 0 : -1;
-    } else {
-        rc = mcp_terminal_start(repl, err);
-    }
+    return repl;
+}
+
+/* Register a session whose kernel or shell is running; on failure stop them and free it. */
+static mcp_repl_t *s_repl_register(mcp_repl_t *repl, int rc, cb_error_t *err)
+{
+    mcp_sandbox_t *sb = repl->sandbox;
     if (rc < 0 || !zlistx_add_end(sb->repls, repl) ||
         zhashx_insert(sb->server->repls, repl->id, repl) != 0) {
+        if (rc == 0)
+            cb_error_make(err, ENOMEM, "new session");
         if (repl->kernel) {
             kg_kernel_set_events(repl->kernel, NULL, NULL);
             kg_kernel_shutdown(repl->kernel);
@@ -191,9 +219,49 @@ mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *ke
         free(repl);
         return NULL;
     }
-    kg_sandbox_log(sb->kg, "session", "%s session %.8s opened%s%s", s_repl_type_name(type), repl->id,
+    kg_sandbox_log(sb->kg, "session", "%s session %.8s opened%s%s", s_repl_type_name(repl->type), repl->id,
                    repl->kernel_name ? " with kernel " : "", repl->kernel_name ? repl->kernel_name : "");
     return repl;
+}
+
+mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
+                         cb_error_t *err)
+{
+    mcp_repl_t *repl = s_repl_alloc(sb, type, err);
+    if (!repl)
+        return NULL;
+    int rc;
+    if (type == MCP_REPL_JUPYTER) {
+        repl->kernel_name = strdup(kernel_name ? kernel_name : sb->kernel_name);
+        kg_kernel_opts_t opts = {.kernel_name = repl->kernel_name,
+                                 .env = (const char *const *)sb->env_list,
+                                 .sandbox = sb->kg,
+                                 .on_event = s_on_kernel_event,
+                                 .arg = repl};
+        repl->kernel = repl->kernel_name ? kg_kernel_start(sb->server->gw, &opts, err) : NULL;
+        rc = repl->kernel ? 0 : -1;
+    } else {
+        rc = mcp_terminal_start(repl, err);
+    }
+    return s_repl_register(repl, rc, err);
+}
+
+/* The sandbox's main kernel, started by the gateway (ready already when it came from the pool),
+ * as a jupyter session. */
+static mcp_repl_t *s_repl_adopt(mcp_sandbox_t *sb, kg_kernel_t *kernel, cb_error_t *err)
+{
+    mcp_repl_t *repl = s_repl_alloc(sb, MCP_REPL_JUPYTER, err);
+    if (!repl)
+        return NULL;
+    repl->kernel = kernel;
+    repl->kernel_name = strdup(kg_kernel_name(kernel));
+    repl->ready = kg_kernel_is_ready(kernel);
+    kg_kernel_set_events(kernel, s_on_kernel_event, repl);
+    int rc = repl->kernel_name ? 0 : cb_error_make(err, ENOMEM, "new session");
+    if (rc < 0)
+        kg_kernel_set_events(kernel, NULL, NULL);
+    repl->kernel = rc < 0 ? NULL : kernel; /* on failure the sandbox's end takes the kernel */
+    return s_repl_register(repl, rc, err);
 }
 
 /* Free a session's own memory; its kernel or shell is already stopped or going. */
@@ -277,10 +345,27 @@ static bool s_env_name_ok(const char *name)
     return true;
 }
 
+static void s_sandbox_release(mcp_sandbox_t *sb, const char *why, bool destroy_kg);
+
+/* The gateway ends the sandbox (expired, idle, died, failed to start) and frees it after this. */
+static void s_on_sandbox_end(kg_sandbox_t *kg, kg_sandbox_end_t end, const char *detail, void *arg)
+{
+    mcp_sandbox_t *sb = arg;
+    cb_info("sandbox %.8s ended: %s", sb->id, detail);
+    for (mcp_session_t *s = zlistx_first(sb->server->sessions); s; s = zlistx_next(sb->server->sessions))
+        if (s->default_sb == sb) {
+            free(s->default_gone);
+            s->default_gone = cb_strdup_printf(
+                "This session's previous default sandbox %s ended (%s). This is a new sandbox: "
+                "variables, imports and files from before are gone.", sb->id, detail);
+        }
+    cleanup_free char *why = cb_strdup_printf("its sandbox ended: %s", detail);
+    s_sandbox_release(sb, why ? why : detail, false);
+}
+
 mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
 {
     const mcp_config_t *cfg = &srv->cfg;
-    const char *template_name = mcp_arg_str(args, "template", "python");
     json_t *env = json_object_get(args, "env");
     const char *key;
     json_t *value;
@@ -289,47 +374,95 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "env name '%.60s' is not a valid variable name (letters, digits, _)", key),
                    NULL;
+    /* Limits not given come from the template, then the server's settings (the gateway's). */
     kg_sandbox_limits_t limits = {
-        .memory_mb = (uint64_t)mcp_arg_num(args, "memory_mb", (double)cfg->memory_mb),
-        .cpu_millis = (uint32_t)(mcp_arg_num(args, "cpu", cfg->cpu_millis / 1000.0) * 1000.0 + 0.5),
-        .workspace_mb = (uint64_t)mcp_arg_num(args, "disk_mb", (double)cfg->disk_mb),
+        .memory_mb = (uint64_t)mcp_arg_num(args, "memory_mb", 0),
+        .cpu_millis = (uint32_t)(mcp_arg_num(args, "cpu", 0) * 1000.0 + 0.5),
+        .workspace_mb = (uint64_t)mcp_arg_num(args, "disk_mb", 0),
     };
     mcp_sandbox_t *sb = calloc(1, sizeof *sb);
     if (!sb)
         return cb_error_make(err, ENOMEM, "new sandbox"), NULL;
     sb->server = srv;
-    sb->template_name = strdup(template_name);
-    sb->kernel_name = strdup(mcp_arg_str(args, "kernel", "python3"));
     json_t *metadata = json_object_get(args, "metadata");
-    sb->metadata = metadata ? json_deep_copy(metadata) : json_object();
     sb->env = env ? json_deep_copy(env) : json_object();
     sb->env_list = sb->env ? s_env_list(sb->env) : NULL;
     sb->timeout_s = (int)mcp_arg_num(args, "timeout_s", cfg->timeout_s);
-    sb->cpu_millis = limits.cpu_millis;
     sb->repls = zlistx_new();
-    sb->created_ms = cb_now_ms();
     cb_iso8601_now(sb->created_at);
-    if (!sb->template_name || !sb->kernel_name || !sb->metadata || !sb->env || !sb->env_list || !sb->repls) {
+    if (!sb->env || !sb->env_list || !sb->repls) {
         cb_error_make(err, ENOMEM, "new sandbox");
         mcp_sandbox_delete(&sb);
         return NULL;
     }
-    sb->kg = kg_sandbox_create(srv->gw, &limits, err);
+    kg_sandbox_opts_t opts = {
+        .template_name = mcp_arg_str(args, "template", json_object_get(args, "sandbox_id") ? NULL : cfg->template_name),
+        .kernel_name = mcp_arg_str(args, "kernel", NULL),
+        .limits = limits,
+        .env = (const char *const *)sb->env_list,
+        .timeout_s = (int)mcp_arg_num(args, "lifetime_s", 0),
+        .persist = mcp_arg_bool(args, "persist", false),
+        .reopen_id = mcp_arg_str(args, "sandbox_id", NULL),
+        .metadata = metadata,
+        .on_end = s_on_sandbox_end,
+        .arg = sb,
+    };
+    sb->kg = kg_sandbox_open(srv->gw, &opts, err);
     if (!sb->kg) {
-        cb_error_prefix(err, "creating the sandbox: ");
         mcp_sandbox_delete(&sb);
         return NULL;
     }
     snprintf(sb->id, sizeof sb->id, "%s", kg_sandbox_id(sb->kg));
-    if (zhashx_insert(srv->sandboxes, sb->id, sb) != 0 ||
-        !(sb->main = mcp_repl_new(sb, MCP_REPL_JUPYTER, sb->kernel_name, err))) {
+    json_auto_t *info = kg_sandbox_info(sb->kg);
+    sb->metadata = json_incref(json_object_get(info, "metadata"));
+    sb->cpu_millis = (uint32_t)json_integer_value(json_object_get(json_object_get(info, "limits"), "cpu_millis"));
+    kg_kernel_t *main = kg_sandbox_main_kernel(sb->kg);
+    sb->kernel_name = main ? strdup(kg_kernel_name(main)) : NULL;
+    if (!sb->metadata || !sb->kernel_name || zhashx_insert(srv->sandboxes, sb->id, sb) != 0 ||
+        !(sb->main = s_repl_adopt(sb, main, err))) {
         if (err && !err->msg[0])
             cb_error_make(err, ENOMEM, "new sandbox");
         mcp_sandbox_delete(&sb);
         return NULL;
     }
-    cb_info("sandbox %.8s created (template %s, kernel %s)", sb->id, sb->template_name, sb->kernel_name);
+    cb_info("sandbox %.8s opened (template %s, kernel %s%s)", sb->id, kg_sandbox_template(sb->kg),
+            sb->kernel_name, kg_sandbox_from_pool(sb->kg) ? ", from the warm pool" : "");
     return sb;
+}
+
+/* Let go of a sandbox: sessions that used it by default forget it, its jobs and sessions hear
+ * why, its kernels' events stop reaching us; then (destroy_kg) the gateway sandbox goes too, or
+ * the gateway frees it itself after s_on_sandbox_end. */
+static void s_sandbox_release(mcp_sandbox_t *sb, const char *why, bool destroy_kg)
+{
+    mcp_server_t *srv = sb->server;
+    for (mcp_session_t *s = zlistx_first(srv->sessions); s; s = zlistx_next(srv->sessions))
+        if (s->default_sb == sb)
+            s->default_sb = NULL;
+    if (sb->id[0] && zhashx_lookup(srv->sandboxes, sb->id) == sb)
+        zhashx_delete(srv->sandboxes, sb->id);
+    mcp_jobs_sandbox_gone(srv, sb);
+    for (mcp_repl_t *r = sb->repls ? zlistx_first(sb->repls) : NULL; r; r = zlistx_next(sb->repls)) {
+        if (r->kernel)
+            kg_kernel_set_events(r->kernel, NULL, NULL);
+        r->kernel = NULL; /* freed with the gateway sandbox */
+        if (!r->failure)
+            r->failure = strdup(why);
+        s_finish_waiters(r);
+        mcp_terminal_stop(r);
+    }
+    if (destroy_kg)
+        kg_sandbox_destroy(&sb->kg); /* ends executions (cancelled) and commands (killed) */
+    mcp_repl_t *r;
+    while (sb->repls && (r = zlistx_detach(sb->repls, NULL)))
+        s_repl_free(r);
+    zlistx_destroy(&sb->repls);
+    free(sb->kernel_name);
+    free(sb->notice);
+    json_decref(sb->metadata);
+    json_decref(sb->env);
+    cb_strv_free(sb->env_list);
+    free(sb);
 }
 
 void mcp_sandbox_delete(mcp_sandbox_t **sb_p)
@@ -338,43 +471,22 @@ void mcp_sandbox_delete(mcp_sandbox_t **sb_p)
     if (!sb)
         return;
     *sb_p = NULL;
-    mcp_server_t *srv = sb->server;
-    for (mcp_session_t *s = zlistx_first(srv->sessions); s; s = zlistx_next(srv->sessions))
-        if (s->default_sb == sb)
-            s->default_sb = NULL;
-    if (sb->id[0])
-        zhashx_delete(srv->sandboxes, sb->id);
-    mcp_jobs_sandbox_gone(srv, sb);
-    /* Sessions lose their kernels and shells with the sandbox; their waiters hear why. */
-    for (mcp_repl_t *r = sb->repls ? zlistx_first(sb->repls) : NULL; r; r = zlistx_next(sb->repls)) {
-        r->kernel = NULL; /* freed by kg_sandbox_destroy below */
-        if (!r->failure)
-            r->failure = strdup("its sandbox was deleted");
-        s_finish_waiters(r);
-    }
-    kg_sandbox_destroy(&sb->kg); /* ends executions (cancelled) and commands (killed) */
-    mcp_repl_t *r;
-    while (sb->repls && (r = zlistx_detach(sb->repls, NULL))) {
-        mcp_terminal_stop(r);
-        s_repl_free(r);
-    }
-    zlistx_destroy(&sb->repls);
     if (sb->id[0])
         cb_info("sandbox %.8s deleted", sb->id);
-    free(sb->template_name);
-    free(sb->kernel_name);
-    json_decref(sb->metadata);
-    json_decref(sb->env);
-    cb_strv_free(sb->env_list);
-    free(sb);
+    s_sandbox_release(sb, "its sandbox was deleted", true);
 }
 
 mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create)
 {
     const char *id = mcp_arg_str(args, "sandbox_id", NULL);
     if (id) {
-        mcp_sandbox_t *sb = zhashx_lookup(call->session->server->sandboxes, id);
-        if (!sb)
+        mcp_server_t *srv = call->session->server;
+        mcp_sandbox_t *sb = zhashx_lookup(srv->sandboxes, id);
+        const char *gone = sb ? NULL : kg_gateway_sandbox_gone(srv->gw, id);
+        if (gone)
+            mcp_call_fail(call, "sandbox %.60s is gone: %s%s", id, gone,
+                          strstr(gone, "persistent") ? "" : " (sandbox_create makes a new one)");
+        else if (!sb)
             mcp_call_fail(call, "no sandbox '%.60s': it was deleted or never existed "
                                 "(sandbox_list shows the live ones; leave sandbox_id out to use "
                                 "the default sandbox)", id);
@@ -397,8 +509,10 @@ mcp_sandbox_t *mcp_session_default_sandbox(mcp_session_t *s, bool create, cb_err
         return s->default_sb;
     }
     s->default_sb = mcp_sandbox_new(s->server, NULL, err);
-    if (s->default_sb)
+    if (s->default_sb) {
         s->default_sb->owner = s;
+        s->default_sb->notice = steal_pointer(&s->default_gone);
+    }
     return s->default_sb;
 }
 
@@ -414,12 +528,27 @@ static json_t *s_limits_json(mcp_sandbox_t *sb)
                      "timeout_s", sb->timeout_s);
 }
 
+/* An ISO 8601 UTC time from ms since the epoch (0: JSON null). Caller owns return value. */
+static json_t *s_time_json(int64_t ms)
+{
+    if (!ms)
+        return json_null();
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    char stamp[40];
+    gmtime_r(&secs, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(stamp);
+}
+
 static json_t *s_summary(mcp_sandbox_t *sb, mcp_session_t *asking)
 {
-    return json_pack("{s:s, s:s, s:s, s:b, s:i, s:s, s:O}", "sandbox_id", sb->id, "template",
-                     sb->template_name, "kernel", sb->kernel_name, "default",
+    return json_pack("{s:s, s:s?, s:s, s:b, s:i, s:s, s:o, s:b, s:b, s:O}", "sandbox_id", sb->id, "template",
+                     kg_sandbox_template(sb->kg), "kernel", sb->kernel_name, "default",
                      asking && asking->default_sb == sb, "sessions", (int)zlistx_size(sb->repls),
-                     "created_at", sb->created_at, "metadata", sb->metadata);
+                     "created_at", sb->created_at, "expires_at", s_time_json(kg_sandbox_expires_ms(sb->kg)),
+                     "persistent", kg_sandbox_persistent(sb->kg), "pooled", kg_sandbox_from_pool(sb->kg),
+                     "metadata", sb->metadata);
 }
 
 static void s_reply_created(mcp_call_t *call, mcp_repl_t *repl)
@@ -430,12 +559,11 @@ static void s_reply_created(mcp_call_t *call, mcp_repl_t *repl)
     json_t *value;
     json_object_foreach(sb->env, key, value)
         json_array_append_new(keys, json_string(key));
-    mcp_call_finish(call, NULL,
-                    json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:O, s:s}", "sandbox_id", sb->id,
-                              "session_id", repl->id, "template", sb->template_name, "kernel",
-                              sb->kernel_name, "limits", s_limits_json(sb), "env_keys", keys,
-                              "metadata", sb->metadata, "created_at", sb->created_at),
-                    false);
+    json_t *out = s_summary(sb, call->session);
+    json_object_set_new(out, "session_id", json_string(repl->id));
+    json_object_set_new(out, "limits", s_limits_json(sb));
+    json_object_set_new(out, "env_keys", keys);
+    mcp_call_finish(call, NULL, out, false);
 }
 
 void mcp_tool_sandbox_create(mcp_call_t *call, json_t *args)
@@ -454,7 +582,15 @@ void mcp_tool_sandbox_list(mcp_call_t *call, json_t *args)
     mcp_server_t *srv = call->session->server;
     for (mcp_sandbox_t *sb = zhashx_first(srv->sandboxes); sb && list; sb = zhashx_next(srv->sandboxes))
         json_array_append_new(list, s_summary(sb, call->session));
-    mcp_call_finish(call, NULL, json_pack("{s:o}", "sandboxes", list), false);
+    /* Persistent workspaces that are closed: sandbox_create with their id reopens them. */
+    json_t *closed = json_array();
+    json_auto_t *persisted = kg_gateway_persisted(srv->gw);
+    size_t i;
+    json_t *p;
+    json_array_foreach(persisted, i, p)
+        if (!json_is_true(json_object_get(p, "open")) && closed)
+            json_array_append(closed, p);
+    mcp_call_finish(call, NULL, json_pack("{s:o, s:o}", "sandboxes", list, "closed_persistent", closed), false);
 }
 
 void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
@@ -473,6 +609,8 @@ void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
                                                   r->kernel_name, "state", state, "main", r == sb->main));
     }
     json_object_set_new(out, "limits", s_limits_json(sb));
+    json_object_set(out, "idle_ms", json_object_get(info, "idle_ms"));
+    json_object_set(out, "init_pid", json_object_get(info, "init_pid"));
     json_object_set(out, "layers", json_object_get(info, "layers"));
     json_object_set(out, "usage", json_object_get(info, "usage"));
     json_object_set_new(out, "session_list", sessions);
@@ -481,12 +619,47 @@ void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
 
 void mcp_tool_sandbox_delete(mcp_call_t *call, json_t *args)
 {
+    mcp_server_t *srv = call->session->server;
+    const char *id = mcp_arg_str(args, "sandbox_id", NULL);
+    bool discard = mcp_arg_bool(args, "discard_workspace", false);
+    mcp_sandbox_t *sb = zhashx_lookup(srv->sandboxes, id);
+    cb_error_t err = {0};
+    if (!sb && !discard) {
+        if (!(sb = mcp_sandbox_for_call(call, args, false)))
+            return;
+    }
+    bool persistent = sb ? kg_sandbox_persistent(sb->kg) : true;
+    mcp_sandbox_delete(&sb);
+    /* A persistent workspace stays unless asked; a closed one can be discarded by id. */
+    if (discard && persistent && kg_gateway_discard_workspace(srv->gw, id, &err) < 0)
+        return mcp_call_fail_err(call, &err);
+    mcp_call_finish(call, NULL,
+                    json_pack("{s:s, s:b, s:b}", "sandbox_id", id, "deleted", 1, "workspace_kept",
+                              persistent && !discard),
+                    false);
+}
+
+void mcp_tool_sandbox_set_timeout(mcp_call_t *call, json_t *args)
+{
     mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, false);
     if (!sb)
         return;
-    json_t *out = json_pack("{s:s, s:b}", "sandbox_id", sb->id, "deleted", 1);
-    mcp_sandbox_delete(&sb);
-    mcp_call_finish(call, NULL, out, false);
+    cb_error_t err = {0};
+    int lifetime = (int)mcp_arg_num(args, "lifetime_s", 0);
+    if (kg_sandbox_set_timeout(sb->kg, lifetime, &err) < 0)
+        return mcp_call_fail_err(call, &err);
+    mcp_call_finish(call, NULL,
+                    json_pack("{s:s, s:o}", "sandbox_id", sb->id, "expires_at",
+                              s_time_json(kg_sandbox_expires_ms(sb->kg))),
+                    false);
+}
+
+void mcp_tool_server_metrics(mcp_call_t *call, json_t *args)
+{
+    json_t *m = kg_gateway_metrics(call->session->server->gw);
+    if (!m)
+        return mcp_call_fail(call, "out of memory");
+    mcp_call_finish(call, NULL, m, false);
 }
 
 void mcp_tool_sandbox_logs(mcp_call_t *call, json_t *args)
@@ -522,15 +695,19 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
     json_int_t cpu_us = json_integer_value(json_object_get(u, "cpu_usage_us"));
     mcp_call_finish(
         call, NULL,
-        json_pack("{s:s, s:f, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:I}", "sandbox_id", sb->id,
-                  "cpu_time_s", cpu_us / 1e6, "memory_bytes", json_object_get(u, "memory_bytes"),
+        json_pack("{s:s, s:f, s:O, s:O, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:O, s:O, s:O, s:o}",
+                  "sandbox_id", sb->id, "cpu_time_s", cpu_us / 1e6, "cpu_share", json_object_get(u, "cpu_share"),
+                  "cpu_share_avg", json_object_get(u, "cpu_share_avg"),
+                  "memory_bytes", json_object_get(u, "memory_bytes"),
                   "memory_peak_bytes", json_object_get(u, "memory_peak_bytes"), "memory_limit_bytes",
                   (json_int_t)(json_integer_value(json_object_get(l, "memory_mb")) * (json_int_t)MiB),
                   "pids", json_object_get(u, "pids"), "pids_limit", json_object_get(l, "pids_max"),
                   "disk_used_bytes", json_object_get(u, "workspace_bytes"), "disk_limit_bytes",
                   json_object_get(u, "workspace_limit_bytes"), "oom_kills", json_object_get(u, "oom_kills"),
-                  "uptime_s", (cb_now_ms() - sb->created_ms) / 1000.0, "executions",
-                  (json_int_t)sb->executions),
+                  "uptime_s", json_real_value(json_object_get(info, "uptime_s")),
+                  "executions", json_object_get(info, "executions"), "commands", json_object_get(info, "commands"),
+                  "idle_s", json_real(json_integer_value(json_object_get(info, "idle_ms")) / 1000.0),
+                  "expires_at", s_time_json(kg_sandbox_expires_ms(sb->kg))),
         false);
 }
 

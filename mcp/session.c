@@ -416,5 +416,6 @@ void mcp_session_destroy(mcp_session_t **self_p)
     s_update_log_hook(s->server);
     if (s->default_sb)
         mcp_sandbox_delete(&s->default_sb);
+    free(s->default_gone);
     free(s);
 }

@@ -70,6 +70,8 @@
     "\"sandbox_id\":{\"type\":\"string\"},\"template\":{\"type\":\"string\"},"                     \
     "\"kernel\":{\"type\":\"string\"},\"default\":{\"type\":\"boolean\"},"                         \
     "\"sessions\":{\"type\":\"integer\"},\"created_at\":{\"type\":\"string\"},"                    \
+    "\"expires_at\":{\"type\":[\"string\",\"null\"]},\"persistent\":{\"type\":\"boolean\"},"      \
+    "\"pooled\":{\"type\":\"boolean\"},"                                                           \
     "\"metadata\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}"
 
 #define OUT_LIMITS                                                                                 \
@@ -84,27 +86,34 @@
 static const mcp_tool_t s_tools[] = {
     {"sandbox_create", "Create a sandbox",
      "Create an isolated sandbox (no network, its own files in /home/user, memory/CPU/disk "
-     "limits) with a Python kernel, and return its sandbox_id. Most tools work without one: they "
-     "use this session's default sandbox. Create one to get separate state or other limits.",
-     S_OBJ("\"template\":{\"type\":\"string\",\"enum\":[\"python\"],\"description\":\"Sandbox template.\"},"
+     "limits) from a template (python; python-data has numpy, pandas and matplotlib imported), "
+     "and return its sandbox_id. Most tools work without one: they use this session's default "
+     "sandbox. Create one to get separate state, a template or other limits. A sandbox ends "
+     "after its lifetime (sandbox_set_timeout extends it); with persist its files outlive it, "
+     "and sandbox_create with its sandbox_id reopens them.",
+     S_OBJ("\"template\":" S_STR("Sandbox template (default: the server's, usually python).") ","
            "\"kernel\":" S_STR("Kernelspec name of the main session (default: the template's).") ","
            "\"memory_mb\":" S_INT("Memory limit in MB.", 64, 1048576) ","
            "\"cpu\":" S_NUM("CPU limit in cores, such as 0.5 or 2.", 0.01, 1024) ","
            "\"disk_mb\":" S_INT("Size of the workspace /home/user in MB.", 1, 1048576) ","
            "\"timeout_s\":" S_INT("Default time limit of each execution and command, seconds.", 1, 86400) ","
+           "\"lifetime_s\":" S_INT("Seconds until the sandbox is torn down (default: the server's, 300); -1: no limit.", -1, 604800) ","
+           "\"persist\":" S_BOOL("Keep the workspace's files on disk after the sandbox ends.") ","
+           "\"sandbox_id\":" S_STR("Reopen this persistent sandbox, with its files.") ","
            "\"env\":" S_STRMAP("Environment variables for its kernels and commands.") ","
            "\"metadata\":" S_STRMAP("Labels kept with the sandbox."),
            ""),
-     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"session_id\":{\"type\":\"string\"},"
-                "\"template\":{\"type\":\"string\"},\"kernel\":{\"type\":\"string\"},"
-                "\"limits\":" OUT_LIMITS ",\"env_keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
-                "\"metadata\":{\"type\":\"object\"},\"created_at\":{\"type\":\"string\"}",
+     OUT_SIMPLE(OUT_SANDBOX_SUMMARY_PROPS ",\"session_id\":{\"type\":\"string\"},"
+                "\"limits\":" OUT_LIMITS ",\"env_keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}",
                 "\"sandbox_id\",\"session_id\""),
      0, mcp_tool_sandbox_create},
-    {"sandbox_list", "List sandboxes", "List the sandboxes of this server, with their ids, kernels and labels.",
+    {"sandbox_list", "List sandboxes",
+     "List the live sandboxes of this server (ids, templates, labels, when they expire), and the "
+     "closed persistent ones whose files can be reopened.",
      "{\"type\":\"object\",\"additionalProperties\":false}",
      OUT_SIMPLE("\"sandboxes\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
-                OUT_SANDBOX_SUMMARY_PROPS "}}}", "\"sandboxes\""),
+                OUT_SANDBOX_SUMMARY_PROPS "}}},\"closed_persistent\":{\"type\":\"array\",\"items\":"
+                "{\"type\":\"object\"}}", "\"sandboxes\""),
      MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_list},
     {"sandbox_info", "Describe a sandbox",
      "Show a sandbox's limits, isolation layers, resource usage and sessions.",
@@ -114,10 +123,20 @@ static const mcp_tool_t s_tools[] = {
                 "\"sandbox_id\""),
      MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_info},
     {"sandbox_delete", "Delete a sandbox",
-     "Stop everything in a sandbox and remove it with its files. Running executions in it end as cancelled.",
-     S_OBJ(P_SANDBOX, "\"sandbox_id\""),
-     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"deleted\":{\"type\":\"boolean\"}", "\"sandbox_id\",\"deleted\""),
+     "Stop everything in a sandbox and remove it with its files (a persistent sandbox keeps its "
+     "files unless discard_workspace). Running executions in it end as cancelled.",
+     S_OBJ(P_SANDBOX ",\"discard_workspace\":" S_BOOL("Also remove a persistent sandbox's files (it may be closed already)."),
+           "\"sandbox_id\""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"deleted\":{\"type\":\"boolean\"},"
+                "\"workspace_kept\":{\"type\":\"boolean\"}", "\"sandbox_id\",\"deleted\""),
      MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_delete},
+    {"sandbox_set_timeout", "Set a sandbox's lifetime",
+     "Like E2B's set_timeout: the sandbox is torn down lifetime_s seconds from now (extend it "
+     "before it runs out; -1: no limit).",
+     S_OBJ(P_SANDBOX ",\"lifetime_s\":" S_INT("Seconds from now; -1: no limit.", -1, 604800), "\"lifetime_s\""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"expires_at\":{\"type\":[\"string\",\"null\"]}",
+                "\"sandbox_id\""),
+     MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_set_timeout},
 
     {"code_execute", "Run code",
      "Run code in a sandbox's Jupyter kernel, like a notebook cell: variables, imports and files "
@@ -242,16 +261,30 @@ static const mcp_tool_t s_tools[] = {
                 "\"sandbox_id\",\"entries\""),
      MCP_HINT_READ_ONLY, mcp_tool_sandbox_logs},
     {"sandbox_metrics", "Measure a sandbox",
-     "CPU time, memory (current, peak, limit), processes and disk use of a sandbox.",
+     "CPU time and share, memory (current, peak, limit), processes, disk use, executions and "
+     "uptime of a sandbox.",
      S_OBJ(P_SANDBOX, ""),
      OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"cpu_time_s\":{\"type\":\"number\"},"
                 "\"memory_bytes\":{\"type\":\"integer\"},\"memory_peak_bytes\":{\"type\":\"integer\"},"
                 "\"memory_limit_bytes\":{\"type\":\"integer\"},\"pids\":{\"type\":\"integer\"},"
                 "\"pids_limit\":{\"type\":\"integer\"},\"disk_used_bytes\":{\"type\":\"integer\"},"
                 "\"disk_limit_bytes\":{\"type\":\"integer\"},\"oom_kills\":{\"type\":\"integer\"},"
-                "\"uptime_s\":{\"type\":\"number\"},\"executions\":{\"type\":\"integer\"}",
+                "\"uptime_s\":{\"type\":\"number\"},\"executions\":{\"type\":\"integer\"},"
+                "\"cpu_share\":{\"type\":\"number\"},\"cpu_share_avg\":{\"type\":\"number\"},"
+                "\"commands\":{\"type\":\"integer\"},\"idle_s\":{\"type\":\"number\"},"
+                "\"expires_at\":{\"type\":[\"string\",\"null\"]}",
                 "\"sandbox_id\""),
      MCP_HINT_READ_ONLY, mcp_tool_sandbox_metrics},
+    {"server_metrics", "Measure the server",
+     "Server-wide counters: sandboxes (live, pooled, refused at the cap, expired, culled, died), "
+     "warm pool hits, kernels (started, died, restarted, out of memory), executions and errors, "
+     "commands, rejected message signatures.",
+     "{\"type\":\"object\",\"additionalProperties\":false}",
+     OUT_SIMPLE("\"uptime_s\":{\"type\":\"number\"},\"sandboxes\":{\"type\":\"object\"},"
+                "\"pool\":{\"type\":\"object\"},\"kernels\":{\"type\":\"object\"},"
+                "\"executions\":{\"type\":\"object\"},\"commands\":{\"type\":\"integer\"},"
+                "\"messages\":{\"type\":\"object\"}", "\"sandboxes\""),
+     MCP_HINT_READ_ONLY, mcp_tool_server_metrics},
 };
 #define N_TOOLS (sizeof s_tools / sizeof s_tools[0])
 

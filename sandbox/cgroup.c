@@ -9,7 +9,9 @@
  *
  * A controller we cannot have (not mounted, not delegated, no write access) is recorded in the
  * layers with the reason, never an error: the gateway says so once at start, and doctor prints
- * it. At destroy every process left is killed and the directories removed.
+ * it. At destroy every process left is killed and the directories removed. What a killed gateway
+ * could not remove, the next one does at start (sbx_cgroup_sweep_stale, below): the name carries
+ * the gateway's pid, so a cgroup whose gateway is gone is known stale.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -320,41 +322,6 @@ int sbx_cgroup_usage(const sbx_cgroup_t *cg, sbx_usage_t *out)
     return 0;
 }
 
-/* Remove the empty cgroups a killed gateway left under parent ("cellblock-<pid>-..." whose pid
- * is gone). A populated one stays (rmdir refuses it). */
-static void s_sweep_dir(const char *parent)
-{
-    cleanup_closedir DIR *d = opendir(parent);
-    for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
-        int pid;
-        if (sscanf(e->d_name, "cellblock-%d-", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
-            errno != ESRCH)
-            continue;
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/%s", parent, e->d_name) < (int)sizeof path && rmdir(path) == 0)
-            cb_info("removed a stale cgroup left by a gateway that died: %s", path);
-    }
-}
-
-void sbx_cgroup_sweep_stale(void)
-{
-    struct statfs fs;
-    if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
-        cleanup_free char *own = s_own_path(NULL);
-        cleanup_free char *dir = own ? cb_strdup_printf("/sys/fs/cgroup%s", own) : NULL;
-        if (dir)
-            s_sweep_dir(dir);
-        return;
-    }
-    for (int c = 0; c < CG_COUNT; c++) {
-        cleanup_free char *mnt = s_v1_mount(s_names[c]);
-        cleanup_free char *own = s_own_path(s_names[c]);
-        cleanup_free char *dir = mnt && own ? cb_strdup_printf("%s%s", mnt, strcmp(own, "/") ? own : "") : NULL;
-        if (dir)
-            s_sweep_dir(dir);
-    }
-}
-
 /* SIGKILL whatever is listed in dir's cgroup.procs; returns how many were listed. */
 static int s_kill_listed(const char *dir)
 {
@@ -367,6 +334,144 @@ static int s_kill_listed(const char *dir)
         count++;
     }
     return count;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Stale cgroups: what gateways killed before their teardown left.
+ * ------------------------------------------------------------------------------------------- */
+
+#define S_SWEEP_MS 2000 /* the most the sweep waits for dying processes, over all cgroups */
+
+typedef struct {
+    char **dirs; /* NULL once removed */
+    size_t n, cap;
+} s_stale_t;
+
+static void s_stale_add(s_stale_t *st, char *dir)
+{
+    for (size_t i = 0; dir && i < st->n; i++) {
+        if (strcmp(st->dirs[i], dir) == 0) { /* co-mounted controllers: one directory */
+            free(dir);
+            return;
+        }
+    }
+    if (dir && st->n == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 16;
+        char **grown = realloc(st->dirs, cap * sizeof *grown);
+        if (!grown) {
+            free(dir);
+            return;
+        }
+        st->dirs = grown;
+        st->cap = cap;
+    }
+    if (dir)
+        st->dirs[st->n++] = dir;
+}
+
+/* Collect the cgroups under parent named "cellblock-<pid>-..." whose pid is gone. */
+static void s_collect_stale(const char *parent, s_stale_t *st)
+{
+    cleanup_closedir DIR *d = opendir(parent);
+    for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
+        int pid;
+        if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+            continue;
+        if (sscanf(e->d_name, "cellblock-%d-", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
+            errno != ESRCH)
+            continue;
+        s_stale_add(st, cb_strdup_printf("%s/%s", parent, e->d_name));
+    }
+}
+
+/* Is pid a process of a sandbox that a gateway in our own pid namespace made: its pid
+ * namespace a child of ours (/proc/<pid>/status "NSpid:" has exactly two entries)? Only for
+ * those does a gone gateway pid in the cgroup's name mean what it says: a gateway in a nested
+ * pid namespace names its cgroups with pids we cannot check. */
+static bool s_sandbox_of_ours(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    cleanup_fclose FILE *f = fopen(path, "re");
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "NSpid:", 6) != 0)
+            continue;
+        int a, b, c;
+        return sscanf(line + 6, "%d %d %d", &a, &b, &c) == 2;
+    }
+    return false;
+}
+
+/* SIGKILL what a stale cgroup's cgroup.procs lists (see s_sandbox_of_ours). */
+static void s_kill_stale_members(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+    cleanup_fclose FILE *f = fopen(path, "re");
+    int pid;
+    while (f && fscanf(f, "%d", &pid) == 1)
+        if (s_sandbox_of_ours(pid))
+            kill(pid, SIGKILL);
+}
+
+/* Every stale cgroup of every hierarchy we are in. */
+static void s_collect_all_stale(s_stale_t *st)
+{
+    struct statfs fs;
+    if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
+        cleanup_free char *own = s_own_path(NULL);
+        cleanup_free char *dir =
+            own ? cb_strdup_printf("/sys/fs/cgroup%s", strcmp(own, "/") ? own : "") : NULL;
+        if (dir)
+            s_collect_stale(dir, st);
+        return;
+    }
+    for (int c = 0; c < CG_COUNT; c++) {
+        cleanup_free char *mnt = s_v1_mount(s_names[c]);
+        cleanup_free char *own = s_own_path(s_names[c]);
+        cleanup_free char *dir =
+            mnt && own ? cb_strdup_printf("%s%s", mnt, strcmp(own, "/") ? own : "") : NULL;
+        if (dir)
+            s_collect_stale(dir, st);
+    }
+}
+
+void sbx_cgroup_sweep_stale(void)
+{
+    s_stale_t st = {0};
+    s_collect_all_stale(&st);
+    size_t removed = 0, left = st.n;
+    int why = 0; /* errno of the last failed rmdir */
+    /* Right after a gateway's SIGKILL its sandboxes may still be dying: kill what is listed
+     * (v2: cgroup.kill), and try again until every one is gone or the time is up. */
+    for (int64_t deadline = cb_now_ms() + S_SWEEP_MS; left > 0;) {
+        for (size_t i = 0; i < st.n; i++) {
+            if (!st.dirs[i])
+                continue;
+            s_write(st.dirs[i], "cgroup.kill", "1"); /* v2 only; absent on v1 */
+            s_kill_stale_members(st.dirs[i]);
+            int rc = rmdir(st.dirs[i]);
+            why = rc < 0 ? errno : why;
+            if (rc == 0 || errno == ENOENT) {
+                removed += rc == 0;
+                free(st.dirs[i]);
+                st.dirs[i] = NULL;
+                left--;
+            }
+        }
+        if (left == 0 || cb_now_ms() >= deadline)
+            break;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    if (removed)
+        cb_info("removed %zu stale cgroups left by gateways that died", removed);
+    for (size_t i = 0; i < st.n; i++) {
+        if (st.dirs[i])
+            cb_warn("could not remove the stale cgroup '%s' within %d ms: %s", st.dirs[i],
+                    S_SWEEP_MS, strerror(why));
+        free(st.dirs[i]);
+    }
+    free(st.dirs);
 }
 
 void sbx_cgroup_destroy(sbx_cgroup_t **cg_p)

@@ -9,22 +9,31 @@
  * sandbox's root fd with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS. The kernel then resolves it
  * exactly as a process inside the sandbox would: absolute symlinks and ".." stop at the sandbox's
  * "/", never the host's, and /proc magic links are refused. Whatever comes out must lie on the
- * workspace tmpfs (st_dev == workspace_dev); a symlink to the sandbox's own /etc/passwd resolves
- * onto the root tmpfs and is refused. Everything after that works on fds: a parent directory is
+ * workspace: on its filesystem and on its very mount (st_dev == workspace_dev and statx's mount
+ * id == workspace_mnt_id); a symlink to the sandbox's own /etc/passwd resolves onto the root
+ * tmpfs and is refused. Everything after that works on fds: a parent directory is
  * opened this way and the final name is handled with *at() calls that do not follow it
  * (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, AT_SYMLINK_NOFOLLOW, unlinkat, renameat), so a symlink
  * swapped in mid-way can at worst be replaced or removed itself, never followed.
  *
- * The st_dev check is what keeps a planted symlink away from the host files a sandbox can see:
- * the read-only /usr binds and the read-write /run/cellblock (connection files) are not on the
- * workspace tmpfs. Hard links cannot cross filesystems, so they cannot bring those in either.
+ * That check is what keeps a planted symlink away from the host files a sandbox can see: the
+ * read-only /usr binds and the read-write /run/cellblock (connection files). A tmpfs workspace
+ * is a filesystem of its own, so st_dev alone told them apart; a persistent workspace is a bind
+ * of a host directory, which may well share a filesystem (and so st_dev) with /usr, so the
+ * mount id is compared too: /usr is another mount even on the same disk. Hard links cannot
+ * cross mounts (link(2) refuses EXDEV even within one filesystem), so code inside cannot bring
+ * those files into the workspace that way either.
  *
  * Writes go to a temp name in the same directory and are renamed into place, so a failure (the
  * workspace full: CB_ERR_LIMIT, errno ENOSPC) leaves the old file intact; the price is that a
  * rewrite needs room for both copies for a moment. A final-component symlink is refused rather
  * than replaced. mkdir with parents makes one directory at a time, each step resolved afresh the
  * same way, as `mkdir -p` run inside would. When the gateway runs as root, what it creates is
- * chowned to the host ids the sandbox user maps to.
+ * created as the host ids the sandbox user maps to (s_as_owner).
+ *
+ * sbx_workspace_usage reads a tmpfs workspace's figures from the filesystem; a persistent
+ * workspace shares its filesystem with the host, so its use is measured instead: a walk of its
+ * tree on fds (s_du), by the same rules as a recursive remove, adding up st_blocks.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,12 +51,15 @@
 #include <unistd.h>
 
 #include "cb/cleanup.h"
+#include "cb/log.h"
 #include "sbx_private.h"
 
 #define S_WS SBX_INSIDE_WORKSPACE
 #define S_WS_LEN (sizeof S_WS - 1)
 #define S_RM_MAX_DEPTH 256 /* deepest directory tree a recursive remove walks */
 #define S_TMP_PREFIX ".cellblock-write-"
+#define S_DU_MAX_ENTRIES 200000 /* most entries a persistent workspace's measure looks at */
+#define S_DU_MAX_DEPTH 128      /* deepest directory it descends into */
 
 /* A path as the caller gave it, made into an inside path and split at its last component. */
 typedef struct {
@@ -162,6 +174,17 @@ static int s_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64
     }
 }
 
+/* Does the open fd (st its fstat) lie on the workspace: its filesystem and its mount? */
+static bool s_on_ws(const sbx_t *self, int fd, const struct stat *st)
+{
+    struct statx stx;
+    if (st->st_dev != self->workspace_dev)
+        return false;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) < 0 || !(stx.stx_mask & STATX_MNT_ID))
+        return false; /* cannot tell: refuse */
+    return stx.stx_mnt_id == self->workspace_mnt_id;
+}
+
 /* openat2 and check that what was opened lies on the workspace. fd (st filled), or -1 with
  * errno (EXDEV: it is somewhere else). */
 static int s_open_on_ws(const sbx_t *self, int dirfd, const char *path, int flags, uint64_t resolve,
@@ -170,7 +193,7 @@ static int s_open_on_ws(const sbx_t *self, int dirfd, const char *path, int flag
     cleanup_close int fd = s_openat2(dirfd, path, flags, 0, resolve);
     if (fd < 0 || fstat(fd, st) < 0)
         return -1;
-    if (st->st_dev != self->workspace_dev) {
+    if (!s_on_ws(self, fd, st)) {
         errno = EXDEV;
         return -1;
     }
@@ -191,11 +214,12 @@ static int s_beneath(const sbx_t *self, int dirfd, const char *name, int flags, 
                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV, st);
 }
 
-/* New files and directories must belong to the sandbox user, and the workspace tmpfs (owned by
- * the sandbox's user namespace) refuses to create an inode for an fsuid that namespace cannot
- * map, which root's is not (EOVERFLOW). So a root gateway creates with this thread's fsuid and
- * fsgid switched to the sandbox user's host ids: raw system calls, which act on the calling
- * thread only. Unprivileged, they already are ours. Returns whether it switched. */
+/* New files and directories must belong to the sandbox user. The workspace tmpfs (owned by the
+ * sandbox's user namespace) even refuses to create an inode for an fsuid that namespace cannot
+ * map, which root's is not (EOVERFLOW); a persistent workspace (a host filesystem) would take
+ * one, owned by host root and unusable inside. So a root gateway creates with this thread's
+ * fsuid and fsgid switched to the sandbox user's host ids: raw system calls, which act on the
+ * calling thread only. Unprivileged, they already are ours. Returns whether it switched. */
 static bool s_as_owner(const sbx_t *self)
 {
     if (geteuid() != 0)
@@ -553,10 +577,52 @@ static int s_rm_contents(const sbx_t *self, int fd, int depth, const char *given
     return errno ? s_errno(err, errno, "remove", given) : 0;
 }
 
+typedef struct {
+    uint64_t bytes;
+    size_t entries;
+} s_du_t;
+
+/* Add the allocated bytes of everything under the directory fd (owned here) to du: never
+ * following a symlink, never leaving the workspace's mount, and stopping at the caps (what was
+ * counted by then stands). */
+static void s_du(const sbx_t *self, int fd, int depth, s_du_t *du)
+{
+    cleanup_closedir DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *e;
+    while (du->entries < S_DU_MAX_ENTRIES && (e = readdir(d))) {
+        struct stat st;
+        if (s_is_dots(e->d_name) || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        du->entries++;
+        du->bytes += (uint64_t)st.st_blocks * 512;
+        if (!S_ISDIR(st.st_mode) || depth >= S_DU_MAX_DEPTH)
+            continue;
+        int sub = s_beneath(self, dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY, &st);
+        if (sub >= 0)
+            s_du(self, sub, depth + 1, du);
+    }
+}
+
 int sbx_workspace_usage(const sbx_t *self, uint64_t *used, uint64_t *size, cb_error_t *err)
 {
     struct stat st;
     struct statvfs vfs;
+    if (self->workspace_dir) { /* persistent: measured, see sbx.h */
+        int top = s_resolve(self, S_WS, O_RDONLY | O_DIRECTORY, &st);
+        if (top < 0)
+            return cb_error_make(err, errno, "measure the workspace");
+        s_du_t du = {.bytes = (uint64_t)st.st_blocks * 512};
+        s_du(self, top, 0, &du);
+        if (du.entries >= S_DU_MAX_ENTRIES)
+            cb_debug("workspace measure stopped at %d entries", S_DU_MAX_ENTRIES);
+        *used = du.bytes;
+        *size = self->policy.workspace_bytes;
+        return 0;
+    }
     cleanup_close int fd = s_resolve(self, S_WS, O_PATH | O_DIRECTORY, &st);
     if (fd < 0 || fstatvfs(fd, &vfs) < 0)
         return cb_error_make(err, errno, "measure the workspace");

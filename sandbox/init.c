@@ -9,8 +9,10 @@
  *   1. a cgroup namespace (rooted at the sandbox's cgroup), the hostname;
  *   2. the filesystem: a tmpfs becomes the root (pivot_root with the old root kept at /oldroot
  *      until the end), then read-only binds of /usr and the bin/lib links, a minimal /etc, a fresh
- *      /proc with the dangerous entries masked, a minimal /dev, tmpfs /tmp, /dev/shm and
- *      /home/user, the run dir at /run/cellblock; the old root detached; the root read-only;
+ *      /proc with the dangerous entries masked, a minimal /dev, tmpfs /tmp and /dev/shm, the
+ *      workspace at /home/user (a tmpfs, or a persistent host directory), the run dir at
+ *      /run/cellblock; the old root detached; the root read-only. A host directory comes as a
+ *      detached mount from a root gateway (moved into place), else as a path to bind;
  *   3. lo up (the new network namespace has nothing else);
  *   4. an inner user namespace in which we are uid 1000, so every process we start is an
  *      ordinary user with no capabilities anywhere that matters; bounding and ambient sets
@@ -57,6 +59,8 @@ typedef struct {
     sbx_wire_config_t cfg;
     const char *run_dir; /* host path, inside the received message */
     int run_tree;        /* a detached mount of it (from a root gateway), or -1 */
+    const char *workspace_dir; /* host path of a persistent workspace, or NULL: a tmpfs */
+    int workspace_tree;  /* a detached mount of it (from a root gateway), or -1 */
     pid_t *spawned;      /* children we spawned and have not reaped */
     size_t nspawned, capspawned;
 } init_t;
@@ -106,14 +110,16 @@ static int s_mkdirs(const char *path, mode_t mode)
     }
 }
 
-/* Make a bind mount read-only (and nosuid, nodev). A remount inside a user namespace must keep
- * the flags the host mount has locked, so read them back first. */
-static int s_remount_ro(const char *path, unsigned long extra)
+/* Remount a bind mount nosuid, nodev and with extra (MS_RDONLY, MS_NOEXEC). A remount inside a
+ * user namespace must keep the flags the host mount has locked, so read them back first. */
+static int s_remount(const char *path, unsigned long extra)
 {
     struct statvfs sv;
     if (statvfs(path, &sv) < 0)
         return -1;
-    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra;
+    unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | extra;
+    if (sv.f_flag & ST_RDONLY)
+        flags |= MS_RDONLY;
     if (sv.f_flag & ST_NOEXEC)
         flags |= MS_NOEXEC;
     if (sv.f_flag & ST_NOATIME)
@@ -123,6 +129,11 @@ static int s_remount_ro(const char *path, unsigned long extra)
     if (sv.f_flag & ST_RELATIME)
         flags |= MS_RELATIME;
     return mount(NULL, path, NULL, flags, NULL);
+}
+
+static int s_remount_ro(const char *path, unsigned long extra)
+{
+    return s_remount(path, MS_RDONLY | extra);
 }
 
 /* Mirror a host path (under /oldroot) at the same place in the new root, read-only: symlinks are
@@ -298,24 +309,33 @@ static int s_dev(const init_t *in)
     return 0;
 }
 
+/* Put a host directory at target, read-write, nosuid, nodev: move the detached mount the
+ * gateway sent (tree), or bind host_path as seen under /oldroot. -1 with errno. */
+static int s_attach_host_dir(int tree, const char *host_path, const char *target)
+{
+    char src[PATH_MAX];
+    if (snprintf(src, sizeof src, OLD "%s", host_path) >= (int)sizeof src) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (s_mkdirs(target, 0755) < 0)
+        return -1;
+    int rc = tree >= 0 ? move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)
+                       : mount(src, target, NULL, MS_BIND, NULL);
+    return rc < 0 ? -1 : s_remount(target, 0);
+}
+
 static int s_build_filesystem(const init_t *in)
 {
-    char run_src[PATH_MAX];
     if (s_new_root() < 0 || s_system_binds() < 0 || s_etc(in) < 0 || s_proc() < 0 || s_dev(in) < 0)
         return -1;
     if (s_mount_tmpfs("/tmp", "1777", in->cfg.tmp_bytes, 0) < 0)
         return s_fail(SBX_STEP_TMP);
-    if (s_mount_tmpfs(SBX_INSIDE_WORKSPACE, "0755", in->cfg.workspace_bytes, 0) < 0)
+    if (in->workspace_dir
+            ? s_attach_host_dir(in->workspace_tree, in->workspace_dir, SBX_INSIDE_WORKSPACE) < 0
+            : s_mount_tmpfs(SBX_INSIDE_WORKSPACE, "0755", in->cfg.workspace_bytes, 0) < 0)
         return s_fail(SBX_STEP_WORKSPACE);
-    if (snprintf(run_src, sizeof run_src, OLD "%s", in->run_dir) >= (int)sizeof run_src) {
-        errno = ENAMETOOLONG;
-        return s_fail(SBX_STEP_RUN_DIR);
-    }
-    if (s_mkdirs(SBX_INSIDE_RUN_DIR, 0755) < 0 ||
-        (in->run_tree >= 0
-             ? move_mount(in->run_tree, "", AT_FDCWD, SBX_INSIDE_RUN_DIR, MOVE_MOUNT_F_EMPTY_PATH)
-             : mount(run_src, SBX_INSIDE_RUN_DIR, NULL, MS_BIND, NULL)) < 0 ||
-        mount(NULL, SBX_INSIDE_RUN_DIR, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0)
+    if (s_attach_host_dir(in->run_tree, in->run_dir, SBX_INSIDE_RUN_DIR) < 0)
         return s_fail(SBX_STEP_RUN_DIR);
     if (umount2(OLD, MNT_DETACH) < 0 || rmdir(OLD) < 0)
         return s_fail(SBX_STEP_DETACH_OLD_ROOT);
@@ -656,22 +676,49 @@ static int s_serve(init_t *in, int sigfd)
     }
 }
 
+/* Split CONFIG (n bytes in buf, NUL-terminated at buf[n]) into in: the paths, and the mount fds
+ * fd_mask names. Returns 0, or -1 when the message is malformed. */
+static int s_unpack_config(char *buf, ssize_t n, const int *fds, init_t *in)
+{
+    in->run_tree = in->workspace_tree = -1;
+    memcpy(&in->cfg, buf, sizeof in->cfg);
+    in->cfg.hostname[sizeof in->cfg.hostname - 1] = '\0';
+    in->run_dir = buf + sizeof in->cfg;
+    const char *end = buf + n, *next = in->run_dir + strlen(in->run_dir) + 1;
+    if (in->cfg.workspace_bind)
+        in->workspace_dir = next < end ? next : NULL;
+    int k = 0;
+    if (in->cfg.fd_mask & SBX_CONFIG_RUN_TREE)
+        in->run_tree = fds[k++];
+    if (in->cfg.fd_mask & SBX_CONFIG_WORKSPACE_TREE)
+        in->workspace_tree = fds[k++];
+    for (int i = k; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (in->cfg.h.magic != SBX_WIRE_MAGIC || in->cfg.h.type != SBX_MSG_CONFIG ||
+        in->run_dir[0] != '/')
+        return -1;
+    if (in->cfg.workspace_bind && (!in->workspace_dir || in->workspace_dir[0] != '/'))
+        return -1;
+    if ((in->cfg.fd_mask & SBX_CONFIG_RUN_TREE) && in->run_tree < 0)
+        return -1;
+    return (in->cfg.fd_mask & SBX_CONFIG_WORKSPACE_TREE) && in->workspace_tree < 0 ? -1 : 0;
+}
+
 int main(void)
 {
     static char buf[SBX_WIRE_MAX];
     init_t in = {0};
+    int fds[2];
 
-    ssize_t n = sbx_wire_recv(SBX_INIT_FD, buf, sizeof buf - 1, &in.run_tree, 1);
+    ssize_t n = sbx_wire_recv(SBX_INIT_FD, buf, sizeof buf - 1, fds, 2);
     if (n < (ssize_t)sizeof in.cfg) {
         fprintf(stderr, "cellblock-init: no configuration on fd %d (run by the sandbox library only)\n",
                 SBX_INIT_FD);
         return 2;
     }
     buf[n] = '\0';
-    memcpy(&in.cfg, buf, sizeof in.cfg);
-    in.cfg.hostname[sizeof in.cfg.hostname - 1] = '\0';
-    in.run_dir = buf + sizeof in.cfg;
-    if (in.cfg.h.magic != SBX_WIRE_MAGIC || in.cfg.h.type != SBX_MSG_CONFIG || in.run_dir[0] != '/') {
+    if (s_unpack_config(buf, n, fds, &in) < 0) {
         errno = EPROTO;
         s_fail(SBX_STEP_PROTOCOL);
         s_reply(SBX_MSG_FAILED, 0, 0, s_failed_step, s_failed_errno, NULL, 0);
@@ -690,6 +737,8 @@ int main(void)
     } else if (s_setup(&in) == 0) {
         if (in.run_tree >= 0)
             close(in.run_tree);
+        if (in.workspace_tree >= 0)
+            close(in.workspace_tree);
         int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root < 0) {
             s_fail(SBX_STEP_ROOT_FD);

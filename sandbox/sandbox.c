@@ -15,7 +15,15 @@
  *
  * Teardown is SIGKILL to the init: the kernel then kills every process of the pid namespace
  * before the init can be reaped. The cgroups go next, the run dir last. When the gateway dies,
- * the init's parent-death signal and the closed control socket each end the sandbox.
+ * the init's parent-death signal and the closed control socket each end the sandbox; what that
+ * leaves on the host (the run dir, the cgroups) is for sbx_sweep_stale (sweep.c) at the next
+ * start. To tell a dead gateway's run dir from a live one, the run dir is made with
+ * cb_dir_create_locked and its flock is held until sbx_destroy has removed it. The lock's fd is
+ * close-on-exec, so it never reaches the init (nor, through it, anything inside).
+ *
+ * A persistent workspace (policy.workspace_dir) reaches the init the way the run dir does: from
+ * a root gateway as a detached mount (its directory handed to the sandbox's host ids first),
+ * from an unprivileged one as a path to bind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +69,7 @@ const char *sbx_default_init_path(void)
 
 const sbx_layers_t *sbx_layers(const sbx_t *self) { return &self->layers; }
 pid_t sbx_init_pid(const sbx_t *self) { return self->init_pid; }
+int sbx_init_pidfd(const sbx_t *self) { return self->init_pidfd; }
 const char *sbx_run_dir(const sbx_t *self) { return self->run_dir; }
 
 int sbx_give(const sbx_t *self, const char *host_path, cb_error_t *err)
@@ -240,32 +249,63 @@ static int s_write_id_maps(const sbx_t *s, cb_error_t *err)
     return s_write_proc(s->init_pid, "gid_map", map, err);
 }
 
+/* Append path and its NUL to buf at *len (buf holds size bytes). */
+static int s_pack_path(char *buf, size_t size, size_t *len, const char *path, cb_error_t *err)
+{
+    size_t n = strlen(path) + 1;
+    if (*len + n > size)
+        return cb_error_fail(err, CB_ERR_INVALID, "path '%.80s' is too long", path);
+    memcpy(buf + *len, path, n);
+    *len += n;
+    return 0;
+}
+
+/* A root gateway's sandboxes run as a host uid that may not search the directories above the
+ * run dir or the workspace, so it hands over a detached copy of each mount instead of a path.
+ * An unprivileged gateway owns every directory on the way, and may not clone mounts: *tree is
+ * then -1. */
+static int s_clone_mount(const char *path, const char *what, int *tree, cb_error_t *err)
+{
+    *tree = geteuid() == 0 ? open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) : -1;
+    if (geteuid() == 0 && *tree < 0)
+        return cb_error_make(err, errno, "clone the mount of the %s '%s'", what, path);
+    return 0;
+}
+
 static int s_send_config(const sbx_t *s, cb_error_t *err)
 {
-    char buf[sizeof(sbx_wire_config_t) + PATH_MAX];
+    char buf[sizeof(sbx_wire_config_t) + 2 * PATH_MAX];
     sbx_wire_config_t cfg = {
         .h = {SBX_WIRE_MAGIC, SBX_MSG_CONFIG},
         .tmp_bytes = s->policy.tmp_bytes,
         .workspace_bytes = s->policy.workspace_bytes,
+        .workspace_bind = s->workspace_dir != NULL,
         .nofile = s->policy.nofile,
         .fsize_bytes = s->policy.fsize_bytes,
         .nproc = s->layers.cgroup_pids ? 0 : s->policy.pids_max,
         .seccomp_mode = s->policy.no_seccomp ? 2 : s->policy.seccomp_log ? 1 : 0,
     };
     snprintf(cfg.hostname, sizeof cfg.hostname, "%s", s->hostname);
-    size_t len = strlen(s->run_dir) + 1;
-    if (len > PATH_MAX)
-        return cb_error_fail(err, CB_ERR_INVALID, "run dir path is too long");
+    cleanup_close int run_tree = -1;
+    cleanup_close int ws_tree = -1;
+    if (s_clone_mount(s->run_dir, "run dir", &run_tree, err) < 0 ||
+        (s->workspace_dir && s_clone_mount(s->workspace_dir, "workspace", &ws_tree, err) < 0))
+        return -1;
+    int fds[2], nfds = 0;
+    if (run_tree >= 0) {
+        cfg.fd_mask |= SBX_CONFIG_RUN_TREE;
+        fds[nfds++] = run_tree;
+    }
+    if (ws_tree >= 0) {
+        cfg.fd_mask |= SBX_CONFIG_WORKSPACE_TREE;
+        fds[nfds++] = ws_tree;
+    }
+    size_t len = sizeof cfg;
     memcpy(buf, &cfg, sizeof cfg);
-    memcpy(buf + sizeof cfg, s->run_dir, len);
-    /* A root gateway's sandboxes run as a host uid that may not search the directories above
-     * the run dir, so it hands over a detached copy of the mount instead of a path. An
-     * unprivileged gateway owns every directory on the way, and may not clone mounts. */
-    cleanup_close int tree = geteuid() == 0 ? open_tree(AT_FDCWD, s->run_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
-                                            : -1;
-    if (geteuid() == 0 && tree < 0)
-        return cb_error_make(err, errno, "clone the mount of the run dir '%s'", s->run_dir);
-    if (sbx_wire_send(s->ctl, buf, sizeof cfg + len, &tree, tree >= 0 ? 1 : 0) < 0)
+    if (s_pack_path(buf, sizeof buf, &len, s->run_dir, err) < 0 ||
+        (s->workspace_dir && s_pack_path(buf, sizeof buf, &len, s->workspace_dir, err) < 0))
+        return -1;
+    if (sbx_wire_send(s->ctl, buf, len, fds, nfds) < 0)
         return cb_error_make(err, errno, "send the sandbox its configuration");
     return 0;
 }
@@ -287,9 +327,15 @@ static int s_wait_ready(sbx_t *s, cb_error_t *err)
     }
     s->root_fd = fd;
     struct stat st;
-    if (fstatat(fd, "home/user", &st, AT_SYMLINK_NOFOLLOW) < 0)
+    struct statx stx;
+    if (fstatat(fd, "home/user", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        statx(fd, "home/user", AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
         return cb_error_make(err, errno, "stat the sandbox's workspace");
+    if (!(stx.stx_mask & STATX_MNT_ID))
+        return cb_error_fail(err, CB_ERR_STATE, "this kernel does not report mount ids (statx "
+                                                "STATX_MNT_ID needs Linux 5.8)");
     s->workspace_dev = st.st_dev;
+    s->workspace_mnt_id = stx.stx_mnt_id;
     return 0;
 }
 
@@ -344,10 +390,32 @@ static int s_start_init(sbx_t *s, cb_error_t *err)
     return rc < 0 ? -1 : s_wait_ready(s, err);
 }
 
+/* A persistent workspace must be an existing directory; from a root gateway it is handed to
+ * the sandbox user's host ids, so that uid 1000 inside owns /home/user. Its contents were made
+ * by that same user before, so nothing below it is touched. */
+static int s_prepare_workspace(const sbx_t *s, cb_error_t *err)
+{
+    cleanup_close int fd = open(s->workspace_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+        return cb_error_fail(err, errno == ENOENT ? CB_ERR_NOT_FOUND : CB_ERR_INVALID,
+                             "workspace dir '%s': %s", s->workspace_dir,
+                             errno == ENOENT ? "does not exist" : "not a directory");
+    if (fd < 0)
+        return cb_error_make(err, errno, "open the workspace dir '%s'", s->workspace_dir);
+    if (geteuid() == 0 && fchownat(fd, "", s->host_uid, s->host_gid, AT_EMPTY_PATH) < 0)
+        return cb_error_make(err, errno, "hand the workspace dir '%s' to the sandbox user",
+                             s->workspace_dir);
+    return 0;
+}
+
 sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
 {
     if (!policy || !policy->run_dir || policy->run_dir[0] != '/') {
         cb_error_fail(err, CB_ERR_INVALID, "a sandbox needs an absolute run dir");
+        return NULL;
+    }
+    if (policy->workspace_dir && policy->workspace_dir[0] != '/') {
+        cb_error_fail(err, CB_ERR_INVALID, "a workspace dir must be an absolute path");
         return NULL;
     }
     sbx_t *s = calloc(1, sizeof *s);
@@ -356,10 +424,12 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
         return NULL;
     }
     s->policy = *policy;
-    s->ctl = s->root_fd = s->init_pidfd = -1;
+    s->ctl = s->root_fd = s->init_pidfd = s->run_dir_lock = -1;
     s->run_dir = strdup(policy->run_dir);
+    s->workspace_dir = policy->workspace_dir ? strdup(policy->workspace_dir) : NULL;
     s->init_path = strdup(policy->init_path ? policy->init_path : sbx_default_init_path());
     s->policy.run_dir = s->run_dir;
+    s->policy.workspace_dir = s->workspace_dir;
     s->policy.init_path = s->init_path;
     s->policy.hostname = s->hostname;
     sbx_policy_t *p = &s->policy;
@@ -380,13 +450,13 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
     s->layers.seccomp = !p->no_seccomp;
     s->layers.seccomp_log = p->seccomp_log;
 
-    int rc = (s->run_dir && s->init_path) ? 0 : cb_error_make(err, ENOMEM, "new sandbox");
-    bool made_dir = false;
+    bool copied = s->run_dir && s->init_path && (s->workspace_dir || !policy->workspace_dir);
+    int rc = copied ? 0 : cb_error_make(err, ENOMEM, "new sandbox");
+    if (rc == 0 && s->workspace_dir)
+        rc = s_prepare_workspace(s, err);
     if (rc == 0) {
-        if (mkdir(s->run_dir, 0700) < 0)
-            rc = cb_error_make(err, errno, "create the sandbox run dir '%s'", s->run_dir);
-        else
-            made_dir = true;
+        s->run_dir_lock = cb_dir_create_locked(s->run_dir, 0700, err);
+        rc = s->run_dir_lock < 0 ? cb_error_prefix(err, "the sandbox run dir: ") : 0;
     }
     if (rc == 0)
         rc = sbx_give(s, s->run_dir, err);
@@ -399,7 +469,7 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
         rc = s_start_init(s, err);
     }
     if (rc < 0) {
-        if (!made_dir) {
+        if (s->run_dir_lock < 0) {
             free(s->run_dir);
             s->run_dir = NULL; /* not ours to remove */
         }
@@ -432,9 +502,12 @@ void sbx_destroy(sbx_t **self_p)
     cb_error_t err = {0};
     if (s->run_dir && cb_rm_rf(s->run_dir, &err) < 0)
         cb_warn("remove sandbox run dir: %s", err.msg);
+    if (s->run_dir_lock >= 0) /* only now: a sweep may take the dir once the lock is free */
+        close(s->run_dir_lock);
     while (s->events)
         s_take_event(s, s->events->msg.pid, NULL);
     free(s->run_dir);
+    free(s->workspace_dir);
     free(s->init_path);
     free(s);
 }

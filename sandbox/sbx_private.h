@@ -5,9 +5,10 @@
  * headers, strings packed NUL-separated after the header, fds as SCM_RIGHTS. The init's end is
  * fd 3 after exec. The order on the wire:
  *
- *   gateway -> init   CONFIG (sbx_wire_config_t, then the run dir's host path) and, from a root
- *                     gateway, a detached copy of the run dir's mount (open_tree) to move into
- *                     place: the sandbox's host uid may not search the directories above it.
+ *   gateway -> init   CONFIG (sbx_wire_config_t, then the run dir's host path and, for a
+ *                     persistent workspace, the workspace's) and, from a root gateway, detached
+ *                     copies of those directories' mounts (open_tree) to move into place: the
+ *                     sandbox's host uid may not search the directories above them.
  *   init -> gateway   READY + fd of the sandbox's root directory, or FAILED (step, errno)
  *   gateway -> init   SPAWN (sbx_wire_spawn_t + argv, env) + 3 stdio fds
  *   init -> gateway   SPAWNED (pid inside, or step and errno) + a pidfd when it worked
@@ -88,11 +89,16 @@ typedef struct {
     uint32_t type;
 } sbx_wire_header_t;
 
-/* CONFIG; followed by the run dir's host path, NUL-terminated; with a mount fd or none. */
+/* CONFIG; followed by the run dir's host path and, when workspace_bind, the workspace's, each
+ * NUL-terminated; with the mount fds fd_mask names, in that order. */
+#define SBX_CONFIG_RUN_TREE 1u       /* fd_mask: a detached mount of the run dir */
+#define SBX_CONFIG_WORKSPACE_TREE 2u /* fd_mask: a detached mount of the workspace dir */
 typedef struct {
     sbx_wire_header_t h;
     uint64_t tmp_bytes;
     uint64_t workspace_bytes;
+    uint32_t workspace_bind;  /* 1: bind a host dir at /home/user; 0: a tmpfs */
+    uint32_t fd_mask;         /* SBX_CONFIG_*_TREE: which mount fds come with the message */
     uint64_t nofile;
     uint64_t fsize_bytes;
     uint64_t nproc;           /* RLIMIT_NPROC fallback when there is no pids cgroup; 0: none */
@@ -145,7 +151,8 @@ sbx_cgroup_t *sbx_cgroup_new(const sbx_policy_t *policy, sbx_layers_t *layers, c
 int sbx_cgroup_add(sbx_cgroup_t *cg, pid_t pid, cb_error_t *err);
 int sbx_cgroup_usage(const sbx_cgroup_t *cg, sbx_usage_t *out);
 
-/* Bytes used on the workspace filesystem and its size (files.c). */
+/* Bytes used in the workspace and its size (files.c): the tmpfs's figures, or for a persistent
+ * workspace a walk of its tree and policy.workspace_bytes. */
 int sbx_workspace_usage(const sbx_t *self, uint64_t *used, uint64_t *size, cb_error_t *err);
 uint64_t sbx_cgroup_oom_kills(const sbx_cgroup_t *cg);
 /* Kill whatever is left, wait (bounded) for the cgroups to empty, remove them. */
@@ -156,14 +163,17 @@ typedef struct sbx_event sbx_event_t; /* an EXITED message not yet claimed by a 
 struct sbx {
     sbx_policy_t policy;      /* strings below are the sandbox's own copies */
     char *run_dir;
+    char *workspace_dir;      /* NULL: a tmpfs workspace */
     char *init_path;
+    int run_dir_lock;         /* flock on run_dir (cb_dir_create_locked); closed after removal */
     sbx_layers_t layers;
     sbx_cgroup_t *cgroup;
     pid_t init_pid;           /* host pid */
     int init_pidfd;
     int ctl;                  /* control socket */
     int root_fd;              /* the sandbox's "/" (O_PATH), for workspace files */
-    dev_t workspace_dev;      /* st_dev of /home/user: what file paths must resolve onto */
+    dev_t workspace_dev;      /* st_dev and mount id of /home/user: what file paths must resolve */
+    uint64_t workspace_mnt_id; /* onto (the mount id tells a bind from /usr on the same fs) */
     char hostname[64];
     uid_t host_uid;           /* host uid and gid the sandbox user maps to */
     gid_t host_gid;

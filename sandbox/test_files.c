@@ -2,10 +2,12 @@
  *
  * Needs none of the rest of the sandbox. In a private mount namespace of its own (as root, or
  * else as root of a fresh user namespace) it builds <tmp>/root with an etc/passwd marker and a
- * 1 MiB tmpfs at home/user, and fills a struct sbx by hand: root_fd is <tmp>/root, workspace_dev
- * the tmpfs. A host "secret" lives at <tmp>/secret, outside the fake root. Then it plants the
- * symlinks hostile code in a sandbox would, and checks that nothing outside the workspace is ever
- * read or changed; the marker and the secret are compared byte for byte at the end.
+ * 1 MiB tmpfs at home/user, and fills a struct sbx by hand: root_fd is <tmp>/root,
+ * workspace_dev and workspace_mnt_id the tmpfs's. A host "secret" lives at <tmp>/secret, outside
+ * the fake root. Then it plants the symlinks hostile code in a sandbox would, and checks that
+ * nothing outside the workspace is ever read or changed; the marker and the secret are compared
+ * byte for byte at the end. A second mount of the workspace's own filesystem (same st_dev, as
+ * /usr can be for a persistent workspace) checks that the mount id is compared too.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -150,10 +152,15 @@ static void s_setup(s_env_t *env)
                 strerror(errno));
 
     struct stat st;
+    struct statx stx;
     env->sbx.root_fd = open(env->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (env->sbx.root_fd < 0 || stat(env->ws, &st) < 0)
+    if (env->sbx.root_fd < 0 || stat(env->ws, &st) < 0 ||
+        statx(AT_FDCWD, env->ws, 0, STATX_MNT_ID, &stx) < 0)
         CB_SKIP_ALL("open the fake root: %s", strerror(errno));
+    if (!(stx.stx_mask & STATX_MNT_ID))
+        CB_SKIP_ALL("statx reports no mount ids here");
     env->sbx.workspace_dev = st.st_dev;
+    env->sbx.workspace_mnt_id = stx.stx_mnt_id;
     env->sbx.host_uid = env->real_root ? S_OWNER : 0;
     env->sbx.host_gid = env->real_root ? S_OWNER : 0;
 }
@@ -467,6 +474,48 @@ static void s_test_symlinks(s_env_t *env)
     cb_buf_free(&buf);
 }
 
+/* The workspace's own filesystem mounted a second time at <root>/mirror: same st_dev, another
+ * mount, as the host's /usr can be beside a persistent workspace. A symlink there is refused. */
+static void s_test_same_fs_mount(s_env_t *env)
+{
+    sbx_t *sbx = &env->sbx;
+    cb_error_t err = {0};
+    cb_buf_t buf = {0};
+    cleanup_free char *src = s_host(env, "mirror-src");
+    cleanup_free char *file = s_host(env, "mirror-src/f");
+    cleanup_free char *mirror = cb_strdup_printf("%s/mirror", env->root);
+    if (mkdir(src, 0755) < 0 || cb_write_file(file, "same fs", 7, 0644, &err) < 0 ||
+        mkdir(mirror, 0755) < 0 || mount(src, mirror, NULL, MS_BIND, NULL) < 0) {
+        CB_DIAG("no second mount of the workspace (%s): skipping the mount id check",
+                strerror(errno));
+        rmdir(mirror);
+        cb_rm_rf(src, NULL);
+        return;
+    }
+    struct stat st;
+    CB_OK(stat(mirror, &st) == 0 && st.st_dev == sbx->workspace_dev,
+          "the mirror shares the workspace's st_dev");
+    s_host_symlink(env, "/mirror/f", "via-mirror");
+    s_refused(sbx_file_read(sbx, "via-mirror", 100, &buf, s_fresh(&err)), &err, CB_ERR_INVALID,
+              "via-mirror", "read through a symlink onto another mount of the same filesystem");
+    CB_OK(strstr(err.msg, "resolves outside the workspace"), "... by the mount id check (%s)",
+          err.msg);
+    s_host_symlink(env, "/mirror", "mirror-dir");
+    s_refused(sbx_file_write(sbx, "mirror-dir/g", "x", 1, false, s_fresh(&err)), &err,
+              CB_ERR_INVALID, "mirror-dir/g", "write under a symlink to that mount");
+    CB_OK(sbx_file_read(sbx, "mirror-src/f", 100, &buf, s_fresh(&err)) == 0 &&
+              !strcmp(cb_buf_str(&buf), "same fs"),
+          "the same file by its path in the workspace reads (%s)", err.msg);
+    umount2(mirror, MNT_DETACH);
+    rmdir(mirror);
+    cb_rm_rf(src, NULL);
+    cleanup_free char *l1 = s_host(env, "via-mirror");
+    cleanup_free char *l2 = s_host(env, "mirror-dir");
+    unlink(l1);
+    unlink(l2);
+    cb_buf_free(&buf);
+}
+
 static void s_test_full(s_env_t *env)
 {
     sbx_t *sbx = &env->sbx;
@@ -529,6 +578,7 @@ int main(void)
     s_test_mkdir_remove(&env);
     s_test_outside(&env);
     s_test_symlinks(&env);
+    s_test_same_fs_mount(&env);
     s_test_full(&env);
     s_test_untouched(&env);
     s_teardown(&env);

@@ -28,6 +28,28 @@ int cb_mkdir_p(const char *path, int mode, cb_error_t *err);
 /* Remove a directory tree (does not follow symlinks). Missing path is success. */
 int cb_rm_rf(const char *path, cb_error_t *err);
 
+/* Directories owned by a lock: whoever holds flock(LOCK_EX) on a directory owns it, and the
+ * kernel drops the lock when the holder dies, however it dies. So a directory whose lock can be
+ * taken is one whose owner is gone, and cb_sweep_unlocked_dirs may remove it.
+ *
+ * Create directory path (it must not exist: EEXIST otherwise) with exactly mode, and return an
+ * O_RDONLY | O_DIRECTORY | O_CLOEXEC fd on it that holds flock(LOCK_EX). The directory never
+ * exists under its final name unlocked: it is made as ".<basename>.new-<random>" in the same
+ * parent, locked there, and renamed into place (RENAME_NOREPLACE). Caller owns return value
+ * (close it only after removing the directory). */
+int cb_dir_create_locked(const char *path, int mode, cb_error_t *err);
+
+/* Open the existing directory path and take flock(LOCK_EX | LOCK_NB) on it. Returns the fd
+ * (O_CLOEXEC; caller owns return value), or -1 with kind CB_ERR_STATE when another open file
+ * holds the lock, or with a system error. Does not follow a symlink at path. */
+int cb_dir_lock(const char *path, cb_error_t *err);
+
+/* For every directory in parent whose name starts with prefix, and every left-over temporary
+ * ".<prefix>*.new-*" of cb_dir_create_locked: take its lock; when that works its owner is gone,
+ * so remove it (cb_rm_rf). Symlinks and other non-directories are never followed nor removed.
+ * Returns how many were removed. */
+size_t cb_sweep_unlocked_dirs(const char *parent, const char *prefix);
+
 /* printf into a fresh heap string. Caller owns return value; NULL on allocation failure. */
 char *cb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

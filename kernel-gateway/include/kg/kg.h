@@ -201,8 +201,9 @@ json_t *kg_gateway_metrics(kg_gateway_t *self);
  *
  * Every field is optional; a field of the wrong type, an unknown field, a file path that is
  * absolute or climbs with "..", or a source that cannot be read is an error naming the file and
- * the field. A source is relative to the template file's directory. Files are at most 16 MiB
- * each and 64 MiB in all.
+ * the field. A source is relative to the template file's directory (use one for binary files:
+ * content cannot hold NUL). Files are at most 16 MiB each and 64 MiB in all. timeout_s is the
+ * sandbox's lifetime in seconds: -1 for none; absent or 0 for the gateway's default.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -310,6 +311,14 @@ kg_sandbox_t *kg_sandbox_open(kg_gateway_t *gw, const kg_sandbox_opts_t *opts, c
  * Borrowed; see kg_kernel_start. */
 kg_kernel_t *kg_sandbox_main_kernel(kg_sandbox_t *self);
 
+/* What kg_sandbox_open made of it. The template's name: Borrowed; valid with the sandbox (NULL
+ * for a sandbox from kg_sandbox_create). expires_ms: when its lifetime ends, in ms since the
+ * epoch (0: never). */
+const char *kg_sandbox_template(const kg_sandbox_t *self);
+bool kg_sandbox_from_pool(const kg_sandbox_t *self);
+bool kg_sandbox_persistent(const kg_sandbox_t *self);
+int64_t kg_sandbox_expires_ms(const kg_sandbox_t *self);
+
 /* Set the lifetime: the sandbox ends timeout_s seconds from now (< 0: never). Like E2B's
  * set_timeout; it may shorten as well as extend. */
 int kg_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err);
@@ -322,6 +331,10 @@ void kg_sandbox_touch(kg_sandbox_t *self);
  * ...), for the last 256 that ended. NULL when the id is unknown. Borrowed; valid until the next
  * sandbox ends. */
 const char *kg_gateway_sandbox_gone(kg_gateway_t *gw, const char *id);
+
+/* The templates this gateway finds (kg_template_json of each, sorted by name). Caller owns
+ * return value. */
+json_t *kg_gateway_templates(kg_gateway_t *gw);
 
 /* Keep up a warm pool of size ready sandboxes of a template (0: none), refilled in the
  * background. Fails when the template cannot be loaded. */
@@ -341,8 +354,9 @@ kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id);
 
 /* {id, limits: {...}, layers: {...}, usage: {memory_bytes, memory_peak_bytes,
  * memory_limit_bytes, pids, cpu_usage_us, cpu_share, cpu_share_avg, oom_kills, workspace_bytes,
- * workspace_limit_bytes}, kernels: [ids], created_ms, executions, commands, template (or null),
- * persistent, pooled, expires_ms (or null), idle_ms, metadata}. cpu_share is the cores used
+ * workspace_limit_bytes}, kernels: [ids], created_ms, init_pid (host pid of its init),
+ * executions, commands, template (or null),
+ * persistent, pooled, expires_ms (ms since the epoch, or null), idle_ms, uptime_s (since it was opened), metadata}. cpu_share is the cores used
  * since the previous info call at least a second before (or since the start); cpu_share_avg
  * over the sandbox's life. Caller owns return value. */
 json_t *kg_sandbox_info(kg_sandbox_t *self);
@@ -442,6 +456,10 @@ const char *kg_kernel_id(const kg_kernel_t *self);       /* Borrowed; valid with
 const char *kg_kernel_name(const kg_kernel_t *self);     /* Borrowed; valid with the kernel */
 const char *kg_kernel_language(const kg_kernel_t *self); /* Borrowed; valid with the kernel */
 kg_kernel_state_t kg_kernel_state(const kg_kernel_t *self);
+/* Ready for work: idle or busy, and its startup code done (READY has been reported). */
+bool kg_kernel_is_ready(const kg_kernel_t *self);
+/* An execution is running or queued. */
+bool kg_kernel_is_busy(const kg_kernel_t *self);
 const char *kg_kernel_state_name(kg_kernel_state_t state);
 pid_t kg_kernel_pid(const kg_kernel_t *self); /* 0 when no process runs */
 int kg_kernel_restart_count(const kg_kernel_t *self);

@@ -34,7 +34,20 @@ typedef struct {
     size_t max_message_bytes;   /* largest JSON-RPC message accepted */
     bool log_level_set;         /* log_level came from the environment */
     cb_log_level_t log_level;
+    /* Sandbox lifetimes, the cap and the warm pool: for the gateway (kg_config_t), which
+     * enforces them. Strings are borrowed from the environment. */
+    const char *template_name;  /* the default template */
+    int sandbox_timeout_s;      /* lifetime of a sandbox; -1: none */
+    int idle_timeout_s;         /* 0: no idle culling */
+    int max_sandboxes;
+    const char *pool;           /* "template=count,..." */
+    const char *state_dir;      /* NULL: the gateway's default */
 } mcp_config_t;
+
+/* Call fn for each template=count of a pool spec ("python=2,python-data=1"); fn NULL only
+ * checks the spec. A malformed spec or fn's failure stops it with err set. */
+typedef int(mcp_pool_fn)(const char *template_name, int count, void *arg, cb_error_t *err);
+int mcp_config_pool_each(const char *spec, mcp_pool_fn *fn, void *arg, cb_error_t *err);
 
 /* Fill cfg with the defaults, then apply the CELLBLOCK_* variables and their E2B_* aliases.
  * A value that is malformed or out of range fails with a message naming the variable and its

@@ -3,7 +3,7 @@
  * A sandbox is a process tree in fresh user, pid, mount, net, ipc, uts and cgroup namespaces.
  * Its PID 1 is our own init (cellblock-init): it builds the filesystem (a tmpfs root, read-only
  * binds of /usr and the lib/bin links, a minimal /etc, fresh /proc with the dangerous entries
- * masked, a minimal /dev, size-limited /tmp and workspace), brings up lo, moves into an inner
+ * masked, a minimal /dev, size-limited /tmp, a workspace), brings up lo, moves into an inner
  * user namespace where the sandbox user is uid 1000 with no capabilities, loads the seccomp
  * filter, and then spawns processes on request over an inherited socket and reaps everything.
  *
@@ -11,7 +11,8 @@
  * The gateway (kernel-gateway/) decides the numbers and calls in here.
  *
  * Paths seen inside a sandbox:
- *   /home/user       the workspace (tmpfs of policy.workspace_bytes), the default working dir
+ *   /home/user       the workspace, the default working dir: a tmpfs of policy.workspace_bytes,
+ *                    or a bind of the host's policy.workspace_dir (a persistent workspace)
  *   /tmp, /dev/shm   tmpfs of policy.tmp_bytes each
  *   /run/cellblock   the host's policy.run_dir, read-write (kernel connection files, ipc sockets)
  *
@@ -58,8 +59,20 @@ typedef struct {
 /* Probe the host. Cheap (reads /proc and /sys, creates and removes one cgroup directory). */
 void sbx_layers_probe(sbx_layers_t *out);
 
-/* Remove the empty cgroups that gateways killed before their teardown left behind (their
- * sandboxes' processes died with them; the directories did not). Call once at start. */
+/* Clean up after gateways that were killed (SIGKILL) before they could destroy their sandboxes.
+ * Their sandboxes' processes die with them; what stays behind is removed here:
+ *   - every mount point below runtime_dir in our mount namespace is detached (umount2 MNT_DETACH);
+ *   - run dirs "<runtime_dir>/s-*" whose lock is free (sbx_new holds an flock on each run dir for
+ *     the sandbox's life, so a free lock means its owner is gone; cb_sweep_unlocked_dirs);
+ *   - the stale cgroups, as sbx_cgroup_sweep_stale.
+ * Each kind removed is logged (cb_info) with a count. Live sandboxes, of this process or of any
+ * other gateway, are left alone. Call once at start, before creating sandboxes. */
+void sbx_sweep_stale(const char *runtime_dir);
+
+/* The cgroup part of sbx_sweep_stale: cgroups "cellblock-<pid>-..." under our own whose gateway
+ * pid is gone. A gateway killed a moment ago may still have sandbox processes dying in them, so
+ * what each one's cgroup.procs lists is killed (only processes of sandboxes a gateway in our own
+ * pid namespace made) and the removal is retried, for at most 2 s over all of them. */
 void sbx_cgroup_sweep_stale(void);
 
 /* ---------------------------------------------------------------------------------------------
@@ -68,13 +81,27 @@ void sbx_cgroup_sweep_stale(void);
 
 typedef struct {
     const char *run_dir;       /* host directory to create (mode 0700) and bind at /run/cellblock;
-                                  removed by sbx_destroy. Required; must not exist yet. */
+                                  removed by sbx_destroy. Required; must not exist yet. The
+                                  sandbox holds an flock on it for its whole life (see
+                                  cb_dir_create_locked), which is how sbx_sweep_stale tells a
+                                  killed gateway's run dir from a live one. */
     const char *hostname;      /* NULL: "sandbox" */
     uint64_t memory_bytes;     /* cgroup memory limit, swap off; 0: no limit */
     uint64_t pids_max;         /* cgroup pids limit; 0: no limit */
     uint32_t cpu_millis;       /* CPU quota in thousandths of a core; 0: no limit */
     uint64_t tmp_bytes;        /* size of /tmp and of /dev/shm; 0: 256 MiB */
-    uint64_t workspace_bytes;  /* size of /home/user; 0: 1 GiB */
+    uint64_t workspace_bytes;  /* size of /home/user; 0: 1 GiB. For a persistent workspace this is
+                                  what sbx_usage reports as the limit: its size is measured, not
+                                  enforced by the filesystem (RLIMIT_FSIZE, from fsize_bytes,
+                                  still caps each single file) */
+    const char *workspace_dir; /* NULL: /home/user is a fresh tmpfs, gone with the sandbox.
+                                  Else an existing host directory bound read-write (nosuid,
+                                  nodev) at /home/user, a persistent workspace: it outlives the
+                                  sandbox and a later sandbox may use it again. When the gateway
+                                  is root the directory itself is handed to the sandbox user's
+                                  host ids (its contents are not touched); unprivileged, it
+                                  should be the gateway user's own. Nothing here stops two live
+                                  sandboxes from sharing one directory; the caller does. */
     uint64_t nofile;           /* RLIMIT_NOFILE; 0: 4096 */
     uint64_t fsize_bytes;      /* RLIMIT_FSIZE; 0: twice the larger of /tmp and the workspace */
     bool seccomp_log;          /* discovery mode: log syscalls outside the allowlist instead of
@@ -99,6 +126,11 @@ void sbx_destroy(sbx_t **self_p);
 /* Host pid of the sandbox's init (PID 1 inside). */
 pid_t sbx_init_pid(const sbx_t *self);
 
+/* A pidfd of the sandbox's init: readable (POLLIN) once the init has exited, which means the
+ * whole sandbox is dead (every process in it is killed with it). Borrowed; valid with the
+ * sandbox. */
+int sbx_init_pidfd(const sbx_t *self);
+
 /* The layers this sandbox actually got. Borrowed; valid with the sandbox. */
 const sbx_layers_t *sbx_layers(const sbx_t *self);
 
@@ -110,7 +142,11 @@ const char *sbx_run_dir(const sbx_t *self);
 int sbx_give(const sbx_t *self, const char *host_path, cb_error_t *err);
 
 /* Resource figures read from the sandbox's cgroups (0 where a controller is missing) and from
- * its workspace filesystem. */
+ * its workspace. A tmpfs workspace reports its filesystem's figures. A persistent workspace's
+ * size is measured, not enforced: workspace_bytes adds up the allocated bytes (st_blocks) of
+ * everything under it, walked without following symlinks and stopping after 200000 entries or
+ * 128 levels (then it is what was counted; a hard-linked file counts once per link), and
+ * workspace_limit_bytes is policy.workspace_bytes. */
 typedef struct {
     uint64_t memory_bytes;      /* current usage */
     uint64_t memory_peak_bytes; /* high-water mark (v1 max_usage, v2 memory.peak when present) */
@@ -118,8 +154,8 @@ typedef struct {
     uint64_t pids;
     uint64_t cpu_usage_us;      /* total CPU time of every process in the sandbox */
     uint64_t oom_kills;
-    uint64_t workspace_bytes;       /* used on the workspace filesystem (/home/user) */
-    uint64_t workspace_limit_bytes; /* its size */
+    uint64_t workspace_bytes;       /* used in the workspace (/home/user) */
+    uint64_t workspace_limit_bytes; /* its size (persistent: policy.workspace_bytes) */
 } sbx_usage_t;
 
 int sbx_usage(const sbx_t *self, sbx_usage_t *out, cb_error_t *err);
@@ -172,7 +208,9 @@ void sbx_proc_destroy(sbx_proc_t **self_p);
  * Workspace files, done from the host. Paths are inside paths: "/home/user/a.txt" or relative
  * to /home/user ("a.txt"). They are resolved as the sandbox would resolve them
  * (openat2 RESOLVE_IN_ROOT on the sandbox's root, no magic links), and whatever they resolve to
- * must lie in the workspace: a symlink to /etc/passwd is refused, and no host file is touched.
+ * must lie in the workspace (its filesystem and its mount): a symlink to /etc/passwd is refused,
+ * and so is one to /usr/... when a persistent workspace shares /usr's filesystem; no host file
+ * outside the workspace is touched. What the gateway creates belongs to the sandbox user.
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum { SBX_FILE_REGULAR = 0, SBX_FILE_DIR, SBX_FILE_SYMLINK, SBX_FILE_OTHER } sbx_file_type_t;
