@@ -15,9 +15,24 @@ sockets, as the gateway does, and measures:
              client_user_cpu_us_per_exec and client_sys_cpu_us_per_exec split it into user-space
              CPU (Python, jupyter_client, pyzmq) and kernel-space CPU (system calls, wakeups).
 
-Count-bounded and time-bounded (--max-seconds for the execution loop, --timeout per message).
-Prints one JSON object on stdout; progress goes to stderr. Needs Debian's python3 (/usr/bin/python3)
-with python3-jupyter-client and python3-ipykernel; uses only the standard library besides those.
+With --mode start (bench_pool's reference: starting a kernel from nothing to a first result),
+it instead runs --rounds rounds, each a fresh kernel, after --warmup untimed ones (default 1 in
+this mode), and measures per round:
+
+  start_to_result_ms   start_kernel() + start_channels() + wait_for_ready(), then execute() of
+             --code until its execute_reply and status idle: what a caller of jupyter_client waits
+             from "I want a kernel" to its first result.
+  kernel_info_reply_ms   start_kernel() until the kernel_info reply wait_for_ready() accepted.
+  flush_ms   wait_for_ready()'s closing wait for 0.2 s of iopub silence, part of the above.
+  start_to_result_minus_flush_ms   start_to_result_ms minus flush_ms, round by round: the same
+             path without that fixed cost of jupyter_client's.
+
+Each kernel is shut down (untimed) before the next round starts.
+
+Count-bounded and time-bounded (--max-seconds for the execution loop or the rounds, --timeout
+per message). Prints one JSON object on stdout; progress goes to stderr. Needs Debian's python3
+(/usr/bin/python3) with python3-jupyter-client and python3-ipykernel; uses only the standard
+library besides those.
 """
 import argparse
 import json
@@ -70,7 +85,7 @@ def log(msg):
 
 
 def start_kernel(args, run_dir, index):
-    """Start one kernel; return (km, kc, start_ms, ready_ms)."""
+    """Start one kernel; return (km, kc, start_ms, ready_ms), from the moment of the call."""
     km = KernelManager(
         kernel_name=args.kernel_name,
         transport="ipc",
@@ -127,20 +142,89 @@ def execute_once(kc, code, timeout):
     return (t1 - t0) * 1000.0
 
 
+def start_rounds(args, run_dir):
+    """--mode start: args.warmup untimed rounds, then up to args.rounds timed ones. Each round
+    starts a kernel, runs args.code to its end, and shuts the kernel down (untimed). Returns
+    (lists of ms per round: start_to_result, kernel_info_reply, flush; a note or None)."""
+    to_result, info_reply, flush = [], [], []
+    t_end = time.monotonic() + args.max_seconds
+    for i in range(args.warmup + args.rounds):
+        if i >= args.warmup and time.monotonic() > t_end:
+            note = f"time limit of {args.max_seconds:g} s reached"
+            log(note)
+            return to_result, info_reply, flush, note
+        t0 = time.perf_counter()
+        km, kc, start_ms, ready_ms = start_kernel(args, run_dir, i)
+        try:
+            exec_ms = execute_once(kc, args.code, args.timeout)
+            total = (time.perf_counter() - t0) * 1000.0
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        if i < args.warmup:
+            log(f"warm-up round {i + 1}/{args.warmup}: {total:.1f} ms")
+            continue
+        to_result.append(total)
+        info_reply.append(ready_ms)
+        flush.append(start_ms - ready_ms)
+        log(f"round {i + 1 - args.warmup}/{args.rounds}: first result after {total:.1f} ms "
+            f"(kernel_info reply {ready_ms:.1f} ms, iopub flush {start_ms - ready_ms:.1f} ms, "
+            f"execute {exec_ms:.1f} ms)")
+    return to_result, info_reply, flush, None
+
+
+def main_start(args):
+    """--mode start: print its JSON object."""
+    with tempfile.TemporaryDirectory(prefix="cb-bench-jc-") as run_dir:
+        to_result, info_reply, flush, note = start_rounds(args, run_dir)
+    result = {
+        "name": "jupyter_client-start",
+        "version": jupyter_client_version,
+        "transport": "ipc",
+        "kernel_name": args.kernel_name,
+        "code": args.code,
+        "warmup": args.warmup,
+        "start_to_result_ms": summary(to_result),
+        "kernel_info_reply_ms": summary(info_reply),
+        "flush_ms": summary(flush),
+        "start_to_result_minus_flush_ms": summary([t - f for t, f in zip(to_result, flush)]),
+    }
+    if note:
+        result["note"] = note
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mode", choices=("execute", "start"), default="execute",
+                    help="execute: round trips on running kernels (default); start: a fresh "
+                    "kernel to its first result, --rounds times")
     ap.add_argument("--kernels", type=int, default=5, help="kernels to start (default 5)")
     ap.add_argument("--n", type=int, default=500, help="timed executions (default 500)")
-    ap.add_argument("--warmup", type=int, default=20, help="untimed executions first (default 20)")
-    ap.add_argument("--code", default="pass", help="the cell to run (default 'pass')")
+    ap.add_argument("--rounds", type=int, default=20,
+                    help="--mode start: timed rounds (default 20)")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="untimed executions first (default 20); --mode start: untimed rounds "
+                    "(default 1)")
+    ap.add_argument("--code", default=None,
+                    help="the cell to run (default 'pass'; --mode start: '1+1')")
     ap.add_argument("--kernel-name", default="python3", help="kernelspec (default python3)")
     ap.add_argument("--max-seconds", type=float, default=120.0,
-                    help="stop the timed loop after this long (default 120)")
+                    help="stop the timed loop (or the rounds) after this long (default 120)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds to wait for a kernel or a message (default 60)")
     args = ap.parse_args()
-    if args.kernels < 1 or args.n < 1 or args.warmup < 0:
-        ap.error("--kernels and --n must be at least 1, --warmup at least 0")
+    start = args.mode == "start"
+    if args.warmup is None:
+        args.warmup = 1 if start else 20
+    if args.code is None:
+        args.code = "1+1" if start else "pass"
+    if args.kernels < 1 or args.n < 1 or args.rounds < 1 or args.warmup < 0:
+        ap.error("--kernels, --n and --rounds must be at least 1, --warmup at least 0")
+    if start:
+        return main_start(args)
 
     kernels = []
     start_ms, ready_ms = [], []

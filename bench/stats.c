@@ -1,6 +1,9 @@
 /* bench/stats.c: see stats.h. */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "stats.h"
 
@@ -47,4 +50,21 @@ json_t *bench_summary(double *v, size_t n)
 {
     bench_stats_t s = bench_stats(v, n);
     return bench_stats_json(&s);
+}
+
+int bench_json_write(const json_t *out, const char *path, const char *prog)
+{
+    FILE *f = path ? fopen(path, "we") : stdout;
+    if (!f) {
+        fprintf(stderr, "%s: open '%s': %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    int rc = out ? json_dumpf(out, f, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : -1;
+    if (rc == 0 && fputc('\n', f) == EOF)
+        rc = -1;
+    if ((path ? fclose(f) : fflush(f)) == EOF)
+        rc = -1;
+    if (rc < 0)
+        fprintf(stderr, "%s: writing the result to %s failed\n", prog, path ? path : "stdout");
+    return rc;
 }

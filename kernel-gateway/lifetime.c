@@ -103,6 +103,10 @@ static int s_on_wake(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 
 /* ---- the tick ------------------------------------------------------------------------------ */
 
+/* A sandbox whose main kernel has never been ready is starting, not idle: its idle clock runs
+ * from the moment it can be used (kg_sandbox_main_event touches it then). */
+static bool s_starting(const kg_sandbox_t *sb) { return sb->main_kernel && !sb->main_kernel->ever_ready; }
+
 static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
     kg_gateway_t *gw = arg;
@@ -115,7 +119,8 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
             cleanup_free char *why = cb_strdup_printf(
                 "it expired: its lifetime of %d s ran out (sandbox_set_timeout extends it)", sb->lifetime_s);
             kg_sandbox_end_later(sb, KG_SANDBOX_END_EXPIRED, why ? why : "it expired");
-        } else if (idle_s > 0 && now - sb->last_active_ms >= (int64_t)idle_s * 1000 && !kg_sandbox_busy(sb)) {
+        } else if (idle_s > 0 && now - sb->last_active_ms >= (int64_t)idle_s * 1000 && !s_starting(sb) &&
+                   !kg_sandbox_busy(sb)) {
             cleanup_free char *why = cb_strdup_printf("it was idle for %d s, the idle limit", idle_s);
             kg_sandbox_end_later(sb, KG_SANDBOX_END_IDLE, why ? why : "it was idle");
         }
@@ -163,6 +168,8 @@ void kg_sandbox_main_event(kg_sandbox_t *sb, kg_kernel_event_t event, const char
 {
     if (event == KG_EVENT_STOPPED) {
         sb->main_kernel = NULL;
+    } else if (event == KG_EVENT_READY) {
+        kg_sandbox_touch(sb); /* the idle clock starts when the sandbox can be used */
     } else if (event == KG_EVENT_DEAD && (sb->in_pool || (sb->opened && !sb->main_kernel->ever_ready))) {
         /* A sandbox whose kernel never started is of no use; a pooled one whose kernel gave up
          * would hold its place in the pool for ever. */

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ALL_TOOLS, BIN, HERE, alive, check, processTable, run, runProgram, safeJson, waitUntil } from './lib.mjs';
+import { ALL_TOOLS, BIN, HERE, alive, check, processTable, run, runProgram, safeJson, tempDir, waitUntil } from './lib.mjs';
 
 const INSPECTOR = join(HERE, 'node_modules', '.bin', 'mcp-inspector-cli');
 const CWD = join(HERE, 'node_modules', '@modelcontextprotocol', 'inspector-cli', 'build');
@@ -36,7 +36,8 @@ function tagged(tag) {
 
 async function inspector(args, what) {
     const tag = randomUUID();
-    const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`, CB_MCP_INSPECTOR_TAG: tag };
+    const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`, CB_MCP_INSPECTOR_TAG: tag,
+        CELLBLOCK_STATE_DIR: tempDir('cb-state-') };
     const p = await runProgram(process.execPath, [INSPECTOR, '--cli', BIN, 'mcp', ...args], { env, cwd: CWD, ms: 90000 });
     let json = null;
     try {

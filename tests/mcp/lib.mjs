@@ -4,18 +4,27 @@
 //
 // - SKIP (exit 77) when node is older than 18 or tests/mcp/node_modules is missing
 //   (scripts/install-deps.sh runs `npm ci` here).
+// - tempDir(prefix): a fresh directory (mkdtemp) removed when the script exits. Every server
+//   started here gets its own CELLBLOCK_STATE_DIR from it (persistent workspaces never land in
+//   ~/.local/state) unless the caller's env sets one.
 // - startServer(): `cellblock mcp` through the official SDK client (StdioClientTransport), its
 //   stderr kept in a buffer that finish() prints when a check failed, every message it sends
-//   recorded, its process tree followed so close() can prove nothing is left behind.
+//   recorded, its process tree followed so close() can prove nothing is left behind;
+//   srv.kill(signal) for the ends that are not a closed stdin, srv.metrics() for server_metrics.
 // - startRaw(): the same binary on plain pipes, for the protocol edges the SDK never produces.
 // - check(cond, what, detail) / finish(): "ok - what" / "FAIL - what: detail", as
 //   tests/integration/checks.py does; finish() returns the exit status.
-// - withDeadline(promise, ms, what): wait for an event, fail when it does not come in time.
+// - withDeadline(promise, ms, what): wait for an event, fail when it does not come in time;
+//   waitUntil(fn, ms, what) polls for what has no event; timePasses(ms) only where time passing
+//   is the thing under test.
+// - sandboxes: waitGone (poll until a sandbox is gone), sandboxProcesses (its init and what runs
+//   under it, from sandbox_info's init_pid), processesGone, sandboxLogs.
 //
 // Every wait has a deadline; nothing sleeps on hope. A watchdog ends the script (and the servers
 // it started, by pid) before ctest's own TIMEOUT would, so failures come with their details.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,8 +61,34 @@ export const ALL_TOOLS = [
     'code_execute_async', 'execution_status', 'execution_cancel', 'command_execute',
     'file_upload', 'file_download', 'file_list', 'file_delete', 'session_create',
     'session_execute', 'session_close', 'session_connect', 'sandbox_logs', 'sandbox_metrics',
-    'run_code',
+    'run_code', 'sandbox_set_timeout', 'server_metrics',
 ];
+
+// ---- scratch directories -------------------------------------------------------------------
+
+const tempDirs = [];
+process.on('exit', () => {
+    for (const d of tempDirs) {
+        try {
+            rmSync(d, { recursive: true, force: true });
+        } catch {}
+    }
+});
+
+// A new empty directory (short path: sockets live under a runtime dir made here), removed with
+// everything in it when the script exits.
+export function tempDir(prefix = 'cb-mcp-') {
+    const d = mkdtempSync(join(tmpdir(), prefix));
+    tempDirs.push(d);
+    return d;
+}
+
+// The environment overrides a server starts with: opts.env, plus an isolated state dir unless
+// opts.env names CELLBLOCK_STATE_DIR (set it to undefined to get the server's own default).
+function withStateDir(env = {}) {
+    if ('CELLBLOCK_STATE_DIR' in env) return { ...env };
+    return { ...env, CELLBLOCK_STATE_DIR: tempDir('cb-state-') };
+}
 
 // ---- checks --------------------------------------------------------------------------------
 
@@ -183,6 +218,46 @@ export function mainResult(r, mime = 'text/plain') {
 }
 export const brief = (r) => safeJson({ isError: r?.isError, text: textOf(r).slice(0, 1500), structuredContent: r?.structuredContent });
 
+// ---- sandboxes -----------------------------------------------------------------------------
+
+// Poll sandbox_info on id until it is isError (the sandbox is gone): {result, at}. each(), when
+// given, runs every round: a check on something that must hold meanwhile.
+export async function waitGone(srv, id, ms, each) {
+    let result;
+    await waitUntil(async () => {
+        result = await srv.call('sandbox_info', { sandbox_id: id });
+        if (each) await each();
+        return result.isError === true;
+    }, ms, `sandbox ${id} gone`, 200);
+    return { result, at: Date.now() };
+}
+
+// The host processes of one sandbox (its init and everything under it): Map pid -> start time.
+export async function sandboxProcesses(srv, id) {
+    const pid = sc(await srv.callOk('sandbox_info', { sandbox_id: id })).init_pid;
+    return Number.isInteger(pid) ? treeOf(pid) : new Map();
+}
+
+// Wait (ms) until none of procs (Map pid -> start time) is alive: the pids left (empty: all gone).
+export async function processesGone(procs, ms = 10000) {
+    const left = () => [...procs].filter(([p, s]) => alive(p, s)).map(([p]) => p);
+    try {
+        await waitUntil(() => left().length === 0, ms, 'processes gone');
+    } catch {}
+    return left();
+}
+
+// sandbox_logs entries of a sandbox: [{time, source, text}].
+export async function sandboxLogs(srv, id, lines = 200) {
+    return sc(await srv.callOk('sandbox_logs', { sandbox_id: id, lines })).entries ?? [];
+}
+
+// Let ms pass, for checks where time passing is the thing under test (a lifetime running out, a
+// CPU share measured over a second). Not for waiting on events: those have waitUntil.
+export function timePasses(ms) {
+    return new Promise((r) => setTimeout(r, ms));
+}
+
 // ---- processes -----------------------------------------------------------------------------
 
 // {pid: {ppid, start, cmd}} for every process on the host.
@@ -226,6 +301,16 @@ export function descendants(pid, table = processTable()) {
     return out;
 }
 
+// pid and its descendants: Map pid -> start time (empty when pid is gone). With a sandbox's
+// init_pid (sandbox_info), the processes of that one sandbox, whatever else the server runs.
+export function treeOf(pid, table = processTable()) {
+    const out = new Map();
+    if (!table.has(pid)) return out;
+    out.set(pid, table.get(pid).start);
+    for (const [p, s] of descendants(pid, table)) out.set(p, s);
+    return out;
+}
+
 // Is the process pid with this start time still there (not a zombie, not a reused pid)?
 export function alive(pid, start) {
     try {
@@ -257,8 +342,9 @@ function stderrBuffer(label) {
     };
 }
 
-export function serverEnv(overrides = {}) {
-    const env = { ...process.env, ...overrides };
+// process.env (or base) with overrides; an override of undefined or null removes the variable.
+export function serverEnv(overrides = {}, base = process.env) {
+    const env = { ...base, ...overrides };
     for (const [k, v] of Object.entries(env)) if (v === undefined || v === null) delete env[k];
     return env;
 }
@@ -269,21 +355,24 @@ let serial = 0;
 
 // Start `cellblock mcp` with the SDK client, initialize, and list the tools (which makes the
 // SDK check every later structuredContent against the tool's outputSchema).
-// opts: {env: overrides, label, args: extra args after "mcp", listTools: true}
+// opts: {env: overrides (plus an isolated CELLBLOCK_STATE_DIR, see withStateDir), label,
+//        args: extra args after "mcp", listTools: true, bareEnv}
 export async function startServer(opts = {}) {
     const label = opts.label ?? `server ${++serial}`;
+    const env = withStateDir(opts.env);
     const transport = new StdioClientTransport({
         command: BIN,
         args: ['mcp', ...(opts.args ?? [])],
         // bareEnv: what an MCP client gives by default (the SDK: HOME, LOGNAME, PATH, SHELL, TERM,
         // USER only), plus opts.env.
-        env: opts.bareEnv ? { ...(opts.env ?? {}) } : serverEnv(opts.env),
+        env: opts.bareEnv ? serverEnv(env, {}) : serverEnv(env),
         stderr: 'pipe',
     });
     const err = stderrBuffer(label);
     transport.stderr.on('data', (c) => err.push(c));
     const srv = {
         label,
+        env, // the overrides it started with (CELLBLOCK_STATE_DIR among them)
         transport,
         client: null,
         pid: null,
@@ -347,6 +436,8 @@ export async function startServer(opts = {}) {
         if (r.isError) check(false, `${name} ${safeJson(args).slice(0, 200)} succeeds`, brief(r));
         return r;
     };
+    // server_metrics' structuredContent.
+    srv.metrics = async () => sc(await srv.callOk('server_metrics', {}));
 
     // Close stdin (what every MCP client does), wait for the server to exit by itself, then
     // check it exited with status 0 and left no process behind.
@@ -371,20 +462,46 @@ export async function startServer(opts = {}) {
             if (took > 2000)
                 note(`${label} took ${took} ms to exit; the SDK's StdioClientTransport.close() sends SIGTERM after 2 s`);
         }
+        await srv.checkNoneLeft('');
+    };
+
+    // Check (waiting up to 10 s) that no process the server ever had is left; kill any that is.
+    srv.checkNoneLeft = async (after) => {
         const left = () => [...srv.seen].filter(([p, s]) => alive(p, s)).map(([p]) => p);
+        const what = `${label}: none of its ${srv.seen.size} descendant processes is left${after ? ' ' + after : ''}`;
         try {
             await waitUntil(() => left().length === 0, 10000, 'processes gone');
-            check(true, `${label}: none of its ${srv.seen.size} descendant processes is left`);
+            return check(true, what);
         } catch {
             const l = left();
-            check(false, `${label}: none of its ${srv.seen.size} descendant processes is left`,
-                l.map((p) => `${p}: ${cmdline(p)}`).join('; '));
+            check(false, what, l.map((p) => `${p}: ${cmdline(p)}`).join('; '));
             for (const p of l) {
                 try {
                     process.kill(p, 'SIGKILL');
                 } catch {}
             }
+            return false;
         }
+    };
+
+    // Send the server a signal and wait (ms) for it to exit: its exit {code, signal, at}, or null
+    // (a failed check; it is then killed). Afterwards close() does nothing; use checkNoneLeft.
+    srv.kill = async (signal, ms = 15000) => {
+        srv.track();
+        srv.closed = true;
+        const t0 = Date.now();
+        process.kill(srv.pid, signal);
+        let ex = null;
+        try {
+            ex = await withDeadline(srv.exited.promise, ms, `${label}: exit after ${signal}`);
+            check(true, `${label}: exits within ${ms / 1000} s of ${signal} (${ex.at - t0} ms)`);
+        } catch (e) {
+            check(false, `${label}: exits within ${ms / 1000} s of ${signal}`, e.message);
+            process.kill(srv.pid, 'SIGKILL');
+            await srv.exited.promise;
+        }
+        await client.close().catch(() => {});
+        return ex;
     };
 
     await withDeadline(client.connect(transport), 30000, `${label}: initialize`);
@@ -419,13 +536,15 @@ export function jsonRpcShape(m) {
 // `cellblock mcp` on plain pipes. Every stdout line is parsed and its shape checked.
 export function startRaw(opts = {}) {
     const label = opts.label ?? `raw server ${++serial}`;
-    const proc = spawn(BIN, ['mcp', ...(opts.args ?? [])], { env: serverEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    const env = withStateDir(opts.env);
+    const proc = spawn(BIN, ['mcp', ...(opts.args ?? [])], { env: serverEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
     const err = stderrBuffer(label);
     proc.stderr.on('data', (c) => err.push(c));
     const raw = {
         label,
         proc,
         pid: proc.pid,
+        env, // the overrides it started with (CELLBLOCK_STATE_DIR among them)
         messages: [], // {at, msg}
         badLines: [], // {line, why}
         exit: null,

@@ -3,18 +3,11 @@
 // process on the host; configuration from the environment (bad values stop the start;
 // E2B_TIMEOUT sets the default time limit).
 import {
-    brief, check, cmdline, descendants, mainResult, processTable, run, runProgram, safeJson, section, sc, startServer,
-    textOf, waitUntil, withDeadline, alive, BIN, serverEnv,
+    brief, check, cmdline, descendants, mainResult, run, runProgram, safeJson, section, sc, startServer,
+    textOf, treeOf, waitUntil, withDeadline, alive, BIN, serverEnv,
 } from './lib.mjs';
 
 const MB = 1024 * 1024;
-
-// Descendants of the server whose cmdline contains ipykernel: Map pid -> start time.
-function kernels(srv) {
-    const out = new Map();
-    for (const [p, s] of descendants(srv.pid, processTable())) if ((cmdline(p) ?? '').includes('ipykernel')) out.set(p, s);
-    return out;
-}
 
 await run(async () => {
     const srv = await startServer({ label: 'sandboxes server', env: { CELLBLOCK_TEST_HOST_SECRET: 'leaked' } });
@@ -23,7 +16,9 @@ await run(async () => {
     await section('no default sandbox from read-only tools', async () => {
         // The default sandbox is not made by the read-only tools.
         r = await srv.callOk('sandbox_list', {});
-        check(Array.isArray(sc(r).sandboxes) && sc(r).sandboxes.length === 0, 'sandbox_list starts empty', brief(r));
+        check(Array.isArray(sc(r).sandboxes) && sc(r).sandboxes.length === 0, 'sandbox_list starts empty (pooled sandboxes are not listed)', brief(r));
+        check(Array.isArray(sc(r).closed_persistent) && sc(r).closed_persistent.length === 0,
+            'sandbox_list has closed_persistent, empty in a fresh state dir', brief(r));
         r = await srv.call('sandbox_info', {});
         check(r.isError === true, 'sandbox_info without a default sandbox is isError (it never creates one)', brief(r));
         r = await srv.call('sandbox_metrics', {});
@@ -36,8 +31,6 @@ await run(async () => {
 
     await section('sandbox_create with everything', async () => {
         // Create with everything set.
-        const before = descendants(srv.pid);
-        const kernelsBefore = kernels(srv);
         r = await srv.callOk('sandbox_create', {
             memory_mb: 640, cpu: 1.5, disk_mb: 64, timeout_s: 120,
             env: { GREETING: 'hello from env', OTHER: 'x=y' }, metadata: { owner: 'mcp-tests', purpose: 'limits' },
@@ -49,12 +42,15 @@ await run(async () => {
             'sandbox_create returns the limits asked', safeJson(made.limits));
         check(safeJson([...(made.env_keys ?? [])].sort()) === safeJson(['GREETING', 'OTHER']), 'env_keys lists the env keys (not values)', safeJson(made));
         check(made.metadata?.owner === 'mcp-tests' && made.metadata?.purpose === 'limits' && typeof made.created_at === 'string', 'metadata and created_at are returned', safeJson(made));
-        mine = new Map([...descendants(srv.pid)].filter(([p]) => !before.has(p)));
-        const myKernels = [...kernels(srv)].filter(([p]) => !kernelsBefore.has(p));
-        check(myKernels.length === 1, 'one new ipykernel process on the host belongs to the new sandbox', safeJson(myKernels.map(([p]) => `${p} ${cmdline(p)}`)));
 
+        // Its own processes: its init and what runs under it (the server also keeps a warm pool,
+        // whose sandboxes start in the background).
         r = await srv.callOk('sandbox_info', { sandbox_id: id });
         const info = sc(r);
+        check(Number.isInteger(info.init_pid) && descendants(srv.pid).has(info.init_pid), 'sandbox_info gives init_pid, a host process of the server', brief(r));
+        mine = treeOf(info.init_pid);
+        const myKernels = [...mine.keys()].filter((p) => (cmdline(p) ?? '').includes('ipykernel'));
+        check(myKernels.length === 1, 'one ipykernel process on the host belongs to the new sandbox', safeJson(myKernels.map((p) => `${p} ${cmdline(p)}`)));
         check(info.sandbox_id === id && info.limits?.memory_mb === 640 && info.limits?.disk_mb === 64 && info.limits?.cpu === 1.5, 'sandbox_info shows the limits', brief(r));
         check(info.metadata?.owner === 'mcp-tests', 'sandbox_info shows the metadata', brief(r));
         const sessionList = [info.sessions, info.session_list].find(Array.isArray) ?? [];
