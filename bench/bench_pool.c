@@ -545,10 +545,11 @@ static double s_p50(json_t *summary)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-/* a / b rounded to 0.01, or null when either is missing. Caller owns return value. */
+/* a / b rounded to 4 decimals (warm/cold is far below 0.01), or null when either is missing.
+ * Caller owns return value. */
 static json_t *s_ratio(double a, double b)
 {
-    return isnan(a) || isnan(b) || b == 0 ? json_null() : json_real(round(a / b * 100) / 100);
+    return isnan(a) || isnan(b) || b == 0 ? json_null() : json_real(bench_round4(a / b));
 }
 
 static void s_print_row(const char *label, json_t *s)

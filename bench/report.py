@@ -415,11 +415,11 @@ def pool_summary(pb):
                                                                        "p50")
         out[f"{t}_cold_p50_ms"] = cold
         out[f"{t}_warm_p50_ms"] = warm
-        out[f"{t}_warm_cold_ratio"] = ratio(warm, cold)
+        out[f"{t}_warm_cold_ratio"] = ratio4(warm, cold)
     warm = out["python_warm_p50_ms"]
     out["goal_met"] = None if warm is None else warm < POOL_GOAL_MS
-    out["python_cold_jupyter_client_ratio"] = ratio(out["python_cold_p50_ms"],
-                                                    out["jupyter_client_p50_ms"])
+    out["python_cold_jupyter_client_ratio"] = ratio4(out["python_cold_p50_ms"],
+                                                     out["jupyter_client_p50_ms"])
     out["e2b_quoted_start_ms"] = get(pb, "e2b", "quoted_start_ms")
     out["ratio_means"] = "the first figure / the second: below 1, the first is faster"
     return out
@@ -452,7 +452,7 @@ def pool_markdown(pb, ov):
     def row(label, summary, r=None, digits=1):
         vals = " | ".join(fmt(get(summary, st), digits) for st in stats)
         return (f"| {label} | {vals} | {fmt(get(summary, 'n'), 0)} | "
-                f"{DASH if r is None else f'{r:.2f}×'} |")
+                f"{DASH if r is None else f'{r:.2g}×'} |")
 
     ref = pb.get("reference") or {}
     lines.append(row("jupyter_client: start_kernel + wait_for_ready + execute (no sandbox)",
@@ -503,6 +503,11 @@ def pool_markdown(pb, ov):
             if isinstance(bench, dict) and bench.get(key):
                 lines.append(f"\n**{bench.get('name', POOL)} {key}:** {bench[key]}")
     return "\n".join(lines) + "\n"
+
+
+def ratio4(a, b):
+    """a / b to 4 decimals: a warm/cold ratio is far below 0.01."""
+    return round(a / b, 4) if a is not None and b else None
 
 
 def get_obj(bench, *path):

@@ -610,6 +610,9 @@ static void s_after_exit(kg_kernel_t *k)
     cleanup_free char *note = cb_strdup_printf(
         "The kernel died (%s) while running this code; its variables and imports are lost.",
         detail ? detail : "unknown cause");
+    /* Not ready while the running execution's on_done runs: code queued from it waits for the
+     * restart (or ends with the kernel below) instead of being sent to a dead process. */
+    k->state = KG_KERNEL_RESTARTING;
     s_abandon_executions(k, "kernel_died", note, true);
     if (k->stopping)
         return;
