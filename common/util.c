@@ -334,6 +334,47 @@ void cb_strv_free(char **v)
     free(v);
 }
 
+int cb_strv_init(cb_strv_t *sv)
+{
+    sv->n = 0;
+    sv->v = calloc(1, sizeof *sv->v);
+    return sv->v ? 0 : -1;
+}
+
+int cb_strv_push(cb_strv_t *sv, char *s)
+{
+    if (!s)
+        return -1;
+    char **grown = realloc(sv->v, (sv->n + 2) * sizeof *grown);
+    if (!grown) {
+        free(s);
+        return -1;
+    }
+    grown[sv->n++] = s;
+    grown[sv->n] = NULL;
+    sv->v = grown;
+    return 0;
+}
+
+void cb_strv_clear(cb_strv_t *sv)
+{
+    cb_strv_free(sv->v);
+    sv->v = NULL;
+    sv->n = 0;
+}
+
+bool cb_env_name_valid(const char *name)
+{
+    if (!name || !*name || (name[0] >= '0' && name[0] <= '9'))
+        return false;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
 char **cb_strv_copy(const char *const *v)
 {
     size_t n = 0;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "catalog.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/util.h"
@@ -28,45 +29,6 @@
 
 /* kernel.json files are a few hundred bytes; anything near this is not a kernelspec. */
 #define S_MAX_SPEC_BYTES (1024 * 1024)
-
-/* A NULL-terminated array of heap strings, grown one entry at a time. */
-typedef struct {
-    char **v;
-    size_t n;
-} s_strv_t;
-
-static void s_strv_clear(s_strv_t *sv)
-{
-    cb_strv_free(sv->v);
-    sv->v = NULL;
-    sv->n = 0;
-}
-
-#define cleanup_strv __attribute__((cleanup(s_strv_clear)))
-
-/* Append s, taking ownership of it (freed on failure). Returns 0, or -1 when out of memory. */
-static int s_strv_push(s_strv_t *sv, char *s)
-{
-    if (!s)
-        return -1;
-    char **grown = realloc(sv->v, (sv->n + 2) * sizeof *grown);
-    if (!grown) {
-        free(s);
-        return -1;
-    }
-    grown[sv->n++] = s;
-    grown[sv->n] = NULL;
-    sv->v = grown;
-    return 0;
-}
-
-/* An empty but valid NULL-terminated array, so callers never see NULL for "no entries". */
-static int s_strv_init(s_strv_t *sv)
-{
-    sv->n = 0;
-    sv->v = calloc(1, sizeof *sv->v);
-    return sv->v ? 0 : -1;
-}
 
 static bool s_name_is_valid(const char *name)
 {
@@ -129,8 +91,8 @@ static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
                              "%s: field 'argv' must be a non-empty array of strings, got %s", path,
                              json_is_array(argv) ? "an empty array" : s_json_type_name(argv)),
                NULL;
-    cleanup_strv s_strv_t out = {0};
-    if (s_strv_init(&out) < 0)
+    cleanup_strvec cb_strv_t out = {0};
+    if (cb_strv_init(&out) < 0)
         return cb_error_make(err, ENOMEM, "%s: field 'argv'", path), NULL;
     size_t i;
     json_t *item; /* borrowed */
@@ -141,7 +103,7 @@ static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
                                  "%s: field 'argv' must hold only strings, but argv[%zu] is %s",
                                  path, i, s_json_type_name(item)),
                    NULL;
-        if (s_strv_push(&out, strdup(json_string_value(item))) < 0)
+        if (cb_strv_push(&out, strdup(json_string_value(item))) < 0)
             return cb_error_make(err, ENOMEM, "%s: field 'argv'", path), NULL;
     }
     if (out.v[0][0] == '\0')
@@ -152,8 +114,8 @@ static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
 /* env is optional; absent gives an empty array. */
 static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
 {
-    cleanup_strv s_strv_t out = {0};
-    if (s_strv_init(&out) < 0)
+    cleanup_strvec cb_strv_t out = {0};
+    if (cb_strv_init(&out) < 0)
         return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
     json_t *env = json_object_get(root, "env"); /* borrowed */
     if (!env)
@@ -176,7 +138,7 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
                                  "%s: field 'env': value of '%s' must be a string, got %s", path,
                                  key, s_json_type_name(value)),
                    NULL;
-        if (s_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value))) < 0)
+        if (cb_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value))) < 0)
             return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
     }
     return steal_pointer(&out.v);
@@ -273,14 +235,14 @@ static const char *s_getenv(const char *name)
 
 char **kg_kernelspec_search_path(const char *project_dir)
 {
-    cleanup_strv s_strv_t out = {0};
-    if (s_strv_init(&out) < 0)
+    cleanup_strvec cb_strv_t out = {0};
+    if (cb_strv_init(&out) < 0)
         return NULL;
 
     const char *jp = s_getenv("JUPYTER_PATH");
     for (const char *p = jp; p && *p;) {
         size_t n = strcspn(p, ":");
-        if (n > 0 && s_strv_push(&out, cb_strdup_printf("%.*s/kernels", (int)n, p)) < 0)
+        if (n > 0 && cb_strv_push(&out, cb_strdup_printf("%.*s/kernels", (int)n, p)) < 0)
             return NULL;
         p += n;
         if (*p == ':')
@@ -295,14 +257,14 @@ char **kg_kernelspec_search_path(const char *project_dir)
         char *user = data  ? cb_strdup_printf("%s/kernels", data)
                      : xdg ? cb_strdup_printf("%s/jupyter/kernels", xdg)
                            : cb_strdup_printf("%s/.local/share/jupyter/kernels", home);
-        if (s_strv_push(&out, user) < 0)
+        if (cb_strv_push(&out, user) < 0)
             return NULL;
     }
 
-    if (project_dir && s_strv_push(&out, strdup(project_dir)) < 0)
+    if (project_dir && cb_strv_push(&out, strdup(project_dir)) < 0)
         return NULL;
-    if (s_strv_push(&out, strdup("/usr/local/share/jupyter/kernels")) < 0 ||
-        s_strv_push(&out, strdup("/usr/share/jupyter/kernels")) < 0)
+    if (cb_strv_push(&out, strdup("/usr/local/share/jupyter/kernels")) < 0 ||
+        cb_strv_push(&out, strdup("/usr/share/jupyter/kernels")) < 0)
         return NULL;
     return steal_pointer(&out.v);
 }
@@ -315,100 +277,25 @@ static bool s_has_spec(const char *dir, const char *name)
     return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* A spec's location found by a scan: names and the directories they win in. */
-typedef struct {
-    char *name;
-    char *resource_dir;
-} s_entry_t;
-
-typedef struct {
-    s_entry_t *v;
-    size_t n;
-} s_entries_t;
-
-static void s_entries_clear(s_entries_t *es)
+/* A catalog entry: <dir>/<file>/kernel.json with a valid name. */
+static char *s_match(const char *dir, const char *file, char **name_out)
 {
-    for (size_t i = 0; i < es->n; i++) {
-        free(es->v[i].name);
-        free(es->v[i].resource_dir);
-    }
-    free(es->v);
-    es->v = NULL;
-    es->n = 0;
-}
-
-#define cleanup_entries __attribute__((cleanup(s_entries_clear)))
-
-static int s_entry_cmp(const void *a, const void *b)
-{
-    return strcmp(((const s_entry_t *)a)->name, ((const s_entry_t *)b)->name);
-}
-
-static bool s_entries_have(const s_entries_t *es, const char *name)
-{
-    for (size_t i = 0; i < es->n; i++)
-        if (strcmp(es->v[i].name, name) == 0)
-            return true;
-    return false;
-}
-
-/* Every valid name with a kernel.json across the search path, first of each name, sorted.
- * Unreadable directories are skipped (most of the search path does not exist on most machines). */
-static int s_scan(char **search_path, s_entries_t *out)
-{
-    for (char **dir = search_path; *dir; dir++) {
-        DIR *d = opendir(*dir);
-        if (!d) {
-            if (errno != ENOENT && errno != ENOTDIR)
-                cb_debug("kernelspec: cannot read '%s': %s", *dir, strerror(errno));
-            continue;
-        }
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (!s_name_is_valid(de->d_name)) {
-                if (de->d_name[0] != '.')
-                    cb_debug("kernelspec: ignoring '%s/%s': not a valid kernelspec name", *dir,
-                             de->d_name);
-                continue;
-            }
-            if (s_entries_have(out, de->d_name) || !s_has_spec(*dir, de->d_name))
-                continue;
-            s_entry_t *grown = realloc(out->v, (out->n + 1) * sizeof *grown);
-            if (!grown) {
-                closedir(d);
-                return -1;
-            }
-            out->v = grown;
-            s_entry_t *e = &out->v[out->n];
-            e->name = strdup(de->d_name);
-            e->resource_dir = cb_strdup_printf("%s/%s", *dir, de->d_name);
-            out->n++;
-            if (!e->name || !e->resource_dir) {
-                closedir(d);
-                return -1;
-            }
-        }
-        closedir(d);
-    }
-    if (out->n > 0)
-        qsort(out->v, out->n, sizeof *out->v, s_entry_cmp);
-    return 0;
-}
-
-/* "a, b, c" from the entries' names. Caller owns return value. */
-static char *s_join_names(const s_entries_t *es)
-{
-    size_t len = 1;
-    for (size_t i = 0; i < es->n; i++)
-        len += strlen(es->v[i].name) + 2;
-    char *out = malloc(len);
-    if (!out)
+    *name_out = NULL;
+    if (!s_name_is_valid(file)) {
+        if (file[0] != '.')
+            cb_debug("kernelspec: ignoring '%s/%s': not a valid kernelspec name", dir, file);
         return NULL;
-    char *p = out;
-    for (size_t i = 0; i < es->n; i++)
-        p = stpcpy(stpcpy(p, i ? ", " : ""), es->v[i].name);
-    *p = '\0';
-    return out;
+    }
+    if (!s_has_spec(dir, file))
+        return NULL;
+    char *path = cb_strdup_printf("%s/%s", dir, file);
+    *name_out = path ? strdup(file) : NULL;
+    if (!*name_out) {
+        free(path);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return path;
 }
 
 kg_kernelspec_t *kg_kernelspec_find(const char *project_dir, const char *name, cb_error_t *err)
@@ -419,7 +306,7 @@ kg_kernelspec_t *kg_kernelspec_find(const char *project_dir, const char *name, c
                              "and '-' (and not '.' or '..')",
                              name ? name : "(null)"),
                NULL;
-    cleanup_strv s_strv_t path = {.v = kg_kernelspec_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = kg_kernelspec_search_path(project_dir)};
     if (!path.v)
         return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
     for (char **dir = path.v; *dir; dir++) {
@@ -431,14 +318,13 @@ kg_kernelspec_t *kg_kernelspec_find(const char *project_dir, const char *name, c
         return kg_kernelspec_load(resource_dir, name, err);
     }
 
-    cleanup_entries s_entries_t found = {0};
-    if (s_scan(path.v, &found) < 0)
+    cleanup_catalog kg_catalog_t found = {0};
+    if (kg_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
         return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
-    cleanup_free char *names = s_join_names(&found);
+    cleanup_free char *names = kg_catalog_names(&found);
     if (!names)
         return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
-    return cb_error_fail(err, CB_ERR_NOT_FOUND, "no kernelspec named '%s' (available: %s)", name,
-                         found.n ? names : "none"),
+    return cb_error_fail(err, CB_ERR_NOT_FOUND, "no kernelspec named '%s' (available: %s)", name, names),
            NULL;
 }
 
@@ -456,11 +342,11 @@ static void s_specs_freep(kg_kernelspec_t ***specs_p) { s_specs_free(*specs_p); 
 kg_kernelspec_t **kg_kernelspec_list(const char *project_dir, size_t *count)
 {
     *count = 0;
-    cleanup_strv s_strv_t path = {.v = kg_kernelspec_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = kg_kernelspec_search_path(project_dir)};
     if (!path.v)
         return NULL;
-    cleanup_entries s_entries_t found = {0};
-    if (s_scan(path.v, &found) < 0)
+    cleanup_catalog kg_catalog_t found = {0};
+    if (kg_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
         return NULL;
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */
@@ -471,7 +357,7 @@ kg_kernelspec_t **kg_kernelspec_list(const char *project_dir, size_t *count)
     size_t n = 0;
     for (size_t i = 0; i < found.n; i++) {
         cb_error_t err = {0};
-        kg_kernelspec_t *spec = kg_kernelspec_load(found.v[i].resource_dir, found.v[i].name, &err);
+        kg_kernelspec_t *spec = kg_kernelspec_load(found.v[i].path, found.v[i].name, &err);
         if (!spec) {
             cb_warn("skipping %s", err.msg);
             continue;
@@ -524,11 +410,11 @@ static char *s_substitute(const char *in, const char *connection_file, const cha
 
 char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_file)
 {
-    cleanup_strv s_strv_t out = {0};
-    if (!spec || !spec->argv || s_strv_init(&out) < 0)
+    cleanup_strvec cb_strv_t out = {0};
+    if (!spec || !spec->argv || cb_strv_init(&out) < 0)
         return NULL;
     for (char **arg = spec->argv; *arg; arg++)
-        if (s_strv_push(&out, s_substitute(*arg, connection_file, spec->resource_dir)) < 0)
+        if (cb_strv_push(&out, s_substitute(*arg, connection_file, spec->resource_dir)) < 0)
             return NULL;
     return steal_pointer(&out.v);
 }

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "catalog.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/util.h"
@@ -37,45 +38,7 @@
 #define S_MAX_PATH_LEN 255
 #define S_DEFAULT_KERNEL "python3"
 
-/* A NULL-terminated array of heap strings, grown one entry at a time. */
-typedef struct {
-    char **v;
-    size_t n;
-} s_strv_t;
-
-static void s_strv_clear(s_strv_t *sv)
-{
-    cb_strv_free(sv->v);
-    sv->v = NULL;
-    sv->n = 0;
-}
-
-#define cleanup_strv __attribute__((cleanup(s_strv_clear)))
 #define cleanup_template __attribute__((cleanup(kg_template_destroy)))
-
-/* An empty but valid NULL-terminated array, so callers never see NULL for "no entries". */
-static int s_strv_init(s_strv_t *sv)
-{
-    sv->n = 0;
-    sv->v = calloc(1, sizeof *sv->v);
-    return sv->v ? 0 : -1;
-}
-
-/* Append s, taking ownership of it (freed on failure). Returns 0, or -1 when out of memory. */
-static int s_strv_push(s_strv_t *sv, char *s)
-{
-    if (!s)
-        return -1;
-    char **grown = realloc(sv->v, (sv->n + 2) * sizeof *grown);
-    if (!grown) {
-        free(s);
-        return -1;
-    }
-    grown[sv->n++] = s;
-    grown[sv->n] = NULL;
-    sv->v = grown;
-    return 0;
-}
 
 /* Template and kernel names: [A-Za-z0-9._-]+, not starting with '.', at most 64 bytes. */
 static bool s_name_is_valid(const char *name)
@@ -86,21 +49,6 @@ static bool s_name_is_valid(const char *name)
         char c = *p;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-/* A shell variable name: [A-Za-z_][A-Za-z0-9_]*. */
-static bool s_env_name_is_valid(const char *name)
-{
-    if (!name || !*name || (name[0] >= '0' && name[0] <= '9'))
-        return false;
-    for (const char *p = name; *p; p++) {
-        char c = *p;
-        bool ok =
-            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         if (!ok)
             return false;
     }
@@ -258,8 +206,8 @@ static int s_get_limits(json_t *root, const char *path, kg_sandbox_limits_t *lim
 /* env is optional; absent gives an empty array. */
 static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
 {
-    cleanup_strv s_strv_t out = {0};
-    if (s_strv_init(&out) < 0)
+    cleanup_strvec cb_strv_t out = {0};
+    if (cb_strv_init(&out) < 0)
         return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
     json_t *env = json_object_get(root, "env"); /* borrowed */
     if (!env)
@@ -273,7 +221,7 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
     json_t *value; /* borrowed */
     json_object_foreach(env, key, value)
     {
-        if (!s_env_name_is_valid(key))
+        if (!cb_env_name_valid(key))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "%s: field 'env': '%s' is not a valid variable name (use "
                                  "letters, digits and '_', not starting with a digit)",
@@ -283,7 +231,7 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
             return cb_error_fail(err, CB_ERR_INVALID, "%s: field 'env.%s' must be a string, got %s",
                                  path, key, s_json_type_name(value)),
                    NULL;
-        if (s_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value))) < 0)
+        if (cb_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value))) < 0)
             return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
     }
     return steal_pointer(&out.v);
@@ -605,14 +553,14 @@ static const char *s_getenv(const char *name)
 
 char **kg_template_search_path(const char *project_dir)
 {
-    cleanup_strv s_strv_t out = {0};
-    if (s_strv_init(&out) < 0)
+    cleanup_strvec cb_strv_t out = {0};
+    if (cb_strv_init(&out) < 0)
         return NULL;
 
     const char *tp = s_getenv("CELLBLOCK_TEMPLATES_PATH");
     for (const char *p = tp; p && *p;) {
         size_t n = strcspn(p, ":");
-        if (n > 0 && s_strv_push(&out, strndup(p, n)) < 0)
+        if (n > 0 && cb_strv_push(&out, strndup(p, n)) < 0)
             return NULL;
         p += n;
         if (*p == ':')
@@ -625,11 +573,11 @@ char **kg_template_search_path(const char *project_dir)
     if (xdg || home) {
         char *user = xdg ? cb_strdup_printf("%s/cellblock/templates", xdg)
                          : cb_strdup_printf("%s/.config/cellblock/templates", home);
-        if (s_strv_push(&out, user) < 0)
+        if (cb_strv_push(&out, user) < 0)
             return NULL;
     }
 
-    if (project_dir && s_strv_push(&out, strdup(project_dir)) < 0)
+    if (project_dir && cb_strv_push(&out, strdup(project_dir)) < 0)
         return NULL;
     return steal_pointer(&out.v);
 }
@@ -645,107 +593,27 @@ static char *s_template_file(const char *dir, const char *name)
     return NULL;
 }
 
-/* A template's file found by a scan. */
-typedef struct {
-    char *name;
-    char *path;
-} s_entry_t;
-
-typedef struct {
-    s_entry_t *v;
-    size_t n;
-} s_entries_t;
-
-static void s_entries_clear(s_entries_t *es)
+/* A catalog entry: <dir>/<name>.json, a regular file with a valid name. */
+static char *s_match(const char *dir, const char *file, char **name_out)
 {
-    for (size_t i = 0; i < es->n; i++) {
-        free(es->v[i].name);
-        free(es->v[i].path);
-    }
-    free(es->v);
-    es->v = NULL;
-    es->n = 0;
-}
-
-#define cleanup_entries __attribute__((cleanup(s_entries_clear)))
-
-static int s_entry_cmp(const void *a, const void *b)
-{
-    return strcmp(((const s_entry_t *)a)->name, ((const s_entry_t *)b)->name);
-}
-
-static bool s_entries_have(const s_entries_t *es, const char *name)
-{
-    for (size_t i = 0; i < es->n; i++)
-        if (strcmp(es->v[i].name, name) == 0)
-            return true;
-    return false;
-}
-
-/* Add <dir>/<file> to out when file is "<valid name>.json", a regular file, and its name is new. */
-static int s_scan_one(const char *dir, const char *file, s_entries_t *out)
-{
+    *name_out = NULL;
     size_t len = strlen(file);
     if (len <= 5 || strcmp(file + len - 5, ".json") != 0)
-        return 0;
+        return NULL;
     cleanup_free char *name = strndup(file, len - 5);
-    if (!name)
-        return -1;
+    if (!name) {
+        errno = ENOMEM;
+        return NULL;
+    }
     if (!s_name_is_valid(name)) {
         if (file[0] != '.')
             cb_debug("template: ignoring '%s/%s': not a valid template name", dir, file);
-        return 0;
-    }
-    if (s_entries_have(out, name))
-        return 0;
-    cleanup_free char *path = s_template_file(dir, name);
-    if (!path)
-        return 0;
-    s_entry_t *grown = realloc(out->v, (out->n + 1) * sizeof *grown);
-    if (!grown)
-        return -1;
-    out->v = grown;
-    out->v[out->n++] = (s_entry_t){.name = steal_pointer(&name), .path = steal_pointer(&path)};
-    return 0;
-}
-
-/* Every template file across the search path, first of each name, sorted. Unreadable
- * directories are skipped (most of the search path does not exist on most machines). */
-static int s_scan(char **search_path, s_entries_t *out)
-{
-    for (char **dir = search_path; *dir; dir++) {
-        cleanup_closedir DIR *d = opendir(*dir);
-        if (!d) {
-            if (errno != ENOENT && errno != ENOTDIR)
-                cb_debug("template: cannot read '%s': %s", *dir, strerror(errno));
-            continue;
-        }
-        struct dirent *de;
-        while ((de = readdir(d)))
-            if (s_scan_one(*dir, de->d_name, out) < 0)
-                return -1;
-    }
-    if (out->n > 0)
-        qsort(out->v, out->n, sizeof *out->v, s_entry_cmp);
-    return 0;
-}
-
-/* "a, b, c" from the entries' names, or "none". Caller owns return value. */
-static char *s_join_names(const s_entries_t *es)
-{
-    if (es->n == 0)
-        return strdup("none");
-    size_t len = 1;
-    for (size_t i = 0; i < es->n; i++)
-        len += strlen(es->v[i].name) + 2;
-    char *out = malloc(len);
-    if (!out)
         return NULL;
-    char *p = out;
-    for (size_t i = 0; i < es->n; i++)
-        p = stpcpy(stpcpy(p, i ? ", " : ""), es->v[i].name);
-    *p = '\0';
-    return out;
+    }
+    char *path = s_template_file(dir, name);
+    if (path)
+        *name_out = steal_pointer(&name);
+    return path;
 }
 
 kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_error_t *err)
@@ -756,7 +624,7 @@ kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_er
                              "'-', not starting with '.', at most 64",
                              name ? name : "(null)"),
                NULL;
-    cleanup_strv s_strv_t path = {.v = kg_template_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = kg_template_search_path(project_dir)};
     if (!path.v)
         return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
     for (char **dir = path.v; *dir; dir++) {
@@ -765,10 +633,10 @@ kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_er
             return kg_template_load(file, name, err);
     }
 
-    cleanup_entries s_entries_t found = {0};
-    if (s_scan(path.v, &found) < 0)
+    cleanup_catalog kg_catalog_t found = {0};
+    if (kg_catalog_scan(path.v, "template", s_match, &found) < 0)
         return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
-    cleanup_free char *names = s_join_names(&found);
+    cleanup_free char *names = kg_catalog_names(&found);
     if (!names)
         return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
     return cb_error_fail(err, CB_ERR_NOT_FOUND, "no template '%s' (available: %s)", name, names),
@@ -786,11 +654,11 @@ static void s_templates_freep(kg_template_t ***list_p)
 kg_template_t **kg_template_list(const char *project_dir, size_t *count)
 {
     *count = 0;
-    cleanup_strv s_strv_t path = {.v = kg_template_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = kg_template_search_path(project_dir)};
     if (!path.v)
         return NULL;
-    cleanup_entries s_entries_t found = {0};
-    if (s_scan(path.v, &found) < 0)
+    cleanup_catalog kg_catalog_t found = {0};
+    if (kg_catalog_scan(path.v, "template", s_match, &found) < 0)
         return NULL;
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */

@@ -335,16 +335,6 @@ static char **s_env_list(json_t *env)
     return list;
 }
 
-static bool s_env_name_ok(const char *name)
-{
-    if (!name[0] || (name[0] >= '0' && name[0] <= '9'))
-        return false;
-    for (const char *c = name; *c; c++)
-        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
-            return false;
-    return true;
-}
-
 static void s_sandbox_release(mcp_sandbox_t *sb, const char *why, bool destroy_kg);
 
 /* The gateway ends the sandbox (expired, idle, died, failed to start) and frees it after this. */
@@ -370,7 +360,7 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
     const char *key;
     json_t *value;
     json_object_foreach(env, key, value)
-        if (!s_env_name_ok(key))
+        if (!cb_env_name_valid(key))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "env name '%.60s' is not a valid variable name (letters, digits, _)", key),
                    NULL;

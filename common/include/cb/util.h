@@ -2,6 +2,7 @@
 #ifndef CB_UTIL_H
 #define CB_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,21 @@ void cb_strv_free(char **v);
 /* Copy a NULL-terminated array of strings (NULL copies as an empty array). Caller owns return
  * value (free with cb_strv_free); NULL on allocation failure. */
 char **cb_strv_copy(const char *const *v);
+
+/* A NULL-terminated array of heap strings grown one entry at a time: v is always a valid
+ * (possibly empty) array after cb_strv_init. */
+typedef struct {
+    char **v;
+    size_t n;
+} cb_strv_t;
+
+int cb_strv_init(cb_strv_t *sv);            /* 0, or -1 when out of memory */
+int cb_strv_push(cb_strv_t *sv, char *s);   /* takes ownership of s (freed on failure); s NULL fails */
+void cb_strv_clear(cb_strv_t *sv);
+#define cleanup_strvec __attribute__((cleanup(cb_strv_clear)))
+
+/* A shell variable name: [A-Za-z_][A-Za-z0-9_]*. */
+bool cb_env_name_valid(const char *name);
 
 /* Bytes as text fit for JSON and C strings: valid UTF-8 with no NUL. Each byte that is not part
  * of a valid UTF-8 sequence, and each NUL, becomes U+FFFD. *len_out (may be NULL) is the result's
