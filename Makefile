@@ -3,7 +3,9 @@
 #
 #   make deps     install build and test dependencies (apt-get; scripts/install-deps.sh)
 #   make build    configure and build into build/
-#   make run      build, then start the MCP server on stdio (what an MCP client runs)
+#   make run      build, then start `cellblock serve`: MCP over HTTP at /mcp and the Jupyter
+#                 API at /api on 127.0.0.1:8888 (LISTEN=host:port to change); it prints the
+#                 URL, the token and how to connect an MCP client and JupyterLab
 #   make demo     build, then run the demo notebook through the cellblock CLI (outputs in out/)
 #   make test     build, then run every test with ctest
 #   make bench    build, then run the benchmarks (bench/results/)
@@ -18,6 +20,7 @@ BUILD        ?= build
 BUILD_TYPE   ?= RelWithDebInfo
 CB_SANITIZE  ?=
 CB_WERROR    ?= OFF
+LISTEN       ?= 127.0.0.1:8888
 JOBS         ?= $(shell nproc 2>/dev/null || echo 2)
 CLANG_FORMAT ?= clang-format
 FORMAT_DIRS  := common kernel-gateway cli tests bench
@@ -37,7 +40,7 @@ build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	$(BUILD)/cli/cellblock mcp
+	$(BUILD)/cli/cellblock serve --listen $(LISTEN)
 
 demo: build
 	$(BUILD)/cli/cellblock run --outputs out notebooks/demo.py

@@ -6,6 +6,7 @@
 #define CB_CLI_H
 
 #include "kg/kg.h"
+#include "mcp/mcp.h"
 
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
@@ -47,6 +48,13 @@ int cli_cmd_kernels(int argc, char **argv);
 int cli_cmd_templates(int argc, char **argv);
 int cli_cmd_kernel(int argc, char **argv);
 int cli_cmd_mcp(int argc, char **argv);
+int cli_cmd_serve(int argc, char **argv);
+
+/* The MCP settings from the environment (into mcfg), logging, and a gateway (cfg: flags already
+ * applied) with an MCP server on it and its warm pools set: what `mcp` and `serve` share. On
+ * failure prints "cellblock CMD: ..." and returns CLI_USAGE or CLI_FAILED. */
+int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *mcfg, kg_gateway_t **gw_out,
+                 mcp_server_t **srv_out);
 
 /* Print "cellblock NAME: message" and the usage line to stderr; returns CLI_USAGE. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,18 +1,59 @@
 /* cmd_mcp.c: `cellblock mcp` serves MCP over stdio: JSON-RPC on stdin and stdout, one message
  * per line, logs on stderr. Settings come from the environment (docs/mcp-tools.md); flags
- * only add the sandbox escape hatches and --verbose. */
+ * only add the sandbox escape hatches and --verbose. cli_mcp_open, the setup from those
+ * settings to a gateway with an MCP server on it, is shared with `cellblock serve`. */
 #include <getopt.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "mcp/mcp.h"
 
 static int s_set_pool(const char *template_name, int count, void *arg, cb_error_t *err)
 {
     if (kg_gateway_set_pool(arg, template_name, count, err) < 0)
         return cb_error_prefix(err, "CELLBLOCK_POOL: ");
     return 0;
+}
+
+int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *mcfg, kg_gateway_t **gw_out,
+                 mcp_server_t **srv_out)
+{
+    cb_error_t err = {0};
+    if (mcp_config_from_env(mcfg, &err) < 0) {
+        fprintf(stderr, "cellblock %s: %s\n", cmd, err.msg);
+        return CLI_USAGE;
+    }
+    cli_setup_logging(verbose);
+    if (mcfg->log_level_set && !verbose)
+        cb_log_set_level(mcfg->log_level);
+    /* The sandboxes' limits come from the MCP settings unless a flag set them. */
+    if (!cfg->limits.memory_mb)
+        cfg->limits.memory_mb = mcfg->memory_mb;
+    if (!cfg->limits.cpu_millis)
+        cfg->limits.cpu_millis = mcfg->cpu_millis;
+    if (!cfg->limits.workspace_mb)
+        cfg->limits.workspace_mb = mcfg->disk_mb;
+    mcfg->memory_mb = cfg->limits.memory_mb;
+    mcfg->cpu_millis = cfg->limits.cpu_millis;
+    mcfg->disk_mb = cfg->limits.workspace_mb;
+
+    cfg->sandbox_timeout_s = mcfg->sandbox_timeout_s;
+    cfg->idle_timeout_s = mcfg->idle_timeout_s;
+    cfg->max_sandboxes = mcfg->max_sandboxes;
+    cfg->state_dir = mcfg->state_dir;
+
+    kg_gateway_t *gw = kg_gateway_new(cfg, &err);
+    mcp_server_t *srv = gw ? mcp_server_new(gw, mcfg, &err) : NULL;
+    if (srv && mcp_config_pool_each(mcfg->pool, s_set_pool, gw, &err) < 0)
+        mcp_server_destroy(&srv);
+    if (!srv) {
+        fprintf(stderr, "cellblock %s: %s\n", cmd, err.msg);
+        kg_gateway_destroy(&gw);
+        return CLI_FAILED;
+    }
+    *gw_out = gw;
+    *srv_out = srv;
+    return CLI_OK;
 }
 
 int cli_cmd_mcp(int argc, char **argv)
@@ -38,47 +79,20 @@ int cli_cmd_mcp(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("mcp", "takes no arguments");
-    cb_error_t err = {0};
     mcp_config_t mcfg;
-    if (mcp_config_from_env(&mcfg, &err) < 0) {
-        fprintf(stderr, "cellblock mcp: %s\n", err.msg);
-        return CLI_USAGE;
-    }
-    cli_setup_logging(verbose);
-    if (mcfg.log_level_set && !verbose)
-        cb_log_set_level(mcfg.log_level);
-    /* The sandboxes' limits come from the MCP settings unless a flag set them. */
-    if (!cfg.limits.memory_mb)
-        cfg.limits.memory_mb = mcfg.memory_mb;
-    if (!cfg.limits.cpu_millis)
-        cfg.limits.cpu_millis = mcfg.cpu_millis;
-    if (!cfg.limits.workspace_mb)
-        cfg.limits.workspace_mb = mcfg.disk_mb;
-    mcfg.memory_mb = cfg.limits.memory_mb;
-    mcfg.cpu_millis = cfg.limits.cpu_millis;
-    mcfg.disk_mb = cfg.limits.workspace_mb;
-
-    cfg.sandbox_timeout_s = mcfg.sandbox_timeout_s;
-    cfg.idle_timeout_s = mcfg.idle_timeout_s;
-    cfg.max_sandboxes = mcfg.max_sandboxes;
-    cfg.state_dir = mcfg.state_dir;
-
-    kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
-    mcp_server_t *srv = gw ? mcp_server_new(gw, &mcfg, &err) : NULL;
-    if (srv && mcp_config_pool_each(mcfg.pool, s_set_pool, gw, &err) < 0)
-        mcp_server_destroy(&srv);
-    if (!srv) {
-        fprintf(stderr, "cellblock mcp: %s\n", err.msg);
-        kg_gateway_destroy(&gw);
-        return CLI_FAILED;
-    }
+    kg_gateway_t *gw = NULL;
+    mcp_server_t *srv = NULL;
+    int rc = cli_mcp_open("mcp", &cfg, verbose, &mcfg, &gw, &srv);
+    if (rc != CLI_OK)
+        return rc;
     if (isatty(STDIN_FILENO))
         fprintf(stderr, "cellblock mcp: serving MCP on stdin/stdout (JSON-RPC, one message per line).\n"
                         "An MCP client starts this itself; configure it with\n"
                         "  {\"mcpServers\": {\"cellblock\": {\"command\": \"%s\", \"args\": [\"mcp\"]}}}\n"
                         "Ctrl-D or Ctrl-C stops it.\n", self_path);
     cb_info("MCP server ready on stdio");
-    int rc = mcp_stdio_serve(srv, STDIN_FILENO, STDOUT_FILENO, &err);
+    cb_error_t err = {0};
+    rc = mcp_stdio_serve(srv, STDIN_FILENO, STDOUT_FILENO, &err);
     if (rc < 0)
         fprintf(stderr, "cellblock mcp: %s\n", err.msg);
     mcp_server_destroy(&srv);

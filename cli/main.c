@@ -17,6 +17,8 @@ static const cli_command_t s_commands[] = {
      "cellblock kernel [--kernel NAME] [--run CODE] [--connection-file PATH] [sandbox options]"},
     {"mcp", cli_cmd_mcp, "serve MCP (Model Context Protocol) over stdio for AI assistants",
      "cellblock mcp [--verbose] [sandbox options]   (settings: CELLBLOCK_* variables, docs/mcp-tools.md)"},
+    {"serve", cli_cmd_serve, "serve MCP (Streamable HTTP, /mcp) and the Jupyter Kernel Gateway API (/api) over HTTP",
+     "cellblock serve [--listen HOST:PORT] [--no-auth] [--allow-origin URL] [--allow-host NAME] [--verbose] [sandbox options]"},
     {"doctor", cli_cmd_doctor, "show which isolation layers this host gives sandboxes, and try one",
      "cellblock doctor"},
 };

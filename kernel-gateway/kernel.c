@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cb/cleanup.h"
@@ -67,6 +68,65 @@ static void s_log_event(kg_kernel_t *k, kg_kernel_event_t event, const char *det
                        detail ? ": " : "", detail ? detail : "");
 }
 
+/* ---- extra listeners ---------------------------------------------------------------------- */
+
+int kg_kernel_listen(kg_kernel_t *k, const kg_kernel_listener_t *listener, cb_error_t *err)
+{
+    if (k->n_listeners == k->cap_listeners) {
+        size_t cap = k->cap_listeners ? 2 * k->cap_listeners : 4;
+        kg_kernel_listener_t *grown = realloc(k->listeners, cap * sizeof *grown);
+        if (!grown)
+            return cb_error_make(err, ENOMEM, "listen to kernel %.8s", k->id);
+        k->listeners = grown;
+        k->cap_listeners = cap;
+    }
+    k->listeners[k->n_listeners++] = *listener;
+    return 0;
+}
+
+/* Drop blanked slots, unless a dispatch is walking the array. */
+static void s_listeners_compact(kg_kernel_t *k)
+{
+    if (k->listeners_busy)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < k->n_listeners; i++)
+        if (k->listeners[i].arg)
+            k->listeners[kept++] = k->listeners[i];
+    k->n_listeners = kept;
+}
+
+void kg_kernel_unlisten(kg_kernel_t *k, void *arg)
+{
+    for (size_t i = 0; i < k->n_listeners; i++)
+        if (k->listeners[i].arg == arg)
+            k->listeners[i] = (kg_kernel_listener_t){0};
+    s_listeners_compact(k);
+}
+
+/* Tell every listener of an event (msg NULL) or an iopub message. Indexes, not pointers: a
+ * callback may add listeners (the array may move) or blank slots. */
+static void s_notify(kg_kernel_t *k, kg_kernel_event_t event, const char *detail, const kg_msg_t *msg)
+{
+    k->listeners_busy++;
+    for (size_t i = 0; i < k->n_listeners; i++) {
+        kg_kernel_listener_t l = k->listeners[i];
+        if (msg && l.on_iopub)
+            l.on_iopub(k, msg, l.arg);
+        else if (!msg && l.on_event)
+            l.on_event(k, event, detail, l.arg);
+    }
+    k->listeners_busy--;
+    s_listeners_compact(k);
+}
+
+void kg_kernel_touch(kg_kernel_t *k)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    k->last_activity_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
 {
     if (k->sandbox)
@@ -75,6 +135,8 @@ static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
         kg_sandbox_main_event(k->sandbox, event, detail);
     if (k->on_event)
         k->on_event(k, event, detail, k->event_arg);
+    if (k->n_listeners)
+        s_notify(k, event, detail, NULL);
 }
 
 static void s_timer_cancel(kg_kernel_t *k, int *timer)
@@ -151,6 +213,8 @@ int kg_kernel_send(kg_kernel_t *k, kg_channel_t ch, kg_msg_t **msg_p)
     int rc = -1;
     if (*msg_p && k->socks[ch])
         rc = kg_wire_send(k->socks[ch], *msg_p, k->signer);
+    if (rc == 0)
+        kg_kernel_touch(k);
     kg_msg_destroy(msg_p);
     return rc;
 }
@@ -235,6 +299,10 @@ static void s_check_ready(kg_kernel_t *k)
 {
     if (k->state != KG_KERNEL_STARTING && k->state != KG_KERNEL_RESTARTING)
         return;
+    /* A restart sets RESTARTING while the old process is still on its way out: its own replies
+     * and iopub must not make the kernel look ready (s_start_process starts readiness anew). */
+    if (k->stop_step)
+        return;
     if (k->info_replied && k->iopub_seen)
         s_became_ready(k);
     else if (k->info_replied && k->nudge_timer < 0)
@@ -291,6 +359,8 @@ static void s_dispatch(kg_kernel_t *k, kg_channel_t ch, const kg_msg_t *msg)
             else if (st && strcmp(st, "idle") == 0)
                 k->state = KG_KERNEL_IDLE;
         }
+        if (k->n_listeners)
+            s_notify(k, KG_EVENT_READY, NULL, msg);
         s_check_ready(k);
     } else if (ch == KG_CH_SHELL && strcmp(type, "kernel_info_reply") == 0) {
         k->info_replied = true;
@@ -334,6 +404,7 @@ static int s_on_socket(zloop_t *loop, zsock_t *sock, void *arg)
             zmsg_destroy(&raw);
             continue;
         }
+        kg_kernel_touch(k);
         s_dispatch(k, ch, msg);
         kg_msg_destroy(&msg);
     }
@@ -545,6 +616,7 @@ static int s_on_free(zloop_t *loop, int timer_id, void *arg)
     kg_signer_destroy(&k->signer);
     kg_replay_destroy(&k->replay);
     zlistx_destroy(&k->queue);
+    free(k->listeners);
     free(k);
     return kg_gateway_handler_result(gw);
 }
@@ -711,6 +783,7 @@ static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opt
     k->extra_env = cb_strv_copy(opts->env);
     k->cwd = opts->cwd ? strdup(opts->cwd) : NULL;
     k->startup_code = opts->startup_code ? strdup(opts->startup_code) : NULL;
+    kg_kernel_touch(k);
     if (!k->id[0] || !k->queue || !k->extra_env || (opts->cwd && !k->cwd) ||
         (opts->startup_code && !k->startup_code)) {
         zlistx_destroy(&k->queue);

@@ -254,6 +254,15 @@ void kg_gateway_count_rejected(kg_gateway_t *gw, kg_wire_status_t status, bool f
 
 typedef struct kg_attach kg_attach_t;
 
+/* Listeners besides a kernel's one on_event (kg_kernel_set_events stays the owner's): the HTTP
+ * API's channels hear the kernel's lifecycle events and every verified iopub message. */
+typedef void(kg_iopub_fn)(kg_kernel_t *kernel, const kg_msg_t *msg, void *arg);
+typedef struct {
+    kg_kernel_event_fn *on_event; /* may be NULL */
+    kg_iopub_fn *on_iopub;        /* may be NULL; msg borrowed for the call */
+    void *arg;                    /* names the listener (kg_kernel_unlisten) */
+} kg_kernel_listener_t;
+
 /* What happens once the kernel's process has exited and been reaped. */
 typedef enum {
     KG_AFTER_EXIT_DIED = 0, /* unexpected: maybe restart automatically */
@@ -317,7 +326,22 @@ struct kg_kernel {
     kg_execution_t *running;
 
     kg_attach_t *attach;
+
+    /* extra listeners (kg_kernel_listen); removal during a dispatch blanks a slot */
+    kg_kernel_listener_t *listeners;
+    size_t n_listeners, cap_listeners;
+    int listeners_busy;
+    int64_t last_activity_us; /* wall clock, µs since the epoch: the last message either way */
 };
+
+/* Add a listener (copied); it hears events after the owner's on_event, and iopub messages as
+ * they are dispatched. Remove it (by arg) before arg goes away; a STOPPED listener may remove
+ * itself from its callback. */
+int kg_kernel_listen(kg_kernel_t *k, const kg_kernel_listener_t *listener, cb_error_t *err);
+void kg_kernel_unlisten(kg_kernel_t *k, void *arg);
+
+/* Something went to or came from the kernel (last_activity_us). */
+void kg_kernel_touch(kg_kernel_t *k);
 
 /* Send a message on one of the kernel's channels. Takes ownership of *msg_p. */
 int kg_kernel_send(kg_kernel_t *k, kg_channel_t ch, kg_msg_t **msg_p);

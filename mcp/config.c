@@ -22,6 +22,9 @@ typedef enum {
     SET_LIFETIME,
     SET_IDLE,
     SET_MAX_SANDBOXES,
+    SET_SESSION_TIMEOUT,
+    SET_MAX_SESSIONS,
+    SET_HTTP_SERVER_LOG,
     SET_COUNT
 } s_setting_t;
 
@@ -46,6 +49,9 @@ static const struct {
     {"E2B_SESSION_TIMEOUT", SET_LIFETIME, 1, 86400, "seconds"},
     {"CELLBLOCK_IDLE_TIMEOUT", SET_IDLE, 0, 604800, "seconds, 0: never"},
     {"CELLBLOCK_MAX_SANDBOXES", SET_MAX_SANDBOXES, 1, 100000, "sandboxes"},
+    {"CELLBLOCK_MCP_SESSION_TIMEOUT", SET_SESSION_TIMEOUT, 2, 86400, "seconds"},
+    {"CELLBLOCK_MCP_MAX_SESSIONS", SET_MAX_SESSIONS, 1, 100000, "sessions"},
+    {"CELLBLOCK_MCP_HTTP_SERVER_LOG", SET_HTTP_SERVER_LOG, 0, 1, "0 or 1"},
 };
 
 static int s_number(const char *name, const char *text, double min, double max, const char *unit,
@@ -98,13 +104,15 @@ int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
                           .template_name = "python",
                           .sandbox_timeout_s = 300,
                           .max_sandboxes = 100,
-                          .pool = "python=1"};
+                          .pool = "python=1",
+                          .session_timeout_s = 3600,
+                          .max_sessions = 256};
     bool seen[SET_COUNT] = {false};
     for (size_t i = 0; i < sizeof s_numbers / sizeof s_numbers[0]; i++) {
         const char *text = getenv(s_numbers[i].name);
         if (!text || seen[s_numbers[i].setting])
             continue;
-        double v;
+        double v = 0;
         if (s_number(s_numbers[i].name, text, s_numbers[i].min, s_numbers[i].max, s_numbers[i].unit,
                      s_numbers[i].setting != SET_CPU, &v, err) < 0)
             return -1;
@@ -119,6 +127,9 @@ int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
         case SET_LIFETIME: cfg->sandbox_timeout_s = v == 0 ? -1 : (int)v; break;
         case SET_IDLE: cfg->idle_timeout_s = (int)v; break;
         case SET_MAX_SANDBOXES: cfg->max_sandboxes = (int)v; break;
+        case SET_SESSION_TIMEOUT: cfg->session_timeout_s = (int)v; break;
+        case SET_MAX_SESSIONS: cfg->max_sessions = (size_t)v; break;
+        case SET_HTTP_SERVER_LOG: cfg->http_server_log = v != 0; break;
         case SET_COUNT: break;
         }
     }

@@ -10,6 +10,7 @@
  *   files.c      the file_* tools
  *   config.c     the environment variables
  *   stdio.c      the stdio transport
+ *   http.c       the Streamable HTTP transport (sessions, SSE streams, resumption)
  */
 #ifndef MCP_PRIVATE_H
 #define MCP_PRIVATE_H
@@ -24,13 +25,16 @@
 #define MCP_OUTPUTS_DIR "/home/user/.cellblock/outputs"
 #define MCP_REPLY_MAX (8u << 20)   /* largest tools/call reply; bigger ones become an error */
 
-/* JSON-RPC error codes the server answers with. */
+/* JSON-RPC error codes the server answers with. SERVER: the transport refuses a message (HTTP:
+ * a bad header, too many sessions); NO_SESSION: HTTP, the Mcp-Session-Id is unknown or ended. */
 #define MCP_RPC_ERROR_MAP(X)                                                                       \
     X(PARSE, -32700)                                                                               \
     X(INVALID_REQUEST, -32600)                                                                     \
     X(METHOD_NOT_FOUND, -32601)                                                                    \
     X(INVALID_PARAMS, -32602)                                                                      \
-    X(INTERNAL, -32603)
+    X(INTERNAL, -32603)                                                                            \
+    X(SERVER, -32000)                                                                              \
+    X(NO_SESSION, -32001)
 
 typedef enum {
 #define MCP_RPC_ENUM(name, code) MCP_RPC_##name = code,
@@ -68,7 +72,19 @@ struct mcp_session {
     zlistx_t *calls;           /* mcp_call_t * in flight, owned */
     mcp_sandbox_t *default_sb; /* created on first use */
     char *default_gone;        /* why the last default sandbox ended, until the next is made */
+    json_t *related;           /* borrowed: the id of the request that what is being sent now
+                                  relates to (while it is dispatched, and for its progress), or
+                                  NULL; a transport with a stream per request reads it */
+    bool server_log;           /* the server's own log lines reach it (after logging/setLevel):
+                                  true on stdio, where the one client is the operator; false over
+                                  HTTP, where they would show one client's work to another */
 };
+
+/* Handle one parsed message (borrowed), as mcp_session_handle does with text. */
+void mcp_session_dispatch(mcp_session_t *self, json_t *msg);
+
+/* Is this a protocol version the server speaks ("2025-11-25", "2025-06-18")? */
+bool mcp_protocol_supported(const char *version);
 
 /* Stops a call's work. call->session may be NULL (the session is ending); the function may
  * finish the call itself. */

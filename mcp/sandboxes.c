@@ -748,8 +748,9 @@ static void s_reply_connect(mcp_call_t *call, mcp_repl_t *repl)
         return err.msg[0] ? mcp_call_fail_err(call, &err) : mcp_call_fail(call, "the session has no kernel");
     cleanup_free char *command = cb_strdup_printf("jupyter console --existing %s", path);
     mcp_call_finish(call, NULL,
-                    json_pack("{s:s, s:s, s:s, s:s}", "session_id", repl->id, "sandbox_id",
-                              repl->sandbox->id, "connection_file", path, "command", command),
+                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "session_id", repl->id, "sandbox_id",
+                              repl->sandbox->id, "kernel_id", kg_kernel_id(repl->kernel),
+                              "connection_file", path, "command", command),
                     false);
 }
 

@@ -10,6 +10,10 @@
  * Progress: a call whose request carried _meta.progressToken gets notifications/progress with
  * output as it arrives, merged so that at most one goes out per MCP_PROGRESS_GAP_MS, and the
  * last of them always before the result.
+ *
+ * While a message is dispatched, and while a call's progress is sent, mcp_session_t.related
+ * names the request it belongs to, so a transport with a stream per request (HTTP) can send
+ * what relates to a request with it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -77,14 +81,15 @@ static void s_on_log(cb_log_level_t level, const char *text, void *arg)
 {
     mcp_server_t *srv = arg;
     for (mcp_session_t *s = zlistx_first(srv->sessions); s; s = zlistx_next(srv->sessions))
-        mcp_session_log(s, level, text);
+        if (s->server_log)
+            mcp_session_log(s, level, text);
 }
 
 static void s_update_log_hook(mcp_server_t *srv)
 {
     int lowest = N_LEVELS;
     for (mcp_session_t *s = zlistx_first(srv->sessions); s; s = zlistx_next(srv->sessions))
-        if (s->log_level >= 0 && s->log_level < lowest)
+        if (s->server_log && s->log_level >= 0 && s->log_level < lowest)
             lowest = s->log_level;
     if (lowest == N_LEVELS)
         cb_log_set_hook(NULL, NULL, CB_LOG_OFF);
@@ -108,10 +113,14 @@ static void s_flush_progress(mcp_call_t *call)
     call->last_progress_ms = cb_now_ms();
     size_t len = 0; /* raw output may cut a character or hold bytes that are not text */
     cleanup_free char *text = cb_text_lossy(call->pending.data, call->pending.len, &len);
+    mcp_session_t *s = call->session;
+    json_t *outer = s->related; /* the transport sends it with its request (HTTP: its stream) */
+    s->related = call->id;
     if (text)
-        s_notify(call->session, "notifications/progress",
+        s_notify(s, "notifications/progress",
                  json_pack("{s:O, s:f, s:s%}", "progressToken", call->progress_token, "progress",
                            call->progress, "message", text, len));
+    s->related = outer;
     cb_buf_clear(&call->pending);
 }
 
@@ -327,6 +336,14 @@ static void s_notification(mcp_session_t *s, const char *method, json_t *params)
 
 /* ---- the entry points ---------------------------------------------------------------------- */
 
+bool mcp_protocol_supported(const char *version)
+{
+    for (size_t i = 0; version && i < sizeof s_versions / sizeof s_versions[0]; i++)
+        if (strcmp(version, s_versions[i]) == 0)
+            return true;
+    return false;
+}
+
 void mcp_session_reject(mcp_session_t *self, int code, const char *message)
 {
     s_error(self, NULL, code, "%s", message);
@@ -338,6 +355,23 @@ void mcp_session_handle(mcp_session_t *self, const char *text, size_t len)
     json_auto_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!msg)
         return s_error(self, NULL, MCP_RPC_PARSE, "parse error: %s (at byte %d)", jerr.text, jerr.position);
+    mcp_session_dispatch(self, msg);
+}
+
+/* Route one parsed message by method; what it sends while this runs relates to its id. */
+static void s_dispatch(mcp_session_t *self, json_t *msg);
+
+void mcp_session_dispatch(mcp_session_t *self, json_t *msg)
+{
+    json_t *outer = self->related;
+    json_t *id = json_object_get(msg, "id");
+    self->related = json_is_string(id) || json_is_integer(id) ? id : NULL;
+    s_dispatch(self, msg);
+    self->related = outer;
+}
+
+static void s_dispatch(mcp_session_t *self, json_t *msg)
+{
     json_t *id = json_object_get(msg, "id");
     bool id_ok = json_is_string(id) || json_is_integer(id);
     const char *method = json_string_value(json_object_get(msg, "method"));
@@ -379,6 +413,7 @@ mcp_session_t *mcp_session_new(mcp_server_t *server, mcp_send_fn *send, void *ar
     s->send = send;
     s->send_arg = arg;
     s->log_level = -1;
+    s->server_log = true;
     s->calls = zlistx_new();
     if (!s->calls || !zlistx_add_end(server->sessions, s)) {
         zlistx_destroy(&s->calls);

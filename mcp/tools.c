@@ -245,11 +245,12 @@ static const mcp_tool_t s_tools[] = {
     {"session_connect", "Connect Jupyter to a session",
      "Get a Jupyter connection file for a session's kernel (default: the main session of the "
      "sandbox), so a person on this machine can run `jupyter console --existing FILE` and work "
-     "in the same live kernel.",
+     "in the same live kernel; and the kernel's id, under which JupyterLab connected to "
+     "`cellblock serve` (--gateway-url) lists the same kernel.",
      S_OBJ("\"session_id\":" S_STR("The jupyter session.") "," P_SANDBOX, ""),
-     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"connection_file\":{\"type\":\"string\"},"
-                "\"command\":{\"type\":\"string\"}",
-                "\"session_id\",\"connection_file\",\"command\""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"kernel_id\":{\"type\":\"string\"},"
+                "\"connection_file\":{\"type\":\"string\"},\"command\":{\"type\":\"string\"}",
+                "\"session_id\",\"kernel_id\",\"connection_file\",\"command\""),
      MCP_HINT_READ_ONLY, mcp_tool_session_connect},
 
     {"sandbox_logs", "Read a sandbox's log",

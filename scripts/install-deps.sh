@@ -13,10 +13,11 @@ PACKAGES=(
     # build
     build-essential cmake pkg-config git
     # libraries
-    libzmq3-dev libczmq-dev libjansson-dev libssl-dev libseccomp-dev
+    libzmq3-dev libczmq-dev libjansson-dev libssl-dev libseccomp-dev libwebsockets-dev
     # kernels and real Jupyter peers used by tests, the demo and the benchmarks
     python3 python3-ipykernel python3-jupyter-client python3-matplotlib python3-pandas
     python3-numpy jupyter-console python3-jupyter-kernel-test python3-pexpect
+    python3-jupyter-server python3-websocket curl
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -12,6 +12,12 @@
 //   recorded, its process tree followed so close() can prove nothing is left behind;
 //   srv.kill(signal) for the ends that are not a closed stdin, srv.metrics() for server_metrics.
 // - startRaw(): the same binary on plain pipes, for the protocol edges the SDK never produces.
+// - CB_MCP_TRANSPORT=http: startServer() starts `cellblock serve --listen 127.0.0.1:0` instead
+//   (CELLBLOCK_TOKEN set, the URL read from its "listening on" line) and connects the SDK client
+//   with StreamableHTTPClientTransport; close() ends the MCP session (DELETE), then stops the
+//   server with SIGTERM and checks it exits with status 0. startServe() starts such a server
+//   without a client (srv.url, srv.token, srv.connect() for SDK clients, srv.fetch for raw HTTP),
+//   for tests/mcp/http.mjs. startRaw() stays stdio: its scripts run on stdio only.
 // - check(cond, what, detail) / finish(): "ok - what" / "FAIL - what: detail", as
 //   tests/integration/checks.py does; finish() returns the exit status.
 // - withDeadline(promise, ms, what): wait for an event, fail when it does not come in time;
@@ -24,6 +30,7 @@
 // it started, by pid) before ctest's own TIMEOUT would, so failures come with their details.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,9 +59,14 @@ if (!existsSync(BIN)) {
 
 const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
 const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
+const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
 const types = await import('@modelcontextprotocol/sdk/types.js');
 export const { McpError, LoggingMessageNotificationSchema } = types;
-export { Client, StdioClientTransport };
+export { Client, StdioClientTransport, StreamableHTTPClientTransport };
+
+// The transport startServer() uses: stdio (default) or http (CB_MCP_TRANSPORT=http).
+export const TRANSPORT = process.env.CB_MCP_TRANSPORT === 'http' ? 'http' : 'stdio';
+if (TRANSPORT === 'http') console.log('# transport: Streamable HTTP (cellblock serve)');
 
 export const ALL_TOOLS = [
     'sandbox_create', 'sandbox_list', 'sandbox_info', 'sandbox_delete', 'code_execute',
@@ -353,11 +365,88 @@ export function serverEnv(overrides = {}, base = process.env) {
 
 let serial = 0;
 
+// srv.track() (follow the server's process tree) and srv.checkNoneLeft(after), for any server
+// object with pid, exit and seen.
+function processHelpers(srv, label) {
+    // Follow the server's process tree so close() can check every process of it is gone.
+    srv.track = () => {
+        if (!srv.pid || srv.exit) return new Map();
+        const d = descendants(srv.pid);
+        for (const [p, s] of d) srv.seen.set(p, s);
+        return d;
+    };
+
+    // Check (waiting up to 10 s) that no process the server ever had is left; kill any that is.
+    srv.checkNoneLeft = async (after) => {
+        const left = () => [...srv.seen].filter(([p, s]) => alive(p, s)).map(([p]) => p);
+        const what = `${label}: none of its ${srv.seen.size} descendant processes is left${after ? ' ' + after : ''}`;
+        try {
+            await waitUntil(() => left().length === 0, 10000, 'processes gone');
+            return check(true, what);
+        } catch {
+            const l = left();
+            check(false, what, l.map((p) => `${p}: ${cmdline(p)}`).join('; '));
+            for (const p of l) {
+                try {
+                    process.kill(p, 'SIGKILL');
+                } catch {}
+            }
+            return false;
+        }
+    };
+}
+
+// What every SDK-client server object has, whatever the transport: track, checkNoneLeft, call,
+// callOk, metrics, kill. srv.pid and srv.exited come from the transport's start.
+function clientHelpers(srv, client, label) {
+    processHelpers(srv, label);
+
+    srv.call = async (name, args = {}, o = {}) => {
+        const p = client.callTool({ name, arguments: args }, undefined, {
+            timeout: o.timeout ?? 120000,
+            signal: o.signal,
+            onprogress: o.onprogress,
+        });
+        const r = await withDeadline(p, (o.timeout ?? 120000) + 5000, `tools/call ${name}`);
+        srv.track();
+        return r;
+    };
+    // A call that must succeed: a failed check (with the result) when isError is set.
+    srv.callOk = async (name, args = {}, o = {}) => {
+        const r = await srv.call(name, args, o);
+        if (r.isError) check(false, `${name} ${safeJson(args).slice(0, 200)} succeeds`, brief(r));
+        return r;
+    };
+    // server_metrics' structuredContent.
+    srv.metrics = async () => sc(await srv.callOk('server_metrics', {}));
+
+    // Send the server a signal and wait (ms) for it to exit: its exit {code, signal, at}, or null
+    // (a failed check; it is then killed). Afterwards close() does nothing; use checkNoneLeft.
+    srv.kill = async (signal, ms = 15000) => {
+        srv.track();
+        srv.closed = true;
+        const t0 = Date.now();
+        process.kill(srv.pid, signal);
+        let ex = null;
+        try {
+            ex = await withDeadline(srv.exited.promise, ms, `${label}: exit after ${signal}`);
+            check(true, `${label}: exits within ${ms / 1000} s of ${signal} (${ex.at - t0} ms)`);
+        } catch (e) {
+            check(false, `${label}: exits within ${ms / 1000} s of ${signal}`, e.message);
+            process.kill(srv.pid, 'SIGKILL');
+            await srv.exited.promise;
+        }
+        await client.close().catch(() => {});
+        return ex;
+    };
+}
+
 // Start `cellblock mcp` with the SDK client, initialize, and list the tools (which makes the
 // SDK check every later structuredContent against the tool's outputSchema).
 // opts: {env: overrides (plus an isolated CELLBLOCK_STATE_DIR, see withStateDir), label,
 //        args: extra args after "mcp", listTools: true, bareEnv}
 export async function startServer(opts = {}) {
+    if (TRANSPORT === 'http') return startHttpServer(opts);
     const label = opts.label ?? `server ${++serial}`;
     const env = withStateDir(opts.env);
     const transport = new StdioClientTransport({
@@ -412,32 +501,7 @@ export async function startServer(opts = {}) {
     srv.client = client;
     servers.push(srv);
 
-    // Follow the server's process tree so close() can check every process of it is gone.
-    srv.track = () => {
-        if (!srv.pid || srv.exit) return new Map();
-        const d = descendants(srv.pid);
-        for (const [p, s] of d) srv.seen.set(p, s);
-        return d;
-    };
-
-    srv.call = async (name, args = {}, o = {}) => {
-        const p = client.callTool({ name, arguments: args }, undefined, {
-            timeout: o.timeout ?? 120000,
-            signal: o.signal,
-            onprogress: o.onprogress,
-        });
-        const r = await withDeadline(p, (o.timeout ?? 120000) + 5000, `tools/call ${name}`);
-        srv.track();
-        return r;
-    };
-    // A call that must succeed: a failed check (with the result) when isError is set.
-    srv.callOk = async (name, args = {}, o = {}) => {
-        const r = await srv.call(name, args, o);
-        if (r.isError) check(false, `${name} ${safeJson(args).slice(0, 200)} succeeds`, brief(r));
-        return r;
-    };
-    // server_metrics' structuredContent.
-    srv.metrics = async () => sc(await srv.callOk('server_metrics', {}));
+    clientHelpers(srv, client, label);
 
     // Close stdin (what every MCP client does), wait for the server to exit by itself, then
     // check it exited with status 0 and left no process behind.
@@ -465,48 +529,182 @@ export async function startServer(opts = {}) {
         await srv.checkNoneLeft('');
     };
 
-    // Check (waiting up to 10 s) that no process the server ever had is left; kill any that is.
-    srv.checkNoneLeft = async (after) => {
-        const left = () => [...srv.seen].filter(([p, s]) => alive(p, s)).map(([p]) => p);
-        const what = `${label}: none of its ${srv.seen.size} descendant processes is left${after ? ' ' + after : ''}`;
-        try {
-            await waitUntil(() => left().length === 0, 10000, 'processes gone');
-            return check(true, what);
-        } catch {
-            const l = left();
-            check(false, what, l.map((p) => `${p}: ${cmdline(p)}`).join('; '));
-            for (const p of l) {
-                try {
-                    process.kill(p, 'SIGKILL');
-                } catch {}
-            }
-            return false;
-        }
-    };
-
-    // Send the server a signal and wait (ms) for it to exit: its exit {code, signal, at}, or null
-    // (a failed check; it is then killed). Afterwards close() does nothing; use checkNoneLeft.
-    srv.kill = async (signal, ms = 15000) => {
-        srv.track();
-        srv.closed = true;
-        const t0 = Date.now();
-        process.kill(srv.pid, signal);
-        let ex = null;
-        try {
-            ex = await withDeadline(srv.exited.promise, ms, `${label}: exit after ${signal}`);
-            check(true, `${label}: exits within ${ms / 1000} s of ${signal} (${ex.at - t0} ms)`);
-        } catch (e) {
-            check(false, `${label}: exits within ${ms / 1000} s of ${signal}`, e.message);
-            process.kill(srv.pid, 'SIGKILL');
-            await srv.exited.promise;
-        }
-        await client.close().catch(() => {});
-        return ex;
-    };
-
     await withDeadline(client.connect(transport), 30000, `${label}: initialize`);
     srv.track();
     if (opts.listTools !== false) srv.tools = (await withDeadline(client.listTools(), 30000, 'tools/list')).tools;
+    return srv;
+}
+
+// ---- over HTTP (cellblock serve) -----------------------------------------------------------
+
+// `cellblock serve --listen 127.0.0.1:0` with a token (CELLBLOCK_TOKEN), once it has printed
+// "listening on URL". No client yet: srv.connect() adds SDK clients (each its own MCP session),
+// srv.fetch() sends raw HTTP to the MCP endpoint. close() ends every client's session, then
+// stops the server with SIGTERM, checking it exits with status 0 and leaves no process.
+// opts: {env, label, args: extra args after "serve", token, bareEnv}
+export async function startServe(opts = {}) {
+    const label = opts.label ?? `server ${++serial}`;
+    const env = withStateDir(opts.env);
+    const token = opts.token ?? randomBytes(24).toString('hex');
+    const full = { ...env, CELLBLOCK_TOKEN: token };
+    const bare = {};
+    for (const k of ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER']) if (process.env[k]) bare[k] = process.env[k];
+    const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', ...(opts.args ?? [])], {
+        env: opts.bareEnv ? serverEnv(full, bare) : serverEnv(full),
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const err = stderrBuffer(label);
+    const srv = {
+        label,
+        env, // the overrides it started with (CELLBLOCK_STATE_DIR among them)
+        token,
+        proc,
+        pid: proc.pid,
+        url: null, // http://127.0.0.1:PORT
+        mcpUrl: null, // ${url}/mcp
+        exit: null,
+        exited: deferred(),
+        closed: false,
+        seen: new Map(),
+        conns: [], // SDK clients connected, ended by close()
+        stderr: () => err.text(),
+        printStderr: () => err.print(),
+    };
+    servers.push(srv);
+    processHelpers(srv, label);
+    const listening = deferred();
+    let head = '';
+    proc.stdout.on('data', () => {});
+    proc.stderr.on('data', (c) => {
+        err.push(c);
+        if (srv.url) return;
+        head += c.toString('utf8');
+        const m = /listening on (http:\/\/[^\s/]+)/.exec(head);
+        if (m) {
+            srv.url = m[1];
+            srv.mcpUrl = `${m[1]}/mcp`;
+            listening.resolve();
+        }
+    });
+    proc.on('error', (e) => err.push(Buffer.from(`spawn error: ${e.message}\n`)));
+    proc.on('exit', (code, signal) => {
+        srv.exit = { code, signal, at: Date.now() };
+        srv.exited.resolve(srv.exit);
+        listening.reject(new Error(`${label} exited (${code}, ${signal}) before it listened`));
+    });
+    try {
+        await withDeadline(listening.promise, 60000, `${label}: "listening on" on stderr`);
+    } catch (e) {
+        srv.closed = true;
+        if (!srv.exit) proc.kill('SIGKILL');
+        throw e;
+    }
+    srv.track();
+
+    // Raw HTTP to the MCP endpoint. o: {method: POST, body (object or string), sid, version
+    // (MCP-Protocol-Version), accept, contentType, headers, auth: true, signal}.
+    srv.fetch = (o = {}) => {
+        const method = o.method ?? 'POST';
+        const headers = {};
+        if (o.auth !== false) headers.Authorization = `Bearer ${token}`;
+        if (method === 'POST') {
+            headers['Content-Type'] = o.contentType ?? 'application/json';
+            headers.Accept = o.accept ?? 'application/json, text/event-stream';
+        } else if (method === 'GET') {
+            headers.Accept = o.accept ?? 'text/event-stream';
+        }
+        if (o.sid) headers['Mcp-Session-Id'] = o.sid;
+        if (o.version) headers['MCP-Protocol-Version'] = o.version;
+        Object.assign(headers, o.headers ?? {});
+        const body = o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
+        return withDeadline(fetch(srv.mcpUrl, { method, headers, body, signal: o.signal }), o.ms ?? 60000, `${method} ${srv.mcpUrl}`);
+    };
+
+    // A new SDK client on its own MCP session: an object with client, transport, incoming,
+    // outgoing, clientErrors, call, callOk, metrics, sessionId(), end() (DELETE, then close).
+    srv.connect = async (o = {}) => {
+        const conn = { label: o.label ?? `${label} client ${srv.conns.length + 1}`, pid: srv.pid, seen: srv.seen, exited: srv.exited };
+        await connectHttpClient(conn, srv, o);
+        return conn;
+    };
+
+    srv.stop = async () => {
+        srv.closed = true;
+        srv.track();
+        const t0 = Date.now();
+        if (!srv.exit) process.kill(srv.pid, 'SIGTERM');
+        let ex = null;
+        try {
+            ex = await withDeadline(srv.exited.promise, 20000, `${label}: exit after SIGTERM`);
+        } catch (e) {
+            check(false, `${label}: exits within 20 s of SIGTERM`, e.message);
+            process.kill(srv.pid, 'SIGKILL');
+            await srv.exited.promise;
+        }
+        if (ex) {
+            check(ex.code === 0 && ex.signal === null, `${label}: exits with status 0 on SIGTERM`, safeJson(ex));
+            if (ex.at - t0 > 5000) note(`${label} took ${ex.at - t0} ms to exit after SIGTERM`);
+        }
+        await srv.checkNoneLeft('');
+    };
+    srv.close = async () => {
+        if (srv.closed) return;
+        srv.closed = true;
+        srv.track();
+        for (const c of srv.conns) await c.end();
+        await srv.stop();
+    };
+    return srv;
+}
+
+// Connect an SDK client (StreamableHTTPClientTransport with the bearer token) to serve's MCP
+// endpoint, filling target with what startServer's objects have; initialize and list the tools.
+async function connectHttpClient(target, serve, o = {}) {
+    const transport = new StreamableHTTPClientTransport(new URL(serve.mcpUrl), {
+        requestInit: { headers: { Authorization: `Bearer ${serve.token}` } },
+    });
+    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: {} });
+    Object.assign(target, { transport, client, incoming: [], outgoing: [], clientErrors: [] });
+    client.onerror = (e) => target.clientErrors.push({ at: Date.now(), message: e?.message ?? String(e) });
+    const origStart = transport.start.bind(transport);
+    transport.start = async () => {
+        const r = await origStart();
+        const onmessage = transport.onmessage;
+        transport.onmessage = (msg, extra) => {
+            target.incoming.push({ at: Date.now(), msg });
+            onmessage?.(msg, extra);
+        };
+        return r;
+    };
+    const origSend = transport.send.bind(transport);
+    transport.send = (msg, so) => {
+        target.outgoing.push({ at: Date.now(), msg });
+        return origSend(msg, so);
+    };
+    clientHelpers(target, client, target.label);
+    target.sessionId = () => transport.sessionId;
+    let ended = false;
+    // End the MCP session (DELETE; a session the test ended already is fine), then the client.
+    target.end = async () => {
+        if (ended) return;
+        ended = true;
+        try {
+            await withDeadline(transport.terminateSession(), 10000, `${target.label}: DELETE`);
+        } catch {}
+        await client.close().catch(() => {});
+    };
+    serve.conns.push(target);
+    await withDeadline(client.connect(transport), 30000, `${target.label}: initialize`);
+    target.track();
+    if (o.listTools !== false) target.tools = (await withDeadline(client.listTools(), 30000, 'tools/list')).tools;
+}
+
+// startServer() over HTTP: startServe() plus one SDK client on the same object.
+// The stdio scenarios over HTTP: one client per server, so the server's log lines are
+// forwarded as over stdio (CELLBLOCK_MCP_HTTP_SERVER_LOG=1; off by default over HTTP).
+async function startHttpServer(opts) {
+    const srv = await startServe({ ...opts, env: { CELLBLOCK_MCP_HTTP_SERVER_LOG: '1', ...(opts.env ?? {}) } });
+    await connectHttpClient(srv, srv, opts);
     return srv;
 }
 

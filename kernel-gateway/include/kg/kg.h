@@ -37,6 +37,7 @@
 
 #include "cb/error.h"
 #include "cb/util.h"
+#include "http/http.h"
 
 typedef struct kg_gateway kg_gateway_t;
 typedef struct kg_sandbox kg_sandbox_t;
@@ -575,5 +576,34 @@ kg_command_t *kg_sandbox_command(kg_sandbox_t *sb, const char *id);
 /* Start the kernel's attach proxy if needed and write its connection file (mode 0600) into the
  * kernel's run dir. Returns the file's path. Borrowed; valid with the kernel. */
 const char *kg_kernel_attach(kg_kernel_t *self, cb_error_t *err);
+
+/* ---- the Jupyter Kernel Gateway API over HTTP (api.c, channels.c) ------------------------- */
+
+/* What jupyter_server --gateway-url (and so JupyterLab) speaks, served on an HTTP server
+ * (http/http.h) under /api: GET /api; GET /api/kernelspecs and /api/kernelspecs/{name}; GET and
+ * POST /api/kernels; GET and DELETE /api/kernels/{id}; POST /api/kernels/{id}/interrupt and
+ * /restart; the WebSocket /api/kernels/{id}/channels (JSON messages, or the
+ * v1.kernel.websocket.jupyter.org binary format when that subprotocol is agreed). Every kernel
+ * of the gateway is listed and reachable, including those MCP sessions started, so a person can
+ * watch and drive the kernel an assistant uses; a kernel made by POST runs in a sandbox of its
+ * own, opened with kg_sandbox_open. The routes are in docs/http.md. */
+typedef struct kg_api kg_api_t;
+
+typedef struct {
+    const char *template_name; /* template of the sandboxes POST /api/kernels opens (NULL: "python") */
+    int kernel_timeout_s;      /* their lifetime (kg_sandbox_opts_t.timeout_s; 0: the gateway's
+                                  default, -1: none) */
+    size_t replay_messages;    /* messages kept for a channels session_id that reconnects (0: 1000;
+                                  32 MiB at most whatever the count) */
+    int replay_keep_s;         /* how long a disconnected session_id's buffer is kept (0: 60) */
+} kg_api_opts_t;
+
+/* Route /api on http (borrowed; must outlive the API object; before http_server_start). Caller
+ * owns return value. */
+kg_api_t *kg_api_new(kg_gateway_t *gw, http_server_t *http, const kg_api_opts_t *opts, cb_error_t *err);
+
+/* Close the API's WebSockets and shut down the kernels it started. Accepts NULL; nulls the
+ * caller's pointer. */
+void kg_api_destroy(kg_api_t **self_p);
 
 #endif

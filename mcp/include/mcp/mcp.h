@@ -42,6 +42,11 @@ typedef struct {
     int max_sandboxes;
     const char *pool;           /* "template=count,..." */
     const char *state_dir;      /* NULL: the gateway's default */
+    /* MCP over HTTP (mcp_http_opts_t): sessions idle this long end; at most this many. */
+    int session_timeout_s;
+    size_t max_sessions;
+    bool http_server_log;       /* the server's log lines reach MCP sessions over HTTP too (they
+                                   always do over stdio): only for a server with one user */
 } mcp_config_t;
 
 /* Call fn for each template=count of a pool spec ("python=2,python-data=1"); fn NULL only
@@ -87,5 +92,30 @@ void mcp_session_reject(mcp_session_t *self, int code, const char *message);
  * transport), until the input ends or the process is interrupted (SIGINT, SIGTERM). Runs the
  * gateway's loop. Returns 0 on a clean end. */
 int mcp_stdio_serve(mcp_server_t *server, int in_fd, int out_fd, cb_error_t *err);
+
+/* Serve MCP Streamable HTTP (2025-11-25, also 2025-06-18) at opts->path on an HTTP server
+ * (http/http.h): POST carries one JSON-RPC message and is answered with JSON or an SSE stream;
+ * GET opens the session's stream of server messages; DELETE ends the session. Mcp-Session-Id
+ * is issued with the initialize result and required afterwards; each HTTP session is an
+ * mcp_session_t with its own default sandbox; SSE events carry ids, and a stream can be resumed
+ * with Last-Event-ID. Sessions that see no request for idle_timeout_s end. Caller owns return
+ * value; server and http are borrowed and must outlive it (before http_server_start). */
+typedef struct mcp_http mcp_http_t;
+
+typedef struct {
+    const char *path;        /* NULL: "/mcp" */
+    int idle_timeout_s;      /* a session with no request for this long ends; 0: the server's
+                                cfg.session_timeout_s (CELLBLOCK_MCP_SESSION_TIMEOUT, 3600) */
+    size_t replay_events;    /* events kept per session for Last-Event-ID (0: 1000) */
+    size_t max_sessions;     /* initialize beyond it is refused (503); 0: the server's
+                                cfg.max_sessions (CELLBLOCK_MCP_MAX_SESSIONS, 256) */
+} mcp_http_opts_t;
+
+mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_http_opts_t *opts,
+                         cb_error_t *err);
+
+/* End every HTTP session (their default sandboxes with them). Accepts NULL; nulls the caller's
+ * pointer. */
+void mcp_http_destroy(mcp_http_t **self_p);
 
 #endif

@@ -1,0 +1,155 @@
+/* cmd_serve.c: `cellblock serve`, the main job: one HTTP server (http/) on the gateway's loop
+ * carrying MCP Streamable HTTP at /mcp (mcp/) and the Jupyter Kernel Gateway API at /api
+ * (kernel-gateway/), so assistants and JupyterLab reach the same kernels. Listens on loopback
+ * unless told otherwise; every request needs the token (CELLBLOCK_TOKEN, or one generated and
+ * printed at start) unless --no-auth, which only a loopback address may use. The MCP settings
+ * are the same CELLBLOCK_* variables `cellblock mcp` reads. Runs until SIGINT or SIGTERM. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "http/http.h"
+
+#define S_MAX_ALLOWED 16
+
+enum { S_OPT_LISTEN = 512, S_OPT_NO_AUTH, S_OPT_ALLOW_ORIGIN, S_OPT_ALLOW_HOST };
+
+typedef struct {
+    http_config_t http;
+    const char *origins[S_MAX_ALLOWED + 1];
+    const char *hosts[S_MAX_ALLOWED + 1];
+    size_t n_origins, n_hosts;
+} s_options_t;
+
+/* A token from the environment: at least 16 characters, none of them blank or a control. */
+static bool s_token_ok(const char *token)
+{
+    size_t len = strlen(token);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)token[i] <= ' ' || (unsigned char)token[i] >= 0x7f)
+            return false;
+    return len >= 16 && len <= 256;
+}
+
+static int s_add_allowed(const char **list, size_t *n, const char *value, const char *flag)
+{
+    if (*n == S_MAX_ALLOWED)
+        return cli_usage_error("serve", "%s may be given at most %d times", flag, S_MAX_ALLOWED);
+    list[(*n)++] = value;
+    return 0;
+}
+
+static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int *verbose)
+{
+    static const struct option options[] = {{"listen", required_argument, NULL, S_OPT_LISTEN},
+                                            {"no-auth", no_argument, NULL, S_OPT_NO_AUTH},
+                                            {"allow-origin", required_argument, NULL, S_OPT_ALLOW_ORIGIN},
+                                            {"allow-host", required_argument, NULL, S_OPT_ALLOW_HOST},
+                                            {"verbose", no_argument, NULL, 'v'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            CLI_SANDBOX_OPTIONS,
+                                            {NULL, 0, NULL, 0}};
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
+        switch (opt) {
+        case S_OPT_LISTEN: o->http.listen = optarg; break;
+        case S_OPT_NO_AUTH: o->http.no_auth = true; break;
+        case S_OPT_ALLOW_ORIGIN:
+            if (s_add_allowed(o->origins, &o->n_origins, optarg, "--allow-origin") != 0)
+                return CLI_USAGE;
+            break;
+        case S_OPT_ALLOW_HOST:
+            if (s_add_allowed(o->hosts, &o->n_hosts, optarg, "--allow-host") != 0)
+                return CLI_USAGE;
+            break;
+        case 'v': *verbose = 1; break;
+        case 'h': return cli_usage_error("serve", "serves MCP and the Jupyter API over HTTP (see docs/http.md)");
+        default:
+            if (cli_sandbox_flag("serve", opt, optarg, cfg) != 0)
+                return CLI_USAGE;
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("serve", "takes no arguments");
+    const char *token = getenv("CELLBLOCK_TOKEN");
+    if (token && token[0] && !s_token_ok(token))
+        return cli_usage_error("serve", "CELLBLOCK_TOKEN must be 16 to 256 printable characters "
+                                        "without spaces");
+    o->http.token = token;
+    o->http.allowed_origins = o->origins;
+    o->http.allowed_hosts = o->hosts;
+    return CLI_OK;
+}
+
+static void s_banner(const http_server_t *http, bool token_from_env)
+{
+    const char *url = http_server_url(http);
+    const char *token = http_server_token(http);
+    fprintf(stderr, "cellblock serve: listening on %s\n", url);
+    if (token)
+        fprintf(stderr, "  token: %s  (%s)\n", token,
+                token_from_env ? "from CELLBLOCK_TOKEN" : "generated for this run; set CELLBLOCK_TOKEN to keep one");
+    else
+        fprintf(stderr, "  no token: --no-auth (development only)\n");
+    const char *auth = token ? token : "";
+    fprintf(stderr,
+            "\n  MCP (Streamable HTTP): %s/mcp\n"
+            "    in an MCP client's configuration:\n"
+            "      {\"mcpServers\": {\"cellblock\": {\"type\": \"http\", \"url\": \"%s/mcp\"%s%s%s}}}\n",
+            url, url, token ? ", \"headers\": {\"Authorization\": \"Bearer " : "", auth, token ? "\"}" : "");
+    fprintf(stderr,
+            "\n  JupyterLab, on the same kernels:\n"
+            "      jupyter lab --gateway-url=%s%s%s\n"
+            "    (Jupyter Kernel Gateway API at %s/api; WebSockets take ?token= as well)\n"
+            "\nCtrl-C stops it.\n",
+            url, token ? " --GatewayClient.auth_token=" : "", auth, url);
+}
+
+int cli_cmd_serve(int argc, char **argv)
+{
+    s_options_t o = {0};
+    kg_config_t cfg = {0};
+    int verbose = 0;
+    int rc = s_parse(argc, argv, &o, &cfg, &verbose);
+    if (rc != CLI_OK)
+        return rc;
+    mcp_config_t mcfg;
+    kg_gateway_t *gw = NULL;
+    mcp_server_t *srv = NULL;
+    rc = cli_mcp_open("serve", &cfg, verbose, &mcfg, &gw, &srv);
+    if (rc != CLI_OK)
+        return rc;
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an error return, not a death */
+
+    cb_error_t err = {0};
+    mcp_http_t *mcp_http = NULL;
+    kg_api_t *api = NULL;
+    http_server_t *http = http_server_new(kg_gateway_loop(gw), &o.http, &err);
+    if (http)
+        mcp_http = mcp_http_new(srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
+    if (mcp_http)
+        api = kg_api_new(gw, http,
+                         &(kg_api_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1},
+                         &err);
+    if (api && http_server_start(http, &err) == 0) {
+        s_banner(http, o.http.token && o.http.token[0]);
+        cb_info("serving on %s", http_server_url(http));
+        static const volatile int never = 0;
+        kg_gateway_run_until(gw, &never, -1); /* until SIGINT or SIGTERM (zsys_interrupted) */
+        rc = CLI_OK;
+    } else {
+        fprintf(stderr, "cellblock serve: %s\n", err.msg);
+        rc = CLI_FAILED;
+    }
+    /* Connections first, so nothing arrives for the objects freed next. */
+    http_server_destroy(&http);
+    kg_api_destroy(&api);
+    mcp_http_destroy(&mcp_http);
+    mcp_server_destroy(&srv);
+    kg_gateway_destroy(&gw);
+    return rc;
+}

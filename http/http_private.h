@@ -1,0 +1,193 @@
+/* http/http_private.h: what the two halves of the HTTP module share.
+ *
+ * The module has two threads (see http.h): the libwebsockets thread (server.c) and the
+ * caller's thread (request.c). They share the server struct below, but each field is owned by
+ * one side, as marked, except the two message queues, which are the only thing either side
+ * touches concurrently, under their mutex. Connections are named across the boundary by a
+ * 64-bit id, never by pointer, so a message about a connection the other side already
+ * forgot is simply dropped. checks.c holds the pure functions the lws thread uses to vet a
+ * request (Host, Origin, token, routes), kept apart so they read (and test) on their own. */
+#ifndef HTTP_PRIVATE_H
+#define HTTP_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cb/util.h"
+#include "http/http.h"
+
+/* ---- a map from 64-bit ids to pointers (one per side, never shared) ------------------------- */
+
+typedef struct http_idmap_entry http_idmap_entry_t;
+typedef struct {
+    http_idmap_entry_t **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t count;
+} http_idmap_t;
+
+int http_idmap_put(http_idmap_t *m, uint64_t id, void *value); /* 0, or -1 out of memory */
+void *http_idmap_get(const http_idmap_t *m, uint64_t id);
+void *http_idmap_remove(http_idmap_t *m, uint64_t id); /* the value removed, or NULL */
+/* Every id in the map, in a fresh array of *n entries (NULL when empty or out of memory).
+ * Caller owns return value. */
+uint64_t *http_idmap_ids(const http_idmap_t *m, size_t *n);
+void http_idmap_clear(http_idmap_t *m); /* frees the entries, not the values */
+
+/* ---- messages between the threads ----------------------------------------------------------- */
+
+typedef enum {
+    /* server thread → caller's thread */
+    HM_REQUEST,    /* req: a request that passed the checks */
+    HM_REQ_CLOSED, /* the client went before the response ended */
+    HM_WS_OPEN,    /* req: the upgrade request; text: subprotocol or NULL */
+    HM_WS_MESSAGE, /* data/len, flag: binary */
+    HM_WS_CLOSED,  /* the peer closed, the connection broke, or the queue overflowed */
+    HM_WRITTEN,    /* len bytes of this id's output reached the socket */
+    HM_LOG,        /* text: a debug line to log on the caller's thread */
+    /* caller's thread → server thread */
+    HM_HEAD,       /* status, text: content type, headers, flag: chunked, len: content length */
+    HM_DATA,       /* data/len */
+    HM_END,        /* the response is complete */
+    HM_WS_SEND,    /* data/len, flag: binary */
+    HM_WS_CLOSE,   /* status: close code, text: reason, flag: tell the owner (overflow) */
+    HM_ABORT,      /* close the connection now */
+} http_msg_kind_t;
+
+/* Room kept before the payload of an outgoing message: LWS_PRE for libwebsockets, plus the
+ * chunk-size line of a chunked response. Kept in sync with server.c by a static assert. */
+#define HTTP_MSG_HEADROOM 64
+
+typedef struct http_msg {
+    struct http_msg *next;
+    http_msg_kind_t kind;
+    uint64_t id;
+    int status;
+    bool flag;
+    unsigned char *buf;  /* the allocation; data points into it */
+    unsigned char *data; /* payload: HTTP_MSG_HEADROOM bytes after buf, 2 spare bytes and a NUL after */
+    size_t len;
+    size_t off;          /* server thread: how much of data was written */
+    char *text;
+    char **headers;      /* name, value, ..., NULL */
+    http_request_t *req;
+} http_msg_t;
+
+/* A message with room for len payload bytes (copied from data when not NULL). */
+http_msg_t *http_msg_new(http_msg_kind_t kind, uint64_t id, const void *data, size_t len);
+void http_msg_free(http_msg_t *msg);
+
+typedef struct {
+    pthread_mutex_t lock;
+    http_msg_t *head, *tail;
+} http_msgq_t;
+
+void http_msgq_init(http_msgq_t *q);
+void http_msgq_push(http_msgq_t *q, http_msg_t *msg);
+http_msg_t *http_msgq_take_all(http_msgq_t *q); /* the whole list, oldest first */
+void http_msgq_destroy(http_msgq_t *q);         /* frees what is left */
+
+/* ---- objects and the server ----------------------------------------------------------------- */
+
+typedef struct {
+    char *prefix;
+    size_t len;
+    http_request_fn *on_request;
+    http_ws_open_fn *on_ws;
+    void *arg;
+} http_route_t;
+
+struct http_request {
+    http_server_t *server;
+    uint64_t id;
+    const http_route_t *route;
+    char *method;
+    char *path;
+    char **query;   /* name, value, ..., NULL */
+    char **headers; /* name, value, ..., NULL */
+    char *body;
+    size_t body_len;
+    bool bad; /* server thread: a NUL in the decoded path or query */
+    /* caller's thread only */
+    http_close_fn *on_close;
+    void *close_arg;
+    bool streaming;
+    bool closing; /* in on_close or being destroyed: answers are refused */
+    int status;
+    size_t queued; /* stream bytes handed to the server thread and not yet written */
+};
+
+struct http_ws {
+    http_server_t *server;
+    uint64_t id;
+    http_request_t *req;
+    char *subprotocol;
+    http_ws_message_fn *on_message;
+    http_ws_close_fn *on_close;
+    void *arg;
+    bool closing; /* overflowed: on_close follows */
+    size_t queued;
+};
+
+struct http_server {
+    /* set before start, read-only after */
+    zloop_t *loop;
+    char *bind_host;  /* the IP literal to bind ("localhost" becomes 127.0.0.1) */
+    bool bind_v6;
+    int port;         /* asked, then bound */
+    char *address, *url, *token;
+    bool no_auth;
+    unsigned char token_digest[32];
+    char **allowed_hosts, **allowed_origins;
+    size_t max_body, max_ws, max_conns, max_queued;
+    http_route_t *routes;
+    size_t nroutes;
+    cb_strv_t subprotocols;
+    void *protocols; /* struct lws_protocols[] */
+    void *retry;     /* lws_retry_bo_t */
+    bool started;
+
+    /* server thread */
+    void *ctx;  /* struct lws_context */
+    void *peek; /* the timer that looks for clients gone while their request waits */
+    pthread_t thread;
+    bool thread_running;
+    atomic_bool stop;
+    http_idmap_t conns; /* id → conn */
+    size_t nconns;
+    uint64_t next_id;
+
+    /* shared, each under its lock */
+    http_msgq_t to_lws;
+    http_msgq_t to_main;
+    int event_fd; /* written by the server thread after pushing to to_main */
+
+    /* caller's thread */
+    http_idmap_t reqs; /* id → http_request_t */
+    http_idmap_t wss;  /* id → http_ws_t */
+    bool polling;
+};
+
+/* server.c: the libwebsockets side. */
+int http_lws_start(http_server_t *self, cb_error_t *err);
+void http_lws_stop(http_server_t *self);
+void http_lws_wake(http_server_t *self); /* after pushing to to_lws */
+
+/* request.c: frees a request (any thread that owns it). */
+void http_request_free(http_request_t *req);
+
+/* checks.c */
+/* Host header value: IP literal (v6 in brackets), "localhost" or an allowed name, then an
+ * optional :port. */
+bool http_check_host(const http_server_t *self, const char *host);
+/* Origin header value, per http.h. */
+bool http_check_origin(const http_server_t *self, const char *origin);
+/* Authorization header value (may be NULL) and, for WebSockets, the ?token= value. */
+bool http_check_token(const http_server_t *self, const char *authorization, const char *query_token);
+void http_token_digest(const char *token, unsigned char out[32]);
+const http_route_t *http_route_find(const http_server_t *self, const char *path);
+const char *http_status_reason(int status);
+
+#endif

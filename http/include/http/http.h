@@ -1,0 +1,157 @@
+/* http/http.h: cellblock's HTTP and WebSocket server.
+ *
+ * libwebsockets parses HTTP and frames WebSockets. Debian's libwebsockets is built without
+ * external-poll support, so it cannot be driven from the gateway's zloop; it runs its own
+ * service loop on a thread of this module, and that thread touches nothing but libwebsockets
+ * and this module's queues. Everything this header exposes runs on the caller's thread, from
+ * the caller's zloop: a request, a WebSocket message or a closed connection arrives as a
+ * callback there, and what the caller answers is queued to the server thread and written as
+ * the socket accepts it. A handler therefore may answer at once or much later (an execution
+ * that runs for minutes), and never blocks the loop.
+ *
+ * Checked on the server thread, before anything reaches a handler (so a handler sees only
+ * requests that passed):
+ *   - the size of headers (16 KiB), of a body (max_body_bytes: 413) and of one WebSocket
+ *     message (max_ws_message_bytes: close 1009);
+ *   - Host and Origin against DNS rebinding (403): Host must be an IP literal, "localhost", or
+ *     a name in allowed_hosts; an Origin, when sent, must be this server's own origin (allowed
+ *     host and our port) or one listed in allowed_origins;
+ *   - the token (401 with WWW-Authenticate), unless no_auth: "Authorization: Bearer T" or
+ *     "Authorization: token T", and for WebSocket upgrades also "?token=T"; compared in
+ *     constant time;
+ *   - the route: a path with no route gets 404; a WebSocket upgrade on a route without an
+ *     on_ws handler gets 404 too.
+ * Errors the module writes itself are JSON, {"reason": "...", "message": "..."}, like
+ * http_respond_error's.
+ */
+#ifndef HTTP_HTTP_H
+#define HTTP_HTTP_H
+
+#include <czmq.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cb/error.h"
+
+typedef struct http_server http_server_t;
+typedef struct http_request http_request_t;
+typedef struct http_ws http_ws_t;
+
+typedef struct {
+    const char *listen;                 /* "HOST:PORT"; HOST an IP literal (IPv6 in brackets) or
+                                           "localhost"; PORT 0 picks a free one. NULL:
+                                           "127.0.0.1:8888" */
+    const char *token;                  /* NULL or "": generate one (unless no_auth) */
+    bool no_auth;                       /* refused by http_server_new unless HOST is loopback */
+    const char *const *allowed_hosts;   /* extra Host names accepted (NULL-terminated; may be NULL) */
+    const char *const *allowed_origins; /* extra Origins accepted, "scheme://host[:port]" */
+    size_t max_body_bytes;              /* 0: 16 MiB */
+    size_t max_ws_message_bytes;        /* 0: 16 MiB */
+    size_t max_connections;             /* 0: 1024; beyond it new connections are closed */
+    size_t max_queued_bytes;            /* 0: 64 MiB: output waiting for one slow client; beyond
+                                           it the connection is closed (a WebSocket with 1008) */
+} http_config_t;
+
+/* A server, not yet listening. Caller owns return value. The loop is borrowed and must outlive
+ * the server; every callback runs on it. */
+http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error_t *err);
+
+/* Close every connection (the owners of open requests and WebSockets get their on_close first),
+ * stop the server thread, free everything. Not from inside one of the server's callbacks.
+ * Accepts NULL; nulls the caller's pointer. */
+void http_server_destroy(http_server_t **self_p);
+
+/* ---- routes --------------------------------------------------------------------------------- */
+
+/* A request that passed the checks above. req is the handler's until it answers (http_respond*,
+ * or http_stream_end after http_stream_begin), or until its on_close runs. */
+typedef void(http_request_fn)(http_request_t *req, void *arg);
+
+/* A WebSocket that passed the checks and is open. ws is the handler's until it calls
+ * http_ws_close or its on_close runs; a handler that wants nothing of it closes it at once
+ * (with a code and reason: an unknown kernel, say). */
+typedef void(http_ws_open_fn)(http_ws_t *ws, void *arg);
+
+/* Route paths equal to prefix or under it ("/api" takes "/api" and "/api/kernels", not
+ * "/apix") to on_request, and WebSocket upgrades to on_ws (NULL: no WebSockets there). The
+ * longest matching prefix wins. Only before http_server_start. */
+int http_server_route(http_server_t *self, const char *prefix, http_request_fn *on_request,
+                      http_ws_open_fn *on_ws, void *arg, cb_error_t *err);
+
+/* Accept the WebSocket subprotocol name (e.g. "v1.kernel.websocket.jupyter.org") when a client
+ * offers it. A client that offers none is accepted with none; one that offers only names not
+ * registered here is refused with 400 (libwebsockets 4.1 cannot accept it without one). Only
+ * before http_server_start. */
+int http_server_subprotocol(http_server_t *self, const char *name, cb_error_t *err);
+
+/* Bind and start serving. */
+int http_server_start(http_server_t *self, cb_error_t *err);
+
+/* The address bound ("127.0.0.1:8888", the real port when 0 was asked); the base URL
+ * ("http://127.0.0.1:8888"); the token (NULL with no_auth). Borrowed; valid with the server. */
+const char *http_server_address(const http_server_t *self);
+const char *http_server_url(const http_server_t *self);
+const char *http_server_token(const http_server_t *self);
+
+/* ---- requests ------------------------------------------------------------------------------- */
+
+/* Borrowed; valid with the request. */
+const char *http_request_method(const http_request_t *req); /* "GET", "POST", ... */
+const char *http_request_path(const http_request_t *req);   /* percent-decoded, no query */
+/* A query parameter's decoded value, or NULL. */
+const char *http_request_query(const http_request_t *req, const char *name);
+/* A request header's value, or NULL. name is case-insensitive; the headers kept are Host,
+ * Origin, Accept, Content-Type, Content-Length, User-Agent, Mcp-Session-Id,
+ * MCP-Protocol-Version, Last-Event-ID and Sec-WebSocket-Protocol (Authorization is checked on
+ * the server thread and not passed on). */
+const char *http_request_header(const http_request_t *req, const char *name);
+/* The body (NUL-terminated after len bytes, so text can be read in place); "" when none. */
+const char *http_request_body(const http_request_t *req, size_t *len);
+
+/* Response headers are a NULL-terminated list of name, value pairs (NULL for none):
+ *   (const char *[]){"Mcp-Session-Id", id, "Location", url, NULL} */
+
+/* Answer the whole response at once; req is gone after the call (even when it fails). */
+int http_respond(http_request_t *req, int status, const char *content_type, const char *const *headers,
+                 const void *body, size_t len);
+/* body (borrowed) as application/json. */
+int http_respond_json(http_request_t *req, int status, json_t *body, const char *const *headers);
+/* {"reason": <status's reason phrase>, "message": message} as application/json. */
+int http_respond_error(http_request_t *req, int status, const char *message);
+
+/* A response written piece by piece (Server-Sent Events): status and headers now, the body in
+ * as many writes as wanted (each sent as soon as the socket takes it), then the end. The
+ * connection's idle timeout is off while a stream is open. */
+int http_stream_begin(http_request_t *req, int status, const char *content_type, const char *const *headers);
+int http_stream_write(http_request_t *req, const void *data, size_t len);
+/* End the response; req is gone after the call. */
+void http_stream_end(http_request_t *req);
+
+/* Called at most once, if the client goes before the response ended; req is freed right
+ * after fn returns. */
+typedef void(http_close_fn)(http_request_t *req, void *arg);
+void http_request_on_close(http_request_t *req, http_close_fn *fn, void *arg);
+
+/* ---- WebSockets ----------------------------------------------------------------------------- */
+
+/* The upgrade request (path, query, headers). Borrowed; valid with ws. */
+const http_request_t *http_ws_request(const http_ws_t *ws);
+/* The subprotocol agreed, or NULL. Borrowed; valid with ws. */
+const char *http_ws_subprotocol(const http_ws_t *ws);
+
+/* One whole message (fragments joined); data borrowed for the call. */
+typedef void(http_ws_message_fn)(http_ws_t *ws, const void *data, size_t len, bool binary, void *arg);
+/* The peer closed or the connection broke; ws is freed right after fn returns. */
+typedef void(http_ws_close_fn)(http_ws_t *ws, void *arg);
+void http_ws_set_handlers(http_ws_t *ws, http_ws_message_fn *on_message, http_ws_close_fn *on_close,
+                          void *arg);
+
+/* Queue one message (text must be UTF-8). -1 when the connection is closing or its queue is
+ * over max_queued_bytes (it is then closed, and on_close follows). */
+int http_ws_send(http_ws_t *ws, const void *data, size_t len, bool binary);
+/* Close with a code (1000 normal, 1008 policy, 1011 server error, 4000-4999 private) and a
+ * reason; queued messages are sent first. ws is gone after the call; on_close is not called. */
+void http_ws_close(http_ws_t *ws, int code, const char *reason);
+
+#endif

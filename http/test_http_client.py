@@ -1,0 +1,431 @@
+"""http/test_http_client.py: the client half of test_http.c.
+
+Run by test_http as: python3 test_http_client.py SCENARIO URL TOKEN [EXTRA]. Each scenario
+drives the test server with real clients (http.client, raw sockets, the websocket package)
+and prints one TAP-style line per check: "ok - what" or "not ok - what # detail". Every
+socket has a timeout, so nothing here waits forever. test_http.c counts the lines, and checks
+what only the server can see (on_close calls) itself.
+"""
+import http.client
+import json
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+import websocket
+
+SCENARIO, URL, TOKEN = sys.argv[1], sys.argv[2], sys.argv[3]
+EXTRA = sys.argv[4] if len(sys.argv) > 4 else ""
+U = urllib.parse.urlsplit(URL)
+HOST, PORT = U.hostname, U.port
+WS = "ws://%s:%d" % (HOST, PORT)
+AUTH = {"Authorization": "Bearer " + TOKEN}
+TIMEOUT = 10
+
+
+def check(cond, what, detail=""):
+    if cond:
+        print("ok - " + what)
+    else:
+        print("not ok - %s # %s" % (what, detail))
+    sys.stdout.flush()
+    return cond
+
+
+def request(method, path, headers=None, body=None, conn=None):
+    """One request; returns (status, headers dict (lowercase), body bytes)."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection(HOST, PORT, timeout=TIMEOUT)
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    if own:
+        conn.close()
+    return r.status, hdrs, data
+
+
+def error_json(data):
+    try:
+        j = json.loads(data)
+        return isinstance(j.get("reason"), str) and isinstance(j.get("message"), str)
+    except ValueError:
+        return False
+
+
+def ws_connect(path, headers=None, **kw):
+    return websocket.create_connection(WS + path, timeout=TIMEOUT, header=headers or [], **kw)
+
+
+def ws_status(path, headers=None, **kw):
+    """The HTTP status an upgrade gets (101 when it opens)."""
+    try:
+        ws = ws_connect(path, headers, **kw)
+    except websocket.WebSocketBadStatusException as e:
+        return e.status_code
+    except Exception as e:  # closed without an answer
+        return repr(e)
+    ws.close()
+    return 101
+
+
+def raw_exchange(data, read_timeout=5):
+    """Send raw bytes, return what comes back until the server closes or goes quiet."""
+    s = socket.create_connection((HOST, PORT), timeout=TIMEOUT)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+    s.settimeout(read_timeout)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    except socket.timeout:
+        got += b"<timeout>"
+    except OSError:
+        got += b"<reset>"
+    s.close()
+    return got
+
+
+def still_serving(what):
+    st, _, data = request("GET", "/echo?x=alive", AUTH)
+    check(st == 200 and b'"x":"alive"' in data, "server still serves after " + what, st)
+
+
+# ---- scenarios -------------------------------------------------------------------------------
+
+
+def sc_auth():
+    st, h, data = request("GET", "/echo")
+    check(st == 401 and h.get("www-authenticate", "").startswith("Bearer") and error_json(data),
+          "no token: 401 with WWW-Authenticate: Bearer and a JSON error", (st, h, data))
+    st, _, _ = request("GET", "/echo", {"Authorization": "Bearer " + TOKEN[:-1] + "x"})
+    check(st == 401, "wrong token: 401", st)
+    st, _, _ = request("GET", "/echo", {"Authorization": "Bearer " + TOKEN + "0"})
+    check(st == 401, "token with an extra character: 401", st)
+    st, _, _ = request("GET", "/echo", {"Authorization": "Basic " + TOKEN})
+    check(st == 401, "an unknown scheme: 401", st)
+    st, _, _ = request("GET", "/echo", {"Authorization": "Bearer " + TOKEN})
+    check(st == 200, "Bearer accepted", st)
+    st, _, _ = request("GET", "/echo", {"Authorization": "token " + TOKEN})
+    check(st == 200, "'token' scheme accepted", st)
+    st, _, _ = request("GET", "/echo?token=" + TOKEN)
+    check(st == 401, "?token= not accepted on plain HTTP", st)
+    check(ws_status("/ws?token=" + TOKEN) == 101, "?token= accepted for a WebSocket")
+    check(ws_status("/ws?token=bad") == 401, "wrong ?token= on a WebSocket: 401")
+    check(ws_status("/ws") == 401, "WebSocket without a token: 401")
+    check(ws_status("/ws", ["Authorization: token " + TOKEN]) == 101, "WebSocket with Authorization: token")
+
+
+def sc_origin():
+    own = "http://%s:%d" % (HOST, PORT)
+    cases = [
+        ({"Origin": "http://evil.example"}, 403, "foreign Origin"),
+        ({"Origin": "null"}, 403, "Origin null"),
+        ({"Origin": own}, 200, "our own Origin"),
+        ({"Origin": "http://localhost:%d" % PORT}, 200, "Origin localhost with our port"),
+        ({"Origin": "http://127.0.0.1:%d" % (PORT + 1 if PORT < 65535 else 1)}, 403, "Origin with another port"),
+        ({"Origin": "http://127.0.0.1"}, 403, "Origin without a port (80) when we are elsewhere"),
+        ({"Host": "evil.example:%d" % PORT}, 403, "foreign Host"),
+        ({"Host": "localhost:%d" % PORT}, 200, "Host localhost"),
+        ({"Host": "[::1]:%d" % PORT}, 200, "Host IPv6 literal"),
+        ({"Host": "allowed.example"}, 200, "Host in allowed_hosts"),
+        ({"Host": "127.0.0.1:99999"}, 403, "Host with a bad port"),
+    ]
+    for extra, want, what in cases:
+        h = dict(AUTH)
+        h.update(extra)
+        conn = http.client.HTTPConnection(HOST, PORT, timeout=TIMEOUT)
+        conn.putrequest("GET", "/echo", skip_host="Host" in extra)
+        for k, v in h.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        check(r.status == want and (want == 200 or error_json(data)), "%s: %d" % (what, want), (r.status, data))
+    check(ws_status("/ws", ["Authorization: Bearer " + TOKEN], origin="http://evil.example") == 403,
+          "WebSocket with a foreign Origin: 403")
+    check(ws_status("/ws", ["Authorization: Bearer " + TOKEN], origin=own) == 101,
+          "WebSocket with our own Origin")
+
+
+def sc_notfound():
+    st, h, data = request("GET", "/nothing/here", AUTH)
+    j = json.loads(data) if error_json(data) else {}
+    check(st == 404 and h.get("content-type") == "application/json" and j.get("reason") == "Not Found"
+          and j.get("message"), "unknown path: 404 JSON with reason and message", (st, h, data))
+    st, _, _ = request("GET", "/echox", AUTH)
+    check(st == 404, "a prefix matches whole segments only (/echox: 404)", st)
+    st, _, _ = request("GET", "/echo/deeper/path", AUTH)
+    check(st == 200, "a path under a prefix is routed", st)
+    check(ws_status("/nows", ["Authorization: Bearer " + TOKEN]) == 404, "WebSocket on a route without on_ws: 404")
+    check(ws_status("/nothing", ["Authorization: Bearer " + TOKEN]) == 404, "WebSocket on an unknown path: 404")
+    st, _, _ = request("DELETE", "/echo", AUTH)
+    check(st == 200, "DELETE is passed on", st)
+    st, h, data = request("HEAD", "/echo", AUTH)
+    check(st == 200 and data == b"" and int(h.get("content-length", "0")) > 0,
+          "HEAD: headers with Content-Length, no body", (st, h, data))
+    still_serving("HEAD")
+
+
+def sc_body():
+    limit = int(EXTRA)
+    st, _, data = request("POST", "/echo", AUTH, b"a" * (limit - 10))
+    check(st == 200 and json.loads(data).get("body_len") == limit - 10, "a body just under the limit", st)
+    st, h, data = request("POST", "/echo", AUTH, b"a" * (limit + 1))
+    check(st == 413 and error_json(data), "Content-Length over the limit: 413", (st, data[:200]))
+    still_serving("a 413 by Content-Length")
+
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=TIMEOUT)
+    try:
+        conn.request("POST", "/echo", body=iter([b"abc", b"defg"]), headers=dict(AUTH), encode_chunked=True)
+        r = conn.getresponse()
+        data = r.read()
+        check(r.status == 411 and error_json(data), "a chunked request body: 411 Length Required",
+              (r.status, data[:200]))
+    except (ConnectionError, OSError) as e:
+        check(False, "a chunked request body: 411 Length Required", repr(e))
+    conn.close()
+    still_serving("a 411 on a chunked body")
+
+
+def sc_keepalive():
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=TIMEOUT)
+    conn.connect()
+    port = conn.sock.getsockname()[1]
+    ok = True
+    for i in range(6):
+        method, path, body = [("GET", "/echo?x=%d" % i, None), ("POST", "/echo", b"body%d" % i),
+                              ("GET", "/late", None)][i % 3]
+        st, _, data = request(method, path, AUTH, body, conn=conn)
+        ok = ok and st == 200 and conn.sock is not None and conn.sock.getsockname()[1] == port
+    check(ok, "six requests (GET, POST, a late answer) on one connection")
+    st, _, _ = request("GET", "/nothing", AUTH, conn=conn)
+    st2, _, _ = request("GET", "/echo", AUTH, conn=conn)
+    check(st == 404 and st2 == 200 and conn.sock.getsockname()[1] == port,
+          "a 404 keeps the connection too", (st, st2))
+    conn.close()
+
+
+def read_event(resp):
+    """Read one SSE event (up to a blank line) from a streamed response."""
+    lines = []
+    while True:
+        line = resp.fp.readline()
+        if not line:
+            return None
+        if line in (b"\n", b"\r\n"):
+            return b"".join(lines).decode()
+        lines.append(line)
+
+
+def sc_sse():
+    # A raw socket so chunk boundaries can be seen as they arrive.
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=TIMEOUT)
+    conn.request("GET", "/sse", headers=dict(AUTH, Accept="text/event-stream"))
+    r = conn.getresponse()
+    check(r.status == 200 and r.getheader("Content-Type") == "text/event-stream"
+          and r.getheader("Transfer-Encoding") == "chunked", "SSE: 200, text/event-stream, chunked",
+          r.getheaders())
+    got = []
+    for i in range(3):
+        ev = r.read1(65536) if hasattr(r, "read1") else None
+        got.append(ev)
+        check(ev is not None and ("data: event %d" % i).encode() in ev,
+              "SSE: event %d arrives before the next is written" % i, ev)
+        st, _, _ = request("GET", "/sse/ack", AUTH)  # the server writes the next only now
+    rest = r.read()
+    check(rest == b"", "SSE: the stream ends cleanly after the last ack", rest)
+    st, _, data = request("GET", "/echo?x=after", AUTH, conn=conn)
+    check(st == 200 and b'"x":"after"' in data, "SSE: the connection is reused after the stream ended", st)
+    conn.close()
+
+
+def sc_disconnect():
+    s = socket.create_connection((HOST, PORT), timeout=TIMEOUT)
+    s.sendall(("GET /hold HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n\r\n" % (HOST, PORT, TOKEN))
+              .encode())
+    got = b""
+    while b"held" not in got:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    check(b"held" in got, "held stream started", got)
+    s.close()
+
+
+def sc_linger():
+    """Open a /hold stream and a WebSocket, then wait until the server closes both."""
+    s = socket.create_connection((HOST, PORT), timeout=20)
+    s.sendall(("GET /hold HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n\r\n" % (HOST, PORT, TOKEN))
+              .encode())
+    got = b""
+    while b"held" not in got:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    ws = ws_connect("/ws/linger", ["Authorization: Bearer " + TOKEN])
+    hello = ws.recv()
+    check(b"held" in got and hello.startswith("hello"), "linger: stream and WebSocket open")
+    print("READY")
+    sys.stdout.flush()
+    ws.settimeout(20)
+    try:
+        while True:
+            op, frame = ws.recv_data_frame(True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                break
+        ws_closed = True
+    except Exception:
+        ws_closed = True
+    s.settimeout(20)
+    try:
+        while s.recv(4096):
+            pass
+        s_closed = True
+    except OSError:
+        s_closed = True
+    check(ws_closed and s_closed, "linger: the server closed both")
+
+
+def close_code(ws):
+    """Read until a close frame; returns (code, reason)."""
+    while True:
+        op, frame = ws.recv_data_frame(True)
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            data = frame.data
+            if len(data) >= 2:
+                return int.from_bytes(data[:2], "big"), data[2:].decode(errors="replace")
+            return None, ""
+
+
+def sc_ws():
+    limit = int(EXTRA)
+    h = ["Authorization: Bearer " + TOKEN]
+    ws = ws_connect("/ws/k1?x=1", h)
+    check(ws.recv() == "hello - /ws/k1", "WS: open, no subprotocol, handler sees the path")
+    ws.send("text message é")
+    check(ws.recv() == "text message é", "WS: text echo")
+    ws.send_binary(b"\x00\x01\x02binary")
+    op, data = ws.recv_data()
+    check(op == websocket.ABNF.OPCODE_BINARY and data == b"\x00\x01\x02binary", "WS: binary echo", (op, data))
+    ws.send_frame(websocket.ABNF.create_frame("frag", websocket.ABNF.OPCODE_TEXT, 0))
+    ws.send_frame(websocket.ABNF.create_frame("ment", websocket.ABNF.OPCODE_CONT, 0))
+    ws.send_frame(websocket.ABNF.create_frame("ed", websocket.ABNF.OPCODE_CONT, 1))
+    check(ws.recv() == "fragmented", "WS: fragments joined into one message")
+    big = bytes(range(256)) * 1000  # 256000 bytes, under the limit
+    ws.send_binary(big)
+    op, data = ws.recv_data()
+    check(data == big, "WS: a 250 KB message both ways", len(data))
+    ws.send("")
+    check(ws.recv() == "", "WS: an empty message")
+    ws.send("close-me")
+    code, reason = close_code(ws)
+    check(code == 4001 and reason == "bye", "WS: http_ws_close sends its code and reason", (code, reason))
+    ws.close()
+
+    ws = ws_connect("/ws", h, subprotocols=["v2.test.example"])
+    check(ws.recv() == "hello v2.test.example /ws" and ws.subprotocol == "v2.test.example",
+          "WS: subprotocol agreed when offered", ws.subprotocol)
+    ws.close()
+    ws = ws_connect("/ws", h, subprotocols=["unknown.example", "v1.test.example"])
+    check(ws.recv() == "hello v1.test.example /ws", "WS: the known one of several offered")
+    ws.close()
+    st = ws_status("/ws", h, subprotocols=["unknown.example"])
+    check(st == 400, "WS: only unknown subprotocols offered: 400 (lws cannot accept without one)", st)
+
+    ws = ws_connect("/ws", h)
+    ws.recv()
+    ws.send_binary(b"x" * (limit + 1))
+    try:
+        code, _ = close_code(ws)
+    except Exception as e:
+        code = repr(e)
+    check(code == 1009, "WS: a message over the limit is closed with 1009", code)
+    ws = ws_connect("/ws", h)
+    ws.recv()
+    try:
+        for i in range(limit // 16384 + 2):
+            ws.send_frame(websocket.ABNF.create_frame("y" * 16384, websocket.ABNF.OPCODE_TEXT if i == 0
+                                                      else websocket.ABNF.OPCODE_CONT, 0))
+        code, _ = close_code(ws)
+    except Exception as e:
+        code = repr(e)
+    check(code == 1009, "WS: fragments adding up over the limit: 1009", code)
+
+
+def sc_many():
+    n = int(EXTRA or "50")
+    h = ["Authorization: Bearer " + TOKEN]
+    results = [None] * n
+    barrier = threading.Barrier(n, timeout=TIMEOUT)
+
+    def one(i):
+        try:
+            ws = ws_connect("/ws/many%d" % i, h)
+            ok = ws.recv() == "hello - /ws/many%d" % i
+            barrier.wait()  # all open at once
+            for k in range(5):
+                msg = "client %d message %d" % (i, k)
+                ws.send(msg)
+                ok = ok and ws.recv() == msg
+            ws.close()
+            results[i] = ok
+        except Exception as e:
+            results[i] = repr(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT * 2)
+    good = sum(1 for r in results if r is True)
+    check(good == n, "%d WebSocket clients at once, each echoing 5 messages" % n,
+          [r for r in results if r is not True][:3])
+
+
+def sc_malformed():
+    got = raw_exchange(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\x00\xff\r\n\r\n")
+    check(not got.startswith(b"HTTP/1.1 2"), "garbage bytes: an error or a close", got[:80])
+    still_serving("garbage bytes")
+    got = raw_exchange(b"GET\r\n\r\n")
+    check(not got.startswith(b"HTTP/1.1 2"), "a bad request line: an error or a close", got[:80])
+    still_serving("a bad request line")
+    got = raw_exchange(b"BREW /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    check(not got.startswith(b"HTTP/1.1 2"), "an unknown method: an error or a close", got[:80])
+    still_serving("an unknown method")
+    req = ("GET /echo HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\nX-Big: %s\r\n\r\n"
+           % (HOST, PORT, TOKEN, "z" * 20000)).encode()
+    got = raw_exchange(req)
+    check(not got.startswith(b"HTTP/1.1 2"), "a 20 KB header: an error or a close", got[:80])
+    still_serving("a huge header")
+    got = raw_exchange(b"GET /echo/%00x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode()
+                       + b"\r\n\r\n")
+    check(not got.startswith(b"HTTP/1.1 2"), "a path with %00: refused", got[:80])
+    got = raw_exchange(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\nAuthorization: Bearer "
+                       + TOKEN.encode() + b"\r\n\r\n")
+    check(not got.startswith(b"HTTP/1.1 2"), "a malformed Content-Length: refused", got[:80])
+    still_serving("malformed requests")
+
+
+SCENARIOS = {name[3:]: fn for name, fn in globals().items() if name.startswith("sc_")}
+
+if __name__ == "__main__":
+    try:
+        SCENARIOS[SCENARIO]()
+    except Exception as e:  # a crash is a failure, with its reason
+        import traceback
+        traceback.print_exc(file=sys.stdout)
+        check(False, "scenario %s ran to the end" % SCENARIO, repr(e))
+        sys.exit(1)
