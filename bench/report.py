@@ -25,6 +25,14 @@ a "Sandbox create to first result" table: jupyter_client starting a kernel to it
 (the reference bench_pool ran), each template cold and from the warm pool, the ratios, the
 verdict on the goal (warm create + execute under 20 ms at p50; information, not a failure), E2B's
 published start time as a quoted figure, and memory per idle sandbox.
+
+When NAME includes "http" (bench_http.py's output), results.json gains "http_summary" and
+results.md an "HTTP API" table: the execute round trip over cellblock's WebSocket API (sandboxed,
+and without a sandbox) and over Jupyter Server's own (standalone, local ipykernel), the same
+client code for both, p50/p90/p99/mean; kernel create to first execute_reply, GET
+/api/kernels/{id}, DELETE; jupyter_client's direct ZMQ round trip as the floor; the ratios
+Jupyter Server / cellblock and the verdict on the goal (20x faster at p50; information, not a
+failure).
 """
 import datetime
 import json
@@ -37,6 +45,7 @@ SANDBOX = "sandbox"
 MCP = "cellblock-mcp"
 MCP_SANDBOXED = "cellblock-mcp-sandboxed"
 POOL = "pool"
+HTTP = "http"
 DASH = "—"
 
 
@@ -505,6 +514,129 @@ def pool_markdown(pb, ov):
     return "\n".join(lines) + "\n"
 
 
+# bench_http's goal: the execute round trip over cellblock's WebSocket API 20x faster at p50 than
+# over Jupyter Server's.
+HTTP_GOAL_RATIO = 20
+HTTP_TARGETS = (("cellblock", "cellblock serve (kernels in sandboxes)"),
+                ("cellblock-no-sandbox", "cellblock serve --no-sandbox"),
+                ("jupyter_server", "Jupyter Server (standalone, local ipykernel)"))
+HTTP_REST_TARGETS = (("cellblock", "cellblock (sandboxed, warm pool)"),
+                     ("cellblock-no-pool", "cellblock, no pool ⁴"),
+                     ("cellblock-no-sandbox", "cellblock --no-sandbox"),
+                     ("jupyter_server", "Jupyter Server"))
+
+
+def http_summary(hb):
+    """The figures results.md shows: p50s, the ratios, the goal's verdict."""
+    t = get_obj(hb, "targets")
+    out = {"goal_ratio": HTTP_GOAL_RATIO}
+    for name, _ in HTTP_TARGETS:
+        for key in ("exec_ms", "create_to_first_reply_ms", "get_kernel_ms"):
+            out[f"{name}_{key[:-3]}_p50_ms"] = get(t, name, key, "p50")
+    out["jupyter_client_exec_p50_ms"] = get(hb, "jupyter_client", "exec_ms", "p50")
+    for st in ("p50", "p90", "p99", "mean"):
+        out[f"exec_{st}_ratio"] = ratio(get(t, "jupyter_server", "exec_ms", st),
+                                        get(t, "cellblock", "exec_ms", st))
+    out["exec_p50_ratio_no_sandbox"] = ratio(get(t, "jupyter_server", "exec_ms", "p50"),
+                                             get(t, "cellblock-no-sandbox", "exec_ms", "p50"))
+    out["cellblock-no-pool_create_to_first_reply_p50_ms"] = get(
+        t, "cellblock-no-pool", "create_to_first_reply_ms", "p50")
+    out["create_to_first_reply_p50_ratio_no_pool"] = ratio(
+        get(t, "jupyter_server", "create_to_first_reply_ms", "p50"),
+        out["cellblock-no-pool_create_to_first_reply_p50_ms"])
+    out["create_to_first_reply_p50_ratio"] = ratio(
+        get(t, "jupyter_server", "create_to_first_reply_ms", "p50"),
+        get(t, "cellblock", "create_to_first_reply_ms", "p50"))
+    out["get_kernel_p50_ratio"] = ratio(get(t, "jupyter_server", "get_kernel_ms", "p50"),
+                                        get(t, "cellblock", "get_kernel_ms", "p50"))
+    r = out["exec_p50_ratio"]
+    out["goal_met"] = None if r is None else r >= HTTP_GOAL_RATIO
+    out["ratio_means"] = "Jupyter Server figure / cellblock figure: above 1, cellblock is faster"
+    return out
+
+
+def http_markdown(hb, ov):
+    """The "HTTP API" section of results.md."""
+    t = get_obj(hb, "targets")
+    lines = ["", "## HTTP API", ""]
+    r = ov["exec_p50_ratio"]
+    if r is None:
+        lines.append("No comparison: cellblock or Jupyter Server has no figures (see below).")
+    else:
+        lines.append(
+            f"Execute round trip of `{hb.get('code', '?')}` over the kernel WebSocket, p50: "
+            f"{fmt(ov['cellblock_exec_p50_ms'], 3)} ms through cellblock, "
+            f"{fmt(ov['jupyter_server_exec_p50_ms'], 3)} ms through Jupyter Server "
+            f"{t.get('jupyter_server', {}).get('version') or ''}: cellblock is "
+            f"**{r:.1f}×** faster. Goal, {HTTP_GOAL_RATIO}× faster: "
+            f"**{verdict(ov['goal_met'])}** (information, not a failure). "
+            f"The kernel's own floor, jupyter_client straight over ZMQ: "
+            f"{fmt(ov['jupyter_client_exec_p50_ms'], 3)} ms.")
+    lines.append(
+        f"Client: {hb.get('client', '?')}; each round trip sends execute_request and waits for "
+        f"its execute_reply and its status idle; {hb.get('warmup', '?')} warm-up runs on each; "
+        "the round trips of all servers (and of jupyter_client) are interleaved in blocks of "
+        f"{hb.get('block', '?')}, each with its own python3 ipykernel, so they share the "
+        "machine's load alike.")
+    stats = ("p50", "p90", "p99", "mean")
+    lines += ["", "| execute round trip (ms) | p50 | p90 | p99 | mean | executions | server CPU "
+              "per execution (µs) ¹ |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, label in HTTP_TARGETS:
+        lines.append(f"| {label} | " + " | ".join(fmt(get(t, name, "exec_ms", st), 3)
+                                                   for st in stats)
+                     + f" | {fmt(get(t, name, 'exec_ms', 'n'), 0)}"
+                     f" | {fmt(get(t, name, 'server_cpu_us_per_exec'), 0)} |")
+    lines.append("| jupyter_client over ZMQ, no HTTP (the floor) | "
+                 + " | ".join(fmt(get(hb, "jupyter_client", "exec_ms", st), 3) for st in stats)
+                 + f" | {fmt(get(hb, 'jupyter_client', 'exec_ms', 'n'), 0)} | {DASH} |")
+    lines.append("| **ratio Jupyter Server / cellblock** | "
+                 + " | ".join(DASH if ov[f"exec_{st}_ratio"] is None
+                              else f"**{ov[f'exec_{st}_ratio']:.1f}×**" for st in stats)
+                 + f" | {DASH} | {DASH} |")
+    lines += ["", "| REST (ms) | " + " | ".join(label for _, label in HTTP_REST_TARGETS)
+              + " | ratio ² |", "|---|" + "---:|" * (len(HTTP_REST_TARGETS) + 1)]
+    rest_rows = [
+        ("POST /api/kernels → 201, p50", "create_post_ms", None),
+        ("POST /api/kernels → first execute_reply, p50", "create_to_first_reply_ms",
+         "create_to_first_reply_p50_ratio"),
+        ("POST /api/kernels → first execute_reply, p90", "create_to_first_reply_ms", None),
+        ("GET /api/kernels/{id}, p50 ³", "get_kernel_ms", "get_kernel_p50_ratio"),
+        ("GET /api/kernels/{id}, p99 ³", "get_kernel_ms", None),
+        ("DELETE /api/kernels/{id} → 204, p50", "delete_ms", None),
+    ]
+    for label, key, rkey in rest_rows:
+        st = "p90" if "p90" in label else "p99" if "p99" in label else "p50"
+        digits = 3 if key == "get_kernel_ms" else 1
+        rv = ov.get(rkey) if rkey else None
+        lines.append(f"| {label} | " + " | ".join(fmt(get(t, name, key, st), digits)
+                                                  for name, _ in HTTP_REST_TARGETS)
+                     + f" | {DASH if rv is None else f'{rv:.2f}×'} |")
+    lines += [
+        "",
+        "¹ the server process's utime+stime from /proc over the timed loop, per execution (clock "
+        "ticks, so coarse); the kernel is another process and is not counted.",
+        "² Jupyter Server ÷ cellblock (sandboxed), p50 over p50; above 1, cellblock is faster. "
+        "cellblock's kernel start includes making its sandbox.",
+        f"³ {hb.get('gets', '?')} requests on one keep-alive connection.",
+        "⁴ CELLBLOCK_POOL=python=0: every kernel and its sandbox made on demand (Jupyter Server "
+        f"has no pool either): Jupyter Server ÷ this, p50: "
+        f"{fmt(ov['create_to_first_reply_p50_ratio_no_pool'])}×. Each kernel's DELETE is followed "
+        f"by {get(t, 'cellblock', 'settle_s') or '?'} s of untimed pause, so the warm pool is "
+        "full again for the next.",
+    ]
+    for name in ("cellblock", "cellblock-no-pool", "cellblock-no-sandbox", "jupyter_server"):
+        for key in ("failed", "note"):
+            if t.get(name, {}).get(key):
+                lines.append(f"\n**{name} {key}:** {t[name][key]}")
+    if not any("failed" in get_obj(hb, "targets", name) for name, _ in HTTP_REST_TARGETS):
+        for key in ("skipped", "failed"):
+            if hb.get(key):
+                lines.append(f"\n**http {key}:** {hb[key]}")
+    if get_obj(hb, "jupyter_client").get("failed"):
+        lines.append(f"\n**jupyter_client (floor) failed:** {hb['jupyter_client']['failed']}")
+    return "\n".join(lines) + "\n"
+
+
 def ratio4(a, b):
     """a / b to 4 decimals: a warm/cold ratio is far below 0.01."""
     return round(a / b, 4) if a is not None and b else None
@@ -541,6 +673,9 @@ def main(argv):
     if POOL in benches:
         results["pool_summary"] = pool_summary(benches[POOL])
         md += pool_markdown(benches[POOL], results["pool_summary"])
+    if HTTP in benches:
+        results["http_summary"] = http_summary(benches[HTTP])
+        md += http_markdown(benches[HTTP], results["http_summary"])
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, ensure_ascii=False)

@@ -188,6 +188,7 @@ static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, cons
     kg_api_t *api = ak->api;
     switch (event) {
     case KG_EVENT_READY:
+        kg_channels_on_event(ak, event, detail);
         s_answer_restarts(ak, NULL);
         break;
     case KG_EVENT_DEAD: {

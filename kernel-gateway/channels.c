@@ -68,6 +68,7 @@ struct kg_chan_session {
     zlistx_t *kept;       /* s_item_t * while disconnected */
     size_t dropped;       /* kept messages dropped at the cap */
     size_t kept_bytes;    /* the sizes of the kept items */
+    zlistx_t *held;       /* s_item_t *: what the client sent before the kernel was ready */
     int keep_timer;
     bool doomed;
 };
@@ -494,6 +495,9 @@ void kg_channels_session_free(kg_chan_session_t *sess)
     while (sess->kept && (item = zlistx_detach(sess->kept, NULL)))
         s_item_free(&item);
     zlistx_destroy(&sess->kept);
+    while (sess->held && (item = zlistx_detach(sess->held, NULL)))
+        s_item_free(&item);
+    zlistx_destroy(&sess->held);
     free(sess->session_id);
     free(sess);
 }
@@ -550,9 +554,10 @@ static kg_chan_session_t *s_session_new(kg_api_kernel_t *ak, const char *session
     sess->api = api;
     sess->keep_timer = -1;
     sess->kept = zlistx_new();
+    sess->held = zlistx_new();
     sess->session_id = session_id ? strdup(session_id) : NULL;
     zuuid_t *uuid = zuuid_new();
-    int rc = (sess->kept && uuid && (!session_id || sess->session_id)) ? 0
+    int rc = (sess->kept && sess->held && uuid && (!session_id || sess->session_id)) ? 0
              : cb_error_make(err, ENOMEM, "new channels session");
     char routing_id[37] = "";
     if (uuid)
@@ -644,9 +649,13 @@ static void s_send_status(kg_api_kernel_t *ak, const char *state)
     kg_msg_destroy(&msg);
 }
 
+static void s_release_held(kg_api_kernel_t *ak);
+
 void kg_channels_on_event(kg_api_kernel_t *ak, kg_kernel_event_t event, const char *detail)
 {
-    if (event == KG_EVENT_RESTARTING) {
+    if (event == KG_EVENT_READY) {
+        s_release_held(ak);
+    } else if (event == KG_EVENT_RESTARTING) {
         s_send_status(ak, "restarting");
     } else if (event == KG_EVENT_DEAD) {
         s_send_status(ak, "dead");
@@ -711,6 +720,38 @@ static void s_shutdown_request(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_
     }
 }
 
+static void s_to_kernel(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_t *m)
+{
+    kg_kernel_t *k = sess->ak->kernel;
+    int i = 0;
+    while (s_sock_channel[i] != ch)
+        i++;
+    if (kg_wire_send(sess->socks[i], m, k->signer) < 0)
+        cb_warn("jupyter api: could not send a %s to kernel %.8s: %s", kg_msg_type(m), k->id, zmq_strerror(errno));
+    else
+        kg_kernel_touch(k);
+}
+
+/* A client may send as soon as its WebSocket opens (jupyter_server's gateway client does, right
+ * after the 201), while the kernel starts or restarts. Such messages wait here, in order, until
+ * the kernel is ready (s_release_held): a kernel still starting may not yet take them, and one
+ * restarting would lose them with the old process. At most S_HELD_MAX wait per session. */
+#define S_HELD_MAX 1000
+
+static void s_hold(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_t **m_p)
+{
+    s_item_t *item = zlistx_size(sess->held) < S_HELD_MAX ? calloc(1, sizeof *item) : NULL;
+    if (!item || !zlistx_add_end(sess->held, item)) {
+        cb_warn("jupyter api: dropped a %s for kernel %.8s: %d messages already wait for it to be ready",
+                kg_msg_type(*m_p), sess->ak->id, S_HELD_MAX);
+        free(item);
+        return;
+    }
+    item->ch = ch;
+    item->msg = *m_p;
+    *m_p = NULL;
+}
+
 static void s_client_message(kg_chan_session_t *sess, const void *data, size_t len, bool binary)
 {
     kg_api_kernel_t *ak = sess->ak;
@@ -723,19 +764,27 @@ static void s_client_message(kg_chan_session_t *sess, const void *data, size_t l
         cb_info("jupyter api: dropped a message from a WebSocket on kernel %.8s: %s", ak->id, why);
         return;
     }
-    const char *type = kg_msg_type(m);
-    if (strcmp(type, "shutdown_request") == 0) {
+    cb_debug("jupyter api: %s on %s from a WebSocket on kernel %.8s%s", kg_msg_type(m), kg_channel_name(ch), ak->id,
+             kg_kernel_is_ready(k) ? "" : " (held until the kernel is ready)");
+    if (strcmp(kg_msg_type(m), "shutdown_request") == 0)
         s_shutdown_request(sess, ch, m);
-    } else {
-        int i = 0;
-        while (s_sock_channel[i] != ch)
-            i++;
-        if (kg_wire_send(sess->socks[i], m, k->signer) < 0)
-            cb_warn("jupyter api: could not send a %s to kernel %.8s: %s", type, k->id, zmq_strerror(errno));
-        else
-            kg_kernel_touch(k);
-    }
+    else if (!kg_kernel_is_ready(k) || zlistx_size(sess->held) > 0)
+        s_hold(sess, ch, &m);
+    else
+        s_to_kernel(sess, ch, m);
     kg_msg_destroy(&m);
+}
+
+/* The kernel is ready (again): what its clients sent meanwhile goes now, in order. */
+static void s_release_held(kg_api_kernel_t *ak)
+{
+    for (kg_chan_session_t *sess = zlistx_first(ak->sessions); sess; sess = zlistx_next(ak->sessions)) {
+        s_item_t *item;
+        while ((item = zlistx_detach(sess->held, NULL))) {
+            s_to_kernel(sess, item->ch, item->msg);
+            s_item_free(&item);
+        }
+    }
 }
 
 /* ---- opening -------------------------------------------------------------------------------- */

@@ -585,83 +585,12 @@ def part_foreign(harness):
         check(rc == 0, "the harness exits 0 on SIGTERM", f"rc={rc}\n{srv.tail()}")
 
 
-# ---- part 3: jupyter_server --gateway-url, the way JupyterLab reaches us -------------------------
-
-def free_port():
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def part_jupyter_server(cellblock):
-    state_dir = tempfile.mkdtemp(prefix="cb-jupyter-api-js-")
-    srv = Server([cellblock, "serve", "--listen", "127.0.0.1:0"], state_dir)
-    js = None
-    try:
-        if not check(srv.start() is not None, "cellblock serve (for jupyter_server) listens", srv.tail()):
-            return
-        port = free_port()
-        js_token = uuid.uuid4().hex
-        argv = ["/usr/bin/python3", "-m", "jupyter_server", f"--gateway-url={srv.url}",
-                f"--GatewayClient.auth_token={TOKEN}", f"--ServerApp.token={js_token}", f"--port={port}",
-                "--ServerApp.port_retries=0", "--no-browser"]
-        if os.geteuid() == 0:
-            argv.append("--allow-root")
-        home = os.path.join(state_dir, "home")
-        os.makedirs(home)
-        js_env = {"HOME": home, "JUPYTER_CONFIG_DIR": os.path.join(home, "config"),
-                  "JUPYTER_DATA_DIR": os.path.join(home, "data"), "JUPYTER_RUNTIME_DIR": os.path.join(home, "rt")}
-        js = Server(argv, home, env=dict(os.environ, **js_env))
-        js.url = f"http://127.0.0.1:{port}"
-        js.token = js_token
-        end = time.monotonic() + 60
-        up = False
-        while not up and time.monotonic() < end and js.proc.poll() is None:
-            try:
-                up = rest(js, "GET", "/api")[0] == 200
-            except OSError:
-                time.sleep(0.2)
-        if not check(up, "jupyter_server --gateway-url=<cellblock> starts", js.tail()):
-            return
-        status, _, specs = rest(js, "GET", "/api/kernelspecs")
-        check(status == 200 and specs.get("default") == "python3" and "python3" in specs.get("kernelspecs", {}),
-              "jupyter_server lists cellblock's kernelspecs", f"{status} {str(specs)[:300]}")
-        status, _, model = rest(js, "POST", "/api/kernels", body={"name": "python3"})
-        if not check(status == 201 and "id" in (model or {}), "jupyter_server starts a kernel through cellblock",
-                     f"{status} {model}\n{js.tail()}"):
-            return
-        kid = model["id"]
-        status, _, direct = rest(srv, "GET", f"/api/kernels/{kid}")
-        check(status == 200 and direct["id"] == kid, "the kernel is cellblock's", f"{status} {direct}")
-        c = Client(js, kid, session_id=uuid.uuid4().hex, token_in_query=True)
-        check(wait_ready(c) is not None, "a WebSocket through jupyter_server reaches the kernel", js.tail())
-        reply, iopub, _ = execute(c, "print(6 * 7)")
-        check(reply is not None and reply["content"]["status"] == "ok" and stdout_of(iopub) == "42\n",
-              "executing through jupyter_server: reply ok, stream 42", f"{str(reply)[:200]} {stdout_of(iopub)!r}")
-        status, _, _ = rest(js, "POST", f"/api/kernels/{kid}/restart", body={})
-        check(status == 200, "jupyter_server restarts it", str(status))
-        reply, iopub, _ = execute(c, "print('after restart')")
-        check(stdout_of(iopub) == "after restart\n", "it works after the restart", f"{reply} {iopub} {c.closed}\n{js.tail()}\n{srv.tail()}")
-        c.close()
-        status, _, _ = rest(js, "DELETE", f"/api/kernels/{kid}")
-        check(status == 204, "jupyter_server deletes it", str(status))
-        status, _, _ = rest(srv, "GET", f"/api/kernels/{kid}")
-        check(status == 404, "and cellblock no longer has it", str(status))
-    finally:
-        if js:
-            js.stop()
-        rc = srv.stop()
-        check(rc == 0, "cellblock serve (for jupyter_server) exits 0", f"rc={rc}\n{srv.tail()}")
-
-
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
         return 2
-    only = os.environ.get("JUPYTER_API_TEST_ONLY")  # serve, foreign or jupyter_server, while developing
-    parts = (("serve", part_serve, sys.argv[1]), ("foreign", part_foreign, sys.argv[2]),
-             ("jupyter_server", part_jupyter_server, sys.argv[1]))
+    only = os.environ.get("JUPYTER_API_TEST_ONLY")  # serve or foreign, while developing
+    parts = (("serve", part_serve, sys.argv[1]), ("foreign", part_foreign, sys.argv[2]))
     for name, part, binary in parts:
         if only in (None, "", name):
             try:
