@@ -42,10 +42,12 @@ import time
 import traceback
 import urllib.parse
 import uuid
-import http.client
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from checks import check, finish  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve import Child, http_call  # noqa: E402
 
 PY = "/usr/bin/python3"
 START_DEADLINE_S = 60.0   # a server to listen
@@ -64,76 +66,6 @@ class Abort(Exception):
     their deadlines one after another. The shutdown and the cleanup still run."""
 
 
-def die_with_parent(sig):
-    """A preexec_fn: the server gets sig if this test dies first (ctest's timeout kills it with
-    SIGKILL, and a `finally` never runs then)."""
-    def preexec():
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
-    return preexec
-
-
-# ---- processes ------------------------------------------------------------------------------
-
-class Server:
-    """A child in its own process group; stdout+stderr into a log file."""
-
-    def __init__(self, name, argv, env, log_path, death_signal=signal.SIGTERM):
-        self.name = name
-        self.log_path = log_path
-        self.log_file = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     start_new_session=True,
-                                     preexec_fn=die_with_parent(death_signal))
-
-    def text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def wait_for_log(self, needle_fn, deadline_s):
-        """Poll the log until needle_fn(text) returns something; None on deadline or exit."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            found = needle_fn(self.text())
-            if found:
-                return found
-            if self.proc.poll() is not None:
-                return needle_fn(self.text())
-            time.sleep(0.05)
-        return None
-
-    def stop(self):
-        """SIGTERM to the group, then SIGKILL after STOP_DEADLINE_S. Returns the exit code of
-        the leader (None if it had to be killed)."""
-        rc = self.proc.poll()
-        if rc is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                rc = self.proc.wait(timeout=STOP_DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                rc = None
-        # Whatever is left in the group (kernels of jupyter_server, stray children) goes too.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(timeout=STOP_DEADLINE_S)
-        self.log_file.close()
-        return rc
-
-    def tail(self, n=int(os.environ.get("CB_TEST_LOG_LINES", "60"))):
-        lines = self.text().splitlines()
-        return "\n".join(f"  {self.name}| {line}" for line in lines[-n:])
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -141,28 +73,6 @@ def free_port():
 
 
 # ---- HTTP -----------------------------------------------------------------------------------
-
-def http_call(port, method, path, token, body=None, timeout=HTTP_TIMEOUT_S):
-    """(status, headers dict lower-case, parsed JSON or raw text or None)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        headers = {"Authorization": f"token {token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        hdrs = {k.lower(): v for k, v in resp.getheaders()}
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode(errors="replace")
-        return resp.status, hdrs, parsed
-    finally:
-        conn.close()
-
 
 def wait_http_ok(server, port, path, token, deadline_s):
     """Poll GET path until 200; returns the JSON or None at the deadline / when the server died."""
@@ -328,8 +238,8 @@ def run(cellblock, tmp):
         state = os.path.join(tmp, "cb-state")
         os.mkdir(state)
         env = dict(os.environ, CELLBLOCK_TOKEN=cb_token, CELLBLOCK_STATE_DIR=state)
-        cb = Server("cellblock", [cellblock, "serve", "--listen", "127.0.0.1:0"], env,
-                    os.path.join(tmp, "cellblock.log"))
+        cb = Child("cellblock", [cellblock, "serve", "--listen", "127.0.0.1:0"], env,
+                   os.path.join(tmp, "cellblock.log"))
         servers.append(cb)
 
         def cb_port_of(text):
@@ -368,8 +278,8 @@ def run(cellblock, tmp):
             argv.append("--allow-root")
         # SIGKILL if the test dies: in gateway mode it has no kernels of its own to stop, and on
         # SIGTERM it would try the (gone) gateway for a while.
-        js = Server("jupyter_server", argv, js_env, os.path.join(tmp, "jupyter_server.log"),
-                    death_signal=signal.SIGKILL)
+        js = Child("jupyter_server", argv, js_env, os.path.join(tmp, "jupyter_server.log"),
+                   death_signal=signal.SIGKILL)
         servers.append(js)
         ver, why = wait_http_ok(js, js_port, "/api", js_token, START_DEADLINE_S)
         if not check(isinstance(ver, dict) and "version" in ver,
@@ -612,7 +522,7 @@ def main():
         # jupyter_server first: it would otherwise try the gateway again while it goes.
         rcs = {}
         for s in reversed(servers):
-            rcs[s.name] = s.stop()
+            rcs[s.name] = s.stop(STOP_DEADLINE_S)
         if "cellblock" in rcs:
             check(rcs["cellblock"] == 0, "cellblock serve exits 0 after SIGTERM",
                   f"exit status {rcs['cellblock']} (None: killed after {STOP_DEADLINE_S} s)")

@@ -25,14 +25,9 @@ Every wait has a deadline. The server runs in its own process group and is stopp
 import datetime
 import json
 import os
-import secrets
-import shutil
-import signal
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -43,7 +38,9 @@ import http.client
 import websocket
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from checks import check, finish  # noqa: E402
+from serve import Serve, http_call  # noqa: E402
 
 START_DEADLINE_S = 60.0
 KERNEL_DEADLINE_S = 60.0
@@ -65,13 +62,6 @@ class Wedged(Exception):
     """The server stopped answering: the remaining cases would only wait out their deadlines."""
 
 
-def die_with_parent():
-    """preexec_fn: the server gets SIGTERM if this test dies first (ctest's timeout kills it
-    with SIGKILL, and a `finally` never runs then)."""
-    import ctypes
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def ensure_answering(cb, after):
     try:
         st, _ = cb.call("GET", "/api", timeout=5)
@@ -83,82 +73,17 @@ def ensure_answering(cb, after):
 
 # ---- the server -----------------------------------------------------------------------------
 
-class Cellblock:
-    def __init__(self, binary, tmp):
-        self.token = "cb-" + secrets.token_hex(16)
-        state = os.path.join(tmp, "state")
-        os.mkdir(state)
-        self.log_path = os.path.join(tmp, "cellblock.log")
-        self.log_file = open(self.log_path, "wb")
-        env = dict(os.environ, CELLBLOCK_TOKEN=self.token, CELLBLOCK_STATE_DIR=state)
-        self.proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0"], env=env,
-                                     stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=die_with_parent)
-        self.port = None
-
-    def text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def wait_listening(self):
-        prefix = "cellblock serve: listening on http://127.0.0.1:"
-        end = time.monotonic() + START_DEADLINE_S
-        while time.monotonic() < end:
-            for line in self.text().splitlines():
-                if line.startswith(prefix):
-                    self.port = int(line[len(prefix):].strip().rstrip("/"))
-                    return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        rc = self.proc.poll()
-        if rc is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=STOP_DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                rc = None
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait(timeout=STOP_DEADLINE_S)
-        self.log_file.close()
-        return rc
+class Cellblock(Serve):
+    """`cellblock serve` (serve.py) with this test's HTTP and channels helpers."""
 
     # -- HTTP
     def call(self, method, path, body=None, token=True, timeout=KERNEL_DEADLINE_S):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            headers = {}
-            if token is True:
-                headers["Authorization"] = f"token {self.token}"
-            elif token:
-                headers["Authorization"] = f"token {token}"
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-            try:
-                parsed = json.loads(raw) if raw else None
-            except ValueError:
-                parsed = raw.decode(errors="replace")
-            return resp.status, parsed
-        finally:
-            conn.close()
+        """(status, parsed body); token True: ours, False: none, a string: that one."""
+        st, _, parsed = http_call(self.port, method, path, self.token if token is True else token or None,
+                                  body, timeout=timeout)
+        return st, parsed
 
-    def ws_url(self, kid, session, token_in_query=False):
+    def channels_url(self, kid, session, token_in_query=False):
         q = {"session_id": session}
         if token_in_query:
             q["token"] = self.token
@@ -168,7 +93,7 @@ class Cellblock:
     def connect(self, kid, session=None, query_token=False, subprotocols=None):
         session = session or uuid.uuid4().hex
         headers = [] if query_token else [f"Authorization: token {self.token}"]
-        ws = websocket.create_connection(self.ws_url(kid, session, query_token), header=headers,
+        ws = websocket.create_connection(self.channels_url(kid, session, query_token), header=headers,
                                          timeout=FRESH_DEADLINE_S, subprotocols=subprotocols)
         return Client(ws, session)
 
@@ -607,7 +532,7 @@ def auth_checks(cb, kid):
     st, body = cb.call("GET", "/api/kernels", token="x" * 32)
     check(st == 401, "GET /api/kernels with a wrong token: 401", f"{st} {body!r:.200}")
     try:
-        websocket.create_connection(cb.ws_url(kid, uuid.uuid4().hex), timeout=CELL_DEADLINE_S)
+        websocket.create_connection(cb.channels_url(kid, uuid.uuid4().hex), timeout=CELL_DEADLINE_S)
         check(False, "a WebSocket without a token is refused", "it opened")
     except websocket.WebSocketBadStatusException as e:
         check(e.status_code == 401, "a WebSocket without a token is refused with 401",
@@ -624,7 +549,7 @@ def auth_checks(cb, kid):
     # An unknown kernel: 404 on the handshake (as Jupyter Server does), or accepted and closed at
     # once with a code and a reason (http.h's way for a handler that wants nothing of it).
     try:
-        ws = websocket.create_connection(cb.ws_url("no-such-kernel", uuid.uuid4().hex),
+        ws = websocket.create_connection(cb.channels_url("no-such-kernel", uuid.uuid4().hex),
                                          header=[f"Authorization: token {cb.token}"],
                                          timeout=CELL_DEADLINE_S)
     except websocket.WebSocketBadStatusException as e:
@@ -652,9 +577,6 @@ def auth_checks(cb, kid):
 
 
 def run(cb):
-    if not check(cb.wait_listening(), "cellblock serve prints where it listens",
-                 f"exit code {cb.proc.poll()}"):
-        return
     st, specs = cb.call("GET", "/api/kernelspecs")
     if not check(st == 200 and isinstance(specs, dict) and specs.get("default"),
                  "GET /api/kernelspecs has a default", f"{st} {specs!r:.300}"):
@@ -693,8 +615,11 @@ def main():
     if len(sys.argv) != 2:
         print("usage: test_ws_many.py PATH/TO/cellblock", file=sys.stderr)
         return 2
-    tmp = tempfile.mkdtemp(prefix="cb-wsmany-")
-    cb = Cellblock(os.path.abspath(sys.argv[1]), tmp)
+    try:
+        cb = Cellblock(os.path.abspath(sys.argv[1]), ready_timeout=START_DEADLINE_S)
+    except RuntimeError as e:
+        check(False, "cellblock serve prints where it listens", str(e))
+        return finish()
     try:
         run(cb)
     except Wedged as e:
@@ -702,14 +627,12 @@ def main():
     except Exception:
         check(False, "the test ran without an exception", traceback.format_exc())
     finally:
-        rc = cb.stop()
+        rc = cb.close(STOP_DEADLINE_S)
         check(rc == 0, "cellblock serve exits 0 after SIGTERM",
               f"exit status {rc} (None: killed after {STOP_DEADLINE_S} s)")
         status = finish()
         if status != 0:
-            lines = cb.text().splitlines()[-80:]
-            print("--- last lines of cellblock's log ---\n" + "\n".join(f"  | {x}" for x in lines))
-        shutil.rmtree(tmp, ignore_errors=True)
+            print("--- last lines of cellblock's log ---\n" + cb.tail(80))
     return status
 
 
