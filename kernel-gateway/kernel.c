@@ -36,6 +36,7 @@
 #define KG_NUDGE_MS 50          /* re-send kernel_info while iopub is silent */
 #define KG_RESTART_WINDOW_MS (5 * 60 * 1000)
 #define KG_OUTPUT_LINE_MAX 4096 /* longer kernel output lines are split */
+#define KG_OUTPUT_DRAIN_MAX (64u << 10) /* read from a dead kernel's pipe before closing it */
 
 extern char **environ;
 
@@ -433,30 +434,46 @@ static void s_close_output(kg_kernel_t *k)
     s_flush_output_line(k);
 }
 
-/* Read what the pipe holds; returns false at end of file or on an error. */
-static bool s_read_output(kg_kernel_t *k)
+/* One read of at most 4 KiB: the bytes read, 0 when the pipe is empty for now, -1 at end of
+ * file or on an error. */
+static ssize_t s_read_output(kg_kernel_t *k)
 {
     char chunk[4096];
     ssize_t n = read(k->output_fd, chunk, sizeof chunk);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return true;
+        return 0;
     if (n <= 0)
-        return false;
+        return -1;
     for (ssize_t i = 0; i < n; i++) {
         if (chunk[i] == '\n' || k->output_line.len >= KG_OUTPUT_LINE_MAX)
             s_flush_output_line(k);
         if (chunk[i] != '\n')
             cb_buf_append(&k->output_line, &chunk[i], 1);
     }
-    return true;
+    return n;
 }
 
+/* The loop reads the pipe as it fills: one read per wake-up, so a flood cannot starve the loop. */
 static int s_on_output(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     kg_kernel_t *k = arg;
-    if (!s_read_output(k))
+    if (s_read_output(k) < 0)
         s_close_output(k);
     return kg_gateway_handler_result(k->gw);
+}
+
+/* The kernel has exited: take what its pipe holds now (at most KG_OUTPUT_DRAIN_MAX) and close
+ * our end. Never read to end of file: a process the kernel left behind may hold the write end
+ * open for ever, or keep writing; from here on it gets EPIPE. */
+static void s_drain_output(kg_kernel_t *k)
+{
+    for (size_t taken = 0; k->output_fd >= 0 && taken < KG_OUTPUT_DRAIN_MAX;) {
+        ssize_t n = s_read_output(k);
+        if (n <= 0)
+            break;
+        taken += (size_t)n;
+    }
+    s_close_output(k);
 }
 
 /* ---- executions -------------------------------------------------------------------------- */
@@ -586,9 +603,7 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
                            "sandbox's memory (%llu MiB)", k->id,
                            (unsigned long long)k->sandbox->limits.memory_mb);
     }
-    while (k->output_fd >= 0 && s_read_output(k)) {
-    }
-    s_close_output(k);
+    s_drain_output(k);
     s_close_sockets(k);
     s_after_exit(k);
     return kg_gateway_handler_result(gw);

@@ -8,6 +8,9 @@
  *                             kill, background jobs of quick shells, streaming, missing programs,
  *                             invalid UTF-8, out of memory
  *   test_sandboxed files      write, list, mkdir, remove, planted symlinks, paths outside, 2 MiB
+ *   test_sandboxed held_pipes a process left behind by a dead kernel or an ended command holds
+ *                             (or keeps writing into) the output pipe: the gateway stays quick
+ *                             for another sandbox and spends little CPU meanwhile
  *
  * One gateway per run, destroyed by main on every path. Every wait is on the event itself (a
  * callback sets a flag) with a deadline; nothing sleeps. The one poll (how many sleep processes
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cb/cleanup.h"
@@ -597,12 +601,146 @@ static void s_files(kg_gateway_t *gw)
     kg_sandbox_destroy(&sb);
 }
 
+/* ---- held pipes -------------------------------------------------------------------------- */
+
+#define HOLD_S "6" /* how long a left-behind process holds the pipe, at most */
+
+/* CPU time (user + system) of this process, which is the gateway: ms. */
+static double s_own_cpu_ms(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+}
+
+/* The kernel forks a child into a session of its own (so the sweep of the kernel's process group
+ * misses it), the child keeps the kernel's output pipe (the gateway's end of stdout and stderr:
+ * ipykernel keeps a copy of the original fd 1), and the kernel exits. holder: what the child
+ * does with the pipe: sleep holding it, or write into it until EPIPE (then it notes "epipe" in
+ * holder.epipe). Either way it ends after HOLD_S seconds at most, and its pid is in holder.pid.
+ * The kernel exits only once the child has left its process group, which the init sweeps. */
+static const char *const s_holders[] = {
+    "time.sleep(" HOLD_S ")",
+    "end = time.time() + " HOLD_S "\n"
+    "        try:\n"
+    "            while time.time() < end:\n"
+    "                os.write(fd, b'x' * 4095 + b'\\n')\n"
+    "        except BrokenPipeError:\n"
+    "            open('/home/user/holder.epipe', 'w').write('epipe')",
+};
+
+static void s_held_kernel_pipe(kg_gateway_t *gw, kg_sandbox_t *other, int variant)
+{
+    const char *what = variant ? "writes into" : "holds";
+    kg_sandbox_t *sb = s_sandbox(gw, 0);
+    events_t ev = {0};
+    kg_kernel_t *k = sb ? s_start(gw, &ev, sb) : NULL;
+    if (!CB_OK(s_ready(gw, k, &ev), "a kernel for the held pipe (%s)", what))
+        return;
+    cleanup_free char *code = cb_strdup_printf(
+        "import os, sys, time\n"
+        "fd = getattr(sys.stdout, '_original_stdstream_copy', None) or 1\n"
+        "r, w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    try:\n"
+        "        os.setsid()\n"
+        "        os.write(w, b'!')\n"
+        "        %s\n"
+        "    finally:\n"
+        "        os._exit(0)\n"
+        "open('/home/user/holder.pid', 'w').write(str(pid))\n"
+        "os.read(r, 1)  # the child has left the kernel's process group\n"
+        "os._exit(1)\n",
+        s_holders[variant]);
+    double cpu0 = s_own_cpu_ms();
+    int64_t t0 = cb_now_ms();
+    s_expect(&ev, KG_EVENT_READY);
+    run_t r = {0};
+    CB_OK(code && s_queue(k, code, 0, &r) && kg_gateway_run_until(gw, &r.done, DEADLINE_MS) == 0,
+          "the kernel forks a child that %s its output pipe, and exits", what);
+    json_decref(r.result);
+
+    /* Another sandbox is served at once; the first one's kernel restarts. */
+    cmd_auto cmd_t echo = {0};
+    int64_t c0 = cb_now_ms();
+    s_cmd(gw, other, (kg_command_opts_t){.command = "echo fine"}, &echo);
+    CB_OK(s_str_is(echo.result, "stdout", "fine\n"), "a command in another sandbox completes");
+    CB_DIAG("it took %lld ms", (long long)(cb_now_ms() - c0));
+    CB_OK(ev.flag || s_await(gw, &ev, DEADLINE_MS) == 0, "the kernel is restarted and ready");
+
+    /* The phase lasts until the left-behind process is gone (at most HOLD_S s). */
+    cmd_auto cmd_t wait = {0};
+    s_cmd(gw, sb,
+          (kg_command_opts_t){.command = "p=$(cat /home/user/holder.pid) && while kill -0 $p 2>/dev/null; "
+                                         "do sleep 0.1; done && echo gone",
+                              .timeout_ms = 30000},
+          &wait);
+    CB_OK(s_str_is(wait.result, "stdout", "gone\n"), "the left-behind process ends");
+    double cpu = s_own_cpu_ms() - cpu0;
+    CB_OK(cpu < 1000.0, "the gateway used %.0f ms of CPU in the %lld ms the pipe was %s (want < 1000)",
+          cpu, (long long)(cb_now_ms() - t0), variant ? "written into" : "held");
+    if (variant) {
+        cmd_auto cmd_t epipe = {0};
+        s_cmd(gw, sb, (kg_command_opts_t){.command = "cat /home/user/holder.epipe"}, &epipe);
+        CB_OK(s_str_is(epipe.result, "stdout", "epipe"),
+              "the writer got EPIPE: the gateway closed its end of the dead kernel's pipe");
+    }
+    kg_sandbox_destroy(&sb);
+}
+
+/* A command's background job in a session of its own keeps stdout (sleeping, or writing for
+ * ever with yes) after the shell has exited. */
+static void s_held_command_pipe(kg_gateway_t *gw, kg_sandbox_t *other, bool writes)
+{
+    kg_sandbox_t *sb = s_sandbox(gw, 0);
+    if (!CB_OK(sb, "a sandbox for the held command pipe"))
+        return;
+    double cpu0 = s_own_cpu_ms();
+    cmd_auto cmd_t bg = {0};
+    s_cmd(gw, sb,
+          (kg_command_opts_t){.command = writes ? "setsid yes held & echo started"
+                                                : "setsid sleep " HOLD_S " & echo started"},
+          &bg);
+    CB_OK(s_str_is(bg.result, "status", "exited"), "a command whose background job %s stdout ends",
+          writes ? "writes into" : "holds");
+    cmd_auto cmd_t echo = {0};
+    s_cmd(gw, other, (kg_command_opts_t){.command = "echo fine"}, &echo);
+    CB_OK(s_str_is(echo.result, "stdout", "fine\n"), "a command in another sandbox completes");
+    cmd_auto cmd_t wait = {0};
+    s_cmd(gw, sb,
+          (kg_command_opts_t){.command = writes ? "while pgrep -x yes >/dev/null; do sleep 0.1; done; echo gone"
+                                                : "while pgrep -x sleep >/dev/null; do sleep 0.1; done; echo gone",
+                              .timeout_ms = 30000},
+          &wait);
+    CB_OK(s_str_is(wait.result, "stdout", "gone\n"), "the background job ends%s",
+          writes ? " (SIGPIPE: the gateway closed its end)" : "");
+    double cpu = s_own_cpu_ms() - cpu0;
+    CB_OK(cpu < 1000.0, "the gateway used %.0f ms of CPU meanwhile (want < 1000)", cpu);
+    kg_sandbox_destroy(&sb);
+}
+
+static void s_held_pipes(kg_gateway_t *gw)
+{
+    kg_sandbox_t *other = s_sandbox(gw, 0);
+    if (!CB_OK(other, "a second sandbox"))
+        return;
+    s_held_kernel_pipe(gw, other, 0);
+    s_held_kernel_pipe(gw, other, 1);
+    s_held_command_pipe(gw, other, false);
+    s_held_command_pipe(gw, other, true);
+    kg_sandbox_destroy(&other);
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
     void (*run)(kg_gateway_t *gw);
-} s_groups[] = {{"kernels", s_kernels}, {"commands", s_commands}, {"files", s_files}};
+} s_groups[] = {{"kernels", s_kernels}, {"commands", s_commands}, {"files", s_files},
+                {"held_pipes", s_held_pipes}};
 
 int main(int argc, char **argv)
 {
