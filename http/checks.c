@@ -5,11 +5,14 @@
  * functions of their input, so each rule reads here in one place:
  *   - Host: an IP literal (IPv6 in brackets), "localhost", or a name in allowed_hosts, with an
  *     optional ":port". Anything else could be a DNS-rebinding page talking to us by name.
- *   - Origin: absent, or our own origin (a scheme, a Host-valid host and our port), or an exact
- *     entry of allowed_origins. "null" and everything else are refused.
+ *   - Origin: absent, or our own origin (the scheme http, since we serve plain HTTP, a
+ *     Host-valid host and our port), or an exact entry of allowed_origins. "null", https and
+ *     everything else are refused.
  *   - Token: "Bearer T" or "token T" in Authorization, or ?token=T (WebSockets only, decided by
- *     the caller). Both sides are hashed with SHA-256 and the digests compared with
- *     CRYPTO_memcmp, so neither the content nor the length of the token leaks through timing.
+ *     the caller). T is every byte to the end of the header's value (a NUL too: the caller
+ *     passes the length lws reports, not strlen). Both sides are hashed with SHA-256 and the
+ *     digests compared with CRYPTO_memcmp, so neither the content nor the length of the token
+ *     leaks through timing.
  *   - Routes: the longest prefix that matches at a path-segment boundary. */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -126,13 +129,10 @@ bool http_check_origin(const http_server_t *self, const char *origin)
     const char *sep = strstr(origin, "://");
     if (!sep)
         return false; /* "null" and anything without a scheme */
+    /* The server speaks plain HTTP, so its own origin's scheme is http: https://host:ourport
+     * is another origin (RFC 6454), whatever would answer there. */
     size_t slen = (size_t)(sep - origin);
-    int default_port;
-    if (slen == 4 && strncasecmp(origin, "http", 4) == 0)
-        default_port = 80;
-    else if (slen == 5 && strncasecmp(origin, "https", 5) == 0)
-        default_port = 443;
-    else
+    if (!(slen == 4 && strncasecmp(origin, "http", 4) == 0))
         return false;
     const char *rest = sep + 3;
     const char *h;
@@ -143,55 +143,64 @@ bool http_check_origin(const http_server_t *self, const char *origin)
         return false;
     if (!s_host_name_allowed(self, h, hlen, bracketed))
         return false;
-    return (port < 0 ? default_port : port) == self->port;
+    return (port < 0 ? 80 : port) == self->port;
 }
 
-void http_token_digest(const char *token, unsigned char out[32])
+void http_token_digest(const char *token, size_t len, unsigned char out[32])
 {
-    SHA256((const unsigned char *)token, strlen(token), out);
+    SHA256((const unsigned char *)token, len, out);
 }
 
-static bool s_token_equal(const http_server_t *self, const char *given)
+/* Every one of the len bytes counts, a NUL among them too. */
+static bool s_token_equal(const http_server_t *self, const char *given, size_t len)
 {
     unsigned char d[32];
-    http_token_digest(given, d);
+    http_token_digest(given, len, d);
     bool eq = CRYPTO_memcmp(d, self->token_digest, sizeof(d)) == 0;
     OPENSSL_cleanse(d, sizeof(d));
-    return eq && given[0] != '\0';
+    return eq && len > 0;
 }
 
-bool http_check_token(const http_server_t *self, const char *authorization, const char *query_token)
+static size_t s_skip_spaces(const char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len && p[i] == ' ')
+        i++;
+    return i;
+}
+
+bool http_check_token(const http_server_t *self, const char *authorization, size_t auth_len,
+                      const char *query_token)
 {
     if (self->no_auth)
         return true;
     bool ok = false;
     if (authorization) {
         const char *p = authorization;
-        while (*p == ' ')
-            p++;
+        size_t n = auth_len;
+        size_t i = s_skip_spaces(p, n);
+        p += i;
+        n -= i;
         size_t skip = 0;
-        if (strncasecmp(p, "bearer ", 7) == 0)
+        if (n >= 7 && strncasecmp(p, "bearer ", 7) == 0)
             skip = 7;
-        else if (strncasecmp(p, "token ", 6) == 0)
+        else if (n >= 6 && strncasecmp(p, "token ", 6) == 0)
             skip = 6;
         if (skip) {
             p += skip;
-            while (*p == ' ')
-                p++;
-            /* Trailing spaces are not part of the token. */
-            size_t n = strlen(p);
+            n -= skip;
+            i = s_skip_spaces(p, n);
+            p += i;
+            n -= i;
+            /* Trailing spaces are not part of the token; everything else up to the end of the
+             * header's value is. */
             while (n > 0 && p[n - 1] == ' ')
                 n--;
-            char *t = strndup(p, n);
-            if (t) {
-                ok = s_token_equal(self, t);
-                OPENSSL_cleanse(t, n);
-                free(t);
-            }
+            ok = s_token_equal(self, p, n);
         }
     }
     if (!ok && query_token)
-        ok = s_token_equal(self, query_token);
+        ok = s_token_equal(self, query_token, strlen(query_token));
     return ok;
 }
 

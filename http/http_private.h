@@ -185,8 +185,10 @@ bool http_check_host(const http_server_t *self, const char *host);
 /* Origin header value, per http.h. */
 bool http_check_origin(const http_server_t *self, const char *origin);
 /* Authorization header value (may be NULL) and, for WebSockets, the ?token= value. */
-bool http_check_token(const http_server_t *self, const char *authorization, const char *query_token);
-void http_token_digest(const char *token, unsigned char out[32]);
+/* authorization: the header's value as received, auth_len bytes (a NUL inside is part of it). */
+bool http_check_token(const http_server_t *self, const char *authorization, size_t auth_len,
+                      const char *query_token);
+void http_token_digest(const char *token, size_t len, unsigned char out[32]);
 const http_route_t *http_route_find(const http_server_t *self, const char *path);
 const char *http_status_reason(int status);
 

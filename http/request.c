@@ -139,7 +139,7 @@ http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error
         return NULL;
     }
     if (self->token)
-        http_token_digest(self->token, self->token_digest);
+        http_token_digest(self->token, strlen(self->token), self->token_digest);
     return self;
 }
 

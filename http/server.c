@@ -216,7 +216,9 @@ static void s_conn_destroy(conn_t *c)
 
 /* ---- reading a request ---------------------------------------------------------------------- */
 
-static char *s_hdr_dup(struct lws *wsi, int token)
+/* A header's value, NUL-terminated; *len_out: its length in bytes, which is more than strlen()
+ * when the value holds a NUL. NULL when absent. Caller owns return value. */
+static char *s_hdr_dup(struct lws *wsi, int token, size_t *len_out)
 {
     int len = lws_hdr_total_length(wsi, (enum lws_token_indexes)token);
     if (len <= 0)
@@ -226,10 +228,11 @@ static char *s_hdr_dup(struct lws *wsi, int token)
         free(s);
         return NULL;
     }
+    *len_out = (size_t)len;
     return s;
 }
 
-static char *s_custom_dup(struct lws *wsi, const char *name)
+static char *s_custom_dup(struct lws *wsi, const char *name, size_t *len_out)
 {
     int nlen = (int)strlen(name);
     int len = lws_hdr_custom_length(wsi, name, nlen);
@@ -240,6 +243,7 @@ static char *s_custom_dup(struct lws *wsi, const char *name)
         free(s);
         return NULL;
     }
+    *len_out = (size_t)len;
     return s;
 }
 
@@ -298,8 +302,12 @@ static http_request_t *s_request_build(http_server_t *self, struct lws *wsi, con
             goto fail;
     }
     for (size_t i = 0; i < sizeof(s_kept_headers) / sizeof(s_kept_headers[0]); i++) {
-        char *v = s_kept_headers[i].token >= 0 ? s_hdr_dup(wsi, s_kept_headers[i].token)
-                                               : s_custom_dup(wsi, s_kept_headers[i].custom);
+        size_t len = 0;
+        char *v = s_kept_headers[i].token >= 0 ? s_hdr_dup(wsi, s_kept_headers[i].token, &len)
+                                               : s_custom_dup(wsi, s_kept_headers[i].custom, &len);
+        /* A check reading the value as a C string would see only what comes before a NUL. */
+        if (v && strlen(v) != len)
+            req->bad = true;
         if (s_push_pair(&h, s_kept_headers[i].name, v) < 0)
             goto fail;
     }
@@ -341,10 +349,11 @@ static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req
         return 403;
     }
     if (!self->no_auth) {
-        char *auth = s_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-        bool ok = http_check_token(self, auth, ws ? s_req_query(req, "token") : NULL);
+        size_t auth_len = 0;
+        char *auth = s_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &auth_len);
+        bool ok = http_check_token(self, auth, auth_len, ws ? s_req_query(req, "token") : NULL);
         if (auth) {
-            OPENSSL_cleanse(auth, strlen(auth));
+            OPENSSL_cleanse(auth, auth_len);
             free(auth);
         }
         if (!ok) {
@@ -467,7 +476,7 @@ static int s_on_http(http_server_t *self, conn_t *c)
     if (!c->req)
         return s_http_fail(c, NULL, 500, "out of memory", body_pending);
     if (c->req->bad)
-        return s_http_fail(c, c->req, 400, "NUL in the path or query", body_pending);
+        return s_http_fail(c, c->req, 400, "NUL in the path, the query or a header", body_pending);
     const http_route_t *route = NULL;
     const char *message = NULL;
     int status = s_vet(self, wsi, c->req, false, &route, &message);
@@ -525,8 +534,8 @@ static int s_on_upgrade(http_server_t *self, conn_t *c)
     if (!req)
         return -1;
     const http_route_t *route = NULL;
-    const char *message = NULL;
-    int status = s_vet(self, wsi, req, true, &route, &message);
+    const char *message = "NUL in the path, the query or a header";
+    int status = req->bad ? 400 : s_vet(self, wsi, req, true, &route, &message);
     const char *offered = s_req_header(req, "Sec-WebSocket-Protocol");
     if (!status && offered && *offered) {
         /* lws binds a subprotocol by exact name and hangs up when none matches: say why. */
@@ -942,7 +951,10 @@ int http_lws_start(http_server_t *self, cb_error_t *err)
     info.keepalive_timeout = KEEPALIVE_SECS;
     info.timeout_secs = 30;
     info.retry_and_idle_policy = retry;
-    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+    /* VALIDATE_UTF8: lws closes a WebSocket with 1007 when a text message is not UTF-8 (RFC
+     * 6455 8.1), checked across fragments and at the message's end. */
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS |
+                   LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (!self->bind_v6)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.gid = -1;

@@ -563,6 +563,7 @@ int main(int argc, char **argv)
     test_disconnect(&t);
     snprintf(limit, sizeof(limit), "%zu", cfg.max_ws_message_bytes);
     s_py(&t, "ws", limit, 60000);
+    s_py(&t, "ws_rules", NULL, 60000);
     s_py(&t, "malformed", NULL, 60000);
     s_py(&t, "many", "50", 90000);
     CB_OK(s_run_until(&t, s_ws_all_closed, &t, 10000), "every WebSocket closed on the server (%d open)", t.ws_open);
