@@ -251,24 +251,25 @@ json_t *kg_layers_json(const sbx_layers_t *l)
                      l->cgroup_why, "seccomp", l->seccomp, "seccomp_log_mode", l->seccomp_log);
 }
 
-/* Cores used: since the last sample at least a second old (then a new sample), and on average
- * over the sandbox's life. */
+/* Cores used over a window of at least a second: since the last sample, when that is a second
+ * old or more (then a new sample); else the figure of the last window (0 in the first second).
+ * Never over a shorter window: a CPU quota is enforced per 100 ms period, and within one period
+ * a sandbox with several busy processes may run on every core until its quota is spent, so a
+ * few milliseconds' window can read as more cores than the quota allows (1.27 of 0.5 was seen).
+ * And on average over the sandbox's life, once it is a second old. */
 static void s_cpu_share(kg_sandbox_t *sb, uint64_t cpu_us, double *recent, double *average)
 {
     int64_t now = cb_now_ms();
     int64_t span = now - sb->cpu_sample_ms;
-    if (span >= 1000 || sb->cpu_share == 0.0) {
+    if (span >= 1000) {
         uint64_t used = cpu_us >= sb->cpu_sample_us ? cpu_us - sb->cpu_sample_us : 0;
-        if (span > 0)
-            sb->cpu_share = (double)used / 1000.0 / (double)span;
-        if (span >= 1000) {
-            sb->cpu_sample_ms = now;
-            sb->cpu_sample_us = cpu_us;
-        }
+        sb->cpu_share = (double)used / 1000.0 / (double)span;
+        sb->cpu_sample_ms = now;
+        sb->cpu_sample_us = cpu_us;
     }
     *recent = sb->cpu_share;
     int64_t life = now - sb->created_ms;
-    *average = life > 0 ? (double)cpu_us / 1000.0 / (double)life : 0.0;
+    *average = life >= 1000 ? (double)cpu_us / 1000.0 / (double)life : 0.0;
 }
 
 json_t *kg_sandbox_info(kg_sandbox_t *self)

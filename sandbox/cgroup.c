@@ -137,8 +137,12 @@ __attribute__((format(printf, 2, 3))) static void s_note(sbx_layers_t *layers, c
     va_end(ap);
 }
 
-static void s_apply_v1(sbx_cgroup_t *cg, const sbx_policy_t *p, sbx_layers_t *layers)
+/* Each limit asked for is written to its controller; a controller that is there but refuses the
+ * write is a failure for this sandbox (-1, noted in the layers), not a silent sandbox without
+ * that limit. A controller that is not there at all was noted by the setup. */
+static int s_apply_v1(sbx_cgroup_t *cg, const sbx_policy_t *p, sbx_layers_t *layers)
 {
+    int rc = 0;
     if (cg->dir[CG_MEMORY] && p->memory_bytes) {
         const char *d = cg->dir[CG_MEMORY];
         char path[PATH_MAX];
@@ -146,45 +150,56 @@ static void s_apply_v1(sbx_cgroup_t *cg, const sbx_policy_t *p, sbx_layers_t *la
         bool memsw = access(path, F_OK) == 0;
         if (s_write_u64(d, "memory.limit_in_bytes", p->memory_bytes) < 0 ||
             (memsw && s_write_u64(d, "memory.memsw.limit_in_bytes", p->memory_bytes) < 0)) {
-            s_note(layers, "memory limit not writable in %s", d);
+            s_note(layers, "memory limit not writable in %s: %s", d, strerror(errno));
             layers->cgroup_memory = false;
+            rc = -1;
         }
         s_write(d, "memory.swappiness", "0"); /* best effort where swap accounting is off */
     }
     if (cg->dir[CG_PIDS] && p->pids_max && s_write_u64(cg->dir[CG_PIDS], "pids.max", p->pids_max) < 0) {
-        s_note(layers, "pids limit not writable in %s", cg->dir[CG_PIDS]);
+        s_note(layers, "pids limit not writable in %s: %s", cg->dir[CG_PIDS], strerror(errno));
         layers->cgroup_pids = false;
+        rc = -1;
     }
+    /* The cpu controller (not cpuacct) holds the CFS quota; every process of the sandbox is in
+     * its directory, as the init is put there before it runs and everything inherits it. */
     if (cg->dir[CG_CPU] && p->cpu_millis &&
         (s_write_u64(cg->dir[CG_CPU], "cpu.cfs_period_us", 100000) < 0 ||
          s_write_u64(cg->dir[CG_CPU], "cpu.cfs_quota_us", (uint64_t)p->cpu_millis * 100) < 0)) {
-        s_note(layers, "cpu quota not writable in %s", cg->dir[CG_CPU]);
+        s_note(layers, "cpu quota not writable in %s: %s", cg->dir[CG_CPU], strerror(errno));
         layers->cgroup_cpu = false;
+        rc = -1;
     }
+    return rc;
 }
 
-static void s_apply_v2(sbx_cgroup_t *cg, const sbx_policy_t *p, sbx_layers_t *layers)
+static int s_apply_v2(sbx_cgroup_t *cg, const sbx_policy_t *p, sbx_layers_t *layers)
 {
     const char *d = cg->v2dir;
+    int rc = 0;
     if (cg->dir[CG_MEMORY] && p->memory_bytes) {
         if (s_write_u64(d, "memory.max", p->memory_bytes) < 0) {
-            s_note(layers, "memory.max not writable in %s", d);
+            s_note(layers, "memory.max not writable in %s: %s", d, strerror(errno));
             layers->cgroup_memory = false;
+            rc = -1;
         }
         s_write(d, "memory.swap.max", "0"); /* absent when swap accounting is off */
     }
     if (cg->dir[CG_PIDS] && p->pids_max && s_write_u64(d, "pids.max", p->pids_max) < 0) {
-        s_note(layers, "pids.max not writable in %s", d);
+        s_note(layers, "pids.max not writable in %s: %s", d, strerror(errno));
         layers->cgroup_pids = false;
+        rc = -1;
     }
     if (cg->dir[CG_CPU] && p->cpu_millis) {
         char quota[48];
         snprintf(quota, sizeof quota, "%" PRIu64 " 100000", (uint64_t)p->cpu_millis * 100);
         if (s_write(d, "cpu.max", quota) < 0) {
-            s_note(layers, "cpu.max not writable in %s", d);
+            s_note(layers, "cpu.max not writable in %s: %s", d, strerror(errno));
             layers->cgroup_cpu = false;
+            rc = -1;
         }
     }
+    return rc;
 }
 
 static char *s_leaf_name(const sbx_policy_t *p)
@@ -242,7 +257,12 @@ static void s_setup_v1(sbx_cgroup_t *cg, const char *leaf, sbx_layers_t *layers)
         char *dir = cb_strdup_printf("%s%s/%s", mnt, strcmp(own, "/") ? own : "", leaf);
         if (!dir)
             continue;
-        if (mkdir(dir, 0755) < 0) {
+        /* Controllers mounted together (cpu,cpuacct on most v1 hosts) share one directory,
+         * made for the first of them. */
+        bool made = false;
+        for (int e = 0; e < c; e++)
+            made |= cg->dir[e] && strcmp(cg->dir[e], dir) == 0;
+        if (!made && mkdir(dir, 0755) < 0) {
             s_note(layers, "cannot create %s: %s", dir, strerror(errno));
             free(dir);
             continue;
@@ -265,17 +285,23 @@ sbx_cgroup_t *sbx_cgroup_new(const sbx_policy_t *policy, sbx_layers_t *layers, c
     }
     layers->cgroup_why[0] = '\0';
     struct statfs fs;
+    int rc;
     if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
         cg->version = SBX_CGROUP_V2;
         s_setup_v2(cg, leaf, layers);
-        s_apply_v2(cg, policy, layers);
+        rc = s_apply_v2(cg, policy, layers);
     } else {
         cg->version = SBX_CGROUP_V1;
         s_setup_v1(cg, leaf, layers);
-        s_apply_v1(cg, policy, layers);
+        rc = s_apply_v1(cg, policy, layers);
     }
     bool any = layers->cgroup_memory || layers->cgroup_pids || layers->cgroup_cpu;
     layers->cgroup = any ? cg->version : SBX_CGROUP_NONE;
+    if (rc < 0) {
+        cb_error_fail(err, CB_ERR_LIMIT, "the sandbox's cgroup limits could not be set: %s", layers->cgroup_why);
+        sbx_cgroup_destroy(&cg);
+        return NULL;
+    }
     return cg;
 }
 

@@ -12,11 +12,16 @@
 //   over the wall time they took (their own CPU times, from inside) must stay within the limit
 //   plus a margin (0.5 cores: at most 0.7). Only an upper bound is checked, so a busy machine
 //   cannot fail it; without the quota three spinners on two cores use far more.
+// And what sandbox_metrics reports: its cpu_share is measured over windows of a second at
+// least, so a quota's burst within one 100 ms period never reads as more cores than the limit
+// (the sandbox is frozen with SIGSTOP for a second, so the next window starts at 0, then
+// thawed and polled at once). A --cpus too small for the kernel's quota (under 1 ms per 100 ms)
+// fails to start rather than run without a limit.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
     BIN, brief, check, note, run, runProgram, safeJson, sc, section, startServer, tempDir,
-    treeOf, waitUntil,
+    timePasses, treeOf, waitUntil,
 } from './lib.mjs';
 
 const LIMIT = 0.5;
@@ -110,6 +115,47 @@ async function busyInKernel(srv, what, id) {
     return info;
 }
 
+// sandbox_metrics polled as fast as it answers while the sandbox's spinners run right after a
+// second frozen: every cpu_share is within the limit.
+async function checkReportedShare(srv, id) {
+    const args = { sandbox_id: id };
+    const info = sc(await srv.callOk('sandbox_info', args));
+    const running = srv.call('code_execute', { ...args, code: BUSY.replace('time.time() + 2', 'time.time() + 4'), timeout_s: 120 });
+    await waitUntil(() => treeOf(info.init_pid).size >= 5, 60000, 'the spinners start', 100);
+    const pids = [...treeOf(info.init_pid).keys()];
+    const signal = (sig) => pids.forEach((p) => { try { process.kill(p, sig); } catch {} });
+    const shares = [];
+    let frozenAt = 0; // when the call that read the frozen window was sent
+    signal('SIGSTOP');
+    try {
+        // Two windows of over a second: the first ends the one in which the spinners ran, the
+        // second has nothing running. The wait is the thing under test.
+        for (let i = 0; i < 2; i++) {
+            await timePasses(1100);
+            frozenAt = Date.now();
+            shares.push(sc(await srv.callOk('sandbox_metrics', args)).cpu_share);
+        }
+    } finally {
+        signal('SIGCONT');
+    }
+    const frozen = shares[1];
+    const early = []; // answers that came less than a second after the frozen reading was asked
+    for (let i = 0; i < 30; i++) {
+        const share = sc(await srv.callOk('sandbox_metrics', args)).cpu_share;
+        shares.push(share);
+        if (Date.now() - frozenAt < 1000) early.push(share);
+    }
+    await running;
+    check(frozen === 0, 'a second with every process of the sandbox stopped reads as cpu_share 0', safeJson(shares));
+    // Within that second the spinners ran again at once, bursting on every core until the quota
+    // of the period was spent: a share over that short a window says nothing of the limit.
+    check(early.every((x) => x === frozen), `polls less than a second later report the last full window (${early.length} of them)`,
+          safeJson({ frozen, early }));
+    check(shares.every((x) => typeof x === 'number' && x >= 0 && x <= LIMIT + MARGIN),
+          `sandbox_metrics' cpu_share stays within ${LIMIT + MARGIN} cores right after a frozen second (${shares.length} polls)`,
+          safeJson(shares));
+}
+
 run(async () => {
     const templates = tempDir('cb-tpl-');
     writeFileSync(join(templates, 'halfcore.json'),
@@ -121,6 +167,11 @@ run(async () => {
         const r = await runProgram(BIN, ['run', '--cpus', String(LIMIT), file], { ms: 120000 });
         check(r.code === 0, 'cellblock run --cpus 0.5 runs the busy script', safeJson(r));
         checkEffect('cellblock run --cpus 0.5', coresOf(r.stdout), r.stdout + r.stderr.slice(-2000));
+        // 0.005 cores is 500 us per 100 ms period, under the kernel's 1 ms minimum.
+        const tiny = await runProgram(BIN, ['run', '--cpus', '0.005', file], { ms: 120000 });
+        check(tiny.code !== 0 && /cpu/.test(tiny.stderr) && !/cores/.test(tiny.stdout),
+              'cellblock run --cpus 0.005: refused with a word about the cpu quota, nothing runs without it',
+              safeJson(tiny).slice(0, 1500));
     });
 
     await section('sandbox_create {cpu}, a template, the warm pool', async () => {
@@ -135,6 +186,7 @@ run(async () => {
         // A command (bash, not the kernel) forking the spinners is held the same.
         const c = await srv.call('command_execute', { sandbox_id: a.sandbox_id, command: `python3 -c '${BUSY}'`, timeout_s: 120 });
         checkEffect('sandbox_create {cpu: 0.5}, spinners forked by a command', coresOf(sc(c).stdout), brief(c));
+        await checkReportedShare(srv, a.sandbox_id);
         // The warm pool of the template: wait until it holds a ready sandbox, then take it.
         await waitUntil(async () => (await srv.metrics()).pool?.templates?.halfcore?.ready === 1, 90000,
                         'the halfcore pool holds a ready sandbox', 250);
