@@ -255,8 +255,8 @@ static void s_kernels(kg_gateway_t *gw)
     int64_t t0 = cb_now_ms();
     json_auto_t *loop = s_run_timeout(gw, k1, "while True: pass", 2000);
     int64_t took = cb_now_ms() - t0;
-    CB_OK(s_str_is(loop, "status", "timeout") && took < 10000, "a busy loop times out after 2 s (in %lld ms)",
-          (long long)took);
+    CB_OK(s_str_is(loop, "status", "timeout"), "a busy loop times out after 2 s");
+    CB_DIAG("the timeout returned after %lld ms", (long long)took); /* a timing: never pass/fail */
     CB_DIAG("the timed-out kernel was %s",
             json_is_true(json_object_get(loop, "kernel_restarted")) ? "restarted" : "interrupted");
     json_auto_t *next = s_run(gw, k1, "print(1+1)");
@@ -428,8 +428,8 @@ static void s_commands(kg_gateway_t *gw)
     int64_t t0 = cb_now_ms();
     s_cmd(gw, sb, (kg_command_opts_t){.command = "sleep 100 & sleep 100", .timeout_ms = 500}, &t);
     int64_t took = cb_now_ms() - t0;
-    CB_OK(s_str_is(t.result, "status", "timeout") && took < 5000, "a 500 ms timeout ends the command (in %lld ms)",
-          (long long)took);
+    CB_OK(s_str_is(t.result, "status", "timeout"), "a 500 ms timeout ends the command");
+    CB_DIAG("the command ended after %lld ms", (long long)took); /* a timing: never pass/fail */
     CB_OK(s_sleeps_are(gw, sb, "0\n", 10000), "no sleep is left in the sandbox");
 
     /* (e) A background command fed through stdin, a kill, and stdin to an ended command. */
