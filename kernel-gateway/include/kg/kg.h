@@ -358,8 +358,9 @@ kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id);
  * workspace_limit_bytes}, kernels: [ids], created_ms, init_pid (host pid of its init),
  * executions, commands, template (or null),
  * persistent, pooled, expires_ms (ms since the epoch, or null), idle_ms, uptime_s (since it was opened), metadata}. cpu_share is the cores used
- * since the previous info call at least a second before (or since the start); cpu_share_avg
- * over the sandbox's life. Caller owns return value. */
+ * over the last window of at least a second (since the previous info call a second or more
+ * before; a call sooner repeats that figure; 0 in the first second); cpu_share_avg over the
+ * sandbox's life (0 in the first second). Caller owns return value. */
 json_t *kg_sandbox_info(kg_sandbox_t *self);
 
 /* The sandbox's log: a bounded ring (the last 1000 entries) of timestamped lines from its
