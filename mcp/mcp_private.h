@@ -83,6 +83,15 @@ struct mcp_session {
 /* Handle one parsed message (borrowed), as mcp_session_handle does with text. */
 void mcp_session_dispatch(mcp_session_t *self, json_t *msg);
 
+/* The id of a message that jansson refused (a string holding \u0000 or a lone surrogate, an
+ * integer beyond 64 bits), read by a second, lenient pass, so that the error answer carries it.
+ * NULL when no id can be read exactly: none, not a string or integer, a string that itself holds
+ * a lone surrogate (jansson writes only UTF-8). An integer id beyond 64 bits comes back as the
+ * nearest double (a JSON number of that value) and sets *rounded. Caller owns return value. */
+json_t *mcp_rpc_salvage_id(const char *text, size_t len, bool *rounded);
+#define MCP_RPC_ROUNDED_ID_NOTE                                                                    \
+    "; the id is an integer beyond 64 bits: it is echoed as the nearest double-precision number"
+
 /* Is this a protocol version the server speaks ("2025-11-25", "2025-06-18")? */
 bool mcp_protocol_supported(const char *version);
 
