@@ -712,6 +712,34 @@ static void s_after_exit(kg_kernel_t *k)
 
 /* ---- start ------------------------------------------------------------------------------- */
 
+/* The gateway owns a kernel's life: a client's `exit` or `quit()` must not end it (a person in an
+ * attached console would end the assistant's session). ipykernel ends itself on them (ask_exit
+ * sets exit_now) unless keepkernel_on_exit is set, which `exit` resets to False on each call; so
+ * an ipykernel started by the gateway gets an exec line that makes its shell's ask_exit keep the
+ * kernel: the client that asked leaves (jupyter console prints "keeping kernel alive"), the
+ * kernel and its state stay. A proxy cannot do this: code reaches ask_exit in too many ways. The
+ * gateway's own shutdown_request (do_shutdown) still ends it; code that ends the process
+ * anyway (os._exit) is a death like any other. Takes ownership of argv; NULL when out of memory. */
+#define KG_IPYKERNEL_KEEP_ON_EXIT                                                                  \
+    "--IPKernelApp.exec_lines=get_ipython().ask_exit = (lambda ip=get_ipython(), "                 \
+    "ask=get_ipython().ask_exit: (setattr(ip, 'keepkernel_on_exit', True), ask())[1])"
+static char **s_keep_on_exit(char **argv)
+{
+    bool ipykernel = false;
+    size_t n = 0;
+    for (; argv && argv[n]; n++)
+        ipykernel |= n > 0 && strcmp(argv[n - 1], "-m") == 0 &&
+                     (strcmp(argv[n], "ipykernel_launcher") == 0 || strcmp(argv[n], "ipykernel") == 0);
+    if (!ipykernel)
+        return argv;
+    cb_strv_t v = {.v = argv, .n = n};
+    if (cb_strv_push(&v, strdup(KG_IPYKERNEL_KEEP_ON_EXIT)) < 0) {
+        cb_strv_free(v.v);
+        return NULL;
+    }
+    return v.v;
+}
+
 static int s_start_process(kg_kernel_t *k, cb_error_t *err)
 {
     k->info_replied = false;
@@ -719,6 +747,7 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     if (s_open_sockets(k, err) < 0)
         return -1;
     char **argv = kg_kernelspec_argv(k->spec, k->conn_path_inside);
+    argv = s_keep_on_exit(argv);
     char **env = s_build_env(k);
     int out[2] = {-1, -1};
     if (!argv || !env)
@@ -901,6 +930,8 @@ int kg_kernel_restart(kg_kernel_t *self, cb_error_t *err)
         return 0;
     s_set_string(&self->state_lost_reason, strdup("the kernel was restarted on request"));
     bool graceful = self->state != KG_KERNEL_DEAD;
+    if (!graceful)
+        self->restarts_in_window = 0; /* revived on request: a fresh budget of automatic restarts */
     self->state = KG_KERNEL_RESTARTING;
     s_stop_process(self, KG_AFTER_EXIT_RESPAWN, graceful);
     return 0;

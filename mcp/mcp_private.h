@@ -180,7 +180,8 @@ bool mcp_arg_bool(json_t *args, const char *key, bool dflt);
 mcp_tool_fn mcp_tool_sandbox_create, mcp_tool_sandbox_list, mcp_tool_sandbox_info,
     mcp_tool_sandbox_delete, mcp_tool_sandbox_set_timeout, mcp_tool_sandbox_logs,
     mcp_tool_sandbox_metrics, mcp_tool_server_metrics,
-    mcp_tool_session_create, mcp_tool_session_close, mcp_tool_session_connect;
+    mcp_tool_session_create, mcp_tool_session_close, mcp_tool_session_connect,
+    mcp_tool_kernel_restart;
 mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_async,
     mcp_tool_execution_status, mcp_tool_execution_cancel, mcp_tool_command_execute,
     mcp_tool_session_execute;
@@ -216,7 +217,10 @@ struct mcp_repl {
     kg_kernel_t *kernel; /* NULL once stopped */
     char *kernel_name;
     bool ready;
-    char *failure;      /* why it cannot be used, once it cannot */
+    char *failure;      /* why it cannot be used, once it never can again (closed, stopped) */
+    char *dead_detail;  /* why its kernel was last given up (KG_EVENT_DEAD); whether it is dead
+                           now is the kernel's state: a restart from any route revives it */
+    char *dead_note;    /* the sentence mcp_repl_failure last made */
     zlistx_t *waiters;  /* mcp_call_t * waiting for ready */
     /* terminal (terminal.c) */
     kg_command_t *shell;
@@ -247,6 +251,11 @@ mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err);
 mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
                          cb_error_t *err);
 void mcp_repl_close(mcp_repl_t **repl_p);
+
+/* Why the session cannot run code now, or NULL: its failure, or its kernel being dead (read
+ * from the kernel, so a restart through any route serves every route). Borrowed; valid until
+ * the next call on the session. */
+const char *mcp_repl_failure(mcp_repl_t *repl);
 
 /* Finish the call once the session is ready (now if it is): reply is called then, or the call
  * fails with the session's failure. */

@@ -252,6 +252,17 @@ static const mcp_tool_t s_tools[] = {
                 "\"connection_file\":{\"type\":\"string\"},\"command\":{\"type\":\"string\"}",
                 "\"session_id\",\"kernel_id\",\"connection_file\",\"command\""),
      MCP_HINT_READ_ONLY, mcp_tool_session_connect},
+    {"kernel_restart", "Restart a kernel",
+     "Restart a jupyter session's kernel (default: the main session of the sandbox) and wait "
+     "until it is ready. Its state is lost: variables, imports and definitions are gone; files "
+     "in /home/user stay. Use it when a kernel is stuck, or died and was not restarted.",
+     S_OBJ("\"session_id\":" S_STR("The jupyter session (default: the sandbox's main session).") "," P_SANDBOX, ""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},"
+                "\"kernel\":{\"type\":\"string\"},\"kernel_id\":{\"type\":\"string\"},"
+                "\"state\":{\"type\":\"string\"},\"state_lost\":{\"type\":\"boolean\"},"
+                "\"restart_count\":{\"type\":\"integer\"},\"expires_at\":{\"type\":[\"string\",\"null\"]}",
+                "\"session_id\",\"sandbox_id\",\"state_lost\""),
+     MCP_HINT_DESTRUCTIVE, mcp_tool_kernel_restart},
 
     {"sandbox_logs", "Read a sandbox's log",
      "The last lines of a sandbox's log: its kernels' stderr and lifecycle events (started, "
