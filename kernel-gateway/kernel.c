@@ -581,10 +581,14 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         k->exit_detail = kg_proc_exit_describe(&ex);
     if (ex.oom && k->after_exit == KG_AFTER_EXIT_DIED) {
         gw->counters.kernels_oom++;
+        /* Files in /tmp and /dev/shm are memory too: say so when they hold much of it. */
+        cleanup_free char *tmp = kg_sandbox_tmp_note(k->sandbox);
+        if (tmp && k->exit_detail)
+            s_set_string(&k->exit_detail, cb_strdup_printf("%s; %s", k->exit_detail, tmp));
         if (k->sandbox)
             kg_sandbox_log(k->sandbox, "sandbox", "OOM: kernel %.8s was killed for using all of the "
-                           "sandbox's memory (%llu MiB)", k->id,
-                           (unsigned long long)k->sandbox->limits.memory_mb);
+                           "sandbox's memory (%llu MiB)%s%s", k->id,
+                           (unsigned long long)k->sandbox->limits.memory_mb, tmp ? "; " : "", tmp ? tmp : "");
     }
     while (k->output_fd >= 0 && s_read_output(k)) {
     }
@@ -725,18 +729,22 @@ static void s_after_exit(kg_kernel_t *k)
     "ask=get_ipython().ask_exit: (setattr(ip, 'keepkernel_on_exit', True), ask())[1])"
 static char **s_keep_on_exit(char **argv)
 {
-    bool ipykernel = false;
-    size_t n = 0;
+    size_t n = 0, at = 0; /* the argument goes right after the module, so the spec's own
+                             arguments (the connection file last, as usual) stay as they are */
     for (; argv && argv[n]; n++)
-        ipykernel |= n > 0 && strcmp(argv[n - 1], "-m") == 0 &&
-                     (strcmp(argv[n], "ipykernel_launcher") == 0 || strcmp(argv[n], "ipykernel") == 0);
-    if (!ipykernel)
+        if (!at && n > 0 && strcmp(argv[n - 1], "-m") == 0 &&
+            (strcmp(argv[n], "ipykernel_launcher") == 0 || strcmp(argv[n], "ipykernel") == 0))
+            at = n + 1;
+    if (!at)
         return argv;
     cb_strv_t v = {.v = argv, .n = n};
     if (cb_strv_push(&v, strdup(KG_IPYKERNEL_KEEP_ON_EXIT)) < 0) {
         cb_strv_free(v.v);
         return NULL;
     }
+    char *added = v.v[n];
+    memmove(&v.v[at + 1], &v.v[at], (n - at) * sizeof *v.v);
+    v.v[at] = added;
     return v.v;
 }
 

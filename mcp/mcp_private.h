@@ -236,6 +236,10 @@ struct mcp_repl {
  * is finished with a message and NULL returned. */
 mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create);
 
+/* The sandbox's expires_at (an ISO 8601 string, or JSON null for no limit); NULL when no live
+ * sandbox has that id. Caller owns return value. */
+json_t *mcp_sandbox_expires_json(mcp_server_t *srv, const char *id);
+
 /* Make a sandbox with its main jupyter session. args: sandbox_create's (NULL: defaults). */
 mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err);
 void mcp_sandbox_delete(mcp_sandbox_t **sb_p);

@@ -415,6 +415,9 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
         .persist = mcp_arg_bool(args, "persist", false),
         .reopen_id = mcp_arg_str(args, "sandbox_id", NULL),
         .metadata = metadata,
+        /* A lifetime not asked for runs from the last use: a sandbox in use never expires
+         * under its user (the default sandbox always; see docs/mcp-tools.md). */
+        .extend_on_use = !json_object_get(args, "lifetime_s"),
         .on_end = s_on_sandbox_end,
         .arg = sb,
     };
@@ -528,6 +531,14 @@ mcp_sandbox_t *mcp_session_default_sandbox(mcp_session_t *s, bool create, cb_err
 }
 
 /* ---- tools --------------------------------------------------------------------------------- */
+
+static json_t *s_time_json(int64_t ms);
+
+json_t *mcp_sandbox_expires_json(mcp_server_t *srv, const char *id)
+{
+    mcp_sandbox_t *sb = id ? zhashx_lookup(srv->sandboxes, id) : NULL;
+    return sb ? s_time_json(kg_sandbox_expires_ms(sb->kg)) : NULL;
+}
 
 static json_t *s_limits_json(mcp_sandbox_t *sb)
 {
@@ -704,8 +715,7 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
     json_auto_t *info = kg_sandbox_info(sb->kg);
     json_t *u = json_object_get(info, "usage"), *l = json_object_get(info, "limits");
     json_int_t cpu_us = json_integer_value(json_object_get(u, "cpu_usage_us"));
-    mcp_call_finish(
-        call, NULL,
+    json_t *out =
         json_pack("{s:s, s:f, s:O, s:O, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:O, s:O, s:O, s:o}",
                   "sandbox_id", sb->id, "cpu_time_s", cpu_us / 1e6, "cpu_share", json_object_get(u, "cpu_share"),
                   "cpu_share_avg", json_object_get(u, "cpu_share_avg"),
@@ -718,8 +728,18 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
                   "uptime_s", json_real_value(json_object_get(info, "uptime_s")),
                   "executions", json_object_get(info, "executions"), "commands", json_object_get(info, "commands"),
                   "idle_s", json_real(json_integer_value(json_object_get(info, "idle_ms")) / 1000.0),
-                  "expires_at", s_time_json(kg_sandbox_expires_ms(sb->kg))),
-        false);
+                  "expires_at", s_time_json(kg_sandbox_expires_ms(sb->kg)));
+    /* Files in /tmp and /dev/shm live in memory: their pages count against memory_limit_bytes. */
+    if (out && json_object_update_new(out, json_pack("{s:O, s:O, s:O}", "tmp_used_bytes",
+                                                     json_object_get(u, "tmp_bytes"), "shm_used_bytes",
+                                                     json_object_get(u, "shm_bytes"), "tmp_limit_bytes",
+                                                     json_object_get(u, "tmp_limit_bytes"))) < 0) {
+        json_decref(out);
+        out = NULL;
+    }
+    if (!out)
+        return mcp_call_fail(call, "out of memory");
+    mcp_call_finish(call, NULL, out, false);
 }
 
 static void s_reply_session(mcp_call_t *call, mcp_repl_t *repl)

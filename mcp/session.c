@@ -182,6 +182,12 @@ void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool
             cleanup_free char *text = structured ? json_dumps(structured, JSON_INDENT(1)) : NULL;
             content = json_pack("[o]", mcp_text_block(text ? text : "(no result)"));
         }
+        /* Every result that names a sandbox says when it expires (use extends most lifetimes). */
+        json_t *sandbox_id = json_object_get(structured, "sandbox_id");
+        json_t *expires = json_is_string(sandbox_id) && !json_object_get(structured, "expires_at")
+                          ? mcp_sandbox_expires_json(s->server, json_string_value(sandbox_id)) : NULL;
+        if (expires)
+            json_object_set_new(structured, "expires_at", expires);
         json_t *result = json_pack("{s:o, s:b}", "content", content, "isError", is_error);
         content = NULL;
         if (result && structured)
