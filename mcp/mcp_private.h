@@ -220,7 +220,7 @@ struct mcp_repl {
     char *failure;      /* why it cannot be used, once it never can again (closed, stopped) */
     char *dead_detail;  /* why its kernel was last given up (KG_EVENT_DEAD); whether it is dead
                            now is the kernel's state: a restart from any route revives it */
-    char *dead_note;    /* the sentence mcp_repl_failure last made */
+    char *dead_note;    /* the sentence mcp_repl_failure made from dead_detail, or NULL */
     zlistx_t *waiters;  /* mcp_call_t * waiting for ready */
     /* terminal (terminal.c) */
     kg_command_t *shell;
@@ -258,7 +258,7 @@ void mcp_repl_close(mcp_repl_t **repl_p);
 
 /* Why the session cannot run code now, or NULL: its failure, or its kernel being dead (read
  * from the kernel, so a restart through any route serves every route). Borrowed; valid until
- * the next call on the session. */
+ * the session's kernel is given up again or the session is freed. */
 const char *mcp_repl_failure(mcp_repl_t *repl);
 
 /* Finish the call once the session is ready (now if it is): reply is called then, or the call

@@ -142,7 +142,9 @@ static void s_on_kernel_event(kg_kernel_t *k, kg_kernel_event_t event, const cha
         /* Not a failure of the session: a restart from any route revives the kernel, so whether
          * it is dead is read from the kernel itself (mcp_repl_failure); this only says why. */
         free(repl->dead_detail);
+        free(repl->dead_note);
         repl->dead_detail = strdup(detail ? detail : "no detail");
+        repl->dead_note = NULL; /* made again, from this detail, when asked */
         s_finish_waiters(repl);
         break;
     case KG_EVENT_STOPPED:
@@ -175,10 +177,10 @@ const char *mcp_repl_failure(mcp_repl_t *repl)
         return repl->failure;
     if (repl->type != MCP_REPL_JUPYTER || !repl->kernel || kg_kernel_state(repl->kernel) != KG_KERNEL_DEAD)
         return NULL;
-    free(repl->dead_note);
-    repl->dead_note = cb_strdup_printf("its kernel died and was not restarted (%s); kernel_restart "
-                                       "starts it again (its variables are lost, its files kept)",
-                                       repl->dead_detail ? repl->dead_detail : "no detail");
+    if (!repl->dead_note)
+        repl->dead_note = cb_strdup_printf("its kernel died and was not restarted (%s); kernel_restart "
+                                           "starts it again (its variables are lost, its files kept)",
+                                           repl->dead_detail ? repl->dead_detail : "no detail");
     return repl->dead_note ? repl->dead_note : "its kernel died and was not restarted";
 }
 
