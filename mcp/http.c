@@ -555,7 +555,8 @@ static void s_post(mcp_http_t *self, http_request_t *req)
     if (!msg) {
         bool rounded = false;
         json_auto_t *id = mcp_rpc_salvage_id(body, len, &rounded);
-        return s_refuse(req, 400, id, MCP_RPC_PARSE, NULL, "parse error: %s (at byte %d)%s", jerr.text,
+        return s_refuse(req, 400, id, MCP_RPC_PARSE, NULL, "parse error: %s (at byte %d)%s",
+                        mcp_rpc_parse_error_text(&jerr),
                         jerr.position, rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
     }
     if (json_is_array(msg))

@@ -89,6 +89,8 @@ void mcp_session_dispatch(mcp_session_t *self, json_t *msg);
  * a lone surrogate (jansson writes only UTF-8). An integer id beyond 64 bits comes back as the
  * nearest double (a JSON number of that value) and sets *rounded. Caller owns return value. */
 json_t *mcp_rpc_salvage_id(const char *text, size_t len, bool *rounded);
+/* jansson's reason for refusing a message, in the client's terms. Borrowed. */
+const char *mcp_rpc_parse_error_text(const json_error_t *jerr);
 #define MCP_RPC_ROUNDED_ID_NOTE                                                                    \
     "; the id is an integer beyond 64 bits: it is echoed as the nearest double-precision number"
 

@@ -453,6 +453,13 @@ json_t *mcp_rpc_salvage_id(const char *text, size_t len, bool *rounded)
     return json_real(v);
 }
 
+const char *mcp_rpc_parse_error_text(const json_error_t *jerr)
+{
+    if (json_error_code(jerr) == json_error_null_character)
+        return "a string holds \\u0000 (NUL), which this server does not accept";
+    return jerr->text;
+}
+
 void mcp_session_handle(mcp_session_t *self, const char *text, size_t len)
 {
     json_error_t jerr;
@@ -460,7 +467,7 @@ void mcp_session_handle(mcp_session_t *self, const char *text, size_t len)
     if (!msg) {
         bool rounded = false;
         json_auto_t *id = mcp_rpc_salvage_id(text, len, &rounded);
-        return s_error(self, id, MCP_RPC_PARSE, "parse error: %s (at byte %d)%s", jerr.text,
+        return s_error(self, id, MCP_RPC_PARSE, "parse error: %s (at byte %d)%s", mcp_rpc_parse_error_text(&jerr),
                        jerr.position, rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
     }
     mcp_session_dispatch(self, msg);

@@ -33,6 +33,9 @@ await run(async () => {
             // Each answer is awaited in turn: the one after `from` is this line's.
             const m = await raw.waitFor((x) => 'error' in x || 'result' in x, 15000, `an answer to ${c.what}`, from).catch((e) => ({ none: e.message }));
             check(m.error && m.id === c.id, `stdio: ${c.what} is answered with an error and id ${safeJson(c.id)}`, safeJson(m));
+            if (c.line.includes('\\u0000'))
+                check(/\\u0000 \(NUL\)/.test(m.error?.message ?? '') && !/JSON_ALLOW_NUL/.test(m.error?.message ?? ''),
+                    `stdio: ${c.what}: the message says a string holds \\u0000, in the client's terms`, safeJson(m));
         }
         // The session goes on serving.
         const pong = await raw.request('ping', {});
