@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cb/cleanup.h"
@@ -104,31 +103,16 @@ static int s_on_wake(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 
 /* ---- deadlines ----------------------------------------------------------------------------- */
 
-/* The sandbox's last use, monotonic ms: its own clock (executions, commands, file calls) or the
- * last message to or from one of its kernels, whoever sent it (an attached console, the
- * Jupyter API's clients), which the kernel keeps on the wall clock. */
-static int64_t s_last_use_ms(kg_sandbox_t *sb)
-{
-    int64_t last = sb->last_active_ms;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t wall_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, now = cb_now_ms();
-    zlistx_t *kernels = zhashx_values(sb->gw->kernels);
-    for (kg_kernel_t *k = kernels ? zlistx_first(kernels) : NULL; k; k = zlistx_next(kernels)) {
-        int64_t at = now - (wall_us - k->last_activity_us) / 1000;
-        if (k->sandbox == sb && k->last_activity_us && at > last)
-            last = at < now ? at : now;
-    }
-    zlistx_destroy(&kernels);
-    return last;
-}
-
+/* Use is what clients do: executions, commands and file calls, and requests that Jupyter
+ * clients (the attach proxy's, the Jupyter API's) send to its kernels, all of which touch the
+ * sandbox's activity clock. What the sandbox's own code does (a thread printing for ever) is
+ * not use, or code could keep its sandbox for ever. */
 int64_t kg_sandbox_deadline_ms(kg_sandbox_t *sb)
 {
     if (!sb->expires_ms || !sb->extend_on_use)
         return sb->expires_ms;
     /* In use now (a cell or command running): its whole lifetime from now. */
-    int64_t from = kg_sandbox_busy(sb) ? cb_now_ms() : s_last_use_ms(sb);
+    int64_t from = kg_sandbox_busy(sb) ? cb_now_ms() : sb->last_active_ms;
     int64_t slid = from + (int64_t)sb->lifetime_s * 1000;
     return slid > sb->expires_ms ? slid : sb->expires_ms;
 }

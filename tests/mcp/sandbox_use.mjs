@@ -49,10 +49,14 @@ await run(async () => {
         const long = await srv.call('code_execute', { code: `import time; time.sleep(${LIFETIME_S + 2}); n` });
         check(!long.isError && sc(long).sandbox_id === id && mainResult(long) === String(uses),
             `a cell of ${LIFETIME_S + 2} s (longer than the lifetime) runs to its end in the same sandbox`, brief(long));
-        // Then nothing uses it: it ends after its lifetime, and the next call says so.
+        // Then nothing uses it (a thread in it printing for ever is not use): it ends after its
+        // lifetime, and the next call says so.
+        await srv.callOk('code_execute', {
+            code: "import threading, time\ndef chatter():\n    while True:\n        print('.', end='', flush=True)\n        time.sleep(0.1)\nthreading.Thread(target=chatter, daemon=True).start()",
+        });
         const t0 = Date.now();
         const gone = await waitGone(srv, id, (LIFETIME_S + 30) * 1000);
-        check(/nothing used it/.test(textOf(gone.result)), 'unused, it ends; tools naming it hear "it expired: nothing used it for ..."', brief(gone.result));
+        check(/nothing used it/.test(textOf(gone.result)), 'unused (a thread in it printing all along), it ends; tools naming it hear "it expired: nothing used it for ..."', brief(gone.result));
         check(gone.at - t0 >= (LIFETIME_S - 1) * 1000, `it ended no sooner than its lifetime after its last use (${gone.at - t0} ms)`);
         r = await srv.call('code_execute', { code: "'n' in globals()" });
         check(!r.isError && mainResult(r) === 'False' && (sc(r).notes ?? []).some((n) => /previous default sandbox/.test(n) && n.includes(id)),

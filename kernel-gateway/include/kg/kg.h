@@ -317,9 +317,10 @@ kg_kernel_t *kg_sandbox_main_kernel(kg_sandbox_t *self);
 /* What kg_sandbox_open made of it. The template's name: Borrowed; valid with the sandbox (NULL
  * for a sandbox from kg_sandbox_create). expires_ms: when its lifetime ends, in ms since the
  * epoch (0: never). For a sandbox opened with extend_on_use that is its lifetime after its last
- * use: the last execution, command or file call, or message to or from one of its kernels
- * (whichever client sent it), and while something runs in it, its lifetime from now; never
- * earlier than the deadline it had when opened. */
+ * use: the last execution, command or file call, or request a Jupyter client (attached, or
+ * through the Jupyter API) sent to one of its kernels; while something runs in it, its lifetime
+ * from now; never earlier than the deadline it had when opened. Its own code's output is not
+ * use. */
 const char *kg_sandbox_template(const kg_sandbox_t *self);
 bool kg_sandbox_from_pool(const kg_sandbox_t *self);
 bool kg_sandbox_persistent(const kg_sandbox_t *self);
