@@ -178,16 +178,23 @@ void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool
     if (s && !call->cancelled) {
         if (call->pending.len)
             s_flush_progress(call);
-        if (!content) {
-            cleanup_free char *text = structured ? json_dumps(structured, JSON_INDENT(1)) : NULL;
-            content = json_pack("[o]", mcp_text_block(text ? text : "(no result)"));
-        }
         /* Every result that names a sandbox says when it expires (use extends most lifetimes). */
         json_t *sandbox_id = json_object_get(structured, "sandbox_id");
         json_t *expires = json_is_string(sandbox_id) && !json_object_get(structured, "expires_at")
                           ? mcp_sandbox_expires_json(s->server, json_string_value(sandbox_id)) : NULL;
-        if (expires)
-            json_object_set_new(structured, "expires_at", expires);
+        json_t *own = expires ? json_copy(structured) : NULL; /* structured may be a job's, kept */
+        if (!own)
+            json_decref(expires);
+        else if (json_object_set_new(own, "expires_at", expires) < 0) /* steals expires */
+            json_decref(own);
+        else {
+            json_decref(structured);
+            structured = own;
+        }
+        if (!content) {
+            cleanup_free char *text = structured ? json_dumps(structured, JSON_INDENT(1)) : NULL;
+            content = json_pack("[o]", mcp_text_block(text ? text : "(no result)"));
+        }
         json_t *result = json_pack("{s:o, s:b}", "content", content, "isError", is_error);
         content = NULL;
         if (result && structured)
