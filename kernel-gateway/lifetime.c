@@ -101,7 +101,11 @@ static int s_on_wake(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return kg_gateway_handler_result(gw);
 }
 
-/* ---- deadlines ----------------------------------------------------------------------------- */
+/* ---- the tick ------------------------------------------------------------------------------ */
+
+/* A sandbox whose main kernel has never been ready is starting, not idle: its idle clock runs
+ * from the moment it can be used (kg_sandbox_main_event touches it then). */
+static bool s_starting(const kg_sandbox_t *sb) { return sb->main_kernel && !sb->main_kernel->ever_ready; }
 
 /* Use is what clients do: executions, commands and file calls, and requests that Jupyter
  * clients (the attach proxy's, the Jupyter API's) send to its kernels, all of which touch the
@@ -111,17 +115,12 @@ int64_t kg_sandbox_deadline_ms(kg_sandbox_t *sb)
 {
     if (!sb->expires_ms || !sb->extend_on_use)
         return sb->expires_ms;
-    /* In use now (a cell or command running): its whole lifetime from now. */
-    int64_t from = kg_sandbox_busy(sb) ? cb_now_ms() : sb->last_active_ms;
+    /* In use now (a cell or command running, or its kernel starting while its opener waits):
+     * its whole lifetime from now. */
+    int64_t from = kg_sandbox_busy(sb) || s_starting(sb) ? cb_now_ms() : sb->last_active_ms;
     int64_t slid = from + (int64_t)sb->lifetime_s * 1000;
     return slid > sb->expires_ms ? slid : sb->expires_ms;
 }
-
-/* ---- the tick ------------------------------------------------------------------------------ */
-
-/* A sandbox whose main kernel has never been ready is starting, not idle: its idle clock runs
- * from the moment it can be used (kg_sandbox_main_event touches it then). */
-static bool s_starting(const kg_sandbox_t *sb) { return sb->main_kernel && !sb->main_kernel->ever_ready; }
 
 static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {

@@ -718,7 +718,7 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
     json_t *u = json_object_get(info, "usage"), *l = json_object_get(info, "limits");
     json_int_t cpu_us = json_integer_value(json_object_get(u, "cpu_usage_us"));
     json_t *out =
-        json_pack("{s:s, s:f, s:O, s:O, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:O, s:O, s:O, s:o}",
+        json_pack("{s:s, s:f, s:O, s:O, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:O, s:O, s:o, s:o}",
                   "sandbox_id", sb->id, "cpu_time_s", cpu_us / 1e6, "cpu_share", json_object_get(u, "cpu_share"),
                   "cpu_share_avg", json_object_get(u, "cpu_share_avg"),
                   "memory_bytes", json_object_get(u, "memory_bytes"),
