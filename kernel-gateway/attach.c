@@ -118,6 +118,8 @@ static void s_relay(kg_attach_t *self, zmsg_t **raw_p, kg_signer_t *from, kg_rep
         zmsg_destroy(raw_p);
     } else if (zmsg_send(raw_p, out) < 0) {
         zmsg_destroy(raw_p);
+    } else if (from_client && self->kernel->sandbox) {
+        kg_sandbox_touch(self->kernel->sandbox); /* a person's request is use (lifetime.c) */
     }
     json_decref(header);
 }

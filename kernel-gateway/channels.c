@@ -728,8 +728,11 @@ static void s_to_kernel(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_t *m)
         i++;
     if (kg_wire_send(sess->socks[i], m, k->signer) < 0)
         cb_warn("jupyter api: could not send a %s to kernel %.8s: %s", kg_msg_type(m), k->id, zmq_strerror(errno));
-    else
+    else {
         kg_kernel_touch(k);
+        if (k->sandbox)
+            kg_sandbox_touch(k->sandbox); /* a client's request is use (lifetime.c) */
+    }
 }
 
 /* A client may send as soon as its WebSocket opens (jupyter_server's gateway client does, right

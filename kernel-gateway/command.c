@@ -302,9 +302,11 @@ static void s_finish(kg_command_t *c, const char *why)
     if (strcmp(c->status, "timeout") == 0)
         s_note(c, "The command ran longer than %d ms and was killed (its whole process group).",
                c->opts.timeout_ms);
-    if (c->exit.oom)
-        s_note(c, "The command was killed because the sandbox ran out of memory (limit %llu MiB).",
-               (unsigned long long)c->sb->limits.memory_mb);
+    if (c->exit.oom) {
+        cleanup_free char *tmp = kg_sandbox_tmp_note(c->sb);
+        s_note(c, "The command was killed because the sandbox ran out of memory (limit %llu MiB)%s%s.",
+               (unsigned long long)c->sb->limits.memory_mb, tmp ? ": " : "", tmp ? tmp : "");
+    }
     if (why)
         s_note(c, "%s", why);
     for (int i = 0; i < 2; i++) {

@@ -598,10 +598,14 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         k->exit_detail = kg_proc_exit_describe(&ex);
     if (ex.oom && k->after_exit == KG_AFTER_EXIT_DIED) {
         gw->counters.kernels_oom++;
+        /* Files in /tmp and /dev/shm are memory too: say so when they hold much of it. */
+        cleanup_free char *tmp = kg_sandbox_tmp_note(k->sandbox);
+        if (tmp && k->exit_detail)
+            s_set_string(&k->exit_detail, cb_strdup_printf("%s; %s", k->exit_detail, tmp));
         if (k->sandbox)
             kg_sandbox_log(k->sandbox, "sandbox", "OOM: kernel %.8s was killed for using all of the "
-                           "sandbox's memory (%llu MiB)", k->id,
-                           (unsigned long long)k->sandbox->limits.memory_mb);
+                           "sandbox's memory (%llu MiB)%s%s", k->id,
+                           (unsigned long long)k->sandbox->limits.memory_mb, tmp ? "; " : "", tmp ? tmp : "");
     }
     s_drain_output(k);
     s_close_sockets(k);
@@ -727,6 +731,38 @@ static void s_after_exit(kg_kernel_t *k)
 
 /* ---- start ------------------------------------------------------------------------------- */
 
+/* The gateway owns a kernel's life: a client's `exit` or `quit()` must not end it (a person in an
+ * attached console would end the assistant's session). ipykernel ends itself on them (ask_exit
+ * sets exit_now) unless keepkernel_on_exit is set, which `exit` resets to False on each call; so
+ * an ipykernel started by the gateway gets an exec line that makes its shell's ask_exit keep the
+ * kernel: the client that asked leaves (jupyter console prints "keeping kernel alive"), the
+ * kernel and its state stay. A proxy cannot do this: code reaches ask_exit in too many ways. The
+ * gateway's own shutdown_request (do_shutdown) still ends it; code that ends the process
+ * anyway (os._exit) is a death like any other. Takes ownership of argv; NULL when out of memory. */
+#define KG_IPYKERNEL_KEEP_ON_EXIT                                                                  \
+    "--IPKernelApp.exec_lines=get_ipython().ask_exit = (lambda ip=get_ipython(), "                 \
+    "ask=get_ipython().ask_exit: (setattr(ip, 'keepkernel_on_exit', True), ask())[1])"
+static char **s_keep_on_exit(char **argv)
+{
+    size_t n = 0, at = 0; /* the argument goes right after the module, so the spec's own
+                             arguments (the connection file last, as usual) stay as they are */
+    for (; argv && argv[n]; n++)
+        if (!at && n > 0 && strcmp(argv[n - 1], "-m") == 0 &&
+            (strcmp(argv[n], "ipykernel_launcher") == 0 || strcmp(argv[n], "ipykernel") == 0))
+            at = n + 1;
+    if (!at)
+        return argv;
+    cb_strv_t v = {.v = argv, .n = n};
+    if (cb_strv_push(&v, strdup(KG_IPYKERNEL_KEEP_ON_EXIT)) < 0) {
+        cb_strv_free(v.v);
+        return NULL;
+    }
+    char *added = v.v[n];
+    memmove(&v.v[at + 1], &v.v[at], (n - at) * sizeof *v.v);
+    v.v[at] = added;
+    return v.v;
+}
+
 static int s_start_process(kg_kernel_t *k, cb_error_t *err)
 {
     k->info_replied = false;
@@ -734,6 +770,7 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     if (s_open_sockets(k, err) < 0)
         return -1;
     char **argv = kg_kernelspec_argv(k->spec, k->conn_path_inside);
+    argv = s_keep_on_exit(argv);
     char **env = s_build_env(k);
     int out[2] = {-1, -1};
     if (!argv || !env)
@@ -916,6 +953,8 @@ int kg_kernel_restart(kg_kernel_t *self, cb_error_t *err)
         return 0;
     s_set_string(&self->state_lost_reason, strdup("the kernel was restarted on request"));
     bool graceful = self->state != KG_KERNEL_DEAD;
+    if (!graceful)
+        self->restarts_in_window = 0; /* revived on request: a fresh budget of automatic restarts */
     self->state = KG_KERNEL_RESTARTING;
     s_stop_process(self, KG_AFTER_EXIT_RESPAWN, graceful);
     return 0;

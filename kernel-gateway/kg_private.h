@@ -126,6 +126,7 @@ struct kg_sandbox {
     int64_t opened_ms;          /* when it was handed out (its lifetime starts then) */
     int64_t expires_ms;         /* monotonic; 0: no lifetime limit */
     int lifetime_s;             /* the last lifetime set, for messages */
+    bool extend_on_use;         /* the deadline is lifetime_s after the last use (lifetime.c) */
     bool in_pool;               /* waiting in a warm pool; not handed out */
     bool from_pool;
     bool end_pending;           /* the gateway will end it on the next deferred turn */
@@ -144,6 +145,14 @@ kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits
 
 /* Work is running in the sandbox (an execution or a command): it is not idle. */
 bool kg_sandbox_busy(kg_sandbox_t *sb);
+
+/* When the sandbox's lifetime ends, monotonic ms; 0: never (lifetime.c: see kg_sandbox_expires_ms). */
+int64_t kg_sandbox_deadline_ms(kg_sandbox_t *sb);
+
+/* A sentence for an out-of-memory note when files in the sandbox's /tmp and /dev/shm (tmpfs,
+ * charged to its memory) hold a large share of its memory limit; NULL otherwise. Caller owns
+ * return value. */
+char *kg_sandbox_tmp_note(kg_sandbox_t *sb);
 
 /* Free a command whatever its state (sandbox teardown; does not touch sb->commands). */
 void kg_command_free_now(kg_command_t *c);

@@ -107,6 +107,21 @@ static int s_on_wake(zloop_t *loop, zmq_pollitem_t *item, void *arg)
  * from the moment it can be used (kg_sandbox_main_event touches it then). */
 static bool s_starting(const kg_sandbox_t *sb) { return sb->main_kernel && !sb->main_kernel->ever_ready; }
 
+/* Use is what clients do: executions, commands and file calls, and requests that Jupyter
+ * clients (the attach proxy's, the Jupyter API's) send to its kernels, all of which touch the
+ * sandbox's activity clock. What the sandbox's own code does (a thread printing for ever) is
+ * not use, or code could keep its sandbox for ever. */
+int64_t kg_sandbox_deadline_ms(kg_sandbox_t *sb)
+{
+    if (!sb->expires_ms || !sb->extend_on_use)
+        return sb->expires_ms;
+    /* In use now (a cell or command running, or its kernel starting while its opener waits):
+     * its whole lifetime from now. */
+    int64_t from = kg_sandbox_busy(sb) || s_starting(sb) ? cb_now_ms() : sb->last_active_ms;
+    int64_t slid = from + (int64_t)sb->lifetime_s * 1000;
+    return slid > sb->expires_ms ? slid : sb->expires_ms;
+}
+
 static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
     kg_gateway_t *gw = arg;
@@ -115,9 +130,13 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     for (kg_sandbox_t *sb = zhashx_first(gw->sandboxes); sb; sb = zhashx_next(gw->sandboxes)) {
         if (!sb->opened || sb->end_pending)
             continue;
-        if (sb->expires_ms && now >= sb->expires_ms) {
-            cleanup_free char *why = cb_strdup_printf(
-                "it expired: its lifetime of %d s ran out (sandbox_set_timeout extends it)", sb->lifetime_s);
+        int64_t deadline = kg_sandbox_deadline_ms(sb);
+        if (deadline && now >= deadline) {
+            cleanup_free char *why = sb->extend_on_use
+                ? cb_strdup_printf("it expired: nothing used it for %d s, its lifetime "
+                                   "(each use extends it; sandbox_set_timeout sets another)", sb->lifetime_s)
+                : cb_strdup_printf("it expired: its lifetime of %d s ran out (sandbox_set_timeout extends it)",
+                                   sb->lifetime_s);
             kg_sandbox_end_later(sb, KG_SANDBOX_END_EXPIRED, why ? why : "it expired");
         } else if (idle_s > 0 && now - sb->last_active_ms >= (int64_t)idle_s * 1000 && !s_starting(sb) &&
                    !kg_sandbox_busy(sb)) {
@@ -318,6 +337,7 @@ kg_sandbox_t *kg_sandbox_open(kg_gateway_t *gw, const kg_sandbox_opts_t *opts, c
     sb->opened_ms = sb->last_active_ms = now;
     sb->expires_ms = timeout_s > 0 ? now + (int64_t)timeout_s * 1000 : 0;
     sb->lifetime_s = timeout_s;
+    sb->extend_on_use = opts->extend_on_use && timeout_s > 0;
     sb->on_end = opts->on_end;
     sb->end_arg = opts->arg;
     json_t *metadata = opts->metadata ? opts->metadata : json_object_get(saved, "metadata");
@@ -325,10 +345,11 @@ kg_sandbox_t *kg_sandbox_open(kg_gateway_t *gw, const kg_sandbox_opts_t *opts, c
     gw->counters.sandboxes_opened++;
     if (sb->persist_dir && kg_persist_save(sb, kg_kernel_name(sb->main_kernel), err) < 0)
         cb_warn("sandbox %.8s: %s", sb->id, err->msg);
-    kg_sandbox_log(sb, "sandbox", "opened: template %s, %s%s, lifetime %s%d s", sb->template_name,
+    kg_sandbox_log(sb, "sandbox", "opened: template %s, %s%s, lifetime %s%d s%s", sb->template_name,
                    sb->from_pool ? "from the warm pool" : "started fresh",
                    opts->reopen_id ? ", its persistent workspace reopened" : sb->persist_dir ? ", persistent" : "",
-                   timeout_s > 0 ? "" : "unlimited, ", timeout_s > 0 ? timeout_s : 0);
+                   timeout_s > 0 ? "" : "unlimited, ", timeout_s > 0 ? timeout_s : 0,
+                   sb->extend_on_use ? " after its last use" : "");
     return sb;
 }
 
@@ -342,6 +363,7 @@ int kg_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err)
     int64_t now = cb_now_ms();
     self->lifetime_s = timeout_s;
     self->expires_ms = timeout_s > 0 ? now + (int64_t)timeout_s * 1000 : 0;
+    self->extend_on_use = false; /* asked for: a fixed deadline */
     if (timeout_s > 0)
         kg_sandbox_log(self, "sandbox", "lifetime set: it ends %d s from now", timeout_s);
     else

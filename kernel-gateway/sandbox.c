@@ -172,11 +172,12 @@ bool kg_sandbox_from_pool(const kg_sandbox_t *self) { return self->from_pool; }
 bool kg_sandbox_persistent(const kg_sandbox_t *self) { return self->persist_dir != NULL; }
 int64_t kg_sandbox_expires_ms(const kg_sandbox_t *self)
 {
-    if (!self->expires_ms)
+    int64_t deadline = kg_sandbox_deadline_ms((kg_sandbox_t *)self); /* reads only */
+    if (!deadline)
         return 0;
     struct timeval tv; /* the deadline runs on the monotonic clock; callers want a date */
     gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000 + (self->expires_ms - cb_now_ms());
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000 + (deadline - cb_now_ms());
 }
 void kg_sandbox_touch(kg_sandbox_t *self) { self->last_active_ms = cb_now_ms(); }
 
@@ -272,6 +273,22 @@ static void s_cpu_share(kg_sandbox_t *sb, uint64_t cpu_us, double *recent, doubl
     *average = life >= 1000 ? (double)cpu_us / 1000.0 / (double)life : 0.0;
 }
 
+char *kg_sandbox_tmp_note(kg_sandbox_t *sb)
+{
+    sbx_usage_t u;
+    cb_error_t err = {0};
+    if (!sb || !sb->sbx || sbx_usage(sb->sbx, &u, &err) < 0)
+        return NULL;
+    uint64_t limit = sb->limits.memory_mb * 1024 * 1024, held = u.tmp_bytes + u.shm_bytes;
+    if (!limit || held < limit / 4) /* a large share: a quarter of the limit or more */
+        return NULL;
+    const char *where = !u.shm_bytes ? "/tmp" : !u.tmp_bytes ? "/dev/shm" : "/tmp and /dev/shm";
+    return cb_strdup_printf("the sandbox's %s %s %llu MiB, which counts against its %llu MiB memory "
+                            "limit (files there live in memory): delete what is not needed there",
+                            where, u.tmp_bytes && u.shm_bytes ? "hold" : "holds",
+                            (unsigned long long)(held >> 20), (unsigned long long)sb->limits.memory_mb);
+}
+
 json_t *kg_sandbox_info(kg_sandbox_t *self)
 {
     sbx_usage_t u;
@@ -302,6 +319,13 @@ json_t *kg_sandbox_info(kg_sandbox_t *self)
         "oom_kills", (json_int_t)u.oom_kills, "workspace_bytes", (json_int_t)u.workspace_bytes,
         "workspace_limit_bytes", (json_int_t)u.workspace_limit_bytes,
         "kernels", kernels);
+    json_t *usage = json_object_get(info, "usage");
+    if (usage && json_object_update_new(usage, json_pack("{s:I, s:I, s:I}", "tmp_bytes", (json_int_t)u.tmp_bytes,
+                                                         "shm_bytes", (json_int_t)u.shm_bytes, "tmp_limit_bytes",
+                                                         (json_int_t)u.tmp_limit_bytes)) < 0) {
+        json_decref(info);
+        return NULL;
+    }
     if (info &&
         json_object_update_new(
             info, json_pack("{s:I, s:I, s:I, s:s?, s:b, s:b, s:o, s:I, s:f, s:O?}", "init_pid",

@@ -552,9 +552,13 @@ static void s_post(mcp_http_t *self, http_request_t *req)
                         self->server->cfg.max_message_bytes);
     json_error_t jerr;
     json_auto_t *msg = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!msg)
-        return s_refuse(req, 400, NULL, MCP_RPC_PARSE, NULL, "parse error: %s (at byte %d)", jerr.text,
-                        jerr.position);
+    if (!msg) {
+        bool rounded = false;
+        json_auto_t *id = mcp_rpc_salvage_id(body, len, &rounded);
+        return s_refuse(req, 400, id, MCP_RPC_PARSE, NULL, "parse error: %s (at byte %d)%s",
+                        mcp_rpc_parse_error_text(&jerr),
+                        jerr.position, rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
+    }
     if (json_is_array(msg))
         return s_refuse(req, 400, NULL, MCP_RPC_INVALID_REQUEST, NULL,
                         "invalid request: batches are not supported; send one JSON-RPC message per POST");

@@ -249,8 +249,9 @@ static void s_on_code_done(kg_execution_t *x, json_t *result, void *arg)
 static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code, cb_error_t *err)
 {
     mcp_sandbox_t *sb = repl->sandbox;
-    if (repl->failure)
-        return cb_error_fail(err, CB_ERR_STATE, "session %s cannot run code: %s", repl->id, repl->failure), NULL;
+    const char *failure = mcp_repl_failure(repl);
+    if (failure)
+        return cb_error_fail(err, CB_ERR_STATE, "session %s cannot run code: %s", repl->id, failure), NULL;
     mcp_job_t *job = s_job_new(sb, MCP_JOB_CODE);
     if (!job)
         return cb_error_make(err, ENOMEM, "new execution"), NULL;

@@ -83,6 +83,17 @@ struct mcp_session {
 /* Handle one parsed message (borrowed), as mcp_session_handle does with text. */
 void mcp_session_dispatch(mcp_session_t *self, json_t *msg);
 
+/* The id of a message that jansson refused (a string holding \u0000 or a lone surrogate, an
+ * integer beyond 64 bits), read by a second, lenient pass, so that the error answer carries it.
+ * NULL when no id can be read exactly: none, not a string or integer, a string that itself holds
+ * a lone surrogate (jansson writes only UTF-8). An integer id beyond 64 bits comes back as the
+ * nearest double (a JSON number of that value) and sets *rounded. Caller owns return value. */
+json_t *mcp_rpc_salvage_id(const char *text, size_t len, bool *rounded);
+/* jansson's reason for refusing a message, in the client's terms. Borrowed. */
+const char *mcp_rpc_parse_error_text(const json_error_t *jerr);
+#define MCP_RPC_ROUNDED_ID_NOTE                                                                    \
+    "; the id is an integer beyond 64 bits: it is echoed as the nearest double-precision number"
+
 /* Is this a protocol version the server speaks ("2025-11-25", "2025-06-18")? */
 bool mcp_protocol_supported(const char *version);
 
@@ -171,7 +182,8 @@ bool mcp_arg_bool(json_t *args, const char *key, bool dflt);
 mcp_tool_fn mcp_tool_sandbox_create, mcp_tool_sandbox_list, mcp_tool_sandbox_info,
     mcp_tool_sandbox_delete, mcp_tool_sandbox_set_timeout, mcp_tool_sandbox_logs,
     mcp_tool_sandbox_metrics, mcp_tool_server_metrics,
-    mcp_tool_session_create, mcp_tool_session_close, mcp_tool_session_connect;
+    mcp_tool_session_create, mcp_tool_session_close, mcp_tool_session_connect,
+    mcp_tool_kernel_restart;
 mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_async,
     mcp_tool_execution_status, mcp_tool_execution_cancel, mcp_tool_command_execute,
     mcp_tool_session_execute;
@@ -207,7 +219,10 @@ struct mcp_repl {
     kg_kernel_t *kernel; /* NULL once stopped */
     char *kernel_name;
     bool ready;
-    char *failure;      /* why it cannot be used, once it cannot */
+    char *failure;      /* why it cannot be used, once it never can again (closed, stopped) */
+    char *dead_detail;  /* why its kernel was last given up (KG_EVENT_DEAD); whether it is dead
+                           now is the kernel's state: a restart from any route revives it */
+    char *dead_note;    /* the sentence mcp_repl_failure made from dead_detail, or NULL */
     zlistx_t *waiters;  /* mcp_call_t * waiting for ready */
     /* terminal (terminal.c) */
     kg_command_t *shell;
@@ -222,6 +237,10 @@ struct mcp_repl {
 /* Find a sandbox: by id, or this session's default (created when create). On failure the call
  * is finished with a message and NULL returned. */
 mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create);
+
+/* The sandbox's expires_at (an ISO 8601 string, or JSON null for no limit); NULL when no live
+ * sandbox has that id. Caller owns return value. */
+json_t *mcp_sandbox_expires_json(mcp_server_t *srv, const char *id);
 
 /* Make a sandbox with its main jupyter session. args: sandbox_create's (NULL: defaults). */
 mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err);
@@ -238,6 +257,11 @@ mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err);
 mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
                          cb_error_t *err);
 void mcp_repl_close(mcp_repl_t **repl_p);
+
+/* Why the session cannot run code now, or NULL: its failure, or its kernel being dead (read
+ * from the kernel, so a restart through any route serves every route). Borrowed; valid until
+ * the session's kernel is given up again or the session is freed. */
+const char *mcp_repl_failure(mcp_repl_t *repl);
 
 /* Finish the call once the session is ready (now if it is): reply is called then, or the call
  * fails with the session's failure. */

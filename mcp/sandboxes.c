@@ -119,8 +119,9 @@ static void s_finish_waiters(mcp_repl_t *repl)
         call->repl = NULL;
         call->on_ready = NULL;
         call->cancel = NULL;
-        if (repl->failure)
-            mcp_call_fail(call, "session %s cannot run: %s", repl->id, repl->failure);
+        const char *failure = mcp_repl_failure(repl);
+        if (failure)
+            mcp_call_fail(call, "session %s cannot run: %s", repl->id, failure);
         else
             reply(call, repl);
     }
@@ -130,14 +131,20 @@ static void s_on_kernel_event(kg_kernel_t *k, kg_kernel_event_t event, const cha
 {
     mcp_repl_t *repl = arg;
     switch (event) {
-    case KG_EVENT_READY:
+    case KG_EVENT_READY: /* also after a restart from any route (kernel_restart, the Jupyter API) */
         repl->ready = true;
         s_finish_waiters(repl);
         break;
+    case KG_EVENT_RESTARTING:
+        repl->ready = false; /* calls that wait for ready wait for this restart */
+        break;
     case KG_EVENT_DEAD:
-        free(repl->failure);
-        repl->failure = cb_strdup_printf("its kernel died and was not restarted (%s)",
-                                         detail ? detail : "no detail");
+        /* Not a failure of the session: a restart from any route revives the kernel, so whether
+         * it is dead is read from the kernel itself (mcp_repl_failure); this only says why. */
+        free(repl->dead_detail);
+        free(repl->dead_note);
+        repl->dead_detail = strdup(detail ? detail : "no detail");
+        repl->dead_note = NULL; /* made again, from this detail, when asked */
         s_finish_waiters(repl);
         break;
     case KG_EVENT_STOPPED:
@@ -164,10 +171,24 @@ static void s_cancel_waiter(mcp_call_t *call)
     mcp_call_finish(call, NULL, NULL, false);
 }
 
-void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply)
+const char *mcp_repl_failure(mcp_repl_t *repl)
 {
     if (repl->failure)
-        return mcp_call_fail(call, "session %s cannot run: %s", repl->id, repl->failure);
+        return repl->failure;
+    if (repl->type != MCP_REPL_JUPYTER || !repl->kernel || kg_kernel_state(repl->kernel) != KG_KERNEL_DEAD)
+        return NULL;
+    if (!repl->dead_note)
+        repl->dead_note = cb_strdup_printf("its kernel died and was not restarted (%s); kernel_restart "
+                                           "starts it again (its variables are lost, its files kept)",
+                                           repl->dead_detail ? repl->dead_detail : "no detail");
+    return repl->dead_note ? repl->dead_note : "its kernel died and was not restarted";
+}
+
+void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply)
+{
+    const char *failure = mcp_repl_failure(repl);
+    if (failure)
+        return mcp_call_fail(call, "session %s cannot run: %s", repl->id, failure);
     if (repl->ready || repl->type == MCP_REPL_TERMINAL)
         return reply(call, repl);
     call->repl = repl;
@@ -274,6 +295,8 @@ static void s_repl_free(mcp_repl_t *repl)
     zhashx_delete(repl->sandbox->server->repls, repl->id);
     free(repl->kernel_name);
     free(repl->failure);
+    free(repl->dead_detail);
+    free(repl->dead_note);
     free(repl);
 }
 
@@ -313,7 +336,7 @@ mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, 
     if (!kernel_name || (sb->main && strcmp(kernel_name, sb->main->kernel_name) == 0))
         return sb->main;
     for (mcp_repl_t *r = zlistx_first(sb->repls); r; r = zlistx_next(sb->repls))
-        if (r->type == MCP_REPL_JUPYTER && !r->failure && strcmp(r->kernel_name, kernel_name) == 0)
+        if (r->type == MCP_REPL_JUPYTER && !mcp_repl_failure(r) && strcmp(r->kernel_name, kernel_name) == 0)
             return r;
     return mcp_repl_new(sb, MCP_REPL_JUPYTER, kernel_name, err);
 }
@@ -394,6 +417,9 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
         .persist = mcp_arg_bool(args, "persist", false),
         .reopen_id = mcp_arg_str(args, "sandbox_id", NULL),
         .metadata = metadata,
+        /* A lifetime not asked for runs from the last use: a sandbox in use never expires
+         * under its user (the default sandbox always; see docs/mcp-tools.md). */
+        .extend_on_use = !json_object_get(args, "lifetime_s"),
         .on_end = s_on_sandbox_end,
         .arg = sb,
     };
@@ -508,6 +534,14 @@ mcp_sandbox_t *mcp_session_default_sandbox(mcp_session_t *s, bool create, cb_err
 
 /* ---- tools --------------------------------------------------------------------------------- */
 
+static json_t *s_time_json(int64_t ms);
+
+json_t *mcp_sandbox_expires_json(mcp_server_t *srv, const char *id)
+{
+    mcp_sandbox_t *sb = id ? zhashx_lookup(srv->sandboxes, id) : NULL;
+    return sb ? s_time_json(kg_sandbox_expires_ms(sb->kg)) : NULL;
+}
+
 static json_t *s_limits_json(mcp_sandbox_t *sb)
 {
     json_auto_t *info = kg_sandbox_info(sb->kg);
@@ -592,7 +626,7 @@ void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
     json_t *out = s_summary(sb, call->session);
     json_t *sessions = json_array();
     for (mcp_repl_t *r = zlistx_first(sb->repls); r; r = zlistx_next(sb->repls)) {
-        const char *state = r->failure ? "dead" : r->type == MCP_REPL_TERMINAL ? (r->running ? "busy" : "idle")
+        const char *state = mcp_repl_failure(r) ? "dead" : r->type == MCP_REPL_TERMINAL ? (r->running ? "busy" : "idle")
                           : r->kernel ? kg_kernel_state_name(kg_kernel_state(r->kernel)) : "stopped";
         json_array_append_new(sessions, json_pack("{s:s, s:s, s:s*, s:s, s:b}", "session_id", r->id,
                                                   "type", s_repl_type_name(r->type), "kernel",
@@ -683,9 +717,8 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
     json_auto_t *info = kg_sandbox_info(sb->kg);
     json_t *u = json_object_get(info, "usage"), *l = json_object_get(info, "limits");
     json_int_t cpu_us = json_integer_value(json_object_get(u, "cpu_usage_us"));
-    mcp_call_finish(
-        call, NULL,
-        json_pack("{s:s, s:f, s:O, s:O, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:O, s:O, s:O, s:o}",
+    json_t *out =
+        json_pack("{s:s, s:f, s:O, s:O, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:O, s:O, s:o, s:o}",
                   "sandbox_id", sb->id, "cpu_time_s", cpu_us / 1e6, "cpu_share", json_object_get(u, "cpu_share"),
                   "cpu_share_avg", json_object_get(u, "cpu_share_avg"),
                   "memory_bytes", json_object_get(u, "memory_bytes"),
@@ -697,8 +730,18 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
                   "uptime_s", json_real_value(json_object_get(info, "uptime_s")),
                   "executions", json_object_get(info, "executions"), "commands", json_object_get(info, "commands"),
                   "idle_s", json_real(json_integer_value(json_object_get(info, "idle_ms")) / 1000.0),
-                  "expires_at", s_time_json(kg_sandbox_expires_ms(sb->kg))),
-        false);
+                  "expires_at", s_time_json(kg_sandbox_expires_ms(sb->kg)));
+    /* Files in /tmp and /dev/shm live in memory: their pages count against memory_limit_bytes. */
+    if (out && json_object_update_new(out, json_pack("{s:O, s:O, s:O}", "tmp_used_bytes",
+                                                     json_object_get(u, "tmp_bytes"), "shm_used_bytes",
+                                                     json_object_get(u, "shm_bytes"), "tmp_limit_bytes",
+                                                     json_object_get(u, "tmp_limit_bytes"))) < 0) {
+        json_decref(out);
+        out = NULL;
+    }
+    if (!out)
+        return mcp_call_fail(call, "out of memory");
+    mcp_call_finish(call, NULL, out, false);
 }
 
 static void s_reply_session(mcp_call_t *call, mcp_repl_t *repl)
@@ -754,21 +797,60 @@ static void s_reply_connect(mcp_call_t *call, mcp_repl_t *repl)
                     false);
 }
 
-void mcp_tool_session_connect(mcp_call_t *call, json_t *args)
+/* The jupyter session a call names: session_id, else the sandbox's main session (the default
+ * sandbox made when create). On failure the call is finished and NULL returned. */
+static mcp_repl_t *s_jupyter_repl_for_call(mcp_call_t *call, json_t *args, bool create, const char *doing)
 {
     cb_error_t err = {0};
     mcp_repl_t *repl;
     if (json_object_get(args, "session_id")) {
         repl = mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
         if (!repl)
-            return mcp_call_fail_err(call, &err);
+            return mcp_call_fail_err(call, &err), NULL;
     } else {
-        mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, true);
+        mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, create);
         if (!sb)
-            return;
+            return NULL;
         repl = sb->main;
     }
     if (repl->type != MCP_REPL_JUPYTER)
-        return mcp_call_fail(call, "session %s is a terminal; only jupyter sessions can be connected", repl->id);
-    mcp_repl_when_ready(repl, call, s_reply_connect);
+        return mcp_call_fail(call, "session %s is a terminal; only jupyter sessions can be %s", repl->id, doing), NULL;
+    return repl;
+}
+
+void mcp_tool_session_connect(mcp_call_t *call, json_t *args)
+{
+    mcp_repl_t *repl = s_jupyter_repl_for_call(call, args, true, "connected");
+    if (repl)
+        mcp_repl_when_ready(repl, call, s_reply_connect);
+}
+
+static void s_reply_restarted(mcp_call_t *call, mcp_repl_t *repl)
+{
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:o}", "session_id", repl->id, "sandbox_id",
+                            repl->sandbox->id, "kernel", repl->kernel_name, "kernel_id",
+                            kg_kernel_id(repl->kernel), "state", kg_kernel_state_name(kg_kernel_state(repl->kernel)),
+                            "state_lost", 1, "restart_count", kg_kernel_restart_count(repl->kernel),
+                            "expires_at", s_time_json(kg_sandbox_expires_ms(repl->sandbox->kg)));
+    cleanup_free char *text = cb_strdup_printf(
+        "The kernel of session %s (sandbox %s) was restarted and is ready. Its state is lost: "
+        "variables, imports and definitions are gone and must be set up again. Files in "
+        "/home/user are kept.", repl->id, repl->sandbox->id);
+    mcp_call_finish(call, json_pack("[o]", mcp_text_block(text ? text : "restarted")), out, false);
+}
+
+void mcp_tool_kernel_restart(mcp_call_t *call, json_t *args)
+{
+    mcp_repl_t *repl = s_jupyter_repl_for_call(call, args, false, "restarted");
+    if (!repl)
+        return;
+    if (repl->failure || !repl->kernel)
+        return mcp_call_fail(call, "session %s cannot be restarted: %s", repl->id,
+                             repl->failure ? repl->failure : "it has no kernel");
+    cb_error_t err = {0};
+    if (kg_kernel_restart(repl->kernel, &err) < 0)
+        return mcp_call_fail_err(call, &err);
+    kg_sandbox_log(repl->sandbox->kg, "session", "kernel of session %.8s restarted by kernel_restart", repl->id);
+    repl->ready = false; /* the restart is under way: wait for its READY (or DEAD) */
+    mcp_repl_when_ready(repl, call, s_reply_restarted);
 }

@@ -16,6 +16,7 @@
  * what relates to a request with it.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -177,6 +178,19 @@ void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool
     if (s && !call->cancelled) {
         if (call->pending.len)
             s_flush_progress(call);
+        /* Every result that names a sandbox says when it expires (use extends most lifetimes). */
+        json_t *sandbox_id = json_object_get(structured, "sandbox_id");
+        json_t *expires = json_is_string(sandbox_id) && !json_object_get(structured, "expires_at")
+                          ? mcp_sandbox_expires_json(s->server, json_string_value(sandbox_id)) : NULL;
+        json_t *own = expires ? json_copy(structured) : NULL; /* structured may be a job's, kept */
+        if (!own)
+            json_decref(expires);
+        else if (json_object_set_new(own, "expires_at", expires) < 0) /* steals expires */
+            json_decref(own);
+        else {
+            json_decref(structured);
+            structured = own;
+        }
         if (!content) {
             cleanup_free char *text = structured ? json_dumps(structured, JSON_INDENT(1)) : NULL;
             content = json_pack("[o]", mcp_text_block(text ? text : "(no result)"));
@@ -349,12 +363,120 @@ void mcp_session_reject(mcp_session_t *self, int code, const char *message)
     s_error(self, NULL, code, "%s", message);
 }
 
+/* ---- the id of a message that does not parse ----------------------------------------------- */
+
+static int s_hex4(const char *t)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = t[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Overwrite, inside JSON strings, every \u escape of a lone UTF-16 surrogate with the escape
+ * "\u" + with (four hex digits: the same length). Returns how many were replaced. This is a
+ * lexical pass over text that failed to parse, so it only has to be right for text that would
+ * parse once the surrogates are gone. */
+static size_t s_patch_surrogates(char *t, size_t len, const char *with)
+{
+    size_t patched = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] == '"') {
+            in_string = !in_string;
+            continue;
+        }
+        if (!in_string || t[i] != '\\')
+            continue;
+        if (i + 5 >= len || t[i + 1] != 'u') {
+            i++; /* a two-character escape: skip what it escapes */
+            continue;
+        }
+        int v = s_hex4(t + i + 2);
+        bool high = v >= 0xD800 && v <= 0xDBFF, low = v >= 0xDC00 && v <= 0xDFFF;
+        if (high && i + 11 < len && t[i + 6] == '\\' && t[i + 7] == 'u') {
+            int next = s_hex4(t + i + 8);
+            if (next >= 0xDC00 && next <= 0xDFFF) {
+                i += 11; /* a proper pair */
+                continue;
+            }
+        }
+        if (high || low) {
+            memcpy(t + i + 2, with, 4);
+            patched++;
+        }
+        i += 5;
+    }
+    return patched;
+}
+
+/* Parse text as leniently as jansson allows: NUL in strings, lone surrogates replaced by
+ * \u+with, integers too big for 64 bits as reals (only when they are the reason it failed). */
+static json_t *s_parse_lenient(const char *text, size_t len, const char *with, size_t *patched)
+{
+    cleanup_free char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, text, len);
+    *patched = s_patch_surrogates(copy, len, with);
+    size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    json_error_t jerr;
+    json_t *msg = json_loadb(copy, len, flags, &jerr);
+    if (!msg && json_error_code(&jerr) == json_error_numeric_overflow)
+        msg = json_loadb(copy, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
+    return msg;
+}
+
+json_t *mcp_rpc_salvage_id(const char *text, size_t len, bool *rounded)
+{
+    *rounded = false;
+    size_t patched = 0, patched_again = 0;
+    json_auto_t *msg = s_parse_lenient(text, len, "fffd", &patched);
+    json_t *id = json_object_get(msg, "id");
+    if (json_is_string(id) && patched > 0) {
+        /* Was a lone surrogate in the id itself? Then it cannot be echoed (jansson writes UTF-8
+         * only): parse again with another replacement and see whether the id changes. */
+        json_auto_t *again = s_parse_lenient(text, len, "fffe", &patched_again);
+        if (!json_equal(id, json_object_get(again, "id")))
+            return NULL;
+    }
+    if (json_is_string(id) || json_is_integer(id))
+        return json_incref(id);
+    if (!json_is_real(id))
+        return NULL;
+    /* Every integer was decoded as a real because one (maybe the id) was beyond 64 bits. */
+    double v = json_real_value(id);
+    if (!isfinite(v) || v != floor(v))
+        return NULL;
+    if (v >= -0x1p63 && v < 0x1p63)
+        return json_integer((json_int_t)v);
+    *rounded = true; /* beyond 64 bits: the nearest double, as a JSON number */
+    return json_real(v);
+}
+
+const char *mcp_rpc_parse_error_text(const json_error_t *jerr)
+{
+    if (json_error_code(jerr) == json_error_null_character)
+        return "a string holds \\u0000 (NUL), which this server does not accept";
+    return jerr->text;
+}
+
 void mcp_session_handle(mcp_session_t *self, const char *text, size_t len)
 {
     json_error_t jerr;
     json_auto_t *msg = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-    if (!msg)
-        return s_error(self, NULL, MCP_RPC_PARSE, "parse error: %s (at byte %d)", jerr.text, jerr.position);
+    if (!msg) {
+        bool rounded = false;
+        json_auto_t *id = mcp_rpc_salvage_id(text, len, &rounded);
+        return s_error(self, id, MCP_RPC_PARSE, "parse error: %s (at byte %d)%s", mcp_rpc_parse_error_text(&jerr),
+                       jerr.position, rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
+    }
     mcp_session_dispatch(self, msg);
 }
 

@@ -30,6 +30,9 @@
           "\"stdin\":" S_STR("Lines answered to input() in turn."),                                \
           "\"code\"")
 
+/* When the sandbox a result names ends (added to every result that names one). */
+#define OUT_EXPIRES "\"expires_at\":{\"type\":[\"string\",\"null\"]}"
+
 /* The result of an execution: the Jupyter model, close to E2B's Execution. */
 #define OUT_EXECUTION_PROPS                                                                        \
     "\"sandbox_id\":{\"type\":\"string\"},\"session_id\":{\"type\":\"string\"},"                   \
@@ -47,7 +50,7 @@
     "\"string\"}}}},"                                                                              \
     "\"duration_ms\":{\"type\":\"number\"},\"kernel_restarted\":{\"type\":\"boolean\"},"           \
     "\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"                              \
-    "\"truncated\":{\"type\":\"boolean\"}"
+    "\"truncated\":{\"type\":\"boolean\"}," OUT_EXPIRES
 #define OUT_EXECUTION                                                                              \
     "{\"type\":\"object\",\"properties\":{" OUT_EXECUTION_PROPS "},\"required\":[\"execution_id\","\
     "\"status\",\"stdout\",\"stderr\",\"results\",\"error\"]}"
@@ -61,7 +64,7 @@
     "\"oom\":{\"type\":\"boolean\"},\"stdout\":{\"type\":\"string\"},\"stderr\":{\"type\":"        \
     "\"string\"},\"pid\":{\"type\":[\"integer\",\"null\"]},\"duration_ms\":{\"type\":\"number\"}," \
     "\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"truncated\":{\"type\":"      \
-    "\"boolean\"}"
+    "\"boolean\"}," OUT_EXPIRES
 #define OUT_COMMAND                                                                                \
     "{\"type\":\"object\",\"properties\":{" OUT_COMMAND_PROPS "},\"required\":[\"command_id\","    \
     "\"status\"]}"
@@ -252,6 +255,17 @@ static const mcp_tool_t s_tools[] = {
                 "\"connection_file\":{\"type\":\"string\"},\"command\":{\"type\":\"string\"}",
                 "\"session_id\",\"kernel_id\",\"connection_file\",\"command\""),
      MCP_HINT_READ_ONLY, mcp_tool_session_connect},
+    {"kernel_restart", "Restart a kernel",
+     "Restart a jupyter session's kernel (default: the main session of the sandbox) and wait "
+     "until it is ready. Its state is lost: variables, imports and definitions are gone; files "
+     "in /home/user stay. Use it when a kernel is stuck, or died and was not restarted.",
+     S_OBJ("\"session_id\":" S_STR("The jupyter session (default: the sandbox's main session).") "," P_SANDBOX, ""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},"
+                "\"kernel\":{\"type\":\"string\"},\"kernel_id\":{\"type\":\"string\"},"
+                "\"state\":{\"type\":\"string\"},\"state_lost\":{\"type\":\"boolean\"},"
+                "\"restart_count\":{\"type\":\"integer\"},\"expires_at\":{\"type\":[\"string\",\"null\"]}",
+                "\"session_id\",\"sandbox_id\",\"state_lost\""),
+     MCP_HINT_DESTRUCTIVE, mcp_tool_kernel_restart},
 
     {"sandbox_logs", "Read a sandbox's log",
      "The last lines of a sandbox's log: its kernels' stderr and lifecycle events (started, "
@@ -273,6 +287,8 @@ static const mcp_tool_t s_tools[] = {
                 "\"uptime_s\":{\"type\":\"number\"},\"executions\":{\"type\":\"integer\"},"
                 "\"cpu_share\":{\"type\":\"number\"},\"cpu_share_avg\":{\"type\":\"number\"},"
                 "\"commands\":{\"type\":\"integer\"},\"idle_s\":{\"type\":\"number\"},"
+                "\"tmp_used_bytes\":{\"type\":\"integer\"},\"shm_used_bytes\":{\"type\":\"integer\"},"
+                "\"tmp_limit_bytes\":{\"type\":\"integer\"},"
                 "\"expires_at\":{\"type\":[\"string\",\"null\"]}",
                 "\"sandbox_id\""),
      MCP_HINT_READ_ONLY, mcp_tool_sandbox_metrics},

@@ -45,7 +45,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -629,6 +631,28 @@ int sbx_workspace_usage(const sbx_t *self, uint64_t *used, uint64_t *size, cb_er
     *size = (uint64_t)vfs.f_blocks * vfs.f_frsize;
     *used = (uint64_t)(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
     return 0;
+}
+
+/* Used bytes and size of a tmpfs mounted at inside (an absolute path in the sandbox). */
+static void s_tmpfs_usage(const sbx_t *self, const char *inside, uint64_t *used, uint64_t *size)
+{
+    cleanup_close int fd = s_openat2(self->root_fd, inside, O_PATH | O_DIRECTORY, 0,
+                                     RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    struct statfs fs;
+    if (fd < 0 || fstatfs(fd, &fs) < 0 || fs.f_type != TMPFS_MAGIC)
+        return;
+    *used = (uint64_t)(fs.f_blocks - fs.f_bfree) * (uint64_t)fs.f_bsize;
+    if (size)
+        *size = (uint64_t)fs.f_blocks * (uint64_t)fs.f_bsize;
+}
+
+void sbx_tmp_usage(const sbx_t *self, uint64_t *tmp, uint64_t *shm, uint64_t *size)
+{
+    *tmp = *shm = *size = 0;
+    if (self->root_fd < 0)
+        return;
+    s_tmpfs_usage(self, "/tmp", tmp, size);
+    s_tmpfs_usage(self, "/dev/shm", shm, NULL);
 }
 
 int sbx_file_remove(sbx_t *self, const char *path, bool recursive, cb_error_t *err)

@@ -86,6 +86,7 @@ int sbx_usage(const sbx_t *self, sbx_usage_t *out, cb_error_t *err)
     memset(out, 0, sizeof *out);
     if (self->cgroup)
         sbx_cgroup_usage(self->cgroup, out);
+    sbx_tmp_usage(self, &out->tmp_bytes, &out->shm_bytes, &out->tmp_limit_bytes);
     return sbx_workspace_usage(self, &out->workspace_bytes, &out->workspace_limit_bytes, err);
 }
 

@@ -154,6 +154,10 @@ int sbx_cgroup_usage(const sbx_cgroup_t *cg, sbx_usage_t *out);
 /* Bytes used in the workspace and its size (files.c): the tmpfs's figures, or for a persistent
  * workspace a walk of its tree and policy.workspace_bytes. */
 int sbx_workspace_usage(const sbx_t *self, uint64_t *used, uint64_t *size, cb_error_t *err);
+
+/* Bytes used on the sandbox's /tmp and /dev/shm tmpfs (statfs through the root fd, following no
+ * symlink; 0 for one that is not a tmpfs), and the size of /tmp. Never fails. */
+void sbx_tmp_usage(const sbx_t *self, uint64_t *tmp, uint64_t *shm, uint64_t *size);
 uint64_t sbx_cgroup_oom_kills(const sbx_cgroup_t *cg);
 /* Kill whatever is left, wait (bounded) for the cgroups to empty, remove them. */
 void sbx_cgroup_destroy(sbx_cgroup_t **cg_p);

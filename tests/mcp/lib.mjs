@@ -73,7 +73,7 @@ export const ALL_TOOLS = [
     'code_execute_async', 'execution_status', 'execution_cancel', 'command_execute',
     'file_upload', 'file_download', 'file_list', 'file_delete', 'session_create',
     'session_execute', 'session_close', 'session_connect', 'sandbox_logs', 'sandbox_metrics',
-    'run_code', 'sandbox_set_timeout', 'server_metrics',
+    'run_code', 'sandbox_set_timeout', 'server_metrics', 'kernel_restart',
 ];
 
 // ---- scratch directories -------------------------------------------------------------------

@@ -17,9 +17,10 @@
 // - metrics that move (memory peak, CPU time and share, executions, commands) and logs.
 //
 // Lifetimes here are 2-3 s: waiting them out is the thing under test, always polled with a
-// deadline. A lifetime (and the idle clock) runs from the moment a sandbox is opened, kernel
-// start included, and a kernel can take seconds to start on a busy host: so the short-lived
-// sandboxes come from a warm pool, whose sandboxes are ready when handed out. Each server gets
+// deadline. A fixed lifetime (lifetime_s, sandbox_set_timeout) runs from the moment a sandbox
+// is opened, kernel start included, and a kernel can take seconds to start on a busy host: so
+// the short-lived sandboxes come from a warm pool, whose sandboxes are ready when handed out.
+// (A lifetime not asked for runs from the last use instead: sandbox_use.mjs tests that.) Each server gets
 // its own runtime dir (and, from lib.mjs, its own state dir).
 import {
     LoggingMessageNotificationSchema, brief, check, mainResult, processesGone, run, safeJson, sandboxLogs, sandboxProcesses, sc, section, startServer,

@@ -293,6 +293,8 @@ typedef struct {
     json_t *metadata;           /* labels kept with the sandbox (on disk too when persisted);
                                    borrowed, copied; NULL: none */
     bool no_pool;               /* start a fresh sandbox even when the pool has one */
+    bool extend_on_use;         /* the lifetime runs from the last use, not from the opening:
+                                   see kg_sandbox_expires_ms (until kg_sandbox_set_timeout) */
     kg_sandbox_end_fn *on_end;
     void *arg;
 } kg_sandbox_opts_t;
@@ -314,14 +316,18 @@ kg_kernel_t *kg_sandbox_main_kernel(kg_sandbox_t *self);
 
 /* What kg_sandbox_open made of it. The template's name: Borrowed; valid with the sandbox (NULL
  * for a sandbox from kg_sandbox_create). expires_ms: when its lifetime ends, in ms since the
- * epoch (0: never). */
+ * epoch (0: never). For a sandbox opened with extend_on_use that is its lifetime after its last
+ * use: the last execution, command or file call, or request a Jupyter client (attached, or
+ * through the Jupyter API) sent to one of its kernels; while something runs in it, its lifetime
+ * from now; never earlier than the deadline it had when opened. Its own code's output is not
+ * use. */
 const char *kg_sandbox_template(const kg_sandbox_t *self);
 bool kg_sandbox_from_pool(const kg_sandbox_t *self);
 bool kg_sandbox_persistent(const kg_sandbox_t *self);
 int64_t kg_sandbox_expires_ms(const kg_sandbox_t *self);
 
 /* Set the lifetime: the sandbox ends timeout_s seconds from now (< 0: never). Like E2B's
- * set_timeout; it may shorten as well as extend. */
+ * set_timeout; it may shorten as well as extend. A fixed deadline: use no longer extends it. */
 int kg_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err);
 
 /* Activity: executions, commands and file calls count on their own; callers may add theirs.

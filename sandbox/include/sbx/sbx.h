@@ -156,6 +156,10 @@ typedef struct {
     uint64_t oom_kills;
     uint64_t workspace_bytes;       /* used in the workspace (/home/user) */
     uint64_t workspace_limit_bytes; /* its size (persistent: policy.workspace_bytes) */
+    uint64_t tmp_bytes;             /* used in /tmp, a tmpfs whose pages count as the sandbox's
+                                       memory (its cgroup is charged for them) */
+    uint64_t shm_bytes;             /* used in /dev/shm, likewise */
+    uint64_t tmp_limit_bytes;       /* the size of each of /tmp and /dev/shm */
 } sbx_usage_t;
 
 int sbx_usage(const sbx_t *self, sbx_usage_t *out, cb_error_t *err);
