@@ -17,7 +17,7 @@
  * swapped in mid-way can at worst be replaced or removed itself, never followed.
  *
  * That check is what keeps a planted symlink away from the host files a sandbox can see: the
- * read-only /usr binds and the read-write /run/cellblock (connection files). A tmpfs workspace
+ * read-only /usr binds and the sandbox's own /run/cellblock tmpfs (connection files). A tmpfs workspace
  * is a filesystem of its own, so st_dev alone told them apart; a persistent workspace is a bind
  * of a host directory, which may well share a filesystem (and so st_dev) with /usr, so the
  * mount id is compared too: /usr is another mount even on the same disk. Hard links cannot
@@ -29,7 +29,7 @@
  * rewrite needs room for both copies for a moment. A final-component symlink is refused rather
  * than replaced. mkdir with parents makes one directory at a time, each step resolved afresh the
  * same way, as `mkdir -p` run inside would. When the gateway runs as root, what it creates is
- * created as the host ids the sandbox user maps to (s_as_owner).
+ * created as the host ids the sandbox user maps to (sbx_fs_as_owner).
  *
  * sbx_workspace_usage reads a tmpfs workspace's figures from the filesystem; a persistent
  * workspace shares its filesystem with the host, so its use is measured instead: a walk of its
@@ -220,7 +220,7 @@ static int s_beneath(const sbx_t *self, int dirfd, const char *name, int flags, 
  * one, owned by host root and unusable inside. So a root gateway creates with this thread's
  * fsuid and fsgid switched to the sandbox user's host ids: raw system calls, which act on the
  * calling thread only. Unprivileged, they already are ours. Returns whether it switched. */
-static bool s_as_owner(const sbx_t *self)
+bool sbx_fs_as_owner(const sbx_t *self)
 {
     if (geteuid() != 0)
         return false;
@@ -229,7 +229,7 @@ static bool s_as_owner(const sbx_t *self)
     return true;
 }
 
-static void s_as_self(bool switched)
+void sbx_fs_as_self(bool switched)
 {
     if (!switched)
         return;
@@ -377,9 +377,9 @@ int sbx_file_mkdir(sbx_t *self, const char *path, bool parents, cb_error_t *err)
         return -1;
     if (!p.name[0]) /* the workspace itself: it exists */
         return 0;
-    bool switched = s_as_owner(self);
+    bool switched = sbx_fs_as_owner(self);
     int rc = s_mkdir(self, &p, parents, false, err);
-    s_as_self(switched);
+    sbx_fs_as_self(switched);
     return rc;
 }
 
@@ -456,10 +456,10 @@ static int s_write(sbx_t *self, const char *path, const void *data, size_t len, 
 int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, bool make_parents,
                    cb_error_t *err)
 {
-    /* Creating, renaming into and filling the workspace all happen as its owner (s_as_owner). */
-    bool switched = s_as_owner(self);
+    /* Creating, renaming into and filling the workspace all happen as its owner (sbx_fs_as_owner). */
+    bool switched = sbx_fs_as_owner(self);
     int rc = s_write(self, path, data, len, make_parents, err);
-    s_as_self(switched);
+    sbx_fs_as_self(switched);
     return rc;
 }
 
