@@ -299,9 +299,10 @@ static void s_links(kg_gateway_t *gw)
 /* ---- swap: removal while code inside swaps directories for symlinks ---------------------- */
 
 /* The swapper, compiled inside the sandbox (a Python loop is too slow to win the race often):
- * two trees t/sub0 and t/sub1 under the kernel's directory whose names include the canary
- * directory's, then, until /home/user/stop appears, two processes each turn one of them into a
- * symlink to the canary directory and back, as fast as they can. */
+ * two trees t/sub0 and t/sub1 under the kernel's directory holding the canary directory's names
+ * and as many other files as the filesystem takes (a long removal is a wide window), then, until
+ * /home/user/stop appears, two processes each turn one of them into a symlink to the canary
+ * directory and back, as fast as they can. */
 static const char s_swapper_c[] =
     "#include <stdio.h>\n#include <unistd.h>\n#include <sys/stat.h>\n#include <sys/wait.h>\n"
     "static void swap(const char *canary, const char *sub, const char *aside) {\n"
@@ -321,9 +322,10 @@ static const char s_swapper_c[] =
     "        snprintf(p, sizeof p, \"t/sub%d\", d);\n"
     "        mkdir(p, 0700);\n"
     "        const char *fixed[] = {\"attach.json\", \"connection.json\", \"k-1\"};\n"
-    "        for (int i = 0; i < 403; i++) {\n"
+    "        for (int i = 0; i < 20403; i++) {\n"
     "            if (i < 3) snprintf(p, sizeof p, \"t/sub%d/%s\", d, fixed[i]);\n"
-    "            else snprintf(p, sizeof p, \"t/sub%d/f%d\", d, i - 3);\n"
+    "            else if (i < 403) snprintf(p, sizeof p, \"t/sub%d/f%d\", d, i - 3);\n"
+    "            else snprintf(p, sizeof p, \"t/sub%d/g%d\", d, i);\n"
     "            FILE *f = fopen(p, \"w\");\n"
     "            if (f) fclose(f);\n"
     "        }\n"
@@ -351,7 +353,7 @@ static void s_swap(kg_gateway_t *gw)
         kg_gateway_run_until(gw, &cc.done, DEADLINE_MS);
     if (!CB_OK(cc.output, "the swapper is compiled inside the sandbox"))
         return;
-    int whole = 0, tries = 5;
+    int whole = 0, tries = 8;
     for (int i = 0; i < tries; i++) {
         events_t ev = {0};
         kg_kernel_t *k = s_start(gw, &ev, sb);
