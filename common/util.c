@@ -256,7 +256,7 @@ static void s_rm_entry(s_rm_t *rm, int dirfd, const char *name, int depth)
     if (depth >= S_RM_DEPTH) { /* move it up under the top, where the next pass finds it */
         char moved[64];
         snprintf(moved, sizeof moved, ".cb-rm-%d-%llu", (int)getpid(), (unsigned long long)++rm->seq);
-        if (renameat(dirfd, name, rm->top, moved) < 0)
+        if (renameat2(dirfd, name, rm->top, moved, RENAME_NOREPLACE) < 0)
             s_rm_note(rm, errno);
         return;
     }

@@ -108,6 +108,7 @@ void kg_socket_limits(zsock_t *sock, int64_t max_msg_bytes)
 {
     if (max_msg_bytes <= 0)
         max_msg_bytes = KG_MAX_MESSAGE_BYTES_DEFAULT;
+    /* ZMQ_MAXMSGSIZE is an int64 option; czmq's setter takes an int, enough for 2 GiB - 1. */
     zsock_set_maxmsgsize(sock, (int)(max_msg_bytes > INT_MAX ? INT_MAX : max_msg_bytes));
     zsock_set_rcvhwm(sock, KG_KERNEL_RCVHWM);
 }

@@ -57,9 +57,11 @@ char *kg_conninfo_json(const kg_conninfo_t *ci, cb_error_t *err);
 /* What one kernel may make the gateway hold: every ZMQ socket that talks to a kernel gets a
  * maximum message size (kg_config_t.max_message_bytes, <= 0: the default; ZMQ refuses a bigger
  * message from its length prefix, before reading it, and drops the connection, which then
- * reconnects) and a receive high-water mark of KG_KERNEL_RCVHWM messages (the most its queue
- * holds before ZMQ stops reading: the loop drains it far sooner). */
-#define KG_KERNEL_RCVHWM 1000
+ * reconnects) and a receive high-water mark of KG_KERNEL_RCVHWM messages: the most its queue
+ * holds before ZMQ stops reading that connection (what comes next waits in the kernel's socket
+ * buffers and send queue, where a PUB drops, as it would at our side). So a socket holds at most
+ * KG_KERNEL_RCVHWM * max_message_bytes, and the loop drains it far sooner. */
+#define KG_KERNEL_RCVHWM 16
 void kg_socket_limits(zsock_t *sock, int64_t max_msg_bytes);
 
 /* ---- gateway (gateway.c) ----------------------------------------------------------------- */
