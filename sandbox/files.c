@@ -33,7 +33,8 @@
  *
  * sbx_workspace_usage reads a tmpfs workspace's figures from the filesystem; a persistent
  * workspace shares its filesystem with the host, so its use is measured instead: a walk of its
- * tree on fds (s_du), by the same rules as a recursive remove, adding up st_blocks.
+ * tree on fds (s_du), by the same rules as a recursive remove (cb_rm_tree_at, common's one way to
+ * remove a tree), adding up st_blocks.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -56,7 +57,6 @@
 
 #define S_WS SBX_INSIDE_WORKSPACE
 #define S_WS_LEN (sizeof S_WS - 1)
-#define S_RM_MAX_DEPTH 256 /* deepest directory tree a recursive remove walks */
 #define S_TMP_PREFIX ".cellblock-write-"
 #define S_DU_MAX_ENTRIES 200000 /* most entries a persistent workspace's measure looks at */
 #define S_DU_MAX_DEPTH 128      /* deepest directory it descends into */
@@ -537,46 +537,6 @@ void sbx_dirents_free(sbx_dirent_t *list, size_t count)
     free(list);
 }
 
-/* Empty the directory fd (owned here), depth levels below the one being removed. Never follows a
- * symlink and never leaves the workspace's filesystem. */
-static int s_rm_contents(const sbx_t *self, int fd, int depth, const char *given, cb_error_t *err)
-{
-    if (depth > S_RM_MAX_DEPTH) {
-        close(fd);
-        return cb_error_fail(err, CB_ERR_LIMIT, "remove '%s': nested more than %d levels deep",
-                             given, S_RM_MAX_DEPTH);
-    }
-    cleanup_closedir DIR *d = fdopendir(fd);
-    if (!d) {
-        int saved = errno;
-        close(fd);
-        return cb_error_make(err, saved, "remove '%s'", given);
-    }
-    struct dirent *e;
-    while ((errno = 0, e = readdir(d))) {
-        if (s_is_dots(e->d_name))
-            continue;
-        struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno == ENOENT)
-                continue;
-            return s_errno(err, errno, "remove", given);
-        }
-        int flags = 0;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = s_beneath(self, dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY, &st);
-            if (sub < 0)
-                return s_errno(err, errno, "remove", given);
-            if (s_rm_contents(self, sub, depth + 1, given, err) < 0)
-                return -1;
-            flags = AT_REMOVEDIR;
-        }
-        if (unlinkat(dirfd(d), e->d_name, flags) < 0 && errno != ENOENT)
-            return s_errno(err, errno, "remove", given);
-    }
-    return errno ? s_errno(err, errno, "remove", given) : 0;
-}
-
 typedef struct {
     uint64_t bytes;
     size_t entries;
@@ -655,11 +615,15 @@ int sbx_file_remove(sbx_t *self, const char *path, bool recursive, cb_error_t *e
     int flags = 0;
     if (S_ISDIR(st.st_mode)) {
         if (recursive) {
-            int fd = s_beneath(self, dirfd, p.name, O_RDONLY | O_DIRECTORY, &st);
+            /* The directory must lie on the workspace's mount; cb_rm_tree_at then never leaves
+             * that mount nor follows a link below it. */
+            cleanup_close int fd = s_beneath(self, dirfd, p.name, O_PATH | O_DIRECTORY, &st);
             if (fd < 0)
                 return s_errno(err, errno, "remove", path);
-            if (s_rm_contents(self, fd, 1, path, err) < 0)
-                return -1;
+            cb_error_t rm_err = {0};
+            if (cb_rm_tree_at(dirfd, p.name, &rm_err) < 0)
+                return s_errno(err, rm_err.errnum ? rm_err.errnum : EIO, "remove", path);
+            return 0;
         }
         flags = AT_REMOVEDIR;
     }
