@@ -8,9 +8,11 @@
  *                        gateway writes (connection.json, attach.json and its old temporary
  *                        name, k-<id>.attach.json): attach, restart, shutdown and the sandbox's
  *                        end leave the canaries whole; the same names as FIFOs do not block it
- *   test_rundir swap     kernel shutdowns while code inside keeps swapping a subdirectory of the
- *                        kernel's directory for a symlink to a host canary directory (10 tries),
- *                        and the discard of a persistent workspace full of such links
+ *   test_rundir swap     kernel shutdowns while two processes inside keep swapping
+ *                        subdirectories of the kernel's directory for symlinks to a host canary
+ *                        directory (8 tries: it is a race, and session_close gives an attacker
+ *                        as many as it likes), and the discard of a persistent workspace full of
+ *                        such links, a FIFO and deep directories
  *   test_rundir socket   symlinks to a host unix socket the test listens on planted in place of
  *                        the kernel's sockets, then a restart: the host socket never sees a
  *                        connection and the kernel works again
