@@ -304,7 +304,8 @@ static void s_links(kg_gateway_t *gw)
  * two trees t/sub0 and t/sub1 under the kernel's directory holding the canary directory's names
  * and as many other files as the filesystem takes (a long removal is a wide window), then, until
  * /home/user/stop appears, two processes each turn one of them into a symlink to the canary
- * directory and back, as fast as they can. */
+ * directory for a moment, and back for ten: a remover that walks in by name then often finds
+ * itself removing by a path that leads through the symlink. */
 static const char s_swapper_c[] =
     "#include <stdio.h>\n#include <unistd.h>\n#include <sys/stat.h>\n#include <sys/wait.h>\n"
     "static void swap(const char *canary, const char *sub, const char *aside) {\n"
@@ -315,6 +316,7 @@ static const char s_swapper_c[] =
     "            unlink(sub);\n"
     "        }\n"
     "        if (moved) rename(aside, sub);\n"
+    "        for (volatile int s = 0; s < 20000; s++) {}\n"
     "    }\n"
     "}\n"
     "int main(int argc, char **argv) {\n"
