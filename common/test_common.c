@@ -2,6 +2,8 @@
  * owned by a lock (a forked child stands in for another process). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,6 +96,188 @@ static void s_test_locked_dirs(void)
     CB_OK(cb_rm_rf(dir, &err) == 0, "clean up");
 }
 
+/* A canary directory with files, outside every tree we remove. */
+static bool s_canary_whole(const char *canary, int files)
+{
+    for (int i = 0; i < files; i++) {
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/f%d", canary, i);
+        if (stat(path, &st) < 0)
+            return false;
+    }
+    return true;
+}
+
+static void s_make_canary(const char *canary, int files)
+{
+    cb_error_t err = {0};
+    cb_mkdir_p(canary, 0700, &err);
+    for (int i = 0; i < files; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/f%d", canary, i);
+        cb_write_file(path, "keep", 4, 0600, &err);
+    }
+}
+
+/* A tree under root: dirs a/b/c with files, symlinks to the canary (a directory link, a file
+ * link, a relative ../ link), a FIFO, a socket-like name. */
+static void s_make_tree(const char *root, const char *canary)
+{
+    cb_error_t err = {0};
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/a/b/c", root);
+    cb_mkdir_p(path, 0700, &err);
+    for (int i = 0; i < 50; i++) { /* the canary's names: a removal by path hits them */
+        snprintf(path, sizeof path, "%s/a/b/f%d", root, i);
+        cb_write_file(path, "x", 1, 0600, &err);
+    }
+    snprintf(path, sizeof path, "%s/a/to-canary", root);
+    if (symlink(canary, path) < 0)
+        CB_DIAG("symlink: %s", strerror(errno));
+    snprintf(path, sizeof path, "%s/a/b/c/file-link", root);
+    char target[PATH_MAX];
+    snprintf(target, sizeof target, "%s/f0", canary);
+    if (symlink(target, path) < 0)
+        CB_DIAG("symlink: %s", strerror(errno));
+    snprintf(path, sizeof path, "%s/a/b/up", root);
+    if (symlink("../../..", path) < 0)
+        CB_DIAG("symlink: %s", strerror(errno));
+    snprintf(path, sizeof path, "%s/a/fifo", root);
+    if (mkfifo(path, 0600) < 0)
+        CB_DIAG("mkfifo: %s", strerror(errno));
+}
+
+/* Keep swapping root/a/b: a real directory one moment, a symlink to the canary the next, until
+ * the stop file appears. Runs in a forked child. */
+static void __attribute__((noreturn)) s_swapper(const char *root, const char *canary)
+{
+    char b[PATH_MAX], aside[PATH_MAX], stop[PATH_MAX];
+    snprintf(b, sizeof b, "%s/a/b", root);
+    snprintf(aside, sizeof aside, "%s/a/b-aside", root);
+    snprintf(stop, sizeof stop, "%s.stop", root);
+    for (long i = 0; access(stop, F_OK) < 0 && i < 50000000; i++) {
+        if (rename(b, aside) == 0) {
+            if (symlink(canary, b) == 0) {
+                for (volatile int spin = 0; spin < 2000; spin++) {
+                }
+                unlink(b);
+            }
+            rename(aside, b);
+        } else {
+            mkdir(aside, 0700);
+            symlink(canary, b);
+            unlink(b);
+        }
+    }
+    _exit(0);
+}
+
+static void s_test_rm_tree(void)
+{
+    char dir[] = "/tmp/cb-test-rm-XXXXXX";
+    if (!CB_OK(mkdtemp(dir) != NULL, "temp dir for removals"))
+        return;
+    cb_error_t err = {0};
+    cleanup_free char *canary = cb_strdup_printf("%s/canary", dir);
+    cleanup_free char *root = cb_strdup_printf("%s/tree", dir);
+    s_make_canary(canary, 50);
+
+    /* Symlinks (to a directory, a file, upwards) and a FIFO: removed themselves, never followed,
+     * never opened. */
+    s_make_tree(root, canary);
+    CB_OK(cb_rm_rf(root, &err) == 0, "cb_rm_rf removes a tree of dirs, files, symlinks and a FIFO (%s)",
+          err.msg);
+    struct stat st;
+    CB_OK(lstat(root, &st) < 0 && errno == ENOENT, "the tree is gone");
+    CB_OK(s_canary_whole(canary, 50), "nothing a symlink in it pointed at was touched");
+
+    /* The top itself a symlink: it goes, its target stays. */
+    if (symlink(canary, root) < 0)
+        CB_DIAG("symlink: %s", strerror(errno));
+    CB_OK(cb_rm_rf(root, &err) == 0 && lstat(root, &st) < 0 && s_canary_whole(canary, 50),
+          "a symlink given as the tree is unlinked, its target kept");
+    if (mkfifo(root, 0600) < 0)
+        CB_DIAG("mkfifo: %s", strerror(errno));
+    cleanup_close int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CB_OK(cb_rm_tree_at(dirfd, "tree", &err) == 0 && lstat(root, &st) < 0,
+          "a FIFO given as the tree is unlinked without blocking");
+
+    /* Deeper than the fds a walk may hold: 400 levels. */
+    if (mkdir(root, 0700) == 0) {
+        cleanup_close int at = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (int i = 0; i < 400 && at >= 0; i++) {
+            int next = -1;
+            if (mkdirat(at, "d", 0700) == 0)
+                next = openat(at, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            int f = openat(at, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+            if (f >= 0)
+                close(f);
+            close(at);
+            at = next;
+        }
+    }
+    cb_error_clear(&err);
+    CB_OK(cb_rm_rf(root, &err) == 0 && lstat(root, &st) < 0, "a tree 400 levels deep is removed (%s)",
+          err.msg);
+
+    /* Another process swaps a subdirectory for a symlink to the canary while we remove. */
+    int survived = 1;
+    for (int round = 0; round < 20; round++) {
+        s_make_tree(root, canary);
+        cleanup_free char *stop = cb_strdup_printf("%s.stop", root);
+        unlink(stop);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0)
+            s_swapper(root, canary);
+        for (int i = 0; i < 3; i++) /* a few removals while it swaps: each may leave some */
+            cb_rm_rf(root, NULL);
+        cb_write_file(stop, "", 0, 0600, NULL);
+        waitpid(pid, NULL, 0);
+        cb_rm_rf(root, NULL);
+        unlink(stop);
+        survived &= s_canary_whole(canary, 50);
+    }
+    CB_OK(survived, "20 rounds of removal under a swapping process left the canary whole");
+    CB_OK(lstat(root, &st) < 0, "and the tree is gone once the swapping stops");
+
+    /* Writing beside what another process planted. */
+    cleanup_free char *target = cb_strdup_printf("%s/f1", canary);
+    cleanup_free char *link = cb_strdup_printf("%s/conn.json", dir);
+    if (symlink(target, link) < 0)
+        CB_DIAG("symlink: %s", strerror(errno));
+    CB_OK(cb_write_new_at(dirfd, "conn.json", "new", 3, 0600, &err) == 0 &&
+              lstat(link, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 3,
+          "cb_write_new_at replaces a planted symlink by a new file (%s)", err.msg);
+    cleanup_free char *kept = cb_read_file(target, 100, NULL, &err);
+    CB_OK(kept && strcmp(kept, "keep") == 0, "and its target keeps its content");
+    unlink(link);
+    if (mkfifo(link, 0600) < 0)
+        CB_DIAG("mkfifo: %s", strerror(errno));
+    CB_OK(cb_write_new_at(dirfd, "conn.json", "new", 3, 0600, &err) == 0 && lstat(link, &st) == 0 &&
+              S_ISREG(st.st_mode),
+          "a planted FIFO is replaced without blocking");
+    unlink(link);
+    if (symlink(target, link) < 0)
+        CB_DIAG("symlink: %s", strerror(errno));
+    CB_OK(cb_write_file_at(dirfd, "conn.json", "atomic", 6, 0600, &err) == 0 && lstat(link, &st) == 0 &&
+              S_ISREG(st.st_mode) && st.st_size == 6,
+          "cb_write_file_at renames over a planted symlink (%s)", err.msg);
+    cleanup_free char *kept2 = cb_read_file(target, 100, NULL, &err);
+    CB_OK(kept2 && strcmp(kept2, "keep") == 0, "its target is untouched");
+    unlink(link);
+    if (symlink(canary, link) < 0)
+        CB_DIAG("symlink: %s", strerror(errno));
+    errno = 0;
+    int through = cb_openat_beneath(dirfd, "conn.json/f2", O_RDONLY, 0);
+    CB_OK(through < 0 && errno == ELOOP, "cb_openat_beneath refuses a path through a symlink (errno %d)",
+          errno);
+    if (through >= 0)
+        close(through);
+    CB_OK(cb_rm_rf(dir, &err) == 0, "clean up");
+}
+
 int main(void)
 {
     cb_error_t err = {0};
@@ -155,5 +339,6 @@ int main(void)
     cb_buf_free(&buf);
 
     s_test_locked_dirs();
+    s_test_rm_tree();
     return cb_tap_done();
 }

@@ -6,12 +6,20 @@
  * releases it when the last fd of its open file goes, however the holder died. So the owner
  * keeps an fd holding flock(LOCK_EX) on the directory itself for as long as the directory lives,
  * and a sweeper that can take the lock knows nobody owns it any more.
+ *
+ * Directories that sandboxed code can write are the attacker's ground, and the gateway (often
+ * root) must never be led out of them. So writing and removing go through directory fds:
+ * cb_openat_beneath resolves one name with openat2 (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_MAGICLINKS, O_NOFOLLOW), files are created with O_EXCL | O_NONBLOCK (a planted
+ * FIFO or symlink fails the create instead of blocking or redirecting it), and cb_rm_tree_at is
+ * the one way to remove a tree: it never removes by path and never follows a link (see there).
+ * cb_rm_rf and cb_write_file are those, for a path whose parent the caller trusts.
  */
 #include "cb/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +28,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,35 +88,112 @@ char *cb_read_file(const char *path, size_t max_bytes, size_t *len_out, cb_error
     return steal_pointer(&buf);
 }
 
-int cb_write_file(const char *path, const void *data, size_t len, int mode, cb_error_t *err)
+/* ---------------------------------------------------------------------------------------------
+ * Files and trees under directory fds: nothing here follows a symlink or blocks on what it finds.
+ * ------------------------------------------------------------------------------------------- */
+
+static int s_openat2(int dirfd, const char *name, int flags, int mode, uint64_t resolve)
 {
-    cleanup_free char *tmp = cb_strdup_printf("%s.tmp%ld", path, (long)getpid());
-    if (!tmp)
-        return cb_error_make(err, ENOMEM, "write '%s'", path);
-    cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+                           .mode = (flags & O_CREAT) ? (uint64_t)mode : 0,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+                                      resolve};
+    if (flags & O_PATH)
+        how.flags &= ~(uint64_t)O_NONBLOCK; /* openat2 refuses flags O_PATH ignores */
+    for (int i = 0;; i++) {
+        int fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof how);
+        if (fd >= 0 || errno != EAGAIN || i == 16) /* EAGAIN: a rename raced the lookup */
+            return fd;
+    }
+}
+
+int cb_openat_beneath(int dirfd, const char *name, int flags, int mode)
+{
+    return s_openat2(dirfd, name, flags, mode, 0);
+}
+
+/* Create name under dirfd as a new regular file (never an existing one, never through a link,
+ * never blocking), write data and set mode. Returns 0, or -1 with err (the file removed). */
+static int s_create_new_at(int dirfd, const char *name, const void *data, size_t len, int mode,
+                           cb_error_t *err)
+{
+    cleanup_close int fd = cb_openat_beneath(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK,
+                                             mode & 0777);
+    struct stat st;
     if (fd < 0)
-        return cb_error_make(err, errno, "create '%s'", tmp);
-    if (fchmod(fd, (mode_t)mode) < 0)
-        return cb_error_make(err, errno, "chmod '%s'", tmp);
+        return cb_error_make(err, errno, "create '%s'", name);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) { /* O_EXCL made it; a check that costs nothing */
+        unlinkat(dirfd, name, 0);
+        return cb_error_make(err, errno ? errno : EINVAL, "create '%s'", name);
+    }
     const char *p = data;
-    size_t left = len;
-    while (left > 0) {
+    for (size_t left = len; left > 0;) {
         ssize_t n = write(fd, p, left);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             int saved = errno;
-            unlink(tmp);
-            return cb_error_make(err, saved, "write '%s'", tmp);
+            unlinkat(dirfd, name, 0);
+            return cb_error_make(err, saved, "write '%s'", name);
         }
         p += n;
         left -= (size_t)n;
     }
-    if (rename(tmp, path) < 0) {
+    if (fchmod(fd, (mode_t)(mode & 0777)) < 0) {
         int saved = errno;
-        unlink(tmp);
-        return cb_error_make(err, saved, "rename '%s' to '%s'", tmp, path);
+        unlinkat(dirfd, name, 0);
+        return cb_error_make(err, saved, "chmod '%s'", name);
     }
+    return 0;
+}
+
+int cb_write_new_at(int dirfd, const char *name, const void *data, size_t len, int mode,
+                    cb_error_t *err)
+{
+    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        return cb_error_make(err, errno, "replace '%s'", name);
+    return s_create_new_at(dirfd, name, data, len, mode, err);
+}
+
+int cb_write_file_at(int dirfd, const char *name, const void *data, size_t len, int mode,
+                     cb_error_t *err)
+{
+    char tmp[300];
+    for (int tries = 0;; tries++) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = ((uint64_t)getpid() << 32) ^ (uint64_t)cb_now_us() ^ (uint64_t)tries;
+        if (snprintf(tmp, sizeof tmp, ".%.200s.tmp-%016llx", name, (unsigned long long)r) >=
+            (int)sizeof tmp)
+            return cb_error_make(err, ENAMETOOLONG, "write '%s'", name);
+        cb_error_t local = {0};
+        if (s_create_new_at(dirfd, tmp, data, len, mode, &local) == 0)
+            break;
+        if (local.errnum != EEXIST || tries == 8) {
+            if (err)
+                *err = local;
+            return -1;
+        }
+    }
+    if (renameat(dirfd, tmp, dirfd, name) < 0) {
+        int saved = errno;
+        unlinkat(dirfd, tmp, 0);
+        return cb_error_make(err, saved, "rename '%s' to '%s'", tmp, name);
+    }
+    return 0;
+}
+
+/* Open the parent directory of path (O_PATH) and copy its last component into base. */
+static int s_open_parent(const char *path, char *base, size_t size, cb_error_t *err);
+
+int cb_write_file(const char *path, const void *data, size_t len, int mode, cb_error_t *err)
+{
+    char base[256];
+    cleanup_close int dirfd = s_open_parent(path, base, sizeof base, err);
+    if (dirfd < 0)
+        return -1;
+    if (cb_write_file_at(dirfd, base, data, len, mode, err) < 0)
+        return cb_error_prefix(err, "write '%s': ", path);
     return 0;
 }
 
@@ -130,12 +216,120 @@ int cb_mkdir_p(const char *path, int mode, cb_error_t *err)
     return 0;
 }
 
-static int s_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* How a tree is removed (cb_rm_tree_at): depth first, one directory fd per level. Each entry is
+ * looked at with fstatat(AT_SYMLINK_NOFOLLOW); a directory is opened with openat2 beneath its
+ * parent's fd, following no link and crossing no mount (RESOLVE_NO_XDEV), and read through a
+ * dup of that fd (fdopendir takes the fd it is given); everything else is unlinked by name under
+ * its parent's fd, never opened. Whatever was swapped between the look and the open (a directory
+ * turned into a symlink, a FIFO, a mount) fails that open and is at most unlinked itself. A tree
+ * deeper than S_RM_DEPTH has its deep directories moved up under the top one (a rename within
+ * the same directory fds) and removed from there, so a deep tree costs no more fds. Entries that
+ * keep appearing while we remove (code still running) get S_RM_PASSES passes, then ENOTEMPTY. */
+#define S_RM_DEPTH 64
+#define S_RM_PASSES 8
+
+typedef struct {
+    int top;      /* the directory being emptied at depth 0 (borrowed) */
+    int errnum;   /* the first error worth reporting */
+    uint64_t seq; /* names for directories moved up */
+} s_rm_t;
+
+static int s_rm_dir_contents(s_rm_t *rm, int fd, int depth);
+
+static void s_rm_note(s_rm_t *rm, int e)
 {
-    (void)st;
-    (void)ftw;
-    int rc = (flag == FTW_DP) ? rmdir(path) : unlink(path);
-    return (rc < 0 && errno != ENOENT) ? -1 : 0;
+    if (!rm->errnum && e != ENOENT)
+        rm->errnum = e;
+}
+
+/* Remove name under dirfd (at depth: dirfd is that many levels below rm->top). */
+static void s_rm_entry(s_rm_t *rm, int dirfd, const char *name, int depth)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return s_rm_note(rm, errno);
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlinkat(dirfd, name, 0) < 0)
+            s_rm_note(rm, errno);
+        return;
+    }
+    if (depth >= S_RM_DEPTH) { /* move it up under the top, where the next pass finds it */
+        char moved[64];
+        snprintf(moved, sizeof moved, ".cb-rm-%d-%llu", (int)getpid(), (unsigned long long)++rm->seq);
+        if (renameat2(dirfd, name, rm->top, moved, RENAME_NOREPLACE) < 0)
+            s_rm_note(rm, errno);
+        return;
+    }
+    int sub = s_openat2(dirfd, name, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0, RESOLVE_NO_XDEV);
+    if (sub < 0) {
+        /* Swapped since the look (a symlink, a file, a FIFO), or a mount: remove what is there
+         * now if it is no directory, never follow it. */
+        if (unlinkat(dirfd, name, 0) < 0 && errno != EISDIR)
+            s_rm_note(rm, errno);
+        return;
+    }
+    struct stat opened;
+    if (fstat(sub, &opened) < 0 || opened.st_dev != st.st_dev) {
+        close(sub);
+        return s_rm_note(rm, EXDEV);
+    }
+    if (s_rm_dir_contents(rm, sub, depth + 1) < 0)
+        return;
+    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+        s_rm_note(rm, errno);
+}
+
+/* Empty the directory fd (taken: closed here). Returns 0, or -1 when it could not be read. */
+static int s_rm_dir_contents(s_rm_t *rm, int fd, int depth)
+{
+    cleanup_close int owned = fd;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = copy < 0 ? NULL : fdopendir(copy);
+    if (!d) {
+        s_rm_note(rm, errno);
+        if (copy >= 0)
+            close(copy);
+        return -1;
+    }
+    for (int pass = 0; pass < (depth == 0 ? S_RM_PASSES : 1); pass++) {
+        bool any = false;
+        rewinddir(d);
+        for (struct dirent *e; (e = readdir(d));) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            any = true;
+            s_rm_entry(rm, fd, e->d_name, depth);
+        }
+        if (!any)
+            break;
+    }
+    closedir(d);
+    return 0;
+}
+
+int cb_rm_tree_at(int dirfd, const char *name, cb_error_t *err)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : cb_error_make(err, errno, "stat '%s'", name);
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+            return cb_error_make(err, errno, "remove '%s'", name);
+        return 0;
+    }
+    int top = s_openat2(dirfd, name, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0, RESOLVE_NO_XDEV);
+    if (top < 0) {
+        if (errno == ENOENT)
+            return 0;
+        if ((errno == ELOOP || errno == ENOTDIR) && unlinkat(dirfd, name, 0) == 0)
+            return 0; /* swapped for a symlink or a file: that is what goes */
+        return cb_error_make(err, errno, "open '%s' to remove it", name);
+    }
+    s_rm_t rm = {.top = top};
+    s_rm_dir_contents(&rm, top, 0);
+    if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return cb_error_make(err, rm.errnum ? rm.errnum : errno, "remove '%s'", name);
+    return 0;
 }
 
 int cb_rm_rf(const char *path, cb_error_t *err)
@@ -143,8 +337,12 @@ int cb_rm_rf(const char *path, cb_error_t *err)
     struct stat st;
     if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : cb_error_make(err, errno, "stat '%s'", path);
-    if (nftw(path, s_rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
-        return cb_error_make(err, errno, "remove '%s'", path);
+    char base[256];
+    cleanup_close int dirfd = s_open_parent(path, base, sizeof base, err);
+    if (dirfd < 0)
+        return -1;
+    if (cb_rm_tree_at(dirfd, base, err) < 0)
+        return cb_error_prefix(err, "remove '%s': ", path);
     return 0;
 }
 
@@ -274,11 +472,11 @@ size_t cb_sweep_unlocked_dirs(const char *parent, const char *prefix)
             fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
             continue;
         cleanup_close int lock = s_lock_at(dirfd(d), e->d_name);
-        cleanup_free char *path = cb_strdup_printf("%s/%s", parent, e->d_name);
         cb_error_t err = {0};
-        if (lock < 0 || !path)
+        if (lock < 0)
             continue; /* its owner lives (or it vanished meanwhile) */
-        if (cb_rm_rf(path, &err) == 0 && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        if (cb_rm_tree_at(dirfd(d), e->d_name, &err) == 0 &&
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             removed++;
     }
     return removed;

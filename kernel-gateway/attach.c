@@ -17,8 +17,14 @@
  * kernel's own output is trusted and not parsed). A frame that fails is dropped and counted,
  * never forwarded. A client's shutdown_request is answered by the proxy with a refusal: the
  * kernel belongs to the gateway, and a person detaching must not end an assistant's session.
+ *
+ * The file goes where no sandbox can write: "k-<id8>.attach.json" in the sandbox's host run dir
+ * (the gateway's private directory, never mounted inside) or in the runtime dir without a
+ * sandbox, written through that directory's fd under a fresh temporary name (O_EXCL | O_NOFOLLOW
+ * | O_NONBLOCK) and renamed into place, and unlinked through the same fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "cb/cleanup.h"
@@ -28,7 +34,9 @@
 struct kg_attach {
     kg_kernel_t *kernel;
     kg_conninfo_t front_ci;
-    char *path;
+    char *path;      /* for people: the file's host path */
+    char name[32];   /* "k-<id8>.attach.json" */
+    int dir_fd;      /* the directory it is in (owned) */
     kg_signer_t *front_signer;
     kg_replay_t *front_replay; /* what clients send */
     kg_replay_t *back_replay;  /* what the kernel sends to the proxy (its own window) */
@@ -173,8 +181,11 @@ void kg_attach_destroy(kg_attach_t **self_p)
             }
         }
     }
-    if (self->path)
-        unlink(self->path);
+    if (self->dir_fd >= 0) {
+        if (self->name[0])
+            unlinkat(self->dir_fd, self->name, 0);
+        close(self->dir_fd);
+    }
     free(self->path);
     kg_signer_destroy(&self->front_signer);
     kg_replay_destroy(&self->front_replay);
@@ -203,6 +214,7 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
             return cb_error_fail(err, CB_ERR_SYSTEM, "create attach %s sockets", kg_channel_name(ch));
         zsock_set_linger(front, 0);
         zsock_set_linger(back, 0);
+        kg_socket_limits(back, k->gw->cfg.max_message_bytes);
         if (ch == KG_CH_SHELL || ch == KG_CH_STDIN)
             zsock_set_identity(back, routing_id);
         if (ch == KG_CH_IOPUB)
@@ -236,19 +248,28 @@ kg_attach_t *kg_attach_new(kg_kernel_t *k, cb_error_t *err)
     ci->transport = KG_TRANSPORT_TCP;
     snprintf(ci->ip, sizeof ci->ip, "127.0.0.1");
     snprintf(ci->kernel_name, sizeof ci->kernel_name, "%s", k->spec->name);
-    self->path = cb_strdup_printf("%s/attach.json", k->run_dir);
+    snprintf(self->name, sizeof self->name, "k-%.8s.attach.json", k->id);
+    const char *dir = k->sandbox ? sbx_run_dir(k->sandbox->sbx) : k->gw->runtime_dir;
+    self->dir_fd = k->sandbox ? fcntl(sbx_host_dir_fd(k->sandbox->sbx), F_DUPFD_CLOEXEC, 0)
+                              : open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    self->path = cb_strdup_printf("%s/%s", dir, self->name);
     self->front_replay = kg_replay_new(4096);
     self->back_replay = kg_replay_new(4096);
     int rc = (self->path && self->front_replay && self->back_replay)
                  ? 0 : cb_error_make(err, ENOMEM, "new attach proxy");
+    if (rc == 0 && self->dir_fd < 0)
+        rc = cb_error_make(err, errno, "open '%s'", dir);
     if (rc == 0)
         rc = kg_conninfo_new_key(ci->key, err);
     if (rc == 0 && !(self->front_signer = kg_signer_new(ci->key, strlen(ci->key), err)))
         rc = -1;
     if (rc == 0)
         rc = s_open(self, err);
+    cleanup_free char *text = rc == 0 ? kg_conninfo_json(ci, err) : NULL;
+    if (rc == 0 && !text)
+        rc = -1;
     if (rc == 0)
-        rc = kg_conninfo_write(ci, self->path, err);
+        rc = cb_write_file_at(self->dir_fd, self->name, text, strlen(text), 0600, err);
     if (rc < 0) {
         cb_error_prefix(err, "attach to kernel %.8s: ", k->id);
         kg_attach_destroy(&self);

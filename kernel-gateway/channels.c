@@ -65,6 +65,7 @@ struct kg_chan_session {
     bool ws_failed;       /* a send failed: the WebSocket is closing, keep messages instead */
     bool v1;
     zsock_t *socks[3];
+    char endpoints[3][64]; /* what each connected to (kg_conninfo_endpoint) */
     zlistx_t *kept;       /* s_item_t * while disconnected */
     size_t dropped;       /* kept messages dropped at the cap */
     size_t kept_bytes;    /* the sizes of the kept items */
@@ -472,9 +473,15 @@ static void s_doom(kg_chan_session_t *sess, int code, const char *reason)
     if (sess->keep_timer >= 0)
         zloop_timer_end(api->gw->loop, sess->keep_timer);
     sess->keep_timer = -1;
-    for (int i = 0; i < 3; i++)
-        if (sess->socks[i])
-            zloop_reader_end(api->gw->loop, sess->socks[i]);
+    for (int i = 0; i < 3; i++) {
+        if (!sess->socks[i])
+            continue;
+        zloop_reader_end(api->gw->loop, sess->socks[i]);
+        /* Stop reconnecting now: the endpoint names the kernel's fixed fd number, which is
+         * closed (and may be reused) once the kernel is freed, maybe before the reaper runs. */
+        if (sess->endpoints[i][0])
+            zsock_disconnect(sess->socks[i], "%s", sess->endpoints[i]);
+    }
     if (sess->ak) {
         void *handle = zlistx_find(sess->ak->sessions, sess);
         if (handle)
@@ -573,10 +580,10 @@ static kg_chan_session_t *s_session_new(kg_api_kernel_t *ak, const char *session
         zsock_set_linger(s, 0);
         zsock_set_sndtimeo(s, 0); /* never block the loop: a full queue fails the send instead */
         zsock_set_reconnect_ivl(s, 10);
+        kg_socket_limits(s, api->gw->cfg.max_message_bytes);
         zsock_set_identity(s, routing_id); /* shared: input_request goes to the shell's identity */
-        char endpoint[PATH_MAX];
-        kg_conninfo_endpoint(&k->ci, ch, endpoint, sizeof endpoint);
-        if (zsock_connect(s, "%s", endpoint) < 0)
+        kg_conninfo_endpoint(&k->ci, ch, sess->endpoints[i], sizeof sess->endpoints[i]);
+        if (zsock_connect(s, "%s", sess->endpoints[i]) < 0)
             rc = cb_error_fail(err, CB_ERR_SYSTEM, "connect %s to the kernel", kg_channel_name(ch));
     }
     for (int i = 0; i < 3 && rc == 0; i++) {

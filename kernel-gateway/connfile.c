@@ -1,12 +1,21 @@
 /* connfile.c: Jupyter connection info: the five channels' endpoints and the signing key.
  *
- * A kernel gets a fresh 32-byte random key (hex) and, by default, ipc:// endpoints under its
- * private run dir ("<run_dir>/k-1" ... "k-5"): no TCP port, nothing reachable from the network,
- * no port race. With tcp the ports are chosen free on 127.0.0.1. The connection file the kernel
- * reads is written with mode 0600.
+ * A kernel gets a fresh 32-byte random key (hex) and, by default, ipc:// sockets in its own
+ * directory ("<dir>/k-1" ... "k-5", named as the kernel sees them): no TCP port, nothing
+ * reachable from the network, no port race. With tcp the ports are chosen free on 127.0.0.1.
+ *
+ * The gateway never connects to those paths: code in the sandbox can replace a socket file by a
+ * symlink, and a unix-socket connect follows every link (an absolute one against the gateway's
+ * root). Each channel has instead one fd number for the kernel's whole life (sock_fd, owned by
+ * kernel.c), and every ZMQ socket that talks to the kernel connects to "ipc:///proc/self/fd/N".
+ * N holds a placeholder until kernel.c has found and checked the socket the kernel bound, then
+ * an O_PATH fd of that socket's inode: the magic link leads to that inode and nowhere else, and
+ * a restart only puts another inode behind the same N, so endpoints never change.
+ * kg_conninfo_endpoint is the one place endpoints are made.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -49,25 +58,25 @@ int kg_conninfo_new_key(char *out, cb_error_t *err)
     return 0;
 }
 
-int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *run_dir,
-                     const char *inside_run_dir, const char *kernel_name, cb_error_t *err)
+int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *kernel_dir,
+                     const char *kernel_name, cb_error_t *err)
 {
     memset(ci, 0, sizeof *ci);
     ci->transport = transport;
     snprintf(ci->kernel_name, sizeof ci->kernel_name, "%s", kernel_name);
+    for (int ch = 0; ch < KG_CH_COUNT; ch++)
+        ci->sock_fd[ch] = -1;
 
     if (kg_conninfo_new_key(ci->key, err) < 0)
         return -1;
 
     if (transport == KG_TRANSPORT_IPC) {
-        int n = snprintf(ci->ip, sizeof ci->ip, "%s/k", run_dir);
+        int n = snprintf(ci->ip, sizeof ci->ip, "%s/k", kernel_dir);
         /* sun_path holds 108 bytes: "<ip>-N" must fit. */
         if (n < 0 || (size_t)n + 3 > sizeof(((struct sockaddr_un *)0)->sun_path))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "run dir '%s' is too long for ipc socket paths; set a shorter "
-                                 "runtime directory", run_dir);
-        if (inside_run_dir)
-            snprintf(ci->ip_inside, sizeof ci->ip_inside, "%s/k", inside_run_dir);
+                                 "runtime directory", kernel_dir);
         for (int ch = 0; ch < KG_CH_COUNT; ch++)
             ci->ports[ch] = ch + 1;
         return 0;
@@ -85,12 +94,26 @@ int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *ru
 void kg_conninfo_endpoint(const kg_conninfo_t *ci, kg_channel_t ch, char *buf, size_t size)
 {
     if (ci->transport == KG_TRANSPORT_IPC)
-        snprintf(buf, size, "ipc://%s-%d", ci->ip, ci->ports[ch]);
+        snprintf(buf, size, "ipc:///proc/self/fd/%d", ci->sock_fd[ch]);
     else
         snprintf(buf, size, "tcp://%s:%d", ci->ip, ci->ports[ch]);
 }
 
-int kg_conninfo_write(const kg_conninfo_t *ci, const char *path, cb_error_t *err)
+void kg_conninfo_socket_name(const kg_conninfo_t *ci, kg_channel_t ch, char *buf, size_t size)
+{
+    snprintf(buf, size, "k-%d", ci->ports[ch]);
+}
+
+void kg_socket_limits(zsock_t *sock, int64_t max_msg_bytes)
+{
+    if (max_msg_bytes <= 0)
+        max_msg_bytes = KG_MAX_MESSAGE_BYTES_DEFAULT;
+    /* ZMQ_MAXMSGSIZE is an int64 option; czmq's setter takes an int, enough for 2 GiB - 1. */
+    zsock_set_maxmsgsize(sock, (int)(max_msg_bytes > INT_MAX ? INT_MAX : max_msg_bytes));
+    zsock_set_rcvhwm(sock, KG_KERNEL_RCVHWM);
+}
+
+char *kg_conninfo_json(const kg_conninfo_t *ci, cb_error_t *err)
 {
     json_auto_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s}",
                                  "shell_port", ci->ports[KG_CH_SHELL],
@@ -98,14 +121,12 @@ int kg_conninfo_write(const kg_conninfo_t *ci, const char *path, cb_error_t *err
                                  "stdin_port", ci->ports[KG_CH_STDIN],
                                  "control_port", ci->ports[KG_CH_CONTROL],
                                  "hb_port", ci->ports[KG_CH_HB],
-                                 "ip", ci->ip_inside[0] ? ci->ip_inside : ci->ip, "key", ci->key,
+                                 "ip", ci->ip, "key", ci->key,
                                  "transport", ci->transport == KG_TRANSPORT_IPC ? "ipc" : "tcp",
                                  "signature_scheme", "hmac-sha256",
                                  "kernel_name", ci->kernel_name);
-    if (!doc)
-        return cb_error_fail(err, CB_ERR_INTERNAL, "build connection info");
-    cleanup_free char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
     if (!text)
-        return cb_error_fail(err, CB_ERR_INTERNAL, "serialise connection info");
-    return cb_write_file(path, text, strlen(text), 0600, err);
+        cb_error_fail(err, CB_ERR_INTERNAL, "build connection info");
+    return text;
 }

@@ -3,8 +3,12 @@
  * Start: write the connection file, start the kernelspec's argv (process.c: inside the kernel's
  * sandbox unless the gateway runs without sandboxes; in a new session, so signals reach the
  * whole process group; watched through a pidfd), connect the five channels, and send
- * kernel_info_request. In a sandbox the kernel's run dir lives in the sandbox's run dir, which
- * the kernel sees at /run/cellblock, so its connection file names the inside paths. The kernel
+ * kernel_info_request. In a sandbox the kernel's directory lives in the sandbox's /run/cellblock,
+ * a tmpfs code inside can write, so the gateway touches it only through fds (cb_openat_beneath,
+ * sbx_run_mkdir, sbx_run_write, cb_rm_tree_at) and its connection file names the inside paths.
+ * The kernel's sockets are reached through fixed fd numbers (see connfile.c): after each start
+ * a short timer looks for the five sockets beneath the directory's fd, checks each is a socket
+ * of the sandbox user on that filesystem, and dup3s it over its channel's fd. The kernel
  * is ready once a kernel_info_reply has come back AND something has arrived on iopub: a SUB
  * socket misses what was published before its subscription took (the slow joiner), so while
  * iopub is silent kernel_info is sent again.
@@ -34,6 +38,7 @@
 #include "kg_private.h"
 
 #define KG_NUDGE_MS 50          /* re-send kernel_info while iopub is silent */
+#define KG_SOCKET_SEARCH_MS 5   /* look for the kernel's sockets after a start, until found */
 #define KG_RESTART_WINDOW_MS (5 * 60 * 1000)
 #define KG_OUTPUT_LINE_MAX 4096 /* longer kernel output lines are split */
 #define KG_OUTPUT_DRAIN_MAX (64u << 10) /* read from a dead kernel's pipe before closing it */
@@ -172,6 +177,7 @@ static int s_on_socket(zloop_t *loop, zsock_t *sock, void *arg);
 
 static void s_close_sockets(kg_kernel_t *k)
 {
+    s_timer_cancel(k, &k->search_timer);
     for (int ch = 0; ch < KG_CH_COUNT; ch++) {
         if (k->socks[ch]) {
             zloop_reader_end(k->gw->loop, k->socks[ch]);
@@ -180,9 +186,76 @@ static void s_close_sockets(kg_kernel_t *k)
     }
 }
 
+/* Put a placeholder behind the channel's fixed fd number: connects to it are refused (it is no
+ * socket) and ZMQ retries. Creates the number on the first call. */
+static int s_sock_fd_reset(kg_kernel_t *k, kg_channel_t ch)
+{
+    cleanup_close int null = open("/dev/null", O_PATH | O_CLOEXEC);
+    if (null < 0)
+        return -1;
+    if (k->ci.sock_fd[ch] < 0) {
+        k->ci.sock_fd[ch] = cb_steal_fd(&null);
+        return 0;
+    }
+    return dup3(null, k->ci.sock_fd[ch], O_CLOEXEC) < 0 ? -1 : 0;
+}
+
+/* Look for the kernel's sockets beneath its directory: each must be a socket (never followed
+ * through a link), on the directory's filesystem, owned by the sandbox user (our own uid without
+ * a sandbox). One that passes goes behind its channel's fd; every ZMQ socket's next reconnect
+ * reaches it. */
+static void s_find_sockets(kg_kernel_t *k)
+{
+    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+        if (k->socks_found & (1u << ch))
+            continue;
+        char name[16];
+        kg_conninfo_socket_name(&k->ci, (kg_channel_t)ch, name, sizeof name);
+        cleanup_close int fd = cb_openat_beneath(k->dir_fd, name, O_PATH, 0);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_dev != k->dir_dev ||
+            st.st_uid != k->sock_owner)
+            continue;
+        if (dup3(fd, k->ci.sock_fd[ch], O_CLOEXEC) == 0)
+            k->socks_found |= 1u << ch;
+    }
+}
+
+static int s_on_socket_search(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_kernel_t *k = arg;
+    s_find_sockets(k);
+    if (k->socks_found == (1u << KG_CH_COUNT) - 1)
+        s_timer_cancel(k, &k->search_timer);
+    return kg_gateway_handler_result(k->gw);
+}
+
+/* Before a (re)start: every channel's fd back to a placeholder, the last process's socket files
+ * gone (the search must find only what the new process binds), and the search on. */
+static int s_sockets_await(kg_kernel_t *k, cb_error_t *err)
+{
+    if (k->ci.transport != KG_TRANSPORT_IPC)
+        return 0;
+    k->socks_found = 0;
+    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+        char name[16];
+        kg_conninfo_socket_name(&k->ci, (kg_channel_t)ch, name, sizeof name);
+        if (s_sock_fd_reset(k, (kg_channel_t)ch) < 0)
+            return cb_error_make(err, errno, "prepare the %s socket", kg_channel_name(ch));
+        unlinkat(k->dir_fd, name, 0); /* never follows; what is there is the sandbox's own */
+    }
+    s_timer_cancel(k, &k->search_timer);
+    k->search_timer = zloop_timer(k->gw->loop, KG_SOCKET_SEARCH_MS, 0, s_on_socket_search, k);
+    if (k->search_timer < 0)
+        return cb_error_make(err, ENOMEM, "watch for the kernel's sockets");
+    return 0;
+}
+
 static int s_open_sockets(kg_kernel_t *k, cb_error_t *err)
 {
     static const int types[KG_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
+    if (s_sockets_await(k, err) < 0)
+        return -1;
     for (int ch = 0; ch < KG_CH_COUNT; ch++) {
         zsock_t *s = zsock_new(types[ch]);
         if (!s) {
@@ -192,6 +265,7 @@ static int s_open_sockets(kg_kernel_t *k, cb_error_t *err)
         k->socks[ch] = s;
         zsock_set_linger(s, 0);
         zsock_set_reconnect_ivl(s, 10); /* the kernel binds moments after we connect */
+        kg_socket_limits(s, k->gw->cfg.max_message_bytes);
         if (ch == KG_CH_SHELL || ch == KG_CH_STDIN)
             zsock_set_identity(s, k->session); /* stdin must share shell's identity */
         if (ch == KG_CH_IOPUB)
@@ -627,7 +701,15 @@ static int s_on_free(zloop_t *loop, int timer_id, void *arg)
     cb_strv_free(k->extra_env);
     free(k->cwd);
     free(k->run_dir);
-    free(k->conn_path);
+    /* Every ZMQ socket naming them is closed by now (ours, the attach proxy's, and those of
+     * channels sessions, disconnected when they were doomed): the numbers may be reused. */
+    for (int ch = 0; ch < KG_CH_COUNT; ch++)
+        if (k->ci.sock_fd[ch] >= 0)
+            close(k->ci.sock_fd[ch]);
+    if (k->dir_fd >= 0)
+        close(k->dir_fd);
+    if (k->run_parent_fd >= 0)
+        close(k->run_parent_fd);
     free(k->exit_detail);
     free(k->state_lost_reason);
     free(k->startup_code);
@@ -679,7 +761,7 @@ static void s_after_exit(kg_kernel_t *k)
         s_abandon_executions(k, "cancelled", "The kernel was shut down.", false);
         kg_attach_destroy(&k->attach);
         cb_error_t err = {0};
-        if (cb_rm_rf(k->run_dir, &err) < 0)
+        if (k->run_parent_fd >= 0 && cb_rm_tree_at(k->run_parent_fd, k->dir_name, &err) < 0)
             cb_warn("kernel %.8s: %s", k->id, err.msg);
         /* stop_timer is idle now (the process is gone); it holds the free, so free_now can
          * cancel it. */
@@ -731,6 +813,8 @@ static void s_after_exit(kg_kernel_t *k)
 
 /* ---- start ------------------------------------------------------------------------------- */
 
+static int s_write_connection_file(kg_kernel_t *k, cb_error_t *err);
+
 /* The gateway owns a kernel's life: a client's `exit` or `quit()` must not end it (a person in an
  * attached console would end the assistant's session). ipykernel ends itself on them (ask_exit
  * sets exit_now) unless keepkernel_on_exit is set, which `exit` resets to False on each call; so
@@ -767,7 +851,7 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
 {
     k->info_replied = false;
     k->iopub_seen = false;
-    if (s_open_sockets(k, err) < 0)
+    if (s_write_connection_file(k, err) < 0 || s_open_sockets(k, err) < 0)
         return -1;
     char **argv = kg_kernelspec_argv(k->spec, k->conn_path_inside);
     argv = s_keep_on_exit(argv);
@@ -821,7 +905,10 @@ static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opt
         return cb_error_make(err, ENOMEM, "new kernel"), NULL;
     k->gw = gw;
     k->output_fd = -1;
-    k->ready_timer = k->nudge_timer = k->hb_timer = k->stop_timer = -1;
+    k->ready_timer = k->nudge_timer = k->hb_timer = k->stop_timer = k->search_timer = -1;
+    k->run_parent_fd = k->dir_fd = -1;
+    for (int ch = 0; ch < KG_CH_COUNT; ch++)
+        k->ci.sock_fd[ch] = -1;
     zuuid_t *id = zuuid_new(), *session = zuuid_new();
     if (id && session) {
         snprintf(k->id, sizeof k->id, "%s", zuuid_str_canonical(id));
@@ -846,6 +933,60 @@ static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opt
         return cb_error_make(err, ENOMEM, "new kernel"), NULL;
     }
     return k;
+}
+
+/* The kernel's directory "k-<id8>": in the sandbox's /run/cellblock (made as the sandbox user,
+ * through sbx_run_mkdir) or in the runtime dir, opened beneath its parent without links; and its
+ * connection info, naming the paths as the kernel sees them. */
+static int s_make_dir(kg_kernel_t *k, cb_error_t *err)
+{
+    kg_gateway_t *gw = k->gw;
+    snprintf(k->dir_name, sizeof k->dir_name, "k-%.8s", k->id);
+    char seen[PATH_MAX];
+    if (k->sandbox) {
+        sbx_t *sbx = k->sandbox->sbx;
+        k->run_parent_fd = fcntl(sbx_run_fd(sbx), F_DUPFD_CLOEXEC, 0);
+        if (k->run_parent_fd < 0)
+            return cb_error_make(err, errno, "kernel dir");
+        k->dir_fd = sbx_run_mkdir(sbx, k->dir_name, err);
+        k->sock_owner = sbx_host_uid(sbx);
+        snprintf(seen, sizeof seen, SBX_INSIDE_RUN_DIR "/%s", k->dir_name);
+        k->run_dir = cb_strdup_printf("/proc/%d/root%s", (int)sbx_init_pid(sbx), seen);
+    } else {
+        k->run_parent_fd = open(gw->runtime_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (k->run_parent_fd < 0)
+            return cb_error_make(err, errno, "open the runtime dir '%s'", gw->runtime_dir);
+        if (mkdirat(k->run_parent_fd, k->dir_name, 0700) < 0)
+            return cb_error_make(err, errno, "create '%s' in the runtime dir", k->dir_name);
+        k->dir_fd = cb_openat_beneath(k->run_parent_fd, k->dir_name, O_RDONLY | O_DIRECTORY, 0);
+        if (k->dir_fd < 0)
+            cb_error_make(err, errno, "open '%s' in the runtime dir", k->dir_name);
+        k->sock_owner = geteuid();
+        snprintf(seen, sizeof seen, "%s/%s", gw->runtime_dir, k->dir_name);
+        k->run_dir = strdup(seen);
+    }
+    struct stat st;
+    if (k->dir_fd < 0)
+        return -1;
+    if (fstat(k->dir_fd, &st) < 0)
+        return cb_error_make(err, errno, "stat '%s'", k->dir_name);
+    k->dir_dev = st.st_dev;
+    k->conn_path_inside = cb_strdup_printf("%s/connection.json", seen);
+    if (!k->run_dir || !k->conn_path_inside)
+        return cb_error_make(err, ENOMEM, "new kernel");
+    return kg_conninfo_init(&k->ci, gw->cfg.transport, seen, k->spec->name, err);
+}
+
+/* Write connection.json beneath the kernel's directory, anew at every (re)start: whatever code in
+ * the sandbox put under that name is unlinked, never followed, and the file is created O_EXCL. */
+static int s_write_connection_file(kg_kernel_t *k, cb_error_t *err)
+{
+    cleanup_free char *text = kg_conninfo_json(&k->ci, err);
+    if (!text)
+        return -1;
+    if (k->sandbox)
+        return sbx_run_write(k->sandbox->sbx, k->dir_fd, "connection.json", text, strlen(text), err);
+    return cb_write_new_at(k->dir_fd, "connection.json", text, strlen(text), 0600, err);
 }
 
 kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_error_t *err)
@@ -873,34 +1014,19 @@ kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_
         else
             rc = -1;
     }
-    const char *parent = k->sandbox ? sbx_run_dir(k->sandbox->sbx) : gw->runtime_dir;
-    k->run_dir = cb_strdup_printf("%s/k-%.8s", parent, k->id);
-    k->conn_path = k->run_dir ? cb_strdup_printf("%s/connection.json", k->run_dir) : NULL;
-    char inside_dir[64];
-    snprintf(inside_dir, sizeof inside_dir, SBX_INSIDE_RUN_DIR "/k-%.8s", k->id);
-    k->conn_path_inside = k->sandbox ? cb_strdup_printf("%s/connection.json", inside_dir)
-                                     : (k->conn_path ? strdup(k->conn_path) : NULL);
     k->replay = kg_replay_new(4096);
-    if (rc == 0 && !(k->run_dir && k->conn_path && k->conn_path_inside && k->replay))
+    if (rc == 0 && !k->replay)
         rc = cb_error_make(err, ENOMEM, "new kernel");
-    if (rc == 0 && mkdir(k->run_dir, 0700) < 0)
-        rc = cb_error_make(err, errno, "create run dir '%s'", k->run_dir);
     if (rc == 0)
-        rc = kg_conninfo_init(&k->ci, gw->cfg.transport, k->run_dir, k->sandbox ? inside_dir : NULL,
-                              name, err);
+        rc = s_make_dir(k, err);
     if (rc == 0 && !(k->signer = kg_signer_new(k->ci.key, strlen(k->ci.key), err)))
         rc = -1;
-    if (rc == 0)
-        rc = kg_conninfo_write(&k->ci, k->conn_path, err);
-    if (rc == 0 && k->sandbox)
-        rc = (sbx_give(k->sandbox->sbx, k->run_dir, err) < 0 ||
-              sbx_give(k->sandbox->sbx, k->conn_path, err) < 0) ? -1 : 0;
     if (rc == 0)
         rc = s_start_process(k, err);
     if (rc < 0) {
         cb_error_prefix(err, "start kernel '%s': ", name);
-        if (k->run_dir && access(k->run_dir, F_OK) == 0)
-            cb_rm_rf(k->run_dir, NULL);
+        if (k->dir_fd >= 0) /* made by us: remove it again */
+            cb_rm_tree_at(k->run_parent_fd, k->dir_name, NULL);
         kg_gateway_add_kernel(gw, k); /* s_on_free removes it again */
         k->on_event = NULL;           /* the caller hears of the failure from the return */
         s_on_free(gw->loop, -1, k);

@@ -22,9 +22,13 @@ typedef enum { KG_CH_SHELL = 0, KG_CH_IOPUB, KG_CH_STDIN, KG_CH_CONTROL, KG_CH_H
 
 typedef struct {
     kg_transport_t transport;
-    char ip[PATH_MAX / 2];   /* tcp: "127.0.0.1"; ipc: the socket path prefix */
-    char ip_inside[128];     /* ipc in a sandbox: the prefix as the kernel sees it; "" otherwise */
+    char ip[PATH_MAX / 2];   /* tcp: "127.0.0.1"; ipc: the socket path prefix as the kernel sees
+                                it (in a sandbox "/run/cellblock/k-<id8>/k") */
     int ports[KG_CH_COUNT];  /* tcp: port numbers; ipc: suffixes 1..5 */
+    int sock_fd[KG_CH_COUNT];/* ipc: the fd number each channel's endpoint names
+                                ("ipc:///proc/self/fd/N"), fixed for the kernel's life: a
+                                placeholder until the kernel's socket is found, then an O_PATH
+                                fd of it (kernel.c owns them and closes them when freed) */
     char key[KG_KEY_HEX_LEN + 1];
     char kernel_name[128];
 } kg_conninfo_t;
@@ -34,17 +38,31 @@ const char *kg_channel_name(kg_channel_t ch);
 /* A fresh random key: KG_KEY_HEX_LEN hex digits and a NUL into out. */
 int kg_conninfo_new_key(char *out, cb_error_t *err);
 
-/* Fill ci for a new kernel: a fresh random key, and ipc paths under run_dir or free loopback
- * TCP ports. inside_run_dir (may be NULL) is run_dir as the kernel sees it from its sandbox; the
- * connection file names that one. */
-int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *run_dir,
-                     const char *inside_run_dir, const char *kernel_name, cb_error_t *err);
+/* Fill ci for a new kernel: a fresh random key, and ipc paths in kernel_dir (as the kernel sees
+ * it; the connection file names these) or free loopback TCP ports. sock_fd are all -1. */
+int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *kernel_dir,
+                     const char *kernel_name, cb_error_t *err);
 
-/* "ipc://<ip>-<port>" or "tcp://<ip>:<port>" into buf. */
+/* The endpoint every ZMQ socket of the gateway connects to for channel ch:
+ * "ipc:///proc/self/fd/<sock_fd>" or "tcp://<ip>:<port>" into buf. The one place endpoints
+ * are made. */
 void kg_conninfo_endpoint(const kg_conninfo_t *ci, kg_channel_t ch, char *buf, size_t size);
 
-/* Write the Jupyter connection file (mode 0600). */
-int kg_conninfo_write(const kg_conninfo_t *ci, const char *path, cb_error_t *err);
+/* The ipc socket's name in the kernel's directory ("k-<port>") into buf. */
+void kg_conninfo_socket_name(const kg_conninfo_t *ci, kg_channel_t ch, char *buf, size_t size);
+
+/* The Jupyter connection file's text. Caller owns return value; NULL with err. */
+char *kg_conninfo_json(const kg_conninfo_t *ci, cb_error_t *err);
+
+/* What one kernel may make the gateway hold: every ZMQ socket that talks to a kernel gets a
+ * maximum message size (kg_config_t.max_message_bytes, <= 0: the default; ZMQ refuses a bigger
+ * message from its length prefix, before reading it, and drops the connection, which then
+ * reconnects) and a receive high-water mark of KG_KERNEL_RCVHWM messages: the most its queue
+ * holds before ZMQ stops reading that connection (what comes next waits in the kernel's socket
+ * buffers and send queue, where a PUB drops, as it would at our side). So a socket holds at most
+ * KG_KERNEL_RCVHWM * max_message_bytes, and the loop drains it far sooner. */
+#define KG_KERNEL_RCVHWM 16
+void kg_socket_limits(zsock_t *sock, int64_t max_msg_bytes);
 
 /* ---- gateway (gateway.c) ----------------------------------------------------------------- */
 
@@ -290,9 +308,16 @@ struct kg_kernel {
     void *event_arg;
 
     kg_sandbox_t *sandbox; /* borrowed, or owned when sandbox->for_one_kernel; NULL: none */
-    char *run_dir;         /* host path */
-    char *conn_path;       /* host path */
-    char *conn_path_inside;/* the path the kernel is given (differs inside a sandbox) */
+    char *run_dir;         /* kg_kernel_run_dir's host view (tests, diagnosis); never used here */
+    char dir_name[16];     /* "k-<id8>", its directory in the run dir */
+    int run_parent_fd;     /* the run dir holding dir_name: the sandbox's /run/cellblock (a dup of
+                              sbx_run_fd) or the runtime dir without a sandbox; owned */
+    int dir_fd;            /* dir_name itself, opened beneath run_parent_fd; owned */
+    dev_t dir_dev;         /* its filesystem: the sockets must lie on it */
+    uid_t sock_owner;      /* the uid the kernel's sockets must belong to */
+    int search_timer;      /* looks for the kernel's sockets after each (re)start, until found */
+    unsigned socks_found;  /* bit ch: ci.sock_fd[ch] holds this start's socket */
+    char *conn_path_inside;/* the path the kernel is given (its view of dir_name/connection.json) */
     kg_conninfo_t ci;
     kg_signer_t *signer;
     kg_replay_t *replay;

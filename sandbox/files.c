@@ -17,7 +17,7 @@
  * swapped in mid-way can at worst be replaced or removed itself, never followed.
  *
  * That check is what keeps a planted symlink away from the host files a sandbox can see: the
- * read-only /usr binds and the read-write /run/cellblock (connection files). A tmpfs workspace
+ * read-only /usr binds and the sandbox's own /run/cellblock tmpfs (connection files). A tmpfs workspace
  * is a filesystem of its own, so st_dev alone told them apart; a persistent workspace is a bind
  * of a host directory, which may well share a filesystem (and so st_dev) with /usr, so the
  * mount id is compared too: /usr is another mount even on the same disk. Hard links cannot
@@ -29,11 +29,12 @@
  * rewrite needs room for both copies for a moment. A final-component symlink is refused rather
  * than replaced. mkdir with parents makes one directory at a time, each step resolved afresh the
  * same way, as `mkdir -p` run inside would. When the gateway runs as root, what it creates is
- * created as the host ids the sandbox user maps to (s_as_owner).
+ * created as the host ids the sandbox user maps to (sbx_fs_as_owner).
  *
  * sbx_workspace_usage reads a tmpfs workspace's figures from the filesystem; a persistent
  * workspace shares its filesystem with the host, so its use is measured instead: a walk of its
- * tree on fds (s_du), by the same rules as a recursive remove, adding up st_blocks.
+ * tree on fds (s_du), by the same rules as a recursive remove (cb_rm_tree_at, common's one way to
+ * remove a tree), adding up st_blocks.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -58,7 +59,6 @@
 
 #define S_WS SBX_INSIDE_WORKSPACE
 #define S_WS_LEN (sizeof S_WS - 1)
-#define S_RM_MAX_DEPTH 256 /* deepest directory tree a recursive remove walks */
 #define S_TMP_PREFIX ".cellblock-write-"
 #define S_DU_MAX_ENTRIES 200000 /* most entries a persistent workspace's measure looks at */
 #define S_DU_MAX_DEPTH 128      /* deepest directory it descends into */
@@ -222,7 +222,7 @@ static int s_beneath(const sbx_t *self, int dirfd, const char *name, int flags, 
  * one, owned by host root and unusable inside. So a root gateway creates with this thread's
  * fsuid and fsgid switched to the sandbox user's host ids: raw system calls, which act on the
  * calling thread only. Unprivileged, they already are ours. Returns whether it switched. */
-static bool s_as_owner(const sbx_t *self)
+bool sbx_fs_as_owner(const sbx_t *self)
 {
     if (geteuid() != 0)
         return false;
@@ -231,7 +231,7 @@ static bool s_as_owner(const sbx_t *self)
     return true;
 }
 
-static void s_as_self(bool switched)
+void sbx_fs_as_self(bool switched)
 {
     if (!switched)
         return;
@@ -379,9 +379,9 @@ int sbx_file_mkdir(sbx_t *self, const char *path, bool parents, cb_error_t *err)
         return -1;
     if (!p.name[0]) /* the workspace itself: it exists */
         return 0;
-    bool switched = s_as_owner(self);
+    bool switched = sbx_fs_as_owner(self);
     int rc = s_mkdir(self, &p, parents, false, err);
-    s_as_self(switched);
+    sbx_fs_as_self(switched);
     return rc;
 }
 
@@ -458,10 +458,10 @@ static int s_write(sbx_t *self, const char *path, const void *data, size_t len, 
 int sbx_file_write(sbx_t *self, const char *path, const void *data, size_t len, bool make_parents,
                    cb_error_t *err)
 {
-    /* Creating, renaming into and filling the workspace all happen as its owner (s_as_owner). */
-    bool switched = s_as_owner(self);
+    /* Creating, renaming into and filling the workspace all happen as its owner (sbx_fs_as_owner). */
+    bool switched = sbx_fs_as_owner(self);
     int rc = s_write(self, path, data, len, make_parents, err);
-    s_as_self(switched);
+    sbx_fs_as_self(switched);
     return rc;
 }
 
@@ -537,46 +537,6 @@ void sbx_dirents_free(sbx_dirent_t *list, size_t count)
     for (size_t i = 0; list && i < count; i++)
         free(list[i].name);
     free(list);
-}
-
-/* Empty the directory fd (owned here), depth levels below the one being removed. Never follows a
- * symlink and never leaves the workspace's filesystem. */
-static int s_rm_contents(const sbx_t *self, int fd, int depth, const char *given, cb_error_t *err)
-{
-    if (depth > S_RM_MAX_DEPTH) {
-        close(fd);
-        return cb_error_fail(err, CB_ERR_LIMIT, "remove '%s': nested more than %d levels deep",
-                             given, S_RM_MAX_DEPTH);
-    }
-    cleanup_closedir DIR *d = fdopendir(fd);
-    if (!d) {
-        int saved = errno;
-        close(fd);
-        return cb_error_make(err, saved, "remove '%s'", given);
-    }
-    struct dirent *e;
-    while ((errno = 0, e = readdir(d))) {
-        if (s_is_dots(e->d_name))
-            continue;
-        struct stat st;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno == ENOENT)
-                continue;
-            return s_errno(err, errno, "remove", given);
-        }
-        int flags = 0;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = s_beneath(self, dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY, &st);
-            if (sub < 0)
-                return s_errno(err, errno, "remove", given);
-            if (s_rm_contents(self, sub, depth + 1, given, err) < 0)
-                return -1;
-            flags = AT_REMOVEDIR;
-        }
-        if (unlinkat(dirfd(d), e->d_name, flags) < 0 && errno != ENOENT)
-            return s_errno(err, errno, "remove", given);
-    }
-    return errno ? s_errno(err, errno, "remove", given) : 0;
 }
 
 typedef struct {
@@ -679,11 +639,15 @@ int sbx_file_remove(sbx_t *self, const char *path, bool recursive, cb_error_t *e
     int flags = 0;
     if (S_ISDIR(st.st_mode)) {
         if (recursive) {
-            int fd = s_beneath(self, dirfd, p.name, O_RDONLY | O_DIRECTORY, &st);
+            /* The directory must lie on the workspace's mount; cb_rm_tree_at then never leaves
+             * that mount nor follows a link below it. */
+            cleanup_close int fd = s_beneath(self, dirfd, p.name, O_PATH | O_DIRECTORY, &st);
             if (fd < 0)
                 return s_errno(err, errno, "remove", path);
-            if (s_rm_contents(self, fd, 1, path, err) < 0)
-                return -1;
+            cb_error_t rm_err = {0};
+            if (cb_rm_tree_at(dirfd, p.name, &rm_err) < 0)
+                return s_errno(err, rm_err.errnum ? rm_err.errnum : EIO, "remove", path);
+            return 0;
         }
         flags = AT_REMOVEDIR;
     }

@@ -10,9 +10,10 @@
  *   2. the filesystem: a tmpfs becomes the root (pivot_root with the old root kept at /oldroot
  *      until the end), then read-only binds of /usr and the bin/lib links, a minimal /etc, a fresh
  *      /proc with the dangerous entries masked, a minimal /dev, tmpfs /tmp and /dev/shm, the
- *      workspace at /home/user (a tmpfs, or a persistent host directory), the run dir at
- *      /run/cellblock; the old root detached; the root read-only. A host directory comes as a
- *      detached mount from a root gateway (moved into place), else as a path to bind;
+ *      workspace at /home/user (a tmpfs, or a persistent host directory), /run/cellblock (a
+ *      small tmpfs of its own, for the kernels' connection files and sockets: no host path is
+ *      bound there); the old root detached; the root read-only. A persistent workspace comes as
+ *      a detached mount from a root gateway (moved into place), else as a path to bind;
  *   3. lo up (the new network namespace has nothing else);
  *   4. an inner user namespace in which we are uid 1000, so every process we start is an
  *      ordinary user with no capabilities anywhere that matters; bounding and ambient sets
@@ -57,8 +58,6 @@
 
 typedef struct {
     sbx_wire_config_t cfg;
-    const char *run_dir; /* host path, inside the received message */
-    int run_tree;        /* a detached mount of it (from a root gateway), or -1 */
     const char *workspace_dir; /* host path of a persistent workspace, or NULL: a tmpfs */
     int workspace_tree;  /* a detached mount of it (from a root gateway), or -1 */
     pid_t *spawned;      /* children we spawned and have not reaped */
@@ -176,8 +175,11 @@ static int s_bind_ro(const char *path)
 
 static int s_mount_tmpfs(const char *path, const char *mode, uint64_t size, unsigned long flags)
 {
-    char opts[64];
+    char opts[96];
     snprintf(opts, sizeof opts, "mode=%s,size=%llu", mode, (unsigned long long)size);
+    if (strcmp(path, SBX_INSIDE_RUN_DIR) == 0) /* what code inside may put there is capped */
+        snprintf(opts, sizeof opts, "mode=%s,size=%llu,nr_inodes=%u", mode, (unsigned long long)size,
+                 SBX_RUN_DIR_INODES);
     if (s_mkdirs(path, 0755) < 0)
         return -1;
     return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | flags, opts);
@@ -335,7 +337,7 @@ static int s_build_filesystem(const init_t *in)
             ? s_attach_host_dir(in->workspace_tree, in->workspace_dir, SBX_INSIDE_WORKSPACE) < 0
             : s_mount_tmpfs(SBX_INSIDE_WORKSPACE, "0755", in->cfg.workspace_bytes, 0) < 0)
         return s_fail(SBX_STEP_WORKSPACE);
-    if (s_attach_host_dir(in->run_tree, in->run_dir, SBX_INSIDE_RUN_DIR) < 0)
+    if (s_mount_tmpfs(SBX_INSIDE_RUN_DIR, "0700", SBX_RUN_DIR_BYTES, MS_NOEXEC) < 0)
         return s_fail(SBX_STEP_RUN_DIR);
     if (umount2(OLD, MNT_DETACH) < 0 || rmdir(OLD) < 0)
         return s_fail(SBX_STEP_DETACH_OLD_ROOT);
@@ -676,31 +678,26 @@ static int s_serve(init_t *in, int sigfd)
     }
 }
 
-/* Split CONFIG (n bytes in buf, NUL-terminated at buf[n]) into in: the paths, and the mount fds
- * fd_mask names. Returns 0, or -1 when the message is malformed. */
+/* Split CONFIG (n bytes in buf, NUL-terminated at buf[n]) into in: the workspace's path, and
+ * the mount fd fd_mask names. Returns 0, or -1 when the message is malformed. */
 static int s_unpack_config(char *buf, ssize_t n, const int *fds, init_t *in)
 {
-    in->run_tree = in->workspace_tree = -1;
+    in->workspace_tree = -1;
     memcpy(&in->cfg, buf, sizeof in->cfg);
     in->cfg.hostname[sizeof in->cfg.hostname - 1] = '\0';
-    in->run_dir = buf + sizeof in->cfg;
-    const char *end = buf + n, *next = in->run_dir + strlen(in->run_dir) + 1;
+    const char *end = buf + n, *next = buf + sizeof in->cfg;
     if (in->cfg.workspace_bind)
         in->workspace_dir = next < end ? next : NULL;
     int k = 0;
-    if (in->cfg.fd_mask & SBX_CONFIG_RUN_TREE)
-        in->run_tree = fds[k++];
     if (in->cfg.fd_mask & SBX_CONFIG_WORKSPACE_TREE)
         in->workspace_tree = fds[k++];
     for (int i = k; i < 2; i++)
         if (fds[i] >= 0)
             close(fds[i]);
     if (in->cfg.h.magic != SBX_WIRE_MAGIC || in->cfg.h.type != SBX_MSG_CONFIG ||
-        in->run_dir[0] != '/')
+        (in->cfg.fd_mask & ~SBX_CONFIG_WORKSPACE_TREE))
         return -1;
     if (in->cfg.workspace_bind && (!in->workspace_dir || in->workspace_dir[0] != '/'))
-        return -1;
-    if ((in->cfg.fd_mask & SBX_CONFIG_RUN_TREE) && in->run_tree < 0)
         return -1;
     return (in->cfg.fd_mask & SBX_CONFIG_WORKSPACE_TREE) && in->workspace_tree < 0 ? -1 : 0;
 }
@@ -735,8 +732,6 @@ int main(void)
         (sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
         s_fail(SBX_STEP_SIGNALS);
     } else if (s_setup(&in) == 0) {
-        if (in.run_tree >= 0)
-            close(in.run_tree);
         if (in.workspace_tree >= 0)
             close(in.workspace_tree);
         int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -14,19 +14,26 @@
  * while we wait for another reply, so unclaimed ones are queued until their process asks.
  *
  * Teardown is SIGKILL to the init: the kernel then kills every process of the pid namespace
- * before the init can be reaped. The cgroups go next, the run dir last. When the gateway dies,
+ * before the init can be reaped. The cgroups go next, the host run dir last. When the gateway dies,
  * the init's parent-death signal and the closed control socket each end the sandbox; what that
  * leaves on the host (the run dir, the cgroups) is for sbx_sweep_stale (sweep.c) at the next
  * start. To tell a dead gateway's run dir from a live one, the run dir is made with
  * cb_dir_create_locked and its flock is held until sbx_destroy has removed it. The lock's fd is
  * close-on-exec, so it never reaches the init (nor, through it, anything inside).
  *
- * A persistent workspace (policy.workspace_dir) reaches the init the way the run dir does: from
- * a root gateway as a detached mount (its directory handed to the sandbox's host ids first),
- * from an unprivileged one as a path to bind.
+ * The host run dir is the gateway's alone (mode 0700, never mounted inside); the sandbox's
+ * /run/cellblock is a small tmpfs the init mounts, which the gateway reaches through run_fd, opened
+ * beneath the root fd the init sends with READY (sbx_run_fd). So code inside, which writes there,
+ * can neither fill the host's disk nor lead the gateway anywhere by a path.
+ *
+ * A persistent workspace (policy.workspace_dir) reaches the init from a root gateway as a
+ * detached mount (its directory handed to the sandbox's host ids first), from an unprivileged
+ * one as a path to bind.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
@@ -38,6 +45,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,13 +79,62 @@ const sbx_layers_t *sbx_layers(const sbx_t *self) { return &self->layers; }
 pid_t sbx_init_pid(const sbx_t *self) { return self->init_pid; }
 int sbx_init_pidfd(const sbx_t *self) { return self->init_pidfd; }
 const char *sbx_run_dir(const sbx_t *self) { return self->run_dir; }
+int sbx_host_dir_fd(const sbx_t *self) { return self->run_dir_lock; }
+int sbx_run_fd(const sbx_t *self) { return self->run_fd; }
+uid_t sbx_host_uid(const sbx_t *self) { return self->host_uid; }
 
-int sbx_give(const sbx_t *self, const char *host_path, cb_error_t *err)
+/* Is name one plain component (what the run-dir calls take)? */
+static bool s_one_name(const char *name)
 {
-    if (geteuid() != 0)
-        return 0;
-    if (lchown(host_path, self->host_uid, self->host_gid) < 0)
-        return cb_error_make(err, errno, "hand '%s' to the sandbox user", host_path);
+    return name && *name && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+int sbx_run_mkdir(const sbx_t *self, const char *name, cb_error_t *err)
+{
+    if (!s_one_name(name))
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' is not a name in the run dir", name ? name : "");
+    bool switched = sbx_fs_as_owner(self);
+    int rc = mkdirat(self->run_fd, name, 0700);
+    sbx_fs_as_self(switched);
+    if (rc < 0)
+        return cb_error_make(err, errno, "create '%s' in the sandbox's run dir", name);
+    cleanup_close int fd = cb_openat_beneath(self->run_fd, name, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return cb_error_make(err, errno, "open '%s' in the sandbox's run dir", name);
+    if (!S_ISDIR(st.st_mode) || st.st_uid != self->host_uid) /* swapped since the mkdir */
+        return cb_error_make(err, EEXIST, "open '%s' in the sandbox's run dir", name);
+    return cb_steal_fd(&fd);
+}
+
+int sbx_run_write(const sbx_t *self, int dirfd, const char *name, const void *data, size_t len,
+                  cb_error_t *err)
+{
+    if (!s_one_name(name))
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' is not a name in the run dir", name ? name : "");
+    bool switched = sbx_fs_as_owner(self);
+    int rc = cb_write_new_at(dirfd, name, data, len, 0600, err);
+    sbx_fs_as_self(switched);
+    return rc;
+}
+
+/* Open /run/cellblock beneath the sandbox's root and check it is the tmpfs the init mounted:
+ * a tmpfs, a mount of its own (not the root's), owned by the sandbox user. */
+static int s_open_run_fd(sbx_t *s, cb_error_t *err)
+{
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    cleanup_close int fd = (int)syscall(SYS_openat2, s->root_fd, SBX_INSIDE_RUN_DIR + 1, &how, sizeof how);
+    struct statfs fs;
+    struct stat st;
+    struct statx here, root;
+    if (fd < 0 || fstatfs(fd, &fs) < 0 || fstat(fd, &st) < 0 ||
+        statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &here) < 0 ||
+        statx(s->root_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &root) < 0)
+        return cb_error_make(err, errno, "open the sandbox's run dir");
+    if (fs.f_type != TMPFS_MAGIC || st.st_uid != s->host_uid || here.stx_mnt_id == root.stx_mnt_id)
+        return cb_error_fail(err, CB_ERR_STATE, "the sandbox's run dir is not the tmpfs its init made");
+    s->run_fd = cb_steal_fd(&fd);
     return 0;
 }
 
@@ -262,7 +319,7 @@ static int s_pack_path(char *buf, size_t size, size_t *len, const char *path, cb
 }
 
 /* A root gateway's sandboxes run as a host uid that may not search the directories above the
- * run dir or the workspace, so it hands over a detached copy of each mount instead of a path.
+ * workspace, so it hands over a detached copy of its mount instead of a path.
  * An unprivileged gateway owns every directory on the way, and may not clone mounts: *tree is
  * then -1. */
 static int s_clone_mount(const char *path, const char *what, int *tree, cb_error_t *err)
@@ -287,24 +344,17 @@ static int s_send_config(const sbx_t *s, cb_error_t *err)
         .seccomp_mode = s->policy.no_seccomp ? 2 : s->policy.seccomp_log ? 1 : 0,
     };
     snprintf(cfg.hostname, sizeof cfg.hostname, "%s", s->hostname);
-    cleanup_close int run_tree = -1;
     cleanup_close int ws_tree = -1;
-    if (s_clone_mount(s->run_dir, "run dir", &run_tree, err) < 0 ||
-        (s->workspace_dir && s_clone_mount(s->workspace_dir, "workspace", &ws_tree, err) < 0))
+    if (s->workspace_dir && s_clone_mount(s->workspace_dir, "workspace", &ws_tree, err) < 0)
         return -1;
-    int fds[2], nfds = 0;
-    if (run_tree >= 0) {
-        cfg.fd_mask |= SBX_CONFIG_RUN_TREE;
-        fds[nfds++] = run_tree;
-    }
+    int fds[1], nfds = 0;
     if (ws_tree >= 0) {
         cfg.fd_mask |= SBX_CONFIG_WORKSPACE_TREE;
         fds[nfds++] = ws_tree;
     }
     size_t len = sizeof cfg;
     memcpy(buf, &cfg, sizeof cfg);
-    if (s_pack_path(buf, sizeof buf, &len, s->run_dir, err) < 0 ||
-        (s->workspace_dir && s_pack_path(buf, sizeof buf, &len, s->workspace_dir, err) < 0))
+    if (s->workspace_dir && s_pack_path(buf, sizeof buf, &len, s->workspace_dir, err) < 0)
         return -1;
     if (sbx_wire_send(s->ctl, buf, len, fds, nfds) < 0)
         return cb_error_make(err, errno, "send the sandbox its configuration");
@@ -337,7 +387,7 @@ static int s_wait_ready(sbx_t *s, cb_error_t *err)
                                                 "STATX_MNT_ID needs Linux 5.8)");
     s->workspace_dev = st.st_dev;
     s->workspace_mnt_id = stx.stx_mnt_id;
-    return 0;
+    return s_open_run_fd(s, err);
 }
 
 static int s_start_init(sbx_t *s, cb_error_t *err)
@@ -425,7 +475,7 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
         return NULL;
     }
     s->policy = *policy;
-    s->ctl = s->root_fd = s->init_pidfd = s->run_dir_lock = -1;
+    s->ctl = s->root_fd = s->run_fd = s->init_pidfd = s->run_dir_lock = -1;
     s->run_dir = strdup(policy->run_dir);
     s->workspace_dir = policy->workspace_dir ? strdup(policy->workspace_dir) : NULL;
     s->init_path = strdup(policy->init_path ? policy->init_path : sbx_default_init_path());
@@ -459,8 +509,6 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
         s->run_dir_lock = cb_dir_create_locked(s->run_dir, 0700, err);
         rc = s->run_dir_lock < 0 ? cb_error_prefix(err, "the sandbox run dir: ") : 0;
     }
-    if (rc == 0)
-        rc = sbx_give(s, s->run_dir, err);
     if (rc == 0) {
         s->cgroup = sbx_cgroup_new(p, &s->layers, err);
         rc = s->cgroup ? 0 : -1;
@@ -497,11 +545,13 @@ void sbx_destroy(sbx_t **self_p)
     }
     if (s->ctl >= 0)
         close(s->ctl);
+    if (s->run_fd >= 0) /* /run/cellblock went with the sandbox's mount namespace */
+        close(s->run_fd);
     if (s->root_fd >= 0)
         close(s->root_fd);
     sbx_cgroup_destroy(&s->cgroup);
     cb_error_t err = {0};
-    if (s->run_dir && cb_rm_rf(s->run_dir, &err) < 0)
+    if (s->run_dir && cb_rm_rf(s->run_dir, &err) < 0) /* fd-based: never follows a link */
         cb_warn("remove sandbox run dir: %s", err.msg);
     if (s->run_dir_lock >= 0) /* only now: a sweep may take the dir once the lock is free */
         close(s->run_dir_lock);

@@ -5,10 +5,10 @@
  * headers, strings packed NUL-separated after the header, fds as SCM_RIGHTS. The init's end is
  * fd 3 after exec. The order on the wire:
  *
- *   gateway -> init   CONFIG (sbx_wire_config_t, then the run dir's host path and, for a
- *                     persistent workspace, the workspace's) and, from a root gateway, detached
- *                     copies of those directories' mounts (open_tree) to move into place: the
- *                     sandbox's host uid may not search the directories above them.
+ *   gateway -> init   CONFIG (sbx_wire_config_t, then, for a persistent workspace, its host
+ *                     path) and, from a root gateway, a detached copy of that directory's mount
+ *                     (open_tree) to move into place: the sandbox's host uid may not search the
+ *                     directories above it.
  *   init -> gateway   READY + fd of the sandbox's root directory, or FAILED (step, errno)
  *   gateway -> init   SPAWN (sbx_wire_spawn_t + argv, env) + 3 stdio fds
  *   init -> gateway   SPAWNED (pid inside, or step and errno) + a pidfd when it worked
@@ -56,7 +56,7 @@ typedef enum {
     X(DEV, "build /dev")                                                                           \
     X(TMP, "mount /tmp and /dev/shm")                                                              \
     X(WORKSPACE, "mount the workspace")                                                            \
-    X(RUN_DIR, "bind the run directory")                                                           \
+    X(RUN_DIR, "mount the run directory")                                                           \
     X(DETACH_OLD_ROOT, "detach the old root")                                                      \
     X(READONLY_ROOT, "make the root read-only")                                                    \
     X(LOOPBACK, "bring up lo")                                                                     \
@@ -89,9 +89,8 @@ typedef struct {
     uint32_t type;
 } sbx_wire_header_t;
 
-/* CONFIG; followed by the run dir's host path and, when workspace_bind, the workspace's, each
- * NUL-terminated; with the mount fds fd_mask names, in that order. */
-#define SBX_CONFIG_RUN_TREE 1u       /* fd_mask: a detached mount of the run dir */
+/* CONFIG; followed, when workspace_bind, by the workspace's host path, NUL-terminated; with the
+ * mount fd fd_mask names. */
 #define SBX_CONFIG_WORKSPACE_TREE 2u /* fd_mask: a detached mount of the workspace dir */
 typedef struct {
     sbx_wire_header_t h;
@@ -151,6 +150,12 @@ sbx_cgroup_t *sbx_cgroup_new(const sbx_policy_t *policy, sbx_layers_t *layers, c
 int sbx_cgroup_add(sbx_cgroup_t *cg, pid_t pid, cb_error_t *err);
 int sbx_cgroup_usage(const sbx_cgroup_t *cg, sbx_usage_t *out);
 
+/* Create files as the sandbox user (files.c): a root gateway switches this thread's fsuid and
+ * fsgid to the sandbox user's host ids, which a filesystem owned by the sandbox's user namespace
+ * requires. Returns whether it switched; sbx_fs_as_self(switched) switches back, keeping errno. */
+bool sbx_fs_as_owner(const sbx_t *self);
+void sbx_fs_as_self(bool switched);
+
 /* Bytes used in the workspace and its size (files.c): the tmpfs's figures, or for a persistent
  * workspace a walk of its tree and policy.workspace_bytes. */
 int sbx_workspace_usage(const sbx_t *self, uint64_t *used, uint64_t *size, cb_error_t *err);
@@ -166,7 +171,7 @@ typedef struct sbx_event sbx_event_t; /* an EXITED message not yet claimed by a 
 
 struct sbx {
     sbx_policy_t policy;      /* strings below are the sandbox's own copies */
-    char *run_dir;
+    char *run_dir;            /* the host run dir: the gateway's, private (not seen inside) */
     char *workspace_dir;      /* NULL: a tmpfs workspace */
     char *init_path;
     int run_dir_lock;         /* flock on run_dir (cb_dir_create_locked); closed after removal */
@@ -176,6 +181,7 @@ struct sbx {
     int init_pidfd;
     int ctl;                  /* control socket */
     int root_fd;              /* the sandbox's "/" (O_PATH), for workspace files */
+    int run_fd;               /* its /run/cellblock (O_PATH), a tmpfs of the sandbox user's */
     dev_t workspace_dev;      /* st_dev and mount id of /home/user: what file paths must resolve */
     uint64_t workspace_mnt_id; /* onto (the mount id tells a bind from /usr on the same fs) */
     char hostname[64];

@@ -2,8 +2,8 @@
  *
  * Why: a gateway killed with SIGKILL (the OOM killer, a container runtime, kill -9) runs no
  * sbx_destroy. Its sandboxes still end (each init has a parent-death signal, and its control
- * socket closes), but their run directories under the runtime dir (connection files, sockets),
- * their cgroup directories, and anything mounted under the runtime dir stay behind. The next
+ * socket closes), but their host run directories under the runtime dir (attach files), their
+ * cgroup directories, and anything mounted under the runtime dir stay behind. The next
  * gateway to start calls sbx_sweep_stale once, before it makes sandboxes of its own.
  *
  * How each is told stale from live, so that a neighbour gateway sharing the runtime dir loses
@@ -15,6 +15,7 @@
  *   - mounts: sandboxes mount only in their own mount namespaces, so nothing of a live sandbox
  *     is ever mounted in ours below the runtime dir; whatever is there is detached first, since a
  *     mount point inside a run dir would stop its removal.
+ * Removal is cb_rm_tree_at, by fds, never following a link.
  */
 #include <errno.h>
 #include <limits.h>

@@ -423,6 +423,25 @@ static void s_check_paths(const probe_opts_t *opts)
     bool dir = rc == 0 && S_ISDIR(st.st_mode);
     CB_OK(dir, "fs: %s is a directory (got %s)", PROBE_RUN_DIR,
           s_got(rc < 0, e, dir ? "a directory" : "another kind of file"));
+    s_check_writable(PROBE_RUN_DIR);
+
+    /* The mount table names no host path: neither a host path given nor its last component
+     * (a bind from a filesystem mounted at /tmp shows the path below that mount). */
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[4096];
+    const char *seen = NULL;
+    while (f && !seen && fgets(line, sizeof line, f)) {
+        for (int i = 0; opts->host_paths[i] && !seen; i++) {
+            const char *path = opts->host_paths[i];
+            const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+            if ((strlen(path) > 5 && strstr(line, path)) || (strlen(base) >= 8 && strstr(line, base)))
+                seen = path;
+        }
+    }
+    CB_OK(f && !seen, "fs: /proc/self/mountinfo names no host path (%s%s)", f ? "" : "unreadable ",
+          seen ? seen : "none named");
+    if (f)
+        fclose(f);
 }
 
 /* ---- cgroups and mounts: limits cannot be changed from inside, nothing can be mounted ----- */

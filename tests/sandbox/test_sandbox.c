@@ -19,6 +19,7 @@
 #include <glob.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -29,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -645,8 +647,49 @@ static void s_limit_host_write(const ctx_t *c)
     sbx_dirents_free(list, count);
 }
 
+/* /run/cellblock is a tmpfs of its own: filling it stops at SBX_RUN_DIR_BYTES and at
+ * SBX_RUN_DIR_INODES, and nothing of it lands on the host's disk (the host run dir stays empty). */
+static void s_limit_run_dir(const ctx_t *c)
+{
+    cleanup_sbx sbx_t *s = s_new(c, "run-fill", (sbx_policy_t){0});
+    if (!CB_OK(s, "a sandbox to fill /run/cellblock"))
+        return;
+    cleanup_buf cb_buf_t out = {0};
+    cleanup_buf cb_buf_t errb = {0};
+    sbx_exit_t ex = {0};
+    const char *bytes = "dd if=/dev/zero of=/run/cellblock/fill bs=64k count=1024 2>/dev/null; "
+                        "echo rc=$?; stat -c %s /run/cellblock/fill; rm -f /run/cellblock/fill";
+    int rc = s_run_in(s, (const char *const[]){"/bin/sh", "-c", bytes, NULL}, NULL, &out, &errb, RUN_MS, &ex);
+    int dd_rc = -1;
+    long long size = -1;
+    sscanf(cb_buf_str(&out), "rc=%d %lld", &dd_rc, &size);
+    CB_OK(rc == 0 && dd_rc != 0 && size >= 0 && size <= (long long)SBX_RUN_DIR_BYTES,
+          "writing 64 MiB into /run/cellblock stops at %u bytes (dd rc %d, the file %lld bytes)",
+          SBX_RUN_DIR_BYTES, dd_rc, size);
+    cb_buf_clear(&out);
+    const char *inodes = "i=0; while [ $i -lt 5000 ] && : 2>/dev/null > /run/cellblock/n$i; do "
+                         "i=$((i+1)); done; echo $i";
+    rc = s_run_in(s, (const char *const[]){"/bin/bash", "-c", inodes, NULL}, NULL, &out, &errb, RUN_MS, &ex);
+    long made = strtol(cb_buf_str(&out), NULL, 10);
+    CB_OK(rc == 0 && made > 0 && made < (long)SBX_RUN_DIR_INODES,
+          "creating 5000 files in /run/cellblock stops below %u inodes (made %ld)", SBX_RUN_DIR_INODES,
+          made);
+    struct statfs fs;
+    CB_OK(fstatfs(sbx_run_fd(s), &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
+              (uint64_t)fs.f_blocks * fs.f_bsize <= SBX_RUN_DIR_BYTES,
+          "what was made lies on the sandbox's own tmpfs of at most %u bytes", SBX_RUN_DIR_BYTES);
+    DIR *d = opendir(sbx_run_dir(s));
+    int entries = 0;
+    for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d))
+        entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d)
+        closedir(d);
+    CB_OK(d && entries == 0, "the host run dir %s holds none of it (%d entries)", sbx_run_dir(s), entries);
+}
+
 static void s_limits(const ctx_t *c)
 {
+    s_limit_run_dir(c);
     s_limit_pids(c);
     s_limit_memory(c);
     s_limit_space(c);

@@ -20,13 +20,41 @@ char *cb_iso8601_now(char *buf);
 /* Read a whole file (at most max_bytes) into a NUL-terminated buffer. Caller owns return value. */
 char *cb_read_file(const char *path, size_t max_bytes, size_t *len_out, cb_error_t *err);
 
-/* Write data to path atomically (temp file + rename) with the given mode. */
+/* Write data to path atomically (cb_write_file_at in path's parent directory). */
 int cb_write_file(const char *path, const void *data, size_t len, int mode, cb_error_t *err);
+
+/* ---- Under a directory fd, in directories others may write --------------------------------
+ * name is one component under dirfd; none of these follows a symlink (not even one in name),
+ * opens a FIFO or device in a way that blocks, or writes into a file it did not just create. */
+
+/* openat2(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC) with RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS (retried on a rename's spurious EAGAIN). Add
+ * O_NONBLOCK (or use O_PATH) for anything but a directory you know. fd, or -1 with errno. */
+int cb_openat_beneath(int dirfd, const char *name, int flags, int mode);
+
+/* Replace name with a new regular file holding data: whatever has the name is unlinked (never
+ * followed), then the file is created O_EXCL | O_NOFOLLOW | O_NONBLOCK, written, and given mode.
+ * Readers may see it missing or short for a moment; use cb_write_file_at when they must not. */
+int cb_write_new_at(int dirfd, const char *name, const void *data, size_t len, int mode,
+                    cb_error_t *err);
+
+/* Write data atomically as name: a new temporary ".<name>.tmp-<random>" created as above, then
+ * renamed over name (renameat replaces a symlink or FIFO there; it never follows one). */
+int cb_write_file_at(int dirfd, const char *name, const void *data, size_t len, int mode,
+                     cb_error_t *err);
+
+/* Remove name under dirfd, and everything below it when it is a directory. Never by path, never
+ * following a link, never leaving the filesystem, never opening anything but directories (opened
+ * beneath their parent's fd with cb_openat_beneath's rules); what is swapped meanwhile is at most
+ * unlinked itself. Deep trees are flattened as they are removed, so the fds used stay bounded.
+ * Missing is success; what could not be removed is an error (the rest is removed anyway). */
+int cb_rm_tree_at(int dirfd, const char *name, cb_error_t *err);
 
 /* mkdir -p with the given mode for every directory created. */
 int cb_mkdir_p(const char *path, int mode, cb_error_t *err);
 
-/* Remove a directory tree (does not follow symlinks). Missing path is success. */
+/* Remove a directory tree: cb_rm_tree_at on path's last component, in its parent (which the
+ * caller trusts; that part of path is resolved as usual). Missing path is success. */
 int cb_rm_rf(const char *path, cb_error_t *err);
 
 /* Directories owned by a lock: whoever holds flock(LOCK_EX) on a directory owns it, and the
@@ -47,7 +75,7 @@ int cb_dir_lock(const char *path, cb_error_t *err);
 
 /* For every directory in parent whose name starts with prefix, and every left-over temporary
  * ".<prefix>*.new-*" of cb_dir_create_locked: take its lock; when that works its owner is gone,
- * so remove it (cb_rm_rf). Symlinks and other non-directories are never followed nor removed.
+ * so remove it (cb_rm_tree_at). Symlinks and other non-directories are never followed nor removed.
  * Returns how many were removed. */
 size_t cb_sweep_unlocked_dirs(const char *parent, const char *prefix);
 

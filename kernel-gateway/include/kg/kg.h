@@ -130,7 +130,13 @@ typedef struct {
     int idle_timeout_s;        /* ended after this long without activity; 0: never */
     int max_sandboxes;         /* cap on live sandboxes (starting, pooled or in use); 0: 100;
                                   < 0: none */
+    int64_t max_message_bytes; /* largest message the gateway takes from a kernel (or from code in
+                                  its sandbox) on any socket; a bigger one is refused unread and
+                                  its connection dropped. <= 0: KG_MAX_MESSAGE_BYTES_DEFAULT */
 } kg_config_t;
+
+/* 64 MiB: as much as an execution keeps of rich results in all. */
+#define KG_MAX_MESSAGE_BYTES_DEFAULT (64ll * 1024 * 1024)
 
 typedef struct {
     uint64_t kernels_started;
@@ -472,8 +478,11 @@ const char *kg_kernel_state_name(kg_kernel_state_t state);
 pid_t kg_kernel_pid(const kg_kernel_t *self); /* 0 when no process runs */
 int kg_kernel_restart_count(const kg_kernel_t *self);
 
-/* Directory holding the kernel's connection file and ipc sockets. Borrowed; valid with the
- * kernel. */
+/* Directory holding the kernel's connection file and ipc sockets, as a host path for tests and
+ * diagnosis: without a sandbox "<runtime_dir>/k-<id8>"; in a sandbox, whose /run/cellblock is
+ * a tmpfs only its own mount namespace has, "/proc/<init pid>/root/run/cellblock/k-<id8>"
+ * (readable by root; the sandbox's init is not dumpable). The gateway itself works there only
+ * through fds. Borrowed; valid with the kernel. */
 const char *kg_kernel_run_dir(const kg_kernel_t *self);
 
 /* ---------------------------------------------------------------------------------------------
@@ -580,8 +589,10 @@ kg_command_t *kg_sandbox_command(kg_sandbox_t *sb, const char *id);
  * verification are dropped and counted, never forwarded.
  * ------------------------------------------------------------------------------------------- */
 
-/* Start the kernel's attach proxy if needed and write its connection file (mode 0600) into the
- * kernel's run dir. Returns the file's path. Borrowed; valid with the kernel. */
+/* Start the kernel's attach proxy if needed and write its connection file (mode 0600), named
+ * "k-<id8>.attach.json", where code in sandboxes cannot write: the sandbox's host run dir (the
+ * gateway's own, 0700, never mounted inside), or the runtime dir without a sandbox. Returns the
+ * file's path. Borrowed; valid with the kernel. */
 const char *kg_kernel_attach(kg_kernel_t *self, cb_error_t *err);
 
 /* ---- the Jupyter Kernel Gateway API over HTTP (api.c, channels.c) ------------------------- */

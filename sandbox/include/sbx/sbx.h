@@ -14,7 +14,9 @@
  *   /home/user       the workspace, the default working dir: a tmpfs of policy.workspace_bytes,
  *                    or a bind of the host's policy.workspace_dir (a persistent workspace)
  *   /tmp, /dev/shm   tmpfs of policy.tmp_bytes each
- *   /run/cellblock   the host's policy.run_dir, read-write (kernel connection files, ipc sockets)
+ *   /run/cellblock   a tmpfs of its own (SBX_RUN_DIR_BYTES, SBX_RUN_DIR_INODES), owned by the
+ *                    sandbox user: kernel connection files and ipc sockets. No host path is bound
+ *                    there; the gateway reaches it only through sbx_run_fd
  *
  * Ownership follows the fixed phrases: "Caller owns return value", "Takes ownership",
  * "Borrowed; valid until ...".
@@ -35,6 +37,11 @@ typedef struct sbx_proc sbx_proc_t;
 
 #define SBX_INSIDE_RUN_DIR "/run/cellblock"
 #define SBX_INSIDE_WORKSPACE "/home/user"
+/* The run dir's tmpfs: room for the connection files and sockets of many kernels (a kernel
+ * needs a directory, a connection file and five sockets: 7 inodes and a few KiB), and a cap on
+ * what code inside can put there, which fills this tmpfs, never the host's disk. */
+#define SBX_RUN_DIR_BYTES (1024u * 1024u)
+#define SBX_RUN_DIR_INODES 1024u
 #define SBX_INSIDE_UID 1000
 #define SBX_INSIDE_GID 1000
 
@@ -80,11 +87,12 @@ void sbx_cgroup_sweep_stale(void);
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *run_dir;       /* host directory to create (mode 0700) and bind at /run/cellblock;
-                                  removed by sbx_destroy. Required; must not exist yet. The
-                                  sandbox holds an flock on it for its whole life (see
-                                  cb_dir_create_locked), which is how sbx_sweep_stale tells a
-                                  killed gateway's run dir from a live one. */
+    const char *run_dir;       /* host directory to create (mode 0700, the gateway's own, never
+                                  seen inside: see sbx_host_dir_fd); removed by sbx_destroy.
+                                  Required; must not exist yet. The sandbox holds an flock on it
+                                  for its whole life (see cb_dir_create_locked), which is how
+                                  sbx_sweep_stale tells a killed gateway's run dir from a live
+                                  one. */
     const char *hostname;      /* NULL: "sandbox" */
     uint64_t memory_bytes;     /* cgroup memory limit, swap off; 0: no limit */
     uint64_t pids_max;         /* cgroup pids limit; 0: no limit */
@@ -119,8 +127,9 @@ const char *sbx_default_init_path(void);
  * that failed and its errno. Caller owns return value. */
 sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err);
 
-/* Kill every process of the sandbox, wait for them, remove its cgroups and run dir. Accepts
- * NULL; nulls the caller's pointer. Processes from sbx_spawn must be destroyed first. */
+/* Kill every process of the sandbox, wait for them, remove its cgroups and its host run dir
+ * (cb_rm_tree_at). /run/cellblock inside goes with the sandbox's mount namespace. Accepts NULL;
+ * nulls the caller's pointer. Processes from sbx_spawn must be destroyed first. */
 void sbx_destroy(sbx_t **self_p);
 
 /* Host pid of the sandbox's init (PID 1 inside). */
@@ -134,12 +143,38 @@ int sbx_init_pidfd(const sbx_t *self);
 /* The layers this sandbox actually got. Borrowed; valid with the sandbox. */
 const sbx_layers_t *sbx_layers(const sbx_t *self);
 
-/* Host path of the run dir. Borrowed; valid with the sandbox. */
+/* Host path of the host run dir (policy.run_dir). Borrowed; valid with the sandbox. */
 const char *sbx_run_dir(const sbx_t *self);
 
-/* Make a host path (inside the run dir) belong to the sandbox user, so processes inside can use
- * it. Needed when the gateway runs as root; a no-op otherwise. */
-int sbx_give(const sbx_t *self, const char *host_path, cb_error_t *err);
+/* The host run dir as an O_RDONLY | O_DIRECTORY fd: the gateway's private directory for this
+ * sandbox (mode 0700, owned by the gateway, not mounted inside), where it keeps what code inside
+ * must not touch (attach files). Borrowed; valid with the sandbox. */
+int sbx_host_dir_fd(const sbx_t *self);
+
+/* ---------------------------------------------------------------------------------------------
+ * /run/cellblock from the host. Code inside writes there, so it is the attacker's ground: the
+ * gateway touches it only through this fd and fds below it, with cb_openat_beneath's rules (no
+ * symlink, no magic link, nothing outside, O_NONBLOCK or O_PATH), and never by a path.
+ * ------------------------------------------------------------------------------------------- */
+
+/* An O_PATH | O_DIRECTORY fd of the sandbox's /run/cellblock, opened beneath its root with no
+ * symlinks, and checked to be a tmpfs owned by the sandbox user. Borrowed; valid with the
+ * sandbox. */
+int sbx_run_fd(const sbx_t *self);
+
+/* The host uid that owns what the sandbox user creates (the owner sockets must have). */
+uid_t sbx_host_uid(const sbx_t *self);
+
+/* Make the directory name (one component) in /run/cellblock as the sandbox user (mode 0700) and
+ * open it (O_RDONLY | O_DIRECTORY, beneath, no links). EEXIST when the name is taken (code inside
+ * may take any name). Caller owns return value. */
+int sbx_run_mkdir(const sbx_t *self, const char *name, cb_error_t *err);
+
+/* Put a new file name (mode 0600) holding data under dirfd, a directory below /run/cellblock, as
+ * the sandbox user, so the kernel can read it: whatever had that name is unlinked first, and the
+ * file is created O_EXCL | O_NOFOLLOW | O_NONBLOCK (cb_write_new_at). */
+int sbx_run_write(const sbx_t *self, int dirfd, const char *name, const void *data, size_t len,
+                  cb_error_t *err);
 
 /* Resource figures read from the sandbox's cgroups (0 where a controller is missing) and from
  * its workspace. A tmpfs workspace reports its filesystem's figures. A persistent workspace's
