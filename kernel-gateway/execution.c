@@ -79,13 +79,7 @@ static void s_free(kg_execution_t *x)
     free(x);
 }
 
-static void s_cancel_timer(kg_execution_t *x, int *timer)
-{
-    if (*timer >= 0) {
-        zloop_timer_end(x->kernel->gw->loop, *timer);
-        *timer = -1;
-    }
-}
+static void s_cancel_timer(kg_execution_t *x, int *timer) { kg_timer_stop(x->kernel->gw, timer); }
 
 /* ---- the result -------------------------------------------------------------------------- */
 
@@ -371,10 +365,8 @@ static void s_send_interrupt(kg_execution_t *x)
     cb_error_t err = {0};
     if (kg_kernel_interrupt(x->kernel, &err) < 0)
         cb_warn("execution %.8s: %s", x->id, err.msg);
-    if (x->grace_timer >= 0)
-        zloop_timer_end(x->kernel->gw->loop, x->grace_timer);
-    x->grace_timer = zloop_timer(x->kernel->gw->loop, (size_t)x->kernel->gw->cfg.interrupt_grace_ms,
-                                 1, s_on_grace, x);
+    s_cancel_timer(x, &x->grace_timer);
+    x->grace_timer = kg_timer_start(x->kernel->gw, (size_t)x->kernel->gw->cfg.interrupt_grace_ms, 1, s_on_grace, x);
 }
 
 /* ipykernel ignores SIGINT between requests and only takes it once the execute handler runs
@@ -392,8 +384,7 @@ static void s_interrupt(kg_execution_t *x, const char *status, const char *note)
         return;
     }
     x->interrupt_deferred = true;
-    x->grace_timer = zloop_timer(x->kernel->gw->loop, (size_t)x->kernel->gw->cfg.interrupt_grace_ms,
-                                 1, s_on_grace, x);
+    x->grace_timer = kg_timer_start(x->kernel->gw, (size_t)x->kernel->gw->cfg.interrupt_grace_ms, 1, s_on_grace, x);
 }
 
 static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)
@@ -433,12 +424,13 @@ static int s_on_fail_timer(zloop_t *loop, int timer_id, void *arg)
     return kg_gateway_handler_result(gw);
 }
 
-/* A failure while starting: finish on a fresh loop turn, so that kg_execute's caller always
- * gets its pointer back before on_done runs. */
+/* A failure while starting: finish on a later loop pass, so that kg_execute's caller always
+ * gets its pointer back before on_done runs. A 0 ms timer, not a deferred call: abandoning
+ * the execution meanwhile stops it like any other timer of the execution. */
 static void s_fail_soon(kg_execution_t *x, const char *note)
 {
     s_note(x, note);
-    x->grace_timer = zloop_timer(x->kernel->gw->loop, 1, 1, s_on_fail_timer, x);
+    x->grace_timer = kg_timer_start(x->kernel->gw, 0, 1, s_on_fail_timer, x);
 }
 
 void kg_execution_begin(kg_execution_t *x)
@@ -473,7 +465,7 @@ void kg_execution_begin(kg_execution_t *x)
         return;
     }
     if (x->opts.timeout_ms > 0)
-        x->timeout_timer = zloop_timer(k->gw->loop, (size_t)x->opts.timeout_ms, 1, s_on_timeout, x);
+        x->timeout_timer = kg_timer_start(k->gw, (size_t)x->opts.timeout_ms, 1, s_on_timeout, x);
 }
 
 static kg_execution_t *s_new(kg_kernel_t *kernel, const kg_execute_opts_t *opts, cb_error_t *err)
