@@ -129,8 +129,8 @@ static int s_on_timers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             continue; /* stopped by a callback earlier in this pass */
         kg_timer_fn *fn = t->fn;
         void *fn_arg = t->arg;
-        if (t->times && --t->times == 0)
-            zhashx_delete(gw->timers, S_KEY(due[i].id)); /* gone before it runs: stopping it is a no-op */
+        if (t->times && --t->times == 0) /* gone before it runs: stopping it is a no-op */
+            zhashx_delete(gw->timers, S_KEY(due[i].id));
         else
             t->when_us = now + t->delay_us;
         if (fn(loop, due[i].id, fn_arg) == -1)
@@ -158,18 +158,23 @@ static zlistx_t *s_deferred_list(void)
     return list;
 }
 
+static void s_defer_signal(kg_gateway_t *gw)
+{
+    uint64_t one = 1;
+    if (!gw->defer_signalled && write(gw->defer_fd, &one, sizeof one) == sizeof one)
+        gw->defer_signalled = true;
+}
+
 void kg_gateway_defer(kg_gateway_t *gw, kg_defer_fn *fn, void *arg)
 {
-    s_deferred_t *d = malloc(sizeof *d);
+    s_deferred_t *d = gw->deferred ? malloc(sizeof *d) : NULL;
     if (!d || !zlistx_add_end(gw->deferred, d)) {
         free(d);
         cb_err("gateway: out of memory deferring a call; it will not run");
         return;
     }
     *d = (s_deferred_t){fn, arg};
-    uint64_t one = 1;
-    if (!gw->defer_signalled && write(gw->defer_fd, &one, sizeof one) == sizeof one)
-        gw->defer_signalled = true;
+    s_defer_signal(gw);
 }
 
 static void s_deferred_cancel_in(zlistx_t *list, kg_defer_fn *fn, void *arg)
@@ -189,8 +194,10 @@ void kg_gateway_defer_cancel(kg_gateway_t *gw, kg_defer_fn *fn, void *arg)
 static void s_drain_once(kg_gateway_t *gw)
 {
     zlistx_t *fresh = s_deferred_list();
-    if (!fresh)
-        return; /* the eventfd stays readable: the next turn tries again */
+    if (!fresh) {
+        s_defer_signal(gw); /* out of memory: the next turn tries again */
+        return;
+    }
     gw->draining = gw->deferred;
     gw->deferred = fresh;
     s_deferred_t *d;

@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cb/cleanup.h"

@@ -207,8 +207,8 @@ void kg_timer_stop(kg_gateway_t *gw, int *timer_id);
 typedef void(kg_defer_fn)(kg_gateway_t *gw, void *arg);
 
 /* Queue fn(gw, arg) for a fresh loop turn. arg is borrowed until fn runs; an owner that goes
- * first takes its calls back with kg_gateway_defer_cancel. Calls still queued when the gateway
- * is destroyed run then, before anything of the gateway is freed. */
+ * first takes its calls back with kg_gateway_defer_cancel. Calls still queued when
+ * kg_gateway_destroy has ended every kernel and sandbox run then, outside the loop. */
 void kg_gateway_defer(kg_gateway_t *gw, kg_defer_fn *fn, void *arg);
 
 /* Drop every queued call of fn with arg (also those of a drain under way that have not run). */
