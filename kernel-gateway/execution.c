@@ -403,7 +403,8 @@ static void s_interrupt(kg_execution_t *x, const char *status, const char *note)
         return;
     }
     x->interrupt_deferred = true;
-    x->grace_timer = kg_timer_start(x->kernel->gw, (size_t)x->kernel->gw->cfg.interrupt_grace_ms, 1, s_on_grace, x);
+    x->grace_timer = kg_timer_start(x->kernel->gw, (size_t)x->kernel->gw->cfg.interrupt_grace_ms, 1,
+                                    s_on_grace, x);
 }
 
 static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)

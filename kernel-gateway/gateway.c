@@ -30,9 +30,9 @@
 
 typedef struct {
     int id;
-    int64_t when_us;  /* next deadline, monotonic clock */
+    int64_t when_us; /* next deadline, monotonic clock */
     int64_t delay_us;
-    size_t times;     /* runs left; 0: forever */
+    size_t times; /* runs left; 0: forever */
     kg_timer_fn *fn;
     void *arg;
 } s_timer_t;
@@ -117,7 +117,8 @@ static int s_on_timers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     int64_t now = cb_now_us();
     size_t n = 0, size = zhashx_size(gw->timers);
     cleanup_free s_due_t *due = size ? calloc(size, sizeof *due) : NULL;
-    for (s_timer_t *t = due ? zhashx_first(gw->timers) : NULL; t && n < size; t = zhashx_next(gw->timers))
+    for (s_timer_t *t = due ? zhashx_first(gw->timers) : NULL; t && n < size;
+         t = zhashx_next(gw->timers))
         if (t->when_us <= now)
             due[n++] = (s_due_t){t->when_us, t->id};
     qsort(due, n, sizeof *due, s_due_compare);
@@ -233,7 +234,8 @@ static int s_loop_init(kg_gateway_t *gw, cb_error_t *err)
     zmq_pollitem_t deferred = {.fd = gw->defer_fd, .events = ZMQ_POLLIN};
     if (zloop_poller(gw->loop, &timers, s_on_timers, gw) < 0 ||
         zloop_poller(gw->loop, &deferred, s_on_deferred, gw) < 0)
-        return cb_error_make(err, errno ? errno : ENOMEM, "watch the gateway's timerfd and eventfd");
+        return cb_error_make(err, errno ? errno : ENOMEM,
+                             "watch the gateway's timerfd and eventfd");
     zloop_poller_set_tolerant(gw->loop, &timers);
     zloop_poller_set_tolerant(gw->loop, &deferred);
     return 0;
@@ -340,8 +342,8 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
     self->sandboxes = zhashx_new();
     self->timers = zhashx_new();
     self->deferred = s_deferred_list();
-    if (!self->runtime_dir || !self->kernels_dir || !self->templates_dir || !self->state_dir || !self->loop ||
-        !self->kernels || !self->sandboxes || !self->timers || !self->deferred) {
+    if (!self->runtime_dir || !self->kernels_dir || !self->templates_dir || !self->state_dir ||
+        !self->loop || !self->kernels || !self->sandboxes || !self->timers || !self->deferred) {
         cb_error_make(err, ENOMEM, "new gateway");
         kg_gateway_destroy(&self);
         return NULL;
@@ -457,7 +459,8 @@ int kg_gateway_run_until(kg_gateway_t *self, const volatile int *flag, int timeo
     int timed_out = 0;
     int timer = -1;
     if (timeout_ms >= 0)
-        timer = kg_timer_start(self, (size_t)(timeout_ms > 0 ? timeout_ms : 1), 1, s_on_deadline, &timed_out);
+        timer = kg_timer_start(self, (size_t)(timeout_ms > 0 ? timeout_ms : 1), 1, s_on_deadline,
+                               &timed_out);
     const volatile int *outer = self->watch_flag; /* nested runs restore the outer flag */
     self->watch_flag = flag;
     while (!*flag && !timed_out && !zsys_interrupted) {

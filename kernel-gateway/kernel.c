@@ -527,7 +527,8 @@ static int s_on_stop_timer(zloop_t *loop, int timer_id, void *arg)
         cb_debug("kernel %.8s: no exit after shutdown_request; SIGTERM", k->id);
         kg_proc_signal(k->proc, SIGTERM);
         k->stop_step = 2;
-        k->stop_timer = kg_timer_start(k->gw, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
+        k->stop_timer =
+            kg_timer_start(k->gw, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
     } else if (k->proc && k->stop_step == 2) {
         cb_debug("kernel %.8s: no exit after SIGTERM; SIGKILL", k->id);
         kg_proc_signal(k->proc, SIGKILL);
@@ -558,7 +559,8 @@ static void s_stop_process(kg_kernel_t *k, kg_after_exit_t after, bool graceful)
         s_send_request(k, KG_CH_CONTROL, "shutdown_request",
                        json_pack("{s:b}", "restart", after == KG_AFTER_EXIT_RESPAWN));
         k->stop_step = 1;
-        k->stop_timer = kg_timer_start(k->gw, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
+        k->stop_timer =
+            kg_timer_start(k->gw, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
     } else {
         kg_proc_signal(k->proc, SIGKILL);
         k->stop_step = 3;
@@ -756,7 +758,8 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     }
     k->gw->counters.kernels_started++;
     s_end_generation_timers(k); /* a restart's new deadline replaces, never joins, the old one */
-    k->ready_timer = kg_timer_start(k->gw, (size_t)k->gw->cfg.startup_timeout_ms, 1, s_on_ready_timeout, k);
+    k->ready_timer =
+        kg_timer_start(k->gw, (size_t)k->gw->cfg.startup_timeout_ms, 1, s_on_ready_timeout, k);
     s_send_kernel_info(k);
     cb_debug("kernel %.8s: started %s (pid %ld%s)", k->id, k->spec->name, (long)kg_kernel_pid(k),
              k->sandbox ? ", sandboxed" : "");
@@ -852,7 +855,7 @@ kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_
             cb_rm_rf(k->run_dir, NULL);
         kg_gateway_add_kernel(gw, k); /* s_free removes it again */
         k->on_event = NULL;           /* the caller hears of the failure from the return */
-        s_free(gw, k); /* never started: nothing can reach it yet */
+        s_free(gw, k);                /* never started: nothing can reach it yet */
         return NULL;
     }
     kg_gateway_add_kernel(gw, k);

@@ -227,18 +227,18 @@ struct kg_gateway {
     char *templates_dir;
     char *state_dir;
     /* the loop's timers and deferred calls (gateway.c; the rules are in kg.h) */
-    zhashx_t *timers;               /* timer id -> record, owned; a stopped timer has none */
+    zhashx_t *timers; /* timer id -> record, owned; a stopped timer has none */
     int last_timer_id;
-    int timer_fd;                   /* timerfd armed for the earliest deadline */
-    int64_t timer_armed_us;         /* its deadline; 0: disarmed */
+    int timer_fd;           /* timerfd armed for the earliest deadline */
+    int64_t timer_armed_us; /* its deadline; 0: disarmed */
     bool in_timer_pass;
-    zlistx_t *deferred;             /* calls for the next drain, in order */
-    zlistx_t *draining;             /* the calls of the drain under way */
-    int defer_fd;                   /* eventfd: readable while calls wait */
+    zlistx_t *deferred; /* calls for the next drain, in order */
+    zlistx_t *draining; /* the calls of the drain under way */
+    int defer_fd;       /* eventfd: readable while calls wait */
     bool defer_signalled;
     /* lifetime.c */
     int tick_timer;
-    bool ends_queued;               /* a deferred call will run the marked ends */
+    bool ends_queued;                /* a deferred call will run the marked ends */
     char *tombstones[KG_TOMBSTONES]; /* "<id> <reason>", a ring */
     size_t tombstone_next;
     bool destroying;

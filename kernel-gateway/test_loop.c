@@ -85,7 +85,8 @@ static void test_stopped_earlier_in_the_pass(kg_gateway_t *gw)
     p.first = kg_timer_start(gw, 5, 1, s_on_first, &p);
     p.second = kg_timer_start(gw, 5, 1, s_on_second, &p);
     p.third = kg_timer_start(gw, 5, 1, s_on_third, &p);
-    CB_OK(p.first > 0 && p.second > p.first && p.third > p.second, "kg_timer_start gives rising positive ids");
+    CB_OK(p.first > 0 && p.second > p.first && p.third > p.second,
+          "kg_timer_start gives rising positive ids");
     s_let_due(30);
     CB_OK(kg_gateway_run_until(gw, &p.done, DEADLINE_MS) == 0, "the pass ran");
     CB_OK(p.first_runs == 1 && p.third_runs == 1, "the other timers of the pass ran once each");
@@ -120,7 +121,8 @@ static void diag_zloop(void)
     zloop_timer(loop, 5, 1, s_z_third, &p);
     s_let_due(30);
     zloop_start(loop);
-    CB_DIAG("czmq's zloop, for comparison: a timer ended by an earlier timer of its pass ran %d time(s)",
+    CB_DIAG("czmq's zloop, for comparison: a timer ended by an earlier timer of its pass ran %d "
+            "time(s)",
             p.second_runs);
     zloop_destroy(&loop);
 }
@@ -166,8 +168,10 @@ static void test_stopped_in_its_own_callback(kg_gateway_t *gw)
     s.repeat = kg_timer_start(gw, 2, 0, s_on_repeat, &s);
     s.once = kg_timer_start(gw, 2, 1, s_on_once, &s);
     int later = kg_timer_start(gw, 100, 1, s_on_later, &s); /* 50 periods of the repeating one */
-    CB_OK(kg_gateway_run_until(gw, &s.done, DEADLINE_MS) == 0, "the loop ran past the repeating timer's periods");
-    CB_OK(s.repeat_runs == 1, "a repeating timer that stopped itself ran once (ran %d)", s.repeat_runs);
+    CB_OK(kg_gateway_run_until(gw, &s.done, DEADLINE_MS) == 0,
+          "the loop ran past the repeating timer's periods");
+    CB_OK(s.repeat_runs == 1, "a repeating timer that stopped itself ran once (ran %d)",
+          s.repeat_runs);
     CB_OK(s.once_runs == 1, "a one-shot timer that stopped itself ran once");
     kg_timer_stop(gw, &later); /* already over: a no-op */
     CB_OK(later == -1, "stopping a timer that is over is harmless");
@@ -211,7 +215,8 @@ static void test_started_in_a_pass(kg_gateway_t *gw)
     kg_timer_start(gw, 1, 1, s_on_starter, &z);
     kg_timer_start(gw, 1, 1, s_on_starter_after, &z);
     s_let_due(20);
-    CB_OK(kg_gateway_run_until(gw, &z.done, DEADLINE_MS) == 0 && z.zero_runs == 1, "a 0 ms timer started in a pass ran");
+    CB_OK(kg_gateway_run_until(gw, &z.done, DEADLINE_MS) == 0 && z.zero_runs == 1,
+          "a 0 ms timer started in a pass ran");
     CB_OK(!z.zero_ran_in_pass, "a timer started in a pass ran in a later pass, not in that one");
 }
 
@@ -290,7 +295,8 @@ static void test_deferred_calls(kg_gateway_t *gw)
     kg_timer_start(gw, 1, 1, s_on_check, &d);
     s_let_due(20);
     CB_OK(kg_gateway_run_until(gw, &d.done, DEADLINE_MS) == 0, "the deferred calls ran");
-    CB_OK(strcmp(d.log, "1234") == 0, "in the order they were queued, a cancelled one dropped (ran: %s)", d.log);
+    CB_OK(strcmp(d.log, "1234") == 0,
+          "in the order they were queued, a cancelled one dropped (ran: %s)", d.log);
     CB_OK(!d.seen_in_pass, "after the pass that queued them");
 }
 
@@ -377,7 +383,8 @@ static void test_free_from_a_reader(kg_gateway_t *gw)
     r.objs[1] = s_obj_new(&r, 2);
     s_let_due(30); /* both sockets readable and both objects' timers due before the loop runs */
     CB_OK(kg_gateway_run_until(gw, &r.done, DEADLINE_MS) == 0, "the deferred frees ran");
-    CB_OK(r.reads == 1, "a reader ended by another reader of the same pass was not called (reads: %d)", r.reads);
+    CB_OK(r.reads == 1,
+          "a reader ended by another reader of the same pass was not called (reads: %d)", r.reads);
     CB_OK(r.freed == 2, "both objects were freed, on a later turn");
 }
 

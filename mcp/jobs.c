@@ -377,7 +377,8 @@ void mcp_tool_execution_status(mcp_call_t *call, json_t *args)
     if (job->final || wait_s <= 0)
         return s_answer_status(call, job);
     s_wait(call, job, s_cancel_wait);
-    call->timer = kg_timer_start(job->server->gw, (size_t)(wait_s * 1000.0 + 0.5), 1, s_on_wait_timer, call);
+    call->timer =
+        kg_timer_start(job->server->gw, (size_t)(wait_s * 1000.0 + 0.5), 1, s_on_wait_timer, call);
 }
 
 void mcp_tool_execution_cancel(mcp_call_t *call, json_t *args)

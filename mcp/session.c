@@ -145,8 +145,8 @@ void mcp_call_progress(mcp_call_t *call, const char *text, size_t len)
     if (wait <= 0)
         s_flush_progress(call);
     else if (call->progress_timer < 0)
-        call->progress_timer = kg_timer_start(call->session->server->gw, (size_t)wait, 1, s_on_progress_timer,
-                                              call);
+        call->progress_timer =
+            kg_timer_start(call->session->server->gw, (size_t)wait, 1, s_on_progress_timer, call);
 }
 
 static void s_call_free(mcp_call_t *call)

@@ -163,7 +163,8 @@ void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input,
     call->repl = repl;
     call->cancel = s_cancel;
     if (timeout_ms > 0)
-        repl->timer = kg_timer_start(repl->sandbox->server->gw, (size_t)timeout_ms, 1, s_on_timeout, repl);
+        repl->timer =
+            kg_timer_start(repl->sandbox->server->gw, (size_t)timeout_ms, 1, s_on_timeout, repl);
 }
 
 void mcp_terminal_stop(mcp_repl_t *repl)

@@ -77,7 +77,8 @@ static bool s_answers(kg_gateway_t *gw, kg_kernel_t *k)
 {
     run_t r = {0};
     cb_error_t err = {0};
-    if (!kg_execute(k, &(kg_execute_opts_t){.code = "print(6 * 7)", .on_done = s_on_done, .arg = &r}, &err))
+    if (!kg_execute(
+            k, &(kg_execute_opts_t){.code = "print(6 * 7)", .on_done = s_on_done, .arg = &r}, &err))
         return CB_DIAG("kg_execute: %s", err.msg), false;
     kg_gateway_run_until(gw, &r.done, DEADLINE_MS);
     const char *out = json_string_value(json_object_get(r.result, "stdout"));
@@ -93,8 +94,8 @@ static bool s_answers(kg_gateway_t *gw, kg_kernel_t *k)
 static kg_kernel_t *s_start(kg_gateway_t *gw, events_t *ev)
 {
     cb_error_t err = {0};
-    kg_kernel_t *k = kg_kernel_start(gw, &(kg_kernel_opts_t){.kernel_name = "python3", .on_event = s_on_event, .arg = ev},
-                                     &err);
+    kg_kernel_t *k = kg_kernel_start(
+        gw, &(kg_kernel_opts_t){.kernel_name = "python3", .on_event = s_on_event, .arg = ev}, &err);
     if (!k)
         CB_DIAG("kg_kernel_start: %s", err.msg);
     else if (s_wait(gw, ev, KG_EVENT_READY) < 0)
@@ -110,8 +111,9 @@ int main(void)
     if (!mkdtemp(dir))
         CB_SKIP_ALL("cannot make a temporary directory");
     cb_error_t err = {0};
-    kg_gateway_t *gw = kg_gateway_new(&(kg_config_t){.runtime_dir = dir, .no_sandbox = true, .startup_timeout_ms = STARTUP_MS},
-                                      &err);
+    kg_gateway_t *gw = kg_gateway_new(
+        &(kg_config_t){.runtime_dir = dir, .no_sandbox = true, .startup_timeout_ms = STARTUP_MS},
+        &err);
     if (!gw) {
         CB_OK(false, "a gateway: %s", err.msg);
         return cb_tap_done();
@@ -129,26 +131,29 @@ int main(void)
             break;
         /* The new process was started in the same handler as the event: it is not ready yet. */
     }
-    CB_OK(killed.restarting == KILLS && killed.ready == 1, "a kernel killed %d times before it was ready was restarted each time",
-          KILLS);
+    CB_OK(killed.restarting == KILLS && killed.ready == 1,
+          "a kernel killed %d times before it was ready was restarted each time", KILLS);
     CB_OK(s_wait(gw, &killed, KG_EVENT_READY) == 0, "it became ready after the last restart");
 
     /* b: restarted on request, each restart waited for. */
     for (int i = 0; i < RESTARTS; i++)
         if (kg_kernel_restart(b, &err) < 0 || s_wait(gw, &restarted, KG_EVENT_READY) < 0)
             break;
-    CB_OK(restarted.ready == 1 + RESTARTS, "a kernel restarted %d times through kg_kernel_restart is ready each time",
-          RESTARTS);
+    CB_OK(restarted.ready == 1 + RESTARTS,
+          "a kernel restarted %d times through kg_kernel_restart is ready each time", RESTARTS);
 
     int died_before = killed.died + restarted.died;
     s_any_died = 0;
     int quiet = kg_gateway_run_until(gw, &s_any_died, 2 * STARTUP_MS) < 0;
-    CB_OK(quiet, "no kernel died in twice the startup deadline after the restarts (%s: %s; %s: %s)", killed.name,
-          killed.died > 0 ? killed.detail : "-", restarted.name, restarted.died > 0 ? restarted.detail : "-");
-    CB_OK(killed.died + restarted.died == died_before, "no death, hang or DEAD event came after they were ready");
+    CB_OK(quiet, "no kernel died in twice the startup deadline after the restarts (%s: %s; %s: %s)",
+          killed.name, killed.died > 0 ? killed.detail : "-", restarted.name,
+          restarted.died > 0 ? restarted.detail : "-");
+    CB_OK(killed.died + restarted.died == died_before,
+          "no death, hang or DEAD event came after they were ready");
     CB_OK(s_answers(gw, a), "the kernel killed before ready answers code");
     CB_OK(s_answers(gw, b), "the kernel restarted on request answers code");
-    CB_OK(kg_kernel_state(a) == KG_KERNEL_IDLE && kg_kernel_state(b) == KG_KERNEL_IDLE, "both are idle");
+    CB_OK(kg_kernel_state(a) == KG_KERNEL_IDLE && kg_kernel_state(b) == KG_KERNEL_IDLE,
+          "both are idle");
 
 done:
     kg_gateway_destroy(&gw);
