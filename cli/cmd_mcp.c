@@ -41,6 +41,8 @@ int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *m
     cfg->idle_timeout_s = mcfg->idle_timeout_s;
     cfg->max_sandboxes = mcfg->max_sandboxes;
     cfg->state_dir = mcfg->state_dir;
+    if (mcfg->kernel_startup_timeout_s > 0)
+        cfg->startup_timeout_ms = mcfg->kernel_startup_timeout_s * 1000;
 
     kg_gateway_t *gw = kg_gateway_new(cfg, &err);
     mcp_server_t *srv = gw ? mcp_server_new(gw, mcfg, &err) : NULL;

@@ -11,12 +11,11 @@
  *
  * The API follows a kernel through a record (api_private.h) that listens to its events: READY
  * answers restarts waiting for it, RESTARTING and DEAD become iopub status messages on its
- * channels, STOPPED closes them and forgets the record. Frees that could race zloop's dispatch
- * (sessions' sockets, sandboxes) run from the API's own eventfd poller, the reaper.
+ * channels, STOPPED closes them and forgets the record. Doomed sessions and sandboxes are
+ * freed by one deferred call of the gateway (the reap), on a fresh loop turn (kg.h's rule 2).
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,13 +87,16 @@ static void s_kernel_forget(kg_api_kernel_t *ak, int status, const char *why)
     free(ak);
 }
 
-/* ---- the reaper: deferred frees -------------------------------------------------------------- */
+/* ---- deferred frees ------------------------------------------------------------------------- */
+
+static void s_reap_deferred(kg_gateway_t *gw, void *arg);
 
 void kg_api_wake(kg_api_t *api)
 {
-    uint64_t one = 1;
-    if (api->reap_fd >= 0 && !api->reap_pending && write(api->reap_fd, &one, sizeof one) == sizeof one)
+    if (!api->reap_pending) {
         api->reap_pending = true;
+        kg_gateway_defer(api->gw, s_reap_deferred, api);
+    }
 }
 
 static void s_reap(kg_api_t *api)
@@ -113,15 +115,12 @@ static void s_reap(kg_api_t *api)
     }
 }
 
-static int s_on_reap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+/* The gateway's deferred call: a fresh loop turn for the doomed sessions and sandboxes. */
+static void s_reap_deferred(kg_gateway_t *gw, void *arg)
 {
     kg_api_t *api = arg;
-    uint64_t count;
-    if (read(api->reap_fd, &count, sizeof count) < 0 && errno != EAGAIN)
-        cb_warn("jupyter api: reading its eventfd: %s", strerror(errno));
     api->reap_pending = false;
     s_reap(api);
-    return kg_gateway_handler_result(api->gw);
 }
 
 /* ---- why kernels went ---------------------------------------------------------------------- */
@@ -632,7 +631,6 @@ kg_api_t *kg_api_new(kg_gateway_t *gw, http_server_t *http, const kg_api_opts_t 
         return cb_error_make(err, ENOMEM, "new Jupyter API"), NULL;
     api->gw = gw;
     api->http = http;
-    api->reap_fd = -1;
     api->kernel_timeout_s = opts->kernel_timeout_s;
     api->replay_messages = opts->replay_messages ? opts->replay_messages : KG_API_DEFAULT_REPLAY;
     api->replay_keep_s = opts->replay_keep_s > 0 ? opts->replay_keep_s : KG_API_DEFAULT_KEEP_S;
@@ -652,16 +650,6 @@ kg_api_t *kg_api_new(kg_gateway_t *gw, http_server_t *http, const kg_api_opts_t 
     kg_template_destroy(&t);
     if (!api->default_kernel) {
         cb_error_prefix(err, "the Jupyter API's template: ");
-        kg_api_destroy(&api);
-        return NULL;
-    }
-    api->reap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    zmq_pollitem_t item = {.fd = api->reap_fd, .events = ZMQ_POLLIN};
-    if (api->reap_fd < 0 || zloop_poller(gw->loop, &item, s_on_reap, api) < 0) {
-        cb_error_make(err, errno, "Jupyter API eventfd");
-        if (api->reap_fd >= 0)
-            close(api->reap_fd);
-        api->reap_fd = -1;
         kg_api_destroy(&api);
         return NULL;
     }
@@ -691,13 +679,10 @@ void kg_api_destroy(kg_api_t **self_p)
         s_kernel_forget(ak, 503, "the server is shutting down");
     }
     zlistx_destroy(&records);
+    if (api->reap_pending)
+        kg_gateway_defer_cancel(api->gw, s_reap_deferred, api);
     if (api->doomed && api->doomed_sandboxes)
         s_reap(api);
-    if (api->reap_fd >= 0) {
-        zmq_pollitem_t item = {.fd = api->reap_fd, .events = ZMQ_POLLIN};
-        zloop_poller_end(api->gw->loop, &item);
-        close(api->reap_fd);
-    }
     zlistx_destroy(&api->doomed);
     zlistx_destroy(&api->doomed_sandboxes);
     zhashx_destroy(&api->kernels);

@@ -4,10 +4,9 @@
  * The API keeps a record (kg_api_kernel_t) for each kernel it has a reason to follow: one it
  * started (it owns that kernel's sandbox), one with WebSocket channels, one whose restart it is
  * answering. The record listens to its kernel (kg_kernel_listen) and is freed when the kernel
- * stops. Sessions and sandboxes are freed from the API's own eventfd poller (the "reaper"),
- * never from a timer handler nor from the middle of a kernel's event: zloop dispatches the
- * pollers it found ready after running timers, so a socket closed from a timer could still be
- * handed to its reader in the same turn.
+ * stops. Sessions and sandboxes are freed by the reap, a deferred call of the gateway
+ * (kg_gateway_defer), never from a timer handler nor from the middle of a kernel's event: the
+ * callers up the stack may still hold them.
  */
 #ifndef KG_API_PRIVATE_H
 #define KG_API_PRIVATE_H
@@ -38,10 +37,9 @@ struct kg_api {
     size_t replay_messages;
     int replay_keep_s;
     zhashx_t *kernels;        /* kernel id -> kg_api_kernel_t *, owned */
-    int reap_fd;              /* eventfd: deferred frees run from its poller */
-    bool reap_pending;
-    zlistx_t *doomed;         /* kg_chan_session_t * to free on the reaper's turn */
-    zlistx_t *doomed_sandboxes; /* sandbox ids (char *) to destroy on the reaper's turn */
+    bool reap_pending;        /* the reap is queued (kg_gateway_defer) */
+    zlistx_t *doomed;         /* kg_chan_session_t * to free on the reap's turn */
+    zlistx_t *doomed_sandboxes; /* sandbox ids (char *) to destroy on the reap's turn */
     char *gone[KG_API_GONE_MAX]; /* "<kernel id> <why>", a ring */
     size_t gone_next;
 };
@@ -56,11 +54,11 @@ kg_api_kernel_t *kg_api_kernel_get(kg_api_t *api, kg_kernel_t *kernel, bool crea
  * Borrowed; see kg_kernel_start. */
 kg_kernel_t *kg_api_find_kernel(kg_api_t *api, const char *id);
 
-/* Run the reaper on the next loop turn. */
+/* Queue the reap (once) for a fresh loop turn. */
 void kg_api_wake(kg_api_t *api);
 
 /* End a kernel the API started: close its channels, forget it, and destroy its sandbox on the
- * reaper's turn. why is remembered for later 404s. */
+ * reap's turn. why is remembered for later 404s. */
 void kg_api_delete_kernel(kg_api_kernel_t *ak, const char *why);
 
 /* Why a kernel that is gone went, or NULL. Borrowed; valid until the next end. */

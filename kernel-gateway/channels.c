@@ -461,8 +461,7 @@ static void s_close_ws(kg_chan_session_t *sess, int code, const char *reason)
 }
 
 /* No more traffic: close its WebSocket (code, reason), stop reading, leave the kernel's list;
- * the reaper frees it. Its sockets stay open until then, so a reader zloop already picked for
- * this turn finds a doomed session, not freed memory. */
+ * the API's deferred reap frees it on a fresh loop turn (kg.h's rule 2). */
 static void s_doom(kg_chan_session_t *sess, int code, const char *reason)
 {
     if (sess->doomed)
@@ -470,9 +469,7 @@ static void s_doom(kg_chan_session_t *sess, int code, const char *reason)
     sess->doomed = true;
     kg_api_t *api = sess->api;
     s_close_ws(sess, code, reason);
-    if (sess->keep_timer >= 0)
-        zloop_timer_end(api->gw->loop, sess->keep_timer);
-    sess->keep_timer = -1;
+    kg_timer_stop(api->gw, &sess->keep_timer);
     for (int i = 0; i < 3; i++) {
         if (!sess->socks[i])
             continue;
@@ -543,8 +540,8 @@ static void s_on_ws_close(http_ws_t *ws, void *arg)
         return;
     }
     /* Keep its sockets and what arrives for a while: the client may come back. */
-    sess->keep_timer = zloop_timer(sess->api->gw->loop, (size_t)sess->api->replay_keep_s * 1000, 1,
-                                   s_on_keep_expired, sess);
+    sess->keep_timer = kg_timer_start(sess->api->gw, (size_t)sess->api->replay_keep_s * 1000, 1,
+                                      s_on_keep_expired, sess);
     if (sess->keep_timer < 0)
         s_doom(sess, 1000, NULL);
 }
@@ -843,9 +840,7 @@ void kg_channels_on_ws(http_ws_t *ws, void *arg)
     if (sess) {
         if (sess->ws)
             s_close_ws(sess, 1000, "replaced by a newer connection with the same session_id");
-        if (sess->keep_timer >= 0)
-            zloop_timer_end(api->gw->loop, sess->keep_timer);
-        sess->keep_timer = -1;
+        kg_timer_stop(api->gw, &sess->keep_timer);
     } else {
         cb_error_t err = {0};
         if (!(sess = s_session_new(ak, session_id, &err)))

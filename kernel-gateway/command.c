@@ -262,10 +262,7 @@ static int s_stdin_queue(kg_command_t *c, const char *data, size_t len, bool clo
  * still running. */
 static void s_release(kg_command_t *c)
 {
-    if (c->timer >= 0) {
-        zloop_timer_end(s_loop(c), c->timer);
-        c->timer = -1;
-    }
+    kg_timer_stop(c->sb->gw, &c->timer);
     if (c->pidfd >= 0) {
         s_unwatch(c, c->pidfd);
         c->pidfd = -1;
@@ -332,7 +329,7 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)
 {
     kg_command_t *c = arg;
-    c->timer = -1; /* a one-shot timer: zloop frees it after this returns */
+    c->timer = -1; /* a one-shot timer: over once it runs */
     c->timed_out = true;
     if (kg_proc_signal(c->proc, SIGKILL) < 0)
         cb_warn("command %.8s: kill after timeout: %s", c->id, strerror(errno));
@@ -422,7 +419,7 @@ static int s_launch(kg_command_t *c, const kg_command_opts_t *opts, cb_error_t *
         s_watch(c, c->pidfd, ZMQ_POLLIN, s_on_pidfd) < 0)
         return cb_error_make(err, ENOMEM, "watch command");
     if (opts->timeout_ms > 0 &&
-        (c->timer = zloop_timer(s_loop(c), (size_t)opts->timeout_ms, 1, s_on_timeout, c)) < 0)
+        (c->timer = kg_timer_start(c->sb->gw, (size_t)opts->timeout_ms, 1, s_on_timeout, c)) < 0)
         return cb_error_make(err, ENOMEM, "command timer");
     return 0;
 }

@@ -40,6 +40,7 @@ struct kg_execution {
     char *stdin_failure;       /* set when input() asked for more than was supplied */
     int timeout_timer;
     int grace_timer;
+    int resend_timer;          /* repeats the interrupt until the code shows it took */
     int64_t started_us;
     double duration_ms;
 
@@ -79,13 +80,7 @@ static void s_free(kg_execution_t *x)
     free(x);
 }
 
-static void s_cancel_timer(kg_execution_t *x, int *timer)
-{
-    if (*timer >= 0) {
-        zloop_timer_end(x->kernel->gw->loop, *timer);
-        *timer = -1;
-    }
-}
+static void s_cancel_timer(kg_execution_t *x, int *timer) { kg_timer_stop(x->kernel->gw, timer); }
 
 /* ---- the result -------------------------------------------------------------------------- */
 
@@ -119,6 +114,7 @@ static void s_complete(kg_execution_t *x, const char *status)
     kg_kernel_t *k = x->kernel;
     s_cancel_timer(x, &x->timeout_timer);
     s_cancel_timer(x, &x->grace_timer);
+    s_cancel_timer(x, &x->resend_timer);
     if (x->started_us)
         x->duration_ms = (double)(cb_now_us() - x->started_us) / 1000.0;
     x->state = KG_X_DONE;
@@ -363,18 +359,33 @@ static int s_on_grace(zloop_t *loop, int timer_id, void *arg)
     return kg_gateway_handler_result(gw);
 }
 
-/* Interrupt the running code; the result will carry status and note. If the kernel does not
- * finish within the grace period it is restarted (s_on_grace). */
-/* Send the interrupt and give the code interrupt_grace_ms to stop. */
+/* Even once execute_input has come, ipykernel may still be in its own code before the cell's:
+ * a SIGINT there is caught and reported on the kernel's stderr ("KeyboardInterrupt caught in
+ * kernel"), and the cell then runs on. So the interrupt is sent again every S_RESEND_MS while
+ * the execution runs and shows no error, until the grace period ends. */
+#define S_RESEND_MS 500
+
+static int s_on_resend(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_execution_t *x = arg;
+    cb_error_t err = {0};
+    if (!x->error && kg_kernel_interrupt(x->kernel, &err) < 0)
+        cb_debug("execution %.8s: %s", x->id, err.msg);
+    return kg_gateway_handler_result(x->kernel->gw);
+}
+
+/* Send the interrupt (again every S_RESEND_MS) and give the code interrupt_grace_ms to stop. */
 static void s_send_interrupt(kg_execution_t *x)
 {
     cb_error_t err = {0};
+    int grace_ms = x->kernel->gw->cfg.interrupt_grace_ms;
     if (kg_kernel_interrupt(x->kernel, &err) < 0)
         cb_warn("execution %.8s: %s", x->id, err.msg);
-    if (x->grace_timer >= 0)
-        zloop_timer_end(x->kernel->gw->loop, x->grace_timer);
-    x->grace_timer = zloop_timer(x->kernel->gw->loop, (size_t)x->kernel->gw->cfg.interrupt_grace_ms,
-                                 1, s_on_grace, x);
+    s_cancel_timer(x, &x->grace_timer);
+    x->grace_timer = kg_timer_start(x->kernel->gw, (size_t)grace_ms, 1, s_on_grace, x);
+    s_cancel_timer(x, &x->resend_timer);
+    if (grace_ms > S_RESEND_MS) /* stopped by s_complete: never runs on a finished execution */
+        x->resend_timer = kg_timer_start(x->kernel->gw, S_RESEND_MS, 0, s_on_resend, x);
 }
 
 /* ipykernel ignores SIGINT between requests and only takes it once the execute handler runs
@@ -392,8 +403,8 @@ static void s_interrupt(kg_execution_t *x, const char *status, const char *note)
         return;
     }
     x->interrupt_deferred = true;
-    x->grace_timer = zloop_timer(x->kernel->gw->loop, (size_t)x->kernel->gw->cfg.interrupt_grace_ms,
-                                 1, s_on_grace, x);
+    x->grace_timer = kg_timer_start(x->kernel->gw, (size_t)x->kernel->gw->cfg.interrupt_grace_ms, 1,
+                                    s_on_grace, x);
 }
 
 static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)
@@ -433,12 +444,13 @@ static int s_on_fail_timer(zloop_t *loop, int timer_id, void *arg)
     return kg_gateway_handler_result(gw);
 }
 
-/* A failure while starting: finish on a fresh loop turn, so that kg_execute's caller always
- * gets its pointer back before on_done runs. */
+/* A failure while starting: finish on a later loop pass, so that kg_execute's caller always
+ * gets its pointer back before on_done runs. A 0 ms timer, not a deferred call: abandoning
+ * the execution meanwhile stops it like any other timer of the execution. */
 static void s_fail_soon(kg_execution_t *x, const char *note)
 {
     s_note(x, note);
-    x->grace_timer = zloop_timer(x->kernel->gw->loop, 1, 1, s_on_fail_timer, x);
+    x->grace_timer = kg_timer_start(x->kernel->gw, 0, 1, s_on_fail_timer, x);
 }
 
 void kg_execution_begin(kg_execution_t *x)
@@ -473,7 +485,7 @@ void kg_execution_begin(kg_execution_t *x)
         return;
     }
     if (x->opts.timeout_ms > 0)
-        x->timeout_timer = zloop_timer(k->gw->loop, (size_t)x->opts.timeout_ms, 1, s_on_timeout, x);
+        x->timeout_timer = kg_timer_start(k->gw, (size_t)x->opts.timeout_ms, 1, s_on_timeout, x);
 }
 
 static kg_execution_t *s_new(kg_kernel_t *kernel, const kg_execute_opts_t *opts, cb_error_t *err)
@@ -487,7 +499,7 @@ static kg_execution_t *s_new(kg_kernel_t *kernel, const kg_execute_opts_t *opts,
         return cb_error_make(err, ENOMEM, "new execution"), NULL;
     x->kernel = kernel;
     x->opts = *opts;
-    x->timeout_timer = x->grace_timer = -1;
+    x->timeout_timer = x->grace_timer = x->resend_timer = -1;
     x->code = strdup(opts->code);
     x->stdin_text = opts->stdin_text ? strdup(opts->stdin_text) : NULL;
     x->stdin_next = x->stdin_text;

@@ -1,20 +1,268 @@
-/* gateway.c: the gateway object: one czmq loop, the registries of live kernels and sandboxes,
- * the counters.
+/* gateway.c: the gateway object: one czmq loop, its timers and deferred calls, the registries
+ * of live kernels and sandboxes, the counters.
  *
  * Everything the gateway does happens in handlers on this loop: socket readers, pidfd and
  * pipe pollers, timers. Callers drive it with kg_gateway_run_until(), which runs the loop until
  * a flag that one of their callbacks sets turns nonzero: every handler returns
  * kg_gateway_handler_result(), which is -1 (leave zloop_start) exactly when that flag is set.
+ *
+ * Timers and deferred calls are ours, not zloop's (kg.h says why and states the two rules).
+ * Timers: a table of records keyed by id and one timerfd, armed for the earliest deadline and
+ * watched by one poller. That poller runs a pass: it takes the ids due now, then calls each one
+ * whose record is still in the table, so a timer stopped earlier in the pass (its record is gone)
+ * is skipped, and a timer started in the pass waits for a later one. Deferred calls: a FIFO and
+ * one eventfd, watched by a second poller that runs the calls queued before it started; calls
+ * queued meanwhile wait for its next turn.
  */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "kg_private.h"
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int id;
+    int64_t when_us; /* next deadline, monotonic clock */
+    int64_t delay_us;
+    size_t times; /* runs left; 0: forever */
+    kg_timer_fn *fn;
+    void *arg;
+} s_timer_t;
+
+static size_t s_id_hash(const void *key) { return (size_t)(uintptr_t)key; }
+static int s_id_compare(const void *a, const void *b)
+{
+    return (uintptr_t)a < (uintptr_t)b ? -1 : (uintptr_t)a > (uintptr_t)b;
+}
+static void s_timer_destroy(void **item) { free(*item), *item = NULL; }
+#define S_KEY(id) ((void *)(uintptr_t)(id))
+
+/* Arm the timerfd for the earliest deadline, or disarm it when there is none. */
+static void s_timers_arm(kg_gateway_t *gw)
+{
+    int64_t first = 0;
+    for (s_timer_t *t = zhashx_first(gw->timers); t; t = zhashx_next(gw->timers))
+        if (!first || t->when_us < first)
+            first = t->when_us;
+    if (first == gw->timer_armed_us)
+        return;
+    struct itimerspec its = {0};
+    if (first) { /* an absolute time: one already past fires at once */
+        its.it_value.tv_sec = first / 1000000;
+        its.it_value.tv_nsec = (first % 1000000) * 1000;
+    }
+    if (timerfd_settime(gw->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        cb_warn("gateway: arming its timerfd: %s", strerror(errno));
+    gw->timer_armed_us = first;
+}
+
+int kg_timer_start(kg_gateway_t *gw, size_t delay_ms, size_t times, kg_timer_fn *fn, void *arg)
+{
+    s_timer_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    if (++gw->last_timer_id <= 0) /* ids stay positive: a caller's -1 means "none" */
+        gw->last_timer_id = 1;
+    t->id = gw->last_timer_id;
+    t->delay_us = (int64_t)delay_ms * 1000;
+    t->when_us = cb_now_us() + t->delay_us;
+    t->times = times;
+    t->fn = fn;
+    t->arg = arg;
+    if (zhashx_insert(gw->timers, S_KEY(t->id), t) != 0) {
+        free(t);
+        return -1;
+    }
+    if (!gw->in_timer_pass && (!gw->timer_armed_us || t->when_us < gw->timer_armed_us))
+        s_timers_arm(gw); /* a pass re-arms when it ends */
+    return t->id;
+}
+
+void kg_timer_stop(kg_gateway_t *gw, int *timer_id)
+{
+    if (*timer_id > 0)
+        zhashx_delete(gw->timers, S_KEY(*timer_id)); /* a spurious wake-up is harmless */
+    *timer_id = -1;
+}
+
+typedef struct {
+    int64_t when_us;
+    int id;
+} s_due_t;
+
+static int s_due_compare(const void *a, const void *b)
+{
+    const s_due_t *x = a, *y = b;
+    if (x->when_us != y->when_us)
+        return x->when_us < y->when_us ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The timerfd's poller: one pass over the timers due now, earliest first. */
+static int s_on_timers(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    kg_gateway_t *gw = arg;
+    uint64_t expirations;
+    if (read(gw->timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        cb_warn("gateway: reading its timerfd: %s", strerror(errno));
+    gw->timer_armed_us = 0; /* fired: s_timers_arm must arm it again */
+    int64_t now = cb_now_us();
+    size_t n = 0, size = zhashx_size(gw->timers);
+    cleanup_free s_due_t *due = size ? calloc(size, sizeof *due) : NULL;
+    for (s_timer_t *t = due ? zhashx_first(gw->timers) : NULL; t && n < size;
+         t = zhashx_next(gw->timers))
+        if (t->when_us <= now)
+            due[n++] = (s_due_t){t->when_us, t->id};
+    qsort(due, n, sizeof *due, s_due_compare);
+    int rc = 0;
+    gw->in_timer_pass = true;
+    for (size_t i = 0; i < n; i++) {
+        s_timer_t *t = zhashx_lookup(gw->timers, S_KEY(due[i].id));
+        if (!t)
+            continue; /* stopped by a callback earlier in this pass */
+        kg_timer_fn *fn = t->fn;
+        void *fn_arg = t->arg;
+        if (t->times && --t->times == 0) /* gone before it runs: stopping it is a no-op */
+            zhashx_delete(gw->timers, S_KEY(due[i].id));
+        else
+            t->when_us = now + t->delay_us;
+        if (fn(loop, due[i].id, fn_arg) == -1)
+            rc = -1;
+    }
+    gw->in_timer_pass = false;
+    s_timers_arm(gw);
+    return rc == -1 ? -1 : kg_gateway_handler_result(gw);
+}
+
+/* ---- deferred calls ----------------------------------------------------------------------- */
+
+typedef struct {
+    kg_defer_fn *fn;
+    void *arg;
+} s_deferred_t;
+
+static void s_deferred_destroy(void **item) { free(*item), *item = NULL; }
+
+static zlistx_t *s_deferred_list(void)
+{
+    zlistx_t *list = zlistx_new();
+    if (list)
+        zlistx_set_destructor(list, s_deferred_destroy);
+    return list;
+}
+
+static void s_defer_signal(kg_gateway_t *gw)
+{
+    uint64_t one = 1;
+    if (!gw->defer_signalled && write(gw->defer_fd, &one, sizeof one) == sizeof one)
+        gw->defer_signalled = true;
+}
+
+void kg_gateway_defer(kg_gateway_t *gw, kg_defer_fn *fn, void *arg)
+{
+    s_deferred_t *d = gw->deferred ? malloc(sizeof *d) : NULL;
+    if (!d || !zlistx_add_end(gw->deferred, d)) {
+        free(d);
+        cb_err("gateway: out of memory deferring a call; it will not run");
+        return;
+    }
+    *d = (s_deferred_t){fn, arg};
+    s_defer_signal(gw);
+}
+
+static void s_deferred_cancel_in(zlistx_t *list, kg_defer_fn *fn, void *arg)
+{
+    for (s_deferred_t *d = list ? zlistx_first(list) : NULL; d; d = zlistx_next(list))
+        if (d->fn == fn && d->arg == arg)
+            zlistx_delete(list, zlistx_cursor(list)); /* the cursor steps back; next goes on */
+}
+
+void kg_gateway_defer_cancel(kg_gateway_t *gw, kg_defer_fn *fn, void *arg)
+{
+    s_deferred_cancel_in(gw->deferred, fn, arg);
+    s_deferred_cancel_in(gw->draining, fn, arg);
+}
+
+/* Run the calls queued so far, in order; calls they queue wait for the next drain. */
+static void s_drain_once(kg_gateway_t *gw)
+{
+    zlistx_t *fresh = s_deferred_list();
+    if (!fresh) {
+        s_defer_signal(gw); /* out of memory: the next turn tries again */
+        return;
+    }
+    gw->draining = gw->deferred;
+    gw->deferred = fresh;
+    s_deferred_t *d;
+    while ((d = zlistx_detach(gw->draining, NULL))) {
+        s_deferred_t call = *d;
+        free(d);
+        call.fn(gw, call.arg);
+    }
+    zlistx_destroy(&gw->draining);
+}
+
+/* The eventfd's poller: a fresh loop turn for the calls deferred before it. */
+static int s_on_deferred(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    kg_gateway_t *gw = arg;
+    uint64_t count;
+    if (read(gw->defer_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+        cb_warn("gateway: reading its deferred-call eventfd: %s", strerror(errno));
+    gw->defer_signalled = false;
+    s_drain_once(gw);
+    return kg_gateway_handler_result(gw);
+}
+
+static int s_loop_init(kg_gateway_t *gw, cb_error_t *err)
+{
+    gw->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (gw->timer_fd < 0)
+        return cb_error_make(err, errno, "gateway timerfd");
+    gw->defer_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (gw->defer_fd < 0)
+        return cb_error_make(err, errno, "gateway eventfd");
+    zmq_pollitem_t timers = {.fd = gw->timer_fd, .events = ZMQ_POLLIN};
+    zmq_pollitem_t deferred = {.fd = gw->defer_fd, .events = ZMQ_POLLIN};
+    if (zloop_poller(gw->loop, &timers, s_on_timers, gw) < 0 ||
+        zloop_poller(gw->loop, &deferred, s_on_deferred, gw) < 0)
+        return cb_error_make(err, errno ? errno : ENOMEM,
+                             "watch the gateway's timerfd and eventfd");
+    zloop_poller_set_tolerant(gw->loop, &timers);
+    zloop_poller_set_tolerant(gw->loop, &deferred);
+    return 0;
+}
+
+/* At the very end, outside every callback: run what is still queued, then close the fds. */
+static void s_loop_fini(kg_gateway_t *gw)
+{
+    for (int round = 0; gw->deferred && zlistx_size(gw->deferred) && round < 100; round++)
+        s_drain_once(gw);
+    if (gw->loop) {
+        for (int i = 0; i < 2; i++) {
+            zmq_pollitem_t item = {.fd = i ? gw->defer_fd : gw->timer_fd};
+            if (item.fd >= 0)
+                zloop_poller_end(gw->loop, &item);
+        }
+    }
+    if (gw->timer_fd >= 0)
+        close(gw->timer_fd);
+    if (gw->defer_fd >= 0)
+        close(gw->defer_fd);
+    gw->timer_fd = gw->defer_fd = -1;
+    zhashx_destroy(&gw->timers);
+    zlistx_destroy(&gw->deferred);
+}
+
+/* ---- the gateway ---------------------------------------------------------------------------- */
 
 static void s_fill_defaults(kg_config_t *c)
 {
@@ -88,13 +336,24 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
     self->cfg.state_dir = self->state_dir;
     self->no_kernels = 1;
     self->started_ms = cb_now_ms();
-    self->tick_timer = self->wake_fd = -1;
+    self->tick_timer = self->timer_fd = self->defer_fd = -1;
     self->loop = zloop_new();
     self->kernels = zhashx_new();
     self->sandboxes = zhashx_new();
-    if (!self->runtime_dir || !self->kernels_dir || !self->templates_dir || !self->state_dir || !self->loop ||
-        !self->kernels || !self->sandboxes) {
+    self->timers = zhashx_new();
+    self->deferred = s_deferred_list();
+    if (!self->runtime_dir || !self->kernels_dir || !self->templates_dir || !self->state_dir ||
+        !self->loop || !self->kernels || !self->sandboxes || !self->timers || !self->deferred) {
         cb_error_make(err, ENOMEM, "new gateway");
+        kg_gateway_destroy(&self);
+        return NULL;
+    }
+    zhashx_set_key_hasher(self->timers, s_id_hash);
+    zhashx_set_key_comparator(self->timers, s_id_compare);
+    zhashx_set_key_duplicator(self->timers, NULL);
+    zhashx_set_key_destructor(self->timers, NULL);
+    zhashx_set_destructor(self->timers, s_timer_destroy);
+    if (s_loop_init(self, err) < 0) {
         kg_gateway_destroy(&self);
         return NULL;
     }
@@ -153,6 +412,7 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
             kg_sandbox_destroy(&sb);
         zlistx_destroy(&left);
     }
+    s_loop_fini(self);
     zhashx_destroy(&self->sandboxes);
     zhashx_destroy(&self->kernels);
     zloop_destroy(&self->loop);
@@ -199,8 +459,8 @@ int kg_gateway_run_until(kg_gateway_t *self, const volatile int *flag, int timeo
     int timed_out = 0;
     int timer = -1;
     if (timeout_ms >= 0)
-        timer = zloop_timer(self->loop, (size_t)(timeout_ms > 0 ? timeout_ms : 1), 1,
-                            s_on_deadline, &timed_out);
+        timer = kg_timer_start(self, (size_t)(timeout_ms > 0 ? timeout_ms : 1), 1, s_on_deadline,
+                               &timed_out);
     const volatile int *outer = self->watch_flag; /* nested runs restore the outer flag */
     self->watch_flag = flag;
     while (!*flag && !timed_out && !zsys_interrupted) {
@@ -208,8 +468,7 @@ int kg_gateway_run_until(kg_gateway_t *self, const volatile int *flag, int timeo
             break; /* interrupted, or a handler failed */
     }
     self->watch_flag = outer;
-    if (timer >= 0 && !timed_out)
-        zloop_timer_end(self->loop, timer);
+    kg_timer_stop(self, &timer);
     return *flag ? 0 : -1;
 }
 

@@ -145,12 +145,16 @@ static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
         s_notify(k, event, detail, NULL);
 }
 
-static void s_timer_cancel(kg_kernel_t *k, int *timer)
+static void s_timer_cancel(kg_kernel_t *k, int *timer) { kg_timer_stop(k->gw, timer); }
+
+/* The timers of one process generation end with it: its startup deadline, its kernel_info
+ * nudges, its heartbeats and its stop steps. The next start arms its own. */
+static void s_end_generation_timers(kg_kernel_t *k)
 {
-    if (*timer >= 0) {
-        zloop_timer_end(k->gw->loop, *timer);
-        *timer = -1;
-    }
+    s_timer_cancel(k, &k->ready_timer);
+    s_timer_cancel(k, &k->nudge_timer);
+    s_timer_cancel(k, &k->hb_timer);
+    s_timer_cancel(k, &k->stop_timer);
 }
 
 static bool s_is_ready_state(kg_kernel_state_t s) { return s == KG_KERNEL_IDLE || s == KG_KERNEL_BUSY; }
@@ -245,7 +249,7 @@ static int s_sockets_await(kg_kernel_t *k, cb_error_t *err)
         unlinkat(k->dir_fd, name, 0); /* never follows; what is there is the sandbox's own */
     }
     s_timer_cancel(k, &k->search_timer);
-    k->search_timer = zloop_timer(k->gw->loop, KG_SOCKET_SEARCH_MS, 0, s_on_socket_search, k);
+    k->search_timer = kg_timer_start(k->gw, KG_SOCKET_SEARCH_MS, 0, s_on_socket_search, k);
     if (k->search_timer < 0)
         return cb_error_make(err, ENOMEM, "watch for the kernel's sockets");
     return 0;
@@ -356,7 +360,7 @@ static void s_became_ready(kg_kernel_t *k)
     k->hb_waiting = false;
     k->hb_misses = 0;
     if (k->gw->cfg.heartbeat_ms > 0 && k->hb_timer < 0)
-        k->hb_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.heartbeat_ms, 0, s_on_heartbeat, k);
+        k->hb_timer = kg_timer_start(k->gw, (size_t)k->gw->cfg.heartbeat_ms, 0, s_on_heartbeat, k);
     if (k->startup_code) {
         cb_error_t err = {0};
         k->starting_up = kg_execution_internal(k, k->startup_code, k->gw->cfg.startup_timeout_ms,
@@ -381,7 +385,7 @@ static void s_check_ready(kg_kernel_t *k)
     if (k->info_replied && k->iopub_seen)
         s_became_ready(k);
     else if (k->info_replied && k->nudge_timer < 0)
-        k->nudge_timer = zloop_timer(k->gw->loop, KG_NUDGE_MS, 1, s_on_nudge, k);
+        k->nudge_timer = kg_timer_start(k->gw, KG_NUDGE_MS, 1, s_on_nudge, k);
 }
 
 static int s_on_ready_timeout(zloop_t *loop, int timer_id, void *arg)
@@ -614,7 +618,8 @@ static int s_on_stop_timer(zloop_t *loop, int timer_id, void *arg)
         cb_debug("kernel %.8s: no exit after shutdown_request; SIGTERM", k->id);
         kg_proc_signal(k->proc, SIGTERM);
         k->stop_step = 2;
-        k->stop_timer = zloop_timer(loop, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
+        k->stop_timer =
+            kg_timer_start(k->gw, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
     } else if (k->proc && k->stop_step == 2) {
         cb_debug("kernel %.8s: no exit after SIGTERM; SIGKILL", k->id);
         kg_proc_signal(k->proc, SIGKILL);
@@ -645,8 +650,8 @@ static void s_stop_process(kg_kernel_t *k, kg_after_exit_t after, bool graceful)
         s_send_request(k, KG_CH_CONTROL, "shutdown_request",
                        json_pack("{s:b}", "restart", after == KG_AFTER_EXIT_RESPAWN));
         k->stop_step = 1;
-        k->stop_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.shutdown_grace_ms, 1,
-                                    s_on_stop_timer, k);
+        k->stop_timer =
+            kg_timer_start(k->gw, (size_t)k->gw->cfg.shutdown_grace_ms, 1, s_on_stop_timer, k);
     } else {
         kg_proc_signal(k->proc, SIGKILL);
         k->stop_step = 3;
@@ -666,7 +671,7 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     zloop_poller_end(loop, item);
     kg_proc_destroy(&k->proc);
     k->stop_step = 0;
-    s_timer_cancel(k, &k->stop_timer);
+    s_end_generation_timers(k);
     /* Keep an explanation set earlier (heartbeat, startup timeout); else say how it ended. */
     if (!k->exit_detail)
         k->exit_detail = kg_proc_exit_describe(&ex);
@@ -687,10 +692,10 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return kg_gateway_handler_result(gw);
 }
 
-static int s_on_free(zloop_t *loop, int timer_id, void *arg)
+/* The deferred free (kg.h's rule 2): callbacks that stopped the kernel have all returned. */
+static void s_free(kg_gateway_t *gw, void *arg)
 {
     kg_kernel_t *k = arg;
-    kg_gateway_t *gw = k->gw;
     s_emit(k, KG_EVENT_STOPPED, NULL);
     kg_gateway_remove_kernel(gw, k);
     kg_attach_destroy(&k->attach);
@@ -719,7 +724,6 @@ static int s_on_free(zloop_t *loop, int timer_id, void *arg)
     zlistx_destroy(&k->queue);
     free(k->listeners);
     free(k);
-    return kg_gateway_handler_result(gw);
 }
 
 static void s_restart_now(kg_kernel_t *k)
@@ -763,10 +767,9 @@ static void s_after_exit(kg_kernel_t *k)
         cb_error_t err = {0};
         if (k->run_parent_fd >= 0 && cb_rm_tree_at(k->run_parent_fd, k->dir_name, &err) < 0)
             cb_warn("kernel %.8s: %s", k->id, err.msg);
-        /* stop_timer is idle now (the process is gone); it holds the free, so free_now can
-         * cancel it. */
         s_timer_cancel(k, &k->stop_timer);
-        k->stop_timer = zloop_timer(k->gw->loop, 1, 1, s_on_free, k);
+        kg_gateway_defer_cancel(k->gw, s_free, k); /* queued once, however often we get here */
+        kg_gateway_defer(k->gw, s_free, k);        /* kg_kernel_free_now takes it back */
         return;
     }
     if (after == KG_AFTER_EXIT_RESPAWN) {
@@ -890,8 +893,9 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
         return cb_error_make(err, saved, "watch kernel process");
     }
     k->gw->counters.kernels_started++;
-    k->ready_timer = zloop_timer(k->gw->loop, (size_t)k->gw->cfg.startup_timeout_ms, 1,
-                                 s_on_ready_timeout, k);
+    s_end_generation_timers(k); /* a restart's new deadline replaces, never joins, the old one */
+    k->ready_timer =
+        kg_timer_start(k->gw, (size_t)k->gw->cfg.startup_timeout_ms, 1, s_on_ready_timeout, k);
     s_send_kernel_info(k);
     cb_debug("kernel %.8s: started %s (pid %ld%s)", k->id, k->spec->name, (long)kg_kernel_pid(k),
              k->sandbox ? ", sandboxed" : "");
@@ -1027,9 +1031,9 @@ kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_
         cb_error_prefix(err, "start kernel '%s': ", name);
         if (k->dir_fd >= 0) /* made by us: remove it again */
             cb_rm_tree_at(k->run_parent_fd, k->dir_name, NULL);
-        kg_gateway_add_kernel(gw, k); /* s_on_free removes it again */
+        kg_gateway_add_kernel(gw, k); /* s_free removes it again */
         k->on_event = NULL;           /* the caller hears of the failure from the return */
-        s_on_free(gw->loop, -1, k);
+        s_free(gw, k);                /* never started: nothing can reach it yet */
         return NULL;
     }
     kg_gateway_add_kernel(gw, k);
@@ -1102,9 +1106,9 @@ void kg_kernel_free_now(kg_kernel_t *k)
     s_close_sockets(k);
     k->stopping = true;
     k->after_exit = KG_AFTER_EXIT_STOP;
-    s_after_exit(k); /* schedules the free on stop_timer; cancel that and free now */
-    s_timer_cancel(k, &k->stop_timer);
-    s_on_free(k->gw->loop, -1, k);
+    s_after_exit(k); /* queues the free; take it back and free now */
+    kg_gateway_defer_cancel(k->gw, s_free, k);
+    s_free(k->gw, k);
 }
 
 void kg_kernel_set_events(kg_kernel_t *self, kg_kernel_event_fn *fn, void *arg)

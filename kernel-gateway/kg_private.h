@@ -253,10 +253,19 @@ struct kg_gateway {
     int64_t started_ms;
     char *templates_dir;
     char *state_dir;
+    /* the loop's timers and deferred calls (gateway.c; the rules are in kg.h) */
+    zhashx_t *timers; /* timer id -> record, owned; a stopped timer has none */
+    int last_timer_id;
+    int timer_fd;           /* timerfd armed for the earliest deadline */
+    int64_t timer_armed_us; /* its deadline; 0: disarmed */
+    bool in_timer_pass;
+    zlistx_t *deferred; /* calls for the next drain, in order */
+    zlistx_t *draining; /* the calls of the drain under way */
+    int defer_fd;       /* eventfd: readable while calls wait */
+    bool defer_signalled;
     /* lifetime.c */
     int tick_timer;
-    int wake_fd;                    /* eventfd: deferred work runs from its poller */
-    bool wake_pending;
+    bool ends_queued;                /* a deferred call will run the marked ends */
     char *tombstones[KG_TOMBSTONES]; /* "<id> <reason>", a ring */
     size_t tombstone_next;
     bool destroying;

@@ -3,18 +3,17 @@
  *
  * A sandbox opened here has a deadline (its lifetime, extendable with kg_sandbox_set_timeout)
  * and an idle clock (reset by executions, commands and file calls). A tick timer looks at both
- * every KG_TICK_MS and refills the pools. Ending a sandbox frees its kernels, and zloop keeps
- * dispatching the ready pollers it found in the same iteration after a timer has run: freeing
- * from the tick could hand a freed kernel to its pidfd handler. So the tick (and anyone else)
- * only marks a sandbox (kg_sandbox_end_later) and wakes an eventfd; the ends run in that
- * eventfd's poller, after which zloop rebuilds its poll set before dispatching anything else.
+ * every KG_TICK_MS and refills the pools. Ending a sandbox frees its kernels, which the callback
+ * that found the reason (the tick, the init's pidfd poller, a kernel's event) may still hold, so
+ * it only marks the sandbox (kg_sandbox_end_later) and the marked ends run from one deferred call
+ * on a fresh loop turn (kg_gateway_defer, kg.h's rule 2). That call looks the marked sandboxes up
+ * when it runs, so a sandbox destroyed meanwhile by another path is simply not there.
  *
  * Every end is remembered for a while (tombstones), so a caller asking for a sandbox that is
  * gone hears why: expired, idle, died, deleted.
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cb/cleanup.h"
@@ -51,11 +50,14 @@ const char *kg_gateway_sandbox_gone(kg_gateway_t *gw, const char *id)
     return NULL;
 }
 
+static void s_run_ends(kg_gateway_t *gw, void *arg);
+
 static void s_wake(kg_gateway_t *gw)
 {
-    uint64_t one = 1;
-    if (gw->wake_fd >= 0 && !gw->wake_pending && write(gw->wake_fd, &one, sizeof one) == sizeof one)
-        gw->wake_pending = true;
+    if (!gw->ends_queued && !gw->destroying) {
+        gw->ends_queued = true;
+        kg_gateway_defer(gw, s_run_ends, NULL);
+    }
 }
 
 void kg_sandbox_end_later(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail)
@@ -85,20 +87,19 @@ static void s_end(kg_sandbox_t *sb)
     kg_sandbox_destroy(&sb);
 }
 
-/* The eventfd's poller: run the ends marked since the last turn. */
-static int s_on_wake(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+/* The deferred call: run the ends marked since the last turn. */
+static void s_run_ends(kg_gateway_t *gw, void *arg)
 {
-    kg_gateway_t *gw = arg;
-    uint64_t count;
-    if (read(gw->wake_fd, &count, sizeof count) < 0 && errno != EAGAIN)
-        cb_warn("gateway: reading its wake-up eventfd: %s", strerror(errno));
-    gw->wake_pending = false;
-    zlistx_t *all = zhashx_values(gw->sandboxes);
-    for (kg_sandbox_t *sb = all ? zlistx_first(all) : NULL; sb; sb = zlistx_next(all))
-        if (sb->end_pending)
+    gw->ends_queued = false;
+    if (gw->destroying)
+        return; /* kg_gateway_destroy destroys what is left */
+    zlistx_t *ids = zhashx_keys(gw->sandboxes); /* by id: an owner's on_end may end others */
+    for (const char *id = ids ? zlistx_first(ids) : NULL; id; id = zlistx_next(ids)) {
+        kg_sandbox_t *sb = zhashx_lookup(gw->sandboxes, id);
+        if (sb && sb->end_pending)
             s_end(sb);
-    zlistx_destroy(&all);
-    return kg_gateway_handler_result(gw);
+    }
+    zlistx_destroy(&ids);
 }
 
 /* ---- the tick ------------------------------------------------------------------------------ */
@@ -151,13 +152,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 
 int kg_lifetime_init(kg_gateway_t *gw, cb_error_t *err)
 {
-    gw->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (gw->wake_fd < 0)
-        return cb_error_make(err, errno, "gateway eventfd");
-    zmq_pollitem_t item = {.fd = gw->wake_fd, .events = ZMQ_POLLIN};
-    if (zloop_poller(gw->loop, &item, s_on_wake, gw) < 0)
-        return cb_error_make(err, errno, "watch the gateway eventfd");
-    gw->tick_timer = zloop_timer(gw->loop, KG_TICK_MS, 0, s_on_tick, gw);
+    gw->tick_timer = kg_timer_start(gw, KG_TICK_MS, 0, s_on_tick, gw);
     if (gw->tick_timer < 0)
         return cb_error_make(err, errno, "gateway tick timer");
     return 0;
@@ -166,15 +161,7 @@ int kg_lifetime_init(kg_gateway_t *gw, cb_error_t *err)
 void kg_lifetime_fini(kg_gateway_t *gw)
 {
     gw->destroying = true;
-    if (gw->tick_timer >= 0)
-        zloop_timer_end(gw->loop, gw->tick_timer);
-    gw->tick_timer = -1;
-    if (gw->wake_fd >= 0) {
-        zmq_pollitem_t item = {.fd = gw->wake_fd, .events = ZMQ_POLLIN};
-        zloop_poller_end(gw->loop, &item);
-        close(gw->wake_fd);
-    }
-    gw->wake_fd = -1;
+    kg_timer_stop(gw, &gw->tick_timer);
     for (size_t i = 0; i < KG_TOMBSTONES; i++)
         free(gw->tombstones[i]);
     memset(gw->tombstones, 0, sizeof gw->tombstones);

@@ -25,6 +25,7 @@ typedef enum {
     SET_SESSION_TIMEOUT,
     SET_MAX_SESSIONS,
     SET_HTTP_SERVER_LOG,
+    SET_KERNEL_STARTUP,
     SET_COUNT
 } s_setting_t;
 
@@ -52,6 +53,7 @@ static const struct {
     {"CELLBLOCK_MCP_SESSION_TIMEOUT", SET_SESSION_TIMEOUT, 2, 86400, "seconds"},
     {"CELLBLOCK_MCP_MAX_SESSIONS", SET_MAX_SESSIONS, 1, 100000, "sessions"},
     {"CELLBLOCK_MCP_HTTP_SERVER_LOG", SET_HTTP_SERVER_LOG, 0, 1, "0 or 1"},
+    {"CELLBLOCK_KERNEL_STARTUP_TIMEOUT", SET_KERNEL_STARTUP, 1, 3600, "seconds"},
 };
 
 static int s_number(const char *name, const char *text, double min, double max, const char *unit,
@@ -130,6 +132,7 @@ int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
         case SET_SESSION_TIMEOUT: cfg->session_timeout_s = (int)v; break;
         case SET_MAX_SESSIONS: cfg->max_sessions = (size_t)v; break;
         case SET_HTTP_SERVER_LOG: cfg->http_server_log = v != 0; break;
+        case SET_KERNEL_STARTUP: cfg->kernel_startup_timeout_s = (int)v; break;
         case SET_COUNT: break;
         }
     }

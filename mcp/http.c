@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "cb/cleanup.h"
@@ -101,7 +100,7 @@ struct mcp_http {
     size_t max_sessions;
     zhashx_t *sessions; /* id -> s_session_t *, owned */
     int timer;
-    int wake_fd;        /* eventfd: the timer asks the poller to end idle sessions */
+    bool expire_queued; /* the tick has deferred s_expire (kg_gateway_defer) */
     int64_t keepalive_ms;
 };
 
@@ -700,15 +699,12 @@ static bool s_idle(mcp_http_t *self, s_session_t *hs, int64_t now)
     return !busy && now - hs->active_ms >= self->idle_ms;
 }
 
-/* Idle sessions end here, from a poller. Not from the timer: ending a session deletes its
- * sandbox, whose kernel's free cancels a loop timer it has just made, and a timer cancelled
- * from inside zloop's timer pass can still fire in that same pass (czmq 4.2). */
-static int s_on_expire(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+/* Idle sessions end here, in a deferred call (a fresh loop turn). Not from the timer: ending a
+ * session deletes its sandbox and frees what the tick's callers may hold (kg.h's rule 2). */
+static void s_expire(kg_gateway_t *gw, void *arg)
 {
     mcp_http_t *self = arg;
-    uint64_t n;
-    if (read(self->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
-        cb_debug("mcp http: reading the expiry eventfd: %s", strerror(errno));
+    self->expire_queued = false;
     int64_t now = cb_now_ms();
     zlistx_t *idle = zlistx_new();
     for (s_session_t *hs = zhashx_first(self->sessions); hs && idle; hs = zhashx_next(self->sessions))
@@ -717,7 +713,6 @@ static int s_on_expire(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     for (s_session_t *hs = idle ? zlistx_first(idle) : NULL; hs; hs = zlistx_next(idle))
         s_session_end(hs, "idle");
     zlistx_destroy(&idle);
-    return 0;
 }
 
 static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
@@ -733,9 +728,10 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
                 s_write(st, ":\n\n", 3);
         expire |= s_idle(self, hs, now);
     }
-    uint64_t one = 1;
-    if (expire && write(self->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-        cb_warn("mcp http: waking the expiry: %s", strerror(errno));
+    if (expire && !self->expire_queued) {
+        self->expire_queued = true;
+        kg_gateway_defer(self->server->gw, s_expire, self);
+    }
     return 0;
 }
 
@@ -763,18 +759,12 @@ mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_ht
     self->replay_events = opts && opts->replay_events ? opts->replay_events : 1000;
     self->keepalive_ms = cb_now_ms();
     self->timer = -1;
-    self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->sessions = zhashx_new();
-    if (!self->sessions || self->wake_fd < 0) {
-        int e = self->wake_fd < 0 ? errno : ENOMEM;
-        if (self->wake_fd >= 0)
-            close(self->wake_fd);
-        zhashx_destroy(&self->sessions);
+    if (!self->sessions) {
         free(self);
-        return cb_error_make(err, e, "new MCP HTTP transport"), NULL;
+        return cb_error_make(err, ENOMEM, "new MCP HTTP transport"), NULL;
     }
     if (http_server_route(http, self->path, s_on_request, NULL, self, err) < 0) {
-        close(self->wake_fd);
         zhashx_destroy(&self->sessions);
         free(self);
         return cb_error_prefix(err, "route %s: ", path), NULL;
@@ -782,15 +772,7 @@ mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_ht
     /* Often enough that a session ends within a quarter of its idle time after it. */
     int64_t tick = self->idle_ms / 4;
     tick = tick < 250 ? 250 : tick > 5000 ? 5000 : tick;
-    zmq_pollitem_t item = {.fd = self->wake_fd, .events = ZMQ_POLLIN};
-    if (zloop_poller(self->loop, &item, s_on_expire, self) != 0) {
-        int e = errno;
-        close(self->wake_fd);
-        self->wake_fd = -1;
-        mcp_http_destroy(&self);
-        return cb_error_make(err, e, "MCP HTTP session expiry"), NULL;
-    }
-    self->timer = zloop_timer(self->loop, (size_t)tick, 0, s_on_tick, self);
+    self->timer = kg_timer_start(server->gw, (size_t)tick, 0, s_on_tick, self);
     if (self->timer < 0) {
         int e = errno;
         mcp_http_destroy(&self);
@@ -805,13 +787,9 @@ void mcp_http_destroy(mcp_http_t **self_p)
     if (!self)
         return;
     *self_p = NULL;
-    if (self->timer >= 0)
-        zloop_timer_end(self->loop, self->timer);
-    if (self->wake_fd >= 0) {
-        zmq_pollitem_t item = {.fd = self->wake_fd};
-        zloop_poller_end(self->loop, &item);
-        close(self->wake_fd);
-    }
+    kg_timer_stop(self->server->gw, &self->timer);
+    if (self->expire_queued)
+        kg_gateway_defer_cancel(self->server->gw, s_expire, self);
     if (zhashx_size(self->sessions))
         cb_info("mcp http: ending %zu session(s)", zhashx_size(self->sessions));
     for (s_session_t *hs = zhashx_first(self->sessions); hs; hs = zhashx_first(self->sessions)) {

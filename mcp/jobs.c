@@ -31,7 +31,7 @@ struct mcp_job {
     json_t *content;        /* content blocks, once done */
     bool is_error;
     zlistx_t *waiters;      /* mcp_call_t * finished when it ends */
-    int forget_timer;       /* command: lets the gateway forget it after its on_done */
+    bool forget_queued;     /* command: s_forget is deferred, to forget it after its on_done */
 };
 
 static const char *s_kind_name(mcp_job_kind_t k) { return k == MCP_JOB_CODE ? "code" : "command"; }
@@ -48,15 +48,16 @@ static mcp_job_t *s_job_new(mcp_sandbox_t *sb, mcp_job_kind_t kind)
     job->kind = kind;
     job->server = sb->server;
     job->sandbox = sb;
-    job->forget_timer = -1;
     snprintf(job->sandbox_id, sizeof job->sandbox_id, "%s", sb->id);
     return job;
 }
 
+static void s_forget(kg_gateway_t *gw, void *arg);
+
 static void s_job_free(mcp_job_t *job)
 {
-    if (job->forget_timer >= 0)
-        zloop_timer_end(kg_gateway_loop(job->server->gw), job->forget_timer);
+    if (job->forget_queued)
+        kg_gateway_defer_cancel(job->server->gw, s_forget, job);
     zlistx_destroy(&job->waiters);
     json_decref(job->final);
     json_decref(job->content);
@@ -126,10 +127,7 @@ static void s_answer(mcp_call_t *call, mcp_job_t *job)
 {
     call->job = NULL;
     call->cancel = NULL;
-    if (call->timer >= 0) {
-        zloop_timer_end(kg_gateway_loop(job->server->gw), call->timer);
-        call->timer = -1;
-    }
+    kg_timer_stop(job->server->gw, &call->timer);
     if (strcmp(call->tool, "execution_status") == 0)
         return s_answer_status(call, job);
     mcp_call_finish(call, json_incref(job->content), json_incref(job->final), job->is_error);
@@ -158,10 +156,8 @@ static void s_unwait(mcp_call_t *call)
     if (h)
         zlistx_detach(job->waiters, h);
     call->job = NULL;
-    if (call->timer >= 0) {
-        zloop_timer_end(kg_gateway_loop(job->server->gw), call->timer);
-        call->timer = -1;
-    }
+    if (call->timer >= 0)
+        kg_timer_stop(job->server->gw, &call->timer);
 }
 
 /* A client gave up on a code_execute or command_execute: stop the work; the call stays a
@@ -382,8 +378,8 @@ void mcp_tool_execution_status(mcp_call_t *call, json_t *args)
     if (job->final || wait_s <= 0)
         return s_answer_status(call, job);
     s_wait(call, job, s_cancel_wait);
-    call->timer = zloop_timer(kg_gateway_loop(job->server->gw), (size_t)(wait_s * 1000.0 + 0.5), 1,
-                              s_on_wait_timer, call);
+    call->timer =
+        kg_timer_start(job->server->gw, (size_t)(wait_s * 1000.0 + 0.5), 1, s_on_wait_timer, call);
 }
 
 void mcp_tool_execution_cancel(mcp_call_t *call, json_t *args)
@@ -412,14 +408,14 @@ static void s_on_command_output(kg_command_t *c, const char *stream, const char 
     s_progress_all(arg, data, len);
 }
 
-static int s_on_forget(zloop_t *loop, int timer_id, void *arg)
+/* A deferred call: the command is forgotten (freed) on a fresh turn, after its on_done. */
+static void s_forget(kg_gateway_t *gw, void *arg)
 {
     mcp_job_t *job = arg;
-    job->forget_timer = -1;
+    job->forget_queued = false;
     mcp_sandbox_t *sb = zhashx_lookup(job->server->sandboxes, job->sandbox_id);
     kg_command_t *c = sb ? kg_sandbox_command(sb->kg, job->id) : NULL;
     kg_command_forget(&c);
-    return 0;
 }
 
 static void s_on_command_done(kg_command_t *c, json_t *result, void *arg)
@@ -442,8 +438,10 @@ static void s_on_command_done(kg_command_t *c, json_t *result, void *arg)
                                        json_string_value(json_object_get(result, "stderr")), structured,
                                        closing ? closing : status);
     bool ok = strcmp(status, "exited") == 0 && json_integer_value(code) == 0;
-    if (job->sandbox && job->forget_timer < 0)
-        job->forget_timer = zloop_timer(kg_gateway_loop(job->server->gw), 1, 1, s_on_forget, job);
+    if (job->sandbox && !job->forget_queued) {
+        job->forget_queued = true;
+        kg_gateway_defer(job->server->gw, s_forget, job);
+    }
     s_job_done(job, structured, content, !ok);
 }
 
@@ -506,9 +504,7 @@ void mcp_jobs_destroy_all(mcp_server_t *srv)
         mcp_call_t *call;
         while ((call = zlistx_detach(job->waiters, NULL))) {
             call->job = NULL;
-            if (call->timer >= 0)
-                zloop_timer_end(kg_gateway_loop(srv->gw), call->timer);
-            call->timer = -1;
+            kg_timer_stop(srv->gw, &call->timer);
             mcp_call_fail(call, "the server is stopping");
         }
         s_job_free(job);

@@ -104,10 +104,8 @@ static void s_update_log_hook(mcp_server_t *srv)
 
 static void s_flush_progress(mcp_call_t *call)
 {
-    if (call->progress_timer >= 0) {
-        zloop_timer_end(kg_gateway_loop(call->session->server->gw), call->progress_timer);
-        call->progress_timer = -1;
-    }
+    if (call->progress_timer >= 0)
+        kg_timer_stop(call->session->server->gw, &call->progress_timer);
     if (!call->pending.len)
         return;
     call->progress += 1;
@@ -148,14 +146,14 @@ void mcp_call_progress(mcp_call_t *call, const char *text, size_t len)
     if (wait <= 0)
         s_flush_progress(call);
     else if (call->progress_timer < 0)
-        call->progress_timer = zloop_timer(kg_gateway_loop(call->session->server->gw), (size_t)wait,
-                                           1, s_on_progress_timer, call);
+        call->progress_timer =
+            kg_timer_start(call->session->server->gw, (size_t)wait, 1, s_on_progress_timer, call);
 }
 
 static void s_call_free(mcp_call_t *call)
 {
     if (call->progress_timer >= 0 && call->session)
-        zloop_timer_end(kg_gateway_loop(call->session->server->gw), call->progress_timer);
+        kg_timer_stop(call->session->server->gw, &call->progress_timer);
     json_decref(call->id);
     json_decref(call->progress_token);
     cb_buf_free(&call->pending);
@@ -555,10 +553,7 @@ void mcp_session_destroy(mcp_session_t **self_p)
      * function may do so at once, so nothing touches a call after its cancel). */
     zlistx_t *loose = zlistx_new();
     for (mcp_call_t *c = zlistx_detach(s->calls, NULL); c; c = zlistx_detach(s->calls, NULL)) {
-        if (c->progress_timer >= 0) {
-            zloop_timer_end(kg_gateway_loop(s->server->gw), c->progress_timer);
-            c->progress_timer = -1;
-        }
+        kg_timer_stop(s->server->gw, &c->progress_timer);
         c->session = NULL;
         if (!loose || !zlistx_add_end(loose, c))
             s_cancel(c);

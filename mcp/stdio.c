@@ -157,7 +157,7 @@ static int s_on_readable(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         zmq_pollitem_t in = {.fd = io->in_fd};
         zloop_poller_end(loop, &in);
         io->input_ended = true;
-        io->drain_timer = zloop_timer(loop, S_DRAIN_MS, 1, s_on_drain_timeout, io);
+        io->drain_timer = kg_timer_start(io->srv->gw, S_DRAIN_MS, 1, s_on_drain_timeout, io);
         s_maybe_done(io);
         return io->done ? -1 : 0;
     }
@@ -209,8 +209,7 @@ int mcp_stdio_serve(mcp_server_t *srv, int in_fd, int out_fd, cb_error_t *err)
     /* Tolerate EOF-ish poll errors (a closed pipe reports POLLHUP/POLLERR). */
     zloop_poller_set_tolerant(io.loop, &in);
     kg_gateway_run_until(srv->gw, &io.done, -1);
-    if (io.drain_timer >= 0)
-        zloop_timer_end(io.loop, io.drain_timer);
+    kg_timer_stop(srv->gw, &io.drain_timer);
     if (!io.input_ended)
         zloop_poller_end(io.loop, &in);
     mcp_session_destroy(&io.session);

@@ -20,10 +20,7 @@
 
 static void s_end_timer(mcp_repl_t *repl)
 {
-    if (repl->timer >= 0) {
-        zloop_timer_end(kg_gateway_loop(repl->sandbox->server->gw), repl->timer);
-        repl->timer = -1;
-    }
+    kg_timer_stop(repl->sandbox->server->gw, &repl->timer);
 }
 
 /* Finish the running call with what the streams hold (cut at the markers when found).
@@ -166,8 +163,8 @@ void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input,
     call->repl = repl;
     call->cancel = s_cancel;
     if (timeout_ms > 0)
-        repl->timer = zloop_timer(kg_gateway_loop(repl->sandbox->server->gw), (size_t)timeout_ms, 1,
-                                  s_on_timeout, repl);
+        repl->timer =
+            kg_timer_start(repl->sandbox->server->gw, (size_t)timeout_ms, 1, s_on_timeout, repl);
 }
 
 void mcp_terminal_stop(mcp_repl_t *repl)

@@ -204,6 +204,14 @@ static kg_sandbox_t *s_sandbox(kg_gateway_t *gw, uint64_t memory_mb)
 
 /* ---- kernels ----------------------------------------------------------------------------- */
 
+/* A kernel that outlives the test function stops reporting to its events_t on that stack (the
+ * gateway's teardown would otherwise write its STOPPED event into a frame that is gone). */
+static void s_unhook(kg_kernel_t *k)
+{
+    if (k)
+        kg_kernel_set_events(k, NULL, NULL);
+}
+
 static void s_kernels(kg_gateway_t *gw)
 {
     /* Four kernels start side by side: one in a sandbox of its own, two sharing one, one in a
@@ -217,8 +225,10 @@ static void s_kernels(kg_gateway_t *gw)
     bool up1 = s_ready(gw, k1, &ev1), up2 = s_ready(gw, k2, &ev2), up3 = s_ready(gw, k3, &ev3),
          up4 = s_ready(gw, k4, &ev4);
     if (!CB_OK(up1 && up2 && up3 && up4, "four sandboxed kernels become ready (%d %d %d %d)", up1, up2,
-               up3, up4))
+               up3, up4)) {
+        s_unhook(k1), s_unhook(k2), s_unhook(k3), s_unhook(k4);
         return;
+    }
 
     /* (a) A kernel with no sandbox option runs sandboxed. */
     json_auto_t *who = s_run(gw, k1, "import os, socket; print(os.getuid(), socket.gethostname(), "
@@ -308,6 +318,7 @@ static void s_kernels(kg_gateway_t *gw)
     CB_OK(!kg_gateway_kernel(gw, id2), "the gateway no longer knows the kernel");
     json_decref(busy.result);
     json_decref(queued.result);
+    s_unhook(k1), s_unhook(k4); /* k2 and k3 went with their sandbox */
 }
 
 /* ---- commands ---------------------------------------------------------------------------- */

@@ -168,8 +168,57 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err);
 void kg_gateway_destroy(kg_gateway_t **self_p);
 
 /* The event loop. Borrowed; valid until kg_gateway_destroy. Other modules add their own
- * readers and timers to it. */
+ * readers and pollers to it, and their timers and deferred calls through the functions below.
+ *
+ * The loop's two lifetime rules (libuv's promises for uv_timer_stop and uv_close, kept here
+ * because czmq 4.2.1's zloop keeps neither: zloop_timer_end only queues the id, removed after
+ * the pass's pollers, so a timer ended earlier in a pass still runs in it, and after a pass in
+ * which a timer changed the poll set, in the next ones too; once zloop_start has returned,
+ * zloop_timer_end frees at once, so a timer ending itself makes zloop write to freed memory):
+ *
+ *  1. Timers are kg_timer_start/kg_timer_stop, never zloop_timer/zloop_timer_end. Once
+ *     kg_timer_stop has returned, that timer's callback never runs again, even when it was due
+ *     in the pass now under way. A one-shot timer is over once its callback starts (stopping it
+ *     from there is a no-op); a timer started in a pass never runs in that pass, even at 0 ms.
+ *  2. A loop-owned object that a registered reader, poller, timer or a caller up the stack may
+ *     still reach is freed only through kg_gateway_defer, never in the callback that ends it.
+ *     Deferred calls run in the order they were queued, each once, from the queue's own poller:
+ *     on a later dispatch than the callback that queued it, after that callback returned to the
+ *     loop. Before queueing the free, end the object's readers and pollers and stop its timers:
+ *     ending a reader or poller makes zloop rebuild its poll set before it dispatches anything
+ *     else, so nothing registered for the object can be called once the free has run.
+ *
+ * Inside any callback (reader, poller, timer, deferred call, an on_done/on_event) you may: start
+ * and stop timers (your own included), queue and cancel deferred calls, add and end readers and
+ * pollers. You may not: call zloop_timer or zloop_timer_end; free an object that is still
+ * registered or that a caller up the stack holds (queue the free instead); run the loop again
+ * (kg_gateway_run_until, zloop_start). A deferred call itself is a fresh turn: it may free.
+ * ------------------------------------------------------------------------------------------- */
 zloop_t *kg_gateway_loop(kg_gateway_t *self);
+
+/* A timer callback: zloop's shape (loop, the timer's id, arg). Returns 0, or -1 to leave the
+ * loop (kg_gateway_handler_result says which while a run_until waits). */
+typedef int(kg_timer_fn)(zloop_t *loop, int timer_id, void *arg);
+
+/* Run fn(loop, id, arg) after delay_ms, then every delay_ms, times times in all (0: until
+ * stopped). Returns the timer's id (> 0), or -1 when out of memory. arg is borrowed until the
+ * timer is stopped or has run its times. */
+int kg_timer_start(kg_gateway_t *gw, size_t delay_ms, size_t times, kg_timer_fn *fn, void *arg);
+
+/* Stop the timer *timer_id (<= 0, or one already over: nothing) and set *timer_id to -1. From
+ * here on its callback never runs, whatever the loop is doing. */
+void kg_timer_stop(kg_gateway_t *gw, int *timer_id);
+
+/* A deferred call: runs on a fresh loop turn (rule 2). */
+typedef void(kg_defer_fn)(kg_gateway_t *gw, void *arg);
+
+/* Queue fn(gw, arg) for a fresh loop turn. arg is borrowed until fn runs; an owner that goes
+ * first takes its calls back with kg_gateway_defer_cancel. Calls still queued when
+ * kg_gateway_destroy has ended every kernel and sandbox run then, outside the loop. */
+void kg_gateway_defer(kg_gateway_t *gw, kg_defer_fn *fn, void *arg);
+
+/* Drop every queued call of fn with arg (also those of a drain under way that have not run). */
+void kg_gateway_defer_cancel(kg_gateway_t *gw, kg_defer_fn *fn, void *arg);
 
 /* Run the loop until *flag becomes nonzero (set by a callback), timeout_ms passes (< 0: no
  * limit), or the process is interrupted. Returns 0 when the flag was set, -1 otherwise. */

@@ -47,6 +47,8 @@ typedef struct {
     size_t max_sessions;
     bool http_server_log;       /* the server's log lines reach MCP sessions over HTTP too (they
                                    always do over stdio): only for a server with one user */
+    int kernel_startup_timeout_s; /* a kernel (re)start that is not ready by then is killed; 0:
+                                     the gateway's default (60 s) */
 } mcp_config_t;
 
 /* Call fn for each template=count of a pool spec ("python=2,python-data=1"); fn NULL only
