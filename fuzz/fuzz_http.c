@@ -215,5 +215,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_server_destroy(&http);
     kg_api_destroy(&api);
     mcp_http_destroy(&mh);
+    fuzz_mcp_env_turn();
     return 0;
 }

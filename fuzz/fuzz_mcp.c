@@ -46,6 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mcp_session_t *s = mcp_session_new(env->srv, s_send, &out);
     FUZZ_CHECK(s);
     for (size_t i = 0; i < n; i++) {
+        if (lens[i] == 0)
+            continue; /* a blank line is not a message (the stdio transport skips them too) */
         size_t before = out.responses;
         /* A copy of exactly the line: a read past its end is a finding. */
         char *line = fuzz_strndup(starts[i], lens[i]);
@@ -56,5 +58,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     mcp_session_destroy(&s);
     FUZZ_CHECK(!s);
+    fuzz_mcp_env_turn();
     return 0;
 }

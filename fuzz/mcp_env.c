@@ -54,6 +54,22 @@ fuzz_mcp_env_t *fuzz_mcp_env(size_t max_message_bytes)
     return &env;
 }
 
+static int s_end_turn(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    (void)arg;
+    return -1; /* ends zloop_start */
+}
+
+void fuzz_mcp_env_turn(void)
+{
+    fuzz_mcp_env_t *env = fuzz_mcp_env(0);
+    zloop_t *loop = kg_gateway_loop(env->gw);
+    FUZZ_CHECK(zloop_timer(loop, 0, 1, s_end_turn, NULL) >= 0);
+    zloop_start(loop);
+}
+
 void fuzz_mcp_env_template(bool present)
 {
     static const char python_json[] = "{\"kernel\": \"python3\"}";

@@ -26,6 +26,10 @@ fuzz_mcp_env_t *fuzz_mcp_env(size_t max_message_bytes);
  * remove it again. */
 void fuzz_mcp_env_template(bool present);
 
+/* One turn of the gateway's loop, at once: what was deferred to the loop runs (the API's
+ * reaper, zloop's removal of ended timers), so nothing piles up from one input to the next. */
+void fuzz_mcp_env_turn(void);
+
 /* Check one message a session sends: a JSON-RPC 2.0 object, a notification (method) or a
  * response (id and exactly one of result and error, the error with an integer code and a string
  * message). Aborts when it is not. */
