@@ -37,8 +37,8 @@ size_t fuzz_split(const uint8_t *data, size_t size, uint8_t sep, const uint8_t *
  * memory. */
 char *fuzz_strndup(const uint8_t *data, size_t len);
 
-/* A private directory for the process's temporary files, made on first use and removed at exit.
- * Borrowed. */
+/* A private directory for the process's temporary files ($TMPDIR, else /dev/shm, else /tmp),
+ * made on first use and removed at exit. Borrowed. */
 const char *fuzz_tmpdir(void);
 
 /* Write data to path (created or truncated, 0600). Aborts on failure: the harness is broken. */
