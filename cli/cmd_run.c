@@ -154,6 +154,17 @@ static void s_on_event(kg_kernel_t *k, kg_kernel_event_t event, const char *deta
     }
 }
 
+/* What the kernel's events left in ctx; only after kg_gateway_destroy, which may emit more. */
+static void s_ctx_free(run_ctx_t *ctx)
+{
+    free(ctx->kernel_failure);
+    ctx->kernel_failure = NULL;
+    for (unsigned i = 0; i < CLI_KERNEL_LINES; i++) {
+        free(ctx->kernel_lines[i]);
+        ctx->kernel_lines[i] = NULL;
+    }
+}
+
 static char *s_read_code(const char *source, cb_error_t *err)
 {
     if (strcmp(source, "-") != 0)
@@ -240,6 +251,7 @@ int cli_cmd_run(int argc, char **argv)
     if (!kernel || !kg_execute(kernel, &xopts, &err)) {
         fprintf(stderr, "cellblock run: %s\n", err.msg);
         kg_gateway_destroy(&gw);
+        s_ctx_free(&ctx);
         /* An unknown kernel name is the caller's mistake; anything else is a failure. */
         return err.kind == CB_ERR_NOT_FOUND || err.kind == CB_ERR_INVALID ? CLI_USAGE : CLI_FAILED;
     }
@@ -252,11 +264,9 @@ int cli_cmd_run(int argc, char **argv)
         unsigned first = ctx.n_kernel_lines > CLI_KERNEL_LINES ? ctx.n_kernel_lines - CLI_KERNEL_LINES : 0;
         for (unsigned i = first; i < ctx.n_kernel_lines; i++)
             fprintf(stderr, "[kernel] %s\n", ctx.kernel_lines[i % CLI_KERNEL_LINES]);
-        free(ctx.kernel_failure);
     }
-    for (unsigned i = 0; i < CLI_KERNEL_LINES; i++)
-        free(ctx.kernel_lines[i]);
     fflush(stdout);
-    kg_gateway_destroy(&gw);
+    kg_gateway_destroy(&gw); /* the kernel's last events (stderr lines, DEAD) still reach ctx */
+    s_ctx_free(&ctx);
     return ctx.exit_code;
 }

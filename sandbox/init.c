@@ -514,33 +514,6 @@ static int s_resolve(const char *name, char **env, char *out, size_t size)
     return -1;
 }
 
-/* Split the SPAWN payload into argv, env and cwd; pointers into buf, arrays into vec. */
-static int s_unpack(char *buf, size_t len, const sbx_wire_spawn_t *sp, char **vec, size_t cap,
-                    char ***argv, char ***env, const char **cwd)
-{
-    size_t need = (size_t)sp->argc + sp->envc + 2;
-    if (sp->argc == 0 || need > cap)
-        return -1;
-    char *p = buf + sizeof *sp, *end = buf + len;
-    size_t k = 0;
-    for (uint32_t i = 0; i < sp->argc + sp->envc + 1; i++) {
-        char *nul = memchr(p, '\0', (size_t)(end - p));
-        if (!nul)
-            return -1;
-        if (i == sp->argc) /* end of argv */
-            vec[k++] = NULL;
-        if (i < sp->argc + sp->envc)
-            vec[k++] = p;
-        else
-            *cwd = p;
-        p = nul + 1;
-    }
-    vec[k] = NULL;
-    *argv = vec;
-    *env = vec + sp->argc + 1;
-    return 0;
-}
-
 static void s_track(init_t *in, pid_t pid)
 {
     if (in->nspawned == in->capspawned) {
@@ -566,7 +539,7 @@ static void s_spawn(init_t *in, char *buf, size_t len, const int *fds)
         if (sp->fd_mask & (1u << i))
             stdio[i] = fds[next++];
 
-    if (s_unpack(buf, len, sp, vec, sizeof vec / sizeof *vec, &argv, &env, &cwd) < 0) {
+    if (sbx_wire_unpack_spawn(buf, len, sp, vec, sizeof vec / sizeof *vec, &argv, &env, &cwd) < 0) {
         s_reply(SBX_MSG_SPAWNED, sp->id, 0, SBX_STEP_PROTOCOL, EINVAL, NULL, 0);
         return;
     }
@@ -678,28 +651,11 @@ static int s_serve(init_t *in, int sigfd)
     }
 }
 
-/* Split CONFIG (n bytes in buf, NUL-terminated at buf[n]) into in: the workspace's path, and
- * the mount fd fd_mask names. Returns 0, or -1 when the message is malformed. */
+/* Split CONFIG (n bytes in buf, NUL-terminated at buf[n]) into in (sbx_wire_unpack_config).
+ * Returns 0, or -1 when the message is malformed. */
 static int s_unpack_config(char *buf, ssize_t n, const int *fds, init_t *in)
 {
-    in->workspace_tree = -1;
-    memcpy(&in->cfg, buf, sizeof in->cfg);
-    in->cfg.hostname[sizeof in->cfg.hostname - 1] = '\0';
-    const char *end = buf + n, *next = buf + sizeof in->cfg;
-    if (in->cfg.workspace_bind)
-        in->workspace_dir = next < end ? next : NULL;
-    int k = 0;
-    if (in->cfg.fd_mask & SBX_CONFIG_WORKSPACE_TREE)
-        in->workspace_tree = fds[k++];
-    for (int i = k; i < 2; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    if (in->cfg.h.magic != SBX_WIRE_MAGIC || in->cfg.h.type != SBX_MSG_CONFIG ||
-        (in->cfg.fd_mask & ~SBX_CONFIG_WORKSPACE_TREE))
-        return -1;
-    if (in->cfg.workspace_bind && (!in->workspace_dir || in->workspace_dir[0] != '/'))
-        return -1;
-    return (in->cfg.fd_mask & SBX_CONFIG_WORKSPACE_TREE) && in->workspace_tree < 0 ? -1 : 0;
+    return sbx_wire_unpack_config(buf, (size_t)n, fds, &in->cfg, &in->workspace_dir, &in->workspace_tree);
 }
 
 int main(void)

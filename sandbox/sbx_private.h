@@ -133,6 +133,21 @@ int sbx_wire_send(int sock, const void *msg, size_t len, const int *fds, int nfd
  * rest closed; unused slots -1). Returns the length, 0 on EOF, -1 with errno. */
 ssize_t sbx_wire_recv(int sock, void *buf, size_t size, int *fds, int max_fds);
 
+/* The init's reading of CONFIG: n bytes in buf (n >= sizeof(sbx_wire_config_t)), with a NUL at
+ * buf[n]. Copies the fixed part to *cfg (its hostname NUL-terminated); with workspace_bind points
+ * *workspace_dir (else NULL) at the string after it in buf; takes the mount fd fd_mask names from
+ * fds[0] into *workspace_tree (-1 when not named) and closes the rest. Returns 0, or -1 when the
+ * message is malformed (an fd_mask bit it does not know included). */
+int sbx_wire_unpack_config(char *buf, size_t n, const int fds[2], sbx_wire_config_t *cfg,
+                           const char **workspace_dir, int *workspace_tree);
+
+/* The init's reading of SPAWN (len bytes in buf, len >= sizeof *sp): argc strings, envc strings
+ * and the cwd, each NUL-terminated, after *sp. argv and env become NULL-terminated arrays in vec
+ * (cap entries) of pointers into buf; *cwd points into buf. Returns 0, or -1 when the message is
+ * malformed (argc 0, more strings than vec holds, a string not terminated within len). */
+int sbx_wire_unpack_spawn(char *buf, size_t len, const sbx_wire_spawn_t *sp, char **vec, size_t cap,
+                          char ***argv, char ***env, const char **cwd);
+
 /* The seccomp filter (seccomp.c), loaded by the init into itself just before it starts serving,
  * so every process in the sandbox inherits it. mode: 0 deny, 1 log (discovery). Returns 0, or
  * -errno. */

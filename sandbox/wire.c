@@ -1,6 +1,8 @@
 /* wire.c: the control messages between the sandbox library and cellblock-init (see
  * sbx_private.h for the conversation). One datagram per message on a SOCK_SEQPACKET pair, fds as
- * SCM_RIGHTS. Shared by both sides; no allocation, so it is safe anywhere.
+ * SCM_RIGHTS. Shared by both sides; no allocation, so it is safe anywhere. The init's unpacking
+ * of CONFIG and SPAWN lives here too, apart from its setup, so the fuzz harness
+ * (fuzz/fuzz_sandbox_wire.c) can reach it.
  */
 #include <errno.h>
 #include <string.h>
@@ -89,4 +91,54 @@ ssize_t sbx_wire_recv(int sock, void *buf, size_t size, int *fds, int max_fds)
         return -1;
     }
     return n;
+}
+
+int sbx_wire_unpack_config(char *buf, size_t n, const int fds[2], sbx_wire_config_t *cfg,
+                           const char **workspace_dir, int *workspace_tree)
+{
+    *workspace_tree = -1;
+    *workspace_dir = NULL;
+    memcpy(cfg, buf, sizeof *cfg);
+    cfg->hostname[sizeof cfg->hostname - 1] = '\0';
+    const char *end = buf + n, *next = buf + sizeof *cfg;
+    if (cfg->workspace_bind)
+        *workspace_dir = next < end ? next : NULL;
+    int k = 0;
+    if (cfg->fd_mask & SBX_CONFIG_WORKSPACE_TREE)
+        *workspace_tree = fds[k++];
+    for (int i = k; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (cfg->h.magic != SBX_WIRE_MAGIC || cfg->h.type != SBX_MSG_CONFIG ||
+        (cfg->fd_mask & ~SBX_CONFIG_WORKSPACE_TREE))
+        return -1;
+    if (cfg->workspace_bind && (!*workspace_dir || (*workspace_dir)[0] != '/'))
+        return -1;
+    return (cfg->fd_mask & SBX_CONFIG_WORKSPACE_TREE) && *workspace_tree < 0 ? -1 : 0;
+}
+
+int sbx_wire_unpack_spawn(char *buf, size_t len, const sbx_wire_spawn_t *sp, char **vec, size_t cap,
+                          char ***argv, char ***env, const char **cwd)
+{
+    size_t need = (size_t)sp->argc + sp->envc + 2;
+    if (sp->argc == 0 || need > cap)
+        return -1;
+    char *p = buf + sizeof *sp, *end = buf + len;
+    size_t k = 0;
+    for (uint32_t i = 0; i < sp->argc + sp->envc + 1; i++) {
+        char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul)
+            return -1;
+        if (i == sp->argc) /* end of argv */
+            vec[k++] = NULL;
+        if (i < sp->argc + sp->envc)
+            vec[k++] = p;
+        else
+            *cwd = p;
+        p = nul + 1;
+    }
+    vec[k] = NULL;
+    *argv = vec;
+    *env = vec + sp->argc + 1;
+    return 0;
 }

@@ -18,6 +18,8 @@ PACKAGES=(
     python3 python3-ipykernel python3-jupyter-client python3-matplotlib python3-pandas
     python3-numpy jupyter-console python3-jupyter-kernel-test python3-pexpect
     python3-jupyter-server python3-websocket curl
+    # fuzzing (bench/fuzz, make fuzz): clang, and libFuzzer with clang's sanitizer runtimes
+    clang libclang-rt-14-dev
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

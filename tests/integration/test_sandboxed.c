@@ -217,7 +217,9 @@ static void s_kernels(kg_gateway_t *gw)
     /* Four kernels start side by side: one in a sandbox of its own, two sharing one, one in a
      * sandbox with 300 MiB of memory. */
     kg_sandbox_t *shared = s_sandbox(gw, 0), *small = s_sandbox(gw, 300);
-    events_t ev1 = {0}, ev2 = {0}, ev3 = {0}, ev4 = {0};
+    /* Static: k1 and k4 live on after this function, until the gateway is destroyed, and report
+     * their STOPPED events here then (ASan saw them written to a dead stack frame). */
+    static events_t ev1, ev2, ev3, ev4;
     kg_kernel_t *k1 = s_start(gw, &ev1, NULL);
     kg_kernel_t *k2 = shared ? s_start(gw, &ev2, shared) : NULL;
     kg_kernel_t *k3 = shared ? s_start(gw, &ev3, shared) : NULL;
