@@ -37,6 +37,7 @@ struct kg_execution {
     const char *forced_status; /* "timeout" or "cancelled" override the reply's status */
     bool executing;            /* execute_input seen: the kernel runs the code and takes SIGINT */
     bool interrupt_deferred;   /* an interrupt waits for execute_input (see s_interrupt) */
+    char barrier_id[37];       /* a kernel_info_request sent after an idle without a reply */
     char *stdin_failure;       /* set when input() asked for more than was supplied */
     int timeout_timer;
     int grace_timer;
@@ -260,6 +261,32 @@ static void s_answer_input(kg_execution_t *x, const kg_msg_t *request)
 
 static void s_send_interrupt(kg_execution_t *x);
 
+/* ipykernel takes an interrupt that lands in its own code around the cell (after execute_input,
+ * before or after the user's code) as "KeyboardInterrupt caught in kernel": the request ends with
+ * status idle and no execute_reply at all, and the kernel and its state are fine. Waiting for the
+ * reply would end in a needless restart. The reply and idle travel on different sockets, though,
+ * so idle first is no proof. Proof is a kernel_info_request sent after idle on the same shell
+ * socket: the kernel answers shell requests in order on one connection, so when its reply comes
+ * and no execute_reply came before it, none will. */
+static void s_send_barrier(kg_execution_t *x)
+{
+    if (x->barrier_id[0])
+        return;
+    kg_msg_t *msg = kg_msg_new("kernel_info_request", x->kernel->session, NULL, NULL);
+    if (!msg)
+        return; /* the grace timer still ends it */
+    snprintf(x->barrier_id, sizeof x->barrier_id, "%s", kg_msg_id(msg));
+    if (kg_kernel_send(x->kernel, KG_CH_SHELL, &msg) < 0)
+        x->barrier_id[0] = '\0';
+}
+
+static void s_dropped_by_kernel(kg_execution_t *x)
+{
+    s_note(x, "The interrupt stopped the request before the code ran to its end; the kernel and "
+              "its state are kept.");
+    s_finish(x);
+}
+
 void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t *msg)
 {
     const char *type = kg_msg_type(msg);
@@ -267,6 +294,11 @@ void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t 
     const char *output_kind = NULL;
 
     if (ch == KG_CH_SHELL) {
+        if (strcmp(type, "kernel_info_reply") == 0 && x->barrier_id[0] && !x->got_reply &&
+            strcmp(kg_msg_parent_id(msg), x->barrier_id) == 0) {
+            s_dropped_by_kernel(x);
+            return;
+        }
         if (strcmp(type, "execute_reply") != 0)
             return;
         x->got_reply = true;
@@ -295,8 +327,11 @@ void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t 
         }
     } else if (strcmp(type, "status") == 0) {
         const char *state = json_string_value(json_object_get(content, "execution_state"));
-        if (state && strcmp(state, "idle") == 0)
+        if (state && strcmp(state, "idle") == 0) {
             x->got_idle = true;
+            if (!x->got_reply && x->forced_status && !x->interrupt_deferred)
+                s_send_barrier(x);
+        }
     } else if (strcmp(type, "clear_output") == 0) {
         output_kind = type;
         if (json_is_true(json_object_get(content, "wait")))
@@ -553,5 +588,8 @@ kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int
 }
 
 const char *kg_execution_id(const kg_execution_t *self) { return self->id; }
-const char *kg_execution_msg_id(const kg_execution_t *x) { return x->msg_id; }
+bool kg_execution_owns(const kg_execution_t *x, const char *parent_id)
+{
+    return strcmp(parent_id, x->msg_id) == 0 || (x->barrier_id[0] && strcmp(parent_id, x->barrier_id) == 0);
+}
 kg_kernel_t *kg_execution_kernel(const kg_execution_t *self) { return self->kernel; }

@@ -444,12 +444,13 @@ static void s_dispatch(kg_kernel_t *k, kg_channel_t ch, const kg_msg_t *msg)
     } else if (ch == KG_CH_SHELL && strcmp(type, "kernel_info_reply") == 0) {
         k->info_replied = true;
         s_check_ready(k);
-        return;
+        if (!k->running || !kg_execution_owns(k->running, kg_msg_parent_id(msg)))
+            return; /* else the running execution's barrier (execution.c) */
     } else if (ch == KG_CH_CONTROL) {
         cb_debug("kernel %.8s: %s on control", k->id, type);
         return;
     }
-    if (k->running && strcmp(kg_msg_parent_id(msg), kg_execution_msg_id(k->running)) == 0)
+    if (k->running && kg_execution_owns(k->running, kg_msg_parent_id(msg)))
         kg_execution_on_message(k->running, ch, msg);
 }
 

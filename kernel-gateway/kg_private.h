@@ -423,7 +423,9 @@ kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int
  * Calls on_done, then frees x. */
 void kg_execution_abandon(kg_execution_t *x, const char *status, const char *note);
 
-const char *kg_execution_msg_id(const kg_execution_t *x);
+/* Whether a message whose parent msg_id is parent_id belongs to this execution: its request, or
+ * the kernel_info_request it sent to learn that the kernel dropped the request. */
+bool kg_execution_owns(const kg_execution_t *x, const char *parent_id);
 
 /* ---- attach proxy (attach.c) -------------------------------------------------------------- */
 

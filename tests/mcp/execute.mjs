@@ -215,6 +215,35 @@ await run(async () => {
         check(mainResult(r) === '1' && !sc(r).kernel_restarted, 'execution_cancel right after code_execute_async keeps the state (no restart)', brief(r));
     });
 
+    await section('an interrupt ipykernel catches in its own code', async () => {
+        // A SIGINT that lands in ipykernel's code around the cell (here: an input transformer,
+        // which runs after execute_input and before the cell) is caught there ("KeyboardInterrupt
+        // caught in kernel"): the request ends idle with no execute_reply, the state intact. The
+        // cancel must end as cancelled without restarting the kernel (it used to wait for a reply
+        // that never came, then restart: the early-cancel flake).
+        r = await srv.callOk('sandbox_create', {});
+        const sb = sc(r).sandbox_id;
+        await srv.callOk('code_execute', { sandbox_id: sb, code:
+            'keep = 1\nimport time\ndef _slow(lines):\n    if any("SLOW" in l for l in lines):\n' +
+            '        print("transforming", flush=True)\n        time.sleep(60)\n    return lines\n' +
+            'get_ipython().input_transformers_post.append(_slow)' });
+        r = await srv.callOk('code_execute_async', { sandbox_id: sb, code: '# SLOW\nkeep = 2' });
+        const id = sc(r).execution_id;
+        r = await waitUntil(async () => {
+            const st = await srv.callOk('execution_status', { execution_id: id });
+            return /transforming/.test(sc(st).result?.stdout ?? '') || sc(st).state === 'done' ? st : null;
+        }, 20000, 'the transformer printing "transforming"');
+        check(sc(r).state === 'running', 'the cell is held in the input transformer', brief(r));
+        await srv.callOk('execution_cancel', { execution_id: id });
+        r = await withDeadline(srv.callOk('execution_status', { execution_id: id, wait_s: 20 }), 30000, 'execution_status after the cancel');
+        check(sc(r).state === 'done' && sc(r).result?.status === 'cancelled' && sc(r).result?.kernel_restarted === false,
+            'a request the kernel dropped on the interrupt ends cancelled, without a restart', brief(r));
+        await srv.callOk('code_execute', { sandbox_id: sb, code: 'get_ipython().input_transformers_post.remove(_slow)' });
+        r = await withDeadline(srv.call('code_execute', { sandbox_id: sb, code: 'keep' }), 30000, 'a cell after the dropped request');
+        check(mainResult(r) === '1' && !sc(r).kernel_restarted, 'the state is kept (the dropped cell never ran)', brief(r));
+        await srv.callOk('sandbox_delete', { sandbox_id: sb });
+    });
+
     await section('large output', async () => {
         // A huge output is cut; the rest is in a file that file_download reads with offset.
         r = await srv.callOk('code_execute', { code: "print('x' * 200000)" });
