@@ -38,6 +38,7 @@ struct kg_execution {
     bool executing;            /* execute_input seen: the kernel runs the code and takes SIGINT */
     bool interrupt_deferred;   /* an interrupt waits for execute_input (see s_interrupt) */
     char barrier_id[37];       /* a kernel_info_request sent after an idle without a reply */
+    unsigned interrupts_before; /* the kernel's interrupt count when the request went out */
     char *stdin_failure;       /* set when input() asked for more than was supplied */
     int timeout_timer;
     int grace_timer;
@@ -262,12 +263,15 @@ static void s_answer_input(kg_execution_t *x, const kg_msg_t *request)
 static void s_send_interrupt(kg_execution_t *x);
 
 /* ipykernel takes an interrupt that lands in its own code around the cell (after execute_input,
- * before or after the user's code) as "KeyboardInterrupt caught in kernel": the request ends with
- * status idle and no execute_reply at all, and the kernel and its state are fine. Waiting for the
- * reply would end in a needless restart. The reply and idle travel on different sockets, though,
- * so idle first is no proof. Proof is a kernel_info_request sent after idle on the same shell
- * socket: the kernel answers shell requests in order on one connection, so when its reply comes
- * and no execute_reply came before it, none will. */
+ * before or after the user's code) as "KeyboardInterrupt caught in kernel", and a handler that
+ * fails as "Exception in message handler": either way the request ends with status idle and no
+ * execute_reply at all, and the kernel and its state are fine. Waiting for the reply would hang
+ * the caller, or end in a needless restart. The reply and idle travel on different sockets,
+ * though, so idle first is no proof. Proof is a kernel_info_request sent after idle on the same
+ * shell socket: the kernel answers shell requests in order on one connection, so when its reply
+ * comes and no execute_reply came before it, none will. Whoever sent the interrupt (a cancel, a
+ * timeout, the Jupyter API, an attached client's interrupt_request goes to control and is not
+ * counted), the result reads as an interrupted cell. */
 static void s_send_barrier(kg_execution_t *x)
 {
     if (x->barrier_id[0])
@@ -282,8 +286,13 @@ static void s_send_barrier(kg_execution_t *x)
 
 static void s_dropped_by_kernel(kg_execution_t *x)
 {
-    s_note(x, "The interrupt stopped the request before the code ran to its end; the kernel and "
-              "its state are kept.");
+    bool interrupted = x->kernel->interrupts != x->interrupts_before;
+    if (interrupted && !x->error && !x->forced_status)
+        x->error = json_pack("{s:s, s:s, s:[]}", "ename", "KeyboardInterrupt", "evalue", "", "traceback");
+    s_note(x, interrupted ? "The interrupt stopped the request in the kernel's own code, before or after the "
+                            "cell's; the kernel and its state are kept."
+                          : "The kernel ended the request without a reply (it was interrupted or its handler failed); the "
+                            "kernel and its state are kept.");
     s_finish(x);
 }
 
@@ -329,7 +338,7 @@ void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t 
         const char *state = json_string_value(json_object_get(content, "execution_state"));
         if (state && strcmp(state, "idle") == 0) {
             x->got_idle = true;
-            if (!x->got_reply && x->forced_status && !x->interrupt_deferred)
+            if (!x->got_reply)
                 s_send_barrier(x);
         }
     } else if (strcmp(type, "clear_output") == 0) {
@@ -515,6 +524,7 @@ void kg_execution_begin(kg_execution_t *x)
         return;
     }
     snprintf(x->msg_id, sizeof x->msg_id, "%s", kg_msg_id(msg));
+    x->interrupts_before = k->interrupts;
     if (kg_kernel_send(k, KG_CH_SHELL, &msg) < 0) {
         s_fail_soon(x, "Could not send the execute request to the kernel.");
         return;

@@ -1058,6 +1058,7 @@ int kg_kernel_interrupt(kg_kernel_t *self, cb_error_t *err)
     if (!self->proc || !s_is_ready_state(self->state))
         return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is %s; nothing to interrupt",
                              self->id, kg_kernel_state_name(self->state));
+    self->interrupts++;
     if (self->spec->interrupt_mode == KG_INTERRUPT_MESSAGE) {
         s_send_request(self, KG_CH_CONTROL, "interrupt_request", NULL);
         return 0;

@@ -339,6 +339,7 @@ struct kg_kernel {
 
     /* readiness */
     bool info_replied;
+    unsigned interrupts;   /* interrupts sent so far (an execution tells whether it was hit) */
     bool iopub_seen;
     int ready_timer;   /* startup deadline */
     int nudge_timer;   /* re-send kernel_info while iopub is silent */
