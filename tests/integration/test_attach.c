@@ -29,6 +29,7 @@
 #include "cb/tap.h"
 #include "cb/util.h"
 #include "kg/kg.h"
+#include "kg_run.h"
 
 #define PYTHON "/usr/bin/python3"
 #define READY_DEADLINE_MS 60000
@@ -55,33 +56,10 @@ static void s_on_event(kg_kernel_t *k, kg_kernel_event_t event, const char *deta
         CB_DIAG("kernel event %d%s%s", (int)event, detail ? ": " : "", detail ? detail : "");
 }
 
-typedef struct {
-    volatile int done;
-    json_t *result;
-} run_t;
-
-static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
-{
-    run_t *r = arg;
-    r->result = json_incref(result);
-    r->done = 1;
-}
-
 /* Run code to completion. Caller owns return value; NULL on a queueing error or the deadline. */
 static json_t *s_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code)
 {
-    run_t r = {0};
-    cb_error_t err = {0};
-    kg_execute_opts_t opts = {.code = code, .on_done = s_on_done, .arg = &r};
-    if (!kg_execute(k, &opts, &err)) {
-        CB_DIAG("kg_execute(%s): %s", code, err.msg);
-        return NULL;
-    }
-    if (kg_gateway_run_until(gw, &r.done, EXEC_DEADLINE_MS) < 0) {
-        CB_DIAG("no result for '%s' within %d ms", code, EXEC_DEADLINE_MS);
-        return NULL;
-    }
-    return r.result;
+    return tst_kg_run(gw, k, code, 0, EXEC_DEADLINE_MS);
 }
 
 static const char *s_field(json_t *result, const char *key)

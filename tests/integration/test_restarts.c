@@ -20,6 +20,7 @@
 #include "cb/tap.h"
 #include "cb/util.h"
 #include "kg/kg.h"
+#include "kg_run.h"
 
 #define STARTUP_MS 6000
 #define DEADLINE_MS 60000
@@ -60,34 +61,16 @@ static int s_wait(kg_gateway_t *gw, events_t *ev, kg_kernel_event_t event)
     return kg_gateway_run_until(gw, &ev->flag, DEADLINE_MS);
 }
 
-typedef struct {
-    volatile int done;
-    json_t *result;
-} run_t;
-
-static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
-{
-    run_t *r = arg;
-    r->result = json_incref(result);
-    r->done = 1;
-}
-
 /* The kernel answers code: "print(6 * 7)" gives "42\n". */
 static bool s_answers(kg_gateway_t *gw, kg_kernel_t *k)
 {
-    run_t r = {0};
-    cb_error_t err = {0};
-    if (!kg_execute(
-            k, &(kg_execute_opts_t){.code = "print(6 * 7)", .on_done = s_on_done, .arg = &r}, &err))
-        return CB_DIAG("kg_execute: %s", err.msg), false;
-    kg_gateway_run_until(gw, &r.done, DEADLINE_MS);
-    const char *out = json_string_value(json_object_get(r.result, "stdout"));
+    json_auto_t *result = tst_kg_run(gw, k, "print(6 * 7)", 0, DEADLINE_MS);
+    const char *out = json_string_value(json_object_get(result, "stdout"));
     bool ok = out && strcmp(out, "42\n") == 0;
     if (!ok) {
-        cleanup_free char *dump = r.result ? json_dumps(r.result, JSON_COMPACT) : NULL;
+        cleanup_free char *dump = result ? json_dumps(result, JSON_COMPACT) : NULL;
         CB_DIAG("result: %.400s", dump ? dump : "(none)");
     }
-    json_decref(r.result);
     return ok;
 }
 

@@ -37,6 +37,7 @@
 #include "cb/tap.h"
 #include "cb/util.h"
 #include "kg/kg.h"
+#include "kg_run.h"
 
 #define DEADLINE_MS 60000
 #define WATCHDOG_S 240 /* a gateway blocked in open(2) never comes back: fail, not hang */
@@ -101,41 +102,19 @@ static bool s_restart(kg_gateway_t *gw, kg_kernel_t *k, events_t *ev)
     return s_await(gw, ev);
 }
 
-typedef struct {
-    volatile int done;
-    json_t *result;
-} run_t;
-
-static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
-{
-    run_t *r = arg;
-    r->result = json_incref(result);
-    r->done = 1;
-}
-
 /* Run code to completion; its stdout, or "" (with a diagnostic) when it failed. Caller owns
  * return value. */
 static char *s_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code)
 {
-    run_t r = {0};
-    cb_error_t err = {0};
-    if (!k || !kg_execute(k, &(kg_execute_opts_t){.code = code, .timeout_ms = 30000, .on_done = s_on_done, .arg = &r},
-                          &err)) {
-        CB_DIAG("kg_execute: %s", k ? err.msg : "no kernel");
-        return strdup("");
-    }
-    if (kg_gateway_run_until(gw, &r.done, DEADLINE_MS) < 0)
-        CB_DIAG("execution did not finish in time");
-    const char *status = json_string_value(json_object_get(r.result, "status"));
-    const char *out = json_string_value(json_object_get(r.result, "stdout"));
-    if (!status || strcmp(status, "ok") != 0) {
-        json_t *e = json_object_get(r.result, "error");
+    json_auto_t *result = tst_kg_run(gw, k, code, 30000, DEADLINE_MS);
+    const char *status = json_string_value(json_object_get(result, "status"));
+    const char *out = json_string_value(json_object_get(result, "stdout"));
+    if (result && (!status || strcmp(status, "ok") != 0)) {
+        json_t *e = json_object_get(result, "error");
         CB_DIAG("status %s: %s %s", status ? status : "none", json_string_value(json_object_get(e, "ename")),
                 json_string_value(json_object_get(e, "evalue")));
     }
-    char *copy = strdup(status && strcmp(status, "ok") == 0 && out ? out : "");
-    json_decref(r.result);
-    return copy;
+    return strdup(status && strcmp(status, "ok") == 0 && out ? out : "");
 }
 
 /* ---- commands ---------------------------------------------------------------------------- */
