@@ -1049,7 +1049,8 @@ void kg_kernel_shutdown(kg_kernel_t *self)
         return;
     self->stopping = true;
     self->state = KG_KERNEL_SHUTTING_DOWN;
-    s_abandon_executions(self, "cancelled", "The kernel was shut down.", false);
+    if (!kg_kernel_abandon_for_sandbox(self))
+        s_abandon_executions(self, "cancelled", "The kernel was shut down.", false);
     s_stop_process(self, KG_AFTER_EXIT_STOP, true);
 }
 
@@ -1093,6 +1094,18 @@ int kg_kernel_restart(kg_kernel_t *self, cb_error_t *err)
 }
 
 /* Last resort for kg_gateway_destroy: kill, reap and free without the loop. */
+bool kg_kernel_abandon_for_sandbox(kg_kernel_t *k)
+{
+    kg_sandbox_t *sb = k->sandbox;
+    if (!sb || !(sb->dead || sb->end_pending))
+        return false;
+    cleanup_free char *note = cb_strdup_printf(
+        "The kernel's sandbox ended (%s) while running this code; its variables and files are "
+        "lost.", sb->end_detail ? sb->end_detail : "its init process died");
+    s_abandon_executions(k, "kernel_died", note, false);
+    return true;
+}
+
 void kg_kernel_free_now(kg_kernel_t *k)
 {
     s_timer_cancel(k, &k->hb_timer);

@@ -400,6 +400,9 @@ const char *kg_kernel_take_state_lost(kg_kernel_t *k, char **reason_out);
 
 /* Kill, reap and free at once, without the loop (kg_gateway_destroy's last resort). */
 void kg_kernel_free_now(kg_kernel_t *k);
+/* If k's sandbox is ending (its init died, say), end what k runs and queues as kernel_died with
+ * a note naming the sandbox's end, and return true; otherwise do nothing. */
+bool kg_kernel_abandon_for_sandbox(kg_kernel_t *k);
 
 /* Called by execution.c when the running execution finished, so the next may start. */
 void kg_kernel_execution_finished(kg_kernel_t *k, kg_execution_t *x);

@@ -149,6 +149,7 @@ void kg_sandbox_destroy(kg_sandbox_t **self_p)
     zlistx_t *kernels = zhashx_values(gw->kernels);
     for (kg_kernel_t *k = kernels ? zlistx_first(kernels) : NULL; k; k = zlistx_next(kernels))
         if (k->sandbox == sb) {
+            kg_kernel_abandon_for_sandbox(k);
             k->sandbox = NULL; /* so its free does not come back here */
             kg_kernel_free_now(k);
         }

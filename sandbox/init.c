@@ -454,6 +454,20 @@ typedef struct {
     int32_t error;
 } child_failure_t;
 
+/* Make this child the OOM killer's choice before the init (SBX_CHILD_OOM_SCORE_ADJ). Our own
+ * /proc entry is ours to write (while we are not dumpable its owner is the namespace's root,
+ * the sandbox user). Best effort: at 0 the child is still killable, and usually bigger. */
+static void s_oom_first(void)
+{
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (write(fd, SBX_CHILD_OOM_SCORE_ADJ, strlen(SBX_CHILD_OOM_SCORE_ADJ)) < 0) {
+        /* stays at 0 */
+    }
+    close(fd);
+}
+
 /* In the forked child: never returns. Reports the failing step on errpipe (close-on-exec, so
  * EOF there means the exec worked). */
 static void __attribute__((noreturn)) s_child(const char *path, char **argv, char **env, const char *cwd,
@@ -466,6 +480,7 @@ static void __attribute__((noreturn)) s_child(const char *path, char **argv, cha
         signal(sig, SIG_DFL);
     sigprocmask(SIG_UNBLOCK, &all, NULL);
 
+    s_oom_first();
     if (setsid() < 0)
         f.step = SBX_STEP_SETSID;
     else if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)

@@ -486,6 +486,12 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
     sbx_policy_t *p = &s->policy;
     if (!p->tmp_bytes)
         p->tmp_bytes = 256 * MiB;
+    /* Files in /tmp and /dev/shm are memory charged to no process: were one of them to fill the
+     * whole limit, killing every process would free nothing, and the OOM killer would end with
+     * the init (and the sandbox). Each holds at most the limit less a reserve. */
+    uint64_t reserve = p->memory_bytes / 8 > SBX_MEMORY_RESERVE ? p->memory_bytes / 8 : SBX_MEMORY_RESERVE;
+    if (p->memory_bytes > reserve && p->tmp_bytes > p->memory_bytes - reserve)
+        p->tmp_bytes = p->memory_bytes - reserve;
     if (!p->workspace_bytes)
         p->workspace_bytes = 1024 * MiB;
     if (!p->nofile)

@@ -28,6 +28,14 @@
 #define SBX_WIRE_MAGIC 0x63626c6bu /* "cblk" */
 #define SBX_WIRE_MAX 65536         /* largest message, header and strings together */
 #define SBX_INIT_FD 3              /* the init's end of the control socket after exec */
+/* The oom_score_adj of every process the init starts (the init keeps 0). Files in /tmp and
+ * /dev/shm are charged to the sandbox and to no process, so by size alone the OOM killer often
+ * took the small init, and the sandbox ended with it; raised, any other process goes first.
+ * Raising needs no privilege, lowering below 0 does (nobody inside may make itself unkillable);
+ * on a host-wide shortage, too, sandboxed processes go before the host's own. */
+#define SBX_CHILD_OOM_SCORE_ADJ "500"
+/* The least memory no tmpfs of a sandbox may take (an eighth of the limit if that is more). */
+#define SBX_MEMORY_RESERVE (32ull * 1024 * 1024)
 
 typedef enum {
     SBX_MSG_CONFIG = 1,

@@ -39,6 +39,7 @@
 #include "cb/tap.h"
 #include "cb/util.h"
 #include "sbx/sbx.h"
+#include "sbx_private.h" /* SBX_CHILD_OOM_SCORE_ADJ */
 
 #define MiB (1024ull * 1024ull)
 #define RUN_MS 30000  /* the most one command inside may take */
@@ -579,6 +580,60 @@ static void s_init_death(const char *runtime)
     CB_OK(!s_exists(run), "sbx_destroy still removes its run dir");
 }
 
+/* ---- oom: the OOM killer takes the sandbox's processes, never its init first ---------------- */
+
+static int s_read_proc_int(pid_t pid, const char *file)
+{
+    char path[64], text[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, text, sizeof text - 1);
+    return n > 0 ? atoi(text) : INT32_MIN;
+}
+
+static void s_oom(const char *runtime)
+{
+    char run[PATH_MAX];
+    snprintf(run, sizeof run, "%s/s-oom", runtime);
+    sbx_policy_t pol = {.run_dir = run, .memory_bytes = 64 * MiB, .pids_max = 64};
+    cb_error_t err = {0};
+    sbx_t *s = sbx_new(&pol, &err);
+    if (!CB_OK(s, "a sandbox with 64 MiB (%s)", s ? "made" : err.msg))
+        return;
+    cleanup_sbx sbx_t *owned = s;
+    cleanup_buf cb_buf_t out = {0};
+    int init_adj = s_read_proc_int(sbx_init_pid(s), "oom_score_adj");
+    CB_OK(init_adj == 0, "the init's oom_score_adj is 0 (read %d)", init_adj);
+    const char *child = s_sh_ok(s, "cat /proc/self/oom_score_adj", &out);
+    CB_OK(!strcmp(child, SBX_CHILD_OOM_SCORE_ADJ), "a process it starts has oom_score_adj %s (read '%s')",
+          SBX_CHILD_OOM_SCORE_ADJ, child);
+    /* Lowering below 0 needs a privilege nobody inside has. */
+    cb_buf_clear(&out);
+    int rc = s_sh(s, "echo -1000 > /proc/self/oom_score_adj", &out);
+    CB_OK(rc != 0, "a process inside cannot make itself unkillable (exit %d: %.200s)", rc,
+          cb_buf_str(&out));
+    /* Files in /tmp are charged to the sandbox and to no process. /tmp holds at most the limit
+     * less a reserve, so the fill ends in ENOSPC; then a shell takes more memory than is left:
+     * the OOM killer takes it, not the init. (Before, /tmp held more than the limit, and the
+     * init, by size the biggest process left, was taken during the fill.) */
+    cb_buf_clear(&out);
+    int fill = s_sh(s, "head -c 100000000 /dev/zero > /tmp/fill; echo $?", &out);
+    CB_OK(fill == 0 && strstr(cb_buf_str(&out), "No space left"),
+          "filling /tmp ends in ENOSPC, within the memory limit (exit %d: %.200s)", fill,
+          cb_buf_str(&out));
+    for (int i = 0; i < 3; i++) {
+        cb_buf_clear(&out);
+        s_sh(s, "x=$(head -c 40000000 /dev/zero | tr '\\0' a); echo ${#x}", &out);
+    }
+    struct pollfd pf = {.fd = sbx_init_pidfd(s), .events = POLLIN};
+    CB_OK(pf.fd >= 0 && poll(&pf, 1, 0) == 0 && !s_gone(sbx_init_pid(s)),
+          "the init lives after three processes ran out of memory");
+    cb_buf_clear(&out);
+    int code = s_sh(s, "rm -f /tmp/fill; echo alive", &out);
+    CB_OK(code == 0 && strstr(cb_buf_str(&out), "alive"),
+          "the sandbox still runs commands (exit %d: %.200s)", code, cb_buf_str(&out));
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -599,8 +654,10 @@ int main(int argc, char **argv)
         s_sweep(runtime);
     else if (!strcmp(group, "init_death"))
         s_init_death(runtime);
+    else if (!strcmp(group, "oom"))
+        s_oom(runtime);
     else
-        CB_OK(0, "unknown group '%s' (workspace DIR, sweep, init_death)", group);
+        CB_OK(0, "unknown group '%s' (workspace DIR, sweep, init_death, oom)", group);
     cb_error_t err = {0};
     if (cb_rm_rf(runtime, &err) < 0)
         CB_DIAG("remove %s: %s", runtime, err.msg);

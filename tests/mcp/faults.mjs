@@ -108,7 +108,18 @@ await run(async () => {
         const init = sc(await srv.callOk('sandbox_info', { sandbox_id: victim })).init_pid;
         const procs = await sandboxProcesses(srv, victim);
         check(Number.isInteger(init) && procs.size >= 2, 'sandbox_info gives init_pid, a host process with the kernel under it', safeJson({ init, procs: [...procs.keys()] }));
+        // A cell is running when the init dies: it ends as kernel_died (not "cancelled", as if
+        // someone had shut the kernel down), its note naming the sandbox's end or, when the
+        // kernel's exit is seen before the init's, the kernel's death.
+        let started;
+        const printed = new Promise((resolve) => { started = resolve; });
+        const running = srv.call('code_execute', { sandbox_id: victim, code: "print('started', flush=True)\nimport time\ntime.sleep(60)" },
+            { onprogress: () => started() });
+        await withDeadline(printed, 30000, 'the cell printing before the init is killed');
         process.kill(init, 'SIGKILL');
+        const cell = await withDeadline(running, 30000, 'the cell running when the init died');
+        check(sc(cell).status === 'kernel_died' && (sc(cell).notes ?? []).some((n) => /sandbox ended \(it died|kernel died/.test(n)),
+            'the running cell ends kernel_died, its note naming the death', brief(cell));
         try {
             await waitUntil(async () => !(sc(await srv.callOk('sandbox_list', {})).sandboxes ?? []).some((s) => s.sandbox_id === victim), 10000, 'the sandbox gone from sandbox_list');
             check(true, 'the server removes the sandbox whose init was killed (sandbox_list no longer has it)');

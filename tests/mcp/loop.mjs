@@ -91,8 +91,9 @@ await run(async () => {
     });
 
     await section('an OOM restart loop, then sandbox_delete', async () => {
-        // Sometimes the OOM killer takes the sandbox's init as well, and the sandbox ends with it
-        // (its kernel freed just the same): then the loop is tried again in a new sandbox.
+        // /tmp holds at most the limit less a reserve, and the sandbox's processes go before its
+        // init, so the init should live; if the OOM killer takes it all the same, the sandbox ends
+        // with it (its kernel freed just the same), and the loop is tried again in a new sandbox.
         let restarts = 0;
         for (let attempt = 1; attempt <= 3 && restarts < 2; attempt++) {
             const id = sc(await srv.callOk('sandbox_create', { memory_mb: 256 })).sandbox_id;
