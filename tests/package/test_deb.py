@@ -54,9 +54,12 @@ LEFTOVERS = [
 failures = 0
 
 
+START = time.monotonic()
+
+
 def ok(cond, what, detail=""):
     global failures
-    print(("ok - " if cond else "FAIL - ") + what)
+    print(("ok - " if cond else "FAIL - ") + what + " [%.0f s]" % (time.monotonic() - START))
     if not cond:
         failures += 1
         if detail:
@@ -261,7 +264,9 @@ def main():
               "its own and will not touch that one")
         return SKIP
 
-    trees = sorted({source, build})
+    # The trees to hide; one inside another is hidden with it (and its mount point with it).
+    trees = [t for t in {source, build}
+             if not any(t != o and t.startswith(o + "/") for o in {source, build})]
     with tempfile.TemporaryDirectory(prefix="cb-package-") as work:
         os.chmod(work, 0o755)
         r = run(["cpack", "--config", os.path.join(build, "CPackConfig.cmake"), "-G", "DEB",
