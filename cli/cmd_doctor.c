@@ -73,7 +73,8 @@ int cli_cmd_doctor(int argc, char **argv)
            access(sbx_default_init_path(), X_OK) == 0 ? "" : " (MISSING: build or install cellblock)");
     cleanup_free char *kernels = cb_strdup_printf("%s/kernels", cb_path_datadir());
     printf("  data: %s%s\n", cb_path_datadir(),
-           access(kernels, R_OK | X_OK) == 0 ? "" : " (MISSING kernels/: build or install cellblock)");
+           access(kernels, R_OK | X_OK) == 0 ? ""
+                                             : " (MISSING kernels/: build or install cellblock)");
     s_layer(l.userns, "user, pid, mount, network, ipc, uts and cgroup namespaces", l.userns_why);
     s_layer(l.userns, "filesystem: tmpfs root, read-only /usr, minimal /etc and /dev, masked /proc",
             "needs user namespaces");

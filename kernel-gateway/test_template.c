@@ -671,7 +671,8 @@ static void test_project_templates(void)
     cleanup_free char *want = realpath(CB_SOURCE_TEMPLATES_DIR, NULL);
     CB_OK(real && want && strcmp(real, want) == 0 && strstr(dir, "/share/cellblock/templates"),
           "the project dir is <prefix>/share/cellblock/templates (the build tree's links to the "
-          "source's templates/): %s", dir ? dir : "(null)");
+          "source's templates/): %s",
+          dir ? dir : "(null)");
 
     cb_error_t err = {0};
     cleanup_free char *py_path = cb_strdup_printf("%s/python.json", CB_SOURCE_TEMPLATES_DIR);
