@@ -26,7 +26,7 @@
  * hold on to the strings (sbx_default_init_path hands one out as a borrowed reference). These are
  * written only inside pthread_once and never freed. */
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-static char *s_prefix, *s_datadir, *s_libexecdir, *s_init;
+static char *s_prefix, *s_datadir, *s_libexecdir, *s_init_path;
 
 /* getenv, with an empty value counted as unset. */
 static const char *s_getenv(const char *name)
@@ -107,8 +107,8 @@ static void s_compute(void)
         s_prefix = exe_dir;
     } else {
         /* No /proc: the sandboxes could not be built either (they mount a fresh /proc, and the
-         * gateway reads its children there). Say so, and fall back to the root, where nothing
-         * is found unless installed in /usr-like layout under it. Never a build tree. */
+         * gateway reads its children there). Say so, and take / as the prefix (/share/cellblock,
+         * /libexec/cellblock): directories only root makes, never a build tree. */
         cb_warn("paths: cannot read /proc/self/exe; looking for cellblock's files under /");
         s_prefix = cb_xstrdup("/");
     }
@@ -116,7 +116,7 @@ static void s_compute(void)
     const char *libexec = s_getenv("CELLBLOCK_LIBEXEC_DIR");
     s_datadir = data ? cb_xstrdup(data) : s_join(s_prefix, CB_DATADIR, "cellblock");
     s_libexecdir = libexec ? cb_xstrdup(libexec) : s_join(s_prefix, CB_LIBEXECDIR, "cellblock");
-    s_init = s_join(s_libexecdir, "cellblock-init", NULL);
+    s_init_path = s_join(s_libexecdir, "cellblock-init", NULL);
 }
 
 static void s_init_once(void) { pthread_once(&s_once, s_compute); }
@@ -142,5 +142,5 @@ const char *cb_path_libexecdir(void)
 const char *cb_path_init(void)
 {
     s_init_once();
-    return s_init;
+    return s_init_path;
 }
