@@ -1,7 +1,9 @@
 # A thin layer over CMake. Everything real lives in CMakeLists.txt; this file only names the
 # everyday commands:
 #
-#   make deps     install build and test dependencies (apt-get; scripts/install-deps.sh)
+#   make deps     install what building and running needs (apt-get; scripts/install-deps.sh)
+#   make deps-test  also what the tests, fuzzers and benchmarks need, with the MCP tests' npm
+#                 modules (scripts/install-deps.sh --test): only the targets below that test
 #   make build    configure and build into build/
 #   make run      build, then start `cellblock serve`: MCP over HTTP at /mcp and the Jupyter
 #                 API at /api on 127.0.0.1:8888 (LISTEN=host:port to change); it prints the
@@ -17,6 +19,8 @@
 #   make fuzz     fuzz every harness for FUZZ_SECONDS (60) each with libFuzzer (bench/fuzz)
 #   make bench    build, then run the benchmarks (bench/results/)
 #   make format   clang-format every C file in place
+#   make install  cmake --install build (PREFIX, default /usr/local; DESTDIR for staging)
+#   make package  build the Debian package with CPack: build/cellblock_<version>_<arch>.deb
 #   make clean    remove build/ and out/
 #
 # Options pass through to CMake:  make test CB_SANITIZE=address,undefined CB_WERROR=ON
@@ -44,12 +48,18 @@ SAN_ENV      := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:strict_string_checks
                 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan
 FORMAT_DIRS  := common kernel-gateway cli tests bench
 
-.PHONY: all deps configure build run demo test test-release test-sanitize fuzz bench format clean
+PREFIX       ?= /usr/local
+
+.PHONY: all deps deps-test configure build run demo test test-release test-sanitize fuzz bench format \
+        install package clean
 
 all: build
 
 deps:
 	scripts/install-deps.sh
+
+deps-test:
+	scripts/install-deps.sh --test
 
 configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
@@ -59,20 +69,20 @@ build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	$(BUILD)/cli/cellblock serve --listen $(LISTEN)
+	$(BUILD)/bin/cellblock serve --listen $(LISTEN)
 
 demo: build
-	$(BUILD)/cli/cellblock run --outputs out notebooks/demo.py
+	$(BUILD)/bin/cellblock run --outputs out notebooks/demo.py
 
 test: test-release
 ifeq ($(strip $(CB_SANITIZE)),)
 	$(MAKE) --no-print-directory test-sanitize
 endif
 
-test-release: build
+test-release: build deps-test
 	ctest --test-dir $(BUILD) --output-on-failure -j2
 
-test-sanitize: deps
+test-sanitize: deps-test
 	cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DCB_SANITIZE=address,undefined -DCB_WERROR=$(CB_WERROR)
 	cmake --build $(SAN_BUILD) -j$(JOBS)
@@ -83,10 +93,10 @@ test-sanitize: deps
 	    cat $(SAN_LOGS)/* >&2; exit 1; fi; \
 	[ $$rc = 0 ] && echo "test-sanitize: no sanitizer reports"; exit $$rc
 
-fuzz: deps
+fuzz: deps-test
 	bench/fuzz -t $(FUZZ_SECONDS)
 
-bench: build
+bench: build deps-test
 	CB_BUILD_DIR=$(BUILD) bench/run
 
 format:
@@ -94,6 +104,13 @@ format:
 	    || { echo "format: $(CLANG_FORMAT) not found (apt-get install clang-format)" >&2; exit 1; }
 	find $(wildcard $(FORMAT_DIRS)) -path '*/node_modules' -prune \
 	    -o -type f \( -name '*.c' -o -name '*.h' \) -print0 | xargs -0 -r $(CLANG_FORMAT) -i
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The package installs under /usr, whatever the build tree was configured with.
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) build-fuzz out

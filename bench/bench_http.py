@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench_http.py: cellblock's Jupyter HTTP/WebSocket API against Jupyter Server's own.
 
-    bench/bench_http.py --cellblock build/cli/cellblock [--n 500] [--warmup 20] [--kernels 5]
+    bench/bench_http.py --cellblock build/bin/cellblock [--n 500] [--warmup 20] [--kernels 5]
 
 Starts each server under test and measures it with the same client code (websocket-client,
 synchronous, JSON text frames, no subprotocol; http.client for REST):
@@ -440,7 +440,7 @@ def pick(d, *path):
 
 
 def main():
-    default_cb = os.path.join(HERE, "..", os.environ.get("CB_BUILD_DIR", "build"), "cli",
+    default_cb = os.path.join(HERE, "..", os.environ.get("CB_BUILD_DIR", "build"), "bin",
                               "cellblock")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cellblock", default=default_cb, help="the cellblock binary")

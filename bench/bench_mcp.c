@@ -540,7 +540,7 @@ static void s_usage(FILE *f)
                "                 [--timeout S] [--cellblock PATH] [--sandbox] [--kernels K]\n"
                "Spawns `cellblock mcp --no-sandbox` (--sandbox: without --no-sandbox) and prints\n"
                "one JSON object with its code_execute round-trip figures. --cellblock defaults to\n"
-               "$CB_BUILD_DIR/cli/cellblock (CB_BUILD_DIR: build). --kernels is ignored.\n");
+               "$CB_BUILD_DIR/bin/cellblock (CB_BUILD_DIR: build). --kernels is ignored.\n");
 }
 
 static int s_parse_args(int argc, char **argv, s_args_t *args)
@@ -605,7 +605,7 @@ int main(int argc, char **argv)
 {
     const char *build_dir = getenv("CB_BUILD_DIR");
     cleanup_free char *default_bin =
-        cb_strdup_printf("%s/cli/cellblock", build_dir && *build_dir ? build_dir : "build");
+        cb_strdup_printf("%s/bin/cellblock", build_dir && *build_dir ? build_dir : "build");
     s_args_t args = {.n = 500,
                      .warmup = 20,
                      .code = "pass",

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cb/cleanup.h"
+#include "cb/paths.h"
 #include "cb/util.h"
 #include "cli.h"
 #include "sbx/sbx.h"
@@ -66,8 +67,14 @@ int cli_cmd_doctor(int argc, char **argv)
     sbx_layers_probe(&l);
     printf("cellblock doctor: sandbox layers on this host (running as %s, uid %d)\n",
            geteuid() == 0 ? "root" : "an unprivileged user", (int)geteuid());
+    /* Both found beside this binary (cb/paths.h) unless CELLBLOCK_INIT / CELLBLOCK_DATA_DIR say
+     * otherwise; printed so a broken install or a stray override shows here first. */
     printf("  init: %s%s\n", sbx_default_init_path(),
            access(sbx_default_init_path(), X_OK) == 0 ? "" : " (MISSING: build or install cellblock)");
+    cleanup_free char *kernels = cb_strdup_printf("%s/kernels", cb_path_datadir());
+    printf("  data: %s%s\n", cb_path_datadir(),
+           access(kernels, R_OK | X_OK) == 0 ? ""
+                                             : " (MISSING kernels/: build or install cellblock)");
     s_layer(l.userns, "user, pid, mount, network, ipc, uts and cgroup namespaces", l.userns_why);
     s_layer(l.userns, "filesystem: tmpfs root, read-only /usr, minimal /etc and /dev, masked /proc",
             "needs user namespaces");

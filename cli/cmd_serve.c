@@ -124,6 +124,10 @@ int cli_cmd_serve(int argc, char **argv)
     if (rc != CLI_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an error return, not a death */
+    /* czmq installs the SIGINT/SIGTERM handler that sets zsys_interrupted (which ends the run
+     * below) only when it first makes a socket, i.e. with the first kernel. Until then a
+     * SIGTERM (systemctl stop just after a start, with no pool) killed the server outright. */
+    zsys_init();
 
     cb_error_t err = {0};
     mcp_http_t *mcp_http = NULL;

@@ -24,6 +24,7 @@
 #include "catalog.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
+#include "cb/paths.h"
 #include "cb/util.h"
 #include "kg/kg.h"
 
@@ -419,10 +420,5 @@ char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_fi
     return steal_pointer(&out.v);
 }
 
-char *kg_kernelspec_project_dir(void)
-{
-    struct stat st;
-    if (*CB_SOURCE_KERNELS_DIR && stat(CB_SOURCE_KERNELS_DIR, &st) == 0)
-        return strdup(CB_SOURCE_KERNELS_DIR);
-    return strdup(CB_INSTALL_KERNELS_DIR);
-}
+/* <datadir>/kernels, by the one rule of cb/paths.h (never a build or source tree). */
+char *kg_kernelspec_project_dir(void) { return cb_strdup_printf("%s/kernels", cb_path_datadir()); }

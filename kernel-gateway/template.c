@@ -28,6 +28,7 @@
 #include "catalog.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
+#include "cb/paths.h"
 #include "cb/util.h"
 #include "kg/kg.h"
 
@@ -741,10 +742,5 @@ json_t *kg_template_json(const kg_template_t *self)
     return steal_pointer(&o);
 }
 
-char *kg_template_project_dir(void)
-{
-    struct stat st;
-    if (*CB_SOURCE_TEMPLATES_DIR && stat(CB_SOURCE_TEMPLATES_DIR, &st) == 0)
-        return strdup(CB_SOURCE_TEMPLATES_DIR);
-    return strdup(CB_INSTALL_TEMPLATES_DIR);
-}
+/* <datadir>/templates, by the one rule of cb/paths.h (never a build or source tree). */
+char *kg_template_project_dir(void) { return cb_strdup_printf("%s/templates", cb_path_datadir()); }

@@ -52,6 +52,7 @@
 
 #include "cb/cleanup.h"
 #include "cb/log.h"
+#include "cb/paths.h"
 #include "sbx_private.h"
 
 /* The host uid and gid a root gateway maps each sandbox's users onto: an unprivileged id far
@@ -70,9 +71,7 @@ const char *sbx_default_init_path(void)
     const char *env = getenv("CELLBLOCK_INIT");
     if (env && *env)
         return env;
-    if (access(CB_BUILD_INIT_PATH, X_OK) == 0)
-        return CB_BUILD_INIT_PATH;
-    return CB_INSTALL_INIT_PATH;
+    return cb_path_init(); /* <prefix>/libexec/cellblock, by the rule of cb/paths.h */
 }
 
 const sbx_layers_t *sbx_layers(const sbx_t *self) { return &self->layers; }

@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# install-deps.sh: install everything cellblock needs to build, test and run, with apt-get; then
-# the MCP tests' npm packages (tests/mcp, `npm ci` from the committed package-lock.json).
+# install-deps.sh: install what cellblock needs to build and run, with apt-get.
+#
+#   scripts/install-deps.sh          build and run (make build, make run, make demo, make package)
+#   scripts/install-deps.sh --test   also what only the tests, fuzzers and benchmarks use: the
+#                                    real Jupyter peers, clang, node and npm, and the MCP tests'
+#                                    npm packages (tests/mcp, `npm ci` from package-lock.json)
+#
+# Only --test touches the npm registry, so `make run` works offline on a fresh clone once the
+# Debian packages are there; installing what the tests need is `make test`'s job.
 #
 # Idempotent: asks dpkg which packages are missing and installs only those; runs `apt-get update`
 # only when something is missing. Uses sudo when not root. Debian 12 (bookworm) package names.
@@ -9,14 +16,24 @@
 # tests/mcp/package-lock.json (npm's node_modules/.package-lock.json is the stamp).
 set -euo pipefail
 
+TESTS=0
+case "${1:-}" in
+--test) TESTS=1 ;;
+"") ;;
+*) printf 'usage: %s [--test]\n' "$0" >&2; exit 2 ;;
+esac
+
 PACKAGES=(
     # build
     build-essential cmake pkg-config git
     # libraries
     libzmq3-dev libczmq-dev libjansson-dev libssl-dev libseccomp-dev libwebsockets-dev
-    # kernels and real Jupyter peers used by tests, the demo and the benchmarks
-    python3 python3-ipykernel python3-jupyter-client python3-matplotlib python3-pandas
-    python3-numpy jupyter-console python3-jupyter-kernel-test python3-pexpect
+    # the kernels: ipykernel, and what the python-data template imports
+    python3 python3-ipykernel python3-matplotlib python3-pandas python3-numpy
+)
+TEST_PACKAGES=(
+    # real Jupyter peers used by the tests, the demo's checks and the benchmarks
+    python3-jupyter-client jupyter-console python3-jupyter-kernel-test python3-pexpect
     python3-jupyter-server python3-websocket curl
     # fuzzing (bench/fuzz, make fuzz): clang, and libFuzzer with clang's sanitizer runtimes
     clang libclang-rt-14-dev
@@ -24,18 +41,22 @@ PACKAGES=(
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
-# Node for the MCP tests: only when the commands are missing.
-if ! command -v node >/dev/null 2>&1; then
-    PACKAGES+=(nodejs npm)
-elif ! command -v npm >/dev/null 2>&1; then
-    PACKAGES+=(npm)
+if ((TESTS)); then
+    PACKAGES+=("${TEST_PACKAGES[@]}")
+    # Node for the MCP tests: only when the commands are missing.
+    if ! command -v node >/dev/null 2>&1; then
+        PACKAGES+=(nodejs npm)
+    elif ! command -v npm >/dev/null 2>&1; then
+        PACKAGES+=(npm)
+    fi
 fi
 
 MCP_TESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/mcp"
 
 # npm ci in tests/mcp unless node_modules is newer than the lock file. A failure (no registry)
-# stops the install: the MCP tests are part of the suite.
+# stops the install: the MCP tests are part of the suite. Only with --test.
 install_node_modules() {
+    ((TESTS)) || return 0
     local lock="$MCP_TESTS_DIR/package-lock.json" stamp="$MCP_TESTS_DIR/node_modules/.package-lock.json"
     [[ -f "$lock" ]] || return 0
     if [[ -f "$stamp" && "$stamp" -nt "$lock" ]]; then

@@ -14,7 +14,7 @@ import tempfile
 
 from checks import check, finish
 
-CELLBLOCK = sys.argv[1] if len(sys.argv) > 1 else "build/cli/cellblock"
+CELLBLOCK = sys.argv[1] if len(sys.argv) > 1 else "build/bin/cellblock"
 DEADLINE_S = 120
 
 

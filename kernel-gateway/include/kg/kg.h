@@ -64,8 +64,8 @@ typedef struct {
     kg_interrupt_mode_t interrupt_mode;
 } kg_kernelspec_t;
 
-/* The project's own kernels directory: the source tree's kernels/ while developing, the
- * installed share/cellblock/kernels otherwise. Caller owns return value. */
+/* The project's own kernels directory: <datadir>/kernels, found beside the running binary
+ * (cb/paths.h; build/share/cellblock/kernels in the build tree). Caller owns return value. */
 char *kg_kernelspec_project_dir(void);
 
 /* Parse <resource_dir>/kernel.json; name is the spec's name. Every problem gets a clear error
@@ -281,8 +281,8 @@ typedef struct {
     char *source;               /* the JSON file it was read from */
 } kg_template_t;
 
-/* The project's templates directory: the source tree's templates/ while developing, the
- * installed share/cellblock/templates otherwise. Caller owns return value. */
+/* The project's templates directory: <datadir>/templates, found beside the running binary
+ * (cb/paths.h; build/share/cellblock/templates in the build tree). Caller owns return value. */
 char *kg_template_project_dir(void);
 
 /* The directories searched, in order, NULL-terminated. project_dir may be NULL. Caller owns

@@ -119,8 +119,8 @@ typedef struct {
     int setup_timeout_ms;      /* 0: 10000 */
 } sbx_policy_t;
 
-/* The init binary: $CELLBLOCK_INIT, else the build tree's, else the installed one.
- * Borrowed; static. */
+/* The init binary: $CELLBLOCK_INIT, else <prefix>/libexec/cellblock/cellblock-init beside the
+ * running binary (cb_path_init, cb/paths.h). Borrowed; static. */
 const char *sbx_default_init_path(void);
 
 /* Create a sandbox and wait until its init has finished building it. Errors name the setup step
