@@ -1,4 +1,4 @@
-/* test_kernelspec.c: unit test for kernelspec.c (TAP).
+/* test_kernelspec.c: unit test for kernelspec.c and the name rule of catalog.c (TAP).
  *
  * Why: kernelspecs come from files anyone can edit, so each refusal must name the file and the
  * field, names must not escape their directory, and the search order must match Jupyter's.
@@ -20,6 +20,7 @@
 #include "cb/log.h"
 #include "cb/tap.h"
 #include "cb/util.h"
+#include "jupyter/catalog.h"
 #include "jupyter/kernelspec.h"
 
 #define cleanup_spec __attribute__((cleanup(jp_kernelspec_destroy)))
@@ -415,6 +416,80 @@ static void test_project_spec(void)
           "find prefers the project's python3 over the system's");
 }
 
+/* The one name rule (jupyter/catalog.h), as kernelspecs see it. Templates obey the same function
+ * (kernel-gateway's test_template checks their side with the same names). Before the rule was
+ * one, kernelspecs took ".hidden" and names longer than 64 bytes that templates refused, so a
+ * spec could be listed that no template could name; those are the cases marked "used to differ". */
+static void test_name_rule(const char *root)
+{
+    char long64[JP_NAME_MAX + 1], long65[JP_NAME_MAX + 2];
+    memset(long64, 'k', JP_NAME_MAX);
+    long64[JP_NAME_MAX] = '\0';
+    memset(long65, 'k', JP_NAME_MAX + 1);
+    long65[JP_NAME_MAX + 1] = '\0';
+    static const struct {
+        const char *name;
+        bool valid;
+        const char *label;
+    } fixed[] = {
+        {"python3", true, "python3"},
+        {"my-kernel_1.0", true, "letters, digits, '-', '_' and '.'"},
+        {"A", true, "one upper-case letter"},
+        {"a.", true, "a trailing '.'"},
+        {".hidden", false, ".hidden (used to differ)"},
+        {".", false, "."},
+        {"..", false, ".."},
+        {"", false, "empty"},
+        {"a/b", false, "a '/'"},
+        {"a b", false, "a space"},
+        {"x\n", false, "a newline"},
+        {"\xc3\xa9", false, "a non-ASCII letter"},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        CB_OK(jp_catalog_name_is_valid(fixed[i].name) == fixed[i].valid, "name rule: %s is %s",
+              fixed[i].label, fixed[i].valid ? "valid" : "invalid");
+    CB_OK(jp_catalog_name_is_valid(long64), "name rule: 64 bytes is valid");
+    CB_OK(!jp_catalog_name_is_valid(long65), "name rule: 65 bytes is invalid (used to differ)");
+    CB_OK(!jp_catalog_name_is_valid(NULL), "name rule: NULL is invalid");
+
+    /* Kernelspecs on disk under each name: find and list follow the rule. */
+    cleanup_free char *jp = cb_strdup_printf("%s/n/jp", root);
+    setenv("JUPYTER_PATH", jp, 1);
+    s_write_spec(root, "n/jp/kernels/.hidden", "hidden");
+    cleanup_free char *rel65 = cb_strdup_printf("n/jp/kernels/%s", long65);
+    s_write_spec(root, rel65, "long65");
+    cleanup_free char *rel64 = cb_strdup_printf("n/jp/kernels/%s", long64);
+    s_write_spec(root, rel64, "long64");
+
+    cb_error_t err = {0};
+    cleanup_spec jp_kernelspec_t *hidden = jp_kernelspec_find(NULL, ".hidden", &err);
+    CB_OK(!hidden && err.kind == CB_ERR_INVALID && s_contains(err.msg, JP_NAME_RULE),
+          "find refuses .hidden, quoting the rule (used to find it)");
+    cleanup_spec jp_kernelspec_t *too_long = jp_kernelspec_find(NULL, long65, &err);
+    CB_OK(!too_long && err.kind == CB_ERR_INVALID,
+          "find refuses a 65-byte name (used to find it)");
+    cleanup_spec jp_kernelspec_t *fits = jp_kernelspec_find(NULL, long64, &err);
+    CB_OK(fits && strcmp(fits->display_name, "long64") == 0, "find takes a 64-byte name");
+
+    FILE *sink = tmpfile();
+    cb_log_set_sink(sink);
+    size_t count = 0;
+    jp_kernelspec_t **specs = jp_kernelspec_list(NULL, &count);
+    cb_log_set_sink(NULL);
+    if (sink)
+        fclose(sink);
+    bool saw64 = false, saw_invalid = false;
+    for (size_t i = 0; specs && i < count; i++) {
+        saw64 |= strcmp(specs[i]->name, long64) == 0;
+        saw_invalid |= !jp_catalog_name_is_valid(specs[i]->name);
+        jp_kernelspec_destroy(&specs[i]);
+    }
+    free(specs);
+    CB_OK(saw64 && !saw_invalid,
+          "list holds the 64-byte name and no name the rule refuses (.hidden, 65 bytes)");
+    unsetenv("JUPYTER_PATH");
+}
+
 int main(void)
 {
     char root[] = "/tmp/test_kernelspec-XXXXXX";
@@ -433,6 +508,7 @@ int main(void)
     test_find(root);
     test_list(root);
     test_argv(root);
+    test_name_rule(root);
     setenv("HOME", home, 1);
     setenv("JUPYTER_DATA_DIR", data, 1);
     test_project_spec();
