@@ -80,7 +80,8 @@ int jp_conninfo_init(jp_conninfo_t *ci, jp_transport_t transport, const char *ke
         if (n < 0 || (size_t)n + 3 > sizeof(((struct sockaddr_un *)0)->sun_path))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "run dir '%s' is too long for ipc socket paths; set a shorter "
-                                 "runtime directory", kernel_dir);
+                                 "runtime directory",
+                                 kernel_dir);
         for (int ch = 0; ch < JP_CH_COUNT; ch++)
             ci->ports[ch] = ch + 1;
         return 0;
@@ -110,6 +111,8 @@ void jp_conninfo_socket_name(const jp_conninfo_t *ci, jp_channel_t ch, char *buf
 
 char *jp_conninfo_json(const jp_conninfo_t *ci, cb_error_t *err)
 {
+    /* One key and its value per line, as in the file it makes. */
+    /* clang-format off */
     json_auto_t *doc = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:s}",
                                  "shell_port", ci->ports[JP_CH_SHELL],
                                  "iopub_port", ci->ports[JP_CH_IOPUB],
@@ -120,6 +123,7 @@ char *jp_conninfo_json(const jp_conninfo_t *ci, cb_error_t *err)
                                  "transport", ci->transport == JP_TRANSPORT_IPC ? "ipc" : "tcp",
                                  "signature_scheme", "hmac-sha256",
                                  "kernel_name", ci->kernel_name);
+    /* clang-format on */
     char *text = doc ? json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
     if (!text)
         cb_error_fail(err, CB_ERR_INTERNAL, "build connection info");

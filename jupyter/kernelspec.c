@@ -305,7 +305,8 @@ jp_kernelspec_t *jp_kernelspec_find(const char *project_dir, const char *name, c
     if (jp_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
         return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
     cleanup_free char *names = jp_catalog_names(&found);
-    return cb_error_fail(err, CB_ERR_NOT_FOUND, "no kernelspec named '%s' (available: %s)", name, names),
+    return cb_error_fail(err, CB_ERR_NOT_FOUND, "no kernelspec named '%s' (available: %s)", name,
+                         names),
            NULL;
 }
 

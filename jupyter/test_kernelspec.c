@@ -466,8 +466,7 @@ static void test_name_rule(const char *root)
     CB_OK(!hidden && err.kind == CB_ERR_INVALID && s_contains(err.msg, JP_NAME_RULE),
           "find refuses .hidden, quoting the rule (used to find it)");
     cleanup_spec jp_kernelspec_t *too_long = jp_kernelspec_find(NULL, long65, &err);
-    CB_OK(!too_long && err.kind == CB_ERR_INVALID,
-          "find refuses a 65-byte name (used to find it)");
+    CB_OK(!too_long && err.kind == CB_ERR_INVALID, "find refuses a 65-byte name (used to find it)");
     cleanup_spec jp_kernelspec_t *fits = jp_kernelspec_find(NULL, long64, &err);
     CB_OK(fits && strcmp(fits->display_name, "long64") == 0, "find takes a 64-byte name");
 

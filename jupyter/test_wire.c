@@ -133,8 +133,8 @@ static void test_new_header(void)
     CB_OK(strcmp(jp_msg_parent_id(msg), "") == 0, "no parent id");
 
     json_t *parent = json_deep_copy(msg->header);
-    jp_msg_t *reply = jp_msg_new("kernel_info_reply", "sess-abc", parent,
-                                 json_pack("{s:s}", "status", "ok"));
+    jp_msg_t *reply =
+        jp_msg_new("kernel_info_reply", "sess-abc", parent, json_pack("{s:s}", "status", "ok"));
     json_object_set_new(parent, "msg_id", json_string("changed"));
     CB_OK(reply && strcmp(jp_msg_parent_id(reply), id) == 0,
           "parent header is copied (later changes to the original do not show)");
@@ -488,7 +488,8 @@ static void test_unsigned(void)
           "encoded with an empty key: empty signature frame");
     zmsg_destroy(&raw);
 
-    const char *sigs[] = {"", "garbage", "af5b765ea1e123942593694a2441b8c6b8a862fc97f25a9ccc1a28f0aec7b71c"};
+    const char *sigs[] = {"", "garbage",
+                          "af5b765ea1e123942593694a2441b8c6b8a862fc97f25a9ccc1a28f0aec7b71c"};
     for (size_t i = 0; i < 3; i++) {
         for (int round = 0; round < 2; round++) {
             raw = s_raw(NULL, sigs[i], dicts);

@@ -167,8 +167,8 @@ typedef struct {
 } s_sig_key_t;
 
 struct jp_replay {
-    zhashx_t *seen;       /* s_sig_key_t * -> same pointer; the ring owns the keys */
-    s_sig_key_t **ring;   /* `capacity` slots; `count` used from `next` (the oldest) on */
+    zhashx_t *seen;     /* s_sig_key_t * -> same pointer; the ring owns the keys */
+    s_sig_key_t **ring; /* `capacity` slots; `count` used from `next` (the oldest) on */
     size_t capacity;
     size_t count;
     size_t next;
@@ -339,7 +339,8 @@ jp_wire_status_t jp_wire_verify(jp_signer_t *signer, jp_replay_t *guard, const j
     if (CRYPTO_memcmp(expected, zframe_data(sig), JP_WIRE_SIG_HEX_LEN) != 0)
         return JP_WIRE_BAD_SIGNATURE;
 
-    if (guard && jp_replay_check_and_add(guard, (const char *)zframe_data(sig), JP_WIRE_SIG_HEX_LEN))
+    if (guard &&
+        jp_replay_check_and_add(guard, (const char *)zframe_data(sig), JP_WIRE_SIG_HEX_LEN))
         return JP_WIRE_REPLAYED;
     return JP_WIRE_OK;
 }
@@ -360,8 +361,8 @@ jp_msg_t *jp_msg_new(const char *msg_type, const char *session, json_t *parent, 
 
     cleanup_msg jp_msg_t *self = cb_xcalloc(1, sizeof *self);
     self->header = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "msg_id", zuuid_str_canonical(uuid),
-                             "session", session, "username", "cellblock", "date", date,
-                             "msg_type", msg_type, "version", JP_PROTOCOL_VERSION);
+                             "session", session, "username", "cellblock", "date", date, "msg_type",
+                             msg_type, "version", JP_PROTOCOL_VERSION);
     if (!self->header)
         return NULL;
     /* Allocation cannot fail (cb/alloc.h is jansson's allocator); the copy fails only for a
@@ -458,8 +459,8 @@ jp_msg_t *jp_wire_decode(zmsg_t **raw_p, jp_signer_t *signer, jp_replay_t *guard
         json_error_t jerr;
         /* JSON_ALLOW_NUL: a kernel may legitimately print "\u0000"; refusing it would drop
          * the output. */
-        *dicts[i] = json_loadb((const char *)zframe_data(view.parts[i]),
-                               zframe_size(view.parts[i]), JSON_ALLOW_NUL, &jerr);
+        *dicts[i] = json_loadb((const char *)zframe_data(view.parts[i]), zframe_size(view.parts[i]),
+                               JSON_ALLOW_NUL, &jerr);
         if (!json_is_object(*dicts[i])) {
             /* jerr.text may quote the input (user data): debug level only */
             cb_debug("dict frame %zu is not a JSON object: %s", i,

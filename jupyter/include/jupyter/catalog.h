@@ -23,7 +23,7 @@
 #define JP_NAME_MAX 64
 
 /* The rule in words, for error messages: "... is not a valid name (" JP_NAME_RULE ")". */
-#define JP_NAME_RULE \
+#define JP_NAME_RULE                                                                               \
     "use only letters, digits, '.', '_' and '-', not starting with '.', at most 64 bytes"
 
 /* The one rule for kernelspec and template names: 1 to JP_NAME_MAX bytes of ASCII letters,

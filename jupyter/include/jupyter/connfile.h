@@ -21,19 +21,26 @@
 /* How a kernel's sockets are reached: ipc (unix sockets, the default) or tcp on 127.0.0.1. */
 typedef enum { JP_TRANSPORT_IPC = 0, JP_TRANSPORT_TCP } jp_transport_t;
 
-typedef enum { JP_CH_SHELL = 0, JP_CH_IOPUB, JP_CH_STDIN, JP_CH_CONTROL, JP_CH_HB, JP_CH_COUNT } jp_channel_t;
+typedef enum {
+    JP_CH_SHELL = 0,
+    JP_CH_IOPUB,
+    JP_CH_STDIN,
+    JP_CH_CONTROL,
+    JP_CH_HB,
+    JP_CH_COUNT
+} jp_channel_t;
 
 #define JP_KEY_HEX_LEN 64 /* 32 random bytes, hex */
 
 typedef struct {
     jp_transport_t transport;
-    char ip[PATH_MAX / 2];   /* tcp: "127.0.0.1"; ipc: the socket path prefix as the kernel sees
-                                it (in a sandbox "/run/cellblock/k-<id8>/k") */
-    int ports[JP_CH_COUNT];  /* tcp: port numbers; ipc: suffixes 1..5 */
-    int sock_fd[JP_CH_COUNT];/* ipc: the fd number each channel's endpoint names
-                                ("ipc:///proc/self/fd/N"), fixed for the kernel's life: a
-                                placeholder until the kernel's socket is found, then an O_PATH
-                                fd of it (the caller owns them and closes them) */
+    char ip[PATH_MAX / 2];    /* tcp: "127.0.0.1"; ipc: the socket path prefix as the kernel
+                                 sees it (in a sandbox "/run/cellblock/k-<id8>/k") */
+    int ports[JP_CH_COUNT];   /* tcp: port numbers; ipc: suffixes 1..5 */
+    int sock_fd[JP_CH_COUNT]; /* ipc: the fd number each channel's endpoint names
+                                 ("ipc:///proc/self/fd/N"), fixed for the kernel's life: a
+                                 placeholder until the kernel's socket is found, then an O_PATH
+                                 fd of it (the caller owns them and closes them) */
     char key[JP_KEY_HEX_LEN + 1];
     char kernel_name[128];
 } jp_conninfo_t;

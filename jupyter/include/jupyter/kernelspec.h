@@ -24,12 +24,12 @@
 typedef enum { JP_INTERRUPT_SIGNAL = 0, JP_INTERRUPT_MESSAGE } jp_interrupt_mode_t;
 
 typedef struct {
-    char *name;          /* directory name, e.g. "python3" */
-    char *display_name;  /* from kernel.json */
-    char *language;      /* from kernel.json */
-    char *resource_dir;  /* the directory holding kernel.json */
-    char **argv;         /* NULL-terminated, unsubstituted */
-    char **env;          /* NULL-terminated "KEY=VALUE" entries from kernel.json's env */
+    char *name;         /* directory name, e.g. "python3" */
+    char *display_name; /* from kernel.json */
+    char *language;     /* from kernel.json */
+    char *resource_dir; /* the directory holding kernel.json */
+    char **argv;        /* NULL-terminated, unsubstituted */
+    char **env;         /* NULL-terminated "KEY=VALUE" entries from kernel.json's env */
     jp_interrupt_mode_t interrupt_mode;
 } jp_kernelspec_t;
 

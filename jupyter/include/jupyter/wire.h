@@ -64,11 +64,11 @@ bool jp_replay_check_and_add(jp_replay_t *self, const char *sig, size_t len);
 
 typedef enum {
     JP_WIRE_OK = 0,
-    JP_WIRE_NO_DELIMITER, /* no "<IDS|MSG>" frame */
-    JP_WIRE_TOO_SHORT,    /* fewer than signature + 4 frames after the delimiter */
-    JP_WIRE_BAD_SIGNATURE,/* wrong length or wrong value */
-    JP_WIRE_REPLAYED,     /* a valid signature seen before */
-    JP_WIRE_BAD_JSON,     /* signature fine, but a dict frame is not a JSON object */
+    JP_WIRE_NO_DELIMITER,  /* no "<IDS|MSG>" frame */
+    JP_WIRE_TOO_SHORT,     /* fewer than signature + 4 frames after the delimiter */
+    JP_WIRE_BAD_SIGNATURE, /* wrong length or wrong value */
+    JP_WIRE_REPLAYED,      /* a valid signature seen before */
+    JP_WIRE_BAD_JSON,      /* signature fine, but a dict frame is not a JSON object */
     JP_WIRE_TOO_MANY_FRAMES,
 } jp_wire_status_t;
 
@@ -91,17 +91,18 @@ jp_wire_status_t jp_wire_split(zmsg_t *msg, jp_wire_view_t *view);
 
 /* Verify a split message's signature: length first, then a constant-time compare, then the
  * replay guard (guard may be NULL to skip it). Only a verified signature enters the guard. */
-jp_wire_status_t jp_wire_verify(jp_signer_t *signer, jp_replay_t *guard, const jp_wire_view_t *view);
+jp_wire_status_t jp_wire_verify(jp_signer_t *signer, jp_replay_t *guard,
+                                const jp_wire_view_t *view);
 
 /* ---- parsed messages ---------------------------------------------------------------------- */
 
 typedef struct {
-    zmsg_t *idents;          /* identity frames, possibly empty; owned */
-    json_t *header;          /* owned references */
+    zmsg_t *idents; /* identity frames, possibly empty; owned */
+    json_t *header; /* owned references */
     json_t *parent_header;
     json_t *metadata;
     json_t *content;
-    zmsg_t *buffers;         /* binary buffers, possibly empty; owned */
+    zmsg_t *buffers; /* binary buffers, possibly empty; owned */
 } jp_msg_t;
 
 /* A new message with a fresh header (msg_id uuid, session, username "cellblock", ISO-8601 UTC
