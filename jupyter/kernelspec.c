@@ -10,8 +10,8 @@
  * <dir>/<name>/kernel.json that is a regular file; list scans every directory, keeps the first
  * spec of each name and sorts by name. jp_kernelspec_load() validates each field strictly and
  * copies it into heap strings, so a spec outlives the JSON it came from; every refusal names the
- * file and the field. Names obey the one name rule of jupyter/catalog.h (the one templates
- * obey too), so a name can never climb out of a kernels directory. argv keeps its placeholders until
+ * file and the field. Names obey the one name rule of jupyter/catalog.h (templates obey it too),
+ * so a name can never climb out of a kernels directory. argv keeps its placeholders until
  * jp_kernelspec_argv() substitutes {connection_file} and {resource_dir} wherever they appear.
  */
 #include <dirent.h>
