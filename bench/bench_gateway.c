@@ -357,7 +357,7 @@ int main(int argc, char **argv)
     }
 
     kg_config_t config = {.kernels_dir = args.kernels_dir,
-                          .transport = KG_TRANSPORT_IPC,
+                          .transport = JP_TRANSPORT_IPC,
                           .startup_timeout_ms = args.timeout_ms};
     cb_error_t err = {0};
     kg_gateway_t *gw = kg_gateway_new(&config, &err);

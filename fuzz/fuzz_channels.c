@@ -11,7 +11,7 @@
 #include "channels_codec.h"
 #include "fuzz.h"
 
-static void s_same(const kg_msg_t *a, const kg_msg_t *b)
+static void s_same(const jp_msg_t *a, const jp_msg_t *b)
 {
     FUZZ_CHECK(json_equal(a->header, b->header));
     FUZZ_CHECK(json_equal(a->parent_header, b->parent_header));
@@ -34,15 +34,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(frame);
     memcpy(frame, data + 1, len);
 
-    kg_channel_t ch = KG_CH_COUNT;
+    jp_channel_t ch = JP_CH_COUNT;
     const char *why = NULL;
-    kg_msg_t *msg = kg_channels_decode(frame, len, binary, v1, &ch, &why);
+    jp_msg_t *msg = kg_channels_decode(frame, len, binary, v1, &ch, &why);
     free(frame);
     if (!msg) {
         FUZZ_CHECK(why && *why);
         return 0;
     }
-    FUZZ_CHECK(ch == KG_CH_SHELL || ch == KG_CH_CONTROL || ch == KG_CH_STDIN);
+    FUZZ_CHECK(ch == JP_CH_SHELL || ch == JP_CH_CONTROL || ch == JP_CH_STDIN);
     FUZZ_CHECK(json_is_object(msg->header) && json_is_object(msg->parent_header) &&
                json_is_object(msg->metadata) && json_is_object(msg->content));
     FUZZ_CHECK(json_is_string(json_object_get(msg->header, "msg_id")));
@@ -51,16 +51,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     cb_buf_t out = {0};
     bool out_binary = false;
-    FUZZ_CHECK(kg_channels_encode(msg, kg_channel_name(ch), v1, &out, &out_binary) == 0);
+    FUZZ_CHECK(kg_channels_encode(msg, jp_channel_name(ch), v1, &out, &out_binary) == 0);
     FUZZ_CHECK(v1 ? out_binary : out_binary == (zmsg_size(msg->buffers) > 0));
-    kg_channel_t ch2 = KG_CH_COUNT;
-    kg_msg_t *again = kg_channels_decode(out.data, out.len, out_binary, v1, &ch2, &why);
+    jp_channel_t ch2 = JP_CH_COUNT;
+    jp_msg_t *again = kg_channels_decode(out.data, out.len, out_binary, v1, &ch2, &why);
     if (!again)
         fprintf(stderr, "fuzz_channels: the encoded message does not decode: %s\n", why);
     FUZZ_CHECK(again && ch2 == ch);
     s_same(msg, again);
-    kg_msg_destroy(&again);
-    kg_msg_destroy(&msg);
+    jp_msg_destroy(&again);
+    jp_msg_destroy(&msg);
     cb_buf_free(&out);
     return 0;
 }

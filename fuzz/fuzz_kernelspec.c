@@ -1,4 +1,4 @@
-/* fuzz_kernelspec.c: the kernelspec loader (kernel-gateway/kernelspec.c): a kernel.json, as
+/* fuzz_kernelspec.c: the kernelspec loader (jupyter/kernelspec.c): a kernel.json, as
  * anyone who can write to a Jupyter data directory on the search path may write it.
  *
  * Input: the text of kernel.json. The loader takes a directory, so the input is written to
@@ -10,7 +10,7 @@
 #include "cb/log.h"
 #include "cb/util.h"
 #include "fuzz.h"
-#include "kg/kg.h"
+#include "jupyter/kernelspec.h"
 
 static char *s_dir, *s_file;
 
@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_write_file(s_file, data, size);
     cb_error_t err = {0};
-    kg_kernelspec_t *spec = kg_kernelspec_load(s_dir, "fuzz", &err);
+    jp_kernelspec_t *spec = jp_kernelspec_load(s_dir, "fuzz", &err);
     if (!spec) {
         FUZZ_CHECK(err.msg[0] != '\0');
         return 0;
@@ -38,19 +38,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(strcmp(spec->name, "fuzz") == 0 && strcmp(spec->resource_dir, s_dir) == 0);
     for (char **e = spec->env; *e; e++)
         FUZZ_CHECK(strchr(*e, '=') && **e != '=');
-    FUZZ_CHECK(spec->interrupt_mode == KG_INTERRUPT_SIGNAL || spec->interrupt_mode == KG_INTERRUPT_MESSAGE);
+    FUZZ_CHECK(spec->interrupt_mode == JP_INTERRUPT_SIGNAL || spec->interrupt_mode == JP_INTERRUPT_MESSAGE);
 
     size_t n = 0;
     while (spec->argv[n])
         n++;
-    char **argv = kg_kernelspec_argv(spec, "/run/cellblock/kernel-1.json");
+    char **argv = jp_kernelspec_argv(spec, "/run/cellblock/kernel-1.json");
     FUZZ_CHECK(argv);
     size_t m = 0;
     while (argv[m])
         m++;
     FUZZ_CHECK(m == n);
     cb_strv_free(argv);
-    kg_kernelspec_destroy(&spec);
+    jp_kernelspec_destroy(&spec);
     FUZZ_CHECK(!spec);
     return 0;
 }

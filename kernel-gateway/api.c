@@ -36,7 +36,7 @@
 /* ---- records of kernels ------------------------------------------------------------------- */
 
 static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail, void *arg);
-static void s_on_kernel_iopub(kg_kernel_t *kernel, const kg_msg_t *msg, void *arg);
+static void s_on_kernel_iopub(kg_kernel_t *kernel, const jp_msg_t *msg, void *arg);
 
 kg_api_kernel_t *kg_api_kernel_get(kg_api_t *api, kg_kernel_t *kernel, bool create)
 {
@@ -222,7 +222,7 @@ static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, cons
     }
 }
 
-static void s_on_kernel_iopub(kg_kernel_t *kernel, const kg_msg_t *msg, void *arg)
+static void s_on_kernel_iopub(kg_kernel_t *kernel, const jp_msg_t *msg, void *arg)
 {
     kg_channels_on_iopub(arg, msg);
 }
@@ -274,7 +274,7 @@ static json_t *s_model(kg_api_t *api, kg_kernel_t *k)
                      (json_int_t)(ak ? kg_channels_connections(ak) : 0));
 }
 
-static json_t *s_kernelspec_model(const kg_kernelspec_t *spec)
+static json_t *s_kernelspec_model(const jp_kernelspec_t *spec)
 {
     json_auto_t *argv = json_array();
     json_auto_t *env = json_object();
@@ -294,7 +294,7 @@ static json_t *s_kernelspec_model(const kg_kernelspec_t *spec)
     return json_pack("{s:s, s:{s:O, s:s, s:s, s:s, s:O, s:{}}, s:{}}", "name", spec->name, "spec", "argv", argv,
                      "display_name", spec->display_name ? spec->display_name : spec->name, "language",
                      spec->language ? spec->language : "", "interrupt_mode",
-                     spec->interrupt_mode == KG_INTERRUPT_MESSAGE ? "message" : "signal", "env", env,
+                     spec->interrupt_mode == JP_INTERRUPT_MESSAGE ? "message" : "signal", "env", env,
                      "metadata", "resources");
 }
 
@@ -340,13 +340,13 @@ static void s_get_root(s_call_t *c)
 static void s_get_kernelspecs(s_call_t *c)
 {
     size_t count = 0;
-    kg_kernelspec_t **specs = kg_kernelspec_list(c->api->gw->kernels_dir, &count);
+    jp_kernelspec_t **specs = jp_kernelspec_list(c->api->gw->kernels_dir, &count);
     json_auto_t *all = json_object();
     bool ok = all != NULL;
     for (size_t i = 0; i < count; i++) {
         if (ok && (!c->arg || strcmp(c->arg, specs[i]->name) == 0))
             ok = json_object_set_new(all, specs[i]->name, s_kernelspec_model(specs[i])) == 0;
-        kg_kernelspec_destroy(&specs[i]);
+        jp_kernelspec_destroy(&specs[i]);
     }
     free(specs);
     if (!ok)
@@ -426,10 +426,10 @@ static void s_post_kernels(s_call_t *c)
     const char *name = json_is_string(jname) && json_string_value(jname)[0] ? json_string_value(jname)
                                                                              : api->default_kernel;
     cb_error_t err = {0};
-    kg_kernelspec_t *spec = kg_kernelspec_find(api->gw->kernels_dir, name, &err);
+    jp_kernelspec_t *spec = jp_kernelspec_find(api->gw->kernels_dir, name, &err);
     if (!spec)
         return (void)http_respond_error(c->req, s_status_of(&err), err.msg);
-    kg_kernelspec_destroy(&spec);
+    jp_kernelspec_destroy(&spec);
     cleanup_strvec cb_strv_t env = {0};
     if (cb_strv_init(&env) < 0 || (json_is_object(jenv) && s_collect_env(jenv, &env, &err) < 0))
         return (void)http_respond_error(c->req, 500, "out of memory");

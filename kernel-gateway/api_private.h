@@ -74,7 +74,7 @@ size_t kg_channels_connections(const kg_api_kernel_t *ak);
 
 /* The kernel's events and iopub messages, fanned out to its sessions (listener callbacks). */
 void kg_channels_on_event(kg_api_kernel_t *ak, kg_kernel_event_t event, const char *detail);
-void kg_channels_on_iopub(kg_api_kernel_t *ak, const kg_msg_t *msg);
+void kg_channels_on_iopub(kg_api_kernel_t *ak, const jp_msg_t *msg);
 
 /* Close every WebSocket of the kernel (code, reason) and doom its sessions. */
 void kg_channels_close_all(kg_api_kernel_t *ak, int code, const char *reason);

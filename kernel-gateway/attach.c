@@ -33,31 +33,31 @@
 
 struct kg_attach {
     kg_kernel_t *kernel;
-    kg_conninfo_t front_ci;
+    jp_conninfo_t front_ci;
     char *path;      /* for people: the file's host path */
     char name[32];   /* "k-<id8>.attach.json" */
     int dir_fd;      /* the directory it is in (owned) */
-    kg_signer_t *front_signer;
-    kg_replay_t *front_replay; /* what clients send */
-    kg_replay_t *back_replay;  /* what the kernel sends to the proxy (its own window) */
-    zsock_t *front[KG_CH_COUNT];
-    zsock_t *back[KG_CH_COUNT];
+    jp_signer_t *front_signer;
+    jp_replay_t *front_replay; /* what clients send */
+    jp_replay_t *back_replay;  /* what the kernel sends to the proxy (its own window) */
+    zsock_t *front[JP_CH_COUNT];
+    zsock_t *back[JP_CH_COUNT];
 };
 
 static int s_on_front(zloop_t *loop, zsock_t *sock, void *arg);
 static int s_on_back(zloop_t *loop, zsock_t *sock, void *arg);
 
-static kg_channel_t s_channel_of(zsock_t *const socks[KG_CH_COUNT], zsock_t *sock)
+static jp_channel_t s_channel_of(zsock_t *const socks[JP_CH_COUNT], zsock_t *sock)
 {
-    for (int ch = 0; ch < KG_CH_COUNT; ch++)
+    for (int ch = 0; ch < JP_CH_COUNT; ch++)
         if (socks[ch] == sock)
-            return (kg_channel_t)ch;
-    return KG_CH_COUNT;
+            return (jp_channel_t)ch;
+    return JP_CH_COUNT;
 }
 
-/* KG_WIRE_BAD_JSON unless each of a verified message's four dict frames is a JSON object. On
+/* JP_WIRE_BAD_JSON unless each of a verified message's four dict frames is a JSON object. On
  * success *header_out holds the parsed header (caller owns it). */
-static kg_wire_status_t s_check_dicts(const kg_wire_view_t *view, json_t **header_out)
+static jp_wire_status_t s_check_dicts(const jp_wire_view_t *view, json_t **header_out)
 {
     for (size_t i = 0; i < 4; i++) {
         json_t *dict = json_loadb((const char *)zframe_data(view->parts[i]),
@@ -66,22 +66,22 @@ static kg_wire_status_t s_check_dicts(const kg_wire_view_t *view, json_t **heade
             json_decref(dict);
             json_decref(*header_out);
             *header_out = NULL;
-            return KG_WIRE_BAD_JSON;
+            return JP_WIRE_BAD_JSON;
         }
         if (i == 0)
             *header_out = dict;
         else
             json_decref(dict);
     }
-    return KG_WIRE_OK;
+    return JP_WIRE_OK;
 }
 
 /* The kernel belongs to the gateway (and, through it, to an assistant's session): an attached
  * client may use it but not end it. Answer its shutdown_request here, with a reason. */
-static void s_refuse_shutdown(kg_attach_t *self, const kg_wire_view_t *view, json_t *header,
+static void s_refuse_shutdown(kg_attach_t *self, const jp_wire_view_t *view, json_t *header,
                               zsock_t *front)
 {
-    kg_msg_t *reply = kg_msg_new(
+    jp_msg_t *reply = jp_msg_new(
         "shutdown_reply", self->kernel->session, header,
         json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename", "ShutdownRefused",
                   "evalue", "this kernel is managed by cellblock; detach with Ctrl-D and stop "
@@ -91,10 +91,10 @@ static void s_refuse_shutdown(kg_attach_t *self, const kg_wire_view_t *view, jso
         zframe_t *ident = zframe_dup(view->idents[i]);
         zmsg_append(reply->idents, &ident);
     }
-    if (!reply || kg_wire_send(front, reply, self->front_signer) < 0)
+    if (!reply || jp_wire_send(front, reply, self->front_signer) < 0)
         cb_warn("attach %.8s: could not answer a shutdown_request", self->kernel->id);
     cb_info("attach %.8s: refused a shutdown_request from an attached client", self->kernel->id);
-    kg_msg_destroy(&reply);
+    jp_msg_destroy(&reply);
 }
 
 static bool s_is_type(json_t *header, const char *type)
@@ -106,20 +106,20 @@ static bool s_is_type(json_t *header, const char *type)
 /* Verify with `from`, re-sign with `to`, send on `out`. Frames from clients (`from_client`) must
  * also hold JSON objects, and their shutdown requests are answered here rather than forwarded.
  * Takes ownership of *raw_p. */
-static void s_relay(kg_attach_t *self, zmsg_t **raw_p, kg_signer_t *from, kg_replay_t *guard,
-                    kg_signer_t *to, zsock_t *in, zsock_t *out, bool from_client)
+static void s_relay(kg_attach_t *self, zmsg_t **raw_p, jp_signer_t *from, jp_replay_t *guard,
+                    jp_signer_t *to, zsock_t *in, zsock_t *out, bool from_client)
 {
-    kg_wire_view_t view;
+    jp_wire_view_t view;
     json_t *header = NULL;
-    kg_wire_status_t status = kg_wire_split(*raw_p, &view);
-    if (status == KG_WIRE_OK)
-        status = kg_wire_verify(from, guard, &view);
-    if (status == KG_WIRE_OK && from_client)
+    jp_wire_status_t status = jp_wire_split(*raw_p, &view);
+    if (status == JP_WIRE_OK)
+        status = jp_wire_verify(from, guard, &view);
+    if (status == JP_WIRE_OK && from_client)
         status = s_check_dicts(&view, &header);
-    if (status != KG_WIRE_OK || kg_wire_resign(&view, to) < 0) {
+    if (status != JP_WIRE_OK || jp_wire_resign(&view, to) < 0) {
         kg_gateway_count_rejected(self->kernel->gw, status, true);
         cb_debug("attach %.8s: dropped a frame from %s: %s", self->kernel->id,
-                 from_client ? "a client" : "the kernel", kg_wire_status_name(status));
+                 from_client ? "a client" : "the kernel", jp_wire_status_name(status));
         zmsg_destroy(raw_p);
     } else if (from_client && s_is_type(header, "shutdown_request")) {
         s_refuse_shutdown(self, &view, header, in);
@@ -135,11 +135,11 @@ static void s_relay(kg_attach_t *self, zmsg_t **raw_p, kg_signer_t *from, kg_rep
 static int s_on_front(zloop_t *loop, zsock_t *sock, void *arg)
 {
     kg_attach_t *self = arg;
-    kg_channel_t ch = s_channel_of(self->front, sock);
+    jp_channel_t ch = s_channel_of(self->front, sock);
     zmsg_t *raw = zmsg_recv(sock);
-    if (!raw || ch == KG_CH_COUNT || !self->back[ch]) {
+    if (!raw || ch == JP_CH_COUNT || !self->back[ch]) {
         zmsg_destroy(&raw);
-    } else if (ch == KG_CH_HB) {
+    } else if (ch == JP_CH_HB) {
         if (zmsg_send(&raw, self->back[ch]) < 0)
             zmsg_destroy(&raw);
     } else {
@@ -152,11 +152,11 @@ static int s_on_front(zloop_t *loop, zsock_t *sock, void *arg)
 static int s_on_back(zloop_t *loop, zsock_t *sock, void *arg)
 {
     kg_attach_t *self = arg;
-    kg_channel_t ch = s_channel_of(self->back, sock);
+    jp_channel_t ch = s_channel_of(self->back, sock);
     zmsg_t *raw = zmsg_recv(sock);
-    if (!raw || ch == KG_CH_COUNT) {
+    if (!raw || ch == JP_CH_COUNT) {
         zmsg_destroy(&raw);
-    } else if (ch == KG_CH_HB) {
+    } else if (ch == JP_CH_HB) {
         if (zmsg_send(&raw, self->front[ch]) < 0)
             zmsg_destroy(&raw);
     } else {
@@ -172,7 +172,7 @@ void kg_attach_destroy(kg_attach_t **self_p)
         return;
     kg_attach_t *self = *self_p;
     zloop_t *loop = self->kernel->gw->loop;
-    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+    for (int ch = 0; ch < JP_CH_COUNT; ch++) {
         zsock_t **pair[2] = {&self->front[ch], &self->back[ch]};
         for (int i = 0; i < 2; i++) {
             if (*pair[i]) {
@@ -187,9 +187,9 @@ void kg_attach_destroy(kg_attach_t **self_p)
         close(self->dir_fd);
     }
     free(self->path);
-    kg_signer_destroy(&self->front_signer);
-    kg_replay_destroy(&self->front_replay);
-    kg_replay_destroy(&self->back_replay);
+    jp_signer_destroy(&self->front_signer);
+    jp_replay_destroy(&self->front_replay);
+    jp_replay_destroy(&self->back_replay);
     free(self);
     *self_p = NULL;
 }
@@ -198,8 +198,8 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
 {
     kg_kernel_t *k = self->kernel;
     zloop_t *loop = k->gw->loop;
-    static const int front_types[KG_CH_COUNT] = {ZMQ_ROUTER, ZMQ_PUB, ZMQ_ROUTER, ZMQ_ROUTER, ZMQ_ROUTER};
-    static const int back_types[KG_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
+    static const int front_types[JP_CH_COUNT] = {ZMQ_ROUTER, ZMQ_PUB, ZMQ_ROUTER, ZMQ_ROUTER, ZMQ_ROUTER};
+    static const int back_types[JP_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
     zuuid_t *uuid = zuuid_new();
     if (!uuid)
         return cb_error_make(err, ENOMEM, "attach identity");
@@ -207,31 +207,31 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
     snprintf(routing_id, sizeof routing_id, "%s", zuuid_str_canonical(uuid));
     zuuid_destroy(&uuid);
 
-    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+    for (int ch = 0; ch < JP_CH_COUNT; ch++) {
         zsock_t *front = self->front[ch] = zsock_new(front_types[ch]);
         zsock_t *back = self->back[ch] = zsock_new(back_types[ch]);
         if (!front || !back)
-            return cb_error_fail(err, CB_ERR_SYSTEM, "create attach %s sockets", kg_channel_name(ch));
+            return cb_error_fail(err, CB_ERR_SYSTEM, "create attach %s sockets", jp_channel_name(ch));
         zsock_set_linger(front, 0);
         zsock_set_linger(back, 0);
         kg_socket_limits(back, k->gw->cfg.max_message_bytes);
-        if (ch == KG_CH_SHELL || ch == KG_CH_STDIN)
+        if (ch == JP_CH_SHELL || ch == JP_CH_STDIN)
             zsock_set_identity(back, routing_id);
-        if (ch == KG_CH_IOPUB)
+        if (ch == JP_CH_IOPUB)
             zsock_set_subscribe(back, "");
         int port = zsock_bind(front, "tcp://127.0.0.1:*");
         if (port < 0)
-            return cb_error_make(err, errno, "bind attach %s port on 127.0.0.1", kg_channel_name(ch));
+            return cb_error_make(err, errno, "bind attach %s port on 127.0.0.1", jp_channel_name(ch));
         self->front_ci.ports[ch] = port;
         char endpoint[PATH_MAX];
-        kg_conninfo_endpoint(&k->ci, ch, endpoint, sizeof endpoint);
+        jp_conninfo_endpoint(&k->ci, ch, endpoint, sizeof endpoint);
         if (zsock_connect(back, "%s", endpoint) < 0)
             return cb_error_fail(err, CB_ERR_SYSTEM, "connect attach %s to the kernel",
-                                 kg_channel_name(ch));
-        if ((ch != KG_CH_IOPUB && zloop_reader(loop, front, s_on_front, self) < 0) ||
+                                 jp_channel_name(ch));
+        if ((ch != JP_CH_IOPUB && zloop_reader(loop, front, s_on_front, self) < 0) ||
             zloop_reader(loop, back, s_on_back, self) < 0)
-            return cb_error_fail(err, CB_ERR_SYSTEM, "watch attach %s sockets", kg_channel_name(ch));
-        if (ch != KG_CH_IOPUB)
+            return cb_error_fail(err, CB_ERR_SYSTEM, "watch attach %s sockets", jp_channel_name(ch));
+        if (ch != JP_CH_IOPUB)
             zloop_reader_set_tolerant(loop, front);
         zloop_reader_set_tolerant(loop, back);
     }
@@ -244,8 +244,8 @@ kg_attach_t *kg_attach_new(kg_kernel_t *k, cb_error_t *err)
     if (!self)
         return cb_error_make(err, ENOMEM, "new attach proxy"), NULL;
     self->kernel = k;
-    kg_conninfo_t *ci = &self->front_ci;
-    ci->transport = KG_TRANSPORT_TCP;
+    jp_conninfo_t *ci = &self->front_ci;
+    ci->transport = JP_TRANSPORT_TCP;
     snprintf(ci->ip, sizeof ci->ip, "127.0.0.1");
     snprintf(ci->kernel_name, sizeof ci->kernel_name, "%s", k->spec->name);
     snprintf(self->name, sizeof self->name, "k-%.8s.attach.json", k->id);
@@ -253,19 +253,19 @@ kg_attach_t *kg_attach_new(kg_kernel_t *k, cb_error_t *err)
     self->dir_fd = k->sandbox ? fcntl(sbx_host_dir_fd(k->sandbox->sbx), F_DUPFD_CLOEXEC, 0)
                               : open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     self->path = cb_strdup_printf("%s/%s", dir, self->name);
-    self->front_replay = kg_replay_new(4096);
-    self->back_replay = kg_replay_new(4096);
+    self->front_replay = jp_replay_new(4096);
+    self->back_replay = jp_replay_new(4096);
     int rc = (self->path && self->front_replay && self->back_replay)
                  ? 0 : cb_error_make(err, ENOMEM, "new attach proxy");
     if (rc == 0 && self->dir_fd < 0)
         rc = cb_error_make(err, errno, "open '%s'", dir);
     if (rc == 0)
-        rc = kg_conninfo_new_key(ci->key, err);
-    if (rc == 0 && !(self->front_signer = kg_signer_new(ci->key, strlen(ci->key), err)))
+        rc = jp_conninfo_new_key(ci->key, err);
+    if (rc == 0 && !(self->front_signer = jp_signer_new(ci->key, strlen(ci->key), err)))
         rc = -1;
     if (rc == 0)
         rc = s_open(self, err);
-    cleanup_free char *text = rc == 0 ? kg_conninfo_json(ci, err) : NULL;
+    cleanup_free char *text = rc == 0 ? jp_conninfo_json(ci, err) : NULL;
     if (rc == 0 && !text)
         rc = -1;
     if (rc == 0)
@@ -276,7 +276,7 @@ kg_attach_t *kg_attach_new(kg_kernel_t *k, cb_error_t *err)
         return NULL;
     }
     cb_info("kernel %.8s: attach proxy on 127.0.0.1 ports %d-%d", k->id, ci->ports[0],
-            ci->ports[KG_CH_HB]);
+            ci->ports[JP_CH_HB]);
     return self;
 }
 

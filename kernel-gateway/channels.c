@@ -41,16 +41,16 @@
 #include "cb/log.h"
 
 #define S_SUBPROTOCOL_V1 "v1.kernel.websocket.jupyter.org"
-#define S_MAX_BUFFERS 60       /* kg_wire_view_t holds 64 frames in all */
+#define S_MAX_BUFFERS 60       /* jp_wire_view_t holds 64 frames in all */
 #define S_SESSION_ID_MAX 256
 #define S_CLOSE_REASON_MAX 120 /* a close frame's reason is at most 123 bytes */
 
 /* The three channels a session has a socket for, in socket order. */
-static const kg_channel_t s_sock_channel[3] = {KG_CH_SHELL, KG_CH_CONTROL, KG_CH_STDIN};
+static const jp_channel_t s_sock_channel[3] = {JP_CH_SHELL, JP_CH_CONTROL, JP_CH_STDIN};
 
 typedef struct {
-    kg_channel_t ch;
-    kg_msg_t *msg; /* dicts shared with the kernel's message, buffers copied */
+    jp_channel_t ch;
+    jp_msg_t *msg; /* dicts shared with the kernel's message, buffers copied */
     size_t bytes;  /* its size as JSON plus buffers, against S_KEPT_MAX_BYTES */
 } s_item_t;
 
@@ -66,7 +66,7 @@ struct kg_chan_session {
     bool ws_failed;       /* a send failed: the WebSocket is closing, keep messages instead */
     bool v1;
     zsock_t *socks[3];
-    char endpoints[3][64]; /* what each connected to (kg_conninfo_endpoint) */
+    char endpoints[3][64]; /* what each connected to (jp_conninfo_endpoint) */
     zlistx_t *kept;       /* s_item_t * while disconnected */
     size_t dropped;       /* kept messages dropped at the cap */
     size_t kept_bytes;    /* the sizes of the kept items */
@@ -114,12 +114,12 @@ static uint64_t s_get_u64le(const unsigned char *p)
 }
 
 /* The default format. */
-static int s_encode_default(const kg_msg_t *msg, const char *channel, cb_buf_t *out, bool *binary)
+static int s_encode_default(const jp_msg_t *msg, const char *channel, cb_buf_t *out, bool *binary)
 {
     size_t nbuf = zmsg_size(msg->buffers);
     json_auto_t *whole = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s}", "header", msg->header, "parent_header",
                                    msg->parent_header, "metadata", msg->metadata, "content", msg->content,
-                                   "channel", channel, "msg_id", kg_msg_id(msg), "msg_type", kg_msg_type(msg));
+                                   "channel", channel, "msg_id", jp_msg_id(msg), "msg_type", jp_msg_type(msg));
     if (!whole || (nbuf == 0 && json_object_set_new(whole, "buffers", json_array()) < 0))
         return -1;
     cleanup_free char *text = json_dumps(whole, JSON_COMPACT);
@@ -147,7 +147,7 @@ static int s_encode_default(const kg_msg_t *msg, const char *channel, cb_buf_t *
 }
 
 /* v1.kernel.websocket.jupyter.org. */
-static int s_encode_v1(const kg_msg_t *msg, const char *channel, cb_buf_t *out)
+static int s_encode_v1(const jp_msg_t *msg, const char *channel, cb_buf_t *out)
 {
     const json_t *dicts[4] = {msg->header, msg->parent_header, msg->metadata, msg->content};
     char *texts[4] = {NULL, NULL, NULL, NULL};
@@ -185,27 +185,27 @@ static int s_encode_v1(const kg_msg_t *msg, const char *channel, cb_buf_t *out)
 
 /* ---- decoding ------------------------------------------------------------------------------- */
 
-static kg_channel_t s_client_channel(const char *name, size_t len)
+static jp_channel_t s_client_channel(const char *name, size_t len)
 {
-    static const kg_channel_t allowed[] = {KG_CH_SHELL, KG_CH_CONTROL, KG_CH_STDIN};
+    static const jp_channel_t allowed[] = {JP_CH_SHELL, JP_CH_CONTROL, JP_CH_STDIN};
     for (size_t i = 0; i < 3; i++) {
-        const char *n = kg_channel_name(allowed[i]);
+        const char *n = jp_channel_name(allowed[i]);
         if (strlen(n) == len && memcmp(n, name, len) == 0)
             return allowed[i];
     }
-    return KG_CH_COUNT;
+    return JP_CH_COUNT;
 }
 
-static kg_msg_t *s_msg_empty(void)
+static jp_msg_t *s_msg_empty(void)
 {
-    kg_msg_t *m = calloc(1, sizeof *m);
+    jp_msg_t *m = calloc(1, sizeof *m);
     if (m && (!(m->idents = zmsg_new()) || !(m->buffers = zmsg_new())))
-        kg_msg_destroy(&m);
+        jp_msg_destroy(&m);
     return m;
 }
 
 /* The four dicts of a message from a client; *why says what is wrong. */
-static bool s_check_dicts(kg_msg_t *m, const char **why)
+static bool s_check_dicts(jp_msg_t *m, const char **why)
 {
     if (!json_is_object(m->header))
         return *why = "its header is missing or not an object", false;
@@ -228,7 +228,7 @@ static json_t *s_take_dict(json_t *whole, const char *key, bool optional)
     return json_incref(v);
 }
 
-static kg_msg_t *s_from_object(json_t *whole, kg_channel_t *ch, const char **why)
+static jp_msg_t *s_from_object(json_t *whole, jp_channel_t *ch, const char **why)
 {
     if (!json_is_object(whole))
         return *why = "it is not a JSON object", NULL;
@@ -237,9 +237,9 @@ static kg_msg_t *s_from_object(json_t *whole, kg_channel_t *ch, const char **why
         return *why = "its channel is not a string", NULL;
     /* jupyter_server assumes shell when a message names no channel */
     const char *name = channel ? json_string_value(channel) : "shell";
-    if ((*ch = s_client_channel(name, strlen(name))) == KG_CH_COUNT)
+    if ((*ch = s_client_channel(name, strlen(name))) == JP_CH_COUNT)
         return *why = "its channel is not shell, control or stdin", NULL;
-    kg_msg_t *m = s_msg_empty();
+    jp_msg_t *m = s_msg_empty();
     if (!m)
         return *why = "out of memory", NULL;
     m->header = s_take_dict(whole, "header", false);
@@ -247,12 +247,12 @@ static kg_msg_t *s_from_object(json_t *whole, kg_channel_t *ch, const char **why
     m->metadata = s_take_dict(whole, "metadata", true);
     m->content = s_take_dict(whole, "content", false);
     if (!s_check_dicts(m, why))
-        kg_msg_destroy(&m);
+        jp_msg_destroy(&m);
     return m;
 }
 
 /* jupyter_server's binary format (the default format's messages with buffers). */
-static kg_msg_t *s_decode_binary(const unsigned char *p, size_t len, kg_channel_t *ch, const char **why)
+static jp_msg_t *s_decode_binary(const unsigned char *p, size_t len, jp_channel_t *ch, const char **why)
 {
     if (len < 8)
         return *why = "a binary message too short for its header", NULL;
@@ -267,16 +267,16 @@ static kg_msg_t *s_decode_binary(const unsigned char *p, size_t len, kg_channel_
         if (offsets[i] < 4 * ((size_t)n + 1) || offsets[i] > offsets[i + 1])
             return *why = "a binary message with bad offsets", NULL;
     json_auto_t *whole = json_loadb((const char *)p + offsets[0], offsets[1] - offsets[0], 0, NULL);
-    kg_msg_t *m = s_from_object(whole, ch, why);
+    jp_msg_t *m = s_from_object(whole, ch, why);
     for (uint32_t i = 1; m && i < n; i++)
         if (zmsg_addmem(m->buffers, p + offsets[i], offsets[i + 1] - offsets[i]) != 0) {
-            kg_msg_destroy(&m);
+            jp_msg_destroy(&m);
             *why = "out of memory";
         }
     return m;
 }
 
-static kg_msg_t *s_decode_v1(const unsigned char *p, size_t len, kg_channel_t *ch, const char **why)
+static jp_msg_t *s_decode_v1(const unsigned char *p, size_t len, jp_channel_t *ch, const char **why)
 {
     if (len < 8)
         return *why = "a v1 message too short for its header", NULL;
@@ -290,27 +290,27 @@ static kg_msg_t *s_decode_v1(const unsigned char *p, size_t len, kg_channel_t *c
         if (offsets[i] < 8 * (count + 1) || offsets[i] > len || (i && offsets[i] < offsets[i - 1]))
             return *why = "a v1 message with bad offsets", NULL;
     }
-    if ((*ch = s_client_channel((const char *)p + offsets[0], offsets[1] - offsets[0])) == KG_CH_COUNT)
+    if ((*ch = s_client_channel((const char *)p + offsets[0], offsets[1] - offsets[0])) == JP_CH_COUNT)
         return *why = "its channel is not shell, control or stdin", NULL;
-    kg_msg_t *m = s_msg_empty();
+    jp_msg_t *m = s_msg_empty();
     if (!m)
         return *why = "out of memory", NULL;
     json_t **dicts[4] = {&m->header, &m->parent_header, &m->metadata, &m->content};
     for (int i = 0; i < 4; i++)
         *dicts[i] = json_loadb((const char *)p + offsets[1 + i], offsets[2 + i] - offsets[1 + i], 0, NULL);
     if (!s_check_dicts(m, why)) {
-        kg_msg_destroy(&m);
+        jp_msg_destroy(&m);
         return NULL;
     }
     for (uint64_t i = 5; i + 1 < count; i++)
         if (zmsg_addmem(m->buffers, p + offsets[i], offsets[i + 1] - offsets[i]) != 0) {
-            kg_msg_destroy(&m);
+            jp_msg_destroy(&m);
             return *why = "out of memory", NULL;
         }
     return m;
 }
 
-static kg_msg_t *s_decode(const void *data, size_t len, bool binary, bool v1, kg_channel_t *ch, const char **why)
+static jp_msg_t *s_decode(const void *data, size_t len, bool binary, bool v1, jp_channel_t *ch, const char **why)
 {
     if (binary)
         return v1 ? s_decode_v1(data, len, ch, why) : s_decode_binary(data, len, ch, why);
@@ -325,16 +325,16 @@ static kg_msg_t *s_decode(const void *data, size_t len, bool binary, bool v1, kg
 static void s_item_free(s_item_t **item_p)
 {
     if (*item_p) {
-        kg_msg_destroy(&(*item_p)->msg);
+        jp_msg_destroy(&(*item_p)->msg);
         free(*item_p);
         *item_p = NULL;
     }
 }
 
 /* A copy sharing the (immutable once parsed) dicts, with the buffers copied. */
-static kg_msg_t *s_msg_share(const kg_msg_t *msg)
+static jp_msg_t *s_msg_share(const jp_msg_t *msg)
 {
-    kg_msg_t *m = s_msg_empty();
+    jp_msg_t *m = s_msg_empty();
     if (!m)
         return NULL;
     m->header = json_incref(msg->header);
@@ -343,14 +343,14 @@ static kg_msg_t *s_msg_share(const kg_msg_t *msg)
     m->content = json_incref(msg->content);
     for (zframe_t *f = zmsg_first(msg->buffers); f; f = zmsg_next(msg->buffers))
         if (zmsg_addmem(m->buffers, zframe_data(f), zframe_size(f)) != 0) {
-            kg_msg_destroy(&m);
+            jp_msg_destroy(&m);
             break;
         }
     return m;
 }
 
 /* The size a message takes as JSON (json_dumpb with no buffer measures) plus its buffers. */
-static size_t s_msg_bytes(const kg_msg_t *msg)
+static size_t s_msg_bytes(const jp_msg_t *msg)
 {
     size_t n = json_dumpb(msg->header, NULL, 0, JSON_COMPACT) + json_dumpb(msg->parent_header, NULL, 0, JSON_COMPACT) +
                json_dumpb(msg->metadata, NULL, 0, JSON_COMPACT) + json_dumpb(msg->content, NULL, 0, JSON_COMPACT);
@@ -359,7 +359,7 @@ static size_t s_msg_bytes(const kg_msg_t *msg)
     return n;
 }
 
-static void s_keep(kg_chan_session_t *sess, kg_channel_t ch, const kg_msg_t *msg)
+static void s_keep(kg_chan_session_t *sess, jp_channel_t ch, const jp_msg_t *msg)
 {
     s_item_t *item = calloc(1, sizeof *item);
     if (item && (item->msg = s_msg_share(msg)) && zlistx_add_end(sess->kept, item)) {
@@ -382,7 +382,7 @@ static void s_keep(kg_chan_session_t *sess, kg_channel_t ch, const kg_msg_t *msg
 
 /* Send to the session's WebSocket, or keep it while there is none. enc caches the encodings of
  * one message across the sessions it is fanned out to (may be NULL). */
-static void s_deliver(kg_chan_session_t *sess, kg_channel_t ch, const kg_msg_t *msg, s_encoded_t *enc)
+static void s_deliver(kg_chan_session_t *sess, jp_channel_t ch, const jp_msg_t *msg, s_encoded_t *enc)
 {
     if (sess->doomed)
         return;
@@ -398,13 +398,13 @@ static void s_deliver(kg_chan_session_t *sess, kg_channel_t ch, const kg_msg_t *
         e->done[f] = true;
         if (sess->v1) {
             e->binary[f] = true;
-            e->failed[f] = s_encode_v1(msg, kg_channel_name(ch), &e->data[f]) < 0;
+            e->failed[f] = s_encode_v1(msg, jp_channel_name(ch), &e->data[f]) < 0;
         } else {
-            e->failed[f] = s_encode_default(msg, kg_channel_name(ch), &e->data[f], &e->binary[f]) < 0;
+            e->failed[f] = s_encode_default(msg, jp_channel_name(ch), &e->data[f], &e->binary[f]) < 0;
         }
     }
     if (e->failed[f]) {
-        cb_warn("jupyter api: could not encode a %s message for a WebSocket", kg_msg_type(msg));
+        cb_warn("jupyter api: could not encode a %s message for a WebSocket", jp_msg_type(msg));
     } else if (http_ws_send(sess->ws, e->data[f].data, e->data[f].len, e->binary[f]) < 0) {
         /* The connection is closing (on_close follows): keep what comes meanwhile. */
         sess->ws_failed = true;
@@ -569,10 +569,10 @@ static kg_chan_session_t *s_session_new(kg_api_kernel_t *ak, const char *session
         snprintf(routing_id, sizeof routing_id, "%s", zuuid_str_canonical(uuid));
     zuuid_destroy(&uuid);
     for (int i = 0; i < 3 && rc == 0; i++) {
-        kg_channel_t ch = s_sock_channel[i];
+        jp_channel_t ch = s_sock_channel[i];
         zsock_t *s = sess->socks[i] = zsock_new(ZMQ_DEALER);
         if (!s) {
-            rc = cb_error_fail(err, CB_ERR_SYSTEM, "create a %s socket", kg_channel_name(ch));
+            rc = cb_error_fail(err, CB_ERR_SYSTEM, "create a %s socket", jp_channel_name(ch));
             break;
         }
         zsock_set_linger(s, 0);
@@ -580,9 +580,9 @@ static kg_chan_session_t *s_session_new(kg_api_kernel_t *ak, const char *session
         zsock_set_reconnect_ivl(s, 10);
         kg_socket_limits(s, api->gw->cfg.max_message_bytes);
         zsock_set_identity(s, routing_id); /* shared: input_request goes to the shell's identity */
-        kg_conninfo_endpoint(&k->ci, ch, sess->endpoints[i], sizeof sess->endpoints[i]);
+        jp_conninfo_endpoint(&k->ci, ch, sess->endpoints[i], sizeof sess->endpoints[i]);
         if (zsock_connect(s, "%s", sess->endpoints[i]) < 0)
-            rc = cb_error_fail(err, CB_ERR_SYSTEM, "connect %s to the kernel", kg_channel_name(ch));
+            rc = cb_error_fail(err, CB_ERR_SYSTEM, "connect %s to the kernel", jp_channel_name(ch));
     }
     for (int i = 0; i < 3 && rc == 0; i++) {
         if (zloop_reader(api->gw->loop, sess->socks[i], s_on_dealer, sess) < 0)
@@ -619,39 +619,39 @@ static int s_on_dealer(zloop_t *loop, zsock_t *sock, void *arg)
         if (!raw)
             break;
         kg_kernel_t *k = sess->ak->kernel;
-        kg_wire_status_t status;
-        kg_msg_t *msg = kg_wire_decode(&raw, k->signer, k->replay, &status);
+        jp_wire_status_t status;
+        jp_msg_t *msg = jp_wire_decode(&raw, k->signer, k->replay, &status);
         if (!msg) {
             kg_gateway_count_rejected(gw, status, false);
-            cb_debug("jupyter api: dropped a %s frame from kernel %.8s: %s", kg_channel_name(s_sock_channel[i]),
-                     k->id, kg_wire_status_name(status));
+            cb_debug("jupyter api: dropped a %s frame from kernel %.8s: %s", jp_channel_name(s_sock_channel[i]),
+                     k->id, jp_wire_status_name(status));
             zmsg_destroy(&raw);
             continue;
         }
         kg_kernel_touch(k);
         s_deliver(sess, s_sock_channel[i], msg, NULL);
-        kg_msg_destroy(&msg);
+        jp_msg_destroy(&msg);
     }
     return kg_gateway_handler_result(gw);
 }
 
-void kg_channels_on_iopub(kg_api_kernel_t *ak, const kg_msg_t *msg)
+void kg_channels_on_iopub(kg_api_kernel_t *ak, const jp_msg_t *msg)
 {
     if (zlistx_size(ak->sessions) == 0)
         return;
     s_encoded_t enc = {0};
     for (kg_chan_session_t *sess = zlistx_first(ak->sessions); sess; sess = zlistx_next(ak->sessions))
-        s_deliver(sess, KG_CH_IOPUB, msg, &enc);
+        s_deliver(sess, JP_CH_IOPUB, msg, &enc);
     s_encoded_free(&enc);
 }
 
 /* An iopub status message of our own, as jupyter_server sends for restarts and deaths. */
 static void s_send_status(kg_api_kernel_t *ak, const char *state)
 {
-    kg_msg_t *msg = kg_msg_new("status", ak->kernel->session, NULL, json_pack("{s:s}", "execution_state", state));
+    jp_msg_t *msg = jp_msg_new("status", ak->kernel->session, NULL, json_pack("{s:s}", "execution_state", state));
     if (msg)
         kg_channels_on_iopub(ak, msg);
-    kg_msg_destroy(&msg);
+    jp_msg_destroy(&msg);
 }
 
 static void s_release_held(kg_api_kernel_t *ak);
@@ -690,19 +690,19 @@ size_t kg_channels_connections(const kg_api_kernel_t *ak)
 /* ---- client to kernel ----------------------------------------------------------------------- */
 
 /* A reply of our own on the session's WebSocket, parented to the client's request. */
-static void s_reply(kg_chan_session_t *sess, kg_channel_t ch, json_t *request_header, const char *type,
+static void s_reply(kg_chan_session_t *sess, jp_channel_t ch, json_t *request_header, const char *type,
                     json_t *content)
 {
-    kg_msg_t *reply = kg_msg_new(type, sess->ak->kernel->session, request_header, content);
+    jp_msg_t *reply = jp_msg_new(type, sess->ak->kernel->session, request_header, content);
     if (reply)
         s_deliver(sess, ch, reply, NULL);
-    kg_msg_destroy(&reply);
+    jp_msg_destroy(&reply);
 }
 
 /* A shutdown_request never reaches the kernel: the kernel would exit and the gateway would take
  * it for a death. On a kernel the API started it is done here (delete, or restart); anyone
  * else's kernel is not the client's to end. */
-static void s_shutdown_request(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_t *m)
+static void s_shutdown_request(kg_chan_session_t *sess, jp_channel_t ch, jp_msg_t *m)
 {
     kg_api_kernel_t *ak = sess->ak;
     bool restart = json_is_true(json_object_get(m->content, "restart"));
@@ -725,14 +725,14 @@ static void s_shutdown_request(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_
     }
 }
 
-static void s_to_kernel(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_t *m)
+static void s_to_kernel(kg_chan_session_t *sess, jp_channel_t ch, jp_msg_t *m)
 {
     kg_kernel_t *k = sess->ak->kernel;
     int i = 0;
     while (s_sock_channel[i] != ch)
         i++;
-    if (kg_wire_send(sess->socks[i], m, k->signer) < 0)
-        cb_warn("jupyter api: could not send a %s to kernel %.8s: %s", kg_msg_type(m), k->id, zmq_strerror(errno));
+    if (jp_wire_send(sess->socks[i], m, k->signer) < 0)
+        cb_warn("jupyter api: could not send a %s to kernel %.8s: %s", jp_msg_type(m), k->id, zmq_strerror(errno));
     else {
         kg_kernel_touch(k);
         if (k->sandbox)
@@ -746,12 +746,12 @@ static void s_to_kernel(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_t *m)
  * restarting would lose them with the old process. At most S_HELD_MAX wait per session. */
 #define S_HELD_MAX 1000
 
-static void s_hold(kg_chan_session_t *sess, kg_channel_t ch, kg_msg_t **m_p)
+static void s_hold(kg_chan_session_t *sess, jp_channel_t ch, jp_msg_t **m_p)
 {
     s_item_t *item = zlistx_size(sess->held) < S_HELD_MAX ? calloc(1, sizeof *item) : NULL;
     if (!item || !zlistx_add_end(sess->held, item)) {
         cb_warn("jupyter api: dropped a %s for kernel %.8s: %d messages already wait for it to be ready",
-                kg_msg_type(*m_p), sess->ak->id, S_HELD_MAX);
+                jp_msg_type(*m_p), sess->ak->id, S_HELD_MAX);
         free(item);
         return;
     }
@@ -765,22 +765,22 @@ static void s_client_message(kg_chan_session_t *sess, const void *data, size_t l
     kg_api_kernel_t *ak = sess->ak;
     kg_kernel_t *k = ak->kernel;
     const char *why = NULL;
-    kg_channel_t ch = KG_CH_COUNT;
-    kg_msg_t *m = s_decode(data, len, binary, sess->v1, &ch, &why);
+    jp_channel_t ch = JP_CH_COUNT;
+    jp_msg_t *m = s_decode(data, len, binary, sess->v1, &ch, &why);
     if (!m) {
         ak->api->gw->counters.malformed_messages++;
         cb_info("jupyter api: dropped a message from a WebSocket on kernel %.8s: %s", ak->id, why);
         return;
     }
-    cb_debug("jupyter api: %s on %s from a WebSocket on kernel %.8s%s", kg_msg_type(m), kg_channel_name(ch), ak->id,
+    cb_debug("jupyter api: %s on %s from a WebSocket on kernel %.8s%s", jp_msg_type(m), jp_channel_name(ch), ak->id,
              kg_kernel_is_ready(k) ? "" : " (held until the kernel is ready)");
-    if (strcmp(kg_msg_type(m), "shutdown_request") == 0)
+    if (strcmp(jp_msg_type(m), "shutdown_request") == 0)
         s_shutdown_request(sess, ch, m);
     else if (!kg_kernel_is_ready(k) || zlistx_size(sess->held) > 0)
         s_hold(sess, ch, &m);
     else
         s_to_kernel(sess, ch, m);
-    kg_msg_destroy(&m);
+    jp_msg_destroy(&m);
 }
 
 /* The kernel is ready (again): what its clients sent meanwhile goes now, in order. */
@@ -859,13 +859,13 @@ void kg_channels_on_ws(http_ws_t *ws, void *arg)
 
 /* ---- the codec, named for the fuzz harness (channels_codec.h) ------------------------------ */
 
-kg_msg_t *kg_channels_decode(const void *data, size_t len, bool binary, bool v1, kg_channel_t *ch,
+jp_msg_t *kg_channels_decode(const void *data, size_t len, bool binary, bool v1, jp_channel_t *ch,
                              const char **why)
 {
     return s_decode(data, len, binary, v1, ch, why);
 }
 
-int kg_channels_encode(const kg_msg_t *msg, const char *channel, bool v1, cb_buf_t *out, bool *binary)
+int kg_channels_encode(const jp_msg_t *msg, const char *channel, bool v1, cb_buf_t *out, bool *binary)
 {
     *binary = true;
     return v1 ? s_encode_v1(msg, channel, out) : s_encode_default(msg, channel, out, binary);

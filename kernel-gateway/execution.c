@@ -232,7 +232,7 @@ static void s_update_display(kg_execution_t *x, json_t *content)
     }
 }
 
-static void s_answer_input(kg_execution_t *x, const kg_msg_t *request)
+static void s_answer_input(kg_execution_t *x, const jp_msg_t *request)
 {
     kg_kernel_t *k = x->kernel;
     if (!x->stdin_next || !*x->stdin_next) {
@@ -251,13 +251,13 @@ static void s_answer_input(kg_execution_t *x, const kg_msg_t *request)
     size_t len = end ? (size_t)(end - x->stdin_next) : strlen(x->stdin_next);
     json_t *value = json_stringn(x->stdin_next, len);
     x->stdin_next += len + (end ? 1 : 0);
-    kg_msg_t *reply = kg_msg_new("input_reply", k->session, request->header,
+    jp_msg_t *reply = jp_msg_new("input_reply", k->session, request->header,
                                  json_pack("{s:o}", "value", value ? value : json_string("")));
     if (reply) { /* echo the request's routing frames: stdin is a ROUTER on the kernel's side */
         zmsg_destroy(&reply->idents);
         reply->idents = zmsg_dup(request->idents);
     }
-    kg_kernel_send(k, KG_CH_STDIN, &reply);
+    kg_kernel_send(k, JP_CH_STDIN, &reply);
 }
 
 static void s_send_interrupt(kg_execution_t *x);
@@ -276,11 +276,11 @@ static void s_send_barrier(kg_execution_t *x)
 {
     if (x->barrier_id[0])
         return;
-    kg_msg_t *msg = kg_msg_new("kernel_info_request", x->kernel->session, NULL, NULL);
+    jp_msg_t *msg = jp_msg_new("kernel_info_request", x->kernel->session, NULL, NULL);
     if (!msg)
         return; /* the grace timer still ends it */
-    snprintf(x->barrier_id, sizeof x->barrier_id, "%s", kg_msg_id(msg));
-    if (kg_kernel_send(x->kernel, KG_CH_SHELL, &msg) < 0)
+    snprintf(x->barrier_id, sizeof x->barrier_id, "%s", jp_msg_id(msg));
+    if (kg_kernel_send(x->kernel, JP_CH_SHELL, &msg) < 0)
         x->barrier_id[0] = '\0';
 }
 
@@ -296,15 +296,15 @@ static void s_dropped_by_kernel(kg_execution_t *x)
     s_finish(x);
 }
 
-void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t *msg)
+void kg_execution_on_message(kg_execution_t *x, jp_channel_t ch, const jp_msg_t *msg)
 {
-    const char *type = kg_msg_type(msg);
+    const char *type = jp_msg_type(msg);
     json_t *content = msg->content;
     const char *output_kind = NULL;
 
-    if (ch == KG_CH_SHELL) {
+    if (ch == JP_CH_SHELL) {
         if (strcmp(type, "kernel_info_reply") == 0 && x->barrier_id[0] && !x->got_reply &&
-            strcmp(kg_msg_parent_id(msg), x->barrier_id) == 0) {
+            strcmp(jp_msg_parent_id(msg), x->barrier_id) == 0) {
             s_dropped_by_kernel(x);
             return;
         }
@@ -323,7 +323,7 @@ void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t 
             x->error = json_pack("{s:O*, s:O*, s:O*}", "ename", json_object_get(content, "ename"),
                                  "evalue", json_object_get(content, "evalue"), "traceback",
                                  json_object_get(content, "traceback"));
-    } else if (ch == KG_CH_STDIN) {
+    } else if (ch == JP_CH_STDIN) {
         if (strcmp(type, "input_request") != 0)
             return;
         output_kind = "input_request";
@@ -511,7 +511,7 @@ void kg_execution_begin(kg_execution_t *x)
     /* stop_on_error is off: the gateway keeps its own queue and sends one request at a time, so
      * the kernel never holds queued cells to abort. With it on, ipykernel aborts any request
      * that arrives in the moment after an error, which would be our next, unrelated one. */
-    kg_msg_t *msg = kg_msg_new(
+    jp_msg_t *msg = jp_msg_new(
         "execute_request", k->session, NULL,
         json_pack("{s:s, s:b, s:b, s:{}, s:b, s:b}", "code", x->code, "silent", x->opts.silent,
                   "store_history", history, "user_expressions", "allow_stdin",
@@ -519,13 +519,13 @@ void kg_execution_begin(kg_execution_t *x)
     x->state = KG_X_RUNNING;
     x->started_us = cb_now_us();
     if (!msg || !msg->content) {
-        kg_msg_destroy(&msg);
+        jp_msg_destroy(&msg);
         s_fail_soon(x, "Could not build the execute request.");
         return;
     }
-    snprintf(x->msg_id, sizeof x->msg_id, "%s", kg_msg_id(msg));
+    snprintf(x->msg_id, sizeof x->msg_id, "%s", jp_msg_id(msg));
     x->interrupts_before = k->interrupts;
-    if (kg_kernel_send(k, KG_CH_SHELL, &msg) < 0) {
+    if (kg_kernel_send(k, JP_CH_SHELL, &msg) < 0) {
         s_fail_soon(x, "Could not send the execute request to the kernel.");
         return;
     }

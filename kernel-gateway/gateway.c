@@ -326,7 +326,7 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
     self->runtime_dir = self->cfg.runtime_dir ? strdup(self->cfg.runtime_dir)
                                               : s_default_runtime_dir();
     self->kernels_dir = self->cfg.kernels_dir ? strdup(self->cfg.kernels_dir)
-                                              : kg_kernelspec_project_dir();
+                                              : jp_kernelspec_project_dir();
     self->templates_dir = self->cfg.templates_dir ? strdup(self->cfg.templates_dir)
                                                   : kg_template_project_dir();
     self->state_dir = self->cfg.state_dir ? strdup(self->cfg.state_dir) : s_default_state_dir();
@@ -357,7 +357,7 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
         kg_gateway_destroy(&self);
         return NULL;
     }
-    if (!self->cfg.no_sandbox && self->cfg.transport == KG_TRANSPORT_TCP) {
+    if (!self->cfg.no_sandbox && self->cfg.transport == JP_TRANSPORT_TCP) {
         cb_error_fail(err, CB_ERR_INVALID,
                       "tcp kernel sockets cannot reach into a sandbox (it has its own loopback); "
                       "use ipc, or run without sandboxes");
@@ -491,15 +491,15 @@ void kg_gateway_remove_kernel(kg_gateway_t *gw, kg_kernel_t *kernel)
     gw->no_kernels = zhashx_size(gw->kernels) == 0;
 }
 
-void kg_gateway_count_rejected(kg_gateway_t *gw, kg_wire_status_t status, bool from_proxy)
+void kg_gateway_count_rejected(kg_gateway_t *gw, jp_wire_status_t status, bool from_proxy)
 {
     if (from_proxy)
         gw->counters.proxy_dropped++;
     switch (status) {
-    case KG_WIRE_BAD_SIGNATURE:
+    case JP_WIRE_BAD_SIGNATURE:
         gw->counters.bad_signatures++;
         break;
-    case KG_WIRE_REPLAYED:
+    case JP_WIRE_REPLAYED:
         gw->counters.replayed_signatures++;
         break;
     default:

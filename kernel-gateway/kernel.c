@@ -6,9 +6,9 @@
  * kernel_info_request. In a sandbox the kernel's directory lives in the sandbox's /run/cellblock,
  * a tmpfs code inside can write, so the gateway touches it only through fds (cb_openat_beneath,
  * sbx_run_mkdir, sbx_run_write, cb_rm_tree_at) and its connection file names the inside paths.
- * The kernel's sockets are reached through fixed fd numbers (see connfile.c): after each start
- * a short timer looks for the five sockets beneath the directory's fd, checks each is a socket
- * of the sandbox user on that filesystem, and dup3s it over its channel's fd. The kernel
+ * The kernel's sockets are reached through fixed fd numbers (see jupyter/connfile.c): after each
+ * start a short timer looks for the five sockets beneath the directory's fd, checks each is a
+ * socket of the sandbox user on that filesystem, and dup3s it over its channel's fd. The kernel
  * is ready once a kernel_info_reply has come back AND something has arrived on iopub: a SUB
  * socket misses what was published before its subscription took (the slow joiner), so while
  * iopub is silent kernel_info is sent again.
@@ -112,7 +112,7 @@ void kg_kernel_unlisten(kg_kernel_t *k, void *arg)
 
 /* Tell every listener of an event (msg NULL) or an iopub message. Indexes, not pointers: a
  * callback may add listeners (the array may move) or blank slots. */
-static void s_notify(kg_kernel_t *k, kg_kernel_event_t event, const char *detail, const kg_msg_t *msg)
+static void s_notify(kg_kernel_t *k, kg_kernel_event_t event, const char *detail, const jp_msg_t *msg)
 {
     k->listeners_busy++;
     for (size_t i = 0; i < k->n_listeners; i++) {
@@ -182,7 +182,7 @@ static int s_on_socket(zloop_t *loop, zsock_t *sock, void *arg);
 static void s_close_sockets(kg_kernel_t *k)
 {
     s_timer_cancel(k, &k->search_timer);
-    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+    for (int ch = 0; ch < JP_CH_COUNT; ch++) {
         if (k->socks[ch]) {
             zloop_reader_end(k->gw->loop, k->socks[ch]);
             zsock_destroy(&k->socks[ch]);
@@ -192,7 +192,7 @@ static void s_close_sockets(kg_kernel_t *k)
 
 /* Put a placeholder behind the channel's fixed fd number: connects to it are refused (it is no
  * socket) and ZMQ retries. Creates the number on the first call. */
-static int s_sock_fd_reset(kg_kernel_t *k, kg_channel_t ch)
+static int s_sock_fd_reset(kg_kernel_t *k, jp_channel_t ch)
 {
     cleanup_close int null = open("/dev/null", O_PATH | O_CLOEXEC);
     if (null < 0)
@@ -210,11 +210,11 @@ static int s_sock_fd_reset(kg_kernel_t *k, kg_channel_t ch)
  * reaches it. */
 static void s_find_sockets(kg_kernel_t *k)
 {
-    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+    for (int ch = 0; ch < JP_CH_COUNT; ch++) {
         if (k->socks_found & (1u << ch))
             continue;
         char name[16];
-        kg_conninfo_socket_name(&k->ci, (kg_channel_t)ch, name, sizeof name);
+        jp_conninfo_socket_name(&k->ci, (jp_channel_t)ch, name, sizeof name);
         cleanup_close int fd = cb_openat_beneath(k->dir_fd, name, O_PATH, 0);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_dev != k->dir_dev ||
@@ -229,7 +229,7 @@ static int s_on_socket_search(zloop_t *loop, int timer_id, void *arg)
 {
     kg_kernel_t *k = arg;
     s_find_sockets(k);
-    if (k->socks_found == (1u << KG_CH_COUNT) - 1)
+    if (k->socks_found == (1u << JP_CH_COUNT) - 1)
         s_timer_cancel(k, &k->search_timer);
     return kg_gateway_handler_result(k->gw);
 }
@@ -238,14 +238,14 @@ static int s_on_socket_search(zloop_t *loop, int timer_id, void *arg)
  * gone (the search must find only what the new process binds), and the search on. */
 static int s_sockets_await(kg_kernel_t *k, cb_error_t *err)
 {
-    if (k->ci.transport != KG_TRANSPORT_IPC)
+    if (k->ci.transport != JP_TRANSPORT_IPC)
         return 0;
     k->socks_found = 0;
-    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+    for (int ch = 0; ch < JP_CH_COUNT; ch++) {
         char name[16];
-        kg_conninfo_socket_name(&k->ci, (kg_channel_t)ch, name, sizeof name);
-        if (s_sock_fd_reset(k, (kg_channel_t)ch) < 0)
-            return cb_error_make(err, errno, "prepare the %s socket", kg_channel_name(ch));
+        jp_conninfo_socket_name(&k->ci, (jp_channel_t)ch, name, sizeof name);
+        if (s_sock_fd_reset(k, (jp_channel_t)ch) < 0)
+            return cb_error_make(err, errno, "prepare the %s socket", jp_channel_name(ch));
         unlinkat(k->dir_fd, name, 0); /* never follows; what is there is the sandbox's own */
     }
     s_timer_cancel(k, &k->search_timer);
@@ -255,31 +255,42 @@ static int s_sockets_await(kg_kernel_t *k, cb_error_t *err)
     return 0;
 }
 
+/* The gateway's policy for sockets that talk to a kernel (kg_private.h), not the protocol's:
+ * it lives here rather than in jupyter/connfile.c, beside the sockets it is set on. */
+void kg_socket_limits(zsock_t *sock, int64_t max_msg_bytes)
+{
+    if (max_msg_bytes <= 0)
+        max_msg_bytes = KG_MAX_MESSAGE_BYTES_DEFAULT;
+    /* ZMQ_MAXMSGSIZE is an int64 option; czmq's setter takes an int, enough for 2 GiB - 1. */
+    zsock_set_maxmsgsize(sock, (int)(max_msg_bytes > INT_MAX ? INT_MAX : max_msg_bytes));
+    zsock_set_rcvhwm(sock, KG_KERNEL_RCVHWM);
+}
+
 static int s_open_sockets(kg_kernel_t *k, cb_error_t *err)
 {
-    static const int types[KG_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
+    static const int types[JP_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
     if (s_sockets_await(k, err) < 0)
         return -1;
-    for (int ch = 0; ch < KG_CH_COUNT; ch++) {
+    for (int ch = 0; ch < JP_CH_COUNT; ch++) {
         zsock_t *s = zsock_new(types[ch]);
         if (!s) {
             s_close_sockets(k);
-            return cb_error_fail(err, CB_ERR_SYSTEM, "create %s socket", kg_channel_name(ch));
+            return cb_error_fail(err, CB_ERR_SYSTEM, "create %s socket", jp_channel_name(ch));
         }
         k->socks[ch] = s;
         zsock_set_linger(s, 0);
         zsock_set_reconnect_ivl(s, 10); /* the kernel binds moments after we connect */
         kg_socket_limits(s, k->gw->cfg.max_message_bytes);
-        if (ch == KG_CH_SHELL || ch == KG_CH_STDIN)
+        if (ch == JP_CH_SHELL || ch == JP_CH_STDIN)
             zsock_set_identity(s, k->session); /* stdin must share shell's identity */
-        if (ch == KG_CH_IOPUB)
+        if (ch == JP_CH_IOPUB)
             zsock_set_subscribe(s, "");
         char endpoint[PATH_MAX];
-        kg_conninfo_endpoint(&k->ci, ch, endpoint, sizeof endpoint);
+        jp_conninfo_endpoint(&k->ci, ch, endpoint, sizeof endpoint);
         if (zsock_connect(s, "%s", endpoint) < 0 ||
             zloop_reader(k->gw->loop, s, s_on_socket, k) < 0) {
             s_close_sockets(k);
-            return cb_error_fail(err, CB_ERR_SYSTEM, "connect %s to %s", kg_channel_name(ch),
+            return cb_error_fail(err, CB_ERR_SYSTEM, "connect %s to %s", jp_channel_name(ch),
                                  endpoint);
         }
         zloop_reader_set_tolerant(k->gw->loop, s);
@@ -287,27 +298,27 @@ static int s_open_sockets(kg_kernel_t *k, cb_error_t *err)
     return 0;
 }
 
-int kg_kernel_send(kg_kernel_t *k, kg_channel_t ch, kg_msg_t **msg_p)
+int kg_kernel_send(kg_kernel_t *k, jp_channel_t ch, jp_msg_t **msg_p)
 {
     int rc = -1;
     if (*msg_p && k->socks[ch])
-        rc = kg_wire_send(k->socks[ch], *msg_p, k->signer);
+        rc = jp_wire_send(k->socks[ch], *msg_p, k->signer);
     if (rc == 0)
         kg_kernel_touch(k);
-    kg_msg_destroy(msg_p);
+    jp_msg_destroy(msg_p);
     return rc;
 }
 
-static void s_send_request(kg_kernel_t *k, kg_channel_t ch, const char *type, json_t *content)
+static void s_send_request(kg_kernel_t *k, jp_channel_t ch, const char *type, json_t *content)
 {
-    kg_msg_t *msg = kg_msg_new(type, k->session, NULL, content);
+    jp_msg_t *msg = jp_msg_new(type, k->session, NULL, content);
     if (kg_kernel_send(k, ch, &msg) < 0)
         cb_debug("kernel %.8s: could not send %s", k->id, type);
 }
 
 /* ---- readiness --------------------------------------------------------------------------- */
 
-static void s_send_kernel_info(kg_kernel_t *k) { s_send_request(k, KG_CH_SHELL, "kernel_info_request", NULL); }
+static void s_send_kernel_info(kg_kernel_t *k) { s_send_request(k, JP_CH_SHELL, "kernel_info_request", NULL); }
 
 static int s_on_nudge(zloop_t *loop, int timer_id, void *arg)
 {
@@ -415,10 +426,10 @@ static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
             s_stop_process(k, KG_AFTER_EXIT_DIED, false);
         return kg_gateway_handler_result(k->gw);
     }
-    if (!k->hb_waiting && k->socks[KG_CH_HB]) {
+    if (!k->hb_waiting && k->socks[JP_CH_HB]) {
         /* An empty delimiter first, so both REP and ROUTER-echo heartbeats answer. */
-        zstr_sendm(k->socks[KG_CH_HB], "");
-        zstr_send(k->socks[KG_CH_HB], "ping");
+        zstr_sendm(k->socks[JP_CH_HB], "");
+        zstr_send(k->socks[JP_CH_HB], "ping");
         k->hb_waiting = true;
     }
     return kg_gateway_handler_result(k->gw);
@@ -426,10 +437,10 @@ static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
 
 /* ---- message routing --------------------------------------------------------------------- */
 
-static void s_dispatch(kg_kernel_t *k, kg_channel_t ch, const kg_msg_t *msg)
+static void s_dispatch(kg_kernel_t *k, jp_channel_t ch, const jp_msg_t *msg)
 {
-    const char *type = kg_msg_type(msg);
-    if (ch == KG_CH_IOPUB) {
+    const char *type = jp_msg_type(msg);
+    if (ch == JP_CH_IOPUB) {
         k->iopub_seen = true;
         if (strcmp(type, "status") == 0 && s_is_ready_state(k->state)) {
             const char *st = json_string_value(json_object_get(msg->content, "execution_state"));
@@ -441,16 +452,16 @@ static void s_dispatch(kg_kernel_t *k, kg_channel_t ch, const kg_msg_t *msg)
         if (k->n_listeners)
             s_notify(k, KG_EVENT_READY, NULL, msg);
         s_check_ready(k);
-    } else if (ch == KG_CH_SHELL && strcmp(type, "kernel_info_reply") == 0) {
+    } else if (ch == JP_CH_SHELL && strcmp(type, "kernel_info_reply") == 0) {
         k->info_replied = true;
         s_check_ready(k);
-        if (!k->running || !kg_execution_owns(k->running, kg_msg_parent_id(msg)))
+        if (!k->running || !kg_execution_owns(k->running, jp_msg_parent_id(msg)))
             return; /* else the running execution's barrier (execution.c) */
-    } else if (ch == KG_CH_CONTROL) {
+    } else if (ch == JP_CH_CONTROL) {
         cb_debug("kernel %.8s: %s on control", k->id, type);
         return;
     }
-    if (k->running && kg_execution_owns(k->running, kg_msg_parent_id(msg)))
+    if (k->running && kg_execution_owns(k->running, jp_msg_parent_id(msg)))
         kg_execution_on_message(k->running, ch, msg);
 }
 
@@ -458,35 +469,35 @@ static int s_on_socket(zloop_t *loop, zsock_t *sock, void *arg)
 {
     kg_kernel_t *k = arg;
     kg_gateway_t *gw = k->gw;
-    kg_channel_t ch = KG_CH_COUNT;
-    for (int i = 0; i < KG_CH_COUNT; i++)
+    jp_channel_t ch = JP_CH_COUNT;
+    for (int i = 0; i < JP_CH_COUNT; i++)
         if (k->socks[i] == sock)
-            ch = (kg_channel_t)i;
+            ch = (jp_channel_t)i;
     /* Drain what is waiting (bounded, for fairness between kernels). */
-    for (int budget = 64; budget > 0 && ch < KG_CH_COUNT && k->socks[ch] == sock; budget--) {
+    for (int budget = 64; budget > 0 && ch < JP_CH_COUNT && k->socks[ch] == sock; budget--) {
         if (!(zsock_events(sock) & ZMQ_POLLIN))
             break;
         zmsg_t *raw = zmsg_recv(sock);
         if (!raw)
             break;
-        if (ch == KG_CH_HB) {
+        if (ch == JP_CH_HB) {
             k->hb_waiting = false;
             k->hb_misses = 0;
             zmsg_destroy(&raw);
             continue;
         }
-        kg_wire_status_t status;
-        kg_msg_t *msg = kg_wire_decode(&raw, k->signer, k->replay, &status);
+        jp_wire_status_t status;
+        jp_msg_t *msg = jp_wire_decode(&raw, k->signer, k->replay, &status);
         if (!msg) {
             kg_gateway_count_rejected(gw, status, false);
-            cb_debug("kernel %.8s: dropped a %s frame: %s", k->id, kg_channel_name(ch),
-                     kg_wire_status_name(status));
+            cb_debug("kernel %.8s: dropped a %s frame: %s", k->id, jp_channel_name(ch),
+                     jp_wire_status_name(status));
             zmsg_destroy(&raw);
             continue;
         }
         kg_kernel_touch(k);
         s_dispatch(k, ch, msg);
-        kg_msg_destroy(&msg);
+        jp_msg_destroy(&msg);
     }
     return kg_gateway_handler_result(gw);
 }
@@ -647,8 +658,8 @@ static void s_stop_process(kg_kernel_t *k, kg_after_exit_t after, bool graceful)
     if (k->stop_step == 3 || (k->stop_step && graceful))
         return; /* already on its way out */
     s_timer_cancel(k, &k->stop_timer);
-    if (graceful && k->socks[KG_CH_CONTROL]) {
-        s_send_request(k, KG_CH_CONTROL, "shutdown_request",
+    if (graceful && k->socks[JP_CH_CONTROL]) {
+        s_send_request(k, JP_CH_CONTROL, "shutdown_request",
                        json_pack("{s:b}", "restart", after == KG_AFTER_EXIT_RESPAWN));
         k->stop_step = 1;
         k->stop_timer =
@@ -703,13 +714,13 @@ static void s_free(kg_gateway_t *gw, void *arg)
     if (k->sandbox && k->sandbox->for_one_kernel)
         kg_sandbox_destroy(&k->sandbox);
     free(k->conn_path_inside);
-    kg_kernelspec_destroy(&k->spec);
+    jp_kernelspec_destroy(&k->spec);
     cb_strv_free(k->extra_env);
     free(k->cwd);
     free(k->run_dir);
     /* Every ZMQ socket naming them is closed by now (ours, the attach proxy's, and those of
      * channels sessions, disconnected when they were doomed): the numbers may be reused. */
-    for (int ch = 0; ch < KG_CH_COUNT; ch++)
+    for (int ch = 0; ch < JP_CH_COUNT; ch++)
         if (k->ci.sock_fd[ch] >= 0)
             close(k->ci.sock_fd[ch]);
     if (k->dir_fd >= 0)
@@ -720,8 +731,8 @@ static void s_free(kg_gateway_t *gw, void *arg)
     free(k->state_lost_reason);
     free(k->startup_code);
     cb_buf_free(&k->output_line);
-    kg_signer_destroy(&k->signer);
-    kg_replay_destroy(&k->replay);
+    jp_signer_destroy(&k->signer);
+    jp_replay_destroy(&k->replay);
     zlistx_destroy(&k->queue);
     free(k->listeners);
     free(k);
@@ -857,7 +868,7 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     k->iopub_seen = false;
     if (s_write_connection_file(k, err) < 0 || s_open_sockets(k, err) < 0)
         return -1;
-    char **argv = kg_kernelspec_argv(k->spec, k->conn_path_inside);
+    char **argv = jp_kernelspec_argv(k->spec, k->conn_path_inside);
     argv = s_keep_on_exit(argv);
     char **env = s_build_env(k);
     int out[2] = {-1, -1};
@@ -912,7 +923,7 @@ static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opt
     k->output_fd = -1;
     k->ready_timer = k->nudge_timer = k->hb_timer = k->stop_timer = k->search_timer = -1;
     k->run_parent_fd = k->dir_fd = -1;
-    for (int ch = 0; ch < KG_CH_COUNT; ch++)
+    for (int ch = 0; ch < JP_CH_COUNT; ch++)
         k->ci.sock_fd[ch] = -1;
     zuuid_t *id = zuuid_new(), *session = zuuid_new();
     if (id && session) {
@@ -979,14 +990,14 @@ static int s_make_dir(kg_kernel_t *k, cb_error_t *err)
     k->conn_path_inside = cb_strdup_printf("%s/connection.json", seen);
     if (!k->run_dir || !k->conn_path_inside)
         return cb_error_make(err, ENOMEM, "new kernel");
-    return kg_conninfo_init(&k->ci, gw->cfg.transport, seen, k->spec->name, err);
+    return jp_conninfo_init(&k->ci, gw->cfg.transport, seen, k->spec->name, err);
 }
 
 /* Write connection.json beneath the kernel's directory, anew at every (re)start: whatever code in
  * the sandbox put under that name is unlinked, never followed, and the file is created O_EXCL. */
 static int s_write_connection_file(kg_kernel_t *k, cb_error_t *err)
 {
-    cleanup_free char *text = kg_conninfo_json(&k->ci, err);
+    cleanup_free char *text = jp_conninfo_json(&k->ci, err);
     if (!text)
         return -1;
     if (k->sandbox)
@@ -1000,12 +1011,12 @@ kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_
     if (!opts)
         opts = &defaults;
     const char *name = opts->kernel_name ? opts->kernel_name : "python3";
-    kg_kernelspec_t *spec = kg_kernelspec_find(gw->kernels_dir, name, err);
+    jp_kernelspec_t *spec = jp_kernelspec_find(gw->kernels_dir, name, err);
     if (!spec)
         return NULL;
     kg_kernel_t *k = s_kernel_alloc(gw, opts, err);
     if (!k) {
-        kg_kernelspec_destroy(&spec);
+        jp_kernelspec_destroy(&spec);
         return NULL;
     }
     k->spec = spec;
@@ -1019,12 +1030,12 @@ kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_
         else
             rc = -1;
     }
-    k->replay = kg_replay_new(4096);
+    k->replay = jp_replay_new(4096);
     if (rc == 0 && !k->replay)
         rc = cb_error_make(err, ENOMEM, "new kernel");
     if (rc == 0)
         rc = s_make_dir(k, err);
-    if (rc == 0 && !(k->signer = kg_signer_new(k->ci.key, strlen(k->ci.key), err)))
+    if (rc == 0 && !(k->signer = jp_signer_new(k->ci.key, strlen(k->ci.key), err)))
         rc = -1;
     if (rc == 0)
         rc = s_start_process(k, err);
@@ -1060,8 +1071,8 @@ int kg_kernel_interrupt(kg_kernel_t *self, cb_error_t *err)
         return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is %s; nothing to interrupt",
                              self->id, kg_kernel_state_name(self->state));
     self->interrupts++;
-    if (self->spec->interrupt_mode == KG_INTERRUPT_MESSAGE) {
-        s_send_request(self, KG_CH_CONTROL, "interrupt_request", NULL);
+    if (self->spec->interrupt_mode == JP_INTERRUPT_MESSAGE) {
+        s_send_request(self, JP_CH_CONTROL, "interrupt_request", NULL);
         return 0;
     }
     if (kg_proc_signal(self->proc, SIGINT) < 0)

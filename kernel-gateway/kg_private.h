@@ -1,8 +1,8 @@
 /* kg_private.h (private): the structures the kernel-gateway's files share.
  *
  * gateway.c owns the loop and the registry of kernels; kernel.c a kernel's process, sockets and
- * lifecycle; execution.c the execute state machine; attach.c the proxy for external clients;
- * connfile.c connection info; wire.c the wire protocol. Only this module includes this header.
+ * lifecycle; execution.c the execute state machine; attach.c the proxy for external clients.
+ * Connection info and the wire protocol are jupyter/'s. Only this module includes this header.
  */
 #ifndef KG_PRIVATE_H
 #define KG_PRIVATE_H
@@ -10,49 +10,13 @@
 #include <limits.h>
 
 #include "cb/util.h"
+#include "jupyter/connfile.h"
+#include "jupyter/kernelspec.h"
+#include "jupyter/wire.h"
 #include "kg/kg.h"
 #include "sbx/sbx.h"
-#include "wire.h"
 
-/* ---- connection info (connfile.c) -------------------------------------------------------- */
-
-typedef enum { KG_CH_SHELL = 0, KG_CH_IOPUB, KG_CH_STDIN, KG_CH_CONTROL, KG_CH_HB, KG_CH_COUNT } kg_channel_t;
-
-#define KG_KEY_HEX_LEN 64 /* 32 random bytes, hex */
-
-typedef struct {
-    kg_transport_t transport;
-    char ip[PATH_MAX / 2];   /* tcp: "127.0.0.1"; ipc: the socket path prefix as the kernel sees
-                                it (in a sandbox "/run/cellblock/k-<id8>/k") */
-    int ports[KG_CH_COUNT];  /* tcp: port numbers; ipc: suffixes 1..5 */
-    int sock_fd[KG_CH_COUNT];/* ipc: the fd number each channel's endpoint names
-                                ("ipc:///proc/self/fd/N"), fixed for the kernel's life: a
-                                placeholder until the kernel's socket is found, then an O_PATH
-                                fd of it (kernel.c owns them and closes them when freed) */
-    char key[KG_KEY_HEX_LEN + 1];
-    char kernel_name[128];
-} kg_conninfo_t;
-
-const char *kg_channel_name(kg_channel_t ch);
-
-/* A fresh random key: KG_KEY_HEX_LEN hex digits and a NUL into out. */
-int kg_conninfo_new_key(char *out, cb_error_t *err);
-
-/* Fill ci for a new kernel: a fresh random key, and ipc paths in kernel_dir (as the kernel sees
- * it; the connection file names these) or free loopback TCP ports. sock_fd are all -1. */
-int kg_conninfo_init(kg_conninfo_t *ci, kg_transport_t transport, const char *kernel_dir,
-                     const char *kernel_name, cb_error_t *err);
-
-/* The endpoint every ZMQ socket of the gateway connects to for channel ch:
- * "ipc:///proc/self/fd/<sock_fd>" or "tcp://<ip>:<port>" into buf. The one place endpoints
- * are made. */
-void kg_conninfo_endpoint(const kg_conninfo_t *ci, kg_channel_t ch, char *buf, size_t size);
-
-/* The ipc socket's name in the kernel's directory ("k-<port>") into buf. */
-void kg_conninfo_socket_name(const kg_conninfo_t *ci, kg_channel_t ch, char *buf, size_t size);
-
-/* The Jupyter connection file's text. Caller owns return value; NULL with err. */
-char *kg_conninfo_json(const kg_conninfo_t *ci, cb_error_t *err);
+/* ---- socket limits (kernel.c) ---------------------------------------------------------- */
 
 /* What one kernel may make the gateway hold: every ZMQ socket that talks to a kernel gets a
  * maximum message size (kg_config_t.max_message_bytes, <= 0: the default; ZMQ refuses a bigger
@@ -284,7 +248,7 @@ void kg_gateway_remove_kernel(kg_gateway_t *gw, kg_kernel_t *kernel);
 void kg_gateway_note_layers(kg_gateway_t *gw, const sbx_layers_t *layers);
 
 /* Count a rejected frame in the counters under the right heading. */
-void kg_gateway_count_rejected(kg_gateway_t *gw, kg_wire_status_t status, bool from_proxy);
+void kg_gateway_count_rejected(kg_gateway_t *gw, jp_wire_status_t status, bool from_proxy);
 
 /* ---- kernels (kernel.c) ------------------------------------------------------------------ */
 
@@ -292,7 +256,7 @@ typedef struct kg_attach kg_attach_t;
 
 /* Listeners besides a kernel's one on_event (kg_kernel_set_events stays the owner's): the HTTP
  * API's channels hear the kernel's lifecycle events and every verified iopub message. */
-typedef void(kg_iopub_fn)(kg_kernel_t *kernel, const kg_msg_t *msg, void *arg);
+typedef void(kg_iopub_fn)(kg_kernel_t *kernel, const jp_msg_t *msg, void *arg);
 typedef struct {
     kg_kernel_event_fn *on_event; /* may be NULL */
     kg_iopub_fn *on_iopub;        /* may be NULL; msg borrowed for the call */
@@ -310,7 +274,7 @@ struct kg_kernel {
     kg_gateway_t *gw;
     char id[37];
     char session[37];
-    kg_kernelspec_t *spec;
+    jp_kernelspec_t *spec;
     char **extra_env; /* NULL-terminated copy of opts->env */
     char *cwd;
     kg_kernel_event_fn *on_event;
@@ -327,10 +291,10 @@ struct kg_kernel {
     int search_timer;      /* looks for the kernel's sockets after each (re)start, until found */
     unsigned socks_found;  /* bit ch: ci.sock_fd[ch] holds this start's socket */
     char *conn_path_inside;/* the path the kernel is given (its view of dir_name/connection.json) */
-    kg_conninfo_t ci;
-    kg_signer_t *signer;
-    kg_replay_t *replay;
-    zsock_t *socks[KG_CH_COUNT];
+    jp_conninfo_t ci;
+    jp_signer_t *signer;
+    jp_replay_t *replay;
+    zsock_t *socks[JP_CH_COUNT];
 
     kg_kernel_state_t state;
     kg_proc_t *proc; /* NULL when no process runs */
@@ -388,7 +352,7 @@ void kg_kernel_unlisten(kg_kernel_t *k, void *arg);
 void kg_kernel_touch(kg_kernel_t *k);
 
 /* Send a message on one of the kernel's channels. Takes ownership of *msg_p. */
-int kg_kernel_send(kg_kernel_t *k, kg_channel_t ch, kg_msg_t **msg_p);
+int kg_kernel_send(kg_kernel_t *k, jp_channel_t ch, jp_msg_t **msg_p);
 
 /* Queue an execution (kg_execute), last or (front) first; it starts when the kernel is ready
  * and free. */
@@ -416,7 +380,7 @@ void kg_kernel_restart_for(kg_kernel_t *k, const char *reason);
 void kg_execution_begin(kg_execution_t *x);
 
 /* Route a message whose parent is this execution. ch is the channel it arrived on. */
-void kg_execution_on_message(kg_execution_t *x, kg_channel_t ch, const kg_msg_t *msg);
+void kg_execution_on_message(kg_execution_t *x, jp_channel_t ch, const jp_msg_t *msg);
 
 /* The kernel's own startup code: silent, first in the queue, not counted, and it leaves the
  * state-lost note to the next real execution. Borrowed; valid until on_done returns. */

@@ -11,7 +11,7 @@
  * each name and sorts by name. kg_template_load() reads the file with a size cap, refuses unknown
  * fields at every level (a typo such as "memroy_mb" must not silently become "no limit"), checks
  * each value's type and range, and copies everything into the heap so a template outlives its
- * JSON. Names ([A-Za-z0-9._-], no leading '.', at most 64 bytes) can never climb out of a
+ * JSON. Names (the one rule of jupyter/catalog.h, kernelspecs' too) can never climb out of a
  * directory; file paths and sources are relative, without ".", ".." or empty components, so
  * neither the workspace path nor the source can leave its root. Sources are read at load time
  * (16 MiB each, 64 MiB for all files together), so a template that loads is complete: nothing
@@ -25,36 +25,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "catalog.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/paths.h"
 #include "cb/util.h"
+#include "jupyter/catalog.h"
 #include "kg/kg.h"
 
 #define S_MAX_TEMPLATE_BYTES (1024 * 1024)   /* the JSON file itself */
 #define S_MAX_FILE_BYTES (16 * 1024 * 1024)  /* each seeded file */
 #define S_MAX_FILES_TOTAL (64 * 1024 * 1024) /* all seeded files together */
-#define S_MAX_NAME_LEN 64
 #define S_MAX_PATH_LEN 255
 #define S_DEFAULT_KERNEL "python3"
 
 #define cleanup_template __attribute__((cleanup(kg_template_destroy)))
-
-/* Template and kernel names: [A-Za-z0-9._-]+, not starting with '.', at most 64 bytes. */
-static bool s_name_is_valid(const char *name)
-{
-    if (!name || !*name || name[0] == '.' || strlen(name) > S_MAX_NAME_LEN)
-        return false;
-    for (const char *p = name; *p; p++) {
-        char c = *p;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
 
 /* A relative path of at most 255 bytes whose components are neither empty, "." nor "..".
  * Returns NULL when it is fine, else why not. */
@@ -451,7 +435,7 @@ static int s_parse(json_t *root, const char *path, kg_template_t *t, cb_error_t 
         return -1;
     if (!t->description && !(t->description = strdup("")))
         return cb_error_make(err, ENOMEM, "%s: field 'description'", path);
-    if (t->kernel_name && !s_name_is_valid(t->kernel_name))
+    if (t->kernel_name && !jp_catalog_name_is_valid(t->kernel_name))
         return cb_error_fail(err, CB_ERR_INVALID,
                              "%s: field 'kernel': '%s' is not a valid kernelspec name (use only "
                              "letters, digits, '.', '_' and '-', not starting with '.', at most "
@@ -496,7 +480,7 @@ kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *
 {
     if (!path || !name)
         return cb_error_fail(err, CB_ERR_INVALID, "template: path and name are required"), NULL;
-    if (!s_name_is_valid(name))
+    if (!jp_catalog_name_is_valid(name))
         return cb_error_fail(err, CB_ERR_INVALID, "invalid template name '%s'", name), NULL;
     size_t len = 0;
     cleanup_free char *text = cb_read_file(path, S_MAX_TEMPLATE_BYTES, &len, err);
@@ -606,7 +590,7 @@ static char *s_match(const char *dir, const char *file, char **name_out)
         errno = ENOMEM;
         return NULL;
     }
-    if (!s_name_is_valid(name)) {
+    if (!jp_catalog_name_is_valid(name)) {
         if (file[0] != '.')
             cb_debug("template: ignoring '%s/%s': not a valid template name", dir, file);
         return NULL;
@@ -619,7 +603,7 @@ static char *s_match(const char *dir, const char *file, char **name_out)
 
 kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_error_t *err)
 {
-    if (!s_name_is_valid(name))
+    if (!jp_catalog_name_is_valid(name))
         return cb_error_fail(err, CB_ERR_INVALID,
                              "invalid template name '%s': use only letters, digits, '.', '_' and "
                              "'-', not starting with '.', at most 64",
@@ -634,10 +618,10 @@ kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_er
             return kg_template_load(file, name, err);
     }
 
-    cleanup_catalog kg_catalog_t found = {0};
-    if (kg_catalog_scan(path.v, "template", s_match, &found) < 0)
+    cleanup_catalog jp_catalog_t found = {0};
+    if (jp_catalog_scan(path.v, "template", s_match, &found) < 0)
         return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
-    cleanup_free char *names = kg_catalog_names(&found);
+    cleanup_free char *names = jp_catalog_names(&found);
     if (!names)
         return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
     return cb_error_fail(err, CB_ERR_NOT_FOUND, "no template '%s' (available: %s)", name, names),
@@ -658,8 +642,8 @@ kg_template_t **kg_template_list(const char *project_dir, size_t *count)
     cleanup_strvec cb_strv_t path = {.v = kg_template_search_path(project_dir)};
     if (!path.v)
         return NULL;
-    cleanup_catalog kg_catalog_t found = {0};
-    if (kg_catalog_scan(path.v, "template", s_match, &found) < 0)
+    cleanup_catalog jp_catalog_t found = {0};
+    if (jp_catalog_scan(path.v, "template", s_match, &found) < 0)
         return NULL;
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */

@@ -21,6 +21,7 @@
 #include "cb/log.h"
 #include "cb/tap.h"
 #include "cb/util.h"
+#include "jupyter/catalog.h"
 #include "kg/kg.h"
 
 #define cleanup_template __attribute__((cleanup(kg_template_destroy)))
@@ -716,6 +717,44 @@ static void test_project_templates(void)
     CB_OK(found && strcmp(found->source, pd_path) == 0, "find reaches the project's python-data");
 }
 
+/* The one name rule (jupyter/catalog.h), as templates see it: a template's own name and the
+ * kernel it names are accepted exactly when jp_catalog_name_is_valid says so, the function
+ * kernelspec lookups use too (jupyter's test_kernelspec checks their side with the same names).
+ * Kernelspecs used to take ".hidden" and names over 64 bytes, which a template could not name. */
+static void test_name_rule(const char *root)
+{
+    char long64[JP_NAME_MAX + 1], long65[JP_NAME_MAX + 2];
+    memset(long64, 'k', JP_NAME_MAX);
+    long64[JP_NAME_MAX] = '\0';
+    memset(long65, 'k', JP_NAME_MAX + 1);
+    long65[JP_NAME_MAX + 1] = '\0';
+    const char *names[] = {"python3", "my-kernel_1.0", "A", "a.", ".hidden", ".", "..",
+                           "a b", "\xc3\xa9", long64, long65};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        bool valid = jp_catalog_name_is_valid(names[i]);
+        const char *label = names[i] == long64 ? "64 bytes" : names[i] == long65 ? "65 bytes"
+                                                                                : names[i];
+
+        /* As the kernel a template names. */
+        cleanup_free char *json = cb_strdup_printf("{\"kernel\": \"%s\"}", names[i]);
+        cleanup_free char *rel = cb_strdup_printf("names/kernel-%zu.json", i);
+        s_write(root, rel, json);
+        cleanup_free char *path = cb_strdup_printf("%s/%s", root, rel);
+        cb_error_t err = {0};
+        cleanup_free char *tname = cb_strdup_printf("kernel-%zu", i);
+        cleanup_template kg_template_t *t = kg_template_load(path, tname, &err);
+        CB_OK((t != NULL) == valid, "kernel '%s' is %s in a template, as the rule says", label,
+              valid ? "taken" : "refused");
+
+        /* As the template's own name. */
+        cleanup_template kg_template_t *u = kg_template_load(path, names[i], &err);
+        bool refused = !u && err.kind == CB_ERR_INVALID &&
+                       s_contains(err.msg, "invalid template name");
+        CB_OK(valid ? u != NULL : refused,
+              "template name '%s' is %s, as the rule says", label, valid ? "taken" : "refused");
+    }
+}
+
 int main(void)
 {
     char root[] = "/tmp/test_template-XXXXXX";
@@ -734,6 +773,7 @@ int main(void)
     test_find(root);
     test_list(root);
     test_json(root);
+    test_name_rule(root);
     setenv("XDG_CONFIG_HOME", config, 1);
     test_project_templates();
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cb/cleanup.h"
+#include "jupyter/kernelspec.h"
 #include "mcp_private.h"
 
 typedef enum { MCP_JOB_CODE = 0, MCP_JOB_COMMAND } mcp_job_kind_t;
@@ -274,14 +275,14 @@ static char *s_kernel_for_language(mcp_sandbox_t *sb, const char *language)
 {
     if (sb->main && sb->main->kernel && strcasecmp(kg_kernel_language(sb->main->kernel), language) == 0)
         return strdup(sb->main->kernel_name);
-    cleanup_free char *project = kg_kernelspec_project_dir();
+    cleanup_free char *project = jp_kernelspec_project_dir();
     size_t n = 0;
-    kg_kernelspec_t **specs = kg_kernelspec_list(project, &n);
+    jp_kernelspec_t **specs = jp_kernelspec_list(project, &n);
     char *found = NULL;
     for (size_t i = 0; i < n; i++) {
         if (!found && specs[i]->language && strcasecmp(specs[i]->language, language) == 0)
             found = strdup(specs[i]->name);
-        kg_kernelspec_destroy(&specs[i]);
+        jp_kernelspec_destroy(&specs[i]);
     }
     free(specs);
     return found;

@@ -384,7 +384,7 @@ static void s_basics(const char *runtime_dir)
                       "\"interrupt_mode\": \"message\", \"env\": {\"CB_TEST_MARK\": \"from-spec\"}}"),
           "temp kernelspec dir");
     /* tcp cannot reach into a sandbox (its own loopback): this kernel runs unsandboxed. */
-    gw = s_gateway(runtime_dir, (kg_config_t){.transport = KG_TRANSPORT_TCP, .no_sandbox = true});
+    gw = s_gateway(runtime_dir, (kg_config_t){.transport = JP_TRANSPORT_TCP, .no_sandbox = true});
     events_t ev2 = {0};
     k = gw ? s_start(gw, &ev2, "py-msg") : NULL;
     CB_OK(k, "a kernel starts over tcp with interrupt_mode message");

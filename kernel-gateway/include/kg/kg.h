@@ -38,6 +38,7 @@
 #include "cb/error.h"
 #include "cb/util.h"
 #include "http/http.h"
+#include "jupyter/connfile.h" /* jp_transport_t in kg_config_t */
 
 typedef struct kg_gateway kg_gateway_t;
 typedef struct kg_sandbox kg_sandbox_t;
@@ -46,54 +47,8 @@ typedef struct kg_execution kg_execution_t;
 typedef struct kg_command kg_command_t;
 
 /* ---------------------------------------------------------------------------------------------
- * Kernelspecs: kernel.json files found in the Jupyter data paths and in the project's kernels/.
- * Search order (first hit of a name wins): each entry of $JUPYTER_PATH, $JUPYTER_DATA_DIR or
- * ~/.local/share/jupyter, the project's kernels directory, /usr/local/share/jupyter,
- * /usr/share/jupyter (each with /kernels appended, except the project's directory).
- * ------------------------------------------------------------------------------------------- */
-
-typedef enum { KG_INTERRUPT_SIGNAL = 0, KG_INTERRUPT_MESSAGE } kg_interrupt_mode_t;
-
-typedef struct {
-    char *name;          /* directory name, e.g. "python3" */
-    char *display_name;  /* from kernel.json */
-    char *language;      /* from kernel.json */
-    char *resource_dir;  /* the directory holding kernel.json */
-    char **argv;         /* NULL-terminated, unsubstituted */
-    char **env;          /* NULL-terminated "KEY=VALUE" entries from kernel.json's env */
-    kg_interrupt_mode_t interrupt_mode;
-} kg_kernelspec_t;
-
-/* The project's own kernels directory: <datadir>/kernels, found beside the running binary
- * (cb/paths.h; build/share/cellblock/kernels in the build tree). Caller owns return value. */
-char *kg_kernelspec_project_dir(void);
-
-/* Parse <resource_dir>/kernel.json; name is the spec's name. Every problem gets a clear error
- * naming the file and the field. Caller owns return value. */
-kg_kernelspec_t *kg_kernelspec_load(const char *resource_dir, const char *name, cb_error_t *err);
-void kg_kernelspec_destroy(kg_kernelspec_t **self_p);
-
-/* The kernels directories searched, in order, NULL-terminated. project_dir may be NULL.
- * Caller owns return value (free each string and the array). */
-char **kg_kernelspec_search_path(const char *project_dir);
-
-/* Find the spec called name in the search path. Caller owns return value. */
-kg_kernelspec_t *kg_kernelspec_find(const char *project_dir, const char *name, cb_error_t *err);
-
-/* Every loadable spec in the search path, first of each name, sorted by name; *count set.
- * Specs that fail to load are skipped with a warning. Caller owns return value (destroy each
- * spec, then free the array). */
-kg_kernelspec_t **kg_kernelspec_list(const char *project_dir, size_t *count);
-
-/* argv with {connection_file} and {resource_dir} substituted. Caller owns return value
- * (NULL-terminated; free each string and the array). */
-char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_file);
-
-/* ---------------------------------------------------------------------------------------------
  * The gateway.
  * ------------------------------------------------------------------------------------------- */
-
-typedef enum { KG_TRANSPORT_IPC = 0, KG_TRANSPORT_TCP } kg_transport_t;
 
 /* Limits of one sandbox. Zero fields take the gateway's defaults (kg_config_t.limits), whose
  * own zero fields mean: memory 2048 MiB, 1024 pids, no CPU quota, /tmp 256 MiB, workspace
@@ -110,7 +65,7 @@ typedef struct {
     const char *runtime_dir;  /* parent of per-kernel run dirs; NULL: $XDG_RUNTIME_DIR/cellblock
                                  or /tmp/cellblock-<uid> */
     const char *kernels_dir;  /* the project's kernelspecs; NULL: built-in default */
-    kg_transport_t transport; /* kernel sockets; ipc by default, tcp binds 127.0.0.1 only */
+    jp_transport_t transport; /* kernel sockets; ipc by default, tcp binds 127.0.0.1 only */
     int startup_timeout_ms;   /* start to ready; 0: 60000 */
     int heartbeat_ms;         /* heartbeat period; 0: 3000; < 0 disables */
     int heartbeat_misses;     /* consecutive misses before a kernel counts as hung; 0: 3 */

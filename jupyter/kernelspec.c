@@ -5,45 +5,33 @@
  * the same directories as jupyter_client means a kernel installed with `python -m ipykernel
  * install --user` just works, and the project ships its own specs in kernels/.
  *
- * How: kg_kernelspec_search_path() lists the kernels directories in Jupyter's order, with the
+ * How: jp_kernelspec_search_path() lists the kernels directories in Jupyter's order, with the
  * project's directory slotted in before the system ones. find walks that list and loads the first
  * <dir>/<name>/kernel.json that is a regular file; list scans every directory, keeps the first
- * spec of each name and sorts by name. kg_kernelspec_load() validates each field strictly and
+ * spec of each name and sorts by name. jp_kernelspec_load() validates each field strictly and
  * copies it into heap strings, so a spec outlives the JSON it came from; every refusal names the
- * file and the field. Names follow Jupyter's rule ([A-Za-z0-9._-]) and may not be "." or "..",
+ * file and the field. Names obey the one name rule of jupyter/catalog.h (templates obey it too),
  * so a name can never climb out of a kernels directory. argv keeps its placeholders until
- * kg_kernelspec_argv() substitutes {connection_file} and {resource_dir} wherever they appear.
+ * jp_kernelspec_argv() substitutes {connection_file} and {resource_dir} wherever they appear.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "catalog.h"
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/paths.h"
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "jupyter/catalog.h"
+#include "jupyter/kernelspec.h"
 
 /* kernel.json files are a few hundred bytes; anything near this is not a kernelspec. */
 #define S_MAX_SPEC_BYTES (1024 * 1024)
-
-static bool s_name_is_valid(const char *name)
-{
-    if (!name || !*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return false;
-    for (const char *p = name; *p; p++) {
-        char c = *p;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
 
 static const char *s_json_type_name(const json_t *v)
 {
@@ -76,10 +64,7 @@ static char *s_get_string(json_t *root, const char *field, const char *path, cb_
         return cb_error_fail(err, CB_ERR_INVALID, "%s: field '%s' must be a string, got %s", path,
                              field, s_json_type_name(v)),
                NULL;
-    char *copy = strdup(json_string_value(v));
-    if (!copy)
-        return cb_error_make(err, ENOMEM, "%s: field '%s'", path, field), NULL;
-    return copy;
+    return cb_xstrdup(json_string_value(v));
 }
 
 static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
@@ -104,7 +89,7 @@ static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
                                  "%s: field 'argv' must hold only strings, but argv[%zu] is %s",
                                  path, i, s_json_type_name(item)),
                    NULL;
-        if (cb_strv_push(&out, strdup(json_string_value(item))) < 0)
+        if (cb_strv_push(&out, cb_xstrdup(json_string_value(item))) < 0)
             return cb_error_make(err, ENOMEM, "%s: field 'argv'", path), NULL;
     }
     if (out.v[0][0] == '\0')
@@ -146,11 +131,11 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
 }
 
 /* interrupt_mode is optional; absent means signal, as in Jupyter. */
-static int s_get_interrupt_mode(json_t *root, const char *path, kg_interrupt_mode_t *mode,
+static int s_get_interrupt_mode(json_t *root, const char *path, jp_interrupt_mode_t *mode,
                                 cb_error_t *err)
 {
     json_t *v = json_object_get(root, "interrupt_mode"); /* borrowed */
-    *mode = KG_INTERRUPT_SIGNAL;
+    *mode = JP_INTERRUPT_SIGNAL;
     if (!v)
         return 0;
     if (!json_is_string(v))
@@ -161,7 +146,7 @@ static int s_get_interrupt_mode(json_t *root, const char *path, kg_interrupt_mod
     if (strcmp(s, "signal") == 0)
         return 0;
     if (strcmp(s, "message") == 0) {
-        *mode = KG_INTERRUPT_MESSAGE;
+        *mode = JP_INTERRUPT_MESSAGE;
         return 0;
     }
     return cb_error_fail(err, CB_ERR_INVALID,
@@ -169,7 +154,7 @@ static int s_get_interrupt_mode(json_t *root, const char *path, kg_interrupt_mod
                          path, s);
 }
 
-kg_kernelspec_t *kg_kernelspec_load(const char *resource_dir, const char *name, cb_error_t *err)
+jp_kernelspec_t *jp_kernelspec_load(const char *resource_dir, const char *name, cb_error_t *err)
 {
     if (!resource_dir || !name)
         return cb_error_fail(err, CB_ERR_INVALID, "kernelspec: resource_dir and name are required"),
@@ -198,9 +183,10 @@ kg_kernelspec_t *kg_kernelspec_load(const char *resource_dir, const char *name, 
                              s_json_type_name(root)),
                NULL;
 
-    __attribute__((cleanup(kg_kernelspec_destroy))) kg_kernelspec_t *spec = calloc(1, sizeof *spec);
-    if (!spec || !(spec->name = strdup(name)) || !(spec->resource_dir = strdup(resource_dir)))
-        return cb_error_make(err, ENOMEM, "kernelspec '%s'", name), NULL;
+    __attribute__((cleanup(jp_kernelspec_destroy))) jp_kernelspec_t *spec =
+        cb_xcalloc(1, sizeof *spec);
+    spec->name = cb_xstrdup(name);
+    spec->resource_dir = cb_xstrdup(resource_dir);
     if (!(spec->argv = s_get_argv(root, path, err)) ||
         !(spec->display_name = s_get_string(root, "display_name", path, err)) ||
         !(spec->language = s_get_string(root, "language", path, err)) ||
@@ -212,11 +198,11 @@ kg_kernelspec_t *kg_kernelspec_load(const char *resource_dir, const char *name, 
     return steal_pointer(&spec);
 }
 
-void kg_kernelspec_destroy(kg_kernelspec_t **self_p)
+void jp_kernelspec_destroy(jp_kernelspec_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    kg_kernelspec_t *self = *self_p;
+    jp_kernelspec_t *self = *self_p;
     free(self->name);
     free(self->display_name);
     free(self->language);
@@ -234,7 +220,7 @@ static const char *s_getenv(const char *name)
     return v && *v ? v : NULL;
 }
 
-char **kg_kernelspec_search_path(const char *project_dir)
+char **jp_kernelspec_search_path(const char *project_dir)
 {
     cleanup_strvec cb_strv_t out = {0};
     if (cb_strv_init(&out) < 0)
@@ -262,10 +248,10 @@ char **kg_kernelspec_search_path(const char *project_dir)
             return NULL;
     }
 
-    if (project_dir && cb_strv_push(&out, strdup(project_dir)) < 0)
+    if (project_dir && cb_strv_push(&out, cb_xstrdup(project_dir)) < 0)
         return NULL;
-    if (cb_strv_push(&out, strdup("/usr/local/share/jupyter/kernels")) < 0 ||
-        cb_strv_push(&out, strdup("/usr/share/jupyter/kernels")) < 0)
+    if (cb_strv_push(&out, cb_xstrdup("/usr/local/share/jupyter/kernels")) < 0 ||
+        cb_strv_push(&out, cb_xstrdup("/usr/share/jupyter/kernels")) < 0)
         return NULL;
     return steal_pointer(&out.v);
 }
@@ -282,7 +268,7 @@ static bool s_has_spec(const char *dir, const char *name)
 static char *s_match(const char *dir, const char *file, char **name_out)
 {
     *name_out = NULL;
-    if (!s_name_is_valid(file)) {
+    if (!jp_catalog_name_is_valid(file)) {
         if (file[0] != '.')
             cb_debug("kernelspec: ignoring '%s/%s': not a valid kernelspec name", dir, file);
         return NULL;
@@ -290,24 +276,21 @@ static char *s_match(const char *dir, const char *file, char **name_out)
     if (!s_has_spec(dir, file))
         return NULL;
     char *path = cb_strdup_printf("%s/%s", dir, file);
-    *name_out = path ? strdup(file) : NULL;
-    if (!*name_out) {
-        free(path);
+    if (!path) {
         errno = ENOMEM;
         return NULL;
     }
+    *name_out = cb_xstrdup(file);
     return path;
 }
 
-kg_kernelspec_t *kg_kernelspec_find(const char *project_dir, const char *name, cb_error_t *err)
+jp_kernelspec_t *jp_kernelspec_find(const char *project_dir, const char *name, cb_error_t *err)
 {
-    if (!s_name_is_valid(name))
-        return cb_error_fail(err, CB_ERR_INVALID,
-                             "invalid kernelspec name '%s': use only letters, digits, '.', '_' "
-                             "and '-' (and not '.' or '..')",
+    if (!jp_catalog_name_is_valid(name))
+        return cb_error_fail(err, CB_ERR_INVALID, "invalid kernelspec name '%s': " JP_NAME_RULE,
                              name ? name : "(null)"),
                NULL;
-    cleanup_strvec cb_strv_t path = {.v = kg_kernelspec_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = jp_kernelspec_search_path(project_dir)};
     if (!path.v)
         return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
     for (char **dir = path.v; *dir; dir++) {
@@ -316,49 +299,46 @@ kg_kernelspec_t *kg_kernelspec_find(const char *project_dir, const char *name, c
         cleanup_free char *resource_dir = cb_strdup_printf("%s/%s", *dir, name);
         if (!resource_dir)
             return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
-        return kg_kernelspec_load(resource_dir, name, err);
+        return jp_kernelspec_load(resource_dir, name, err);
     }
 
-    cleanup_catalog kg_catalog_t found = {0};
-    if (kg_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
+    cleanup_catalog jp_catalog_t found = {0};
+    if (jp_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
         return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
-    cleanup_free char *names = kg_catalog_names(&found);
-    if (!names)
-        return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
-    return cb_error_fail(err, CB_ERR_NOT_FOUND, "no kernelspec named '%s' (available: %s)", name, names),
+    cleanup_free char *names = jp_catalog_names(&found);
+    return cb_error_fail(err, CB_ERR_NOT_FOUND, "no kernelspec named '%s' (available: %s)", name,
+                         names),
            NULL;
 }
 
-static void s_specs_free(kg_kernelspec_t **specs)
+static void s_specs_free(jp_kernelspec_t **specs)
 {
     if (!specs)
         return;
-    for (kg_kernelspec_t **p = specs; *p; p++)
-        kg_kernelspec_destroy(p);
+    for (jp_kernelspec_t **p = specs; *p; p++)
+        jp_kernelspec_destroy(p);
     free(specs);
 }
 
-static void s_specs_freep(kg_kernelspec_t ***specs_p) { s_specs_free(*specs_p); }
+static void s_specs_freep(jp_kernelspec_t ***specs_p) { s_specs_free(*specs_p); }
 
-kg_kernelspec_t **kg_kernelspec_list(const char *project_dir, size_t *count)
+jp_kernelspec_t **jp_kernelspec_list(const char *project_dir, size_t *count)
 {
     *count = 0;
-    cleanup_strvec cb_strv_t path = {.v = kg_kernelspec_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = jp_kernelspec_search_path(project_dir)};
     if (!path.v)
         return NULL;
-    cleanup_catalog kg_catalog_t found = {0};
-    if (kg_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
+    cleanup_catalog jp_catalog_t found = {0};
+    if (jp_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
         return NULL;
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */
-    __attribute__((cleanup(s_specs_freep))) kg_kernelspec_t **specs =
-        calloc(found.n + 1, sizeof *specs);
-    if (!specs)
-        return NULL;
+    __attribute__((cleanup(s_specs_freep))) jp_kernelspec_t **specs =
+        cb_xcalloc(found.n + 1, sizeof *specs);
     size_t n = 0;
     for (size_t i = 0; i < found.n; i++) {
         cb_error_t err = {0};
-        kg_kernelspec_t *spec = kg_kernelspec_load(found.v[i].path, found.v[i].name, &err);
+        jp_kernelspec_t *spec = jp_kernelspec_load(found.v[i].path, found.v[i].name, &err);
         if (!spec) {
             cb_warn("skipping %s", err.msg);
             continue;
@@ -400,16 +380,15 @@ static size_t s_substitute_into(char *out, const char *in, const char *connectio
     return len;
 }
 
-/* Caller owns return value; NULL when out of memory. */
+/* Caller owns return value. */
 static char *s_substitute(const char *in, const char *connection_file, const char *resource_dir)
 {
-    char *out = malloc(s_substitute_into(NULL, in, connection_file, resource_dir) + 1);
-    if (out)
-        s_substitute_into(out, in, connection_file, resource_dir);
+    char *out = cb_xmalloc(s_substitute_into(NULL, in, connection_file, resource_dir) + 1);
+    s_substitute_into(out, in, connection_file, resource_dir);
     return out;
 }
 
-char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_file)
+char **jp_kernelspec_argv(const jp_kernelspec_t *spec, const char *connection_file)
 {
     cleanup_strvec cb_strv_t out = {0};
     if (!spec || !spec->argv || cb_strv_init(&out) < 0)
@@ -421,4 +400,4 @@ char **kg_kernelspec_argv(const kg_kernelspec_t *spec, const char *connection_fi
 }
 
 /* <datadir>/kernels, by the one rule of cb/paths.h (never a build or source tree). */
-char *kg_kernelspec_project_dir(void) { return cb_strdup_printf("%s/kernels", cb_path_datadir()); }
+char *jp_kernelspec_project_dir(void) { return cb_strdup_printf("%s/kernels", cb_path_datadir()); }

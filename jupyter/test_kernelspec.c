@@ -1,4 +1,4 @@
-/* test_kernelspec.c: unit test for kernelspec.c (TAP).
+/* test_kernelspec.c: unit test for kernelspec.c and the name rule of catalog.c (TAP).
  *
  * Why: kernelspecs come from files anyone can edit, so each refusal must name the file and the
  * field, names must not escape their directory, and the search order must match Jupyter's.
@@ -20,9 +20,10 @@
 #include "cb/log.h"
 #include "cb/tap.h"
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "jupyter/catalog.h"
+#include "jupyter/kernelspec.h"
 
-#define cleanup_spec __attribute__((cleanup(kg_kernelspec_destroy)))
+#define cleanup_spec __attribute__((cleanup(jp_kernelspec_destroy)))
 
 static void s_strv_freep(char ***v) { cb_strv_free(*v); }
 #define cleanup_strv __attribute__((cleanup(s_strv_freep)))
@@ -81,7 +82,7 @@ static void test_good_spec(const char *root)
             "}\n");
     cleanup_free char *dir = cb_strdup_printf("%s/good/full", root);
     cb_error_t err = {0};
-    cleanup_spec kg_kernelspec_t *spec = kg_kernelspec_load(dir, "full", &err);
+    cleanup_spec jp_kernelspec_t *spec = jp_kernelspec_load(dir, "full", &err);
     if (!CB_OK(spec, "a good spec loads")) {
         CB_DIAG("%s", err.msg);
         return;
@@ -90,7 +91,7 @@ static void test_good_spec(const char *root)
     CB_OK(strcmp(spec->resource_dir, dir) == 0, "resource_dir is the spec's directory");
     CB_OK(strcmp(spec->display_name, "Full Spec") == 0, "display_name is read");
     CB_OK(strcmp(spec->language, "lang") == 0, "language is read");
-    CB_OK(spec->interrupt_mode == KG_INTERRUPT_MESSAGE, "interrupt_mode message is read");
+    CB_OK(spec->interrupt_mode == JP_INTERRUPT_MESSAGE, "interrupt_mode message is read");
     CB_OK(s_strv_len(spec->argv) == 3 && strcmp(spec->argv[0], "/usr/bin/prog") == 0 &&
               strcmp(spec->argv[1], "-f") == 0 && strcmp(spec->argv[2], "{connection_file}") == 0,
           "argv is read unsubstituted");
@@ -101,15 +102,15 @@ static void test_good_spec(const char *root)
     s_write(root, "good/minimal/kernel.json",
             "{\"argv\": [\"p\"], \"display_name\": \"M\", \"language\": \"l\"}");
     cleanup_free char *mdir = cb_strdup_printf("%s/good/minimal", root);
-    cleanup_spec kg_kernelspec_t *min = kg_kernelspec_load(mdir, "minimal", &err);
-    CB_OK(min && min->interrupt_mode == KG_INTERRUPT_SIGNAL, "absent interrupt_mode means signal");
+    cleanup_spec jp_kernelspec_t *min = jp_kernelspec_load(mdir, "minimal", &err);
+    CB_OK(min && min->interrupt_mode == JP_INTERRUPT_SIGNAL, "absent interrupt_mode means signal");
     CB_OK(min && min->env && min->env[0] == NULL, "absent env gives an empty array");
 
-    kg_kernelspec_t *p = spec;
-    kg_kernelspec_destroy(&spec);
+    jp_kernelspec_t *p = spec;
+    jp_kernelspec_destroy(&spec);
     CB_OK(spec == NULL && p != NULL, "destroy nulls the caller's pointer");
-    kg_kernelspec_destroy(&spec); /* a pointer to NULL */
-    kg_kernelspec_destroy(NULL);
+    jp_kernelspec_destroy(&spec); /* a pointer to NULL */
+    jp_kernelspec_destroy(NULL);
     CB_OK(spec == NULL, "destroy accepts NULL and a pointer to NULL");
 }
 
@@ -166,7 +167,7 @@ static void test_bad_specs(const char *root)
         cleanup_free char *dir = cb_strdup_printf("%s/bad/case%zu", root, i);
         cleanup_free char *file = cb_strdup_printf("%s/kernel.json", dir);
         cb_error_t err = {0};
-        cleanup_spec kg_kernelspec_t *spec = kg_kernelspec_load(dir, "bad", &err);
+        cleanup_spec jp_kernelspec_t *spec = jp_kernelspec_load(dir, "bad", &err);
         CB_OK(!spec && err.kind == CB_ERR_INVALID && s_contains(err.msg, file) &&
                   s_contains(err.msg, cases[i].words[0]) && s_contains(err.msg, cases[i].words[1]),
               "%s is refused naming the file and field", cases[i].label);
@@ -178,14 +179,14 @@ static void test_bad_specs(const char *root)
     if (cb_mkdir_p(dirdir, 0755, &err) < 0)
         CB_DIAG("setup: %s", err.msg);
     cleanup_free char *isdir = cb_strdup_printf("%s/bad/isdir", root);
-    cleanup_spec kg_kernelspec_t *a = kg_kernelspec_load(isdir, "isdir", &err);
+    cleanup_spec jp_kernelspec_t *a = jp_kernelspec_load(isdir, "isdir", &err);
     CB_OK(!a && err.kind == CB_ERR_INVALID && s_contains(err.msg, dirdir) &&
               s_contains(err.msg, "not a regular file"),
           "kernel.json that is a directory is refused");
     CB_DIAG("%s", err.msg);
 
     cleanup_free char *absent = cb_strdup_printf("%s/bad/absent", root);
-    cleanup_spec kg_kernelspec_t *b = kg_kernelspec_load(absent, "absent", &err);
+    cleanup_spec jp_kernelspec_t *b = jp_kernelspec_load(absent, "absent", &err);
     CB_OK(!b && err.kind == CB_ERR_NOT_FOUND && err.errnum == ENOENT &&
               s_contains(err.msg, "absent/kernel.json") && s_contains(err.msg, "'absent'"),
           "absent kernel.json is not found with ENOENT");
@@ -200,7 +201,7 @@ static void test_bad_specs(const char *root)
     big[big_len] = '\0';
     s_write(root, "bad/big/kernel.json", big);
     cleanup_free char *bigdir = cb_strdup_printf("%s/bad/big", root);
-    cleanup_spec kg_kernelspec_t *c = kg_kernelspec_load(bigdir, "big", &err);
+    cleanup_spec jp_kernelspec_t *c = jp_kernelspec_load(bigdir, "big", &err);
     CB_OK(!c && err.kind == CB_ERR_LIMIT, "an oversized kernel.json is refused");
 }
 
@@ -210,7 +211,7 @@ static void test_search_path(const char *root)
     setenv("JUPYTER_DATA_DIR", "/data", 1);
     setenv("XDG_DATA_HOME", "/xdg", 1);
     setenv("HOME", "/home/u", 1);
-    cleanup_strv char **p = kg_kernelspec_search_path("/proj/kernels");
+    cleanup_strv char **p = jp_kernelspec_search_path("/proj/kernels");
     static const char *want[] = {"/jp/a/kernels",
                                  "/jp/b/kernels",
                                  "/data/kernels",
@@ -226,14 +227,14 @@ static void test_search_path(const char *root)
         CB_DIAG("  %s", p[i]);
 
     unsetenv("JUPYTER_DATA_DIR");
-    cleanup_strv char **q = kg_kernelspec_search_path(NULL);
+    cleanup_strv char **q = jp_kernelspec_search_path(NULL);
     CB_OK(s_strv_len(q) == 5 && strcmp(q[2], "/xdg/jupyter/kernels") == 0 &&
               strcmp(q[3], "/usr/local/share/jupyter/kernels") == 0,
           "without JUPYTER_DATA_DIR, XDG_DATA_HOME/jupyter; NULL project dir is left out");
 
     unsetenv("XDG_DATA_HOME");
     unsetenv("JUPYTER_PATH");
-    cleanup_strv char **r = kg_kernelspec_search_path(NULL);
+    cleanup_strv char **r = jp_kernelspec_search_path(NULL);
     CB_OK(s_strv_len(r) == 3 && strcmp(r[0], "/home/u/.local/share/jupyter/kernels") == 0,
           "without either, HOME/.local/share/jupyter; no JUPYTER_PATH adds nothing");
     (void)root;
@@ -258,22 +259,22 @@ static void test_find(const char *root)
     s_write_spec(root, "f/jp1/x", "escaped");
 
     cb_error_t err = {0};
-    cleanup_spec kg_kernelspec_t *a = kg_kernelspec_find(proj, "dup", &err);
+    cleanup_spec jp_kernelspec_t *a = jp_kernelspec_find(proj, "dup", &err);
     CB_OK(a && strcmp(a->display_name, "jp2") == 0,
           "find takes the first directory with kernel.json (skipping one without)");
     cleanup_free char *want_dir = cb_strdup_printf("%s/f/jp2/kernels/dup", root);
     CB_OK(a && strcmp(a->resource_dir, want_dir) == 0, "find sets resource_dir");
 
     s_write_spec(root, "f/jp1/kernels/dup", "jp1");
-    cleanup_spec kg_kernelspec_t *b = kg_kernelspec_find(proj, "dup", &err);
+    cleanup_spec jp_kernelspec_t *b = jp_kernelspec_find(proj, "dup", &err);
     CB_OK(b && strcmp(b->display_name, "jp1") == 0, "earlier JUPYTER_PATH entry wins");
 
-    cleanup_spec kg_kernelspec_t *c = kg_kernelspec_find(proj, "projonly", &err);
+    cleanup_spec jp_kernelspec_t *c = jp_kernelspec_find(proj, "projonly", &err);
     CB_OK(c && strcmp(c->name, "projonly") == 0, "find reaches the project dir");
-    cleanup_spec kg_kernelspec_t *d = kg_kernelspec_find(NULL, "projonly", &err);
+    cleanup_spec jp_kernelspec_t *d = jp_kernelspec_find(NULL, "projonly", &err);
     CB_OK(!d && err.kind == CB_ERR_NOT_FOUND, "without a project dir its specs are not found");
 
-    cleanup_spec kg_kernelspec_t *e = kg_kernelspec_find(proj, "nosuch", &err);
+    cleanup_spec jp_kernelspec_t *e = jp_kernelspec_find(proj, "nosuch", &err);
     CB_OK(!e && err.kind == CB_ERR_NOT_FOUND && s_contains(err.msg, "'nosuch'") &&
               s_contains(err.msg, "available: ") && s_contains(err.msg, "datonly, dup") &&
               s_contains(err.msg, "projonly"),
@@ -282,11 +283,11 @@ static void test_find(const char *root)
 
     static const char *bad_names[] = {"../x", "a/b", "..", ".", "", "a b", "x\n"};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
-        cleanup_spec kg_kernelspec_t *s = kg_kernelspec_find(proj, bad_names[i], &err);
+        cleanup_spec jp_kernelspec_t *s = jp_kernelspec_find(proj, bad_names[i], &err);
         CB_OK(!s && err.kind == CB_ERR_INVALID && s_contains(err.msg, "invalid kernelspec name"),
               "name '%s' is refused", strchr(bad_names[i], '\n') ? "x\\n" : bad_names[i]);
     }
-    cleanup_spec kg_kernelspec_t *n = kg_kernelspec_find(proj, NULL, &err);
+    cleanup_spec jp_kernelspec_t *n = jp_kernelspec_find(proj, NULL, &err);
     CB_OK(!n && err.kind == CB_ERR_INVALID, "NULL name is refused");
 }
 
@@ -311,7 +312,7 @@ static void test_list(const char *root)
     FILE *sink = tmpfile();
     cb_log_set_sink(sink);
     size_t count = 99;
-    kg_kernelspec_t **specs = kg_kernelspec_list(proj, &count);
+    jp_kernelspec_t **specs = jp_kernelspec_list(proj, &count);
     cb_log_set_sink(NULL);
 
     CB_OK(specs != NULL, "list returns an array");
@@ -351,7 +352,7 @@ static void test_list(const char *root)
           "a broken spec is skipped with a warning");
 
     for (size_t i = 0; specs && i < count; i++)
-        kg_kernelspec_destroy(&specs[i]);
+        jp_kernelspec_destroy(&specs[i]);
     free(specs);
 }
 
@@ -364,13 +365,13 @@ static void test_argv(const char *root)
             "\"display_name\": \"d\", \"language\": \"l\"}");
     cleanup_free char *dir = cb_strdup_printf("%s/a/sub", root);
     cb_error_t err = {0};
-    cleanup_spec kg_kernelspec_t *spec = kg_kernelspec_load(dir, "sub", &err);
+    cleanup_spec jp_kernelspec_t *spec = jp_kernelspec_load(dir, "sub", &err);
     if (!CB_OK(spec, "spec for argv loads")) {
         CB_DIAG("%s", err.msg);
         return;
     }
     /* The connection file's own text holds a placeholder: it must not be substituted again. */
-    cleanup_strv char **argv = kg_kernelspec_argv(spec, "/run/k{resource_dir}.json");
+    cleanup_strv char **argv = jp_kernelspec_argv(spec, "/run/k{resource_dir}.json");
     cleanup_free char *w0 = cb_strdup_printf("%s/run", dir);
     cleanup_free char *w4 = cb_strdup_printf("x%sy", dir);
     const char *want[] = {w0,
@@ -395,7 +396,7 @@ static void test_project_spec(void)
 {
     cleanup_free char *dir = cb_strdup_printf("%s/python3", CB_SOURCE_KERNELS_DIR);
     cb_error_t err = {0};
-    cleanup_spec kg_kernelspec_t *spec = kg_kernelspec_load(dir, "python3", &err);
+    cleanup_spec jp_kernelspec_t *spec = jp_kernelspec_load(dir, "python3", &err);
     if (!CB_OK(spec, "the project's kernels/python3 loads")) {
         CB_DIAG("%s", err.msg);
         return;
@@ -405,14 +406,87 @@ static void test_project_spec(void)
     for (char **a = spec->argv; *a; a++)
         has_cf = has_cf || strcmp(*a, "{connection_file}") == 0;
     CB_OK(has_cf, "its argv passes {connection_file}");
-    CB_OK(strcmp(spec->language, "python") == 0 && spec->interrupt_mode == KG_INTERRUPT_SIGNAL,
+    CB_OK(strcmp(spec->language, "python") == 0 && spec->interrupt_mode == JP_INTERRUPT_SIGNAL,
           "it is python with signal interrupts");
 
     unsetenv("JUPYTER_PATH");
-    cleanup_spec kg_kernelspec_t *found =
-        kg_kernelspec_find(CB_SOURCE_KERNELS_DIR, "python3", &err);
+    cleanup_spec jp_kernelspec_t *found =
+        jp_kernelspec_find(CB_SOURCE_KERNELS_DIR, "python3", &err);
     CB_OK(found && strcmp(found->resource_dir, dir) == 0,
           "find prefers the project's python3 over the system's");
+}
+
+/* The one name rule (jupyter/catalog.h), as kernelspecs see it. Templates obey the same function
+ * (kernel-gateway's test_template checks their side with the same names). Before the rule was
+ * one, kernelspecs took ".hidden" and names longer than 64 bytes that templates refused, so a
+ * spec could be listed that no template could name; those are the cases marked "used to differ". */
+static void test_name_rule(const char *root)
+{
+    char long64[JP_NAME_MAX + 1], long65[JP_NAME_MAX + 2];
+    memset(long64, 'k', JP_NAME_MAX);
+    long64[JP_NAME_MAX] = '\0';
+    memset(long65, 'k', JP_NAME_MAX + 1);
+    long65[JP_NAME_MAX + 1] = '\0';
+    static const struct {
+        const char *name;
+        bool valid;
+        const char *label;
+    } fixed[] = {
+        {"python3", true, "python3"},
+        {"my-kernel_1.0", true, "letters, digits, '-', '_' and '.'"},
+        {"A", true, "one upper-case letter"},
+        {"a.", true, "a trailing '.'"},
+        {".hidden", false, ".hidden (used to differ)"},
+        {".", false, "."},
+        {"..", false, ".."},
+        {"", false, "empty"},
+        {"a/b", false, "a '/'"},
+        {"a b", false, "a space"},
+        {"x\n", false, "a newline"},
+        {"\xc3\xa9", false, "a non-ASCII letter"},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        CB_OK(jp_catalog_name_is_valid(fixed[i].name) == fixed[i].valid, "name rule: %s is %s",
+              fixed[i].label, fixed[i].valid ? "valid" : "invalid");
+    CB_OK(jp_catalog_name_is_valid(long64), "name rule: 64 bytes is valid");
+    CB_OK(!jp_catalog_name_is_valid(long65), "name rule: 65 bytes is invalid (used to differ)");
+    CB_OK(!jp_catalog_name_is_valid(NULL), "name rule: NULL is invalid");
+
+    /* Kernelspecs on disk under each name: find and list follow the rule. */
+    cleanup_free char *jp = cb_strdup_printf("%s/n/jp", root);
+    setenv("JUPYTER_PATH", jp, 1);
+    s_write_spec(root, "n/jp/kernels/.hidden", "hidden");
+    cleanup_free char *rel65 = cb_strdup_printf("n/jp/kernels/%s", long65);
+    s_write_spec(root, rel65, "long65");
+    cleanup_free char *rel64 = cb_strdup_printf("n/jp/kernels/%s", long64);
+    s_write_spec(root, rel64, "long64");
+
+    cb_error_t err = {0};
+    cleanup_spec jp_kernelspec_t *hidden = jp_kernelspec_find(NULL, ".hidden", &err);
+    CB_OK(!hidden && err.kind == CB_ERR_INVALID && s_contains(err.msg, JP_NAME_RULE),
+          "find refuses .hidden, quoting the rule (used to find it)");
+    cleanup_spec jp_kernelspec_t *too_long = jp_kernelspec_find(NULL, long65, &err);
+    CB_OK(!too_long && err.kind == CB_ERR_INVALID, "find refuses a 65-byte name (used to find it)");
+    cleanup_spec jp_kernelspec_t *fits = jp_kernelspec_find(NULL, long64, &err);
+    CB_OK(fits && strcmp(fits->display_name, "long64") == 0, "find takes a 64-byte name");
+
+    FILE *sink = tmpfile();
+    cb_log_set_sink(sink);
+    size_t count = 0;
+    jp_kernelspec_t **specs = jp_kernelspec_list(NULL, &count);
+    cb_log_set_sink(NULL);
+    if (sink)
+        fclose(sink);
+    bool saw64 = false, saw_invalid = false;
+    for (size_t i = 0; specs && i < count; i++) {
+        saw64 |= strcmp(specs[i]->name, long64) == 0;
+        saw_invalid |= !jp_catalog_name_is_valid(specs[i]->name);
+        jp_kernelspec_destroy(&specs[i]);
+    }
+    free(specs);
+    CB_OK(saw64 && !saw_invalid,
+          "list holds the 64-byte name and no name the rule refuses (.hidden, 65 bytes)");
+    unsetenv("JUPYTER_PATH");
 }
 
 int main(void)
@@ -433,6 +507,7 @@ int main(void)
     test_find(root);
     test_list(root);
     test_argv(root);
+    test_name_rule(root);
     setenv("HOME", home, 1);
     setenv("JUPYTER_DATA_DIR", data, 1);
     test_project_spec();

@@ -1,4 +1,5 @@
-/* wire.c: the Jupyter wire protocol, for everything in the gateway that talks to a kernel.
+/* wire.c: the Jupyter wire protocol, for everything that talks to a kernel (the gateway) or is
+ * one (the C kernels to come).
  *
  * Why: every message to or from a kernel crosses this file. It is the one place that knows the
  * framing, signs, and refuses forged or replayed messages, so no other module parses an
@@ -9,20 +10,20 @@
  *     signature re-initialises that context with a NULL key, which resets it to the keyed state
  *     without re-deriving the pads or allocating, then feeds the four dict frames' raw bytes in
  *     order. The key lives only inside OpenSSL (which wipes it on free) and is never logged.
- *   - kg_wire_split only records pointers to the zmsg_t's frames (no copy, no parse).
- *     kg_wire_verify checks the signature frame's length, then compares in constant time
+ *   - jp_wire_split only records pointers to the zmsg_t's frames (no copy, no parse).
+ *     jp_wire_verify checks the signature frame's length, then compares in constant time
  *     (CRYPTO_memcmp), and only then asks the replay guard.
  *   - The replay guard is a ring of the last `capacity` signatures (owned copies) plus a zhashx
  *     that indexes the same copies: membership and FIFO eviction are both O(1).
- *   - kg_wire_decode parses the four dicts only after verification. On success it keeps the
+ *   - jp_wire_decode parses the four dicts only after verification. On success it keeps the
  *     received zmsg_t itself as the message's buffers (the leading frames are popped off), so
  *     large binary buffers are never copied; the small identity frames are duplicated.
- *   - kg_wire_encode dumps the dicts compactly, signs the resulting frames, and copies the
- *     identities and buffers (the message is const). kg_wire_resign rewrites only the
+ *   - jp_wire_encode dumps the dicts compactly, signs the resulting frames, and copies the
+ *     identities and buffers (the message is const). jp_wire_resign rewrites only the
  *     signature frame, which is what the attach proxy needs.
  *
  * A signer is not thread-safe (its context is reused): use one per thread. */
-#include "wire.h"
+#include "jupyter/wire.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -36,11 +37,12 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/util.h"
 
-#define S_MAX_FRAMES 64 /* == the size of kg_wire_view_t.frames_storage */
+#define S_MAX_FRAMES 64 /* == the size of jp_wire_view_t.frames_storage */
 #define S_HMAC_LEN 32   /* SHA-256 output */
 
 /* ---- scope-bound cleanup for the czmq and local types used below -------------------------- */
@@ -48,9 +50,9 @@
 static inline void s_zmsg_cleanup(zmsg_t **p) { zmsg_destroy(p); }
 static inline void s_zframe_cleanup(zframe_t **p) { zframe_destroy(p); }
 static inline void s_zuuid_cleanup(zuuid_t **p) { zuuid_destroy(p); }
-static inline void s_msg_cleanup(kg_msg_t **p) { kg_msg_destroy(p); }
-static inline void s_signer_cleanup(kg_signer_t **p) { kg_signer_destroy(p); }
-static inline void s_replay_cleanup(kg_replay_t **p) { kg_replay_destroy(p); }
+static inline void s_msg_cleanup(jp_msg_t **p) { jp_msg_destroy(p); }
+static inline void s_signer_cleanup(jp_signer_t **p) { jp_signer_destroy(p); }
+static inline void s_replay_cleanup(jp_replay_t **p) { jp_replay_destroy(p); }
 static inline void s_parts_cleanup(zframe_t *(*parts)[4])
 {
     for (size_t i = 0; i < 4; i++)
@@ -67,7 +69,7 @@ static inline void s_parts_cleanup(zframe_t *(*parts)[4])
 
 /* ---- signer ------------------------------------------------------------------------------- */
 
-struct kg_signer {
+struct jp_signer {
     EVP_MAC_CTX *ctx; /* keyed HMAC-SHA256; NULL when unsigned */
 };
 
@@ -82,11 +84,9 @@ static int s_openssl_fail(cb_error_t *err, const char *what)
     return cb_error_fail(err, CB_ERR_INTERNAL, "OpenSSL %s: %s", what, detail);
 }
 
-kg_signer_t *kg_signer_new(const void *key, size_t key_len, cb_error_t *err)
+jp_signer_t *jp_signer_new(const void *key, size_t key_len, cb_error_t *err)
 {
-    cleanup_signer kg_signer_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return cb_error_make(err, ENOMEM, "create message signer"), NULL;
+    cleanup_signer jp_signer_t *self = cb_xcalloc(1, sizeof *self);
     if (key_len == 0)
         return steal_pointer(&self); /* unsigned: sign with "", accept anything */
 
@@ -108,10 +108,10 @@ kg_signer_t *kg_signer_new(const void *key, size_t key_len, cb_error_t *err)
     return steal_pointer(&self);
 }
 
-void kg_signer_destroy(kg_signer_t **self_p)
+void jp_signer_destroy(jp_signer_t **self_p)
 {
     assert(self_p);
-    kg_signer_t *self = *self_p;
+    jp_signer_t *self = *self_p;
     if (!self)
         return;
     EVP_MAC_CTX_free(self->ctx); /* wipes the key */
@@ -119,13 +119,13 @@ void kg_signer_destroy(kg_signer_t **self_p)
     *self_p = NULL;
 }
 
-bool kg_signer_is_unsigned(const kg_signer_t *self)
+bool jp_signer_is_unsigned(const jp_signer_t *self)
 {
     assert(self);
     return self->ctx == NULL;
 }
 
-int kg_signer_sign(kg_signer_t *self, zframe_t *const parts[4], char *out)
+int jp_signer_sign(jp_signer_t *self, zframe_t *const parts[4], char *out)
 {
     static const char hex[] = "0123456789abcdef";
     assert(self && parts && out);
@@ -153,7 +153,7 @@ int kg_signer_sign(kg_signer_t *self, zframe_t *const parts[4], char *out)
         out[2 * i] = hex[mac[i] >> 4];
         out[2 * i + 1] = hex[mac[i] & 0x0f];
     }
-    out[KG_WIRE_SIG_HEX_LEN] = '\0';
+    out[JP_WIRE_SIG_HEX_LEN] = '\0';
     return 0;
 }
 
@@ -166,9 +166,9 @@ typedef struct {
     const char *data;
 } s_sig_key_t;
 
-struct kg_replay {
-    zhashx_t *seen;       /* s_sig_key_t * -> same pointer; the ring owns the keys */
-    s_sig_key_t **ring;   /* `capacity` slots; `count` used from `next` (the oldest) on */
+struct jp_replay {
+    zhashx_t *seen;     /* s_sig_key_t * -> same pointer; the ring owns the keys */
+    s_sig_key_t **ring; /* `capacity` slots; `count` used from `next` (the oldest) on */
     size_t capacity;
     size_t count;
     size_t next;
@@ -197,9 +197,7 @@ static int s_sig_key_compare(const void *a, const void *b)
 /* One allocation: the struct followed by a copy of the bytes. */
 static s_sig_key_t *s_sig_key_new(const char *sig, size_t len)
 {
-    s_sig_key_t *key = malloc(sizeof *key + len);
-    if (!key)
-        return NULL;
+    s_sig_key_t *key = cb_xmalloc(sizeof *key + len);
     char *copy = (char *)(key + 1);
     memcpy(copy, sig, len);
     key->len = len;
@@ -207,17 +205,12 @@ static s_sig_key_t *s_sig_key_new(const char *sig, size_t len)
     return key;
 }
 
-kg_replay_t *kg_replay_new(size_t capacity)
+jp_replay_t *jp_replay_new(size_t capacity)
 {
-    cleanup_replay kg_replay_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
+    cleanup_replay jp_replay_t *self = cb_xcalloc(1, sizeof *self);
     self->capacity = capacity;
-    if (capacity > 0) {
-        self->ring = calloc(capacity, sizeof *self->ring);
-        if (!self->ring)
-            return NULL;
-    }
+    if (capacity > 0)
+        self->ring = cb_xcalloc(capacity, sizeof *self->ring);
     self->seen = zhashx_new();
     if (!self->seen)
         return NULL;
@@ -228,10 +221,10 @@ kg_replay_t *kg_replay_new(size_t capacity)
     return steal_pointer(&self);
 }
 
-void kg_replay_destroy(kg_replay_t **self_p)
+void jp_replay_destroy(jp_replay_t **self_p)
 {
     assert(self_p);
-    kg_replay_t *self = *self_p;
+    jp_replay_t *self = *self_p;
     if (!self)
         return;
     zhashx_destroy(&self->seen); /* frees only its items: keys belong to the ring */
@@ -242,7 +235,7 @@ void kg_replay_destroy(kg_replay_t **self_p)
     *self_p = NULL;
 }
 
-bool kg_replay_check_and_add(kg_replay_t *self, const char *sig, size_t len)
+bool jp_replay_check_and_add(jp_replay_t *self, const char *sig, size_t len)
 {
     assert(self && (sig || len == 0));
     s_sig_key_t probe = {.len = len, .data = len ? sig : ""};
@@ -252,10 +245,6 @@ bool kg_replay_check_and_add(kg_replay_t *self, const char *sig, size_t len)
         return false; /* a window of nothing remembers nothing */
 
     s_sig_key_t *key = s_sig_key_new(probe.data, len);
-    if (!key) {
-        cb_warn("replay guard: out of memory, signature not remembered");
-        return false;
-    }
     if (self->count == self->capacity) { /* full: forget the oldest */
         s_sig_key_t *oldest = self->ring[self->next];
         zhashx_delete(self->seen, oldest);
@@ -276,28 +265,28 @@ bool kg_replay_check_and_add(kg_replay_t *self, const char *sig, size_t len)
 
 /* ---- split and verify --------------------------------------------------------------------- */
 
-const char *kg_wire_status_name(kg_wire_status_t status)
+const char *jp_wire_status_name(jp_wire_status_t status)
 {
     switch (status) {
-    case KG_WIRE_OK:
+    case JP_WIRE_OK:
         return "ok";
-    case KG_WIRE_NO_DELIMITER:
+    case JP_WIRE_NO_DELIMITER:
         return "no delimiter";
-    case KG_WIRE_TOO_SHORT:
+    case JP_WIRE_TOO_SHORT:
         return "too short";
-    case KG_WIRE_BAD_SIGNATURE:
+    case JP_WIRE_BAD_SIGNATURE:
         return "bad signature";
-    case KG_WIRE_REPLAYED:
+    case JP_WIRE_REPLAYED:
         return "replayed";
-    case KG_WIRE_BAD_JSON:
+    case JP_WIRE_BAD_JSON:
         return "bad json";
-    case KG_WIRE_TOO_MANY_FRAMES:
+    case JP_WIRE_TOO_MANY_FRAMES:
         return "too many frames";
     }
     return "unknown";
 }
 
-kg_wire_status_t kg_wire_split(zmsg_t *msg, kg_wire_view_t *view)
+jp_wire_status_t jp_wire_split(zmsg_t *msg, jp_wire_view_t *view)
 {
     assert(msg && view);
     view->idents = view->frames_storage;
@@ -309,19 +298,19 @@ kg_wire_status_t kg_wire_split(zmsg_t *msg, kg_wire_view_t *view)
 
     size_t n = zmsg_size(msg);
     if (n > S_MAX_FRAMES)
-        return KG_WIRE_TOO_MANY_FRAMES;
+        return JP_WIRE_TOO_MANY_FRAMES;
 
     size_t delim = n; /* index of the first delimiter; n while not found */
     size_t i = 0;
     for (zframe_t *f = zmsg_first(msg); f; f = zmsg_next(msg), i++) {
         view->frames_storage[i] = f;
-        if (delim == n && zframe_streq(f, KG_WIRE_DELIM))
+        if (delim == n && zframe_streq(f, JP_WIRE_DELIM))
             delim = i;
     }
     if (delim == n)
-        return KG_WIRE_NO_DELIMITER;
+        return JP_WIRE_NO_DELIMITER;
     if (n - delim - 1 < 5)
-        return KG_WIRE_TOO_SHORT;
+        return JP_WIRE_TOO_SHORT;
 
     view->n_idents = delim;
     view->signature = view->frames_storage[delim + 1];
@@ -329,35 +318,36 @@ kg_wire_status_t kg_wire_split(zmsg_t *msg, kg_wire_view_t *view)
         view->parts[k] = view->frames_storage[delim + 2 + k];
     view->buffers = view->frames_storage + delim + 6;
     view->n_buffers = n - delim - 6;
-    return KG_WIRE_OK;
+    return JP_WIRE_OK;
 }
 
-kg_wire_status_t kg_wire_verify(kg_signer_t *signer, kg_replay_t *guard, const kg_wire_view_t *view)
+jp_wire_status_t jp_wire_verify(jp_signer_t *signer, jp_replay_t *guard, const jp_wire_view_t *view)
 {
     assert(signer && view && view->signature);
-    if (kg_signer_is_unsigned(signer))
-        return KG_WIRE_OK; /* the spec: an empty key disables signing and checking */
+    if (jp_signer_is_unsigned(signer))
+        return JP_WIRE_OK; /* the spec: an empty key disables signing and checking */
 
     zframe_t *sig = view->signature;
-    if (zframe_size(sig) != KG_WIRE_SIG_HEX_LEN)
-        return KG_WIRE_BAD_SIGNATURE;
+    if (zframe_size(sig) != JP_WIRE_SIG_HEX_LEN)
+        return JP_WIRE_BAD_SIGNATURE;
 
-    char expected[KG_WIRE_SIG_HEX_LEN + 1];
-    if (kg_signer_sign(signer, view->parts, expected) < 0) {
+    char expected[JP_WIRE_SIG_HEX_LEN + 1];
+    if (jp_signer_sign(signer, view->parts, expected) < 0) {
         cb_err("HMAC computation failed; refusing the message");
-        return KG_WIRE_BAD_SIGNATURE; /* fail closed */
+        return JP_WIRE_BAD_SIGNATURE; /* fail closed */
     }
-    if (CRYPTO_memcmp(expected, zframe_data(sig), KG_WIRE_SIG_HEX_LEN) != 0)
-        return KG_WIRE_BAD_SIGNATURE;
+    if (CRYPTO_memcmp(expected, zframe_data(sig), JP_WIRE_SIG_HEX_LEN) != 0)
+        return JP_WIRE_BAD_SIGNATURE;
 
-    if (guard && kg_replay_check_and_add(guard, (const char *)zframe_data(sig), KG_WIRE_SIG_HEX_LEN))
-        return KG_WIRE_REPLAYED;
-    return KG_WIRE_OK;
+    if (guard &&
+        jp_replay_check_and_add(guard, (const char *)zframe_data(sig), JP_WIRE_SIG_HEX_LEN))
+        return JP_WIRE_REPLAYED;
+    return JP_WIRE_OK;
 }
 
 /* ---- parsed messages ---------------------------------------------------------------------- */
 
-kg_msg_t *kg_msg_new(const char *msg_type, const char *session, json_t *parent, json_t *content)
+jp_msg_t *jp_msg_new(const char *msg_type, const char *session, json_t *parent, json_t *content)
 {
     json_auto_t *owned_content = content; /* taken even when we fail */
     if (!msg_type || !session)
@@ -369,23 +359,19 @@ kg_msg_t *kg_msg_new(const char *msg_type, const char *session, json_t *parent, 
     char date[CB_ISO8601_LEN];
     cb_iso8601_now(date);
 
-    cleanup_msg kg_msg_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
+    cleanup_msg jp_msg_t *self = cb_xcalloc(1, sizeof *self);
     self->header = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "msg_id", zuuid_str_canonical(uuid),
-                             "session", session, "username", "cellblock", "date", date,
-                             "msg_type", msg_type, "version", KG_PROTOCOL_VERSION);
+                             "session", session, "username", "cellblock", "date", date, "msg_type",
+                             msg_type, "version", JP_PROTOCOL_VERSION);
     if (!self->header)
         return NULL;
+    /* Allocation cannot fail (cb/alloc.h is jansson's allocator); the copy fails only for a
+     * parent jansson refuses to copy (one that contains itself). */
     self->parent_header = parent ? json_deep_copy(parent) : json_object();
     if (!self->parent_header)
         return NULL;
     self->metadata = json_object();
-    if (!self->metadata)
-        return NULL;
     self->content = owned_content ? steal_pointer(&owned_content) : json_object();
-    if (!self->content)
-        return NULL;
     self->idents = zmsg_new();
     self->buffers = zmsg_new();
     if (!self->idents || !self->buffers)
@@ -393,10 +379,10 @@ kg_msg_t *kg_msg_new(const char *msg_type, const char *session, json_t *parent, 
     return steal_pointer(&self);
 }
 
-void kg_msg_destroy(kg_msg_t **self_p)
+void jp_msg_destroy(jp_msg_t **self_p)
 {
     assert(self_p);
-    kg_msg_t *self = *self_p;
+    jp_msg_t *self = *self_p;
     if (!self)
         return;
     zmsg_destroy(&self->idents);
@@ -415,17 +401,17 @@ static const char *s_string_field(const json_t *object, const char *key)
     return value ? value : "";
 }
 
-const char *kg_msg_type(const kg_msg_t *self)
+const char *jp_msg_type(const jp_msg_t *self)
 {
     return self ? s_string_field(self->header, "msg_type") : "";
 }
 
-const char *kg_msg_id(const kg_msg_t *self)
+const char *jp_msg_id(const jp_msg_t *self)
 {
     return self ? s_string_field(self->header, "msg_id") : "";
 }
 
-const char *kg_msg_parent_id(const kg_msg_t *self)
+const char *jp_msg_parent_id(const jp_msg_t *self)
 {
     return self ? s_string_field(self->parent_header, "msg_id") : "";
 }
@@ -447,36 +433,34 @@ static int s_append_copies(zmsg_t *out, zmsg_t *src)
     return 0;
 }
 
-kg_msg_t *kg_wire_decode(zmsg_t **raw_p, kg_signer_t *signer, kg_replay_t *guard,
-                         kg_wire_status_t *status)
+jp_msg_t *jp_wire_decode(zmsg_t **raw_p, jp_signer_t *signer, jp_replay_t *guard,
+                         jp_wire_status_t *status)
 {
     assert(raw_p && *raw_p && signer);
-    kg_wire_status_t ignored;
+    jp_wire_status_t ignored;
     if (!status)
         status = &ignored;
 
-    kg_wire_view_t view;
-    *status = kg_wire_split(*raw_p, &view);
-    if (*status != KG_WIRE_OK)
+    jp_wire_view_t view;
+    *status = jp_wire_split(*raw_p, &view);
+    if (*status != JP_WIRE_OK)
         return NULL;
-    *status = kg_wire_verify(signer, guard, &view);
-    if (*status != KG_WIRE_OK)
+    *status = jp_wire_verify(signer, guard, &view);
+    if (*status != JP_WIRE_OK)
         return NULL;
 
-    /* Everything that can fail happens before *raw_p is touched: the caller keeps it intact. An
-     * allocation failure is reported as BAD_JSON (there is no better status; czmq aborts on
-     * most out-of-memory conditions anyway). */
-    *status = KG_WIRE_BAD_JSON;
-    cleanup_msg kg_msg_t *msg = calloc(1, sizeof *msg);
-    if (!msg)
-        return NULL;
+    /* Everything that can fail happens before *raw_p is touched: the caller keeps it intact.
+     * Allocations abort instead of failing (cb/alloc.h; czmq aborts too), so what fails here is
+     * the JSON itself. */
+    *status = JP_WIRE_BAD_JSON;
+    cleanup_msg jp_msg_t *msg = cb_xcalloc(1, sizeof *msg);
     json_t **dicts[4] = {&msg->header, &msg->parent_header, &msg->metadata, &msg->content};
     for (size_t i = 0; i < 4; i++) {
         json_error_t jerr;
         /* JSON_ALLOW_NUL: a kernel may legitimately print "\u0000"; refusing it would drop
          * the output. */
-        *dicts[i] = json_loadb((const char *)zframe_data(view.parts[i]),
-                               zframe_size(view.parts[i]), JSON_ALLOW_NUL, &jerr);
+        *dicts[i] = json_loadb((const char *)zframe_data(view.parts[i]), zframe_size(view.parts[i]),
+                               JSON_ALLOW_NUL, &jerr);
         if (!json_is_object(*dicts[i])) {
             /* jerr.text may quote the input (user data): debug level only */
             cb_debug("dict frame %zu is not a JSON object: %s", i,
@@ -503,11 +487,11 @@ kg_msg_t *kg_wire_decode(zmsg_t **raw_p, kg_signer_t *signer, kg_replay_t *guard
         zframe_destroy(&frame);
     }
     msg->buffers = raw;
-    *status = KG_WIRE_OK;
+    *status = JP_WIRE_OK;
     return steal_pointer(&msg);
 }
 
-zmsg_t *kg_wire_encode(const kg_msg_t *msg, kg_signer_t *signer)
+zmsg_t *jp_wire_encode(const jp_msg_t *msg, jp_signer_t *signer)
 {
     assert(msg && signer);
     const json_t *dicts[4] = {msg->header, msg->parent_header, msg->metadata, msg->content};
@@ -520,8 +504,8 @@ zmsg_t *kg_wire_encode(const kg_msg_t *msg, kg_signer_t *signer)
         if (!parts[i])
             return NULL;
     }
-    char sig[KG_WIRE_SIG_HEX_LEN + 1];
-    if (kg_signer_sign(signer, parts, sig) < 0)
+    char sig[JP_WIRE_SIG_HEX_LEN + 1];
+    if (jp_signer_sign(signer, parts, sig) < 0)
         return NULL;
 
     cleanup_zmsg zmsg_t *out = zmsg_new();
@@ -529,7 +513,7 @@ zmsg_t *kg_wire_encode(const kg_msg_t *msg, kg_signer_t *signer)
         return NULL;
     if (s_append_copies(out, msg->idents) < 0)
         return NULL;
-    if (zmsg_addmem(out, KG_WIRE_DELIM, strlen(KG_WIRE_DELIM)) != 0 ||
+    if (zmsg_addmem(out, JP_WIRE_DELIM, strlen(JP_WIRE_DELIM)) != 0 ||
         zmsg_addmem(out, sig, strlen(sig)) != 0)
         return NULL;
     for (size_t i = 0; i < 4; i++)
@@ -540,20 +524,20 @@ zmsg_t *kg_wire_encode(const kg_msg_t *msg, kg_signer_t *signer)
     return steal_pointer(&out);
 }
 
-int kg_wire_resign(kg_wire_view_t *view, kg_signer_t *to)
+int jp_wire_resign(jp_wire_view_t *view, jp_signer_t *to)
 {
     assert(view && view->signature && to);
-    char sig[KG_WIRE_SIG_HEX_LEN + 1];
-    if (kg_signer_sign(to, view->parts, sig) < 0)
+    char sig[JP_WIRE_SIG_HEX_LEN + 1];
+    if (jp_signer_sign(to, view->parts, sig) < 0)
         return -1;
     zframe_reset(view->signature, sig, strlen(sig));
     return 0;
 }
 
-int kg_wire_send(void *sock, const kg_msg_t *msg, kg_signer_t *signer)
+int jp_wire_send(void *sock, const jp_msg_t *msg, jp_signer_t *signer)
 {
     assert(sock);
-    zmsg_t *out = kg_wire_encode(msg, signer);
+    zmsg_t *out = jp_wire_encode(msg, signer);
     if (!out) {
         errno = ENOMEM;
         return -1;

@@ -1,17 +1,34 @@
-/* catalog.c: the walk along a search path that kernelspecs and templates share (catalog.h).
- * The first directory that holds a name wins, as in Jupyter's own kernelspec lookup; the result
- * is sorted so listings are stable. */
+/* catalog.c: the walk along a search path that kernelspecs and templates share, and the one name
+ * rule both obey (jupyter/catalog.h). The first directory that holds a name wins, as in Jupyter's
+ * own kernelspec lookup; the result is sorted so listings are stable. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
+#include "jupyter/catalog.h"
 
-void kg_catalog_clear(kg_catalog_t *c)
+bool jp_catalog_name_is_valid(const char *name)
+{
+    /* The first byte is checked apart: a leading '.' also rules out "." and "..". */
+    if (!name || !*name || name[0] == '.')
+        return false;
+    size_t len = 0;
+    for (const char *p = name; *p; p++, len++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok || len >= JP_NAME_MAX)
+            return false;
+    }
+    return true;
+}
+
+void jp_catalog_clear(jp_catalog_t *c)
 {
     for (size_t i = 0; i < c->n; i++) {
         free(c->v[i].name);
@@ -24,10 +41,10 @@ void kg_catalog_clear(kg_catalog_t *c)
 
 static int s_entry_cmp(const void *a, const void *b)
 {
-    return strcmp(((const kg_catalog_entry_t *)a)->name, ((const kg_catalog_entry_t *)b)->name);
+    return strcmp(((const jp_catalog_entry_t *)a)->name, ((const jp_catalog_entry_t *)b)->name);
 }
 
-static bool s_have(const kg_catalog_t *c, const char *name)
+static bool s_have(const jp_catalog_t *c, const char *name)
 {
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->v[i].name, name) == 0)
@@ -35,20 +52,14 @@ static bool s_have(const kg_catalog_t *c, const char *name)
     return false;
 }
 
-static int s_add(kg_catalog_t *c, char *name, char *path)
+/* Takes ownership of name and path. */
+static void s_add(jp_catalog_t *c, char *name, char *path)
 {
-    kg_catalog_entry_t *grown = realloc(c->v, (c->n + 1) * sizeof *grown);
-    if (!grown) {
-        free(name);
-        free(path);
-        return -1;
-    }
-    c->v = grown;
-    c->v[c->n++] = (kg_catalog_entry_t){.name = name, .path = path};
-    return 0;
+    c->v = cb_xrealloc(c->v, (c->n + 1) * sizeof *c->v);
+    c->v[c->n++] = (jp_catalog_entry_t){.name = name, .path = path};
 }
 
-int kg_catalog_scan(char **dirs, const char *what, kg_catalog_match_fn *match, kg_catalog_t *out)
+int jp_catalog_scan(char **dirs, const char *what, jp_catalog_match_fn *match, jp_catalog_t *out)
 {
     for (char **dir = dirs; *dir; dir++) {
         cleanup_closedir DIR *d = opendir(*dir);
@@ -73,8 +84,7 @@ int kg_catalog_scan(char **dirs, const char *what, kg_catalog_match_fn *match, k
                 free(path);
                 continue;
             }
-            if (s_add(out, name, path) < 0)
-                return -1;
+            s_add(out, name, path);
         }
     }
     if (out->n > 0)
@@ -82,16 +92,14 @@ int kg_catalog_scan(char **dirs, const char *what, kg_catalog_match_fn *match, k
     return 0;
 }
 
-char *kg_catalog_names(const kg_catalog_t *c)
+char *jp_catalog_names(const jp_catalog_t *c)
 {
     if (c->n == 0)
-        return strdup("none");
+        return cb_xstrdup("none");
     size_t len = 1;
     for (size_t i = 0; i < c->n; i++)
         len += strlen(c->v[i].name) + 2;
-    char *out = malloc(len);
-    if (!out)
-        return NULL;
+    char *out = cb_xmalloc(len);
     char *p = out;
     for (size_t i = 0; i < c->n; i++)
         p = stpcpy(stpcpy(p, i ? ", " : ""), c->v[i].name);
