@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/util.h"
 #include "cli.h"
@@ -173,14 +174,15 @@ static char *s_read_code(const char *source, cb_error_t *err)
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        if (buf.len + n > CLI_MAX_CODE || cb_buf_append(&buf, chunk, n) < 0) {
+        if (buf.len + n > CLI_MAX_CODE) {
             cb_buf_free(&buf);
             cb_error_fail(err, CB_ERR_LIMIT, "code on stdin is larger than %u MiB",
                           CLI_MAX_CODE >> 20);
             return NULL;
         }
+        cb_buf_append(&buf, chunk, n);
     }
-    return buf.data ? buf.data : strdup("");
+    return buf.data ? buf.data : cb_xstrdup("");
 }
 
 int cli_cmd_run(int argc, char **argv)

@@ -174,13 +174,12 @@ static int s_on_readable(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             cb_buf_clear(&io->line);
         } else if (nl && io->line.len == 0) {
             s_line(io, p, part); /* the whole line is in this chunk: no copy */
-        } else if (cb_buf_append(&io->line, p, part) < 0) {
-            io->skipping = true;
-            io->skipped = io->line.len + part;
-            cb_buf_clear(&io->line);
-        } else if (nl) {
-            s_line(io, io->line.data, io->line.len);
-            cb_buf_clear(&io->line);
+        } else {
+            cb_buf_append(&io->line, p, part);
+            if (nl) {
+                s_line(io, io->line.data, io->line.len);
+                cb_buf_clear(&io->line);
+            }
         }
         if (nl && io->skipping) {
             s_too_long(io);
