@@ -127,17 +127,10 @@ static void s_refuse(http_request_t *req, int status, json_t *id, int code, cons
 
 static s_stream_t *s_stream_new(s_session_t *hs, json_t *request_id)
 {
-    s_stream_t *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
+    s_stream_t *st = cb_xcalloc(1, sizeof *st);
     st->hs = hs;
     st->request_id = json_incref(request_id);
-    st->held = zlistx_new();
-    if (!st->held) {
-        json_decref(st->request_id);
-        free(st);
-        return NULL;
-    }
+    st->held = zlistx_new(); /* czmq aborts when memory runs out */
     return st;
 }
 
@@ -247,9 +240,7 @@ static int s_put(s_stream_t *st, json_t *msg)
     char head[64];
     int hlen = snprintf(head, sizeof head, "id: %u-%" PRIu64 "\ndata: ", st->num, st->seq + 1);
     size_t dlen = strlen(data);
-    s_event_t *ev = malloc(sizeof *ev + (size_t)hlen + dlen + 3);
-    if (!ev)
-        return -1;
+    s_event_t *ev = cb_xmalloc(sizeof *ev + (size_t)hlen + dlen + 3);
     ev->stream = st;
     ev->seq = ++st->seq;
     ev->len = (size_t)hlen + dlen + 2;
@@ -257,10 +248,7 @@ static int s_put(s_stream_t *st, json_t *msg)
     memcpy(ev->text + hlen, data, dlen);
     memcpy(ev->text + hlen + dlen, "\n\n", 3);
     s_session_t *hs = st->hs;
-    if (!zlistx_add_end(hs->events, ev)) {
-        free(ev);
-        return -1;
-    }
+    zlistx_add_end(hs->events, ev);
     hs->event_bytes += ev->len;
     st->kept++;
     s_write_event(st, ev);
@@ -368,12 +356,10 @@ static void s_session_end(s_session_t *hs, const char *why)
 
 static s_session_t *s_session_new(mcp_http_t *self)
 {
-    s_session_t *hs = calloc(1, sizeof *hs);
     unsigned char raw[16];
-    if (!hs || RAND_bytes(raw, sizeof raw) != 1) {
-        free(hs);
+    if (RAND_bytes(raw, sizeof raw) != 1)
         return NULL;
-    }
+    s_session_t *hs = cb_xcalloc(1, sizeof *hs);
     for (size_t i = 0; i < sizeof raw; i++)
         snprintf(hs->id + 2 * i, 3, "%02x", raw[i]);
     hs->owner = self;
@@ -382,18 +368,9 @@ static s_session_t *s_session_new(mcp_http_t *self)
     hs->streams = zlistx_new();
     hs->events = zlistx_new();
     hs->get = s_stream_new(hs, NULL);
-    if (hs->get) {
-        hs->get->state = S_OPEN;
-        if (!hs->streams || !zlistx_add_end(hs->streams, hs->get)) {
-            s_stream_free(hs->get);
-            hs->get = NULL;
-        }
-    }
-    hs->mcp = hs->get && hs->events ? mcp_session_new(self->server, s_send, hs) : NULL;
-    if (!hs->mcp) {
-        s_session_free(hs);
-        return NULL;
-    }
+    hs->get->state = S_OPEN;
+    zlistx_add_end(hs->streams, hs->get);
+    hs->mcp = mcp_session_new(self->server, s_send, hs);
     hs->mcp->server_log = self->server->cfg.http_server_log;
     return hs;
 }
@@ -413,8 +390,6 @@ static int s_status_of(json_t *reply)
 static void s_post_request(s_session_t *hs, http_request_t *req, json_t *msg, json_t *id, bool init)
 {
     s_stream_t *st = s_stream_new(hs, id);
-    if (!st)
-        return s_refuse(req, 500, id, MCP_RPC_INTERNAL, NULL, "out of memory");
     hs->dispatching = st;
     mcp_session_dispatch(hs->mcp, msg);
     hs->dispatching = NULL;
@@ -430,11 +405,8 @@ static void s_post_request(s_session_t *hs, http_request_t *req, json_t *msg, js
     st->num = hs->next_stream++;
     st->state = S_OPEN;
     zlistx_t *held = steal_pointer(&st->held);
-    if (!zlistx_add_end(hs->streams, st)) {
-        s_stream_free(st);
-        st = NULL;
-        s_refuse(req, 500, id, MCP_RPC_INTERNAL, NULL, "out of memory");
-    } else if (s_attach(st, req, headers) == 0) {
+    zlistx_add_end(hs->streams, st);
+    if (s_attach(st, req, headers) == 0) {
         char prime[80];
         int n = snprintf(prime, sizeof prime, "id: %u-0\nretry: %d\ndata:\n\n", st->num, S_RETRY_MS);
         s_write(st, prime, (size_t)n);
@@ -458,8 +430,6 @@ static void s_post_request(s_session_t *hs, http_request_t *req, json_t *msg, js
 static void s_post_other(s_session_t *hs, http_request_t *req, json_t *msg)
 {
     s_stream_t *cap = s_stream_new(hs, NULL);
-    if (!cap)
-        return s_refuse(req, 500, NULL, MCP_RPC_INTERNAL, NULL, "out of memory");
     hs->dispatching = cap;
     mcp_session_dispatch(hs->mcp, msg);
     hs->dispatching = NULL;
@@ -576,7 +546,7 @@ static void s_post(mcp_http_t *self, http_request_t *req)
                             self->max_sessions);
         s_session_t *hs = s_session_new(self);
         if (!hs)
-            return s_refuse(req, 500, rid, MCP_RPC_INTERNAL, NULL, "out of memory starting a session");
+            return s_refuse(req, 500, rid, MCP_RPC_INTERNAL, NULL, "no random bytes for a session id");
         zhashx_insert(self->sessions, hs->id, hs);
         s_post_request(hs, req, msg, id, true);
         if (!hs->mcp->initialized) { /* refused (a bad protocolVersion): no session */
@@ -744,9 +714,7 @@ mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_ht
     if (path[0] != '/' || strlen(path) >= sizeof ((mcp_http_t *)0)->path)
         return cb_error_fail(err, CB_ERR_INVALID, "the MCP endpoint must be a path like /mcp; got '%.60s'",
                              path), NULL;
-    mcp_http_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return cb_error_make(err, ENOMEM, "new MCP HTTP transport"), NULL;
+    mcp_http_t *self = cb_xcalloc(1, sizeof *self);
     self->server = server;
     self->http = http;
     self->loop = kg_gateway_loop(server->gw);
@@ -759,11 +727,7 @@ mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_ht
     self->replay_events = opts && opts->replay_events ? opts->replay_events : 1000;
     self->keepalive_ms = cb_now_ms();
     self->timer = -1;
-    self->sessions = zhashx_new();
-    if (!self->sessions) {
-        free(self);
-        return cb_error_make(err, ENOMEM, "new MCP HTTP transport"), NULL;
-    }
+    self->sessions = zhashx_new(); /* czmq aborts when memory runs out */
     if (http_server_route(http, self->path, s_on_request, NULL, self, err) < 0) {
         zhashx_destroy(&self->sessions);
         free(self);

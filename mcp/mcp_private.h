@@ -15,6 +15,7 @@
 #ifndef MCP_PRIVATE_H
 #define MCP_PRIVATE_H
 
+#include "cb/alloc.h"
 #include "mcp/mcp.h"
 
 #define MCP_PROTOCOL_LATEST "2025-11-25"

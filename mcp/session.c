@@ -115,10 +115,9 @@ static void s_flush_progress(mcp_call_t *call)
     mcp_session_t *s = call->session;
     json_t *outer = s->related; /* the transport sends it with its request (HTTP: its stream) */
     s->related = call->id;
-    if (text)
-        s_notify(s, "notifications/progress",
-                 json_pack("{s:O, s:f, s:s%}", "progressToken", call->progress_token, "progress",
-                           call->progress, "message", text, len));
+    s_notify(s, "notifications/progress",
+             json_pack("{s:O, s:f, s:s%}", "progressToken", call->progress_token, "progress",
+                       call->progress, "message", text, len));
     s->related = outer;
     cb_buf_clear(&call->pending);
 }
@@ -162,7 +161,10 @@ static void s_call_free(mcp_call_t *call)
 
 json_t *mcp_text_block(const char *text)
 {
-    return json_pack("{s:s, s:s}", "type", "text", "text", text);
+    /* Never NULL, so json_array_append_new never drops a block: text that is not UTF-8 (a
+     * system error naming a file, say) is shown with U+FFFD rather than refused by jansson. */
+    cleanup_free char *clean = cb_text_lossy(text ? text : "", text ? strlen(text) : 0, NULL);
+    return json_pack("{s:s, s:s}", "type", "text", "text", clean);
 }
 
 void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool is_error)
@@ -297,11 +299,8 @@ static void s_tools_call(mcp_session_t *s, json_t *id, json_t *params)
     const mcp_tool_t *tool = mcp_tool_find(name);
     if (!tool)
         return s_error(s, id, MCP_RPC_INVALID_PARAMS, "unknown tool '%.64s' (tools/list names them)", name);
-    mcp_call_t *call = calloc(1, sizeof *call);
-    if (!call || !zlistx_add_end(s->calls, call)) {
-        free(call);
-        return s_error(s, id, MCP_RPC_INTERNAL, "out of memory");
-    }
+    mcp_call_t *call = cb_xcalloc(1, sizeof *call);
+    zlistx_add_end(s->calls, call); /* czmq aborts when memory runs out */
     call->session = s;
     call->id = json_incref(id);
     call->tool = tool->name;
@@ -418,9 +417,7 @@ static size_t s_patch_surrogates(char *t, size_t len, const char *with)
  * \u+with, integers too big for 64 bits as reals (only when they are the reason it failed). */
 static json_t *s_parse_lenient(const char *text, size_t len, const char *with, size_t *patched)
 {
-    cleanup_free char *copy = malloc(len ? len : 1);
-    if (!copy)
-        return NULL;
+    cleanup_free char *copy = cb_xmalloc(len ? len : 1);
     memcpy(copy, text, len);
     *patched = s_patch_surrogates(copy, len, with);
     size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL;
@@ -526,20 +523,14 @@ static void s_dispatch(mcp_session_t *self, json_t *msg)
 
 mcp_session_t *mcp_session_new(mcp_server_t *server, mcp_send_fn *send, void *arg)
 {
-    mcp_session_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    mcp_session_t *s = cb_xcalloc(1, sizeof *s);
     s->server = server;
     s->send = send;
     s->send_arg = arg;
     s->log_level = -1;
     s->server_log = true;
-    s->calls = zlistx_new();
-    if (!s->calls || !zlistx_add_end(server->sessions, s)) {
-        zlistx_destroy(&s->calls);
-        free(s);
-        return NULL;
-    }
+    s->calls = zlistx_new(); /* czmq aborts when memory runs out */
+    zlistx_add_end(server->sessions, s);
     return s;
 }
 

@@ -196,8 +196,6 @@ int mcp_stdio_serve(mcp_server_t *srv, int in_fd, int out_fd, cb_error_t *err)
     s_stdio_t io = {.srv = srv, .loop = kg_gateway_loop(srv->gw), .in_fd = in_fd, .out_fd = out_fd,
                     .drain_timer = -1};
     io.session = mcp_session_new(srv, s_send, &io);
-    if (!io.session)
-        return cb_error_make(err, ENOMEM, "new MCP session");
     s_set_nonblocking(in_fd);
     s_set_nonblocking(out_fd);
     zmq_pollitem_t in = {.fd = in_fd, .events = ZMQ_POLLIN};
