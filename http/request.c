@@ -488,6 +488,11 @@ int http_respond_error(http_request_t *req, int status, const char *message)
     return http_respond(req, status, "application/json", NULL, text, strlen(text));
 }
 
+int http_respond_cb_error(http_request_t *req, const cb_error_t *err)
+{
+    return http_respond_error(req, cb_error_http_status(err), err && err->msg[0] ? err->msg : "internal error");
+}
+
 int http_stream_begin(http_request_t *req, int status, const char *content_type, const char *const *headers)
 {
     if (!req || req->closing || req->streaming)

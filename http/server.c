@@ -310,17 +310,18 @@ static const char *s_req_query(const http_request_t *req, const char *name)
     return NULL;
 }
 
-/* The checks of http.h, in order. Returns 0 (and the route), or an HTTP status and message. */
-static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req, bool ws,
-                 const http_route_t **route, const char **message)
+/* The checks of http.h, in order. Returns CB_ERR_OK (and the route), or the kind of the
+ * refusal (its HTTP status comes from cb/error.h's table) and a message. */
+static cb_error_kind_t s_vet_kind(http_server_t *self, struct lws *wsi, const http_request_t *req, bool ws,
+                                  const http_route_t **route, const char **message)
 {
     if (!http_check_host(self, s_req_header(req, "Host"))) {
         *message = "this Host is not allowed";
-        return 403;
+        return CB_ERR_FORBIDDEN;
     }
     if (!http_check_origin(self, s_req_header(req, "Origin"))) {
         *message = "this Origin is not allowed";
-        return 403;
+        return CB_ERR_FORBIDDEN;
     }
     if (!self->no_auth) {
         size_t auth_len = 0;
@@ -332,15 +333,23 @@ static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req
         }
         if (!ok) {
             *message = "a valid token is required";
-            return 401;
+            return CB_ERR_UNAUTHORIZED;
         }
     }
     *route = http_route_find(self, req->path);
     if (!*route || (ws && !(*route)->on_ws)) {
         *message = ws ? "no WebSocket endpoint at this path" : "no such path";
-        return 404;
+        return CB_ERR_NOT_FOUND;
     }
-    return 0;
+    return CB_ERR_OK;
+}
+
+/* s_vet_kind as an HTTP status: 0 when the request passes. */
+static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req, bool ws,
+                 const http_route_t **route, const char **message)
+{
+    cb_error_kind_t kind = s_vet_kind(self, wsi, req, ws, route, message);
+    return kind == CB_ERR_OK ? 0 : cb_error_kind_http_status(kind);
 }
 
 /* Write a JSON error straight from the HTTP (or upgrade) callback. close: announce

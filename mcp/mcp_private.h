@@ -26,23 +26,6 @@
 #define MCP_OUTPUTS_DIR "/home/user/.cellblock/outputs"
 #define MCP_REPLY_MAX (8u << 20)   /* largest tools/call reply; bigger ones become an error */
 
-/* JSON-RPC error codes the server answers with. SERVER: the transport refuses a message (HTTP:
- * a bad header, too many sessions); NO_SESSION: HTTP, the Mcp-Session-Id is unknown or ended. */
-#define MCP_RPC_ERROR_MAP(X)                                                                       \
-    X(PARSE, -32700)                                                                               \
-    X(INVALID_REQUEST, -32600)                                                                     \
-    X(METHOD_NOT_FOUND, -32601)                                                                    \
-    X(INVALID_PARAMS, -32602)                                                                      \
-    X(INTERNAL, -32603)                                                                            \
-    X(SERVER, -32000)                                                                              \
-    X(NO_SESSION, -32001)
-
-typedef enum {
-#define MCP_RPC_ENUM(name, code) MCP_RPC_##name = code,
-    MCP_RPC_ERROR_MAP(MCP_RPC_ENUM)
-#undef MCP_RPC_ENUM
-} mcp_rpc_error_t;
-
 typedef struct mcp_sandbox mcp_sandbox_t;
 typedef struct mcp_repl mcp_repl_t;
 typedef struct mcp_call mcp_call_t;

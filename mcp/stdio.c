@@ -139,7 +139,7 @@ static void s_too_long(s_stdio_t *io)
     char msg[160];
     snprintf(msg, sizeof msg, "message too large: %zu bytes or more, the limit is %zu "
                               "(CELLBLOCK_MAX_MESSAGE_MB)", io->skipped, io->srv->cfg.max_message_bytes);
-    mcp_session_reject(io->session, MCP_RPC_INVALID_REQUEST, msg);
+    mcp_session_reject(io->session, CB_ERR_BAD_REQUEST, msg);
 }
 
 static int s_on_readable(zloop_t *loop, zmq_pollitem_t *item, void *arg)
