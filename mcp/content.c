@@ -198,7 +198,7 @@ json_t *mcp_shell_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *prefi
     return content;
 }
 
-json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const char *session_id,
+json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const char *repl_id,
                                  json_t *kg_result, json_t **content_out)
 {
     json_t *out = json_deep_copy(kg_result);
@@ -212,8 +212,8 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
     json_object_del(out, "id");
     if (sb)
         json_object_set_new(out, "sandbox_id", json_string(sb->id));
-    if (session_id && session_id[0])
-        json_object_set_new(out, "session_id", json_string(session_id));
+    if (repl_id && repl_id[0]) /* a REPL is a "session" in the tools' words */
+        json_object_set_new(out, "session_id", json_string(repl_id));
     json_t *notes = json_object_get(out, "notes");
     if (!json_is_array(notes)) {
         notes = json_array();

@@ -24,7 +24,7 @@ struct mcp_job {
     mcp_server_t *server;
     mcp_sandbox_t *sandbox; /* NULL once it is gone */
     char sandbox_id[37];
-    char session_id[37];    /* code: the jupyter session */
+    char repl_id[37];       /* code: the REPL it runs in (the tools' session_id) */
     kg_execution_t *x;      /* code, while it runs */
     kg_command_t *cmd;      /* command, while it runs */
     json_t *final;          /* structured result, once done */
@@ -90,7 +90,7 @@ static json_t *s_snapshot(mcp_job_t *job)
         return json_incref(job->final);
     if (job->kind == MCP_JOB_CODE) {
         json_auto_t *raw = job->x ? kg_execution_snapshot(job->x) : NULL;
-        return raw ? mcp_execution_structured(job->server, job->sandbox, job->session_id, raw, NULL)
+        return raw ? mcp_execution_structured(job->server, job->sandbox, job->repl_id, raw, NULL)
                    : json_object();
     }
     json_t *snap = job->cmd ? kg_command_snapshot(job->cmd) : json_object();
@@ -232,7 +232,7 @@ static void s_on_code_done(kg_execution_t *x, json_t *result, void *arg)
 {
     mcp_job_t *job = arg;
     json_t *content = NULL;
-    json_t *structured = mcp_execution_structured(job->server, job->sandbox, job->session_id, result, &content);
+    json_t *structured = mcp_execution_structured(job->server, job->sandbox, job->repl_id, result, &content);
     const char *status = json_string_value(json_object_get(structured, "status"));
     s_job_done(job, structured, content, !status || strcmp(status, "ok") != 0);
 }
@@ -245,7 +245,7 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
     if (failure)
         return cb_error_fail(err, CB_ERR_STATE, "session %s cannot run code: %s", repl->id, failure), NULL;
     mcp_job_t *job = s_job_new(sb, MCP_JOB_CODE);
-    snprintf(job->session_id, sizeof job->session_id, "%s", repl->id);
+    snprintf(job->repl_id, sizeof job->repl_id, "%s", repl->id);
     double timeout_s = mcp_arg_num(args, "timeout_s", sb->timeout_s);
     kg_execute_opts_t opts = {.code = code,
                               .timeout_ms = (int)(timeout_s * 1000.0 + 0.5),
@@ -333,7 +333,7 @@ void mcp_tool_code_execute_async(mcp_call_t *call, json_t *args)
     json_auto_t *snap = kg_execution_snapshot(job->x);
     mcp_call_finish(call, NULL,
                     json_pack("{s:s, s:s, s:s, s:s}", "execution_id", job->id, "sandbox_id",
-                              job->sandbox_id, "session_id", job->session_id, "state",
+                              job->sandbox_id, "session_id", job->repl_id, "state",
                               json_string_value(json_object_get(snap, "status")) ?: "queued"),
                     false);
 }

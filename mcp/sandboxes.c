@@ -713,7 +713,7 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
     mcp_call_finish(call, NULL, out, false);
 }
 
-static void s_reply_session(mcp_call_t *call, mcp_repl_t *repl)
+static void s_reply_repl(mcp_call_t *call, mcp_repl_t *repl)
 {
     mcp_call_finish(call, NULL,
                     json_pack("{s:s, s:s, s:s, s:s?}", "session_id", repl->id, "sandbox_id",
@@ -735,7 +735,7 @@ void mcp_tool_session_create(mcp_call_t *call, json_t *args)
                                     mcp_arg_str(args, "kernel", NULL), &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
-    mcp_repl_when_ready(repl, call, s_reply_session);
+    mcp_repl_when_ready(repl, call, s_reply_repl);
 }
 
 void mcp_tool_session_close(mcp_call_t *call, json_t *args)
