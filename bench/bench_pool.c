@@ -516,8 +516,9 @@ static json_t *s_reference(const s_args_t *args)
     while ((n = read(out[0], chunk, sizeof chunk)) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 || cb_buf_append(&buf, chunk, (size_t)n) < 0)
+        if (n < 0)
             break;
+        cb_buf_append(&buf, chunk, (size_t)n);
     }
     close(out[0]);
     int status = 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/util.h"
 #include "cli.h"
@@ -46,15 +47,14 @@ static int s_save_image(run_ctx_t *ctx, const char *mime, const char *ext, const
         len = strlen(value);
     } else {
         /* Kernels may wrap base64 across lines; the decoder wants one run. */
-        cleanup_free char *compact = malloc(strlen(value) + 1);
+        cleanup_free char *compact = cb_xmalloc(strlen(value) + 1);
         size_t n = 0;
-        for (const char *p = value; compact && *p; p++)
+        for (const char *p = value; *p; p++)
             if (*p != '\n' && *p != '\r')
                 compact[n++] = *p;
-        if (compact)
-            compact[n] = '\0';
+        compact[n] = '\0';
         zarmour_t *armour = zarmour_new();
-        if (compact && armour) {
+        if (armour) {
             zarmour_set_mode(armour, ZARMOUR_MODE_BASE64_STD);
             bytes = zarmour_decode(armour, compact);
             /* zarmour NUL-terminates what it decodes and counts that byte in the size. */
@@ -145,10 +145,10 @@ static void s_on_event(kg_kernel_t *k, kg_kernel_event_t event, const char *deta
     } else if (event == KG_EVENT_STDERR) {
         char **slot = &ctx->kernel_lines[ctx->n_kernel_lines++ % CLI_KERNEL_LINES];
         free(*slot);
-        *slot = strdup(detail);
+        *slot = cb_xstrdup_or_null(detail);
     } else if (event == KG_EVENT_DEAD) {
         free(ctx->kernel_failure);
-        ctx->kernel_failure = strdup(detail ? detail : "the kernel died");
+        ctx->kernel_failure = cb_xstrdup(detail ? detail : "the kernel died");
         ctx->exit_code = CLI_FAILED;
         ctx->done = 1;
     }
@@ -173,14 +173,15 @@ static char *s_read_code(const char *source, cb_error_t *err)
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
-        if (buf.len + n > CLI_MAX_CODE || cb_buf_append(&buf, chunk, n) < 0) {
+        if (buf.len + n > CLI_MAX_CODE) {
             cb_buf_free(&buf);
             cb_error_fail(err, CB_ERR_LIMIT, "code on stdin is larger than %u MiB",
                           CLI_MAX_CODE >> 20);
             return NULL;
         }
+        cb_buf_append(&buf, chunk, n);
     }
-    return buf.data ? buf.data : strdup("");
+    return buf.data ? buf.data : cb_xstrdup("");
 }
 
 int cli_cmd_run(int argc, char **argv)

@@ -71,7 +71,7 @@ void cb_error_clear(cb_error_t *err)
 const char *cb_error_kind_name(cb_error_kind_t kind)
 {
     switch (kind) {
-#define CB_ERR_NAME(k, code, name)                                                                 \
+#define CB_ERR_NAME(k, code, status, name)                                                         \
     case CB_ERR_##k:                                                                               \
         return name;
         CB_ERROR_MAP(CB_ERR_NAME)
@@ -83,11 +83,32 @@ const char *cb_error_kind_name(cb_error_kind_t kind)
 int cb_error_kind_jsonrpc_code(cb_error_kind_t kind)
 {
     switch (kind) {
-#define CB_ERR_CODE(k, code, name)                                                                 \
+#define CB_ERR_CODE(k, code, status, name)                                                         \
     case CB_ERR_##k:                                                                               \
         return code;
         CB_ERROR_MAP(CB_ERR_CODE)
 #undef CB_ERR_CODE
     }
-    return -32603;
+    return cb_error_kind_jsonrpc_code(CB_ERR_INTERNAL);
 }
+
+int cb_error_kind_http_status(cb_error_kind_t kind)
+{
+    switch (kind) {
+#define CB_ERR_STATUS(k, code, status, name)                                                       \
+    case CB_ERR_##k:                                                                               \
+        return status;
+        CB_ERROR_MAP(CB_ERR_STATUS)
+#undef CB_ERR_STATUS
+    }
+    return cb_error_kind_http_status(CB_ERR_INTERNAL);
+}
+
+static cb_error_kind_t s_failed_kind(const cb_error_t *err)
+{
+    return err && err->kind != CB_ERR_OK ? err->kind : CB_ERR_INTERNAL;
+}
+
+int cb_error_jsonrpc_code(const cb_error_t *err) { return cb_error_kind_jsonrpc_code(s_failed_kind(err)); }
+
+int cb_error_http_status(const cb_error_t *err) { return cb_error_kind_http_status(s_failed_kind(err)); }

@@ -278,6 +278,36 @@ static void s_test_rm_tree(void)
     CB_OK(cb_rm_rf(dir, &err) == 0, "clean up");
 }
 
+/* The one table every edge reads (cb/error.h): the codes and statuses clients already see. */
+static void s_error_table(void)
+{
+    static const struct {
+        cb_error_kind_t kind;
+        int code, status;
+    } want[] = {
+        {CB_ERR_INVALID, -32602, 400},      {CB_ERR_NOT_FOUND, -32602, 404},
+        {CB_ERR_LIMIT, -32603, 503},        {CB_ERR_STATE, -32603, 409},
+        {CB_ERR_KERNEL_DEAD, -32603, 409},  {CB_ERR_SYSTEM, -32603, 500},
+        {CB_ERR_TIMEOUT, -32603, 500},      {CB_ERR_PARSE, -32700, 400},
+        {CB_ERR_BAD_REQUEST, -32600, 400},  {CB_ERR_NO_METHOD, -32601, 404},
+        {CB_ERR_TRANSPORT, -32000, 400},    {CB_ERR_NO_SESSION, -32001, 404},
+        {CB_ERR_TOO_LARGE, -32600, 413},    {CB_ERR_BAD_METHOD, -32000, 405},
+        {CB_ERR_UNAUTHORIZED, -32000, 401}, {CB_ERR_FORBIDDEN, -32000, 403},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char name[80];
+        snprintf(name, sizeof name, "%s: JSON-RPC code", cb_error_kind_name(want[i].kind));
+        CB_EQ_INT(cb_error_kind_jsonrpc_code(want[i].kind), want[i].code, name);
+        snprintf(name, sizeof name, "%s: HTTP status", cb_error_kind_name(want[i].kind));
+        CB_EQ_INT(cb_error_kind_http_status(want[i].kind), want[i].status, name);
+    }
+    cb_error_t none = {0};
+    CB_EQ_INT(cb_error_http_status(&none), 500, "a failure left at OK reads as internal (HTTP)");
+    CB_EQ_INT(cb_error_jsonrpc_code(NULL), -32603, "no error object reads as internal (JSON-RPC)");
+    CB_EQ_STR(cb_error_kind_name((cb_error_kind_t)999), "unknown error", "a kind outside the table");
+    CB_EQ_INT(cb_error_kind_http_status((cb_error_kind_t)999), 500, "... is internal over HTTP");
+}
+
 int main(void)
 {
     cb_error_t err = {0};
@@ -292,6 +322,7 @@ int main(void)
     CB_OK(cb_error_kind_jsonrpc_code(CB_ERR_INVALID) == -32602, "INVALID maps to -32602");
     CB_OK(strcmp(cb_error_kind_name(CB_ERR_TIMEOUT), "timed out") == 0, "kind names from the map");
     CB_OK(cb_error_make(NULL, EINVAL, "no error object") == -1, "NULL err is allowed");
+    s_error_table();
 
     cb_log_level_t level;
     CB_OK(cb_log_level_parse("WARNING", &level) == 0 && level == CB_LOG_WARN, "parse WARNING");
@@ -337,6 +368,23 @@ int main(void)
     cb_buf_clear(&buf);
     CB_OK(buf.len == 0 && strcmp(cb_buf_str(&buf), "") == 0, "clear empties");
     cb_buf_free(&buf);
+
+    cleanup_strvec cb_strv_t sv = {0};
+    cb_strv_init(&sv);
+    CB_EQ_SIZE(sv.n, 0, "a new string vector is empty");
+    CB_OK(sv.v && !sv.v[0], "... and NULL-terminated");
+    for (int i = 0; i < 100; i++)
+        cb_strv_push(&sv, cb_strdup_printf("s%d", i));
+    CB_EQ_SIZE(sv.n, 100, "pushes grow it");
+    CB_EQ_STR(sv.v[99], "s99", "the last push is last");
+    CB_OK(!sv.v[100], "still NULL-terminated");
+
+    size_t lossy_len = 0;
+    cleanup_free char *lossy = cb_text_lossy("a\0b\xff", 4, &lossy_len);
+    CB_EQ_STR(lossy, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD", "NUL and a stray byte become U+FFFD");
+    CB_EQ_SIZE(lossy_len, 8, "its length");
+    cleanup_free char *lossy_empty = cb_text_lossy(NULL, 0, NULL);
+    CB_EQ_STR(lossy_empty, "", "nothing is \"\", never NULL");
 
     s_test_locked_dirs();
     s_test_rm_tree();

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 
 int64_t cb_now_ms(void) { return cb_now_us() / 1000; }
@@ -68,9 +69,7 @@ char *cb_read_file(const char *path, size_t max_bytes, size_t *len_out, cb_error
         return cb_error_fail(err, CB_ERR_LIMIT, "'%s' is %lld bytes, more than the %zu allowed",
                              path, (long long)st.st_size, max_bytes),
                NULL;
-    cleanup_free char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf)
-        return cb_error_make(err, ENOMEM, "read '%s'", path), NULL;
+    cleanup_free char *buf = cb_xmalloc((size_t)st.st_size + 1);
     size_t got = 0;
     while (got < (size_t)st.st_size) {
         ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
@@ -199,9 +198,7 @@ int cb_write_file(const char *path, const void *data, size_t len, int mode, cb_e
 
 int cb_mkdir_p(const char *path, int mode, cb_error_t *err)
 {
-    cleanup_free char *copy = strdup(path);
-    if (!copy)
-        return cb_error_make(err, ENOMEM, "mkdir '%s'", path);
+    cleanup_free char *copy = cb_xstrdup(path);
     for (char *p = copy + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;
@@ -365,9 +362,7 @@ static int s_lock_at(int dirfd, const char *name)
 /* Open the parent directory of path (O_PATH) and copy its last component into base. */
 static int s_open_parent(const char *path, char *base, size_t size, cb_error_t *err)
 {
-    cleanup_free char *copy = strdup(path);
-    if (!copy)
-        return cb_error_make(err, ENOMEM, "create '%s'", path);
+    cleanup_free char *copy = cb_xstrdup(path);
     size_t len = strlen(copy);
     while (len > 1 && copy[len - 1] == '/')
         copy[--len] = '\0';
@@ -489,25 +484,24 @@ char *cb_strdup_printf(const char *fmt, ...)
     char *out = NULL;
     int n = vasprintf(&out, fmt, ap);
     va_end(ap);
-    return n < 0 ? NULL : out;
+    /* vasprintf fails only for want of memory (or a format error, which -Wformat rules out). */
+    if (n < 0)
+        cb_oom(strlen(fmt));
+    return out;
 }
 
-int cb_buf_append(cb_buf_t *buf, const char *bytes, size_t n)
+void cb_buf_append(cb_buf_t *buf, const char *bytes, size_t n)
 {
     if (buf->len + n + 1 > buf->cap) {
         size_t cap = buf->cap ? buf->cap : 256;
         while (cap < buf->len + n + 1)
             cap *= 2;
-        char *grown = realloc(buf->data, cap);
-        if (!grown)
-            return -1;
-        buf->data = grown;
+        buf->data = cb_xrealloc(buf->data, cap);
         buf->cap = cap;
     }
     memcpy(buf->data + buf->len, bytes, n);
     buf->len += n;
     buf->data[buf->len] = '\0';
-    return 0;
 }
 
 void cb_buf_clear(cb_buf_t *buf)
@@ -532,26 +526,19 @@ void cb_strv_free(char **v)
     free(v);
 }
 
-int cb_strv_init(cb_strv_t *sv)
+void cb_strv_init(cb_strv_t *sv)
 {
     sv->n = 0;
-    sv->v = calloc(1, sizeof *sv->v);
-    return sv->v ? 0 : -1;
+    sv->v = cb_xcalloc(1, sizeof *sv->v);
 }
 
-int cb_strv_push(cb_strv_t *sv, char *s)
+void cb_strv_push(cb_strv_t *sv, char *s)
 {
     if (!s)
-        return -1;
-    char **grown = realloc(sv->v, (sv->n + 2) * sizeof *grown);
-    if (!grown) {
-        free(s);
-        return -1;
-    }
-    grown[sv->n++] = s;
-    grown[sv->n] = NULL;
-    sv->v = grown;
-    return 0;
+        cb_oom(0);
+    sv->v = cb_xrealloc(sv->v, (sv->n + 2) * sizeof *sv->v);
+    sv->v[sv->n++] = s;
+    sv->v[sv->n] = NULL;
 }
 
 void cb_strv_clear(cb_strv_t *sv)
@@ -578,13 +565,9 @@ char **cb_strv_copy(const char *const *v)
     size_t n = 0;
     while (v && v[n])
         n++;
-    char **out = calloc(n + 1, sizeof *out);
-    for (size_t i = 0; out && i < n; i++) {
-        if (!(out[i] = strdup(v[i]))) {
-            cb_strv_free(out);
-            return NULL;
-        }
-    }
+    char **out = cb_xcalloc(n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = cb_xstrdup(v[i]);
     return out;
 }
 
@@ -611,25 +594,20 @@ char *cb_text_lossy(const char *data, size_t len, size_t *len_out)
     cb_buf_t out = {0};
     const unsigned char *u = (const unsigned char *)data;
     size_t run = 0; /* start of the good bytes not yet copied */
-    int rc = cb_buf_append(&out, "", 0);
-    for (size_t i = 0; i < len && rc == 0;) {
+    cb_buf_append(&out, "", 0); /* so out.data is never NULL */
+    for (size_t i = 0; i < len;) {
         size_t n = u[i] ? s_utf8_len(u + i, len - i) : 0;
         if (n) {
             i += n;
             continue;
         }
-        rc = cb_buf_append(&out, data + run, i - run);
-        if (rc == 0)
-            rc = cb_buf_append(&out, "\xEF\xBF\xBD", 3);
+        cb_buf_append(&out, data + run, i - run);
+        cb_buf_append(&out, "\xEF\xBF\xBD", 3);
         run = ++i;
     }
-    if (rc == 0 && len > run)
-        rc = cb_buf_append(&out, data + run, len - run);
-    if (rc < 0) {
-        cb_buf_free(&out);
-        return NULL;
-    }
+    if (len > run)
+        cb_buf_append(&out, data + run, len - run);
     if (len_out)
         *len_out = out.len;
-    return out.data ? out.data : strdup("");
+    return out.data;
 }

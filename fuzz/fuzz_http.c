@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cb/alloc.h"
 #include "fuzz.h"
 #include "http_private.h"
 #include "kg/kg.h"
@@ -157,12 +158,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req->method = fuzz_strndup(starts[0], lens[0]);
     req->path = fuzz_strndup(starts[1], lens[1]);
     cb_strv_t q = {0}, h = {0};
-    FUZZ_CHECK(cb_strv_init(&q) == 0 && cb_strv_init(&h) == 0);
+    cb_strv_init(&q);
+    cb_strv_init(&h);
     char *query = fuzz_strndup(starts[2], lens[2]);
     for (char *save = NULL, *pair = strtok_r(query, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(pair, '=');
-        FUZZ_CHECK(cb_strv_push(&q, eq ? strndup(pair, (size_t)(eq - pair)) : strdup(pair)) == 0);
-        FUZZ_CHECK(cb_strv_push(&q, strdup(eq ? eq + 1 : "")) == 0);
+        cb_strv_push(&q, eq ? cb_xstrndup(pair, (size_t)(eq - pair)) : cb_xstrdup(pair));
+        cb_strv_push(&q, cb_xstrdup(eq ? eq + 1 : ""));
     }
     free(query);
     size_t i = 3;
@@ -177,8 +179,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 free(auth);
                 auth = strdup(value);
             } else {
-                FUZZ_CHECK(cb_strv_push(&h, strdup(line)) == 0);
-                FUZZ_CHECK(cb_strv_push(&h, strdup(value)) == 0);
+                cb_strv_push(&h, cb_xstrdup(line));
+                cb_strv_push(&h, cb_xstrdup(value));
             }
         }
         free(line);
@@ -202,7 +204,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         http_request_free(req);
     } else if (ws) {
         http_ws_t *w = calloc(1, sizeof *w);
-        FUZZ_CHECK(w && http_idmap_put(&http->wss, 2, w) == 0);
+        FUZZ_CHECK(w);
+        http_idmap_put(&http->wss, 2, w);
         w->server = http;
         w->id = 2;
         w->req = req;
@@ -213,7 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (w && body && w->on_message && !w->closing)
             w->on_message(w, body, body_len, body_len && body[0] == 0, w->arg);
     } else {
-        FUZZ_CHECK(http_idmap_put(&http->reqs, req->id, req) == 0);
+        http_idmap_put(&http->reqs, req->id, req);
         req->route->on_request(req, req->route->arg);
     }
     s_drain(http);

@@ -28,10 +28,10 @@ typedef struct {
     size_t count;
 } http_idmap_t;
 
-int http_idmap_put(http_idmap_t *m, uint64_t id, void *value); /* 0, or -1 out of memory */
+void http_idmap_put(http_idmap_t *m, uint64_t id, void *value);
 void *http_idmap_get(const http_idmap_t *m, uint64_t id);
 void *http_idmap_remove(http_idmap_t *m, uint64_t id); /* the value removed, or NULL */
-/* Every id in the map, in a fresh array of *n entries (NULL when empty or out of memory).
+/* Every id in the map, in a fresh array of *n entries (NULL when empty).
  * Caller owns return value. */
 uint64_t *http_idmap_ids(const http_idmap_t *m, size_t *n);
 void http_idmap_clear(http_idmap_t *m); /* frees the entries, not the values */
@@ -75,7 +75,7 @@ typedef struct http_msg {
     http_request_t *req;
 } http_msg_t;
 
-/* A message with room for len payload bytes (copied from data when not NULL). */
+/* A message with room for len payload bytes (copied from data when not NULL). Never NULL. */
 http_msg_t *http_msg_new(http_msg_kind_t kind, uint64_t id, const void *data, size_t len);
 void http_msg_free(http_msg_t *msg);
 

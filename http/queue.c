@@ -7,20 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cb/alloc.h"
 #include "http_private.h"
 
 /* ---- messages ------------------------------------------------------------------------------- */
 
 http_msg_t *http_msg_new(http_msg_kind_t kind, uint64_t id, const void *data, size_t len)
 {
-    http_msg_t *msg = calloc(1, sizeof(*msg));
-    if (!msg)
-        return NULL;
-    msg->buf = malloc(HTTP_MSG_HEADROOM + len + 3);
-    if (!msg->buf) {
-        free(msg);
-        return NULL;
-    }
+    http_msg_t *msg = cb_xcalloc(1, sizeof(*msg));
+    msg->buf = cb_xmalloc(HTTP_MSG_HEADROOM + len + 3);
     msg->kind = kind;
     msg->id = id;
     msg->data = msg->buf + HTTP_MSG_HEADROOM;
@@ -96,12 +91,10 @@ static size_t s_bucket(const http_idmap_t *m, uint64_t id)
     return (size_t)id & (m->nbuckets - 1);
 }
 
-static int s_grow(http_idmap_t *m)
+static void s_grow(http_idmap_t *m)
 {
     size_t n = m->nbuckets ? m->nbuckets * 2 : 64;
-    http_idmap_entry_t **b = calloc(n, sizeof(*b));
-    if (!b)
-        return -1;
+    http_idmap_entry_t **b = cb_xcalloc(n, sizeof(*b));
     http_idmap_t grown = {.buckets = b, .nbuckets = n, .count = m->count};
     for (size_t i = 0; i < m->nbuckets; i++) {
         http_idmap_entry_t *e = m->buckets[i];
@@ -115,23 +108,19 @@ static int s_grow(http_idmap_t *m)
     }
     free(m->buckets);
     *m = grown;
-    return 0;
 }
 
-int http_idmap_put(http_idmap_t *m, uint64_t id, void *value)
+void http_idmap_put(http_idmap_t *m, uint64_t id, void *value)
 {
-    if ((m->count + 1) * 2 > m->nbuckets && s_grow(m) < 0)
-        return -1;
-    http_idmap_entry_t *e = malloc(sizeof(*e));
-    if (!e)
-        return -1;
+    if ((m->count + 1) * 2 > m->nbuckets)
+        s_grow(m);
+    http_idmap_entry_t *e = cb_xmalloc(sizeof(*e));
     size_t k = s_bucket(m, id);
     e->id = id;
     e->value = value;
     e->next = m->buckets[k];
     m->buckets[k] = e;
     m->count++;
-    return 0;
 }
 
 void *http_idmap_get(const http_idmap_t *m, uint64_t id)
@@ -166,9 +155,7 @@ uint64_t *http_idmap_ids(const http_idmap_t *m, size_t *n)
     *n = 0;
     if (!m->count)
         return NULL;
-    uint64_t *ids = malloc(m->count * sizeof(*ids));
-    if (!ids)
-        return NULL;
+    uint64_t *ids = cb_xmalloc(m->count * sizeof(*ids));
     for (size_t i = 0; i < m->nbuckets; i++)
         for (http_idmap_entry_t *e = m->buckets[i]; e; e = e->next)
             ids[(*n)++] = e->id;

@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "http_private.h"
@@ -51,15 +52,11 @@ static int s_parse_listen(http_server_t *self, const char *listen, cb_error_t *e
         hlen -= 2;
         bracketed = true;
     }
-    cleanup_free char *host = strndup(h, hlen);
-    if (!host)
-        return cb_error_make(err, ENOMEM, "parse listen address");
+    cleanup_free char *host = cb_xstrndup(h, hlen);
     unsigned char addr[sizeof(struct in6_addr)];
     if (!bracketed && strcasecmp(host, "localhost") == 0) {
         free(host);
-        host = strdup("127.0.0.1");
-        if (!host)
-            return cb_error_make(err, ENOMEM, "parse listen address");
+        host = cb_xstrdup("127.0.0.1");
     } else if (bracketed ? inet_pton(AF_INET6, host, addr) != 1 : inet_pton(AF_INET, host, addr) != 1) {
         return cb_error_fail(err, CB_ERR_INVALID,
                              "listen address '%s': HOST must be an IP literal (IPv6 in brackets) or localhost", listen);
@@ -84,10 +81,9 @@ static char *s_generate_token(void)
     unsigned char raw[32];
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return NULL;
-    char *hex = malloc(sizeof(raw) * 2 + 1);
-    if (hex)
-        for (size_t i = 0; i < sizeof(raw); i++)
-            sprintf(hex + 2 * i, "%02x", raw[i]);
+    char *hex = cb_xmalloc(sizeof(raw) * 2 + 1);
+    for (size_t i = 0; i < sizeof(raw); i++)
+        sprintf(hex + 2 * i, "%02x", raw[i]);
     OPENSSL_cleanse(raw, sizeof(raw));
     return hex;
 }
@@ -99,18 +95,13 @@ http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error
         cfg = &none;
     if (!loop)
         return cb_error_fail(err, CB_ERR_INVALID, "http_server_new needs a zloop"), NULL;
-    http_server_t *self = calloc(1, sizeof(*self));
-    if (!self)
-        return cb_error_make(err, ENOMEM, "new HTTP server"), NULL;
+    http_server_t *self = cb_xcalloc(1, sizeof(*self));
     self->loop = loop;
     self->event_fd = -1;
     http_msgq_init(&self->to_lws);
     http_msgq_init(&self->to_main);
     atomic_init(&self->stop, false);
-    if (cb_strv_init(&self->subprotocols) < 0) {
-        http_server_destroy(&self);
-        return cb_error_make(err, ENOMEM, "new HTTP server"), NULL;
-    }
+    cb_strv_init(&self->subprotocols);
     if (s_parse_listen(self, cfg->listen ? cfg->listen : DEFAULT_LISTEN, err) < 0) {
         http_server_destroy(&self);
         return NULL;
@@ -131,10 +122,15 @@ http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error
     self->allowed_hosts = cb_strv_copy(cfg->allowed_hosts);
     self->allowed_origins = cb_strv_copy(cfg->allowed_origins);
     if (!self->no_auth)
-        self->token = cfg->token && *cfg->token ? strdup(cfg->token) : s_generate_token();
+        self->token = cfg->token && *cfg->token ? cb_xstrdup(cfg->token) : s_generate_token();
+    if (!self->no_auth && !self->token) { /* RAND_bytes failed */
+        cb_error_fail(err, CB_ERR_SYSTEM, "new HTTP server: no random bytes for a token");
+        http_server_destroy(&self);
+        return NULL;
+    }
     self->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!self->allowed_hosts || !self->allowed_origins || (!self->no_auth && !self->token) || self->event_fd < 0) {
-        cb_error_make(err, errno ? errno : ENOMEM, "new HTTP server");
+    if (self->event_fd < 0) {
+        cb_error_make(err, errno, "new HTTP server");
         http_server_destroy(&self);
         return NULL;
     }
@@ -153,13 +149,8 @@ int http_server_route(http_server_t *self, const char *prefix, http_request_fn *
     for (size_t i = 0; i < self->nroutes; i++)
         if (strcmp(self->routes[i].prefix, prefix) == 0)
             return cb_error_fail(err, CB_ERR_INVALID, "route '%s' is already registered", prefix);
-    http_route_t *r = realloc(self->routes, (self->nroutes + 1) * sizeof(*r));
-    if (!r)
-        return cb_error_make(err, ENOMEM, "add route '%s'", prefix);
-    self->routes = r;
-    char *p = strdup(prefix);
-    if (!p)
-        return cb_error_make(err, ENOMEM, "add route '%s'", prefix);
+    self->routes = cb_xrealloc(self->routes, (self->nroutes + 1) * sizeof(*self->routes));
+    char *p = cb_xstrdup(prefix);
     self->routes[self->nroutes++] =
         (http_route_t){.prefix = p, .len = strlen(p), .on_request = on_request, .on_ws = on_ws, .arg = arg};
     return 0;
@@ -171,9 +162,7 @@ int http_server_subprotocol(http_server_t *self, const char *name, cb_error_t *e
         return cb_error_fail(err, CB_ERR_INVALID, "a subprotocol is one token");
     if (self->started)
         return cb_error_fail(err, CB_ERR_STATE, "subprotocols must be added before http_server_start");
-    char *n = strdup(name);
-    if (!n || cb_strv_push(&self->subprotocols, n) < 0)
-        return cb_error_make(err, ENOMEM, "add subprotocol '%s'", name);
+    cb_strv_push(&self->subprotocols, cb_xstrdup(name));
     return 0;
 }
 
@@ -198,9 +187,7 @@ int http_server_start(http_server_t *self, cb_error_t *err)
     self->started = true;
     self->address = self->bind_v6 ? cb_strdup_printf("[%s]:%d", self->bind_host, self->port)
                                   : cb_strdup_printf("%s:%d", self->bind_host, self->port);
-    self->url = self->address ? cb_strdup_printf("http://%s", self->address) : NULL;
-    if (!self->url)
-        return cb_error_make(err, ENOMEM, "start the HTTP server");
+    self->url = cb_strdup_printf("http://%s", self->address);
     cb_debug("http: listening on %s", self->address);
     return 0;
 }
@@ -264,27 +251,13 @@ static void s_handle(http_server_t *self, http_msg_t *m)
     case HM_REQUEST: {
         http_request_t *req = steal_pointer(&m->req);
         req->server = self;
-        if (http_idmap_put(&self->reqs, req->id, req) < 0) {
-            http_msg_t *abort = http_msg_new(HM_ABORT, req->id, NULL, 0);
-            if (abort)
-                http_msgq_push(&self->to_lws, abort);
-            http_lws_wake(self);
-            http_request_free(req);
-            return;
-        }
+        http_idmap_put(&self->reqs, req->id, req);
         req->route->on_request(req, req->route->arg);
         return;
     }
     case HM_WS_OPEN: {
-        http_ws_t *ws = calloc(1, sizeof(*ws));
-        if (!ws || http_idmap_put(&self->wss, m->id, ws) < 0) {
-            free(ws);
-            http_msg_t *abort = http_msg_new(HM_ABORT, m->id, NULL, 0);
-            if (abort)
-                http_msgq_push(&self->to_lws, abort);
-            http_lws_wake(self);
-            return;
-        }
+        http_ws_t *ws = cb_xcalloc(1, sizeof(*ws));
+        http_idmap_put(&self->wss, m->id, ws);
         ws->server = self;
         ws->id = m->id;
         ws->req = steal_pointer(&m->req);
@@ -445,26 +418,18 @@ static http_msg_t *s_head_msg(http_request_t *req, int status, const char *conte
                               bool chunked, size_t content_length)
 {
     http_msg_t *m = http_msg_new(HM_HEAD, req->id, NULL, 0);
-    if (!m)
-        return NULL;
     m->status = status;
     m->flag = chunked;
     m->len = content_length;
-    m->text = strdup(content_type ? content_type : "");
+    m->text = cb_xstrdup(content_type ? content_type : "");
     m->headers = cb_strv_copy(headers);
-    if (!m->text || !m->headers) {
-        http_msg_free(m);
-        return NULL;
-    }
     return m;
 }
 
-/* Abort the connection of a request we cannot answer (out of memory). */
+/* Abort the connection of a request we cannot answer. */
 static void s_abort(http_request_t *req)
 {
-    http_msg_t *m = http_msg_new(HM_ABORT, req->id, NULL, 0);
-    if (m)
-        s_send(req->server, m);
+    s_send(req->server, http_msg_new(HM_ABORT, req->id, NULL, 0));
     http_lws_wake(req->server);
 }
 
@@ -483,19 +448,11 @@ int http_respond(http_request_t *req, int status, const char *content_type, cons
         http_msg_t *head = s_head_msg(req, status, content_type, headers, false, len);
         http_msg_t *data = len ? http_msg_new(HM_DATA, req->id, body, len) : NULL;
         http_msg_t *end = http_msg_new(HM_END, req->id, NULL, 0);
-        if (!head || (len && !data) || !end) {
-            http_msg_free(head);
-            http_msg_free(data);
-            http_msg_free(end);
-            s_abort(req);
-            rc = -1;
-        } else {
-            s_send(self, head);
-            if (data)
-                s_send(self, data);
-            s_send(self, end);
-            http_lws_wake(self);
-        }
+        s_send(self, head);
+        if (data)
+            s_send(self, data);
+        s_send(self, end);
+        http_lws_wake(self);
     }
     cb_debug("http: %s %s -> %d", req->method, req->path, status);
     s_request_drop(req);
@@ -531,13 +488,16 @@ int http_respond_error(http_request_t *req, int status, const char *message)
     return http_respond(req, status, "application/json", NULL, text, strlen(text));
 }
 
+int http_respond_cb_error(http_request_t *req, const cb_error_t *err)
+{
+    return http_respond_error(req, cb_error_http_status(err), err && err->msg[0] ? err->msg : "internal error");
+}
+
 int http_stream_begin(http_request_t *req, int status, const char *content_type, const char *const *headers)
 {
     if (!req || req->closing || req->streaming)
         return -1;
     http_msg_t *head = s_head_msg(req, status, content_type, headers, true, 0);
-    if (!head)
-        return -1;
     req->streaming = true;
     req->status = status;
     s_send(req->server, head);
@@ -560,8 +520,6 @@ int http_stream_write(http_request_t *req, const void *data, size_t len)
         return -1;
     }
     http_msg_t *m = http_msg_new(HM_DATA, req->id, data, len);
-    if (!m)
-        return -1;
     req->queued += len;
     s_send(self, m);
     http_lws_wake(self);
@@ -580,13 +538,8 @@ void http_stream_end(http_request_t *req)
         req->on_close = NULL;
         return;
     }
-    http_msg_t *end = http_msg_new(HM_END, req->id, NULL, 0);
-    if (end) {
-        s_send(req->server, end);
-        http_lws_wake(req->server);
-    } else {
-        s_abort(req);
-    }
+    s_send(req->server, http_msg_new(HM_END, req->id, NULL, 0));
+    http_lws_wake(req->server);
     cb_debug("http: %s %s -> %d (stream)", req->method, req->path, req->status);
     s_request_drop(req);
 }
@@ -608,14 +561,10 @@ void http_ws_set_handlers(http_ws_t *ws, http_ws_message_fn *on_message, http_ws
 static void s_ws_send_close(http_ws_t *ws, int code, const char *reason, bool notify)
 {
     http_msg_t *m = http_msg_new(HM_WS_CLOSE, ws->id, NULL, 0);
-    if (m) {
-        m->status = code;
-        m->flag = notify;
-        m->text = strdup(reason ? reason : "");
-        s_send(ws->server, m);
-    } else if ((m = http_msg_new(HM_ABORT, ws->id, NULL, 0))) {
-        s_send(ws->server, m);
-    }
+    m->status = code;
+    m->flag = notify;
+    m->text = cb_xstrdup(reason ? reason : "");
+    s_send(ws->server, m);
     http_lws_wake(ws->server);
 }
 
@@ -632,8 +581,6 @@ int http_ws_send(http_ws_t *ws, const void *data, size_t len, bool binary)
         return -1;
     }
     http_msg_t *m = http_msg_new(HM_WS_SEND, ws->id, data, len);
-    if (!m)
-        return -1;
     m->flag = binary;
     ws->queued += len;
     s_send(self, m);

@@ -47,6 +47,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "http_private.h"
@@ -132,8 +133,6 @@ static void s_post_log(http_server_t *self, const char *method, const char *path
     if (cb_log_level_current > CB_LOG_DEBUG)
         return;
     http_msg_t *msg = http_msg_new(HM_LOG, 0, NULL, 0);
-    if (!msg)
-        return;
     msg->text = cb_strdup_printf("%s %s -> %d (%s)", method ? method : "?", path ? path : "?", status, why);
     s_post(self, msg);
 }
@@ -142,10 +141,8 @@ static void s_flush_written(conn_t *c)
 {
     if (c->written && c->id) {
         http_msg_t *msg = http_msg_new(HM_WRITTEN, c->id, NULL, 0);
-        if (msg) {
-            msg->len = c->written;
-            s_post(c->server, msg);
-        }
+        msg->len = c->written;
+        s_post(c->server, msg);
     }
     c->written = 0;
 }
@@ -157,9 +154,7 @@ static conn_t *s_conn_get(http_server_t *self, struct lws *wsi)
     conn_t *c = lws_get_opaque_user_data(wsi);
     if (c)
         return c;
-    c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
+    c = cb_xcalloc(1, sizeof(*c));
     c->server = self;
     c->wsi = wsi;
     lws_set_opaque_user_data(wsi, c);
@@ -184,15 +179,11 @@ static void s_conn_forget_id(conn_t *c)
     c->id = 0;
 }
 
-static int s_conn_assign_id(conn_t *c)
+static void s_conn_assign_id(conn_t *c)
 {
     http_server_t *self = c->server;
     c->id = ++self->next_id;
-    if (http_idmap_put(&self->conns, c->id, c) < 0) {
-        c->id = 0;
-        return -1;
-    }
-    return 0;
+    http_idmap_put(&self->conns, c->id, c);
 }
 
 static void s_conn_destroy(conn_t *c)
@@ -223,8 +214,8 @@ static char *s_hdr_dup(struct lws *wsi, int token, size_t *len_out)
     int len = lws_hdr_total_length(wsi, (enum lws_token_indexes)token);
     if (len <= 0)
         return NULL;
-    char *s = malloc((size_t)len + 1);
-    if (s && lws_hdr_copy(wsi, s, len + 1, (enum lws_token_indexes)token) < 0) {
+    char *s = cb_xmalloc((size_t)len + 1);
+    if (lws_hdr_copy(wsi, s, len + 1, (enum lws_token_indexes)token) < 0) {
         free(s);
         return NULL;
     }
@@ -238,8 +229,8 @@ static char *s_custom_dup(struct lws *wsi, const char *name, size_t *len_out)
     int len = lws_hdr_custom_length(wsi, name, nlen);
     if (len < 0)
         return NULL;
-    char *s = malloc((size_t)len + 1);
-    if (s && lws_hdr_custom_copy(wsi, s, len + 1, name, nlen) < 0) {
+    char *s = cb_xmalloc((size_t)len + 1);
+    if (lws_hdr_custom_copy(wsi, s, len + 1, name, nlen) < 0) {
         free(s);
         return NULL;
     }
@@ -247,40 +238,33 @@ static char *s_custom_dup(struct lws *wsi, const char *name, size_t *len_out)
     return s;
 }
 
-static int s_push_pair(cb_strv_t *sv, const char *name, char *value)
+static void s_push_pair(cb_strv_t *sv, const char *name, char *value)
 {
     if (!value)
-        return 0;
-    char *n = strdup(name);
-    if (!n || cb_strv_push(sv, n) < 0) {
-        free(value);
-        return -1;
-    }
-    return cb_strv_push(sv, value);
+        return;
+    cb_strv_push(sv, cb_xstrdup(name));
+    cb_strv_push(sv, value);
 }
 
-/* The request as the handler will see it: method, path, query and kept headers. NULL when
- * memory runs out. */
+/* The request as the handler will see it: method, path, query and kept headers. */
 static http_request_t *s_request_build(http_server_t *self, struct lws *wsi, const char *method)
 {
-    http_request_t *req = calloc(1, sizeof(*req));
-    if (!req)
-        return NULL;
+    http_request_t *req = cb_xcalloc(1, sizeof(*req));
     req->server = self;
-    req->method = strdup(method);
+    req->method = cb_xstrdup(method);
     char *uri = NULL;
     int urilen = 0;
     if (lws_http_get_uri_and_method(wsi, &uri, &urilen) >= 0 && uri) {
         /* lws decodes %00 too: a NUL inside the path is refused by the caller. */
         if (strnlen(uri, (size_t)urilen) != (size_t)urilen)
             req->bad = true;
-        req->path = strndup(uri, (size_t)urilen);
+        req->path = cb_xstrndup(uri, (size_t)urilen);
     } else {
-        req->path = strdup("/");
+        req->path = cb_xstrdup("/");
     }
     cleanup_strvec cb_strv_t q = {0}, h = {0};
-    if (!req->method || !req->path || cb_strv_init(&q) < 0 || cb_strv_init(&h) < 0)
-        goto fail;
+    cb_strv_init(&q);
+    cb_strv_init(&h);
     /* Query arguments: lws splits them at '&' and has already percent-decoded them. */
     for (int i = 0;; i++) {
         char frag[HEADER_MAX];
@@ -292,14 +276,8 @@ static http_request_t *s_request_build(http_server_t *self, struct lws *wsi, con
         if (strlen(frag) != (size_t)n)
             req->bad = true;
         char *eq = strchr(frag, '=');
-        char *name = eq ? strndup(frag, (size_t)(eq - frag)) : strdup(frag);
-        char *value = strdup(eq ? eq + 1 : "");
-        if (!name || !value || cb_strv_push(&q, name) < 0) {
-            free(value);
-            goto fail;
-        }
-        if (cb_strv_push(&q, value) < 0)
-            goto fail;
+        cb_strv_push(&q, eq ? cb_xstrndup(frag, (size_t)(eq - frag)) : cb_xstrdup(frag));
+        cb_strv_push(&q, cb_xstrdup(eq ? eq + 1 : ""));
     }
     for (size_t i = 0; i < sizeof(s_kept_headers) / sizeof(s_kept_headers[0]); i++) {
         size_t len = 0;
@@ -308,16 +286,12 @@ static http_request_t *s_request_build(http_server_t *self, struct lws *wsi, con
         /* A check reading the value as a C string would see only what comes before a NUL. */
         if (v && strlen(v) != len)
             req->bad = true;
-        if (s_push_pair(&h, s_kept_headers[i].name, v) < 0)
-            goto fail;
+        s_push_pair(&h, s_kept_headers[i].name, v);
     }
     req->query = steal_pointer(&q.v);
     req->headers = steal_pointer(&h.v);
     q.n = h.n = 0;
     return req;
-fail:
-    http_request_free(req);
-    return NULL;
 }
 
 static const char *s_req_header(const http_request_t *req, const char *name)
@@ -336,17 +310,18 @@ static const char *s_req_query(const http_request_t *req, const char *name)
     return NULL;
 }
 
-/* The checks of http.h, in order. Returns 0 (and the route), or an HTTP status and message. */
-static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req, bool ws,
-                 const http_route_t **route, const char **message)
+/* The checks of http.h, in order. Returns CB_ERR_OK (and the route), or the kind of the
+ * refusal (its HTTP status comes from cb/error.h's table) and a message. */
+static cb_error_kind_t s_vet_kind(http_server_t *self, struct lws *wsi, const http_request_t *req, bool ws,
+                                  const http_route_t **route, const char **message)
 {
     if (!http_check_host(self, s_req_header(req, "Host"))) {
         *message = "this Host is not allowed";
-        return 403;
+        return CB_ERR_FORBIDDEN;
     }
     if (!http_check_origin(self, s_req_header(req, "Origin"))) {
         *message = "this Origin is not allowed";
-        return 403;
+        return CB_ERR_FORBIDDEN;
     }
     if (!self->no_auth) {
         size_t auth_len = 0;
@@ -358,15 +333,23 @@ static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req
         }
         if (!ok) {
             *message = "a valid token is required";
-            return 401;
+            return CB_ERR_UNAUTHORIZED;
         }
     }
     *route = http_route_find(self, req->path);
     if (!*route || (ws && !(*route)->on_ws)) {
         *message = ws ? "no WebSocket endpoint at this path" : "no such path";
-        return 404;
+        return CB_ERR_NOT_FOUND;
     }
-    return 0;
+    return CB_ERR_OK;
+}
+
+/* s_vet_kind as an HTTP status: 0 when the request passes. */
+static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req, bool ws,
+                 const http_route_t **route, const char **message)
+{
+    cb_error_kind_t kind = s_vet_kind(self, wsi, req, ws, route, message);
+    return kind == CB_ERR_OK ? 0 : cb_error_kind_http_status(kind);
 }
 
 /* Write a JSON error straight from the HTTP (or upgrade) callback. close: announce
@@ -423,20 +406,15 @@ static int s_http_fail(conn_t *c, const http_request_t *req, int status, const c
 static int s_dispatch(conn_t *c, http_msg_kind_t kind)
 {
     http_server_t *self = c->server;
-    if (s_conn_assign_id(c) < 0)
-        return -1;
+    s_conn_assign_id(c);
     http_msg_t *msg = http_msg_new(kind, c->id, NULL, 0);
-    if (!msg)
-        return -1;
     c->req->id = c->id;
     msg->req = steal_pointer(&c->req);
     if (kind == HM_WS_OPEN) {
         /* lws binds its own copy of the protocol table: compare names, not pointers. */
         const struct lws_protocols *p = lws_get_protocol(c->wsi);
-        if (p && p->name && strcmp(p->name, s_default_protocol) != 0 && !(msg->text = strdup(p->name))) {
-            http_msg_free(msg);
-            return -1;
-        }
+        if (p && p->name && strcmp(p->name, s_default_protocol) != 0)
+            msg->text = cb_xstrdup(p->name);
         c->state = C_WS;
     } else {
         c->state = C_WAIT;
@@ -473,8 +451,6 @@ static int s_on_http(http_server_t *self, conn_t *c)
                            true);
 
     c->req = s_request_build(self, wsi, s_method_names[meth]);
-    if (!c->req)
-        return s_http_fail(c, NULL, 500, "out of memory", body_pending);
     if (c->req->bad)
         return s_http_fail(c, c->req, 400, "NUL in the path, the query or a header", body_pending);
     const http_route_t *route = NULL;
@@ -505,8 +481,7 @@ static int s_on_body(http_server_t *self, conn_t *c, const void *in, size_t len)
         return 0;
     if (c->body.len + len > self->max_body)
         return s_http_fail(c, c->req, 413, "request body too large", true);
-    if (cb_buf_append(&c->body, in, len) < 0)
-        return s_http_fail(c, c->req, 500, "out of memory", true);
+    cb_buf_append(&c->body, in, len);
     return 0;
 }
 
@@ -540,9 +515,9 @@ static int s_on_upgrade(http_server_t *self, conn_t *c)
     if (!status && offered && *offered) {
         /* lws binds a subprotocol by exact name and hangs up when none matches: say why. */
         bool known = false;
-        cleanup_free char *list = strdup(offered);
+        cleanup_free char *list = cb_xstrdup(offered);
         char *save = NULL;
-        for (char *t = list ? strtok_r(list, ", \t", &save) : NULL; t && !known; t = strtok_r(NULL, ", \t", &save))
+        for (char *t = strtok_r(list, ", \t", &save); t && !known; t = strtok_r(NULL, ", \t", &save))
             for (size_t i = 0; i < self->subprotocols.n; i++)
                 if (strcmp(t, self->subprotocols.v[i]) == 0)
                     known = true;
@@ -579,16 +554,12 @@ static int s_on_receive(http_server_t *self, conn_t *c, const void *in, size_t l
         lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why, sizeof(why) - 1);
         return -1;
     }
-    if (len && cb_buf_append(&c->wsmsg, in, len) < 0) {
-        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, NULL, 0);
-        return -1;
-    }
+    if (len)
+        cb_buf_append(&c->wsmsg, in, len);
     if (!lws_is_final_fragment(c->wsi))
         return 0;
     c->in_message = false;
-    http_msg_t *msg = calloc(1, sizeof(*msg));
-    if (!msg)
-        return -1;
+    http_msg_t *msg = cb_xcalloc(1, sizeof(*msg));
     msg->kind = HM_WS_MESSAGE;
     msg->id = c->id;
     msg->flag = c->ws_binary;
@@ -597,9 +568,8 @@ static int s_on_receive(http_server_t *self, conn_t *c, const void *in, size_t l
         msg->buf = msg->data = (unsigned char *)steal_pointer(&c->wsmsg.data);
         msg->len = c->wsmsg.len;
         c->wsmsg = (cb_buf_t){0};
-    } else if (!(msg->buf = msg->data = calloc(1, 1))) {
-        free(msg);
-        return -1;
+    } else {
+        msg->buf = msg->data = cb_xcalloc(1, 1);
     }
     s_post(self, msg);
     return 0;
@@ -624,9 +594,7 @@ static int s_write_head(conn_t *c, http_msg_t *m)
     size_t need = 512 + (m->text ? strlen(m->text) : 0);
     for (char **h = m->headers; h && *h; h++)
         need += strlen(*h) + 8;
-    cleanup_free unsigned char *buf = malloc(LWS_PRE + need);
-    if (!buf)
-        return -1;
+    cleanup_free unsigned char *buf = cb_xmalloc(LWS_PRE + need);
     unsigned char *start = buf + LWS_PRE, *p = start, *end = start + need - 1;
     int status = m->status;
     bool bodyless = status < 200 || status == 204 || status == 304;
@@ -639,7 +607,7 @@ static int s_write_head(conn_t *c, http_msg_t *m)
         return -1;
     for (char **h = m->headers; h && h[0] && h[1]; h += 2) {
         cleanup_free char *name = cb_strdup_printf("%s:", h[0]);
-        if (!name || lws_add_http_header_by_name(wsi, (unsigned char *)name, (unsigned char *)h[1],
+        if (lws_add_http_header_by_name(wsi, (unsigned char *)name, (unsigned char *)h[1],
                                                  (int)strlen(h[1]), &p, end))
             return -1;
     }
@@ -813,11 +781,11 @@ static int s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
             s_post_log(self, "-", "-", 0, "connection refused: max_connections reached");
             return -1;
         }
-        return s_conn_get(self, wsi) ? 0 : -1;
+        s_conn_get(self, wsi);
+        return 0;
 
     case LWS_CALLBACK_HTTP:
-        if (!(c = s_conn_get(self, wsi)))
-            return -1;
+        c = s_conn_get(self, wsi);
         if (c->state != C_IDLE) /* lws gave us a new request while one is open: refuse */
             return -1;
         return s_on_http(self, c);
@@ -838,8 +806,7 @@ static int s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         return s_on_http_writeable(c);
 
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        if (!(c = s_conn_get(self, wsi)))
-            return -1;
+        c = s_conn_get(self, wsi);
         if (!in || strcmp((const char *)in, "websocket") != 0) {
             s_write_error(c, 400, "only WebSocket upgrades are supported", true);
             return 1;
@@ -919,13 +886,8 @@ static void *s_thread(void *arg)
 int http_lws_start(http_server_t *self, cb_error_t *err)
 {
     size_t np = 1 + self->subprotocols.n + 1;
-    struct lws_protocols *protocols = calloc(np, sizeof(*protocols));
-    lws_retry_bo_t *retry = calloc(1, sizeof(*retry));
-    if (!protocols || !retry) {
-        free(protocols);
-        free(retry);
-        return cb_error_make(err, ENOMEM, "starting the HTTP server");
-    }
+    struct lws_protocols *protocols = cb_xcalloc(np, sizeof(*protocols));
+    lws_retry_bo_t *retry = cb_xcalloc(1, sizeof(*retry));
     /* protocols[0] serves HTTP and WebSockets that ask for no subprotocol. */
     protocols[0].name = s_default_protocol;
     protocols[0].callback = s_callback;
@@ -970,12 +932,7 @@ int http_lws_start(http_server_t *self, cb_error_t *err)
     }
     self->port = port;
     self->ctx = ctx;
-    peek_timer_t *timer = calloc(1, sizeof(*timer));
-    if (!timer) {
-        lws_context_destroy(ctx);
-        self->ctx = NULL;
-        return cb_error_make(err, ENOMEM, "start the HTTP server");
-    }
+    peek_timer_t *timer = cb_xcalloc(1, sizeof(*timer));
     timer->self = self;
     self->peek = timer;
     lws_sul_schedule(ctx, 0, &timer->sul, s_peek_waiting, PEEK_INTERVAL_US);

@@ -78,8 +78,7 @@ static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
                              json_is_array(argv) ? "an empty array" : s_json_type_name(argv)),
                NULL;
     cleanup_strvec cb_strv_t out = {0};
-    if (cb_strv_init(&out) < 0)
-        return cb_error_make(err, ENOMEM, "%s: field 'argv'", path), NULL;
+    cb_strv_init(&out);
     size_t i;
     json_t *item; /* borrowed */
     json_array_foreach(argv, i, item)
@@ -89,8 +88,7 @@ static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
                                  "%s: field 'argv' must hold only strings, but argv[%zu] is %s",
                                  path, i, s_json_type_name(item)),
                    NULL;
-        if (cb_strv_push(&out, cb_xstrdup(json_string_value(item))) < 0)
-            return cb_error_make(err, ENOMEM, "%s: field 'argv'", path), NULL;
+        cb_strv_push(&out, cb_xstrdup(json_string_value(item)));
     }
     if (out.v[0][0] == '\0')
         return cb_error_fail(err, CB_ERR_INVALID, "%s: field 'argv': argv[0] is empty", path), NULL;
@@ -101,8 +99,7 @@ static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
 static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
 {
     cleanup_strvec cb_strv_t out = {0};
-    if (cb_strv_init(&out) < 0)
-        return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
+    cb_strv_init(&out);
     json_t *env = json_object_get(root, "env"); /* borrowed */
     if (!env)
         return steal_pointer(&out.v);
@@ -124,8 +121,7 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
                                  "%s: field 'env': value of '%s' must be a string, got %s", path,
                                  key, s_json_type_name(value)),
                    NULL;
-        if (cb_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value))) < 0)
-            return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
+        cb_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value)));
     }
     return steal_pointer(&out.v);
 }
@@ -223,14 +219,13 @@ static const char *s_getenv(const char *name)
 char **jp_kernelspec_search_path(const char *project_dir)
 {
     cleanup_strvec cb_strv_t out = {0};
-    if (cb_strv_init(&out) < 0)
-        return NULL;
+    cb_strv_init(&out);
 
     const char *jp = s_getenv("JUPYTER_PATH");
     for (const char *p = jp; p && *p;) {
         size_t n = strcspn(p, ":");
-        if (n > 0 && cb_strv_push(&out, cb_strdup_printf("%.*s/kernels", (int)n, p)) < 0)
-            return NULL;
+        if (n > 0)
+            cb_strv_push(&out, cb_strdup_printf("%.*s/kernels", (int)n, p));
         p += n;
         if (*p == ':')
             p++;
@@ -244,15 +239,13 @@ char **jp_kernelspec_search_path(const char *project_dir)
         char *user = data  ? cb_strdup_printf("%s/kernels", data)
                      : xdg ? cb_strdup_printf("%s/jupyter/kernels", xdg)
                            : cb_strdup_printf("%s/.local/share/jupyter/kernels", home);
-        if (cb_strv_push(&out, user) < 0)
-            return NULL;
+        cb_strv_push(&out, user);
     }
 
-    if (project_dir && cb_strv_push(&out, cb_xstrdup(project_dir)) < 0)
-        return NULL;
-    if (cb_strv_push(&out, cb_xstrdup("/usr/local/share/jupyter/kernels")) < 0 ||
-        cb_strv_push(&out, cb_xstrdup("/usr/share/jupyter/kernels")) < 0)
-        return NULL;
+    if (project_dir)
+        cb_strv_push(&out, cb_xstrdup(project_dir));
+    cb_strv_push(&out, cb_xstrdup("/usr/local/share/jupyter/kernels"));
+    cb_strv_push(&out, cb_xstrdup("/usr/share/jupyter/kernels"));
     return steal_pointer(&out.v);
 }
 
@@ -391,11 +384,11 @@ static char *s_substitute(const char *in, const char *connection_file, const cha
 char **jp_kernelspec_argv(const jp_kernelspec_t *spec, const char *connection_file)
 {
     cleanup_strvec cb_strv_t out = {0};
-    if (!spec || !spec->argv || cb_strv_init(&out) < 0)
+    if (!spec || !spec->argv)
         return NULL;
+    cb_strv_init(&out);
     for (char **arg = spec->argv; *arg; arg++)
-        if (cb_strv_push(&out, s_substitute(*arg, connection_file, spec->resource_dir)) < 0)
-            return NULL;
+        cb_strv_push(&out, s_substitute(*arg, connection_file, spec->resource_dir));
     return steal_pointer(&out.v);
 }
 

@@ -401,8 +401,7 @@ static int s_collect_env(json_t *env, cb_strv_t *out, cb_error_t *err)
             cb_debug("jupyter api: env entry '%.64s' ignored (only KERNEL_* strings pass)", key);
             continue;
         }
-        if (cb_strv_push(out, cb_strdup_printf("%s=%s", key, json_string_value(value))) < 0)
-            return cb_error_make(err, ENOMEM, "kernel environment");
+        cb_strv_push(out, cb_strdup_printf("%s=%s", key, json_string_value(value)));
     }
     return 0;
 }
@@ -431,7 +430,8 @@ static void s_post_kernels(s_call_t *c)
         return (void)http_respond_error(c->req, s_status_of(&err), err.msg);
     jp_kernelspec_destroy(&spec);
     cleanup_strvec cb_strv_t env = {0};
-    if (cb_strv_init(&env) < 0 || (json_is_object(jenv) && s_collect_env(jenv, &env, &err) < 0))
+    cb_strv_init(&env);
+    if (json_is_object(jenv) && s_collect_env(jenv, &env, &err) < 0)
         return (void)http_respond_error(c->req, 500, "out of memory");
 
     json_auto_t *labels = json_pack("{s:s}", "started_by", "jupyter api");

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <string.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "kg_private.h"
@@ -200,9 +201,7 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
     zloop_t *loop = k->gw->loop;
     static const int front_types[JP_CH_COUNT] = {ZMQ_ROUTER, ZMQ_PUB, ZMQ_ROUTER, ZMQ_ROUTER, ZMQ_ROUTER};
     static const int back_types[JP_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
-    zuuid_t *uuid = zuuid_new();
-    if (!uuid)
-        return cb_error_make(err, ENOMEM, "attach identity");
+    zuuid_t *uuid = zuuid_new(); /* czmq aborts when memory runs out */
     char routing_id[37];
     snprintf(routing_id, sizeof routing_id, "%s", zuuid_str_canonical(uuid));
     zuuid_destroy(&uuid);
@@ -240,9 +239,7 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
 
 kg_attach_t *kg_attach_new(kg_kernel_t *k, cb_error_t *err)
 {
-    kg_attach_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return cb_error_make(err, ENOMEM, "new attach proxy"), NULL;
+    kg_attach_t *self = cb_xcalloc(1, sizeof *self);
     self->kernel = k;
     jp_conninfo_t *ci = &self->front_ci;
     ci->transport = JP_TRANSPORT_TCP;
@@ -255,7 +252,7 @@ kg_attach_t *kg_attach_new(kg_kernel_t *k, cb_error_t *err)
     self->path = cb_strdup_printf("%s/%s", dir, self->name);
     self->front_replay = jp_replay_new(4096);
     self->back_replay = jp_replay_new(4096);
-    int rc = (self->path && self->front_replay && self->back_replay)
+    int rc = (self->front_replay && self->back_replay) /* wire.c: NULL when out of memory */
                  ? 0 : cb_error_make(err, ENOMEM, "new attach proxy");
     if (rc == 0 && self->dir_fd < 0)
         rc = cb_error_make(err, errno, "open '%s'", dir);

@@ -128,7 +128,7 @@ static int s_encode_default(const jp_msg_t *msg, const char *channel, cb_buf_t *
     size_t len = strlen(text);
     *binary = nbuf > 0;
     if (nbuf == 0)
-        return cb_buf_append(out, text, len);
+        return cb_buf_append(out, text, len), 0;
     /* n parts (the JSON, then each buffer), each one's offset: where it starts */
     uint32_t n = (uint32_t)nbuf + 1, offset = 4 * (n + 1);
     s_put_u32be(out, n);

@@ -31,6 +31,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "kg_private.h"
@@ -134,8 +135,7 @@ static void s_take_output(kg_command_t *c, int which, const char *data, size_t n
     }
     if (keep == 0)
         return;
-    if (cb_buf_append(buf, data, keep) < 0)
-        cb_warn("command %.8s: out of memory for %s", c->id, s_stream_names[which]);
+    cb_buf_append(buf, data, keep);
     if (c->opts.on_output) {
         c->in_output = true;
         c->opts.on_output(c, s_stream_names[which], data, keep, c->opts.arg);
@@ -250,8 +250,8 @@ static int s_stdin_queue(kg_command_t *c, const char *data, size_t len, bool clo
         c->in_queue.data[pending] = '\0';
         c->in_off = 0;
     }
-    if (len && cb_buf_append(&c->in_queue, data, len) < 0)
-        return cb_error_make(err, ENOMEM, "queue stdin for command %.8s", c->id);
+    if (len) /* data may be NULL then */
+        cb_buf_append(&c->in_queue, data, len);
     c->in_close_after = close_after;
     return 0;
 }
@@ -364,25 +364,18 @@ static void s_dispose(kg_command_t *c, const char *why)
 
 static kg_command_t *s_new(kg_sandbox_t *sb, const kg_command_opts_t *opts, cb_error_t *err)
 {
-    kg_command_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return cb_error_make(err, ENOMEM, "new command"), NULL;
+    kg_command_t *c = cb_xcalloc(1, sizeof *c);
     c->sb = sb;
     c->opts = *opts;
     c->opts.command = c->opts.cwd = c->opts.stdin_text = NULL;
     c->opts.env = NULL;
     c->pidfd = c->in_fd = c->out_fd[0] = c->out_fd[1] = c->timer = -1;
     c->status = "running";
-    c->command = strdup(opts->command);
+    c->command = cb_xstrdup(opts->command);
     c->notes = json_array();
-    zuuid_t *uuid = zuuid_new();
-    if (uuid)
-        snprintf(c->id, sizeof c->id, "%s", zuuid_str_canonical(uuid));
+    zuuid_t *uuid = zuuid_new(); /* czmq aborts when memory runs out */
+    snprintf(c->id, sizeof c->id, "%s", zuuid_str_canonical(uuid));
     zuuid_destroy(&uuid);
-    if (!c->command || !c->notes || !c->id[0]) {
-        s_free(c);
-        return cb_error_make(err, ENOMEM, "new command"), NULL;
-    }
     return c;
 }
 
@@ -397,8 +390,6 @@ static int s_launch(kg_command_t *c, const kg_command_opts_t *opts, cb_error_t *
         return -1;
     const char *const *lists[3] = {kg_sandbox_base_env, (const char *const *)c->sb->env, opts->env};
     char **env = kg_env_merge(lists, 3);
-    if (!env)
-        return cb_error_make(err, ENOMEM, "command environment");
     char *const argv[] = {"/bin/bash", "-c", c->command, NULL};
     kg_proc_opts_t po = {.argv = argv,
                          .env = env,
@@ -472,12 +463,12 @@ int kg_command_kill(kg_command_t *self, cb_error_t *err)
     return 0;
 }
 
-/* Bytes as a JSON string (see cb_text_lossy). NULL only when memory runs out. */
+/* Bytes as a JSON string (see cb_text_lossy: valid UTF-8, so jansson cannot refuse it). */
 static json_t *s_json_text(const char *data, size_t len)
 {
     size_t n = 0;
     cleanup_free char *text = cb_text_lossy(data, len, &n);
-    return text ? json_stringn(text, n) : NULL;
+    return json_stringn(text, n);
 }
 
 json_t *kg_command_snapshot(const kg_command_t *self)

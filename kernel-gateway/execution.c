@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "kg_private.h"
@@ -178,8 +179,7 @@ static void s_append_stream(kg_execution_t *x, int which, const char *text)
         }
         n = KG_STREAM_CAP > buf->len ? KG_STREAM_CAP - buf->len : 0;
     }
-    if (n && cb_buf_append(buf, text, n) < 0)
-        cb_warn("execution %.8s: out of memory for %s", x->id, s_stream_names[which]);
+    cb_buf_append(buf, text, n);
 }
 
 /* The string bytes of a MIME bundle (what a result costs to keep; nested JSON counts 0). */
@@ -313,7 +313,7 @@ void kg_execution_on_message(kg_execution_t *x, jp_channel_t ch, const jp_msg_t 
         x->got_reply = true;
         const char *status = json_string_value(json_object_get(content, "status"));
         free(x->reply_status);
-        x->reply_status = strdup(status ? status : "error");
+        x->reply_status = cb_xstrdup(status ? status : "error");
         json_t *count = json_object_get(content, "execution_count");
         if (json_is_integer(count)) {
             json_decref(x->execution_count);
@@ -357,10 +357,11 @@ void kg_execution_on_message(kg_execution_t *x, jp_channel_t ch, const jp_msg_t 
             const char *name = json_string_value(json_object_get(content, "name"));
             json_t *jtext = json_object_get(content, "text");
             /* A NUL in the text (JSON allows \u0000) would cut the stream short: made U+FFFD. */
-            cleanup_free char *text = json_is_string(jtext)
-                ? cb_text_lossy(json_string_value(jtext), json_string_length(jtext), NULL) : NULL;
-            if (text)
+            if (json_is_string(jtext)) {
+                cleanup_free char *text =
+                    cb_text_lossy(json_string_value(jtext), json_string_length(jtext), NULL);
                 s_append_stream(x, name && strcmp(name, "stderr") == 0, text);
+            }
         } else if (strcmp(type, "display_data") == 0) {
             s_add_result(x, content, false);
         } else if (strcmp(type, "execute_result") == 0) {
@@ -539,26 +540,19 @@ static kg_execution_t *s_new(kg_kernel_t *kernel, const kg_execute_opts_t *opts,
         return cb_error_fail(err, CB_ERR_INVALID, "no code to execute"), NULL;
     if (opts->timeout_ms < 0)
         return cb_error_fail(err, CB_ERR_INVALID, "timeout must not be negative"), NULL;
-    kg_execution_t *x = calloc(1, sizeof *x);
-    if (!x)
-        return cb_error_make(err, ENOMEM, "new execution"), NULL;
+    kg_execution_t *x = cb_xcalloc(1, sizeof *x);
     x->kernel = kernel;
     x->opts = *opts;
     x->timeout_timer = x->grace_timer = x->resend_timer = -1;
-    x->code = strdup(opts->code);
-    x->stdin_text = opts->stdin_text ? strdup(opts->stdin_text) : NULL;
+    x->code = cb_xstrdup(opts->code);
+    x->stdin_text = cb_xstrdup_or_null(opts->stdin_text);
     x->stdin_next = x->stdin_text;
     x->results = json_array();
     x->notes = json_array();
     x->execution_count = json_null();
-    zuuid_t *uuid = zuuid_new();
-    if (uuid)
-        snprintf(x->id, sizeof x->id, "%s", zuuid_str_canonical(uuid));
+    zuuid_t *uuid = zuuid_new(); /* czmq aborts when memory runs out */
+    snprintf(x->id, sizeof x->id, "%s", zuuid_str_canonical(uuid));
     zuuid_destroy(&uuid);
-    if (!x->code || (opts->stdin_text && !x->stdin_text) || !x->results || !x->notes || !x->id[0]) {
-        s_free(x);
-        return cb_error_make(err, ENOMEM, "new execution"), NULL;
-    }
     x->opts.code = x->code;
     x->opts.stdin_text = x->stdin_text;
     return x;

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "kg_private.h"
@@ -80,10 +81,7 @@ int kg_kernel_listen(kg_kernel_t *k, const kg_kernel_listener_t *listener, cb_er
 {
     if (k->n_listeners == k->cap_listeners) {
         size_t cap = k->cap_listeners ? 2 * k->cap_listeners : 4;
-        kg_kernel_listener_t *grown = realloc(k->listeners, cap * sizeof *grown);
-        if (!grown)
-            return cb_error_make(err, ENOMEM, "listen to kernel %.8s", k->id);
-        k->listeners = grown;
+        k->listeners = cb_xrealloc(k->listeners, cap * sizeof *k->listeners);
         k->cap_listeners = cap;
     }
     k->listeners[k->n_listeners++] = *listener;
@@ -585,8 +583,10 @@ int kg_kernel_enqueue(kg_kernel_t *k, kg_execution_t *x, bool front, cb_error_t 
                              k->exit_detail ? k->exit_detail : "gave up restarting");
     if (k->state == KG_KERNEL_SHUTTING_DOWN || k->state == KG_KERNEL_STOPPED)
         return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is shutting down", k->id);
-    if (!(front ? zlistx_add_start(k->queue, x) : zlistx_add_end(k->queue, x)))
-        return cb_error_make(err, ENOMEM, "queue execution");
+    if (front) /* czmq aborts when memory runs out */
+        zlistx_add_start(k->queue, x);
+    else
+        zlistx_add_end(k->queue, x);
     s_run_next(k);
     return 0;
 }
@@ -748,7 +748,7 @@ static void s_restart_now(kg_kernel_t *k)
     cb_error_t err = {0};
     if (s_start_process(k, &err) < 0) {
         cb_warn("kernel %.8s: restart failed: %s", k->id, err.msg);
-        s_set_string(&k->exit_detail, strdup(err.msg));
+        s_set_string(&k->exit_detail, cb_xstrdup(err.msg));
         k->state = KG_KERNEL_DEAD;
         s_emit(k, KG_EVENT_DEAD, k->exit_detail);
         s_abandon_executions(k, "kernel_died", "The kernel could not be restarted.", false);
@@ -808,7 +808,7 @@ static void s_after_exit(kg_kernel_t *k)
         /* Its sandbox is going (its init died, say): no restart; the sandbox's end says why. */
         k->state = KG_KERNEL_DEAD;
         s_set_string(&k->exit_detail,
-                     strdup(k->sandbox->end_detail ? k->sandbox->end_detail : "its sandbox ended"));
+                     cb_xstrdup(k->sandbox->end_detail ? k->sandbox->end_detail : "its sandbox ended"));
         return;
     }
     if (s_may_restart(k)) {
@@ -837,7 +837,7 @@ static int s_write_connection_file(kg_kernel_t *k, cb_error_t *err);
  * kernel: the client that asked leaves (jupyter console prints "keeping kernel alive"), the
  * kernel and its state stay. A proxy cannot do this: code reaches ask_exit in too many ways. The
  * gateway's own shutdown_request (do_shutdown) still ends it; code that ends the process
- * anyway (os._exit) is a death like any other. Takes ownership of argv; NULL when out of memory. */
+ * anyway (os._exit) is a death like any other. Takes ownership of argv; NULL only when argv is. */
 #define KG_IPYKERNEL_KEEP_ON_EXIT                                                                  \
     "--IPKernelApp.exec_lines=get_ipython().ask_exit = (lambda ip=get_ipython(), "                 \
     "ask=get_ipython().ask_exit: (setattr(ip, 'keepkernel_on_exit', True), ask())[1])"
@@ -852,10 +852,7 @@ static char **s_keep_on_exit(char **argv)
     if (!at)
         return argv;
     cb_strv_t v = {.v = argv, .n = n};
-    if (cb_strv_push(&v, strdup(KG_IPYKERNEL_KEEP_ON_EXIT)) < 0) {
-        cb_strv_free(v.v);
-        return NULL;
-    }
+    cb_strv_push(&v, cb_xstrdup(KG_IPYKERNEL_KEEP_ON_EXIT));
     char *added = v.v[n];
     memmove(&v.v[at + 1], &v.v[at], (n - at) * sizeof *v.v);
     v.v[at] = added;
@@ -872,8 +869,8 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     argv = s_keep_on_exit(argv);
     char **env = s_build_env(k);
     int out[2] = {-1, -1};
-    if (!argv || !env)
-        cb_error_make(err, ENOMEM, "prepare kernel command");
+    if (!argv) /* the spec has no argv (kernelspec.c also says NULL when strdup fails) */
+        cb_error_fail(err, CB_ERR_INVALID, "kernelspec '%s' gives no command", k->spec->name);
     else if (pipe2(out, O_CLOEXEC) < 0)
         cb_error_make(err, errno, "pipe");
     else
@@ -914,40 +911,27 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     return 0;
 }
 
-static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_error_t *err)
+static kg_kernel_t *s_kernel_alloc(kg_gateway_t *gw, const kg_kernel_opts_t *opts)
 {
-    kg_kernel_t *k = calloc(1, sizeof *k);
-    if (!k)
-        return cb_error_make(err, ENOMEM, "new kernel"), NULL;
+    kg_kernel_t *k = cb_xcalloc(1, sizeof *k);
     k->gw = gw;
     k->output_fd = -1;
     k->ready_timer = k->nudge_timer = k->hb_timer = k->stop_timer = k->search_timer = -1;
     k->run_parent_fd = k->dir_fd = -1;
     for (int ch = 0; ch < JP_CH_COUNT; ch++)
         k->ci.sock_fd[ch] = -1;
-    zuuid_t *id = zuuid_new(), *session = zuuid_new();
-    if (id && session) {
-        snprintf(k->id, sizeof k->id, "%s", zuuid_str_canonical(id));
-        snprintf(k->session, sizeof k->session, "%s", zuuid_str_canonical(session));
-    }
+    zuuid_t *id = zuuid_new(), *session = zuuid_new(); /* czmq aborts when memory runs out */
+    snprintf(k->id, sizeof k->id, "%s", zuuid_str_canonical(id));
+    snprintf(k->session, sizeof k->session, "%s", zuuid_str_canonical(session));
     zuuid_destroy(&id);
     zuuid_destroy(&session);
     k->on_event = opts->on_event;
     k->event_arg = opts->arg;
     k->queue = zlistx_new();
     k->extra_env = cb_strv_copy(opts->env);
-    k->cwd = opts->cwd ? strdup(opts->cwd) : NULL;
-    k->startup_code = opts->startup_code ? strdup(opts->startup_code) : NULL;
+    k->cwd = cb_xstrdup_or_null(opts->cwd);
+    k->startup_code = cb_xstrdup_or_null(opts->startup_code);
     kg_kernel_touch(k);
-    if (!k->id[0] || !k->queue || !k->extra_env || (opts->cwd && !k->cwd) ||
-        (opts->startup_code && !k->startup_code)) {
-        zlistx_destroy(&k->queue);
-        cb_strv_free(k->extra_env);
-        free(k->cwd);
-        free(k->startup_code);
-        free(k);
-        return cb_error_make(err, ENOMEM, "new kernel"), NULL;
-    }
     return k;
 }
 
@@ -979,7 +963,7 @@ static int s_make_dir(kg_kernel_t *k, cb_error_t *err)
             cb_error_make(err, errno, "open '%s' in the runtime dir", k->dir_name);
         k->sock_owner = geteuid();
         snprintf(seen, sizeof seen, "%s/%s", gw->runtime_dir, k->dir_name);
-        k->run_dir = strdup(seen);
+        k->run_dir = cb_xstrdup(seen);
     }
     struct stat st;
     if (k->dir_fd < 0)
@@ -988,8 +972,6 @@ static int s_make_dir(kg_kernel_t *k, cb_error_t *err)
         return cb_error_make(err, errno, "stat '%s'", k->dir_name);
     k->dir_dev = st.st_dev;
     k->conn_path_inside = cb_strdup_printf("%s/connection.json", seen);
-    if (!k->run_dir || !k->conn_path_inside)
-        return cb_error_make(err, ENOMEM, "new kernel");
     return jp_conninfo_init(&k->ci, gw->cfg.transport, seen, k->spec->name, err);
 }
 
@@ -1014,11 +996,7 @@ kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_
     jp_kernelspec_t *spec = jp_kernelspec_find(gw->kernels_dir, name, err);
     if (!spec)
         return NULL;
-    kg_kernel_t *k = s_kernel_alloc(gw, opts, err);
-    if (!k) {
-        jp_kernelspec_destroy(&spec);
-        return NULL;
-    }
+    kg_kernel_t *k = s_kernel_alloc(gw, opts);
     k->spec = spec;
     k->state = KG_KERNEL_STARTING;
     k->sandbox = opts->sandbox;
@@ -1084,7 +1062,7 @@ void kg_kernel_restart_for(kg_kernel_t *k, const char *reason)
 {
     if (k->stopping || k->state == KG_KERNEL_DEAD)
         return;
-    s_set_string(&k->state_lost_reason, strdup(reason));
+    s_set_string(&k->state_lost_reason, cb_xstrdup(reason));
     k->state = KG_KERNEL_RESTARTING;
     s_stop_process(k, KG_AFTER_EXIT_RESPAWN, false);
 }
@@ -1095,7 +1073,7 @@ int kg_kernel_restart(kg_kernel_t *self, cb_error_t *err)
         return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is shutting down", self->id);
     if (self->state == KG_KERNEL_RESTARTING)
         return 0;
-    s_set_string(&self->state_lost_reason, strdup("the kernel was restarted on request"));
+    s_set_string(&self->state_lost_reason, cb_xstrdup("the kernel was restarted on request"));
     bool graceful = self->state != KG_KERNEL_DEAD;
     if (!graceful)
         self->restarts_in_window = 0; /* revived on request: a fresh budget of automatic restarts */

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "kg_private.h"
@@ -37,9 +38,7 @@ char **kg_env_merge(const char *const *const *lists, size_t n)
     for (size_t l = 0; l < n; l++)
         for (size_t i = 0; lists[l] && lists[l][i]; i++)
             total++;
-    char **env = calloc(total + 1, sizeof *env);
-    if (!env)
-        return NULL;
+    char **env = cb_xcalloc(total + 1, sizeof *env);
     size_t count = 0;
     for (size_t l = 0; l < n; l++) {
         for (size_t i = 0; lists[l] && lists[l][i]; i++) {
@@ -49,11 +48,7 @@ char **kg_env_merge(const char *const *const *lists, size_t n)
             size_t j = 0;
             while (j < count && !(strncmp(env[j], entry, keylen) == 0 && env[j][keylen] == '='))
                 j++;
-            char *copy = strdup(entry);
-            if (!copy) {
-                cb_strv_free(env);
-                return NULL;
-            }
+            char *copy = cb_xstrdup(entry);
             if (j < count) {
                 free(env[j]);
                 env[j] = copy;
@@ -71,16 +66,15 @@ char **kg_env_merge(const char *const *const *lists, size_t n)
 static char *s_resolve_program(const char *prog, char *const *env)
 {
     if (strchr(prog, '/'))
-        return strdup(prog);
+        return cb_xstrdup(prog);
     const char *path = "/usr/local/bin:/usr/bin:/bin";
     for (size_t i = 0; env[i]; i++)
         if (strncmp(env[i], "PATH=", 5) == 0)
             path = env[i] + 5;
-    cleanup_free char *copy = strdup(path);
-    for (char *save = NULL, *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir;
-         dir = strtok_r(NULL, ":", &save)) {
+    cleanup_free char *copy = cb_xstrdup(path);
+    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
         char *candidate = cb_strdup_printf("%s/%s", *dir ? dir : ".", prog);
-        if (candidate && access(candidate, X_OK) == 0)
+        if (access(candidate, X_OK) == 0)
             return candidate;
         free(candidate);
     }
@@ -179,11 +173,7 @@ static kg_proc_t *s_start_host(kg_proc_t *p, const kg_proc_opts_t *o, cb_error_t
 
 kg_proc_t *kg_proc_start(const kg_proc_opts_t *opts, cb_error_t *err)
 {
-    kg_proc_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        cb_error_make(err, ENOMEM, "new process");
-        return NULL;
-    }
+    kg_proc_t *p = cb_xcalloc(1, sizeof *p);
     p->pidfd = -1;
     if (opts->sandbox) {
         sbx_spawn_opts_t so = {.argv = (const char *const *)opts->argv,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "kg_private.h"
@@ -58,22 +59,20 @@ static void s_free(kg_sandbox_t *sb)
 kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, const char *id,
                              const char *workspace_dir, const char *const *env, cb_error_t *err)
 {
-    kg_sandbox_t *sb = calloc(1, sizeof *sb);
-    if (!sb)
-        return cb_error_make(err, ENOMEM, "new sandbox"), NULL;
+    kg_sandbox_t *sb = cb_xcalloc(1, sizeof *sb);
     sb->persist_lock = -1;
-    sb->commands = zhashx_new();
-    sb->log = calloc(KG_SANDBOX_LOG_MAX, sizeof *sb->log);
+    sb->commands = zhashx_new(); /* czmq aborts when memory runs out */
+    sb->log = cb_xcalloc(KG_SANDBOX_LOG_MAX, sizeof *sb->log);
     sb->env = cb_strv_copy(env);
     zuuid_t *uuid = id ? NULL : zuuid_new();
     if (uuid)
         snprintf(sb->id, sizeof sb->id, "%s", zuuid_str_canonical(uuid));
-    else if (id)
+    else
         snprintf(sb->id, sizeof sb->id, "%s", id);
     zuuid_destroy(&uuid);
-    if (!sb->commands || !sb->log || !sb->env || !sb->id[0]) {
+    if (!sb->id[0]) {
         s_free(sb);
-        return cb_error_make(err, ENOMEM, "new sandbox"), NULL;
+        return cb_error_fail(err, CB_ERR_INVALID, "new sandbox: an empty id"), NULL;
     }
     sb->gw = gw;
     sb->created_ms = sb->last_active_ms = sb->cpu_sample_ms = cb_now_ms();
@@ -92,11 +91,9 @@ kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits
         .workspace_dir = workspace_dir,
         .seccomp_log = gw->cfg.seccomp_log,
     };
-    sb->sbx = run_dir ? sbx_new(&policy, err) : NULL;
+    sb->sbx = sbx_new(&policy, err);
     if (!sb->sbx || zhashx_insert(gw->sandboxes, sb->id, sb) != 0) {
-        if (!run_dir)
-            cb_error_make(err, ENOMEM, "new sandbox");
-        else if (sb->sbx)
+        if (sb->sbx)
             cb_error_fail(err, CB_ERR_STATE, "a sandbox with id %s exists already", sb->id);
         sbx_destroy(&sb->sbx);
         s_free(sb);
@@ -204,11 +201,8 @@ void kg_sandbox_log(kg_sandbox_t *self, const char *source, const char *fmt, ...
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     kg_log_entry_t *e = &self->log[self->log_next % KG_SANDBOX_LOG_MAX];
-    char *copy = strdup(text);
-    if (!copy)
-        return; /* out of memory: the entry is lost, the ring stays whole */
     free(e->text);
-    e->text = copy;
+    e->text = cb_xstrdup(text);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     e->time_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
@@ -376,19 +370,14 @@ json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *e
     if (!list) /* never NULL on success, even for an empty directory */
         return NULL;
     json_t *out = json_array();
-    for (size_t i = 0; i < count && out; i++) {
-        /* A name need not be UTF-8; one that is not is shown with U+FFFD. */
+    for (size_t i = 0; i < count; i++) {
+        /* A name need not be UTF-8; one that is not is shown with U+FFFD (so jansson takes it). */
         cleanup_free char *name = cb_text_lossy(list[i].name, strlen(list[i].name), NULL);
-        json_t *e = json_pack("{s:s, s:s, s:I, s:I}", "name", name ? name : "?", "type", types[list[i].type],
-                              "size", (json_int_t)list[i].size, "mtime_ms", (json_int_t)list[i].mtime_ms);
-        if (!e || json_array_append_new(out, e) < 0) {
-            json_decref(out);
-            out = NULL;
-        }
+        json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:I}", "name", name, "type", types[list[i].type],
+                                             "size", (json_int_t)list[i].size, "mtime_ms",
+                                             (json_int_t)list[i].mtime_ms));
     }
     sbx_dirents_free(list, count);
-    if (!out)
-        cb_error_fail(err, CB_ERR_INTERNAL, "list '%s': out of memory", path);
     return out;
 }
 

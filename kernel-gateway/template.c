@@ -192,8 +192,7 @@ static int s_get_limits(json_t *root, const char *path, kg_sandbox_limits_t *lim
 static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
 {
     cleanup_strvec cb_strv_t out = {0};
-    if (cb_strv_init(&out) < 0)
-        return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
+    cb_strv_init(&out);
     json_t *env = json_object_get(root, "env"); /* borrowed */
     if (!env)
         return steal_pointer(&out.v);
@@ -216,8 +215,7 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
             return cb_error_fail(err, CB_ERR_INVALID, "%s: field 'env.%s' must be a string, got %s",
                                  path, key, s_json_type_name(value)),
                    NULL;
-        if (cb_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value))) < 0)
-            return cb_error_make(err, ENOMEM, "%s: field 'env'", path), NULL;
+        cb_strv_push(&out, cb_strdup_printf("%s=%s", key, json_string_value(value)));
     }
     return steal_pointer(&out.v);
 }
@@ -539,14 +537,13 @@ static const char *s_getenv(const char *name)
 char **kg_template_search_path(const char *project_dir)
 {
     cleanup_strvec cb_strv_t out = {0};
-    if (cb_strv_init(&out) < 0)
-        return NULL;
+    cb_strv_init(&out);
 
     const char *tp = s_getenv("CELLBLOCK_TEMPLATES_PATH");
     for (const char *p = tp; p && *p;) {
         size_t n = strcspn(p, ":");
-        if (n > 0 && cb_strv_push(&out, strndup(p, n)) < 0)
-            return NULL;
+        if (n > 0)
+            cb_strv_push(&out, strndup(p, n));
         p += n;
         if (*p == ':')
             p++;
@@ -558,12 +555,11 @@ char **kg_template_search_path(const char *project_dir)
     if (xdg || home) {
         char *user = xdg ? cb_strdup_printf("%s/cellblock/templates", xdg)
                          : cb_strdup_printf("%s/.config/cellblock/templates", home);
-        if (cb_strv_push(&out, user) < 0)
-            return NULL;
+        cb_strv_push(&out, user);
     }
 
-    if (project_dir && cb_strv_push(&out, strdup(project_dir)) < 0)
-        return NULL;
+    if (project_dir)
+        cb_strv_push(&out, strdup(project_dir));
     return steal_pointer(&out.v);
 }
 

@@ -25,9 +25,7 @@ static const struct {
 char *mcp_strip_ansi(const char *text)
 {
     size_t n = strlen(text);
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
+    char *out = cb_xmalloc(n + 1), *o = out;
     for (const char *p = text; *p;) {
         if (*p != '\x1b') {
             *o++ = *p++;
@@ -74,17 +72,17 @@ char *mcp_limit_text(mcp_server_t *srv, mcp_sandbox_t *sb, const char *text, con
 {
     *cut = false;
     if (!text)
-        return strdup("");
+        return cb_xstrdup("");
     size_t chars = 0, limit = srv->cfg.output_limit;
     size_t keep = s_char_offset(text, limit, &chars);
     if (keep == strlen(text))
-        return strdup(text);
+        return cb_xstrdup(text);
     *cut = true;
     cleanup_free char *where = NULL;
     if (sb) {
         cleanup_free char *path = cb_strdup_printf("%s/%s", MCP_OUTPUTS_DIR, name);
         cb_error_t err = {0};
-        if (path && kg_sandbox_file_write(sb->kg, path, text, strlen(text), true, &err) == 0)
+        if (kg_sandbox_file_write(sb->kg, path, text, strlen(text), true, &err) == 0)
             where = cb_strdup_printf("The whole of it is in %s; file_download with offset %zu reads on.",
                                      path, keep);
         else
@@ -92,26 +90,25 @@ char *mcp_limit_text(mcp_server_t *srv, mcp_sandbox_t *sb, const char *text, con
     }
     cleanup_free char *note = cb_strdup_printf("%s was %zu characters; the first %zu are shown. %s", what,
                                                chars, limit, where ? where : "");
-    if (note && notes)
+    if (notes)
         json_array_append_new(notes, json_string(note));
-    return strndup(text, keep);
+    return cb_xstrndup(text, keep);
 }
 
 /* Base64 as kernels send it may be wrapped; image blocks want one run. */
 static char *s_compact_base64(const char *text)
 {
-    char *out = malloc(strlen(text) + 1), *o = out;
-    for (const char *p = text; out && *p; p++)
+    char *out = cb_xmalloc(strlen(text) + 1), *o = out;
+    for (const char *p = text; *p; p++)
         if (*p != '\n' && *p != '\r' && *p != ' ')
             *o++ = *p;
-    if (out)
-        *o = '\0';
+    *o = '\0';
     return out;
 }
 
 static void s_append_text(json_t *content, const char *prefix, const char *text)
 {
-    cleanup_free char *joined = prefix ? cb_strdup_printf("%s%s", prefix, text) : NULL;
+    cleanup_free char *joined = prefix ? cb_strdup_printf("%s%s", prefix, text) : NULL; /* NULL: none */
     json_array_append_new(content, mcp_text_block(joined ? joined : text));
 }
 
@@ -139,12 +136,10 @@ static bool s_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *xid, size
             cleanup_free char *name = cb_strdup_printf("%s-result%zu-%s.txt", xid, index,
                                                        strchr(mime, '/') ? strchr(mime, '/') + 1 : mime);
             cleanup_free char *what = cb_strdup_printf("result %zu (%s)", index, mime);
-            fixed = mcp_limit_text(srv, sb, text, what ? what : mime, name ? name : "result.txt",
-                                   notes, &cut);
+            fixed = mcp_limit_text(srv, sb, text, what, name, notes, &cut);
             any_cut |= cut;
         }
-        if (fixed)
-            json_object_set_new(data, mime, json_string(fixed));
+        json_object_set_new(data, mime, json_string(fixed));
     }
     if (!content)
         return any_cut;
@@ -170,7 +165,7 @@ static bool s_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *xid, size
                                                   sb ? sb->id : "gone", xid, index, s_rich_types[i].ext);
         json_array_append_new(content,
                               json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "resource", "resource",
-                                        "uri", uri ? uri : "cellblock://result", "mimeType",
+                                        "uri", uri, "mimeType",
                                         s_rich_types[i].mime, "text",
                                         json_is_string(v) ? json_string_value(v) : dumped ? dumped : ""));
     }
@@ -188,11 +183,10 @@ json_t *mcp_shell_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *prefi
     for (size_t i = 0; i < 2; i++) {
         bool cut = false;
         cleanup_free char *name = cb_strdup_printf("%s-%s.txt", prefix, streams[i]);
-        cleanup_free char *text = mcp_limit_text(srv, sb, texts[i], streams[i], name ? name : "output.txt",
-                                                 notes, &cut);
+        cleanup_free char *text = mcp_limit_text(srv, sb, texts[i], streams[i], name, notes, &cut);
         truncated |= cut;
-        json_object_set_new(structured, streams[i], json_string(text ? text : ""));
-        if (text && text[0])
+        json_object_set_new(structured, streams[i], json_string(text));
+        if (text[0])
             s_append_text(content, i ? "[stderr]\n" : NULL, text);
     }
     json_object_set_new(structured, "truncated", json_boolean(truncated));
@@ -204,7 +198,7 @@ json_t *mcp_shell_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *prefi
     return content;
 }
 
-json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const char *session_id,
+json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const char *repl_id,
                                  json_t *kg_result, json_t **content_out)
 {
     json_t *out = json_deep_copy(kg_result);
@@ -218,8 +212,8 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
     json_object_del(out, "id");
     if (sb)
         json_object_set_new(out, "sandbox_id", json_string(sb->id));
-    if (session_id && session_id[0])
-        json_object_set_new(out, "session_id", json_string(session_id));
+    if (repl_id && repl_id[0]) /* a REPL is a "session" in the tools' words */
+        json_object_set_new(out, "session_id", json_string(repl_id));
     json_t *notes = json_object_get(out, "notes");
     if (!json_is_array(notes)) {
         notes = json_array();
@@ -237,10 +231,10 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
         bool cut = false;
         cleanup_free char *name = cb_strdup_printf("%s-%s.txt", xid, streams[i]);
         cleanup_free char *text = mcp_limit_text(srv, save_in, json_string_value(json_object_get(out, streams[i])),
-                                                 streams[i], name ? name : "output.txt", notes, &cut);
+                                                 streams[i], name, notes, &cut);
         truncated |= cut;
-        json_object_set_new(out, streams[i], json_string(text ? text : ""));
-        if (content && text && text[0])
+        json_object_set_new(out, streams[i], json_string(text));
+        if (content && text[0])
             s_append_text(content, i ? "[stderr]\n" : NULL, text);
     }
 
@@ -256,17 +250,15 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
         json_t *line;
         json_array_foreach(tb, i, line) {
             cleanup_free char *clean = mcp_strip_ansi(json_string_value(line) ?: "");
-            if (clean) {
-                json_array_set_new(tb, i, json_string(clean));
-                cb_buf_append(&joined, clean, strlen(clean));
-                cb_buf_append(&joined, "\n", 1);
-            }
+            json_array_set_new(tb, i, json_string(clean));
+            cb_buf_append(&joined, clean, strlen(clean));
+            cb_buf_append(&joined, "\n", 1);
         }
         if (content) {
             if (!joined.len) {
                 cleanup_free char *msg = cb_strdup_printf("%s: %s", json_string_value(json_object_get(error, "ename")) ?: "Error",
                                                           json_string_value(json_object_get(error, "evalue")) ?: "");
-                s_append_text(content, NULL, msg ? msg : "error");
+                s_append_text(content, NULL, msg);
             } else {
                 s_append_text(content, NULL, joined.data);
             }
@@ -282,7 +274,7 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
         const char *status = json_string_value(json_object_get(out, "status")) ?: "unknown";
         if (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0) {
             cleanup_free char *line = cb_strdup_printf("[%s]", status);
-            s_append_text(content, NULL, line ? line : status);
+            s_append_text(content, NULL, line);
         }
         if (json_array_size(content) == 0)
             s_append_text(content, NULL, "(no output)");

@@ -51,13 +51,11 @@ static zchunk_t *s_base64_decode(const char *text, size_t *len)
     size_t n;
     if (!s_is_base64(text, &n))
         return NULL;
-    cleanup_free char *compact = malloc(n + 1);
+    cleanup_free char *compact = cb_xmalloc(n + 1);
     size_t k = 0;
-    for (const char *p = text; compact && *p; p++)
+    for (const char *p = text; *p; p++)
         if (*p != '\n' && *p != '\r')
             compact[k++] = *p;
-    if (!compact)
-        return NULL;
     compact[k] = '\0';
     zarmour_t *armour = zarmour_new();
     zchunk_t *bytes = NULL;
@@ -79,7 +77,7 @@ static char *s_base64_encode(const void *data, size_t len)
         zarmour_set_mode(armour, ZARMOUR_MODE_BASE64_STD);
         zarmour_set_pad(armour, true);
         zarmour_set_line_breaks(armour, false);
-        out = len ? zarmour_encode(armour, data, len) : strdup("");
+        out = len ? zarmour_encode(armour, data, len) : cb_xstrdup("");
     }
     zarmour_destroy(&armour);
     return out;
@@ -157,7 +155,7 @@ void mcp_tool_file_download(mcp_call_t *call, json_t *args)
                                                (unsigned long long)offset, (unsigned long long)size, encoding,
                                                truncated ? "; more remains: call again with a larger offset" : "",
                                                image ? "" : ":");
-    json_array_append_new(content, mcp_text_block(head ? head : path));
+    json_array_append_new(content, mcp_text_block(head));
     if (!image)
         json_array_append_new(content, mcp_text_block(json_string_value(json_object_get(out, "content"))));
     mcp_call_finish(call, content, out, false);

@@ -106,12 +106,14 @@ struct mcp_http {
 
 /* ---- answers that are not the session's ----------------------------------------------------- */
 
-/* A JSON-RPC error (id null unless given) with an HTTP status; extra: a header pair or NULLs. */
-static void s_refuse(http_request_t *req, int status, json_t *id, int code, const char *const *headers,
-                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void s_refuse(http_request_t *req, int status, json_t *id, int code, const char *const *headers,
+/* A message refused as a whole: a JSON-RPC error (id null unless given) with the kind's code,
+ * in a response with the kind's HTTP status (cb/error.h); headers: a header pair or NULL. */
+static void s_refuse(http_request_t *req, cb_error_kind_t kind, json_t *id, const char *const *headers,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void s_refuse(http_request_t *req, cb_error_kind_t kind, json_t *id, const char *const *headers,
                      const char *fmt, ...)
 {
+    int status = cb_error_kind_http_status(kind), code = cb_error_kind_jsonrpc_code(kind);
     char text[400];
     va_list ap;
     va_start(ap, fmt);
@@ -127,17 +129,10 @@ static void s_refuse(http_request_t *req, int status, json_t *id, int code, cons
 
 static s_stream_t *s_stream_new(s_session_t *hs, json_t *request_id)
 {
-    s_stream_t *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
+    s_stream_t *st = cb_xcalloc(1, sizeof *st);
     st->hs = hs;
     st->request_id = json_incref(request_id);
-    st->held = zlistx_new();
-    if (!st->held) {
-        json_decref(st->request_id);
-        free(st);
-        return NULL;
-    }
+    st->held = zlistx_new(); /* czmq aborts when memory runs out */
     return st;
 }
 
@@ -247,9 +242,7 @@ static int s_put(s_stream_t *st, json_t *msg)
     char head[64];
     int hlen = snprintf(head, sizeof head, "id: %u-%" PRIu64 "\ndata: ", st->num, st->seq + 1);
     size_t dlen = strlen(data);
-    s_event_t *ev = malloc(sizeof *ev + (size_t)hlen + dlen + 3);
-    if (!ev)
-        return -1;
+    s_event_t *ev = cb_xmalloc(sizeof *ev + (size_t)hlen + dlen + 3);
     ev->stream = st;
     ev->seq = ++st->seq;
     ev->len = (size_t)hlen + dlen + 2;
@@ -257,10 +250,7 @@ static int s_put(s_stream_t *st, json_t *msg)
     memcpy(ev->text + hlen, data, dlen);
     memcpy(ev->text + hlen + dlen, "\n\n", 3);
     s_session_t *hs = st->hs;
-    if (!zlistx_add_end(hs->events, ev)) {
-        free(ev);
-        return -1;
-    }
+    zlistx_add_end(hs->events, ev);
     hs->event_bytes += ev->len;
     st->kept++;
     s_write_event(st, ev);
@@ -368,12 +358,10 @@ static void s_session_end(s_session_t *hs, const char *why)
 
 static s_session_t *s_session_new(mcp_http_t *self)
 {
-    s_session_t *hs = calloc(1, sizeof *hs);
     unsigned char raw[16];
-    if (!hs || RAND_bytes(raw, sizeof raw) != 1) {
-        free(hs);
+    if (RAND_bytes(raw, sizeof raw) != 1)
         return NULL;
-    }
+    s_session_t *hs = cb_xcalloc(1, sizeof *hs);
     for (size_t i = 0; i < sizeof raw; i++)
         snprintf(hs->id + 2 * i, 3, "%02x", raw[i]);
     hs->owner = self;
@@ -382,29 +370,26 @@ static s_session_t *s_session_new(mcp_http_t *self)
     hs->streams = zlistx_new();
     hs->events = zlistx_new();
     hs->get = s_stream_new(hs, NULL);
-    if (hs->get) {
-        hs->get->state = S_OPEN;
-        if (!hs->streams || !zlistx_add_end(hs->streams, hs->get)) {
-            s_stream_free(hs->get);
-            hs->get = NULL;
-        }
-    }
-    hs->mcp = hs->get && hs->events ? mcp_session_new(self->server, s_send, hs) : NULL;
-    if (!hs->mcp) {
-        s_session_free(hs);
-        return NULL;
-    }
+    hs->get->state = S_OPEN;
+    zlistx_add_end(hs->streams, hs->get);
+    hs->mcp = mcp_session_new(self->server, s_send, hs);
     hs->mcp->server_log = self->server->cfg.http_server_log;
     return hs;
 }
 
 /* ---- POST ----------------------------------------------------------------------------------- */
 
-/* HTTP status of an answer given as JSON: 400 for a message that could not be taken at all. */
+/* HTTP status of an answer given as JSON: a message that could not be taken at all (a parse
+ * error, an invalid request) takes its kind's status; every other answer, errors included,
+ * rides in a 200 (cb/error.h). */
 static int s_status_of(json_t *reply)
 {
     json_int_t code = json_integer_value(json_object_get(json_object_get(reply, "error"), "code"));
-    return code == MCP_RPC_PARSE || code == MCP_RPC_INVALID_REQUEST ? 400 : 200;
+    if (code == cb_error_kind_jsonrpc_code(CB_ERR_PARSE))
+        return cb_error_kind_http_status(CB_ERR_PARSE);
+    if (code == cb_error_kind_jsonrpc_code(CB_ERR_BAD_REQUEST))
+        return cb_error_kind_http_status(CB_ERR_BAD_REQUEST);
+    return 200;
 }
 
 /* A request: answered as JSON when that was done during dispatch with nothing else to say,
@@ -413,8 +398,6 @@ static int s_status_of(json_t *reply)
 static void s_post_request(s_session_t *hs, http_request_t *req, json_t *msg, json_t *id, bool init)
 {
     s_stream_t *st = s_stream_new(hs, id);
-    if (!st)
-        return s_refuse(req, 500, id, MCP_RPC_INTERNAL, NULL, "out of memory");
     hs->dispatching = st;
     mcp_session_dispatch(hs->mcp, msg);
     hs->dispatching = NULL;
@@ -430,11 +413,8 @@ static void s_post_request(s_session_t *hs, http_request_t *req, json_t *msg, js
     st->num = hs->next_stream++;
     st->state = S_OPEN;
     zlistx_t *held = steal_pointer(&st->held);
-    if (!zlistx_add_end(hs->streams, st)) {
-        s_stream_free(st);
-        st = NULL;
-        s_refuse(req, 500, id, MCP_RPC_INTERNAL, NULL, "out of memory");
-    } else if (s_attach(st, req, headers) == 0) {
+    zlistx_add_end(hs->streams, st);
+    if (s_attach(st, req, headers) == 0) {
         char prime[80];
         int n = snprintf(prime, sizeof prime, "id: %u-0\nretry: %d\ndata:\n\n", st->num, S_RETRY_MS);
         s_write(st, prime, (size_t)n);
@@ -458,8 +438,6 @@ static void s_post_request(s_session_t *hs, http_request_t *req, json_t *msg, js
 static void s_post_other(s_session_t *hs, http_request_t *req, json_t *msg)
 {
     s_stream_t *cap = s_stream_new(hs, NULL);
-    if (!cap)
-        return s_refuse(req, 500, NULL, MCP_RPC_INTERNAL, NULL, "out of memory");
     hs->dispatching = cap;
     mcp_session_dispatch(hs->mcp, msg);
     hs->dispatching = NULL;
@@ -511,20 +489,20 @@ static s_session_t *s_session_of(mcp_http_t *self, http_request_t *req, json_t *
 {
     const char *sid = http_request_header(req, "Mcp-Session-Id");
     if (!sid || !sid[0]) {
-        s_refuse(req, 400, id, MCP_RPC_SERVER, NULL,
+        s_refuse(req, CB_ERR_TRANSPORT, id, NULL,
                  "Bad Request: the Mcp-Session-Id header is required (initialize starts a session)");
         return NULL;
     }
     s_session_t *hs = zhashx_lookup(self->sessions, sid);
     if (!hs) {
-        s_refuse(req, 404, id, MCP_RPC_NO_SESSION, NULL,
+        s_refuse(req, CB_ERR_NO_SESSION, id, NULL,
                  "Session not found: it ended (idle, deleted, or the server restarted); "
                  "initialize a new one");
         return NULL;
     }
     const char *version = http_request_header(req, "MCP-Protocol-Version");
     if (version && !mcp_protocol_supported(version)) {
-        s_refuse(req, 400, id, MCP_RPC_SERVER, NULL,
+        s_refuse(req, CB_ERR_TRANSPORT, id, NULL,
                  "Bad Request: unsupported MCP-Protocol-Version '%.40s' (supported: 2025-11-25, 2025-06-18)",
                  version);
         return NULL;
@@ -537,16 +515,16 @@ static void s_post(mcp_http_t *self, http_request_t *req)
 {
     const char *accept = http_request_header(req, "Accept");
     if (!s_accepts(accept, "application/json") || !s_accepts(accept, "text/event-stream"))
-        return s_refuse(req, 406, NULL, MCP_RPC_SERVER, NULL,
+        return s_refuse(req, CB_ERR_NOT_ACCEPTABLE, NULL, NULL,
                         "Not Acceptable: the Accept header must list both application/json and "
                         "text/event-stream");
     if (!s_content_is_json(http_request_header(req, "Content-Type")))
-        return s_refuse(req, 415, NULL, MCP_RPC_SERVER, NULL,
+        return s_refuse(req, CB_ERR_MEDIA_TYPE, NULL, NULL,
                         "Unsupported Media Type: the body must be application/json");
     size_t len = 0;
     const char *body = http_request_body(req, &len);
     if (len > self->server->cfg.max_message_bytes)
-        return s_refuse(req, 413, NULL, MCP_RPC_INVALID_REQUEST, NULL,
+        return s_refuse(req, CB_ERR_TOO_LARGE, NULL, NULL,
                         "message too large: %zu bytes, the limit is %zu (CELLBLOCK_MAX_MESSAGE_MB)", len,
                         self->server->cfg.max_message_bytes);
     json_error_t jerr;
@@ -554,12 +532,12 @@ static void s_post(mcp_http_t *self, http_request_t *req)
     if (!msg) {
         bool rounded = false;
         json_auto_t *id = mcp_rpc_salvage_id(body, len, &rounded);
-        return s_refuse(req, 400, id, MCP_RPC_PARSE, NULL, "parse error: %s (at byte %d)%s",
+        return s_refuse(req, CB_ERR_PARSE, id, NULL, "parse error: %s (at byte %d)%s",
                         mcp_rpc_parse_error_text(&jerr),
                         jerr.position, rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
     }
     if (json_is_array(msg))
-        return s_refuse(req, 400, NULL, MCP_RPC_INVALID_REQUEST, NULL,
+        return s_refuse(req, CB_ERR_BAD_REQUEST, NULL, NULL,
                         "invalid request: batches are not supported; send one JSON-RPC message per POST");
     json_t *id = json_object_get(msg, "id");
     const char *method = json_string_value(json_object_get(msg, "method"));
@@ -567,16 +545,16 @@ static void s_post(mcp_http_t *self, http_request_t *req)
     json_t *rid = json_is_string(id) || json_is_integer(id) ? id : NULL;
     if (request && strcmp(method, "initialize") == 0) {
         if (http_request_header(req, "Mcp-Session-Id"))
-            return s_refuse(req, 400, rid, MCP_RPC_INVALID_REQUEST, NULL,
+            return s_refuse(req, CB_ERR_BAD_REQUEST, rid, NULL,
                             "Bad Request: initialize starts a session and must not carry Mcp-Session-Id");
         if (zhashx_size(self->sessions) >= self->max_sessions)
-            return s_refuse(req, 503, rid, MCP_RPC_SERVER, NULL,
+            return s_refuse(req, CB_ERR_BUSY, rid, NULL,
                             "Service Unavailable: %zu MCP sessions are open, the most allowed "
                             "(CELLBLOCK_MCP_MAX_SESSIONS); end one (DELETE) or wait for one to expire",
                             self->max_sessions);
         s_session_t *hs = s_session_new(self);
         if (!hs)
-            return s_refuse(req, 500, rid, MCP_RPC_INTERNAL, NULL, "out of memory starting a session");
+            return s_refuse(req, CB_ERR_INTERNAL, rid, NULL, "no random bytes for a session id");
         zhashx_insert(self->sessions, hs->id, hs);
         s_post_request(hs, req, msg, id, true);
         if (!hs->mcp->initialized) { /* refused (a bad protocolVersion): no session */
@@ -631,7 +609,7 @@ static void s_resume(s_session_t *hs, http_request_t *req, unsigned num, uint64_
 static void s_get(mcp_http_t *self, http_request_t *req)
 {
     if (!s_accepts(http_request_header(req, "Accept"), "text/event-stream"))
-        return s_refuse(req, 406, NULL, MCP_RPC_SERVER, NULL,
+        return s_refuse(req, CB_ERR_NOT_ACCEPTABLE, NULL, NULL,
                         "Not Acceptable: the Accept header must list text/event-stream");
     s_session_t *hs = s_session_of(self, req, NULL);
     if (!hs)
@@ -642,13 +620,13 @@ static void s_get(mcp_http_t *self, http_request_t *req)
         uint64_t seq;
         int end = 0;
         if (sscanf(last, "%u-%" SCNu64 "%n", &num, &seq, &end) != 2 || last[end] || num >= hs->next_stream)
-            return s_refuse(req, 400, NULL, MCP_RPC_SERVER, NULL,
+            return s_refuse(req, CB_ERR_TRANSPORT, NULL, NULL,
                             "Bad Request: Last-Event-ID '%.40s' is not an event id of this session", last);
         return s_resume(hs, req, num, seq);
     }
     s_stream_t *st = hs->get;
     if (st->req)
-        return s_refuse(req, 409, NULL, MCP_RPC_SERVER, NULL,
+        return s_refuse(req, CB_ERR_CONFLICT, NULL, NULL,
                         "Conflict: this session's GET stream is already open (resume it with "
                         "Last-Event-ID to move it to this connection)");
     if (s_attach(st, req, s_sse_headers) < 0)
@@ -684,7 +662,7 @@ static void s_on_request(http_request_t *req, void *arg)
     if (strcmp(method, "DELETE") == 0)
         return s_delete(self, req);
     static const char *const allow[] = {"Allow", "GET, POST, DELETE", NULL};
-    s_refuse(req, 405, NULL, MCP_RPC_SERVER, allow, "Method Not Allowed: %.16s", method);
+    s_refuse(req, CB_ERR_BAD_METHOD, NULL, allow, "Method Not Allowed: %.16s", method);
 }
 
 /* ---- expiry and keep-alive ------------------------------------------------------------------ */
@@ -744,9 +722,7 @@ mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_ht
     if (path[0] != '/' || strlen(path) >= sizeof ((mcp_http_t *)0)->path)
         return cb_error_fail(err, CB_ERR_INVALID, "the MCP endpoint must be a path like /mcp; got '%.60s'",
                              path), NULL;
-    mcp_http_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return cb_error_make(err, ENOMEM, "new MCP HTTP transport"), NULL;
+    mcp_http_t *self = cb_xcalloc(1, sizeof *self);
     self->server = server;
     self->http = http;
     self->loop = kg_gateway_loop(server->gw);
@@ -759,11 +735,7 @@ mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_ht
     self->replay_events = opts && opts->replay_events ? opts->replay_events : 1000;
     self->keepalive_ms = cb_now_ms();
     self->timer = -1;
-    self->sessions = zhashx_new();
-    if (!self->sessions) {
-        free(self);
-        return cb_error_make(err, ENOMEM, "new MCP HTTP transport"), NULL;
-    }
+    self->sessions = zhashx_new(); /* czmq aborts when memory runs out */
     if (http_server_route(http, self->path, s_on_request, NULL, self, err) < 0) {
         zhashx_destroy(&self->sessions);
         free(self);

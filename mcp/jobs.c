@@ -25,7 +25,7 @@ struct mcp_job {
     mcp_server_t *server;
     mcp_sandbox_t *sandbox; /* NULL once it is gone */
     char sandbox_id[37];
-    char session_id[37];    /* code: the jupyter session */
+    char repl_id[37];       /* code: the REPL it runs in (the tools' session_id) */
     kg_execution_t *x;      /* code, while it runs */
     kg_command_t *cmd;      /* command, while it runs */
     json_t *final;          /* structured result, once done */
@@ -41,11 +41,8 @@ static const char *s_kind_name(mcp_job_kind_t k) { return k == MCP_JOB_CODE ? "c
 
 static mcp_job_t *s_job_new(mcp_sandbox_t *sb, mcp_job_kind_t kind)
 {
-    mcp_job_t *job = calloc(1, sizeof *job);
-    if (!job || !(job->waiters = zlistx_new())) {
-        free(job);
-        return NULL;
-    }
+    mcp_job_t *job = cb_xcalloc(1, sizeof *job);
+    job->waiters = zlistx_new(); /* czmq aborts when memory runs out */
     job->kind = kind;
     job->server = sb->server;
     job->sandbox = sb;
@@ -94,7 +91,7 @@ static json_t *s_snapshot(mcp_job_t *job)
         return json_incref(job->final);
     if (job->kind == MCP_JOB_CODE) {
         json_auto_t *raw = job->x ? kg_execution_snapshot(job->x) : NULL;
-        return raw ? mcp_execution_structured(job->server, job->sandbox, job->session_id, raw, NULL)
+        return raw ? mcp_execution_structured(job->server, job->sandbox, job->repl_id, raw, NULL)
                    : json_object();
     }
     json_t *snap = job->cmd ? kg_command_snapshot(job->cmd) : json_object();
@@ -195,8 +192,7 @@ static void s_wait(mcp_call_t *call, mcp_job_t *job, mcp_call_cancel_fn *cancel)
 {
     if (job->final)
         return s_answer(call, job);
-    if (!zlistx_add_end(job->waiters, call))
-        return mcp_call_fail(call, "out of memory");
+    zlistx_add_end(job->waiters, call);
     call->job = job;
     call->cancel = cancel;
 }
@@ -237,7 +233,7 @@ static void s_on_code_done(kg_execution_t *x, json_t *result, void *arg)
 {
     mcp_job_t *job = arg;
     json_t *content = NULL;
-    json_t *structured = mcp_execution_structured(job->server, job->sandbox, job->session_id, result, &content);
+    json_t *structured = mcp_execution_structured(job->server, job->sandbox, job->repl_id, result, &content);
     const char *status = json_string_value(json_object_get(structured, "status"));
     s_job_done(job, structured, content, !status || strcmp(status, "ok") != 0);
 }
@@ -250,9 +246,7 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
     if (failure)
         return cb_error_fail(err, CB_ERR_STATE, "session %s cannot run code: %s", repl->id, failure), NULL;
     mcp_job_t *job = s_job_new(sb, MCP_JOB_CODE);
-    if (!job)
-        return cb_error_make(err, ENOMEM, "new execution"), NULL;
-    snprintf(job->session_id, sizeof job->session_id, "%s", repl->id);
+    snprintf(job->repl_id, sizeof job->repl_id, "%s", repl->id);
     double timeout_s = mcp_arg_num(args, "timeout_s", sb->timeout_s);
     kg_execute_opts_t opts = {.code = code,
                               .timeout_ms = (int)(timeout_s * 1000.0 + 0.5),
@@ -274,14 +268,14 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
 static char *s_kernel_for_language(mcp_sandbox_t *sb, const char *language)
 {
     if (sb->main && sb->main->kernel && strcasecmp(kg_kernel_language(sb->main->kernel), language) == 0)
-        return strdup(sb->main->kernel_name);
+        return cb_xstrdup(sb->main->kernel_name);
     cleanup_free char *project = jp_kernelspec_project_dir();
     size_t n = 0;
     jp_kernelspec_t **specs = jp_kernelspec_list(project, &n);
     char *found = NULL;
     for (size_t i = 0; i < n; i++) {
         if (!found && specs[i]->language && strcasecmp(specs[i]->language, language) == 0)
-            found = strdup(specs[i]->name);
+            found = cb_xstrdup(specs[i]->name);
         jp_kernelspec_destroy(&specs[i]);
     }
     free(specs);
@@ -296,7 +290,7 @@ static mcp_repl_t *s_code_repl(mcp_call_t *call, json_t *args)
     if (!sb)
         return NULL;
     const char *language = mcp_arg_str(args, "language", NULL);
-    cleanup_free char *kernel = json_object_get(args, "kernel") ? strdup(mcp_arg_str(args, "kernel", ""))
+    cleanup_free char *kernel = json_object_get(args, "kernel") ? cb_xstrdup(mcp_arg_str(args, "kernel", ""))
                                 : language ? s_kernel_for_language(sb, language) : NULL;
     if (language && !kernel && !json_object_get(args, "kernel")) {
         mcp_call_fail(call, "no kernel for language '%.40s' is installed (cellblock kernels lists them)", language);
@@ -340,7 +334,7 @@ void mcp_tool_code_execute_async(mcp_call_t *call, json_t *args)
     json_auto_t *snap = kg_execution_snapshot(job->x);
     mcp_call_finish(call, NULL,
                     json_pack("{s:s, s:s, s:s, s:s}", "execution_id", job->id, "sandbox_id",
-                              job->sandbox_id, "session_id", job->session_id, "state",
+                              job->sandbox_id, "session_id", job->repl_id, "state",
                               json_string_value(json_object_get(snap, "status")) ?: "queued"),
                     false);
 }
@@ -437,7 +431,7 @@ static void s_on_command_done(kg_command_t *c, json_t *result, void *arg)
     json_t *content = mcp_shell_result(job->server, job->sandbox, job->id,
                                        json_string_value(json_object_get(result, "stdout")),
                                        json_string_value(json_object_get(result, "stderr")), structured,
-                                       closing ? closing : status);
+                                       closing);
     bool ok = strcmp(status, "exited") == 0 && json_integer_value(code) == 0;
     if (job->sandbox && !job->forget_queued) {
         job->forget_queued = true;
@@ -453,18 +447,13 @@ void mcp_tool_command_execute(mcp_call_t *call, json_t *args)
         return;
     json_auto_t *env = json_deep_copy(sb->env);
     json_object_update(env, json_object_get(args, "env"));
-    char **env_list = calloc(json_object_size(env) + 1, sizeof *env_list);
+    char **env_list = cb_xcalloc(json_object_size(env) + 1, sizeof *env_list);
     size_t n = 0;
     const char *key;
     json_t *value;
     json_object_foreach(env, key, value)
-        if (env_list)
-            env_list[n++] = cb_strdup_printf("%s=%s", key, json_string_value(value));
-    mcp_job_t *job = env_list ? s_job_new(sb, MCP_JOB_COMMAND) : NULL;
-    if (!job) {
-        cb_strv_free(env_list);
-        return mcp_call_fail(call, "out of memory");
-    }
+        env_list[n++] = cb_strdup_printf("%s=%s", key, json_string_value(value));
+    mcp_job_t *job = s_job_new(sb, MCP_JOB_COMMAND);
     double timeout_s = mcp_arg_num(args, "timeout_s", sb->timeout_s);
     kg_command_opts_t opts = {.command = mcp_arg_str(args, "command", ""),
                               .env = (const char *const *)env_list,
@@ -487,7 +476,7 @@ void mcp_tool_command_execute(mcp_call_t *call, json_t *args)
     json_t *snap = s_snapshot(job);
     cleanup_free char *text = cb_strdup_printf("Started in the background as %s; execution_status "
                                                "with this id gives its output and exit code.", job->id);
-    mcp_call_finish(call, json_pack("[o]", mcp_text_block(text ? text : job->id)), snap, false);
+    mcp_call_finish(call, json_pack("[o]", mcp_text_block(text)), snap, false);
 }
 
 /* ---- teardown ------------------------------------------------------------------------------ */

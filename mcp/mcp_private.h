@@ -3,18 +3,24 @@
  *   session.c    JSON-RPC and the MCP methods: initialize, ping, logging, tools/list, tools/call,
  *                cancellation; the life of one call (mcp_call_t) and its progress notifications
  *   tools.c      the tool table (names, descriptions, schemas, handlers) and argument checks
- *   sandboxes.c  sandboxes and their sessions (jupyter kernels, terminals); sandbox_* tools
+ *   sandboxes.c  sandboxes and their REPLs (jupyter kernels, terminals); sandbox_* tools
  *   jobs.c       executions and commands followed by id; code_execute, command_execute, ...
  *   content.c    execution results turned into MCP content blocks, with the output limits
- *   terminal.c   terminal sessions: a bash fed line by line, its output cut at markers
+ *   terminal.c   terminal REPLs: a bash fed line by line, its output cut at markers
  *   files.c      the file_* tools
  *   config.c     the environment variables
  *   stdio.c      the stdio transport
  *   http.c       the Streamable HTTP transport (sessions, SSE streams, resumption)
+ *
+ * Words: a "session" in C (mcp_session_t, call->session) is always an MCP session, one client's
+ * JSON-RPC conversation. What the tools call a session (session_create, session_id) is a REPL
+ * in C (mcp_repl_t): a jupyter kernel or a terminal in a sandbox. docs/architecture.md's
+ * glossary names every kind of session in the code.
  */
 #ifndef MCP_PRIVATE_H
 #define MCP_PRIVATE_H
 
+#include "cb/alloc.h"
 #include "mcp/mcp.h"
 
 #define MCP_PROTOCOL_LATEST "2025-11-25"
@@ -24,23 +30,6 @@
 #define MCP_PROGRESS_TEXT_MAX 4000 /* bytes of output carried by one progress notification */
 #define MCP_OUTPUTS_DIR "/home/user/.cellblock/outputs"
 #define MCP_REPLY_MAX (8u << 20)   /* largest tools/call reply; bigger ones become an error */
-
-/* JSON-RPC error codes the server answers with. SERVER: the transport refuses a message (HTTP:
- * a bad header, too many sessions); NO_SESSION: HTTP, the Mcp-Session-Id is unknown or ended. */
-#define MCP_RPC_ERROR_MAP(X)                                                                       \
-    X(PARSE, -32700)                                                                               \
-    X(INVALID_REQUEST, -32600)                                                                     \
-    X(METHOD_NOT_FOUND, -32601)                                                                    \
-    X(INVALID_PARAMS, -32602)                                                                      \
-    X(INTERNAL, -32603)                                                                            \
-    X(SERVER, -32000)                                                                              \
-    X(NO_SESSION, -32001)
-
-typedef enum {
-#define MCP_RPC_ENUM(name, code) MCP_RPC_##name = code,
-    MCP_RPC_ERROR_MAP(MCP_RPC_ENUM)
-#undef MCP_RPC_ENUM
-} mcp_rpc_error_t;
 
 typedef struct mcp_sandbox mcp_sandbox_t;
 typedef struct mcp_repl mcp_repl_t;
@@ -54,7 +43,7 @@ struct mcp_server {
     mcp_config_t cfg;
     json_t *tools;        /* the tools/list result, built once */
     zhashx_t *sandboxes;  /* id -> mcp_sandbox_t *, owned */
-    zhashx_t *repls;      /* session id -> mcp_repl_t *, owned by their sandboxes */
+    zhashx_t *repls;      /* REPL id (the tools' session_id) -> mcp_repl_t *, owned by their sandboxes */
     zhashx_t *jobs;       /* id -> mcp_job_t *, owned */
     zlistx_t *finished;   /* ids of finished jobs, oldest first (for eviction) */
     zlistx_t *sessions;   /* mcp_session_t *, not owned */
@@ -103,7 +92,7 @@ typedef void(mcp_call_cancel_fn)(mcp_call_t *call);
 typedef void(mcp_ready_fn)(mcp_call_t *call, mcp_repl_t *repl);
 
 /* One tools/call in flight. It belongs to its session until it is finished; a handler that
- * finishes later keeps the pointer in what it waits on (a job, a session's waiters) and must
+ * finishes later keeps the pointer in what it waits on (a job, a REPL's waiters) and must
  * finish it exactly once. When the client cancels, or the session ends, the call is marked
  * cancelled, its cancel function runs, and its eventual finish sends nothing. */
 struct mcp_call {
@@ -120,7 +109,7 @@ struct mcp_call {
     int progress_timer;
     /* what the call waits on (set by the handler) */
     mcp_job_t *job;
-    mcp_repl_t *repl;         /* a session to be ready (with on_ready), or a terminal's input */
+    mcp_repl_t *repl;         /* a REPL to be ready (with on_ready), or a terminal's input */
     mcp_ready_fn *on_ready;
     int timer;
 };
@@ -190,7 +179,7 @@ mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_asyn
 mcp_tool_fn mcp_tool_file_upload, mcp_tool_file_download, mcp_tool_file_list,
     mcp_tool_file_delete;
 
-/* ---- sandboxes and their sessions (sandboxes.c) -------------------------------------------- */
+/* ---- sandboxes and their REPLs (sandboxes.c) ----------------------------------------------- */
 
 typedef enum { MCP_REPL_JUPYTER = 0, MCP_REPL_TERMINAL } mcp_repl_type_t;
 
@@ -198,7 +187,7 @@ struct mcp_sandbox {
     mcp_server_t *server;
     kg_sandbox_t *kg;    /* from kg_sandbox_open; the gateway may end it (s_on_sandbox_end) */
     char id[37];
-    char *kernel_name;   /* of the main session */
+    char *kernel_name;   /* of the main REPL */
     char *notice;        /* said once, on the first result from it; NULL: nothing */
     json_t *metadata;    /* object of strings */
     json_t *env;         /* object of strings */
@@ -206,11 +195,13 @@ struct mcp_sandbox {
     int timeout_s;
     uint32_t cpu_millis;
     mcp_session_t *owner; /* the session whose default sandbox this is, or NULL */
-    mcp_repl_t *main;     /* the main jupyter session */
+    mcp_repl_t *main;     /* the main jupyter REPL */
     zlistx_t *repls;      /* mcp_repl_t *, owned */
     char created_at[40];
 };
 
+/* A REPL: what the tools call a session (session_create, session_execute, session_id), a
+ * jupyter kernel or a terminal in a sandbox. Not an MCP session (mcp_session_t). */
 struct mcp_repl {
     mcp_sandbox_t *sandbox;
     char id[37];
@@ -242,29 +233,29 @@ mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create)
  * sandbox has that id. Caller owns return value. */
 json_t *mcp_sandbox_expires_json(mcp_server_t *srv, const char *id);
 
-/* Make a sandbox with its main jupyter session. args: sandbox_create's (NULL: defaults). */
+/* Make a sandbox with its main jupyter REPL. args: sandbox_create's (NULL: defaults). */
 mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err);
 void mcp_sandbox_delete(mcp_sandbox_t **sb_p);
 
-/* A jupyter session of the sandbox running kernel_name (NULL: the main one), started when
+/* A jupyter REPL of the sandbox running kernel_name (NULL: the main one), started when
  * there is none yet. */
 mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, cb_error_t *err);
 
-/* Look a session up by id (NULL with err). */
+/* Look a REPL up by id (the tools' session_id; NULL with err). */
 mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err);
 
-/* A new session in the sandbox. */
+/* A new REPL in the sandbox. */
 mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
                          cb_error_t *err);
 void mcp_repl_close(mcp_repl_t **repl_p);
 
-/* Why the session cannot run code now, or NULL: its failure, or its kernel being dead (read
+/* Why the REPL cannot run code now, or NULL: its failure, or its kernel being dead (read
  * from the kernel, so a restart through any route serves every route). Borrowed; valid until
- * the session's kernel is given up again or the session is freed. */
+ * the REPL's kernel is given up again or the REPL is freed. */
 const char *mcp_repl_failure(mcp_repl_t *repl);
 
-/* Finish the call once the session is ready (now if it is): reply is called then, or the call
- * fails with the session's failure. */
+/* Finish the call once the REPL is ready (now if it is): reply is called then, or the call
+ * fails with the REPL's failure. */
 void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply);
 
 /* Turn an error message from the gateway into a call failure. */
@@ -288,7 +279,7 @@ void mcp_jobs_destroy_all(mcp_server_t *srv);
  * codes, ids added. Returns the structured result (caller owns it) and, through content_out,
  * the content blocks (caller owns them). content_out NULL: a snapshot of a running execution,
  * for which nothing is saved in the workspace (sb may be NULL: the sandbox is gone). */
-json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const char *session_id,
+json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const char *repl_id,
                                  json_t *kg_result, json_t **content_out);
 
 /* Cut text to the output limit, saving the whole of it in sb's workspace under name when cut

@@ -50,9 +50,7 @@ static int s_offer_templates(mcp_server_t *srv, cb_error_t *err)
 
 mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error_t *err)
 {
-    mcp_server_t *srv = calloc(1, sizeof *srv);
-    if (!srv)
-        return cb_error_make(err, ENOMEM, "new MCP server"), NULL;
+    mcp_server_t *srv = cb_xcalloc(1, sizeof *srv);
     srv->gw = gw;
     if (cfg)
         srv->cfg = *cfg;
@@ -60,15 +58,13 @@ mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error
         free(srv);
         return NULL;
     }
-    srv->sandboxes = zhashx_new();
+    srv->sandboxes = zhashx_new(); /* czmq aborts when memory runs out */
     srv->repls = zhashx_new();
     srv->jobs = zhashx_new();
     srv->finished = zlistx_new();
     srv->sessions = zlistx_new();
     srv->tools = mcp_tools_list(err);
-    if (!srv->sandboxes || !srv->repls || !srv->jobs || !srv->finished || !srv->sessions || !srv->tools) {
-        if (srv->tools)
-            cb_error_make(err, ENOMEM, "new MCP server");
+    if (!srv->tools) {
         mcp_server_destroy(&srv);
         return NULL;
     }
@@ -143,14 +139,14 @@ static void s_on_kernel_event(kg_kernel_t *k, kg_kernel_event_t event, const cha
          * it is dead is read from the kernel itself (mcp_repl_failure); this only says why. */
         free(repl->dead_detail);
         free(repl->dead_note);
-        repl->dead_detail = strdup(detail ? detail : "no detail");
+        repl->dead_detail = cb_xstrdup(detail ? detail : "no detail");
         repl->dead_note = NULL; /* made again, from this detail, when asked */
         s_finish_waiters(repl);
         break;
     case KG_EVENT_STOPPED:
         repl->kernel = NULL;
         if (!repl->failure)
-            repl->failure = strdup("its kernel was stopped");
+            repl->failure = cb_xstrdup("its kernel was stopped");
         s_finish_waiters(repl);
         break;
     case KG_EVENT_DIED:
@@ -181,7 +177,7 @@ const char *mcp_repl_failure(mcp_repl_t *repl)
         repl->dead_note = cb_strdup_printf("its kernel died and was not restarted (%s); kernel_restart "
                                            "starts it again (its variables are lost, its files kept)",
                                            repl->dead_detail ? repl->dead_detail : "no detail");
-    return repl->dead_note ? repl->dead_note : "its kernel died and was not restarted";
+    return repl->dead_note;
 }
 
 void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply)
@@ -194,23 +190,14 @@ void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply
     call->repl = repl;
     call->on_ready = reply;
     call->cancel = s_cancel_waiter;
-    if (!zlistx_add_end(repl->waiters, call))
-        mcp_call_fail(call, "out of memory");
+    zlistx_add_end(repl->waiters, call); /* czmq aborts when memory runs out */
 }
 
-static mcp_repl_t *s_repl_alloc(mcp_sandbox_t *sb, mcp_repl_type_t type, cb_error_t *err)
+static mcp_repl_t *s_repl_alloc(mcp_sandbox_t *sb, mcp_repl_type_t type)
 {
-    mcp_repl_t *repl = calloc(1, sizeof *repl);
-    zuuid_t *uuid = zuuid_new();
-    if (repl)
-        repl->waiters = zlistx_new();
-    if (!repl || !uuid || !repl->waiters) {
-        zuuid_destroy(&uuid);
-        if (repl)
-            zlistx_destroy(&repl->waiters);
-        free(repl);
-        return cb_error_make(err, ENOMEM, "new session"), NULL;
-    }
+    mcp_repl_t *repl = cb_xcalloc(1, sizeof *repl);
+    zuuid_t *uuid = zuuid_new(); /* czmq aborts when memory runs out */
+    repl->waiters = zlistx_new();
     snprintf(repl->id, sizeof repl->id, "%s", zuuid_str_canonical(uuid));
     zuuid_destroy(&uuid);
     repl->sandbox = sb;
@@ -223,10 +210,11 @@ static mcp_repl_t *s_repl_alloc(mcp_sandbox_t *sb, mcp_repl_type_t type, cb_erro
 static mcp_repl_t *s_repl_register(mcp_repl_t *repl, int rc, cb_error_t *err)
 {
     mcp_sandbox_t *sb = repl->sandbox;
-    if (rc < 0 || !zlistx_add_end(sb->repls, repl) ||
-        zhashx_insert(sb->server->repls, repl->id, repl) != 0) {
-        if (rc == 0)
-            cb_error_make(err, ENOMEM, "new session");
+    if (rc == 0)
+        zlistx_add_end(sb->repls, repl);
+    if (rc < 0 || zhashx_insert(sb->server->repls, repl->id, repl) != 0) {
+        if (rc == 0) /* a uuid already taken: cannot happen, but must not overwrite */
+            cb_error_fail(err, CB_ERR_INTERNAL, "new session: id %s is taken", repl->id);
         if (repl->kernel) {
             kg_kernel_set_events(repl->kernel, NULL, NULL);
             kg_kernel_shutdown(repl->kernel);
@@ -248,12 +236,10 @@ static mcp_repl_t *s_repl_register(mcp_repl_t *repl, int rc, cb_error_t *err)
 mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
                          cb_error_t *err)
 {
-    mcp_repl_t *repl = s_repl_alloc(sb, type, err);
-    if (!repl)
-        return NULL;
+    mcp_repl_t *repl = s_repl_alloc(sb, type);
     int rc;
     if (type == MCP_REPL_JUPYTER) {
-        repl->kernel_name = strdup(kernel_name ? kernel_name : sb->kernel_name);
+        repl->kernel_name = cb_xstrdup_or_null(kernel_name ? kernel_name : sb->kernel_name);
         kg_kernel_opts_t opts = {.kernel_name = repl->kernel_name,
                                  .env = (const char *const *)sb->env_list,
                                  .sandbox = sb->kg,
@@ -271,25 +257,19 @@ mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *ke
  * as a jupyter session. */
 static mcp_repl_t *s_repl_adopt(mcp_sandbox_t *sb, kg_kernel_t *kernel, cb_error_t *err)
 {
-    mcp_repl_t *repl = s_repl_alloc(sb, MCP_REPL_JUPYTER, err);
-    if (!repl)
-        return NULL;
+    mcp_repl_t *repl = s_repl_alloc(sb, MCP_REPL_JUPYTER);
     repl->kernel = kernel;
-    repl->kernel_name = strdup(kg_kernel_name(kernel));
+    repl->kernel_name = cb_xstrdup(kg_kernel_name(kernel));
     repl->ready = kg_kernel_is_ready(kernel);
     kg_kernel_set_events(kernel, s_on_kernel_event, repl);
-    int rc = repl->kernel_name ? 0 : cb_error_make(err, ENOMEM, "new session");
-    if (rc < 0)
-        kg_kernel_set_events(kernel, NULL, NULL);
-    repl->kernel = rc < 0 ? NULL : kernel; /* on failure the sandbox's end takes the kernel */
-    return s_repl_register(repl, rc, err);
+    return s_repl_register(repl, 0, err);
 }
 
 /* Free a session's own memory; its kernel or shell is already stopped or going. */
 static void s_repl_free(mcp_repl_t *repl)
 {
     free(repl->failure);
-    repl->failure = strdup("the session was closed");
+    repl->failure = cb_xstrdup("the session was closed");
     s_finish_waiters(repl);
     zlistx_destroy(&repl->waiters);
     zhashx_delete(repl->sandbox->server->repls, repl->id);
@@ -345,16 +325,12 @@ mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, 
 
 static char **s_env_list(json_t *env)
 {
-    char **list = calloc(json_object_size(env) + 1, sizeof *list);
+    char **list = cb_xcalloc(json_object_size(env) + 1, sizeof *list);
     size_t n = 0;
     const char *key;
     json_t *value;
-    json_object_foreach(env, key, value) {
-        if (!list || !(list[n++] = cb_strdup_printf("%s=%s", key, json_string_value(value)))) {
-            cb_strv_free(list);
-            return NULL;
-        }
-    }
+    json_object_foreach(env, key, value)
+        list[n++] = cb_strdup_printf("%s=%s", key, json_string_value(value));
     return list;
 }
 
@@ -373,7 +349,7 @@ static void s_on_sandbox_end(kg_sandbox_t *kg, kg_sandbox_end_t end, const char 
                 "variables, imports and files from before are gone.", sb->id, detail);
         }
     cleanup_free char *why = cb_strdup_printf("its sandbox ended: %s", detail);
-    s_sandbox_release(sb, why ? why : detail, false);
+    s_sandbox_release(sb, why, false);
 }
 
 mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
@@ -393,21 +369,14 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
         .cpu_millis = (uint32_t)(mcp_arg_num(args, "cpu", 0) * 1000.0 + 0.5),
         .workspace_mb = (uint64_t)mcp_arg_num(args, "disk_mb", 0),
     };
-    mcp_sandbox_t *sb = calloc(1, sizeof *sb);
-    if (!sb)
-        return cb_error_make(err, ENOMEM, "new sandbox"), NULL;
+    mcp_sandbox_t *sb = cb_xcalloc(1, sizeof *sb);
     sb->server = srv;
     json_t *metadata = json_object_get(args, "metadata");
     sb->env = env ? json_deep_copy(env) : json_object();
-    sb->env_list = sb->env ? s_env_list(sb->env) : NULL;
+    sb->env_list = s_env_list(sb->env);
     sb->timeout_s = (int)mcp_arg_num(args, "timeout_s", cfg->timeout_s);
-    sb->repls = zlistx_new();
+    sb->repls = zlistx_new(); /* czmq aborts when memory runs out */
     cb_iso8601_now(sb->created_at);
-    if (!sb->env || !sb->env_list || !sb->repls) {
-        cb_error_make(err, ENOMEM, "new sandbox");
-        mcp_sandbox_delete(&sb);
-        return NULL;
-    }
     kg_sandbox_opts_t opts = {
         .template_name = mcp_arg_str(args, "template", json_object_get(args, "sandbox_id") ? NULL : cfg->template_name),
         .kernel_name = mcp_arg_str(args, "kernel", NULL),
@@ -433,11 +402,12 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
     sb->metadata = json_incref(json_object_get(info, "metadata"));
     sb->cpu_millis = (uint32_t)json_integer_value(json_object_get(json_object_get(info, "limits"), "cpu_millis"));
     kg_kernel_t *main = kg_sandbox_main_kernel(sb->kg);
-    sb->kernel_name = main ? strdup(kg_kernel_name(main)) : NULL;
+    sb->kernel_name = main ? cb_xstrdup(kg_kernel_name(main)) : NULL;
     if (!sb->metadata || !sb->kernel_name || zhashx_insert(srv->sandboxes, sb->id, sb) != 0 ||
         !(sb->main = s_repl_adopt(sb, main, err))) {
         if (err && !err->msg[0])
-            cb_error_make(err, ENOMEM, "new sandbox");
+            cb_error_fail(err, CB_ERR_INTERNAL, "new sandbox %s: no main kernel, no metadata, or its id is taken",
+                          sb->id);
         mcp_sandbox_delete(&sb);
         return NULL;
     }
@@ -463,7 +433,7 @@ static void s_sandbox_release(mcp_sandbox_t *sb, const char *why, bool destroy_k
             kg_kernel_set_events(r->kernel, NULL, NULL);
         r->kernel = NULL; /* freed with the gateway sandbox */
         if (!r->failure)
-            r->failure = strdup(why);
+            r->failure = cb_xstrdup(why);
         s_finish_waiters(r);
         mcp_terminal_stop(r);
     }
@@ -701,8 +671,7 @@ void mcp_tool_sandbox_logs(mcp_call_t *call, json_t *args)
         cleanup_free char *line = cb_strdup_printf("%s [%s] %s\n", json_string_value(json_object_get(e, "time")),
                                                    json_string_value(json_object_get(e, "source")),
                                                    json_string_value(json_object_get(e, "text")));
-        if (line)
-            cb_buf_append(&text, line, strlen(line));
+        cb_buf_append(&text, line, strlen(line));
     }
     json_t *content = json_pack("[o]", mcp_text_block(text.len ? text.data : "(the log is empty)"));
     cb_buf_free(&text);
@@ -744,7 +713,7 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
     mcp_call_finish(call, NULL, out, false);
 }
 
-static void s_reply_session(mcp_call_t *call, mcp_repl_t *repl)
+static void s_reply_repl(mcp_call_t *call, mcp_repl_t *repl)
 {
     mcp_call_finish(call, NULL,
                     json_pack("{s:s, s:s, s:s, s:s?}", "session_id", repl->id, "sandbox_id",
@@ -766,7 +735,7 @@ void mcp_tool_session_create(mcp_call_t *call, json_t *args)
                                     mcp_arg_str(args, "kernel", NULL), &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
-    mcp_repl_when_ready(repl, call, s_reply_session);
+    mcp_repl_when_ready(repl, call, s_reply_repl);
 }
 
 void mcp_tool_session_close(mcp_call_t *call, json_t *args)
@@ -836,7 +805,7 @@ static void s_reply_restarted(mcp_call_t *call, mcp_repl_t *repl)
         "The kernel of session %s (sandbox %s) was restarted and is ready. Its state is lost: "
         "variables, imports and definitions are gone and must be set up again. Files in "
         "/home/user are kept.", repl->id, repl->sandbox->id);
-    mcp_call_finish(call, json_pack("[o]", mcp_text_block(text ? text : "restarted")), out, false);
+    mcp_call_finish(call, json_pack("[o]", mcp_text_block(text)), out, false);
 }
 
 void mcp_tool_kernel_restart(mcp_call_t *call, json_t *args)

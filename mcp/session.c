@@ -44,10 +44,12 @@ static void s_reply(mcp_session_t *s, json_t *id, json_t *result)
     s_send(s, json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result));
 }
 
-static void s_error(mcp_session_t *s, json_t *id, int code, const char *fmt, ...)
+/* A JSON-RPC error with the kind's code (cb/error.h), id null unless given. */
+static void s_error(mcp_session_t *s, json_t *id, cb_error_kind_t kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static void s_error(mcp_session_t *s, json_t *id, int code, const char *fmt, ...)
+static void s_error(mcp_session_t *s, json_t *id, cb_error_kind_t kind, const char *fmt, ...)
 {
+    int code = cb_error_kind_jsonrpc_code(kind);
     char text[600];
     va_list ap;
     va_start(ap, fmt);
@@ -115,10 +117,9 @@ static void s_flush_progress(mcp_call_t *call)
     mcp_session_t *s = call->session;
     json_t *outer = s->related; /* the transport sends it with its request (HTTP: its stream) */
     s->related = call->id;
-    if (text)
-        s_notify(s, "notifications/progress",
-                 json_pack("{s:O, s:f, s:s%}", "progressToken", call->progress_token, "progress",
-                           call->progress, "message", text, len));
+    s_notify(s, "notifications/progress",
+             json_pack("{s:O, s:f, s:s%}", "progressToken", call->progress_token, "progress",
+                       call->progress, "message", text, len));
     s->related = outer;
     cb_buf_clear(&call->pending);
 }
@@ -162,7 +163,10 @@ static void s_call_free(mcp_call_t *call)
 
 json_t *mcp_text_block(const char *text)
 {
-    return json_pack("{s:s, s:s}", "type", "text", "text", text);
+    /* Never NULL, so json_array_append_new never drops a block: text that is not UTF-8 (a
+     * system error naming a file, say) is shown with U+FFFD rather than refused by jansson. */
+    cleanup_free char *clean = cb_text_lossy(text ? text : "", text ? strlen(text) : 0, NULL);
+    return json_pack("{s:s, s:s}", "type", "text", "text", clean);
 }
 
 void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool is_error)
@@ -210,7 +214,7 @@ void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool
         if (result)
             s_reply(s, call->id, result);
         else
-            s_error(s, call->id, MCP_RPC_INTERNAL, "out of memory building the result");
+            s_error(s, call->id, CB_ERR_INTERNAL, "out of memory building the result");
     }
     json_decref(content);
     json_decref(structured);
@@ -250,7 +254,7 @@ static void s_initialize(mcp_session_t *s, json_t *id, json_t *params)
 {
     const char *asked = json_string_value(json_object_get(params, "protocolVersion"));
     if (!asked)
-        return s_error(s, id, MCP_RPC_INVALID_PARAMS, "initialize needs params.protocolVersion (a string)");
+        return s_error(s, id, CB_ERR_INVALID, "initialize needs params.protocolVersion (a string)");
     const char *chosen = MCP_PROTOCOL_LATEST;
     for (size_t i = 0; i < sizeof s_versions / sizeof s_versions[0]; i++)
         if (strcmp(asked, s_versions[i]) == 0)
@@ -278,7 +282,7 @@ static void s_set_level(mcp_session_t *s, json_t *id, json_t *params)
             s_update_log_hook(s->server);
             return s_reply(s, id, json_object());
         }
-    s_error(s, id, MCP_RPC_INVALID_PARAMS,
+    s_error(s, id, CB_ERR_INVALID,
             "logging/setLevel: level must be one of debug, info, notice, warning, error, "
             "critical, alert, emergency");
 }
@@ -293,15 +297,12 @@ static void s_tools_call(mcp_session_t *s, json_t *id, json_t *params)
     const char *name = json_string_value(json_object_get(params, "name"));
     json_t *args = json_object_get(params, "arguments");
     if (!name)
-        return s_error(s, id, MCP_RPC_INVALID_PARAMS, "tools/call needs params.name (a string)");
+        return s_error(s, id, CB_ERR_INVALID, "tools/call needs params.name (a string)");
     const mcp_tool_t *tool = mcp_tool_find(name);
     if (!tool)
-        return s_error(s, id, MCP_RPC_INVALID_PARAMS, "unknown tool '%.64s' (tools/list names them)", name);
-    mcp_call_t *call = calloc(1, sizeof *call);
-    if (!call || !zlistx_add_end(s->calls, call)) {
-        free(call);
-        return s_error(s, id, MCP_RPC_INTERNAL, "out of memory");
-    }
+        return s_error(s, id, CB_ERR_INVALID, "unknown tool '%.64s' (tools/list names them)", name);
+    mcp_call_t *call = cb_xcalloc(1, sizeof *call);
+    zlistx_add_end(s->calls, call); /* czmq aborts when memory runs out */
     call->session = s;
     call->id = json_incref(id);
     call->tool = tool->name;
@@ -356,9 +357,9 @@ bool mcp_protocol_supported(const char *version)
     return false;
 }
 
-void mcp_session_reject(mcp_session_t *self, int code, const char *message)
+void mcp_session_reject(mcp_session_t *self, cb_error_kind_t kind, const char *message)
 {
-    s_error(self, NULL, code, "%s", message);
+    s_error(self, NULL, kind, "%s", message);
 }
 
 /* ---- the id of a message that does not parse ----------------------------------------------- */
@@ -418,9 +419,7 @@ static size_t s_patch_surrogates(char *t, size_t len, const char *with)
  * \u+with, integers too big for 64 bits as reals (only when they are the reason it failed). */
 static json_t *s_parse_lenient(const char *text, size_t len, const char *with, size_t *patched)
 {
-    cleanup_free char *copy = malloc(len ? len : 1);
-    if (!copy)
-        return NULL;
+    cleanup_free char *copy = cb_xmalloc(len ? len : 1);
     memcpy(copy, text, len);
     *patched = s_patch_surrogates(copy, len, with);
     size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL;
@@ -472,7 +471,7 @@ void mcp_session_handle(mcp_session_t *self, const char *text, size_t len)
     if (!msg) {
         bool rounded = false;
         json_auto_t *id = mcp_rpc_salvage_id(text, len, &rounded);
-        return s_error(self, id, MCP_RPC_PARSE, "parse error: %s (at byte %d)%s", mcp_rpc_parse_error_text(&jerr),
+        return s_error(self, id, CB_ERR_PARSE, "parse error: %s (at byte %d)%s", mcp_rpc_parse_error_text(&jerr),
                        jerr.position, rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
     }
     mcp_session_dispatch(self, msg);
@@ -498,48 +497,42 @@ static void s_dispatch(mcp_session_t *self, json_t *msg)
     json_t *params = json_object_get(msg, "params");
     if (!json_is_object(msg) || !json_is_string(json_object_get(msg, "jsonrpc")) ||
         strcmp(json_string_value(json_object_get(msg, "jsonrpc")), "2.0") != 0)
-        return s_error(self, id_ok ? id : NULL, MCP_RPC_INVALID_REQUEST,
+        return s_error(self, id_ok ? id : NULL, CB_ERR_BAD_REQUEST,
                        "invalid request: expected a JSON-RPC 2.0 object with \"jsonrpc\": \"2.0\"");
     if (!method) {
         if (json_object_get(msg, "result") || json_object_get(msg, "error"))
             return; /* a response: we never send requests, so nothing waits for one */
-        return s_error(self, id_ok ? id : NULL, MCP_RPC_INVALID_REQUEST, "invalid request: no method");
+        return s_error(self, id_ok ? id : NULL, CB_ERR_BAD_REQUEST, "invalid request: no method");
     }
     if (params && !json_is_object(params))
-        return s_error(self, id_ok ? id : NULL, MCP_RPC_INVALID_REQUEST,
+        return s_error(self, id_ok ? id : NULL, CB_ERR_BAD_REQUEST,
                        "invalid request: params must be an object");
     if (!id)
         return s_notification(self, method, params);
     if (!id_ok)
-        return s_error(self, NULL, MCP_RPC_INVALID_REQUEST,
+        return s_error(self, NULL, CB_ERR_BAD_REQUEST,
                        "invalid request: id must be a string or an integer");
     for (size_t i = 0; i < sizeof s_methods / sizeof s_methods[0]; i++) {
         if (strcmp(method, s_methods[i].method) != 0)
             continue;
         if (!self->initialized && !s_methods[i].before_init)
-            return s_error(self, id, MCP_RPC_INVALID_REQUEST,
+            return s_error(self, id, CB_ERR_BAD_REQUEST,
                            "the session is not initialized: send initialize first");
         return s_methods[i].run(self, id, params);
     }
-    s_error(self, id, MCP_RPC_METHOD_NOT_FOUND, "method not found: '%.80s'", method);
+    s_error(self, id, CB_ERR_NO_METHOD, "method not found: '%.80s'", method);
 }
 
 mcp_session_t *mcp_session_new(mcp_server_t *server, mcp_send_fn *send, void *arg)
 {
-    mcp_session_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+    mcp_session_t *s = cb_xcalloc(1, sizeof *s);
     s->server = server;
     s->send = send;
     s->send_arg = arg;
     s->log_level = -1;
     s->server_log = true;
-    s->calls = zlistx_new();
-    if (!s->calls || !zlistx_add_end(server->sessions, s)) {
-        zlistx_destroy(&s->calls);
-        free(s);
-        return NULL;
-    }
+    s->calls = zlistx_new(); /* czmq aborts when memory runs out */
+    zlistx_add_end(server->sessions, s);
     return s;
 }
 

@@ -139,7 +139,7 @@ static void s_too_long(s_stdio_t *io)
     char msg[160];
     snprintf(msg, sizeof msg, "message too large: %zu bytes or more, the limit is %zu "
                               "(CELLBLOCK_MAX_MESSAGE_MB)", io->skipped, io->srv->cfg.max_message_bytes);
-    mcp_session_reject(io->session, MCP_RPC_INVALID_REQUEST, msg);
+    mcp_session_reject(io->session, CB_ERR_BAD_REQUEST, msg);
 }
 
 static int s_on_readable(zloop_t *loop, zmq_pollitem_t *item, void *arg)
@@ -174,13 +174,12 @@ static int s_on_readable(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             cb_buf_clear(&io->line);
         } else if (nl && io->line.len == 0) {
             s_line(io, p, part); /* the whole line is in this chunk: no copy */
-        } else if (cb_buf_append(&io->line, p, part) < 0) {
-            io->skipping = true;
-            io->skipped = io->line.len + part;
-            cb_buf_clear(&io->line);
-        } else if (nl) {
-            s_line(io, io->line.data, io->line.len);
-            cb_buf_clear(&io->line);
+        } else {
+            cb_buf_append(&io->line, p, part);
+            if (nl) {
+                s_line(io, io->line.data, io->line.len);
+                cb_buf_clear(&io->line);
+            }
         }
         if (nl && io->skipping) {
             s_too_long(io);
@@ -197,8 +196,6 @@ int mcp_stdio_serve(mcp_server_t *srv, int in_fd, int out_fd, cb_error_t *err)
     s_stdio_t io = {.srv = srv, .loop = kg_gateway_loop(srv->gw), .in_fd = in_fd, .out_fd = out_fd,
                     .drain_timer = -1};
     io.session = mcp_session_new(srv, s_send, &io);
-    if (!io.session)
-        return cb_error_make(err, ENOMEM, "new MCP session");
     s_set_nonblocking(in_fd);
     s_set_nonblocking(out_fd);
     zmq_pollitem_t in = {.fd = in_fd, .events = ZMQ_POLLIN};

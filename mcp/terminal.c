@@ -45,9 +45,8 @@ static void s_finish(mcp_repl_t *repl, const char *status, json_t *exit_code, co
     cleanup_free char *closing = json_is_integer(exit_code)
         ? cb_strdup_printf("[exit code %lld]", (long long)json_integer_value(exit_code))
         : cb_strdup_printf("[%s]", status);
-    json_t *content = mcp_shell_result(repl->sandbox->server, repl->sandbox, prefix ? prefix : repl->id,
-                                       out ? out : "", err ? err : "", structured,
-                                       closing ? closing : status);
+    json_t *content = mcp_shell_result(repl->sandbox->server, repl->sandbox, prefix, out, err, structured,
+                                       closing);
     cb_buf_clear(&repl->out);
     cb_buf_clear(&repl->err);
     mcp_call_finish(call, content, structured, strcmp(status, "ok") != 0);
@@ -89,7 +88,7 @@ static void s_on_done(kg_command_t *c, json_t *result, void *arg)
     repl->shell = NULL; /* the gateway frees it (sandbox removal) or we forget it below */
     const char *why = repl->failure ? repl->failure : "the shell exited";
     if (!repl->failure)
-        repl->failure = strdup(why);
+        repl->failure = cb_xstrdup(why);
     if (repl->running) {
         bool timed_out = repl->timed_out;
         s_finish(repl, timed_out ? "timeout" : "error", json_object_get(result, "exit_code"),
@@ -105,7 +104,7 @@ static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)
     repl->timer = -1;
     repl->timed_out = true;
     free(repl->failure);
-    repl->failure = strdup("an input ran past its time limit and the shell was killed");
+    repl->failure = cb_xstrdup("an input ran past its time limit and the shell was killed");
     cb_error_t err = {0};
     if (repl->shell && kg_command_kill(repl->shell, &err) < 0)
         cb_warn("terminal %.8s: kill: %s", repl->id, err.msg);
@@ -118,7 +117,7 @@ static void s_cancel(mcp_call_t *call)
     if (!repl || repl->running != call)
         return;
     free(repl->failure);
-    repl->failure = strdup("an input was cancelled and the shell was killed");
+    repl->failure = cb_xstrdup("an input was cancelled and the shell was killed");
     cb_error_t err = {0};
     if (repl->shell && kg_command_kill(repl->shell, &err) < 0)
         cb_warn("terminal %.8s: kill: %s", repl->id, err.msg);
@@ -154,8 +153,8 @@ void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input,
         "__cellblock_rc=$?; printf '\\n%s %%d\\n' \"$__cellblock_rc\"; printf '\\n%s\\n' >&2\n",
         nonce, input, nonce, repl->marker, repl->marker);
     cb_error_t err = {0};
-    if (!script || kg_command_write_stdin(repl->shell, script, strlen(script), false, &err) < 0)
-        return err.msg[0] ? mcp_call_fail_err(call, &err) : mcp_call_fail(call, "out of memory");
+    if (kg_command_write_stdin(repl->shell, script, strlen(script), false, &err) < 0)
+        return mcp_call_fail_err(call, &err);
     cb_buf_clear(&repl->out);
     cb_buf_clear(&repl->err);
     repl->running = call;
@@ -172,7 +171,7 @@ void mcp_terminal_stop(mcp_repl_t *repl)
     s_end_timer(repl);
     if (repl->running) {
         if (!repl->failure)
-            repl->failure = strdup("the session was closed");
+            repl->failure = cb_xstrdup("the session was closed");
         s_finish(repl, "cancelled", NULL, "The session was closed while this input ran.");
     }
     if (repl->shell) {

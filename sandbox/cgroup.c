@@ -30,6 +30,7 @@
 
 #include <linux/magic.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "sbx_private.h"
@@ -96,12 +97,12 @@ static char *s_own_path(const char *controller)
         list++;
         if (!controller) {
             if (*list == '\0')
-                return strdup(path);
+                return cb_xstrdup(path);
             continue;
         }
         for (char *save = NULL, *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save))
             if (strcmp(c, controller) == 0)
-                return strdup(path);
+                return cb_xstrdup(path);
     }
     return NULL;
 }
@@ -121,7 +122,7 @@ static char *s_v1_mount(const char *controller)
             continue;
         for (char *save = NULL, *o = strtok_r(superopts, ",", &save); o; o = strtok_r(NULL, ",", &save))
             if (strcmp(o, controller) == 0)
-                return strdup(mnt);
+                return cb_xstrdup(mnt);
     }
     return NULL;
 }
@@ -221,9 +222,9 @@ static void s_setup_v2(sbx_cgroup_t *cg, const char *leaf, sbx_layers_t *layers)
      * itself holds processes (other than in the root), so a gateway sharing its cgroup with
      * others gets no limits, and says why. */
     bool want[CG_COUNT] = {true, true, true, false};
-    char *dir = parent ? cb_strdup_printf("%s/%s", parent, leaf) : NULL;
-    if (!dir || mkdir(dir, 0755) < 0) {
-        s_note(layers, "cannot create a cgroup under %s: %s", parent ? parent : "?", strerror(errno));
+    char *dir = cb_strdup_printf("%s/%s", parent, leaf);
+    if (mkdir(dir, 0755) < 0) {
+        s_note(layers, "cannot create a cgroup under %s: %s", parent, strerror(errno));
         free(dir);
         return;
     }
@@ -255,8 +256,6 @@ static void s_setup_v1(sbx_cgroup_t *cg, const char *leaf, sbx_layers_t *layers)
             continue;
         }
         char *dir = cb_strdup_printf("%s%s/%s", mnt, strcmp(own, "/") ? own : "", leaf);
-        if (!dir)
-            continue;
         /* Controllers mounted together (cpu,cpuacct on most v1 hosts) share one directory,
          * made for the first of them. */
         bool made = false;
@@ -276,13 +275,8 @@ static void s_setup_v1(sbx_cgroup_t *cg, const char *leaf, sbx_layers_t *layers)
 
 sbx_cgroup_t *sbx_cgroup_new(const sbx_policy_t *policy, sbx_layers_t *layers, cb_error_t *err)
 {
-    sbx_cgroup_t *cg = calloc(1, sizeof *cg);
+    sbx_cgroup_t *cg = cb_xcalloc(1, sizeof *cg);
     cleanup_free char *leaf = s_leaf_name(policy);
-    if (!cg || !leaf) {
-        free(cg);
-        cb_error_make(err, ENOMEM, "new cgroup");
-        return NULL;
-    }
     layers->cgroup_why[0] = '\0';
     struct statfs fs;
     int rc;
@@ -383,12 +377,7 @@ static void s_stale_add(s_stale_t *st, char *dir)
     }
     if (dir && st->n == st->cap) {
         size_t cap = st->cap ? st->cap * 2 : 16;
-        char **grown = realloc(st->dirs, cap * sizeof *grown);
-        if (!grown) {
-            free(dir);
-            return;
-        }
-        st->dirs = grown;
+        st->dirs = cb_xrealloc(st->dirs, cap * sizeof *st->dirs);
         st->cap = cap;
     }
     if (dir)
@@ -446,19 +435,19 @@ static void s_collect_all_stale(s_stale_t *st)
     struct statfs fs;
     if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
         cleanup_free char *own = s_own_path(NULL);
-        cleanup_free char *dir =
-            own ? cb_strdup_printf("/sys/fs/cgroup%s", strcmp(own, "/") ? own : "") : NULL;
-        if (dir)
+        if (own) {
+            cleanup_free char *dir = cb_strdup_printf("/sys/fs/cgroup%s", strcmp(own, "/") ? own : "");
             s_collect_stale(dir, st);
+        }
         return;
     }
     for (int c = 0; c < CG_COUNT; c++) {
         cleanup_free char *mnt = s_v1_mount(s_names[c]);
         cleanup_free char *own = s_own_path(s_names[c]);
-        cleanup_free char *dir =
-            mnt && own ? cb_strdup_printf("%s%s", mnt, strcmp(own, "/") ? own : "") : NULL;
-        if (dir)
+        if (mnt && own) {
+            cleanup_free char *dir = cb_strdup_printf("%s%s", mnt, strcmp(own, "/") ? own : "");
             s_collect_stale(dir, st);
+        }
     }
 }
 

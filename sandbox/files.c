@@ -53,6 +53,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "sbx_private.h"
@@ -286,11 +287,10 @@ static int s_read_into(int fd, const char *path, uint64_t offset, size_t max_byt
             return cb_buf_clear(out), s_errno(err, errno, "read", path);
         if (n == 0)
             break;
-        if (cb_buf_append(out, chunk, (size_t)n) < 0)
-            return cb_buf_clear(out), cb_error_make(err, ENOMEM, "read '%s'", path);
+        cb_buf_append(out, chunk, (size_t)n);
     }
-    if (out->len == 0 && cb_buf_append(out, "", 0) < 0) /* data is "" rather than NULL */
-        return cb_error_make(err, ENOMEM, "read '%s'", path);
+    if (out->len == 0) /* data is "" rather than NULL */
+        cb_buf_append(out, "", 0);
     return 0;
 }
 
@@ -504,29 +504,24 @@ sbx_dirent_t *sbx_file_list(sbx_t *self, const char *path, size_t *count, cb_err
             continue; /* removed since readdir saw it */
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 32;
-            sbx_dirent_t *grown = realloc(list, ncap * sizeof *list);
-            if (!grown)
-                break;
-            list = grown;
+            list = cb_xrealloc(list, ncap * sizeof *list);
             cap = ncap;
         }
         list[n] = (sbx_dirent_t){
-            .name = strdup(e->d_name),
+            .name = cb_xstrdup(e->d_name),
             .type = s_type(st.st_mode),
             .size = (uint64_t)st.st_size,
             .mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000,
         };
-        if (!list[n].name)
-            break;
         n++;
     }
-    if (e || errno) {
-        int saved = e ? ENOMEM : errno;
+    if (errno) {
+        int saved = errno;
         sbx_dirents_free(list, n);
         return cb_error_make(err, saved, "list '%s'", path), NULL;
     }
-    if (!list && !(list = calloc(1, sizeof *list))) /* never NULL on success */
-        return cb_error_make(err, ENOMEM, "list '%s'", path), NULL;
+    if (!list) /* never NULL on success */
+        list = cb_xcalloc(1, sizeof *list);
     qsort(list, n, sizeof *list, s_dirent_cmp);
     *count = n;
     return list;

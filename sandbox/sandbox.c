@@ -50,6 +50,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/paths.h"
@@ -170,11 +171,7 @@ static int s_wait_readable(int fd, int timeout_ms)
 
 static void s_queue_event(sbx_t *s, const sbx_wire_reply_t *msg)
 {
-    sbx_event_t *e = calloc(1, sizeof *e);
-    if (!e) {
-        cb_err("sandbox: out of memory queueing an exit report");
-        return;
-    }
+    sbx_event_t *e = cb_xcalloc(1, sizeof *e);
     e->msg = *msg;
     sbx_event_t **tail = &s->events;
     while (*tail)
@@ -468,16 +465,12 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
         cb_error_fail(err, CB_ERR_INVALID, "a workspace dir must be an absolute path");
         return NULL;
     }
-    sbx_t *s = calloc(1, sizeof *s);
-    if (!s) {
-        cb_error_make(err, ENOMEM, "new sandbox");
-        return NULL;
-    }
+    sbx_t *s = cb_xcalloc(1, sizeof *s);
     s->policy = *policy;
     s->ctl = s->root_fd = s->run_fd = s->init_pidfd = s->run_dir_lock = -1;
-    s->run_dir = strdup(policy->run_dir);
-    s->workspace_dir = policy->workspace_dir ? strdup(policy->workspace_dir) : NULL;
-    s->init_path = strdup(policy->init_path ? policy->init_path : sbx_default_init_path());
+    s->run_dir = cb_xstrdup(policy->run_dir);
+    s->workspace_dir = cb_xstrdup_or_null(policy->workspace_dir);
+    s->init_path = cb_xstrdup(policy->init_path ? policy->init_path : sbx_default_init_path());
     s->policy.run_dir = s->run_dir;
     s->policy.workspace_dir = s->workspace_dir;
     s->policy.init_path = s->init_path;
@@ -506,9 +499,8 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
     s->layers.seccomp = !p->no_seccomp;
     s->layers.seccomp_log = p->seccomp_log;
 
-    bool copied = s->run_dir && s->init_path && (s->workspace_dir || !policy->workspace_dir);
-    int rc = copied ? 0 : cb_error_make(err, ENOMEM, "new sandbox");
-    if (rc == 0 && s->workspace_dir)
+    int rc = 0;
+    if (s->workspace_dir)
         rc = s_prepare_workspace(s, err);
     if (rc == 0) {
         s->run_dir_lock = cb_dir_create_locked(s->run_dir, 0700, err);
@@ -619,11 +611,7 @@ sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err
         cb_error_fail(err, CB_ERR_INVALID, "nothing to run: empty argv");
         return NULL;
     }
-    cleanup_free char *buf = malloc(SBX_WIRE_MAX);
-    if (!buf) {
-        cb_error_make(err, ENOMEM, "start '%s'", opts->argv[0]);
-        return NULL;
-    }
+    cleanup_free char *buf = cb_xmalloc(SBX_WIRE_MAX);
     sbx_wire_spawn_t hdr = {.h = {SBX_WIRE_MAGIC, SBX_MSG_SPAWN}, .id = ++self->next_spawn_id};
     int fds[3], nfds = 0;
     const int stdio[3] = {opts->stdin_fd, opts->stdout_fd, opts->stderr_fd};
@@ -659,14 +647,11 @@ sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err
             err->kind = CB_ERR_NOT_FOUND;
         return NULL;
     }
-    sbx_proc_t *p = calloc(1, sizeof *p);
-    if (!p || pidfd < 0) {
-        if (pidfd >= 0)
-            close(pidfd);
-        free(p);
-        cb_error_make(err, pidfd < 0 ? EPROTO : ENOMEM, "start '%s' in the sandbox", opts->argv[0]);
+    if (pidfd < 0) {
+        cb_error_make(err, EPROTO, "start '%s' in the sandbox", opts->argv[0]);
         return NULL;
     }
+    sbx_proc_t *p = cb_xcalloc(1, sizeof *p);
     /* A report still queued for this inside pid belongs to an earlier process that was never
      * waited for: pids are only reused after the init has reaped (and reported) the old one. */
     s_take_event(self, r.pid, NULL);

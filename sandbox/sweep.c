@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mount.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "sbx_private.h"
@@ -59,14 +60,8 @@ static char **s_mounts_below(const char *dir)
         s_unescape(mnt);
         if (strncmp(mnt, dir, dlen) != 0 || mnt[dlen] != '/' || !mnt[dlen + 1])
             continue;
-        char **grown = realloc(list, (n + 2) * sizeof *list);
-        list = grown ? grown : list; /* still NULL-terminated either way */
-        char *copy = grown ? strdup(mnt) : NULL;
-        if (!copy) {
-            cb_strv_free(list);
-            return NULL;
-        }
-        list[n++] = copy;
+        list = cb_xrealloc(list, (n + 2) * sizeof *list);
+        list[n++] = cb_xstrdup(mnt);
         list[n] = NULL;
     }
     return list;

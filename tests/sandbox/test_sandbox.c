@@ -118,8 +118,10 @@ static void s_drain(int *fd, cb_buf_t *buf)
 {
     char chunk[65536];
     ssize_t n = read(*fd, chunk, sizeof chunk);
-    if (n > 0 && cb_buf_append(buf, chunk, (size_t)n) == 0)
+    if (n > 0) {
+        cb_buf_append(buf, chunk, (size_t)n);
         return;
+    }
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
     s_close(fd);

@@ -7,28 +7,51 @@
  *     return cb_error_make(err, errno, "open workspace '%s'", path);
  *     return cb_error_fail(err, CB_ERR_INVALID, "timeout must be positive, got %d", t);
  *
- * CB_ERROR_MAP is the single table of error kinds: it generates the enum, the names, and the
- * JSON-RPC code each kind maps to when it reaches an MCP or HTTP client. */
+ * CB_ERROR_MAP is the single table of error kinds, and the one place an edge looks up how a kind
+ * reaches a client: it generates the enum, the names, the JSON-RPC code (MCP) and the HTTP status
+ * (the Jupyter API, MCP over HTTP), as libuv's UV_ERRNO_MAP generates its enum and strings. No
+ * module keeps a switch of its own from kinds to codes. */
 #ifndef CB_ERROR_H
 #define CB_ERROR_H
 
 #include <stdarg.h>
 
-/*  X(kind,       json-rpc code, short name) */
+/*  X(kind,         JSON-RPC code, HTTP status, short name)
+ *
+ * The first kinds are failures of work (what cb_error_make and cb_error_fail record); the rest
+ * are refusals at an edge, before any work: JSON-RPC's own errors and what a transport refuses.
+ * Over MCP's Streamable HTTP a JSON-RPC error that answers a request it accepted rides in a 200
+ * response; only a message refused as a whole (PARSE, BAD_REQUEST, and the transport's
+ * refusals) takes the kind's status (mcp/http.c). */
 #define CB_ERROR_MAP(X)                                                                            \
-    X(OK, 0, "ok")                                                                                 \
-    X(SYSTEM, -32603, "system error")                                                              \
-    X(INVALID, -32602, "invalid argument")                                                         \
-    X(NOT_FOUND, -32602, "not found")                                                              \
-    X(PROTOCOL, -32603, "protocol error")                                                          \
-    X(TIMEOUT, -32603, "timed out")                                                                \
-    X(LIMIT, -32603, "limit reached")                                                              \
-    X(KERNEL_DEAD, -32603, "kernel died")                                                          \
-    X(STATE, -32603, "wrong state")                                                                \
-    X(INTERNAL, -32603, "internal error")
+    X(OK, 0, 200, "ok")                                                                            \
+    X(SYSTEM, -32603, 500, "system error")                                                         \
+    X(INVALID, -32602, 400, "invalid argument")                                                    \
+    X(NOT_FOUND, -32602, 404, "not found")                                                         \
+    X(PROTOCOL, -32603, 500, "protocol error")                                                     \
+    X(TIMEOUT, -32603, 500, "timed out")                                                           \
+    X(LIMIT, -32603, 503, "limit reached")                                                         \
+    X(KERNEL_DEAD, -32603, 409, "kernel died")                                                     \
+    X(STATE, -32603, 409, "wrong state")                                                           \
+    X(INTERNAL, -32603, 500, "internal error")                                                     \
+    /* JSON-RPC 2.0's own errors */                                                                \
+    X(PARSE, -32700, 400, "parse error")                                                           \
+    X(BAD_REQUEST, -32600, 400, "invalid request")                                                 \
+    X(NO_METHOD, -32601, 404, "method not found")                                                  \
+    /* a transport's refusals (JSON-RPC's server-defined range, -32000 to -32099) */               \
+    X(TRANSPORT, -32000, 400, "refused by the transport")                                          \
+    X(NO_SESSION, -32001, 404, "no such session")                                                  \
+    X(UNAUTHORIZED, -32000, 401, "unauthorized")                                                   \
+    X(FORBIDDEN, -32000, 403, "forbidden")                                                         \
+    X(BAD_METHOD, -32000, 405, "method not allowed")                                               \
+    X(NOT_ACCEPTABLE, -32000, 406, "not acceptable")                                               \
+    X(CONFLICT, -32000, 409, "conflict")                                                           \
+    X(TOO_LARGE, -32600, 413, "too large")                                                         \
+    X(MEDIA_TYPE, -32000, 415, "unsupported media type")                                           \
+    X(BUSY, -32000, 503, "busy")
 
 typedef enum {
-#define CB_ERR_ENUM(kind, code, name) CB_ERR_##kind,
+#define CB_ERR_ENUM(kind, code, status, name) CB_ERR_##kind,
     CB_ERROR_MAP(CB_ERR_ENUM)
 #undef CB_ERR_ENUM
 } cb_error_kind_t;
@@ -54,8 +77,14 @@ int cb_error_prefix(cb_error_t *err, const char *fmt, ...) __attribute__((format
 /* Reset to CB_ERR_OK with an empty message. */
 void cb_error_clear(cb_error_t *err);
 
-/* Table look-ups generated from CB_ERROR_MAP. */
+/* Table look-ups generated from CB_ERROR_MAP. A kind outside the table reads as INTERNAL's. */
 const char *cb_error_kind_name(cb_error_kind_t kind);
 int cb_error_kind_jsonrpc_code(cb_error_kind_t kind);
+int cb_error_kind_http_status(cb_error_kind_t kind);
+
+/* The same for an error (NULL, or one still OK after a failure, reads as INTERNAL: a failure
+ * that forgot to say what it was is still a failure). */
+int cb_error_jsonrpc_code(const cb_error_t *err);
+int cb_error_http_status(const cb_error_t *err);
 
 #endif

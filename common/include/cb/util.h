@@ -79,15 +79,16 @@ int cb_dir_lock(const char *path, cb_error_t *err);
  * Returns how many were removed. */
 size_t cb_sweep_unlocked_dirs(const char *parent, const char *prefix);
 
-/* printf into a fresh heap string. Caller owns return value; NULL on allocation failure. */
-char *cb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* printf into a fresh heap string (aborts when memory runs out, as cb/alloc.h). Caller owns
+ * return value. */
+char *cb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2), returns_nonnull));
 
 /* Free a NULL-terminated array of heap strings and the array itself. Accepts NULL. */
 void cb_strv_free(char **v);
 
 /* Copy a NULL-terminated array of strings (NULL copies as an empty array). Caller owns return
- * value (free with cb_strv_free); NULL on allocation failure. */
-char **cb_strv_copy(const char *const *v);
+ * value (free with cb_strv_free). */
+char **cb_strv_copy(const char *const *v) __attribute__((returns_nonnull));
 
 /* A NULL-terminated array of heap strings grown one entry at a time: v is always a valid
  * (possibly empty) array after cb_strv_init. */
@@ -96,8 +97,9 @@ typedef struct {
     size_t n;
 } cb_strv_t;
 
-int cb_strv_init(cb_strv_t *sv);            /* 0, or -1 when out of memory */
-int cb_strv_push(cb_strv_t *sv, char *s);   /* takes ownership of s (freed on failure); s NULL fails */
+void cb_strv_init(cb_strv_t *sv);
+/* Takes ownership of s. s NULL aborts: it can only come from an allocation that failed. */
+void cb_strv_push(cb_strv_t *sv, char *s);
 void cb_strv_clear(cb_strv_t *sv);
 #define cleanup_strvec __attribute__((cleanup(cb_strv_clear)))
 
@@ -106,8 +108,8 @@ bool cb_env_name_valid(const char *name);
 
 /* Bytes as text fit for JSON and C strings: valid UTF-8 with no NUL. Each byte that is not part
  * of a valid UTF-8 sequence, and each NUL, becomes U+FFFD. *len_out (may be NULL) is the result's
- * length. Caller owns return value; NULL only when memory runs out. */
-char *cb_text_lossy(const char *data, size_t len, size_t *len_out);
+ * length. Caller owns return value. */
+char *cb_text_lossy(const char *data, size_t len, size_t *len_out) __attribute__((returns_nonnull));
 
 /* A growable byte buffer, always NUL-terminated when non-empty. Zero-initialise to use. */
 typedef struct {
@@ -116,8 +118,9 @@ typedef struct {
     size_t cap;
 } cb_buf_t;
 
-/* Append n bytes. Returns 0, or -1 on allocation failure (the buffer is unchanged). */
-int cb_buf_append(cb_buf_t *buf, const char *bytes, size_t n);
+/* Append n bytes. It cannot fail: memory running out aborts (cb/alloc.h), so no append is ever
+ * silently lost. */
+void cb_buf_append(cb_buf_t *buf, const char *bytes, size_t n);
 /* Empty the buffer, keeping its memory. */
 void cb_buf_clear(cb_buf_t *buf);
 /* Free the memory; the buffer is empty and reusable after. */

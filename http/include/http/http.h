@@ -119,6 +119,9 @@ int http_respond(http_request_t *req, int status, const char *content_type, cons
 int http_respond_json(http_request_t *req, int status, json_t *body, const char *const *headers);
 /* {"reason": <status's reason phrase>, "message": message} as application/json. */
 int http_respond_error(http_request_t *req, int status, const char *message);
+/* A failure as http_respond_error: the status its kind has in cb/error.h's table, its message.
+ * The one way a route turns a cb_error_t into a response. */
+int http_respond_cb_error(http_request_t *req, const cb_error_t *err);
 
 /* A response written piece by piece (Server-Sent Events): status and headers now, the body in
  * as many writes as wanted (each sent as soon as the socket takes it), then the end. The

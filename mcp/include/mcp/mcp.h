@@ -86,9 +86,9 @@ void mcp_session_destroy(mcp_session_t **self_p);
  * later, go through the session's send function. Never fails: bad input gets a JSON-RPC error. */
 void mcp_session_handle(mcp_session_t *self, const char *text, size_t len);
 
-/* A message the transport could not even read (too large): answered with a JSON-RPC error,
- * id null. */
-void mcp_session_reject(mcp_session_t *self, int code, const char *message);
+/* A message the transport could not even read (too large): answered with a JSON-RPC error of
+ * the kind's code (cb/error.h), id null. */
+void mcp_session_reject(mcp_session_t *self, cb_error_kind_t kind, const char *message);
 
 /* Serve one session over a pair of file descriptors, one JSON-RPC message per line (the stdio
  * transport), until the input ends or the process is interrupted (SIGINT, SIGTERM). Runs the

@@ -1,0 +1,306 @@
+/* test_dispatch.c: MCP's JSON-RPC dispatch (session.c) and the tool table's argument checks
+ * (tools.c), driven through mcp_session_handle with an in-memory transport: no kernel, no
+ * sandbox, no process is ever started.
+ *
+ * The server is real, on a real gateway that has no kernels: the gateway runs without
+ * sandboxes, and the server's one template exists only while mcp_server_new reads it, so a
+ * tool that gets past its argument check fails at kg_sandbox_open instead of starting
+ * anything. Every message the session sends is kept, and each case checks the whole answer:
+ * its envelope, its id, its code. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cb/cleanup.h"
+#include "cb/tap.h"
+#include "cb/util.h"
+#include "mcp_private.h"
+
+/* The in-memory transport: what the session sent, in order. */
+typedef struct {
+    json_t *sent; /* array of messages */
+} s_wire_t;
+
+static int s_send(json_t *message, void *arg)
+{
+    s_wire_t *wire = arg;
+    json_array_append(wire->sent, message);
+    return 0;
+}
+
+/* Hand one line to the session; returns what it sent for it (caller owns it). */
+static json_t *s_handle(mcp_session_t *s, s_wire_t *wire, const char *text)
+{
+    json_array_clear(wire->sent);
+    mcp_session_handle(s, text, strlen(text));
+    return json_deep_copy(wire->sent);
+}
+
+/* The one message sent for a request, or NULL when there was not exactly one. Borrowed. */
+static json_t *s_only(json_t *sent) { return json_array_size(sent) == 1 ? json_array_get(sent, 0) : NULL; }
+
+static int s_code(json_t *msg)
+{
+    return (int)json_integer_value(json_object_get(json_object_get(msg, "error"), "code"));
+}
+
+static const char *s_text_of(json_t *result)
+{
+    return json_string_value(json_object_get(json_array_get(json_object_get(result, "content"), 0), "text"));
+}
+
+/* A JSON-RPC error with code and id (NULL: id null). */
+static void s_expect_error(mcp_session_t *s, s_wire_t *wire, const char *text, int code, json_t *id,
+                           const char *name)
+{
+    json_auto_t *sent = s_handle(s, wire, text);
+    json_t *m = s_only(sent);
+    char line[160];
+    snprintf(line, sizeof line, "%s: one answer", name);
+    CB_EQ_SIZE(json_array_size(sent), 1, line);
+    snprintf(line, sizeof line, "%s: JSON-RPC 2.0", name);
+    CB_EQ_STR(json_string_value(json_object_get(m, "jsonrpc")), "2.0", line);
+    snprintf(line, sizeof line, "%s: error code", name);
+    CB_EQ_INT(s_code(m), code, line);
+    snprintf(line, sizeof line, "%s: a message says why", name);
+    CB_OK(json_is_string(json_object_get(json_object_get(m, "error"), "message")), "%s", line);
+    snprintf(line, sizeof line, "%s: id echoed", name);
+    json_t *null = json_null();
+    CB_OK(json_equal(json_object_get(m, "id"), id ? id : null), "%s", line);
+    json_decref(null);
+    CB_EQ_SIZE(zlistx_size(s->calls), 0, "nothing stays in flight");
+}
+
+/* A result (not an error) with this id. Borrowed from sent. */
+static json_t *s_expect_result(json_t *sent, json_t *id, const char *name)
+{
+    json_t *m = s_only(sent);
+    char line[160];
+    snprintf(line, sizeof line, "%s: one result", name);
+    CB_OK(m && json_is_object(json_object_get(m, "result")) && !json_object_get(m, "error"), "%s", line);
+    snprintf(line, sizeof line, "%s: id echoed", name);
+    CB_OK(json_equal(json_object_get(m, "id"), id), "%s", line);
+    return json_object_get(m, "result");
+}
+
+/* A tools/call that fails its argument check: a result with isError and a message naming the
+ * tool and the argument (tool errors are results, so a model can read them). */
+static void s_expect_tool_error(mcp_session_t *s, s_wire_t *wire, const char *text, const char *mentions,
+                                const char *name)
+{
+    json_auto_t *sent = s_handle(s, wire, text);
+    json_auto_t *id = json_integer(40);
+    json_t *result = s_expect_result(sent, id, name);
+    char line[160];
+    snprintf(line, sizeof line, "%s: isError", name);
+    CB_OK(json_is_true(json_object_get(result, "isError")), "%s", line);
+    const char *why = s_text_of(result);
+    snprintf(line, sizeof line, "%s: the message names '%s'", name, mentions);
+    CB_OK(why && strstr(why, mentions), "%s (got: %s)", line, why ? why : "(none)");
+    CB_EQ_SIZE(zlistx_size(s->calls), 0, "the call is finished");
+}
+
+static void s_before_initialize(mcp_session_t *s, s_wire_t *wire)
+{
+    json_auto_t *seven = json_integer(7);
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\"}", -32600, seven,
+                   "tools/list before initialize");
+    json_auto_t *sent = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}");
+    json_auto_t *p = json_string("p");
+    json_t *result = s_expect_result(sent, p, "ping before initialize");
+    CB_EQ_SIZE(json_object_size(result), 0, "ping answers {}");
+    json_auto_t *one = json_integer(1);
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}", -32602, one,
+                   "initialize without protocolVersion");
+}
+
+static void s_initialize(mcp_session_t *s, s_wire_t *wire)
+{
+    json_auto_t *sent = s_handle(s, wire,
+                                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"initialize\",\"params\":"
+                                 "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+                                 "\"clientInfo\":{\"name\":\"t\",\"version\":\"0\"}}}");
+    json_auto_t *two = json_integer(2);
+    json_t *result = s_expect_result(sent, two, "initialize");
+    CB_EQ_STR(json_string_value(json_object_get(result, "protocolVersion")), "2025-06-18",
+              "a version the server speaks is kept");
+    CB_EQ_STR(json_string_value(json_object_get(json_object_get(result, "serverInfo"), "name")), MCP_SERVER_NAME,
+              "serverInfo names the server");
+    CB_OK(json_is_object(json_object_get(json_object_get(result, "capabilities"), "tools")), "tools capability");
+
+    json_auto_t *again = s_handle(s, wire,
+                                  "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":"
+                                  "{\"protocolVersion\":\"1999-01-01\"}}");
+    json_auto_t *three = json_integer(3);
+    result = s_expect_result(again, three, "initialize with an unknown version");
+    CB_EQ_STR(json_string_value(json_object_get(result, "protocolVersion")), MCP_PROTOCOL_LATEST,
+              "an unknown version gets the latest");
+
+    json_auto_t *none = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+    CB_EQ_SIZE(json_array_size(none), 0, "notifications/initialized gets no answer");
+}
+
+static void s_envelope(mcp_session_t *s, s_wire_t *wire)
+{
+    s_expect_error(s, wire, "this is not json", -32700, NULL, "not JSON");
+    json_auto_t *nine = json_integer(9);
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":", -32700, NULL,
+                   "cut short (the id cannot be read from a partial object)");
+    s_expect_error(s, wire, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", -32600, NULL,
+                   "a batch");
+    s_expect_error(s, wire, "42", -32600, NULL, "a number");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"1.0\",\"id\":9,\"method\":\"ping\"}", -32600, nine,
+                   "jsonrpc 1.0");
+    s_expect_error(s, wire, "{\"id\":9,\"method\":\"ping\"}", -32600, nine, "no jsonrpc member");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9}", -32600, nine, "no method");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"params\":[1]}", -32600, nine,
+                   "params an array");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":{\"a\":1},\"method\":\"ping\"}", -32600, NULL,
+                   "id an object (answered with id null)");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"ping\"}", -32600, NULL,
+                   "id a real");
+    json_auto_t *sid = json_string("req-\xc3\xa9");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":\"req-\xc3\xa9\",\"method\":\"no/such\"}", -32601, sid,
+                   "unknown method, string id");
+    json_auto_t *big = json_integer(9007199254740993LL); /* beyond a double's exact integers */
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"method\":\"no/such\"}", -32601, big,
+                   "unknown method, a large integer id kept exact");
+
+    json_auto_t *quiet = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"method\":\"no/such/notification\"}");
+    CB_EQ_SIZE(json_array_size(quiet), 0, "an unknown notification gets no answer");
+    json_auto_t *cancel = s_handle(s, wire,
+                                   "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\","
+                                   "\"params\":{\"requestId\":12345}}");
+    CB_EQ_SIZE(json_array_size(cancel), 0, "cancelling a call that is not in flight: no answer");
+    json_auto_t *response = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}");
+    CB_EQ_SIZE(json_array_size(response), 0, "a response from the client gets no answer");
+}
+
+static void s_methods(mcp_session_t *s, s_wire_t *wire)
+{
+    json_auto_t *sent = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":20,\"method\":\"tools/list\"}");
+    json_auto_t *twenty = json_integer(20);
+    json_t *result = s_expect_result(sent, twenty, "tools/list");
+    json_t *tools = json_object_get(result, "tools");
+    CB_EQ_SIZE(json_array_size(tools), json_array_size(json_object_get(s->server->tools, "tools")),
+               "tools/list lists the whole table");
+    bool shaped = json_array_size(tools) > 0, has_execute = false;
+    size_t i;
+    json_t *tool;
+    json_array_foreach(tools, i, tool) {
+        const char *name = json_string_value(json_object_get(tool, "name"));
+        shaped &= name && json_is_object(json_object_get(tool, "inputSchema")) &&
+                  json_is_string(json_object_get(tool, "description"));
+        shaped &= name && mcp_tool_find(name) && mcp_tool_index(mcp_tool_find(name)) == i;
+        has_execute |= name && strcmp(name, "code_execute") == 0;
+    }
+    CB_OK(shaped, "every tool has a name, a description and an inputSchema, in table order");
+    CB_OK(has_execute, "code_execute is listed");
+
+    json_auto_t *level = s_handle(s, wire,
+                                  "{\"jsonrpc\":\"2.0\",\"id\":21,\"method\":\"logging/setLevel\","
+                                  "\"params\":{\"level\":\"warning\"}}");
+    json_auto_t *twentyone = json_integer(21);
+    s_expect_result(level, twentyone, "logging/setLevel warning");
+    json_auto_t *twentytwo = json_integer(22);
+    s_expect_error(s, wire,
+                   "{\"jsonrpc\":\"2.0\",\"id\":22,\"method\":\"logging/setLevel\",\"params\":{\"level\":\"loud\"}}",
+                   -32602, twentytwo, "logging/setLevel with an unknown level");
+    json_auto_t *quiet = s_handle(s, wire,
+                                  "{\"jsonrpc\":\"2.0\",\"id\":23,\"method\":\"logging/setLevel\","
+                                  "\"params\":{\"level\":\"emergency\"}}");
+    json_auto_t *twentythree = json_integer(23);
+    s_expect_result(quiet, twentythree, "logging/setLevel emergency (quiet again)");
+}
+
+static void s_tools_call(mcp_session_t *s, s_wire_t *wire)
+{
+    json_auto_t *thirty = json_integer(30);
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{}}", -32602,
+                   thirty, "tools/call without a name");
+    s_expect_error(s, wire,
+                   "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{\"name\":7}}", -32602,
+                   thirty, "tools/call with a name that is not a string");
+    s_expect_error(s, wire,
+                   "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{\"name\":\"no_such_tool\"}}",
+                   -32602, thirty, "tools/call of an unknown tool");
+
+    /* Argument checks: each is a tool result with isError, naming what is wrong. */
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"code_execute\",\"arguments\":{}}}",
+                        "code", "code_execute without its required code");
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"code_execute\",\"arguments\":{\"code\":5}}}",
+                        "code", "code_execute with a number for code");
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"code_execute\",\"arguments\":{\"code\":\"1\",\"no_such_arg\":1}}}",
+                        "no_such_arg", "code_execute with an argument it does not take");
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"code_execute\",\"arguments\":[1]}}",
+                        "code_execute", "arguments that are not an object");
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"code_execute\",\"arguments\":{\"code\":\"1\",\"timeout_s\":-1}}}",
+                        "timeout_s", "code_execute with a timeout below its minimum");
+
+    /* Past the check, a tool that needs a sandbox fails at kg_sandbox_open: this server has no
+     * template, so nothing starts. Still one result, with isError. */
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"code_execute\",\"arguments\":{\"code\":\"1\"}}}",
+                        "template", "code_execute with no sandbox to be had");
+}
+
+int main(void)
+{
+    cb_log_set_level(CB_LOG_OFF);
+    char dir[] = "/tmp/cb-test-dispatch-XXXXXX";
+    if (!mkdtemp(dir))
+        CB_SKIP_ALL("no temporary directory");
+    cleanup_free char *none = cb_strdup_printf("%s/nothing-here", dir);
+    cleanup_free char *run = cb_strdup_printf("%s/run", dir);
+    cleanup_free char *state = cb_strdup_printf("%s/state", dir);
+    cleanup_free char *templates = cb_strdup_printf("%s/templates", dir);
+    cleanup_free char *python = cb_strdup_printf("%s/python.json", templates);
+    setenv("CELLBLOCK_TEMPLATES_PATH", none, 1);
+    setenv("XDG_CONFIG_HOME", none, 1);
+    setenv("XDG_STATE_HOME", none, 1);
+    unsetenv("CELLBLOCK_POOL");
+    cb_error_t err = {0};
+    CB_OK(cb_mkdir_p(run, 0700, &err) == 0 && cb_mkdir_p(templates, 0700, &err) == 0, "directories");
+    CB_OK(cb_write_file(python, "{\"kernel\": \"python3\"}", 21, 0600, &err) == 0, "a template for the start");
+
+    kg_config_t cfg = {.runtime_dir = run, .templates_dir = templates, .state_dir = state, .no_sandbox = true,
+                       .heartbeat_ms = -1};
+    kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
+    CB_OK(gw, "a gateway with no kernels: %s", err.msg);
+    mcp_config_t mcfg;
+    CB_OK(mcp_config_from_env(&mcfg, &err) == 0, "configuration from the environment");
+    mcp_server_t *srv = gw ? mcp_server_new(gw, &mcfg, &err) : NULL;
+    CB_OK(srv, "an MCP server on it: %s", err.msg);
+    if (!srv) {
+        kg_gateway_destroy(&gw);
+        return cb_tap_done();
+    }
+    unlink(python); /* from now on no sandbox can be opened */
+
+    s_wire_t wire = {.sent = json_array()};
+    mcp_session_t *s = mcp_session_new(srv, s_send, &wire);
+    s_before_initialize(s, &wire);
+    s_initialize(s, &wire);
+    s_envelope(s, &wire);
+    s_methods(s, &wire);
+    s_tools_call(s, &wire);
+    mcp_session_destroy(&s);
+    CB_OK(!s, "mcp_session_destroy nulls the pointer");
+
+    json_decref(wire.sent);
+    mcp_server_destroy(&srv);
+    kg_gateway_destroy(&gw);
+    cb_rm_rf(dir, &err);
+    return cb_tap_done();
+}
