@@ -21,6 +21,7 @@
 #include <stdbool.h>
 
 #include "cb/error.h"
+#include "kg/kg.h"
 
 #define KG_WIRE_DELIM "<IDS|MSG>"
 #define KG_WIRE_SIG_HEX_LEN 64 /* hex of a 32-byte SHA-256 HMAC */
@@ -85,25 +86,8 @@ kg_wire_status_t kg_wire_verify(kg_signer_t *signer, kg_replay_t *guard, const k
 
 /* ---- parsed messages ---------------------------------------------------------------------- */
 
-typedef struct {
-    zmsg_t *idents;          /* identity frames, possibly empty; owned */
-    json_t *header;          /* owned references */
-    json_t *parent_header;
-    json_t *metadata;
-    json_t *content;
-    zmsg_t *buffers;         /* binary buffers, possibly empty; owned */
-} kg_msg_t;
-
-/* A new message with a fresh header (msg_id uuid, session, username "cellblock", ISO-8601 UTC
- * date, msg_type, version KG_PROTOCOL_VERSION). parent may be NULL (empty parent header);
- * it is copied. Takes ownership of content (NULL means {}). Caller owns return value. */
-kg_msg_t *kg_msg_new(const char *msg_type, const char *session, json_t *parent, json_t *content);
-void kg_msg_destroy(kg_msg_t **self_p);
-
-/* Borrowed string fields of the header / parent header, or "" when missing. */
-const char *kg_msg_type(const kg_msg_t *self);
-const char *kg_msg_id(const kg_msg_t *self);
-const char *kg_msg_parent_id(const kg_msg_t *self);
+/* kg_msg_t, kg_msg_new and its accessors are public (kg/kg.h): the Jupyter API's channels
+ * build and read messages too. */
 
 /* Split, verify (as kg_wire_verify), then parse. On success returns the message and destroys
  * *raw_p; on failure returns NULL, sets *status, and leaves *raw_p to the caller. Caller owns
