@@ -25,8 +25,8 @@ static void s_append(cb_buf_t *out, const void *bytes, size_t n)
 
 static void s_put_u32be(cb_buf_t *out, uint32_t v)
 {
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
-                          (unsigned char)v};
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
     s_append(out, b, 4);
 }
 
@@ -57,9 +57,10 @@ static uint64_t s_get_u64le(const unsigned char *p)
 static int s_encode_default(const kg_msg_t *msg, const char *channel, cb_buf_t *out, bool *binary)
 {
     size_t nbuf = zmsg_size(msg->buffers);
-    json_auto_t *whole = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s}", "header", msg->header, "parent_header",
-                                   msg->parent_header, "metadata", msg->metadata, "content", msg->content,
-                                   "channel", channel, "msg_id", kg_msg_id(msg), "msg_type", kg_msg_type(msg));
+    json_auto_t *whole =
+        json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:s}", "header", msg->header, "parent_header",
+                  msg->parent_header, "metadata", msg->metadata, "content", msg->content, "channel",
+                  channel, "msg_id", kg_msg_id(msg), "msg_type", kg_msg_type(msg));
     if (!whole)
         return -1; /* a dict is missing */
     if (nbuf == 0)
@@ -133,7 +134,8 @@ static int s_encode_v1(const kg_msg_t *msg, const char *channel, cb_buf_t *out)
     return rc;
 }
 
-int japi_channels_encode(const kg_msg_t *msg, const char *channel, bool v1, cb_buf_t *out, bool *binary)
+int japi_channels_encode(const kg_msg_t *msg, const char *channel, bool v1, cb_buf_t *out,
+                         bool *binary)
 {
     *binary = true;
     return v1 ? s_encode_v1(msg, channel, out) : s_encode_default(msg, channel, out, binary);
@@ -207,7 +209,8 @@ static kg_msg_t *s_from_object(json_t *whole, kg_channel_t *ch, const char **why
 
 /* Append the bytes [from, to) of p to m's buffers; false (m destroyed, *why set) when libzmq
  * has no memory for the frame. */
-static bool s_add_buffer(kg_msg_t **m_p, const unsigned char *p, uint64_t from, uint64_t to, const char **why)
+static bool s_add_buffer(kg_msg_t **m_p, const unsigned char *p, uint64_t from, uint64_t to,
+                         const char **why)
 {
     if (zmsg_addmem((*m_p)->buffers, p + from, (size_t)(to - from)) == 0)
         return true;
@@ -217,7 +220,8 @@ static bool s_add_buffer(kg_msg_t **m_p, const unsigned char *p, uint64_t from, 
 }
 
 /* jupyter_server's binary format (the default format's messages with buffers). */
-static kg_msg_t *s_decode_binary(const unsigned char *p, size_t len, kg_channel_t *ch, const char **why)
+static kg_msg_t *s_decode_binary(const unsigned char *p, size_t len, kg_channel_t *ch,
+                                 const char **why)
 {
     if (len < 8)
         return *why = "a binary message too short for its header", NULL;
@@ -252,12 +256,14 @@ static kg_msg_t *s_decode_v1(const unsigned char *p, size_t len, kg_channel_t *c
         if (offsets[i] < 8 * (count + 1) || offsets[i] > len || (i && offsets[i] < offsets[i - 1]))
             return *why = "a v1 message with bad offsets", NULL;
     }
-    if ((*ch = s_client_channel((const char *)p + offsets[0], offsets[1] - offsets[0])) == KG_CH_COUNT)
+    if ((*ch = s_client_channel((const char *)p + offsets[0], offsets[1] - offsets[0])) ==
+        KG_CH_COUNT)
         return *why = "its channel is not shell, control or stdin", NULL;
     kg_msg_t *m = s_msg_empty();
     json_t **dicts[4] = {&m->header, &m->parent_header, &m->metadata, &m->content};
     for (int i = 0; i < 4; i++)
-        *dicts[i] = json_loadb((const char *)p + offsets[1 + i], offsets[2 + i] - offsets[1 + i], 0, NULL);
+        *dicts[i] =
+            json_loadb((const char *)p + offsets[1 + i], offsets[2 + i] - offsets[1 + i], 0, NULL);
     if (!s_check_dicts(m, why)) {
         kg_msg_destroy(&m);
         return NULL;

@@ -33,7 +33,8 @@ kg_msg_t *japi_channels_decode(const void *data, size_t len, bool binary, bool v
 /* A message to a client in the default format (*binary: whether it is a binary frame) or v1
  * (always binary), appended to out. Returns 0, or -1 for a message the format cannot carry
  * (a dict missing, or a default binary frame beyond 4 GiB); out is then unchanged. */
-int japi_channels_encode(const kg_msg_t *msg, const char *channel, bool v1, cb_buf_t *out, bool *binary);
+int japi_channels_encode(const kg_msg_t *msg, const char *channel, bool v1, cb_buf_t *out,
+                         bool *binary);
 
 /* A copy of msg sharing its dicts (immutable once parsed: references, not copies) with its
  * buffers copied. NULL when libzmq has no memory for a buffer. Caller owns return value. */

@@ -26,7 +26,8 @@
     do {                                                                                           \
         const char *a_ = (actual), *e_ = (expected);                                               \
         if (!CB_OK(a_ && e_ && strcmp(a_, e_) == 0, __VA_ARGS__))                                  \
-            CB_DIAG("  %s is \"%s\", expected \"%s\"", #actual, a_ ? a_ : "(null)", e_ ? e_ : "(null)"); \
+            CB_DIAG("  %s is \"%s\", expected \"%s\"", #actual, a_ ? a_ : "(null)",                \
+                    e_ ? e_ : "(null)");                                                           \
     } while (0)
 
 #define EXPECT_JSON_EQ(actual, expected, ...)                                                      \
@@ -35,7 +36,8 @@
         if (!CB_OK(a_ && e_ && json_equal(a_, e_), __VA_ARGS__)) {                                 \
             char *as_ = a_ ? json_dumps(a_, JSON_COMPACT | JSON_SORT_KEYS) : NULL;                 \
             char *es_ = e_ ? json_dumps(e_, JSON_COMPACT | JSON_SORT_KEYS) : NULL;                 \
-            CB_DIAG("  %s is %s, expected %s", #actual, as_ ? as_ : "(null)", es_ ? es_ : "(null)"); \
+            CB_DIAG("  %s is %s, expected %s", #actual, as_ ? as_ : "(null)",                      \
+                    es_ ? es_ : "(null)");                                                         \
             free(as_);                                                                             \
             free(es_);                                                                             \
         }                                                                                          \
@@ -45,7 +47,8 @@
 
 static kg_msg_t *s_msg(const char *type, int nbuf, const char *const bufs[])
 {
-    json_t *content = json_pack("{s:s, s:b, s:[i, s]}", "code", "print('é')", "silent", 0, "list", 1, "two");
+    json_t *content =
+        json_pack("{s:s, s:b, s:[i, s]}", "code", "print('é')", "silent", 0, "list", 1, "two");
     kg_msg_t *m = kg_msg_new(type, "test-session", NULL, content);
     json_object_set_new(m->metadata, "deletedCells", json_array());
     for (int i = 0; i < nbuf; i++)
@@ -95,7 +98,8 @@ static void s_bytes(s_frame_t *f, const char *s)
 }
 
 /* Decode a frame that must be refused, and check the reason given. */
-static void s_refused(const void *data, size_t len, bool binary, bool v1, const char *reason, const char *what)
+static void s_refused(const void *data, size_t len, bool binary, bool v1, const char *reason,
+                      const char *what)
 {
     kg_channel_t ch = KG_CH_COUNT;
     const char *why = NULL;
@@ -130,12 +134,15 @@ static void s_test_default_text(void)
     kg_msg_t *sent = s_msg("execute_request", 0, NULL);
     cb_buf_t out = {0};
     bool binary = true;
-    EXPECT_EQ_INT(japi_channels_encode(sent, "shell", false, &out, &binary), 0, "default: encode without buffers");
+    EXPECT_EQ_INT(japi_channels_encode(sent, "shell", false, &out, &binary), 0,
+                  "default: encode without buffers");
     CB_OK(!binary, "default: a message without buffers is a text frame");
     json_t *whole = json_loadb(out.data, out.len, 0, NULL);
     json_t *empty = json_array();
-    EXPECT_STR_EQ(json_string_value(json_object_get(whole, "channel")), "shell", "default: the frame names its channel");
-    EXPECT_STR_EQ(json_string_value(json_object_get(whole, "msg_type")), "execute_request", "default: and its msg_type");
+    EXPECT_STR_EQ(json_string_value(json_object_get(whole, "channel")), "shell",
+                  "default: the frame names its channel");
+    EXPECT_STR_EQ(json_string_value(json_object_get(whole, "msg_type")), "execute_request",
+                  "default: and its msg_type");
     EXPECT_JSON_EQ(json_object_get(whole, "buffers"), empty, "default: and an empty buffers list");
     json_decref(empty);
     json_decref(whole);
@@ -157,7 +164,8 @@ static void s_test_default_binary(void)
     kg_msg_t *sent = s_msg("comm_msg", 3, bufs);
     cb_buf_t out = {0};
     bool binary = false;
-    EXPECT_EQ_INT(japi_channels_encode(sent, "control", false, &out, &binary), 0, "binary: encode with buffers");
+    EXPECT_EQ_INT(japi_channels_encode(sent, "control", false, &out, &binary), 0,
+                  "binary: encode with buffers");
     CB_OK(binary, "binary: a message with buffers is a binary frame");
     const unsigned char *p = (const unsigned char *)out.data;
     uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -183,12 +191,14 @@ static void s_test_v1(int nbuf)
     kg_msg_t *sent = s_msg("input_reply", nbuf, bufs);
     cb_buf_t out = {0};
     bool binary = false;
-    EXPECT_EQ_INT(japi_channels_encode(sent, "stdin", true, &out, &binary), 0, "v1 (%d buffers): encode", nbuf);
+    EXPECT_EQ_INT(japi_channels_encode(sent, "stdin", true, &out, &binary), 0,
+                  "v1 (%d buffers): encode", nbuf);
     CB_OK(binary, "v1 (%d buffers): always a binary frame", nbuf);
     uint64_t count = 0, last = 0;
     for (int i = 7; i >= 0; i--)
         count = count << 8 | (unsigned char)out.data[i];
-    EXPECT_EQ_INT(count, 6 + nbuf, "v1 (%d buffers): count is channel, four dicts, buffers, the end", nbuf);
+    EXPECT_EQ_INT(count, 6 + nbuf,
+                  "v1 (%d buffers): count is channel, four dicts, buffers, the end", nbuf);
     for (int i = 7; i >= 0; i--)
         last = last << 8 | (unsigned char)out.data[8 * count + i];
     EXPECT_EQ_INT(last, out.len, "v1 (%d buffers): the last offset is the frame's end", nbuf);
@@ -225,7 +235,8 @@ static void s_test_encode_refuses(void)
 /* Text frames: defaults and refusals. */
 static void s_test_text_rules(void)
 {
-    const char *lean = "{\"header\":{\"msg_id\":\"a\",\"msg_type\":\"kernel_info_request\"},\"content\":{}}";
+    const char *lean =
+        "{\"header\":{\"msg_id\":\"a\",\"msg_type\":\"kernel_info_request\"},\"content\":{}}";
     kg_channel_t ch = KG_CH_COUNT;
     const char *why = NULL;
     kg_msg_t *m = japi_channels_decode(lean, strlen(lean), false, false, &ch, &why);
@@ -238,19 +249,24 @@ static void s_test_text_rules(void)
 
     s_refused("{\"header\":", 10, false, false, "it is not valid JSON", "text: truncated JSON");
     s_refused("[1,2]", 5, false, false, "it is not a JSON object", "text: an array");
-    const char *bad_ch = "{\"channel\":7,\"header\":{\"msg_id\":\"a\",\"msg_type\":\"x\"},\"content\":{}}";
-    s_refused(bad_ch, strlen(bad_ch), false, false, "its channel is not a string", "text: channel 7");
-    const char *iopub = "{\"channel\":\"iopub\",\"header\":{\"msg_id\":\"a\",\"msg_type\":\"x\"},\"content\":{}}";
+    const char *bad_ch =
+        "{\"channel\":7,\"header\":{\"msg_id\":\"a\",\"msg_type\":\"x\"},\"content\":{}}";
+    s_refused(bad_ch, strlen(bad_ch), false, false, "its channel is not a string",
+              "text: channel 7");
+    const char *iopub =
+        "{\"channel\":\"iopub\",\"header\":{\"msg_id\":\"a\",\"msg_type\":\"x\"},\"content\":{}}";
     s_refused(iopub, strlen(iopub), false, false, "its channel is not shell, control or stdin",
               "text: a client may not send on iopub");
     const char *no_type = "{\"header\":{\"msg_id\":\"a\"},\"content\":{}}";
-    s_refused(no_type, strlen(no_type), false, false, "its header lacks msg_id or msg_type", "text: no msg_type");
+    s_refused(no_type, strlen(no_type), false, false, "its header lacks msg_id or msg_type",
+              "text: no msg_type");
     const char *no_content = "{\"header\":{\"msg_id\":\"a\",\"msg_type\":\"x\"}}";
-    s_refused(no_content, strlen(no_content), false, false, "its content is missing or not an object",
-              "text: no content");
-    const char *bad_meta = "{\"header\":{\"msg_id\":\"a\",\"msg_type\":\"x\"},\"metadata\":[],\"content\":{}}";
-    s_refused(bad_meta, strlen(bad_meta), false, false, "parent_header and metadata must be objects",
-              "text: metadata an array");
+    s_refused(no_content, strlen(no_content), false, false,
+              "its content is missing or not an object", "text: no content");
+    const char *bad_meta =
+        "{\"header\":{\"msg_id\":\"a\",\"msg_type\":\"x\"},\"metadata\":[],\"content\":{}}";
+    s_refused(bad_meta, strlen(bad_meta), false, false,
+              "parent_header and metadata must be objects", "text: metadata an array");
 }
 
 /* ---- malformed binary frames (jupyter_server's format) ---------------------------------------- */
@@ -262,7 +278,8 @@ static void s_test_binary_malformed(void)
     const char *json = "{\"header\":{\"msg_id\":\"a\",\"msg_type\":\"x\"},\"content\":{}}";
     s_frame_t f = {.len = 0};
 
-    s_refused("\x00\x00\x00", 3, true, false, "a binary message too short for its header", "binary: 3 bytes");
+    s_refused("\x00\x00\x00", 3, true, false, "a binary message too short for its header",
+              "binary: 3 bytes");
     f.len = 0, s_u32be(&f, 0), s_u32be(&f, 8);
     s_refused(f.b, f.len, true, false, count_err, "binary: a part count of 0");
     f.len = 0, s_u32be(&f, UINT32_MAX), s_u32be(&f, 8);
@@ -277,7 +294,8 @@ static void s_test_binary_malformed(void)
 
     /* two parts: the JSON and one buffer "xy" */
     size_t jl = strlen(json);
-    f.len = 0, s_u32be(&f, 2), s_u32be(&f, 12), s_u32be(&f, (uint32_t)(12 + jl)), s_bytes(&f, json), s_bytes(&f, "xy");
+    f.len = 0, s_u32be(&f, 2), s_u32be(&f, 12), s_u32be(&f, (uint32_t)(12 + jl)), s_bytes(&f, json),
+    s_bytes(&f, "xy");
     kg_channel_t ch = KG_CH_COUNT;
     const char *why = NULL;
     kg_msg_t *m = japi_channels_decode(f.b, f.len, true, false, &ch, &why);
@@ -290,12 +308,14 @@ static void s_test_binary_malformed(void)
     s_refused(g.b, g.len, true, false, offset_err, "binary: offsets out of order");
     g = f, g.len = 0, s_u32be(&g, 2), s_u32be(&g, 4), g.len = f.len;
     s_refused(g.b, g.len, true, false, offset_err, "binary: an offset inside the offsets");
-    g = f, g.len = 0, s_u32be(&g, 2), s_u32be(&g, 12), s_u32be(&g, (uint32_t)f.len + 1), g.len = f.len;
+    g = f, g.len = 0, s_u32be(&g, 2), s_u32be(&g, 12), s_u32be(&g, (uint32_t)f.len + 1),
+    g.len = f.len;
     s_refused(g.b, g.len, true, false, offset_err, "binary: an offset past the frame's end");
     g = f, g.len = 0, s_u32be(&g, 2), s_u32be(&g, 12), s_u32be(&g, UINT32_MAX), g.len = f.len;
     s_refused(g.b, g.len, true, false, offset_err, "binary: an offset of 4 GiB");
     g = f, g.len = 0, s_u32be(&g, 2), s_u32be(&g, 12), s_u32be(&g, 14), g.len = f.len;
-    s_refused(g.b, g.len, true, false, "it is not a JSON object", "binary: the JSON part cut short");
+    s_refused(g.b, g.len, true, false, "it is not a JSON object",
+              "binary: the JSON part cut short");
 }
 
 /* ---- malformed v1 frames ---------------------------------------------------------------------- */
@@ -337,11 +357,14 @@ static void s_test_v1_malformed(void)
     s_refused(g.b, g.len, true, true, offset_err, "v1: an offset of 2^64 - 1");
 
     s_v1_frame(&g, "iopub", "{}");
-    s_refused(g.b, g.len, true, true, "its channel is not shell, control or stdin", "v1: a client may not send on iopub");
+    s_refused(g.b, g.len, true, true, "its channel is not shell, control or stdin",
+              "v1: a client may not send on iopub");
     s_v1_frame(&g, "shell", "[]");
-    s_refused(g.b, g.len, true, true, "its content is missing or not an object", "v1: content an array");
+    s_refused(g.b, g.len, true, true, "its content is missing or not an object",
+              "v1: content an array");
     s_v1_frame(&g, "shell", "{");
-    s_refused(g.b, g.len, true, true, "its content is missing or not an object", "v1: content cut short");
+    s_refused(g.b, g.len, true, true, "its content is missing or not an object",
+              "v1: content cut short");
 }
 
 int main(void)

@@ -33,7 +33,8 @@ struct kg_kernel_client {
     char endpoints[3][64]; /* what each connected to, for the disconnect */
 };
 
-static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail, void *arg);
+static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail,
+                              void *arg);
 
 /* Quiet: no reader, no connection, no listener. The sockets themselves stay until the free. */
 static void s_quiet(kg_kernel_client_t *self)
@@ -51,7 +52,8 @@ static void s_quiet(kg_kernel_client_t *self)
     self->kernel = NULL;
 }
 
-static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail, void *arg)
+static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail,
+                              void *arg)
 {
     if (event == KG_EVENT_STOPPED)
         s_quiet(arg);
@@ -77,8 +79,8 @@ static int s_on_reader(zloop_t *loop, zsock_t *sock, void *arg)
         kg_msg_t *msg = kg_wire_decode(&raw, k->signer, k->replay, &status);
         if (!msg) {
             kg_gateway_count_rejected(gw, status, false);
-            cb_debug("kernel %.8s: a client dropped a %s frame: %s", k->id, kg_channel_name(s_sock_channel[i]),
-                     kg_wire_status_name(status));
+            cb_debug("kernel %.8s: a client dropped a %s frame: %s", k->id,
+                     kg_channel_name(s_sock_channel[i]), kg_wire_status_name(status));
             zmsg_destroy(&raw);
             continue;
         }
@@ -97,8 +99,8 @@ static void s_free(kg_gateway_t *gw, void *arg)
     free(self);
 }
 
-kg_kernel_client_t *kg_kernel_client_new(kg_kernel_t *kernel, kg_kernel_client_fn *on_message, void *arg,
-                                         cb_error_t *err)
+kg_kernel_client_t *kg_kernel_client_new(kg_kernel_t *kernel, kg_kernel_client_fn *on_message,
+                                         void *arg, cb_error_t *err)
 {
     if (kernel->stopping || kernel->state == KG_KERNEL_STOPPED)
         return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is stopping", kernel->id), NULL;
@@ -140,7 +142,7 @@ kg_kernel_client_t *kg_kernel_client_new(kg_kernel_t *kernel, kg_kernel_client_f
         rc = kg_kernel_listen(kernel, &listener, err);
     }
     if (rc < 0) {
-        s_quiet(self); /* kernel still NULL: there is no listener to remove */
+        s_quiet(self);          /* kernel still NULL: there is no listener to remove */
         s_free(self->gw, self); /* nothing registered can reach it any more */
         return NULL;
     }
@@ -148,7 +150,8 @@ kg_kernel_client_t *kg_kernel_client_new(kg_kernel_t *kernel, kg_kernel_client_f
     return self;
 }
 
-int kg_kernel_client_send(kg_kernel_client_t *self, kg_channel_t ch, const kg_msg_t *msg, cb_error_t *err)
+int kg_kernel_client_send(kg_kernel_client_t *self, kg_channel_t ch, const kg_msg_t *msg,
+                          cb_error_t *err)
 {
     kg_kernel_t *k = self->kernel;
     if (!k)
@@ -157,7 +160,8 @@ int kg_kernel_client_send(kg_kernel_client_t *self, kg_channel_t ch, const kg_ms
     while (i < 3 && s_sock_channel[i] != ch)
         i++;
     if (i == 3)
-        return cb_error_fail(err, CB_ERR_INVALID, "a kernel client sends on shell, control or stdin, not %s",
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "a kernel client sends on shell, control or stdin, not %s",
                              kg_channel_name(ch));
     if (kg_wire_send(self->socks[i], msg, k->signer) < 0)
         return cb_error_make(err, errno, "send a %s to kernel %.8s", kg_msg_type(msg), k->id);

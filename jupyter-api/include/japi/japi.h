@@ -26,7 +26,7 @@
 typedef struct japi japi_t;
 
 typedef struct {
-    const char *template_name; /* template of the sandboxes POST /api/kernels opens (NULL: "python") */
+    const char *template_name; /* of the sandboxes POST /api/kernels opens (NULL: "python") */
     int kernel_timeout_s;      /* their lifetime (kg_sandbox_opts_t.timeout_s; 0: the gateway's
                                   default, -1: none) */
     size_t replay_messages;    /* messages kept for a channels session_id that reconnects (0: 1000;
