@@ -256,8 +256,8 @@ static json_t *s_model(japi_t *api, kg_kernel_t *k)
     char when[CB_ISO8601_LEN];
     s_iso8601(kg_kernel_last_activity_us(k), when);
     japi_kernel_t *ak = japi_kernel_get(api, k, false);
-    return json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", kg_kernel_id(k), "name", kg_kernel_name(k), "last_activity", when,
-                     "execution_state", s_execution_state(k), "connections",
+    return json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", kg_kernel_id(k), "name", kg_kernel_name(k),
+                     "last_activity", when, "execution_state", s_execution_state(k), "connections",
                      (json_int_t)(ak ? japi_channels_connections(ak) : 0));
 }
 

@@ -129,7 +129,8 @@ static void s_deliver(japi_session_t *sess, kg_channel_t ch, const kg_msg_t *msg
     int f = sess->v1 ? 1 : 0;
     if (!e->done[f]) {
         e->done[f] = true;
-        e->failed[f] = japi_channels_encode(msg, kg_channel_name(ch), sess->v1, &e->data[f], &e->binary[f]) < 0;
+        e->failed[f] =
+            japi_channels_encode(msg, kg_channel_name(ch), sess->v1, &e->data[f], &e->binary[f]) < 0;
     }
     if (e->failed[f]) {
         cb_warn("jupyter api: could not encode a %s message for a WebSocket", kg_msg_type(msg));

@@ -646,7 +646,8 @@ const char *kg_kernel_attach(kg_kernel_t *self, cb_error_t *err);
 /* ---------------------------------------------------------------------------------------------
  * For the surfaces above the engine (jupyter-api/ today): Jupyter messages, the channels, a
  * kernel's listeners, and what such a surface reads of kernels, sandboxes and the gateway.
- * Every call here comes from the loop's thread, like every other call in this header.
+ * Call every function below from the loop's thread, like every other call in this header; none
+ * of them blocks.
  * ------------------------------------------------------------------------------------------- */
 
 /* The five channels of a Jupyter kernel. */
@@ -669,6 +670,8 @@ typedef struct kg_msg {
  * date, msg_type, protocol version 5.3). parent may be NULL (empty parent header); it is
  * copied. Takes ownership of content (NULL means {}). Caller owns return value. */
 kg_msg_t *kg_msg_new(const char *msg_type, const char *session, json_t *parent, json_t *content);
+
+/* Accepts NULL; nulls the caller's pointer. */
 void kg_msg_destroy(kg_msg_t **self_p);
 
 /* Borrowed string fields of the header / parent header, or "" when missing; valid with the
@@ -740,16 +743,17 @@ typedef struct kg_kernel_client kg_kernel_client_t;
 typedef void(kg_kernel_client_fn)(kg_kernel_client_t *client, kg_channel_t ch, const kg_msg_t *msg,
                                   void *arg);
 
-/* Connect a client to the kernel; on_message(arg) is called from the loop. When the kernel
- * stops (its KG_EVENT_STOPPED) the client goes quiet: it disconnects and sends and receives
- * nothing more, but stays valid until destroyed. Caller owns return value. */
+/* Connect a client to the kernel (not one that is stopping: CB_ERR_STATE); on_message(arg) is
+ * called from the loop, arg borrowed until kg_kernel_client_destroy. When the kernel stops (its
+ * KG_EVENT_STOPPED) the client goes quiet: it disconnects and sends and receives nothing more,
+ * but stays valid until destroyed. Caller owns return value. */
 kg_kernel_client_t *kg_kernel_client_new(kg_kernel_t *kernel, kg_kernel_client_fn *on_message, void *arg,
                                          cb_error_t *err);
 
-/* Sign msg with the kernel's key and send it on ch (shell, control or stdin). Counts as the
- * kernel's activity and as use of its sandbox (a client's request keeps a sandbox opened with
- * extend_on_use alive). Never blocks: a full queue fails with EAGAIN. Returns 0, or -1 with err
- * (CB_ERR_STATE once the kernel has stopped). */
+/* Sign msg (borrowed, not kept) with the kernel's key and send it on ch (shell, control or
+ * stdin). Counts as the kernel's activity and as use of its sandbox (a client's request keeps a
+ * sandbox opened with extend_on_use alive). Never blocks: a full queue fails with EAGAIN.
+ * Returns 0, or -1 with err (CB_ERR_STATE once the kernel has stopped). */
 int kg_kernel_client_send(kg_kernel_client_t *self, kg_channel_t ch, const kg_msg_t *msg, cb_error_t *err);
 
 /* Disconnect and free. on_message is never called again once this returns, and it may be
