@@ -1,6 +1,6 @@
 /* fuzz_channels.c: the channels WebSocket's message formats (jupyter-api/channels_codec.c
- * through channels_codec.h): jupyter_server's JSON text frames and its binary frames with buffers, and
- * v1.kernel.websocket.jupyter.org.
+ * through channels_codec.h): jupyter_server's JSON text frames and its binary frames with
+ * buffers, and v1.kernel.websocket.jupyter.org.
  *
  * Input: one flags byte (bit 0: a binary frame; bit 1: the v1 subprotocol), then the frame.
  * What must hold: a frame decodes to a message on shell, control or stdin whose four dicts are
