@@ -1,6 +1,6 @@
 /* cmd_serve.c: `cellblock serve`, the main job: one HTTP server (http/) on the gateway's loop
  * carrying MCP Streamable HTTP at /mcp (mcp/) and the Jupyter Kernel Gateway API at /api
- * (kernel-gateway/), so assistants and JupyterLab reach the same kernels. Listens on loopback
+ * (jupyter-api/), so assistants and JupyterLab reach the same kernels. Listens on loopback
  * unless told otherwise; every request needs the token (CELLBLOCK_TOKEN, or one generated and
  * printed at start) unless --no-auth, which only a loopback address may use. The MCP settings
  * are the same CELLBLOCK_* variables `cellblock mcp` reads. Runs until SIGINT or SIGTERM. */
@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "http/http.h"
+#include "japi/japi.h"
 
 #define S_MAX_ALLOWED 16
 
@@ -131,14 +132,13 @@ int cli_cmd_serve(int argc, char **argv)
 
     cb_error_t err = {0};
     mcp_http_t *mcp_http = NULL;
-    kg_api_t *api = NULL;
+    japi_t *api = NULL;
     http_server_t *http = http_server_new(kg_gateway_loop(gw), &o.http, &err);
     if (http)
         mcp_http = mcp_http_new(srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
     if (mcp_http)
-        api = kg_api_new(gw, http,
-                         &(kg_api_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1},
-                         &err);
+        api = japi_new(gw, http,
+                       &(japi_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1}, &err);
     if (api && http_server_start(http, &err) == 0) {
         s_banner(http, o.http.token && o.http.token[0]);
         cb_info("serving on %s", http_server_url(http));
@@ -151,7 +151,7 @@ int cli_cmd_serve(int argc, char **argv)
     }
     /* Connections first, so nothing arrives for the objects freed next. */
     http_server_destroy(&http);
-    kg_api_destroy(&api);
+    japi_destroy(&api);
     mcp_http_destroy(&mcp_http);
     mcp_server_destroy(&srv);
     kg_gateway_destroy(&gw);

@@ -490,7 +490,7 @@ char *cb_strdup_printf(const char *fmt, ...)
     return out;
 }
 
-void cb_buf_append(cb_buf_t *buf, const char *bytes, size_t n)
+void cb_buf_append(cb_buf_t *buf, const void *bytes, size_t n)
 {
     if (buf->len + n + 1 > buf->cap) {
         size_t cap = buf->cap ? buf->cap : 256;

@@ -1,6 +1,6 @@
-/* fuzz_channels.c: the channels WebSocket's message formats (kernel-gateway/channels.c through
- * channels_codec.h): jupyter_server's JSON text frames and its binary frames with buffers, and
- * v1.kernel.websocket.jupyter.org.
+/* fuzz_channels.c: the channels WebSocket's message formats (jupyter-api/channels_codec.c
+ * through channels_codec.h): jupyter_server's JSON text frames and its binary frames with
+ * buffers, and v1.kernel.websocket.jupyter.org.
  *
  * Input: one flags byte (bit 0: a binary frame; bit 1: the v1 subprotocol), then the frame.
  * What must hold: a frame decodes to a message on shell, control or stdin whose four dicts are
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     jp_channel_t ch = JP_CH_COUNT;
     const char *why = NULL;
-    jp_msg_t *msg = kg_channels_decode(frame, len, binary, v1, &ch, &why);
+    jp_msg_t *msg = japi_channels_decode(frame, len, binary, v1, &ch, &why);
     free(frame);
     if (!msg) {
         FUZZ_CHECK(why && *why);
@@ -51,10 +51,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     cb_buf_t out = {0};
     bool out_binary = false;
-    FUZZ_CHECK(kg_channels_encode(msg, jp_channel_name(ch), v1, &out, &out_binary) == 0);
+    FUZZ_CHECK(japi_channels_encode(msg, jp_channel_name(ch), v1, &out, &out_binary) == 0);
     FUZZ_CHECK(v1 ? out_binary : out_binary == (zmsg_size(msg->buffers) > 0));
     jp_channel_t ch2 = JP_CH_COUNT;
-    jp_msg_t *again = kg_channels_decode(out.data, out.len, out_binary, v1, &ch2, &why);
+    jp_msg_t *again = japi_channels_decode(out.data, out.len, out_binary, v1, &ch2, &why);
     if (!again)
         fprintf(stderr, "fuzz_channels: the encoded message does not decode: %s\n", why);
     FUZZ_CHECK(again && ch2 == ch);

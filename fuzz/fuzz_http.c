@@ -1,5 +1,5 @@
 /* fuzz_http.c: the HTTP server's checks (http/checks.c: Host, Origin, the token, the route
- * table) and the routes behind them: the Jupyter Kernel Gateway API (kernel-gateway/api.c,
+ * table) and the routes behind them: the Jupyter Kernel Gateway API (jupyter-api/api.c,
  * and the channels WebSocket's opening) and MCP Streamable HTTP (mcp/http.c), called directly,
  * with no socket, on the MCP environment of mcp_env.h (nothing can start a process).
  *
@@ -23,6 +23,7 @@
 #include "cb/alloc.h"
 #include "fuzz.h"
 #include "http_private.h"
+#include "japi/japi.h"
 #include "kg/kg.h"
 #include "mcp_env.h"
 
@@ -144,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_server_t *http = http_server_new(kg_gateway_loop(env->gw), &hcfg, &err);
     FUZZ_CHECK(http && http->port == S_PORT);
     fuzz_mcp_env_template(true);
-    kg_api_t *api = kg_api_new(env->gw, http, &(kg_api_opts_t){.kernel_timeout_s = -1}, &err);
+    japi_t *api = japi_new(env->gw, http, &(japi_opts_t){.kernel_timeout_s = -1}, &err);
     fuzz_mcp_env_template(false);
     mcp_http_t *mh = mcp_http_new(env->srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
     FUZZ_CHECK(api && mh);
@@ -222,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s_drain(http);
     s_close_open(http);
     http_server_destroy(&http);
-    kg_api_destroy(&api);
+    japi_destroy(&api);
     mcp_http_destroy(&mh);
     fuzz_mcp_env_turn();
     return 0;

@@ -22,7 +22,7 @@ typedef struct {
 /* Made once per process; aborts on failure. max_message_bytes 0: the default. Borrowed. */
 fuzz_mcp_env_t *fuzz_mcp_env(size_t max_message_bytes);
 
-/* Put the template back (present), for a constructor that insists on it (kg_api_new), or
+/* Put the template back (present), for a constructor that insists on it (japi_new), or
  * remove it again. */
 void fuzz_mcp_env_template(bool present);
 

@@ -465,6 +465,13 @@ kg_kernel_t *kg_gateway_kernel(kg_gateway_t *self, const char *kernel_id)
 
 size_t kg_gateway_kernel_count(kg_gateway_t *self) { return zhashx_size(self->kernels); }
 
+zlistx_t *kg_gateway_kernels(kg_gateway_t *self) { return zhashx_values(self->kernels); }
+
+const char *kg_gateway_kernels_dir(kg_gateway_t *self) { return self->kernels_dir; }
+const char *kg_gateway_templates_dir(kg_gateway_t *self) { return self->templates_dir; }
+
+void kg_gateway_count_malformed(kg_gateway_t *self) { self->counters.malformed_messages++; }
+
 void kg_gateway_add_kernel(kg_gateway_t *gw, kg_kernel_t *kernel)
 {
     zhashx_insert(gw->kernels, kernel->id, kernel);

@@ -1134,6 +1134,10 @@ pid_t kg_kernel_pid(const kg_kernel_t *self)
 }
 int kg_kernel_restart_count(const kg_kernel_t *self) { return self->restart_count; }
 const char *kg_kernel_run_dir(const kg_kernel_t *self) { return self->run_dir; }
+int64_t kg_kernel_last_activity_us(const kg_kernel_t *self) { return self->last_activity_us; }
+bool kg_kernel_is_stopping(const kg_kernel_t *self) { return self->stopping || self->state == KG_KERNEL_STOPPED; }
+kg_sandbox_t *kg_kernel_sandbox(const kg_kernel_t *self) { return self->sandbox; }
+const char *kg_kernel_session(const kg_kernel_t *self) { return self->session; }
 
 const char *kg_kernel_state_name(kg_kernel_state_t state)
 {

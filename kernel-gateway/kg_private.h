@@ -237,9 +237,6 @@ struct kg_gateway {
     zhashx_t *pools;                /* template name -> kg_pool_t *, owned */
 };
 
-/* What every loop handler returns: -1 to leave zloop_start once the awaited flag is set. */
-int kg_gateway_handler_result(kg_gateway_t *gw);
-
 /* Registry, used by kernel.c as kernels come and go. */
 void kg_gateway_add_kernel(kg_gateway_t *gw, kg_kernel_t *kernel);
 void kg_gateway_remove_kernel(kg_gateway_t *gw, kg_kernel_t *kernel);
@@ -253,15 +250,6 @@ void kg_gateway_count_rejected(kg_gateway_t *gw, jp_wire_status_t status, bool f
 /* ---- kernels (kernel.c) ------------------------------------------------------------------ */
 
 typedef struct kg_attach kg_attach_t;
-
-/* Listeners besides a kernel's one on_event (kg_kernel_set_events stays the owner's): the HTTP
- * API's channels hear the kernel's lifecycle events and every verified iopub message. */
-typedef void(kg_iopub_fn)(kg_kernel_t *kernel, const jp_msg_t *msg, void *arg);
-typedef struct {
-    kg_kernel_event_fn *on_event; /* may be NULL */
-    kg_iopub_fn *on_iopub;        /* may be NULL; msg borrowed for the call */
-    void *arg;                    /* names the listener (kg_kernel_unlisten) */
-} kg_kernel_listener_t;
 
 /* What happens once the kernel's process has exited and been reaped. */
 typedef enum {
@@ -341,15 +329,6 @@ struct kg_kernel {
     int listeners_busy;
     int64_t last_activity_us; /* wall clock, µs since the epoch: the last message either way */
 };
-
-/* Add a listener (copied); it hears events after the owner's on_event, and iopub messages as
- * they are dispatched. Remove it (by arg) before arg goes away; a STOPPED listener may remove
- * itself from its callback. */
-int kg_kernel_listen(kg_kernel_t *k, const kg_kernel_listener_t *listener, cb_error_t *err);
-void kg_kernel_unlisten(kg_kernel_t *k, void *arg);
-
-/* Something went to or came from the kernel (last_activity_us). */
-void kg_kernel_touch(kg_kernel_t *k);
 
 /* Send a message on one of the kernel's channels. Takes ownership of *msg_p. */
 int kg_kernel_send(kg_kernel_t *k, jp_channel_t ch, jp_msg_t **msg_p);

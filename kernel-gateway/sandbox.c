@@ -167,6 +167,7 @@ const char *kg_sandbox_id(const kg_sandbox_t *self) { return self->id; }
 kg_kernel_t *kg_sandbox_main_kernel(kg_sandbox_t *self) { return self->main_kernel; }
 const char *kg_sandbox_template(const kg_sandbox_t *self) { return self->template_name; }
 bool kg_sandbox_from_pool(const kg_sandbox_t *self) { return self->from_pool; }
+bool kg_sandbox_in_pool(const kg_sandbox_t *self) { return self->in_pool; }
 bool kg_sandbox_persistent(const kg_sandbox_t *self) { return self->persist_dir != NULL; }
 int64_t kg_sandbox_expires_ms(const kg_sandbox_t *self)
 {

@@ -1,4 +1,4 @@
-/* api_harness.c: a gateway serving only the Jupyter API (kg_api_new on an http/ server), plus
+/* api_harness.c: a gateway serving only the Jupyter API (japi_new on an http/ server), plus
  * one kernel in a sandbox opened the way the MCP server opens them, so the API's tests can check
  * what a person may and may not do to a kernel someone else owns.
  *
@@ -11,6 +11,7 @@
 
 #include "cb/log.h"
 #include "http/http.h"
+#include "japi/japi.h"
 #include "kg/kg.h"
 
 int main(void)
@@ -20,13 +21,13 @@ int main(void)
     kg_config_t cfg = {.state_dir = getenv("CELLBLOCK_STATE_DIR"), .sandbox_timeout_s = -1};
     kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
     http_server_t *http = NULL;
-    kg_api_t *api = NULL;
+    japi_t *api = NULL;
     kg_sandbox_t *foreign = NULL;
     if (gw)
         http = http_server_new(kg_gateway_loop(gw),
                                &(http_config_t){.listen = "127.0.0.1:0", .token = getenv("CELLBLOCK_TOKEN")}, &err);
     if (http)
-        api = kg_api_new(gw, http, &(kg_api_opts_t){.kernel_timeout_s = -1}, &err);
+        api = japi_new(gw, http, &(japi_opts_t){.kernel_timeout_s = -1}, &err);
     if (api)
         foreign = kg_sandbox_open(gw, &(kg_sandbox_opts_t){.timeout_s = -1}, &err);
     int rc = 1;
@@ -40,7 +41,7 @@ int main(void)
         fprintf(stderr, "api_harness: %s\n", err.msg);
     }
     http_server_destroy(&http);
-    kg_api_destroy(&api);
+    japi_destroy(&api);
     kg_gateway_destroy(&gw);
     return rc;
 }

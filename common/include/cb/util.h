@@ -120,7 +120,7 @@ typedef struct {
 
 /* Append n bytes. It cannot fail: memory running out aborts (cb/alloc.h), so no append is ever
  * silently lost. */
-void cb_buf_append(cb_buf_t *buf, const char *bytes, size_t n);
+void cb_buf_append(cb_buf_t *buf, const void *bytes, size_t n);
 /* Empty the buffer, keeping its memory. */
 void cb_buf_clear(cb_buf_t *buf);
 /* Free the memory; the buffer is empty and reusable after. */

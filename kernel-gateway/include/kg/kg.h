@@ -37,8 +37,8 @@
 
 #include "cb/error.h"
 #include "cb/util.h"
-#include "http/http.h"
 #include "jupyter/connfile.h" /* jp_transport_t in kg_config_t */
+#include "jupyter/wire.h"     /* jp_msg_t, jp_channel_t in the surfaces' calls */
 
 typedef struct kg_gateway kg_gateway_t;
 typedef struct kg_sandbox kg_sandbox_t;
@@ -599,33 +599,95 @@ kg_command_t *kg_sandbox_command(kg_sandbox_t *sb, const char *id);
  * file's path. Borrowed; valid with the kernel. */
 const char *kg_kernel_attach(kg_kernel_t *self, cb_error_t *err);
 
-/* ---- the Jupyter Kernel Gateway API over HTTP (api.c, channels.c) ------------------------- */
+/* ---------------------------------------------------------------------------------------------
+ * For the surfaces above the engine (jupyter-api/ today): a kernel's listeners, and what such a
+ * surface reads of kernels, sandboxes and the gateway.
+ * Call every function below from the loop's thread, like every other call in this header; none
+ * of them blocks.
+ * ------------------------------------------------------------------------------------------- */
 
-/* What jupyter_server --gateway-url (and so JupyterLab) speaks, served on an HTTP server
- * (http/http.h) under /api: GET /api; GET /api/kernelspecs and /api/kernelspecs/{name}; GET and
- * POST /api/kernels; GET and DELETE /api/kernels/{id}; POST /api/kernels/{id}/interrupt and
- * /restart; the WebSocket /api/kernels/{id}/channels (JSON messages, or the
- * v1.kernel.websocket.jupyter.org binary format when that subprotocol is agreed). Every kernel
- * of the gateway is listed and reachable, including those MCP sessions started, so a person can
- * watch and drive the kernel an assistant uses; a kernel made by POST runs in a sandbox of its
- * own, opened with kg_sandbox_open. The routes are in docs/http.md. */
-typedef struct kg_api kg_api_t;
+/* Jupyter messages and channels (jp_msg_t, jp_channel_t) are the protocol library's:
+ * jupyter/wire.h. */
 
+/* Listeners besides a kernel's one on_event (kg_kernel_set_events stays the owner's): they hear
+ * the kernel's lifecycle events and every verified iopub message. */
+typedef void(kg_iopub_fn)(kg_kernel_t *kernel, const jp_msg_t *msg, void *arg);
 typedef struct {
-    const char *template_name; /* template of the sandboxes POST /api/kernels opens (NULL: "python") */
-    int kernel_timeout_s;      /* their lifetime (kg_sandbox_opts_t.timeout_s; 0: the gateway's
-                                  default, -1: none) */
-    size_t replay_messages;    /* messages kept for a channels session_id that reconnects (0: 1000;
-                                  32 MiB at most whatever the count) */
-    int replay_keep_s;         /* how long a disconnected session_id's buffer is kept (0: 60) */
-} kg_api_opts_t;
+    kg_kernel_event_fn *on_event; /* may be NULL */
+    kg_iopub_fn *on_iopub;        /* may be NULL; msg borrowed for the call */
+    void *arg;                    /* names the listener (kg_kernel_unlisten) */
+} kg_kernel_listener_t;
 
-/* Route /api on http (borrowed; must outlive the API object; before http_server_start). Caller
- * owns return value. */
-kg_api_t *kg_api_new(kg_gateway_t *gw, http_server_t *http, const kg_api_opts_t *opts, cb_error_t *err);
+/* Add a listener (copied); it hears events after the owner's on_event, and iopub messages as
+ * they are dispatched. Remove it (by arg) before arg goes away; a listener may remove itself
+ * (or another) from its callback, a STOPPED one included. */
+int kg_kernel_listen(kg_kernel_t *self, const kg_kernel_listener_t *listener, cb_error_t *err);
+void kg_kernel_unlisten(kg_kernel_t *self, void *arg);
 
-/* Close the API's WebSockets and shut down the kernels it started. Accepts NULL; nulls the
- * caller's pointer. */
-void kg_api_destroy(kg_api_t **self_p);
+/* Something went to or came from the kernel: its last activity is now. */
+void kg_kernel_touch(kg_kernel_t *self);
+
+/* The last activity, wall clock, µs since the epoch (a message either way, or a touch). */
+int64_t kg_kernel_last_activity_us(const kg_kernel_t *self);
+
+/* kg_kernel_shutdown was called, or the kernel stopped: it will not be ready again. */
+bool kg_kernel_is_stopping(const kg_kernel_t *self);
+
+/* The sandbox the kernel runs in; NULL without one. Borrowed; valid with the kernel. */
+kg_sandbox_t *kg_kernel_sandbox(const kg_kernel_t *self);
+
+/* The session id in the headers of the gateway's own messages to and about this kernel.
+ * Borrowed; valid with the kernel. */
+const char *kg_kernel_session(const kg_kernel_t *self);
+
+/* Waiting in a warm pool: not handed out to anyone yet. */
+bool kg_sandbox_in_pool(const kg_sandbox_t *self);
+
+/* The project's kernelspecs and templates directories the gateway searches (the project_dir of
+ * jp_kernelspec_find and kg_template_find). Borrowed; valid until kg_gateway_destroy. */
+const char *kg_gateway_kernels_dir(kg_gateway_t *self);
+const char *kg_gateway_templates_dir(kg_gateway_t *self);
+
+/* Every kernel the gateway holds, in no particular order. Caller owns return value (the list;
+ * the kernels are borrowed, see kg_kernel_start). */
+zlistx_t *kg_gateway_kernels(kg_gateway_t *self);
+
+/* Count a message a client of the gateway sent that was refused as malformed (in
+ * kg_counters_t.malformed_messages). */
+void kg_gateway_count_malformed(kg_gateway_t *self);
+
+/* What every loop callback returns: -1 to leave the loop when the flag a kg_gateway_run_until
+ * waits for is set, else 0. */
+int kg_gateway_handler_result(kg_gateway_t *self);
+
+/* A client of one kernel's shell, control and stdin channels: three DEALER sockets with one
+ * routing id (the kernel sends input_request to the identity that made the execute_request),
+ * connected to the kernel's endpoints, which stay the same across restarts while ZMQ
+ * reconnects by itself. What the kernel sends is verified (signature, replay guard) before it
+ * is parsed; a frame that fails is counted and dropped. Sends never block the loop. */
+typedef struct kg_kernel_client kg_kernel_client_t;
+
+/* A verified message from the kernel on shell, control or stdin. msg: Borrowed; valid during
+ * the call. */
+typedef void(kg_kernel_client_fn)(kg_kernel_client_t *client, jp_channel_t ch, const jp_msg_t *msg,
+                                  void *arg);
+
+/* Connect a client to the kernel (not one that is stopping: CB_ERR_STATE); on_message(arg) is
+ * called from the loop, arg borrowed until kg_kernel_client_destroy. When the kernel stops (its
+ * KG_EVENT_STOPPED) the client goes quiet: it disconnects and sends and receives nothing more,
+ * but stays valid until destroyed. Caller owns return value. */
+kg_kernel_client_t *kg_kernel_client_new(kg_kernel_t *kernel, kg_kernel_client_fn *on_message, void *arg,
+                                         cb_error_t *err);
+
+/* Sign msg (borrowed, not kept) with the kernel's key and send it on ch (shell, control or
+ * stdin). Counts as the kernel's activity and as use of its sandbox (a client's request keeps a
+ * sandbox opened with extend_on_use alive). Never blocks: a full queue fails with EAGAIN.
+ * Returns 0, or -1 with err (CB_ERR_STATE once the kernel has stopped). */
+int kg_kernel_client_send(kg_kernel_client_t *self, jp_channel_t ch, const jp_msg_t *msg, cb_error_t *err);
+
+/* Disconnect and free. on_message is never called again once this returns, and it may be
+ * called from on_message itself: the sockets are freed on a fresh loop turn (rule 2). Accepts
+ * NULL; nulls the caller's pointer. */
+void kg_kernel_client_destroy(kg_kernel_client_t **self_p);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "cb/error.h"
 #include "cb/log.h"
+#include "http/http.h"
 #include "kg/kg.h"
 
 typedef struct mcp_server mcp_server_t;
