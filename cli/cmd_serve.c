@@ -133,7 +133,8 @@ int cli_cmd_serve(int argc, char **argv)
         mcp_http = mcp_http_new(srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
     if (mcp_http)
         api = kg_api_new(gw, http,
-                         &(kg_api_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1},
+                         &(kg_api_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1,
+                                          .opener = &fleet_api_opener, .opener_arg = fleet_of(gw)},
                          &err);
     if (api && http_server_start(http, &err) == 0) {
         s_banner(http, o.http.token && o.http.token[0]);

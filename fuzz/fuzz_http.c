@@ -143,7 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_server_t *http = http_server_new(kg_gateway_loop(env->gw), &hcfg, &err);
     FUZZ_CHECK(http && http->port == S_PORT);
     fuzz_mcp_env_template(true);
-    kg_api_t *api = kg_api_new(env->gw, http, &(kg_api_opts_t){.kernel_timeout_s = -1}, &err);
+    kg_api_t *api = kg_api_new(env->gw, http, &(kg_api_opts_t){.kernel_timeout_s = -1, .opener = &fleet_api_opener, .opener_arg = fleet_of(env->gw)}, &err);
     fuzz_mcp_env_template(false);
     mcp_http_t *mh = mcp_http_new(env->srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
     FUZZ_CHECK(api && mh);

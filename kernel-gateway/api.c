@@ -229,7 +229,7 @@ static void s_on_kernel_iopub(kg_kernel_t *kernel, const kg_msg_t *msg, void *ar
 
 /* An opened sandbox of ours ends on its own (lifetime, its init died): remember why. Its kernel
  * is freed right after this; its STOPPED event forgets the record. */
-static void s_on_sandbox_end(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail, void *arg)
+static void s_on_sandbox_end(kg_sandbox_t *sb, const char *detail, void *arg)
 {
     kg_api_t *api = arg;
     for (kg_api_kernel_t *ak = zhashx_first(api->kernels); ak; ak = zhashx_next(api->kernels))
@@ -369,7 +369,7 @@ static void s_get_kernelspecs(s_call_t *c)
 /* Kernels a client may see: not stopping, not a pooled spare, not being deleted. */
 static bool s_visible(kg_api_t *api, const kg_kernel_t *k)
 {
-    if (k->stopping || k->state == KG_KERNEL_STOPPED || (k->sandbox && k->sandbox->in_pool))
+    if (k->stopping || k->state == KG_KERNEL_STOPPED || (k->sandbox && k->sandbox->hidden))
         return false;
     kg_api_kernel_t *ak = zhashx_lookup(api->kernels, k->id);
     return !ak || !ak->deleting;
@@ -435,18 +435,18 @@ static void s_post_kernels(s_call_t *c)
         return (void)http_respond_error(c->req, 500, "out of memory");
 
     json_auto_t *labels = json_pack("{s:s}", "started_by", "jupyter api");
-    kg_sandbox_opts_t opts = {.template_name = api->template_name,
-                              .kernel_name = strcmp(name, api->default_kernel) != 0 ? name : NULL,
-                              .env = (const char *const *)env.v,
-                              .timeout_s = api->kernel_timeout_s,
-                              .metadata = labels,
-                              .on_end = s_on_sandbox_end,
-                              .arg = api};
-    kg_sandbox_t *sb = kg_sandbox_open(api->gw, &opts, &err);
-    if (!sb)
+    kg_api_open_t req = {.template_name = api->template_name,
+                         .kernel_name = strcmp(name, api->default_kernel) != 0 ? name : NULL,
+                         .env = (const char *const *)env.v,
+                         .timeout_s = api->kernel_timeout_s,
+                         .metadata = labels,
+                         .on_end = s_on_sandbox_end,
+                         .arg = api};
+    kg_kernel_t *k = api->opener->open(api->opener_arg, &req, &err);
+    if (!k)
         return (void)http_respond_error(c->req, s_status_of(&err), err.msg);
-    kg_kernel_t *k = kg_sandbox_main_kernel(sb);
-    kg_api_kernel_t *ak = k ? kg_api_kernel_get(api, k, true) : NULL;
+    kg_sandbox_t *sb = k->sandbox;
+    kg_api_kernel_t *ak = kg_api_kernel_get(api, k, true);
     if (!ak) {
         kg_sandbox_destroy(&sb);
         return (void)http_respond_error(c->req, 500, "could not start the kernel (out of memory)");
@@ -635,6 +635,13 @@ kg_api_t *kg_api_new(kg_gateway_t *gw, http_server_t *http, const kg_api_opts_t 
     api->replay_messages = opts->replay_messages ? opts->replay_messages : KG_API_DEFAULT_REPLAY;
     api->replay_keep_s = opts->replay_keep_s > 0 ? opts->replay_keep_s : KG_API_DEFAULT_KEEP_S;
     api->template_name = strdup(opts->template_name ? opts->template_name : "python");
+    api->opener = opts->opener;
+    api->opener_arg = opts->opener_arg;
+    if (!api->opener) {
+        cb_error_fail(err, CB_ERR_INVALID, "the Jupyter API needs a sandbox opener");
+        kg_api_destroy(&api);
+        return NULL;
+    }
     api->kernels = zhashx_new();
     api->doomed = zlistx_new();
     api->doomed_sandboxes = zlistx_new();
@@ -644,10 +651,7 @@ kg_api_t *kg_api_new(kg_gateway_t *gw, http_server_t *http, const kg_api_opts_t 
         return NULL;
     }
     /* The template's kernel is the default kernelspec: what POST starts when no name is given. */
-    kg_template_t *t = kg_template_find(gw->templates_dir, api->template_name, err);
-    if (t)
-        api->default_kernel = strdup(t->kernel_name);
-    kg_template_destroy(&t);
+    api->default_kernel = api->opener->default_kernel(api->opener_arg, api->template_name, err);
     if (!api->default_kernel) {
         cb_error_prefix(err, "the Jupyter API's template: ");
         kg_api_destroy(&api);

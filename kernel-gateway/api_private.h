@@ -33,6 +33,8 @@ struct kg_api {
     http_server_t *http;
     char *template_name;
     char *default_kernel;     /* the template's kernel: what POST starts without a name */
+    const kg_api_opener_t *opener; /* the policy layer's: POST's sandboxes come from it */
+    void *opener_arg;
     int kernel_timeout_s;
     size_t replay_messages;
     int replay_keep_s;

@@ -11,14 +11,17 @@
 
 #include "cb/log.h"
 #include "http/http.h"
+#include "fleet/fleet.h"
 #include "kg/kg.h"
 
 int main(void)
 {
     cb_log_set_level(CB_LOG_DEBUG); /* stderr goes to the test's log file */
     cb_error_t err = {0};
-    kg_config_t cfg = {.state_dir = getenv("CELLBLOCK_STATE_DIR"), .sandbox_timeout_s = -1};
-    kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
+    kg_gateway_t *gw = kg_gateway_new(NULL, &err);
+    fleet_config_t fcfg = {.state_dir = getenv("CELLBLOCK_STATE_DIR"), .sandbox_timeout_s = -1};
+    if (gw && !fleet_new(gw, &fcfg, &err))
+        kg_gateway_destroy(&gw);
     http_server_t *http = NULL;
     kg_api_t *api = NULL;
     kg_sandbox_t *foreign = NULL;
@@ -26,12 +29,12 @@ int main(void)
         http = http_server_new(kg_gateway_loop(gw),
                                &(http_config_t){.listen = "127.0.0.1:0", .token = getenv("CELLBLOCK_TOKEN")}, &err);
     if (http)
-        api = kg_api_new(gw, http, &(kg_api_opts_t){.kernel_timeout_s = -1}, &err);
+        api = kg_api_new(gw, http, &(kg_api_opts_t){.kernel_timeout_s = -1, .opener = &fleet_api_opener, .opener_arg = fleet_of(gw)}, &err);
     if (api)
-        foreign = kg_sandbox_open(gw, &(kg_sandbox_opts_t){.timeout_s = -1}, &err);
+        foreign = fleet_sandbox_open(fleet_of(gw), &(fleet_sandbox_opts_t){.timeout_s = -1}, &err);
     int rc = 1;
     if (foreign && http_server_start(http, &err) == 0) {
-        fprintf(stderr, "foreign kernel: %s\n", kg_kernel_id(kg_sandbox_main_kernel(foreign)));
+        fprintf(stderr, "foreign kernel: %s\n", kg_kernel_id(fleet_sandbox_main_kernel(foreign)));
         fprintf(stderr, "listening on %s\n", http_server_url(http));
         static const volatile int never = 0;
         kg_gateway_run_until(gw, &never, -1); /* until SIGTERM or SIGINT */

@@ -5,10 +5,10 @@
  * spelling all of that out each time. Templates are files anyone may edit, so each one is checked
  * strictly when it is read and every refusal names the file and the field.
  *
- * How: kg_template_search_path() lists the directories in order ($CELLBLOCK_TEMPLATES_PATH, the
+ * How: fleet_template_search_path() lists the directories in order ($CELLBLOCK_TEMPLATES_PATH, the
  * user's config dir, the project's templates/). find walks that list and loads the first
  * <dir>/<name>.json that is a regular file; list scans every directory, keeps the first file of
- * each name and sorts by name. kg_template_load() reads the file with a size cap, refuses unknown
+ * each name and sorts by name. fleet_template_load() reads the file with a size cap, refuses unknown
  * fields at every level (a typo such as "memroy_mb" must not silently become "no limit"), checks
  * each value's type and range, and copies everything into the heap so a template outlives its
  * JSON. Names ([A-Za-z0-9._-], no leading '.', at most 64 bytes) can never climb out of a
@@ -29,7 +29,7 @@
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "fleet/fleet.h"
 
 #define S_MAX_TEMPLATE_BYTES (1024 * 1024)   /* the JSON file itself */
 #define S_MAX_FILE_BYTES (16 * 1024 * 1024)  /* each seeded file */
@@ -38,7 +38,7 @@
 #define S_MAX_PATH_LEN 255
 #define S_DEFAULT_KERNEL "python3"
 
-#define cleanup_template __attribute__((cleanup(kg_template_destroy)))
+#define cleanup_template __attribute__((cleanup(fleet_template_destroy)))
 
 /* Template and kernel names: [A-Za-z0-9._-]+, not starting with '.', at most 64 bytes. */
 static bool s_name_is_valid(const char *name)
@@ -239,12 +239,12 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
 
 /* The files so far, owned; freed together on failure. */
 typedef struct {
-    kg_template_file_t *v;
+    fleet_template_file_t *v;
     size_t n;
     size_t total; /* bytes of every file's data */
 } s_files_t;
 
-static void s_files_free(kg_template_file_t *files, size_t n)
+static void s_files_free(fleet_template_file_t *files, size_t n)
 {
     for (size_t i = 0; files && i < n; i++) {
         free(files[i].path);
@@ -327,7 +327,7 @@ static char *s_dirname(const char *path)
 
 /* The bytes of files[i]: its content, or its source read relative to the template's directory. */
 static int s_file_data(json_t *entry, size_t i, const char *path, const char *dir,
-                       kg_template_file_t *file, cb_error_t *err)
+                       fleet_template_file_t *file, cb_error_t *err)
 {
     json_t *content = json_object_get(entry, "content"); /* borrowed */
     json_t *source = json_object_get(entry, "source");   /* borrowed */
@@ -420,7 +420,7 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
         if (s_take_path(&taken, rel, i, out, path, err) < 0)
             return -1;
 
-        kg_template_file_t *file = &out->v[out->n];
+        fleet_template_file_t *file = &out->v[out->n];
         if (!(file->path = strdup(rel)))
             return cb_error_make(err, ENOMEM, "%s: field 'files[%zu].path'", path, i);
         out->n++; /* counted now, so its path and data are freed with the rest */
@@ -437,7 +437,7 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
 }
 
 /* Fill t from root; path names the file in every message. */
-static int s_parse(json_t *root, const char *path, kg_template_t *t, cb_error_t *err)
+static int s_parse(json_t *root, const char *path, fleet_template_t *t, cb_error_t *err)
 {
     static const char *const known[] = {"description", "kernel",       "limits",    "env",
                                         "files",       "startup_code", "timeout_s", NULL};
@@ -491,7 +491,7 @@ static int s_parse(json_t *root, const char *path, kg_template_t *t, cb_error_t 
     return 0;
 }
 
-kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *err)
+fleet_template_t *fleet_template_load(const char *path, const char *name, cb_error_t *err)
 {
     if (!path || !name)
         return cb_error_fail(err, CB_ERR_INVALID, "template: path and name are required"), NULL;
@@ -518,7 +518,7 @@ kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *
                              s_json_type_name(root)),
                NULL;
 
-    cleanup_template kg_template_t *t = calloc(1, sizeof *t);
+    cleanup_template fleet_template_t *t = calloc(1, sizeof *t);
     if (!t || !(t->name = strdup(name)) || !(t->source = strdup(path)))
         return cb_error_make(err, ENOMEM, "template '%s'", name), NULL;
     if (s_parse(root, path, t, err) < 0) {
@@ -528,11 +528,11 @@ kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *
     return steal_pointer(&t);
 }
 
-void kg_template_destroy(kg_template_t **self_p)
+void fleet_template_destroy(fleet_template_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    kg_template_t *self = *self_p;
+    fleet_template_t *self = *self_p;
     free(self->name);
     free(self->description);
     free(self->kernel_name);
@@ -551,7 +551,7 @@ static const char *s_getenv(const char *name)
     return v && *v ? v : NULL;
 }
 
-char **kg_template_search_path(const char *project_dir)
+char **fleet_template_search_path(const char *project_dir)
 {
     cleanup_strvec cb_strv_t out = {0};
     if (cb_strv_init(&out) < 0)
@@ -616,7 +616,7 @@ static char *s_match(const char *dir, const char *file, char **name_out)
     return path;
 }
 
-kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_error_t *err)
+fleet_template_t *fleet_template_find(const char *project_dir, const char *name, cb_error_t *err)
 {
     if (!s_name_is_valid(name))
         return cb_error_fail(err, CB_ERR_INVALID,
@@ -624,13 +624,13 @@ kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_er
                              "'-', not starting with '.', at most 64",
                              name ? name : "(null)"),
                NULL;
-    cleanup_strvec cb_strv_t path = {.v = kg_template_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = fleet_template_search_path(project_dir)};
     if (!path.v)
         return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
     for (char **dir = path.v; *dir; dir++) {
         cleanup_free char *file = s_template_file(*dir, name);
         if (file)
-            return kg_template_load(file, name, err);
+            return fleet_template_load(file, name, err);
     }
 
     cleanup_catalog kg_catalog_t found = {0};
@@ -643,18 +643,18 @@ kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_er
            NULL;
 }
 
-static void s_templates_freep(kg_template_t ***list_p)
+static void s_templates_freep(fleet_template_t ***list_p)
 {
-    kg_template_t **list = *list_p;
+    fleet_template_t **list = *list_p;
     for (size_t i = 0; list && list[i]; i++)
-        kg_template_destroy(&list[i]);
+        fleet_template_destroy(&list[i]);
     free(list);
 }
 
-kg_template_t **kg_template_list(const char *project_dir, size_t *count)
+fleet_template_t **fleet_template_list(const char *project_dir, size_t *count)
 {
     *count = 0;
-    cleanup_strvec cb_strv_t path = {.v = kg_template_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = fleet_template_search_path(project_dir)};
     if (!path.v)
         return NULL;
     cleanup_catalog kg_catalog_t found = {0};
@@ -662,14 +662,14 @@ kg_template_t **kg_template_list(const char *project_dir, size_t *count)
         return NULL;
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */
-    __attribute__((cleanup(s_templates_freep))) kg_template_t **list =
+    __attribute__((cleanup(s_templates_freep))) fleet_template_t **list =
         calloc(found.n + 1, sizeof *list);
     if (!list)
         return NULL;
     size_t n = 0;
     for (size_t i = 0; i < found.n; i++) {
         cb_error_t err = {0};
-        kg_template_t *t = kg_template_load(found.v[i].path, found.v[i].name, &err);
+        fleet_template_t *t = fleet_template_load(found.v[i].path, found.v[i].name, &err);
         if (!t) {
             cb_warn("skipping %s", err.msg);
             continue;
@@ -712,7 +712,7 @@ static json_t *s_env_keys_json(char **env)
     return steal_pointer(&a);
 }
 
-static json_t *s_file_paths_json(const kg_template_t *t)
+static json_t *s_file_paths_json(const fleet_template_t *t)
 {
     json_auto_t *a = json_array();
     if (!a)
@@ -723,7 +723,7 @@ static json_t *s_file_paths_json(const kg_template_t *t)
     return steal_pointer(&a);
 }
 
-json_t *kg_template_json(const kg_template_t *self)
+json_t *fleet_template_json(const fleet_template_t *self)
 {
     if (!self)
         return NULL;
@@ -741,7 +741,7 @@ json_t *kg_template_json(const kg_template_t *self)
     return steal_pointer(&o);
 }
 
-char *kg_template_project_dir(void)
+char *fleet_template_project_dir(void)
 {
     struct stat st;
     if (*CB_SOURCE_TEMPLATES_DIR && stat(CB_SOURCE_TEMPLATES_DIR, &st) == 0)
