@@ -70,6 +70,10 @@ void fleet_on_ending(fleet_sandbox_t *fs, const char *detail);
 void fleet_on_kernel_event(fleet_sandbox_t *fs, kg_kernel_t *k, kg_kernel_event_t event, const char *detail);
 void fleet_describe(fleet_sandbox_t *fs, json_t *info);
 
+/* Make the fleet's record of an engine sandbox (its policy data, freed with it). Not opened:
+ * no lifetime yet. */
+fleet_sandbox_t *fleet_sandbox_adopt(fleet_t *fleet, kg_sandbox_t *sb, const char *template_name);
+
 /* A sandbox with its main kernel, from a template (lifetime.c; used by the pool too). */
 kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t, const fleet_sandbox_opts_t *opts,
                                     const char *id, const char *workspace_dir, cb_error_t *err);

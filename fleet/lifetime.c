@@ -185,6 +185,19 @@ static char **s_env_merge(char *const *under, const char *const *over)
     return out;
 }
 
+fleet_sandbox_t *fleet_sandbox_adopt(fleet_t *fleet, kg_sandbox_t *sb, const char *template_name)
+{
+    fleet_sandbox_t *fs = cb_xcalloc(1, sizeof *fs);
+    fs->fleet = fleet;
+    fs->sb = sb;
+    fs->persist_lock = -1;
+    fs->created_ms = fs->last_active_ms = fleet_now_ms(fleet);
+    fs->template_name = cb_xstrdup_or_null(template_name);
+    kg_sandbox_set_policy_data(sb, fs);
+    zhashx_insert(fleet->sandboxes, kg_sandbox_id(sb), fs);
+    return fs;
+}
+
 kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t, const fleet_sandbox_opts_t *opts,
                                     const char *id, const char *workspace_dir, cb_error_t *err)
 {
@@ -197,14 +210,7 @@ kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t, c
         return NULL;
     /* The record first: from here on the engine's hooks reach it, and destroying the sandbox
      * frees it. */
-    fleet_sandbox_t *fs = cb_xcalloc(1, sizeof *fs);
-    fs->fleet = fleet;
-    fs->sb = sb;
-    fs->persist_lock = -1;
-    fs->created_ms = fs->last_active_ms = fleet_now_ms(fleet);
-    fs->template_name = cb_xstrdup(t->name);
-    kg_sandbox_set_policy_data(sb, fs);
-    zhashx_insert(fleet->sandboxes, kg_sandbox_id(sb), fs);
+    fleet_sandbox_t *fs = fleet_sandbox_adopt(fleet, sb, t->name);
     /* Seed the workspace; a reopened one keeps what it has. */
     for (size_t i = 0; i < t->file_count && !opts->reopen_id; i++)
         if (kg_sandbox_file_write(sb, t->files[i].path, t->files[i].data, t->files[i].len, true, err) < 0) {
