@@ -100,8 +100,8 @@ int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char
         snprintf(id_out, 37, "%s", reopen_id);
     } else {
         zuuid_t *uuid = zuuid_new();
-        if (!uuid)
-            return cb_error_make(err, ENOMEM, "new sandbox id");
+        if (!uuid) /* czmq allocates it; it fails only when out of memory */
+            cb_oom(sizeof(zuuid_t *));
         snprintf(id_out, 37, "%s", zuuid_str_canonical(uuid));
         zuuid_destroy(&uuid);
     }

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 
 #include "catalog.h"
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/util.h"
@@ -137,8 +138,7 @@ static int s_get_string(json_t *obj, const char *field, const char *where, const
     if (!json_is_string(v))
         return cb_error_fail(err, CB_ERR_INVALID, "%s: field '%s%s' must be a string, got %s", path,
                              where, field, s_json_type_name(v));
-    if (!(*out = strdup(json_string_value(v))))
-        return cb_error_make(err, ENOMEM, "%s: field '%s%s'", path, where, field);
+    *out = cb_xstrdup(json_string_value(v));
     return 0;
 }
 
@@ -321,8 +321,8 @@ static char *s_dirname(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return strdup(".");
-    return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+        return cb_xstrdup(".");
+    return cb_xstrndup(path, slash == path ? 1 : (size_t)(slash - path));
 }
 
 /* The bytes of files[i]: its content, or its source read relative to the template's directory. */
@@ -344,8 +344,7 @@ static int s_file_data(json_t *entry, size_t i, const char *path, const char *di
                                  "%s: field 'files[%zu].content' must be a string, got %s", path, i,
                                  s_json_type_name(content));
         file->len = json_string_length(content);
-        if (!(file->data = malloc(file->len + 1)))
-            return cb_error_make(err, ENOMEM, "%s: field 'files[%zu].content'", path, i);
+        file->data = cb_xmalloc(file->len + 1);
         memcpy(file->data, json_string_value(content), file->len);
         file->data[file->len] = '\0';
         return 0;
@@ -384,8 +383,7 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
     size_t count = json_array_size(files);
     if (count == 0)
         return 0;
-    if (!(out->v = calloc(count, sizeof *out->v)))
-        return cb_error_make(err, ENOMEM, "%s: field 'files'", path);
+    out->v = cb_xcalloc(count, sizeof *out->v);
 
     cleanup_free char *dir = s_dirname(path);
     cleanup_taken s_taken_t taken = {.files = zhash_new(), .dirs = zhash_new()};
@@ -421,8 +419,7 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
             return -1;
 
         fleet_template_file_t *file = &out->v[out->n];
-        if (!(file->path = strdup(rel)))
-            return cb_error_make(err, ENOMEM, "%s: field 'files[%zu].path'", path, i);
+        file->path = cb_xstrdup(rel);
         out->n++; /* counted now, so its path and data are freed with the rest */
         if (s_file_data(entry, i, path, dir, file, err) < 0)
             return -1;
@@ -448,16 +445,16 @@ static int s_parse(json_t *root, const char *path, fleet_template_t *t, cb_error
         s_get_string(root, "kernel", "", path, &t->kernel_name, err) < 0 ||
         s_get_string(root, "startup_code", "", path, &t->startup_code, err) < 0)
         return -1;
-    if (!t->description && !(t->description = strdup("")))
-        return cb_error_make(err, ENOMEM, "%s: field 'description'", path);
+    if (!t->description)
+        t->description = cb_xstrdup("");
     if (t->kernel_name && !s_name_is_valid(t->kernel_name))
         return cb_error_fail(err, CB_ERR_INVALID,
                              "%s: field 'kernel': '%s' is not a valid kernelspec name (use only "
                              "letters, digits, '.', '_' and '-', not starting with '.', at most "
                              "64)",
                              path, t->kernel_name);
-    if (!t->kernel_name && !(t->kernel_name = strdup(S_DEFAULT_KERNEL)))
-        return cb_error_make(err, ENOMEM, "%s: field 'kernel'", path);
+    if (!t->kernel_name)
+        t->kernel_name = cb_xstrdup(S_DEFAULT_KERNEL);
     if (t->startup_code && !*t->startup_code) {
         free(t->startup_code);
         t->startup_code = NULL;
@@ -518,9 +515,9 @@ fleet_template_t *fleet_template_load(const char *path, const char *name, cb_err
                              s_json_type_name(root)),
                NULL;
 
-    cleanup_template fleet_template_t *t = calloc(1, sizeof *t);
-    if (!t || !(t->name = strdup(name)) || !(t->source = strdup(path)))
-        return cb_error_make(err, ENOMEM, "template '%s'", name), NULL;
+    cleanup_template fleet_template_t *t = cb_xcalloc(1, sizeof *t);
+    t->name = cb_xstrdup(name);
+    t->source = cb_xstrdup(path);
     if (s_parse(root, path, t, err) < 0) {
         cb_error_prefix(err, "template '%s': ", name);
         return NULL;
@@ -577,7 +574,7 @@ char **fleet_template_search_path(const char *project_dir)
             return NULL;
     }
 
-    if (project_dir && cb_strv_push(&out, strdup(project_dir)) < 0)
+    if (project_dir && cb_strv_push(&out, cb_xstrdup(project_dir)) < 0)
         return NULL;
     return steal_pointer(&out.v);
 }
@@ -663,9 +660,7 @@ fleet_template_t **fleet_template_list(const char *project_dir, size_t *count)
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */
     __attribute__((cleanup(s_templates_freep))) fleet_template_t **list =
-        calloc(found.n + 1, sizeof *list);
-    if (!list)
-        return NULL;
+        cb_xcalloc(found.n + 1, sizeof *list);
     size_t n = 0;
     for (size_t i = 0; i < found.n; i++) {
         cb_error_t err = {0};
@@ -745,6 +740,6 @@ char *fleet_template_project_dir(void)
 {
     struct stat st;
     if (*CB_SOURCE_TEMPLATES_DIR && stat(CB_SOURCE_TEMPLATES_DIR, &st) == 0)
-        return strdup(CB_SOURCE_TEMPLATES_DIR);
-    return strdup(CB_INSTALL_TEMPLATES_DIR);
+        return cb_xstrdup(CB_SOURCE_TEMPLATES_DIR);
+    return cb_xstrdup(CB_INSTALL_TEMPLATES_DIR);
 }
