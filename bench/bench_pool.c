@@ -11,7 +11,7 @@
  *              round the pool is full (fleet_metrics pool.templates.T.ready, polled while
  *              the loop runs) and the loop has run --settle-ms (100) more, so every round is a
  *              real pool hit with nothing else starting. A round that is not served from the pool
- *              (kg_sandbox_from_pool false) is counted as a miss and left out of warm_ms. The
+ *              (fleet_sandbox_from_pool false) is counted as a miss and left out of warm_ms. The
  *              pool's refill runs on the gateway's tick (every 200 ms) and makes a sandbox on the
  *              loop: when a tick falls inside a round, that round waits for it, as a real
  *              caller's would. Such rounds are counted (kg_gateway_counters' sandboxes_created
