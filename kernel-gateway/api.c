@@ -7,7 +7,8 @@
  * person can watch and drive the kernel an assistant uses; but only kernels this API started
  * (each in a sandbox of its own, opened by the policy layer through kg_api_opener_t) may be
  * deleted here. A request is routed through one table of {path shape, method, handler}: a shape
- * that matches with no row for the method is 405, no shape at all is 404. Kernel ids are looked up once, in the dispatcher.
+ * that matches with no row for the method is 405, no shape at all is 404. Kernel ids are looked
+ * up once, in the dispatcher.
  *
  * The API follows a kernel through a record (api_private.h) that listens to its events: READY
  * answers restarts waiting for it, RESTARTING and DEAD become iopub status messages on its
