@@ -46,7 +46,7 @@ SAN_CTEST_ARGS ?= -E '^mcp\.http\.(execute|files|commands|sessions|sandboxes|lif
 # LeakSanitizer is on. The kernels (Debian's python3) are not instrumented and see none of this.
 SAN_ENV      := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:strict_string_checks=1:log_path=$(SAN_LOGS)/asan \
                 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan
-FORMAT_DIRS  := common jupyter kernel-gateway jupyter-api cli tests bench
+FORMAT_DIRS  := common jupyter kernel-gateway fleet jupyter-api cli tests bench
 
 PREFIX       ?= /usr/local
 

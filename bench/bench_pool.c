@@ -1,22 +1,22 @@
 /* bench_pool.c: sandbox create to first result, cold and warm, and memory per idle sandbox.
  *
- * What a caller of kg_sandbox_open waits for, through the gateway's public API (kg/kg.h), with
+ * What a caller of fleet_sandbox_open waits for, through the gateway's public API (kg/kg.h), with
  * real sandboxes:
  *
- *   cold_ms    kg_sandbox_open(no_pool) of a template, then kg_execute("1+1") on its main kernel,
+ *   cold_ms    fleet_sandbox_open(no_pool) of a template, then kg_execute("1+1") on its main kernel,
  *              queued at once (it runs when the kernel is ready), from before the open until
  *              on_done. After one untimed round (page cache), --rounds rounds; each sandbox is
  *              destroyed (kg_sandbox_destroy, timed apart as destroy_ms) before the next.
- *   warm_ms    the same with a warm pool of --pool sandboxes (kg_gateway_set_pool): before each
- *              round the pool is full (kg_gateway_metrics pool.templates.T.ready, polled while
+ *   warm_ms    the same with a warm pool of --pool sandboxes (fleet_set_pool): before each
+ *              round the pool is full (fleet_metrics pool.templates.T.ready, polled while
  *              the loop runs) and the loop has run --settle-ms (100) more, so every round is a
  *              real pool hit with nothing else starting. A round that is not served from the pool
- *              (kg_sandbox_from_pool false) is counted as a miss and left out of warm_ms. The
+ *              (fleet_sandbox_from_pool false) is counted as a miss and left out of warm_ms. The
  *              pool's refill runs on the gateway's tick (every 200 ms) and makes a sandbox on the
  *              loop: when a tick falls inside a round, that round waits for it, as a real
  *              caller's would. Such rounds are counted (kg_gateway_counters' sandboxes_created
  *              grew during the round), and warm_without_refill_ms leaves them out.
- *   open_ms    the kg_sandbox_open call alone, in both cases.
+ *   open_ms    the fleet_sandbox_open call alone, in both cases.
  *   second_exec_ms   "1+1" once more on the same kernel right after the first result (not part
  *              of the above): a kernel's first execution costs more than the next ones, and this
  *              shows how much of a warm round that is.
@@ -54,6 +54,7 @@
 
 #include "cb/cleanup.h"
 #include "cb/util.h"
+#include "fleet/fleet.h"
 #include "kg/kg.h"
 #include "proc.h"
 #include "stats.h"
@@ -93,8 +94,8 @@ typedef struct {
 
 /* One round's figures, ms. */
 typedef struct {
-    double total;   /* before kg_sandbox_open until the first result */
-    double open;    /* the kg_sandbox_open call */
+    double total;   /* before fleet_sandbox_open until the first result */
+    double open;    /* the fleet_sandbox_open call */
     double second;  /* a second "1+1" on the same kernel, for comparison */
     double destroy; /* kg_sandbox_destroy, after the round */
     bool from_pool;
@@ -125,7 +126,7 @@ static void s_on_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char 
         snprintf(w->last_stderr, sizeof w->last_stderr, "%s", detail ? detail : "");
 }
 
-static void s_on_end(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail, void *arg)
+static void s_on_end(kg_sandbox_t *sb, fleet_end_t why, const char *detail, void *arg)
 {
     s_watch_t *w = arg;
     snprintf(w->ended, sizeof w->ended, "%s", detail);
@@ -165,15 +166,15 @@ static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
 static int s_open_and_execute(kg_gateway_t *gw, const char *name, bool no_pool, const char *code,
                               s_watch_t *w, const s_args_t *args)
 {
-    kg_sandbox_opts_t opts = {
+    fleet_sandbox_opts_t opts = {
         .template_name = name, .timeout_s = -1, .no_pool = no_pool, .on_end = s_on_end, .arg = w};
     cb_error_t err = {0};
-    w->sb = kg_sandbox_open(gw, &opts, &err);
+    w->sb = fleet_sandbox_open(fleet_of(gw), &opts, &err);
     if (!w->sb) {
-        fprintf(stderr, "bench_pool: kg_sandbox_open(%s): %s\n", name, err.msg);
+        fprintf(stderr, "bench_pool: fleet_sandbox_open(%s): %s\n", name, err.msg);
         return -1;
     }
-    kg_kernel_t *kernel = kg_sandbox_main_kernel(w->sb);
+    kg_kernel_t *kernel = fleet_sandbox_main_kernel(w->sb);
     if (!kernel) {
         fprintf(stderr, "bench_pool: sandbox of %s has no main kernel\n", name);
         return -1;
@@ -206,7 +207,7 @@ static double s_destroy(s_watch_t *w)
 {
     if (!w->sb)
         return 0;
-    kg_kernel_t *kernel = kg_sandbox_main_kernel(w->sb);
+    kg_kernel_t *kernel = fleet_sandbox_main_kernel(w->sb);
     if (kernel)
         kg_kernel_set_events(kernel, NULL, NULL);
     int64_t t0 = cb_now_us();
@@ -239,7 +240,7 @@ static int s_round(kg_gateway_t *gw, const char *name, bool no_pool, const s_arg
     int64_t t0 = cb_now_us();
     int rc = s_open_and_execute(gw, name, no_pool, "1+1", &w, args);
     int64_t t_open = cb_now_us();
-    out->from_pool = w.sb && kg_sandbox_from_pool(w.sb);
+    out->from_pool = w.sb && fleet_sandbox_from_pool(w.sb);
     if (rc == 0)
         kg_gateway_run_until(gw, &w.done, args->timeout_ms);
     made = kg_gateway_counters(gw)->sandboxes_created - made;
@@ -249,7 +250,7 @@ static int s_round(kg_gateway_t *gw, const char *name, bool no_pool, const s_arg
     out->total = s_ms(t0, w.done_us);
     out->open = s_ms(t0, t_open);
     s_watch_t w2 = {0};
-    kg_kernel_t *kernel = rc == 0 && w.sb ? kg_sandbox_main_kernel(w.sb) : NULL;
+    kg_kernel_t *kernel = rc == 0 && w.sb ? fleet_sandbox_main_kernel(w.sb) : NULL;
     int64_t t1 = cb_now_us();
     if (rc == 0 &&
         (!kernel || s_execute(gw, kernel, "1+1", &w2, args) < 0 || s_check(&w2, name, "2") < 0))
@@ -271,10 +272,10 @@ static void s_case_add(s_case_t *c, const s_sample_t *x)
 
 /* ---- the pool ----------------------------------------------------------------------------- */
 
-/* pool.templates.<name>.ready from kg_gateway_metrics, or -1. */
+/* pool.templates.<name>.ready from fleet_metrics, or -1. */
 static int s_pool_ready(kg_gateway_t *gw, const char *name)
 {
-    json_auto_t *m = kg_gateway_metrics(gw);
+    json_auto_t *m = fleet_metrics(fleet_of(gw));
     json_t *t = json_object_get(json_object_get(json_object_get(m, "pool"), "templates"), name);
     json_t *ready = json_object_get(t, "ready");
     return json_is_integer(ready) ? (int)json_integer_value(ready) : -1;
@@ -282,7 +283,7 @@ static int s_pool_ready(kg_gateway_t *gw, const char *name)
 
 static json_int_t s_pool_misses(kg_gateway_t *gw)
 {
-    json_auto_t *m = kg_gateway_metrics(gw);
+    json_auto_t *m = fleet_metrics(fleet_of(gw));
     return json_integer_value(json_object_get(json_object_get(m, "pool"), "misses"));
 }
 
@@ -358,8 +359,8 @@ static int s_warm(kg_gateway_t *gw, const char *name, const s_args_t *args, s_ca
                   s_template_result_t *res)
 {
     cb_error_t err = {0};
-    if (kg_gateway_set_pool(gw, name, args->pool, &err) < 0) {
-        fprintf(stderr, "bench_pool: kg_gateway_set_pool(%s, %d): %s\n", name, args->pool, err.msg);
+    if (fleet_set_pool(fleet_of(gw), name, args->pool, &err) < 0) {
+        fprintf(stderr, "bench_pool: fleet_set_pool(%s, %d): %s\n", name, args->pool, err.msg);
         return -1;
     }
     json_int_t misses0 = s_pool_misses(gw);
@@ -383,7 +384,7 @@ static int s_warm(kg_gateway_t *gw, const char *name, const s_args_t *args, s_ca
         s_case_add(c, &x);
     }
     res->metrics_misses = s_pool_misses(gw) - misses0;
-    if (kg_gateway_set_pool(gw, name, 0, &err) < 0)
+    if (fleet_set_pool(fleet_of(gw), name, 0, &err) < 0)
         fprintf(stderr, "bench_pool: emptying the pool of %s: %s\n", name, err.msg);
     return rc;
 }
@@ -444,7 +445,7 @@ static int s_idle(kg_gateway_t *gw, const s_args_t *args, s_idle_t *res)
         res->cgroup_mib[res->n++] = (double)json_integer_value(mem) / S_MiB;
         if (!res->layers)
             res->layers = json_incref(json_object_get(info, "layers"));
-        kg_kernel_t *kernel = kg_sandbox_main_kernel(w[i].sb);
+        kg_kernel_t *kernel = fleet_sandbox_main_kernel(w[i].sb);
         int64_t rss, pss;
         if (kernel && bench_proc_rss_pss(kg_kernel_pid(kernel), &rss, &pss) == 0) {
             res->rss_mib[res->n_proc] = (double)rss / S_MiB;
@@ -801,12 +802,12 @@ int main(int argc, char **argv)
     char run_dir[PATH_MAX], state_dir[PATH_MAX];
     snprintf(run_dir, sizeof run_dir, "%s/run", tmp);
     snprintf(state_dir, sizeof state_dir, "%s/state", tmp);
-    kg_config_t config = {.runtime_dir = run_dir,
-                          .state_dir = state_dir,
-                          .startup_timeout_ms = args.timeout_ms,
-                          .max_sandboxes = args.idle + args.pool + 8};
+    kg_config_t config = {.runtime_dir = run_dir, .startup_timeout_ms = args.timeout_ms};
+    fleet_config_t fleet_config = {.state_dir = state_dir, .max_sandboxes = args.idle + args.pool + 8};
     cb_error_t err = {0};
     kg_gateway_t *gw = kg_gateway_new(&config, &err);
+    if (gw && !fleet_new(gw, &fleet_config, &err))
+        kg_gateway_destroy(&gw);
     if (!gw) {
         fprintf(stderr, "bench_pool: kg_gateway_new: %s\n", err.msg);
         cb_rm_rf(tmp, NULL);

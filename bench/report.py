@@ -470,7 +470,7 @@ def pool_markdown(pb, ov):
                      ref.get("start_to_result_minus_flush_ms")))
     for t in POOL_TEMPLATES:
         tj = get_obj(pb, "templates", t)
-        lines.append(row(f"{t} cold: kg_sandbox_open(no_pool) + execute", tj.get("cold_ms"),
+        lines.append(row(f"{t} cold: fleet_sandbox_open(no_pool) + execute", tj.get("cold_ms"),
                          ov["python_cold_jupyter_client_ratio"] if t == "python" else None))
         lines.append(row(f"{t} warm: from the pool", tj.get("warm_ms"),
                          ov[f"{t}_warm_cold_ratio"], 2))

@@ -16,7 +16,7 @@
  * Every --progress-s a line: executions so far, errors, p50/p99 latency over the interval, the
  * cgroup memory of all sandboxes (kg_sandbox_info usage.memory_bytes) and the mean per sandbox,
  * and this process's RSS (the gateway's). At the end: executions, errors by kind, memory per
- * sandbox, latency p50/p90/p99/max, the gateway's CPU and RSS growth, kg_gateway_metrics; on
+ * sandbox, latency p50/p90/p99/max, the gateway's CPU and RSS growth, fleet_metrics; on
  * stderr, and as one JSON object on stdout (or in --json FILE).
  *
  * Exit status: 0 when nothing went wrong, 1 when anything did (any error kind counted), 2 on bad
@@ -33,6 +33,7 @@
 
 #include "cb/cleanup.h"
 #include "cb/util.h"
+#include "fleet/fleet.h"
 #include "kg/kg.h"
 #include "proc.h"
 #include "stats.h"
@@ -284,7 +285,7 @@ static void s_on_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char 
     }
 }
 
-static void s_on_end(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail, void *arg)
+static void s_on_end(kg_sandbox_t *sb, fleet_end_t why, const char *detail, void *arg)
 {
     s_slot_t *slot = arg;
     s_error(slot->soak, S_ERR_ENDED, slot, "the gateway ended the sandbox: %s", detail);
@@ -347,20 +348,20 @@ static double s_cpu_seconds(void)
 /* Open one sandbox and queue its first cell. */
 static void s_open(s_soak_t *soak, s_slot_t *slot)
 {
-    kg_sandbox_opts_t opts = {.template_name = "python",
+    fleet_sandbox_opts_t opts = {.template_name = "python",
                               .timeout_s = -1, /* lifetimes must not end the soak */
                               .no_pool = soak->args->pool == 0,
                               .on_end = s_on_end,
                               .arg = slot};
     cb_error_t err = {0};
     slot->opened_us = cb_now_us();
-    slot->sb = kg_sandbox_open(soak->gw, &opts, &err);
+    slot->sb = fleet_sandbox_open(fleet_of(soak->gw), &opts, &err);
     if (!slot->sb) {
-        s_error(soak, S_ERR_START, slot, "kg_sandbox_open: %s", err.msg);
+        s_error(soak, S_ERR_START, slot, "fleet_sandbox_open: %s", err.msg);
         slot->start_failed = true;
         return;
     }
-    slot->kernel = kg_sandbox_main_kernel(slot->sb);
+    slot->kernel = fleet_sandbox_main_kernel(slot->sb);
     if (!slot->kernel) {
         s_error(soak, S_ERR_START, slot, "the sandbox has no main kernel");
         slot->start_failed = true;
@@ -516,9 +517,9 @@ static json_t *s_result(s_soak_t *soak, int ready, double open_s, double soak_s,
             rss_start, rss_end, rss_end - rss_start, cpu_s,
             soak->executions ? cpu_s * 1e6 / soak->executions : 0);
 
-    json_auto_t *metrics = kg_gateway_metrics(soak->gw);
+    json_auto_t *metrics = fleet_metrics(fleet_of(soak->gw));
     cleanup_free char *metrics_text = metrics ? json_dumps(metrics, JSON_INDENT(2)) : NULL;
-    fprintf(stderr, "bench_soak: kg_gateway_metrics:\n%s\n", metrics_text ? metrics_text : "?");
+    fprintf(stderr, "bench_soak: fleet_metrics:\n%s\n", metrics_text ? metrics_text : "?");
 
     json_t *by_kind = json_object();
     for (int i = 0; by_kind && i < S_ERRORS; i++)
@@ -634,14 +635,14 @@ int main(int argc, char **argv)
     char run_dir[PATH_MAX], state_dir[PATH_MAX];
     snprintf(run_dir, sizeof run_dir, "%s/run", tmp);
     snprintf(state_dir, sizeof state_dir, "%s/state", tmp);
-    kg_config_t config = {.runtime_dir = run_dir,
-                          .state_dir = state_dir,
-                          .startup_timeout_ms = 300000,
-                          .max_sandboxes = args.sandboxes + args.pool + 8};
+    kg_config_t config = {.runtime_dir = run_dir, .startup_timeout_ms = 300000};
+    fleet_config_t fleet_config = {.state_dir = state_dir, .max_sandboxes = args.sandboxes + args.pool + 8};
     cb_error_t err = {0};
     s_soak_t soak = {.args = &args};
     soak.slots = calloc((size_t)args.sandboxes, sizeof *soak.slots);
     soak.gw = soak.slots ? kg_gateway_new(&config, &err) : NULL;
+    if (soak.gw && !fleet_new(soak.gw, &fleet_config, &err))
+        kg_gateway_destroy(&soak.gw);
     if (!soak.gw) {
         fprintf(stderr, "bench_soak: kg_gateway_new: %s\n", soak.slots ? err.msg : "out of memory");
         free(soak.slots);
@@ -650,8 +651,8 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < args.sandboxes; i++)
         soak.slots[i] = (s_slot_t){.soak = &soak, .index = i};
-    if (args.pool > 0 && kg_gateway_set_pool(soak.gw, "python", args.pool, &err) < 0)
-        fprintf(stderr, "bench_soak: kg_gateway_set_pool: %s\n", err.msg);
+    if (args.pool > 0 && fleet_set_pool(fleet_of(soak.gw), "python", args.pool, &err) < 0)
+        fprintf(stderr, "bench_soak: fleet_set_pool: %s\n", err.msg);
 
     fprintf(stderr, "bench_soak: opening %d sandboxes (template python, %d starting at a time)\n",
             args.sandboxes, args.start_concurrency);

@@ -5,6 +5,7 @@
 #ifndef CB_CLI_H
 #define CB_CLI_H
 
+#include "fleet/fleet.h"
 #include "kg/kg.h"
 #include "mcp/mcp.h"
 

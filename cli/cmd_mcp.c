@@ -10,7 +10,7 @@
 
 static int s_set_pool(const char *template_name, int count, void *arg, cb_error_t *err)
 {
-    if (kg_gateway_set_pool(arg, template_name, count, err) < 0)
+    if (fleet_set_pool(fleet_of(arg), template_name, count, err) < 0)
         return cb_error_prefix(err, "CELLBLOCK_POOL: ");
     return 0;
 }
@@ -37,15 +37,16 @@ int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *m
     mcfg->cpu_millis = cfg->limits.cpu_millis;
     mcfg->disk_mb = cfg->limits.workspace_mb;
 
-    cfg->sandbox_timeout_s = mcfg->sandbox_timeout_s;
-    cfg->idle_timeout_s = mcfg->idle_timeout_s;
-    cfg->max_sandboxes = mcfg->max_sandboxes;
-    cfg->state_dir = mcfg->state_dir;
+    fleet_config_t fcfg = {.sandbox_timeout_s = mcfg->sandbox_timeout_s,
+                           .idle_timeout_s = mcfg->idle_timeout_s,
+                           .max_sandboxes = mcfg->max_sandboxes,
+                           .state_dir = mcfg->state_dir};
     if (mcfg->kernel_startup_timeout_s > 0)
         cfg->startup_timeout_ms = mcfg->kernel_startup_timeout_s * 1000;
 
     kg_gateway_t *gw = kg_gateway_new(cfg, &err);
-    mcp_server_t *srv = gw ? mcp_server_new(gw, mcfg, &err) : NULL;
+    fleet_t *fleet = gw ? fleet_new(gw, &fcfg, &err) : NULL; /* the gateway owns it */
+    mcp_server_t *srv = fleet ? mcp_server_new(gw, mcfg, &err) : NULL;
     if (srv && mcp_config_pool_each(mcfg->pool, s_set_pool, gw, &err) < 0)
         mcp_server_destroy(&srv);
     if (!srv) {

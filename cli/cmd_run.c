@@ -238,10 +238,11 @@ int cli_cmd_run(int argc, char **argv)
     kg_kernel_t *kernel = NULL;
     if (gw && template_name) {
         /* The template's sandbox: its files, environment, startup code; the limit flags win. */
-        kg_sandbox_opts_t sopts = {.template_name = template_name, .kernel_name = kernel_name,
+        fleet_sandbox_opts_t sopts = {.template_name = template_name, .kernel_name = kernel_name,
                                    .limits = cfg.limits, .timeout_s = -1, .no_pool = true};
-        kg_sandbox_t *sb = kg_sandbox_open(gw, &sopts, &err);
-        if ((kernel = sb ? kg_sandbox_main_kernel(sb) : NULL))
+        fleet_t *fleet = fleet_new(gw, NULL, &err); /* the gateway owns it */
+        kg_sandbox_t *sb = fleet ? fleet_sandbox_open(fleet, &sopts, &err) : NULL;
+        if ((kernel = sb ? fleet_sandbox_main_kernel(sb) : NULL))
             kg_kernel_set_events(kernel, s_on_event, &ctx);
     } else if (gw) {
         kg_kernel_opts_t kopts = {.kernel_name = kernel_name, .on_event = s_on_event, .arg = &ctx};

@@ -1,8 +1,8 @@
 /* cmd_templates.c: `cellblock templates` lists the sandbox templates that can be opened.
  *
  * Mirrors `cellblock kernels`: a table of name, kernel and description, first file of each name
- * in the search path (kg_template_list; broken files are skipped with a warning on stderr). With
- * --json it prints a JSON array of kg_template_json objects instead, for scripts. Exit status: 0
+ * in the search path (fleet_template_list; broken files are skipped with a warning on stderr). With
+ * --json it prints a JSON array of fleet_template_json objects instead, for scripts. Exit status: 0
  * when at least one template was found, 1 when none, 2 on a usage error.
  */
 #include <stdbool.h>
@@ -14,21 +14,21 @@
 #include "cb/util.h"
 #include "cli.h"
 
-static void s_templates_free(kg_template_t **list, size_t n)
+static void s_templates_free(fleet_template_t **list, size_t n)
 {
     for (size_t i = 0; list && i < n; i++)
-        kg_template_destroy(&list[i]);
+        fleet_template_destroy(&list[i]);
     free(list);
 }
 
 /* Print the list as a JSON array. Returns CLI_OK, or CLI_FAILED when memory runs out. */
-static int s_print_json(kg_template_t **list, size_t n)
+static int s_print_json(fleet_template_t **list, size_t n)
 {
     json_auto_t *array = json_array();
     if (!array)
         return CLI_FAILED;
     for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(array, kg_template_json(list[i])) < 0)
+        if (json_array_append_new(array, fleet_template_json(list[i])) < 0)
             return CLI_FAILED;
     if (json_dumpf(array, stdout, JSON_INDENT(2)) < 0)
         return CLI_FAILED;
@@ -39,7 +39,7 @@ static int s_print_json(kg_template_t **list, size_t n)
 /* Say where templates were looked for, so an empty list can be acted on. */
 static void s_print_searched(const char *project_dir)
 {
-    char **path = kg_template_search_path(project_dir);
+    char **path = fleet_template_search_path(project_dir);
     fprintf(stderr, "cellblock templates: no templates found; searched:\n");
     for (size_t i = 0; path && path[i]; i++)
         fprintf(stderr, "  %s\n", path[i]);
@@ -54,9 +54,9 @@ int cli_cmd_templates(int argc, char **argv)
     else if (argc > 1)
         return cli_usage_error("templates", "unknown argument '%s'", argv[1]);
     cli_setup_logging(0);
-    cleanup_free char *project_dir = kg_template_project_dir();
+    cleanup_free char *project_dir = fleet_template_project_dir();
     size_t n = 0;
-    kg_template_t **list = kg_template_list(project_dir, &n);
+    fleet_template_t **list = fleet_template_list(project_dir, &n);
     if (!list) {
         fprintf(stderr, "cellblock templates: out of memory\n");
         return CLI_FAILED;

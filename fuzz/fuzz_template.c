@@ -6,13 +6,13 @@
  * "source" may name (data.csv, sub/x.bin). What must hold: it loads or fails with a message; a
  * loaded template's file paths are relative and never climb out ("..") and its sources stayed
  * in its directory (every source the loader could read is one of the two files, by content);
- * its env entries are KEY=VALUE; and kg_template_json describes it as valid JSON. */
+ * its env entries are KEY=VALUE; and fleet_template_json describes it as valid JSON. */
 #include <string.h>
 
 #include "cb/log.h"
 #include "cb/util.h"
 #include "fuzz.h"
-#include "kg/kg.h"
+#include "fleet/fleet.h"
 
 static char *s_file;
 static const char s_csv[] = "a,b\n1,2\n";
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_write_file(s_file, data, size);
     cb_error_t err = {0};
-    kg_template_t *t = kg_template_load(s_file, "fuzz", &err);
+    fleet_template_t *t = fleet_template_load(s_file, "fuzz", &err);
     if (!t) {
         FUZZ_CHECK(err.msg[0] != '\0');
         return 0;
@@ -62,12 +62,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(t->files[i].path && s_path_ok(t->files[i].path));
         FUZZ_CHECK(t->files[i].data && t->files[i].data[t->files[i].len] == '\0');
     }
-    json_t *j = kg_template_json(t);
+    json_t *j = fleet_template_json(t);
     FUZZ_CHECK(j);
     char *text = json_dumps(j, JSON_COMPACT);
     FUZZ_CHECK(text);
     free(text);
     json_decref(j);
-    kg_template_destroy(&t);
+    fleet_template_destroy(&t);
     return 0;
 }

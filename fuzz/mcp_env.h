@@ -4,13 +4,14 @@
  * without sandboxes (no sweep of the runtime dir), and its one template, "python", exists while
  * the server starts (mcp_server_new insists on its default template) and is removed right after;
  * $CELLBLOCK_TEMPLATES_PATH and $XDG_CONFIG_HOME name directories that do not exist. Every tool
- * that needs a sandbox therefore gets through the argument checks to kg_sandbox_open, which
+ * that needs a sandbox therefore gets through the argument checks to fleet_sandbox_open, which
  * fails (no template) before anything is cloned or spawned; nothing forks per input, so the
  * fuzzer runs fast and leaves nothing behind. Kernelspecs are still found (reading them starts
  * nothing). */
 #ifndef CB_FUZZ_MCP_ENV_H
 #define CB_FUZZ_MCP_ENV_H
 
+#include "fleet/fleet.h"
 #include "mcp/mcp.h"
 
 typedef struct {

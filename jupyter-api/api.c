@@ -5,9 +5,10 @@
  *
  * Every kernel of the gateway is listed and reachable, MCP sessions' kernels included, so a
  * person can watch and drive the kernel an assistant uses; but only kernels this API started
- * (each in a sandbox of its own, from kg_sandbox_open) may be deleted here. A request is routed
- * through one table of {path shape, method, handler}: a shape that matches with no row for the
- * method is 405, no shape at all is 404. Kernel ids are looked up once, in the dispatcher.
+ * (each in a sandbox of its own, opened by the policy layer through kg_api_opener_t) may be
+ * deleted here. A request is routed through one table of {path shape, method, handler}: a shape
+ * that matches with no row for the method is 405, no shape at all is 404. Kernel ids are looked
+ * up once, in the dispatcher.
  *
  * The API follows a kernel through a record (api_private.h) that listens to its events: READY
  * answers restarts waiting for it, RESTARTING and DEAD become iopub status messages on its
@@ -27,6 +28,7 @@
 #include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
+#include "fleet/fleet.h"
 #include "jupyter/kernelspec.h"
 
 #ifndef CB_VERSION
@@ -216,7 +218,7 @@ static void s_on_kernel_iopub(kg_kernel_t *kernel, const jp_msg_t *msg, void *ar
 
 /* An opened sandbox of ours ends on its own (lifetime, its init died): remember why. Its kernel
  * is freed right after this; its STOPPED event forgets the record. */
-static void s_on_sandbox_end(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail, void *arg)
+static void s_on_sandbox_end(kg_sandbox_t *sb, fleet_end_t why, const char *detail, void *arg)
 {
     japi_t *api = arg;
     for (japi_kernel_t *ak = zhashx_first(api->kernels); ak; ak = zhashx_next(api->kernels))
@@ -332,7 +334,7 @@ static void s_get_kernelspecs(s_call_t *c)
 static bool s_visible(japi_t *api, const kg_kernel_t *k)
 {
     kg_sandbox_t *sb = kg_kernel_sandbox(k);
-    if (kg_kernel_is_stopping(k) || (sb && kg_sandbox_in_pool(sb)))
+    if (kg_kernel_is_stopping(k) || (sb && kg_sandbox_hidden(sb)))
         return false;
     japi_kernel_t *ak = zhashx_lookup(api->kernels, kg_kernel_id(k));
     return !ak || !ak->deleting;
@@ -394,17 +396,17 @@ static void s_post_kernels(s_call_t *c)
         return (void)http_respond_error(c->req, 500, "out of memory");
 
     json_auto_t *labels = json_pack("{s:s}", "started_by", "jupyter api");
-    kg_sandbox_opts_t opts = {.template_name = api->template_name,
-                              .kernel_name = strcmp(name, api->default_kernel) != 0 ? name : NULL,
-                              .env = (const char *const *)env.v,
-                              .timeout_s = api->kernel_timeout_s,
-                              .metadata = labels,
-                              .on_end = s_on_sandbox_end,
-                              .arg = api};
-    kg_sandbox_t *sb = kg_sandbox_open(api->gw, &opts, &err);
+    fleet_sandbox_opts_t opts = {.template_name = api->template_name,
+                                 .kernel_name = strcmp(name, api->default_kernel) != 0 ? name : NULL,
+                                 .env = (const char *const *)env.v,
+                                 .timeout_s = api->kernel_timeout_s,
+                                 .metadata = labels,
+                                 .on_end = s_on_sandbox_end,
+                                 .arg = api};
+    kg_sandbox_t *sb = fleet_sandbox_open(api->fleet, &opts, &err);
     if (!sb)
         return (void)http_respond_error(c->req, cb_error_http_status(&err), err.msg);
-    kg_kernel_t *k = kg_sandbox_main_kernel(sb);
+    kg_kernel_t *k = fleet_sandbox_main_kernel(sb);
     japi_kernel_t *ak = k ? japi_kernel_get(api, k, true) : NULL;
     if (!ak) {
         kg_sandbox_destroy(&sb);
@@ -591,14 +593,17 @@ japi_t *japi_new(kg_gateway_t *gw, http_server_t *http, const japi_opts_t *opts,
     api->replay_messages = opts->replay_messages ? opts->replay_messages : JAPI_DEFAULT_REPLAY;
     api->replay_keep_s = opts->replay_keep_s > 0 ? opts->replay_keep_s : JAPI_DEFAULT_KEEP_S;
     api->template_name = cb_xstrdup(opts->template_name ? opts->template_name : "python");
+    api->fleet = fleet_of(gw);
+    if (!api->fleet) {
+        cb_error_fail(err, CB_ERR_INVALID, "the Jupyter API needs the gateway's fleet (fleet_new)");
+        japi_destroy(&api);
+        return NULL;
+    }
     api->kernels = zhashx_new();
     api->doomed = zlistx_new();
     api->doomed_sandboxes = zlistx_new();
     /* The template's kernel is the default kernelspec: what POST starts when no name is given. */
-    kg_template_t *t = kg_template_find(kg_gateway_templates_dir(gw), api->template_name, err);
-    if (t)
-        api->default_kernel = cb_xstrdup(t->kernel_name);
-    kg_template_destroy(&t);
+    api->default_kernel = fleet_template_kernel(api->fleet, api->template_name, err);
     if (!api->default_kernel) {
         cb_error_prefix(err, "the Jupyter API's template: ");
         japi_destroy(&api);

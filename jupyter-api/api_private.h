@@ -14,6 +14,7 @@
 #ifndef JAPI_API_PRIVATE_H
 #define JAPI_API_PRIVATE_H
 
+#include "fleet/fleet.h"
 #include "japi/japi.h"
 
 #define JAPI_GONE_MAX 256 /* kernels whose end is remembered for 404 messages */
@@ -36,6 +37,7 @@ struct japi {
     http_server_t *http;
     char *template_name;
     char *default_kernel;     /* the template's kernel: what POST starts without a name */
+    fleet_t *fleet; /* the gateway's (fleet_of): POST's sandboxes come from it */
     int kernel_timeout_s;
     size_t replay_messages;
     int replay_keep_s;

@@ -268,16 +268,6 @@ static void s_fill_defaults(kg_config_t *c)
         c->restart_limit = 5;
 }
 
-/* Persistent workspaces: $XDG_STATE_HOME/cellblock, else ~/.local/state/cellblock. */
-static char *s_default_state_dir(void)
-{
-    const char *xdg = getenv("XDG_STATE_HOME");
-    if (xdg && xdg[0] == '/')
-        return cb_strdup_printf("%s/cellblock", xdg);
-    const char *home = getenv("HOME");
-    return cb_strdup_printf("%s/.local/state/cellblock", home && home[0] == '/' ? home : "/tmp");
-}
-
 static char *s_default_runtime_dir(void)
 {
     const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -313,27 +303,16 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
                                               : s_default_runtime_dir();
     self->kernels_dir = self->cfg.kernels_dir ? cb_xstrdup(self->cfg.kernels_dir)
                                               : jp_kernelspec_project_dir();
-    self->templates_dir = self->cfg.templates_dir ? cb_xstrdup(self->cfg.templates_dir)
-                                                  : kg_template_project_dir();
-    self->state_dir = self->cfg.state_dir ? cb_xstrdup(self->cfg.state_dir) : s_default_state_dir();
     self->cfg.runtime_dir = self->runtime_dir;
     self->cfg.kernels_dir = self->kernels_dir;
-    self->cfg.templates_dir = self->templates_dir;
-    self->cfg.state_dir = self->state_dir;
     self->no_kernels = 1;
     self->started_ms = cb_now_ms();
-    self->tick_timer = self->timer_fd = self->defer_fd = -1;
+    self->timer_fd = self->defer_fd = -1;
     self->loop = zloop_new();
     self->kernels = zhashx_new();
     self->sandboxes = zhashx_new();
     self->timers = zhashx_new();
     self->deferred = s_deferred_list();
-    /* kernelspec.c and template.c say NULL when strdup fails, until they move to cb/alloc.h. */
-    if (!self->kernels_dir || !self->templates_dir) {
-        cb_error_make(err, ENOMEM, "new gateway");
-        kg_gateway_destroy(&self);
-        return NULL;
-    }
     zhashx_set_key_hasher(self->timers, s_id_hash);
     zhashx_set_key_comparator(self->timers, s_id_compare);
     zhashx_set_key_duplicator(self->timers, NULL);
@@ -356,10 +335,6 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
     }
     if (!self->cfg.no_sandbox)
         sbx_sweep_stale(self->runtime_dir);
-    if (kg_lifetime_init(self, err) < 0) {
-        kg_gateway_destroy(&self);
-        return NULL;
-    }
     /* A kernel's pipes may close under us; that must be an error return, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     return self;
@@ -370,8 +345,9 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
     if (!self_p || !*self_p)
         return;
     kg_gateway_t *self = *self_p;
-    if (self->loop)
-        kg_lifetime_fini(self); /* no more ticks, ends or refills */
+    self->destroying = true; /* no more ends */
+    if (self->policy && self->policy->closing)
+        self->policy->closing(self, self->policy_arg); /* no more ticks or refills */
     if (self->kernels && zhashx_size(self->kernels) > 0) {
         /* Ask every kernel to stop, then let the loop carry the shutdowns through. Each step is
          * bounded by the grace periods; the bound below is their sum plus a margin. */
@@ -391,21 +367,20 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
             zlistx_destroy(&left);
         }
     }
-    kg_pool_destroy_all(self);
     if (self->sandboxes) {
         zlistx_t *left = zhashx_values(self->sandboxes);
         for (kg_sandbox_t *sb = left ? zlistx_first(left) : NULL; sb; sb = zlistx_next(left))
             kg_sandbox_destroy(&sb);
         zlistx_destroy(&left);
     }
+    if (self->policy && self->policy->closed)
+        self->policy->closed(self, self->policy_arg);
     s_loop_fini(self);
     zhashx_destroy(&self->sandboxes);
     zhashx_destroy(&self->kernels);
     zloop_destroy(&self->loop);
     free(self->runtime_dir);
     free(self->kernels_dir);
-    free(self->templates_dir);
-    free(self->state_dir);
     free(self);
     *self_p = NULL;
 }
@@ -428,6 +403,20 @@ void kg_gateway_note_layers(kg_gateway_t *gw, const sbx_layers_t *l)
 }
 
 const kg_counters_t *kg_gateway_counters(kg_gateway_t *self) { return &self->counters; }
+
+int kg_gateway_set_policy(kg_gateway_t *self, const kg_policy_t *hooks, void *arg, cb_error_t *err)
+{
+    if (self->policy)
+        return cb_error_fail(err, CB_ERR_STATE, "the gateway has a policy layer already");
+    self->policy = hooks;
+    self->policy_arg = arg;
+    return 0;
+}
+
+void *kg_gateway_policy(kg_gateway_t *self, const kg_policy_t *hooks)
+{
+    return self->policy == hooks ? self->policy_arg : NULL;
+}
 
 int kg_gateway_handler_result(kg_gateway_t *gw)
 {
@@ -468,7 +457,6 @@ size_t kg_gateway_kernel_count(kg_gateway_t *self) { return zhashx_size(self->ke
 zlistx_t *kg_gateway_kernels(kg_gateway_t *self) { return zhashx_values(self->kernels); }
 
 const char *kg_gateway_kernels_dir(kg_gateway_t *self) { return self->kernels_dir; }
-const char *kg_gateway_templates_dir(kg_gateway_t *self) { return self->templates_dir; }
 
 void kg_gateway_count_malformed(kg_gateway_t *self) { self->counters.malformed_messages++; }
 

@@ -135,8 +135,8 @@ static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
 {
     if (k->sandbox)
         s_log_event(k, event, detail);
-    if (k->sandbox && k->sandbox->main_kernel == k)
-        kg_sandbox_main_event(k->sandbox, event, detail);
+    if (k->sandbox)
+        kg_sandbox_kernel_event(k->sandbox, k, event, detail); /* the policy hears it first */
     if (k->on_event)
         k->on_event(k, event, detail, k->event_arg);
     if (k->n_listeners)
@@ -1127,6 +1127,7 @@ const char *kg_kernel_language(const kg_kernel_t *self) { return self->spec->lan
 kg_kernel_state_t kg_kernel_state(const kg_kernel_t *self) { return self->state; }
 bool kg_kernel_is_ready(const kg_kernel_t *self) { return s_is_ready_state(self->state) && !self->starting_up; }
 bool kg_kernel_is_busy(const kg_kernel_t *self) { return self->running || zlistx_size(self->queue) > 0; }
+bool kg_kernel_ever_ready(const kg_kernel_t *self) { return self->ever_ready; }
 pid_t kg_kernel_pid(const kg_kernel_t *self)
 {
     pid_t pid = self->proc ? kg_proc_pid(self->proc) : 0;

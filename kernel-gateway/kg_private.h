@@ -93,43 +93,19 @@ struct kg_sandbox {
     size_t log_next;            /* total entries ever written; the slot is log_next % max */
     char **env;                 /* "KEY=VALUE" for every kernel and command in it (never NULL) */
     uint64_t executions, commands_run;
-    int64_t last_active_ms;
     int64_t cpu_sample_ms;      /* the last cpu_share sample (kg_sandbox_info) */
     uint64_t cpu_sample_us;
     double cpu_share;
     bool init_watched;          /* its init's pidfd is on the loop */
     bool dead;                  /* its init died: nothing runs in it any more */
-
-    /* Set by kg_sandbox_open (lifetime.c, pool.c, persist.c); lifetimes apply when opened. */
-    bool opened;
-    char *template_name;
-    kg_kernel_t *main_kernel;   /* NULL once it stopped */
-    json_t *metadata;           /* object, never NULL once opened */
-    int64_t opened_ms;          /* when it was handed out (its lifetime starts then) */
-    int64_t expires_ms;         /* monotonic; 0: no lifetime limit */
-    int lifetime_s;             /* the last lifetime set, for messages */
-    bool extend_on_use;         /* the deadline is lifetime_s after the last use (lifetime.c) */
-    bool in_pool;               /* waiting in a warm pool; not handed out */
-    bool from_pool;
-    bool end_pending;           /* the gateway will end it on the next deferred turn */
-    kg_sandbox_end_t end_why;
+    bool end_pending;           /* kg_sandbox_end_later: ended on the next deferred turn */
     char *end_detail;
-    kg_sandbox_end_fn *on_end;
-    void *end_arg;
-    char *persist_dir;          /* <state>/sandboxes/<id>: a persistent workspace's home */
-    int persist_lock;           /* flock on persist_dir while open; -1 */
+    bool hidden;                /* a policy's spare: not listed to clients */
+    void *policy_data;          /* the policy's record (kg_sandbox_set_policy_data) */
 };
 
-/* Low-level creation (kg_sandbox_create's body): id NULL makes a fresh one; workspace_dir NULL
- * gives the tmpfs workspace. env ("KEY=VALUE", NULL-terminated, may be NULL) is copied. */
-kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, const char *id,
-                             const char *workspace_dir, const char *const *env, cb_error_t *err);
-
-/* Work is running in the sandbox (an execution or a command): it is not idle. */
-bool kg_sandbox_busy(kg_sandbox_t *sb);
-
-/* When the sandbox's lifetime ends, monotonic ms; 0: never (lifetime.c: see kg_sandbox_expires_ms). */
-int64_t kg_sandbox_deadline_ms(kg_sandbox_t *sb);
+/* A kernel in sb had a lifecycle event: tell the policy (kernel.c calls it). */
+void kg_sandbox_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event, const char *detail);
 
 /* A sentence for an out-of-memory note when files in the sandbox's /tmp and /dev/shm (tmpfs,
  * charged to its memory) hold a large share of its memory limit; NULL otherwise. Caller owns
@@ -138,65 +114,6 @@ char *kg_sandbox_tmp_note(kg_sandbox_t *sb);
 
 /* Free a command whatever its state (sandbox teardown; does not touch sb->commands). */
 void kg_command_free_now(kg_command_t *c);
-
-/* ---- lifetimes, the pool and persistence (lifetime.c, pool.c, persist.c) ---------------- */
-
-#define KG_TICK_MS 200          /* how often lifetimes and pools are looked at */
-#define KG_TOMBSTONES 256       /* ended sandboxes whose reason is remembered */
-
-typedef struct kg_pool kg_pool_t;
-
-/* Mark a sandbox to be ended by the gateway (why, detail) on the next deferred turn: the end
- * runs from a poller handler, never a timer, so freed kernels cannot be dispatched afterwards
- * in the same loop iteration. */
-void kg_sandbox_end_later(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail);
-
-/* Remember why a sandbox went (kg_gateway_sandbox_gone). */
-void kg_gateway_tombstone(kg_gateway_t *gw, const char *id, const char *why);
-
-/* Start the gateway's housekeeping: the tick timer and the deferred-work eventfd. */
-int kg_lifetime_init(kg_gateway_t *gw, cb_error_t *err);
-void kg_lifetime_fini(kg_gateway_t *gw);
-
-/* A sandbox with its main kernel, from a template (lifetime.c; used by the pool too). */
-kg_sandbox_t *kg_sandbox_prepare(kg_gateway_t *gw, const kg_template_t *t, const kg_sandbox_opts_t *opts,
-                                 const char *id, const char *workspace_dir, cb_error_t *err);
-
-/* The main kernel's events, whoever else listens (kernel.c calls it). */
-void kg_sandbox_main_event(kg_sandbox_t *sb, kg_kernel_event_t event, const char *detail);
-
-/* Pools (pool.c). */
-void kg_pool_destroy_all(kg_gateway_t *gw);
-/* Take a ready sandbox of the template from its pool, or NULL. */
-kg_sandbox_t *kg_pool_take(kg_gateway_t *gw, const char *template_name);
-/* The pool size asked for a template (0: no pool). */
-int kg_pool_size(kg_gateway_t *gw, const char *template_name);
-/* Give up one pooled sandbox to make room at the cap: of another template than keep if there is
- * one, else any. false when the pools are empty. */
-bool kg_pool_evict_one(kg_gateway_t *gw, const char *keep);
-/* Refill pools (from the tick): at most one new sandbox per pool per call. */
-void kg_pool_refill(kg_gateway_t *gw);
-/* The sandbox is going: forget it if a pool holds it. */
-void kg_pool_forget(kg_gateway_t *gw, kg_sandbox_t *sb);
-/* {hits, misses, templates: {name: {size, ready, starting}}}. Caller owns return value. */
-json_t *kg_pool_metrics(kg_gateway_t *gw);
-/* Sandboxes in the pools; *starting: of them, those whose kernel is not ready yet. */
-size_t kg_pool_count(kg_gateway_t *gw, size_t *starting);
-
-/* Persistence (persist.c): <state_dir>/sandboxes/<id>/ holds sandbox.json (what the sandbox
- * was: template, kernel, limits, metadata, times) and workspace/ (bound at /home/user). */
-/* The saved description of a persisted sandbox that is not open. Caller owns return value. */
-json_t *kg_persist_describe(kg_gateway_t *gw, const char *id, cb_error_t *err);
-/* The limits saved in a description. */
-void kg_persist_limits(json_t *saved, kg_sandbox_limits_t *out);
-/* Make a new persistent home (reopen_id NULL; its id into id_out) or lock an existing one. On
- * success *dir_out is the home (caller owns) and *lock_out its lock fd (caller owns). */
-int kg_persist_open(kg_gateway_t *gw, const char *reopen_id, char *id_out, char **dir_out, int *lock_out,
-                    cb_error_t *err);
-/* Write the sandbox's description into its home. */
-int kg_persist_save(kg_sandbox_t *sb, const char *kernel_name, cb_error_t *err);
-/* The sandbox is going: note when, release the lock (the workspace stays). */
-void kg_persist_close(kg_sandbox_t *sb);
 
 /* The layers as JSON, for info and doctor. Caller owns return value. */
 json_t *kg_layers_json(const sbx_layers_t *layers);
@@ -215,8 +132,6 @@ struct kg_gateway {
     bool layers_noted;              /* missing sandbox layers have been logged once */
     volatile int no_kernels;        /* the registry is empty (awaited by destroy) */
     int64_t started_ms;
-    char *templates_dir;
-    char *state_dir;
     /* the loop's timers and deferred calls (gateway.c; the rules are in kg.h) */
     zhashx_t *timers; /* timer id -> record, owned; a stopped timer has none */
     int last_timer_id;
@@ -227,14 +142,12 @@ struct kg_gateway {
     zlistx_t *draining; /* the calls of the drain under way */
     int defer_fd;       /* eventfd: readable while calls wait */
     bool defer_signalled;
-    /* lifetime.c */
-    int tick_timer;
-    bool ends_queued;                /* a deferred call will run the marked ends */
-    char *tombstones[KG_TOMBSTONES]; /* "<id> <reason>", a ring */
-    size_t tombstone_next;
-    bool destroying;
-    /* pool.c */
-    zhashx_t *pools;                /* template name -> kg_pool_t *, owned */
+    /* sandbox.c: ends (kg_sandbox_end_later) */
+    bool ends_queued;  /* a deferred call will run the marked ends */
+    bool destroying;   /* kg_gateway_destroy is under way: no more ends */
+    /* the policy layer (kg_gateway_set_policy) */
+    const kg_policy_t *policy;
+    void *policy_arg;
 };
 
 /* Registry, used by kernel.c as kernels come and go. */

@@ -49,10 +49,7 @@ static void s_free(kg_sandbox_t *sb)
             free(sb->log[i].text);
     free(sb->log);
     cb_strv_free(sb->env);
-    free(sb->template_name);
-    json_decref(sb->metadata);
     free(sb->end_detail);
-    free(sb->persist_dir);
     free(sb);
 }
 
@@ -60,7 +57,6 @@ kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits
                              const char *workspace_dir, const char *const *env, cb_error_t *err)
 {
     kg_sandbox_t *sb = cb_xcalloc(1, sizeof *sb);
-    sb->persist_lock = -1;
     sb->commands = zhashx_new(); /* czmq aborts when memory runs out */
     sb->log = cb_xcalloc(KG_SANDBOX_LOG_MAX, sizeof *sb->log);
     sb->env = cb_strv_copy(env);
@@ -75,7 +71,7 @@ kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits
         return cb_error_fail(err, CB_ERR_INVALID, "new sandbox: an empty id"), NULL;
     }
     sb->gw = gw;
-    sb->created_ms = sb->last_active_ms = sb->cpu_sample_ms = cb_now_ms();
+    sb->created_ms = sb->cpu_sample_ms = cb_now_ms();
     if (limits)
         sb->limits = *limits;
     s_fill_limits(&sb->limits, &gw->cfg.limits);
@@ -124,10 +120,10 @@ static int s_on_init_exit(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     sb->dead = true;
     cb_warn("sandbox %.8s: its init process died; every process in it is gone", sb->id);
     kg_sandbox_log(sb, "sandbox", "died: its init process ended, and every process in it with it");
-    if (sb->opened || sb->in_pool)
-        kg_sandbox_end_later(sb, KG_SANDBOX_END_DIED,
-                             "it died: its init process ended, and every process in it with it");
-    return kg_gateway_handler_result(sb->gw);
+    kg_gateway_t *gw = sb->gw;
+    if (gw->policy && gw->policy->init_died)
+        gw->policy->init_died(sb, gw->policy_arg); /* may end it (later, never now) */
+    return kg_gateway_handler_result(gw);
 }
 
 void kg_sandbox_destroy(kg_sandbox_t **self_p)
@@ -141,7 +137,6 @@ void kg_sandbox_destroy(kg_sandbox_t **self_p)
         zmq_pollitem_t item = {.fd = sbx_init_pidfd(sb->sbx), .events = ZMQ_POLLIN};
         zloop_poller_end(gw->loop, &item);
     }
-    kg_pool_forget(gw, sb);
     /* Kernels first: each is freed at once (no graceful shutdown: the sandbox is going). */
     zlistx_t *kernels = zhashx_values(gw->kernels);
     for (kg_kernel_t *k = kernels ? zlistx_first(kernels) : NULL; k; k = zlistx_next(kernels))
@@ -155,30 +150,72 @@ void kg_sandbox_destroy(kg_sandbox_t **self_p)
         kg_command_free_now(c);
     zhashx_delete(gw->sandboxes, sb->id);
     sbx_destroy(&sb->sbx);
-    if (sb->persist_dir)
-        kg_persist_close(sb);
-    if (sb->opened)
-        kg_gateway_tombstone(gw, sb->id, sb->end_detail ? sb->end_detail : "it was deleted");
+    /* After sbx_destroy: a policy that releases something (a persistent workspace's lock) does
+     * so only once no process of the sandbox can touch it. */
+    if (gw->policy && gw->policy->destroyed)
+        gw->policy->destroyed(sb, gw->policy_arg);
     cb_debug("sandbox %.8s: destroyed", sb->id);
     s_free(sb);
 }
 
 const char *kg_sandbox_id(const kg_sandbox_t *self) { return self->id; }
-kg_kernel_t *kg_sandbox_main_kernel(kg_sandbox_t *self) { return self->main_kernel; }
-const char *kg_sandbox_template(const kg_sandbox_t *self) { return self->template_name; }
-bool kg_sandbox_from_pool(const kg_sandbox_t *self) { return self->from_pool; }
-bool kg_sandbox_in_pool(const kg_sandbox_t *self) { return self->in_pool; }
-bool kg_sandbox_persistent(const kg_sandbox_t *self) { return self->persist_dir != NULL; }
-int64_t kg_sandbox_expires_ms(const kg_sandbox_t *self)
+const kg_sandbox_limits_t *kg_sandbox_limits(const kg_sandbox_t *self) { return &self->limits; }
+bool kg_sandbox_dead(const kg_sandbox_t *self) { return self->dead; }
+bool kg_sandbox_ending(const kg_sandbox_t *self) { return self->end_pending; }
+const char *kg_sandbox_end_detail(const kg_sandbox_t *self) { return self->end_detail; }
+void kg_sandbox_set_policy_data(kg_sandbox_t *self, void *data) { self->policy_data = data; }
+void *kg_sandbox_policy_data(const kg_sandbox_t *self) { return self->policy_data; }
+void kg_sandbox_set_hidden(kg_sandbox_t *self, bool hidden) { self->hidden = hidden; }
+bool kg_sandbox_hidden(const kg_sandbox_t *self) { return self->hidden; }
+
+void kg_sandbox_touch(kg_sandbox_t *self)
 {
-    int64_t deadline = kg_sandbox_deadline_ms((kg_sandbox_t *)self); /* reads only */
-    if (!deadline)
-        return 0;
-    struct timeval tv; /* the deadline runs on the monotonic clock; callers want a date */
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000 + (deadline - cb_now_ms());
+    kg_gateway_t *gw = self->gw;
+    if (gw->policy && gw->policy->used)
+        gw->policy->used(self, gw->policy_arg);
 }
-void kg_sandbox_touch(kg_sandbox_t *self) { self->last_active_ms = cb_now_ms(); }
+
+void kg_sandbox_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
+{
+    kg_gateway_t *gw = sb->gw;
+    if (gw->policy && gw->policy->kernel_event)
+        gw->policy->kernel_event(sb, k, event, detail, gw->policy_arg);
+}
+
+/* ---- ends ---------------------------------------------------------------------------------- */
+
+static void s_run_ends(kg_gateway_t *gw, void *arg);
+
+void kg_sandbox_end_later(kg_sandbox_t *self, const char *detail)
+{
+    if (self->end_pending)
+        return;
+    kg_gateway_t *gw = self->gw;
+    self->end_pending = true;
+    self->end_detail = cb_xstrdup(detail);
+    if (!gw->ends_queued && !gw->destroying) {
+        gw->ends_queued = true;
+        kg_gateway_defer(gw, s_run_ends, NULL);
+    }
+}
+
+/* The deferred call: end the sandboxes marked since the last turn. */
+static void s_run_ends(kg_gateway_t *gw, void *arg)
+{
+    gw->ends_queued = false;
+    if (gw->destroying)
+        return; /* kg_gateway_destroy destroys what is left */
+    zlistx_t *ids = zhashx_keys(gw->sandboxes); /* by id: an ending hook may end others */
+    for (const char *id = ids ? zlistx_first(ids) : NULL; id; id = zlistx_next(ids)) {
+        kg_sandbox_t *sb = zhashx_lookup(gw->sandboxes, id);
+        if (!sb || !sb->end_pending)
+            continue;
+        if (gw->policy && gw->policy->ending)
+            gw->policy->ending(sb, sb->end_detail, gw->policy_arg);
+        kg_sandbox_destroy(&sb);
+    }
+    zlistx_destroy(&ids);
+}
 
 bool kg_sandbox_busy(kg_sandbox_t *sb)
 {
@@ -192,6 +229,7 @@ bool kg_sandbox_busy(kg_sandbox_t *sb)
     zlistx_destroy(&kernels);
     return busy;
 }
+size_t kg_gateway_sandbox_count(kg_gateway_t *gw) { return zhashx_size(gw->sandboxes); }
 pid_t kg_sandbox_init_pid(const kg_sandbox_t *self) { return sbx_init_pid(self->sbx); }
 
 void kg_sandbox_log(kg_sandbox_t *self, const char *source, const char *fmt, ...)
@@ -300,7 +338,6 @@ json_t *kg_sandbox_info(kg_sandbox_t *self)
             json_array_append_new(kernels, json_string(k->id));
     zlistx_destroy(&all);
     const kg_sandbox_limits_t *l = &self->limits;
-    int64_t now = cb_now_ms();
     json_t *info = json_pack(
         "{s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o*, s:{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}, s:o*}",
         "id", self->id, "created_ms", (json_int_t)self->created_ms,
@@ -322,20 +359,16 @@ json_t *kg_sandbox_info(kg_sandbox_t *self)
         json_decref(info);
         return NULL;
     }
-    if (info &&
-        json_object_update_new(
-            info, json_pack("{s:I, s:I, s:I, s:s?, s:b, s:b, s:o, s:I, s:f, s:O?}", "init_pid",
-                            (json_int_t)sbx_init_pid(self->sbx), "executions",
-                            (json_int_t)self->executions, "commands", (json_int_t)self->commands_run,
-                            "template", self->template_name, "persistent", self->persist_dir != NULL,
-                            "pooled", self->from_pool, "expires_ms",
-                            self->expires_ms ? json_integer(kg_sandbox_expires_ms(self)) : json_null(),
-                            "idle_ms", (json_int_t)(now - self->last_active_ms), "uptime_s",
-                            (double)(now - (self->opened ? self->opened_ms : self->created_ms)) / 1000.0,
-                            "metadata", self->metadata)) < 0) {
+    if (info && json_object_update_new(info, json_pack("{s:I, s:I, s:I}", "init_pid",
+                                                       (json_int_t)sbx_init_pid(self->sbx), "executions",
+                                                       (json_int_t)self->executions, "commands",
+                                                       (json_int_t)self->commands_run)) < 0) {
         json_decref(info);
-        info = NULL;
+        return NULL;
     }
+    kg_gateway_t *gw = self->gw;
+    if (info && gw->policy && gw->policy->describe)
+        gw->policy->describe(self, info, gw->policy_arg);
     return info;
 }
 

@@ -21,6 +21,7 @@
 #define MCP_PRIVATE_H
 
 #include "cb/alloc.h"
+#include "fleet/fleet.h"
 #include "mcp/mcp.h"
 
 #define MCP_PROTOCOL_LATEST "2025-11-25"
@@ -40,6 +41,7 @@ typedef struct mcp_job mcp_job_t;
 
 struct mcp_server {
     kg_gateway_t *gw;
+    fleet_t *fleet;          /* the gateway's policy: templates, pools, lifetimes (fleet_of) */
     mcp_config_t cfg;
     json_t *tools;        /* the tools/list result, built once */
     zhashx_t *sandboxes;  /* id -> mcp_sandbox_t *, owned */
@@ -185,7 +187,7 @@ typedef enum { MCP_REPL_JUPYTER = 0, MCP_REPL_TERMINAL } mcp_repl_type_t;
 
 struct mcp_sandbox {
     mcp_server_t *server;
-    kg_sandbox_t *kg;    /* from kg_sandbox_open; the gateway may end it (s_on_sandbox_end) */
+    kg_sandbox_t *kg;    /* from fleet_sandbox_open; the gateway may end it (s_on_sandbox_end) */
     char id[37];
     char *kernel_name;   /* of the main REPL */
     char *notice;        /* said once, on the first result from it; NULL: nothing */

@@ -1,6 +1,6 @@
 /* sandboxes.c: the server object, sandboxes as MCP sees them, and their sessions.
  *
- * An mcp_sandbox_t wraps a gateway sandbox (kg_sandbox_open: template, cap, warm pool, lifetime,
+ * An mcp_sandbox_t wraps a gateway sandbox (fleet_sandbox_open: template, cap, warm pool, lifetime,
  * persistence) with what MCP adds: labels, an environment for everything started in it, a
  * default time limit per execution, and sessions
  * (mcp_repl_t): jupyter sessions are gateway kernels in the sandbox, terminal sessions are bash
@@ -27,7 +27,7 @@ static const char *s_repl_type_name(mcp_repl_type_t t) { return t == MCP_REPL_JU
  * be among them. */
 static int s_offer_templates(mcp_server_t *srv, cb_error_t *err)
 {
-    json_auto_t *templates = kg_gateway_templates(srv->gw);
+    json_auto_t *templates = fleet_templates(srv->fleet);
     json_t *names = json_array();
     bool found = false;
     size_t i;
@@ -52,6 +52,11 @@ mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error
 {
     mcp_server_t *srv = cb_xcalloc(1, sizeof *srv);
     srv->gw = gw;
+    srv->fleet = fleet_of(gw);
+    if (!srv->fleet) {
+        free(srv);
+        return cb_error_fail(err, CB_ERR_INVALID, "the MCP server needs the gateway's fleet (fleet_new)"), NULL;
+    }
     if (cfg)
         srv->cfg = *cfg;
     else if (mcp_config_from_env(&srv->cfg, err) < 0) {
@@ -337,7 +342,7 @@ static char **s_env_list(json_t *env)
 static void s_sandbox_release(mcp_sandbox_t *sb, const char *why, bool destroy_kg);
 
 /* The gateway ends the sandbox (expired, idle, died, failed to start) and frees it after this. */
-static void s_on_sandbox_end(kg_sandbox_t *kg, kg_sandbox_end_t end, const char *detail, void *arg)
+static void s_on_sandbox_end(kg_sandbox_t *kg, fleet_end_t end, const char *detail, void *arg)
 {
     mcp_sandbox_t *sb = arg;
     cb_info("sandbox %.8s ended: %s", sb->id, detail);
@@ -377,7 +382,7 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
     sb->timeout_s = (int)mcp_arg_num(args, "timeout_s", cfg->timeout_s);
     sb->repls = zlistx_new(); /* czmq aborts when memory runs out */
     cb_iso8601_now(sb->created_at);
-    kg_sandbox_opts_t opts = {
+    fleet_sandbox_opts_t opts = {
         .template_name = mcp_arg_str(args, "template", json_object_get(args, "sandbox_id") ? NULL : cfg->template_name),
         .kernel_name = mcp_arg_str(args, "kernel", NULL),
         .limits = limits,
@@ -392,7 +397,7 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
         .on_end = s_on_sandbox_end,
         .arg = sb,
     };
-    sb->kg = kg_sandbox_open(srv->gw, &opts, err);
+    sb->kg = fleet_sandbox_open(srv->fleet, &opts, err);
     if (!sb->kg) {
         mcp_sandbox_delete(&sb);
         return NULL;
@@ -401,7 +406,7 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
     json_auto_t *info = kg_sandbox_info(sb->kg);
     sb->metadata = json_incref(json_object_get(info, "metadata"));
     sb->cpu_millis = (uint32_t)json_integer_value(json_object_get(json_object_get(info, "limits"), "cpu_millis"));
-    kg_kernel_t *main = kg_sandbox_main_kernel(sb->kg);
+    kg_kernel_t *main = fleet_sandbox_main_kernel(sb->kg);
     sb->kernel_name = main ? cb_xstrdup(kg_kernel_name(main)) : NULL;
     if (!sb->metadata || !sb->kernel_name || zhashx_insert(srv->sandboxes, sb->id, sb) != 0 ||
         !(sb->main = s_repl_adopt(sb, main, err))) {
@@ -411,8 +416,8 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
         mcp_sandbox_delete(&sb);
         return NULL;
     }
-    cb_info("sandbox %.8s opened (template %s, kernel %s%s)", sb->id, kg_sandbox_template(sb->kg),
-            sb->kernel_name, kg_sandbox_from_pool(sb->kg) ? ", from the warm pool" : "");
+    cb_info("sandbox %.8s opened (template %s, kernel %s%s)", sb->id, fleet_sandbox_template(sb->kg),
+            sb->kernel_name, fleet_sandbox_from_pool(sb->kg) ? ", from the warm pool" : "");
     return sb;
 }
 
@@ -468,7 +473,7 @@ mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create)
     if (id) {
         mcp_server_t *srv = call->session->server;
         mcp_sandbox_t *sb = zhashx_lookup(srv->sandboxes, id);
-        const char *gone = sb ? NULL : kg_gateway_sandbox_gone(srv->gw, id);
+        const char *gone = sb ? NULL : fleet_sandbox_gone(srv->fleet, id);
         if (gone)
             mcp_call_fail(call, "sandbox %.60s is gone: %s%s", id, gone,
                           strstr(gone, "persistent") ? "" : " (sandbox_create makes a new one)");
@@ -509,7 +514,7 @@ static json_t *s_time_json(int64_t ms);
 json_t *mcp_sandbox_expires_json(mcp_server_t *srv, const char *id)
 {
     mcp_sandbox_t *sb = id ? zhashx_lookup(srv->sandboxes, id) : NULL;
-    return sb ? s_time_json(kg_sandbox_expires_ms(sb->kg)) : NULL;
+    return sb ? s_time_json(fleet_sandbox_expires_ms(sb->kg)) : NULL;
 }
 
 static json_t *s_limits_json(mcp_sandbox_t *sb)
@@ -538,10 +543,10 @@ static json_t *s_time_json(int64_t ms)
 static json_t *s_summary(mcp_sandbox_t *sb, mcp_session_t *asking)
 {
     return json_pack("{s:s, s:s?, s:s, s:b, s:i, s:s, s:o, s:b, s:b, s:O}", "sandbox_id", sb->id, "template",
-                     kg_sandbox_template(sb->kg), "kernel", sb->kernel_name, "default",
+                     fleet_sandbox_template(sb->kg), "kernel", sb->kernel_name, "default",
                      asking && asking->default_sb == sb, "sessions", (int)zlistx_size(sb->repls),
-                     "created_at", sb->created_at, "expires_at", s_time_json(kg_sandbox_expires_ms(sb->kg)),
-                     "persistent", kg_sandbox_persistent(sb->kg), "pooled", kg_sandbox_from_pool(sb->kg),
+                     "created_at", sb->created_at, "expires_at", s_time_json(fleet_sandbox_expires_ms(sb->kg)),
+                     "persistent", fleet_sandbox_persistent(sb->kg), "pooled", fleet_sandbox_from_pool(sb->kg),
                      "metadata", sb->metadata);
 }
 
@@ -578,7 +583,7 @@ void mcp_tool_sandbox_list(mcp_call_t *call, json_t *args)
         json_array_append_new(list, s_summary(sb, call->session));
     /* Persistent workspaces that are closed: sandbox_create with their id reopens them. */
     json_t *closed = json_array();
-    json_auto_t *persisted = kg_gateway_persisted(srv->gw);
+    json_auto_t *persisted = fleet_persisted(srv->fleet);
     size_t i;
     json_t *p;
     json_array_foreach(persisted, i, p)
@@ -622,10 +627,10 @@ void mcp_tool_sandbox_delete(mcp_call_t *call, json_t *args)
         if (!(sb = mcp_sandbox_for_call(call, args, false)))
             return;
     }
-    bool persistent = sb ? kg_sandbox_persistent(sb->kg) : true;
+    bool persistent = sb ? fleet_sandbox_persistent(sb->kg) : true;
     mcp_sandbox_delete(&sb);
     /* A persistent workspace stays unless asked; a closed one can be discarded by id. */
-    if (discard && persistent && kg_gateway_discard_workspace(srv->gw, id, &err) < 0)
+    if (discard && persistent && fleet_discard_workspace(srv->fleet, id, &err) < 0)
         return mcp_call_fail_err(call, &err);
     mcp_call_finish(call, NULL,
                     json_pack("{s:s, s:b, s:b}", "sandbox_id", id, "deleted", 1, "workspace_kept",
@@ -640,17 +645,17 @@ void mcp_tool_sandbox_set_timeout(mcp_call_t *call, json_t *args)
         return;
     cb_error_t err = {0};
     int lifetime = (int)mcp_arg_num(args, "lifetime_s", 0);
-    if (kg_sandbox_set_timeout(sb->kg, lifetime, &err) < 0)
+    if (fleet_sandbox_set_timeout(sb->kg, lifetime, &err) < 0)
         return mcp_call_fail_err(call, &err);
     mcp_call_finish(call, NULL,
                     json_pack("{s:s, s:o}", "sandbox_id", sb->id, "expires_at",
-                              s_time_json(kg_sandbox_expires_ms(sb->kg))),
+                              s_time_json(fleet_sandbox_expires_ms(sb->kg))),
                     false);
 }
 
 void mcp_tool_server_metrics(mcp_call_t *call, json_t *args)
 {
-    json_t *m = kg_gateway_metrics(call->session->server->gw);
+    json_t *m = fleet_metrics(call->session->server->fleet);
     if (!m)
         return mcp_call_fail(call, "out of memory");
     mcp_call_finish(call, NULL, m, false);
@@ -699,7 +704,7 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
                   "uptime_s", json_real_value(json_object_get(info, "uptime_s")),
                   "executions", json_object_get(info, "executions"), "commands", json_object_get(info, "commands"),
                   "idle_s", json_real(json_integer_value(json_object_get(info, "idle_ms")) / 1000.0),
-                  "expires_at", s_time_json(kg_sandbox_expires_ms(sb->kg)));
+                  "expires_at", s_time_json(fleet_sandbox_expires_ms(sb->kg)));
     /* Files in /tmp and /dev/shm live in memory: their pages count against memory_limit_bytes. */
     if (out && json_object_update_new(out, json_pack("{s:O, s:O, s:O}", "tmp_used_bytes",
                                                      json_object_get(u, "tmp_bytes"), "shm_used_bytes",
@@ -800,7 +805,7 @@ static void s_reply_restarted(mcp_call_t *call, mcp_repl_t *repl)
                             repl->sandbox->id, "kernel", repl->kernel_name, "kernel_id",
                             kg_kernel_id(repl->kernel), "state", kg_kernel_state_name(kg_kernel_state(repl->kernel)),
                             "state_lost", 1, "restart_count", kg_kernel_restart_count(repl->kernel),
-                            "expires_at", s_time_json(kg_sandbox_expires_ms(repl->sandbox->kg)));
+                            "expires_at", s_time_json(fleet_sandbox_expires_ms(repl->sandbox->kg)));
     cleanup_free char *text = cb_strdup_printf(
         "The kernel of session %s (sandbox %s) was restarted and is ready. Its state is lost: "
         "variables, imports and definitions are gone and must be set up again. Files in "

@@ -274,10 +274,11 @@ int main(void)
     CB_OK(cb_mkdir_p(run, 0700, &err) == 0 && cb_mkdir_p(templates, 0700, &err) == 0, "directories");
     CB_OK(cb_write_file(python, "{\"kernel\": \"python3\"}", 21, 0600, &err) == 0, "a template for the start");
 
-    kg_config_t cfg = {.runtime_dir = run, .templates_dir = templates, .state_dir = state, .no_sandbox = true,
-                       .heartbeat_ms = -1};
+    kg_config_t cfg = {.runtime_dir = run, .no_sandbox = true, .heartbeat_ms = -1};
     kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
     CB_OK(gw, "a gateway with no kernels: %s", err.msg);
+    CB_OK(!gw || fleet_new(gw, &(fleet_config_t){.templates_dir = templates, .state_dir = state}, &err),
+          "its fleet: %s", err.msg);
     mcp_config_t mcfg;
     CB_OK(mcp_config_from_env(&mcfg, &err) == 0, "configuration from the environment");
     mcp_server_t *srv = gw ? mcp_server_new(gw, &mcfg, &err) : NULL;

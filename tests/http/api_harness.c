@@ -11,6 +11,7 @@
 
 #include "cb/log.h"
 #include "http/http.h"
+#include "fleet/fleet.h"
 #include "japi/japi.h"
 #include "kg/kg.h"
 
@@ -18,8 +19,10 @@ int main(void)
 {
     cb_log_set_level(CB_LOG_DEBUG); /* stderr goes to the test's log file */
     cb_error_t err = {0};
-    kg_config_t cfg = {.state_dir = getenv("CELLBLOCK_STATE_DIR"), .sandbox_timeout_s = -1};
-    kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
+    kg_gateway_t *gw = kg_gateway_new(NULL, &err);
+    fleet_config_t fcfg = {.state_dir = getenv("CELLBLOCK_STATE_DIR"), .sandbox_timeout_s = -1};
+    if (gw && !fleet_new(gw, &fcfg, &err))
+        kg_gateway_destroy(&gw);
     http_server_t *http = NULL;
     japi_t *api = NULL;
     kg_sandbox_t *foreign = NULL;
@@ -29,10 +32,10 @@ int main(void)
     if (http)
         api = japi_new(gw, http, &(japi_opts_t){.kernel_timeout_s = -1}, &err);
     if (api)
-        foreign = kg_sandbox_open(gw, &(kg_sandbox_opts_t){.timeout_s = -1}, &err);
+        foreign = fleet_sandbox_open(fleet_of(gw), &(fleet_sandbox_opts_t){.timeout_s = -1}, &err);
     int rc = 1;
     if (foreign && http_server_start(http, &err) == 0) {
-        fprintf(stderr, "foreign kernel: %s\n", kg_kernel_id(kg_sandbox_main_kernel(foreign)));
+        fprintf(stderr, "foreign kernel: %s\n", kg_kernel_id(fleet_sandbox_main_kernel(foreign)));
         fprintf(stderr, "listening on %s\n", http_server_url(http));
         static const volatile int never = 0;
         kg_gateway_run_until(gw, &never, -1); /* until SIGTERM or SIGINT */

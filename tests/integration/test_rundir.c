@@ -36,6 +36,7 @@
 #include "cb/cleanup.h"
 #include "cb/tap.h"
 #include "cb/util.h"
+#include "fleet/fleet.h"
 #include "kg/kg.h"
 #include "kg_run.h"
 
@@ -365,7 +366,7 @@ static void s_swap(kg_gateway_t *gw)
 
     /* A persistent workspace full of links to the canaries, FIFOs and deep directories is
      * discarded: only the workspace goes. */
-    kg_sandbox_t *p = kg_sandbox_open(gw, &(kg_sandbox_opts_t){.persist = true, .no_pool = true}, &err);
+    kg_sandbox_t *p = fleet_sandbox_open(fleet_of(gw), &(fleet_sandbox_opts_t){.persist = true, .no_pool = true}, &err);
     if (!CB_OK(p, "a persistent sandbox (%s)", p ? "ok" : err.msg))
         return;
     char id[64];
@@ -378,7 +379,7 @@ static void s_swap(kg_gateway_t *gw)
     if (s_cmd_start(p, fill, &c))
         kg_gateway_run_until(gw, &c.done, DEADLINE_MS);
     kg_sandbox_destroy(&p);
-    rc = kg_gateway_discard_workspace(gw, id, &err);
+    rc = fleet_discard_workspace(fleet_of(gw), id, &err);
     CB_OK(rc == 0, "the persistent workspace is discarded (%s)", rc ? err.msg : "ok");
     cleanup_free char *home = cb_strdup_printf("%s/state/sandboxes/%s", s_tmp, id);
     struct stat st;
@@ -509,7 +510,9 @@ int main(int argc, char **argv)
     cleanup_free char *state = s_path("state");
     cb_error_t err = {0};
     cb_mkdir_p(runtime, 0700, &err);
-    kg_gateway_t *gw = kg_gateway_new(&(kg_config_t){.runtime_dir = runtime, .state_dir = state}, &err);
+    kg_gateway_t *gw = kg_gateway_new(&(kg_config_t){.runtime_dir = runtime}, &err);
+    if (gw && !fleet_new(gw, &(fleet_config_t){.state_dir = state}, &err))
+        kg_gateway_destroy(&gw);
     if (!gw)
         CB_DIAG("kg_gateway_new: %s", err.msg);
     if (CB_OK(gw, "gateway starts"))

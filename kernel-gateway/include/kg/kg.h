@@ -76,15 +76,6 @@ typedef struct {
                                  only, never for untrusted code */
     bool seccomp_log;         /* sandboxes log syscalls outside the allowlist instead of denying */
     kg_sandbox_limits_t limits; /* defaults for every new sandbox */
-    /* Sandboxes opened with kg_sandbox_open (the lifetimes below do not apply to the low-level
-     * kg_sandbox_create and kg_kernel_start): */
-    const char *templates_dir; /* the project's templates; NULL: built-in default */
-    const char *state_dir;     /* persistent workspaces; NULL: $XDG_STATE_HOME/cellblock or
-                                  ~/.local/state/cellblock */
-    int sandbox_timeout_s;     /* lifetime of an opened sandbox; 0: 300; < 0: none */
-    int idle_timeout_s;        /* ended after this long without activity; 0: never */
-    int max_sandboxes;         /* cap on live sandboxes (starting, pooled or in use); 0: 100;
-                                  < 0: none */
     int64_t max_message_bytes; /* largest message the gateway takes from a kernel (or from code in
                                   its sandbox) on any socket; a bigger one is refused unread and
                                   its connection dropped. <= 0: KG_MAX_MESSAGE_BYTES_DEFAULT */
@@ -106,13 +97,6 @@ typedef struct {
     uint64_t kernels_oom;        /* kernel deaths that were the sandbox's OOM killer */
     uint64_t commands;
     uint64_t sandboxes_created;  /* every sandbox made, pooled ones included */
-    uint64_t sandboxes_opened;   /* kg_sandbox_open calls that succeeded */
-    uint64_t sandboxes_refused;  /* kg_sandbox_open calls refused at the cap */
-    uint64_t sandboxes_expired;  /* ended by their lifetime */
-    uint64_t sandboxes_culled;   /* ended for being idle */
-    uint64_t sandboxes_died;     /* ended because their init died */
-    uint64_t pool_hits;          /* opens served from the warm pool */
-    uint64_t pool_misses;        /* opens of a pooled template that found the pool empty */
 } kg_counters_t;
 
 /* Caller owns return value. config may be NULL (all defaults). */
@@ -188,78 +172,9 @@ kg_kernel_t *kg_gateway_kernel(kg_gateway_t *self, const char *kernel_id);
 /* Number of kernels the gateway holds (any state but stopped). */
 size_t kg_gateway_kernel_count(kg_gateway_t *self);
 
-/* Everything the gateway counts, and what it holds now: {uptime_s, sandboxes: {live, in_use,
- * pooled, starting, max, created, opened, refused, expired, culled, died}, pool: {hits, misses,
- * templates: {name: {size, ready, starting}}}, kernels: {live, started, died, restarted, oom},
- * executions: {total, failed}, commands, messages: {bad_signatures, replayed_signatures,
- * malformed, proxy_dropped}}. Caller owns return value. */
-json_t *kg_gateway_metrics(kg_gateway_t *self);
+/* Number of live sandboxes (any made by kg_sandbox_create or kg_sandbox_new). */
+size_t kg_gateway_sandbox_count(kg_gateway_t *self);
 
-/* ---------------------------------------------------------------------------------------------
- * Templates: named sandbox configurations, one JSON file each (<name>.json). Search order (the
- * first file of a name wins): each entry of $CELLBLOCK_TEMPLATES_PATH (colon-separated),
- * $XDG_CONFIG_HOME/cellblock/templates or ~/.config/cellblock/templates, the project's
- * templates directory. A file looks like
- *
- *   { "description": "Python with numpy, pandas and matplotlib imported",
- *     "kernel": "python3",
- *     "limits": {"memory_mb": 2048, "cpu": 1.5, "pids": 1024, "disk_mb": 1024, "tmp_mb": 256},
- *     "env": {"MPLBACKEND": "agg"},
- *     "files": [{"path": "README.md", "content": "text"},
- *               {"path": "data/x.csv", "source": "python-data/x.csv"}],
- *     "startup_code": "import numpy as np",
- *     "timeout_s": 300 }
- *
- * Every field is optional; a field of the wrong type, an unknown field, a file path that is
- * absolute or climbs with "..", or a source that cannot be read is an error naming the file and
- * the field. A source is relative to the template file's directory (use one for binary files:
- * content cannot hold NUL). Files are at most 16 MiB each and 64 MiB in all. timeout_s is the
- * sandbox's lifetime in seconds: -1 for none; absent or 0 for the gateway's default.
- * ------------------------------------------------------------------------------------------- */
-
-typedef struct {
-    char *path;  /* relative to the workspace, e.g. "data/x.csv" */
-    char *data;  /* its bytes (NUL-terminated for convenience; len excludes the NUL) */
-    size_t len;
-} kg_template_file_t;
-
-typedef struct {
-    char *name;                 /* the file's name without .json */
-    char *description;          /* "" when none */
-    char *kernel_name;          /* "python3" when none */
-    kg_sandbox_limits_t limits; /* zero fields: the gateway's defaults */
-    char **env;                 /* "KEY=VALUE", NULL-terminated; never NULL */
-    kg_template_file_t *files;
-    size_t file_count;
-    char *startup_code;         /* run in the main kernel before it counts as ready; NULL: none */
-    int timeout_s;              /* sandbox lifetime; 0: the gateway's */
-    char *source;               /* the JSON file it was read from */
-} kg_template_t;
-
-/* The project's templates directory: <datadir>/templates, found beside the running binary
- * (cb/paths.h; build/share/cellblock/templates in the build tree). Caller owns return value. */
-char *kg_template_project_dir(void);
-
-/* The directories searched, in order, NULL-terminated. project_dir may be NULL. Caller owns
- * return value (free each string and the array). */
-char **kg_template_search_path(const char *project_dir);
-
-/* Parse one template file; name is the template's name. Caller owns return value. */
-kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *err);
-
-/* Find a template by name in the search path. A name that is not [A-Za-z0-9._-]+ is refused.
- * Caller owns return value. */
-kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_error_t *err);
-
-/* Every loadable template, first of each name, sorted by name; *count set. Templates that fail
- * to load are skipped with a warning. Caller owns return value (destroy each, free the array). */
-kg_template_t **kg_template_list(const char *project_dir, size_t *count);
-
-void kg_template_destroy(kg_template_t **self_p);
-
-/* {name, description, kernel, limits: {memory_mb, cpu, pids, disk_mb, tmp_mb} (only those set),
- * env_keys: [...], files: [paths], startup_code: bool, timeout_s}. Caller owns return value. */
-json_t *kg_template_json(const kg_template_t *self);
 
 /* ---------------------------------------------------------------------------------------------
  * Sandboxes: isolated process trees (see sandbox/ and docs/security.md) holding kernels and
@@ -275,94 +190,46 @@ kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *lim
  * caller's pointer. */
 void kg_sandbox_destroy(kg_sandbox_t **self_p);
 
-/* Why the gateway ended a sandbox on its own. */
-typedef enum {
-    KG_SANDBOX_END_EXPIRED = 0, /* its lifetime ran out */
-    KG_SANDBOX_END_IDLE,        /* nothing ran in it for idle_timeout_s */
-    KG_SANDBOX_END_DIED,        /* its init died, and every process with it */
-    KG_SANDBOX_END_FAILED,      /* its main kernel could not start or died for good while starting */
-} kg_sandbox_end_t;
+/* Create a sandbox with a given id (NULL: a fresh one), its workspace bound from a host directory
+ * (workspace_dir; NULL: a tmpfs), and env ("KEY=VALUE", NULL-terminated, may be NULL; copied)
+ * for every kernel and command in it. Otherwise as kg_sandbox_create. */
+kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, const char *id,
+                             const char *workspace_dir, const char *const *env, cb_error_t *err);
 
-/* Called just before the gateway destroys a sandbox it ends on its own; detail is a sentence.
- * The sandbox and its kernels are still valid during the call, and freed right after it: drop
- * every pointer to them. Never called from kg_sandbox_destroy or kg_gateway_destroy. */
-typedef void(kg_sandbox_end_fn)(kg_sandbox_t *sb, kg_sandbox_end_t why, const char *detail, void *arg);
-
-typedef struct {
-    const char *template_name;  /* NULL: "python" */
-    const char *kernel_name;    /* NULL: the template's */
-    kg_sandbox_limits_t limits; /* zero fields: the template's, then the gateway's */
-    const char *const *env;     /* extra "KEY=VALUE" for every kernel and command; borrowed */
-    int timeout_s;              /* lifetime from now; 0: the template's, then the gateway's;
-                                   < 0: none */
-    bool persist;               /* keep the workspace on disk when the sandbox ends, however it
-                                   ends (delete, expiry, server stop or crash) */
-    const char *reopen_id;      /* reopen the persisted sandbox of this id, with its files; its
-                                   template, kernel, limits and metadata come from disk unless
-                                   given here */
-    json_t *metadata;           /* labels kept with the sandbox (on disk too when persisted);
-                                   borrowed, copied; NULL: none */
-    bool no_pool;               /* start a fresh sandbox even when the pool has one */
-    bool extend_on_use;         /* the lifetime runs from the last use, not from the opening:
-                                   see kg_sandbox_expires_ms (until kg_sandbox_set_timeout) */
-    kg_sandbox_end_fn *on_end;
-    void *arg;
-} kg_sandbox_opts_t;
-
-/* The front door for sandboxes: the cap, the warm pool, templates, lifetimes, persistence.
- * Returns a sandbox whose main kernel (the template's) is started, or ready at once when it
- * came from the pool (see kg_sandbox_main_kernel). The template's files are in the workspace and
- * its startup code runs in the main kernel before the kernel reports READY. A request the pool
- * can serve (the template's own kernel and limits, no extra env, not persistent) is served from
- * it; a pooled sandbox is handed out once, and its lifetime starts then. At the cap the call
- * fails with CB_ERR_LIMIT; pooled sandboxes of other templates are given up first to make room.
- * Borrowed; valid until kg_sandbox_destroy, or until on_end returns. */
-kg_sandbox_t *kg_sandbox_open(kg_gateway_t *gw, const kg_sandbox_opts_t *opts, cb_error_t *err);
-
-/* The kernel kg_sandbox_open started, until it stops. Its events go nowhere until the caller
- * sets them (kg_kernel_set_events); check kg_kernel_state for READY having passed already.
- * Borrowed; see kg_kernel_start. */
-kg_kernel_t *kg_sandbox_main_kernel(kg_sandbox_t *self);
-
-/* What kg_sandbox_open made of it. The template's name: Borrowed; valid with the sandbox (NULL
- * for a sandbox from kg_sandbox_create). expires_ms: when its lifetime ends, in ms since the
- * epoch (0: never). For a sandbox opened with extend_on_use that is its lifetime after its last
- * use: the last execution, command or file call, or request a Jupyter client (attached, or
- * through the Jupyter API) sent to one of its kernels; while something runs in it, its lifetime
- * from now; never earlier than the deadline it had when opened. Its own code's output is not
- * use. */
-const char *kg_sandbox_template(const kg_sandbox_t *self);
-bool kg_sandbox_from_pool(const kg_sandbox_t *self);
-bool kg_sandbox_persistent(const kg_sandbox_t *self);
-int64_t kg_sandbox_expires_ms(const kg_sandbox_t *self);
-
-/* Set the lifetime: the sandbox ends timeout_s seconds from now (< 0: never). Like E2B's
- * set_timeout; it may shorten as well as extend. A fixed deadline: use no longer extends it. */
-int kg_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err);
+/* The limits it runs under, defaults filled in. Borrowed; valid with the sandbox. */
+const kg_sandbox_limits_t *kg_sandbox_limits(const kg_sandbox_t *self);
 
 /* Activity: executions, commands and file calls count on their own; callers may add theirs.
- * Resets the idle clock. */
+ * Tells the policy (kg_policy_t.used). */
 void kg_sandbox_touch(kg_sandbox_t *self);
 
-/* Why a sandbox that no longer exists ended ("expired: its lifetime of 300 s ran out", "deleted",
- * ...), for the last 256 that ended. NULL when the id is unknown. Borrowed; valid until the next
- * sandbox ends. */
-const char *kg_gateway_sandbox_gone(kg_gateway_t *gw, const char *id);
+/* Work is running in the sandbox (an execution or a command). */
+bool kg_sandbox_busy(kg_sandbox_t *self);
 
-/* The templates this gateway finds (kg_template_json of each, sorted by name). Caller owns
- * return value. */
-json_t *kg_gateway_templates(kg_gateway_t *gw);
+/* Its init died: nothing runs in it any more. */
+bool kg_sandbox_dead(const kg_sandbox_t *self);
 
-/* Keep up a warm pool of size ready sandboxes of a template (0: none), refilled in the
- * background. Fails when the template cannot be loaded. */
-int kg_gateway_set_pool(kg_gateway_t *gw, const char *template_name, int size, cb_error_t *err);
+/* End the sandbox on a fresh loop turn (kg_gateway_defer): the policy's ending hook, then
+ * kg_sandbox_destroy. detail is a sentence saying why (copied); executions its kernels run or
+ * queue meanwhile end as kernel_died with it in their note. Only the first call counts. Why
+ * deferred: the callback that found the reason (a timer, the init's poller, a kernel's event)
+ * may hold its kernels. The deferred call looks the sandbox up by id, so one destroyed meanwhile
+ * by another path is simply not there. */
+void kg_sandbox_end_later(kg_sandbox_t *self, const char *detail);
 
-/* Persistent workspaces on disk, open or not: [{sandbox_id, template, kernel, created_at,
- * metadata, open}], oldest first. Caller owns return value. */
-json_t *kg_gateway_persisted(kg_gateway_t *gw);
+/* Whether kg_sandbox_end_later was called; its detail (Borrowed; valid with the sandbox). */
+bool kg_sandbox_ending(const kg_sandbox_t *self);
+const char *kg_sandbox_end_detail(const kg_sandbox_t *self);
 
-/* Remove a persistent workspace that is not open (here or in another cellblock process). */
-int kg_gateway_discard_workspace(kg_gateway_t *gw, const char *id, cb_error_t *err);
+/* The policy's own record of the sandbox (kg_gateway_set_policy); NULL until set. The policy
+ * owns it and frees it from its destroyed hook. */
+void kg_sandbox_set_policy_data(kg_sandbox_t *self, void *data);
+void *kg_sandbox_policy_data(const kg_sandbox_t *self);
+
+/* A hidden sandbox (a policy's spare, such as a warm pool's) is not for clients yet: surfaces in
+ * the engine (the Jupyter API) do not list its kernels. */
+void kg_sandbox_set_hidden(kg_sandbox_t *self, bool hidden);
+bool kg_sandbox_hidden(const kg_sandbox_t *self);
 
 const char *kg_sandbox_id(const kg_sandbox_t *self); /* Borrowed; valid with the sandbox */
 
@@ -372,8 +239,7 @@ kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id);
 /* {id, limits: {...}, layers: {...}, usage: {memory_bytes, memory_peak_bytes,
  * memory_limit_bytes, pids, cpu_usage_us, cpu_share, cpu_share_avg, oom_kills, workspace_bytes,
  * workspace_limit_bytes}, kernels: [ids], created_ms, init_pid (host pid of its init),
- * executions, commands, template (or null),
- * persistent, pooled, expires_ms (ms since the epoch, or null), idle_ms, uptime_s (since it was opened), metadata}. cpu_share is the cores used
+ * executions, commands, and what the policy adds (kg_policy_t.describe)}. cpu_share is the cores used
  * over the last window of at least a second (since the previous info call a second or more
  * before; a call sooner repeats that figure; 0 in the first second); cpu_share_avg over the
  * sandbox's life (0 in the first second). Caller owns return value. */
@@ -478,6 +344,8 @@ kg_kernel_state_t kg_kernel_state(const kg_kernel_t *self);
 bool kg_kernel_is_ready(const kg_kernel_t *self);
 /* An execution is running or queued. */
 bool kg_kernel_is_busy(const kg_kernel_t *self);
+/* It has been ready at least once (one that never was is starting, and is not restarted). */
+bool kg_kernel_ever_ready(const kg_kernel_t *self);
 const char *kg_kernel_state_name(kg_kernel_state_t state);
 pid_t kg_kernel_pid(const kg_kernel_t *self); /* 0 when no process runs */
 int kg_kernel_restart_count(const kg_kernel_t *self);
@@ -600,6 +468,43 @@ kg_command_t *kg_sandbox_command(kg_sandbox_t *sb, const char *id);
 const char *kg_kernel_attach(kg_kernel_t *self, cb_error_t *err);
 
 /* ---------------------------------------------------------------------------------------------
+ * The policy hooks: how a policy layer (fleet/: templates, pools, lifetimes, persistence) hears
+ * what happens to sandboxes without the engine knowing it. The engine calls these; it never
+ * calls the policy by name. One policy per gateway. Every hook is called from the loop's thread;
+ * each may be NULL.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    /* A client used the sandbox: an execution or command began or ended, a file call, a request
+     * a Jupyter client sent to one of its kernels (kg_sandbox_touch). Its own code's output is
+     * not use. */
+    void (*used)(kg_sandbox_t *sb, void *arg);
+    /* Its init died, and every process in it with it; kg_sandbox_dead is true from now on. */
+    void (*init_died)(kg_sandbox_t *sb, void *arg);
+    /* A kernel in the sandbox had a lifecycle event; heard before the kernel's own on_event. */
+    void (*kernel_event)(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event, const char *detail,
+                         void *arg);
+    /* kg_sandbox_end_later's deferred turn is about to destroy the sandbox; it and its kernels
+     * are valid during the call and freed right after it. */
+    void (*ending)(kg_sandbox_t *sb, const char *detail, void *arg);
+    /* The sandbox is being destroyed, however (its processes are gone already): the last call
+     * naming it. */
+    void (*destroyed)(kg_sandbox_t *sb, void *arg);
+    /* kg_sandbox_info is being built: add the policy's fields to info (an object). */
+    void (*describe)(kg_sandbox_t *sb, json_t *info, void *arg);
+    /* kg_gateway_destroy began: stop timers; no sandbox ends on its own from here on. */
+    void (*closing)(kg_gateway_t *gw, void *arg);
+    /* kg_gateway_destroy destroyed every sandbox: free the policy (arg). */
+    void (*closed)(kg_gateway_t *gw, void *arg);
+} kg_policy_t;
+
+/* Install the policy (hooks is borrowed and must outlive the gateway; a static table). Fails
+ * when the gateway has one already. */
+int kg_gateway_set_policy(kg_gateway_t *self, const kg_policy_t *hooks, void *arg, cb_error_t *err);
+
+/* The policy's arg when hooks is the installed policy, else NULL. Borrowed. */
+void *kg_gateway_policy(kg_gateway_t *self, const kg_policy_t *hooks);
+
+/* ---------------------------------------------------------------------------------------------
  * For the surfaces above the engine (jupyter-api/ today): a kernel's listeners, and what such a
  * surface reads of kernels, sandboxes and the gateway.
  * Call every function below from the loop's thread, like every other call in this header; none
@@ -640,13 +545,9 @@ kg_sandbox_t *kg_kernel_sandbox(const kg_kernel_t *self);
  * Borrowed; valid with the kernel. */
 const char *kg_kernel_session(const kg_kernel_t *self);
 
-/* Waiting in a warm pool: not handed out to anyone yet. */
-bool kg_sandbox_in_pool(const kg_sandbox_t *self);
-
-/* The project's kernelspecs and templates directories the gateway searches (the project_dir of
- * jp_kernelspec_find and kg_template_find). Borrowed; valid until kg_gateway_destroy. */
+/* The project's kernelspecs directory the gateway searches (the project_dir of
+ * jp_kernelspec_find). Borrowed; valid until kg_gateway_destroy. */
 const char *kg_gateway_kernels_dir(kg_gateway_t *self);
-const char *kg_gateway_templates_dir(kg_gateway_t *self);
 
 /* Every kernel the gateway holds, in no particular order. Caller owns return value (the list;
  * the kernels are borrowed, see kg_kernel_start). */

@@ -17,9 +17,11 @@
 
 #include "cb/cleanup.h"
 #include "cb/log.h"
-#include "kg_private.h"
+#include "cb/alloc.h"
+#include "cb/util.h"
+#include "fleet_private.h"
 
-#define KG_DESCRIPTION_MAX (1u << 20)
+#define FLEET_DESCRIPTION_MAX (1u << 20)
 
 /* A sandbox id as this gateway makes them: a canonical UUID. Anything else never names a home,
  * so a crafted id cannot climb out of the state dir. */
@@ -36,16 +38,16 @@ static bool s_id_ok(const char *id)
     return true;
 }
 
-static char *s_home(kg_gateway_t *gw, const char *id)
+static char *s_home(fleet_t *fleet, const char *id)
 {
-    return cb_strdup_printf("%s/sandboxes/%s", gw->state_dir, id);
+    return cb_strdup_printf("%s/sandboxes/%s", fleet->state_dir, id);
 }
 
-static int s_check_id(kg_gateway_t *gw, const char *id, cb_error_t *err)
+static int s_check_id(fleet_t *fleet, const char *id, cb_error_t *err)
 {
     if (!s_id_ok(id))
         return cb_error_fail(err, CB_ERR_INVALID, "'%.60s' is not a sandbox id", id ? id : "");
-    if (zhashx_lookup(gw->sandboxes, id))
+    if (kg_gateway_sandbox(fleet->gw, id))
         return cb_error_fail(err, CB_ERR_STATE, "sandbox %s is open (delete it first)", id);
     return 0;
 }
@@ -64,11 +66,11 @@ static json_t *s_read(const char *home, cb_error_t *err)
     return saved;
 }
 
-json_t *kg_persist_describe(kg_gateway_t *gw, const char *id, cb_error_t *err)
+json_t *fleet_persist_describe(fleet_t *fleet, const char *id, cb_error_t *err)
 {
-    if (s_check_id(gw, id, err) < 0)
+    if (s_check_id(fleet, id, err) < 0)
         return NULL;
-    cleanup_free char *home = s_home(gw, id);
+    cleanup_free char *home = s_home(fleet, id);
     struct stat st;
     if (!home || stat(home, &st) < 0) {
         cb_error_fail(err, CB_ERR_NOT_FOUND,
@@ -79,7 +81,7 @@ json_t *kg_persist_describe(kg_gateway_t *gw, const char *id, cb_error_t *err)
     return s_read(home, err);
 }
 
-void kg_persist_limits(json_t *saved, kg_sandbox_limits_t *out)
+void fleet_persist_limits(json_t *saved, kg_sandbox_limits_t *out)
 {
     json_t *l = json_object_get(saved, "limits");
     out->memory_mb = (uint64_t)json_integer_value(json_object_get(l, "memory_mb"));
@@ -89,22 +91,22 @@ void kg_persist_limits(json_t *saved, kg_sandbox_limits_t *out)
     out->workspace_mb = (uint64_t)json_integer_value(json_object_get(l, "workspace_mb"));
 }
 
-int kg_persist_open(kg_gateway_t *gw, const char *reopen_id, char *id_out, char **dir_out, int *lock_out,
+int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char **dir_out, int *lock_out,
                     cb_error_t *err)
 {
     if (reopen_id) {
-        if (s_check_id(gw, reopen_id, err) < 0)
+        if (s_check_id(fleet, reopen_id, err) < 0)
             return -1;
         snprintf(id_out, 37, "%s", reopen_id);
     } else {
         zuuid_t *uuid = zuuid_new();
-        if (!uuid)
-            return cb_error_make(err, ENOMEM, "new sandbox id");
+        if (!uuid) /* czmq allocates it; it fails only when out of memory */
+            cb_oom(sizeof(zuuid_t *));
         snprintf(id_out, 37, "%s", zuuid_str_canonical(uuid));
         zuuid_destroy(&uuid);
     }
-    cleanup_free char *parent = cb_strdup_printf("%s/sandboxes", gw->state_dir);
-    cleanup_free char *home = s_home(gw, id_out);
+    cleanup_free char *parent = cb_strdup_printf("%s/sandboxes", fleet->state_dir);
+    cleanup_free char *home = s_home(fleet, id_out);
     cleanup_free char *workspace = home ? cb_strdup_printf("%s/workspace", home) : NULL;
     if (!parent || !workspace)
         return cb_error_make(err, ENOMEM, "persistent workspace");
@@ -131,48 +133,48 @@ int kg_persist_open(kg_gateway_t *gw, const char *reopen_id, char *id_out, char 
     return 0;
 }
 
-int kg_persist_save(kg_sandbox_t *sb, const char *kernel_name, cb_error_t *err)
+int fleet_persist_save(fleet_sandbox_t *fs, const char *kernel_name, cb_error_t *err)
 {
     char now[40];
     cb_iso8601_now(now);
-    json_auto_t *old = s_read(sb->persist_dir, NULL);
+    json_auto_t *old = s_read(fs->persist_dir, NULL);
     const char *created = json_string_value(json_object_get(old, "created_at"));
-    const kg_sandbox_limits_t *l = &sb->limits;
+    const kg_sandbox_limits_t *l = kg_sandbox_limits(fs->sb);
     json_auto_t *desc = json_pack(
-        "{s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:O, s:s, s:s, s:n}", "sandbox_id", sb->id,
-        "template", sb->template_name, "kernel", kernel_name, "limits", "memory_mb", (json_int_t)l->memory_mb,
+        "{s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:O, s:s, s:s, s:n}", "sandbox_id", kg_sandbox_id(fs->sb),
+        "template", fs->template_name, "kernel", kernel_name, "limits", "memory_mb", (json_int_t)l->memory_mb,
         "pids_max", (json_int_t)l->pids_max, "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb",
-        (json_int_t)l->tmp_mb, "workspace_mb", (json_int_t)l->workspace_mb, "metadata", sb->metadata,
+        (json_int_t)l->tmp_mb, "workspace_mb", (json_int_t)l->workspace_mb, "metadata", fs->metadata,
         "created_at", created ? created : now, "opened_at", now, "closed_at");
     cleanup_free char *text = desc ? json_dumps(desc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    cleanup_free char *path = cb_strdup_printf("%s/sandbox.json", sb->persist_dir);
+    cleanup_free char *path = cb_strdup_printf("%s/sandbox.json", fs->persist_dir);
     if (!text || !path)
-        return cb_error_make(err, ENOMEM, "describe sandbox %.8s", sb->id);
+        return cb_error_make(err, ENOMEM, "describe sandbox %.8s", kg_sandbox_id(fs->sb));
     return cb_write_file(path, text, strlen(text), 0600, err);
 }
 
-void kg_persist_close(kg_sandbox_t *sb)
+void fleet_persist_close(fleet_sandbox_t *fs)
 {
-    json_auto_t *desc = s_read(sb->persist_dir, NULL);
+    json_auto_t *desc = s_read(fs->persist_dir, NULL);
     char now[40];
     cb_iso8601_now(now);
     cleanup_free char *text = NULL;
     if (desc && json_object_set_new(desc, "closed_at", json_string(now)) == 0)
         text = json_dumps(desc, JSON_INDENT(2) | JSON_SORT_KEYS);
-    cleanup_free char *path = cb_strdup_printf("%s/sandbox.json", sb->persist_dir);
+    cleanup_free char *path = cb_strdup_printf("%s/sandbox.json", fs->persist_dir);
     cb_error_t err = {0};
     if (text && path && cb_write_file(path, text, strlen(text), 0600, &err) < 0)
-        cb_warn("sandbox %.8s: %s", sb->id, err.msg);
-    if (sb->persist_lock >= 0)
-        close(sb->persist_lock);
-    sb->persist_lock = -1;
-    cb_info("sandbox %.8s: its workspace stays in %s", sb->id, sb->persist_dir);
+        cb_warn("sandbox %.8s: %s", kg_sandbox_id(fs->sb), err.msg);
+    if (fs->persist_lock >= 0)
+        close(fs->persist_lock);
+    fs->persist_lock = -1;
+    cb_info("sandbox %.8s: its workspace stays in %s", kg_sandbox_id(fs->sb), fs->persist_dir);
 }
 
 /* Open here, or locked by another process. */
-static bool s_is_open(kg_gateway_t *gw, const char *id, const char *home)
+static bool s_is_open(fleet_t *fleet, const char *id, const char *home)
 {
-    if (zhashx_lookup(gw->sandboxes, id))
+    if (kg_gateway_sandbox(fleet->gw, id))
         return true;
     cb_error_t err = {0};
     int fd = cb_dir_lock(home, &err);
@@ -181,15 +183,15 @@ static bool s_is_open(kg_gateway_t *gw, const char *id, const char *home)
     return fd < 0 && err.kind == CB_ERR_STATE;
 }
 
-json_t *kg_gateway_persisted(kg_gateway_t *gw)
+json_t *fleet_persisted(fleet_t *fleet)
 {
     json_t *list = json_array();
-    cleanup_free char *parent = cb_strdup_printf("%s/sandboxes", gw->state_dir);
+    cleanup_free char *parent = cb_strdup_printf("%s/sandboxes", fleet->state_dir);
     cleanup_closedir DIR *d = parent ? opendir(parent) : NULL;
     for (struct dirent *e = d ? readdir(d) : NULL; e && list; e = readdir(d)) {
         if (!s_id_ok(e->d_name))
             continue;
-        cleanup_free char *home = s_home(gw, e->d_name);
+        cleanup_free char *home = s_home(fleet, e->d_name);
         json_auto_t *saved = home ? s_read(home, NULL) : NULL;
         if (!saved)
             continue;
@@ -198,18 +200,18 @@ json_t *kg_gateway_persisted(kg_gateway_t *gw)
                                  json_object_get(saved, "kernel"), "created_at",
                                  json_object_get(saved, "created_at"), "closed_at",
                                  json_object_get(saved, "closed_at"), "metadata",
-                                 json_object_get(saved, "metadata"), "open", s_is_open(gw, e->d_name, home));
+                                 json_object_get(saved, "metadata"), "open", s_is_open(fleet, e->d_name, home));
         if (item)
             json_array_append_new(list, item);
     }
     return list;
 }
 
-int kg_gateway_discard_workspace(kg_gateway_t *gw, const char *id, cb_error_t *err)
+int fleet_discard_workspace(fleet_t *fleet, const char *id, cb_error_t *err)
 {
-    if (s_check_id(gw, id, err) < 0)
+    if (s_check_id(fleet, id, err) < 0)
         return -1;
-    cleanup_free char *home = s_home(gw, id);
+    cleanup_free char *home = s_home(fleet, id);
     struct stat st;
     if (!home || stat(home, &st) < 0)
         return cb_error_fail(err, CB_ERR_NOT_FOUND, "no persistent workspace for sandbox %s", id);

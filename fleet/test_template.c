@@ -21,10 +21,10 @@
 #include "cb/log.h"
 #include "cb/tap.h"
 #include "cb/util.h"
+#include "fleet/fleet.h"
 #include "jupyter/catalog.h"
-#include "kg/kg.h"
 
-#define cleanup_template __attribute__((cleanup(kg_template_destroy)))
+#define cleanup_template __attribute__((cleanup(fleet_template_destroy)))
 
 static void s_strv_freep(char ***v) { cb_strv_free(*v); }
 #define cleanup_strv __attribute__((cleanup(s_strv_freep)))
@@ -92,7 +92,7 @@ static void test_good(const char *root)
             "}\n");
     cleanup_free char *path = cb_strdup_printf("%s/good/full.json", root);
     cb_error_t err = {0};
-    cleanup_template kg_template_t *t = kg_template_load(path, "full", &err);
+    cleanup_template fleet_template_t *t = fleet_template_load(path, "full", &err);
     if (!CB_OK(t, "a template with every field loads")) {
         CB_DIAG("%s", err.msg);
         return;
@@ -124,7 +124,7 @@ static void test_good(const char *root)
 
     s_write(root, "good/empty.json", "{}");
     cleanup_free char *epath = cb_strdup_printf("%s/good/empty.json", root);
-    cleanup_template kg_template_t *e = kg_template_load(epath, "empty", &err);
+    cleanup_template fleet_template_t *e = fleet_template_load(epath, "empty", &err);
     CB_OK(e && strcmp(e->description, "") == 0 && strcmp(e->kernel_name, "python3") == 0 &&
               e->env && e->env[0] == NULL && e->file_count == 0 && e->startup_code == NULL &&
               e->timeout_s == 0 && e->limits.memory_mb == 0 && e->limits.cpu_millis == 0 &&
@@ -135,12 +135,12 @@ static void test_good(const char *root)
             "{\"limits\": {\"memory_mb\": 16, \"cpu\": 0.01, \"pids\": 1000000, \"disk_mb\": 1, "
             "\"tmp_mb\": 1048576}, \"timeout_s\": -1, \"startup_code\": \"\", \"cpu\": null}");
     cleanup_free char *gpath = cb_strdup_printf("%s/good/edges.json", root);
-    cleanup_template kg_template_t *g = kg_template_load(gpath, "edges", &err);
+    cleanup_template fleet_template_t *g = fleet_template_load(gpath, "edges", &err);
     CB_OK(!g && s_contains(err.msg, "unknown field 'cpu'"), "(cpu at the top is unknown)");
     s_write(root, "good/edges.json",
             "{\"limits\": {\"memory_mb\": 16, \"cpu\": 256, \"pids\": 1000000, \"disk_mb\": 1, "
             "\"tmp_mb\": 1048576}, \"timeout_s\": -1, \"startup_code\": \"\"}");
-    cleanup_template kg_template_t *h = kg_template_load(gpath, "edges", &err);
+    cleanup_template fleet_template_t *h = fleet_template_load(gpath, "edges", &err);
     if (!h)
         CB_DIAG("%s", err.msg);
     CB_OK(h && h->limits.memory_mb == 16 && h->limits.cpu_millis == 256000 &&
@@ -152,14 +152,14 @@ static void test_good(const char *root)
 
     s_write(root, "good/small_cpu.json", "{\"limits\": {\"cpu\": 0.01}}");
     cleanup_free char *spath = cb_strdup_printf("%s/good/small_cpu.json", root);
-    cleanup_template kg_template_t *s = kg_template_load(spath, "small_cpu", &err);
+    cleanup_template fleet_template_t *s = fleet_template_load(spath, "small_cpu", &err);
     CB_OK(s && s->limits.cpu_millis == 10, "cpu 0.01 becomes 10 millis");
 
-    kg_template_t *p = t;
-    kg_template_destroy(&t);
+    fleet_template_t *p = t;
+    fleet_template_destroy(&t);
     CB_OK(t == NULL && p != NULL, "destroy nulls the caller's pointer");
-    kg_template_destroy(&t); /* a pointer to NULL */
-    kg_template_destroy(NULL);
+    fleet_template_destroy(&t); /* a pointer to NULL */
+    fleet_template_destroy(NULL);
     CB_OK(t == NULL, "destroy accepts NULL and a pointer to NULL");
 }
 
@@ -411,7 +411,7 @@ static void test_bad(const char *root)
         s_write(root, rel, cases[i].json);
         cleanup_free char *file = cb_strdup_printf("%s/%s", root, rel);
         cb_error_t err = {0};
-        cleanup_template kg_template_t *t = kg_template_load(file, "bad", &err);
+        cleanup_template fleet_template_t *t = fleet_template_load(file, "bad", &err);
         cb_error_kind_t kind = cases[i].kind;
         CB_OK(!t && err.kind == kind && s_contains(err.msg, "template 'bad': ") &&
                   s_contains(err.msg, file) && s_contains(err.msg, cases[i].words[0]) &&
@@ -422,7 +422,7 @@ static void test_bad(const char *root)
 
     cb_error_t err = {0};
     cleanup_free char *absent = cb_strdup_printf("%s/bad/absent.json", root);
-    cleanup_template kg_template_t *a = kg_template_load(absent, "absent", &err);
+    cleanup_template fleet_template_t *a = fleet_template_load(absent, "absent", &err);
     CB_OK(!a && err.kind == CB_ERR_NOT_FOUND && err.errnum == ENOENT &&
               s_contains(err.msg, "absent.json") && s_contains(err.msg, "'absent'"),
           "an absent file is not found with ENOENT");
@@ -430,15 +430,15 @@ static void test_bad(const char *root)
     /* Over the JSON file's own cap: refused before parsing. */
     s_write_sized(root, "bad/huge.json", 1024 * 1024 + 1);
     cleanup_free char *huge = cb_strdup_printf("%s/bad/huge.json", root);
-    cleanup_template kg_template_t *b = kg_template_load(huge, "huge", &err);
+    cleanup_template fleet_template_t *b = fleet_template_load(huge, "huge", &err);
     CB_OK(!b && err.kind == CB_ERR_LIMIT && s_contains(err.msg, "huge.json"),
           "a template file over 1 MiB is refused");
     CB_DIAG("%s", err.msg);
 
     cleanup_free char *good = cb_strdup_printf("%s/bad/src/ok.txt", root);
-    cleanup_template kg_template_t *c = kg_template_load(good, "../x", &err);
+    cleanup_template fleet_template_t *c = fleet_template_load(good, "../x", &err);
     CB_OK(!c && err.kind == CB_ERR_INVALID, "load refuses a bad name too");
-    cleanup_template kg_template_t *d = kg_template_load(NULL, "x", &err);
+    cleanup_template fleet_template_t *d = fleet_template_load(NULL, "x", &err);
     CB_OK(!d && err.kind == CB_ERR_INVALID, "load refuses a NULL path");
 }
 
@@ -447,7 +447,7 @@ static void test_search_path(void)
     setenv("CELLBLOCK_TEMPLATES_PATH", "/tp/a::/tp/b:", 1);
     setenv("XDG_CONFIG_HOME", "/xdg", 1);
     setenv("HOME", "/home/u", 1);
-    cleanup_strv char **p = kg_template_search_path("/proj/templates");
+    cleanup_strv char **p = fleet_template_search_path("/proj/templates");
     static const char *want[] = {"/tp/a", "/tp/b", "/xdg/cellblock/templates", "/proj/templates"};
     size_t nwant = sizeof want / sizeof want[0];
     bool same = s_strv_len(p) == nwant;
@@ -460,13 +460,13 @@ static void test_search_path(void)
 
     unsetenv("XDG_CONFIG_HOME");
     unsetenv("CELLBLOCK_TEMPLATES_PATH");
-    cleanup_strv char **q = kg_template_search_path(NULL);
+    cleanup_strv char **q = fleet_template_search_path(NULL);
     CB_OK(s_strv_len(q) == 1 && strcmp(q[0], "/home/u/.config/cellblock/templates") == 0,
           "without XDG_CONFIG_HOME, HOME/.config; a NULL project dir is left out");
 
     setenv("XDG_CONFIG_HOME", "", 1);
     unsetenv("HOME");
-    cleanup_strv char **r = kg_template_search_path("/proj");
+    cleanup_strv char **r = fleet_template_search_path("/proj");
     CB_OK(s_strv_len(r) == 1 && strcmp(r[0], "/proj") == 0,
           "with neither (an empty XDG_CONFIG_HOME is unset) only the project dir is left");
 }
@@ -490,27 +490,27 @@ static void test_find(const char *root)
     /* What "../x" would reach from tp1 if names were not checked. */
     s_write_template(root, "f/x.json", "escaped");
 
-    cleanup_template kg_template_t *a = kg_template_find(proj, "dup", &err);
+    cleanup_template fleet_template_t *a = fleet_template_find(proj, "dup", &err);
     CB_OK(a && strcmp(a->description, "xdg") == 0,
           "the user's config dir beats the project dir (a directory named dup.json is skipped)");
     s_write_template(root, "f/tp2/dup.json", "tp2");
-    cleanup_template kg_template_t *b = kg_template_find(proj, "dup", &err);
+    cleanup_template fleet_template_t *b = fleet_template_find(proj, "dup", &err);
     CB_OK(b && strcmp(b->description, "tp2") == 0,
           "CELLBLOCK_TEMPLATES_PATH beats the config and project dirs");
     cleanup_free char *want_src = cb_strdup_printf("%s/f/tp2/dup.json", root);
     CB_OK(b && strcmp(b->source, want_src) == 0, "find sets source to the file found");
     s_write_template(root, "f/tp1/dup2.json", "tp1");
     s_write_template(root, "f/tp2/dup2.json", "tp2");
-    cleanup_template kg_template_t *c = kg_template_find(proj, "dup2", &err);
+    cleanup_template fleet_template_t *c = fleet_template_find(proj, "dup2", &err);
     CB_OK(c && strcmp(c->description, "tp1") == 0,
           "an earlier CELLBLOCK_TEMPLATES_PATH entry wins");
 
-    cleanup_template kg_template_t *d = kg_template_find(proj, "projonly", &err);
+    cleanup_template fleet_template_t *d = fleet_template_find(proj, "projonly", &err);
     CB_OK(d && strcmp(d->name, "projonly") == 0, "find reaches the project dir");
-    cleanup_template kg_template_t *e = kg_template_find(NULL, "projonly", &err);
+    cleanup_template fleet_template_t *e = fleet_template_find(NULL, "projonly", &err);
     CB_OK(!e && err.kind == CB_ERR_NOT_FOUND, "without a project dir its templates are not found");
 
-    cleanup_template kg_template_t *f = kg_template_find(proj, "nosuch", &err);
+    cleanup_template fleet_template_t *f = fleet_template_find(proj, "nosuch", &err);
     CB_OK(!f && err.kind == CB_ERR_NOT_FOUND &&
               s_contains(err.msg, "no template 'nosuch' (available: dup, dup2, projonly, xdgonly)"),
           "an unknown name is not found, and the message lists the available names");
@@ -519,7 +519,7 @@ static void test_find(const char *root)
     unsetenv("CELLBLOCK_TEMPLATES_PATH");
     cleanup_free char *none = cb_strdup_printf("%s/f/none", root);
     setenv("XDG_CONFIG_HOME", none, 1);
-    cleanup_template kg_template_t *g = kg_template_find(NULL, "nosuch", &err);
+    cleanup_template fleet_template_t *g = fleet_template_find(NULL, "nosuch", &err);
     CB_OK(!g && err.kind == CB_ERR_NOT_FOUND && s_contains(err.msg, "(available: none)"),
           "with no templates anywhere the message says none are available");
     setenv("CELLBLOCK_TEMPLATES_PATH", tp, 1);
@@ -531,14 +531,14 @@ static void test_find(const char *root)
     const char *bad_names[] = {"../x", "a/b", "..",  ".", ".hidden",
                                "",     "a b", "x\n", "é", sixty_five};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
-        cleanup_template kg_template_t *s = kg_template_find(proj, bad_names[i], &err);
+        cleanup_template fleet_template_t *s = fleet_template_find(proj, bad_names[i], &err);
         CB_OK(!s && err.kind == CB_ERR_INVALID && s_contains(err.msg, "invalid template name"),
               "name '%s' is refused",
               strchr(bad_names[i], '\n') ? "x\\n"
               : i == 9                   ? "a x 65"
                                          : bad_names[i]);
     }
-    cleanup_template kg_template_t *n = kg_template_find(proj, NULL, &err);
+    cleanup_template fleet_template_t *n = fleet_template_find(proj, NULL, &err);
     CB_OK(!n && err.kind == CB_ERR_INVALID, "a NULL name is refused");
 
     char sixty_four[65];
@@ -546,7 +546,7 @@ static void test_find(const char *root)
     sixty_four[64] = '\0';
     cleanup_free char *rel = cb_strdup_printf("f/proj/%s.json", sixty_four);
     s_write_template(root, rel, "long");
-    cleanup_template kg_template_t *l = kg_template_find(proj, sixty_four, &err);
+    cleanup_template fleet_template_t *l = fleet_template_find(proj, sixty_four, &err);
     CB_OK(l && strcmp(l->description, "long") == 0, "a 64-byte name is allowed");
 }
 
@@ -574,7 +574,7 @@ static void test_list(const char *root)
     FILE *sink = tmpfile();
     cb_log_set_sink(sink);
     size_t count = 99;
-    kg_template_t **list = kg_template_list(proj, &count);
+    fleet_template_t **list = fleet_template_list(proj, &count);
     cb_log_set_sink(NULL);
 
     CB_OK(list != NULL, "list returns an array");
@@ -599,14 +599,14 @@ static void test_list(const char *root)
           "broken templates are skipped with a warning naming them");
 
     for (size_t i = 0; list && i < count; i++)
-        kg_template_destroy(&list[i]);
+        fleet_template_destroy(&list[i]);
     free(list);
 
     unsetenv("CELLBLOCK_TEMPLATES_PATH");
     cleanup_free char *none = cb_strdup_printf("%s/l/none", root);
     setenv("XDG_CONFIG_HOME", none, 1);
     size_t zero = 99;
-    kg_template_t **empty = kg_template_list(NULL, &zero);
+    fleet_template_t **empty = fleet_template_list(NULL, &zero);
     CB_OK(empty && zero == 0 && empty[0] == NULL, "with no templates list is empty, not NULL");
     free(empty);
 }
@@ -630,12 +630,12 @@ static void test_json(const char *root)
             "\"timeout_s\": 60}");
     cleanup_free char *path = cb_strdup_printf("%s/j/t.json", root);
     cb_error_t err = {0};
-    cleanup_template kg_template_t *t = kg_template_load(path, "t", &err);
+    cleanup_template fleet_template_t *t = fleet_template_load(path, "t", &err);
     if (!CB_OK(t, "template for json loads")) {
         CB_DIAG("%s", err.msg);
         return;
     }
-    json_auto_t *j = kg_template_json(t);
+    json_auto_t *j = fleet_template_json(t);
     static const char *const top[] = {"name",     "description", "kernel",       "limits",
                                       "env_keys", "files",       "startup_code", "timeout_s"};
     CB_OK(s_json_keys_are(j, top, sizeof top / sizeof top[0]),
@@ -653,21 +653,21 @@ static void test_json(const char *root)
 
     s_write(root, "j/e.json", "{}");
     cleanup_free char *epath = cb_strdup_printf("%s/j/e.json", root);
-    cleanup_template kg_template_t *e = kg_template_load(epath, "e", &err);
-    json_auto_t *ej = e ? kg_template_json(e) : NULL;
+    cleanup_template fleet_template_t *e = fleet_template_load(epath, "e", &err);
+    json_auto_t *ej = e ? fleet_template_json(e) : NULL;
     json_auto_t *ewant = json_pack("{s:s, s:s, s:s, s:{}, s:[], s:[], s:b, s:i}", "name", "e",
                                    "description", "", "kernel", "python3", "limits", "env_keys",
                                    "files", "startup_code", 0, "timeout_s", 0);
     CB_OK(ej && ewant && json_equal(ej, ewant),
           "json of {}: empty limits, env_keys and files, startup_code false, timeout_s 0");
-    CB_OK(kg_template_json(NULL) == NULL, "json of NULL is NULL");
+    CB_OK(fleet_template_json(NULL) == NULL, "json of NULL is NULL");
 }
 
 static void test_project_templates(void)
 {
     /* The build tree is laid out like a prefix: build/share/cellblock/templates links to the
      * source tree's templates/, and the binary finds it beside itself, not by a baked-in path. */
-    cleanup_free char *dir = kg_template_project_dir();
+    cleanup_free char *dir = fleet_template_project_dir();
     cleanup_free char *real = dir ? realpath(dir, NULL) : NULL;
     cleanup_free char *want = realpath(CB_SOURCE_TEMPLATES_DIR, NULL);
     CB_OK(real && want && strcmp(real, want) == 0 && strstr(dir, "/share/cellblock/templates"),
@@ -677,7 +677,7 @@ static void test_project_templates(void)
 
     cb_error_t err = {0};
     cleanup_free char *py_path = cb_strdup_printf("%s/python.json", CB_SOURCE_TEMPLATES_DIR);
-    cleanup_template kg_template_t *py = kg_template_load(py_path, "python", &err);
+    cleanup_template fleet_template_t *py = fleet_template_load(py_path, "python", &err);
     if (!CB_OK(py, "templates/python.json loads"))
         CB_DIAG("%s", err.msg);
     CB_OK(py && strcmp(py->kernel_name, "python3") == 0 && py->startup_code == NULL &&
@@ -686,7 +686,7 @@ static void test_project_templates(void)
           "python: python3, described, no limits, no startup code, no files");
 
     cleanup_free char *pd_path = cb_strdup_printf("%s/python-data.json", CB_SOURCE_TEMPLATES_DIR);
-    cleanup_template kg_template_t *pd = kg_template_load(pd_path, "python-data", &err);
+    cleanup_template fleet_template_t *pd = fleet_template_load(pd_path, "python-data", &err);
     if (!CB_OK(pd, "templates/python-data.json loads"))
         CB_DIAG("%s", err.msg);
     CB_OK(pd && strcmp(pd->kernel_name, "python3") == 0 && s_contains(pd->description, "numpy") &&
@@ -705,15 +705,15 @@ static void test_project_templates(void)
 
     unsetenv("CELLBLOCK_TEMPLATES_PATH");
     size_t n = 0;
-    kg_template_t **list = kg_template_list(CB_SOURCE_TEMPLATES_DIR, &n);
+    fleet_template_t **list = fleet_template_list(CB_SOURCE_TEMPLATES_DIR, &n);
     bool both =
         n == 2 && strcmp(list[0]->name, "python") == 0 && strcmp(list[1]->name, "python-data") == 0;
     CB_OK(both, "the project lists python and python-data (got %zu)", n);
     for (size_t i = 0; list && i < n; i++)
-        kg_template_destroy(&list[i]);
+        fleet_template_destroy(&list[i]);
     free(list);
-    cleanup_template kg_template_t *found =
-        kg_template_find(CB_SOURCE_TEMPLATES_DIR, "python-data", &err);
+    cleanup_template fleet_template_t *found =
+        fleet_template_find(CB_SOURCE_TEMPLATES_DIR, "python-data", &err);
     CB_OK(found && strcmp(found->source, pd_path) == 0, "find reaches the project's python-data");
 }
 
@@ -742,12 +742,12 @@ static void test_name_rule(const char *root)
         cleanup_free char *path = cb_strdup_printf("%s/%s", root, rel);
         cb_error_t err = {0};
         cleanup_free char *tname = cb_strdup_printf("kernel-%zu", i);
-        cleanup_template kg_template_t *t = kg_template_load(path, tname, &err);
+        cleanup_template fleet_template_t *t = fleet_template_load(path, tname, &err);
         CB_OK((t != NULL) == valid, "kernel '%s' is %s in a template, as the rule says", label,
               valid ? "taken" : "refused");
 
         /* As the template's own name. */
-        cleanup_template kg_template_t *u = kg_template_load(path, names[i], &err);
+        cleanup_template fleet_template_t *u = fleet_template_load(path, names[i], &err);
         bool refused = !u && err.kind == CB_ERR_INVALID &&
                        s_contains(err.msg, "invalid template name");
         CB_OK(valid ? u != NULL : refused,

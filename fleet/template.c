@@ -5,10 +5,10 @@
  * spelling all of that out each time. Templates are files anyone may edit, so each one is checked
  * strictly when it is read and every refusal names the file and the field.
  *
- * How: kg_template_search_path() lists the directories in order ($CELLBLOCK_TEMPLATES_PATH, the
+ * How: fleet_template_search_path() lists the directories in order ($CELLBLOCK_TEMPLATES_PATH, the
  * user's config dir, the project's templates/). find walks that list and loads the first
  * <dir>/<name>.json that is a regular file; list scans every directory, keeps the first file of
- * each name and sorts by name. kg_template_load() reads the file with a size cap, refuses unknown
+ * each name and sorts by name. fleet_template_load() reads the file with a size cap, refuses unknown
  * fields at every level (a typo such as "memroy_mb" must not silently become "no limit"), checks
  * each value's type and range, and copies everything into the heap so a template outlives its
  * JSON. Names (the one rule of jupyter/catalog.h, kernelspecs' too) can never climb out of a
@@ -25,12 +25,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/paths.h"
 #include "cb/util.h"
+#include "fleet/fleet.h"
 #include "jupyter/catalog.h"
-#include "kg/kg.h"
 
 #define S_MAX_TEMPLATE_BYTES (1024 * 1024)   /* the JSON file itself */
 #define S_MAX_FILE_BYTES (16 * 1024 * 1024)  /* each seeded file */
@@ -38,7 +39,7 @@
 #define S_MAX_PATH_LEN 255
 #define S_DEFAULT_KERNEL "python3"
 
-#define cleanup_template __attribute__((cleanup(kg_template_destroy)))
+#define cleanup_template __attribute__((cleanup(fleet_template_destroy)))
 
 /* A relative path of at most 255 bytes whose components are neither empty, "." nor "..".
  * Returns NULL when it is fine, else why not. */
@@ -122,8 +123,7 @@ static int s_get_string(json_t *obj, const char *field, const char *where, const
     if (!json_is_string(v))
         return cb_error_fail(err, CB_ERR_INVALID, "%s: field '%s%s' must be a string, got %s", path,
                              where, field, s_json_type_name(v));
-    if (!(*out = strdup(json_string_value(v))))
-        return cb_error_make(err, ENOMEM, "%s: field '%s%s'", path, where, field);
+    *out = cb_xstrdup(json_string_value(v));
     return 0;
 }
 
@@ -222,12 +222,12 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
 
 /* The files so far, owned; freed together on failure. */
 typedef struct {
-    kg_template_file_t *v;
+    fleet_template_file_t *v;
     size_t n;
     size_t total; /* bytes of every file's data */
 } s_files_t;
 
-static void s_files_free(kg_template_file_t *files, size_t n)
+static void s_files_free(fleet_template_file_t *files, size_t n)
 {
     for (size_t i = 0; files && i < n; i++) {
         free(files[i].path);
@@ -304,13 +304,13 @@ static char *s_dirname(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return strdup(".");
-    return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+        return cb_xstrdup(".");
+    return cb_xstrndup(path, slash == path ? 1 : (size_t)(slash - path));
 }
 
 /* The bytes of files[i]: its content, or its source read relative to the template's directory. */
 static int s_file_data(json_t *entry, size_t i, const char *path, const char *dir,
-                       kg_template_file_t *file, cb_error_t *err)
+                       fleet_template_file_t *file, cb_error_t *err)
 {
     json_t *content = json_object_get(entry, "content"); /* borrowed */
     json_t *source = json_object_get(entry, "source");   /* borrowed */
@@ -327,8 +327,7 @@ static int s_file_data(json_t *entry, size_t i, const char *path, const char *di
                                  "%s: field 'files[%zu].content' must be a string, got %s", path, i,
                                  s_json_type_name(content));
         file->len = json_string_length(content);
-        if (!(file->data = malloc(file->len + 1)))
-            return cb_error_make(err, ENOMEM, "%s: field 'files[%zu].content'", path, i);
+        file->data = cb_xmalloc(file->len + 1);
         memcpy(file->data, json_string_value(content), file->len);
         file->data[file->len] = '\0';
         return 0;
@@ -367,8 +366,7 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
     size_t count = json_array_size(files);
     if (count == 0)
         return 0;
-    if (!(out->v = calloc(count, sizeof *out->v)))
-        return cb_error_make(err, ENOMEM, "%s: field 'files'", path);
+    out->v = cb_xcalloc(count, sizeof *out->v);
 
     cleanup_free char *dir = s_dirname(path);
     cleanup_taken s_taken_t taken = {.files = zhash_new(), .dirs = zhash_new()};
@@ -403,9 +401,8 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
         if (s_take_path(&taken, rel, i, out, path, err) < 0)
             return -1;
 
-        kg_template_file_t *file = &out->v[out->n];
-        if (!(file->path = strdup(rel)))
-            return cb_error_make(err, ENOMEM, "%s: field 'files[%zu].path'", path, i);
+        fleet_template_file_t *file = &out->v[out->n];
+        file->path = cb_xstrdup(rel);
         out->n++; /* counted now, so its path and data are freed with the rest */
         if (s_file_data(entry, i, path, dir, file, err) < 0)
             return -1;
@@ -420,7 +417,7 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
 }
 
 /* Fill t from root; path names the file in every message. */
-static int s_parse(json_t *root, const char *path, kg_template_t *t, cb_error_t *err)
+static int s_parse(json_t *root, const char *path, fleet_template_t *t, cb_error_t *err)
 {
     static const char *const known[] = {"description", "kernel",       "limits",    "env",
                                         "files",       "startup_code", "timeout_s", NULL};
@@ -431,16 +428,16 @@ static int s_parse(json_t *root, const char *path, kg_template_t *t, cb_error_t 
         s_get_string(root, "kernel", "", path, &t->kernel_name, err) < 0 ||
         s_get_string(root, "startup_code", "", path, &t->startup_code, err) < 0)
         return -1;
-    if (!t->description && !(t->description = strdup("")))
-        return cb_error_make(err, ENOMEM, "%s: field 'description'", path);
+    if (!t->description)
+        t->description = cb_xstrdup("");
     if (t->kernel_name && !jp_catalog_name_is_valid(t->kernel_name))
         return cb_error_fail(err, CB_ERR_INVALID,
                              "%s: field 'kernel': '%s' is not a valid kernelspec name (use only "
                              "letters, digits, '.', '_' and '-', not starting with '.', at most "
                              "64)",
                              path, t->kernel_name);
-    if (!t->kernel_name && !(t->kernel_name = strdup(S_DEFAULT_KERNEL)))
-        return cb_error_make(err, ENOMEM, "%s: field 'kernel'", path);
+    if (!t->kernel_name)
+        t->kernel_name = cb_xstrdup(S_DEFAULT_KERNEL);
     if (t->startup_code && !*t->startup_code) {
         free(t->startup_code);
         t->startup_code = NULL;
@@ -474,7 +471,7 @@ static int s_parse(json_t *root, const char *path, kg_template_t *t, cb_error_t 
     return 0;
 }
 
-kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *err)
+fleet_template_t *fleet_template_load(const char *path, const char *name, cb_error_t *err)
 {
     if (!path || !name)
         return cb_error_fail(err, CB_ERR_INVALID, "template: path and name are required"), NULL;
@@ -501,9 +498,9 @@ kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *
                              s_json_type_name(root)),
                NULL;
 
-    cleanup_template kg_template_t *t = calloc(1, sizeof *t);
-    if (!t || !(t->name = strdup(name)) || !(t->source = strdup(path)))
-        return cb_error_make(err, ENOMEM, "template '%s'", name), NULL;
+    cleanup_template fleet_template_t *t = cb_xcalloc(1, sizeof *t);
+    t->name = cb_xstrdup(name);
+    t->source = cb_xstrdup(path);
     if (s_parse(root, path, t, err) < 0) {
         cb_error_prefix(err, "template '%s': ", name);
         return NULL;
@@ -511,11 +508,11 @@ kg_template_t *kg_template_load(const char *path, const char *name, cb_error_t *
     return steal_pointer(&t);
 }
 
-void kg_template_destroy(kg_template_t **self_p)
+void fleet_template_destroy(fleet_template_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    kg_template_t *self = *self_p;
+    fleet_template_t *self = *self_p;
     free(self->name);
     free(self->description);
     free(self->kernel_name);
@@ -534,7 +531,7 @@ static const char *s_getenv(const char *name)
     return v && *v ? v : NULL;
 }
 
-char **kg_template_search_path(const char *project_dir)
+char **fleet_template_search_path(const char *project_dir)
 {
     cleanup_strvec cb_strv_t out = {0};
     cb_strv_init(&out);
@@ -559,7 +556,7 @@ char **kg_template_search_path(const char *project_dir)
     }
 
     if (project_dir)
-        cb_strv_push(&out, strdup(project_dir));
+        cb_strv_push(&out, cb_xstrdup(project_dir));
     return steal_pointer(&out.v);
 }
 
@@ -597,7 +594,7 @@ static char *s_match(const char *dir, const char *file, char **name_out)
     return path;
 }
 
-kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_error_t *err)
+fleet_template_t *fleet_template_find(const char *project_dir, const char *name, cb_error_t *err)
 {
     if (!jp_catalog_name_is_valid(name))
         return cb_error_fail(err, CB_ERR_INVALID,
@@ -605,13 +602,13 @@ kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_er
                              "'-', not starting with '.', at most 64",
                              name ? name : "(null)"),
                NULL;
-    cleanup_strvec cb_strv_t path = {.v = kg_template_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = fleet_template_search_path(project_dir)};
     if (!path.v)
         return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
     for (char **dir = path.v; *dir; dir++) {
         cleanup_free char *file = s_template_file(*dir, name);
         if (file)
-            return kg_template_load(file, name, err);
+            return fleet_template_load(file, name, err);
     }
 
     cleanup_catalog jp_catalog_t found = {0};
@@ -624,18 +621,18 @@ kg_template_t *kg_template_find(const char *project_dir, const char *name, cb_er
            NULL;
 }
 
-static void s_templates_freep(kg_template_t ***list_p)
+static void s_templates_freep(fleet_template_t ***list_p)
 {
-    kg_template_t **list = *list_p;
+    fleet_template_t **list = *list_p;
     for (size_t i = 0; list && list[i]; i++)
-        kg_template_destroy(&list[i]);
+        fleet_template_destroy(&list[i]);
     free(list);
 }
 
-kg_template_t **kg_template_list(const char *project_dir, size_t *count)
+fleet_template_t **fleet_template_list(const char *project_dir, size_t *count)
 {
     *count = 0;
-    cleanup_strvec cb_strv_t path = {.v = kg_template_search_path(project_dir)};
+    cleanup_strvec cb_strv_t path = {.v = fleet_template_search_path(project_dir)};
     if (!path.v)
         return NULL;
     cleanup_catalog jp_catalog_t found = {0};
@@ -643,14 +640,12 @@ kg_template_t **kg_template_list(const char *project_dir, size_t *count)
         return NULL;
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */
-    __attribute__((cleanup(s_templates_freep))) kg_template_t **list =
-        calloc(found.n + 1, sizeof *list);
-    if (!list)
-        return NULL;
+    __attribute__((cleanup(s_templates_freep))) fleet_template_t **list =
+        cb_xcalloc(found.n + 1, sizeof *list);
     size_t n = 0;
     for (size_t i = 0; i < found.n; i++) {
         cb_error_t err = {0};
-        kg_template_t *t = kg_template_load(found.v[i].path, found.v[i].name, &err);
+        fleet_template_t *t = fleet_template_load(found.v[i].path, found.v[i].name, &err);
         if (!t) {
             cb_warn("skipping %s", err.msg);
             continue;
@@ -693,7 +688,7 @@ static json_t *s_env_keys_json(char **env)
     return steal_pointer(&a);
 }
 
-static json_t *s_file_paths_json(const kg_template_t *t)
+static json_t *s_file_paths_json(const fleet_template_t *t)
 {
     json_auto_t *a = json_array();
     if (!a)
@@ -704,7 +699,7 @@ static json_t *s_file_paths_json(const kg_template_t *t)
     return steal_pointer(&a);
 }
 
-json_t *kg_template_json(const kg_template_t *self)
+json_t *fleet_template_json(const fleet_template_t *self)
 {
     if (!self)
         return NULL;
@@ -723,4 +718,4 @@ json_t *kg_template_json(const kg_template_t *self)
 }
 
 /* <datadir>/templates, by the one rule of cb/paths.h (never a build or source tree). */
-char *kg_template_project_dir(void) { return cb_strdup_printf("%s/templates", cb_path_datadir()); }
+char *fleet_template_project_dir(void) { return cb_strdup_printf("%s/templates", cb_path_datadir()); }
