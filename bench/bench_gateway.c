@@ -87,21 +87,14 @@ static void s_on_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char 
             st->wake = 1;
         }
         break;
-    case KG_EVENT_DIED:
-        s_not_ready(st, "died", detail);
-        break;
-    case KG_EVENT_DEAD:
-        s_not_ready(st, "dead (no more restarts)", detail);
-        break;
-    case KG_EVENT_STOPPED:
-        s_not_ready(st, "stopped", detail);
-        break;
+    case KG_EVENT_DIED: s_not_ready(st, "died", detail); break;
+    case KG_EVENT_DEAD: s_not_ready(st, "dead (no more restarts)", detail); break;
+    case KG_EVENT_STOPPED: s_not_ready(st, "stopped", detail); break;
     case KG_EVENT_STDERR:
         if (detail)
             fprintf(stderr, "bench_gateway: kernel stderr: %s\n", detail);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -190,36 +183,16 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
     int c;
     while ((c = getopt_long(argc, argv, "k:n:w:c:K:d:m:t:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'k':
-            args->kernels = atoi(optarg);
-            break;
-        case 'n':
-            args->n = atoi(optarg);
-            break;
-        case 'w':
-            args->warmup = atoi(optarg);
-            break;
-        case 'c':
-            args->code = optarg;
-            break;
-        case 'K':
-            args->kernel_name = optarg;
-            break;
-        case 'd':
-            args->kernels_dir = optarg;
-            break;
-        case 'm':
-            args->max_seconds = atof(optarg);
-            break;
-        case 't':
-            args->timeout_ms = (int)(atof(optarg) * 1000);
-            break;
-        case 'h':
-            s_usage(stdout);
-            exit(0);
-        default:
-            s_usage(stderr);
-            return -1;
+        case 'k': args->kernels = atoi(optarg); break;
+        case 'n': args->n = atoi(optarg); break;
+        case 'w': args->warmup = atoi(optarg); break;
+        case 'c': args->code = optarg; break;
+        case 'K': args->kernel_name = optarg; break;
+        case 'd': args->kernels_dir = optarg; break;
+        case 'm': args->max_seconds = atof(optarg); break;
+        case 't': args->timeout_ms = (int)(atof(optarg) * 1000); break;
+        case 'h': s_usage(stdout); exit(0);
+        default: s_usage(stderr); return -1;
         }
     }
     if (optind != argc || args->kernels < 1 || args->n < 1 || args->warmup < 0 ||

@@ -557,35 +557,16 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
     int c;
     while ((c = getopt_long(argc, argv, "n:w:c:m:t:b:sk:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'n':
-            args->n = atoi(optarg);
-            break;
-        case 'w':
-            args->warmup = atoi(optarg);
-            break;
-        case 'c':
-            args->code = optarg;
-            break;
-        case 'm':
-            args->max_seconds = atof(optarg);
-            break;
-        case 't':
-            args->timeout_ms = (int)(atof(optarg) * 1000);
-            break;
-        case 'b':
-            args->cellblock = optarg;
-            break;
-        case 's':
-            args->sandbox = true;
-            break;
-        case 'k':
-            break;
-        case 'h':
-            s_usage(stdout);
-            exit(0);
-        default:
-            s_usage(stderr);
-            return -1;
+        case 'n': args->n = atoi(optarg); break;
+        case 'w': args->warmup = atoi(optarg); break;
+        case 'c': args->code = optarg; break;
+        case 'm': args->max_seconds = atof(optarg); break;
+        case 't': args->timeout_ms = (int)(atof(optarg) * 1000); break;
+        case 'b': args->cellblock = optarg; break;
+        case 's': args->sandbox = true; break;
+        case 'k': break;
+        case 'h': s_usage(stdout); exit(0);
+        default: s_usage(stderr); return -1;
         }
     }
     if (optind != argc || args->n < 1 || args->warmup < 0 || args->max_seconds <= 0 ||

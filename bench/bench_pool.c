@@ -138,8 +138,7 @@ static const char *s_main_text(json_t *result)
 {
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(result, "results"), i, r)
-    {
+    json_array_foreach (json_object_get(result, "results"), i, r) {
         if (json_is_true(json_object_get(r, "is_main_result"))) {
             const char *t =
                 json_string_value(json_object_get(json_object_get(r, "data"), "text/plain"));
@@ -732,39 +731,17 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
     bool quick = false;
     while ((c = getopt_long(argc, argv, "n:p:k:j:qP:r:t:s:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'n':
-            rounds = atoi(optarg);
-            break;
-        case 'p':
-            args->pool = atoi(optarg);
-            break;
-        case 'k':
-            idle = atoi(optarg);
-            break;
-        case 'j':
-            args->json_path = optarg;
-            break;
-        case 'q':
-            quick = true;
-            break;
-        case 'P':
-            args->python = optarg;
-            break;
-        case 'r':
-            args->reference = optarg;
-            break;
-        case 't':
-            args->timeout_ms = (int)(atof(optarg) * 1000);
-            break;
-        case 's':
-            args->settle_ms = atoi(optarg);
-            break;
-        case 'h':
-            s_usage(stdout);
-            exit(0);
-        default:
-            s_usage(stderr);
-            return -1;
+        case 'n': rounds = atoi(optarg); break;
+        case 'p': args->pool = atoi(optarg); break;
+        case 'k': idle = atoi(optarg); break;
+        case 'j': args->json_path = optarg; break;
+        case 'q': quick = true; break;
+        case 'P': args->python = optarg; break;
+        case 'r': args->reference = optarg; break;
+        case 't': args->timeout_ms = (int)(atof(optarg) * 1000); break;
+        case 's': args->settle_ms = atoi(optarg); break;
+        case 'h': s_usage(stdout); exit(0);
+        default: s_usage(stderr); return -1;
         }
     }
     args->rounds = rounds >= 0 ? rounds : quick ? 5 : 20;
@@ -803,7 +780,8 @@ int main(int argc, char **argv)
     snprintf(run_dir, sizeof run_dir, "%s/run", tmp);
     snprintf(state_dir, sizeof state_dir, "%s/state", tmp);
     kg_config_t config = {.runtime_dir = run_dir, .startup_timeout_ms = args.timeout_ms};
-    fleet_config_t fleet_config = {.state_dir = state_dir, .max_sandboxes = args.idle + args.pool + 8};
+    fleet_config_t fleet_config = {.state_dir = state_dir,
+                                   .max_sandboxes = args.idle + args.pool + 8};
     cb_error_t err = {0};
     kg_gateway_t *gw = kg_gateway_new(&config, &err);
     if (gw && !fleet_new(gw, &fleet_config, &err))

@@ -261,27 +261,16 @@ static void s_on_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char 
     s_soak_t *soak = slot->soak;
     const char *d = detail ? detail : "";
     switch (event) {
-    case KG_EVENT_STDERR:
-        snprintf(slot->last_stderr, sizeof slot->last_stderr, "%s", d);
-        break;
-    case KG_EVENT_RESTARTING:
-        s_error(soak, S_ERR_RESTART, slot, "kernel restarting: %s", d);
-        break;
-    case KG_EVENT_DIED:
-        s_error(soak, S_ERR_DIED, slot, "kernel died: %s", d);
-        break;
-    case KG_EVENT_HUNG:
-        s_error(soak, S_ERR_HUNG, slot, "kernel hung: %s", d);
-        break;
+    case KG_EVENT_STDERR: snprintf(slot->last_stderr, sizeof slot->last_stderr, "%s", d); break;
+    case KG_EVENT_RESTARTING: s_error(soak, S_ERR_RESTART, slot, "kernel restarting: %s", d); break;
+    case KG_EVENT_DIED: s_error(soak, S_ERR_DIED, slot, "kernel died: %s", d); break;
+    case KG_EVENT_HUNG: s_error(soak, S_ERR_HUNG, slot, "kernel hung: %s", d); break;
     case KG_EVENT_DEAD:
         s_error(soak, S_ERR_DEAD, slot, "kernel given up: %s", d);
         slot->kernel = NULL;
         break;
-    case KG_EVENT_STOPPED:
-        slot->kernel = NULL;
-        break;
-    default:
-        break;
+    case KG_EVENT_STOPPED: slot->kernel = NULL; break;
+    default: break;
     }
 }
 
@@ -349,10 +338,10 @@ static double s_cpu_seconds(void)
 static void s_open(s_soak_t *soak, s_slot_t *slot)
 {
     fleet_sandbox_opts_t opts = {.template_name = "python",
-                              .timeout_s = -1, /* lifetimes must not end the soak */
-                              .no_pool = soak->args->pool == 0,
-                              .on_end = s_on_end,
-                              .arg = slot};
+                                 .timeout_s = -1, /* lifetimes must not end the soak */
+                                 .no_pool = soak->args->pool == 0,
+                                 .on_end = s_on_end,
+                                 .arg = slot};
     cb_error_t err = {0};
     slot->opened_us = cb_now_us();
     slot->sb = fleet_sandbox_open(fleet_of(soak->gw), &opts, &err);
@@ -577,33 +566,15 @@ static int s_parse_args(int argc, char **argv, s_args_t *args)
     int c;
     while ((c = getopt_long(argc, argv, "n:d:c:p:P:t:j:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'n':
-            args->sandboxes = atoi(optarg);
-            break;
-        case 'd':
-            args->duration_s = atoi(optarg);
-            break;
-        case 'c':
-            args->start_concurrency = atoi(optarg);
-            break;
-        case 'p':
-            args->progress_s = atoi(optarg);
-            break;
-        case 'P':
-            args->pool = atoi(optarg);
-            break;
-        case 't':
-            args->exec_timeout_ms = (int)(atof(optarg) * 1000);
-            break;
-        case 'j':
-            args->json_path = optarg;
-            break;
-        case 'h':
-            s_usage(stdout);
-            exit(0);
-        default:
-            s_usage(stderr);
-            return -1;
+        case 'n': args->sandboxes = atoi(optarg); break;
+        case 'd': args->duration_s = atoi(optarg); break;
+        case 'c': args->start_concurrency = atoi(optarg); break;
+        case 'p': args->progress_s = atoi(optarg); break;
+        case 'P': args->pool = atoi(optarg); break;
+        case 't': args->exec_timeout_ms = (int)(atof(optarg) * 1000); break;
+        case 'j': args->json_path = optarg; break;
+        case 'h': s_usage(stdout); exit(0);
+        default: s_usage(stderr); return -1;
         }
     }
     if (optind != argc || args->sandboxes < 1 || args->duration_s < 1 ||
@@ -636,7 +607,8 @@ int main(int argc, char **argv)
     snprintf(run_dir, sizeof run_dir, "%s/run", tmp);
     snprintf(state_dir, sizeof state_dir, "%s/state", tmp);
     kg_config_t config = {.runtime_dir = run_dir, .startup_timeout_ms = 300000};
-    fleet_config_t fleet_config = {.state_dir = state_dir, .max_sandboxes = args.sandboxes + args.pool + 8};
+    fleet_config_t fleet_config = {.state_dir = state_dir,
+                                   .max_sandboxes = args.sandboxes + args.pool + 8};
     cb_error_t err = {0};
     s_soak_t soak = {.args = &args};
     soak.slots = calloc((size_t)args.sandboxes, sizeof *soak.slots);

@@ -35,9 +35,11 @@ enum {
         {"tmp-mb", required_argument, NULL, CLI_OPT_TMP},                                          \
         {"workspace-mb", required_argument, NULL, CLI_OPT_WORKSPACE},                              \
         {"no-sandbox", no_argument, NULL, CLI_OPT_NO_SANDBOX},                                     \
-        {"seccomp-log", no_argument, NULL, CLI_OPT_SECCOMP_LOG}
+    {                                                                                              \
+        "seccomp-log", no_argument, NULL, CLI_OPT_SECCOMP_LOG                                      \
+    }
 #define CLI_SANDBOX_USAGE                                                                          \
-    "[--memory-mb N] [--pids N] [--cpus X] [--tmp-mb N] [--workspace-mb N] [--no-sandbox] "       \
+    "[--memory-mb N] [--pids N] [--cpus X] [--tmp-mb N] [--workspace-mb N] [--no-sandbox] "        \
     "[--seccomp-log]"
 
 /* Apply one sandbox option to cfg. Returns 0, or CLI_USAGE after printing the problem. */
@@ -54,8 +56,8 @@ int cli_cmd_serve(int argc, char **argv);
 /* The MCP settings from the environment (into mcfg), logging, and a gateway (cfg: flags already
  * applied) with an MCP server on it and its warm pools set: what `mcp` and `serve` share. On
  * failure prints "cellblock CMD: ..." and returns CLI_USAGE or CLI_FAILED. */
-int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *mcfg, kg_gateway_t **gw_out,
-                 mcp_server_t **srv_out);
+int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *mcfg,
+                 kg_gateway_t **gw_out, mcp_server_t **srv_out);
 
 /* Print "cellblock NAME: message" and the usage line to stderr; returns CLI_USAGE. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -30,18 +30,21 @@ static int s_try_sandbox(void)
     cleanup_free char *run_dir = cb_strdup_printf("%s/sandbox", parent);
     cb_error_t err = {0};
     int64_t t0 = cb_now_us();
-    sbx_t *sbx = sbx_new(&(sbx_policy_t){.run_dir = run_dir, .memory_bytes = 256u << 20, .pids_max = 64}, &err);
+    sbx_t *sbx = sbx_new(
+        &(sbx_policy_t){.run_dir = run_dir, .memory_bytes = 256u << 20, .pids_max = 64}, &err);
     int64_t t1 = cb_now_us();
     int rc = -1;
     if (sbx) {
         const char *argv[] = {"/bin/true", NULL}, *env[] = {"PATH=/usr/bin:/bin", NULL};
-        sbx_proc_t *p = sbx_spawn(sbx, &(sbx_spawn_opts_t){.argv = argv, .env = env, .stdin_fd = -1,
-                                                           .stdout_fd = -1, .stderr_fd = -1},
-                                  &err);
+        sbx_proc_t *p = sbx_spawn(
+            sbx,
+            &(sbx_spawn_opts_t){
+                .argv = argv, .env = env, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1},
+            &err);
         sbx_exit_t ex;
         if (p && sbx_proc_wait(p, &ex, 10000, &err) == 0 && ex.exited && ex.code == 0) {
-            printf("  sandbox: works (built in %.1f ms, /bin/true ran in %.1f ms)\n", (t1 - t0) / 1000.0,
-                   (cb_now_us() - t1) / 1000.0);
+            printf("  sandbox: works (built in %.1f ms, /bin/true ran in %.1f ms)\n",
+                   (t1 - t0) / 1000.0, (cb_now_us() - t1) / 1000.0);
             rc = 0;
         } else if (p) {
             cleanup_free char *how = sbx_exit_describe(&ex);
@@ -70,7 +73,8 @@ int cli_cmd_doctor(int argc, char **argv)
     /* Both found beside this binary (cb/paths.h) unless CELLBLOCK_INIT / CELLBLOCK_DATA_DIR say
      * otherwise; printed so a broken install or a stray override shows here first. */
     printf("  init: %s%s\n", sbx_default_init_path(),
-           access(sbx_default_init_path(), X_OK) == 0 ? "" : " (MISSING: build or install cellblock)");
+           access(sbx_default_init_path(), X_OK) == 0 ? ""
+                                                      : " (MISSING: build or install cellblock)");
     cleanup_free char *kernels = cb_strdup_printf("%s/kernels", cb_path_datadir());
     printf("  data: %s%s\n", cb_path_datadir(),
            access(kernels, R_OK | X_OK) == 0 ? ""
@@ -79,9 +83,12 @@ int cli_cmd_doctor(int argc, char **argv)
     s_layer(l.userns, "filesystem: tmpfs root, read-only /usr, minimal /etc and /dev, masked /proc",
             "needs user namespaces");
     s_layer(l.userns, "network: loopback only", "needs user namespaces");
-    s_layer(l.userns, "non-root uid 1000, no capabilities, no_new_privs, closed fds, clean environment",
+    s_layer(l.userns,
+            "non-root uid 1000, no capabilities, no_new_privs, closed fds, clean environment",
             "needs user namespaces");
-    const char *cg = l.cgroup == SBX_CGROUP_V2 ? "cgroup v2" : l.cgroup == SBX_CGROUP_V1 ? "cgroup v1" : "cgroup";
+    const char *cg = l.cgroup == SBX_CGROUP_V2   ? "cgroup v2"
+                     : l.cgroup == SBX_CGROUP_V1 ? "cgroup v1"
+                                                 : "cgroup";
     char name[64];
     snprintf(name, sizeof name, "%s memory limit (swap off), OOM reporting", cg);
     s_layer(l.cgroup_memory, name, l.cgroup_why);
@@ -91,6 +98,7 @@ int cli_cmd_doctor(int argc, char **argv)
     s_layer(l.cgroup_cpu, name, l.cgroup_why);
     s_layer(true, "rlimits: nofile, core 0, fsize", NULL);
     s_layer(l.seccomp, "seccomp allowlist (libseccomp)", l.seccomp_why);
-    s_layer(l.seccomp_log, "seccomp log mode available (--seccomp-log)", "the kernel lacks the log action");
+    s_layer(l.seccomp_log, "seccomp log mode available (--seccomp-log)",
+            "the kernel lacks the log action");
     return s_try_sandbox() == 0 ? CLI_OK : CLI_FAILED;
 }

@@ -28,7 +28,8 @@ static void s_on_event(kg_kernel_t *k, kg_kernel_event_t event, const char *deta
         ctx->dead = ctx->ready = ctx->setup_done = 1;
     if (event == KG_EVENT_DIED || event == KG_EVENT_DEAD)
         fprintf(stderr, "cellblock kernel: kernel %s%s%s\n",
-                event == KG_EVENT_DIED ? "died" : "is dead", detail ? ": " : "", detail ? detail : "");
+                event == KG_EVENT_DIED ? "died" : "is dead", detail ? ": " : "",
+                detail ? detail : "");
 }
 
 static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
@@ -83,8 +84,11 @@ int cli_cmd_kernel(int argc, char **argv)
         rc = (err.kind == CB_ERR_NOT_FOUND || err.kind == CB_ERR_INVALID) ? CLI_USAGE : CLI_FAILED;
     } else if (kg_gateway_run_until(gw, &ctx.ready, -1) < 0 || ctx.dead) {
         fprintf(stderr, "cellblock kernel: the kernel did not start\n");
-    } else if (setup && (!kg_execute(kernel, &(kg_execute_opts_t){.code = setup, .on_done = s_on_done, .arg = &ctx}, &err) ||
-                         kg_gateway_run_until(gw, &ctx.setup_done, -1) < 0 || ctx.setup_failed)) {
+    } else if (setup &&
+               (!kg_execute(kernel,
+                            &(kg_execute_opts_t){.code = setup, .on_done = s_on_done, .arg = &ctx},
+                            &err) ||
+                kg_gateway_run_until(gw, &ctx.setup_done, -1) < 0 || ctx.setup_failed)) {
         if (err.msg[0])
             fprintf(stderr, "cellblock kernel: %s\n", err.msg);
     } else {
@@ -95,8 +99,10 @@ int cli_cmd_kernel(int argc, char **argv)
         } else {
             printf("%s\n", copy_to ? copy_to : path);
             fflush(stdout);
-            fprintf(stderr, "cellblock kernel: serving kernel %s; attach with: jupyter console "
-                            "--existing %s (Ctrl-C stops)\n", kg_kernel_id(kernel), copy_to ? copy_to : path);
+            fprintf(stderr,
+                    "cellblock kernel: serving kernel %s; attach with: jupyter console "
+                    "--existing %s (Ctrl-C stops)\n",
+                    kg_kernel_id(kernel), copy_to ? copy_to : path);
             kg_gateway_run_until(gw, &ctx.dead, -1); /* until a signal, or the kernel is gone */
             rc = ctx.dead ? CLI_FAILED : CLI_OK;
         }

@@ -16,8 +16,8 @@ int cli_cmd_kernels(int argc, char **argv)
     jp_kernelspec_t **specs = jp_kernelspec_list(project_dir, &n);
     printf("%-16s %-10s %-28s %s\n", "NAME", "LANGUAGE", "DISPLAY NAME", "PATH");
     for (size_t i = 0; i < n; i++) {
-        printf("%-16s %-10s %-28s %s\n", specs[i]->name, specs[i]->language,
-               specs[i]->display_name, specs[i]->resource_dir);
+        printf("%-16s %-10s %-28s %s\n", specs[i]->name, specs[i]->language, specs[i]->display_name,
+               specs[i]->resource_dir);
         jp_kernelspec_destroy(&specs[i]);
     }
     free(specs);

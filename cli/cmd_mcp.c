@@ -15,8 +15,8 @@ static int s_set_pool(const char *template_name, int count, void *arg, cb_error_
     return 0;
 }
 
-int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *mcfg, kg_gateway_t **gw_out,
-                 mcp_server_t **srv_out)
+int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *mcfg,
+                 kg_gateway_t **gw_out, mcp_server_t **srv_out)
 {
     cb_error_t err = {0};
     if (mcp_config_from_env(mcfg, &err) < 0) {
@@ -89,10 +89,12 @@ int cli_cmd_mcp(int argc, char **argv)
     if (rc != CLI_OK)
         return rc;
     if (isatty(STDIN_FILENO))
-        fprintf(stderr, "cellblock mcp: serving MCP on stdin/stdout (JSON-RPC, one message per line).\n"
-                        "An MCP client starts this itself; configure it with\n"
-                        "  {\"mcpServers\": {\"cellblock\": {\"command\": \"%s\", \"args\": [\"mcp\"]}}}\n"
-                        "Ctrl-D or Ctrl-C stops it.\n", self_path);
+        fprintf(stderr,
+                "cellblock mcp: serving MCP on stdin/stdout (JSON-RPC, one message per line).\n"
+                "An MCP client starts this itself; configure it with\n"
+                "  {\"mcpServers\": {\"cellblock\": {\"command\": \"%s\", \"args\": [\"mcp\"]}}}\n"
+                "Ctrl-D or Ctrl-C stops it.\n",
+                self_path);
     cb_info("MCP server ready on stdio");
     cb_error_t err = {0};
     rc = mcp_stdio_serve(srv, STDIN_FILENO, STDOUT_FILENO, &err);

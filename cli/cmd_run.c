@@ -66,8 +66,8 @@ static int s_save_image(run_ctx_t *ctx, const char *mime, const char *ext, const
         fprintf(stderr, "cellblock run: could not decode a %s output\n", mime);
         return -1;
     }
-    cleanup_free char *path = cb_strdup_printf("%s/output-%d.%s", ctx->outputs_dir,
-                                               ctx->images_saved + 1, ext);
+    cleanup_free char *path =
+        cb_strdup_printf("%s/output-%d.%s", ctx->outputs_dir, ctx->images_saved + 1, ext);
     int rc = cb_write_file(path, zchunk_data(bytes), len, 0644, &err);
     zchunk_destroy(&bytes);
     if (rc < 0) {
@@ -112,7 +112,7 @@ static void s_on_output(kg_execution_t *x, const char *kind, json_t *content, vo
     } else if (strcmp(kind, "error") == 0) {
         size_t i;
         json_t *line;
-        json_array_foreach(json_object_get(content, "traceback"), i, line)
+        json_array_foreach (json_object_get(content, "traceback"), i, line)
             fprintf(stderr, "%s\n", json_string_value(line) ? json_string_value(line) : "");
     }
     fflush(stdout);
@@ -124,7 +124,7 @@ static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
     const char *status = json_string_value(json_object_get(result, "status"));
     size_t i;
     json_t *note;
-    json_array_foreach(json_object_get(result, "notes"), i, note)
+    json_array_foreach (json_object_get(result, "notes"), i, note)
         fprintf(stderr, "cellblock run: %s\n", json_string_value(note));
     if (!status || strcmp(status, "ok") != 0) {
         json_t *error = json_object_get(result, "error");
@@ -206,7 +206,8 @@ int cli_cmd_run(int argc, char **argv)
         case 'T': template_name = optarg; break;
         case 't':
             if ((timeout_ms = cli_parse_seconds(optarg)) < 0)
-                return cli_usage_error("run", "--timeout takes a positive number of seconds, got '%s'", optarg);
+                return cli_usage_error(
+                    "run", "--timeout takes a positive number of seconds, got '%s'", optarg);
             break;
         case 'o': ctx.outputs_dir = optarg; break;
         case 'i': stdin_text = optarg; break;
@@ -220,7 +221,8 @@ int cli_cmd_run(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("run", "expected exactly one FILE or -");
     if (template_name && cfg.no_sandbox)
-        return cli_usage_error("run", "--template needs sandboxes (a template is a sandbox's setup)");
+        return cli_usage_error("run",
+                               "--template needs sandboxes (a template is a sandbox's setup)");
     cli_setup_logging(verbose);
     ctx.verbose = verbose;
 
@@ -238,8 +240,11 @@ int cli_cmd_run(int argc, char **argv)
     kg_kernel_t *kernel = NULL;
     if (gw && template_name) {
         /* The template's sandbox: its files, environment, startup code; the limit flags win. */
-        fleet_sandbox_opts_t sopts = {.template_name = template_name, .kernel_name = kernel_name,
-                                   .limits = cfg.limits, .timeout_s = -1, .no_pool = true};
+        fleet_sandbox_opts_t sopts = {.template_name = template_name,
+                                      .kernel_name = kernel_name,
+                                      .limits = cfg.limits,
+                                      .timeout_s = -1,
+                                      .no_pool = true};
         fleet_t *fleet = fleet_new(gw, NULL, &err); /* the gateway owns it */
         kg_sandbox_t *sb = fleet ? fleet_sandbox_open(fleet, &sopts, &err) : NULL;
         if ((kernel = sb ? fleet_sandbox_main_kernel(sb) : NULL))
@@ -248,8 +253,12 @@ int cli_cmd_run(int argc, char **argv)
         kg_kernel_opts_t kopts = {.kernel_name = kernel_name, .on_event = s_on_event, .arg = &ctx};
         kernel = kg_kernel_start(gw, &kopts, &err);
     }
-    kg_execute_opts_t xopts = {.code = code, .timeout_ms = timeout_ms, .stdin_text = stdin_text,
-                               .on_output = s_on_output, .on_done = s_on_done, .arg = &ctx};
+    kg_execute_opts_t xopts = {.code = code,
+                               .timeout_ms = timeout_ms,
+                               .stdin_text = stdin_text,
+                               .on_output = s_on_output,
+                               .on_done = s_on_done,
+                               .arg = &ctx};
     if (!kernel || !kg_execute(kernel, &xopts, &err)) {
         fprintf(stderr, "cellblock run: %s\n", err.msg);
         kg_gateway_destroy(&gw);
@@ -263,7 +272,8 @@ int cli_cmd_run(int argc, char **argv)
     }
     if (ctx.kernel_failure) {
         fprintf(stderr, "cellblock run: kernel failed: %s\n", ctx.kernel_failure);
-        unsigned first = ctx.n_kernel_lines > CLI_KERNEL_LINES ? ctx.n_kernel_lines - CLI_KERNEL_LINES : 0;
+        unsigned first =
+            ctx.n_kernel_lines > CLI_KERNEL_LINES ? ctx.n_kernel_lines - CLI_KERNEL_LINES : 0;
         for (unsigned i = first; i < ctx.n_kernel_lines; i++)
             fprintf(stderr, "[kernel] %s\n", ctx.kernel_lines[i % CLI_KERNEL_LINES]);
     }

@@ -45,14 +45,15 @@ static int s_add_allowed(const char **list, size_t *n, const char *value, const 
 
 static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int *verbose)
 {
-    static const struct option options[] = {{"listen", required_argument, NULL, S_OPT_LISTEN},
-                                            {"no-auth", no_argument, NULL, S_OPT_NO_AUTH},
-                                            {"allow-origin", required_argument, NULL, S_OPT_ALLOW_ORIGIN},
-                                            {"allow-host", required_argument, NULL, S_OPT_ALLOW_HOST},
-                                            {"verbose", no_argument, NULL, 'v'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            CLI_SANDBOX_OPTIONS,
-                                            {NULL, 0, NULL, 0}};
+    static const struct option options[] = {
+        {"listen", required_argument, NULL, S_OPT_LISTEN},
+        {"no-auth", no_argument, NULL, S_OPT_NO_AUTH},
+        {"allow-origin", required_argument, NULL, S_OPT_ALLOW_ORIGIN},
+        {"allow-host", required_argument, NULL, S_OPT_ALLOW_HOST},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        CLI_SANDBOX_OPTIONS,
+        {NULL, 0, NULL, 0}};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
@@ -68,7 +69,9 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
                 return CLI_USAGE;
             break;
         case 'v': *verbose = 1; break;
-        case 'h': return cli_usage_error("serve", "serves MCP and the Jupyter API over HTTP (see docs/http.md)");
+        case 'h':
+            return cli_usage_error("serve",
+                                   "serves MCP and the Jupyter API over HTTP (see docs/http.md)");
         default:
             if (cli_sandbox_flag("serve", opt, optarg, cfg) != 0)
                 return CLI_USAGE;
@@ -93,15 +96,18 @@ static void s_banner(const http_server_t *http, bool token_from_env)
     fprintf(stderr, "cellblock serve: listening on %s\n", url);
     if (token)
         fprintf(stderr, "  token: %s  (%s)\n", token,
-                token_from_env ? "from CELLBLOCK_TOKEN" : "generated for this run; set CELLBLOCK_TOKEN to keep one");
+                token_from_env ? "from CELLBLOCK_TOKEN"
+                               : "generated for this run; set CELLBLOCK_TOKEN to keep one");
     else
         fprintf(stderr, "  no token: --no-auth (development only)\n");
     const char *auth = token ? token : "";
     fprintf(stderr,
             "\n  MCP (Streamable HTTP): %s/mcp\n"
             "    in an MCP client's configuration:\n"
-            "      {\"mcpServers\": {\"cellblock\": {\"type\": \"http\", \"url\": \"%s/mcp\"%s%s%s}}}\n",
-            url, url, token ? ", \"headers\": {\"Authorization\": \"Bearer " : "", auth, token ? "\"}" : "");
+            "      {\"mcpServers\": {\"cellblock\": {\"type\": \"http\", \"url\": "
+            "\"%s/mcp\"%s%s%s}}}\n",
+            url, url, token ? ", \"headers\": {\"Authorization\": \"Bearer " : "", auth,
+            token ? "\"}" : "");
     fprintf(stderr,
             "\n  JupyterLab, on the same kernels:\n"
             "      jupyter lab --gateway-url=%s%s%s\n"
@@ -138,7 +144,8 @@ int cli_cmd_serve(int argc, char **argv)
         mcp_http = mcp_http_new(srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
     if (mcp_http)
         api = japi_new(gw, http,
-                       &(japi_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1}, &err);
+                       &(japi_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1},
+                       &err);
     if (api && http_server_start(http, &err) == 0) {
         s_banner(http, o.http.token && o.http.token[0]);
         cb_info("serving on %s", http_server_url(http));

@@ -10,15 +10,20 @@
 
 static const cli_command_t s_commands[] = {
     {"run", cli_cmd_run, "run code in a fresh kernel and print its outputs",
-     "cellblock run [--template NAME] [--kernel NAME] [--timeout S] [--outputs DIR] [--stdin TEXT] [sandbox options] FILE|-"},
+     "cellblock run [--template NAME] [--kernel NAME] [--timeout S] [--outputs DIR] [--stdin TEXT] "
+     "[sandbox options] FILE|-"},
     {"kernels", cli_cmd_kernels, "list the kernelspecs found", "cellblock kernels"},
-    {"templates", cli_cmd_templates, "list the sandbox templates found", "cellblock templates [--json]"},
+    {"templates", cli_cmd_templates, "list the sandbox templates found",
+     "cellblock templates [--json]"},
     {"kernel", cli_cmd_kernel, "start a kernel and serve it to Jupyter clients until stopped",
      "cellblock kernel [--kernel NAME] [--run CODE] [--connection-file PATH] [sandbox options]"},
     {"mcp", cli_cmd_mcp, "serve MCP (Model Context Protocol) over stdio for AI assistants",
-     "cellblock mcp [--verbose] [sandbox options]   (settings: CELLBLOCK_* variables, docs/mcp-tools.md)"},
-    {"serve", cli_cmd_serve, "serve MCP (Streamable HTTP, /mcp) and the Jupyter Kernel Gateway API (/api) over HTTP",
-     "cellblock serve [--listen HOST:PORT] [--no-auth] [--allow-origin URL] [--allow-host NAME] [--verbose] [sandbox options]"},
+     "cellblock mcp [--verbose] [sandbox options]   (settings: CELLBLOCK_* variables, "
+     "docs/mcp-tools.md)"},
+    {"serve", cli_cmd_serve,
+     "serve MCP (Streamable HTTP, /mcp) and the Jupyter Kernel Gateway API (/api) over HTTP",
+     "cellblock serve [--listen HOST:PORT] [--no-auth] [--allow-origin URL] [--allow-host NAME] "
+     "[--verbose] [sandbox options]"},
     {"doctor", cli_cmd_doctor, "show which isolation layers this host gives sandboxes, and try one",
      "cellblock doctor"},
 };
@@ -63,8 +68,10 @@ void cli_setup_logging(int verbose)
     cb_log_level_t level = CB_LOG_WARN;
     const char *env = getenv("CELLBLOCK_LOG_LEVEL");
     if (env && cb_log_level_parse(env, &level) < 0)
-        fprintf(stderr, "cellblock: ignoring CELLBLOCK_LOG_LEVEL='%s' (use debug, info, warn, "
-                        "error or off)\n", env);
+        fprintf(stderr,
+                "cellblock: ignoring CELLBLOCK_LOG_LEVEL='%s' (use debug, info, warn, "
+                "error or off)\n",
+                env);
     if (verbose)
         level = CB_LOG_DEBUG;
     cb_log_set_level(level);
@@ -76,7 +83,8 @@ int main(int argc, char **argv)
         s_help(stderr);
         return CLI_USAGE;
     }
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
         s_help(stdout);
         return CLI_OK;
     }

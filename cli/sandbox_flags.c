@@ -21,7 +21,8 @@ int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg
     switch (opt) {
     case CLI_OPT_MEMORY:
         if (s_parse_u64(arg, 1u << 22, &l->memory_mb) < 0)
-            return cli_usage_error(cmd, "--memory-mb takes a number of MiB (1 to 4194304), got '%s'", arg);
+            return cli_usage_error(
+                cmd, "--memory-mb takes a number of MiB (1 to 4194304), got '%s'", arg);
         return 0;
     case CLI_OPT_PIDS:
         if (s_parse_u64(arg, 1u << 22, &l->pids_max) < 0)
@@ -31,7 +32,8 @@ int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg
         char *end = NULL;
         double cpus = strtod(arg, &end);
         if (!arg[0] || *end || !(cpus > 0) || cpus > 1024)
-            return cli_usage_error(cmd, "--cpus takes a positive number of cores (0.5, 2), got '%s'", arg);
+            return cli_usage_error(
+                cmd, "--cpus takes a positive number of cores (0.5, 2), got '%s'", arg);
         l->cpu_millis = (uint32_t)(cpus * 1000.0 + 0.5);
         return 0;
     }
@@ -43,13 +45,8 @@ int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg
         if (s_parse_u64(arg, 1u << 22, &l->workspace_mb) < 0)
             return cli_usage_error(cmd, "--workspace-mb takes a number of MiB, got '%s'", arg);
         return 0;
-    case CLI_OPT_NO_SANDBOX:
-        cfg->no_sandbox = true;
-        return 0;
-    case CLI_OPT_SECCOMP_LOG:
-        cfg->seccomp_log = true;
-        return 0;
-    default:
-        return cli_usage_error(cmd, "unknown option");
+    case CLI_OPT_NO_SANDBOX: cfg->no_sandbox = true; return 0;
+    case CLI_OPT_SECCOMP_LOG: cfg->seccomp_log = true; return 0;
+    default: return cli_usage_error(cmd, "unknown option");
     }
 }

@@ -72,8 +72,7 @@ const char *cb_error_kind_name(cb_error_kind_t kind)
 {
     switch (kind) {
 #define CB_ERR_NAME(k, code, status, name)                                                         \
-    case CB_ERR_##k:                                                                               \
-        return name;
+    case CB_ERR_##k: return name;
         CB_ERROR_MAP(CB_ERR_NAME)
 #undef CB_ERR_NAME
     }
@@ -84,8 +83,7 @@ int cb_error_kind_jsonrpc_code(cb_error_kind_t kind)
 {
     switch (kind) {
 #define CB_ERR_CODE(k, code, status, name)                                                         \
-    case CB_ERR_##k:                                                                               \
-        return code;
+    case CB_ERR_##k: return code;
         CB_ERROR_MAP(CB_ERR_CODE)
 #undef CB_ERR_CODE
     }
@@ -96,8 +94,7 @@ int cb_error_kind_http_status(cb_error_kind_t kind)
 {
     switch (kind) {
 #define CB_ERR_STATUS(k, code, status, name)                                                       \
-    case CB_ERR_##k:                                                                               \
-        return status;
+    case CB_ERR_##k: return status;
         CB_ERROR_MAP(CB_ERR_STATUS)
 #undef CB_ERR_STATUS
     }
@@ -109,6 +106,12 @@ static cb_error_kind_t s_failed_kind(const cb_error_t *err)
     return err && err->kind != CB_ERR_OK ? err->kind : CB_ERR_INTERNAL;
 }
 
-int cb_error_jsonrpc_code(const cb_error_t *err) { return cb_error_kind_jsonrpc_code(s_failed_kind(err)); }
+int cb_error_jsonrpc_code(const cb_error_t *err)
+{
+    return cb_error_kind_jsonrpc_code(s_failed_kind(err));
+}
 
-int cb_error_http_status(const cb_error_t *err) { return cb_error_kind_http_status(s_failed_kind(err)); }
+int cb_error_http_status(const cb_error_t *err)
+{
+    return cb_error_kind_http_status(s_failed_kind(err));
+}

@@ -44,7 +44,7 @@ int cb_log_level_parse(const char *name, cb_log_level_t *out)
     static const struct {
         const char *name;
         cb_log_level_t level;
-    } table[] = {{"debug", CB_LOG_DEBUG}, {"info", CB_LOG_INFO},   {"warn", CB_LOG_WARN},
+    } table[] = {{"debug", CB_LOG_DEBUG},  {"info", CB_LOG_INFO},   {"warn", CB_LOG_WARN},
                  {"warning", CB_LOG_WARN}, {"error", CB_LOG_ERROR}, {"off", CB_LOG_OFF}};
     for (size_t i = 0; name && i < sizeof table / sizeof table[0]; i++) {
         if (strcasecmp(name, table[i].name) == 0) {

@@ -16,7 +16,10 @@
 #include "cb/tap.h"
 #include "cb/util.h"
 
-static int s_fails_with_errno(cb_error_t *err) { return cb_error_make(err, ENOENT, "open '%s'", "x"); }
+static int s_fails_with_errno(cb_error_t *err)
+{
+    return cb_error_make(err, ENOENT, "open '%s'", "x");
+}
 
 static bool s_is_dir(const char *path)
 {
@@ -186,8 +189,8 @@ static void s_test_rm_tree(void)
     /* Symlinks (to a directory, a file, upwards) and a FIFO: removed themselves, never followed,
      * never opened. */
     s_make_tree(root, canary);
-    CB_OK(cb_rm_rf(root, &err) == 0, "cb_rm_rf removes a tree of dirs, files, symlinks and a FIFO (%s)",
-          err.msg);
+    CB_OK(cb_rm_rf(root, &err) == 0,
+          "cb_rm_rf removes a tree of dirs, files, symlinks and a FIFO (%s)", err.msg);
     struct stat st;
     CB_OK(lstat(root, &st) < 0 && errno == ENOENT, "the tree is gone");
     CB_OK(s_canary_whole(canary, 50), "nothing a symlink in it pointed at was touched");
@@ -218,8 +221,8 @@ static void s_test_rm_tree(void)
         }
     }
     cb_error_clear(&err);
-    CB_OK(cb_rm_rf(root, &err) == 0 && lstat(root, &st) < 0, "a tree 400 levels deep is removed (%s)",
-          err.msg);
+    CB_OK(cb_rm_rf(root, &err) == 0 && lstat(root, &st) < 0,
+          "a tree 400 levels deep is removed (%s)", err.msg);
 
     /* Another process swaps a subdirectory for a symlink to the canary while we remove. */
     int survived = 1;
@@ -247,8 +250,8 @@ static void s_test_rm_tree(void)
     cleanup_free char *link = cb_strdup_printf("%s/conn.json", dir);
     if (symlink(target, link) < 0)
         CB_DIAG("symlink: %s", strerror(errno));
-    CB_OK(cb_write_new_at(dirfd, "conn.json", "new", 3, 0600, &err) == 0 &&
-              lstat(link, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 3,
+    CB_OK(cb_write_new_at(dirfd, "conn.json", "new", 3, 0600, &err) == 0 && lstat(link, &st) == 0 &&
+              S_ISREG(st.st_mode) && st.st_size == 3,
           "cb_write_new_at replaces a planted symlink by a new file (%s)", err.msg);
     cleanup_free char *kept = cb_read_file(target, 100, NULL, &err);
     CB_OK(kept && strcmp(kept, "keep") == 0, "and its target keeps its content");
@@ -261,8 +264,8 @@ static void s_test_rm_tree(void)
     unlink(link);
     if (symlink(target, link) < 0)
         CB_DIAG("symlink: %s", strerror(errno));
-    CB_OK(cb_write_file_at(dirfd, "conn.json", "atomic", 6, 0600, &err) == 0 && lstat(link, &st) == 0 &&
-              S_ISREG(st.st_mode) && st.st_size == 6,
+    CB_OK(cb_write_file_at(dirfd, "conn.json", "atomic", 6, 0600, &err) == 0 &&
+              lstat(link, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 6,
           "cb_write_file_at renames over a planted symlink (%s)", err.msg);
     cleanup_free char *kept2 = cb_read_file(target, 100, NULL, &err);
     CB_OK(kept2 && strcmp(kept2, "keep") == 0, "its target is untouched");
@@ -271,8 +274,8 @@ static void s_test_rm_tree(void)
         CB_DIAG("symlink: %s", strerror(errno));
     errno = 0;
     int through = cb_openat_beneath(dirfd, "conn.json/f2", O_RDONLY, 0);
-    CB_OK(through < 0 && errno == ELOOP, "cb_openat_beneath refuses a path through a symlink (errno %d)",
-          errno);
+    CB_OK(through < 0 && errno == ELOOP,
+          "cb_openat_beneath refuses a path through a symlink (errno %d)", errno);
     if (through >= 0)
         close(through);
     CB_OK(cb_rm_rf(dir, &err) == 0, "clean up");
@@ -304,7 +307,8 @@ static void s_error_table(void)
     cb_error_t none = {0};
     CB_EQ_INT(cb_error_http_status(&none), 500, "a failure left at OK reads as internal (HTTP)");
     CB_EQ_INT(cb_error_jsonrpc_code(NULL), -32603, "no error object reads as internal (JSON-RPC)");
-    CB_EQ_STR(cb_error_kind_name((cb_error_kind_t)999), "unknown error", "a kind outside the table");
+    CB_EQ_STR(cb_error_kind_name((cb_error_kind_t)999), "unknown error",
+              "a kind outside the table");
     CB_EQ_INT(cb_error_kind_http_status((cb_error_kind_t)999), 500, "... is internal over HTTP");
 }
 
@@ -381,7 +385,10 @@ int main(void)
 
     size_t lossy_len = 0;
     cleanup_free char *lossy = cb_text_lossy("a\0b\xff", 4, &lossy_len);
-    CB_EQ_STR(lossy, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD", "NUL and a stray byte become U+FFFD");
+    CB_EQ_STR(lossy,
+              "a\xEF\xBF\xBD"
+              "b\xEF\xBF\xBD",
+              "NUL and a stray byte become U+FFFD");
     CB_EQ_SIZE(lossy_len, 8, "its length");
     cleanup_free char *lossy_empty = cb_text_lossy(NULL, 0, NULL);
     CB_EQ_STR(lossy_empty, "", "nothing is \"\", never NULL");

@@ -95,8 +95,8 @@ static int s_openat2(int dirfd, const char *name, int flags, int mode, uint64_t 
 {
     struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
                            .mode = (flags & O_CREAT) ? (uint64_t)mode : 0,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-                                      resolve};
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                      RESOLVE_NO_MAGICLINKS | resolve};
     if (flags & O_PATH)
         how.flags &= ~(uint64_t)O_NONBLOCK; /* openat2 refuses flags O_PATH ignores */
     for (int i = 0;; i++) {
@@ -116,12 +116,13 @@ int cb_openat_beneath(int dirfd, const char *name, int flags, int mode)
 static int s_create_new_at(int dirfd, const char *name, const void *data, size_t len, int mode,
                            cb_error_t *err)
 {
-    cleanup_close int fd = cb_openat_beneath(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK,
-                                             mode & 0777);
+    cleanup_close int fd =
+        cb_openat_beneath(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK, mode & 0777);
     struct stat st;
     if (fd < 0)
         return cb_error_make(err, errno, "create '%s'", name);
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) { /* O_EXCL made it; a check that costs nothing */
+    if (fstat(fd, &st) < 0 ||
+        !S_ISREG(st.st_mode)) { /* O_EXCL made it; a check that costs nothing */
         unlinkat(dirfd, name, 0);
         return cb_error_make(err, errno ? errno : EINVAL, "create '%s'", name);
     }
@@ -252,7 +253,8 @@ static void s_rm_entry(s_rm_t *rm, int dirfd, const char *name, int depth)
     }
     if (depth >= S_RM_DEPTH) { /* move it up under the top, where the next pass finds it */
         char moved[64];
-        snprintf(moved, sizeof moved, ".cb-rm-%d-%llu", (int)getpid(), (unsigned long long)++rm->seq);
+        snprintf(moved, sizeof moved, ".cb-rm-%d-%llu", (int)getpid(),
+                 (unsigned long long)++rm->seq);
         if (renameat2(dirfd, name, rm->top, moved, RENAME_NOREPLACE) < 0)
             s_rm_note(rm, errno);
         return;
@@ -554,7 +556,8 @@ bool cb_env_name_valid(const char *name)
         return false;
     for (const char *p = name; *p; p++) {
         char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
             return false;
     }
     return true;
@@ -593,7 +596,7 @@ char *cb_text_lossy(const char *data, size_t len, size_t *len_out)
 {
     cb_buf_t out = {0};
     const unsigned char *u = (const unsigned char *)data;
-    size_t run = 0; /* start of the good bytes not yet copied */
+    size_t run = 0;             /* start of the good bytes not yet copied */
     cb_buf_append(&out, "", 0); /* so out.data is never NULL */
     for (size_t i = 0; i < len;) {
         size_t n = u[i] ? s_utf8_len(u + i, len - i) : 0;

@@ -19,9 +19,15 @@
 
 static const kg_policy_t s_policy;
 
-int64_t fleet_now_ms(const fleet_t *fleet) { return fleet->cfg.now_ms ? fleet->cfg.now_ms() : cb_now_ms(); }
+int64_t fleet_now_ms(const fleet_t *fleet)
+{
+    return fleet->cfg.now_ms ? fleet->cfg.now_ms() : cb_now_ms();
+}
 
-fleet_sandbox_t *fleet_sandbox_of(const kg_sandbox_t *sb) { return sb ? kg_sandbox_policy_data(sb) : NULL; }
+fleet_sandbox_t *fleet_sandbox_of(const kg_sandbox_t *sb)
+{
+    return sb ? kg_sandbox_policy_data(sb) : NULL;
+}
 
 /* ---- the engine's hooks ---------------------------------------------------------------------- */
 
@@ -36,10 +42,12 @@ static void s_init_died(kg_sandbox_t *sb, void *arg)
 {
     fleet_sandbox_t *fs = fleet_sandbox_of(sb);
     if (fs && (fs->opened || fs->in_pool))
-        fleet_end_later(fs, FLEET_END_DIED, "it died: its init process ended, and every process in it with it");
+        fleet_end_later(fs, FLEET_END_DIED,
+                        "it died: its init process ended, and every process in it with it");
 }
 
-static void s_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event, const char *detail, void *arg)
+static void s_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event,
+                           const char *detail, void *arg)
 {
     fleet_sandbox_t *fs = fleet_sandbox_of(sb);
     if (fs && fs->main_kernel == k)
@@ -142,7 +150,8 @@ fleet_t *fleet_new(kg_gateway_t *gw, const fleet_config_t *config, cb_error_t *e
     fleet->tick_timer = -1;
     fleet->templates_dir = fleet->cfg.templates_dir ? cb_xstrdup(fleet->cfg.templates_dir)
                                                     : fleet_template_project_dir();
-    fleet->state_dir = fleet->cfg.state_dir ? cb_xstrdup(fleet->cfg.state_dir) : s_default_state_dir();
+    fleet->state_dir =
+        fleet->cfg.state_dir ? cb_xstrdup(fleet->cfg.state_dir) : s_default_state_dir();
     fleet->cfg.templates_dir = fleet->templates_dir;
     fleet->cfg.state_dir = fleet->state_dir;
     fleet->started_ms = cb_now_ms();

@@ -17,16 +17,16 @@ typedef struct fleet_pool fleet_pool_t;
 
 struct fleet {
     kg_gateway_t *gw;
-    fleet_config_t cfg;              /* templates_dir and state_dir point at the copies below */
+    fleet_config_t cfg; /* templates_dir and state_dir point at the copies below */
     char *templates_dir;
     char *state_dir;
     int64_t started_ms;
     int tick_timer;
-    bool destroying;                 /* the gateway is going: no tombstones, ticks or refills */
-    zhashx_t *sandboxes;             /* id -> fleet_sandbox_t *, not owning (see below) */
+    bool destroying;                    /* the gateway is going: no tombstones, ticks or refills */
+    zhashx_t *sandboxes;                /* id -> fleet_sandbox_t *, not owning (see below) */
     char *tombstones[FLEET_TOMBSTONES]; /* "<id> <reason>", a ring */
     size_t tombstone_next;
-    zhashx_t *pools;                 /* template name -> fleet_pool_t *, owned (pool.c) */
+    zhashx_t *pools; /* template name -> fleet_pool_t *, owned (pool.c) */
     fleet_counters_t counters;
 };
 
@@ -37,22 +37,22 @@ typedef struct {
     fleet_t *fleet;
     kg_sandbox_t *sb;
     int64_t created_ms;
-    int64_t last_active_ms;     /* the fleet's clock: the last use (kg_sandbox_touch) */
-    bool opened;                /* handed out by fleet_sandbox_open: lifetimes apply */
+    int64_t last_active_ms; /* the fleet's clock: the last use (kg_sandbox_touch) */
+    bool opened;            /* handed out by fleet_sandbox_open: lifetimes apply */
     char *template_name;
-    kg_kernel_t *main_kernel;   /* NULL once it stopped */
-    json_t *metadata;           /* object, never NULL once opened */
-    int64_t opened_ms;          /* when it was handed out (its lifetime starts then) */
-    int64_t expires_ms;         /* the fleet's clock; 0: no lifetime limit */
-    int lifetime_s;             /* the last lifetime set, for messages */
-    bool extend_on_use;         /* the deadline is lifetime_s after the last use */
-    bool in_pool;               /* waiting in a warm pool; not handed out */
+    kg_kernel_t *main_kernel; /* NULL once it stopped */
+    json_t *metadata;         /* object, never NULL once opened */
+    int64_t opened_ms;        /* when it was handed out (its lifetime starts then) */
+    int64_t expires_ms;       /* the fleet's clock; 0: no lifetime limit */
+    int lifetime_s;           /* the last lifetime set, for messages */
+    bool extend_on_use;       /* the deadline is lifetime_s after the last use */
+    bool in_pool;             /* waiting in a warm pool; not handed out */
     bool from_pool;
-    fleet_end_t end_why;        /* set when the fleet asked the engine to end it */
+    fleet_end_t end_why; /* set when the fleet asked the engine to end it */
     fleet_end_fn *on_end;
     void *end_arg;
-    char *persist_dir;          /* <state>/sandboxes/<id>: a persistent workspace's home */
-    int persist_lock;           /* flock on persist_dir while open; -1 */
+    char *persist_dir; /* <state>/sandboxes/<id>: a persistent workspace's home */
+    int persist_lock;  /* flock on persist_dir while open; -1 */
 } fleet_sandbox_t;
 
 /* The fleet's record of sb, or NULL for a sandbox the fleet did not make. */
@@ -66,7 +66,8 @@ void fleet_end_later(fleet_sandbox_t *fs, fleet_end_t why, const char *detail);
 
 /* The engine's hooks, in lifetime.c. */
 void fleet_on_ending(fleet_sandbox_t *fs, const char *detail);
-void fleet_on_kernel_event(fleet_sandbox_t *fs, kg_kernel_t *k, kg_kernel_event_t event, const char *detail);
+void fleet_on_kernel_event(fleet_sandbox_t *fs, kg_kernel_t *k, kg_kernel_event_t event,
+                           const char *detail);
 void fleet_describe(fleet_sandbox_t *fs, json_t *info);
 
 /* Make the fleet's record of an engine sandbox (its policy data, freed with it). Not opened:
@@ -74,8 +75,9 @@ void fleet_describe(fleet_sandbox_t *fs, json_t *info);
 fleet_sandbox_t *fleet_sandbox_adopt(fleet_t *fleet, kg_sandbox_t *sb, const char *template_name);
 
 /* A sandbox with its main kernel, from a template (lifetime.c; used by the pool too). */
-kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t, const fleet_sandbox_opts_t *opts,
-                                    const char *id, const char *workspace_dir, cb_error_t *err);
+kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t,
+                                    const fleet_sandbox_opts_t *opts, const char *id,
+                                    const char *workspace_dir, cb_error_t *err);
 
 /* Remember why a sandbox went (fleet_sandbox_gone). */
 void fleet_tombstone(fleet_t *fleet, const char *id, const char *why);
@@ -106,8 +108,8 @@ json_t *fleet_persist_describe(fleet_t *fleet, const char *id, cb_error_t *err);
 void fleet_persist_limits(json_t *saved, kg_sandbox_limits_t *out);
 /* Make a new persistent home (reopen_id NULL; its id into id_out) or lock an existing one. On
  * success *dir_out is the home (caller owns) and *lock_out its lock fd (caller owns). */
-int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char **dir_out, int *lock_out,
-                       cb_error_t *err);
+int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char **dir_out,
+                       int *lock_out, cb_error_t *err);
 /* Write the sandbox's description into its home. */
 int fleet_persist_save(fleet_sandbox_t *fs, const char *kernel_name, cb_error_t *err);
 /* The sandbox is going: note when, release the lock (the workspace stays). */

@@ -26,9 +26,10 @@
 #define FLEET_DEFAULT_LIFETIME_S 300
 #define FLEET_DEFAULT_MAX_SANDBOXES 100
 
-static const char *const s_end_names[] = {
-    [FLEET_END_EXPIRED] = "expired", [FLEET_END_IDLE] = "idle",
-    [FLEET_END_DIED] = "died", [FLEET_END_FAILED] = "failed"};
+static const char *const s_end_names[] = {[FLEET_END_EXPIRED] = "expired",
+                                          [FLEET_END_IDLE] = "idle",
+                                          [FLEET_END_DIED] = "died",
+                                          [FLEET_END_FAILED] = "failed"};
 
 /* ---- ends -------------------------------------------------------------------------------- */
 
@@ -72,7 +73,8 @@ void fleet_on_ending(fleet_sandbox_t *fs, const char *detail)
     case FLEET_END_DIED: fleet->counters.sandboxes_died++; break;
     case FLEET_END_FAILED: break;
     }
-    cb_info("sandbox %.8s ended (%s): %s", kg_sandbox_id(fs->sb), s_end_names[fs->end_why], detail ? detail : "");
+    cb_info("sandbox %.8s ended (%s): %s", kg_sandbox_id(fs->sb), s_end_names[fs->end_why],
+            detail ? detail : "");
     if (fs->on_end)
         fs->on_end(fs->sb, fs->end_why, detail ? detail : s_end_names[fs->end_why], fs->end_arg);
 }
@@ -81,7 +83,10 @@ void fleet_on_ending(fleet_sandbox_t *fs, const char *detail)
 
 /* A sandbox whose main kernel has never been ready is starting, not idle: its idle clock runs
  * from the moment it can be used (fleet_on_kernel_event touches it then). */
-static bool s_starting(const fleet_sandbox_t *fs) { return fs->main_kernel && !kg_kernel_ever_ready(fs->main_kernel); }
+static bool s_starting(const fleet_sandbox_t *fs)
+{
+    return fs->main_kernel && !kg_kernel_ever_ready(fs->main_kernel);
+}
 
 /* When the sandbox's lifetime ends, on the fleet's clock; 0: never.
  *
@@ -95,7 +100,8 @@ static int64_t s_deadline_ms(fleet_sandbox_t *fs)
         return fs->expires_ms;
     /* In use now (a cell or command running, or its kernel starting while its opener waits):
      * its whole lifetime from now. */
-    int64_t from = kg_sandbox_busy(fs->sb) || s_starting(fs) ? fleet_now_ms(fs->fleet) : fs->last_active_ms;
+    int64_t from =
+        kg_sandbox_busy(fs->sb) || s_starting(fs) ? fleet_now_ms(fs->fleet) : fs->last_active_ms;
     int64_t slid = from + (int64_t)fs->lifetime_s * 1000;
     return slid > fs->expires_ms ? slid : fs->expires_ms;
 }
@@ -104,20 +110,25 @@ void fleet_tick(fleet_t *fleet)
 {
     int64_t now = fleet_now_ms(fleet);
     int idle_s = fleet->cfg.idle_timeout_s;
-    for (fleet_sandbox_t *fs = zhashx_first(fleet->sandboxes); fs; fs = zhashx_next(fleet->sandboxes)) {
+    for (fleet_sandbox_t *fs = zhashx_first(fleet->sandboxes); fs;
+         fs = zhashx_next(fleet->sandboxes)) {
         if (!fs->opened || kg_sandbox_ending(fs->sb))
             continue;
         int64_t deadline = s_deadline_ms(fs);
         if (deadline && now >= deadline) {
-            cleanup_free char *why = fs->extend_on_use
-                ? cb_strdup_printf("it expired: nothing used it for %d s, its lifetime "
-                                   "(each use extends it; sandbox_set_timeout sets another)", fs->lifetime_s)
-                : cb_strdup_printf("it expired: its lifetime of %d s ran out (sandbox_set_timeout extends it)",
-                                   fs->lifetime_s);
+            cleanup_free char *why =
+                fs->extend_on_use
+                    ? cb_strdup_printf("it expired: nothing used it for %d s, its lifetime "
+                                       "(each use extends it; sandbox_set_timeout sets another)",
+                                       fs->lifetime_s)
+                    : cb_strdup_printf("it expired: its lifetime of %d s ran out "
+                                       "(sandbox_set_timeout extends it)",
+                                       fs->lifetime_s);
             fleet_end_later(fs, FLEET_END_EXPIRED, why ? why : "it expired");
-        } else if (idle_s > 0 && now - fs->last_active_ms >= (int64_t)idle_s * 1000 && !s_starting(fs) &&
-                   !kg_sandbox_busy(fs->sb)) {
-            cleanup_free char *why = cb_strdup_printf("it was idle for %d s, the idle limit", idle_s);
+        } else if (idle_s > 0 && now - fs->last_active_ms >= (int64_t)idle_s * 1000 &&
+                   !s_starting(fs) && !kg_sandbox_busy(fs->sb)) {
+            cleanup_free char *why =
+                cb_strdup_printf("it was idle for %d s, the idle limit", idle_s);
             fleet_end_later(fs, FLEET_END_IDLE, why ? why : "it was idle");
         }
     }
@@ -128,17 +139,19 @@ void fleet_tick(fleet_t *fleet)
 /* ---- opening ------------------------------------------------------------------------------- */
 
 /* The main kernel's events, whoever else listens (the engine's kernel_event hook). */
-void fleet_on_kernel_event(fleet_sandbox_t *fs, kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
+void fleet_on_kernel_event(fleet_sandbox_t *fs, kg_kernel_t *k, kg_kernel_event_t event,
+                           const char *detail)
 {
     if (event == KG_EVENT_STOPPED) {
         fs->main_kernel = NULL;
     } else if (event == KG_EVENT_READY) {
         kg_sandbox_touch(fs->sb); /* the idle clock starts when the sandbox can be used */
-    } else if (event == KG_EVENT_DEAD && (fs->in_pool || (fs->opened && !kg_kernel_ever_ready(k)))) {
+    } else if (event == KG_EVENT_DEAD &&
+               (fs->in_pool || (fs->opened && !kg_kernel_ever_ready(k)))) {
         /* A sandbox whose kernel never started is of no use; a pooled one whose kernel gave up
          * would hold its place in the pool for ever. */
-        cleanup_free char *why = cb_strdup_printf("its %s kernel could not start (%s)", kg_kernel_name(k),
-                                                  detail ? detail : "no detail");
+        cleanup_free char *why = cb_strdup_printf("its %s kernel could not start (%s)",
+                                                  kg_kernel_name(k), detail ? detail : "no detail");
         fleet_end_later(fs, FLEET_END_FAILED, why ? why : "its kernel could not start");
     }
 }
@@ -198,13 +211,15 @@ fleet_sandbox_t *fleet_sandbox_adopt(fleet_t *fleet, kg_sandbox_t *sb, const cha
     return fs;
 }
 
-kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t, const fleet_sandbox_opts_t *opts,
-                                    const char *id, const char *workspace_dir, cb_error_t *err)
+kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t,
+                                    const fleet_sandbox_opts_t *opts, const char *id,
+                                    const char *workspace_dir, cb_error_t *err)
 {
     kg_sandbox_limits_t limits = opts->limits;
     s_merge_limits(&limits, &t->limits);
     char **env = s_env_merge(t->env, opts->env);
-    kg_sandbox_t *sb = kg_sandbox_new(fleet->gw, &limits, id, workspace_dir, (const char *const *)env, err);
+    kg_sandbox_t *sb =
+        kg_sandbox_new(fleet->gw, &limits, id, workspace_dir, (const char *const *)env, err);
     cb_strv_free(env);
     if (!sb)
         return NULL;
@@ -213,7 +228,8 @@ kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t, c
     fleet_sandbox_t *fs = fleet_sandbox_adopt(fleet, sb, t->name);
     /* Seed the workspace; a reopened one keeps what it has. */
     for (size_t i = 0; i < t->file_count && !opts->reopen_id; i++)
-        if (kg_sandbox_file_write(sb, t->files[i].path, t->files[i].data, t->files[i].len, true, err) < 0) {
+        if (kg_sandbox_file_write(sb, t->files[i].path, t->files[i].data, t->files[i].len, true,
+                                  err) < 0) {
             cb_error_prefix(err, "template '%s': seeding '%s': ", t->name, t->files[i].path);
             kg_sandbox_destroy(&sb);
             return NULL;
@@ -255,13 +271,14 @@ static int s_make_room(fleet_t *fleet, const char *template_name, cb_error_t *er
             return cb_error_fail(err, CB_ERR_LIMIT,
                                  "the server is at its limit of %d live sandboxes (those starting "
                                  "count too); delete one you no longer need (sandbox_delete), or "
-                                 "wait for one to expire", max);
+                                 "wait for one to expire",
+                                 max);
         }
     return 0;
 }
 
-static kg_sandbox_t *s_open_fresh(fleet_t *fleet, const fleet_template_t *t, const fleet_sandbox_opts_t *opts,
-                                  json_t *saved, cb_error_t *err)
+static kg_sandbox_t *s_open_fresh(fleet_t *fleet, const fleet_template_t *t,
+                                  const fleet_sandbox_opts_t *opts, json_t *saved, cb_error_t *err)
 {
     if (!opts->persist && !opts->reopen_id)
         return fleet_sandbox_prepare(fleet, t, opts, NULL, NULL, err);
@@ -294,13 +311,17 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
     if (!opts)
         opts = &defaults;
     if (opts->persist && opts->reopen_id)
-        return cb_error_fail(err, CB_ERR_INVALID, "persist and reopen_id exclude each other: a reopened "
-                                                  "sandbox is persistent already"), NULL;
-    json_auto_t *saved = opts->reopen_id ? fleet_persist_describe(fleet, opts->reopen_id, err) : NULL;
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "persist and reopen_id exclude each other: a reopened "
+                             "sandbox is persistent already"),
+               NULL;
+    json_auto_t *saved =
+        opts->reopen_id ? fleet_persist_describe(fleet, opts->reopen_id, err) : NULL;
     if (opts->reopen_id && !saved)
         return NULL;
     const char *name = opts->template_name ? opts->template_name
-                       : saved ? json_string_value(json_object_get(saved, "template")) : NULL;
+                       : saved             ? json_string_value(json_object_get(saved, "template"))
+                                           : NULL;
     fleet_template_t *t = fleet_template_find(fleet->templates_dir, name ? name : "python", err);
     if (!t)
         return NULL;
@@ -322,7 +343,8 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
     fleet_sandbox_t *fs = fleet_sandbox_of(sb);
     int64_t now = fleet_now_ms(fleet);
     if (!timeout_s)
-        timeout_s = fleet->cfg.sandbox_timeout_s ? fleet->cfg.sandbox_timeout_s : FLEET_DEFAULT_LIFETIME_S;
+        timeout_s =
+            fleet->cfg.sandbox_timeout_s ? fleet->cfg.sandbox_timeout_s : FLEET_DEFAULT_LIFETIME_S;
     fs->opened = true;
     fs->opened_ms = fs->last_active_ms = now;
     fs->expires_ms = timeout_s > 0 ? now + (int64_t)timeout_s * 1000 : 0;
@@ -337,7 +359,9 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
         cb_warn("sandbox %.8s: %s", kg_sandbox_id(sb), err->msg);
     kg_sandbox_log(sb, "sandbox", "opened: template %s, %s%s, lifetime %s%d s%s", fs->template_name,
                    fs->from_pool ? "from the warm pool" : "started fresh",
-                   opts->reopen_id ? ", its persistent workspace reopened" : fs->persist_dir ? ", persistent" : "",
+                   opts->reopen_id   ? ", its persistent workspace reopened"
+                   : fs->persist_dir ? ", persistent"
+                                     : "",
                    timeout_s > 0 ? "" : "unlimited, ", timeout_s > 0 ? timeout_s : 0,
                    fs->extend_on_use ? " after its last use" : "");
     return sb;
@@ -347,11 +371,14 @@ int fleet_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err
 {
     fleet_sandbox_t *fs = fleet_sandbox_of(self);
     if (!fs)
-        return cb_error_fail(err, CB_ERR_STATE, "sandbox %.8s was not opened by the fleet", kg_sandbox_id(self));
+        return cb_error_fail(err, CB_ERR_STATE, "sandbox %.8s was not opened by the fleet",
+                             kg_sandbox_id(self));
     if (timeout_s == 0)
-        return cb_error_fail(err, CB_ERR_INVALID, "a lifetime must be positive (or negative for none)");
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "a lifetime must be positive (or negative for none)");
     if (kg_sandbox_ending(self))
-        return cb_error_fail(err, CB_ERR_STATE, "sandbox %.8s is ending already: %s", kg_sandbox_id(self),
+        return cb_error_fail(err, CB_ERR_STATE, "sandbox %.8s is ending already: %s",
+                             kg_sandbox_id(self),
                              kg_sandbox_end_detail(self) ? kg_sandbox_end_detail(self) : "");
     int64_t now = fleet_now_ms(fs->fleet);
     fs->lifetime_s = timeout_s;
@@ -404,12 +431,13 @@ void fleet_describe(fleet_sandbox_t *fs, json_t *info)
 {
     int64_t now = fleet_now_ms(fs->fleet);
     json_object_update_new(
-        info, json_pack("{s:s?, s:b, s:b, s:o, s:I, s:f, s:O?}", "template", fs->template_name, "persistent",
-                        fs->persist_dir != NULL, "pooled", fs->from_pool, "expires_ms",
-                        fs->expires_ms ? json_integer(fleet_sandbox_expires_ms(fs->sb)) : json_null(), "idle_ms",
-                        (json_int_t)(now - fs->last_active_ms), "uptime_s",
-                        (double)(now - (fs->opened ? fs->opened_ms : fs->created_ms)) / 1000.0, "metadata",
-                        fs->metadata));
+        info,
+        json_pack("{s:s?, s:b, s:b, s:o, s:I, s:f, s:O?}", "template", fs->template_name,
+                  "persistent", fs->persist_dir != NULL, "pooled", fs->from_pool, "expires_ms",
+                  fs->expires_ms ? json_integer(fleet_sandbox_expires_ms(fs->sb)) : json_null(),
+                  "idle_ms", (json_int_t)(now - fs->last_active_ms), "uptime_s",
+                  (double)(now - (fs->opened ? fs->opened_ms : fs->created_ms)) / 1000.0,
+                  "metadata", fs->metadata));
 }
 
 /* ---- what a template starts ------------------------------------------------------------------ */
@@ -432,7 +460,8 @@ json_t *fleet_metrics(fleet_t *fleet)
     size_t pooled = fleet_pool_count(fleet, &pool_starting);
     size_t live = kg_gateway_sandbox_count(fleet->gw);
     size_t starting = 0;
-    for (fleet_sandbox_t *fs = zhashx_first(fleet->sandboxes); fs; fs = zhashx_next(fleet->sandboxes))
+    for (fleet_sandbox_t *fs = zhashx_first(fleet->sandboxes); fs;
+         fs = zhashx_next(fleet->sandboxes))
         if (!fs->in_pool && fs->main_kernel && !kg_kernel_is_ready(fs->main_kernel) &&
             !kg_kernel_ever_ready(fs->main_kernel))
             starting++;
@@ -440,20 +469,18 @@ json_t *fleet_metrics(fleet_t *fleet)
     return json_pack(
         "{s:f, s:{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I}, s:o*,"
         " s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:I, s:{s:I, s:I, s:I, s:I}}",
-        "uptime_s", (double)(cb_now_ms() - fleet->started_ms) / 1000.0,
-        "sandboxes", "live", (json_int_t)live, "in_use", (json_int_t)(live - pooled),
-        "pooled", (json_int_t)pooled, "starting", (json_int_t)(starting + pool_starting),
-        "max", max < 0 ? json_null() : json_integer(max),
-        "created", (json_int_t)c->sandboxes_created, "opened", (json_int_t)f->sandboxes_opened,
-        "refused", (json_int_t)f->sandboxes_refused, "expired", (json_int_t)f->sandboxes_expired,
-        "culled", (json_int_t)f->sandboxes_culled, "died", (json_int_t)f->sandboxes_died,
-        "pool", fleet_pool_metrics(fleet),
-        "kernels", "live", (json_int_t)kg_gateway_kernel_count(fleet->gw), "started", (json_int_t)c->kernels_started,
-        "died", (json_int_t)c->kernels_died, "restarted", (json_int_t)c->kernels_restarted,
-        "oom", (json_int_t)c->kernels_oom,
-        "executions", "total", (json_int_t)c->executions, "failed", (json_int_t)c->executions_failed,
-        "commands", (json_int_t)c->commands,
-        "messages", "bad_signatures", (json_int_t)c->bad_signatures, "replayed_signatures",
+        "uptime_s", (double)(cb_now_ms() - fleet->started_ms) / 1000.0, "sandboxes", "live",
+        (json_int_t)live, "in_use", (json_int_t)(live - pooled), "pooled", (json_int_t)pooled,
+        "starting", (json_int_t)(starting + pool_starting), "max",
+        max < 0 ? json_null() : json_integer(max), "created", (json_int_t)c->sandboxes_created,
+        "opened", (json_int_t)f->sandboxes_opened, "refused", (json_int_t)f->sandboxes_refused,
+        "expired", (json_int_t)f->sandboxes_expired, "culled", (json_int_t)f->sandboxes_culled,
+        "died", (json_int_t)f->sandboxes_died, "pool", fleet_pool_metrics(fleet), "kernels", "live",
+        (json_int_t)kg_gateway_kernel_count(fleet->gw), "started", (json_int_t)c->kernels_started,
+        "died", (json_int_t)c->kernels_died, "restarted", (json_int_t)c->kernels_restarted, "oom",
+        (json_int_t)c->kernels_oom, "executions", "total", (json_int_t)c->executions, "failed",
+        (json_int_t)c->executions_failed, "commands", (json_int_t)c->commands, "messages",
+        "bad_signatures", (json_int_t)c->bad_signatures, "replayed_signatures",
         (json_int_t)c->replayed_signatures, "malformed", (json_int_t)c->malformed_messages,
         "proxy_dropped", (json_int_t)c->proxy_dropped);
 }

@@ -59,8 +59,9 @@ static json_t *s_read(const char *home, cb_error_t *err)
     json_t *saved = path ? json_load_file(path, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (!saved || !json_is_object(saved)) {
         json_decref(saved);
-        cb_error_fail(err, CB_ERR_INTERNAL, "the description of persistent sandbox '%s' cannot be read: %s",
-                      home, path ? jerr.text : "out of memory");
+        cb_error_fail(err, CB_ERR_INTERNAL,
+                      "the description of persistent sandbox '%s' cannot be read: %s", home,
+                      path ? jerr.text : "out of memory");
         return NULL;
     }
     return saved;
@@ -75,7 +76,8 @@ json_t *fleet_persist_describe(fleet_t *fleet, const char *id, cb_error_t *err)
     if (!home || stat(home, &st) < 0) {
         cb_error_fail(err, CB_ERR_NOT_FOUND,
                       "no persistent workspace for sandbox %s (only sandboxes created with persist "
-                      "keep theirs)", id);
+                      "keep theirs)",
+                      id);
         return NULL;
     }
     return s_read(home, err);
@@ -91,8 +93,8 @@ void fleet_persist_limits(json_t *saved, kg_sandbox_limits_t *out)
     out->workspace_mb = (uint64_t)json_integer_value(json_object_get(l, "workspace_mb"));
 }
 
-int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char **dir_out, int *lock_out,
-                    cb_error_t *err)
+int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char **dir_out,
+                       int *lock_out, cb_error_t *err)
 {
     if (reopen_id) {
         if (s_check_id(fleet, reopen_id, err) < 0)
@@ -141,11 +143,12 @@ int fleet_persist_save(fleet_sandbox_t *fs, const char *kernel_name, cb_error_t 
     const char *created = json_string_value(json_object_get(old, "created_at"));
     const kg_sandbox_limits_t *l = kg_sandbox_limits(fs->sb);
     json_auto_t *desc = json_pack(
-        "{s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:O, s:s, s:s, s:n}", "sandbox_id", kg_sandbox_id(fs->sb),
-        "template", fs->template_name, "kernel", kernel_name, "limits", "memory_mb", (json_int_t)l->memory_mb,
-        "pids_max", (json_int_t)l->pids_max, "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb",
-        (json_int_t)l->tmp_mb, "workspace_mb", (json_int_t)l->workspace_mb, "metadata", fs->metadata,
-        "created_at", created ? created : now, "opened_at", now, "closed_at");
+        "{s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:O, s:s, s:s, s:n}", "sandbox_id",
+        kg_sandbox_id(fs->sb), "template", fs->template_name, "kernel", kernel_name, "limits",
+        "memory_mb", (json_int_t)l->memory_mb, "pids_max", (json_int_t)l->pids_max, "cpu_millis",
+        (json_int_t)l->cpu_millis, "tmp_mb", (json_int_t)l->tmp_mb, "workspace_mb",
+        (json_int_t)l->workspace_mb, "metadata", fs->metadata, "created_at",
+        created ? created : now, "opened_at", now, "closed_at");
     cleanup_free char *text = desc ? json_dumps(desc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     cleanup_free char *path = cb_strdup_printf("%s/sandbox.json", fs->persist_dir);
     if (!text || !path)
@@ -195,12 +198,12 @@ json_t *fleet_persisted(fleet_t *fleet)
         json_auto_t *saved = home ? s_read(home, NULL) : NULL;
         if (!saved)
             continue;
-        json_t *item = json_pack("{s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:b}", "sandbox_id", e->d_name,
-                                 "template", json_object_get(saved, "template"), "kernel",
-                                 json_object_get(saved, "kernel"), "created_at",
-                                 json_object_get(saved, "created_at"), "closed_at",
-                                 json_object_get(saved, "closed_at"), "metadata",
-                                 json_object_get(saved, "metadata"), "open", s_is_open(fleet, e->d_name, home));
+        json_t *item = json_pack(
+            "{s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:b}", "sandbox_id", e->d_name, "template",
+            json_object_get(saved, "template"), "kernel", json_object_get(saved, "kernel"),
+            "created_at", json_object_get(saved, "created_at"), "closed_at",
+            json_object_get(saved, "closed_at"), "metadata", json_object_get(saved, "metadata"),
+            "open", s_is_open(fleet, e->d_name, home));
         if (item)
             json_array_append_new(list, item);
     }

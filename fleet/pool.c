@@ -22,9 +22,9 @@
 
 struct fleet_pool {
     fleet_template_t *template;
-    int size;               /* asked for */
-    zlistx_t *members;      /* fleet_sandbox_t *, in_pool */
-    int64_t retry_ms;       /* no refill before this (after a failure) */
+    int size;          /* asked for */
+    zlistx_t *members; /* fleet_sandbox_t *, in_pool */
+    int64_t retry_ms;  /* no refill before this (after a failure) */
     int backoff_ms;
 };
 
@@ -73,7 +73,8 @@ static void s_give_up(fleet_pool_t *p, fleet_sandbox_t *fs)
 int fleet_set_pool(fleet_t *fleet, const char *template_name, int size, cb_error_t *err)
 {
     if (size < 0 || size > FLEET_POOL_MAX)
-        return cb_error_fail(err, CB_ERR_INVALID, "a pool holds 0 to %d sandboxes, not %d", FLEET_POOL_MAX, size);
+        return cb_error_fail(err, CB_ERR_INVALID, "a pool holds 0 to %d sandboxes, not %d",
+                             FLEET_POOL_MAX, size);
     fleet_template_t *t = fleet_template_find(fleet->templates_dir, template_name, err);
     if (!t)
         return -1;
@@ -107,7 +108,8 @@ int fleet_pool_size(fleet_t *fleet, const char *template_name)
 kg_sandbox_t *fleet_pool_take(fleet_t *fleet, const char *template_name)
 {
     fleet_pool_t *p = fleet->pools ? zhashx_lookup(fleet->pools, template_name) : NULL;
-    for (fleet_sandbox_t *fs = p ? zlistx_first(p->members) : NULL; fs; fs = zlistx_next(p->members)) {
+    for (fleet_sandbox_t *fs = p ? zlistx_first(p->members) : NULL; fs;
+         fs = zlistx_next(p->members)) {
         if (!s_is_ready(fs))
             continue;
         zlistx_detach_cur(p->members);
@@ -122,7 +124,8 @@ kg_sandbox_t *fleet_pool_take(fleet_t *fleet, const char *template_name)
 bool fleet_pool_evict_one(fleet_t *fleet, const char *keep)
 {
     fleet_pool_t *victim = NULL;
-    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p; p = zhashx_next(fleet->pools)) {
+    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p;
+         p = zhashx_next(fleet->pools)) {
         if (zlistx_size(p->members) == 0)
             continue;
         if (!victim || strcmp(p->template->name, keep) != 0)
@@ -154,13 +157,15 @@ void fleet_pool_refill(fleet_t *fleet)
 {
     int max = fleet->cfg.max_sandboxes ? fleet->cfg.max_sandboxes : 100;
     int64_t now = fleet_now_ms(fleet);
-    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p; p = zhashx_next(fleet->pools)) {
+    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p;
+         p = zhashx_next(fleet->pools)) {
         if ((int)zlistx_size(p->members) >= p->size || now < p->retry_ms)
             continue;
         if (max >= 0 && kg_gateway_sandbox_count(fleet->gw) >= (size_t)max)
             return; /* the cap holds for the pool too */
         cb_error_t err = {0};
-        kg_sandbox_t *sb = fleet_sandbox_prepare(fleet, p->template, &(fleet_sandbox_opts_t){0}, NULL, NULL, &err);
+        kg_sandbox_t *sb =
+            fleet_sandbox_prepare(fleet, p->template, &(fleet_sandbox_opts_t){0}, NULL, NULL, &err);
         if (!sb) {
             s_back_off(fleet, p);
             cb_warn("pool %s: cannot make a sandbox (next try in %d s): %s", p->template->name,
@@ -180,7 +185,8 @@ void fleet_pool_refill(fleet_t *fleet)
 size_t fleet_pool_count(fleet_t *fleet, size_t *starting)
 {
     size_t n = 0, s = 0;
-    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p; p = zhashx_next(fleet->pools)) {
+    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p;
+         p = zhashx_next(fleet->pools)) {
         size_t ready = s_ready(p);
         n += zlistx_size(p->members);
         s += zlistx_size(p->members) - ready;
@@ -193,10 +199,12 @@ size_t fleet_pool_count(fleet_t *fleet, size_t *starting)
 json_t *fleet_pool_metrics(fleet_t *fleet)
 {
     json_t *templates = json_object();
-    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p && templates; p = zhashx_next(fleet->pools)) {
+    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p && templates;
+         p = zhashx_next(fleet->pools)) {
         size_t ready = s_ready(p);
         json_object_set_new(templates, p->template->name,
-                            json_pack("{s:i, s:I, s:I}", "size", p->size, "ready", (json_int_t)ready, "starting",
+                            json_pack("{s:i, s:I, s:I}", "size", p->size, "ready",
+                                      (json_int_t)ready, "starting",
                                       (json_int_t)(zlistx_size(p->members) - ready)));
     }
     return json_pack("{s:I, s:I, s:o*}", "hits", (json_int_t)fleet->counters.pool_hits, "misses",
@@ -205,7 +213,8 @@ json_t *fleet_pool_metrics(fleet_t *fleet)
 
 void fleet_pool_destroy_all(fleet_t *fleet)
 {
-    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p; p = zhashx_next(fleet->pools))
+    for (fleet_pool_t *p = fleet->pools ? zhashx_first(fleet->pools) : NULL; p;
+         p = zhashx_next(fleet->pools))
         while (zlistx_size(p->members) > 0)
             s_give_up(p, zlistx_first(p->members));
     zhashx_destroy(&fleet->pools);

@@ -70,21 +70,14 @@ static const char *s_path_problem(const char *path)
 static const char *s_json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number with a fraction";
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number with a fraction";
     case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
     }
     return "an unknown JSON value";
 }
@@ -96,8 +89,7 @@ static int s_check_fields(json_t *obj, const char *const *known, const char *whe
 {
     const char *key;
     json_t *value; /* borrowed */
-    json_object_foreach(obj, key, value)
-    {
+    json_object_foreach (obj, key, value) {
         bool ok = false;
         for (const char *const *k = known; *k && !ok; k++)
             ok = strcmp(key, *k) == 0;
@@ -203,8 +195,7 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
                NULL;
     const char *key;
     json_t *value; /* borrowed */
-    json_object_foreach(env, key, value)
-    {
+    json_object_foreach (env, key, value) {
         if (!cb_env_name_valid(key))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "%s: field 'env': '%s' is not a valid variable name (use "
@@ -375,8 +366,7 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
 
     size_t i;
     json_t *entry; /* borrowed */
-    json_array_foreach(files, i, entry)
-    {
+    json_array_foreach (files, i, entry) {
         if (!json_is_object(entry))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "%s: field 'files[%zu]' must be an object, got %s", path, i,
@@ -718,4 +708,7 @@ json_t *fleet_template_json(const fleet_template_t *self)
 }
 
 /* <datadir>/templates, by the one rule of cb/paths.h (never a build or source tree). */
-char *fleet_template_project_dir(void) { return cb_strdup_printf("%s/templates", cb_path_datadir()); }
+char *fleet_template_project_dir(void)
+{
+    return cb_strdup_printf("%s/templates", cb_path_datadir());
+}

@@ -124,7 +124,8 @@ static void test_set_timeout(fleet_t *fleet)
         return;
     kg_sandbox_t *sb = fs->sb;
     cb_error_t err = {0};
-    CB_OK(fleet_sandbox_set_timeout(sb, 0, &err) < 0 && err.kind == CB_ERR_INVALID, "a lifetime of 0 is refused");
+    CB_OK(fleet_sandbox_set_timeout(sb, 0, &err) < 0 && err.kind == CB_ERR_INVALID,
+          "a lifetime of 0 is refused");
     CB_OK(fleet_sandbox_set_timeout(sb, -1, &err) == 0, "no lifetime");
     EXPECT_INT(fleet_sandbox_expires_ms(sb), 0, "no lifetime: expires_ms is 0");
     s_clock_ms += 3600 * 1000;
@@ -183,7 +184,8 @@ static void test_pool_back_off(kg_gateway_t *gw)
 {
     fleet_t *fleet = fleet_of(gw);
     cb_error_t err = {0};
-    if (!CB_OK(fleet_set_pool(fleet, "broken", 1, &err) == 0, "a pool of a template whose kernel is missing"))
+    if (!CB_OK(fleet_set_pool(fleet, "broken", 1, &err) == 0,
+               "a pool of a template whose kernel is missing"))
         CB_DIAG("fleet_set_pool: %s", err.msg);
     const kg_counters_t *c = kg_gateway_counters(gw);
     /* Each try makes a sandbox, whose kernel then fails to start: the attempts are sandboxes made. */
@@ -195,14 +197,16 @@ static void test_pool_back_off(kg_gateway_t *gw)
         made = c->sandboxes_created;
         s_clock_ms += expect_wait[i] - 1;
         fleet_tick(fleet);
-        EXPECT_INT(c->sandboxes_created, made, "after failure %zu, no try 1 ms before %d ms", i + 1, expect_wait[i]);
+        EXPECT_INT(c->sandboxes_created, made, "after failure %zu, no try 1 ms before %d ms", i + 1,
+                   expect_wait[i]);
         s_clock_ms += 1;
         fleet_tick(fleet);
-        EXPECT_INT(c->sandboxes_created, made + 1, "after failure %zu, the next try comes at %d ms", i + 1,
-                   expect_wait[i]);
+        EXPECT_INT(c->sandboxes_created, made + 1, "after failure %zu, the next try comes at %d ms",
+                   i + 1, expect_wait[i]);
     }
     json_auto_t *m = fleet_metrics(fleet);
-    json_t *pool = json_object_get(json_object_get(json_object_get(m, "pool"), "templates"), "broken");
+    json_t *pool =
+        json_object_get(json_object_get(json_object_get(m, "pool"), "templates"), "broken");
     EXPECT_INT(json_integer_value(json_object_get(pool, "size")), 1, "metrics: the pool's size");
     EXPECT_INT(json_integer_value(json_object_get(pool, "ready")), 0, "metrics: none ready");
     EXPECT_INT(json_integer_value(json_object_get(json_object_get(m, "sandboxes"), "pooled")), 0,
@@ -228,11 +232,12 @@ int main(void)
     kg_gateway_t *gw = kg_gateway_new(&(kg_config_t){.runtime_dir = run, .heartbeat_ms = -1}, &err);
     if (!gw)
         CB_SKIP_ALL("kg_gateway_new: %s", err.msg);
-    fleet_t *fleet = fleet_new(gw,
-                               &(fleet_config_t){.templates_dir = templates, .state_dir = state, .now_ms = s_now},
-                               &err);
+    fleet_t *fleet = fleet_new(
+        gw, &(fleet_config_t){.templates_dir = templates, .state_dir = state, .now_ms = s_now},
+        &err);
     CB_OK(fleet && fleet_of(gw) == fleet, "fleet_new installs the fleet as the gateway's policy");
-    CB_OK(fleet_new(gw, NULL, &err) == NULL && err.kind == CB_ERR_STATE, "a second policy is refused");
+    CB_OK(fleet_new(gw, NULL, &err) == NULL && err.kind == CB_ERR_STATE,
+          "a second policy is refused");
     kg_sandbox_t *probe = fleet ? kg_sandbox_create(gw, NULL, &err) : NULL;
     if (!probe) {
         kg_gateway_destroy(&gw);

@@ -728,12 +728,13 @@ static void test_name_rule(const char *root)
     long64[JP_NAME_MAX] = '\0';
     memset(long65, 'k', JP_NAME_MAX + 1);
     long65[JP_NAME_MAX + 1] = '\0';
-    const char *names[] = {"python3", "my-kernel_1.0", "A", "a.", ".hidden", ".", "..",
-                           "a b", "\xc3\xa9", long64, long65};
+    const char *names[] = {"python3", "my-kernel_1.0", "A",        "a.",   ".hidden", ".",
+                           "..",      "a b",           "\xc3\xa9", long64, long65};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         bool valid = jp_catalog_name_is_valid(names[i]);
-        const char *label = names[i] == long64 ? "64 bytes" : names[i] == long65 ? "65 bytes"
-                                                                                : names[i];
+        const char *label = names[i] == long64   ? "64 bytes"
+                            : names[i] == long65 ? "65 bytes"
+                                                 : names[i];
 
         /* As the kernel a template names. */
         cleanup_free char *json = cb_strdup_printf("{\"kernel\": \"%s\"}", names[i]);
@@ -748,10 +749,10 @@ static void test_name_rule(const char *root)
 
         /* As the template's own name. */
         cleanup_template fleet_template_t *u = fleet_template_load(path, names[i], &err);
-        bool refused = !u && err.kind == CB_ERR_INVALID &&
-                       s_contains(err.msg, "invalid template name");
-        CB_OK(valid ? u != NULL : refused,
-              "template name '%s' is %s, as the rule says", label, valid ? "taken" : "refused");
+        bool refused =
+            !u && err.kind == CB_ERR_INVALID && s_contains(err.msg, "invalid template name");
+        CB_OK(valid ? u != NULL : refused, "template name '%s' is %s, as the rule says", label,
+              valid ? "taken" : "refused");
     }
 }
 

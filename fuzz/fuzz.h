@@ -23,15 +23,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
 
 /* Cut data into at most max parts at each occurrence of the separator byte sep (the last part
  * takes the rest). starts[i] and lens[i] describe part i. Returns the number of parts (>= 1). */
-size_t fuzz_split(const uint8_t *data, size_t size, uint8_t sep, const uint8_t **starts, size_t *lens,
-                  size_t max);
+size_t fuzz_split(const uint8_t *data, size_t size, uint8_t sep, const uint8_t **starts,
+                  size_t *lens, size_t max);
 
 /* A NUL-terminated copy of len bytes (the caller frees it). Never NULL: aborts when out of
  * memory. */

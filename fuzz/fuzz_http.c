@@ -54,8 +54,8 @@ static bool s_token_ok(const http_server_t *http, const char *auth, const char *
 }
 
 /* The checks, with what must hold of their answers. */
-static void s_checks(const http_server_t *http, const char *host, const char *origin, const char *auth,
-                     const char *token, const char *path)
+static void s_checks(const http_server_t *http, const char *host, const char *origin,
+                     const char *auth, const char *token, const char *path)
 {
     FUZZ_CHECK(s_token_ok(http, "Bearer " S_TOKEN, NULL));
     FUZZ_CHECK(s_token_ok(http, "token " S_TOKEN, NULL));
@@ -66,10 +66,12 @@ static void s_checks(const http_server_t *http, const char *host, const char *or
 
     if (http_check_host(http, host))
         FUZZ_CHECK(host && s_host_chars(host));
-    if (origin && http_check_origin(http, origin) && strcmp(origin, "https://allowed.example") != 0) {
+    if (origin && http_check_origin(http, origin) &&
+        strcmp(origin, "https://allowed.example") != 0) {
         const char *rest = strstr(origin, "://");
         FUZZ_CHECK(rest && s_host_chars(rest + 3));
-        FUZZ_CHECK(strncasecmp(origin, "http://", 7) == 0 || strncasecmp(origin, "https://", 8) == 0);
+        FUZZ_CHECK(strncasecmp(origin, "http://", 7) == 0 ||
+                   strncasecmp(origin, "https://", 8) == 0);
     }
     const http_route_t *r = http_route_find(http, path);
     if (r) {
@@ -123,7 +125,8 @@ static void s_drain(http_server_t *http)
         if (m->kind == HM_HEAD)
             FUZZ_CHECK(m->status >= 100 && m->status <= 599 && m->text && m->headers);
         if (getenv("FUZZ_VERBOSE")) /* to see what a seed reaches */
-            fprintf(stderr, "-> %d %d %.200s\n", m->kind, m->status, m->kind == HM_DATA ? (char *)m->data : "");
+            fprintf(stderr, "-> %d %d %.200s\n", m->kind, m->status,
+                    m->kind == HM_DATA ? (char *)m->data : "");
         http_msg_free(m);
     }
 }
@@ -139,7 +142,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     static const char *const hosts[] = {"cellblock.example", NULL};
     static const char *const origins[] = {"https://allowed.example", NULL};
-    http_config_t hcfg = {.listen = "127.0.0.1:8888", .token = S_TOKEN, .allowed_hosts = hosts,
+    http_config_t hcfg = {.listen = "127.0.0.1:8888",
+                          .token = S_TOKEN,
+                          .allowed_hosts = hosts,
                           .allowed_origins = origins};
     cb_error_t err = {0};
     http_server_t *http = http_server_new(kg_gateway_loop(env->gw), &hcfg, &err);
@@ -162,7 +167,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cb_strv_init(&q);
     cb_strv_init(&h);
     char *query = fuzz_strndup(starts[2], lens[2]);
-    for (char *save = NULL, *pair = strtok_r(query, "&", &save); pair; pair = strtok_r(NULL, "&", &save)) {
+    for (char *save = NULL, *pair = strtok_r(query, "&", &save); pair;
+         pair = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(pair, '=');
         cb_strv_push(&q, eq ? cb_xstrndup(pair, (size_t)(eq - pair)) : cb_xstrdup(pair));
         cb_strv_push(&q, cb_xstrdup(eq ? eq + 1 : ""));

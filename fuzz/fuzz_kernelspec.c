@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(strcmp(spec->name, "fuzz") == 0 && strcmp(spec->resource_dir, s_dir) == 0);
     for (char **e = spec->env; *e; e++)
         FUZZ_CHECK(strchr(*e, '=') && **e != '=');
-    FUZZ_CHECK(spec->interrupt_mode == JP_INTERRUPT_SIGNAL || spec->interrupt_mode == JP_INTERRUPT_MESSAGE);
+    FUZZ_CHECK(spec->interrupt_mode == JP_INTERRUPT_SIGNAL ||
+               spec->interrupt_mode == JP_INTERRUPT_MESSAGE);
 
     size_t n = 0;
     while (spec->argv[n])

@@ -67,7 +67,8 @@ static void s_spawn(size_t n)
     memcpy(&sp, s_buf, sizeof sp);
     char **argv = NULL, **env = NULL;
     const char *cwd = "/home/user";
-    if (sbx_wire_unpack_spawn(s_buf, n, &sp, s_vec, sizeof s_vec / sizeof *s_vec, &argv, &env, &cwd) < 0)
+    if (sbx_wire_unpack_spawn(s_buf, n, &sp, s_vec, sizeof s_vec / sizeof *s_vec, &argv, &env,
+                              &cwd) < 0)
         return;
     size_t argc = 0, envc = 0;
     for (; argv[argc]; argc++)

@@ -7,8 +7,8 @@
 #include "cb/util.h"
 #include "fuzz.h"
 
-size_t fuzz_split(const uint8_t *data, size_t size, uint8_t sep, const uint8_t **starts, size_t *lens,
-                  size_t max)
+size_t fuzz_split(const uint8_t *data, size_t size, uint8_t sep, const uint8_t **starts,
+                  size_t *lens, size_t max)
 {
     size_t n = 0;
     const uint8_t *p = data, *end = data + size;

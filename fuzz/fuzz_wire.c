@@ -37,14 +37,16 @@ static bool s_same_frames(zmsg_t *a, zmsg_t *b)
 {
     if (zmsg_size(a) != zmsg_size(b))
         return false;
-    for (zframe_t *x = zmsg_first(a), *y = zmsg_first(b); x && y; x = zmsg_next(a), y = zmsg_next(b))
+    for (zframe_t *x = zmsg_first(a), *y = zmsg_first(b); x && y;
+         x = zmsg_next(a), y = zmsg_next(b))
         if (!zframe_eq(x, y))
             return false;
     return true;
 }
 
 /* The round trip of a decoded message. */
-static void s_round_trip(const jp_msg_t *msg, jp_signer_t *signer, size_t n_idents, size_t n_buffers)
+static void s_round_trip(const jp_msg_t *msg, jp_signer_t *signer, size_t n_idents,
+                         size_t n_buffers)
 {
     FUZZ_CHECK(zmsg_size(msg->idents) == n_idents);
     FUZZ_CHECK(zmsg_size(msg->buffers) == n_buffers);
@@ -104,7 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t delim = n;
     for (size_t i = 0; i < n; i++) {
         FUZZ_CHECK(zmsg_addmem(raw, starts[i], lens[i]) == 0);
-        if (delim == n && lens[i] == strlen(JP_WIRE_DELIM) && memcmp(starts[i], JP_WIRE_DELIM, lens[i]) == 0)
+        if (delim == n && lens[i] == strlen(JP_WIRE_DELIM) &&
+            memcmp(starts[i], JP_WIRE_DELIM, lens[i]) == 0)
             delim = i;
     }
 

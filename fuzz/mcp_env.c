@@ -30,7 +30,8 @@ fuzz_mcp_env_t *fuzz_mcp_env(size_t max_message_bytes)
     fuzz_write_file(python, (const uint8_t *)"{\"kernel\": \"python3\"}", 21);
     kg_config_t cfg = {.runtime_dir = run, .no_sandbox = true, .heartbeat_ms = -1};
     env.gw = kg_gateway_new(&cfg, &err);
-    if (env.gw && !fleet_new(env.gw, &(fleet_config_t){.templates_dir = templates, .state_dir = state}, &err))
+    if (env.gw &&
+        !fleet_new(env.gw, &(fleet_config_t){.templates_dir = templates, .state_dir = state}, &err))
         kg_gateway_destroy(&env.gw);
     if (!env.gw) {
         fprintf(stderr, "fuzz: kg_gateway_new: %s\n", err.msg);

@@ -43,8 +43,8 @@ static bool s_port_valid(const char *s, size_t len, int *port)
 
 /* Split "host[:port]" / "[v6][:port]" into the host part (without brackets) and the port
  * (-1 when absent). */
-static bool s_split_host_port(const char *s, size_t len, const char **host, size_t *hlen, bool *bracketed,
-                              int *port)
+static bool s_split_host_port(const char *s, size_t len, const char **host, size_t *hlen,
+                              bool *bracketed, int *port)
 {
     *port = -1;
     *bracketed = false;
@@ -74,7 +74,8 @@ static bool s_split_host_port(const char *s, size_t len, const char **host, size
     return s_port_valid(colon + 1, len - *hlen - 1, port);
 }
 
-static bool s_host_name_allowed(const http_server_t *self, const char *host, size_t hlen, bool bracketed)
+static bool s_host_name_allowed(const http_server_t *self, const char *host, size_t hlen,
+                                bool bracketed)
 {
     if (hlen == 0)
         return false;

@@ -48,12 +48,12 @@ typedef enum {
     HM_WRITTEN,    /* len bytes of this id's output reached the socket */
     HM_LOG,        /* text: a debug line to log on the caller's thread */
     /* caller's thread → server thread */
-    HM_HEAD,       /* status, text: content type, headers, flag: chunked, len: content length */
-    HM_DATA,       /* data/len */
-    HM_END,        /* the response is complete */
-    HM_WS_SEND,    /* data/len, flag: binary */
-    HM_WS_CLOSE,   /* status: close code, text: reason, flag: tell the owner (overflow) */
-    HM_ABORT,      /* close the connection now */
+    HM_HEAD,     /* status, text: content type, headers, flag: chunked, len: content length */
+    HM_DATA,     /* data/len */
+    HM_END,      /* the response is complete */
+    HM_WS_SEND,  /* data/len, flag: binary */
+    HM_WS_CLOSE, /* status: close code, text: reason, flag: tell the owner (overflow) */
+    HM_ABORT,    /* close the connection now */
 } http_msg_kind_t;
 
 /* Room kept before the payload of an outgoing message: LWS_PRE for libwebsockets, plus the
@@ -66,12 +66,13 @@ typedef struct http_msg {
     uint64_t id;
     int status;
     bool flag;
-    unsigned char *buf;  /* the allocation; data points into it */
-    unsigned char *data; /* payload: HTTP_MSG_HEADROOM bytes after buf, 2 spare bytes and a NUL after */
+    unsigned char *buf; /* the allocation; data points into it */
+    unsigned char
+        *data; /* payload: HTTP_MSG_HEADROOM bytes after buf, 2 spare bytes and a NUL after */
     size_t len;
-    size_t off;          /* server thread: how much of data was written */
+    size_t off; /* server thread: how much of data was written */
     char *text;
-    char **headers;      /* name, value, ..., NULL */
+    char **headers; /* name, value, ..., NULL */
     http_request_t *req;
 } http_msg_t;
 
@@ -134,9 +135,9 @@ struct http_ws {
 struct http_server {
     /* set before start, read-only after */
     zloop_t *loop;
-    char *bind_host;  /* the IP literal to bind ("localhost" becomes 127.0.0.1) */
+    char *bind_host; /* the IP literal to bind ("localhost" becomes 127.0.0.1) */
     bool bind_v6;
-    int port;         /* asked, then bound */
+    int port; /* asked, then bound */
     char *address, *url, *token;
     bool no_auth;
     unsigned char token_digest[32];

@@ -47,7 +47,8 @@ static int s_parse_listen(http_server_t *self, const char *listen, cb_error_t *e
     bool bracketed = false;
     if (h[0] == '[') {
         if (hlen < 2 || h[hlen - 1] != ']')
-            return cb_error_fail(err, CB_ERR_INVALID, "listen address '%s': unbalanced brackets", listen);
+            return cb_error_fail(err, CB_ERR_INVALID, "listen address '%s': unbalanced brackets",
+                                 listen);
         h++;
         hlen -= 2;
         bracketed = true;
@@ -57,9 +58,12 @@ static int s_parse_listen(http_server_t *self, const char *listen, cb_error_t *e
     if (!bracketed && strcasecmp(host, "localhost") == 0) {
         free(host);
         host = cb_xstrdup("127.0.0.1");
-    } else if (bracketed ? inet_pton(AF_INET6, host, addr) != 1 : inet_pton(AF_INET, host, addr) != 1) {
-        return cb_error_fail(err, CB_ERR_INVALID,
-                             "listen address '%s': HOST must be an IP literal (IPv6 in brackets) or localhost", listen);
+    } else if (bracketed ? inet_pton(AF_INET6, host, addr) != 1
+                         : inet_pton(AF_INET, host, addr) != 1) {
+        return cb_error_fail(
+            err, CB_ERR_INVALID,
+            "listen address '%s': HOST must be an IP literal (IPv6 in brackets) or localhost",
+            listen);
     }
     self->bind_v6 = bracketed;
     self->port = (int)port;
@@ -109,7 +113,8 @@ http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error
     self->no_auth = cfg->no_auth;
     if (self->no_auth && !s_host_is_loopback(self)) {
         cb_error_fail(err, CB_ERR_INVALID,
-                      "refusing to serve without a token on %s: no_auth is only allowed on a loopback address "
+                      "refusing to serve without a token on %s: no_auth is only allowed on a "
+                      "loopback address "
                       "(127.0.0.0/8, ::1, localhost)",
                       self->bind_host);
         http_server_destroy(&self);
@@ -139,11 +144,12 @@ http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error
     return self;
 }
 
-int http_server_route(http_server_t *self, const char *prefix, http_request_fn *on_request, http_ws_open_fn *on_ws,
-                      void *arg, cb_error_t *err)
+int http_server_route(http_server_t *self, const char *prefix, http_request_fn *on_request,
+                      http_ws_open_fn *on_ws, void *arg, cb_error_t *err)
 {
     if (!self || !prefix || prefix[0] != '/' || !on_request)
-        return cb_error_fail(err, CB_ERR_INVALID, "a route needs a prefix starting with '/' and a handler");
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "a route needs a prefix starting with '/' and a handler");
     if (self->started)
         return cb_error_fail(err, CB_ERR_STATE, "routes must be added before http_server_start");
     for (size_t i = 0; i < self->nroutes; i++)
@@ -151,8 +157,8 @@ int http_server_route(http_server_t *self, const char *prefix, http_request_fn *
             return cb_error_fail(err, CB_ERR_INVALID, "route '%s' is already registered", prefix);
     self->routes = cb_xrealloc(self->routes, (self->nroutes + 1) * sizeof(*self->routes));
     char *p = cb_xstrdup(prefix);
-    self->routes[self->nroutes++] =
-        (http_route_t){.prefix = p, .len = strlen(p), .on_request = on_request, .on_ws = on_ws, .arg = arg};
+    self->routes[self->nroutes++] = (http_route_t){
+        .prefix = p, .len = strlen(p), .on_request = on_request, .on_ws = on_ws, .arg = arg};
     return 0;
 }
 
@@ -161,7 +167,8 @@ int http_server_subprotocol(http_server_t *self, const char *name, cb_error_t *e
     if (!self || !name || !*name || strpbrk(name, ", \t"))
         return cb_error_fail(err, CB_ERR_INVALID, "a subprotocol is one token");
     if (self->started)
-        return cb_error_fail(err, CB_ERR_STATE, "subprotocols must be added before http_server_start");
+        return cb_error_fail(err, CB_ERR_STATE,
+                             "subprotocols must be added before http_server_start");
     cb_strv_push(&self->subprotocols, cb_xstrdup(name));
     return 0;
 }
@@ -300,8 +307,7 @@ static void s_handle(http_server_t *self, http_msg_t *m)
         if (m->text)
             cb_debug("http: %s", m->text);
         return;
-    default:
-        return;
+    default: return;
     }
 }
 
@@ -409,13 +415,10 @@ void http_request_on_close(http_request_t *req, http_close_fn *fn, void *arg)
 }
 
 /* Queue messages for the server thread and wake it. */
-static void s_send(http_server_t *self, http_msg_t *m)
-{
-    http_msgq_push(&self->to_lws, m);
-}
+static void s_send(http_server_t *self, http_msg_t *m) { http_msgq_push(&self->to_lws, m); }
 
-static http_msg_t *s_head_msg(http_request_t *req, int status, const char *content_type, const char *const *headers,
-                              bool chunked, size_t content_length)
+static http_msg_t *s_head_msg(http_request_t *req, int status, const char *content_type,
+                              const char *const *headers, bool chunked, size_t content_length)
 {
     http_msg_t *m = http_msg_new(HM_HEAD, req->id, NULL, 0);
     m->status = status;
@@ -433,8 +436,8 @@ static void s_abort(http_request_t *req)
     http_lws_wake(req->server);
 }
 
-int http_respond(http_request_t *req, int status, const char *content_type, const char *const *headers,
-                 const void *body, size_t len)
+int http_respond(http_request_t *req, int status, const char *content_type,
+                 const char *const *headers, const void *body, size_t len)
 {
     if (!req || req->closing)
         return -1;
@@ -476,7 +479,8 @@ int http_respond_error(http_request_t *req, int status, const char *message)
 {
     if (!req)
         return -1;
-    json_auto_t *j = json_pack("{s:s, s:s}", "reason", http_status_reason(status), "message", message ? message : "");
+    json_auto_t *j = json_pack("{s:s, s:s}", "reason", http_status_reason(status), "message",
+                               message ? message : "");
     cleanup_free char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (!text) {
         if (req->closing)
@@ -490,10 +494,12 @@ int http_respond_error(http_request_t *req, int status, const char *message)
 
 int http_respond_cb_error(http_request_t *req, const cb_error_t *err)
 {
-    return http_respond_error(req, cb_error_http_status(err), err && err->msg[0] ? err->msg : "internal error");
+    return http_respond_error(req, cb_error_http_status(err),
+                              err && err->msg[0] ? err->msg : "internal error");
 }
 
-int http_stream_begin(http_request_t *req, int status, const char *content_type, const char *const *headers)
+int http_stream_begin(http_request_t *req, int status, const char *content_type,
+                      const char *const *headers)
 {
     if (!req || req->closing || req->streaming)
         return -1;
@@ -513,8 +519,8 @@ int http_stream_write(http_request_t *req, const void *data, size_t len)
         return 0; /* an empty chunk would end the response */
     http_server_t *self = req->server;
     if (req->queued + len > self->max_queued) {
-        cb_warn("http: %s %s: client too slow, over %zu bytes queued; closing", req->method, req->path,
-                self->max_queued);
+        cb_warn("http: %s %s: client too slow, over %zu bytes queued; closing", req->method,
+                req->path, self->max_queued);
         s_abort(req);
         req->closing = true; /* on_close follows from the server thread */
         return -1;
@@ -549,7 +555,8 @@ void http_stream_end(http_request_t *req)
 const http_request_t *http_ws_request(const http_ws_t *ws) { return ws ? ws->req : NULL; }
 const char *http_ws_subprotocol(const http_ws_t *ws) { return ws ? ws->subprotocol : NULL; }
 
-void http_ws_set_handlers(http_ws_t *ws, http_ws_message_fn *on_message, http_ws_close_fn *on_close, void *arg)
+void http_ws_set_handlers(http_ws_t *ws, http_ws_message_fn *on_message, http_ws_close_fn *on_close,
+                          void *arg)
 {
     if (!ws)
         return;
@@ -574,8 +581,8 @@ int http_ws_send(http_ws_t *ws, const void *data, size_t len, bool binary)
         return -1;
     http_server_t *self = ws->server;
     if (ws->queued + len > self->max_queued) {
-        cb_warn("http: WebSocket %s: client too slow, over %zu bytes queued; closing", ws->req->path,
-                self->max_queued);
+        cb_warn("http: WebSocket %s: client too slow, over %zu bytes queued; closing",
+                ws->req->path, self->max_queued);
         ws->closing = true;
         s_ws_send_close(ws, 1008, "output queue full", true);
         return -1;

@@ -88,8 +88,8 @@ typedef struct {
 static const char s_default_protocol[] = "cellblock-http";
 
 static const char *const s_method_names[] = {
-    [LWSHUMETH_GET] = "GET",       [LWSHUMETH_POST] = "POST",       [LWSHUMETH_OPTIONS] = "OPTIONS",
-    [LWSHUMETH_PUT] = "PUT",       [LWSHUMETH_PATCH] = "PATCH",     [LWSHUMETH_DELETE] = "DELETE",
+    [LWSHUMETH_GET] = "GET",         [LWSHUMETH_POST] = "POST",   [LWSHUMETH_OPTIONS] = "OPTIONS",
+    [LWSHUMETH_PUT] = "PUT",         [LWSHUMETH_PATCH] = "PATCH", [LWSHUMETH_DELETE] = "DELETE",
     [LWSHUMETH_CONNECT] = "CONNECT", [LWSHUMETH_HEAD] = "HEAD",
 };
 
@@ -128,12 +128,14 @@ static void s_post_simple(http_server_t *self, http_msg_kind_t kind, uint64_t id
     s_post(self, http_msg_new(kind, id, NULL, 0));
 }
 
-static void s_post_log(http_server_t *self, const char *method, const char *path, int status, const char *why)
+static void s_post_log(http_server_t *self, const char *method, const char *path, int status,
+                       const char *why)
 {
     if (cb_log_level_current > CB_LOG_DEBUG)
         return;
     http_msg_t *msg = http_msg_new(HM_LOG, 0, NULL, 0);
-    msg->text = cb_strdup_printf("%s %s -> %d (%s)", method ? method : "?", path ? path : "?", status, why);
+    msg->text =
+        cb_strdup_printf("%s %s -> %d (%s)", method ? method : "?", path ? path : "?", status, why);
     s_post(self, msg);
 }
 
@@ -312,8 +314,8 @@ static const char *s_req_query(const http_request_t *req, const char *name)
 
 /* The checks of http.h, in order. Returns CB_ERR_OK (and the route), or the kind of the
  * refusal (its HTTP status comes from cb/error.h's table) and a message. */
-static cb_error_kind_t s_vet_kind(http_server_t *self, struct lws *wsi, const http_request_t *req, bool ws,
-                                  const http_route_t **route, const char **message)
+static cb_error_kind_t s_vet_kind(http_server_t *self, struct lws *wsi, const http_request_t *req,
+                                  bool ws, const http_route_t **route, const char **message)
 {
     if (!http_check_host(self, s_req_header(req, "Host"))) {
         *message = "this Host is not allowed";
@@ -357,7 +359,8 @@ static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req
 static int s_write_error(conn_t *c, int status, const char *message, bool close)
 {
     struct lws *wsi = c->wsi;
-    json_auto_t *j = json_pack("{s:s, s:s}", "reason", http_status_reason(status), "message", message);
+    json_auto_t *j =
+        json_pack("{s:s, s:s}", "reason", http_status_reason(status), "message", message);
     cleanup_free char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (!body)
         return -1;
@@ -365,13 +368,15 @@ static int s_write_error(conn_t *c, int status, const char *message, bool close)
     unsigned char buf[LWS_PRE + 1024 + 512];
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf) - 1;
     if (lws_add_http_header_status(wsi, (unsigned int)status, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)"application/json",
-                                     16, &p, end) ||
-        (status == 401 && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
-                                                       (const unsigned char *)"Bearer", 6, &p, end)) ||
-        (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p,
-                                               end)) ||
-        lws_add_http_header_content_length(wsi, blen, &p, end) || lws_finalize_write_http_header(wsi, start, &p, end))
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                     (const unsigned char *)"application/json", 16, &p, end) ||
+        (status == 401 &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
+                                      (const unsigned char *)"Bearer", 6, &p, end)) ||
+        (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                               (const unsigned char *)"close", 5, &p, end)) ||
+        lws_add_http_header_content_length(wsi, blen, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     if (!c->is_head && blen > sizeof(buf) - LWS_PRE)
         return -1;
@@ -385,7 +390,8 @@ static int s_write_error(conn_t *c, int status, const char *message, bool close)
 
 /* Answer an error for a plain HTTP request, then either wait for the next request or, when a
  * body is still coming, drop it and close. Returns the callback's result. */
-static int s_http_fail(conn_t *c, const http_request_t *req, int status, const char *message, bool body_pending)
+static int s_http_fail(conn_t *c, const http_request_t *req, int status, const char *message,
+                       bool body_pending)
 {
     s_post_log(c->server, req ? req->method : NULL, req ? req->path : NULL, status, message);
     if (s_write_error(c, status, message, body_pending) < 0)
@@ -442,13 +448,15 @@ static int s_on_http(http_server_t *self, conn_t *c)
     bool has_te = lws_hdr_copy(wsi, te, sizeof(te), WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
     bool body_pending = clen > 0 || has_te;
 
-    if (meth < 0 || meth >= (int)(sizeof(s_method_names) / sizeof(s_method_names[0])) || meth == LWSHUMETH_CONNECT)
+    if (meth < 0 || meth >= (int)(sizeof(s_method_names) / sizeof(s_method_names[0])) ||
+        meth == LWSHUMETH_CONNECT)
         return s_http_fail(c, NULL, 405, "method not allowed", body_pending);
     if (has_clen && (!end || *end || clen_s[0] == '-'))
         return s_http_fail(c, NULL, 400, "malformed Content-Length", true);
     if (has_te)
-        return s_http_fail(c, NULL, 411, "a request body needs Content-Length (Transfer-Encoding is not accepted)",
-                           true);
+        return s_http_fail(
+            c, NULL, 411, "a request body needs Content-Length (Transfer-Encoding is not accepted)",
+            true);
 
     c->req = s_request_build(self, wsi, s_method_names[meth]);
     if (c->req->bad)
@@ -517,7 +525,8 @@ static int s_on_upgrade(http_server_t *self, conn_t *c)
         bool known = false;
         cleanup_free char *list = cb_xstrdup(offered);
         char *save = NULL;
-        for (char *t = strtok_r(list, ", \t", &save); t && !known; t = strtok_r(NULL, ", \t", &save))
+        for (char *t = strtok_r(list, ", \t", &save); t && !known;
+             t = strtok_r(NULL, ", \t", &save))
             for (size_t i = 0; i < self->subprotocols.n; i++)
                 if (strcmp(t, self->subprotocols.v[i]) == 0)
                     known = true;
@@ -551,7 +560,8 @@ static int s_on_receive(http_server_t *self, conn_t *c, const void *in, size_t l
     }
     if (c->wsmsg.len + len > self->max_ws) {
         static const char why[] = "message too large";
-        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why, sizeof(why) - 1);
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+                         sizeof(why) - 1);
         return -1;
     }
     if (len)
@@ -608,18 +618,18 @@ static int s_write_head(conn_t *c, http_msg_t *m)
     for (char **h = m->headers; h && h[0] && h[1]; h += 2) {
         cleanup_free char *name = cb_strdup_printf("%s:", h[0]);
         if (lws_add_http_header_by_name(wsi, (unsigned char *)name, (unsigned char *)h[1],
-                                                 (int)strlen(h[1]), &p, end))
+                                        (int)strlen(h[1]), &p, end))
             return -1;
     }
     if (c->chunked) {
-        if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, (unsigned char *)"chunked", 7, &p,
-                                         end))
+        if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+                                         (unsigned char *)"chunked", 7, &p, end))
             return -1;
     } else if (!bodyless && lws_add_http_header_content_length(wsi, m->len, &p, end)) {
         return -1;
     }
-    if (c->close_after &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (unsigned char *)"close", 5, &p, end))
+    if (c->close_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                                       (unsigned char *)"close", 5, &p, end))
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
@@ -656,12 +666,8 @@ static int s_on_http_writeable(conn_t *c)
         int rc = 0;
         bool done = false;
         switch (m->kind) {
-        case HM_HEAD:
-            rc = s_write_head(c, m);
-            break;
-        case HM_DATA:
-            rc = s_write_data(c, m);
-            break;
+        case HM_HEAD: rc = s_write_head(c, m); break;
+        case HM_DATA: rc = s_write_data(c, m); break;
         case HM_END:
             if (c->chunked && !c->is_head) {
                 unsigned char buf[LWS_PRE + 8];
@@ -670,8 +676,7 @@ static int s_on_http_writeable(conn_t *c)
             }
             done = true;
             break;
-        default:
-            break;
+        default: break;
         }
         http_msg_free(m);
         if (rc < 0)
@@ -704,7 +709,8 @@ static int s_on_ws_writeable(conn_t *c)
         if (m->kind == HM_WS_CLOSE) {
             c->owner_gone = !m->flag;
             size_t rlen = m->text ? strlen(m->text) : 0;
-            lws_close_reason(c->wsi, (enum lws_close_status)m->status, (unsigned char *)m->text, rlen > 123 ? 123 : rlen);
+            lws_close_reason(c->wsi, (enum lws_close_status)m->status, (unsigned char *)m->text,
+                             rlen > 123 ? 123 : rlen);
             http_msg_free(m);
             s_flush_written(c);
             return -1;
@@ -763,7 +769,8 @@ static void s_drain_commands(http_server_t *self)
 
 /* ---- the callback --------------------------------------------------------------------------- */
 
-static int s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+static int s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
 {
     struct lws_context *ctx = wsi ? lws_get_context(wsi) : NULL;
     http_server_t *self = ctx ? lws_context_user(ctx) : NULL;
@@ -772,9 +779,7 @@ static int s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     conn_t *c = NULL;
 
     switch (reason) {
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        s_drain_commands(self);
-        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: s_drain_commands(self); return 0;
 
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         if (self->nconns >= self->max_conns) {
@@ -833,8 +838,7 @@ static int s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
             s_conn_destroy(c);
         return 0;
 
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -915,8 +919,8 @@ int http_lws_start(http_server_t *self, cb_error_t *err)
     info.retry_and_idle_policy = retry;
     /* VALIDATE_UTF8: lws closes a WebSocket with 1007 when a text message is not UTF-8 (RFC
      * 6455 8.1), checked across fragments and at the message's end. */
-    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS |
-                   LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+                   LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS | LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (!self->bind_v6)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.gid = -1;

@@ -52,16 +52,18 @@ static void s_echo(http_request_t *req, void *arg)
 {
     size_t len = 0;
     const char *body = http_request_body(req, &len);
-    json_auto_t *j = json_pack("{s:s, s:s, s:s#, s:i}", "method", http_request_method(req), "path",
-                               http_request_path(req), "body", body, (int)len, "body_len", (int)len);
+    json_auto_t *j =
+        json_pack("{s:s, s:s, s:s#, s:i}", "method", http_request_method(req), "path",
+                  http_request_path(req), "body", body, (int)len, "body_len", (int)len);
     const char *names[] = {"x", "y", "token", "a b"};
     for (size_t i = 0; j && i < sizeof(names) / sizeof(names[0]); i++) {
         const char *v = http_request_query(req, names[i]);
         if (v)
             json_object_set_new(j, names[i], json_string(v));
     }
-    const char *hnames[] = {"Content-Type", "Mcp-Session-Id", "mcp-protocol-version", "Last-Event-ID", "Accept",
-                            "Authorization", "Host", "User-Agent"};
+    const char *hnames[] = {"Content-Type",  "Mcp-Session-Id", "mcp-protocol-version",
+                            "Last-Event-ID", "Accept",         "Authorization",
+                            "Host",          "User-Agent"};
     json_t *h = json_object();
     for (size_t i = 0; h && i < sizeof(hnames) / sizeof(hnames[0]); i++) {
         const char *v = http_request_header(req, hnames[i]);
@@ -147,7 +149,8 @@ static void s_sse(http_request_t *req, void *arg)
     t->sse = req;
     t->sse_sent = 0;
     http_request_on_close(req, s_sse_closed, t);
-    http_stream_begin(req, 200, "text/event-stream", (const char *[]){"Cache-Control", "no-cache", NULL});
+    http_stream_begin(req, 200, "text/event-stream",
+                      (const char *[]){"Cache-Control", "no-cache", NULL});
     s_sse_event(t);
 }
 
@@ -210,7 +213,8 @@ static void s_ws_open(http_ws_t *ws, void *arg)
     http_ws_set_handlers(ws, s_ws_message, s_ws_closed, t);
     const char *sp = http_ws_subprotocol(ws);
     char hello[160];
-    int n = snprintf(hello, sizeof(hello), "hello %s %s", sp ? sp : "-", http_request_path(http_ws_request(ws)));
+    int n = snprintf(hello, sizeof(hello), "hello %s %s", sp ? sp : "-",
+                     http_request_path(http_ws_request(ws)));
     http_ws_send(ws, hello, (size_t)n, false);
 }
 
@@ -317,7 +321,8 @@ static int s_run(test_t *t, char *const argv[], int timeout_ms, cb_buf_t *out)
     fcntl(c.fd, F_SETFL, O_NONBLOCK);
     zmq_pollitem_t item = {.fd = c.fd, .events = ZMQ_POLLIN};
     zloop_poller(t->loop, &item, s_child_readable, &c);
-    zloop_poller_set_tolerant(t->loop, &item); /* a pipe's POLLHUP is ZMQ_POLLERR: still read to EOF */
+    zloop_poller_set_tolerant(t->loop,
+                              &item); /* a pipe's POLLHUP is ZMQ_POLLERR: still read to EOF */
     if (!s_run_until(t, s_child_done, &c, timeout_ms)) {
         CB_DIAG("%s timed out after %d ms (eof %d)", argv[0], timeout_ms, c.eof);
         c.timed_out = true;
@@ -337,13 +342,19 @@ static int s_run(test_t *t, char *const argv[], int timeout_ms, cb_buf_t *out)
 static void s_py(test_t *t, const char *scenario, const char *extra, int timeout_ms)
 {
     const char *token = http_server_token(t->server);
-    char *argv[] = {"/usr/bin/python3", TEST_HTTP_CLIENT, (char *)scenario, (char *)http_server_url(t->server),
-                    (char *)(token ? token : ""), (char *)(extra ? extra : ""), NULL};
+    char *argv[] = {"/usr/bin/python3",
+                    TEST_HTTP_CLIENT,
+                    (char *)scenario,
+                    (char *)http_server_url(t->server),
+                    (char *)(token ? token : ""),
+                    (char *)(extra ? extra : ""),
+                    NULL};
     cb_buf_t out = {0};
     int rc = s_run(t, argv, timeout_ms, &out);
     int lines = 0;
     char *save = NULL;
-    for (char *line = out.data ? strtok_r(out.data, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = out.data ? strtok_r(out.data, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "ok - ", 5) == 0) {
             CB_OK(1, "%s: %s", scenario, line + 5);
             lines++;
@@ -382,7 +393,8 @@ static char *s_curl(test_t *t, int *rc, const char *const *args)
 static void test_config(test_t *t)
 {
     cb_error_t err = {0};
-    http_server_t *s = http_server_new(t->loop, &(http_config_t){.listen = "0.0.0.0:0", .no_auth = true}, &err);
+    http_server_t *s =
+        http_server_new(t->loop, &(http_config_t){.listen = "0.0.0.0:0", .no_auth = true}, &err);
     CB_OK(!s && strstr(err.msg, "loopback"), "no_auth refused on 0.0.0.0 (%s)", err.msg);
     http_server_destroy(&s);
     s = http_server_new(t->loop, &(http_config_t){.listen = "localhost:0", .no_auth = true}, &err);
@@ -392,7 +404,8 @@ static void test_config(test_t *t)
     CB_OK(!s, "a listen host name other than localhost is refused (%s)", err.msg);
     s = http_server_new(t->loop, &(http_config_t){.listen = "127.0.0.1:0"}, &err);
     const char *tok = s ? http_server_token(s) : NULL;
-    CB_OK(tok && strlen(tok) == 64 && strspn(tok, "0123456789abcdef") == 64, "a generated token is 64 hex chars");
+    CB_OK(tok && strlen(tok) == 64 && strspn(tok, "0123456789abcdef") == 64,
+          "a generated token is 64 hex chars");
     http_server_destroy(&s);
     http_server_destroy(&s);
     CB_OK(1, "destroy accepts NULL");
@@ -407,14 +420,15 @@ static void test_curl(test_t *t)
     cleanup_free char *tokhdr = cb_strdup_printf("Authorization: token %s", token);
     int rc;
     cleanup_free char *o1 = s_curl(t, &rc, (const char *[]){"-w", "\n%{http_code}", echo, NULL});
-    CB_OK(rc == 0 && strstr(o1, "\n401") && strstr(o1, "\"reason\":\"Unauthorized\""), "curl without token: 401 JSON (rc %d: %s)", rc, o1);
+    CB_OK(rc == 0 && strstr(o1, "\n401") && strstr(o1, "\"reason\":\"Unauthorized\""),
+          "curl without token: 401 JSON (rc %d: %s)", rc, o1);
     cleanup_free char *o2 = s_curl(t, &rc, (const char *[]){"-H", bearer, echo, NULL});
     CB_OK(rc == 0 && strstr(o2, "\"path\":\"/echo/a b\"") && strstr(o2, "\"x\":\"1\"") &&
               strstr(o2, "\"y\":\"two&three\"") && !strstr(o2, "Authorization"),
           "curl Bearer: path and query decoded, Authorization not passed on (%s)", o2);
-    cleanup_free char *o3 =
-        s_curl(t, &rc, (const char *[]){"-H", tokhdr, "-H", "Content-Type: text/plain", "--data-binary", "hi there",
-                                        echo, NULL});
+    cleanup_free char *o3 = s_curl(t, &rc,
+                                   (const char *[]){"-H", tokhdr, "-H", "Content-Type: text/plain",
+                                                    "--data-binary", "hi there", echo, NULL});
     CB_OK(rc == 0 && strstr(o3, "\"method\":\"POST\"") && strstr(o3, "\"body\":\"hi there\""),
           "curl 'token' scheme POST with a body (rc %d: %s)", rc, o3);
     cleanup_free char *late = cb_strdup_printf("%s/late", url);
@@ -434,8 +448,8 @@ static void test_disconnect(test_t *t)
 {
     t->hold_closed = 0;
     s_py(t, "disconnect", NULL, 30000);
-    CB_OK(s_run_until(t, s_hold_closed_one, t, 10000), "client gone mid-stream: on_close called once (%d)",
-          t->hold_closed);
+    CB_OK(s_run_until(t, s_hold_closed_one, t, 10000),
+          "client gone mid-stream: on_close called once (%d)", t->hold_closed);
 }
 
 static bool s_ws_all_closed(void *arg)
@@ -452,7 +466,8 @@ typedef struct {
 static bool s_linger_ready(void *arg)
 {
     linger_t *l = arg;
-    return (l->c.out.data && strstr(l->c.out.data, "READY") && l->t->hold_open == 1 && l->t->ws_open == 1) ||
+    return (l->c.out.data && strstr(l->c.out.data, "READY") && l->t->hold_open == 1 &&
+            l->t->ws_open == 1) ||
            l->c.eof;
 }
 
@@ -464,8 +479,13 @@ static void test_destroy(test_t *t)
     t->hold_closed = t->ws_closed = 0;
     linger_t l = {.t = t, .c = {.fd = -1}};
     const char *token = http_server_token(t->server);
-    char *argv[] = {"/usr/bin/python3", TEST_HTTP_CLIENT, "linger", (char *)http_server_url(t->server),
-                    (char *)token, "", NULL};
+    char *argv[] = {"/usr/bin/python3",
+                    TEST_HTTP_CLIENT,
+                    "linger",
+                    (char *)http_server_url(t->server),
+                    (char *)token,
+                    "",
+                    NULL};
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
         return;
@@ -490,7 +510,8 @@ static void test_destroy(test_t *t)
     CB_OK(ready, "linger: a stream and a WebSocket are open");
     http_server_destroy(&t->server);
     CB_OK(t->hold_closed == 1 && t->ws_closed == 1 && t->hold_open == 0 && t->ws_open == 0,
-          "destroy delivered on_close to the stream (%d) and the WebSocket (%d)", t->hold_closed, t->ws_closed);
+          "destroy delivered on_close to the stream (%d) and the WebSocket (%d)", t->hold_closed,
+          t->ws_closed);
     if (!s_run_until(t, s_child_done, &l.c, 30000)) {
         kill(l.c.pid, SIGKILL);
         waitpid(l.c.pid, NULL, 0);
@@ -509,7 +530,8 @@ static void test_destroy(test_t *t)
                 CB_DIAG("linger: %s", line);
             }
         }
-        CB_OK(WIFEXITED(l.c.status) && WEXITSTATUS(l.c.status) == 0 && lines == 2, "linger client finished");
+        CB_OK(WIFEXITED(l.c.status) && WEXITSTATUS(l.c.status) == 0 && lines == 2,
+              "linger client finished");
     }
     close(l.c.fd);
     cb_buf_free(&l.c.out);
@@ -524,7 +546,9 @@ int main(int argc, char **argv)
     t.loop = zloop_new();
     cb_error_t err = {0};
     const char *const allowed_hosts[] = {"allowed.example", NULL};
-    http_config_t cfg = {.listen = "127.0.0.1:0", .max_body_bytes = 1024 * 1024, .max_ws_message_bytes = 256 * 1024,
+    http_config_t cfg = {.listen = "127.0.0.1:0",
+                         .max_body_bytes = 1024 * 1024,
+                         .max_ws_message_bytes = 256 * 1024,
                          .allowed_hosts = allowed_hosts};
     if (argc > 1 && strcmp(argv[1], "--serve") == 0) {
         cb_log_set_level(CB_LOG_DEBUG);
@@ -559,14 +583,16 @@ int main(int argc, char **argv)
     s_py(&t, "body", limit, 60000);
     s_py(&t, "keepalive", NULL, 60000);
     s_py(&t, "sse", NULL, 60000);
-    CB_OK(t.sse == NULL && t.sse_sent == 3, "SSE: the stream was ended by the handler (%d events)", t.sse_sent);
+    CB_OK(t.sse == NULL && t.sse_sent == 3, "SSE: the stream was ended by the handler (%d events)",
+          t.sse_sent);
     test_disconnect(&t);
     snprintf(limit, sizeof(limit), "%zu", cfg.max_ws_message_bytes);
     s_py(&t, "ws", limit, 60000);
     s_py(&t, "ws_rules", NULL, 60000);
     s_py(&t, "malformed", NULL, 60000);
     s_py(&t, "many", "50", 90000);
-    CB_OK(s_run_until(&t, s_ws_all_closed, &t, 10000), "every WebSocket closed on the server (%d open)", t.ws_open);
+    CB_OK(s_run_until(&t, s_ws_all_closed, &t, 10000),
+          "every WebSocket closed on the server (%d open)", t.ws_open);
     test_destroy(&t);
 
     http_server_destroy(&t.server);

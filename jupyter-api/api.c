@@ -43,7 +43,8 @@
 
 /* ---- records of kernels ------------------------------------------------------------------- */
 
-static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail, void *arg);
+static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail,
+                              void *arg);
 static void s_on_kernel_iopub(kg_kernel_t *kernel, const jp_msg_t *msg, void *arg);
 
 japi_kernel_t *japi_kernel_get(japi_t *api, kg_kernel_t *kernel, bool create)
@@ -55,7 +56,8 @@ japi_kernel_t *japi_kernel_get(japi_t *api, kg_kernel_t *kernel, bool create)
     ak->api = api;
     ak->kernel = kernel;
     snprintf(ak->id, sizeof ak->id, "%s", kg_kernel_id(kernel));
-    kg_kernel_listener_t listener = {.on_event = s_on_kernel_event, .on_iopub = s_on_kernel_iopub, .arg = ak};
+    kg_kernel_listener_t listener = {
+        .on_event = s_on_kernel_event, .on_iopub = s_on_kernel_iopub, .arg = ak};
     if (kg_kernel_listen(kernel, &listener, NULL) < 0) {
         free(ak);
         return NULL;
@@ -173,7 +175,8 @@ static void s_answer_restarts(japi_kernel_t *ak, const char *failure)
     }
 }
 
-static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail, void *arg)
+static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail,
+                              void *arg)
 {
     japi_kernel_t *ak = arg;
     japi_t *api = ak->api;
@@ -183,14 +186,13 @@ static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, cons
         s_answer_restarts(ak, NULL);
         break;
     case KG_EVENT_DEAD: {
-        cleanup_free char *why = cb_strdup_printf("the kernel is dead: %s", detail ? detail : "it gave up restarting");
+        cleanup_free char *why =
+            cb_strdup_printf("the kernel is dead: %s", detail ? detail : "it gave up restarting");
         s_answer_restarts(ak, why ? why : "the kernel is dead");
         japi_channels_on_event(ak, event, detail);
         break;
     }
-    case KG_EVENT_RESTARTING:
-        japi_channels_on_event(ak, event, detail);
-        break;
+    case KG_EVENT_RESTARTING: japi_channels_on_event(ak, event, detail); break;
     case KG_EVENT_STOPPED: {
         japi_channels_on_event(ak, event, detail);
         s_remember_gone(api, ak->id, "it was shut down");
@@ -200,14 +202,14 @@ static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, cons
             japi_wake(api);
         }
         const char *why = japi_gone(api, ak->id);
-        cleanup_free char *reason = cb_strdup_printf("the kernel stopped (%s)", why ? why : "shut down");
+        cleanup_free char *reason =
+            cb_strdup_printf("the kernel stopped (%s)", why ? why : "shut down");
         ak->kernel = NULL; /* freed right after this event */
         kg_kernel_unlisten(kernel, ak);
         s_kernel_forget(ak, 404, reason ? reason : "the kernel stopped");
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -279,11 +281,12 @@ static json_t *s_kernelspec_model(const jp_kernelspec_t *spec)
         cleanup_free char *key = cb_xstrndup(*e, (size_t)(eq - *e));
         json_object_set_new(env, key, json_string(eq + 1));
     }
-    return json_pack("{s:s, s:{s:O, s:s, s:s, s:s, s:O, s:{}}, s:{}}", "name", spec->name, "spec", "argv", argv,
-                     "display_name", spec->display_name ? spec->display_name : spec->name, "language",
+    return json_pack("{s:s, s:{s:O, s:s, s:s, s:s, s:O, s:{}}, s:{}}", "name", spec->name, "spec",
+                     "argv", argv, "display_name",
+                     spec->display_name ? spec->display_name : spec->name, "language",
                      spec->language ? spec->language : "", "interrupt_mode",
-                     spec->interrupt_mode == JP_INTERRUPT_MESSAGE ? "message" : "signal", "env", env,
-                     "metadata", "resources");
+                     spec->interrupt_mode == JP_INTERRUPT_MESSAGE ? "message" : "signal", "env",
+                     env, "metadata", "resources");
 }
 
 /* ---- handlers ------------------------------------------------------------------------------ */
@@ -326,7 +329,8 @@ static void s_get_kernelspecs(s_call_t *c)
         }
         return (void)http_respond_json(c->req, 200, one, NULL);
     }
-    json_auto_t *body = json_pack("{s:s, s:O}", "default", c->api->default_kernel, "kernelspecs", all);
+    json_auto_t *body =
+        json_pack("{s:s, s:O}", "default", c->api->default_kernel, "kernelspecs", all);
     http_respond_json(c->req, 200, body, NULL);
 }
 
@@ -357,7 +361,7 @@ static int s_collect_env(json_t *env, cb_strv_t *out, cb_error_t *err)
 {
     const char *key;
     json_t *value;
-    json_object_foreach(env, key, value) {
+    json_object_foreach (env, key, value) {
         if (strncmp(key, "KERNEL_", 7) != 0 || !cb_env_name_valid(key) || !json_is_string(value)) {
             cb_debug("jupyter api: env entry '%.64s' ignored (only KERNEL_* strings pass)", key);
             continue;
@@ -375,16 +379,17 @@ static void s_post_kernels(s_call_t *c)
     json_error_t jerr;
     json_auto_t *body = len ? json_loadb(text, len, 0, &jerr) : json_object();
     if (!json_is_object(body))
-        return (void)http_respond_error(c->req, 400, body ? "the body must be a JSON object"
-                                                          : "the body is not valid JSON");
+        return (void)http_respond_error(
+            c->req, 400, body ? "the body must be a JSON object" : "the body is not valid JSON");
     json_t *jname = json_object_get(body, "name");
     json_t *jenv = json_object_get(body, "env");
     if (jname && !json_is_null(jname) && !json_is_string(jname))
         return (void)http_respond_error(c->req, 400, "'name' must be a string (a kernelspec name)");
     if (jenv && !json_is_null(jenv) && !json_is_object(jenv))
         return (void)http_respond_error(c->req, 400, "'env' must be an object of strings");
-    const char *name = json_is_string(jname) && json_string_value(jname)[0] ? json_string_value(jname)
-                                                                             : api->default_kernel;
+    const char *name = json_is_string(jname) && json_string_value(jname)[0]
+                           ? json_string_value(jname)
+                           : api->default_kernel;
     cb_error_t err = {0};
     jp_kernelspec_t *spec = jp_kernelspec_find(kg_gateway_kernels_dir(api->gw), name, &err);
     if (!spec)
@@ -397,7 +402,8 @@ static void s_post_kernels(s_call_t *c)
 
     json_auto_t *labels = json_pack("{s:s}", "started_by", "jupyter api");
     fleet_sandbox_opts_t opts = {.template_name = api->template_name,
-                                 .kernel_name = strcmp(name, api->default_kernel) != 0 ? name : NULL,
+                                 .kernel_name =
+                                     strcmp(name, api->default_kernel) != 0 ? name : NULL,
                                  .env = (const char *const *)env.v,
                                  .timeout_s = api->kernel_timeout_s,
                                  .metadata = labels,
@@ -415,7 +421,8 @@ static void s_post_kernels(s_call_t *c)
     ak->owned = true;
     snprintf(ak->sandbox_id, sizeof ak->sandbox_id, "%s", kg_sandbox_id(sb));
     kg_sandbox_log(sb, "jupyter-api", "kernel %.8s started for a Jupyter client", kg_kernel_id(k));
-    cb_info("jupyter api: kernel %.8s (%s) started in sandbox %.8s", kg_kernel_id(k), name, kg_sandbox_id(sb));
+    cb_info("jupyter api: kernel %.8s (%s) started in sandbox %.8s", kg_kernel_id(k), name,
+            kg_sandbox_id(sb));
     cleanup_free char *location = cb_strdup_printf(JAPI_PREFIX "/kernels/%s", kg_kernel_id(k));
     s_respond_model(c, 201, k, (const char *[]){"Location", location ? location : "", NULL});
 }
@@ -428,10 +435,12 @@ static void s_delete_kernel(s_call_t *c)
     if (!ak || !ak->owned) {
         kg_sandbox_t *sb = kg_kernel_sandbox(c->kernel);
         cleanup_free char *msg = cb_strdup_printf(
-            "kernel %s was not started through this API (it belongs to an MCP session%s%s); you may "
+            "kernel %s was not started through this API (it belongs to an MCP session%s%s); you "
+            "may "
             "watch and use it here, but only its owner can end it",
             kg_kernel_id(c->kernel), sb ? " in sandbox " : "", sb ? kg_sandbox_id(sb) : "");
-        return (void)http_respond_error(c->req, 403, msg ? msg : "this kernel is not yours to delete");
+        return (void)http_respond_error(c->req, 403,
+                                        msg ? msg : "this kernel is not yours to delete");
     }
     cb_info("jupyter api: kernel %.8s deleted", ak->id);
     japi_kernel_delete(ak, "it was deleted");
@@ -471,16 +480,17 @@ static void s_post_restart(s_call_t *c)
 
 static void s_channels_not_upgraded(s_call_t *c)
 {
-    http_respond_error(c->req, 400, "this is a WebSocket endpoint: connect with an Upgrade: websocket request");
+    http_respond_error(c->req, 400,
+                       "this is a WebSocket endpoint: connect with an Upgrade: websocket request");
 }
 
 /* ---- the route table ------------------------------------------------------------------------ */
 
 typedef struct {
-    const char *shape;  /* segments after /api; "*" is the variable one; "" is /api itself */
+    const char *shape; /* segments after /api; "*" is the variable one; "" is /api itself */
     const char *method;
     void (*handler)(s_call_t *c);
-    bool on_kernel;     /* "*" is a kernel id: look it up first (404 when unknown) */
+    bool on_kernel; /* "*" is a kernel id: look it up first (404 when unknown) */
 } s_route_t;
 
 static const s_route_t s_routes[] = {
@@ -500,7 +510,8 @@ static const s_route_t s_routes[] = {
 static int s_split(char *rest, char *segs[], int max)
 {
     int n = 0;
-    for (char *save = NULL, *tok = strtok_r(rest, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+    for (char *save = NULL, *tok = strtok_r(rest, "/", &save); tok;
+         tok = strtok_r(NULL, "/", &save)) {
         if (n == max)
             return -1;
         segs[n++] = tok;
@@ -571,8 +582,8 @@ static void s_on_request(http_request_t *req, void *arg)
     }
     if (!shape_found)
         return (void)http_respond_error(req, 404, "no such path in the Jupyter API");
-    json_auto_t *body = json_pack("{s:s, s:s+++}", "reason", "Method Not Allowed", "message", method,
-                                  " is not allowed here; allowed: ", allow);
+    json_auto_t *body = json_pack("{s:s, s:s+++}", "reason", "Method Not Allowed", "message",
+                                  method, " is not allowed here; allowed: ", allow);
     if (body) /* NULL only for a method that is not UTF-8 */
         http_respond_json(req, 405, body, (const char *[]){"Allow", allow, NULL});
     else

@@ -23,29 +23,29 @@ typedef struct japi_session japi_session_t;
 
 typedef struct japi_kernel {
     japi_t *api;
-    kg_kernel_t *kernel;      /* borrowed; the record goes when the kernel stops */
+    kg_kernel_t *kernel; /* borrowed; the record goes when the kernel stops */
     char id[37];
-    bool owned;               /* started by POST /api/kernels: its sandbox is ours */
-    char sandbox_id[37];      /* owned: the sandbox opened for it */
-    bool deleting;            /* DELETE (or a shutdown_request) is under way */
-    zlistx_t *sessions;       /* japi_session_t *, owned (until doomed) */
-    zlistx_t *restarts;       /* http_request_t * waiting for READY after a restart */
+    bool owned;          /* started by POST /api/kernels: its sandbox is ours */
+    char sandbox_id[37]; /* owned: the sandbox opened for it */
+    bool deleting;       /* DELETE (or a shutdown_request) is under way */
+    zlistx_t *sessions;  /* japi_session_t *, owned (until doomed) */
+    zlistx_t *restarts;  /* http_request_t * waiting for READY after a restart */
 } japi_kernel_t;
 
 struct japi {
     kg_gateway_t *gw;
     http_server_t *http;
     char *template_name;
-    char *default_kernel;     /* the template's kernel: what POST starts without a name */
-    fleet_t *fleet; /* the gateway's (fleet_of): POST's sandboxes come from it */
+    char *default_kernel; /* the template's kernel: what POST starts without a name */
+    fleet_t *fleet;       /* the gateway's (fleet_of): POST's sandboxes come from it */
     int kernel_timeout_s;
     size_t replay_messages;
     int replay_keep_s;
-    zhashx_t *kernels;        /* kernel id -> japi_kernel_t *, owned */
-    bool reap_pending;        /* the reap is queued (kg_gateway_defer) */
-    zlistx_t *doomed;         /* japi_session_t * to free on the reap's turn */
+    zhashx_t *kernels;          /* kernel id -> japi_kernel_t *, owned */
+    bool reap_pending;          /* the reap is queued (kg_gateway_defer) */
+    zlistx_t *doomed;           /* japi_session_t * to free on the reap's turn */
     zlistx_t *doomed_sandboxes; /* sandbox ids (char *) to destroy on the reap's turn */
-    char *gone[JAPI_GONE_MAX]; /* "<kernel id> <why>", a ring */
+    char *gone[JAPI_GONE_MAX];  /* "<kernel id> <why>", a ring */
     size_t gone_next;
 };
 

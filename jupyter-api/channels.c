@@ -48,16 +48,16 @@ typedef struct {
 
 struct japi_session {
     japi_t *api;
-    japi_kernel_t *ak;  /* NULL once doomed */
-    char *session_id;     /* the client's; NULL: anonymous (freed when its WebSocket closes) */
-    http_ws_t *ws;        /* NULL while disconnected */
-    bool ws_failed;       /* a send failed: the WebSocket is closing, keep messages instead */
+    japi_kernel_t *ak; /* NULL once doomed */
+    char *session_id;  /* the client's; NULL: anonymous (freed when its WebSocket closes) */
+    http_ws_t *ws;     /* NULL while disconnected */
+    bool ws_failed;    /* a send failed: the WebSocket is closing, keep messages instead */
     bool v1;
     kg_kernel_client_t *client; /* shell, control and stdin; destroyed when doomed */
-    zlistx_t *kept;       /* s_item_t * while disconnected */
-    size_t dropped;       /* kept messages dropped at the cap */
-    size_t kept_bytes;    /* the sizes of the kept items */
-    zlistx_t *held;       /* s_item_t *: what the client sent before the kernel was ready */
+    zlistx_t *kept;             /* s_item_t * while disconnected */
+    size_t dropped;             /* kept messages dropped at the cap */
+    size_t kept_bytes;          /* the sizes of the kept items */
+    zlistx_t *held;             /* s_item_t *: what the client sent before the kernel was ready */
     int keep_timer;
     bool doomed;
 };
@@ -84,8 +84,10 @@ static void s_item_free(s_item_t **item_p)
 /* The size a message takes as JSON (json_dumpb with no buffer measures) plus its buffers. */
 static size_t s_msg_bytes(const jp_msg_t *msg)
 {
-    size_t n = json_dumpb(msg->header, NULL, 0, JSON_COMPACT) + json_dumpb(msg->parent_header, NULL, 0, JSON_COMPACT) +
-               json_dumpb(msg->metadata, NULL, 0, JSON_COMPACT) + json_dumpb(msg->content, NULL, 0, JSON_COMPACT);
+    size_t n = json_dumpb(msg->header, NULL, 0, JSON_COMPACT) +
+               json_dumpb(msg->parent_header, NULL, 0, JSON_COMPACT) +
+               json_dumpb(msg->metadata, NULL, 0, JSON_COMPACT) +
+               json_dumpb(msg->content, NULL, 0, JSON_COMPACT);
     for (zframe_t *f = zmsg_first(msg->buffers); f; f = zmsg_next(msg->buffers))
         n += zframe_size(f);
     return n;
@@ -129,8 +131,8 @@ static void s_deliver(japi_session_t *sess, jp_channel_t ch, const jp_msg_t *msg
     int f = sess->v1 ? 1 : 0;
     if (!e->done[f]) {
         e->done[f] = true;
-        e->failed[f] =
-            japi_channels_encode(msg, jp_channel_name(ch), sess->v1, &e->data[f], &e->binary[f]) < 0;
+        e->failed[f] = japi_channels_encode(msg, jp_channel_name(ch), sess->v1, &e->data[f],
+                                            &e->binary[f]) < 0;
     }
     if (e->failed[f]) {
         cb_warn("jupyter api: could not encode a %s message for a WebSocket", jp_msg_type(msg));
@@ -154,9 +156,10 @@ static void s_encoded_free(s_encoded_t *e)
 static void s_replay(japi_session_t *sess)
 {
     if (sess->dropped)
-        cb_info("jupyter api: session %.36s reconnected; %zu message(s) were dropped while it was away "
-                "(the buffer keeps %zu, up to %u MiB)", sess->session_id, sess->dropped, sess->api->replay_messages,
-                S_KEPT_MAX_BYTES >> 20);
+        cb_info(
+            "jupyter api: session %.36s reconnected; %zu message(s) were dropped while it was away "
+            "(the buffer keeps %zu, up to %u MiB)",
+            sess->session_id, sess->dropped, sess->api->replay_messages, S_KEPT_MAX_BYTES >> 20);
     sess->dropped = 0;
     s_item_t *item;
     while (sess->ws && !sess->ws_failed && (item = zlistx_detach(sess->kept, NULL))) {
@@ -232,8 +235,8 @@ static int s_on_keep_expired(zloop_t *loop, int timer_id, void *arg)
     japi_session_t *sess = arg;
     kg_gateway_t *gw = sess->api->gw;
     sess->keep_timer = -1;
-    cb_debug("jupyter api: session %.36s did not come back; %zu kept message(s) dropped", sess->session_id,
-             zlistx_size(sess->kept));
+    cb_debug("jupyter api: session %.36s did not come back; %zu kept message(s) dropped",
+             sess->session_id, zlistx_size(sess->kept));
     s_doom(sess, 1000, NULL);
     return kg_gateway_handler_result(gw);
 }
@@ -267,7 +270,8 @@ static void s_on_ws_close(http_ws_t *ws, void *arg)
         s_doom(sess, 1000, NULL);
 }
 
-static void s_on_kernel_message(kg_kernel_client_t *client, jp_channel_t ch, const jp_msg_t *msg, void *arg);
+static void s_on_kernel_message(kg_kernel_client_t *client, jp_channel_t ch, const jp_msg_t *msg,
+                                void *arg);
 
 static japi_session_t *s_session_new(japi_kernel_t *ak, const char *session_id, cb_error_t *err)
 {
@@ -289,7 +293,8 @@ static japi_session_t *s_session_new(japi_kernel_t *ak, const char *session_id, 
 /* ---- kernel to client ----------------------------------------------------------------------- */
 
 /* A reply on shell, control or stdin, verified by the engine: to this session's WebSocket. */
-static void s_on_kernel_message(kg_kernel_client_t *client, jp_channel_t ch, const jp_msg_t *msg, void *arg)
+static void s_on_kernel_message(kg_kernel_client_t *client, jp_channel_t ch, const jp_msg_t *msg,
+                                void *arg)
 {
     japi_session_t *sess = arg;
     if (!sess->doomed && sess->ak && sess->ak->kernel)
@@ -329,7 +334,8 @@ void japi_channels_on_event(japi_kernel_t *ak, kg_kernel_event_t event, const ch
     } else if (event == KG_EVENT_STOPPED) {
         s_send_status(ak, "dead");
         const char *why = japi_gone(ak->api, ak->id);
-        cleanup_free char *reason = cb_strdup_printf("the kernel stopped: %s", why ? why : "it was shut down");
+        cleanup_free char *reason =
+            cb_strdup_printf("the kernel stopped: %s", why ? why : "it was shut down");
         japi_channels_close_all(ak, 1001, reason ? reason : "the kernel stopped");
     }
 }
@@ -355,7 +361,8 @@ size_t japi_channels_connections(const japi_kernel_t *ak)
 static void s_reply(japi_session_t *sess, jp_channel_t ch, json_t *request_header, const char *type,
                     json_t *content)
 {
-    jp_msg_t *reply = jp_msg_new(type, kg_kernel_session(sess->ak->kernel), request_header, content);
+    jp_msg_t *reply =
+        jp_msg_new(type, kg_kernel_session(sess->ak->kernel), request_header, content);
     if (reply)
         s_deliver(sess, ch, reply, NULL);
     jp_msg_destroy(&reply);
@@ -369,14 +376,17 @@ static void s_shutdown_request(japi_session_t *sess, jp_channel_t ch, jp_msg_t *
     japi_kernel_t *ak = sess->ak;
     bool restart = json_is_true(json_object_get(m->content, "restart"));
     if (!ak->owned) {
-        cb_info("jupyter api: refused a shutdown_request on kernel %.8s (not started by the API)", ak->id);
+        cb_info("jupyter api: refused a shutdown_request on kernel %.8s (not started by the API)",
+                ak->id);
         s_reply(sess, ch, m->header, "shutdown_reply",
-                json_pack("{s:s, s:s, s:s, s:[], s:b}", "status", "error", "ename", "ShutdownRefused", "evalue",
-                          "this kernel belongs to an MCP session; you may use it but not end it", "traceback",
-                          "restart", restart));
+                json_pack("{s:s, s:s, s:s, s:[], s:b}", "status", "error", "ename",
+                          "ShutdownRefused", "evalue",
+                          "this kernel belongs to an MCP session; you may use it but not end it",
+                          "traceback", "restart", restart));
         return;
     }
-    s_reply(sess, ch, m->header, "shutdown_reply", json_pack("{s:s, s:b}", "status", "ok", "restart", restart));
+    s_reply(sess, ch, m->header, "shutdown_reply",
+            json_pack("{s:s, s:b}", "status", "ok", "restart", restart));
     if (restart) {
         cb_error_t err = {0};
         if (kg_kernel_restart(ak->kernel, &err) < 0)
@@ -404,7 +414,8 @@ static void s_to_kernel(japi_session_t *sess, jp_channel_t ch, jp_msg_t *m)
 static void s_hold(japi_session_t *sess, jp_channel_t ch, jp_msg_t **m_p)
 {
     if (zlistx_size(sess->held) >= S_HELD_MAX) {
-        cb_warn("jupyter api: dropped a %s for kernel %.8s: %d messages already wait for it to be ready",
+        cb_warn("jupyter api: dropped a %s for kernel %.8s: %d messages already wait for it to be "
+                "ready",
                 jp_msg_type(*m_p), sess->ak->id, S_HELD_MAX);
         return;
     }
@@ -427,7 +438,8 @@ static void s_client_message(japi_session_t *sess, const void *data, size_t len,
         cb_info("jupyter api: dropped a message from a WebSocket on kernel %.8s: %s", ak->id, why);
         return;
     }
-    cb_debug("jupyter api: %s on %s from a WebSocket on kernel %.8s%s", jp_msg_type(m), jp_channel_name(ch), ak->id,
+    cb_debug("jupyter api: %s on %s from a WebSocket on kernel %.8s%s", jp_msg_type(m),
+             jp_channel_name(ch), ak->id,
              kg_kernel_is_ready(k) ? "" : " (held until the kernel is ready)");
     if (strcmp(jp_msg_type(m), "shutdown_request") == 0)
         s_shutdown_request(sess, ch, m);
@@ -441,7 +453,8 @@ static void s_client_message(japi_session_t *sess, const void *data, size_t len,
 /* The kernel is ready (again): what its clients sent meanwhile goes now, in order. */
 static void s_release_held(japi_kernel_t *ak)
 {
-    for (japi_session_t *sess = zlistx_first(ak->sessions); sess; sess = zlistx_next(ak->sessions)) {
+    for (japi_session_t *sess = zlistx_first(ak->sessions); sess;
+         sess = zlistx_next(ak->sessions)) {
         s_item_t *item;
         while ((item = zlistx_detach(sess->held, NULL))) {
             s_to_kernel(sess, item->ch, item->msg);
@@ -467,7 +480,9 @@ void japi_channels_on_ws(http_ws_t *ws, void *arg)
     const char *path = http_request_path(req);
     static const char prefix[] = "/api/kernels/";
     char id[64] = "";
-    const char *slash = strncmp(path, prefix, sizeof prefix - 1) == 0 ? strchr(path + sizeof prefix - 1, '/') : NULL;
+    const char *slash = strncmp(path, prefix, sizeof prefix - 1) == 0
+                            ? strchr(path + sizeof prefix - 1, '/')
+                            : NULL;
     size_t id_len = slash ? (size_t)(slash - path - (sizeof prefix - 1)) : 0;
     if (!slash || id_len == 0 || id_len >= sizeof id ||
         (strcmp(slash, "/channels") != 0 && strcmp(slash, "/channels/") != 0))
@@ -490,7 +505,8 @@ void japi_channels_on_ws(http_ws_t *ws, void *arg)
         return s_refuse(ws, 1011, "could not follow the kernel");
 
     japi_session_t *sess = NULL;
-    for (japi_session_t *s = session_id ? zlistx_first(ak->sessions) : NULL; s && !sess; s = zlistx_next(ak->sessions))
+    for (japi_session_t *s = session_id ? zlistx_first(ak->sessions) : NULL; s && !sess;
+         s = zlistx_next(ak->sessions))
         if (s->session_id && strcmp(s->session_id, session_id) == 0)
             sess = s;
     if (sess) {

@@ -36,20 +36,14 @@
 static const char *s_json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
     case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
+    case JSON_REAL: return "a number";
     case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
     }
     return "an unknown JSON value";
 }
@@ -81,8 +75,7 @@ static char **s_get_argv(json_t *root, const char *path, cb_error_t *err)
     cb_strv_init(&out);
     size_t i;
     json_t *item; /* borrowed */
-    json_array_foreach(argv, i, item)
-    {
+    json_array_foreach (argv, i, item) {
         if (!json_is_string(item))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "%s: field 'argv' must hold only strings, but argv[%zu] is %s",
@@ -110,8 +103,7 @@ static char **s_get_env(json_t *root, const char *path, cb_error_t *err)
                NULL;
     const char *key;
     json_t *value; /* borrowed */
-    json_object_foreach(env, key, value)
-    {
+    json_object_foreach (env, key, value) {
         if (!*key || strchr(key, '='))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "%s: field 'env': '%s' is not a valid variable name", path, key),

@@ -268,20 +268,13 @@ bool jp_replay_check_and_add(jp_replay_t *self, const char *sig, size_t len)
 const char *jp_wire_status_name(jp_wire_status_t status)
 {
     switch (status) {
-    case JP_WIRE_OK:
-        return "ok";
-    case JP_WIRE_NO_DELIMITER:
-        return "no delimiter";
-    case JP_WIRE_TOO_SHORT:
-        return "too short";
-    case JP_WIRE_BAD_SIGNATURE:
-        return "bad signature";
-    case JP_WIRE_REPLAYED:
-        return "replayed";
-    case JP_WIRE_BAD_JSON:
-        return "bad json";
-    case JP_WIRE_TOO_MANY_FRAMES:
-        return "too many frames";
+    case JP_WIRE_OK: return "ok";
+    case JP_WIRE_NO_DELIMITER: return "no delimiter";
+    case JP_WIRE_TOO_SHORT: return "too short";
+    case JP_WIRE_BAD_SIGNATURE: return "bad signature";
+    case JP_WIRE_REPLAYED: return "replayed";
+    case JP_WIRE_BAD_JSON: return "bad json";
+    case JP_WIRE_TOO_MANY_FRAMES: return "too many frames";
     }
     return "unknown";
 }

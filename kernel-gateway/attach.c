@@ -35,9 +35,9 @@
 struct kg_attach {
     kg_kernel_t *kernel;
     jp_conninfo_t front_ci;
-    char *path;      /* for people: the file's host path */
-    char name[32];   /* "k-<id8>.attach.json" */
-    int dir_fd;      /* the directory it is in (owned) */
+    char *path;    /* for people: the file's host path */
+    char name[32]; /* "k-<id8>.attach.json" */
+    int dir_fd;    /* the directory it is in (owned) */
     jp_signer_t *front_signer;
     jp_replay_t *front_replay; /* what clients send */
     jp_replay_t *back_replay;  /* what the kernel sends to the proxy (its own window) */
@@ -84,9 +84,9 @@ static void s_refuse_shutdown(kg_attach_t *self, const jp_wire_view_t *view, jso
 {
     jp_msg_t *reply = jp_msg_new(
         "shutdown_reply", self->kernel->session, header,
-        json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename", "ShutdownRefused",
-                  "evalue", "this kernel is managed by cellblock; detach with Ctrl-D and stop "
-                            "it from cellblock",
+        json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename", "ShutdownRefused", "evalue",
+                  "this kernel is managed by cellblock; detach with Ctrl-D and stop "
+                  "it from cellblock",
                   "traceback"));
     for (size_t i = 0; reply && i < view->n_idents; i++) {
         zframe_t *ident = zframe_dup(view->idents[i]);
@@ -199,8 +199,10 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
 {
     kg_kernel_t *k = self->kernel;
     zloop_t *loop = k->gw->loop;
-    static const int front_types[JP_CH_COUNT] = {ZMQ_ROUTER, ZMQ_PUB, ZMQ_ROUTER, ZMQ_ROUTER, ZMQ_ROUTER};
-    static const int back_types[JP_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER, ZMQ_DEALER};
+    static const int front_types[JP_CH_COUNT] = {ZMQ_ROUTER, ZMQ_PUB, ZMQ_ROUTER, ZMQ_ROUTER,
+                                                 ZMQ_ROUTER};
+    static const int back_types[JP_CH_COUNT] = {ZMQ_DEALER, ZMQ_SUB, ZMQ_DEALER, ZMQ_DEALER,
+                                                ZMQ_DEALER};
     zuuid_t *uuid = zuuid_new(); /* czmq aborts when memory runs out */
     char routing_id[37];
     snprintf(routing_id, sizeof routing_id, "%s", zuuid_str_canonical(uuid));
@@ -210,7 +212,8 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
         zsock_t *front = self->front[ch] = zsock_new(front_types[ch]);
         zsock_t *back = self->back[ch] = zsock_new(back_types[ch]);
         if (!front || !back)
-            return cb_error_fail(err, CB_ERR_SYSTEM, "create attach %s sockets", jp_channel_name(ch));
+            return cb_error_fail(err, CB_ERR_SYSTEM, "create attach %s sockets",
+                                 jp_channel_name(ch));
         zsock_set_linger(front, 0);
         zsock_set_linger(back, 0);
         kg_socket_limits(back, k->gw->cfg.max_message_bytes);
@@ -220,7 +223,8 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
             zsock_set_subscribe(back, "");
         int port = zsock_bind(front, "tcp://127.0.0.1:*");
         if (port < 0)
-            return cb_error_make(err, errno, "bind attach %s port on 127.0.0.1", jp_channel_name(ch));
+            return cb_error_make(err, errno, "bind attach %s port on 127.0.0.1",
+                                 jp_channel_name(ch));
         self->front_ci.ports[ch] = port;
         char endpoint[PATH_MAX];
         jp_conninfo_endpoint(&k->ci, ch, endpoint, sizeof endpoint);
@@ -229,7 +233,8 @@ static int s_open(kg_attach_t *self, cb_error_t *err)
                                  jp_channel_name(ch));
         if ((ch != JP_CH_IOPUB && zloop_reader(loop, front, s_on_front, self) < 0) ||
             zloop_reader(loop, back, s_on_back, self) < 0)
-            return cb_error_fail(err, CB_ERR_SYSTEM, "watch attach %s sockets", jp_channel_name(ch));
+            return cb_error_fail(err, CB_ERR_SYSTEM, "watch attach %s sockets",
+                                 jp_channel_name(ch));
         if (ch != JP_CH_IOPUB)
             zloop_reader_set_tolerant(loop, front);
         zloop_reader_set_tolerant(loop, back);
@@ -253,7 +258,8 @@ kg_attach_t *kg_attach_new(kg_kernel_t *k, cb_error_t *err)
     self->front_replay = jp_replay_new(4096);
     self->back_replay = jp_replay_new(4096);
     int rc = (self->front_replay && self->back_replay) /* wire.c: NULL when out of memory */
-                 ? 0 : cb_error_make(err, ENOMEM, "new attach proxy");
+                 ? 0
+                 : cb_error_make(err, ENOMEM, "new attach proxy");
     if (rc == 0 && self->dir_fd < 0)
         rc = cb_error_make(err, errno, "open '%s'", dir);
     if (rc == 0)

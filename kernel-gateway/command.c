@@ -301,7 +301,8 @@ static void s_finish(kg_command_t *c, const char *why)
                c->opts.timeout_ms);
     if (c->exit.oom) {
         cleanup_free char *tmp = kg_sandbox_tmp_note(c->sb);
-        s_note(c, "The command was killed because the sandbox ran out of memory (limit %llu MiB)%s%s.",
+        s_note(c,
+               "The command was killed because the sandbox ran out of memory (limit %llu MiB)%s%s.",
                (unsigned long long)c->sb->limits.memory_mb, tmp ? ": " : "", tmp ? tmp : "");
     }
     if (why)

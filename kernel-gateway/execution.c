@@ -34,16 +34,16 @@ struct kg_execution {
 
     bool got_reply;
     bool got_idle;
-    bool clear_pending; /* clear_output(wait=True): clear before the next output */
-    const char *forced_status; /* "timeout" or "cancelled" override the reply's status */
-    bool executing;            /* execute_input seen: the kernel runs the code and takes SIGINT */
-    bool interrupt_deferred;   /* an interrupt waits for execute_input (see s_interrupt) */
-    char barrier_id[37];       /* a kernel_info_request sent after an idle without a reply */
+    bool clear_pending;         /* clear_output(wait=True): clear before the next output */
+    const char *forced_status;  /* "timeout" or "cancelled" override the reply's status */
+    bool executing;             /* execute_input seen: the kernel runs the code and takes SIGINT */
+    bool interrupt_deferred;    /* an interrupt waits for execute_input (see s_interrupt) */
+    char barrier_id[37];        /* a kernel_info_request sent after an idle without a reply */
     unsigned interrupts_before; /* the kernel's interrupt count when the request went out */
-    char *stdin_failure;       /* set when input() asked for more than was supplied */
+    char *stdin_failure;        /* set when input() asked for more than was supplied */
     int timeout_timer;
     int grace_timer;
-    int resend_timer;          /* repeats the interrupt until the code shows it took */
+    int resend_timer; /* repeats the interrupt until the code shows it took */
     int64_t started_us;
     double duration_ms;
 
@@ -51,13 +51,13 @@ struct kg_execution {
     bool truncated[2];
     size_t results_bytes; /* string bytes in results' data, against KG_RESULTS_CAP */
     bool results_truncated;
-    json_t *results;     /* array of {data, metadata, is_main_result[, display_id]} */
-    json_t *error;       /* {ename, evalue, traceback} or NULL */
+    json_t *results; /* array of {data, metadata, is_main_result[, display_id]} */
+    json_t *error;   /* {ename, evalue, traceback} or NULL */
     json_t *execution_count;
     char *reply_status;
-    json_t *notes;       /* array of strings */
+    json_t *notes; /* array of strings */
     bool kernel_restarted;
-    bool internal;       /* the kernel's own startup code: not counted, takes no state-lost note */
+    bool internal; /* the kernel's own startup code: not counted, takes no state-lost note */
 };
 
 static const char *s_stream_names[2] = {"stdout", "stderr"};
@@ -96,14 +96,13 @@ static json_t *s_result(const kg_execution_t *x, const char *status)
                           x->stdin_failure, "traceback");
     }
     double duration = x->state == KG_X_DONE ? x->duration_ms
-                      : x->started_us      ? (double)(cb_now_us() - x->started_us) / 1000.0
-                                           : 0.0;
-    return json_pack("{s:s, s:s, s:O, s:s, s:s, s:o, s:o*, s:f, s:b, s:o}",
-                     "id", x->id, "status", status, "execution_count", x->execution_count,
-                     "stdout", cb_buf_str(&x->streams[0]), "stderr", cb_buf_str(&x->streams[1]),
-                     "results", json_deep_copy(x->results), "error", error,
-                     "duration_ms", duration, "kernel_restarted", x->kernel_restarted,
-                     "notes", json_deep_copy(x->notes));
+                      : x->started_us       ? (double)(cb_now_us() - x->started_us) / 1000.0
+                                            : 0.0;
+    return json_pack("{s:s, s:s, s:O, s:s, s:s, s:o, s:o*, s:f, s:b, s:o}", "id", x->id, "status",
+                     status, "execution_count", x->execution_count, "stdout",
+                     cb_buf_str(&x->streams[0]), "stderr", cb_buf_str(&x->streams[1]), "results",
+                     json_deep_copy(x->results), "error", error, "duration_ms", duration,
+                     "kernel_restarted", x->kernel_restarted, "notes", json_deep_copy(x->notes));
 }
 
 json_t *kg_execution_snapshot(const kg_execution_t *self)
@@ -139,7 +138,7 @@ static void s_finish(kg_execution_t *x)
     if (!x->stdin_text && ename && strcmp(ename, "StdinNotImplementedError") == 0)
         s_note(x, "The code called input() but no stdin was supplied; pass the answers as stdin, "
                   "one line per input() call.");
-    const char *status = x->forced_status ? x->forced_status
+    const char *status = x->forced_status   ? x->forced_status
                          : x->stdin_failure ? "error"
                          : x->reply_status  ? x->reply_status
                                             : "error";
@@ -172,9 +171,9 @@ static void s_append_stream(kg_execution_t *x, int which, const char *text)
     if (buf->len + n > KG_STREAM_CAP) {
         if (!x->truncated[which]) {
             x->truncated[which] = true;
-            cleanup_free char *note = cb_strdup_printf(
-                "%s was cut at %u MiB; the rest was dropped.", s_stream_names[which],
-                KG_STREAM_CAP >> 20);
+            cleanup_free char *note =
+                cb_strdup_printf("%s was cut at %u MiB; the rest was dropped.",
+                                 s_stream_names[which], KG_STREAM_CAP >> 20);
             s_note(x, note);
         }
         n = KG_STREAM_CAP > buf->len ? KG_STREAM_CAP - buf->len : 0;
@@ -188,7 +187,7 @@ static size_t s_bundle_bytes(json_t *data)
     size_t total = 0;
     const char *mime;
     json_t *value;
-    json_object_foreach(data, mime, value)
+    json_object_foreach (data, mime, value)
         total += json_string_length(value);
     return total;
 }
@@ -199,16 +198,16 @@ static void s_add_result(kg_execution_t *x, json_t *content, bool main_result)
     if (x->results_bytes + bytes > KG_RESULTS_CAP) {
         if (!x->results_truncated) {
             x->results_truncated = true;
-            cleanup_free char *note = cb_strdup_printf(
-                "Rich outputs past %u MiB were dropped.", KG_RESULTS_CAP >> 20);
+            cleanup_free char *note =
+                cb_strdup_printf("Rich outputs past %u MiB were dropped.", KG_RESULTS_CAP >> 20);
             s_note(x, note);
         }
         return;
     }
     x->results_bytes += bytes;
-    json_t *item = json_pack("{s:O, s:O, s:b}", "data", json_object_get(content, "data"),
-                             "metadata", json_object_get(content, "metadata"),
-                             "is_main_result", main_result);
+    json_t *item =
+        json_pack("{s:O, s:O, s:b}", "data", json_object_get(content, "data"), "metadata",
+                  json_object_get(content, "metadata"), "is_main_result", main_result);
     if (!item)
         return; /* data or metadata missing: not a valid output */
     json_t *display_id = json_object_get(json_object_get(content, "transient"), "display_id");
@@ -219,11 +218,11 @@ static void s_add_result(kg_execution_t *x, json_t *content, bool main_result)
 
 static void s_update_display(kg_execution_t *x, json_t *content)
 {
-    const char *id = json_string_value(json_object_get(json_object_get(content, "transient"), "display_id"));
+    const char *id =
+        json_string_value(json_object_get(json_object_get(content, "transient"), "display_id"));
     size_t i;
     json_t *item;
-    json_array_foreach(x->results, i, item)
-    {
+    json_array_foreach (x->results, i, item) {
         const char *have = json_string_value(json_object_get(item, "display_id"));
         if (id && have && strcmp(id, have) == 0) {
             json_object_set(item, "data", json_object_get(content, "data"));
@@ -240,8 +239,9 @@ static void s_answer_input(kg_execution_t *x, const jp_msg_t *request)
         free(x->stdin_failure);
         x->stdin_failure = cb_strdup_printf(
             "the code asked for input (prompt %s%s%s) but no %sstdin was supplied; pass the "
-            "answers as stdin, one line per input() call", prompt ? "'" : "",
-            prompt ? prompt : "none", prompt ? "'" : "", x->stdin_text ? "more " : "");
+            "answers as stdin, one line per input() call",
+            prompt ? "'" : "", prompt ? prompt : "none", prompt ? "'" : "",
+            x->stdin_text ? "more " : "");
         cb_error_t err = {0};
         if (kg_kernel_interrupt(k, &err) < 0)
             cb_warn("execution %.8s: %s", x->id, err.msg);
@@ -288,11 +288,15 @@ static void s_dropped_by_kernel(kg_execution_t *x)
 {
     bool interrupted = x->kernel->interrupts != x->interrupts_before;
     if (interrupted && !x->error && !x->forced_status)
-        x->error = json_pack("{s:s, s:s, s:[]}", "ename", "KeyboardInterrupt", "evalue", "", "traceback");
-    s_note(x, interrupted ? "The interrupt stopped the request in the kernel's own code, before or after the "
-                            "cell's; the kernel and its state are kept."
-                          : "The kernel ended the request without a reply (it was interrupted or its handler failed); the "
-                            "kernel and its state are kept.");
+        x->error =
+            json_pack("{s:s, s:s, s:[]}", "ename", "KeyboardInterrupt", "evalue", "", "traceback");
+    s_note(x,
+           interrupted
+               ? "The interrupt stopped the request in the kernel's own code, before or after the "
+                 "cell's; the kernel and its state are kept."
+               : "The kernel ended the request without a reply (it was interrupted or its handler "
+                 "failed); the "
+                 "kernel and its state are kept.");
     s_finish(x);
 }
 
@@ -396,7 +400,8 @@ static int s_on_grace(zloop_t *loop, int timer_id, void *arg)
     x->grace_timer = -1;
     cleanup_free char *note = cb_strdup_printf(
         "The interrupt did not stop the code within %.1f s, so the kernel was restarted; its "
-        "variables and imports are lost.", gw->cfg.interrupt_grace_ms / 1000.0);
+        "variables and imports are lost.",
+        gw->cfg.interrupt_grace_ms / 1000.0);
     s_note(x, note);
     x->kernel_restarted = true;
     kg_kernel_restart_for(k, "the kernel was restarted because an interrupt did not take");
@@ -504,19 +509,19 @@ void kg_execution_begin(kg_execution_t *x)
     cleanup_free char *lost = NULL;
     if (!x->internal && kg_kernel_take_state_lost(k, &lost)) {
         x->kernel_restarted = true;
-        cleanup_free char *note = cb_strdup_printf(
-            "State from earlier executions is gone: %s.", lost);
+        cleanup_free char *note =
+            cb_strdup_printf("State from earlier executions is gone: %s.", lost);
         s_note(x, note);
     }
     bool history = !x->opts.no_history && !x->opts.silent;
     /* stop_on_error is off: the gateway keeps its own queue and sends one request at a time, so
      * the kernel never holds queued cells to abort. With it on, ipykernel aborts any request
      * that arrives in the moment after an error, which would be our next, unrelated one. */
-    jp_msg_t *msg = jp_msg_new(
-        "execute_request", k->session, NULL,
-        json_pack("{s:s, s:b, s:b, s:{}, s:b, s:b}", "code", x->code, "silent", x->opts.silent,
-                  "store_history", history, "user_expressions", "allow_stdin",
-                  x->stdin_text != NULL, "stop_on_error", false));
+    jp_msg_t *msg =
+        jp_msg_new("execute_request", k->session, NULL,
+                   json_pack("{s:s, s:b, s:b, s:{}, s:b, s:b}", "code", x->code, "silent",
+                             x->opts.silent, "store_history", history, "user_expressions",
+                             "allow_stdin", x->stdin_text != NULL, "stop_on_error", false));
     x->state = KG_X_RUNNING;
     x->started_us = cb_now_us();
     if (!msg || !msg->content) {
@@ -575,11 +580,11 @@ kg_execution_t *kg_execute(kg_kernel_t *kernel, const kg_execute_opts_t *opts, c
     return x; /* even when it began at once, on_done runs on a later loop turn */
 }
 
-kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int timeout_ms, kg_done_fn *on_done,
-                                      void *arg, cb_error_t *err)
+kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int timeout_ms,
+                                      kg_done_fn *on_done, void *arg, cb_error_t *err)
 {
-    kg_execute_opts_t opts = {.code = code, .timeout_ms = timeout_ms, .silent = true, .on_done = on_done,
-                              .arg = arg};
+    kg_execute_opts_t opts = {
+        .code = code, .timeout_ms = timeout_ms, .silent = true, .on_done = on_done, .arg = arg};
     kg_execution_t *x = s_new(kernel, &opts, err);
     if (!x)
         return NULL;
@@ -594,6 +599,7 @@ kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int
 const char *kg_execution_id(const kg_execution_t *self) { return self->id; }
 bool kg_execution_owns(const kg_execution_t *x, const char *parent_id)
 {
-    return strcmp(parent_id, x->msg_id) == 0 || (x->barrier_id[0] && strcmp(parent_id, x->barrier_id) == 0);
+    return strcmp(parent_id, x->msg_id) == 0 ||
+           (x->barrier_id[0] && strcmp(parent_id, x->barrier_id) == 0);
 }
 kg_kernel_t *kg_execution_kernel(const kg_execution_t *self) { return self->kernel; }

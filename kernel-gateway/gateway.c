@@ -299,10 +299,10 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
     if (config)
         self->cfg = *config;
     s_fill_defaults(&self->cfg);
-    self->runtime_dir = self->cfg.runtime_dir ? cb_xstrdup(self->cfg.runtime_dir)
-                                              : s_default_runtime_dir();
-    self->kernels_dir = self->cfg.kernels_dir ? cb_xstrdup(self->cfg.kernels_dir)
-                                              : jp_kernelspec_project_dir();
+    self->runtime_dir =
+        self->cfg.runtime_dir ? cb_xstrdup(self->cfg.runtime_dir) : s_default_runtime_dir();
+    self->kernels_dir =
+        self->cfg.kernels_dir ? cb_xstrdup(self->cfg.kernels_dir) : jp_kernelspec_project_dir();
     self->cfg.runtime_dir = self->runtime_dir;
     self->cfg.kernels_dir = self->kernels_dir;
     self->no_kernels = 1;
@@ -477,14 +477,8 @@ void kg_gateway_count_rejected(kg_gateway_t *gw, jp_wire_status_t status, bool f
     if (from_proxy)
         gw->counters.proxy_dropped++;
     switch (status) {
-    case JP_WIRE_BAD_SIGNATURE:
-        gw->counters.bad_signatures++;
-        break;
-    case JP_WIRE_REPLAYED:
-        gw->counters.replayed_signatures++;
-        break;
-    default:
-        gw->counters.malformed_messages++;
-        break;
+    case JP_WIRE_BAD_SIGNATURE: gw->counters.bad_signatures++; break;
+    case JP_WIRE_REPLAYED: gw->counters.replayed_signatures++; break;
+    default: gw->counters.malformed_messages++; break;
     }
 }

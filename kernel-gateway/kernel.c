@@ -38,10 +38,10 @@
 #include "cb/log.h"
 #include "kg_private.h"
 
-#define KG_NUDGE_MS 50          /* re-send kernel_info while iopub is silent */
-#define KG_SOCKET_SEARCH_MS 5   /* look for the kernel's sockets after a start, until found */
+#define KG_NUDGE_MS 50        /* re-send kernel_info while iopub is silent */
+#define KG_SOCKET_SEARCH_MS 5 /* look for the kernel's sockets after a start, until found */
 #define KG_RESTART_WINDOW_MS (5 * 60 * 1000)
-#define KG_OUTPUT_LINE_MAX 4096 /* longer kernel output lines are split */
+#define KG_OUTPUT_LINE_MAX 4096         /* longer kernel output lines are split */
 #define KG_OUTPUT_DRAIN_MAX (64u << 10) /* read from a dead kernel's pipe before closing it */
 
 extern char **environ;
@@ -62,9 +62,12 @@ static void s_set_string(char **slot, char *value)
 static void s_log_event(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
 {
     static const char *const what[] = {
-        [KG_EVENT_READY] = "ready",         [KG_EVENT_DIED] = "died",
-        [KG_EVENT_RESTARTING] = "restarting", [KG_EVENT_HUNG] = "hung (heartbeat missed)",
-        [KG_EVENT_DEAD] = "dead, not restarted", [KG_EVENT_STOPPED] = "stopped",
+        [KG_EVENT_READY] = "ready",
+        [KG_EVENT_DIED] = "died",
+        [KG_EVENT_RESTARTING] = "restarting",
+        [KG_EVENT_HUNG] = "hung (heartbeat missed)",
+        [KG_EVENT_DEAD] = "dead, not restarted",
+        [KG_EVENT_STOPPED] = "stopped",
     };
     char source[24];
     snprintf(source, sizeof source, "kernel %.8s", k->id);
@@ -110,7 +113,8 @@ void kg_kernel_unlisten(kg_kernel_t *k, void *arg)
 
 /* Tell every listener of an event (msg NULL) or an iopub message. Indexes, not pointers: a
  * callback may add listeners (the array may move) or blank slots. */
-static void s_notify(kg_kernel_t *k, kg_kernel_event_t event, const char *detail, const jp_msg_t *msg)
+static void s_notify(kg_kernel_t *k, kg_kernel_event_t event, const char *detail,
+                     const jp_msg_t *msg)
 {
     k->listeners_busy++;
     for (size_t i = 0; i < k->n_listeners; i++) {
@@ -155,7 +159,10 @@ static void s_end_generation_timers(kg_kernel_t *k)
     s_timer_cancel(k, &k->stop_timer);
 }
 
-static bool s_is_ready_state(kg_kernel_state_t s) { return s == KG_KERNEL_IDLE || s == KG_KERNEL_BUSY; }
+static bool s_is_ready_state(kg_kernel_state_t s)
+{
+    return s == KG_KERNEL_IDLE || s == KG_KERNEL_BUSY;
+}
 
 /* ---- environment ------------------------------------------------------------------------ */
 
@@ -316,7 +323,10 @@ static void s_send_request(kg_kernel_t *k, jp_channel_t ch, const char *type, js
 
 /* ---- readiness --------------------------------------------------------------------------- */
 
-static void s_send_kernel_info(kg_kernel_t *k) { s_send_request(k, JP_CH_SHELL, "kernel_info_request", NULL); }
+static void s_send_kernel_info(kg_kernel_t *k)
+{
+    s_send_request(k, JP_CH_SHELL, "kernel_info_request", NULL);
+}
 
 static int s_on_nudge(zloop_t *loop, int timer_id, void *arg)
 {
@@ -345,7 +355,8 @@ static void s_on_startup_done(kg_execution_t *x, json_t *result, void *arg)
     kg_kernel_t *k = arg;
     const char *status = json_string_value(json_object_get(result, "status"));
     k->starting_up = false;
-    if (!status || (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0 && strcmp(status, "timeout") != 0))
+    if (!status || (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0 &&
+                    strcmp(status, "timeout") != 0))
         return;
     if (strcmp(status, "ok") != 0) {
         json_t *e = json_object_get(result, "error");
@@ -353,8 +364,8 @@ static void s_on_startup_done(kg_execution_t *x, json_t *result, void *arg)
         const char *evalue = e ? json_string_value(json_object_get(e, "evalue")) : NULL;
         cb_warn("kernel %.8s: its startup code failed: %s", k->id, evalue ? evalue : status);
         if (k->sandbox)
-            kg_sandbox_log(k->sandbox, "sandbox", "the startup code failed (%s): %s", ename ? ename : status,
-                           evalue ? evalue : "");
+            kg_sandbox_log(k->sandbox, "sandbox", "the startup code failed (%s): %s",
+                           ename ? ename : status, evalue ? evalue : "");
     }
     if (s_is_ready_state(k->state))
         s_announce_ready(k);
@@ -415,9 +426,8 @@ static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
     kg_kernel_t *k = arg;
     if (k->hb_waiting && ++k->hb_misses >= k->gw->cfg.heartbeat_misses) {
         s_timer_cancel(k, &k->hb_timer);
-        s_set_string(&k->exit_detail,
-                     cb_strdup_printf("stopped answering heartbeats for %d ms",
-                                      k->hb_misses * k->gw->cfg.heartbeat_ms));
+        s_set_string(&k->exit_detail, cb_strdup_printf("stopped answering heartbeats for %d ms",
+                                                       k->hb_misses * k->gw->cfg.heartbeat_ms));
         cb_warn("kernel %.8s %s; killing it", k->id, k->exit_detail);
         s_emit(k, KG_EVENT_HUNG, k->exit_detail);
         if (!k->stop_step)
@@ -606,7 +616,8 @@ const char *kg_kernel_take_state_lost(kg_kernel_t *k, char **reason_out)
 }
 
 /* End the running execution and, unless keep_queue, every queued one. */
-static void s_abandon_executions(kg_kernel_t *k, const char *status, const char *note, bool keep_queue)
+static void s_abandon_executions(kg_kernel_t *k, const char *status, const char *note,
+                                 bool keep_queue)
 {
     if (k->running) {
         kg_execution_t *x = k->running;
@@ -694,9 +705,11 @@ static int s_on_pidfd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         if (tmp && k->exit_detail)
             s_set_string(&k->exit_detail, cb_strdup_printf("%s; %s", k->exit_detail, tmp));
         if (k->sandbox)
-            kg_sandbox_log(k->sandbox, "sandbox", "OOM: kernel %.8s was killed for using all of the "
-                           "sandbox's memory (%llu MiB)%s%s", k->id,
-                           (unsigned long long)k->sandbox->limits.memory_mb, tmp ? "; " : "", tmp ? tmp : "");
+            kg_sandbox_log(k->sandbox, "sandbox",
+                           "OOM: kernel %.8s was killed for using all of the "
+                           "sandbox's memory (%llu MiB)%s%s",
+                           k->id, (unsigned long long)k->sandbox->limits.memory_mb, tmp ? "; " : "",
+                           tmp ? tmp : "");
     }
     s_drain_output(k);
     s_close_sockets(k);
@@ -785,7 +798,8 @@ static void s_after_exit(kg_kernel_t *k)
         return;
     }
     if (after == KG_AFTER_EXIT_RESPAWN) {
-        s_abandon_executions(k, "kernel_died", "The kernel was restarted while running this code.", true);
+        s_abandon_executions(k, "kernel_died", "The kernel was restarted while running this code.",
+                             true);
         s_restart_now(k);
         return;
     }
@@ -807,23 +821,25 @@ static void s_after_exit(kg_kernel_t *k)
     if (k->sandbox && (k->sandbox->dead || k->sandbox->end_pending)) {
         /* Its sandbox is going (its init died, say): no restart; the sandbox's end says why. */
         k->state = KG_KERNEL_DEAD;
-        s_set_string(&k->exit_detail,
-                     cb_xstrdup(k->sandbox->end_detail ? k->sandbox->end_detail : "its sandbox ended"));
+        s_set_string(&k->exit_detail, cb_xstrdup(k->sandbox->end_detail ? k->sandbox->end_detail
+                                                                        : "its sandbox ended"));
         return;
     }
     if (s_may_restart(k)) {
         s_set_string(&k->state_lost_reason,
-                     cb_strdup_printf("the kernel died (%s) and was restarted", detail ? detail : "unknown cause"));
+                     cb_strdup_printf("the kernel died (%s) and was restarted",
+                                      detail ? detail : "unknown cause"));
         s_restart_now(k);
         return;
     }
     k->state = KG_KERNEL_DEAD;
     s_set_string(&k->exit_detail, cb_strdup_printf("%s; %s", detail ? detail : "died",
-                                                    k->ever_ready ? "restart limit reached"
-                                                                  : "it never became ready"));
+                                                   k->ever_ready ? "restart limit reached"
+                                                                 : "it never became ready"));
     s_emit(k, KG_EVENT_DEAD, k->exit_detail);
     if (!k->stopping)
-        s_abandon_executions(k, "kernel_died", "The kernel is dead and will not be restarted.", false);
+        s_abandon_executions(k, "kernel_died", "The kernel is dead and will not be restarted.",
+                             false);
 }
 
 /* ---- start ------------------------------------------------------------------------------- */
@@ -874,9 +890,13 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     else if (pipe2(out, O_CLOEXEC) < 0)
         cb_error_make(err, errno, "pipe");
     else
-        k->proc = kg_proc_start(&(kg_proc_opts_t){.argv = argv, .env = env, .cwd = k->cwd,
-                                                  .stdin_fd = -1, .stdout_fd = out[1],
-                                                  .stderr_fd = out[1], .sandbox = k->sandbox},
+        k->proc = kg_proc_start(&(kg_proc_opts_t){.argv = argv,
+                                                  .env = env,
+                                                  .cwd = k->cwd,
+                                                  .stdin_fd = -1,
+                                                  .stdout_fd = out[1],
+                                                  .stderr_fd = out[1],
+                                                  .sandbox = k->sandbox},
                                 err);
     cb_strv_free(argv);
     cb_strv_free(env);
@@ -983,7 +1003,8 @@ static int s_write_connection_file(kg_kernel_t *k, cb_error_t *err)
     if (!text)
         return -1;
     if (k->sandbox)
-        return sbx_run_write(k->sandbox->sbx, k->dir_fd, "connection.json", text, strlen(text), err);
+        return sbx_run_write(k->sandbox->sbx, k->dir_fd, "connection.json", text, strlen(text),
+                             err);
     return cb_write_new_at(k->dir_fd, "connection.json", text, strlen(text), 0600, err);
 }
 
@@ -1046,8 +1067,8 @@ void kg_kernel_shutdown(kg_kernel_t *self)
 int kg_kernel_interrupt(kg_kernel_t *self, cb_error_t *err)
 {
     if (!self->proc || !s_is_ready_state(self->state))
-        return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is %s; nothing to interrupt",
-                             self->id, kg_kernel_state_name(self->state));
+        return cb_error_fail(err, CB_ERR_STATE, "kernel %.8s is %s; nothing to interrupt", self->id,
+                             kg_kernel_state_name(self->state));
     self->interrupts++;
     if (self->spec->interrupt_mode == JP_INTERRUPT_MESSAGE) {
         s_send_request(self, JP_CH_CONTROL, "interrupt_request", NULL);
@@ -1090,7 +1111,8 @@ bool kg_kernel_abandon_for_sandbox(kg_kernel_t *k)
         return false;
     cleanup_free char *note = cb_strdup_printf(
         "The kernel's sandbox ended (%s) while running this code; its variables and files are "
-        "lost.", sb->end_detail ? sb->end_detail : "its init process died");
+        "lost.",
+        sb->end_detail ? sb->end_detail : "its init process died");
     s_abandon_executions(k, "kernel_died", note, false);
     return true;
 }
@@ -1125,8 +1147,14 @@ const char *kg_kernel_id(const kg_kernel_t *self) { return self->id; }
 const char *kg_kernel_name(const kg_kernel_t *self) { return self->spec->name; }
 const char *kg_kernel_language(const kg_kernel_t *self) { return self->spec->language; }
 kg_kernel_state_t kg_kernel_state(const kg_kernel_t *self) { return self->state; }
-bool kg_kernel_is_ready(const kg_kernel_t *self) { return s_is_ready_state(self->state) && !self->starting_up; }
-bool kg_kernel_is_busy(const kg_kernel_t *self) { return self->running || zlistx_size(self->queue) > 0; }
+bool kg_kernel_is_ready(const kg_kernel_t *self)
+{
+    return s_is_ready_state(self->state) && !self->starting_up;
+}
+bool kg_kernel_is_busy(const kg_kernel_t *self)
+{
+    return self->running || zlistx_size(self->queue) > 0;
+}
 bool kg_kernel_ever_ready(const kg_kernel_t *self) { return self->ever_ready; }
 pid_t kg_kernel_pid(const kg_kernel_t *self)
 {
@@ -1136,13 +1164,16 @@ pid_t kg_kernel_pid(const kg_kernel_t *self)
 int kg_kernel_restart_count(const kg_kernel_t *self) { return self->restart_count; }
 const char *kg_kernel_run_dir(const kg_kernel_t *self) { return self->run_dir; }
 int64_t kg_kernel_last_activity_us(const kg_kernel_t *self) { return self->last_activity_us; }
-bool kg_kernel_is_stopping(const kg_kernel_t *self) { return self->stopping || self->state == KG_KERNEL_STOPPED; }
+bool kg_kernel_is_stopping(const kg_kernel_t *self)
+{
+    return self->stopping || self->state == KG_KERNEL_STOPPED;
+}
 kg_sandbox_t *kg_kernel_sandbox(const kg_kernel_t *self) { return self->sandbox; }
 const char *kg_kernel_session(const kg_kernel_t *self) { return self->session; }
 
 const char *kg_kernel_state_name(kg_kernel_state_t state)
 {
-    static const char *names[] = {"starting", "idle", "busy", "restarting",
+    static const char *names[] = {"starting",      "idle", "busy",   "restarting",
                                   "shutting_down", "dead", "stopped"};
     return state <= KG_KERNEL_STOPPED ? names[state] : "unknown";
 }

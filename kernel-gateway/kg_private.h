@@ -35,18 +35,18 @@ void kg_socket_limits(zsock_t *sock, int64_t max_msg_bytes);
 typedef struct kg_proc kg_proc_t;
 
 typedef struct {
-    char *const *argv;     /* argv[0]: a path, or a name looked up in env's PATH */
-    char *const *env;      /* the whole environment */
-    const char *cwd;       /* NULL: inherited (host) or /home/user (sandbox) */
+    char *const *argv;                  /* argv[0]: a path, or a name looked up in env's PATH */
+    char *const *env;                   /* the whole environment */
+    const char *cwd;                    /* NULL: inherited (host) or /home/user (sandbox) */
     int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
-    kg_sandbox_t *sandbox; /* NULL: a plain host process */
+    kg_sandbox_t *sandbox;              /* NULL: a plain host process */
 } kg_proc_opts_t;
 
 typedef struct {
     bool exited; /* true: code holds the exit status; false: signal killed it */
     int code;
     int signal;
-    bool oom;    /* killed while the sandbox's memory limit was hit */
+    bool oom; /* killed while the sandbox's memory limit was hit */
 } kg_proc_exit_t;
 
 /* Start a process in its own session and process group, dying with the gateway. Caller owns
@@ -87,25 +87,26 @@ struct kg_sandbox {
     sbx_t *sbx;
     kg_sandbox_limits_t limits; /* defaults filled in */
     int64_t created_ms;
-    zhashx_t *commands;         /* id -> kg_command_t *, owned (command.c) */
-    bool for_one_kernel;        /* made by kg_kernel_start; removed with that kernel */
-    kg_log_entry_t *log;        /* ring of KG_SANDBOX_LOG_MAX entries */
-    size_t log_next;            /* total entries ever written; the slot is log_next % max */
-    char **env;                 /* "KEY=VALUE" for every kernel and command in it (never NULL) */
+    zhashx_t *commands;  /* id -> kg_command_t *, owned (command.c) */
+    bool for_one_kernel; /* made by kg_kernel_start; removed with that kernel */
+    kg_log_entry_t *log; /* ring of KG_SANDBOX_LOG_MAX entries */
+    size_t log_next;     /* total entries ever written; the slot is log_next % max */
+    char **env;          /* "KEY=VALUE" for every kernel and command in it (never NULL) */
     uint64_t executions, commands_run;
-    int64_t cpu_sample_ms;      /* the last cpu_share sample (kg_sandbox_info) */
+    int64_t cpu_sample_ms; /* the last cpu_share sample (kg_sandbox_info) */
     uint64_t cpu_sample_us;
     double cpu_share;
-    bool init_watched;          /* its init's pidfd is on the loop */
-    bool dead;                  /* its init died: nothing runs in it any more */
-    bool end_pending;           /* kg_sandbox_end_later: ended on the next deferred turn */
+    bool init_watched; /* its init's pidfd is on the loop */
+    bool dead;         /* its init died: nothing runs in it any more */
+    bool end_pending;  /* kg_sandbox_end_later: ended on the next deferred turn */
     char *end_detail;
-    bool hidden;                /* a policy's spare: not listed to clients */
-    void *policy_data;          /* the policy's record (kg_sandbox_set_policy_data) */
+    bool hidden;       /* a policy's spare: not listed to clients */
+    void *policy_data; /* the policy's record (kg_sandbox_set_policy_data) */
 };
 
 /* A kernel in sb had a lifecycle event: tell the policy (kernel.c calls it). */
-void kg_sandbox_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event, const char *detail);
+void kg_sandbox_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event,
+                             const char *detail);
 
 /* A sentence for an out-of-memory note when files in the sandbox's /tmp and /dev/shm (tmpfs,
  * charged to its memory) hold a large share of its memory limit; NULL otherwise. Caller owns
@@ -121,7 +122,7 @@ json_t *kg_layers_json(const sbx_layers_t *layers);
 /* ---- gateway (gateway.c) ----------------------------------------------------------------- */
 
 struct kg_gateway {
-    kg_config_t cfg; /* defaults filled in */
+    kg_config_t cfg;     /* defaults filled in */
     zhashx_t *sandboxes; /* id -> kg_sandbox_t *, owned */
     char *runtime_dir;
     char *kernels_dir;
@@ -143,8 +144,8 @@ struct kg_gateway {
     int defer_fd;       /* eventfd: readable while calls wait */
     bool defer_signalled;
     /* sandbox.c: ends (kg_sandbox_end_later) */
-    bool ends_queued;  /* a deferred call will run the marked ends */
-    bool destroying;   /* kg_gateway_destroy is under way: no more ends */
+    bool ends_queued; /* a deferred call will run the marked ends */
+    bool destroying;  /* kg_gateway_destroy is under way: no more ends */
     /* the policy layer (kg_gateway_set_policy) */
     const kg_policy_t *policy;
     void *policy_arg;
@@ -191,7 +192,8 @@ struct kg_kernel {
     uid_t sock_owner;      /* the uid the kernel's sockets must belong to */
     int search_timer;      /* looks for the kernel's sockets after each (re)start, until found */
     unsigned socks_found;  /* bit ch: ci.sock_fd[ch] holds this start's socket */
-    char *conn_path_inside;/* the path the kernel is given (its view of dir_name/connection.json) */
+    char
+        *conn_path_inside; /* the path the kernel is given (its view of dir_name/connection.json) */
     jp_conninfo_t ci;
     jp_signer_t *signer;
     jp_replay_t *replay;
@@ -199,15 +201,15 @@ struct kg_kernel {
 
     kg_kernel_state_t state;
     kg_proc_t *proc; /* NULL when no process runs */
-    int output_fd; /* the kernel's stdout+stderr, read line by line */
+    int output_fd;   /* the kernel's stdout+stderr, read line by line */
     cb_buf_t output_line;
 
     /* readiness */
     bool info_replied;
-    unsigned interrupts;   /* interrupts sent so far (an execution tells whether it was hit) */
+    unsigned interrupts; /* interrupts sent so far (an execution tells whether it was hit) */
     bool iopub_seen;
-    int ready_timer;   /* startup deadline */
-    int nudge_timer;   /* re-send kernel_info while iopub is silent */
+    int ready_timer; /* startup deadline */
+    int nudge_timer; /* re-send kernel_info while iopub is silent */
 
     /* heartbeat */
     int hb_timer;
@@ -276,8 +278,8 @@ void kg_execution_on_message(kg_execution_t *x, jp_channel_t ch, const jp_msg_t 
 
 /* The kernel's own startup code: silent, first in the queue, not counted, and it leaves the
  * state-lost note to the next real execution. Borrowed; valid until on_done returns. */
-kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int timeout_ms, kg_done_fn *on_done,
-                                      void *arg, cb_error_t *err);
+kg_execution_t *kg_execution_internal(kg_kernel_t *kernel, const char *code, int timeout_ms,
+                                      kg_done_fn *on_done, void *arg, cb_error_t *err);
 
 /* End the execution without its reply: status ("cancelled", "kernel_died") and a note.
  * Calls on_done, then frees x. */

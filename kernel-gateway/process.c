@@ -28,9 +28,15 @@ struct kg_proc {
     kg_proc_exit_t exit;
 };
 
-const char *const kg_sandbox_base_env[] = {
-    "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/user", "USER=user", "LOGNAME=user",
-    "SHELL=/bin/bash", "LANG=C.UTF-8", "TMPDIR=/tmp", "TERM=xterm-256color", NULL};
+const char *const kg_sandbox_base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+                                           "HOME=/home/user",
+                                           "USER=user",
+                                           "LOGNAME=user",
+                                           "SHELL=/bin/bash",
+                                           "LANG=C.UTF-8",
+                                           "TMPDIR=/tmp",
+                                           "TERM=xterm-256color",
+                                           NULL};
 
 char **kg_env_merge(const char *const *const *lists, size_t n)
 {
@@ -72,7 +78,8 @@ static char *s_resolve_program(const char *prog, char *const *env)
         if (strncmp(env[i], "PATH=", 5) == 0)
             path = env[i] + 5;
     cleanup_free char *copy = cb_xstrdup(path);
-    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+    for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir;
+         dir = strtok_r(NULL, ":", &save)) {
         char *candidate = cb_strdup_printf("%s/%s", *dir ? dir : ".", prog);
         if (access(candidate, X_OK) == 0)
             return candidate;
@@ -84,7 +91,7 @@ static char *s_resolve_program(const char *prog, char *const *env)
 /* In the child between fork and exec only async-signal-safe calls are made and nothing is
  * allocated; a failure writes {step, errno} to the error pipe and exits. */
 enum { KG_STEP_SESSION = 1, KG_STEP_PDEATHSIG, KG_STEP_STDIO, KG_STEP_CHDIR, KG_STEP_EXEC };
-static const char *s_step_names[] = {"", "setsid", "set parent-death signal", "redirect stdio",
+static const char *s_step_names[] = {"",      "setsid", "set parent-death signal", "redirect stdio",
                                      "chdir", "exec"};
 
 __attribute__((noreturn)) static void s_child_fail(int fd, int step)
@@ -195,7 +202,10 @@ kg_proc_t *kg_proc_start(const kg_proc_opts_t *opts, cb_error_t *err)
 }
 
 pid_t kg_proc_pid(const kg_proc_t *p) { return p->pid; }
-int kg_proc_pidfd(const kg_proc_t *p) { return p->sbx_proc ? sbx_proc_pidfd(p->sbx_proc) : p->pidfd; }
+int kg_proc_pidfd(const kg_proc_t *p)
+{
+    return p->sbx_proc ? sbx_proc_pidfd(p->sbx_proc) : p->pidfd;
+}
 
 int kg_proc_signal(kg_proc_t *p, int sig)
 {
@@ -232,7 +242,8 @@ int kg_proc_reap(kg_proc_t *p, kg_proc_exit_t *out, cb_error_t *err)
             if (rc < 0)
                 return cb_error_make(err, errno, "reap process %d", (int)p->pid);
             bool exited = info.si_code == CLD_EXITED;
-            p->exit = (kg_proc_exit_t){exited, exited ? info.si_status : 0, exited ? 0 : info.si_status, false};
+            p->exit = (kg_proc_exit_t){exited, exited ? info.si_status : 0,
+                                       exited ? 0 : info.si_status, false};
         }
         p->reaped = true;
     }
@@ -247,7 +258,8 @@ char *kg_proc_exit_describe(const kg_proc_exit_t *ex)
         return cb_strdup_printf("exited with code %d", ex->code);
     const char *name = sigabbrev_np(ex->signal);
     return cb_strdup_printf("killed by SIG%s%s", name ? name : "?",
-                            ex->oom ? " (out of memory: the sandbox's memory limit was reached)" : "");
+                            ex->oom ? " (out of memory: the sandbox's memory limit was reached)"
+                                    : "");
 }
 
 void kg_proc_destroy(kg_proc_t **p_p)

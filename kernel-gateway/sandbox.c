@@ -20,8 +20,8 @@
 
 static void s_fill_limits(kg_sandbox_limits_t *l, const kg_sandbox_limits_t *defaults)
 {
-    static const kg_sandbox_limits_t builtin = {.memory_mb = 2048, .pids_max = 1024, .cpu_millis = 0,
-                                                .tmp_mb = 256, .workspace_mb = 1024};
+    static const kg_sandbox_limits_t builtin = {
+        .memory_mb = 2048, .pids_max = 1024, .cpu_millis = 0, .tmp_mb = 256, .workspace_mb = 1024};
     const kg_sandbox_limits_t *layers[2] = {defaults, &builtin};
     for (int i = 0; i < 2; i++) {
         if (!layers[i])
@@ -99,14 +99,16 @@ kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits
     sb->init_watched = zloop_poller(gw->loop, &item, s_on_init_exit, sb) == 0;
     gw->counters.sandboxes_created++;
     kg_gateway_note_layers(gw, sbx_layers(sb->sbx));
-    kg_sandbox_log(sb, "sandbox", "created (memory %llu MiB, pids %llu, workspace %llu MiB%s)",
-                   (unsigned long long)sb->limits.memory_mb, (unsigned long long)sb->limits.pids_max,
-                   (unsigned long long)sb->limits.workspace_mb, workspace_dir ? ", persistent" : "");
+    kg_sandbox_log(
+        sb, "sandbox", "created (memory %llu MiB, pids %llu, workspace %llu MiB%s)",
+        (unsigned long long)sb->limits.memory_mb, (unsigned long long)sb->limits.pids_max,
+        (unsigned long long)sb->limits.workspace_mb, workspace_dir ? ", persistent" : "");
     cb_debug("sandbox %.8s: created (init pid %d)", sb->id, (int)sbx_init_pid(sb->sbx));
     return sb;
 }
 
-kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, cb_error_t *err)
+kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits,
+                                cb_error_t *err)
 {
     return kg_sandbox_new(gw, limits, NULL, NULL, NULL, err);
 }
@@ -175,7 +177,8 @@ void kg_sandbox_touch(kg_sandbox_t *self)
         gw->policy->used(self, gw->policy_arg);
 }
 
-void kg_sandbox_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
+void kg_sandbox_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event,
+                             const char *detail)
 {
     kg_gateway_t *gw = sb->gw;
     if (gw->policy && gw->policy->kernel_event)
@@ -204,7 +207,7 @@ static void s_run_ends(kg_gateway_t *gw, void *arg)
 {
     gw->ends_queued = false;
     if (gw->destroying)
-        return; /* kg_gateway_destroy destroys what is left */
+        return;                                 /* kg_gateway_destroy destroys what is left */
     zlistx_t *ids = zhashx_keys(gw->sandboxes); /* by id: an ending hook may end others */
     for (const char *id = ids ? zlistx_first(ids) : NULL; id; id = zlistx_next(ids)) {
         kg_sandbox_t *sb = zhashx_lookup(gw->sandboxes, id);
@@ -224,7 +227,8 @@ bool kg_sandbox_busy(kg_sandbox_t *sb)
             return true;
     bool busy = false;
     zlistx_t *kernels = zhashx_values(sb->gw->kernels);
-    for (kg_kernel_t *k = kernels ? zlistx_first(kernels) : NULL; k && !busy; k = zlistx_next(kernels))
+    for (kg_kernel_t *k = kernels ? zlistx_first(kernels) : NULL; k && !busy;
+         k = zlistx_next(kernels))
         busy = k->sandbox == sb && kg_kernel_is_busy(k);
     zlistx_destroy(&kernels);
     return busy;
@@ -263,7 +267,8 @@ json_t *kg_sandbox_logs(kg_sandbox_t *self, size_t max_entries)
         gmtime_r(&secs, &tm);
         size_t len = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(stamp + len, sizeof stamp - len, ".%03dZ", (int)(e->time_ms % 1000));
-        json_t *entry = json_pack("{s:s, s:s, s:s}", "time", stamp, "source", e->source, "text", e->text);
+        json_t *entry =
+            json_pack("{s:s, s:s, s:s}", "time", stamp, "source", e->source, "text", e->text);
         if (!entry || json_array_append_new(out, entry) < 0) {
             json_decref(out);
             out = NULL;
@@ -317,10 +322,11 @@ char *kg_sandbox_tmp_note(kg_sandbox_t *sb)
     if (!limit || held < limit / 4) /* a large share: a quarter of the limit or more */
         return NULL;
     const char *where = !u.shm_bytes ? "/tmp" : !u.tmp_bytes ? "/dev/shm" : "/tmp and /dev/shm";
-    return cb_strdup_printf("the sandbox's %s %s %llu MiB, which counts against its %llu MiB memory "
-                            "limit (files there live in memory): delete what is not needed there",
-                            where, u.tmp_bytes && u.shm_bytes ? "hold" : "holds",
-                            (unsigned long long)(held >> 20), (unsigned long long)sb->limits.memory_mb);
+    return cb_strdup_printf(
+        "the sandbox's %s %s %llu MiB, which counts against its %llu MiB memory "
+        "limit (files there live in memory): delete what is not needed there",
+        where, u.tmp_bytes && u.shm_bytes ? "hold" : "holds", (unsigned long long)(held >> 20),
+        (unsigned long long)sb->limits.memory_mb);
 }
 
 json_t *kg_sandbox_info(kg_sandbox_t *self)
@@ -339,30 +345,31 @@ json_t *kg_sandbox_info(kg_sandbox_t *self)
     zlistx_destroy(&all);
     const kg_sandbox_limits_t *l = &self->limits;
     json_t *info = json_pack(
-        "{s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o*, s:{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}, s:o*}",
-        "id", self->id, "created_ms", (json_int_t)self->created_ms,
-        "limits", "memory_mb", (json_int_t)l->memory_mb, "pids_max", (json_int_t)l->pids_max,
-        "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb", (json_int_t)l->tmp_mb,
-        "workspace_mb", (json_int_t)l->workspace_mb,
-        "layers", kg_layers_json(sbx_layers(self->sbx)),
-        "usage", "memory_bytes", (json_int_t)u.memory_bytes,
-        "memory_peak_bytes", (json_int_t)u.memory_peak_bytes,
-        "memory_limit_bytes", (json_int_t)u.memory_limit_bytes, "pids", (json_int_t)u.pids,
-        "cpu_usage_us", (json_int_t)u.cpu_usage_us, "cpu_share", share, "cpu_share_avg", share_avg,
-        "oom_kills", (json_int_t)u.oom_kills, "workspace_bytes", (json_int_t)u.workspace_bytes,
-        "workspace_limit_bytes", (json_int_t)u.workspace_limit_bytes,
+        "{s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o*, s:{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, "
+        "s:I, s:I}, s:o*}",
+        "id", self->id, "created_ms", (json_int_t)self->created_ms, "limits", "memory_mb",
+        (json_int_t)l->memory_mb, "pids_max", (json_int_t)l->pids_max, "cpu_millis",
+        (json_int_t)l->cpu_millis, "tmp_mb", (json_int_t)l->tmp_mb, "workspace_mb",
+        (json_int_t)l->workspace_mb, "layers", kg_layers_json(sbx_layers(self->sbx)), "usage",
+        "memory_bytes", (json_int_t)u.memory_bytes, "memory_peak_bytes",
+        (json_int_t)u.memory_peak_bytes, "memory_limit_bytes", (json_int_t)u.memory_limit_bytes,
+        "pids", (json_int_t)u.pids, "cpu_usage_us", (json_int_t)u.cpu_usage_us, "cpu_share", share,
+        "cpu_share_avg", share_avg, "oom_kills", (json_int_t)u.oom_kills, "workspace_bytes",
+        (json_int_t)u.workspace_bytes, "workspace_limit_bytes", (json_int_t)u.workspace_limit_bytes,
         "kernels", kernels);
     json_t *usage = json_object_get(info, "usage");
-    if (usage && json_object_update_new(usage, json_pack("{s:I, s:I, s:I}", "tmp_bytes", (json_int_t)u.tmp_bytes,
-                                                         "shm_bytes", (json_int_t)u.shm_bytes, "tmp_limit_bytes",
+    if (usage && json_object_update_new(usage, json_pack("{s:I, s:I, s:I}", "tmp_bytes",
+                                                         (json_int_t)u.tmp_bytes, "shm_bytes",
+                                                         (json_int_t)u.shm_bytes, "tmp_limit_bytes",
                                                          (json_int_t)u.tmp_limit_bytes)) < 0) {
         json_decref(info);
         return NULL;
     }
-    if (info && json_object_update_new(info, json_pack("{s:I, s:I, s:I}", "init_pid",
-                                                       (json_int_t)sbx_init_pid(self->sbx), "executions",
-                                                       (json_int_t)self->executions, "commands",
-                                                       (json_int_t)self->commands_run)) < 0) {
+    if (info &&
+        json_object_update_new(info, json_pack("{s:I, s:I, s:I}", "init_pid",
+                                               (json_int_t)sbx_init_pid(self->sbx), "executions",
+                                               (json_int_t)self->executions, "commands",
+                                               (json_int_t)self->commands_run)) < 0) {
         json_decref(info);
         return NULL;
     }
@@ -381,8 +388,8 @@ int kg_sandbox_file_read(kg_sandbox_t *self, const char *path, size_t max_bytes,
     return sbx_file_read(self->sbx, path, max_bytes, out, err);
 }
 
-int kg_sandbox_file_read_range(kg_sandbox_t *self, const char *path, uint64_t offset, size_t max_bytes,
-                               cb_buf_t *out, uint64_t *size, cb_error_t *err)
+int kg_sandbox_file_read_range(kg_sandbox_t *self, const char *path, uint64_t offset,
+                               size_t max_bytes, cb_buf_t *out, uint64_t *size, cb_error_t *err)
 {
     kg_sandbox_touch(self);
     return sbx_file_read_range(self->sbx, path, offset, max_bytes, out, size, err);
@@ -407,9 +414,9 @@ json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *e
     for (size_t i = 0; i < count; i++) {
         /* A name need not be UTF-8; one that is not is shown with U+FFFD (so jansson takes it). */
         cleanup_free char *name = cb_text_lossy(list[i].name, strlen(list[i].name), NULL);
-        json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:I}", "name", name, "type", types[list[i].type],
-                                             "size", (json_int_t)list[i].size, "mtime_ms",
-                                             (json_int_t)list[i].mtime_ms));
+        json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:I}", "name", name, "type",
+                                             types[list[i].type], "size", (json_int_t)list[i].size,
+                                             "mtime_ms", (json_int_t)list[i].mtime_ms));
     }
     sbx_dirents_free(list, count);
     return out;

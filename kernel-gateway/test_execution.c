@@ -28,8 +28,8 @@ static struct {
     size_t n_sent;
     s_timer_t timers[16];
     int next_timer;
-    int finished;   /* kg_kernel_execution_finished calls */
-    int restarts;   /* kg_kernel_restart_for calls */
+    int finished; /* kg_kernel_execution_finished calls */
+    int restarts; /* kg_kernel_restart_for calls */
 } s_fake;
 
 int kg_kernel_send(kg_kernel_t *k, jp_channel_t ch, jp_msg_t **msg_p)
@@ -122,10 +122,10 @@ static kg_gateway_t s_gw;
 static kg_kernel_t s_kernel;
 
 typedef struct {
-    json_t *result;   /* the final result, once on_done ran */
-    int done;         /* on_done calls */
-    int outputs;      /* on_output calls */
-    char kinds[256];  /* the output kinds, in order, space-separated */
+    json_t *result;  /* the final result, once on_done ran */
+    int done;        /* on_done calls */
+    int outputs;     /* on_output calls */
+    char kinds[256]; /* the output kinds, in order, space-separated */
 } s_seen_t;
 
 static void s_on_output(kg_execution_t *x, const char *kind, json_t *content, void *arg)
@@ -157,12 +157,17 @@ static void s_reset(void)
 }
 
 /* Start code (with stdin_text, may be NULL) the way kg_execute does; the request is sent[0]. */
-static kg_execution_t *s_start(s_seen_t *seen, const char *code, const char *stdin_text, int timeout_ms)
+static kg_execution_t *s_start(s_seen_t *seen, const char *code, const char *stdin_text,
+                               int timeout_ms)
 {
     s_reset();
     *seen = (s_seen_t){0};
-    kg_execute_opts_t opts = {.code = code, .stdin_text = stdin_text, .timeout_ms = timeout_ms,
-                              .on_output = s_on_output, .on_done = s_on_done, .arg = seen};
+    kg_execute_opts_t opts = {.code = code,
+                              .stdin_text = stdin_text,
+                              .timeout_ms = timeout_ms,
+                              .on_output = s_on_output,
+                              .on_done = s_on_done,
+                              .arg = seen};
     cb_error_t err = {0};
     kg_execution_t *x = kg_execute(&s_kernel, &opts, &err);
     CB_OK(x && s_fake.n_sent == 1 && strcmp(jp_msg_type(s_fake.sent[0]), "execute_request") == 0,
@@ -171,7 +176,8 @@ static kg_execution_t *s_start(s_seen_t *seen, const char *code, const char *std
 }
 
 /* A message from the kernel whose parent is the request that sent[which] is. */
-static void s_deliver(kg_execution_t *x, jp_channel_t ch, const char *type, const char *content_json, size_t which)
+static void s_deliver(kg_execution_t *x, jp_channel_t ch, const char *type,
+                      const char *content_json, size_t which)
 {
     json_error_t jerr;
     json_t *content = json_loads(content_json, JSON_ALLOW_NUL, &jerr);
@@ -203,16 +209,19 @@ static void s_in_order(void)
     s_seen_t seen;
     kg_execution_t *x = s_start(&seen, "print('hi'); 42", NULL, 0);
     json_auto_t *req = json_deep_copy(s_fake.sent[0]->content);
-    CB_EQ_STR(json_string_value(json_object_get(req, "code")), "print('hi'); 42", "the request carries the code");
+    CB_EQ_STR(json_string_value(json_object_get(req, "code")), "print('hi'); 42",
+              "the request carries the code");
     CB_OK(json_is_false(json_object_get(req, "stop_on_error")), "stop_on_error is off");
-    CB_OK(json_is_false(json_object_get(req, "allow_stdin")), "no stdin offered: allow_stdin false");
+    CB_OK(json_is_false(json_object_get(req, "allow_stdin")),
+          "no stdin offered: allow_stdin false");
     BUSY(x);
     INPUT(x);
     IOPUB(x, "stream", "{\"name\": \"stdout\", \"text\": \"hi\\n\"}");
     json_auto_t *snap = kg_execution_snapshot(x);
     CB_EQ_STR(s_str(snap, "status"), "running", "a snapshot while it runs");
     CB_EQ_STR(s_str(snap, "stdout"), "hi\n", "... holds the output so far");
-    IOPUB(x, "execute_result", "{\"data\": {\"text/plain\": \"42\"}, \"metadata\": {}, \"execution_count\": 3}");
+    IOPUB(x, "execute_result",
+          "{\"data\": {\"text/plain\": \"42\"}, \"metadata\": {}, \"execution_count\": 3}");
     REPLY_OK(x);
     CB_EQ_INT(seen.done, 0, "the reply alone does not end it");
     IDLE(x);
@@ -221,11 +230,14 @@ static void s_in_order(void)
     CB_EQ_STR(s_str(seen.result, "status"), "ok", "status ok");
     CB_EQ_STR(s_str(seen.result, "stdout"), "hi\n", "stdout");
     CB_EQ_STR(s_str(seen.result, "stderr"), "", "stderr empty");
-    CB_EQ_INT(json_integer_value(json_object_get(seen.result, "execution_count")), 3, "execution_count");
+    CB_EQ_INT(json_integer_value(json_object_get(seen.result, "execution_count")), 3,
+              "execution_count");
     json_t *results = json_object_get(seen.result, "results");
     CB_EQ_SIZE(json_array_size(results), 1, "one result");
-    CB_OK(json_is_true(json_object_get(json_array_get(results, 0), "is_main_result")), "the main result");
-    CB_EQ_STR(s_str(json_object_get(json_array_get(results, 0), "data"), "text/plain"), "42", "its data");
+    CB_OK(json_is_true(json_object_get(json_array_get(results, 0), "is_main_result")),
+          "the main result");
+    CB_EQ_STR(s_str(json_object_get(json_array_get(results, 0), "data"), "text/plain"), "42",
+              "its data");
     CB_OK(json_is_null(json_object_get(seen.result, "error")), "no error");
     CB_EQ_STR(seen.kinds, "stream execute_result", "outputs streamed as they came");
     CB_EQ_SIZE(s_fake.n_sent, 1, "nothing else was sent");
@@ -247,8 +259,10 @@ static void s_reply_before_outputs(void)
     IDLE(x);
     CB_EQ_INT(seen.done, 1, "ended by idle");
     CB_EQ_STR(s_str(seen.result, "stderr"), "late", "a stream after the reply is kept");
-    CB_EQ_SIZE(json_array_size(json_object_get(seen.result, "results")), 1, "so is a display after it");
-    CB_OK(json_is_false(json_object_get(json_array_get(json_object_get(seen.result, "results"), 0), "is_main_result")),
+    CB_EQ_SIZE(json_array_size(json_object_get(seen.result, "results")), 1,
+               "so is a display after it");
+    CB_OK(json_is_false(json_object_get(json_array_get(json_object_get(seen.result, "results"), 0),
+                                        "is_main_result")),
           "display_data is not the main result");
     json_decref(seen.result);
 }
@@ -265,9 +279,11 @@ static void s_idle_before_reply(void)
     IDLE(x); /* a duplicate */
     CB_EQ_INT(seen.done, 0, "idle alone does not end it");
     CB_EQ_SIZE(s_fake.n_sent, 2, "one barrier for two idles");
-    CB_EQ_STR(jp_msg_type(s_fake.sent[1]), "kernel_info_request", "the barrier is a kernel_info_request");
+    CB_EQ_STR(jp_msg_type(s_fake.sent[1]), "kernel_info_request",
+              "the barrier is a kernel_info_request");
     CB_EQ_INT(s_fake.sent_ch[1], JP_CH_SHELL, "... on shell, behind the execute_request");
-    CB_OK(kg_execution_owns(x, jp_msg_id(s_fake.sent[1])), "the execution owns the barrier's reply");
+    CB_OK(kg_execution_owns(x, jp_msg_id(s_fake.sent[1])),
+          "the execution owns the barrier's reply");
     REPLY_OK(x);
     CB_EQ_INT(seen.done, 1, "the reply ends it");
     CB_EQ_STR(s_str(seen.result, "status"), "ok", "status ok");
@@ -288,7 +304,8 @@ static void s_dropped_request(void)
     CB_EQ_STR(s_str(seen.result, "status"), "error", "status error (no reply says otherwise)");
     json_t *notes = json_object_get(seen.result, "notes");
     const char *note = json_string_value(json_array_get(notes, json_array_size(notes) - 1));
-    CB_OK(note && strstr(note, "without a reply"), "a note says the kernel ended it without a reply");
+    CB_OK(note && strstr(note, "without a reply"),
+          "a note says the kernel ended it without a reply");
     CB_EQ_INT(s_fake.restarts, 0, "no restart");
     json_decref(seen.result);
 }
@@ -299,22 +316,28 @@ static void s_errors(void)
     kg_execution_t *x = s_start(&seen, "1/0", NULL, 0);
     BUSY(x);
     INPUT(x);
-    IOPUB(x, "error", "{\"ename\": \"ZeroDivisionError\", \"evalue\": \"division by zero\", \"traceback\": [\"tb\"]}");
-    SHELL(x, "execute_reply", "{\"status\": \"error\", \"execution_count\": 4, \"ename\": \"Other\", "
-                              "\"evalue\": \"ignored\", \"traceback\": []}");
+    IOPUB(x, "error",
+          "{\"ename\": \"ZeroDivisionError\", \"evalue\": \"division by zero\", \"traceback\": "
+          "[\"tb\"]}");
+    SHELL(x, "execute_reply",
+          "{\"status\": \"error\", \"execution_count\": 4, \"ename\": \"Other\", "
+          "\"evalue\": \"ignored\", \"traceback\": []}");
     IDLE(x);
     CB_EQ_STR(s_str(seen.result, "status"), "error", "status error");
     json_t *error = json_object_get(seen.result, "error");
     CB_EQ_STR(s_str(error, "ename"), "ZeroDivisionError", "the iopub error wins over the reply's");
     CB_EQ_STR(s_str(error, "evalue"), "division by zero", "its value");
-    CB_EQ_INT(json_integer_value(json_object_get(seen.result, "execution_count")), 4, "count from the reply");
+    CB_EQ_INT(json_integer_value(json_object_get(seen.result, "execution_count")), 4,
+              "count from the reply");
     json_decref(seen.result);
 
     /* Only the reply says error: its fields make the error. */
     x = s_start(&seen, "1/0", NULL, 0);
     IDLE(x);
-    SHELL(x, "execute_reply", "{\"status\": \"error\", \"ename\": \"E\", \"evalue\": \"v\", \"traceback\": []}");
-    CB_EQ_STR(s_str(json_object_get(seen.result, "error"), "ename"), "E", "an error from the reply alone");
+    SHELL(x, "execute_reply",
+          "{\"status\": \"error\", \"ename\": \"E\", \"evalue\": \"v\", \"traceback\": []}");
+    CB_EQ_STR(s_str(json_object_get(seen.result, "error"), "ename"), "E",
+              "an error from the reply alone");
     json_decref(seen.result);
 
     /* A reply without a status reads as error. */
@@ -331,17 +354,24 @@ static void s_outputs(void)
     kg_execution_t *x = s_start(&seen, "x", NULL, 0);
     IOPUB(x, "stream", "{\"name\": \"stdout\", \"text\": \"a\\u0000b\"}");
     IOPUB(x, "stream", "{\"name\": \"stdout\", \"text\": \"c\"}");
-    IOPUB(x, "stream", "{\"name\": \"stdout\", \"text\": \"c\"}"); /* a duplicate is just more output */
-    IOPUB(x, "stream", "{\"name\": \"stdout\", \"text\": 5}");     /* not text: ignored */
-    IOPUB(x, "display_data", "{\"data\": {\"text/plain\": \"v1\"}, \"metadata\": {}, "
-                             "\"transient\": {\"display_id\": \"d1\"}}");
-    IOPUB(x, "update_display_data", "{\"data\": {\"text/plain\": \"v2\"}, \"metadata\": {}, "
-                                    "\"transient\": {\"display_id\": \"d1\"}}");
-    IOPUB(x, "update_display_data", "{\"data\": {\"text/plain\": \"other\"}, \"metadata\": {}, "
-                                    "\"transient\": {\"display_id\": \"d2\"}}");
+    IOPUB(x, "stream",
+          "{\"name\": \"stdout\", \"text\": \"c\"}");          /* a duplicate is just more output */
+    IOPUB(x, "stream", "{\"name\": \"stdout\", \"text\": 5}"); /* not text: ignored */
+    IOPUB(x, "display_data",
+          "{\"data\": {\"text/plain\": \"v1\"}, \"metadata\": {}, "
+          "\"transient\": {\"display_id\": \"d1\"}}");
+    IOPUB(x, "update_display_data",
+          "{\"data\": {\"text/plain\": \"v2\"}, \"metadata\": {}, "
+          "\"transient\": {\"display_id\": \"d1\"}}");
+    IOPUB(x, "update_display_data",
+          "{\"data\": {\"text/plain\": \"other\"}, \"metadata\": {}, "
+          "\"transient\": {\"display_id\": \"d2\"}}");
     REPLY_OK(x);
     IDLE(x);
-    CB_EQ_STR(s_str(seen.result, "stdout"), "a\xEF\xBF\xBD" "bcc", "a NUL in a stream becomes U+FFFD");
+    CB_EQ_STR(s_str(seen.result, "stdout"),
+              "a\xEF\xBF\xBD"
+              "bcc",
+              "a NUL in a stream becomes U+FFFD");
     json_t *results = json_object_get(seen.result, "results");
     CB_EQ_SIZE(json_array_size(results), 1, "updates replace, they do not add");
     CB_EQ_STR(s_str(json_object_get(json_array_get(results, 0), "data"), "text/plain"), "v2",
@@ -357,9 +387,11 @@ static void s_outputs(void)
     IOPUB(x, "stream", "{\"name\": \"stdout\", \"text\": \"last\"}");
     REPLY_OK(x);
     IDLE(x);
-    CB_EQ_STR(s_str(seen.result, "stdout"), "last", "clear_output clears, wait=True at the next output");
+    CB_EQ_STR(s_str(seen.result, "stdout"), "last",
+              "clear_output clears, wait=True at the next output");
     CB_EQ_STR(s_str(seen.result, "stderr"), "", "both streams");
-    CB_EQ_STR(seen.kinds, "stream clear_output stream stream clear_output stream", "every output kind streamed");
+    CB_EQ_STR(seen.kinds, "stream clear_output stream stream clear_output stream",
+              "every output kind streamed");
     json_decref(seen.result);
 }
 
@@ -367,7 +399,8 @@ static void s_stdin(void)
 {
     s_seen_t seen;
     kg_execution_t *x = s_start(&seen, "input(); input(); input()", "first\nsecond", 0);
-    CB_OK(json_is_true(json_object_get(s_fake.sent[0]->content, "allow_stdin")), "stdin offered: allow_stdin");
+    CB_OK(json_is_true(json_object_get(s_fake.sent[0]->content, "allow_stdin")),
+          "stdin offered: allow_stdin");
     INPUT(x);
     s_deliver(x, JP_CH_STDIN, "input_request", "{\"prompt\": \"? \"}", 0);
     s_deliver(x, JP_CH_STDIN, "input_request", "{\"prompt\": \"? \"}", 0);
@@ -385,8 +418,10 @@ static void s_stdin(void)
     CB_EQ_STR(s_str(seen.result, "status"), "error", "status error");
     CB_EQ_STR(s_str(json_object_get(seen.result, "error"), "ename"), "StdinNotProvided",
               "the error says stdin ran out");
-    CB_OK(strstr(s_str(json_object_get(seen.result, "error"), "evalue"), "more? "), "naming the prompt");
-    CB_EQ_STR(seen.kinds, "input_request input_request input_request error", "input requests are outputs too");
+    CB_OK(strstr(s_str(json_object_get(seen.result, "error"), "evalue"), "more? "),
+          "naming the prompt");
+    CB_EQ_STR(seen.kinds, "input_request input_request input_request error",
+              "input requests are outputs too");
     json_decref(seen.result);
 }
 
@@ -448,7 +483,8 @@ static void s_state_lost(void)
     kg_execution_t *x = kg_execute(&s_kernel, &opts, NULL);
     REPLY_OK(x);
     IDLE(x);
-    CB_OK(json_is_true(json_object_get(seen.result, "kernel_restarted")), "the next execution after a restart says so");
+    CB_OK(json_is_true(json_object_get(seen.result, "kernel_restarted")),
+          "the next execution after a restart says so");
     const char *note = json_string_value(json_array_get(json_object_get(seen.result, "notes"), 0));
     CB_OK(note && strstr(note, "the kernel died and was restarted"), "with the reason in a note");
     CB_OK(!s_kernel.state_lost_reason, "the reason is taken once");

@@ -62,8 +62,8 @@ static int s_number(const char *name, const char *text, double min, double max, 
     char *end = NULL;
     double v = strtod(text, &end);
     if (!text[0] || *end || !isfinite(v) || v < min || v > max || (integer && v != floor(v)))
-        return cb_error_fail(err, CB_ERR_INVALID, "%s must be %s from %g to %g (%s); got '%.40s'", name,
-                             integer ? "a whole number" : "a number", min, max, unit, text);
+        return cb_error_fail(err, CB_ERR_INVALID, "%s must be %s from %g to %g (%s); got '%.40s'",
+                             name, integer ? "a whole number" : "a number", min, max, unit, text);
     *out = v;
     return 0;
 }
@@ -76,7 +76,8 @@ static int s_log_level(mcp_config_t *cfg, cb_error_t *err)
         if (!v || !v[0])
             continue;
         if (cb_log_level_parse(v, &cfg->log_level) < 0)
-            return cb_error_fail(err, CB_ERR_INVALID, "%s must be debug, info, warn, error or off; got '%.40s'",
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "%s must be debug, info, warn, error or off; got '%.40s'",
                                  names[i], v);
         cfg->log_level_set = true;
         return 0;
@@ -86,7 +87,8 @@ static int s_log_level(mcp_config_t *cfg, cb_error_t *err)
         return 0;
     bool on = strcmp(debug, "1") == 0 || strcasecmp(debug, "true") == 0;
     if (!on && strcmp(debug, "0") != 0 && strcasecmp(debug, "false") != 0)
-        return cb_error_fail(err, CB_ERR_INVALID, "E2B_DEBUG must be 0, 1, true or false; got '%.40s'", debug);
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "E2B_DEBUG must be 0, 1, true or false; got '%.40s'", debug);
     if (on) {
         cfg->log_level = CB_LOG_DEBUG;
         cfg->log_level_set = true;
@@ -151,14 +153,18 @@ int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
     const char *state = getenv("CELLBLOCK_STATE_DIR");
     if (state && state[0]) {
         if (state[0] != '/')
-            return cb_error_fail(err, CB_ERR_INVALID, "CELLBLOCK_STATE_DIR must be an absolute path; got '%.60s'", state);
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "CELLBLOCK_STATE_DIR must be an absolute path; got '%.60s'",
+                                 state);
         cfg->state_dir = state;
     }
     const char *net = getenv("CELLBLOCK_NETWORK");
     if (net && net[0] && strcasecmp(net, "none") != 0 && strcasecmp(net, "off") != 0)
-        return cb_error_fail(err, CB_ERR_INVALID,
-                             "CELLBLOCK_NETWORK must be none (sandboxes have only loopback; network "
-                             "access is not offered yet); got '%.40s'", net);
+        return cb_error_fail(
+            err, CB_ERR_INVALID,
+            "CELLBLOCK_NETWORK must be none (sandboxes have only loopback; network "
+            "access is not offered yet); got '%.40s'",
+            net);
     return s_log_level(cfg, err);
 }
 
@@ -171,7 +177,8 @@ int mcp_config_pool_each(const char *spec, mcp_pool_fn *fn, void *arg, cb_error_
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char item[128];
         if (len == 0 || len >= sizeof item)
-            return cb_error_fail(err, CB_ERR_INVALID, "expected template=count[,template=count...], got '%.60s'", spec);
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "expected template=count[,template=count...], got '%.60s'", spec);
         memcpy(item, p, len);
         item[len] = '\0';
         char *eq = strchr(item, '=');

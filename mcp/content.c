@@ -19,8 +19,11 @@ static const char *const s_image_types[] = {"image/png", "image/jpeg", "image/gi
 static const struct {
     const char *mime;
     const char *ext;
-} s_rich_types[] = {{"text/html", "html"},       {"image/svg+xml", "svg"}, {"text/markdown", "md"},
-                    {"text/latex", "tex"},       {"application/json", "json"}};
+} s_rich_types[] = {{"text/html", "html"},
+                    {"image/svg+xml", "svg"},
+                    {"text/markdown", "md"},
+                    {"text/latex", "tex"},
+                    {"application/json", "json"}};
 
 char *mcp_strip_ansi(const char *text)
 {
@@ -83,13 +86,13 @@ char *mcp_limit_text(mcp_server_t *srv, mcp_sandbox_t *sb, const char *text, con
         cleanup_free char *path = cb_strdup_printf("%s/%s", MCP_OUTPUTS_DIR, name);
         cb_error_t err = {0};
         if (kg_sandbox_file_write(sb->kg, path, text, strlen(text), true, &err) == 0)
-            where = cb_strdup_printf("The whole of it is in %s; file_download with offset %zu reads on.",
-                                     path, keep);
+            where = cb_strdup_printf(
+                "The whole of it is in %s; file_download with offset %zu reads on.", path, keep);
         else
             where = cb_strdup_printf("It could not be saved in the workspace (%s).", err.msg);
     }
-    cleanup_free char *note = cb_strdup_printf("%s was %zu characters; the first %zu are shown. %s", what,
-                                               chars, limit, where ? where : "");
+    cleanup_free char *note = cb_strdup_printf("%s was %zu characters; the first %zu are shown. %s",
+                                               what, chars, limit, where ? where : "");
     if (notes)
         json_array_append_new(notes, json_string(note));
     return cb_xstrndup(text, keep);
@@ -108,7 +111,8 @@ static char *s_compact_base64(const char *text)
 
 static void s_append_text(json_t *content, const char *prefix, const char *text)
 {
-    cleanup_free char *joined = prefix ? cb_strdup_printf("%s%s", prefix, text) : NULL; /* NULL: none */
+    cleanup_free char *joined =
+        prefix ? cb_strdup_printf("%s%s", prefix, text) : NULL; /* NULL: none */
     json_array_append_new(content, mcp_text_block(joined ? joined : text));
 }
 
@@ -121,7 +125,7 @@ static bool s_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *xid, size
     const char *mime;
     json_t *value;
     void *tmp;
-    json_object_foreach_safe(data, tmp, mime, value) {
+    json_object_foreach_safe (data, tmp, mime, value) {
         const char *text = json_string_value(value);
         if (!text)
             continue;
@@ -133,8 +137,9 @@ static bool s_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *xid, size
             fixed = s_compact_base64(text);
         } else {
             bool cut = false;
-            cleanup_free char *name = cb_strdup_printf("%s-result%zu-%s.txt", xid, index,
-                                                       strchr(mime, '/') ? strchr(mime, '/') + 1 : mime);
+            cleanup_free char *name =
+                cb_strdup_printf("%s-result%zu-%s.txt", xid, index,
+                                 strchr(mime, '/') ? strchr(mime, '/') + 1 : mime);
             cleanup_free char *what = cb_strdup_printf("result %zu (%s)", index, mime);
             fixed = mcp_limit_text(srv, sb, text, what, name, notes, &cut);
             any_cut |= cut;
@@ -148,8 +153,8 @@ static bool s_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *xid, size
     for (size_t i = 0; i < sizeof s_image_types / sizeof s_image_types[0]; i++) {
         const char *b64 = json_string_value(json_object_get(data, s_image_types[i]));
         if (b64 && !shown_image) {
-            json_array_append_new(content, json_pack("{s:s, s:s, s:s}", "type", "image", "data", b64,
-                                                     "mimeType", s_image_types[i]));
+            json_array_append_new(content, json_pack("{s:s, s:s, s:s}", "type", "image", "data",
+                                                     b64, "mimeType", s_image_types[i]));
             shown_image = true;
         }
     }
@@ -160,14 +165,17 @@ static bool s_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *xid, size
         json_t *v = json_object_get(data, s_rich_types[i].mime);
         if (!v)
             continue;
-        cleanup_free char *dumped = json_is_string(v) ? NULL : json_dumps(v, JSON_INDENT(1) | JSON_ENCODE_ANY);
-        cleanup_free char *uri = cb_strdup_printf("cellblock://sandbox/%s/execution/%s/result-%zu.%s",
-                                                  sb ? sb->id : "gone", xid, index, s_rich_types[i].ext);
+        cleanup_free char *dumped =
+            json_is_string(v) ? NULL : json_dumps(v, JSON_INDENT(1) | JSON_ENCODE_ANY);
+        cleanup_free char *uri =
+            cb_strdup_printf("cellblock://sandbox/%s/execution/%s/result-%zu.%s",
+                             sb ? sb->id : "gone", xid, index, s_rich_types[i].ext);
         json_array_append_new(content,
                               json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "resource", "resource",
-                                        "uri", uri, "mimeType",
-                                        s_rich_types[i].mime, "text",
-                                        json_is_string(v) ? json_string_value(v) : dumped ? dumped : ""));
+                                        "uri", uri, "mimeType", s_rich_types[i].mime, "text",
+                                        json_is_string(v) ? json_string_value(v)
+                                        : dumped          ? dumped
+                                                          : ""));
     }
     return any_cut;
 }
@@ -192,7 +200,7 @@ json_t *mcp_shell_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *prefi
     json_object_set_new(structured, "truncated", json_boolean(truncated));
     size_t i;
     json_t *note;
-    json_array_foreach(notes, i, note)
+    json_array_foreach (notes, i, note)
         s_append_text(content, "[note] ", json_string_value(note) ?: "");
     s_append_text(content, NULL, closing);
     return content;
@@ -230,8 +238,9 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
     for (size_t i = 0; i < 2; i++) {
         bool cut = false;
         cleanup_free char *name = cb_strdup_printf("%s-%s.txt", xid, streams[i]);
-        cleanup_free char *text = mcp_limit_text(srv, save_in, json_string_value(json_object_get(out, streams[i])),
-                                                 streams[i], name, notes, &cut);
+        cleanup_free char *text =
+            mcp_limit_text(srv, save_in, json_string_value(json_object_get(out, streams[i])),
+                           streams[i], name, notes, &cut);
         truncated |= cut;
         json_object_set_new(out, streams[i], json_string(text));
         if (content && text[0])
@@ -240,7 +249,7 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
 
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(out, "results"), i, r)
+    json_array_foreach (json_object_get(out, "results"), i, r)
         truncated |= s_result(srv, save_in, xid, i, r, notes, content);
 
     json_t *error = json_object_get(out, "error");
@@ -248,7 +257,7 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
         json_t *tb = json_object_get(error, "traceback");
         cb_buf_t joined = {0};
         json_t *line;
-        json_array_foreach(tb, i, line) {
+        json_array_foreach (tb, i, line) {
             cleanup_free char *clean = mcp_strip_ansi(json_string_value(line) ?: "");
             json_array_set_new(tb, i, json_string(clean));
             cb_buf_append(&joined, clean, strlen(clean));
@@ -256,8 +265,9 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
         }
         if (content) {
             if (!joined.len) {
-                cleanup_free char *msg = cb_strdup_printf("%s: %s", json_string_value(json_object_get(error, "ename")) ?: "Error",
-                                                          json_string_value(json_object_get(error, "evalue")) ?: "");
+                cleanup_free char *msg = cb_strdup_printf(
+                    "%s: %s", json_string_value(json_object_get(error, "ename")) ?: "Error",
+                    json_string_value(json_object_get(error, "evalue")) ?: "");
                 s_append_text(content, NULL, msg);
             } else {
                 s_append_text(content, NULL, joined.data);
@@ -269,7 +279,7 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
 
     if (content) {
         json_t *note;
-        json_array_foreach(notes, i, note)
+        json_array_foreach (notes, i, note)
             s_append_text(content, "[note] ", json_string_value(note) ?: "");
         const char *status = json_string_value(json_object_get(out, "status")) ?: "unknown";
         if (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0) {

@@ -12,10 +12,10 @@
 static const struct {
     const char *ext;
     const char *mime;
-} s_mimes[] = {{".png", "image/png"},   {".jpg", "image/jpeg"},  {".jpeg", "image/jpeg"},
-               {".gif", "image/gif"},   {".webp", "image/webp"}, {".svg", "image/svg+xml"},
-               {".html", "text/html"},  {".csv", "text/csv"},    {".json", "application/json"},
-               {".txt", "text/plain"},  {".md", "text/markdown"}, {".py", "text/x-python"}};
+} s_mimes[] = {{".png", "image/png"},  {".jpg", "image/jpeg"},   {".jpeg", "image/jpeg"},
+               {".gif", "image/gif"},  {".webp", "image/webp"},  {".svg", "image/svg+xml"},
+               {".html", "text/html"}, {".csv", "text/csv"},     {".json", "application/json"},
+               {".txt", "text/plain"}, {".md", "text/markdown"}, {".py", "text/x-python"}};
 
 static const char *s_mime_of(const char *path)
 {
@@ -32,8 +32,8 @@ static bool s_is_base64(const char *text, size_t *len_out)
     for (const char *p = text; *p; p++) {
         if (*p == '\n' || *p == '\r')
             continue;
-        bool alpha = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                     *p == '+' || *p == '/';
+        bool alpha = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                     (*p >= '0' && *p <= '9') || *p == '+' || *p == '/';
         if (*p == '=')
             pad++;
         else if (!alpha || pad)
@@ -104,8 +104,10 @@ void mcp_tool_file_upload(mcp_call_t *call, json_t *args)
     zchunk_destroy(&decoded);
     if (rc < 0)
         return mcp_call_fail_err(call, &err);
-    mcp_call_finish(call, NULL, json_pack("{s:s, s:s, s:I}", "path", path, "sandbox_id", sb->id, "bytes", (json_int_t)len),
-                    false);
+    mcp_call_finish(
+        call, NULL,
+        json_pack("{s:s, s:s, s:I}", "path", path, "sandbox_id", sb->id, "bytes", (json_int_t)len),
+        false);
 }
 
 void mcp_tool_file_download(mcp_call_t *call, json_t *args)
@@ -132,16 +134,18 @@ void mcp_tool_file_download(mcp_call_t *call, json_t *args)
         encoding = text_ok && strncmp(mime, "image/", 6) != 0 ? "text" : "base64";
     if (strcmp(encoding, "text") == 0 && !text_ok) {
         cb_buf_free(&buf);
-        return mcp_call_fail(call, "'%s' is not UTF-8 text%s; ask for encoding base64", path,
-                             offset ? " at that offset (it may cut a character: move offset a byte or two)" : "");
+        return mcp_call_fail(
+            call, "'%s' is not UTF-8 text%s; ask for encoding base64", path,
+            offset ? " at that offset (it may cut a character: move offset a byte or two)" : "");
     }
     bool base64 = strcmp(encoding, "base64") == 0;
     cleanup_free char *b64 = base64 ? s_base64_encode(buf.data, buf.len) : NULL;
     bool truncated = offset + buf.len < size;
-    json_t *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s%, s:b, s:s}", "path", path, "sandbox_id", sb->id,
-                            "size", (json_int_t)size, "offset", (json_int_t)offset, "bytes",
-                            (json_int_t)buf.len, "encoding", encoding, "content", base64 ? (b64 ? b64 : "") : buf.data,
-                            base64 ? (b64 ? strlen(b64) : 0) : buf.len, "truncated", truncated, "mime_type", mime);
+    json_t *out = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:s, s:s%, s:b, s:s}", "path", path, "sandbox_id", sb->id,
+        "size", (json_int_t)size, "offset", (json_int_t)offset, "bytes", (json_int_t)buf.len,
+        "encoding", encoding, "content", base64 ? (b64 ? b64 : "") : buf.data,
+        base64 ? (b64 ? strlen(b64) : 0) : buf.len, "truncated", truncated, "mime_type", mime);
     cb_buf_free(&buf);
     if (!out)
         return mcp_call_fail(call, "out of memory reading '%s'", path);
@@ -149,15 +153,17 @@ void mcp_tool_file_download(mcp_call_t *call, json_t *args)
     bool image = base64 && b64 && !truncated && offset == 0 && strncmp(mime, "image/", 6) == 0 &&
                  strcmp(mime, "image/svg+xml") != 0;
     if (image)
-        json_array_append_new(content, json_pack("{s:s, s:s, s:s}", "type", "image", "data", b64, "mimeType", mime));
-    cleanup_free char *head = cb_strdup_printf("%s: %lld bytes from offset %llu of %llu (%s)%s%s", path,
-                                               (long long)json_integer_value(json_object_get(out, "bytes")),
-                                               (unsigned long long)offset, (unsigned long long)size, encoding,
-                                               truncated ? "; more remains: call again with a larger offset" : "",
-                                               image ? "" : ":");
+        json_array_append_new(
+            content, json_pack("{s:s, s:s, s:s}", "type", "image", "data", b64, "mimeType", mime));
+    cleanup_free char *head = cb_strdup_printf(
+        "%s: %lld bytes from offset %llu of %llu (%s)%s%s", path,
+        (long long)json_integer_value(json_object_get(out, "bytes")), (unsigned long long)offset,
+        (unsigned long long)size, encoding,
+        truncated ? "; more remains: call again with a larger offset" : "", image ? "" : ":");
     json_array_append_new(content, mcp_text_block(head));
     if (!image)
-        json_array_append_new(content, mcp_text_block(json_string_value(json_object_get(out, "content"))));
+        json_array_append_new(content,
+                              mcp_text_block(json_string_value(json_object_get(out, "content"))));
     mcp_call_finish(call, content, out, false);
 }
 
@@ -171,8 +177,10 @@ void mcp_tool_file_list(mcp_call_t *call, json_t *args)
     json_t *entries = kg_sandbox_file_list(sb->kg, path, &err);
     if (!entries)
         return mcp_call_fail_err(call, &err);
-    mcp_call_finish(call, NULL, json_pack("{s:s, s:s, s:o}", "path", path, "sandbox_id", sb->id, "entries", entries),
-                    false);
+    mcp_call_finish(
+        call, NULL,
+        json_pack("{s:s, s:s, s:o}", "path", path, "sandbox_id", sb->id, "entries", entries),
+        false);
 }
 
 void mcp_tool_file_delete(mcp_call_t *call, json_t *args)
@@ -184,5 +192,7 @@ void mcp_tool_file_delete(mcp_call_t *call, json_t *args)
     cb_error_t err = {0};
     if (kg_sandbox_file_remove(sb->kg, path, mcp_arg_bool(args, "recursive", false), &err) < 0)
         return mcp_call_fail_err(call, &err);
-    mcp_call_finish(call, NULL, json_pack("{s:s, s:s, s:b}", "path", path, "sandbox_id", sb->id, "deleted", 1), false);
+    mcp_call_finish(call, NULL,
+                    json_pack("{s:s, s:s, s:b}", "path", path, "sandbox_id", sb->id, "deleted", 1),
+                    false);
 }

@@ -61,12 +61,12 @@ struct s_stream {
     unsigned num;       /* 0: the session's GET stream; POST streams from 1 */
     json_t *request_id; /* a POST stream's request id (owned); NULL for GET and notifications */
     s_state_t state;
-    bool answered;      /* S_HELD: the response is among held */
+    bool answered;       /* S_HELD: the response is among held */
     http_request_t *req; /* the connection it is written to now, or NULL */
-    uint64_t seq;       /* the last event number given */
-    uint64_t written;   /* the last event number written to a connection */
-    size_t kept;        /* its events in the session's replay list */
-    zlistx_t *held;     /* S_HELD: json_t *, in order, owned */
+    uint64_t seq;        /* the last event number given */
+    uint64_t written;    /* the last event number written to a connection */
+    size_t kept;         /* its events in the session's replay list */
+    zlistx_t *held;      /* S_HELD: json_t *, in order, owned */
 };
 
 typedef struct {
@@ -80,11 +80,11 @@ struct s_session {
     mcp_http_t *owner;
     char id[33];
     mcp_session_t *mcp;
-    bool closing;            /* ending: whatever the session still sends is dropped */
-    zlistx_t *streams;       /* s_stream_t *, owned: the GET stream and the POST streams kept */
+    bool closing;      /* ending: whatever the session still sends is dropped */
+    zlistx_t *streams; /* s_stream_t *, owned: the GET stream and the POST streams kept */
     s_stream_t *get;
     unsigned next_stream;
-    zlistx_t *events;        /* s_event_t *, oldest first, owned */
+    zlistx_t *events; /* s_event_t *, oldest first, owned */
     size_t event_bytes;
     s_stream_t *dispatching; /* the POST being dispatched, or NULL */
     int64_t active_ms;       /* the last request, or the last moment it was busy */
@@ -108,10 +108,11 @@ struct mcp_http {
 
 /* A message refused as a whole: a JSON-RPC error (id null unless given) with the kind's code,
  * in a response with the kind's HTTP status (cb/error.h); headers: a header pair or NULL. */
-static void s_refuse(http_request_t *req, cb_error_kind_t kind, json_t *id, const char *const *headers,
-                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void s_refuse(http_request_t *req, cb_error_kind_t kind, json_t *id, const char *const *headers,
-                     const char *fmt, ...)
+static void s_refuse(http_request_t *req, cb_error_kind_t kind, json_t *id,
+                     const char *const *headers, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void s_refuse(http_request_t *req, cb_error_kind_t kind, json_t *id,
+                     const char *const *headers, const char *fmt, ...)
 {
     int status = cb_error_kind_http_status(kind), code = cb_error_kind_jsonrpc_code(kind);
     char text[400];
@@ -119,8 +120,8 @@ static void s_refuse(http_request_t *req, cb_error_kind_t kind, json_t *id, cons
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    json_auto_t *body = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(),
-                                  "error", "code", code, "message", text);
+    json_auto_t *body = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
+                                  id ? id : json_null(), "error", "code", code, "message", text);
     if (!body || http_respond_json(req, status, body, headers) < 0)
         cb_debug("mcp http: answering %d failed", status);
 }
@@ -141,7 +142,8 @@ static void s_stream_free(s_stream_t *st)
 {
     if (!st)
         return;
-    for (json_t *m = st->held ? zlistx_detach(st->held, NULL) : NULL; m; m = zlistx_detach(st->held, NULL))
+    for (json_t *m = st->held ? zlistx_detach(st->held, NULL) : NULL; m;
+         m = zlistx_detach(st->held, NULL))
         json_decref(m);
     zlistx_destroy(&st->held);
     json_decref(st->request_id);
@@ -208,8 +210,8 @@ static void s_trim(s_session_t *hs)
                 s_event_drop(hs, zlistx_cursor(hs->events));
                 break;
             }
-    while (zlistx_size(hs->events) > 1 &&
-           (zlistx_size(hs->events) > hs->owner->replay_events || hs->event_bytes > S_REPLAY_BYTES)) {
+    while (zlistx_size(hs->events) > 1 && (zlistx_size(hs->events) > hs->owner->replay_events ||
+                                           hs->event_bytes > S_REPLAY_BYTES)) {
         zlistx_first(hs->events);
         s_event_drop(hs, zlistx_cursor(hs->events));
     }
@@ -265,7 +267,8 @@ static s_stream_t *s_stream_of(s_session_t *hs, json_t *id)
 {
     if (!id || json_is_null(id))
         return NULL;
-    if (hs->dispatching && hs->dispatching->request_id && json_equal(hs->dispatching->request_id, id))
+    if (hs->dispatching && hs->dispatching->request_id &&
+        json_equal(hs->dispatching->request_id, id))
         return hs->dispatching;
     for (s_stream_t *st = zlistx_first(hs->streams); st; st = zlistx_next(hs->streams))
         if (st->state == S_OPEN && st->request_id && json_equal(st->request_id, id))
@@ -312,7 +315,8 @@ static void s_on_close(http_request_t *req, void *arg)
 static int s_attach(s_stream_t *st, http_request_t *req, const char *const *headers)
 {
     if (st->req) {
-        cb_debug("mcp http: stream %u of session %.8s moves to a new connection", st->num, st->hs->id);
+        cb_debug("mcp http: stream %u of session %.8s moves to a new connection", st->num,
+                 st->hs->id);
         s_detach(st, true);
     }
     http_request_on_close(req, s_on_close, st);
@@ -416,7 +420,8 @@ static void s_post_request(s_session_t *hs, http_request_t *req, json_t *msg, js
     zlistx_add_end(hs->streams, st);
     if (s_attach(st, req, headers) == 0) {
         char prime[80];
-        int n = snprintf(prime, sizeof prime, "id: %u-0\nretry: %d\ndata:\n\n", st->num, S_RETRY_MS);
+        int n =
+            snprintf(prime, sizeof prime, "id: %u-0\nretry: %d\ndata:\n\n", st->num, S_RETRY_MS);
         s_write(st, prime, (size_t)n);
     }
     /* What came during dispatch, in order. The response ends the stream (which may then be
@@ -481,7 +486,8 @@ static bool s_content_is_json(const char *ct)
     while (*ct == ' ')
         ct++;
     size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 /* The session a request names, or NULL after answering 400 or 404. */
@@ -489,8 +495,9 @@ static s_session_t *s_session_of(mcp_http_t *self, http_request_t *req, json_t *
 {
     const char *sid = http_request_header(req, "Mcp-Session-Id");
     if (!sid || !sid[0]) {
-        s_refuse(req, CB_ERR_TRANSPORT, id, NULL,
-                 "Bad Request: the Mcp-Session-Id header is required (initialize starts a session)");
+        s_refuse(
+            req, CB_ERR_TRANSPORT, id, NULL,
+            "Bad Request: the Mcp-Session-Id header is required (initialize starts a session)");
         return NULL;
     }
     s_session_t *hs = zhashx_lookup(self->sessions, sid);
@@ -503,7 +510,8 @@ static s_session_t *s_session_of(mcp_http_t *self, http_request_t *req, json_t *
     const char *version = http_request_header(req, "MCP-Protocol-Version");
     if (version && !mcp_protocol_supported(version)) {
         s_refuse(req, CB_ERR_TRANSPORT, id, NULL,
-                 "Bad Request: unsupported MCP-Protocol-Version '%.40s' (supported: 2025-11-25, 2025-06-18)",
+                 "Bad Request: unsupported MCP-Protocol-Version '%.40s' (supported: 2025-11-25, "
+                 "2025-06-18)",
                  version);
         return NULL;
     }
@@ -525,33 +533,36 @@ static void s_post(mcp_http_t *self, http_request_t *req)
     const char *body = http_request_body(req, &len);
     if (len > self->server->cfg.max_message_bytes)
         return s_refuse(req, CB_ERR_TOO_LARGE, NULL, NULL,
-                        "message too large: %zu bytes, the limit is %zu (CELLBLOCK_MAX_MESSAGE_MB)", len,
-                        self->server->cfg.max_message_bytes);
+                        "message too large: %zu bytes, the limit is %zu (CELLBLOCK_MAX_MESSAGE_MB)",
+                        len, self->server->cfg.max_message_bytes);
     json_error_t jerr;
     json_auto_t *msg = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!msg) {
         bool rounded = false;
         json_auto_t *id = mcp_rpc_salvage_id(body, len, &rounded);
         return s_refuse(req, CB_ERR_PARSE, id, NULL, "parse error: %s (at byte %d)%s",
-                        mcp_rpc_parse_error_text(&jerr),
-                        jerr.position, rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
+                        mcp_rpc_parse_error_text(&jerr), jerr.position,
+                        rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
     }
     if (json_is_array(msg))
-        return s_refuse(req, CB_ERR_BAD_REQUEST, NULL, NULL,
-                        "invalid request: batches are not supported; send one JSON-RPC message per POST");
+        return s_refuse(
+            req, CB_ERR_BAD_REQUEST, NULL, NULL,
+            "invalid request: batches are not supported; send one JSON-RPC message per POST");
     json_t *id = json_object_get(msg, "id");
     const char *method = json_string_value(json_object_get(msg, "method"));
     bool request = method && id && !json_is_null(id);
     json_t *rid = json_is_string(id) || json_is_integer(id) ? id : NULL;
     if (request && strcmp(method, "initialize") == 0) {
         if (http_request_header(req, "Mcp-Session-Id"))
-            return s_refuse(req, CB_ERR_BAD_REQUEST, rid, NULL,
-                            "Bad Request: initialize starts a session and must not carry Mcp-Session-Id");
+            return s_refuse(
+                req, CB_ERR_BAD_REQUEST, rid, NULL,
+                "Bad Request: initialize starts a session and must not carry Mcp-Session-Id");
         if (zhashx_size(self->sessions) >= self->max_sessions)
-            return s_refuse(req, CB_ERR_BUSY, rid, NULL,
-                            "Service Unavailable: %zu MCP sessions are open, the most allowed "
-                            "(CELLBLOCK_MCP_MAX_SESSIONS); end one (DELETE) or wait for one to expire",
-                            self->max_sessions);
+            return s_refuse(
+                req, CB_ERR_BUSY, rid, NULL,
+                "Service Unavailable: %zu MCP sessions are open, the most allowed "
+                "(CELLBLOCK_MCP_MAX_SESSIONS); end one (DELETE) or wait for one to expire",
+                self->max_sessions);
         s_session_t *hs = s_session_new(self);
         if (!hs)
             return s_refuse(req, CB_ERR_INTERNAL, rid, NULL, "no random bytes for a session id");
@@ -561,7 +572,8 @@ static void s_post(mcp_http_t *self, http_request_t *req)
             zhashx_delete(self->sessions, hs->id);
             s_session_free(hs);
         } else {
-            cb_info("mcp http: session %.8s starts (%zu open)", hs->id, zhashx_size(self->sessions));
+            cb_info("mcp http: session %.8s starts (%zu open)", hs->id,
+                    zhashx_size(self->sessions));
         }
         return;
     }
@@ -600,8 +612,8 @@ static void s_resume(s_session_t *hs, http_request_t *req, unsigned num, uint64_
     for (s_event_t *ev = zlistx_first(hs->events); ev && st->req; ev = zlistx_next(hs->events))
         if (ev->stream == st && ev->seq > seq)
             s_write_event(st, ev);
-    cb_debug("mcp http: stream %u of session %.8s resumed after %" PRIu64 " (%zu events replayed)", num,
-             hs->id, seq, after);
+    cb_debug("mcp http: stream %u of session %.8s resumed after %" PRIu64 " (%zu events replayed)",
+             num, hs->id, seq, after);
     if (st->state == S_DONE)
         s_detach(st, true); /* its response was among them */
 }
@@ -619,9 +631,11 @@ static void s_get(mcp_http_t *self, http_request_t *req)
         unsigned num;
         uint64_t seq;
         int end = 0;
-        if (sscanf(last, "%u-%" SCNu64 "%n", &num, &seq, &end) != 2 || last[end] || num >= hs->next_stream)
+        if (sscanf(last, "%u-%" SCNu64 "%n", &num, &seq, &end) != 2 || last[end] ||
+            num >= hs->next_stream)
             return s_refuse(req, CB_ERR_TRANSPORT, NULL, NULL,
-                            "Bad Request: Last-Event-ID '%.40s' is not an event id of this session", last);
+                            "Bad Request: Last-Event-ID '%.40s' is not an event id of this session",
+                            last);
         return s_resume(hs, req, num, seq);
     }
     s_stream_t *st = hs->get;
@@ -632,7 +646,8 @@ static void s_get(mcp_http_t *self, http_request_t *req)
     if (s_attach(st, req, s_sse_headers) < 0)
         return;
     char prime[80];
-    int n = snprintf(prime, sizeof prime, "id: 0-%" PRIu64 "\nretry: %d\ndata:\n\n", st->written, S_RETRY_MS);
+    int n = snprintf(prime, sizeof prime, "id: 0-%" PRIu64 "\nretry: %d\ndata:\n\n", st->written,
+                     S_RETRY_MS);
     s_write(st, prime, (size_t)n);
     uint64_t from = st->written; /* what was buffered while no GET was open */
     for (s_event_t *ev = zlistx_first(hs->events); ev && st->req; ev = zlistx_next(hs->events))
@@ -685,7 +700,8 @@ static void s_expire(kg_gateway_t *gw, void *arg)
     self->expire_queued = false;
     int64_t now = cb_now_ms();
     zlistx_t *idle = zlistx_new();
-    for (s_session_t *hs = zhashx_first(self->sessions); hs && idle; hs = zhashx_next(self->sessions))
+    for (s_session_t *hs = zhashx_first(self->sessions); hs && idle;
+         hs = zhashx_next(self->sessions))
         if (s_idle(self, hs, now))
             zlistx_add_end(idle, hs);
     for (s_session_t *hs = idle ? zlistx_first(idle) : NULL; hs; hs = zlistx_next(idle))
@@ -701,7 +717,8 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     if (keepalive)
         self->keepalive_ms = now;
     for (s_session_t *hs = zhashx_first(self->sessions); hs; hs = zhashx_next(self->sessions)) {
-        for (s_stream_t *st = zlistx_first(hs->streams); st && keepalive; st = zlistx_next(hs->streams))
+        for (s_stream_t *st = zlistx_first(hs->streams); st && keepalive;
+             st = zlistx_next(hs->streams))
             if (st->req)
                 s_write(st, ":\n\n", 3);
         expire |= s_idle(self, hs, now);
@@ -719,16 +736,18 @@ mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_ht
                          cb_error_t *err)
 {
     const char *path = opts && opts->path ? opts->path : "/mcp";
-    if (path[0] != '/' || strlen(path) >= sizeof ((mcp_http_t *)0)->path)
-        return cb_error_fail(err, CB_ERR_INVALID, "the MCP endpoint must be a path like /mcp; got '%.60s'",
-                             path), NULL;
+    if (path[0] != '/' || strlen(path) >= sizeof((mcp_http_t *)0)->path)
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "the MCP endpoint must be a path like /mcp; got '%.60s'", path),
+               NULL;
     mcp_http_t *self = cb_xcalloc(1, sizeof *self);
     self->server = server;
     self->http = http;
     self->loop = kg_gateway_loop(server->gw);
     snprintf(self->path, sizeof self->path, "%s", path);
     /* Unset options come from the server's configuration (the environment), then defaults. */
-    int idle_s = opts && opts->idle_timeout_s > 0 ? opts->idle_timeout_s : server->cfg.session_timeout_s;
+    int idle_s =
+        opts && opts->idle_timeout_s > 0 ? opts->idle_timeout_s : server->cfg.session_timeout_s;
     size_t max = opts && opts->max_sessions ? opts->max_sessions : server->cfg.max_sessions;
     self->idle_ms = 1000 * (int64_t)(idle_s > 0 ? idle_s : 3600);
     self->max_sessions = max ? max : 256;

@@ -25,14 +25,14 @@ struct mcp_job {
     mcp_server_t *server;
     mcp_sandbox_t *sandbox; /* NULL once it is gone */
     char sandbox_id[37];
-    char repl_id[37];       /* code: the REPL it runs in (the tools' session_id) */
-    kg_execution_t *x;      /* code, while it runs */
-    kg_command_t *cmd;      /* command, while it runs */
-    json_t *final;          /* structured result, once done */
-    json_t *content;        /* content blocks, once done */
+    char repl_id[37];  /* code: the REPL it runs in (the tools' session_id) */
+    kg_execution_t *x; /* code, while it runs */
+    kg_command_t *cmd; /* command, while it runs */
+    json_t *final;     /* structured result, once done */
+    json_t *content;   /* content blocks, once done */
     bool is_error;
-    zlistx_t *waiters;      /* mcp_call_t * finished when it ends */
-    bool forget_queued;     /* command: s_forget is deferred, to forget it after its on_done */
+    zlistx_t *waiters;  /* mcp_call_t * finished when it ends */
+    bool forget_queued; /* command: s_forget is deferred, to forget it after its on_done */
 };
 
 static const char *s_kind_name(mcp_job_kind_t k) { return k == MCP_JOB_CODE ? "code" : "command"; }
@@ -106,9 +106,11 @@ static json_t *s_snapshot(mcp_job_t *job)
 static void s_answer_status(mcp_call_t *call, mcp_job_t *job)
 {
     json_auto_t *snap = s_snapshot(job);
-    const char *state = job->final ? "done"
-                        : strcmp(json_string_value(json_object_get(snap, "status")) ?: "", "queued") == 0
-                            ? "queued" : "running";
+    const char *state =
+        job->final ? "done"
+        : strcmp(json_string_value(json_object_get(snap, "status")) ?: "", "queued") == 0
+            ? "queued"
+            : "running";
     json_t *out = json_pack("{s:s, s:s, s:s, s:O}", "execution_id", job->id, "kind",
                             s_kind_name(job->kind), "state", state, "result", snap);
     json_t *content = NULL;
@@ -213,13 +215,14 @@ static void s_on_code_output(kg_execution_t *x, const char *kind, json_t *conten
     if (strcmp(kind, "stream") == 0) {
         text = json_string_value(json_object_get(content, "text"));
     } else if (strcmp(kind, "error") == 0) {
-        snprintf(note, sizeof note, "%.50s: %.60s\n", json_string_value(json_object_get(content, "ename")) ?: "Error",
+        snprintf(note, sizeof note, "%.50s: %.60s\n",
+                 json_string_value(json_object_get(content, "ename")) ?: "Error",
                  json_string_value(json_object_get(content, "evalue")) ?: "");
         text = note;
     } else if (strcmp(kind, "display_data") == 0 || strcmp(kind, "execute_result") == 0) {
         const char *mime = NULL;
         json_t *v;
-        json_object_foreach(json_object_get(content, "data"), mime, v)
+        json_object_foreach (json_object_get(content, "data"), mime, v)
             if (strncmp(mime, "image/", 6) == 0)
                 break;
         snprintf(note, sizeof note, "[%s output]\n", mime ? mime : "rich");
@@ -233,7 +236,8 @@ static void s_on_code_done(kg_execution_t *x, json_t *result, void *arg)
 {
     mcp_job_t *job = arg;
     json_t *content = NULL;
-    json_t *structured = mcp_execution_structured(job->server, job->sandbox, job->repl_id, result, &content);
+    json_t *structured =
+        mcp_execution_structured(job->server, job->sandbox, job->repl_id, result, &content);
     const char *status = json_string_value(json_object_get(structured, "status"));
     s_job_done(job, structured, content, !status || strcmp(status, "ok") != 0);
 }
@@ -244,7 +248,9 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
     mcp_sandbox_t *sb = repl->sandbox;
     const char *failure = mcp_repl_failure(repl);
     if (failure)
-        return cb_error_fail(err, CB_ERR_STATE, "session %s cannot run code: %s", repl->id, failure), NULL;
+        return cb_error_fail(err, CB_ERR_STATE, "session %s cannot run code: %s", repl->id,
+                             failure),
+               NULL;
     mcp_job_t *job = s_job_new(sb, MCP_JOB_CODE);
     snprintf(job->repl_id, sizeof job->repl_id, "%s", repl->id);
     double timeout_s = mcp_arg_num(args, "timeout_s", sb->timeout_s);
@@ -267,7 +273,8 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
  * name) that does. Caller owns return value; NULL when none does. */
 static char *s_kernel_for_language(mcp_sandbox_t *sb, const char *language)
 {
-    if (sb->main && sb->main->kernel && strcasecmp(kg_kernel_language(sb->main->kernel), language) == 0)
+    if (sb->main && sb->main->kernel &&
+        strcasecmp(kg_kernel_language(sb->main->kernel), language) == 0)
         return cb_xstrdup(sb->main->kernel_name);
     cleanup_free char *project = jp_kernelspec_project_dir();
     size_t n = 0;
@@ -290,10 +297,14 @@ static mcp_repl_t *s_code_repl(mcp_call_t *call, json_t *args)
     if (!sb)
         return NULL;
     const char *language = mcp_arg_str(args, "language", NULL);
-    cleanup_free char *kernel = json_object_get(args, "kernel") ? cb_xstrdup(mcp_arg_str(args, "kernel", ""))
-                                : language ? s_kernel_for_language(sb, language) : NULL;
+    cleanup_free char *kernel = json_object_get(args, "kernel")
+                                    ? cb_xstrdup(mcp_arg_str(args, "kernel", ""))
+                                : language ? s_kernel_for_language(sb, language)
+                                           : NULL;
     if (language && !kernel && !json_object_get(args, "kernel")) {
-        mcp_call_fail(call, "no kernel for language '%.40s' is installed (cellblock kernels lists them)", language);
+        mcp_call_fail(call,
+                      "no kernel for language '%.40s' is installed (cellblock kernels lists them)",
+                      language);
         return NULL;
     }
     cb_error_t err = {0};
@@ -342,7 +353,8 @@ void mcp_tool_code_execute_async(mcp_call_t *call, json_t *args)
 void mcp_tool_session_execute(mcp_call_t *call, json_t *args)
 {
     cb_error_t err = {0};
-    mcp_repl_t *repl = mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
+    mcp_repl_t *repl =
+        mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
     const char *input = mcp_arg_str(args, "input", "");
@@ -359,8 +371,10 @@ static mcp_job_t *s_find_job(mcp_call_t *call, json_t *args)
     const char *id = mcp_arg_str(args, "execution_id", "");
     mcp_job_t *job = zhashx_lookup(call->session->server->jobs, id);
     if (!job)
-        mcp_call_fail(call, "no execution '%.60s' (ids come from code_execute_async or a background "
-                            "command_execute; only the last %d finished ones are kept)", id, MCP_JOBS_KEPT);
+        mcp_call_fail(call,
+                      "no execution '%.60s' (ids come from code_execute_async or a background "
+                      "command_execute; only the last %d finished ones are kept)",
+                      id, MCP_JOBS_KEPT);
     return job;
 }
 
@@ -398,7 +412,8 @@ void mcp_tool_execution_cancel(mcp_call_t *call, json_t *args)
 
 /* ---- commands ------------------------------------------------------------------------------ */
 
-static void s_on_command_output(kg_command_t *c, const char *stream, const char *data, size_t len, void *arg)
+static void s_on_command_output(kg_command_t *c, const char *stream, const char *data, size_t len,
+                                void *arg)
 {
     s_progress_all(arg, data, len);
 }
@@ -425,13 +440,14 @@ static void s_on_command_done(kg_command_t *c, json_t *result, void *arg)
     const char *status = json_string_value(json_object_get(result, "status")) ?: "failed";
     json_t *code = json_object_get(result, "exit_code");
     const char *sig = json_string_value(json_object_get(result, "signal"));
-    cleanup_free char *closing = json_is_integer(code)
-        ? cb_strdup_printf("[%s with exit code %lld]", status, (long long)json_integer_value(code))
-        : cb_strdup_printf("[%s%s%s]", status, sig ? " by " : "", sig ? sig : "");
-    json_t *content = mcp_shell_result(job->server, job->sandbox, job->id,
-                                       json_string_value(json_object_get(result, "stdout")),
-                                       json_string_value(json_object_get(result, "stderr")), structured,
-                                       closing);
+    cleanup_free char *closing =
+        json_is_integer(code)
+            ? cb_strdup_printf("[%s with exit code %lld]", status,
+                               (long long)json_integer_value(code))
+            : cb_strdup_printf("[%s%s%s]", status, sig ? " by " : "", sig ? sig : "");
+    json_t *content = mcp_shell_result(
+        job->server, job->sandbox, job->id, json_string_value(json_object_get(result, "stdout")),
+        json_string_value(json_object_get(result, "stderr")), structured, closing);
     bool ok = strcmp(status, "exited") == 0 && json_integer_value(code) == 0;
     if (job->sandbox && !job->forget_queued) {
         job->forget_queued = true;
@@ -451,7 +467,7 @@ void mcp_tool_command_execute(mcp_call_t *call, json_t *args)
     size_t n = 0;
     const char *key;
     json_t *value;
-    json_object_foreach(env, key, value)
+    json_object_foreach (env, key, value)
         env_list[n++] = cb_strdup_printf("%s=%s", key, json_string_value(value));
     mcp_job_t *job = s_job_new(sb, MCP_JOB_COMMAND);
     double timeout_s = mcp_arg_num(args, "timeout_s", sb->timeout_s);
@@ -475,7 +491,8 @@ void mcp_tool_command_execute(mcp_call_t *call, json_t *args)
         return s_wait(call, job, s_cancel_work);
     json_t *snap = s_snapshot(job);
     cleanup_free char *text = cb_strdup_printf("Started in the background as %s; execution_status "
-                                               "with this id gives its output and exit code.", job->id);
+                                               "with this id gives its output and exit code.",
+                                               job->id);
     mcp_call_finish(call, json_pack("[o]", mcp_text_block(text)), snap, false);
 }
 

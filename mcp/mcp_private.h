@@ -30,7 +30,7 @@
 #define MCP_PROGRESS_GAP_MS 50     /* at most one progress notification per call per gap */
 #define MCP_PROGRESS_TEXT_MAX 4000 /* bytes of output carried by one progress notification */
 #define MCP_OUTPUTS_DIR "/home/user/.cellblock/outputs"
-#define MCP_REPLY_MAX (8u << 20)   /* largest tools/call reply; bigger ones become an error */
+#define MCP_REPLY_MAX (8u << 20) /* largest tools/call reply; bigger ones become an error */
 
 typedef struct mcp_sandbox mcp_sandbox_t;
 typedef struct mcp_repl mcp_repl_t;
@@ -41,14 +41,14 @@ typedef struct mcp_job mcp_job_t;
 
 struct mcp_server {
     kg_gateway_t *gw;
-    fleet_t *fleet;          /* the gateway's policy: templates, pools, lifetimes (fleet_of) */
+    fleet_t *fleet; /* the gateway's policy: templates, pools, lifetimes (fleet_of) */
     mcp_config_t cfg;
-    json_t *tools;        /* the tools/list result, built once */
-    zhashx_t *sandboxes;  /* id -> mcp_sandbox_t *, owned */
-    zhashx_t *repls;      /* REPL id (the tools' session_id) -> mcp_repl_t *, owned by their sandboxes */
-    zhashx_t *jobs;       /* id -> mcp_job_t *, owned */
-    zlistx_t *finished;   /* ids of finished jobs, oldest first (for eviction) */
-    zlistx_t *sessions;   /* mcp_session_t *, not owned */
+    json_t *tools;       /* the tools/list result, built once */
+    zhashx_t *sandboxes; /* id -> mcp_sandbox_t *, owned */
+    zhashx_t *repls; /* REPL id (the tools' session_id) -> mcp_repl_t *, owned by their sandboxes */
+    zhashx_t *jobs;  /* id -> mcp_job_t *, owned */
+    zlistx_t *finished; /* ids of finished jobs, oldest first (for eviction) */
+    zlistx_t *sessions; /* mcp_session_t *, not owned */
 };
 
 /* ---- sessions and calls (session.c) -------------------------------------------------------- */
@@ -111,7 +111,7 @@ struct mcp_call {
     int progress_timer;
     /* what the call waits on (set by the handler) */
     mcp_job_t *job;
-    mcp_repl_t *repl;         /* a REPL to be ready (with on_ready), or a terminal's input */
+    mcp_repl_t *repl; /* a REPL to be ready (with on_ready), or a terminal's input */
     mcp_ready_fn *on_ready;
     int timer;
 };
@@ -172,14 +172,12 @@ bool mcp_arg_bool(json_t *args, const char *key, bool dflt);
 /* Handlers, by file. */
 mcp_tool_fn mcp_tool_sandbox_create, mcp_tool_sandbox_list, mcp_tool_sandbox_info,
     mcp_tool_sandbox_delete, mcp_tool_sandbox_set_timeout, mcp_tool_sandbox_logs,
-    mcp_tool_sandbox_metrics, mcp_tool_server_metrics,
-    mcp_tool_session_create, mcp_tool_session_close, mcp_tool_session_connect,
-    mcp_tool_kernel_restart;
+    mcp_tool_sandbox_metrics, mcp_tool_server_metrics, mcp_tool_session_create,
+    mcp_tool_session_close, mcp_tool_session_connect, mcp_tool_kernel_restart;
 mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_async,
     mcp_tool_execution_status, mcp_tool_execution_cancel, mcp_tool_command_execute,
     mcp_tool_session_execute;
-mcp_tool_fn mcp_tool_file_upload, mcp_tool_file_download, mcp_tool_file_list,
-    mcp_tool_file_delete;
+mcp_tool_fn mcp_tool_file_upload, mcp_tool_file_download, mcp_tool_file_list, mcp_tool_file_delete;
 
 /* ---- sandboxes and their REPLs (sandboxes.c) ----------------------------------------------- */
 
@@ -187,13 +185,13 @@ typedef enum { MCP_REPL_JUPYTER = 0, MCP_REPL_TERMINAL } mcp_repl_type_t;
 
 struct mcp_sandbox {
     mcp_server_t *server;
-    kg_sandbox_t *kg;    /* from fleet_sandbox_open; the gateway may end it (s_on_sandbox_end) */
+    kg_sandbox_t *kg; /* from fleet_sandbox_open; the gateway may end it (s_on_sandbox_end) */
     char id[37];
-    char *kernel_name;   /* of the main REPL */
-    char *notice;        /* said once, on the first result from it; NULL: nothing */
-    json_t *metadata;    /* object of strings */
-    json_t *env;         /* object of strings */
-    char **env_list;     /* the same as "KEY=VALUE", NULL-terminated */
+    char *kernel_name; /* of the main REPL */
+    char *notice;      /* said once, on the first result from it; NULL: nothing */
+    json_t *metadata;  /* object of strings */
+    json_t *env;       /* object of strings */
+    char **env_list;   /* the same as "KEY=VALUE", NULL-terminated */
     int timeout_s;
     uint32_t cpu_millis;
     mcp_session_t *owner; /* the session whose default sandbox this is, or NULL */
@@ -212,11 +210,11 @@ struct mcp_repl {
     kg_kernel_t *kernel; /* NULL once stopped */
     char *kernel_name;
     bool ready;
-    char *failure;      /* why it cannot be used, once it never can again (closed, stopped) */
-    char *dead_detail;  /* why its kernel was last given up (KG_EVENT_DEAD); whether it is dead
+    char *failure;     /* why it cannot be used, once it never can again (closed, stopped) */
+    char *dead_detail; /* why its kernel was last given up (KG_EVENT_DEAD); whether it is dead
                            now is the kernel's state: a restart from any route revives it */
-    char *dead_note;    /* the sentence mcp_repl_failure made from dead_detail, or NULL */
-    zlistx_t *waiters;  /* mcp_call_t * waiting for ready */
+    char *dead_note;   /* the sentence mcp_repl_failure made from dead_detail, or NULL */
+    zlistx_t *waiters; /* mcp_call_t * waiting for ready */
     /* terminal (terminal.c) */
     kg_command_t *shell;
     mcp_call_t *running; /* the call whose input the shell is running */

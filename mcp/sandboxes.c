@@ -19,7 +19,10 @@
 
 #define MiB (1024ull * 1024ull)
 
-static const char *s_repl_type_name(mcp_repl_type_t t) { return t == MCP_REPL_JUPYTER ? "jupyter" : "terminal"; }
+static const char *s_repl_type_name(mcp_repl_type_t t)
+{
+    return t == MCP_REPL_JUPYTER ? "jupyter" : "terminal";
+}
 
 /* ---- the server ---------------------------------------------------------------------------- */
 
@@ -32,18 +35,20 @@ static int s_offer_templates(mcp_server_t *srv, cb_error_t *err)
     bool found = false;
     size_t i;
     json_t *t;
-    json_array_foreach(templates, i, t) {
+    json_array_foreach (templates, i, t) {
         const char *name = json_string_value(json_object_get(t, "name"));
         found |= name && strcmp(name, srv->cfg.template_name) == 0;
         json_array_append(names, json_object_get(t, "name"));
     }
     json_t *tools = json_object_get(srv->tools, "tools");
     json_t *tool = json_array_get(tools, mcp_tool_index(mcp_tool_find("sandbox_create")));
-    json_t *prop = json_object_get(json_object_get(json_object_get(tool, "inputSchema"), "properties"), "template");
+    json_t *prop = json_object_get(
+        json_object_get(json_object_get(tool, "inputSchema"), "properties"), "template");
     if (!names || !prop || json_object_set_new(prop, "enum", names) < 0)
         return cb_error_make(err, ENOMEM, "list templates");
     if (!found)
-        return cb_error_fail(err, CB_ERR_NOT_FOUND, "the default template '%s' was not found (see `cellblock templates`)",
+        return cb_error_fail(err, CB_ERR_NOT_FOUND,
+                             "the default template '%s' was not found (see `cellblock templates`)",
                              srv->cfg.template_name);
     return 0;
 }
@@ -55,7 +60,9 @@ mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error
     srv->fleet = fleet_of(gw);
     if (!srv->fleet) {
         free(srv);
-        return cb_error_fail(err, CB_ERR_INVALID, "the MCP server needs the gateway's fleet (fleet_new)"), NULL;
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "the MCP server needs the gateway's fleet (fleet_new)"),
+               NULL;
     }
     if (cfg)
         srv->cfg = *cfg;
@@ -128,7 +135,8 @@ static void s_finish_waiters(mcp_repl_t *repl)
     }
 }
 
-static void s_on_kernel_event(kg_kernel_t *k, kg_kernel_event_t event, const char *detail, void *arg)
+static void s_on_kernel_event(kg_kernel_t *k, kg_kernel_event_t event, const char *detail,
+                              void *arg)
 {
     mcp_repl_t *repl = arg;
     switch (event) {
@@ -157,8 +165,7 @@ static void s_on_kernel_event(kg_kernel_t *k, kg_kernel_event_t event, const cha
     case KG_EVENT_DIED:
         cb_info("session %.8s: kernel died: %s", repl->id, detail ? detail : "");
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -176,12 +183,14 @@ const char *mcp_repl_failure(mcp_repl_t *repl)
 {
     if (repl->failure)
         return repl->failure;
-    if (repl->type != MCP_REPL_JUPYTER || !repl->kernel || kg_kernel_state(repl->kernel) != KG_KERNEL_DEAD)
+    if (repl->type != MCP_REPL_JUPYTER || !repl->kernel ||
+        kg_kernel_state(repl->kernel) != KG_KERNEL_DEAD)
         return NULL;
     if (!repl->dead_note)
-        repl->dead_note = cb_strdup_printf("its kernel died and was not restarted (%s); kernel_restart "
-                                           "starts it again (its variables are lost, its files kept)",
-                                           repl->dead_detail ? repl->dead_detail : "no detail");
+        repl->dead_note =
+            cb_strdup_printf("its kernel died and was not restarted (%s); kernel_restart "
+                             "starts it again (its variables are lost, its files kept)",
+                             repl->dead_detail ? repl->dead_detail : "no detail");
     return repl->dead_note;
 }
 
@@ -233,8 +242,9 @@ static mcp_repl_t *s_repl_register(mcp_repl_t *repl, int rc, cb_error_t *err)
         free(repl);
         return NULL;
     }
-    kg_sandbox_log(sb->kg, "session", "%s session %.8s opened%s%s", s_repl_type_name(repl->type), repl->id,
-                   repl->kernel_name ? " with kernel " : "", repl->kernel_name ? repl->kernel_name : "");
+    kg_sandbox_log(sb->kg, "session", "%s session %.8s opened%s%s", s_repl_type_name(repl->type),
+                   repl->id, repl->kernel_name ? " with kernel " : "",
+                   repl->kernel_name ? repl->kernel_name : "");
     return repl;
 }
 
@@ -302,7 +312,8 @@ void mcp_repl_close(mcp_repl_t **repl_p)
         kg_kernel_shutdown(k);
     }
     mcp_terminal_stop(repl);
-    kg_sandbox_log(sb->kg, "session", "%s session %.8s closed", s_repl_type_name(repl->type), repl->id);
+    kg_sandbox_log(sb->kg, "session", "%s session %.8s closed", s_repl_type_name(repl->type),
+                   repl->id);
     s_repl_free(repl);
 }
 
@@ -312,7 +323,8 @@ mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err)
     if (!repl)
         cb_error_fail(err, CB_ERR_NOT_FOUND,
                       "no session '%.60s' (it was closed, its sandbox was deleted, or the id is "
-                      "wrong; session_create makes one)", id ? id : "");
+                      "wrong; session_create makes one)",
+                      id ? id : "");
     return repl;
 }
 
@@ -321,7 +333,8 @@ mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, 
     if (!kernel_name || (sb->main && strcmp(kernel_name, sb->main->kernel_name) == 0))
         return sb->main;
     for (mcp_repl_t *r = zlistx_first(sb->repls); r; r = zlistx_next(sb->repls))
-        if (r->type == MCP_REPL_JUPYTER && !mcp_repl_failure(r) && strcmp(r->kernel_name, kernel_name) == 0)
+        if (r->type == MCP_REPL_JUPYTER && !mcp_repl_failure(r) &&
+            strcmp(r->kernel_name, kernel_name) == 0)
             return r;
     return mcp_repl_new(sb, MCP_REPL_JUPYTER, kernel_name, err);
 }
@@ -334,7 +347,7 @@ static char **s_env_list(json_t *env)
     size_t n = 0;
     const char *key;
     json_t *value;
-    json_object_foreach(env, key, value)
+    json_object_foreach (env, key, value)
         list[n++] = cb_strdup_printf("%s=%s", key, json_string_value(value));
     return list;
 }
@@ -346,12 +359,14 @@ static void s_on_sandbox_end(kg_sandbox_t *kg, fleet_end_t end, const char *deta
 {
     mcp_sandbox_t *sb = arg;
     cb_info("sandbox %.8s ended: %s", sb->id, detail);
-    for (mcp_session_t *s = zlistx_first(sb->server->sessions); s; s = zlistx_next(sb->server->sessions))
+    for (mcp_session_t *s = zlistx_first(sb->server->sessions); s;
+         s = zlistx_next(sb->server->sessions))
         if (s->default_sb == sb) {
             free(s->default_gone);
             s->default_gone = cb_strdup_printf(
                 "This session's previous default sandbox %s ended (%s). This is a new sandbox: "
-                "variables, imports and files from before are gone.", sb->id, detail);
+                "variables, imports and files from before are gone.",
+                sb->id, detail);
         }
     cleanup_free char *why = cb_strdup_printf("its sandbox ended: %s", detail);
     s_sandbox_release(sb, why, false);
@@ -363,10 +378,11 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
     json_t *env = json_object_get(args, "env");
     const char *key;
     json_t *value;
-    json_object_foreach(env, key, value)
+    json_object_foreach (env, key, value)
         if (!cb_env_name_valid(key))
-            return cb_error_fail(err, CB_ERR_INVALID,
-                                 "env name '%.60s' is not a valid variable name (letters, digits, _)", key),
+            return cb_error_fail(
+                       err, CB_ERR_INVALID,
+                       "env name '%.60s' is not a valid variable name (letters, digits, _)", key),
                    NULL;
     /* Limits not given come from the template, then the server's settings (the gateway's). */
     kg_sandbox_limits_t limits = {
@@ -383,7 +399,8 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
     sb->repls = zlistx_new(); /* czmq aborts when memory runs out */
     cb_iso8601_now(sb->created_at);
     fleet_sandbox_opts_t opts = {
-        .template_name = mcp_arg_str(args, "template", json_object_get(args, "sandbox_id") ? NULL : cfg->template_name),
+        .template_name = mcp_arg_str(
+            args, "template", json_object_get(args, "sandbox_id") ? NULL : cfg->template_name),
         .kernel_name = mcp_arg_str(args, "kernel", NULL),
         .limits = limits,
         .env = (const char *const *)sb->env_list,
@@ -405,19 +422,22 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
     snprintf(sb->id, sizeof sb->id, "%s", kg_sandbox_id(sb->kg));
     json_auto_t *info = kg_sandbox_info(sb->kg);
     sb->metadata = json_incref(json_object_get(info, "metadata"));
-    sb->cpu_millis = (uint32_t)json_integer_value(json_object_get(json_object_get(info, "limits"), "cpu_millis"));
+    sb->cpu_millis = (uint32_t)json_integer_value(
+        json_object_get(json_object_get(info, "limits"), "cpu_millis"));
     kg_kernel_t *main = fleet_sandbox_main_kernel(sb->kg);
     sb->kernel_name = main ? cb_xstrdup(kg_kernel_name(main)) : NULL;
     if (!sb->metadata || !sb->kernel_name || zhashx_insert(srv->sandboxes, sb->id, sb) != 0 ||
         !(sb->main = s_repl_adopt(sb, main, err))) {
         if (err && !err->msg[0])
-            cb_error_fail(err, CB_ERR_INTERNAL, "new sandbox %s: no main kernel, no metadata, or its id is taken",
+            cb_error_fail(err, CB_ERR_INTERNAL,
+                          "new sandbox %s: no main kernel, no metadata, or its id is taken",
                           sb->id);
         mcp_sandbox_delete(&sb);
         return NULL;
     }
-    cb_info("sandbox %.8s opened (template %s, kernel %s%s)", sb->id, fleet_sandbox_template(sb->kg),
-            sb->kernel_name, fleet_sandbox_from_pool(sb->kg) ? ", from the warm pool" : "");
+    cb_info("sandbox %.8s opened (template %s, kernel %s%s)", sb->id,
+            fleet_sandbox_template(sb->kg), sb->kernel_name,
+            fleet_sandbox_from_pool(sb->kg) ? ", from the warm pool" : "");
     return sb;
 }
 
@@ -433,7 +453,8 @@ static void s_sandbox_release(mcp_sandbox_t *sb, const char *why, bool destroy_k
     if (sb->id[0] && zhashx_lookup(srv->sandboxes, sb->id) == sb)
         zhashx_delete(srv->sandboxes, sb->id);
     mcp_jobs_sandbox_gone(srv, sb);
-    for (mcp_repl_t *r = sb->repls ? zlistx_first(sb->repls) : NULL; r; r = zlistx_next(sb->repls)) {
+    for (mcp_repl_t *r = sb->repls ? zlistx_first(sb->repls) : NULL; r;
+         r = zlistx_next(sb->repls)) {
         if (r->kernel)
             kg_kernel_set_events(r->kernel, NULL, NULL);
         r->kernel = NULL; /* freed with the gateway sandbox */
@@ -478,9 +499,11 @@ mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create)
             mcp_call_fail(call, "sandbox %.60s is gone: %s%s", id, gone,
                           strstr(gone, "persistent") ? "" : " (sandbox_create makes a new one)");
         else if (!sb)
-            mcp_call_fail(call, "no sandbox '%.60s': it was deleted or never existed "
-                                "(sandbox_list shows the live ones; leave sandbox_id out to use "
-                                "the default sandbox)", id);
+            mcp_call_fail(call,
+                          "no sandbox '%.60s': it was deleted or never existed "
+                          "(sandbox_list shows the live ones; leave sandbox_id out to use "
+                          "the default sandbox)",
+                          id);
         return sb;
     }
     cb_error_t err = {0};
@@ -521,10 +544,10 @@ static json_t *s_limits_json(mcp_sandbox_t *sb)
 {
     json_auto_t *info = kg_sandbox_info(sb->kg);
     json_t *l = json_object_get(info, "limits");
-    return json_pack("{s:O, s:o, s:O, s:O, s:i}", "memory_mb", json_object_get(l, "memory_mb"), "cpu",
-                     sb->cpu_millis ? json_real(sb->cpu_millis / 1000.0) : json_null(), "disk_mb",
-                     json_object_get(l, "workspace_mb"), "pids", json_object_get(l, "pids_max"),
-                     "timeout_s", sb->timeout_s);
+    return json_pack("{s:O, s:o, s:O, s:O, s:i}", "memory_mb", json_object_get(l, "memory_mb"),
+                     "cpu", sb->cpu_millis ? json_real(sb->cpu_millis / 1000.0) : json_null(),
+                     "disk_mb", json_object_get(l, "workspace_mb"), "pids",
+                     json_object_get(l, "pids_max"), "timeout_s", sb->timeout_s);
 }
 
 /* An ISO 8601 UTC time from ms since the epoch (0: JSON null). Caller owns return value. */
@@ -542,11 +565,12 @@ static json_t *s_time_json(int64_t ms)
 
 static json_t *s_summary(mcp_sandbox_t *sb, mcp_session_t *asking)
 {
-    return json_pack("{s:s, s:s?, s:s, s:b, s:i, s:s, s:o, s:b, s:b, s:O}", "sandbox_id", sb->id, "template",
-                     fleet_sandbox_template(sb->kg), "kernel", sb->kernel_name, "default",
-                     asking && asking->default_sb == sb, "sessions", (int)zlistx_size(sb->repls),
-                     "created_at", sb->created_at, "expires_at", s_time_json(fleet_sandbox_expires_ms(sb->kg)),
-                     "persistent", fleet_sandbox_persistent(sb->kg), "pooled", fleet_sandbox_from_pool(sb->kg),
+    return json_pack("{s:s, s:s?, s:s, s:b, s:i, s:s, s:o, s:b, s:b, s:O}", "sandbox_id", sb->id,
+                     "template", fleet_sandbox_template(sb->kg), "kernel", sb->kernel_name,
+                     "default", asking && asking->default_sb == sb, "sessions",
+                     (int)zlistx_size(sb->repls), "created_at", sb->created_at, "expires_at",
+                     s_time_json(fleet_sandbox_expires_ms(sb->kg)), "persistent",
+                     fleet_sandbox_persistent(sb->kg), "pooled", fleet_sandbox_from_pool(sb->kg),
                      "metadata", sb->metadata);
 }
 
@@ -556,7 +580,7 @@ static void s_reply_created(mcp_call_t *call, mcp_repl_t *repl)
     json_t *keys = json_array();
     const char *key;
     json_t *value;
-    json_object_foreach(sb->env, key, value)
+    json_object_foreach (sb->env, key, value)
         json_array_append_new(keys, json_string(key));
     json_t *out = s_summary(sb, call->session);
     json_object_set_new(out, "session_id", json_string(repl->id));
@@ -579,17 +603,19 @@ void mcp_tool_sandbox_list(mcp_call_t *call, json_t *args)
 {
     json_t *list = json_array();
     mcp_server_t *srv = call->session->server;
-    for (mcp_sandbox_t *sb = zhashx_first(srv->sandboxes); sb && list; sb = zhashx_next(srv->sandboxes))
+    for (mcp_sandbox_t *sb = zhashx_first(srv->sandboxes); sb && list;
+         sb = zhashx_next(srv->sandboxes))
         json_array_append_new(list, s_summary(sb, call->session));
     /* Persistent workspaces that are closed: sandbox_create with their id reopens them. */
     json_t *closed = json_array();
     json_auto_t *persisted = fleet_persisted(srv->fleet);
     size_t i;
     json_t *p;
-    json_array_foreach(persisted, i, p)
+    json_array_foreach (persisted, i, p)
         if (!json_is_true(json_object_get(p, "open")) && closed)
             json_array_append(closed, p);
-    mcp_call_finish(call, NULL, json_pack("{s:o, s:o}", "sandboxes", list, "closed_persistent", closed), false);
+    mcp_call_finish(call, NULL,
+                    json_pack("{s:o, s:o}", "sandboxes", list, "closed_persistent", closed), false);
 }
 
 void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
@@ -601,11 +627,14 @@ void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
     json_t *out = s_summary(sb, call->session);
     json_t *sessions = json_array();
     for (mcp_repl_t *r = zlistx_first(sb->repls); r; r = zlistx_next(sb->repls)) {
-        const char *state = mcp_repl_failure(r) ? "dead" : r->type == MCP_REPL_TERMINAL ? (r->running ? "busy" : "idle")
-                          : r->kernel ? kg_kernel_state_name(kg_kernel_state(r->kernel)) : "stopped";
-        json_array_append_new(sessions, json_pack("{s:s, s:s, s:s*, s:s, s:b}", "session_id", r->id,
-                                                  "type", s_repl_type_name(r->type), "kernel",
-                                                  r->kernel_name, "state", state, "main", r == sb->main));
+        const char *state = mcp_repl_failure(r)            ? "dead"
+                            : r->type == MCP_REPL_TERMINAL ? (r->running ? "busy" : "idle")
+                            : r->kernel ? kg_kernel_state_name(kg_kernel_state(r->kernel))
+                                        : "stopped";
+        json_array_append_new(sessions,
+                              json_pack("{s:s, s:s, s:s*, s:s, s:b}", "session_id", r->id, "type",
+                                        s_repl_type_name(r->type), "kernel", r->kernel_name,
+                                        "state", state, "main", r == sb->main));
     }
     json_object_set_new(out, "limits", s_limits_json(sb));
     json_object_set(out, "idle_ms", json_object_get(info, "idle_ms"));
@@ -667,15 +696,17 @@ void mcp_tool_sandbox_logs(mcp_call_t *call, json_t *args)
     if (!sb)
         return;
     json_t *entries = kg_sandbox_logs(sb->kg, (size_t)mcp_arg_num(args, "lines", 100));
-    json_t *out = json_pack("{s:s, s:o}", "sandbox_id", sb->id, "entries", entries ? entries : json_array());
+    json_t *out =
+        json_pack("{s:s, s:o}", "sandbox_id", sb->id, "entries", entries ? entries : json_array());
     /* For the model: one line per entry, not JSON. */
     cb_buf_t text = {0};
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(out, "entries"), i, e) {
-        cleanup_free char *line = cb_strdup_printf("%s [%s] %s\n", json_string_value(json_object_get(e, "time")),
-                                                   json_string_value(json_object_get(e, "source")),
-                                                   json_string_value(json_object_get(e, "text")));
+    json_array_foreach (json_object_get(out, "entries"), i, e) {
+        cleanup_free char *line =
+            cb_strdup_printf("%s [%s] %s\n", json_string_value(json_object_get(e, "time")),
+                             json_string_value(json_object_get(e, "source")),
+                             json_string_value(json_object_get(e, "text")));
         cb_buf_append(&text, line, strlen(line));
     }
     json_t *content = json_pack("[o]", mcp_text_block(text.len ? text.data : "(the log is empty)"));
@@ -691,25 +722,26 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
     json_auto_t *info = kg_sandbox_info(sb->kg);
     json_t *u = json_object_get(info, "usage"), *l = json_object_get(info, "limits");
     json_int_t cpu_us = json_integer_value(json_object_get(u, "cpu_usage_us"));
-    json_t *out =
-        json_pack("{s:s, s:f, s:O, s:O, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:O, s:O, s:o, s:o}",
-                  "sandbox_id", sb->id, "cpu_time_s", cpu_us / 1e6, "cpu_share", json_object_get(u, "cpu_share"),
-                  "cpu_share_avg", json_object_get(u, "cpu_share_avg"),
-                  "memory_bytes", json_object_get(u, "memory_bytes"),
-                  "memory_peak_bytes", json_object_get(u, "memory_peak_bytes"), "memory_limit_bytes",
-                  (json_int_t)(json_integer_value(json_object_get(l, "memory_mb")) * (json_int_t)MiB),
-                  "pids", json_object_get(u, "pids"), "pids_limit", json_object_get(l, "pids_max"),
-                  "disk_used_bytes", json_object_get(u, "workspace_bytes"), "disk_limit_bytes",
-                  json_object_get(u, "workspace_limit_bytes"), "oom_kills", json_object_get(u, "oom_kills"),
-                  "uptime_s", json_real_value(json_object_get(info, "uptime_s")),
-                  "executions", json_object_get(info, "executions"), "commands", json_object_get(info, "commands"),
-                  "idle_s", json_real(json_integer_value(json_object_get(info, "idle_ms")) / 1000.0),
-                  "expires_at", s_time_json(fleet_sandbox_expires_ms(sb->kg)));
+    json_t *out = json_pack(
+        "{s:s, s:f, s:O, s:O, s:O, s:O, s:I, s:O, s:O, s:O, s:O, s:O, s:f, s:O, s:O, s:o, s:o}",
+        "sandbox_id", sb->id, "cpu_time_s", cpu_us / 1e6, "cpu_share",
+        json_object_get(u, "cpu_share"), "cpu_share_avg", json_object_get(u, "cpu_share_avg"),
+        "memory_bytes", json_object_get(u, "memory_bytes"), "memory_peak_bytes",
+        json_object_get(u, "memory_peak_bytes"), "memory_limit_bytes",
+        (json_int_t)(json_integer_value(json_object_get(l, "memory_mb")) * (json_int_t)MiB), "pids",
+        json_object_get(u, "pids"), "pids_limit", json_object_get(l, "pids_max"), "disk_used_bytes",
+        json_object_get(u, "workspace_bytes"), "disk_limit_bytes",
+        json_object_get(u, "workspace_limit_bytes"), "oom_kills", json_object_get(u, "oom_kills"),
+        "uptime_s", json_real_value(json_object_get(info, "uptime_s")), "executions",
+        json_object_get(info, "executions"), "commands", json_object_get(info, "commands"),
+        "idle_s", json_real(json_integer_value(json_object_get(info, "idle_ms")) / 1000.0),
+        "expires_at", s_time_json(fleet_sandbox_expires_ms(sb->kg)));
     /* Files in /tmp and /dev/shm live in memory: their pages count against memory_limit_bytes. */
-    if (out && json_object_update_new(out, json_pack("{s:O, s:O, s:O}", "tmp_used_bytes",
-                                                     json_object_get(u, "tmp_bytes"), "shm_used_bytes",
-                                                     json_object_get(u, "shm_bytes"), "tmp_limit_bytes",
-                                                     json_object_get(u, "tmp_limit_bytes"))) < 0) {
+    if (out &&
+        json_object_update_new(out, json_pack("{s:O, s:O, s:O}", "tmp_used_bytes",
+                                              json_object_get(u, "tmp_bytes"), "shm_used_bytes",
+                                              json_object_get(u, "shm_bytes"), "tmp_limit_bytes",
+                                              json_object_get(u, "tmp_limit_bytes"))) < 0) {
         json_decref(out);
         out = NULL;
     }
@@ -746,12 +778,15 @@ void mcp_tool_session_create(mcp_call_t *call, json_t *args)
 void mcp_tool_session_close(mcp_call_t *call, json_t *args)
 {
     cb_error_t err = {0};
-    mcp_repl_t *repl = mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
+    mcp_repl_t *repl =
+        mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
     if (repl == repl->sandbox->main)
-        return mcp_call_fail(call, "session %s is the main session of sandbox %s and closes with it "
-                                   "(sandbox_delete)", repl->id, repl->sandbox->id);
+        return mcp_call_fail(call,
+                             "session %s is the main session of sandbox %s and closes with it "
+                             "(sandbox_delete)",
+                             repl->id, repl->sandbox->id);
     json_t *out = json_pack("{s:s, s:b}", "session_id", repl->id, "closed", 1);
     mcp_repl_close(&repl);
     mcp_call_finish(call, NULL, out, false);
@@ -762,7 +797,8 @@ static void s_reply_connect(mcp_call_t *call, mcp_repl_t *repl)
     cb_error_t err = {0};
     const char *path = repl->kernel ? kg_kernel_attach(repl->kernel, &err) : NULL;
     if (!path)
-        return err.msg[0] ? mcp_call_fail_err(call, &err) : mcp_call_fail(call, "the session has no kernel");
+        return err.msg[0] ? mcp_call_fail_err(call, &err)
+                          : mcp_call_fail(call, "the session has no kernel");
     cleanup_free char *command = cb_strdup_printf("jupyter console --existing %s", path);
     mcp_call_finish(call, NULL,
                     json_pack("{s:s, s:s, s:s, s:s, s:s}", "session_id", repl->id, "sandbox_id",
@@ -773,7 +809,8 @@ static void s_reply_connect(mcp_call_t *call, mcp_repl_t *repl)
 
 /* The jupyter session a call names: session_id, else the sandbox's main session (the default
  * sandbox made when create). On failure the call is finished and NULL returned. */
-static mcp_repl_t *s_jupyter_repl_for_call(mcp_call_t *call, json_t *args, bool create, const char *doing)
+static mcp_repl_t *s_jupyter_repl_for_call(mcp_call_t *call, json_t *args, bool create,
+                                           const char *doing)
 {
     cb_error_t err = {0};
     mcp_repl_t *repl;
@@ -788,7 +825,9 @@ static mcp_repl_t *s_jupyter_repl_for_call(mcp_call_t *call, json_t *args, bool 
         repl = sb->main;
     }
     if (repl->type != MCP_REPL_JUPYTER)
-        return mcp_call_fail(call, "session %s is a terminal; only jupyter sessions can be %s", repl->id, doing), NULL;
+        return mcp_call_fail(call, "session %s is a terminal; only jupyter sessions can be %s",
+                             repl->id, doing),
+               NULL;
     return repl;
 }
 
@@ -801,15 +840,17 @@ void mcp_tool_session_connect(mcp_call_t *call, json_t *args)
 
 static void s_reply_restarted(mcp_call_t *call, mcp_repl_t *repl)
 {
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:o}", "session_id", repl->id, "sandbox_id",
-                            repl->sandbox->id, "kernel", repl->kernel_name, "kernel_id",
-                            kg_kernel_id(repl->kernel), "state", kg_kernel_state_name(kg_kernel_state(repl->kernel)),
-                            "state_lost", 1, "restart_count", kg_kernel_restart_count(repl->kernel),
-                            "expires_at", s_time_json(fleet_sandbox_expires_ms(repl->sandbox->kg)));
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:o}", "session_id", repl->id,
+                            "sandbox_id", repl->sandbox->id, "kernel", repl->kernel_name,
+                            "kernel_id", kg_kernel_id(repl->kernel), "state",
+                            kg_kernel_state_name(kg_kernel_state(repl->kernel)), "state_lost", 1,
+                            "restart_count", kg_kernel_restart_count(repl->kernel), "expires_at",
+                            s_time_json(fleet_sandbox_expires_ms(repl->sandbox->kg)));
     cleanup_free char *text = cb_strdup_printf(
         "The kernel of session %s (sandbox %s) was restarted and is ready. Its state is lost: "
         "variables, imports and definitions are gone and must be set up again. Files in "
-        "/home/user are kept.", repl->id, repl->sandbox->id);
+        "/home/user are kept.",
+        repl->id, repl->sandbox->id);
     mcp_call_finish(call, json_pack("[o]", mcp_text_block(text)), out, false);
 }
 
@@ -824,7 +865,8 @@ void mcp_tool_kernel_restart(mcp_call_t *call, json_t *args)
     cb_error_t err = {0};
     if (kg_kernel_restart(repl->kernel, &err) < 0)
         return mcp_call_fail_err(call, &err);
-    kg_sandbox_log(repl->sandbox->kg, "session", "kernel of session %.8s restarted by kernel_restart", repl->id);
+    kg_sandbox_log(repl->sandbox->kg, "session",
+                   "kernel of session %.8s restarted by kernel_restart", repl->id);
     repl->ready = false; /* the restart is under way: wait for its READY (or DEAD) */
     mcp_repl_when_ready(repl, call, s_reply_restarted);
 }

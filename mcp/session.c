@@ -26,8 +26,8 @@
 static const char *const s_versions[] = {"2025-11-25", "2025-06-18"};
 
 /* MCP's syslog-style levels, lowest first. */
-static const char *const s_levels[] = {"debug",    "info",  "notice", "warning",
-                                       "error",    "critical", "alert", "emergency"};
+static const char *const s_levels[] = {"debug", "info",     "notice", "warning",
+                                       "error", "critical", "alert",  "emergency"};
 #define N_LEVELS (int)(sizeof s_levels / sizeof s_levels[0])
 
 /* ---- sending ------------------------------------------------------------------------------- */
@@ -68,8 +68,8 @@ static void s_notify(mcp_session_t *s, const char *method, json_t *params)
 
 void mcp_session_log(mcp_session_t *s, cb_log_level_t level, const char *text)
 {
-    static const int to_mcp[] = {[CB_LOG_DEBUG] = 0, [CB_LOG_INFO] = 1, [CB_LOG_WARN] = 3,
-                                 [CB_LOG_ERROR] = 4};
+    static const int to_mcp[] = {
+        [CB_LOG_DEBUG] = 0, [CB_LOG_INFO] = 1, [CB_LOG_WARN] = 3, [CB_LOG_ERROR] = 4};
     if (!s->initialized || s->log_level < 0 || level > CB_LOG_ERROR || to_mcp[level] < s->log_level)
         return;
     s_notify(s, "notifications/message",
@@ -98,8 +98,10 @@ static void s_update_log_hook(mcp_server_t *srv)
         cb_log_set_hook(NULL, NULL, CB_LOG_OFF);
     else /* MCP debug, info -> ours; notice and above -> warn; error and above -> error */
         cb_log_set_hook(s_on_log, srv,
-                        lowest == 0 ? CB_LOG_DEBUG : lowest == 1 ? CB_LOG_INFO
-                                                   : lowest <= 3 ? CB_LOG_WARN : CB_LOG_ERROR);
+                        lowest == 0   ? CB_LOG_DEBUG
+                        : lowest == 1 ? CB_LOG_INFO
+                        : lowest <= 3 ? CB_LOG_WARN
+                                      : CB_LOG_ERROR);
 }
 
 /* ---- calls --------------------------------------------------------------------------------- */
@@ -136,7 +138,8 @@ void mcp_call_progress(mcp_call_t *call, const char *text, size_t len)
 {
     if (!call->progress_token || call->cancelled || !call->session || len == 0)
         return;
-    size_t room = MCP_PROGRESS_TEXT_MAX > call->pending.len ? MCP_PROGRESS_TEXT_MAX - call->pending.len : 0;
+    size_t room =
+        MCP_PROGRESS_TEXT_MAX > call->pending.len ? MCP_PROGRESS_TEXT_MAX - call->pending.len : 0;
     if (len > room) { /* the result carries everything; progress is a glimpse */
         while (room > 0 && (text[room] & 0xC0) == 0x80)
             room--; /* whole UTF-8 characters only */
@@ -183,7 +186,8 @@ void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool
         /* Every result that names a sandbox says when it expires (use extends most lifetimes). */
         json_t *sandbox_id = json_object_get(structured, "sandbox_id");
         json_t *expires = json_is_string(sandbox_id) && !json_object_get(structured, "expires_at")
-                          ? mcp_sandbox_expires_json(s->server, json_string_value(sandbox_id)) : NULL;
+                              ? mcp_sandbox_expires_json(s->server, json_string_value(sandbox_id))
+                              : NULL;
         json_t *own = expires ? json_copy(structured) : NULL; /* structured may be a job's, kept */
         if (!own)
             json_decref(expires);
@@ -205,7 +209,8 @@ void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool
         if (size > MCP_REPLY_MAX) { /* clients drop bigger messages (the SDK's stdio: 10 MiB) */
             json_decref(result);
             char text[300];
-            snprintf(text, sizeof text, "The result was %zu bytes, more than the %u a reply may carry. "
+            snprintf(text, sizeof text,
+                     "The result was %zu bytes, more than the %u a reply may carry. "
                      "Ask for less: a smaller max_bytes or an offset for files, fewer or smaller "
                      "images (save them with savefig and download them one by one).",
                      size, MCP_REPLY_MAX);
@@ -315,7 +320,8 @@ static void s_tools_call(mcp_session_t *s, json_t *id, json_t *params)
     char msg[512];
     if (!args || json_is_null(args))
         args = empty;
-    json_t *listed = json_array_get(json_object_get(s->server->tools, "tools"), mcp_tool_index(tool));
+    json_t *listed =
+        json_array_get(json_object_get(s->server->tools, "tools"), mcp_tool_index(tool));
     if (mcp_tool_check_args(json_object_get(listed, "inputSchema"), args, msg, sizeof msg) != 0)
         return mcp_call_fail(call, "%s: %s", tool->name, msg);
     tool->run(call, args);
@@ -326,10 +332,8 @@ static const struct {
     s_method_fn *run;
     bool before_init; /* allowed before initialize */
 } s_methods[] = {
-    {"initialize", s_initialize, true},
-    {"ping", s_ping, true},
-    {"logging/setLevel", s_set_level, false},
-    {"tools/list", s_tools_list, false},
+    {"initialize", s_initialize, true},       {"ping", s_ping, true},
+    {"logging/setLevel", s_set_level, false}, {"tools/list", s_tools_list, false},
     {"tools/call", s_tools_call, false},
 };
 
@@ -369,8 +373,10 @@ static int s_hex4(const char *t)
     int v = 0;
     for (int i = 0; i < 4; i++) {
         char c = t[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0)
             return -1;
         v = v * 16 + d;
@@ -471,8 +477,9 @@ void mcp_session_handle(mcp_session_t *self, const char *text, size_t len)
     if (!msg) {
         bool rounded = false;
         json_auto_t *id = mcp_rpc_salvage_id(text, len, &rounded);
-        return s_error(self, id, CB_ERR_PARSE, "parse error: %s (at byte %d)%s", mcp_rpc_parse_error_text(&jerr),
-                       jerr.position, rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
+        return s_error(self, id, CB_ERR_PARSE, "parse error: %s (at byte %d)%s",
+                       mcp_rpc_parse_error_text(&jerr), jerr.position,
+                       rounded ? MCP_RPC_ROUNDED_ID_NOTE : "");
     }
     mcp_session_dispatch(self, msg);
 }
@@ -551,7 +558,8 @@ void mcp_session_destroy(mcp_session_t **self_p)
         if (!loose || !zlistx_add_end(loose, c))
             s_cancel(c);
     }
-    for (mcp_call_t *c = loose ? zlistx_detach(loose, NULL) : NULL; c; c = zlistx_detach(loose, NULL))
+    for (mcp_call_t *c = loose ? zlistx_detach(loose, NULL) : NULL; c;
+         c = zlistx_detach(loose, NULL))
         s_cancel(c);
     zlistx_destroy(&loose);
     zlistx_destroy(&s->calls);

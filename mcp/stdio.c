@@ -27,14 +27,14 @@ typedef struct {
     mcp_session_t *session;
     zloop_t *loop;
     int in_fd, out_fd;
-    cb_buf_t line;     /* the line being read */
-    bool skipping;     /* inside a line that is too long */
+    cb_buf_t line; /* the line being read */
+    bool skipping; /* inside a line that is too long */
     size_t skipped;
-    cb_buf_t out;      /* queued output */
-    size_t out_sent;   /* bytes of out already written */
-    bool out_polled;   /* a POLLOUT poller is registered */
+    cb_buf_t out;    /* queued output */
+    size_t out_sent; /* bytes of out already written */
+    bool out_polled; /* a POLLOUT poller is registered */
     bool input_ended;
-    bool broken;       /* the output failed: nobody is listening */
+    bool broken; /* the output failed: nobody is listening */
     volatile int done;
     int drain_timer;
 } s_stdio_t;
@@ -70,7 +70,8 @@ static void s_flush(s_stdio_t *io)
             }
             return;
         } else {
-            cb_warn("mcp stdio: writing to stdout failed (%s); the client is gone", strerror(errno));
+            cb_warn("mcp stdio: writing to stdout failed (%s); the client is gone",
+                    strerror(errno));
             io->broken = true;
             io->done = 1;
         }
@@ -100,8 +101,8 @@ static int s_send(json_t *msg, void *arg)
         return -1;
     cleanup_free char *text = json_dumps(msg, JSON_COMPACT);
     if (!text || io->out.len + strlen(text) + 1 > S_OUT_MAX) {
-        cb_err("mcp stdio: %s; ending the session", text ? "the client does not read its output"
-                                                          : "out of memory");
+        cb_err("mcp stdio: %s; ending the session",
+               text ? "the client does not read its output" : "out of memory");
         io->broken = true;
         io->done = 1;
         return -1;
@@ -117,8 +118,8 @@ static int s_on_drain_timeout(zloop_t *loop, int timer_id, void *arg)
 {
     s_stdio_t *io = arg;
     io->drain_timer = -1;
-    cb_warn("mcp stdio: input ended %d s ago and %zu call(s) still run; stopping", S_DRAIN_MS / 1000,
-            zlistx_size(io->session->calls));
+    cb_warn("mcp stdio: input ended %d s ago and %zu call(s) still run; stopping",
+            S_DRAIN_MS / 1000, zlistx_size(io->session->calls));
     io->done = 1;
     return -1;
 }
@@ -137,8 +138,10 @@ static void s_line(s_stdio_t *io, const char *text, size_t len)
 static void s_too_long(s_stdio_t *io)
 {
     char msg[160];
-    snprintf(msg, sizeof msg, "message too large: %zu bytes or more, the limit is %zu "
-                              "(CELLBLOCK_MAX_MESSAGE_MB)", io->skipped, io->srv->cfg.max_message_bytes);
+    snprintf(msg, sizeof msg,
+             "message too large: %zu bytes or more, the limit is %zu "
+             "(CELLBLOCK_MAX_MESSAGE_MB)",
+             io->skipped, io->srv->cfg.max_message_bytes);
     mcp_session_reject(io->session, CB_ERR_BAD_REQUEST, msg);
 }
 
@@ -193,7 +196,10 @@ static int s_on_readable(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 
 int mcp_stdio_serve(mcp_server_t *srv, int in_fd, int out_fd, cb_error_t *err)
 {
-    s_stdio_t io = {.srv = srv, .loop = kg_gateway_loop(srv->gw), .in_fd = in_fd, .out_fd = out_fd,
+    s_stdio_t io = {.srv = srv,
+                    .loop = kg_gateway_loop(srv->gw),
+                    .in_fd = in_fd,
+                    .out_fd = out_fd,
                     .drain_timer = -1};
     io.session = mcp_session_new(srv, s_send, &io);
     s_set_nonblocking(in_fd);

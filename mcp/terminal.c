@@ -34,19 +34,22 @@ static void s_finish(mcp_repl_t *repl, const char *status, json_t *exit_code, co
         return;
     call->repl = NULL;
     call->cancel = NULL;
-    json_t *structured = json_pack("{s:s, s:s, s:s, s:s, s:O, s:f, s:[s*], s:[], s:n}", "session_id",
-                                   repl->id, "sandbox_id", repl->sandbox->id, "type", "terminal",
-                                   "status", status, "exit_code", exit_code ? exit_code : json_null(),
-                                   "duration_ms", (double)(cb_now_ms() - repl->started_ms), "notes",
-                                   note, "results", "error");
+    json_t *structured =
+        json_pack("{s:s, s:s, s:s, s:s, s:O, s:f, s:[s*], s:[], s:n}", "session_id", repl->id,
+                  "sandbox_id", repl->sandbox->id, "type", "terminal", "status", status,
+                  "exit_code", exit_code ? exit_code : json_null(), "duration_ms",
+                  (double)(cb_now_ms() - repl->started_ms), "notes", note, "results", "error");
     cleanup_free char *prefix = cb_strdup_printf("%s-%lld", repl->id, (long long)repl->started_ms);
-    cleanup_free char *out = cb_text_lossy(repl->out.data ? repl->out.data : "", repl->out.len, NULL);
-    cleanup_free char *err = cb_text_lossy(repl->err.data ? repl->err.data : "", repl->err.len, NULL);
-    cleanup_free char *closing = json_is_integer(exit_code)
-        ? cb_strdup_printf("[exit code %lld]", (long long)json_integer_value(exit_code))
-        : cb_strdup_printf("[%s]", status);
-    json_t *content = mcp_shell_result(repl->sandbox->server, repl->sandbox, prefix, out, err, structured,
-                                       closing);
+    cleanup_free char *out =
+        cb_text_lossy(repl->out.data ? repl->out.data : "", repl->out.len, NULL);
+    cleanup_free char *err =
+        cb_text_lossy(repl->err.data ? repl->err.data : "", repl->err.len, NULL);
+    cleanup_free char *closing =
+        json_is_integer(exit_code)
+            ? cb_strdup_printf("[exit code %lld]", (long long)json_integer_value(exit_code))
+            : cb_strdup_printf("[%s]", status);
+    json_t *content = mcp_shell_result(repl->sandbox->server, repl->sandbox, prefix, out, err,
+                                       structured, closing);
     cb_buf_clear(&repl->out);
     cb_buf_clear(&repl->err);
     mcp_call_finish(call, content, structured, strcmp(status, "ok") != 0);
@@ -70,7 +73,8 @@ static void s_check_markers(mcp_repl_t *repl)
     s_finish(repl, rc == 0 ? "ok" : "error", code, NULL);
 }
 
-static void s_on_output(kg_command_t *c, const char *stream, const char *data, size_t len, void *arg)
+static void s_on_output(kg_command_t *c, const char *stream, const char *data, size_t len,
+                        void *arg)
 {
     mcp_repl_t *repl = arg;
     if (!repl->running)
@@ -92,9 +96,10 @@ static void s_on_done(kg_command_t *c, json_t *result, void *arg)
     if (repl->running) {
         bool timed_out = repl->timed_out;
         s_finish(repl, timed_out ? "timeout" : "error", json_object_get(result, "exit_code"),
-                 timed_out ? "The input ran past its time limit; the shell was killed and the "
-                             "session has ended (session_create opens a new one)."
-                           : "The shell ended; the session is over (session_create opens a new one).");
+                 timed_out
+                     ? "The input ran past its time limit; the shell was killed and the "
+                       "session has ended (session_create opens a new one)."
+                     : "The shell ended; the session is over (session_create opens a new one).");
     }
 }
 
@@ -139,10 +144,13 @@ int mcp_terminal_start(mcp_repl_t *repl, cb_error_t *err)
 void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input, int timeout_ms)
 {
     if (repl->failure || !repl->shell)
-        return mcp_call_fail(call, "session %s cannot run: %s", repl->id, repl->failure ? repl->failure : "no shell");
+        return mcp_call_fail(call, "session %s cannot run: %s", repl->id,
+                             repl->failure ? repl->failure : "no shell");
     if (repl->running)
-        return mcp_call_fail(call, "session %s is still running an input; wait for it, or use "
-                                   "another session", repl->id);
+        return mcp_call_fail(call,
+                             "session %s is still running an input; wait for it, or use "
+                             "another session",
+                             repl->id);
     char nonce[17];
     zuuid_t *uuid = zuuid_new();
     snprintf(nonce, sizeof nonce, "%.16s", uuid ? zuuid_str(uuid) : "0000000000000000");

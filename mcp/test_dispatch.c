@@ -37,7 +37,10 @@ static json_t *s_handle(mcp_session_t *s, s_wire_t *wire, const char *text)
 }
 
 /* The one message sent for a request, or NULL when there was not exactly one. Borrowed. */
-static json_t *s_only(json_t *sent) { return json_array_size(sent) == 1 ? json_array_get(sent, 0) : NULL; }
+static json_t *s_only(json_t *sent)
+{
+    return json_array_size(sent) == 1 ? json_array_get(sent, 0) : NULL;
+}
 
 static int s_code(json_t *msg)
 {
@@ -46,7 +49,8 @@ static int s_code(json_t *msg)
 
 static const char *s_text_of(json_t *result)
 {
-    return json_string_value(json_object_get(json_array_get(json_object_get(result, "content"), 0), "text"));
+    return json_string_value(
+        json_object_get(json_array_get(json_object_get(result, "content"), 0), "text"));
 }
 
 /* A JSON-RPC error with code and id (NULL: id null). */
@@ -77,7 +81,8 @@ static json_t *s_expect_result(json_t *sent, json_t *id, const char *name)
     json_t *m = s_only(sent);
     char line[160];
     snprintf(line, sizeof line, "%s: one result", name);
-    CB_OK(m && json_is_object(json_object_get(m, "result")) && !json_object_get(m, "error"), "%s", line);
+    CB_OK(m && json_is_object(json_object_get(m, "result")) && !json_object_get(m, "error"), "%s",
+          line);
     snprintf(line, sizeof line, "%s: id echoed", name);
     CB_OK(json_equal(json_object_get(m, "id"), id), "%s", line);
     return json_object_get(m, "result");
@@ -85,8 +90,8 @@ static json_t *s_expect_result(json_t *sent, json_t *id, const char *name)
 
 /* A tools/call that fails its argument check: a result with isError and a message naming the
  * tool and the argument (tool errors are results, so a model can read them). */
-static void s_expect_tool_error(mcp_session_t *s, s_wire_t *wire, const char *text, const char *mentions,
-                                const char *name)
+static void s_expect_tool_error(mcp_session_t *s, s_wire_t *wire, const char *text,
+                                const char *mentions, const char *name)
 {
     json_auto_t *sent = s_handle(s, wire, text);
     json_auto_t *id = json_integer(40);
@@ -103,40 +108,45 @@ static void s_expect_tool_error(mcp_session_t *s, s_wire_t *wire, const char *te
 static void s_before_initialize(mcp_session_t *s, s_wire_t *wire)
 {
     json_auto_t *seven = json_integer(7);
-    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\"}", -32600, seven,
-                   "tools/list before initialize");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/list\"}", -32600,
+                   seven, "tools/list before initialize");
     json_auto_t *sent = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}");
     json_auto_t *p = json_string("p");
     json_t *result = s_expect_result(sent, p, "ping before initialize");
     CB_EQ_SIZE(json_object_size(result), 0, "ping answers {}");
     json_auto_t *one = json_integer(1);
-    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}", -32602, one,
-                   "initialize without protocolVersion");
+    s_expect_error(s, wire,
+                   "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}", -32602,
+                   one, "initialize without protocolVersion");
 }
 
 static void s_initialize(mcp_session_t *s, s_wire_t *wire)
 {
-    json_auto_t *sent = s_handle(s, wire,
-                                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"initialize\",\"params\":"
-                                 "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
-                                 "\"clientInfo\":{\"name\":\"t\",\"version\":\"0\"}}}");
+    json_auto_t *sent =
+        s_handle(s, wire,
+                 "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"initialize\",\"params\":"
+                 "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+                 "\"clientInfo\":{\"name\":\"t\",\"version\":\"0\"}}}");
     json_auto_t *two = json_integer(2);
     json_t *result = s_expect_result(sent, two, "initialize");
     CB_EQ_STR(json_string_value(json_object_get(result, "protocolVersion")), "2025-06-18",
               "a version the server speaks is kept");
-    CB_EQ_STR(json_string_value(json_object_get(json_object_get(result, "serverInfo"), "name")), MCP_SERVER_NAME,
-              "serverInfo names the server");
-    CB_OK(json_is_object(json_object_get(json_object_get(result, "capabilities"), "tools")), "tools capability");
+    CB_EQ_STR(json_string_value(json_object_get(json_object_get(result, "serverInfo"), "name")),
+              MCP_SERVER_NAME, "serverInfo names the server");
+    CB_OK(json_is_object(json_object_get(json_object_get(result, "capabilities"), "tools")),
+          "tools capability");
 
-    json_auto_t *again = s_handle(s, wire,
-                                  "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":"
-                                  "{\"protocolVersion\":\"1999-01-01\"}}");
+    json_auto_t *again =
+        s_handle(s, wire,
+                 "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"initialize\",\"params\":"
+                 "{\"protocolVersion\":\"1999-01-01\"}}");
     json_auto_t *three = json_integer(3);
     result = s_expect_result(again, three, "initialize with an unknown version");
     CB_EQ_STR(json_string_value(json_object_get(result, "protocolVersion")), MCP_PROTOCOL_LATEST,
               "an unknown version gets the latest");
 
-    json_auto_t *none = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+    json_auto_t *none =
+        s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
     CB_EQ_SIZE(json_array_size(none), 0, "notifications/initialized gets no answer");
 }
 
@@ -153,20 +163,21 @@ static void s_envelope(mcp_session_t *s, s_wire_t *wire)
                    "jsonrpc 1.0");
     s_expect_error(s, wire, "{\"id\":9,\"method\":\"ping\"}", -32600, nine, "no jsonrpc member");
     s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9}", -32600, nine, "no method");
-    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"params\":[1]}", -32600, nine,
-                   "params an array");
-    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":{\"a\":1},\"method\":\"ping\"}", -32600, NULL,
-                   "id an object (answered with id null)");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"params\":[1]}",
+                   -32600, nine, "params an array");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":{\"a\":1},\"method\":\"ping\"}", -32600,
+                   NULL, "id an object (answered with id null)");
     s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"ping\"}", -32600, NULL,
                    "id a real");
     json_auto_t *sid = json_string("req-\xc3\xa9");
-    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":\"req-\xc3\xa9\",\"method\":\"no/such\"}", -32601, sid,
-                   "unknown method, string id");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":\"req-\xc3\xa9\",\"method\":\"no/such\"}",
+                   -32601, sid, "unknown method, string id");
     json_auto_t *big = json_integer(9007199254740993LL); /* beyond a double's exact integers */
-    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"method\":\"no/such\"}", -32601, big,
-                   "unknown method, a large integer id kept exact");
+    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"method\":\"no/such\"}",
+                   -32601, big, "unknown method, a large integer id kept exact");
 
-    json_auto_t *quiet = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"method\":\"no/such/notification\"}");
+    json_auto_t *quiet =
+        s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"method\":\"no/such/notification\"}");
     CB_EQ_SIZE(json_array_size(quiet), 0, "an unknown notification gets no answer");
     json_auto_t *cancel = s_handle(s, wire,
                                    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\","
@@ -178,7 +189,8 @@ static void s_envelope(mcp_session_t *s, s_wire_t *wire)
 
 static void s_methods(mcp_session_t *s, s_wire_t *wire)
 {
-    json_auto_t *sent = s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":20,\"method\":\"tools/list\"}");
+    json_auto_t *sent =
+        s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":20,\"method\":\"tools/list\"}");
     json_auto_t *twenty = json_integer(20);
     json_t *result = s_expect_result(sent, twenty, "tools/list");
     json_t *tools = json_object_get(result, "tools");
@@ -187,7 +199,7 @@ static void s_methods(mcp_session_t *s, s_wire_t *wire)
     bool shaped = json_array_size(tools) > 0, has_execute = false;
     size_t i;
     json_t *tool;
-    json_array_foreach(tools, i, tool) {
+    json_array_foreach (tools, i, tool) {
         const char *name = json_string_value(json_object_get(tool, "name"));
         shaped &= name && json_is_object(json_object_get(tool, "inputSchema")) &&
                   json_is_string(json_object_get(tool, "description"));
@@ -204,7 +216,8 @@ static void s_methods(mcp_session_t *s, s_wire_t *wire)
     s_expect_result(level, twentyone, "logging/setLevel warning");
     json_auto_t *twentytwo = json_integer(22);
     s_expect_error(s, wire,
-                   "{\"jsonrpc\":\"2.0\",\"id\":22,\"method\":\"logging/setLevel\",\"params\":{\"level\":\"loud\"}}",
+                   "{\"jsonrpc\":\"2.0\",\"id\":22,\"method\":\"logging/"
+                   "setLevel\",\"params\":{\"level\":\"loud\"}}",
                    -32602, twentytwo, "logging/setLevel with an unknown level");
     json_auto_t *quiet = s_handle(s, wire,
                                   "{\"jsonrpc\":\"2.0\",\"id\":23,\"method\":\"logging/setLevel\","
@@ -216,13 +229,16 @@ static void s_methods(mcp_session_t *s, s_wire_t *wire)
 static void s_tools_call(mcp_session_t *s, s_wire_t *wire)
 {
     json_auto_t *thirty = json_integer(30);
-    s_expect_error(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{}}", -32602,
-                   thirty, "tools/call without a name");
     s_expect_error(s, wire,
-                   "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{\"name\":7}}", -32602,
-                   thirty, "tools/call with a name that is not a string");
+                   "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{}}",
+                   -32602, thirty, "tools/call without a name");
+    s_expect_error(
+        s, wire,
+        "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{\"name\":7}}", -32602,
+        thirty, "tools/call with a name that is not a string");
     s_expect_error(s, wire,
-                   "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/call\",\"params\":{\"name\":\"no_such_tool\"}}",
+                   "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"tools/"
+                   "call\",\"params\":{\"name\":\"no_such_tool\"}}",
                    -32602, thirty, "tools/call of an unknown tool");
 
     /* Argument checks: each is a tool result with isError, naming what is wrong. */
@@ -234,18 +250,20 @@ static void s_tools_call(mcp_session_t *s, s_wire_t *wire)
                         "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
                         "{\"name\":\"code_execute\",\"arguments\":{\"code\":5}}}",
                         "code", "code_execute with a number for code");
-    s_expect_tool_error(s, wire,
-                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
-                        "{\"name\":\"code_execute\",\"arguments\":{\"code\":\"1\",\"no_such_arg\":1}}}",
-                        "no_such_arg", "code_execute with an argument it does not take");
+    s_expect_tool_error(
+        s, wire,
+        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+        "{\"name\":\"code_execute\",\"arguments\":{\"code\":\"1\",\"no_such_arg\":1}}}",
+        "no_such_arg", "code_execute with an argument it does not take");
     s_expect_tool_error(s, wire,
                         "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
                         "{\"name\":\"code_execute\",\"arguments\":[1]}}",
                         "code_execute", "arguments that are not an object");
-    s_expect_tool_error(s, wire,
-                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
-                        "{\"name\":\"code_execute\",\"arguments\":{\"code\":\"1\",\"timeout_s\":-1}}}",
-                        "timeout_s", "code_execute with a timeout below its minimum");
+    s_expect_tool_error(
+        s, wire,
+        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+        "{\"name\":\"code_execute\",\"arguments\":{\"code\":\"1\",\"timeout_s\":-1}}}",
+        "timeout_s", "code_execute with a timeout below its minimum");
 
     /* Past the check, a tool that needs a sandbox fails at kg_sandbox_open: this server has no
      * template, so nothing starts. Still one result, with isError. */
@@ -271,13 +289,16 @@ int main(void)
     setenv("XDG_STATE_HOME", none, 1);
     unsetenv("CELLBLOCK_POOL");
     cb_error_t err = {0};
-    CB_OK(cb_mkdir_p(run, 0700, &err) == 0 && cb_mkdir_p(templates, 0700, &err) == 0, "directories");
-    CB_OK(cb_write_file(python, "{\"kernel\": \"python3\"}", 21, 0600, &err) == 0, "a template for the start");
+    CB_OK(cb_mkdir_p(run, 0700, &err) == 0 && cb_mkdir_p(templates, 0700, &err) == 0,
+          "directories");
+    CB_OK(cb_write_file(python, "{\"kernel\": \"python3\"}", 21, 0600, &err) == 0,
+          "a template for the start");
 
     kg_config_t cfg = {.runtime_dir = run, .no_sandbox = true, .heartbeat_ms = -1};
     kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
     CB_OK(gw, "a gateway with no kernels: %s", err.msg);
-    CB_OK(!gw || fleet_new(gw, &(fleet_config_t){.templates_dir = templates, .state_dir = state}, &err),
+    CB_OK(!gw || fleet_new(gw, &(fleet_config_t){.templates_dir = templates, .state_dir = state},
+                           &err),
           "its fleet: %s", err.msg);
     mcp_config_t mcfg;
     CB_OK(mcp_config_from_env(&mcfg, &err) == 0, "configuration from the environment");

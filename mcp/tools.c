@@ -12,6 +12,10 @@
 
 /* ---- schemas ------------------------------------------------------------------------------- */
 
+/* The schemas and the table are JSON text laid out by hand to be read: clang-format would cut
+ * their strings at arbitrary points. */
+// clang-format off
+
 #define S_OBJ(props, req) "{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "],\"additionalProperties\":false}"
 #define S_STR(desc) "{\"type\":\"string\",\"description\":\"" desc "\"}"
 #define S_NUM(desc, min, max) "{\"type\":\"number\",\"minimum\":" #min ",\"maximum\":" #max ",\"description\":\"" desc "\"}"
@@ -303,6 +307,7 @@ static const mcp_tool_t s_tools[] = {
                 "\"messages\":{\"type\":\"object\"}", "\"sandboxes\""),
      MCP_HINT_READ_ONLY, mcp_tool_server_metrics},
 };
+// clang-format on
 #define N_TOOLS (sizeof s_tools / sizeof s_tools[0])
 
 size_t mcp_tool_index(const mcp_tool_t *tool) { return (size_t)(tool - s_tools); }
@@ -337,12 +342,12 @@ json_t *mcp_tools_list(cb_error_t *err)
             json_decref(out);
             return NULL;
         }
-        json_t *entry = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:b, s:b, s:b, s:b}}", "name", t->name,
-                                  "title", t->title, "description", t->description, "inputSchema", in,
-                                  "annotations", "title", t->title, "readOnlyHint",
-                                  (t->hints & MCP_HINT_READ_ONLY) != 0, "destructiveHint",
-                                  (t->hints & MCP_HINT_DESTRUCTIVE) != 0, "idempotentHint",
-                                  (t->hints & MCP_HINT_IDEMPOTENT) != 0, "openWorldHint", 0);
+        json_t *entry =
+            json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:b, s:b, s:b, s:b}}", "name", t->name, "title",
+                      t->title, "description", t->description, "inputSchema", in, "annotations",
+                      "title", t->title, "readOnlyHint", (t->hints & MCP_HINT_READ_ONLY) != 0,
+                      "destructiveHint", (t->hints & MCP_HINT_DESTRUCTIVE) != 0, "idempotentHint",
+                      (t->hints & MCP_HINT_IDEMPOTENT) != 0, "openWorldHint", 0);
         if (entry && out)
             json_object_set_new(entry, "outputSchema", out);
         else
@@ -376,7 +381,8 @@ static bool s_has_type(json_t *v, const char *type)
     if (strcmp(type, "string") == 0)
         return json_is_string(v);
     if (strcmp(type, "integer") == 0)
-        return json_is_integer(v) || (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)));
+        return json_is_integer(v) ||
+               (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)));
     if (strcmp(type, "number") == 0)
         return json_is_number(v);
     if (strcmp(type, "boolean") == 0)
@@ -400,11 +406,11 @@ static int s_check_value(const char *name, json_t *v, json_t *schema, char *msg,
     if (choices) {
         size_t i;
         json_t *c;
-        json_array_foreach(choices, i, c)
+        json_array_foreach (choices, i, c)
             if (json_equal(c, v))
                 return 0;
         char list[200] = "";
-        json_array_foreach(choices, i, c)
+        json_array_foreach (choices, i, c)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
                      json_string_value(c) ? json_string_value(c) : "?");
         snprintf(msg, size, "argument '%s' must be one of: %s", name, list);
@@ -421,7 +427,7 @@ static int s_check_value(const char *name, json_t *v, json_t *schema, char *msg,
     if (json_is_object(v) && json_is_object(values)) {
         const char *key;
         json_t *item;
-        json_object_foreach(v, key, item)
+        json_object_foreach (v, key, item)
             if (!json_is_string(item)) {
                 snprintf(msg, size, "argument '%s': the value of '%.60s' must be a string, not %s",
                          name, key, s_type_name(item));
@@ -440,22 +446,24 @@ int mcp_tool_check_args(json_t *schema, json_t *args, char *msg, size_t size)
     json_t *props = json_object_get(schema, "properties");
     const char *key;
     json_t *value;
-    json_object_foreach(args, key, value) {
+    json_object_foreach (args, key, value) {
         json_t *prop = json_object_get(props, key);
         if (!prop) {
             char known[300] = "";
             const char *k;
             json_t *p;
-            json_object_foreach(props, k, p)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", known[0] ? ", " : "", k);
-            snprintf(msg, size, "unknown argument '%.60s' (this tool takes: %s)", key, known[0] ? known : "none");
+            json_object_foreach (props, k, p)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                         known[0] ? ", " : "", k);
+            snprintf(msg, size, "unknown argument '%.60s' (this tool takes: %s)", key,
+                     known[0] ? known : "none");
             return -1;
         }
         if (s_check_value(key, value, prop, msg, size) < 0)
             return -1;
     }
     size_t i;
-    json_array_foreach(json_object_get(schema, "required"), i, value)
+    json_array_foreach (json_object_get(schema, "required"), i, value)
         if (!json_object_get(args, json_string_value(value))) {
             snprintf(msg, size, "missing required argument '%s'", json_string_value(value));
             return -1;

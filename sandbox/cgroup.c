@@ -118,9 +118,11 @@ static char *s_v1_mount(const char *controller)
         char *sep = strstr(line, " - ");
         char mnt[PATH_MAX], fstype[32], superopts[1024];
         if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
-            sscanf(sep + 3, "%31s %*s %1023s", fstype, superopts) != 2 || strcmp(fstype, "cgroup") != 0)
+            sscanf(sep + 3, "%31s %*s %1023s", fstype, superopts) != 2 ||
+            strcmp(fstype, "cgroup") != 0)
             continue;
-        for (char *save = NULL, *o = strtok_r(superopts, ",", &save); o; o = strtok_r(NULL, ",", &save))
+        for (char *save = NULL, *o = strtok_r(superopts, ",", &save); o;
+             o = strtok_r(NULL, ",", &save))
             if (strcmp(o, controller) == 0)
                 return cb_xstrdup(mnt);
     }
@@ -157,7 +159,8 @@ static int s_apply_v1(sbx_cgroup_t *cg, const sbx_policy_t *p, sbx_layers_t *lay
         }
         s_write(d, "memory.swappiness", "0"); /* best effort where swap accounting is off */
     }
-    if (cg->dir[CG_PIDS] && p->pids_max && s_write_u64(cg->dir[CG_PIDS], "pids.max", p->pids_max) < 0) {
+    if (cg->dir[CG_PIDS] && p->pids_max &&
+        s_write_u64(cg->dir[CG_PIDS], "pids.max", p->pids_max) < 0) {
         s_note(layers, "pids limit not writable in %s: %s", cg->dir[CG_PIDS], strerror(errno));
         layers->cgroup_pids = false;
         rc = -1;
@@ -292,7 +295,8 @@ sbx_cgroup_t *sbx_cgroup_new(const sbx_policy_t *policy, sbx_layers_t *layers, c
     bool any = layers->cgroup_memory || layers->cgroup_pids || layers->cgroup_cpu;
     layers->cgroup = any ? cg->version : SBX_CGROUP_NONE;
     if (rc < 0) {
-        cb_error_fail(err, CB_ERR_LIMIT, "the sandbox's cgroup limits could not be set: %s", layers->cgroup_why);
+        cb_error_fail(err, CB_ERR_LIMIT, "the sandbox's cgroup limits could not be set: %s",
+                      layers->cgroup_why);
         sbx_cgroup_destroy(&cg);
         return NULL;
     }
@@ -330,8 +334,10 @@ int sbx_cgroup_usage(const sbx_cgroup_t *cg, sbx_usage_t *out)
     bool v2 = cg->version == SBX_CGROUP_V2;
     if (mem) {
         out->memory_bytes = s_read_u64(mem, v2 ? "memory.current" : "memory.usage_in_bytes", NULL);
-        out->memory_peak_bytes = s_read_u64(mem, v2 ? "memory.peak" : "memory.max_usage_in_bytes", NULL);
-        out->memory_limit_bytes = s_read_u64(mem, v2 ? "memory.max" : "memory.limit_in_bytes", NULL);
+        out->memory_peak_bytes =
+            s_read_u64(mem, v2 ? "memory.peak" : "memory.max_usage_in_bytes", NULL);
+        out->memory_limit_bytes =
+            s_read_u64(mem, v2 ? "memory.max" : "memory.limit_in_bytes", NULL);
         out->oom_kills = sbx_cgroup_oom_kills(cg);
     }
     if (pids)
@@ -436,7 +442,8 @@ static void s_collect_all_stale(s_stale_t *st)
     if (statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) {
         cleanup_free char *own = s_own_path(NULL);
         if (own) {
-            cleanup_free char *dir = cb_strdup_printf("/sys/fs/cgroup%s", strcmp(own, "/") ? own : "");
+            cleanup_free char *dir =
+                cb_strdup_printf("/sys/fs/cgroup%s", strcmp(own, "/") ? own : "");
             s_collect_stale(dir, st);
         }
         return;

@@ -73,7 +73,6 @@ typedef struct {
     bool dir_syntax;                      /* "a/b/" or "a/b/.": can only name a directory */
 } s_path_t;
 
-
 /* A failure of `kind` that still records errnum. Returns -1. */
 __attribute__((format(printf, 4, 5))) static int s_fail(cb_error_t *err, cb_error_kind_t kind,
                                                         int errnum, const char *fmt, ...)
@@ -93,14 +92,10 @@ __attribute__((format(printf, 4, 5))) static int s_fail(cb_error_t *err, cb_erro
 static int s_errno(cb_error_t *err, int e, const char *what, const char *given)
 {
     switch (e) {
-    case ENOENT:
-        return s_fail(err, CB_ERR_NOT_FOUND, e, "%s '%s': not found", what, given);
-    case ENOTDIR:
-        return s_fail(err, CB_ERR_INVALID, e, "%s '%s': not a directory", what, given);
-    case EISDIR:
-        return s_fail(err, CB_ERR_INVALID, e, "%s '%s': is a directory", what, given);
-    case EXDEV:
-        return s_fail(err, CB_ERR_INVALID, e, "'%s' resolves outside the workspace", given);
+    case ENOENT: return s_fail(err, CB_ERR_NOT_FOUND, e, "%s '%s': not found", what, given);
+    case ENOTDIR: return s_fail(err, CB_ERR_INVALID, e, "%s '%s': not a directory", what, given);
+    case EISDIR: return s_fail(err, CB_ERR_INVALID, e, "%s '%s': is a directory", what, given);
+    case EXDEV: return s_fail(err, CB_ERR_INVALID, e, "'%s' resolves outside the workspace", given);
     case ELOOP:
         return s_fail(err, CB_ERR_INVALID, e,
                       "%s '%s': goes through a symlink that cannot be followed (a loop, or a "
@@ -109,10 +104,8 @@ static int s_errno(cb_error_t *err, int e, const char *what, const char *given)
     case ENAMETOOLONG:
         return s_fail(err, CB_ERR_INVALID, e, "%s '%s': a name is too long", what, given);
     case ENOSPC:
-    case EDQUOT:
-        return s_fail(err, CB_ERR_LIMIT, e, "%s '%s': the workspace is full", what, given);
-    default:
-        return cb_error_make(err, e, "%s '%s'", what, given);
+    case EDQUOT: return s_fail(err, CB_ERR_LIMIT, e, "%s '%s': the workspace is full", what, given);
+    default: return cb_error_make(err, e, "%s '%s'", what, given);
     }
 }
 
@@ -308,7 +301,8 @@ int sbx_file_read(sbx_t *self, const char *path, size_t max_bytes, cb_buf_t *out
         return -1;
     if (out->len > max_bytes)
         return cb_buf_clear(out),
-               cb_error_fail(err, CB_ERR_LIMIT, "'%s' is more than the %zu bytes allowed", path, max_bytes);
+               cb_error_fail(err, CB_ERR_LIMIT, "'%s' is more than the %zu bytes allowed", path,
+                             max_bytes);
     return 0;
 }
 
@@ -386,7 +380,8 @@ int sbx_file_mkdir(sbx_t *self, const char *path, bool parents, cb_error_t *err)
 }
 
 /* Fill the new temp file fd with data and mode. */
-static int s_fill(int fd, mode_t mode, const void *data, size_t len, const char *given, cb_error_t *err)
+static int s_fill(int fd, mode_t mode, const void *data, size_t len, const char *given,
+                  cb_error_t *err)
 {
     for (const char *at = data; len > 0;) {
         ssize_t n = write(fd, at, len);

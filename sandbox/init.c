@@ -59,8 +59,8 @@
 typedef struct {
     sbx_wire_config_t cfg;
     const char *workspace_dir; /* host path of a persistent workspace, or NULL: a tmpfs */
-    int workspace_tree;  /* a detached mount of it (from a root gateway), or -1 */
-    pid_t *spawned;      /* children we spawned and have not reaped */
+    int workspace_tree;        /* a detached mount of it (from a root gateway), or -1 */
+    pid_t *spawned;            /* children we spawned and have not reaped */
     size_t nspawned, capspawned;
 } init_t;
 
@@ -178,8 +178,8 @@ static int s_mount_tmpfs(const char *path, const char *mode, uint64_t size, unsi
     char opts[96];
     snprintf(opts, sizeof opts, "mode=%s,size=%llu", mode, (unsigned long long)size);
     if (strcmp(path, SBX_INSIDE_RUN_DIR) == 0) /* what code inside may put there is capped */
-        snprintf(opts, sizeof opts, "mode=%s,size=%llu,nr_inodes=%u", mode, (unsigned long long)size,
-                 SBX_RUN_DIR_INODES);
+        snprintf(opts, sizeof opts, "mode=%s,size=%llu,nr_inodes=%u", mode,
+                 (unsigned long long)size, SBX_RUN_DIR_INODES);
     if (s_mkdirs(path, 0755) < 0)
         return -1;
     return mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | flags, opts);
@@ -203,8 +203,8 @@ static int s_new_root(void)
 
 static int s_system_binds(void)
 {
-    static const char *const system[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                         "/libx32"};
+    static const char *const system[] = {"/usr",   "/bin",   "/sbin",  "/lib",
+                                         "/lib32", "/lib64", "/libx32"};
     for (size_t i = 0; i < sizeof system / sizeof *system; i++)
         if (s_bind_ro(system[i]) < 0)
             return s_fail(SBX_STEP_BIND_SYSTEM);
@@ -215,10 +215,10 @@ static int s_system_binds(void)
 static int s_etc(const init_t *in)
 {
     static const char *const from_host[] = {
-        "/etc/ld.so.cache",  "/etc/ld.so.conf",    "/etc/ld.so.conf.d", "/etc/alternatives",
-        "/etc/localtime",    "/etc/mime.types",    "/etc/fonts",        "/etc/ssl/certs",
-        "/etc/python3",      "/etc/python3.11",    "/etc/matplotlibrc", "/etc/bash.bashrc",
-        "/etc/profile",      "/etc/inputrc",       "/etc/debian_version"};
+        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",  "/etc/alternatives",
+        "/etc/localtime",   "/etc/mime.types", "/etc/fonts",         "/etc/ssl/certs",
+        "/etc/python3",     "/etc/python3.11", "/etc/matplotlibrc",  "/etc/bash.bashrc",
+        "/etc/profile",     "/etc/inputrc",    "/etc/debian_version"};
     char hosts[256], hostname[80];
     snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n",
              in->cfg.hostname);
@@ -230,8 +230,10 @@ static int s_etc(const init_t *in)
                      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
                      0644) < 0 ||
         s_write_file("/etc/group", "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n", 0644) < 0 ||
-        s_write_file("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n", 0644) < 0 ||
-        s_write_file("/etc/hosts", hosts, 0644) < 0 || s_write_file("/etc/hostname", hostname, 0644) < 0)
+        s_write_file("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n", 0644) <
+            0 ||
+        s_write_file("/etc/hosts", hosts, 0644) < 0 ||
+        s_write_file("/etc/hostname", hostname, 0644) < 0)
         return s_fail(SBX_STEP_ETC);
     for (size_t i = 0; i < sizeof from_host / sizeof *from_host; i++)
         if (s_bind_ro(from_host[i]) < 0)
@@ -245,13 +247,14 @@ static int s_etc(const init_t *in)
  * kernel only lets a user namespace mount proc when a full one is already in sight. */
 static int s_proc(void)
 {
-    static const char *const hide_files[] = {"kcore",   "keys",          "timer_list", "sched_debug",
-                                             "latency_stats", "timer_stats", "kmsg",  "kpagecount",
-                                             "kpageflags", "kpagecgroup", "config.gz"};
+    static const char *const hide_files[] = {
+        "kcore", "keys",       "timer_list", "sched_debug", "latency_stats", "timer_stats",
+        "kmsg",  "kpagecount", "kpageflags", "kpagecgroup", "config.gz"};
     static const char *const hide_dirs[] = {"acpi", "scsi", "asound", "driver"};
     static const char *const read_only[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
     char path[64];
-    if (mkdir("/proc", 0555) < 0 || mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    if (mkdir("/proc", 0555) < 0 ||
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         return s_fail(SBX_STEP_PROC);
     for (size_t i = 0; i < sizeof hide_files / sizeof *hide_files; i++) {
         snprintf(path, sizeof path, "/proc/%s", hide_files[i]);
@@ -261,13 +264,14 @@ static int s_proc(void)
     for (size_t i = 0; i < sizeof hide_dirs / sizeof *hide_dirs; i++) {
         snprintf(path, sizeof path, "/proc/%s", hide_dirs[i]);
         if (access(path, F_OK) == 0 &&
-            mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k") < 0)
+            mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k") <
+                0)
             return s_fail(SBX_STEP_PROC_MASK);
     }
     for (size_t i = 0; i < sizeof read_only / sizeof *read_only; i++) {
         snprintf(path, sizeof path, "/proc/%s", read_only[i]);
-        if (access(path, F_OK) == 0 &&
-            (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0 || s_remount_ro(path, MS_NOEXEC) < 0))
+        if (access(path, F_OK) == 0 && (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+                                        s_remount_ro(path, MS_NOEXEC) < 0))
             return s_fail(SBX_STEP_PROC_MASK);
     }
     return 0;
@@ -301,12 +305,13 @@ static int s_dev(const init_t *in)
         if (symlink(links[i][1], dst) < 0)
             return s_fail(SBX_STEP_DEV);
     }
-    if (mkdir("/dev/pts", 0755) < 0 ||
-        mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0)
+    if (mkdir("/dev/pts", 0755) < 0 || mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                                             "newinstance,ptmxmode=0666,mode=0620") < 0)
         return s_fail(SBX_STEP_DEV);
     if (s_mount_tmpfs("/dev/shm", "1777", in->cfg.tmp_bytes, 0) < 0)
         return s_fail(SBX_STEP_TMP);
-    if (mount(NULL, "/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
+    if (mount(NULL, "/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) <
+        0)
         return s_fail(SBX_STEP_DEV);
     return 0;
 }
@@ -424,7 +429,8 @@ static int s_setup(const init_t *in)
         return s_fail(SBX_STEP_CGROUP_NS);
     if (sethostname(in->cfg.hostname, strlen(in->cfg.hostname)) < 0)
         return s_fail(SBX_STEP_HOSTNAME);
-    if (s_build_filesystem(in) < 0 || s_loopback_up() < 0 || s_become_user() < 0 || s_rlimits(in) < 0)
+    if (s_build_filesystem(in) < 0 || s_loopback_up() < 0 || s_become_user() < 0 ||
+        s_rlimits(in) < 0)
         return -1;
     if (in->cfg.seccomp_mode != 2) {
         int rc = sbx_seccomp_load((int)in->cfg.seccomp_mode);
@@ -439,8 +445,8 @@ static int s_setup(const init_t *in)
 static void s_reply(uint32_t type, uint32_t id, pid_t pid, uint32_t step, int error, const int *fds,
                     int nfds)
 {
-    sbx_wire_reply_t r = {.h = {SBX_WIRE_MAGIC, type}, .id = id, .pid = pid, .step = step,
-                          .error = error};
+    sbx_wire_reply_t r = {
+        .h = {SBX_WIRE_MAGIC, type}, .id = id, .pid = pid, .step = step, .error = error};
     if (sbx_wire_send(SBX_INIT_FD, &r, sizeof r, fds, nfds) < 0 && errno != EPIPE)
         fprintf(stderr, "cellblock-init: send: %s\n", strerror(errno));
 }
@@ -470,8 +476,8 @@ static void s_oom_first(void)
 
 /* In the forked child: never returns. Reports the failing step on errpipe (close-on-exec, so
  * EOF there means the exec worked). */
-static void __attribute__((noreturn)) s_child(const char *path, char **argv, char **env, const char *cwd,
-                                              const int *stdio, int errpipe)
+static void __attribute__((noreturn))
+s_child(const char *path, char **argv, char **env, const char *cwd, const int *stdio, int errpipe)
 {
     child_failure_t f = {SBX_STEP_NONE, 0};
     sigset_t all;
@@ -618,8 +624,10 @@ static void s_reap(init_t *in)
             /* Nothing a process started outlives it: its group goes with it. (The gateway may
              * not know the host pid of a process that ended at once, so this is done here.) */
             kill(-info.si_pid, SIGKILL);
-            sbx_wire_reply_t r = {.h = {SBX_WIRE_MAGIC, SBX_MSG_EXITED}, .pid = info.si_pid,
-                                  .code = info.si_code, .status = info.si_status};
+            sbx_wire_reply_t r = {.h = {SBX_WIRE_MAGIC, SBX_MSG_EXITED},
+                                  .pid = info.si_pid,
+                                  .code = info.si_code,
+                                  .status = info.si_status};
             sbx_wire_send(SBX_INIT_FD, &r, sizeof r, NULL, 0);
             break;
         }
@@ -670,7 +678,8 @@ static int s_serve(init_t *in, int sigfd)
  * Returns 0, or -1 when the message is malformed. */
 static int s_unpack_config(char *buf, ssize_t n, const int *fds, init_t *in)
 {
-    return sbx_wire_unpack_config(buf, (size_t)n, fds, &in->cfg, &in->workspace_dir, &in->workspace_tree);
+    return sbx_wire_unpack_config(buf, (size_t)n, fds, &in->cfg, &in->workspace_dir,
+                                  &in->workspace_tree);
 }
 
 int main(void)
@@ -681,7 +690,8 @@ int main(void)
 
     ssize_t n = sbx_wire_recv(SBX_INIT_FD, buf, sizeof buf - 1, fds, 2);
     if (n < (ssize_t)sizeof in.cfg) {
-        fprintf(stderr, "cellblock-init: no configuration on fd %d (run by the sandbox library only)\n",
+        fprintf(stderr,
+                "cellblock-init: no configuration on fd %d (run by the sandbox library only)\n",
                 SBX_INIT_FD);
         return 2;
     }

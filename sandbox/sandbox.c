@@ -92,13 +92,15 @@ static bool s_one_name(const char *name)
 int sbx_run_mkdir(const sbx_t *self, const char *name, cb_error_t *err)
 {
     if (!s_one_name(name))
-        return cb_error_fail(err, CB_ERR_INVALID, "'%s' is not a name in the run dir", name ? name : "");
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' is not a name in the run dir",
+                             name ? name : "");
     bool switched = sbx_fs_as_owner(self);
     int rc = mkdirat(self->run_fd, name, 0700);
     sbx_fs_as_self(switched);
     if (rc < 0)
         return cb_error_make(err, errno, "create '%s' in the sandbox's run dir", name);
-    cleanup_close int fd = cb_openat_beneath(self->run_fd, name, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0);
+    cleanup_close int fd =
+        cb_openat_beneath(self->run_fd, name, O_RDONLY | O_DIRECTORY | O_NONBLOCK, 0);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0)
         return cb_error_make(err, errno, "open '%s' in the sandbox's run dir", name);
@@ -111,7 +113,8 @@ int sbx_run_write(const sbx_t *self, int dirfd, const char *name, const void *da
                   cb_error_t *err)
 {
     if (!s_one_name(name))
-        return cb_error_fail(err, CB_ERR_INVALID, "'%s' is not a name in the run dir", name ? name : "");
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' is not a name in the run dir",
+                             name ? name : "");
     bool switched = sbx_fs_as_owner(self);
     int rc = cb_write_new_at(dirfd, name, data, len, 0600, err);
     sbx_fs_as_self(switched);
@@ -123,8 +126,10 @@ int sbx_run_write(const sbx_t *self, int dirfd, const char *name, const void *da
 static int s_open_run_fd(sbx_t *s, cb_error_t *err)
 {
     struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-    cleanup_close int fd = (int)syscall(SYS_openat2, s->root_fd, SBX_INSIDE_RUN_DIR + 1, &how, sizeof how);
+                           .resolve =
+                               RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    cleanup_close int fd =
+        (int)syscall(SYS_openat2, s->root_fd, SBX_INSIDE_RUN_DIR + 1, &how, sizeof how);
     struct statfs fs;
     struct stat st;
     struct statx here, root;
@@ -133,7 +138,8 @@ static int s_open_run_fd(sbx_t *s, cb_error_t *err)
         statx(s->root_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &root) < 0)
         return cb_error_make(err, errno, "open the sandbox's run dir");
     if (fs.f_type != TMPFS_MAGIC || st.st_uid != s->host_uid || here.stx_mnt_id == root.stx_mnt_id)
-        return cb_error_fail(err, CB_ERR_STATE, "the sandbox's run dir is not the tmpfs its init made");
+        return cb_error_fail(err, CB_ERR_STATE,
+                             "the sandbox's run dir is not the tmpfs its init made");
     s->run_fd = cb_steal_fd(&fd);
     return 0;
 }
@@ -243,8 +249,8 @@ static int s_read_reply(sbx_t *s, int timeout_ms, sbx_wire_reply_t *msg, int *fd
         if (rc == 2)
             return 0;
         if (rc == 0)
-            return cb_error_fail(err, CB_ERR_TIMEOUT, "the sandbox init did not answer within %d ms",
-                                 timeout_ms);
+            return cb_error_fail(err, CB_ERR_TIMEOUT,
+                                 "the sandbox init did not answer within %d ms", timeout_ms);
         if (rc < 0)
             return -1;
     }
@@ -337,7 +343,9 @@ static int s_send_config(const sbx_t *s, cb_error_t *err)
         .nofile = s->policy.nofile,
         .fsize_bytes = s->policy.fsize_bytes,
         .nproc = s->layers.cgroup_pids ? 0 : s->policy.pids_max,
-        .seccomp_mode = s->policy.no_seccomp ? 2 : s->policy.seccomp_log ? 1 : 0,
+        .seccomp_mode = s->policy.no_seccomp    ? 2
+                        : s->policy.seccomp_log ? 1
+                                                : 0,
     };
     snprintf(cfg.hostname, sizeof cfg.hostname, "%s", s->hostname);
     cleanup_close int ws_tree = -1;
@@ -379,8 +387,9 @@ static int s_wait_ready(sbx_t *s, cb_error_t *err)
         statx(fd, "home/user", AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
         return cb_error_make(err, errno, "stat the sandbox's workspace");
     if (!(stx.stx_mask & STATX_MNT_ID))
-        return cb_error_fail(err, CB_ERR_STATE, "this kernel does not report mount ids (statx "
-                                                "STATX_MNT_ID needs Linux 5.8)");
+        return cb_error_fail(err, CB_ERR_STATE,
+                             "this kernel does not report mount ids (statx "
+                             "STATX_MNT_ID needs Linux 5.8)");
     s->workspace_dev = st.st_dev;
     s->workspace_mnt_id = stx.stx_mnt_id;
     return s_open_run_fd(s, err);
@@ -481,7 +490,8 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
     /* Files in /tmp and /dev/shm are memory charged to no process: were one of them to fill the
      * whole limit, killing every process would free nothing, and the OOM killer would end with
      * the init (and the sandbox). Each holds at most the limit less a reserve. */
-    uint64_t reserve = p->memory_bytes / 8 > SBX_MEMORY_RESERVE ? p->memory_bytes / 8 : SBX_MEMORY_RESERVE;
+    uint64_t reserve =
+        p->memory_bytes / 8 > SBX_MEMORY_RESERVE ? p->memory_bytes / 8 : SBX_MEMORY_RESERVE;
     if (p->memory_bytes > reserve && p->tmp_bytes > p->memory_bytes - reserve)
         p->tmp_bytes = p->memory_bytes - reserve;
     if (!p->workspace_bytes)
@@ -489,7 +499,8 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
     if (!p->nofile)
         p->nofile = 4096;
     if (!p->fsize_bytes) /* a backstop above both tmpfs sizes, so a full one says ENOSPC */
-        p->fsize_bytes = 2 * (p->workspace_bytes > p->tmp_bytes ? p->workspace_bytes : p->tmp_bytes);
+        p->fsize_bytes =
+            2 * (p->workspace_bytes > p->tmp_bytes ? p->workspace_bytes : p->tmp_bytes);
     if (!p->setup_timeout_ms)
         p->setup_timeout_ms = 10000;
     bool root = geteuid() == 0;
@@ -511,7 +522,8 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
         rc = s->cgroup ? 0 : -1;
     }
     if (rc == 0) {
-        snprintf(s->hostname, sizeof s->hostname, "%s", policy->hostname ? policy->hostname : "sandbox");
+        snprintf(s->hostname, sizeof s->hostname, "%s",
+                 policy->hostname ? policy->hostname : "sandbox");
         rc = s_start_init(s, err);
     }
     if (rc < 0) {
@@ -579,7 +591,8 @@ static pid_t s_pidfd_pid(int pidfd)
 }
 
 /* Pack argv, env and cwd after the header. Returns the length, or -1 when it does not fit. */
-static ssize_t s_pack_spawn(char *buf, size_t size, sbx_wire_spawn_t *hdr, const sbx_spawn_opts_t *o)
+static ssize_t s_pack_spawn(char *buf, size_t size, sbx_wire_spawn_t *hdr,
+                            const sbx_spawn_opts_t *o)
 {
     size_t len = sizeof *hdr;
     const char *const *lists[2] = {o->argv, o->env};
@@ -623,8 +636,8 @@ sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err
     }
     ssize_t len = s_pack_spawn(buf, SBX_WIRE_MAX, &hdr, opts);
     if (len < 0) {
-        cb_error_fail(err, CB_ERR_LIMIT, "command, environment and working directory exceed %d bytes",
-                      SBX_WIRE_MAX);
+        cb_error_fail(err, CB_ERR_LIMIT,
+                      "command, environment and working directory exceed %d bytes", SBX_WIRE_MAX);
         return NULL;
     }
     if (sbx_wire_send(self->ctl, buf, (size_t)len, fds, nfds) < 0) {
@@ -642,7 +655,8 @@ sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err
         return NULL;
     }
     if (r.step != SBX_STEP_NONE) {
-        cb_error_make(err, r.error, "start '%s' in the sandbox: %s", opts->argv[0], sbx_step_name(r.step));
+        cb_error_make(err, r.error, "start '%s' in the sandbox: %s", opts->argv[0],
+                      sbx_step_name(r.step));
         if (r.step == SBX_STEP_EXEC && r.error == ENOENT)
             err->kind = CB_ERR_NOT_FOUND;
         return NULL;
@@ -671,8 +685,9 @@ int sbx_proc_signal(sbx_proc_t *self, int sig, bool group, cb_error_t *err)
 {
     if (self->reaped)
         return cb_error_fail(err, CB_ERR_STATE, "the process has already exited");
-    int rc = group && self->pid > 0 ? kill(-self->pid, sig)
-                                    : (int)syscall(SYS_pidfd_send_signal, self->pidfd, sig, NULL, 0);
+    int rc = group && self->pid > 0
+                 ? kill(-self->pid, sig)
+                 : (int)syscall(SYS_pidfd_send_signal, self->pidfd, sig, NULL, 0);
     if (rc < 0 && errno != ESRCH)
         return cb_error_make(err, errno, "signal %d to sandbox process %d", sig, (int)self->pid);
     return 0;
@@ -699,7 +714,8 @@ int sbx_proc_wait(sbx_proc_t *self, sbx_exit_t *out, int timeout_ms, cb_error_t 
         }
         int left = deadline < 0 ? -1 : (int)(deadline - cb_now_ms());
         if (deadline >= 0 && left <= 0)
-            return cb_error_fail(err, CB_ERR_TIMEOUT, "process %d is still running", (int)self->pid);
+            return cb_error_fail(err, CB_ERR_TIMEOUT, "process %d is still running",
+                                 (int)self->pid);
         int fd = -1;
         int rc = s_read_message(self->sbx, left, &r, &fd, err);
         if (fd >= 0)
@@ -723,7 +739,8 @@ char *sbx_exit_describe(const sbx_exit_t *ex)
 {
     if (ex->exited)
         return cb_strdup_printf("exit code %d", ex->code);
-    return cb_strdup_printf("killed by SIG%s%s", sigabbrev_np(ex->signal) ? sigabbrev_np(ex->signal) : "?",
+    return cb_strdup_printf("killed by SIG%s%s",
+                            sigabbrev_np(ex->signal) ? sigabbrev_np(ex->signal) : "?",
                             ex->oom ? " (out of memory)" : "");
 }
 

@@ -64,7 +64,7 @@ typedef enum {
     X(DEV, "build /dev")                                                                           \
     X(TMP, "mount /tmp and /dev/shm")                                                              \
     X(WORKSPACE, "mount the workspace")                                                            \
-    X(RUN_DIR, "mount the run directory")                                                           \
+    X(RUN_DIR, "mount the run directory")                                                          \
     X(DETACH_OLD_ROOT, "detach the old root")                                                      \
     X(READONLY_ROOT, "make the root read-only")                                                    \
     X(LOOPBACK, "bring up lo")                                                                     \
@@ -104,24 +104,24 @@ typedef struct {
     sbx_wire_header_t h;
     uint64_t tmp_bytes;
     uint64_t workspace_bytes;
-    uint32_t workspace_bind;  /* 1: bind a host dir at /home/user; 0: a tmpfs */
-    uint32_t fd_mask;         /* SBX_CONFIG_*_TREE: which mount fds come with the message */
+    uint32_t workspace_bind; /* 1: bind a host dir at /home/user; 0: a tmpfs */
+    uint32_t fd_mask;        /* SBX_CONFIG_*_TREE: which mount fds come with the message */
     uint64_t nofile;
     uint64_t fsize_bytes;
-    uint64_t nproc;           /* RLIMIT_NPROC fallback when there is no pids cgroup; 0: none */
-    uint32_t seccomp_mode;    /* 0 deny, 1 log, 2 off */
+    uint64_t nproc;        /* RLIMIT_NPROC fallback when there is no pids cgroup; 0: none */
+    uint32_t seccomp_mode; /* 0 deny, 1 log, 2 off */
     char hostname[64];
 } sbx_wire_config_t;
 
 /* READY / FAILED / SPAWNED / EXITED share one shape. */
 typedef struct {
     sbx_wire_header_t h;
-    uint32_t id;        /* SPAWN's id, echoed */
-    int32_t pid;        /* pid inside the sandbox */
-    uint32_t step;      /* FAILED and failed SPAWNED: sbx_step_t */
-    int32_t error;      /* errno of that step */
-    int32_t code;       /* EXITED: CLD_EXITED, CLD_KILLED, CLD_DUMPED */
-    int32_t status;     /* EXITED: exit code or signal */
+    uint32_t id;    /* SPAWN's id, echoed */
+    int32_t pid;    /* pid inside the sandbox */
+    uint32_t step;  /* FAILED and failed SPAWNED: sbx_step_t */
+    int32_t error;  /* errno of that step */
+    int32_t code;   /* EXITED: CLD_EXITED, CLD_KILLED, CLD_DUMPED */
+    int32_t status; /* EXITED: exit code or signal */
 } sbx_wire_reply_t;
 
 /* SPAWN; followed by argc strings, then envc strings, then the cwd, all NUL-terminated. */
@@ -130,7 +130,7 @@ typedef struct {
     uint32_t id;
     uint32_t argc;
     uint32_t envc;
-    uint32_t fd_mask;   /* bit i set: the i-th stdio fd (0 stdin, 1 stdout, 2 stderr) is attached,
+    uint32_t fd_mask; /* bit i set: the i-th stdio fd (0 stdin, 1 stdout, 2 stderr) is attached,
                            in that order; unset ones get /dev/null */
 } sbx_wire_spawn_t;
 
@@ -193,31 +193,31 @@ void sbx_cgroup_destroy(sbx_cgroup_t **cg_p);
 typedef struct sbx_event sbx_event_t; /* an EXITED message not yet claimed by a process */
 
 struct sbx {
-    sbx_policy_t policy;      /* strings below are the sandbox's own copies */
-    char *run_dir;            /* the host run dir: the gateway's, private (not seen inside) */
-    char *workspace_dir;      /* NULL: a tmpfs workspace */
+    sbx_policy_t policy; /* strings below are the sandbox's own copies */
+    char *run_dir;       /* the host run dir: the gateway's, private (not seen inside) */
+    char *workspace_dir; /* NULL: a tmpfs workspace */
     char *init_path;
-    int run_dir_lock;         /* flock on run_dir (cb_dir_create_locked); closed after removal */
+    int run_dir_lock; /* flock on run_dir (cb_dir_create_locked); closed after removal */
     sbx_layers_t layers;
     sbx_cgroup_t *cgroup;
-    pid_t init_pid;           /* host pid */
+    pid_t init_pid; /* host pid */
     int init_pidfd;
-    int ctl;                  /* control socket */
-    int root_fd;              /* the sandbox's "/" (O_PATH), for workspace files */
-    int run_fd;               /* its /run/cellblock (O_PATH), a tmpfs of the sandbox user's */
-    dev_t workspace_dev;      /* st_dev and mount id of /home/user: what file paths must resolve */
+    int ctl;                   /* control socket */
+    int root_fd;               /* the sandbox's "/" (O_PATH), for workspace files */
+    int run_fd;                /* its /run/cellblock (O_PATH), a tmpfs of the sandbox user's */
+    dev_t workspace_dev;       /* st_dev and mount id of /home/user: what file paths must resolve */
     uint64_t workspace_mnt_id; /* onto (the mount id tells a bind from /usr on the same fs) */
     char hostname[64];
-    uid_t host_uid;           /* host uid and gid the sandbox user maps to */
+    uid_t host_uid; /* host uid and gid the sandbox user maps to */
     gid_t host_gid;
     uint32_t next_spawn_id;
-    sbx_event_t *events;      /* unclaimed EXITED messages, oldest first */
+    sbx_event_t *events; /* unclaimed EXITED messages, oldest first */
     int live_procs;
 };
 
 struct sbx_proc {
     sbx_t *sbx;
-    pid_t pid;                /* host pid */
+    pid_t pid; /* host pid */
     pid_t inside_pid;
     int pidfd;
     bool reaped;

@@ -51,6 +51,8 @@
  * here: they have argument rules of their own.
  * ------------------------------------------------------------------------------------------- */
 
+/* Syscall names, packed by purpose: clang-format would put one on a line. */
+// clang-format off
 static const char *const s_allowed[] = {
     /* Processes and threads (pthread_create, fork, posix_spawn, wait) */
     "fork", "vfork", "execve", "execveat", "exit", "exit_group", "wait4", "waitid",
@@ -110,12 +112,15 @@ static const char *const s_allowed[] = {
     /* Randomness */
     "getrandom",
 };
+// clang-format on
 
 /* ---------------------------------------------------------------------------------------------
  * Forbidden: EPERM in both modes. The classes from docs/security.md, each with the siblings
  * that reach the same thing by another door.
  * ------------------------------------------------------------------------------------------- */
 
+/* Syscall names, packed by purpose: clang-format would put one on a line. */
+// clang-format off
 static const char *const s_forbidden[] = {
     /* Reaching into other processes */
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "process_madvise", "kcmp",
@@ -139,9 +144,10 @@ static const char *const s_forbidden[] = {
     "acct", "open_by_handle_at", "name_to_handle_at", "quotactl", "quotactl_fd",
     "lookup_dcookie", "syslog", "vhangup", "iopl", "ioperm", "nfsservctl", "uselib", "_sysctl",
 };
+// clang-format on
 
 #define S_NS_FLAGS                                                                                 \
-    (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |   \
+    (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |     \
      CLONE_NEWCGROUP | CLONE_NEWTIME)
 
 #define S_LOW32 0xffffffffull
@@ -191,9 +197,8 @@ static int s_rule_in(scmp_filter_ctx ctx, uint32_t action, const char *name, uns
  * `prefix`, a branch that holds none of vals becomes one rule fixing bits 31..bit; a branch that
  * holds some is walked further. The rules are disjoint from each other and from vals, and there
  * are at most 32 per value. Start with bit 31, prefix 0. */
-static int s_rule_not_in(scmp_filter_ctx ctx, uint32_t action, const char *name,
-                         unsigned int arg, const uint32_t *vals, size_t n, int bit,
-                         uint32_t prefix)
+static int s_rule_not_in(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned int arg,
+                         const uint32_t *vals, size_t n, int bit, uint32_t prefix)
 {
     if (bit < 0)
         return 0; /* all 32 bits fixed: this is one of vals */
@@ -252,8 +257,8 @@ static int s_add_arg_rules(scmp_filter_ctx ctx, uint32_t act_default)
     if (rc == 0)
         rc = s_rule_in(ctx, eperm, "ioctl", 1, s_bad_ioctls, S_COUNT(s_bad_ioctls));
     if (rc == 0)
-        rc = s_rule_not_in(ctx, SCMP_ACT_ALLOW, "ioctl", 1, s_bad_ioctls, S_COUNT(s_bad_ioctls),
-                           31, 0);
+        rc = s_rule_not_in(ctx, SCMP_ACT_ALLOW, "ioctl", 1, s_bad_ioctls, S_COUNT(s_bad_ioctls), 31,
+                           0);
 
     /* personality: the persona is argument 0 */
     if (rc == 0)

@@ -38,17 +38,14 @@ typedef enum {
 } sbx_probe_kind_t;
 
 typedef struct {
-    const char *name;       /* the call, for the TAP line */
-    int (*call)(long arg);  /* makes the call; returns the result (see above) */
+    const char *name;      /* the call, for the TAP line */
+    int (*call)(long arg); /* makes the call; returns the result (see above) */
     long arg;
-    int expect;             /* the result the filter must produce */
+    int expect; /* the result the filter must produce */
     sbx_probe_kind_t kind;
 } sbx_probe_t;
 
-static inline int s_probe_result(long rc)
-{
-    return rc < 0 ? errno : 0;
-}
+static inline int s_probe_result(long rc) { return rc < 0 ? errno : 0; }
 
 /* Run fn(arg) in a child in a new session (so it has no controlling terminal); the child's exit
  * code is the result. */
@@ -139,7 +136,10 @@ static int s_probe_socketpair(long family)
 /* The request goes in whole, high bits and all; NULL as the argument means that even an
  * unfiltered TIOCSTI has no byte to push. */
 static int s_probe_ioctl_stdin(long req) { return s_probe_result(syscall(SYS_ioctl, 0L, req, 0L)); }
-static int s_probe_ioctl_badfd(long req) { return s_probe_result(syscall(SYS_ioctl, -1L, req, 0L)); }
+static int s_probe_ioctl_badfd(long req)
+{
+    return s_probe_result(syscall(SYS_ioctl, -1L, req, 0L));
+}
 
 static int s_probe_ptrace(long pid)
 {
@@ -169,7 +169,10 @@ S_PROBE_RAW(s_probe_bad_flags_5, 0L, 0L, 0L, 0L, 0L, ~0L)   /* flags (sixth arg)
 S_PROBE_RAW(s_probe_empty_path, "", 0L, 0L, 0L, 0L, 0L)     /* path "" */
 #undef S_PROBE_RAW
 
-#define S_DENY(call, fn, arg) {call, fn, (long)(arg), EPERM, SBX_PROBE_DENIED}
+#define S_DENY(call, fn, arg)                                                                      \
+    {                                                                                              \
+        call, fn, (long)(arg), EPERM, SBX_PROBE_DENIED                                             \
+    }
 
 static const sbx_probe_t sbx_probes[] = {
     /* Reaching into other processes */

@@ -605,8 +605,8 @@ static void s_oom(const char *runtime)
     int init_adj = s_read_proc_int(sbx_init_pid(s), "oom_score_adj");
     CB_OK(init_adj == 0, "the init's oom_score_adj is 0 (read %d)", init_adj);
     const char *child = s_sh_ok(s, "cat /proc/self/oom_score_adj", &out);
-    CB_OK(!strcmp(child, SBX_CHILD_OOM_SCORE_ADJ), "a process it starts has oom_score_adj %s (read '%s')",
-          SBX_CHILD_OOM_SCORE_ADJ, child);
+    CB_OK(!strcmp(child, SBX_CHILD_OOM_SCORE_ADJ),
+          "a process it starts has oom_score_adj %s (read '%s')", SBX_CHILD_OOM_SCORE_ADJ, child);
     /* Lowering below 0 needs a privilege nobody inside has. */
     cb_buf_clear(&out);
     int rc = s_sh(s, "echo -1000 > /proc/self/oom_score_adj", &out);

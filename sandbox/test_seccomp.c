@@ -34,20 +34,19 @@
 #include "sbx_private.h"
 #include "seccomp_probes.h"
 
-#define S_NO_FILTER (-1)     /* mode for a control run */
-#define S_EXIT_LOAD 99       /* the child could not load the filter */
-#define S_PROGRAM_MS 180000  /* per program (matplotlib's first import builds a font cache) */
+#define S_NO_FILTER (-1)    /* mode for a control run */
+#define S_EXIT_LOAD 99      /* the child could not load the filter */
+#define S_PROGRAM_MS 180000 /* per program (matplotlib's first import builds a font cache) */
 #define S_PROBES_MS 60000
 
 #define S_PYTHON "/usr/bin/python3"
 
-static const char s_py_data[] =
-    "import numpy, pandas, matplotlib\n"
-    "matplotlib.use('Agg')\n"
-    "import matplotlib.pyplot as plt\n"
-    "numpy.ones((400, 400)) @ numpy.ones((400, 400))\n"
-    "plt.plot([1, 2]); plt.savefig('x.png')\n"
-    "print(pandas.DataFrame({'a': [1, 2]}).sum().iloc[0])\n";
+static const char s_py_data[] = "import numpy, pandas, matplotlib\n"
+                                "matplotlib.use('Agg')\n"
+                                "import matplotlib.pyplot as plt\n"
+                                "numpy.ones((400, 400)) @ numpy.ones((400, 400))\n"
+                                "plt.plot([1, 2]); plt.savefig('x.png')\n"
+                                "print(pandas.DataFrame({'a': [1, 2]}).sum().iloc[0])\n";
 
 static const char s_py_kernel[] =
     "import zmq, ipykernel.kernelapp, threading, asyncio, tornado.ioloop\n"
@@ -86,7 +85,8 @@ static void s_child(int mode, int out_fd, bool merge, void (*work)(const void *)
 {
     setsid();
     int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || (merge && dup2(out_fd, 2) < 0))
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+        (merge && dup2(out_fd, 2) < 0))
         _exit(S_EXIT_LOAD);
     if (mode != S_NO_FILTER) {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -196,7 +196,7 @@ static void s_diag_output(const char *text)
  * cannot run on this host), working there is a failure of the filter. Returns 1 when it
  * worked, 0 when it failed, -1 when skipped. */
 static int s_check_program(int mode, const char *name, const char *const *argv, const char *cwd,
-                            const char *expect)
+                           const char *expect)
 {
     s_exec_t e = {argv, cwd};
     cb_buf_t out = {0};
@@ -251,7 +251,8 @@ static void s_test_load(bool log_mode)
 static void s_test_programs(const char *dir)
 {
     const char *py_data[] = {S_PYTHON, "-c", s_py_data, NULL};
-    if (s_check_program(0, "python3 with numpy, pandas, matplotlib (Agg)", py_data, dir, "3") >= 0) {
+    if (s_check_program(0, "python3 with numpy, pandas, matplotlib (Agg)", py_data, dir, "3") >=
+        0) {
         cleanup_free char *png = cb_strdup_printf("%s/x.png", dir);
         struct stat st;
         CB_OK(png && stat(png, &st) == 0 && st.st_size > 0, "matplotlib wrote its figure");

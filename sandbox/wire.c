@@ -60,7 +60,9 @@ ssize_t sbx_wire_recv(int sock, void *buf, size_t size, int *fds, int max_fds)
         char buf[CMSG_SPACE(8 * sizeof(int))];
         struct cmsghdr align;
     } control;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = control.buf,
                         .msg_controllen = sizeof control.buf};
     ssize_t n;
     do

@@ -37,6 +37,8 @@ TEST_PACKAGES=(
     python3-jupyter-server python3-websocket curl
     # fuzzing (bench/fuzz, make fuzz): clang, and libFuzzer with clang's sanitizer runtimes
     clang libclang-rt-14-dev
+    # style.format: every C file as clang-format has it
+    clang-format
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

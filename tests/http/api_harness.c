@@ -27,8 +27,9 @@ int main(void)
     japi_t *api = NULL;
     kg_sandbox_t *foreign = NULL;
     if (gw)
-        http = http_server_new(kg_gateway_loop(gw),
-                               &(http_config_t){.listen = "127.0.0.1:0", .token = getenv("CELLBLOCK_TOKEN")}, &err);
+        http = http_server_new(
+            kg_gateway_loop(gw),
+            &(http_config_t){.listen = "127.0.0.1:0", .token = getenv("CELLBLOCK_TOKEN")}, &err);
     if (http)
         api = japi_new(gw, http, &(japi_opts_t){.kernel_timeout_s = -1}, &err);
     if (api)

@@ -17,7 +17,8 @@ static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
     r->done = 1;
 }
 
-json_t *tst_kg_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code, int timeout_ms, int deadline_ms)
+json_t *tst_kg_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code, int timeout_ms,
+                   int deadline_ms)
 {
     /* On the heap: an execution that misses the deadline still calls s_on_done later, so its
      * record is left to it (a leak only in a run that already failed). */
@@ -25,7 +26,8 @@ json_t *tst_kg_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code, int timeo
     cb_error_t err = {0};
     if (!r)
         return CB_DIAG("out of memory"), NULL;
-    kg_execute_opts_t opts = {.code = code, .timeout_ms = timeout_ms, .on_done = s_on_done, .arg = r};
+    kg_execute_opts_t opts = {
+        .code = code, .timeout_ms = timeout_ms, .on_done = s_on_done, .arg = r};
     if (!k || !kg_execute(k, &opts, &err)) {
         CB_DIAG("kg_execute(%.80s): %s", code, k ? err.msg : "no kernel");
         free(r);

@@ -9,6 +9,7 @@
 /* Run code on kernel k (timeout_ms: the execution's own limit, 0: none) and drive gw's loop until
  * it ends, at most deadline_ms. Caller owns return value: the execution's result; NULL, with a
  * diagnostic, when it could not be queued or did not end in time. */
-json_t *tst_kg_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code, int timeout_ms, int deadline_ms);
+json_t *tst_kg_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code, int timeout_ms,
+                   int deadline_ms);
 
 #endif

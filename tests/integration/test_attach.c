@@ -237,17 +237,21 @@ int main(int argc, char **argv)
     cleanup_free char *attach_path = strdup(attach);
     struct stat st;
     CB_OK(stat(attach_path, &st) == 0 && (st.st_mode & 0777) == 0600,
-          "attach file exists with mode 0600 (mode %o)", stat(attach_path, &st) == 0 ? st.st_mode & 0777 : 0);
+          "attach file exists with mode 0600 (mode %o)",
+          stat(attach_path, &st) == 0 ? st.st_mode & 0777 : 0);
     CB_OK(strncmp(attach_path, run_dir, strlen(run_dir)) != 0,
           "attach file is not in the kernel's run dir, where sandboxed code writes");
     cleanup_free char *attach_dir = strdup(attach_path);
     if (attach_dir && strrchr(attach_dir, '/'))
         *strrchr(attach_dir, '/') = '\0';
     struct stat dst;
-    CB_OK(attach_dir && stat(attach_dir, &dst) == 0 && dst.st_uid == geteuid() && (dst.st_mode & 0077) == 0,
-          "its directory is the gateway's own, closed to others (%s)", attach_dir ? attach_dir : "?");
+    CB_OK(attach_dir && stat(attach_dir, &dst) == 0 && dst.st_uid == geteuid() &&
+              (dst.st_mode & 0077) == 0,
+          "its directory is the gateway's own, closed to others (%s)",
+          attach_dir ? attach_dir : "?");
     const char *again = kg_kernel_attach(k, NULL);
-    CB_OK(again && strcmp(again, attach_path) == 0, "a second kg_kernel_attach returns the same file");
+    CB_OK(again && strcmp(again, attach_path) == 0,
+          "a second kg_kernel_attach returns the same file");
 
     kg_counters_t before = *kg_gateway_counters(gw);
 
@@ -306,8 +310,8 @@ int main(int argc, char **argv)
     uint64_t replays = after->replayed_signatures - before.replayed_signatures;
     uint64_t malformed = after->malformed_messages - before.malformed_messages;
     CB_DIAG("proxy counters: dropped %llu, bad signatures %llu, replays %llu, malformed %llu",
-            (unsigned long long)dropped, (unsigned long long)bad_sigs,
-            (unsigned long long)replays, (unsigned long long)malformed);
+            (unsigned long long)dropped, (unsigned long long)bad_sigs, (unsigned long long)replays,
+            (unsigned long long)malformed);
     CB_OK(sent_bad > 0 && dropped >= (uint64_t)sent_bad,
           "proxy_dropped grew by at least SENT_BAD (%llu >= %ld)", (unsigned long long)dropped,
           sent_bad);

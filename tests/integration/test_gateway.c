@@ -34,9 +34,12 @@ typedef struct {
 static void s_on_event(kg_kernel_t *k, kg_kernel_event_t event, const char *detail, void *arg)
 {
     events_t *ev = arg;
-    int *counters[] = {[KG_EVENT_READY] = &ev->ready,     [KG_EVENT_DIED] = &ev->died,
-                       [KG_EVENT_RESTARTING] = &ev->restarting, [KG_EVENT_HUNG] = &ev->hung,
-                       [KG_EVENT_DEAD] = &ev->dead,       [KG_EVENT_STOPPED] = &ev->stopped,
+    int *counters[] = {[KG_EVENT_READY] = &ev->ready,
+                       [KG_EVENT_DIED] = &ev->died,
+                       [KG_EVENT_RESTARTING] = &ev->restarting,
+                       [KG_EVENT_HUNG] = &ev->hung,
+                       [KG_EVENT_DEAD] = &ev->dead,
+                       [KG_EVENT_STOPPED] = &ev->stopped,
                        [KG_EVENT_STDERR] = NULL};
     if (counters[event])
         (*counters[event])++;
@@ -102,7 +105,10 @@ static json_t *s_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code)
     return s_run_opts(gw, k, (kg_execute_opts_t){.code = code}, false);
 }
 
-static const char *s_str(json_t *obj, const char *key) { return json_string_value(json_object_get(obj, key)); }
+static const char *s_str(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
 
 static bool s_status_is(json_t *result, const char *status)
 {
@@ -130,7 +136,7 @@ static bool s_notes_mention(json_t *result, const char *word)
 {
     size_t i;
     json_t *note;
-    json_array_foreach(json_object_get(result, "notes"), i, note)
+    json_array_foreach (json_object_get(result, "notes"), i, note)
         if (strstr(json_string_value(note), word))
             return true;
     return false;
@@ -201,8 +207,8 @@ static int s_count_group(pid_t pgid)
         char *close_paren = strrchr(buf, ')');
         char state;
         int ppid, pgrp;
-        if (close_paren && sscanf(close_paren + 2, "%c %d %d", &state, &ppid, &pgrp) == 3 && pgrp == pgid &&
-            state != 'Z')
+        if (close_paren && sscanf(close_paren + 2, "%c %d %d", &state, &ppid, &pgrp) == 3 &&
+            pgrp == pgid && state != 'Z')
             n++;
     }
     if (d)
@@ -257,7 +263,8 @@ static void s_basics(const char *runtime_dir)
     CB_OK(s_stdout_is(streams, "out\n") && strcmp(s_str(streams, "stderr"), "err\n") == 0,
           "stdout and stderr arrive apart");
 
-    json_auto_t *rich = s_run(gw, k, "from IPython.display import display\ndisplay('shown')\n40 + 2");
+    json_auto_t *rich =
+        s_run(gw, k, "from IPython.display import display\ndisplay('shown')\n40 + 2");
     json_t *results = json_object_get(rich, "results");
     json_t *r0 = json_array_get(results, 0), *r1 = json_array_get(results, 1);
     CB_OK(json_array_size(results) == 2, "display_data and execute_result both collected");
@@ -268,9 +275,10 @@ static void s_basics(const char *runtime_dir)
               strcmp(s_str(json_object_get(r1, "data"), "text/plain"), "42") == 0,
           "execute_result is the main result");
 
-    json_auto_t *plot = s_run(gw, k,
-        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('t')\nplt.show()");
-    const char *png = s_str(json_object_get(json_array_get(json_object_get(plot, "results"), 0), "data"), "image/png");
+    json_auto_t *plot = s_run(
+        gw, k, "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('t')\nplt.show()");
+    const char *png = s_str(
+        json_object_get(json_array_get(json_object_get(plot, "results"), 0), "data"), "image/png");
     zchunk_t *bytes = NULL;
     if (png) {
         zarmour_t *armour = zarmour_new();
@@ -284,7 +292,8 @@ static void s_basics(const char *runtime_dir)
         bytes = zarmour_decode(armour, compact);
         zarmour_destroy(&armour);
     }
-    CB_OK(bytes && zchunk_size(bytes) > 1000 && memcmp(zchunk_data(bytes), "\x89PNG\r\n\x1a\n", 8) == 0,
+    CB_OK(bytes && zchunk_size(bytes) > 1000 &&
+              memcmp(zchunk_data(bytes), "\x89PNG\r\n\x1a\n", 8) == 0,
           "a matplotlib plot arrives as image/png that decodes to a PNG");
     zchunk_destroy(&bytes);
 
@@ -294,16 +303,18 @@ static void s_basics(const char *runtime_dir)
               json_is_string(json_object_get(u0, "display_id")),
           "update_display_data replaces the output with the same display_id");
 
-    json_auto_t *cleared = s_run(gw, k, "from IPython.display import clear_output\nprint('gone')\n"
-                                        "clear_output()\nprint('kept')");
+    json_auto_t *cleared = s_run(gw, k,
+                                 "from IPython.display import clear_output\nprint('gone')\n"
+                                 "clear_output()\nprint('kept')");
     CB_OK(s_stdout_is(cleared, "kept\n"), "clear_output clears what came before");
     json_auto_t *waited = s_run(gw, k, "print('old')\nclear_output(wait=True)\nprint('new')");
     CB_OK(s_stdout_is(waited, "new\n"), "clear_output(wait=True) clears at the next output");
 
     /* Output beyond the caps is dropped, with a note, and the kernel carries on. */
-    json_auto_t *flood = s_run(gw, k, "from IPython.display import display\nblob = 'x' * (8 << 20)\n"
-                                      "for _ in range(10): display({'text/plain': blob}, raw=True)\n"
-                                      "print('y' * (20 << 20))");
+    json_auto_t *flood = s_run(gw, k,
+                               "from IPython.display import display\nblob = 'x' * (8 << 20)\n"
+                               "for _ in range(10): display({'text/plain': blob}, raw=True)\n"
+                               "print('y' * (20 << 20))");
     CB_OK(s_status_is(flood, "ok") && json_array_size(json_object_get(flood, "results")) == 8 &&
               strlen(s_str(flood, "stdout")) == (16u << 20) && s_notes_mention(flood, "dropped"),
           "rich results stop at 64 MiB and stdout at 16 MiB, with notes");
@@ -316,19 +327,26 @@ static void s_basics(const char *runtime_dir)
               json_array_size(json_object_get(e, "traceback")) > 0,
           "the error has name, value and traceback");
 
-    json_auto_t *in = s_run_opts(gw, k, (kg_execute_opts_t){.code = "n = input('who? ')\nprint('hi', n)",
-                                                         .stdin_text = "ada\n"}, false);
-    CB_OK(s_status_is(in, "ok") && s_stdout_is(in, "hi ada\n"), "input() answered from the supplied stdin");
-    json_auto_t *two = s_run_opts(gw, k, (kg_execute_opts_t){.code = "a = input()\nb = input()\nprint(a + b)",
-                                                          .stdin_text = "1\n2"}, false);
+    json_auto_t *in = s_run_opts(
+        gw, k,
+        (kg_execute_opts_t){.code = "n = input('who? ')\nprint('hi', n)", .stdin_text = "ada\n"},
+        false);
+    CB_OK(s_status_is(in, "ok") && s_stdout_is(in, "hi ada\n"),
+          "input() answered from the supplied stdin");
+    json_auto_t *two = s_run_opts(
+        gw, k,
+        (kg_execute_opts_t){.code = "a = input()\nb = input()\nprint(a + b)", .stdin_text = "1\n2"},
+        false);
     CB_OK(s_status_is(two, "ok") && s_stdout_is(two, "12\n"), "each input() takes the next line");
     json_auto_t *none = s_run(gw, k, "input('name? ')");
     CB_OK(s_status_is(none, "error") &&
-              strcmp(s_str(json_object_get(none, "error"), "ename"), "StdinNotImplementedError") == 0 &&
+              strcmp(s_str(json_object_get(none, "error"), "ename"), "StdinNotImplementedError") ==
+                  0 &&
               s_notes_mention(none, "stdin"),
           "input() without a supplied value fails clearly");
-    json_auto_t *short_in = s_run_opts(gw, k, (kg_execute_opts_t){.code = "a = input()\nb = input()",
-                                                               .stdin_text = "only one"}, false);
+    json_auto_t *short_in = s_run_opts(
+        gw, k, (kg_execute_opts_t){.code = "a = input()\nb = input()", .stdin_text = "only one"},
+        false);
     CB_OK(s_status_is(short_in, "error") &&
               strcmp(s_str(json_object_get(short_in, "error"), "ename"), "StdinNotProvided") == 0,
           "asking for more input than supplied fails clearly");
@@ -336,16 +354,23 @@ static void s_basics(const char *runtime_dir)
     CB_OK(s_stdout_is(after_in, "1\n"), "the kernel keeps working after stdin failures");
 
     int64_t t0 = cb_now_ms();
-    json_auto_t *loop = s_run_opts(gw, k, (kg_execute_opts_t){.code = "while True: pass", .timeout_ms = 2000}, false);
+    json_auto_t *loop = s_run_opts(
+        gw, k, (kg_execute_opts_t){.code = "while True: pass", .timeout_ms = 2000}, false);
     int64_t took = cb_now_ms() - t0;
-    CB_OK(s_status_is(loop, "timeout") && s_notes_mention(loop, "timed out"), "a busy loop times out");
-    CB_OK(json_is_false(json_object_get(loop, "kernel_restarted")), "the interrupt took: no restart");
+    CB_OK(s_status_is(loop, "timeout") && s_notes_mention(loop, "timed out"),
+          "a busy loop times out");
+    CB_OK(json_is_false(json_object_get(loop, "kernel_restarted")),
+          "the interrupt took: no restart");
     CB_DIAG("timeout returned after %lld ms", (long long)took);
     json_auto_t *kept = s_run(gw, k, "print(x, n)");
     CB_OK(s_stdout_is(kept, "1 ada\n"), "the kernel keeps its variables after the timeout");
 
-    json_auto_t *cancelled = s_run_opts(gw, k, (kg_execute_opts_t){
-        .code = "import time\nprint('started', flush=True)\nfor _ in range(600): time.sleep(0.1)"}, true);
+    json_auto_t *cancelled = s_run_opts(
+        gw, k,
+        (kg_execute_opts_t){
+            .code =
+                "import time\nprint('started', flush=True)\nfor _ in range(600): time.sleep(0.1)"},
+        true);
     CB_OK(s_status_is(cancelled, "cancelled"), "cancelling a running execution interrupts it");
     json_auto_t *kept2 = s_run(gw, k, "print(x)");
     CB_OK(s_status_is(kept2, "ok") && s_stdout_is(kept2, "1\n"),
@@ -353,11 +378,19 @@ static void s_basics(const char *runtime_dir)
 
     /* Executions queue in order; a queued one can be cancelled before it starts. */
     run_t a = {0}, b = {0}, c = {0};
-    kg_execute(k, &(kg_execute_opts_t){.code = "import time; time.sleep(0.3); q = [1]", .on_done = s_on_done, .arg = &a}, NULL);
-    kg_execution_t *xb = kg_execute(k, &(kg_execute_opts_t){.code = "q.append(2)", .on_done = s_on_done, .arg = &b}, NULL);
-    kg_execute(k, &(kg_execute_opts_t){.code = "q.append(3); print(q)", .on_done = s_on_done, .arg = &c}, NULL);
+    kg_execute(k,
+               &(kg_execute_opts_t){.code = "import time; time.sleep(0.3); q = [1]",
+                                    .on_done = s_on_done,
+                                    .arg = &a},
+               NULL);
+    kg_execution_t *xb = kg_execute(
+        k, &(kg_execute_opts_t){.code = "q.append(2)", .on_done = s_on_done, .arg = &b}, NULL);
+    kg_execute(
+        k, &(kg_execute_opts_t){.code = "q.append(3); print(q)", .on_done = s_on_done, .arg = &c},
+        NULL);
     json_auto_t *snap = xb ? kg_execution_snapshot(xb) : NULL;
-    CB_OK(snap && strcmp(s_str(snap, "status"), "queued") == 0, "a waiting execution reports queued");
+    CB_OK(snap && strcmp(s_str(snap, "status"), "queued") == 0,
+          "a waiting execution reports queued");
     CB_OK(xb && kg_execution_cancel(xb, NULL) == 0 && b.done && s_status_is(b.result, "cancelled"),
           "a queued execution cancels at once");
     kg_gateway_run_until(gw, &c.done, DEADLINE_MS);
@@ -378,24 +411,28 @@ static void s_basics(const char *runtime_dir)
 
     /* tcp on loopback, and interrupt_mode "message" (a kernelspec made for the test). */
     char specs[] = "/tmp/cb-test-specs-XXXXXX";
-    CB_OK(s_temp_spec(specs, "py-msg",
-                      "{\"argv\": [\"/usr/bin/python3\", \"-m\", \"ipykernel_launcher\", \"-f\", "
-                      "\"{connection_file}\"], \"display_name\": \"msg\", \"language\": \"python\", "
-                      "\"interrupt_mode\": \"message\", \"env\": {\"CB_TEST_MARK\": \"from-spec\"}}"),
-          "temp kernelspec dir");
+    CB_OK(
+        s_temp_spec(specs, "py-msg",
+                    "{\"argv\": [\"/usr/bin/python3\", \"-m\", \"ipykernel_launcher\", \"-f\", "
+                    "\"{connection_file}\"], \"display_name\": \"msg\", \"language\": \"python\", "
+                    "\"interrupt_mode\": \"message\", \"env\": {\"CB_TEST_MARK\": \"from-spec\"}}"),
+        "temp kernelspec dir");
     /* tcp cannot reach into a sandbox (its own loopback): this kernel runs unsandboxed. */
     gw = s_gateway(runtime_dir, (kg_config_t){.transport = JP_TRANSPORT_TCP, .no_sandbox = true});
     events_t ev2 = {0};
     k = gw ? s_start(gw, &ev2, "py-msg") : NULL;
     CB_OK(k, "a kernel starts over tcp with interrupt_mode message");
     if (k) {
-        cleanup_free char *tcp_conn_path = cb_strdup_printf("%s/connection.json", kg_kernel_run_dir(k));
+        cleanup_free char *tcp_conn_path =
+            cb_strdup_printf("%s/connection.json", kg_kernel_run_dir(k));
         cleanup_free char *tcp_conn = cb_read_file(tcp_conn_path, 1 << 16, NULL, NULL);
-        CB_OK(tcp_conn && strstr(tcp_conn, "\"transport\": \"tcp\"") && strstr(tcp_conn, "127.0.0.1"),
+        CB_OK(tcp_conn && strstr(tcp_conn, "\"transport\": \"tcp\"") &&
+                  strstr(tcp_conn, "127.0.0.1"),
               "tcp transport binds loopback");
         json_auto_t *env = s_run(gw, k, "import os\ny = 5\nprint(os.environ['CB_TEST_MARK'])");
         CB_OK(s_stdout_is(env, "from-spec\n"), "the kernelspec's env reaches the kernel");
-        json_auto_t *t = s_run_opts(gw, k, (kg_execute_opts_t){.code = "while True: pass", .timeout_ms = 1000}, false);
+        json_auto_t *t = s_run_opts(
+            gw, k, (kg_execute_opts_t){.code = "while True: pass", .timeout_ms = 1000}, false);
         CB_OK(s_status_is(t, "timeout") && json_is_false(json_object_get(t, "kernel_restarted")),
               "interrupt_request on control stops a busy loop");
         json_auto_t *y = s_run(gw, k, "print(y)");
@@ -434,23 +471,29 @@ static void s_faults(const char *runtime_dir)
     CB_OK(s_status_is(died, "kernel_died") && s_notes_mention(died, "exited with code 1"),
           "os._exit(1) is reported as kernel death with the exit code");
     CB_OK(ev.died == died_before + 1, "a DIED event was sent");
-    CB_OK(ev.flag || kg_gateway_run_until(gw, &ev.flag, DEADLINE_MS) == 0, "the kernel is restarted automatically");
+    CB_OK(ev.flag || kg_gateway_run_until(gw, &ev.flag, DEADLINE_MS) == 0,
+          "the kernel is restarted automatically");
     CB_OK(kg_kernel_pid(k) != first_pid && kg_kernel_restart_count(k) == restarts_before + 1,
           "a new process, one restart");
     CB_OK(first_pid > 1 && kill(first_pid, 0) < 0 && errno == ESRCH, "the dead process was reaped");
     json_auto_t *after = s_run(gw, k, "print('kept' in globals())");
     CB_OK(s_status_is(after, "ok") && s_stdout_is(after, "False\n"), "the next execution works");
-    CB_OK(json_is_true(json_object_get(after, "kernel_restarted")) && s_notes_mention(after, "died"),
+    CB_OK(json_is_true(json_object_get(after, "kernel_restarted")) &&
+              s_notes_mention(after, "died"),
           "and says the state was lost, and why");
 
     /* An interrupt that does not take: the kernel is restarted after the grace period. The
      * interrupt (a cancel, which takes the same path as a timeout) is sent once the cell says
      * it ignores SIGINT: a timer could fire before the cell got that far on a busy machine,
      * and the interrupt would then take. */
-    json_auto_t *stubborn = s_run_opts(gw, k, (kg_execute_opts_t){
-        .code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ignoring SIGINT', flush=True)\n"
-                "while True: pass"}, true);
-    CB_OK(s_status_is(stubborn, "cancelled") && json_is_true(json_object_get(stubborn, "kernel_restarted")) &&
+    json_auto_t *stubborn = s_run_opts(
+        gw, k,
+        (kg_execute_opts_t){.code = "import signal\nsignal.signal(signal.SIGINT, "
+                                    "signal.SIG_IGN)\nprint('ignoring SIGINT', flush=True)\n"
+                                    "while True: pass"},
+        true);
+    CB_OK(s_status_is(stubborn, "cancelled") &&
+              json_is_true(json_object_get(stubborn, "kernel_restarted")) &&
               s_notes_mention(stubborn, "restarted"),
           "an interrupt that does not take ends in a restart, and says so");
     json_auto_t *fresh = s_run(gw, k, "print('fresh')");
@@ -482,14 +525,15 @@ static void s_faults(const char *runtime_dir)
         pid = kg_kernel_pid(k);
         ev.flag = 0;
         ev.awaited = KG_EVENT_DIED;
-        if (!s_signal(pid, SIGKILL) || (!ev.flag && kg_gateway_run_until(gw, &ev.flag, DEADLINE_MS) < 0))
+        if (!s_signal(pid, SIGKILL) ||
+            (!ev.flag && kg_gateway_run_until(gw, &ev.flag, DEADLINE_MS) < 0))
             break;
         if (kg_kernel_state(k) != KG_KERNEL_DEAD && !kg_kernel_is_ready(k))
             s_wait_event(gw, &ev, KG_EVENT_READY);
     }
     CB_OK(kg_kernel_state(k) == KG_KERNEL_DEAD && ev.dead == 1 && ev.died == RESTART_LIMIT + 1,
-          "past the restart limit the kernel is dead: %d deaths, %d restarted (%s)", ev.died, RESTART_LIMIT,
-          ev.last_detail);
+          "past the restart limit the kernel is dead: %d deaths, %d restarted (%s)", ev.died,
+          RESTART_LIMIT, ev.last_detail);
     cb_error_t err = {0};
     CB_OK(!kg_execute(k, &(kg_execute_opts_t){.code = "1"}, &err) && err.kind == CB_ERR_KERNEL_DEAD,
           "executing on a dead kernel fails clearly: %s", err.msg);
@@ -498,19 +542,20 @@ static void s_faults(const char *runtime_dir)
 
     /* Shutdown leaves no process, no zombie and no file. */
     pid = kg_kernel_pid(k);
-    json_auto_t *child = s_run(gw, k, "import subprocess\np = subprocess.Popen(['sleep', '600'])\nprint(p.pid)");
+    json_auto_t *child =
+        s_run(gw, k, "import subprocess\np = subprocess.Popen(['sleep', '600'])\nprint(p.pid)");
     pid_t grandchild = child ? (pid_t)atoi(s_str(child, "stdout")) : 0;
     cleanup_free char *run_dir = strdup(kg_kernel_run_dir(k));
     CB_OK(pid > 1 && s_count_group(pid) >= 2, "kernel and its child share a process group");
     kg_kernel_shutdown(k);
     CB_OK(s_wait_event(gw, &ev, KG_EVENT_STOPPED) == 0, "shutdown completes");
     CB_OK(pid > 1 && kill(pid, 0) < 0 && errno == ESRCH, "the kernel process is gone and reaped");
-    CB_OK(grandchild > 0 && s_count_group(pid) == 0,
-          "processes the kernel started are gone too");
+    CB_OK(grandchild > 0 && s_count_group(pid) == 0, "processes the kernel started are gone too");
     CB_OK(!s_dir_exists(run_dir), "the run dir (connection file, sockets) is removed");
     CB_OK(kg_gateway_kernel_count(gw) == 0, "the gateway holds no kernel");
     const kg_counters_t *c = kg_gateway_counters(gw);
-    CB_OK(c->bad_signatures == 0 && c->malformed_messages == 0, "a real kernel sends only valid frames");
+    CB_OK(c->bad_signatures == 0 && c->malformed_messages == 0,
+          "a real kernel sends only valid frames");
     kg_gateway_destroy(&gw);
 
     /* A kernel that cannot start is reported, not retried forever. */
@@ -522,7 +567,9 @@ static void s_faults(const char *runtime_dir)
           "temp kernelspec dir");
     gw = s_gateway(runtime_dir, (kg_config_t){0});
     events_t ev2 = {0};
-    kg_kernel_t *broken = kg_kernel_start(gw, &(kg_kernel_opts_t){.kernel_name = "broken", .on_event = s_on_event, .arg = &ev2}, NULL);
+    kg_kernel_t *broken = kg_kernel_start(
+        gw, &(kg_kernel_opts_t){.kernel_name = "broken", .on_event = s_on_event, .arg = &ev2},
+        NULL);
     CB_OK(broken && s_wait_event(gw, &ev2, KG_EVENT_DEAD) == 0 && ev2.restarting == 0 &&
               strstr(ev2.last_detail, "exited with code 3"),
           "a kernel that exits during startup is dead at once: %s", ev2.last_detail);
@@ -548,7 +595,8 @@ static void s_many(const char *runtime_dir)
     kg_kernel_t *k[N_KERNELS] = {0};
     int started = 0;
     for (int i = 0; i < N_KERNELS; i++) {
-        k[i] = kg_kernel_start(gw, &(kg_kernel_opts_t){.on_event = s_on_event, .arg = &ev[i]}, NULL);
+        k[i] =
+            kg_kernel_start(gw, &(kg_kernel_opts_t){.on_event = s_on_event, .arg = &ev[i]}, NULL);
         started += k[i] != NULL;
     }
     CB_OK(started == N_KERNELS, "%d kernels started at once", started);
@@ -558,7 +606,9 @@ static void s_many(const char *runtime_dir)
     for (int i = 0; i < N_KERNELS; i++) {
         snprintf(code[i], sizeof code[i], "import os\nprint(%d, os.getpid())", i);
         if (k[i])
-            kg_execute(k[i], &(kg_execute_opts_t){.code = code[i], .on_done = s_on_done, .arg = &r[i]}, NULL);
+            kg_execute(k[i],
+                       &(kg_execute_opts_t){.code = code[i], .on_done = s_on_done, .arg = &r[i]},
+                       NULL);
     }
     int64_t t0 = cb_now_ms();
     int ok = 0;
@@ -567,7 +617,8 @@ static void s_many(const char *runtime_dir)
         char want[16];
         int n = snprintf(want, sizeof want, "%d ", i);
         const char *out = s_str(r[i].result, "stdout");
-        ok += out && strncmp(out, want, (size_t)n) == 0 && strcmp(s_str(r[i].result, "status"), "ok") == 0;
+        ok += out && strncmp(out, want, (size_t)n) == 0 &&
+              strcmp(s_str(r[i].result, "status"), "ok") == 0;
         json_decref(r[i].result);
     }
     CB_OK(ok == N_KERNELS, "all %d kernels ran their cell (%d ok) in %lld ms", N_KERNELS, ok,

@@ -69,13 +69,17 @@ static void s_expect(events_t *ev, kg_kernel_event_t event)
     ev->awaited = event;
 }
 
-static bool s_await(kg_gateway_t *gw, events_t *ev) { return kg_gateway_run_until(gw, &ev->flag, DEADLINE_MS) == 0; }
+static bool s_await(kg_gateway_t *gw, events_t *ev)
+{
+    return kg_gateway_run_until(gw, &ev->flag, DEADLINE_MS) == 0;
+}
 
 static kg_kernel_t *s_start(kg_gateway_t *gw, events_t *ev, kg_sandbox_t *sb)
 {
     cb_error_t err = {0};
     s_expect(ev, KG_EVENT_READY);
-    kg_kernel_t *k = kg_kernel_start(gw, &(kg_kernel_opts_t){.sandbox = sb, .on_event = s_on_event, .arg = ev}, &err);
+    kg_kernel_t *k = kg_kernel_start(
+        gw, &(kg_kernel_opts_t){.sandbox = sb, .on_event = s_on_event, .arg = ev}, &err);
     if (!k)
         CB_DIAG("kg_kernel_start: %s", err.msg);
     if (k && !s_await(gw, ev)) {
@@ -112,7 +116,8 @@ static char *s_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code)
     const char *out = json_string_value(json_object_get(result, "stdout"));
     if (result && (!status || strcmp(status, "ok") != 0)) {
         json_t *e = json_object_get(result, "error");
-        CB_DIAG("status %s: %s %s", status ? status : "none", json_string_value(json_object_get(e, "ename")),
+        CB_DIAG("status %s: %s %s", status ? status : "none",
+                json_string_value(json_object_get(e, "ename")),
                 json_string_value(json_object_get(e, "evalue")));
     }
     return strdup(status && strcmp(status, "ok") == 0 && out ? out : "");
@@ -125,12 +130,10 @@ typedef struct {
     volatile int output; /* something came on stdout */
 } cmd_t;
 
-static void s_cmd_done(kg_command_t *c, json_t *result, void *arg)
-{
-    ((cmd_t *)arg)->done = 1;
-}
+static void s_cmd_done(kg_command_t *c, json_t *result, void *arg) { ((cmd_t *)arg)->done = 1; }
 
-static void s_cmd_output(kg_command_t *c, const char *stream, const char *data, size_t len, void *arg)
+static void s_cmd_output(kg_command_t *c, const char *stream, const char *data, size_t len,
+                         void *arg)
 {
     if (strcmp(stream, "stdout") == 0)
         ((cmd_t *)arg)->output = 1;
@@ -140,7 +143,9 @@ static kg_command_t *s_cmd_start(kg_sandbox_t *sb, const char *command, cmd_t *c
 {
     cb_error_t err = {0};
     kg_command_t *cmd = kg_command_start(
-        sb, &(kg_command_opts_t){.command = command, .on_output = s_cmd_output, .on_done = s_cmd_done, .arg = c},
+        sb,
+        &(kg_command_opts_t){
+            .command = command, .on_output = s_cmd_output, .on_done = s_cmd_done, .arg = c},
         &err);
     if (!cmd)
         CB_DIAG("kg_command_start: %s", err.msg);
@@ -174,12 +179,13 @@ static void s_make_canaries(void)
 /* Every canary still there with its text; else how many are not, and the first, into what. */
 static bool s_canaries_whole(char *what, size_t size)
 {
-    static const char *const fixed[] = {"canary-file", "canary-dir/attach.json", "canary-dir/connection.json",
-                                        "canary-dir/k-1"};
+    static const char *const fixed[] = {"canary-file", "canary-dir/attach.json",
+                                        "canary-dir/connection.json", "canary-dir/k-1"};
     int bad = 0, total = 4 + CANARY_FILES;
     char first[64] = "";
     for (int i = 0; i < total; i++) {
-        cleanup_free char *p = i < 4 ? s_path(fixed[i]) : cb_strdup_printf("%s/canary-dir/f%d", s_tmp, i - 4);
+        cleanup_free char *p =
+            i < 4 ? s_path(fixed[i]) : cb_strdup_printf("%s/canary-dir/f%d", s_tmp, i - 4);
         cleanup_free char *text = cb_read_file(p, 4096, NULL, NULL);
         if (!text || strcmp(text, CANARY_TEXT) != 0) {
             if (!bad++)
@@ -198,14 +204,15 @@ static bool s_canaries_whole(char *what, size_t size)
 /* Python run in the kernel: d is its own directory, a the gateway's old and new attach names. */
 static char *s_plant_code(kg_kernel_t *k, const char *body)
 {
-    return cb_strdup_printf("import os\n"
-                            "d = '/run/cellblock/k-%.8s'\n"
-                            "names = [d + '/connection.json', d + '/attach.json', d + '/attach.json.tmp%d',\n"
-                            "         '/run/cellblock/k-%.8s.attach.json', '/run/cellblock/attach.json']\n"
-                            "def clear(p):\n"
-                            "    if os.path.lexists(p): os.unlink(p)\n"
-                            "%s",
-                            kg_kernel_id(k), (int)getpid(), kg_kernel_id(k), body);
+    return cb_strdup_printf(
+        "import os\n"
+        "d = '/run/cellblock/k-%.8s'\n"
+        "names = [d + '/connection.json', d + '/attach.json', d + '/attach.json.tmp%d',\n"
+        "         '/run/cellblock/k-%.8s.attach.json', '/run/cellblock/attach.json']\n"
+        "def clear(p):\n"
+        "    if os.path.lexists(p): os.unlink(p)\n"
+        "%s",
+        kg_kernel_id(k), (int)getpid(), kg_kernel_id(k), body);
 }
 
 static void s_links(kg_gateway_t *gw)
@@ -223,33 +230,39 @@ static void s_links(kg_gateway_t *gw)
     events_t ev1 = {0};
     kg_kernel_t *k1 = s_start(gw, &ev1, sb);
     CB_OK(k1, "a kernel starts in the sandbox");
-    cleanup_free char *swap = cb_strdup_printf("os.rename(d, d + '.aside')\nos.symlink('%s', d)\nprint('planted')",
-                                               canary_dir);
+    cleanup_free char *swap = cb_strdup_printf(
+        "os.rename(d, d + '.aside')\nos.symlink('%s', d)\nprint('planted')", canary_dir);
     cleanup_free char *code1 = k1 ? s_plant_code(k1, swap) : NULL;
     cleanup_free char *out1 = s_run(gw, k1, code1 ? code1 : "");
-    CB_OK(strcmp(out1, "planted\n") == 0, "code inside replaced its kernel dir by a symlink to %s", canary_dir);
+    CB_OK(strcmp(out1, "planted\n") == 0, "code inside replaced its kernel dir by a symlink to %s",
+          canary_dir);
     const char *attach = k1 ? kg_kernel_attach(k1, &err) : NULL;
     CB_OK(attach, "session_connect's attach works (%s)", attach ? attach : err.msg);
     CB_OK(s_canaries_whole(what, sizeof what), "attach wrote nothing through the link (%s)", what);
     CB_OK(k1 && s_shutdown(gw, k1, &ev1), "the kernel shuts down");
-    CB_OK(s_canaries_whole(what, sizeof what), "shutdown removed nothing through the link (%s)", what);
+    CB_OK(s_canaries_whole(what, sizeof what), "shutdown removed nothing through the link (%s)",
+          what);
 
     /* 2. Symlinks to the canary file under every name the gateway writes, then attach, restart
      * (a new connection file), code, shutdown. */
     events_t ev2 = {0};
     kg_kernel_t *k2 = s_start(gw, &ev2, sb);
-    cleanup_free char *links = cb_strdup_printf("for p in names:\n    clear(p)\n    os.symlink('%s', p)\n"
-                                                "print('planted')", canary_file);
+    cleanup_free char *links =
+        cb_strdup_printf("for p in names:\n    clear(p)\n    os.symlink('%s', p)\n"
+                         "print('planted')",
+                         canary_file);
     cleanup_free char *code2 = k2 ? s_plant_code(k2, links) : NULL;
     cleanup_free char *out2 = s_run(gw, k2, code2 ? code2 : "");
-    CB_OK(strcmp(out2, "planted\n") == 0, "code inside planted symlinks to %s under the gateway's names",
-          canary_file);
+    CB_OK(strcmp(out2, "planted\n") == 0,
+          "code inside planted symlinks to %s under the gateway's names", canary_file);
     attach = k2 ? kg_kernel_attach(k2, &err) : NULL;
     CB_OK(attach, "attach works beside them (%s)", attach ? attach : err.msg);
-    CB_OK(k2 && s_restart(gw, k2, &ev2), "a restart brings the kernel back (its connection file anew)");
+    CB_OK(k2 && s_restart(gw, k2, &ev2),
+          "a restart brings the kernel back (its connection file anew)");
     cleanup_free char *back2 = s_run(gw, k2, "print(6 * 7)");
     CB_OK(strcmp(back2, "42\n") == 0, "the restarted kernel runs code");
-    CB_OK(s_canaries_whole(what, sizeof what), "attach and restart wrote nothing through them (%s)", what);
+    CB_OK(s_canaries_whole(what, sizeof what), "attach and restart wrote nothing through them (%s)",
+          what);
     CB_OK(k2 && s_shutdown(gw, k2, &ev2), "the kernel shuts down");
     CB_OK(s_canaries_whole(what, sizeof what), "shutdown removed nothing through them (%s)", what);
 
@@ -257,7 +270,8 @@ static void s_links(kg_gateway_t *gw)
     events_t ev3 = {0};
     kg_kernel_t *k3 = s_start(gw, &ev3, sb);
     cleanup_free char *code3 =
-        k3 ? s_plant_code(k3, "for p in names:\n    clear(p)\n    os.mkfifo(p)\nprint('planted')") : NULL;
+        k3 ? s_plant_code(k3, "for p in names:\n    clear(p)\n    os.mkfifo(p)\nprint('planted')")
+           : NULL;
     cleanup_free char *out3 = s_run(gw, k3, code3 ? code3 : "");
     CB_OK(strcmp(out3, "planted\n") == 0, "code inside planted FIFOs under the gateway's names");
     attach = k3 ? kg_kernel_attach(k3, &err) : NULL;
@@ -274,8 +288,10 @@ static void s_links(kg_gateway_t *gw)
     cleanup_free char *out4 = s_run(gw, k4, code4 ? code4 : "");
     attach = k4 ? kg_kernel_attach(k4, &err) : NULL;
     kg_sandbox_destroy(&sb);
-    CB_OK(strcmp(out4, "planted\n") == 0 && attach, "links planted and attached before the sandbox ends");
-    CB_OK(s_canaries_whole(what, sizeof what), "the sandbox's end removed nothing through them (%s)", what);
+    CB_OK(strcmp(out4, "planted\n") == 0 && attach,
+          "links planted and attached before the sandbox ends");
+    CB_OK(s_canaries_whole(what, sizeof what),
+          "the sandbox's end removed nothing through them (%s)", what);
 }
 
 /* ---- swap: removal while code inside swaps directories for symlinks ---------------------- */
@@ -332,8 +348,10 @@ static void s_swap(kg_gateway_t *gw)
     if (!CB_OK(sb, "a sandbox (%s)", sb ? "ok" : err.msg))
         return;
     cmd_t cc = {0};
-    int rc = kg_sandbox_file_write(sb, "/home/user/swap.c", s_swapper_c, strlen(s_swapper_c), false, &err);
-    if (rc == 0 && s_cmd_start(sb, "gcc -O1 -o /home/user/swap /home/user/swap.c && echo built", &cc))
+    int rc = kg_sandbox_file_write(sb, "/home/user/swap.c", s_swapper_c, strlen(s_swapper_c), false,
+                                   &err);
+    if (rc == 0 &&
+        s_cmd_start(sb, "gcc -O1 -o /home/user/swap /home/user/swap.c && echo built", &cc))
         kg_gateway_run_until(gw, &cc.done, DEADLINE_MS);
     if (!CB_OK(cc.output, "the swapper is compiled inside the sandbox"))
         return;
@@ -343,8 +361,8 @@ static void s_swap(kg_gateway_t *gw)
         kg_kernel_t *k = s_start(gw, &ev, sb);
         if (!k)
             break;
-        cleanup_free char *cmd = cb_strdup_printf("exec /home/user/swap %s /run/cellblock/k-%.8s", canary_dir,
-                                                  kg_kernel_id(k));
+        cleanup_free char *cmd = cb_strdup_printf("exec /home/user/swap %s /run/cellblock/k-%.8s",
+                                                  canary_dir, kg_kernel_id(k));
         cmd_t c = {0};
         kg_command_t *swapper = s_cmd_start(sb, cmd, &c);
         if (swapper) /* it swaps from here on */
@@ -360,21 +378,24 @@ static void s_swap(kg_gateway_t *gw)
             CB_DIAG("try %d: %s", i, what);
         s_make_canaries();
     }
-    CB_OK(whole == tries, "%d kernel shutdowns under a swapping process left the canaries whole (%d did)",
-          tries, whole);
+    CB_OK(whole == tries,
+          "%d kernel shutdowns under a swapping process left the canaries whole (%d did)", tries,
+          whole);
     kg_sandbox_destroy(&sb);
 
     /* A persistent workspace full of links to the canaries, FIFOs and deep directories is
      * discarded: only the workspace goes. */
-    kg_sandbox_t *p = fleet_sandbox_open(fleet_of(gw), &(fleet_sandbox_opts_t){.persist = true, .no_pool = true}, &err);
+    kg_sandbox_t *p = fleet_sandbox_open(
+        fleet_of(gw), &(fleet_sandbox_opts_t){.persist = true, .no_pool = true}, &err);
     if (!CB_OK(p, "a persistent sandbox (%s)", p ? "ok" : err.msg))
         return;
     char id[64];
     snprintf(id, sizeof id, "%s", kg_sandbox_id(p));
-    cleanup_free char *fill = cb_strdup_printf(
-        "mkdir -p a/b && ln -s %s a/b/dir && ln -s %s/f0 a/f0 && ln -s ../../../../.. a/up && mkfifo a/fifo && "
-        "d=deep; for i in $(seq 1 100); do mkdir -p $d; d=$d/d; done; echo made",
-        canary_dir, canary_dir);
+    cleanup_free char *fill =
+        cb_strdup_printf("mkdir -p a/b && ln -s %s a/b/dir && ln -s %s/f0 a/f0 && ln -s "
+                         "../../../../.. a/up && mkfifo a/fifo && "
+                         "d=deep; for i in $(seq 1 100); do mkdir -p $d; d=$d/d; done; echo made",
+                         canary_dir, canary_dir);
     cmd_t c = {0};
     if (s_cmd_start(p, fill, &c))
         kg_gateway_run_until(gw, &c.done, DEADLINE_MS);
@@ -384,7 +405,8 @@ static void s_swap(kg_gateway_t *gw)
     cleanup_free char *home = cb_strdup_printf("%s/state/sandboxes/%s", s_tmp, id);
     struct stat st;
     CB_OK(lstat(home, &st) < 0 && errno == ENOENT, "its directory is gone");
-    CB_OK(s_canaries_whole(what, sizeof what), "nothing its links pointed at was touched (%s)", what);
+    CB_OK(s_canaries_whole(what, sizeof what), "nothing its links pointed at was touched (%s)",
+          what);
 }
 
 /* ---- socket: a symlink in place of a kernel socket --------------------------------------- */
@@ -395,7 +417,8 @@ static void s_socket(kg_gateway_t *gw)
     cleanup_close int lis = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path);
-    if (!CB_OK(lis >= 0 && bind(lis, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(lis, 64) == 0,
+    if (!CB_OK(lis >= 0 && bind(lis, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+                   listen(lis, 64) == 0,
                "a unix socket listens on the host at %s", sock_path))
         return;
     cb_error_t err = {0};
@@ -406,14 +429,16 @@ static void s_socket(kg_gateway_t *gw)
         return;
     /* Replace each socket file by a symlink to the host socket (atomically, so the names are
      * never missing); the kernel's bound sockets and the gateway's connections live on. */
-    cleanup_free char *code = cb_strdup_printf("import os\nd = '/run/cellblock/k-%.8s'\n"
-                                               "for i in range(1, 6):\n"
-                                               "    os.symlink('%s', d + '/new')\n"
-                                               "    os.rename(d + '/new', d + '/k-%%d' %% i)\n"
-                                               "print(sorted(os.path.islink(d + '/k-%%d' %% i) for i in range(1, 6)))",
-                                               kg_kernel_id(k), sock_path);
+    cleanup_free char *code =
+        cb_strdup_printf("import os\nd = '/run/cellblock/k-%.8s'\n"
+                         "for i in range(1, 6):\n"
+                         "    os.symlink('%s', d + '/new')\n"
+                         "    os.rename(d + '/new', d + '/k-%%d' %% i)\n"
+                         "print(sorted(os.path.islink(d + '/k-%%d' %% i) for i in range(1, 6)))",
+                         kg_kernel_id(k), sock_path);
     cleanup_free char *planted = s_run(gw, k, code);
-    CB_OK(strcmp(planted, "[True, True, True, True, True]\n") == 0, "the five socket files are symlinks now");
+    CB_OK(strcmp(planted, "[True, True, True, True, True]\n") == 0,
+          "the five socket files are symlinks now");
     CB_OK(s_restart(gw, k, &ev), "the kernel restarts and becomes ready");
     cleanup_free char *out = s_run(gw, k, "print(6 * 7)");
     CB_OK(strcmp(out, "42\n") == 0, "and runs code");
@@ -456,12 +481,14 @@ static void s_size(kg_gateway_t *gw)
     const char *code = "import zmq\n"
                        "k = get_ipython().kernel\n"
                        "big = bytes(512 << 20)\n"
-                       "t = k.stdin_socket.send_multipart(k._parent_ident['shell'] + [big], copy=False, track=True)\n"
+                       "t = k.stdin_socket.send_multipart(k._parent_ident['shell'] + [big], "
+                       "copy=False, track=True)\n"
                        "t.wait(60)\n"
                        "print('sent', t.done)";
     cleanup_free char *sent = s_run(gw, k, code);
-    CB_OK(strcmp(sent, "sent True\n") == 0, "code inside sent one 512 MiB frame to the gateway (%.*s)",
-          (int)strcspn(sent, "\n"), sent);
+    CB_OK(strcmp(sent, "sent True\n") == 0,
+          "code inside sent one 512 MiB frame to the gateway (%.*s)", (int)strcspn(sent, "\n"),
+          sent);
     cleanup_free char *after_run = s_run(gw, k, "print('still here')");
     long after = s_vm_hwm_kib();
     CB_OK(before > 0 && after - before < 96 * 1024,

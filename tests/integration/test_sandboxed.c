@@ -74,7 +74,8 @@ static kg_kernel_t *s_start(kg_gateway_t *gw, events_t *ev, kg_sandbox_t *sb)
 {
     cb_error_t err = {0};
     s_expect(ev, KG_EVENT_READY);
-    kg_kernel_t *k = kg_kernel_start(gw, &(kg_kernel_opts_t){.sandbox = sb, .on_event = s_on_event, .arg = ev}, &err);
+    kg_kernel_t *k = kg_kernel_start(
+        gw, &(kg_kernel_opts_t){.sandbox = sb, .on_event = s_on_event, .arg = ev}, &err);
     if (!k)
         CB_DIAG("kg_kernel_start: %s", err.msg);
     return k;
@@ -108,9 +109,12 @@ static void s_on_output(kg_execution_t *x, const char *kind, json_t *content, vo
 static kg_execution_t *s_queue(kg_kernel_t *k, const char *code, int timeout_ms, run_t *r)
 {
     cb_error_t err = {0};
-    kg_execution_t *x = kg_execute(k, &(kg_execute_opts_t){.code = code, .timeout_ms = timeout_ms,
-                                                           .on_output = s_on_output,
-                                                           .on_done = s_on_done, .arg = r},
+    kg_execution_t *x = kg_execute(k,
+                                   &(kg_execute_opts_t){.code = code,
+                                                        .timeout_ms = timeout_ms,
+                                                        .on_output = s_on_output,
+                                                        .on_done = s_on_done,
+                                                        .arg = r},
                                    &err);
     if (!x)
         CB_DIAG("kg_execute: %s", err.msg);
@@ -135,7 +139,10 @@ static json_t *s_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code)
 
 /* ---- results ----------------------------------------------------------------------------- */
 
-static const char *s_str(json_t *obj, const char *key) { return json_string_value(json_object_get(obj, key)); }
+static const char *s_str(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
 
 static bool s_str_is(json_t *obj, const char *key, const char *want)
 {
@@ -152,7 +159,7 @@ static bool s_notes_mention(json_t *result, const char *word)
 {
     size_t i;
     json_t *note;
-    json_array_foreach(json_object_get(result, "notes"), i, note)
+    json_array_foreach (json_object_get(result, "notes"), i, note)
         if (strstr(json_string_value(note), word))
             return true;
     return false;
@@ -178,7 +185,8 @@ static bool s_is_png(const char *b64)
     zarmour_set_mode(armour, ZARMOUR_MODE_BASE64_STD);
     zchunk_t *bytes = zarmour_decode(armour, compact);
     zarmour_destroy(&armour);
-    bool ok = bytes && zchunk_size(bytes) > 1000 && memcmp(zchunk_data(bytes), "\x89PNG\r\n\x1a\n", 8) == 0;
+    bool ok = bytes && zchunk_size(bytes) > 1000 &&
+              memcmp(zchunk_data(bytes), "\x89PNG\r\n\x1a\n", 8) == 0;
     zchunk_destroy(&bytes);
     return ok;
 }
@@ -226,23 +234,27 @@ static void s_kernels(kg_gateway_t *gw)
     kg_kernel_t *k4 = small ? s_start(gw, &ev4, small) : NULL;
     bool up1 = s_ready(gw, k1, &ev1), up2 = s_ready(gw, k2, &ev2), up3 = s_ready(gw, k3, &ev3),
          up4 = s_ready(gw, k4, &ev4);
-    if (!CB_OK(up1 && up2 && up3 && up4, "four sandboxed kernels become ready (%d %d %d %d)", up1, up2,
-               up3, up4)) {
+    if (!CB_OK(up1 && up2 && up3 && up4, "four sandboxed kernels become ready (%d %d %d %d)", up1,
+               up2, up3, up4)) {
         s_unhook(k1), s_unhook(k2), s_unhook(k3), s_unhook(k4);
         return;
     }
 
     /* (a) A kernel with no sandbox option runs sandboxed. */
-    json_auto_t *who = s_run(gw, k1, "import os, socket; print(os.getuid(), socket.gethostname(), "
-                                     "os.getcwd(), sorted(os.environ))\nprint(os.environ.get('HOME'))");
+    json_auto_t *who = s_run(gw, k1,
+                             "import os, socket; print(os.getuid(), socket.gethostname(), "
+                             "os.getcwd(), sorted(os.environ))\nprint(os.environ.get('HOME'))");
     const char *out = s_str(who, "stdout");
-    CB_OK(s_str_is(who, "status", "ok") && out && strncmp(out, "1000 sandbox /home/user [", 25) == 0,
+    CB_OK(s_str_is(who, "status", "ok") && out &&
+              strncmp(out, "1000 sandbox /home/user [", 25) == 0,
           "uid 1000, hostname sandbox, cwd /home/user: %.120s", out ? out : "(none)");
-    CB_OK(out && strstr(out, "'HOME'") && !strstr(out, SECRET_VAR), "no host variable reaches the kernel");
+    CB_OK(out && strstr(out, "'HOME'") && !strstr(out, SECRET_VAR),
+          "no host variable reaches the kernel");
     CB_OK(out && strstr(out, "]\n/home/user\n"), "HOME=/home/user");
 
     /* (b) Two kernels in one sandbox share its workspace. */
-    json_auto_t *wrote = s_run(gw, k2, "with open('/home/user/shared.txt', 'w') as f: f.write('from k2')");
+    json_auto_t *wrote =
+        s_run(gw, k2, "with open('/home/user/shared.txt', 'w') as f: f.write('from k2')");
     json_auto_t *read = s_run(gw, k3, "print(open('/home/user/shared.txt').read())");
     CB_OK(s_str_is(wrote, "status", "ok") && s_str_is(read, "stdout", "from k2\n"),
           "a file one kernel writes is read by the other");
@@ -257,7 +269,7 @@ static void s_kernels(kg_gateway_t *gw)
     bool has2 = false, has3 = false;
     size_t i;
     json_t *id;
-    json_array_foreach(ids, i, id) {
+    json_array_foreach (ids, i, id) {
         has2 |= json_is_string(id) && strcmp(json_string_value(id), kg_kernel_id(k2)) == 0;
         has3 |= json_is_string(id) && strcmp(json_string_value(id), kg_kernel_id(k3)) == 0;
     }
@@ -284,16 +296,20 @@ static void s_kernels(kg_gateway_t *gw)
     CB_OK(s_notes_mention(oom, "out of memory") || strstr(ev4.died_detail, "out of memory"),
           "and says it ran out of memory (DIED: '%s')", ev4.died_detail);
     json_auto_t *usage = kg_sandbox_info(small);
-    json_int_t kills = json_integer_value(json_object_get(json_object_get(usage, "usage"), "oom_kills"));
+    json_int_t kills =
+        json_integer_value(json_object_get(json_object_get(usage, "usage"), "oom_kills"));
     CB_OK(kills >= 1, "the sandbox counts the OOM kill (%lld)", (long long)kills);
     json_auto_t *two = s_run(gw, k1, "print(2)");
     CB_OK(s_str_is(two, "stdout", "2\n") && kg_kernel_restart_count(k1) == restarts1,
           "a kernel in another sandbox keeps working");
 
     /* (e) Rich results in a sandbox. */
-    json_auto_t *plot = s_run(gw, k1, "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()");
-    CB_OK(s_is_png(s_str(s_data(plot, 0), "image/png")), "a matplotlib figure arrives as image/png");
-    json_auto_t *df = s_run(gw, k1, "import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': [3, 4]})");
+    json_auto_t *plot =
+        s_run(gw, k1, "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()");
+    CB_OK(s_is_png(s_str(s_data(plot, 0), "image/png")),
+          "a matplotlib figure arrives as image/png");
+    json_auto_t *df =
+        s_run(gw, k1, "import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': [3, 4]})");
     const char *html = s_str(s_data(df, 0), "text/html");
     CB_OK(html && strstr(html, "<table"), "a pandas DataFrame arrives as text/html");
 
@@ -304,18 +320,22 @@ static void s_kernels(kg_gateway_t *gw)
     run_t busy = {0}, queued = {0};
     s_queue(k2, "import time\nprint('sleeping', flush=True)\ntime.sleep(600)", 0, &busy);
     s_queue(k2, "print('never')", 0, &queued);
-    CB_OK(kg_gateway_run_until(gw, &busy.printed, DEADLINE_MS) == 0, "the kernel is busy in the sandbox");
+    CB_OK(kg_gateway_run_until(gw, &busy.printed, DEADLINE_MS) == 0,
+          "the kernel is busy in the sandbox");
     s_expect(&ev2, KG_EVENT_STOPPED);
     s_expect(&ev3, KG_EVENT_STOPPED);
     kg_sandbox_destroy(&shared);
     bool gone = s_gone(pid2) && s_gone(pid3); /* right after destroy returns */
     CB_OK(!shared, "kg_sandbox_destroy nulls the pointer");
-    CB_OK(gone, "the kernels' processes are gone when destroy returns (pids %d %d)", (int)pid2, (int)pid3);
-    bool stopped = (ev2.flag || s_await(gw, &ev2, 10000) == 0) && (ev3.flag || s_await(gw, &ev3, 10000) == 0);
+    CB_OK(gone, "the kernels' processes are gone when destroy returns (pids %d %d)", (int)pid2,
+          (int)pid3);
+    bool stopped =
+        (ev2.flag || s_await(gw, &ev2, 10000) == 0) && (ev3.flag || s_await(gw, &ev3, 10000) == 0);
     CB_OK(stopped && ev2.stopped == 1 && ev3.stopped == 1, "each kernel's STOPPED event fires");
     bool ended = (busy.done || kg_gateway_run_until(gw, &busy.done, 10000) == 0) &&
                  (queued.done || kg_gateway_run_until(gw, &queued.done, 10000) == 0);
-    CB_OK(ended && s_str_is(busy.result, "status", "cancelled") && s_str_is(queued.result, "status", "cancelled"),
+    CB_OK(ended && s_str_is(busy.result, "status", "cancelled") &&
+              s_str_is(queued.result, "status", "cancelled"),
           "the running and the queued execution end as cancelled");
     CB_OK(!kg_gateway_kernel(gw, id2), "the gateway no longer knows the kernel");
     json_decref(busy.result);
@@ -343,7 +363,8 @@ static void s_cmd_clear(cmd_t *c)
 }
 #define cmd_auto __attribute__((cleanup(s_cmd_clear)))
 
-static void s_cmd_on_output(kg_command_t *cmd, const char *stream, const char *data, size_t len, void *arg)
+static void s_cmd_on_output(kg_command_t *cmd, const char *stream, const char *data, size_t len,
+                            void *arg)
 {
     cmd_t *c = arg;
     int which = strcmp(stream, "stderr") == 0;
@@ -404,12 +425,15 @@ static bool s_sleeps_are(kg_gateway_t *gw, kg_sandbox_t *sb, const char *want, i
             return true;
         snprintf(last, sizeof last, "%s", n ? n : "(none)");
     }
-    CB_DIAG("sleep processes in the sandbox: want %.*s, last answer %.*s", (int)strcspn(want, "\n"), want,
-            (int)strcspn(last, "\n"), last);
+    CB_DIAG("sleep processes in the sandbox: want %.*s, last answer %.*s", (int)strcspn(want, "\n"),
+            want, (int)strcspn(last, "\n"), last);
     return false;
 }
 
-static json_int_t s_int(json_t *obj, const char *key) { return json_integer_value(json_object_get(obj, key)); }
+static json_int_t s_int(json_t *obj, const char *key)
+{
+    return json_integer_value(json_object_get(obj, key));
+}
 
 static void s_commands(kg_gateway_t *gw)
 {
@@ -433,7 +457,10 @@ static void s_commands(kg_gateway_t *gw)
     CB_OK(s_str_is(b.result, "stdout", "2\n"), "stdin_text reaches the command");
     s_cmd(gw, sb, (kg_command_opts_t){.command = "pwd", .cwd = "/tmp"}, &cwd);
     CB_OK(s_str_is(cwd.result, "stdout", "/tmp\n"), "cwd is honoured");
-    s_cmd(gw, sb, (kg_command_opts_t){.command = "echo $FOO", .env = (const char *const[]){"FOO=bar", NULL}}, &env);
+    s_cmd(
+        gw, sb,
+        (kg_command_opts_t){.command = "echo $FOO", .env = (const char *const[]){"FOO=bar", NULL}},
+        &env);
     CB_OK(s_str_is(env.result, "stdout", "bar\n"), "env is honoured");
 
     /* (d) A timeout kills the whole group, background jobs too. */
@@ -448,10 +475,12 @@ static void s_commands(kg_gateway_t *gw)
     /* (e) A background command fed through stdin, a kill, and stdin to an ended command. */
     cmd_auto cmd_t cat = {0}, sleeper = {0};
     cb_error_t err = {0};
-    kg_command_t *cc = s_cmd_start(sb, (kg_command_opts_t){.command = "cat", .keep_stdin_open = true}, &cat);
+    kg_command_t *cc =
+        s_cmd_start(sb, (kg_command_opts_t){.command = "cat", .keep_stdin_open = true}, &cat);
     CB_OK(cc && s_fine(kg_command_write_stdin(cc, "hello\n", 6, false, &err), &err),
           "write to a running command's stdin");
-    for (int64_t end = cb_now_ms() + DEADLINE_MS; cc && cat.streams[0].len < 6 && cb_now_ms() < end;) {
+    for (int64_t end = cb_now_ms() + DEADLINE_MS;
+         cc && cat.streams[0].len < 6 && cb_now_ms() < end;) {
         cat.got_output = 0; /* output may come in pieces: wait for all six bytes */
         kg_gateway_run_until(gw, &cat.got_output, (int)(end - cb_now_ms()));
     }
@@ -462,18 +491,23 @@ static void s_commands(kg_gateway_t *gw)
     CB_OK(cc && s_fine(kg_command_write_stdin(cc, NULL, 0, true, &err), &err) &&
               kg_gateway_run_until(gw, &cat.done, DEADLINE_MS) == 0,
           "closing stdin ends cat");
-    CB_OK(s_str_is(cat.result, "status", "exited") && s_int(cat.result, "exit_code") == 0, "cat exits 0");
+    CB_OK(s_str_is(cat.result, "status", "exited") && s_int(cat.result, "exit_code") == 0,
+          "cat exits 0");
     cb_error_clear(&err);
-    CB_OK(cc && kg_command_write_stdin(cc, "late\n", 5, false, &err) < 0 && err.kind == CB_ERR_STATE,
+    CB_OK(cc && kg_command_write_stdin(cc, "late\n", 5, false, &err) < 0 &&
+              err.kind == CB_ERR_STATE,
           "stdin to an ended command is refused: %s", err.msg);
     kg_command_t *sc = s_cmd_start(sb, (kg_command_opts_t){.command = "sleep 100"}, &sleeper);
-    CB_OK(sc && s_sleeps_are(gw, sb, "1\n", 5000), "the control for (d): a running sleep is counted");
+    CB_OK(sc && s_sleeps_are(gw, sb, "1\n", 5000),
+          "the control for (d): a running sleep is counted");
     CB_OK(sc && kg_command_running(sc) && s_fine(kg_command_kill(sc, &err), &err) &&
               kg_gateway_run_until(gw, &sleeper.done, DEADLINE_MS) == 0,
           "kg_command_kill ends a sleep");
-    CB_OK(s_str_is(sleeper.result, "status", "killed") && s_str_is(sleeper.result, "signal", "SIGKILL"),
+    CB_OK(s_str_is(sleeper.result, "status", "killed") &&
+              s_str_is(sleeper.result, "signal", "SIGKILL"),
           "status killed by SIGKILL");
-    CB_OK(sc && kg_sandbox_command(sb, kg_command_id(sc)) == sc, "an ended command stays known to its sandbox");
+    CB_OK(sc && kg_sandbox_command(sb, kg_command_id(sc)) == sc,
+          "an ended command stays known to its sandbox");
     kg_command_forget(&sc);
     CB_OK(!sc, "kg_command_forget nulls the pointer");
 
@@ -488,14 +522,17 @@ static void s_commands(kg_gateway_t *gw)
         null_pid += json_is_null(pid);
         bad_pid += !json_is_null(pid) && !(json_is_integer(pid) && json_integer_value(pid) > 0);
     }
-    CB_OK(bad_pid == 0, "a quick command's pid is positive or null (%d of %d bad, %d null)", bad_pid,
-          QUICK_RUNS, null_pid);
-    CB_OK(s_sleeps_are(gw, sb, "0\n", 10000), "background jobs die with a shell that exits at once");
+    CB_OK(bad_pid == 0, "a quick command's pid is positive or null (%d of %d bad, %d null)",
+          bad_pid, QUICK_RUNS, null_pid);
+    CB_OK(s_sleeps_are(gw, sb, "0\n", 10000),
+          "background jobs die with a shell that exits at once");
 
     /* (f) Output is streamed as it comes. */
     cmd_auto cmd_t s = {0};
-    s_cmd(gw, sb, (kg_command_opts_t){.command = "for i in 1 2 3; do echo $i; sleep 0.2; done"}, &s);
-    CB_OK(s_str_is(s.result, "stdout", "1\n2\n3\n") && s.calls_at_done >= 2 && s.done_ms - s.first_output_ms >= 200,
+    s_cmd(gw, sb, (kg_command_opts_t){.command = "for i in 1 2 3; do echo $i; sleep 0.2; done"},
+          &s);
+    CB_OK(s_str_is(s.result, "stdout", "1\n2\n3\n") && s.calls_at_done >= 2 &&
+              s.done_ms - s.first_output_ms >= 200,
           "on_output was called %d times, the first %lld ms before the end", s.calls_at_done,
           (long long)(s.done_ms - s.first_output_ms));
 
@@ -503,10 +540,12 @@ static void s_commands(kg_gateway_t *gw)
     cmd_auto cmd_t missing = {0}, bad = {0};
     s_cmd(gw, sb, (kg_command_opts_t){.command = "nonexistent-cmd-xyz"}, &missing);
     const char *stderr_text = s_str(missing.result, "stderr");
-    CB_OK(s_int(missing.result, "exit_code") == 127 && stderr_text && strstr(stderr_text, "not found"),
-          "a missing program exits 127 and says not found: %.*s", stderr_text ? (int)strcspn(stderr_text, "\n") : 6,
-          stderr_text ? stderr_text : "(none)");
-    kg_command_t *bc = s_cmd(gw, sb, (kg_command_opts_t){.command = "printf '\\xff\\xfe ok'"}, &bad);
+    CB_OK(s_int(missing.result, "exit_code") == 127 && stderr_text &&
+              strstr(stderr_text, "not found"),
+          "a missing program exits 127 and says not found: %.*s",
+          stderr_text ? (int)strcspn(stderr_text, "\n") : 6, stderr_text ? stderr_text : "(none)");
+    kg_command_t *bc =
+        s_cmd(gw, sb, (kg_command_opts_t){.command = "printf '\\xff\\xfe ok'"}, &bad);
     json_auto_t *bad_snap = bc && bad.done ? kg_command_snapshot(bc) : NULL;
     cleanup_free char *dumped = bad_snap ? json_dumps(bad_snap, JSON_COMPACT) : NULL;
     json_auto_t *reparsed = dumped ? json_loads(dumped, 0, NULL) : NULL;
@@ -517,8 +556,11 @@ static void s_commands(kg_gateway_t *gw)
     /* (i) Out of memory in a 256 MiB sandbox. */
     kg_sandbox_t *small = s_sandbox(gw, 256);
     cmd_auto cmd_t oom = {0};
-    s_cmd(gw, small, (kg_command_opts_t){.command = "/usr/bin/python3 -c \"b = b'x' * (20 * 1024**3)\""}, &oom);
-    CB_OK(s_str_is(oom.result, "status", "killed") && json_is_true(json_object_get(oom.result, "oom")),
+    s_cmd(gw, small,
+          (kg_command_opts_t){.command = "/usr/bin/python3 -c \"b = b'x' * (20 * 1024**3)\""},
+          &oom);
+    CB_OK(s_str_is(oom.result, "status", "killed") &&
+              json_is_true(json_object_get(oom.result, "oom")),
           "a command past the memory limit is killed with oom true");
     kg_sandbox_destroy(&small);
     kg_sandbox_destroy(&sb);
@@ -531,7 +573,7 @@ static json_t *s_entry(json_t *list, const char *name)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(list, i, e)
+    json_array_foreach (list, i, e)
         if (json_is_string(json_object_get(e, "name")) && strcmp(s_str(e, "name"), name) == 0)
             return e;
     return NULL;
@@ -544,7 +586,8 @@ static void s_files(kg_gateway_t *gw)
         return;
     cb_error_t err = {0};
 
-    CB_OK(s_fine(kg_sandbox_file_write(sb, "hello.txt", "hi there", 8, false, &err), &err), "write a file");
+    CB_OK(s_fine(kg_sandbox_file_write(sb, "hello.txt", "hi there", 8, false, &err), &err),
+          "write a file");
     json_auto_t *list = kg_sandbox_file_list(sb, "/home/user", &err);
     if (!list)
         CB_DIAG("list: %s", err.msg);
@@ -559,17 +602,20 @@ static void s_files(kg_gateway_t *gw)
     json_t *e = s_entry(dlist, "e");
     CB_OK(e && s_str_is(e, "type", "dir"), "the new directory lists as dir");
     cb_error_clear(&err);
-    CB_OK(kg_sandbox_file_remove(sb, "d", false, &err) < 0, "a non-empty directory needs recursive: %s", err.msg);
+    CB_OK(kg_sandbox_file_remove(sb, "d", false, &err) < 0,
+          "a non-empty directory needs recursive: %s", err.msg);
     CB_OK(s_fine(kg_sandbox_file_remove(sb, "d", true, &err), &err), "recursive remove");
     json_auto_t *after = kg_sandbox_file_list(sb, ".", &err);
-    CB_OK(after && !s_entry(after, "d") && s_entry(after, "hello.txt"), "the directory is gone, the file stays");
+    CB_OK(after && !s_entry(after, "d") && s_entry(after, "hello.txt"),
+          "the directory is gone, the file stays");
 
     /* A symlink planted from inside never leads the host out of the workspace. */
     size_t passwd_len = 0, passwd_len2 = 0;
     cleanup_free char *passwd = cb_read_file("/etc/passwd", 1 << 20, &passwd_len, NULL);
     cmd_auto cmd_t ln = {0};
     s_cmd(gw, sb, (kg_command_opts_t){.command = "ln -s /etc/passwd /home/user/evil"}, &ln);
-    CB_OK(s_str_is(ln.result, "status", "exited") && s_int(ln.result, "exit_code") == 0, "a command plants a symlink");
+    CB_OK(s_str_is(ln.result, "status", "exited") && s_int(ln.result, "exit_code") == 0,
+          "a command plants a symlink");
     json_auto_t *with_evil = kg_sandbox_file_list(sb, ".", &err);
     json_t *evil = s_entry(with_evil, "evil");
     CB_OK(evil && s_str_is(evil, "type", "symlink"), "it lists as symlink");
@@ -584,11 +630,13 @@ static void s_files(kg_gateway_t *gw)
               (strstr(err.msg, "outside") || strstr(err.msg, "symlink")),
           "writing through it is refused: %s", err.msg);
     cleanup_free char *passwd2 = cb_read_file("/etc/passwd", 1 << 20, &passwd_len2, NULL);
-    CB_OK(passwd && passwd2 && passwd_len == passwd_len2 && memcmp(passwd, passwd2, passwd_len) == 0,
+    CB_OK(passwd && passwd2 && passwd_len == passwd_len2 &&
+              memcmp(passwd, passwd2, passwd_len) == 0,
           "the host's /etc/passwd is unchanged");
 
     cb_error_clear(&err);
-    CB_OK(kg_sandbox_file_read(sb, "/etc/hostname", 4096, &buf, &err) < 0 && err.kind == CB_ERR_INVALID,
+    CB_OK(kg_sandbox_file_read(sb, "/etc/hostname", 4096, &buf, &err) < 0 &&
+              err.kind == CB_ERR_INVALID,
           "a path outside the workspace is refused: %s", err.msg);
     cb_buf_free(&buf);
 
@@ -602,10 +650,11 @@ static void s_files(kg_gateway_t *gw)
             break;
         filled += (size_t)n;
     }
-    CB_OK(big && filled == big_len && s_fine(kg_sandbox_file_write(sb, "big.bin", big, big_len, false, &err), &err),
+    CB_OK(big && filled == big_len &&
+              s_fine(kg_sandbox_file_write(sb, "big.bin", big, big_len, false, &err), &err),
           "write 2 MiB");
-    CB_OK(s_fine(kg_sandbox_file_read(sb, "/home/user/big.bin", 4u << 20, &buf, &err), &err) && big &&
-              buf.len == big_len && memcmp(buf.data, big, big_len) == 0,
+    CB_OK(s_fine(kg_sandbox_file_read(sb, "/home/user/big.bin", 4u << 20, &buf, &err), &err) &&
+              big && buf.len == big_len && memcmp(buf.data, big, big_len) == 0,
           "read back byte-exact (%zu bytes)", buf.len);
     cb_buf_free(&buf);
     cmd_auto cmd_t size = {0};
@@ -652,22 +701,22 @@ static void s_held_kernel_pipe(kg_gateway_t *gw, kg_sandbox_t *other, int varian
     kg_kernel_t *k = sb ? s_start(gw, &ev, sb) : NULL;
     if (!CB_OK(s_ready(gw, k, &ev), "a kernel for the held pipe (%s)", what))
         return;
-    cleanup_free char *code = cb_strdup_printf(
-        "import os, sys, time\n"
-        "fd = getattr(sys.stdout, '_original_stdstream_copy', None) or 1\n"
-        "r, w = os.pipe()\n"
-        "pid = os.fork()\n"
-        "if pid == 0:\n"
-        "    try:\n"
-        "        os.setsid()\n"
-        "        os.write(w, b'!')\n"
-        "        %s\n"
-        "    finally:\n"
-        "        os._exit(0)\n"
-        "open('/home/user/holder.pid', 'w').write(str(pid))\n"
-        "os.read(r, 1)  # the child has left the kernel's process group\n"
-        "os._exit(1)\n",
-        s_holders[variant]);
+    cleanup_free char *code =
+        cb_strdup_printf("import os, sys, time\n"
+                         "fd = getattr(sys.stdout, '_original_stdstream_copy', None) or 1\n"
+                         "r, w = os.pipe()\n"
+                         "pid = os.fork()\n"
+                         "if pid == 0:\n"
+                         "    try:\n"
+                         "        os.setsid()\n"
+                         "        os.write(w, b'!')\n"
+                         "        %s\n"
+                         "    finally:\n"
+                         "        os._exit(0)\n"
+                         "open('/home/user/holder.pid', 'w').write(str(pid))\n"
+                         "os.read(r, 1)  # the child has left the kernel's process group\n"
+                         "os._exit(1)\n",
+                         s_holders[variant]);
     double cpu0 = s_own_cpu_ms();
     int64_t t0 = cb_now_ms();
     s_expect(&ev, KG_EVENT_READY);
@@ -687,14 +736,16 @@ static void s_held_kernel_pipe(kg_gateway_t *gw, kg_sandbox_t *other, int varian
     /* The phase lasts until the left-behind process is gone (at most HOLD_S s). */
     cmd_auto cmd_t wait = {0};
     s_cmd(gw, sb,
-          (kg_command_opts_t){.command = "p=$(cat /home/user/holder.pid) && while kill -0 $p 2>/dev/null; "
-                                         "do sleep 0.1; done && echo gone",
+          (kg_command_opts_t){.command =
+                                  "p=$(cat /home/user/holder.pid) && while kill -0 $p 2>/dev/null; "
+                                  "do sleep 0.1; done && echo gone",
                               .timeout_ms = 30000},
           &wait);
     CB_OK(s_str_is(wait.result, "stdout", "gone\n"), "the left-behind process ends");
     double cpu = s_own_cpu_ms() - cpu0;
-    CB_OK(cpu < 1000.0, "the gateway used %.0f ms of CPU in the %lld ms the pipe was %s (want < 1000)",
-          cpu, (long long)(cb_now_ms() - t0), variant ? "written into" : "held");
+    CB_OK(cpu < 1000.0,
+          "the gateway used %.0f ms of CPU in the %lld ms the pipe was %s (want < 1000)", cpu,
+          (long long)(cb_now_ms() - t0), variant ? "written into" : "held");
     if (variant) {
         cmd_auto cmd_t epipe = {0};
         s_cmd(gw, sb, (kg_command_opts_t){.command = "cat /home/user/holder.epipe"}, &epipe);
@@ -724,9 +775,10 @@ static void s_held_command_pipe(kg_gateway_t *gw, kg_sandbox_t *other, bool writ
     CB_OK(s_str_is(echo.result, "stdout", "fine\n"), "a command in another sandbox completes");
     cmd_auto cmd_t wait = {0};
     s_cmd(gw, sb,
-          (kg_command_opts_t){.command = writes ? "while pgrep -x yes >/dev/null; do sleep 0.1; done; echo gone"
-                                                : "while pgrep -x sleep >/dev/null; do sleep 0.1; done; echo gone",
-                              .timeout_ms = 30000},
+          (kg_command_opts_t){
+              .command = writes ? "while pgrep -x yes >/dev/null; do sleep 0.1; done; echo gone"
+                                : "while pgrep -x sleep >/dev/null; do sleep 0.1; done; echo gone",
+              .timeout_ms = 30000},
           &wait);
     CB_OK(s_str_is(wait.result, "stdout", "gone\n"), "the background job ends%s",
           writes ? " (SIGPIPE: the gateway closed its end)" : "");
@@ -752,7 +804,9 @@ static void s_held_pipes(kg_gateway_t *gw)
 static const struct {
     const char *name;
     void (*run)(kg_gateway_t *gw);
-} s_groups[] = {{"kernels", s_kernels}, {"commands", s_commands}, {"files", s_files},
+} s_groups[] = {{"kernels", s_kernels},
+                {"commands", s_commands},
+                {"files", s_files},
                 {"held_pipes", s_held_pipes}};
 
 int main(int argc, char **argv)

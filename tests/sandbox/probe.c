@@ -434,7 +434,8 @@ static void s_check_paths(const probe_opts_t *opts)
         for (int i = 0; opts->host_paths[i] && !seen; i++) {
             const char *path = opts->host_paths[i];
             const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-            if ((strlen(path) > 5 && strstr(line, path)) || (strlen(base) >= 8 && strstr(line, base)))
+            if ((strlen(path) > 5 && strstr(line, path)) ||
+                (strlen(base) >= 8 && strstr(line, base)))
                 seen = path;
         }
     }

@@ -10,10 +10,10 @@
 #include "cb/tap.h"
 
 typedef struct {
-    bool seccomp;             /* the sandbox was made with the filter on (default true) */
-    int host_port;            /* a TCP port listening on the host's 127.0.0.1; 0: skip */
-    int host_pid;             /* a pid on the host (the test driver); 0: skip */
-    const char *host_paths[8];/* host paths that must not be visible (NULL-terminated) */
+    bool seccomp;              /* the sandbox was made with the filter on (default true) */
+    int host_port;             /* a TCP port listening on the host's 127.0.0.1; 0: skip */
+    int host_pid;              /* a pid on the host (the test driver); 0: skip */
+    const char *host_paths[8]; /* host paths that must not be visible (NULL-terminated) */
 } probe_opts_t;
 
 /* Syscall classes the filter forbids, each tried with bad arguments (probe_syscalls.c). */

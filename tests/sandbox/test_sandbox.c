@@ -391,7 +391,6 @@ static void s_neighbours(const ctx_t *c)
     int rc = sbx_proc_wait(sleeper, NULL, 300, &err);
     CB_OK(rc < 0 && err.kind == CB_ERR_TIMEOUT, "A's sleep survives B's kill -9 -1 (%s)",
           rc < 0 ? err.msg : "it exited");
-
 }
 
 /* The gateway killed with SIGKILL: its sandboxes end with it. */
@@ -474,7 +473,10 @@ static void s_destroy_clean(const ctx_t *c)
     cleanup_buf cb_buf_t out = {0};
     bool ran = s_run_ok(
         s,
-        (const char *const[]){"/bin/sh", "-c", "/usr/bin/setsid -f /bin/sleep 1000 >/dev/null 2>&1; until grep -qx sleep /proc/[0-9]*/comm 2>/dev/null; do :; done; echo started", NULL},
+        (const char *const[]){"/bin/sh", "-c",
+                              "/usr/bin/setsid -f /bin/sleep 1000 >/dev/null 2>&1; until grep -qx "
+                              "sleep /proc/[0-9]*/comm 2>/dev/null; do :; done; echo started",
+                              NULL},
         NULL, &out);
     CB_OK(ran && strstr(cb_buf_str(&out), "started"), "the orphaned sleep was started inside");
     pid_t members[16], sleeper = 0;
@@ -548,7 +550,8 @@ static void s_limit_pids(const ctx_t *c)
     sbx_proc_destroy(&p);
     sbx_destroy(&bomb);
     CB_DIAG("tearing down the fork-bombed sandbox took %lld ms", (long long)(cb_now_ms() - t0));
-    CB_OK(s_gone(init), "after teardown the fork-bombed sandbox's init (pid %d) is gone", (int)init);
+    CB_OK(s_gone(init), "after teardown the fork-bombed sandbox's init (pid %d) is gone",
+          (int)init);
 }
 
 static void s_limit_memory(const ctx_t *c)
@@ -661,7 +664,8 @@ static void s_limit_run_dir(const ctx_t *c)
     sbx_exit_t ex = {0};
     const char *bytes = "dd if=/dev/zero of=/run/cellblock/fill bs=64k count=1024 2>/dev/null; "
                         "echo rc=$?; stat -c %s /run/cellblock/fill; rm -f /run/cellblock/fill";
-    int rc = s_run_in(s, (const char *const[]){"/bin/sh", "-c", bytes, NULL}, NULL, &out, &errb, RUN_MS, &ex);
+    int rc = s_run_in(s, (const char *const[]){"/bin/sh", "-c", bytes, NULL}, NULL, &out, &errb,
+                      RUN_MS, &ex);
     int dd_rc = -1;
     long long size = -1;
     sscanf(cb_buf_str(&out), "rc=%d %lld", &dd_rc, &size);
@@ -671,11 +675,12 @@ static void s_limit_run_dir(const ctx_t *c)
     cb_buf_clear(&out);
     const char *inodes = "i=0; while [ $i -lt 5000 ] && : 2>/dev/null > /run/cellblock/n$i; do "
                          "i=$((i+1)); done; echo $i";
-    rc = s_run_in(s, (const char *const[]){"/bin/bash", "-c", inodes, NULL}, NULL, &out, &errb, RUN_MS, &ex);
+    rc = s_run_in(s, (const char *const[]){"/bin/bash", "-c", inodes, NULL}, NULL, &out, &errb,
+                  RUN_MS, &ex);
     long made = strtol(cb_buf_str(&out), NULL, 10);
     CB_OK(rc == 0 && made > 0 && made < (long)SBX_RUN_DIR_INODES,
-          "creating 5000 files in /run/cellblock stops below %u inodes (made %ld)", SBX_RUN_DIR_INODES,
-          made);
+          "creating 5000 files in /run/cellblock stops below %u inodes (made %ld)",
+          SBX_RUN_DIR_INODES, made);
     struct statfs fs;
     CB_OK(fstatfs(sbx_run_fd(s), &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
               (uint64_t)fs.f_blocks * fs.f_bsize <= SBX_RUN_DIR_BYTES,
@@ -686,7 +691,8 @@ static void s_limit_run_dir(const ctx_t *c)
         entries += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     if (d)
         closedir(d);
-    CB_OK(d && entries == 0, "the host run dir %s holds none of it (%d entries)", sbx_run_dir(s), entries);
+    CB_OK(d && entries == 0, "the host run dir %s holds none of it (%d entries)", sbx_run_dir(s),
+          entries);
 }
 
 static void s_limits(const ctx_t *c)

@@ -8,7 +8,13 @@
 
 #include <stdio.h>
 
-typedef enum { CB_LOG_DEBUG = 0, CB_LOG_INFO, CB_LOG_WARN, CB_LOG_ERROR, CB_LOG_OFF } cb_log_level_t;
+typedef enum {
+    CB_LOG_DEBUG = 0,
+    CB_LOG_INFO,
+    CB_LOG_WARN,
+    CB_LOG_ERROR,
+    CB_LOG_OFF
+} cb_log_level_t;
 
 /* The lowest level anything listens to (stderr or the hook); maintained by the setters. */
 extern cb_log_level_t cb_log_level_current;

@@ -19,8 +19,8 @@
 __attribute__((weak)) int cb_tap_count = 0;
 __attribute__((weak)) int cb_tap_failed = 0;
 
-__attribute__((format(printf, 4, 5))) static inline int
-cb_tap_ok(int cond, const char *file, int line, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static inline int cb_tap_ok(int cond, const char *file,
+                                                                  int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -39,9 +39,10 @@ cb_tap_ok(int cond, const char *file, int line, const char *fmt, ...)
 #define CB_OK(cond, ...) cb_tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
 /* The test line of a comparison; on failure, what each side was. */
-__attribute__((format(printf, 6, 7))) static inline int
-cb_tap_eq(int cond, const char *sides, const char *got, const char *want, const char *where,
-          const char *fmt, ...)
+__attribute__((format(printf, 6, 7))) static inline int cb_tap_eq(int cond, const char *sides,
+                                                                  const char *got, const char *want,
+                                                                  const char *where,
+                                                                  const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -51,7 +52,8 @@ cb_tap_eq(int cond, const char *sides, const char *got, const char *want, const 
     va_end(ap);
     if (!cond) {
         cb_tap_failed++;
-        printf("#   failed at %s: %s\n#        got: %s\n#   expected: %s\n", where, sides, got, want);
+        printf("#   failed at %s: %s\n#        got: %s\n#   expected: %s\n", where, sides, got,
+               want);
     }
     fflush(stdout);
     return cond;
@@ -79,8 +81,8 @@ static inline int cb_tap_eq_size(size_t got, size_t want, const char *sides, con
     return cb_tap_eq(got == want, sides, g, w, where, "%s", name);
 }
 
-static inline int cb_tap_eq_str(const char *got, const char *want, const char *sides, const char *where,
-                                const char *name)
+static inline int cb_tap_eq_str(const char *got, const char *want, const char *sides,
+                                const char *where, const char *name)
 {
     int same = got && want ? strcmp(got, want) == 0 : got == want;
     char g[512], w[512]; /* quoted, cut to fit: enough to see where they part */
@@ -94,7 +96,8 @@ static inline int cb_tap_eq_str(const char *got, const char *want, const char *s
     cb_tap_eq_int((long long)(got), (long long)(want), #got " == " #want, CB_TAP_WHERE, name)
 #define CB_EQ_SIZE(got, want, name)                                                                \
     cb_tap_eq_size((size_t)(got), (size_t)(want), #got " == " #want, CB_TAP_WHERE, name)
-#define CB_EQ_STR(got, want, name) cb_tap_eq_str((got), (want), #got " == " #want, CB_TAP_WHERE, name)
+#define CB_EQ_STR(got, want, name)                                                                 \
+    cb_tap_eq_str((got), (want), #got " == " #want, CB_TAP_WHERE, name)
 #define CB_DIAG(...) (printf("# "), printf(__VA_ARGS__), printf("\n"), fflush(stdout))
 #define CB_SKIP_ALL(...)                                                                           \
     do {                                                                                           \

@@ -46,8 +46,8 @@ typedef struct fleet fleet_t;
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct {
-    char *path;  /* relative to the workspace, e.g. "data/x.csv" */
-    char *data;  /* its bytes (NUL-terminated for convenience; len excludes the NUL) */
+    char *path; /* relative to the workspace, e.g. "data/x.csv" */
+    char *data; /* its bytes (NUL-terminated for convenience; len excludes the NUL) */
     size_t len;
 } fleet_template_file_t;
 
@@ -59,9 +59,9 @@ typedef struct {
     char **env;                 /* "KEY=VALUE", NULL-terminated; never NULL */
     fleet_template_file_t *files;
     size_t file_count;
-    char *startup_code;         /* run in the main kernel before it counts as ready; NULL: none */
-    int timeout_s;              /* sandbox lifetime; 0: the fleet's */
-    char *source;               /* the JSON file it was read from */
+    char *startup_code; /* run in the main kernel before it counts as ready; NULL: none */
+    int timeout_s;      /* sandbox lifetime; 0: the fleet's */
+    char *source;       /* the JSON file it was read from */
 } fleet_template_t;
 
 /* The project's templates directory: the source tree's templates/ while developing, the
@@ -124,7 +124,7 @@ fleet_t *fleet_new(kg_gateway_t *gw, const fleet_config_t *config, cb_error_t *e
 /* The gateway's fleet, or NULL when it has none. Borrowed; valid until kg_gateway_destroy. */
 fleet_t *fleet_of(kg_gateway_t *gw);
 
-kg_gateway_t *fleet_gateway(fleet_t *self); /* Borrowed */
+kg_gateway_t *fleet_gateway(fleet_t *self);            /* Borrowed */
 const fleet_counters_t *fleet_counters(fleet_t *self); /* Borrowed; valid with the fleet */
 
 #define FLEET_TICK_MS 200 /* how often lifetimes and pools are looked at */

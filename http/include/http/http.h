@@ -39,12 +39,12 @@ typedef struct http_request http_request_t;
 typedef struct http_ws http_ws_t;
 
 typedef struct {
-    const char *listen;                 /* "HOST:PORT"; HOST an IP literal (IPv6 in brackets) or
+    const char *listen;               /* "HOST:PORT"; HOST an IP literal (IPv6 in brackets) or
                                            "localhost"; PORT 0 picks a free one. NULL:
                                            "127.0.0.1:8888" */
-    const char *token;                  /* NULL or "": generate one (unless no_auth) */
-    bool no_auth;                       /* refused by http_server_new unless HOST is loopback */
-    const char *const *allowed_hosts;   /* extra Host names accepted (NULL-terminated; may be NULL) */
+    const char *token;                /* NULL or "": generate one (unless no_auth) */
+    bool no_auth;                     /* refused by http_server_new unless HOST is loopback */
+    const char *const *allowed_hosts; /* extra Host names accepted (NULL-terminated; may be NULL) */
     const char *const *allowed_origins; /* extra Origins accepted, "scheme://host[:port]" */
     size_t max_body_bytes;              /* 0: 16 MiB */
     size_t max_ws_message_bytes;        /* 0: 16 MiB */
@@ -113,8 +113,8 @@ const char *http_request_body(const http_request_t *req, size_t *len);
  *   (const char *[]){"Mcp-Session-Id", id, "Location", url, NULL} */
 
 /* Answer the whole response at once; req is gone after the call (even when it fails). */
-int http_respond(http_request_t *req, int status, const char *content_type, const char *const *headers,
-                 const void *body, size_t len);
+int http_respond(http_request_t *req, int status, const char *content_type,
+                 const char *const *headers, const void *body, size_t len);
 /* body (borrowed) as application/json. */
 int http_respond_json(http_request_t *req, int status, json_t *body, const char *const *headers);
 /* {"reason": <status's reason phrase>, "message": message} as application/json. */
@@ -126,7 +126,8 @@ int http_respond_cb_error(http_request_t *req, const cb_error_t *err);
 /* A response written piece by piece (Server-Sent Events): status and headers now, the body in
  * as many writes as wanted (each sent as soon as the socket takes it), then the end. The
  * connection's idle timeout is off while a stream is open. */
-int http_stream_begin(http_request_t *req, int status, const char *content_type, const char *const *headers);
+int http_stream_begin(http_request_t *req, int status, const char *content_type,
+                      const char *const *headers);
 int http_stream_write(http_request_t *req, const void *data, size_t len);
 /* End the response; req is gone after the call. */
 void http_stream_end(http_request_t *req);
@@ -144,7 +145,8 @@ const http_request_t *http_ws_request(const http_ws_t *ws);
 const char *http_ws_subprotocol(const http_ws_t *ws);
 
 /* One whole message (fragments joined); data borrowed for the call. */
-typedef void(http_ws_message_fn)(http_ws_t *ws, const void *data, size_t len, bool binary, void *arg);
+typedef void(http_ws_message_fn)(http_ws_t *ws, const void *data, size_t len, bool binary,
+                                 void *arg);
 /* The peer closed or the connection broke; ws is freed right after fn returns. */
 typedef void(http_ws_close_fn)(http_ws_t *ws, void *arg);
 void http_ws_set_handlers(http_ws_t *ws, http_ws_message_fn *on_message, http_ws_close_fn *on_close,

@@ -76,7 +76,7 @@ typedef struct {
                                  only, never for untrusted code */
     bool seccomp_log;         /* sandboxes log syscalls outside the allowlist instead of denying */
     kg_sandbox_limits_t limits; /* defaults for every new sandbox */
-    int64_t max_message_bytes; /* largest message the gateway takes from a kernel (or from code in
+    int64_t max_message_bytes;  /* largest message the gateway takes from a kernel (or from code in
                                   its sandbox) on any socket; a bigger one is refused unread and
                                   its connection dropped. <= 0: KG_MAX_MESSAGE_BYTES_DEFAULT */
 } kg_config_t;
@@ -96,7 +96,7 @@ typedef struct {
     uint64_t proxy_dropped;      /* attach-proxy frames dropped for any of the reasons above */
     uint64_t kernels_oom;        /* kernel deaths that were the sandbox's OOM killer */
     uint64_t commands;
-    uint64_t sandboxes_created;  /* every sandbox made, pooled ones included */
+    uint64_t sandboxes_created; /* every sandbox made, pooled ones included */
 } kg_counters_t;
 
 /* Caller owns return value. config may be NULL (all defaults). */
@@ -175,7 +175,6 @@ size_t kg_gateway_kernel_count(kg_gateway_t *self);
 /* Number of live sandboxes (any made by kg_sandbox_create or kg_sandbox_new). */
 size_t kg_gateway_sandbox_count(kg_gateway_t *self);
 
-
 /* ---------------------------------------------------------------------------------------------
  * Sandboxes: isolated process trees (see sandbox/ and docs/security.md) holding kernels and
  * commands that share one workspace (/home/user inside).
@@ -183,7 +182,8 @@ size_t kg_gateway_sandbox_count(kg_gateway_t *self);
 
 /* Create a sandbox. limits may be NULL (the gateway's defaults). The gateway owns it.
  * Borrowed; valid until kg_sandbox_destroy (or kg_gateway_destroy). */
-kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits, cb_error_t *err);
+kg_sandbox_t *kg_sandbox_create(kg_gateway_t *gw, const kg_sandbox_limits_t *limits,
+                                cb_error_t *err);
 
 /* Kill every kernel and command in the sandbox (their executions end as "cancelled"), then every
  * process left, and remove it; a persistent workspace stays on disk. Accepts NULL; nulls the
@@ -263,8 +263,8 @@ pid_t kg_sandbox_init_pid(const kg_sandbox_t *self);
 int kg_sandbox_file_read(kg_sandbox_t *self, const char *path, size_t max_bytes, cb_buf_t *out,
                          cb_error_t *err);
 /* At most max_bytes from offset; *size is the whole file's size. */
-int kg_sandbox_file_read_range(kg_sandbox_t *self, const char *path, uint64_t offset, size_t max_bytes,
-                               cb_buf_t *out, uint64_t *size, cb_error_t *err);
+int kg_sandbox_file_read_range(kg_sandbox_t *self, const char *path, uint64_t offset,
+                               size_t max_bytes, cb_buf_t *out, uint64_t *size, cb_error_t *err);
 int kg_sandbox_file_write(kg_sandbox_t *self, const char *path, const void *data, size_t len,
                           bool make_parents, cb_error_t *err);
 /* [{name, type: "file"|"dir"|"symlink"|"other", size, mtime_ms}]. Caller owns return value. */
@@ -290,23 +290,23 @@ typedef enum {
     KG_EVENT_READY = 0, /* first ready after start, and ready again after each restart */
     KG_EVENT_DIED,      /* the process exited unasked; detail says how */
     KG_EVENT_RESTARTING,
-    KG_EVENT_HUNG,      /* heartbeat missed too often */
-    KG_EVENT_DEAD,      /* gave up: no more restarts */
-    KG_EVENT_STOPPED,   /* shutdown finished; last event */
-    KG_EVENT_STDERR,    /* a line the kernel process wrote to its stderr (detail) */
+    KG_EVENT_HUNG,    /* heartbeat missed too often */
+    KG_EVENT_DEAD,    /* gave up: no more restarts */
+    KG_EVENT_STOPPED, /* shutdown finished; last event */
+    KG_EVENT_STDERR,  /* a line the kernel process wrote to its stderr (detail) */
 } kg_kernel_event_t;
 
 typedef void(kg_kernel_event_fn)(kg_kernel_t *kernel, kg_kernel_event_t event, const char *detail,
                                  void *arg);
 
 typedef struct {
-    const char *kernel_name;   /* kernelspec name; NULL: "python3" */
-    const char *const *env;    /* extra "KEY=VALUE" entries, NULL-terminated; borrowed */
-    const char *cwd;           /* working directory of the kernel; NULL: the workspace (in a
+    const char *kernel_name;  /* kernelspec name; NULL: "python3" */
+    const char *const *env;   /* extra "KEY=VALUE" entries, NULL-terminated; borrowed */
+    const char *cwd;          /* working directory of the kernel; NULL: the workspace (in a
                                   sandbox) or inherited */
-    kg_sandbox_t *sandbox;     /* run inside this sandbox; NULL: a sandbox of its own, removed
+    kg_sandbox_t *sandbox;    /* run inside this sandbox; NULL: a sandbox of its own, removed
                                   with the kernel (or none with kg_config_t.no_sandbox) */
-    const char *startup_code;  /* run silently after each start and restart, before READY is
+    const char *startup_code; /* run silently after each start and restart, before READY is
                                   reported and before any queued execution; NULL: none */
     kg_kernel_event_fn *on_event;
     void *arg;
@@ -411,20 +411,20 @@ json_t *kg_execution_snapshot(const kg_execution_t *self);
  * ------------------------------------------------------------------------------------------- */
 
 /* data is not NUL-terminated. Borrowed; valid during the call. */
-typedef void(kg_command_output_fn)(kg_command_t *c, const char *stream, const char *data, size_t len,
-                                   void *arg);
+typedef void(kg_command_output_fn)(kg_command_t *c, const char *stream, const char *data,
+                                   size_t len, void *arg);
 /* Called once when the command has ended, with its final snapshot. Borrowed; valid during the
  * call. */
 typedef void(kg_command_done_fn)(kg_command_t *c, json_t *result, void *arg);
 
 typedef struct {
-    const char *command;          /* run as: /bin/bash -c COMMAND */
-    const char *const *env;       /* extra "KEY=VALUE" entries, NULL-terminated; borrowed */
-    const char *cwd;              /* inside path; NULL: /home/user */
-    const char *stdin_text;       /* written to stdin first; NULL: nothing */
-    bool keep_stdin_open;         /* leave stdin open for kg_command_write_stdin; else it is
+    const char *command;    /* run as: /bin/bash -c COMMAND */
+    const char *const *env; /* extra "KEY=VALUE" entries, NULL-terminated; borrowed */
+    const char *cwd;        /* inside path; NULL: /home/user */
+    const char *stdin_text; /* written to stdin first; NULL: nothing */
+    bool keep_stdin_open;   /* leave stdin open for kg_command_write_stdin; else it is
                                      closed after stdin_text */
-    int timeout_ms;               /* 0: no limit */
+    int timeout_ms;         /* 0: no limit */
     kg_command_output_fn *on_output;
     kg_command_done_fn *on_done;
     void *arg;
@@ -481,8 +481,8 @@ typedef struct {
     /* Its init died, and every process in it with it; kg_sandbox_dead is true from now on. */
     void (*init_died)(kg_sandbox_t *sb, void *arg);
     /* A kernel in the sandbox had a lifecycle event; heard before the kernel's own on_event. */
-    void (*kernel_event)(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event, const char *detail,
-                         void *arg);
+    void (*kernel_event)(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event,
+                         const char *detail, void *arg);
     /* kg_sandbox_end_later's deferred turn is about to destroy the sandbox; it and its kernels
      * are valid during the call and freed right after it. */
     void (*ending)(kg_sandbox_t *sb, const char *detail, void *arg);
@@ -577,14 +577,15 @@ typedef void(kg_kernel_client_fn)(kg_kernel_client_t *client, jp_channel_t ch, c
  * called from the loop, arg borrowed until kg_kernel_client_destroy. When the kernel stops (its
  * KG_EVENT_STOPPED) the client goes quiet: it disconnects and sends and receives nothing more,
  * but stays valid until destroyed. Caller owns return value. */
-kg_kernel_client_t *kg_kernel_client_new(kg_kernel_t *kernel, kg_kernel_client_fn *on_message, void *arg,
-                                         cb_error_t *err);
+kg_kernel_client_t *kg_kernel_client_new(kg_kernel_t *kernel, kg_kernel_client_fn *on_message,
+                                         void *arg, cb_error_t *err);
 
 /* Sign msg (borrowed, not kept) with the kernel's key and send it on ch (shell, control or
  * stdin). Counts as the kernel's activity and as use of its sandbox (a client's request keeps a
  * sandbox opened with extend_on_use alive). Never blocks: a full queue fails with EAGAIN.
  * Returns 0, or -1 with err (CB_ERR_STATE once the kernel has stopped). */
-int kg_kernel_client_send(kg_kernel_client_t *self, jp_channel_t ch, const jp_msg_t *msg, cb_error_t *err);
+int kg_kernel_client_send(kg_kernel_client_t *self, jp_channel_t ch, const jp_msg_t *msg,
+                          cb_error_t *err);
 
 /* Disconnect and free. on_message is never called again once this returns, and it may be
  * called from on_message itself: the sockets are freed on a fresh loop turn (rule 2). Accepts

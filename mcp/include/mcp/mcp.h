@@ -27,26 +27,26 @@ typedef struct mcp_session mcp_session_t;
 /* Defaults for the sandboxes the server makes, and its own limits. Read from the environment
  * by mcp_config_from_env (see docs/mcp-tools.md, "Configuration"). */
 typedef struct {
-    int timeout_s;              /* default time limit of each execution and command */
-    uint64_t memory_mb;         /* per sandbox */
-    uint32_t cpu_millis;        /* per sandbox; 0: no quota */
-    uint64_t disk_mb;           /* workspace size per sandbox */
-    size_t output_limit;        /* characters of each output kept in a result */
-    size_t max_message_bytes;   /* largest JSON-RPC message accepted */
-    bool log_level_set;         /* log_level came from the environment */
+    int timeout_s;            /* default time limit of each execution and command */
+    uint64_t memory_mb;       /* per sandbox */
+    uint32_t cpu_millis;      /* per sandbox; 0: no quota */
+    uint64_t disk_mb;         /* workspace size per sandbox */
+    size_t output_limit;      /* characters of each output kept in a result */
+    size_t max_message_bytes; /* largest JSON-RPC message accepted */
+    bool log_level_set;       /* log_level came from the environment */
     cb_log_level_t log_level;
     /* Sandbox lifetimes, the cap and the warm pool: for the gateway (kg_config_t), which
      * enforces them. Strings are borrowed from the environment. */
-    const char *template_name;  /* the default template */
-    int sandbox_timeout_s;      /* lifetime of a sandbox; -1: none */
-    int idle_timeout_s;         /* 0: no idle culling */
+    const char *template_name; /* the default template */
+    int sandbox_timeout_s;     /* lifetime of a sandbox; -1: none */
+    int idle_timeout_s;        /* 0: no idle culling */
     int max_sandboxes;
-    const char *pool;           /* "template=count,..." */
-    const char *state_dir;      /* NULL: the gateway's default */
+    const char *pool;      /* "template=count,..." */
+    const char *state_dir; /* NULL: the gateway's default */
     /* MCP over HTTP (mcp_http_opts_t): sessions idle this long end; at most this many. */
     int session_timeout_s;
     size_t max_sessions;
-    bool http_server_log;       /* the server's log lines reach MCP sessions over HTTP too (they
+    bool http_server_log;         /* the server's log lines reach MCP sessions over HTTP too (they
                                    always do over stdio): only for a server with one user */
     int kernel_startup_timeout_s; /* a kernel (re)start that is not ready by then is killed; 0:
                                      the gateway's default (60 s) */
@@ -106,11 +106,11 @@ int mcp_stdio_serve(mcp_server_t *server, int in_fd, int out_fd, cb_error_t *err
 typedef struct mcp_http mcp_http_t;
 
 typedef struct {
-    const char *path;        /* NULL: "/mcp" */
-    int idle_timeout_s;      /* a session with no request for this long ends; 0: the server's
+    const char *path;     /* NULL: "/mcp" */
+    int idle_timeout_s;   /* a session with no request for this long ends; 0: the server's
                                 cfg.session_timeout_s (CELLBLOCK_MCP_SESSION_TIMEOUT, 3600) */
-    size_t replay_events;    /* events kept per session for Last-Event-ID (0: 1000) */
-    size_t max_sessions;     /* initialize beyond it is refused (503); 0: the server's
+    size_t replay_events; /* events kept per session for Last-Event-ID (0: 1000) */
+    size_t max_sessions;  /* initialize beyond it is refused (503); 0: the server's
                                 cfg.max_sessions (CELLBLOCK_MCP_MAX_SESSIONS, 256) */
 } mcp_http_opts_t;
 

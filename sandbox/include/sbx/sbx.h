@@ -53,13 +53,13 @@ typedef struct sbx_proc sbx_proc_t;
 typedef enum { SBX_CGROUP_NONE = 0, SBX_CGROUP_V1, SBX_CGROUP_V2 } sbx_cgroup_version_t;
 
 typedef struct {
-    bool userns;                    /* user namespaces can be created */
-    char userns_why[160];           /* why not, when not */
-    sbx_cgroup_version_t cgroup;    /* the hierarchy limits go into */
+    bool userns;                 /* user namespaces can be created */
+    char userns_why[160];        /* why not, when not */
+    sbx_cgroup_version_t cgroup; /* the hierarchy limits go into */
     bool cgroup_memory, cgroup_pids, cgroup_cpu;
-    char cgroup_why[256];           /* why a controller is missing, when one is */
-    bool seccomp;                   /* the kernel filters syscalls */
-    bool seccomp_log;               /* the kernel has the log action (for discovery mode) */
+    char cgroup_why[256]; /* why a controller is missing, when one is */
+    bool seccomp;         /* the kernel filters syscalls */
+    bool seccomp_log;     /* the kernel has the log action (for discovery mode) */
     char seccomp_why[160];
 } sbx_layers_t;
 
@@ -187,7 +187,7 @@ typedef struct {
     uint64_t memory_peak_bytes; /* high-water mark (v1 max_usage, v2 memory.peak when present) */
     uint64_t memory_limit_bytes;
     uint64_t pids;
-    uint64_t cpu_usage_us;      /* total CPU time of every process in the sandbox */
+    uint64_t cpu_usage_us; /* total CPU time of every process in the sandbox */
     uint64_t oom_kills;
     uint64_t workspace_bytes;       /* used in the workspace (/home/user) */
     uint64_t workspace_limit_bytes; /* its size (persistent: policy.workspace_bytes) */
@@ -205,11 +205,11 @@ int sbx_usage(const sbx_t *self, sbx_usage_t *out, cb_error_t *err);
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *const *argv;  /* argv[0] is a path inside the sandbox, or a name found through
+    const char *const *argv; /* argv[0] is a path inside the sandbox, or a name found through
                                  PATH from env */
-    const char *const *env;   /* the whole environment, "KEY=VALUE", NULL-terminated; nothing is
+    const char *const *env;  /* the whole environment, "KEY=VALUE", NULL-terminated; nothing is
                                  inherited from the host */
-    const char *cwd;          /* inside path; NULL: /home/user */
+    const char *cwd;         /* inside path; NULL: /home/user */
     int stdin_fd, stdout_fd, stderr_fd; /* host fds handed to the process; -1: /dev/null */
 } sbx_spawn_opts_t;
 
@@ -227,10 +227,10 @@ pid_t sbx_proc_pid(const sbx_proc_t *self);
 int sbx_proc_signal(sbx_proc_t *self, int sig, bool group, cb_error_t *err);
 
 typedef struct {
-    bool exited;      /* true: code is the exit status; false: signal killed it */
+    bool exited; /* true: code is the exit status; false: signal killed it */
     int code;
     int signal;
-    bool oom;         /* killed by SIGKILL while the sandbox's OOM-kill count went up */
+    bool oom; /* killed by SIGKILL while the sandbox's OOM-kill count went up */
 } sbx_exit_t;
 
 /* Wait up to timeout_ms (< 0: forever) for the process to end and report how. Call it when the
@@ -252,7 +252,12 @@ void sbx_proc_destroy(sbx_proc_t **self_p);
  * outside the workspace is touched. What the gateway creates belongs to the sandbox user.
  * ------------------------------------------------------------------------------------------- */
 
-typedef enum { SBX_FILE_REGULAR = 0, SBX_FILE_DIR, SBX_FILE_SYMLINK, SBX_FILE_OTHER } sbx_file_type_t;
+typedef enum {
+    SBX_FILE_REGULAR = 0,
+    SBX_FILE_DIR,
+    SBX_FILE_SYMLINK,
+    SBX_FILE_OTHER
+} sbx_file_type_t;
 
 typedef struct {
     char *name;
