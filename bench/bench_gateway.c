@@ -1,7 +1,7 @@
 /* bench_gateway.c: the gateway's side of the foundation benchmark.
  *
  * Measures what bench_jupyter_client.py measures for jupyter_client, through the gateway's public
- * API only (kg/kg.h), so the two can be compared line by line:
+ * API only (the kg/ headers), so the two can be compared line by line:
  *
  *   start_ms   kg_kernel_start() until KG_EVENT_READY, over --kernels kernels started one after
  *              another (kept running, as the reference keeps its kernels).
@@ -30,7 +30,9 @@
 #include <sys/resource.h>
 
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
 #include "stats.h"
 
 /* Extra kernel environment, the same in bench_jupyter_client.py: only silences debugpy's start-up

@@ -1,6 +1,6 @@
 /* bench_pool.c: sandbox create to first result, cold and warm, and memory per idle sandbox.
  *
- * What a caller of fleet_sandbox_open waits for, through the gateway's public API (kg/kg.h), with
+ * What a caller of fleet_sandbox_open waits for, through the gateway's public API (the kg/ headers), with
  * real sandboxes:
  *
  *   cold_ms    fleet_sandbox_open(no_pool) of a template, then kg_execute("1+1") on its main kernel,
@@ -55,7 +55,10 @@
 #include "cb/cleanup.h"
 #include "cb/util.h"
 #include "fleet/fleet.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
 #include "proc.h"
 #include "stats.h"
 

@@ -29,7 +29,9 @@
 #include <sys/wait.h>
 
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
 #include "sbx/sbx.h"
 #include "stats.h"
 

@@ -34,7 +34,10 @@
 #include "cb/cleanup.h"
 #include "cb/util.h"
 #include "fleet/fleet.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
 #include "proc.h"
 #include "stats.h"
 

@@ -6,7 +6,7 @@
 #define CB_CLI_H
 
 #include "fleet/fleet.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
 #include "mcp/mcp.h"
 
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };

@@ -11,6 +11,9 @@
 #include "cb/cleanup.h"
 #include "cb/util.h"
 #include "cli.h"
+#include "kg/gateway.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
 
 typedef struct {
     volatile int ready;

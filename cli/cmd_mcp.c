@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kg/gateway.h"
 
 static int s_set_pool(const char *template_name, int count, void *arg, cb_error_t *err)
 {

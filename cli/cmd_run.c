@@ -16,6 +16,9 @@
 #include "cb/cleanup.h"
 #include "cb/util.h"
 #include "cli.h"
+#include "kg/gateway.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
 
 #define CLI_MAX_CODE (16u << 20)
 

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "http/http.h"
 #include "japi/japi.h"
+#include "kg/gateway.h"
 
 #define S_MAX_ALLOWED 16
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "kg/gateway.h"
 
 static int s_parse_u64(const char *text, uint64_t max, uint64_t *out)
 {

@@ -16,6 +16,9 @@
 #include "cb/log.h"
 #include "cb/util.h"
 #include "fleet_private.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/policy.h"
 
 static const kg_policy_t s_policy;
 

@@ -10,6 +10,7 @@
 #include <czmq.h>
 
 #include "fleet/fleet.h"
+#include "kg/gateway.h"
 
 #define FLEET_TOMBSTONES 256 /* ended sandboxes whose reason is remembered */
 

@@ -22,6 +22,9 @@
 #include "cb/alloc.h"
 #include "cb/util.h"
 #include "fleet_private.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
 
 #define FLEET_DEFAULT_LIFETIME_S 300
 #define FLEET_DEFAULT_MAX_SANDBOXES 100

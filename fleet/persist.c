@@ -20,6 +20,8 @@
 #include "cb/alloc.h"
 #include "cb/util.h"
 #include "fleet_private.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
 
 #define FLEET_DESCRIPTION_MAX (1u << 20)
 

@@ -16,6 +16,9 @@
 #include "cb/alloc.h"
 #include "cb/util.h"
 #include "fleet_private.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
 
 #define FLEET_POOL_MAX 64
 #define FLEET_POOL_BACKOFF_MAX_MS 60000

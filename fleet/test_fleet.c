@@ -19,6 +19,8 @@
 #include "cb/tap.h"
 #include "cb/util.h"
 #include "fleet_private.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
 
 /* Assertions that print both sides when they differ. */
 #define EXPECT_INT(got, want, ...)                                                                 \

@@ -24,7 +24,7 @@
 #include "fuzz.h"
 #include "http_private.h"
 #include "japi/japi.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
 #include "mcp_env.h"
 
 #define S_TOKEN "f0e1d2c3b4a5968778695a4b3c2d1e0f"

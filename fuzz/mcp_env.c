@@ -6,6 +6,7 @@
 #include "cb/util.h"
 #include "fuzz.h"
 #include "mcp_env.h"
+#include "kg/gateway.h"
 
 fuzz_mcp_env_t *fuzz_mcp_env(size_t max_message_bytes)
 {

@@ -13,6 +13,7 @@
 
 #include "fleet/fleet.h"
 #include "mcp/mcp.h"
+#include "kg/gateway.h"
 
 typedef struct {
     kg_gateway_t *gw;

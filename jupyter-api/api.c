@@ -15,7 +15,7 @@
  * channels, STOPPED closes them and forgets the record. Doomed sessions and sandboxes are
  * freed by one deferred call of the gateway (the reap), on a fresh loop turn (kg.h's rule 2).
  *
- * Everything here goes through the engine's public header (kg/kg.h) and the HTTP server's
+ * Everything here goes through the engine's public header (the kg/ headers) and the HTTP server's
  * (http/http.h); allocations that cannot fail (cb/alloc.h, and jansson through cb_json) need
  * no recovery branch.
  */
@@ -30,6 +30,9 @@
 #include "cb/log.h"
 #include "fleet/fleet.h"
 #include "jupyter/kernelspec.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
 
 #ifndef CB_VERSION
 #define CB_VERSION "0"

@@ -16,6 +16,7 @@
 
 #include "fleet/fleet.h"
 #include "japi/japi.h"
+#include "kg/gateway.h"
 
 #define JAPI_GONE_MAX 256 /* kernels whose end is remembered for 404 messages */
 

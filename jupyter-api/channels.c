@@ -31,6 +31,9 @@
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "channels_codec.h"
+#include "kg/gateway.h"
+#include "kg/kernel.h"
+#include "kg/client.h"
 
 #define S_SUBPROTOCOL_V1 "v1.kernel.websocket.jupyter.org"
 #define S_SESSION_ID_MAX 256

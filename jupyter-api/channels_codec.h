@@ -17,7 +17,8 @@
 #include <stdbool.h>
 
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "jupyter/connfile.h" /* jp_channel_t */
+#include "jupyter/wire.h"
 
 /* At most this many buffers in one message from a client: the engine's wire view holds 64
  * frames in all (identities, delimiter, signature, the four dicts, buffers). */

@@ -13,7 +13,13 @@
 #include "jupyter/connfile.h"
 #include "jupyter/kernelspec.h"
 #include "jupyter/wire.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
+#include "kg/command.h"
+#include "kg/client.h"
+#include "kg/policy.h"
 #include "sbx/sbx.h"
 
 /* ---- socket limits (kernel.c) ---------------------------------------------------------- */

@@ -19,7 +19,7 @@
 #include "cb/cleanup.h"
 #include "cb/tap.h"
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
 
 #define DEADLINE_MS 10000
 

@@ -14,6 +14,7 @@
 
 #include "cb/cleanup.h"
 #include "mcp_private.h"
+#include "kg/sandbox.h"
 
 static const char *const s_image_types[] = {"image/png", "image/jpeg", "image/gif", "image/webp"};
 static const struct {

@@ -6,6 +6,7 @@
 
 #include "cb/cleanup.h"
 #include "mcp_private.h"
+#include "kg/sandbox.h"
 
 #define DOWNLOAD_DEFAULT (1u << 20)
 

@@ -42,6 +42,7 @@
 
 #include "cb/cleanup.h"
 #include "mcp_private.h"
+#include "kg/gateway.h"
 
 #define S_REPLAY_BYTES (8u << 20) /* event bytes kept per session for Last-Event-ID */
 #define S_RETRY_MS 1000           /* the SSE retry: a client waits this long to reconnect */

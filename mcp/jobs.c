@@ -16,6 +16,10 @@
 #include "cb/cleanup.h"
 #include "jupyter/kernelspec.h"
 #include "mcp_private.h"
+#include "kg/gateway.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
+#include "kg/command.h"
 
 typedef enum { MCP_JOB_CODE = 0, MCP_JOB_COMMAND } mcp_job_kind_t;
 

@@ -23,6 +23,8 @@
 #include "cb/alloc.h"
 #include "fleet/fleet.h"
 #include "mcp/mcp.h"
+#include "kg/gateway.h"
+#include "kg/command.h"
 
 #define MCP_PROTOCOL_LATEST "2025-11-25"
 #define MCP_SERVER_NAME "cellblock"

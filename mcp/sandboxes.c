@@ -16,6 +16,9 @@
 
 #include "cb/cleanup.h"
 #include "mcp_private.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
 
 #define MiB (1024ull * 1024ull)
 

@@ -22,6 +22,7 @@
 
 #include "cb/cleanup.h"
 #include "mcp_private.h"
+#include "kg/gateway.h"
 
 static const char *const s_versions[] = {"2025-11-25", "2025-06-18"};
 

@@ -17,6 +17,7 @@
 
 #include "cb/cleanup.h"
 #include "mcp_private.h"
+#include "kg/gateway.h"
 
 #define S_READ_CHUNK 65536
 #define S_OUT_MAX (512u << 20) /* queued output past which the client counts as gone */

@@ -15,6 +15,8 @@
 
 #include "cb/cleanup.h"
 #include "mcp_private.h"
+#include "kg/gateway.h"
+#include "kg/command.h"
 
 #define TERMINAL_OUTPUT_MAX (16u << 20) /* bytes kept of each stream of one input */
 

@@ -15,6 +15,7 @@
 #include "cb/tap.h"
 #include "cb/util.h"
 #include "mcp_private.h"
+#include "kg/gateway.h"
 
 /* The in-memory transport: what the session sent, in order. */
 typedef struct {

@@ -13,7 +13,8 @@
 #include "http/http.h"
 #include "fleet/fleet.h"
 #include "japi/japi.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/kernel.h"
 
 int main(void)
 {

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include "cb/tap.h"
+#include "kg/gateway.h"
+#include "kg/execution.h"
 
 typedef struct {
     volatile int done;

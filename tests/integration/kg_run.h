@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "kg/kg.h"
+#include "kg/gateway.h"
 
 /* Run code on kernel k (timeout_ms: the execution's own limit, 0: none) and drive gw's loop until
  * it ends, at most deadline_ms. Caller owns return value: the execution's result; NULL, with a

@@ -28,7 +28,8 @@
 #include "cb/cleanup.h"
 #include "cb/tap.h"
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/kernel.h"
 #include "kg_run.h"
 
 #define PYTHON "/usr/bin/python3"

@@ -18,7 +18,9 @@
 #include "cb/cleanup.h"
 #include "cb/tap.h"
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
 
 #define DEADLINE_MS 60000
 

@@ -37,7 +37,10 @@
 #include "cb/tap.h"
 #include "cb/util.h"
 #include "fleet/fleet.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
+#include "kg/command.h"
 #include "kg_run.h"
 
 #define DEADLINE_MS 60000

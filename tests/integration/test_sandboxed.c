@@ -28,7 +28,11 @@
 #include "cb/cleanup.h"
 #include "cb/tap.h"
 #include "cb/util.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
+#include "kg/execution.h"
+#include "kg/command.h"
 
 #define DEADLINE_MS 60000
 #define SECRET_VAR "CELLBLOCK_HOST_SECRET"

@@ -1,4 +1,4 @@
-/* fleet/fleet.h: the policy layer over the engine's sandboxes (kernel-gateway/, kg/kg.h).
+/* fleet/fleet.h: the policy layer over the engine's sandboxes (kernel-gateway/, the kg/ headers).
  *
  * The engine makes sandboxes and kernels and runs them; the fleet decides which sandboxes exist
  * and for how long: templates (what a sandbox starts with), the cap on live sandboxes, warm
@@ -19,7 +19,10 @@
 #include <jansson.h>
 
 #include "cb/error.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
+#include "kg/kernel.h"
+#include "kg/policy.h"
 
 typedef struct fleet fleet_t;
 

@@ -11,7 +11,7 @@
  * sandbox of its own, opened with kg_sandbox_open, and only those may be deleted here. The
  * routes are in docs/http.md.
  *
- * It sits above the engine (kg/kg.h) and the HTTP server, and uses only their public headers.
+ * It sits above the engine (the kg/ headers) and the HTTP server, and uses only their public headers.
  * Every call comes from the gateway's loop thread.
  */
 #ifndef JAPI_JAPI_H
@@ -21,7 +21,8 @@
 
 #include "cb/error.h"
 #include "http/http.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
+#include "kg/sandbox.h"
 
 typedef struct japi japi_t;
 

@@ -1,7 +1,7 @@
 /* mcp/mcp.h: cellblock's MCP server (Model Context Protocol 2025-11-25, also 2025-06-18).
  *
  * The server turns MCP tool calls into gateway work: sandboxes, kernels, executions, commands
- * and workspace files (kg/kg.h). It is transport-agnostic: a transport (stdio here; Streamable
+ * and workspace files (the kg/ headers). It is transport-agnostic: a transport (stdio here; Streamable
  * HTTP later) creates one mcp_session_t per MCP session, feeds it each JSON-RPC message it
  * receives, and writes out each message the session hands to its send function. Everything runs
  * on the gateway's event loop; a tool call that waits (an execution, a kernel start) finishes
@@ -19,7 +19,7 @@
 #include "cb/error.h"
 #include "cb/log.h"
 #include "http/http.h"
-#include "kg/kg.h"
+#include "kg/gateway.h"
 
 typedef struct mcp_server mcp_server_t;
 typedef struct mcp_session mcp_session_t;
