@@ -333,11 +333,9 @@ static int s_file_data(json_t *entry, size_t i, const char *path, const char *di
         return cb_error_fail(err, CB_ERR_INVALID, "%s: field 'files[%zu].source': '%s' %s", path, i,
                              rel, why);
     cleanup_free char *full = cb_strdup_printf("%s/%s", dir, rel);
-    if (!full)
-        return cb_error_make(err, ENOMEM, "%s: field 'files[%zu].source'", path, i);
     if (!(file->data = cb_read_file(full, S_MAX_FILE_BYTES, &file->len, err))) {
         /* A missing source makes the template broken, not absent. */
-        if (err && err->kind == CB_ERR_SYSTEM && err->errnum != ENOMEM)
+        if (err && err->kind == CB_ERR_SYSTEM)
             err->kind = CB_ERR_INVALID;
         return cb_error_prefix(err, "%s: field 'files[%zu].source': ", path, i);
     }
@@ -360,9 +358,7 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
     out->v = cb_xcalloc(count, sizeof *out->v);
 
     cleanup_free char *dir = s_dirname(path);
-    cleanup_taken s_taken_t taken = {.files = zhash_new(), .dirs = zhash_new()};
-    if (!dir || !taken.files || !taken.dirs)
-        return cb_error_make(err, ENOMEM, "%s: field 'files'", path);
+    cleanup_taken s_taken_t taken = {.files = zhash_new(), .dirs = zhash_new()}; /* czmq aborts */
 
     size_t i;
     json_t *entry; /* borrowed */
@@ -568,11 +564,7 @@ static char *s_match(const char *dir, const char *file, char **name_out)
     size_t len = strlen(file);
     if (len <= 5 || strcmp(file + len - 5, ".json") != 0)
         return NULL;
-    cleanup_free char *name = strndup(file, len - 5);
-    if (!name) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    cleanup_free char *name = cb_xstrndup(file, len - 5);
     if (!jp_catalog_name_is_valid(name)) {
         if (file[0] != '.')
             cb_debug("template: ignoring '%s/%s': not a valid template name", dir, file);
@@ -593,8 +585,6 @@ fleet_template_t *fleet_template_find(const char *project_dir, const char *name,
                              name ? name : "(null)"),
                NULL;
     cleanup_strvec cb_strv_t path = {.v = fleet_template_search_path(project_dir)};
-    if (!path.v)
-        return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
     for (char **dir = path.v; *dir; dir++) {
         cleanup_free char *file = s_template_file(*dir, name);
         if (file)
@@ -602,11 +592,8 @@ fleet_template_t *fleet_template_find(const char *project_dir, const char *name,
     }
 
     cleanup_catalog jp_catalog_t found = {0};
-    if (jp_catalog_scan(path.v, "template", s_match, &found) < 0)
-        return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
+    jp_catalog_scan(path.v, "template", s_match, &found);
     cleanup_free char *names = jp_catalog_names(&found);
-    if (!names)
-        return cb_error_make(err, ENOMEM, "find template '%s'", name), NULL;
     return cb_error_fail(err, CB_ERR_NOT_FOUND, "no template '%s' (available: %s)", name, names),
            NULL;
 }
@@ -623,11 +610,8 @@ fleet_template_t **fleet_template_list(const char *project_dir, size_t *count)
 {
     *count = 0;
     cleanup_strvec cb_strv_t path = {.v = fleet_template_search_path(project_dir)};
-    if (!path.v)
-        return NULL;
     cleanup_catalog jp_catalog_t found = {0};
-    if (jp_catalog_scan(path.v, "template", s_match, &found) < 0)
-        return NULL;
+    jp_catalog_scan(path.v, "template", s_match, &found);
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */
     __attribute__((cleanup(s_templates_freep))) fleet_template_t **list =

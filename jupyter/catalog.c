@@ -59,7 +59,7 @@ static void s_add(jp_catalog_t *c, char *name, char *path)
     c->v[c->n++] = (jp_catalog_entry_t){.name = name, .path = path};
 }
 
-int jp_catalog_scan(char **dirs, const char *what, jp_catalog_match_fn *match, jp_catalog_t *out)
+void jp_catalog_scan(char **dirs, const char *what, jp_catalog_match_fn *match, jp_catalog_t *out)
 {
     for (char **dir = dirs; *dir; dir++) {
         cleanup_closedir DIR *d = opendir(*dir);
@@ -71,12 +71,9 @@ int jp_catalog_scan(char **dirs, const char *what, jp_catalog_match_fn *match, j
         struct dirent *de;
         while ((de = readdir(d))) {
             char *name = NULL;
-            errno = 0;
             char *path = match(*dir, de->d_name, &name);
             if (!path) {
                 free(name);
-                if (errno == ENOMEM)
-                    return -1;
                 continue;
             }
             if (s_have(out, name)) {
@@ -89,7 +86,6 @@ int jp_catalog_scan(char **dirs, const char *what, jp_catalog_match_fn *match, j
     }
     if (out->n > 0)
         qsort(out->v, out->n, sizeof *out->v, s_entry_cmp);
-    return 0;
 }
 
 char *jp_catalog_names(const jp_catalog_t *c)

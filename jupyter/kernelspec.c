@@ -148,8 +148,6 @@ jp_kernelspec_t *jp_kernelspec_load(const char *resource_dir, const char *name, 
         return cb_error_fail(err, CB_ERR_INVALID, "kernelspec: resource_dir and name are required"),
                NULL;
     cleanup_free char *path = cb_strdup_printf("%s/kernel.json", resource_dir);
-    if (!path)
-        return cb_error_make(err, ENOMEM, "kernelspec '%s'", name), NULL;
     size_t len = 0;
     cleanup_free char *text = cb_read_file(path, S_MAX_SPEC_BYTES, &len, err);
     if (!text) {
@@ -261,10 +259,6 @@ static char *s_match(const char *dir, const char *file, char **name_out)
     if (!s_has_spec(dir, file))
         return NULL;
     char *path = cb_strdup_printf("%s/%s", dir, file);
-    if (!path) {
-        errno = ENOMEM;
-        return NULL;
-    }
     *name_out = cb_xstrdup(file);
     return path;
 }
@@ -276,20 +270,15 @@ jp_kernelspec_t *jp_kernelspec_find(const char *project_dir, const char *name, c
                              name ? name : "(null)"),
                NULL;
     cleanup_strvec cb_strv_t path = {.v = jp_kernelspec_search_path(project_dir)};
-    if (!path.v)
-        return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
     for (char **dir = path.v; *dir; dir++) {
         if (!s_has_spec(*dir, name))
             continue;
         cleanup_free char *resource_dir = cb_strdup_printf("%s/%s", *dir, name);
-        if (!resource_dir)
-            return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
         return jp_kernelspec_load(resource_dir, name, err);
     }
 
     cleanup_catalog jp_catalog_t found = {0};
-    if (jp_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
-        return cb_error_make(err, ENOMEM, "find kernelspec '%s'", name), NULL;
+    jp_catalog_scan(path.v, "kernelspec", s_match, &found);
     cleanup_free char *names = jp_catalog_names(&found);
     return cb_error_fail(err, CB_ERR_NOT_FOUND, "no kernelspec named '%s' (available: %s)", name,
                          names),
@@ -311,11 +300,8 @@ jp_kernelspec_t **jp_kernelspec_list(const char *project_dir, size_t *count)
 {
     *count = 0;
     cleanup_strvec cb_strv_t path = {.v = jp_kernelspec_search_path(project_dir)};
-    if (!path.v)
-        return NULL;
     cleanup_catalog jp_catalog_t found = {0};
-    if (jp_catalog_scan(path.v, "kernelspec", s_match, &found) < 0)
-        return NULL;
+    jp_catalog_scan(path.v, "kernelspec", s_match, &found);
 
     /* NULL-terminated as well as counted, so a partial array is always safe to free. */
     __attribute__((cleanup(s_specs_freep))) jp_kernelspec_t **specs =

@@ -52,15 +52,13 @@ typedef struct {
 } jp_catalog_t;
 
 /* Is `file` in `dir` an entry? Then return its path (caller owns) and set *name_out (caller
- * owns); else NULL with *name_out NULL. Out of memory: NULL with *name_out set to NULL and
- * errno ENOMEM. */
+ * owns); else NULL with *name_out NULL. */
 typedef char *(jp_catalog_match_fn)(const char *dir, const char *file, char **name_out);
 
 /* Every entry across the directories (NULL-terminated), the first of each name, sorted by
  * name. Unreadable directories are skipped: most of a search path does not exist on most
- * machines (what names the kind, for the debug log). Returns 0, or -1 when the match function
- * reported ENOMEM (the catalog's own allocations abort instead, cb/alloc.h). */
-int jp_catalog_scan(char **dirs, const char *what, jp_catalog_match_fn *match, jp_catalog_t *out);
+ * machines (what names the kind, for the debug log). Allocation aborts (cb/alloc.h). */
+void jp_catalog_scan(char **dirs, const char *what, jp_catalog_match_fn *match, jp_catalog_t *out);
 
 /* Free every entry and empty c (it may be used again). */
 void jp_catalog_clear(jp_catalog_t *c);
