@@ -526,7 +526,7 @@ char **fleet_template_search_path(const char *project_dir)
     for (const char *p = tp; p && *p;) {
         size_t n = strcspn(p, ":");
         if (n > 0)
-            cb_strv_push(&out, strndup(p, n));
+            cb_strv_push(&out, cb_xstrndup(p, n));
         p += n;
         if (*p == ':')
             p++;
