@@ -497,6 +497,10 @@ def run_cells(ks, js_port, js_token, kid):
           "after the restart y is a NameError (state lost)", describe(res))
     need(res, "print(y) after the restart")
     res = ks.execute("print('fresh', 1 + 1)", CELL_DEADLINE_S)
+    if res["reply"] is not None and res["reply"].get("status") == "aborted":
+        # ipykernel aborts what reaches it while it still clears its queue after an error
+        # (stop_on_error): on a loaded machine the next cell can land in that window. Again:
+        res = ks.execute("print('fresh', 1 + 1)", CELL_DEADLINE_S)
     check(res["reply"] is not None and res["stdout"] == "fresh 2\n",
           "the restarted kernel runs cells", describe(res))
 
