@@ -2,10 +2,9 @@
 #include "kg_run.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "cb/tap.h"
-#include "kg/gateway.h"
-#include "kg/execution.h"
 
 typedef struct {
     volatile int done;
@@ -41,5 +40,48 @@ json_t *tst_kg_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code, int timeo
     }
     json_t *result = r->result;
     free(r);
+    return result;
+}
+
+static void s_job_done(kg_execution_t *x, json_t *result, void *arg)
+{
+    tst_kg_job_t *job = arg;
+    job->result = json_incref(result);
+    job->done = 1;
+}
+
+static void s_job_output(kg_execution_t *x, const char *kind, json_t *content, void *arg)
+{
+    tst_kg_job_t *job = arg;
+    job->outputs++;
+    if (strcmp(kind, "stream") != 0)
+        return;
+    job->printed = 1;
+    if (job->cancel_on_print) {
+        job->cancel_on_print = false;
+        kg_execution_cancel(x, NULL);
+    }
+}
+
+kg_execution_t *tst_kg_start(kg_kernel_t *k, kg_execute_opts_t opts, tst_kg_job_t *job)
+{
+    opts.on_done = s_job_done;
+    opts.on_output = s_job_output;
+    opts.arg = job;
+    cb_error_t err = {0};
+    kg_execution_t *x = k ? kg_execute(k, &opts, &err) : NULL;
+    if (!x)
+        CB_DIAG("kg_execute(%.80s): %s", opts.code, k ? err.msg : "no kernel");
+    return x;
+}
+
+json_t *tst_kg_wait(kg_gateway_t *gw, tst_kg_job_t *job, int deadline_ms)
+{
+    if (!job->done && kg_gateway_run_until(gw, &job->done, deadline_ms) < 0) {
+        CB_DIAG("no result within %d ms", deadline_ms);
+        return NULL;
+    }
+    json_t *result = job->result;
+    job->result = NULL;
     return result;
 }

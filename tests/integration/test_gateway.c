@@ -21,6 +21,7 @@
 #include "kg/gateway.h"
 #include "kg/kernel.h"
 #include "kg/execution.h"
+#include "kg_run.h"
 
 #define DEADLINE_MS 60000
 
@@ -58,48 +59,22 @@ static int s_wait_event(kg_gateway_t *gw, events_t *ev, kg_kernel_event_t event)
     return kg_gateway_run_until(gw, &ev->flag, DEADLINE_MS);
 }
 
-typedef struct {
-    volatile int done;
-    json_t *result;
-    kg_execution_t *cancel_on_output; /* cancel this execution when it first prints */
-    int outputs;
-} run_t;
-
-static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
-{
-    run_t *r = arg;
-    r->result = json_incref(result);
-    r->done = 1;
-}
-
-static void s_on_output(kg_execution_t *x, const char *kind, json_t *content, void *arg)
-{
-    run_t *r = arg;
-    r->outputs++;
-    if (r->cancel_on_output == x && strcmp(kind, "stream") == 0) {
-        r->cancel_on_output = NULL;
-        kg_execution_cancel(x, NULL);
-    }
-}
-
-/* Run code to completion; returns the result (caller owns) or NULL on a deadline. */
+/* Run code to completion; returns the result (caller owns) or NULL on a deadline. cancel: cancel
+ * it when it first prints. */
 static json_t *s_run_opts(kg_gateway_t *gw, kg_kernel_t *k, kg_execute_opts_t opts, bool cancel)
 {
-    run_t r = {0};
-    opts.on_done = s_on_done;
-    opts.on_output = s_on_output;
-    opts.arg = &r;
-    cb_error_t err = {0};
-    kg_execution_t *x = kg_execute(k, &opts, &err);
-    if (!x) {
-        CB_DIAG("kg_execute: %s", err.msg);
+    tst_kg_job_t *job = calloc(1, sizeof *job); /* left to the execution on a deadline */
+    job->cancel_on_print = cancel;
+    if (!tst_kg_start(k, opts, job)) {
+        free(job);
         return NULL;
     }
-    if (cancel)
-        r.cancel_on_output = x;
-    if (kg_gateway_run_until(gw, &r.done, DEADLINE_MS) < 0)
+    json_t *result = tst_kg_wait(gw, job, DEADLINE_MS);
+    if (result)
+        free(job);
+    else
         CB_DIAG("execution did not finish in time: %s", opts.code);
-    return r.result;
+    return result;
 }
 
 static json_t *s_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code)
@@ -379,17 +354,10 @@ static void s_basics(const char *runtime_dir)
           "the kernel keeps its variables after a cancel");
 
     /* Executions queue in order; a queued one can be cancelled before it starts. */
-    run_t a = {0}, b = {0}, c = {0};
-    kg_execute(k,
-               &(kg_execute_opts_t){.code = "import time; time.sleep(0.3); q = [1]",
-                                    .on_done = s_on_done,
-                                    .arg = &a},
-               NULL);
-    kg_execution_t *xb = kg_execute(
-        k, &(kg_execute_opts_t){.code = "q.append(2)", .on_done = s_on_done, .arg = &b}, NULL);
-    kg_execute(
-        k, &(kg_execute_opts_t){.code = "q.append(3); print(q)", .on_done = s_on_done, .arg = &c},
-        NULL);
+    tst_kg_job_t a = {0}, b = {0}, c = {0};
+    tst_kg_start(k, (kg_execute_opts_t){.code = "import time; time.sleep(0.3); q = [1]"}, &a);
+    kg_execution_t *xb = tst_kg_start(k, (kg_execute_opts_t){.code = "q.append(2)"}, &b);
+    tst_kg_start(k, (kg_execute_opts_t){.code = "q.append(3); print(q)"}, &c);
     json_auto_t *snap = xb ? kg_execution_snapshot(xb) : NULL;
     CB_OK(snap && strcmp(s_str(snap, "status"), "queued") == 0,
           "a waiting execution reports queued");
@@ -603,14 +571,12 @@ static void s_many(const char *runtime_dir)
     }
     CB_OK(started == N_KERNELS, "%d kernels started at once", started);
     /* Queue a cell on every kernel before any is ready; all run concurrently. */
-    run_t r[N_KERNELS] = {0};
+    tst_kg_job_t r[N_KERNELS] = {0};
     char code[N_KERNELS][64];
     for (int i = 0; i < N_KERNELS; i++) {
         snprintf(code[i], sizeof code[i], "import os\nprint(%d, os.getpid())", i);
         if (k[i])
-            kg_execute(k[i],
-                       &(kg_execute_opts_t){.code = code[i], .on_done = s_on_done, .arg = &r[i]},
-                       NULL);
+            tst_kg_start(k[i], (kg_execute_opts_t){.code = code[i]}, &r[i]);
     }
     int64_t t0 = cb_now_ms();
     int ok = 0;

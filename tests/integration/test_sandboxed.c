@@ -33,6 +33,7 @@
 #include "kg/kernel.h"
 #include "kg/execution.h"
 #include "kg/command.h"
+#include "kg_run.h"
 
 #define DEADLINE_MS 60000
 #define SECRET_VAR "CELLBLOCK_HOST_SECRET"
@@ -90,50 +91,15 @@ static bool s_ready(kg_gateway_t *gw, kg_kernel_t *k, events_t *ev)
     return k && s_await(gw, ev, DEADLINE_MS) == 0;
 }
 
-typedef struct {
-    volatile int done;
-    volatile int printed; /* a stream output came */
-    json_t *result;
-} run_t;
-
-static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
+static kg_execution_t *s_queue(kg_kernel_t *k, const char *code, int timeout_ms, tst_kg_job_t *job)
 {
-    run_t *r = arg;
-    r->result = json_incref(result);
-    r->done = 1;
-}
-
-static void s_on_output(kg_execution_t *x, const char *kind, json_t *content, void *arg)
-{
-    run_t *r = arg;
-    if (strcmp(kind, "stream") == 0)
-        r->printed = 1;
-}
-
-static kg_execution_t *s_queue(kg_kernel_t *k, const char *code, int timeout_ms, run_t *r)
-{
-    cb_error_t err = {0};
-    kg_execution_t *x = kg_execute(k,
-                                   &(kg_execute_opts_t){.code = code,
-                                                        .timeout_ms = timeout_ms,
-                                                        .on_output = s_on_output,
-                                                        .on_done = s_on_done,
-                                                        .arg = r},
-                                   &err);
-    if (!x)
-        CB_DIAG("kg_execute: %s", err.msg);
-    return x;
+    return tst_kg_start(k, (kg_execute_opts_t){.code = code, .timeout_ms = timeout_ms}, job);
 }
 
 /* Run code to completion inside one run_until. Caller owns return value; NULL on a deadline. */
 static json_t *s_run_timeout(kg_gateway_t *gw, kg_kernel_t *k, const char *code, int timeout_ms)
 {
-    run_t r = {0};
-    if (!k || !s_queue(k, code, timeout_ms, &r))
-        return NULL;
-    if (kg_gateway_run_until(gw, &r.done, DEADLINE_MS) < 0)
-        CB_DIAG("execution did not finish in time: %s", code);
-    return r.result;
+    return tst_kg_run(gw, k, code, timeout_ms, DEADLINE_MS);
 }
 
 static json_t *s_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code)
@@ -321,7 +287,7 @@ static void s_kernels(kg_gateway_t *gw)
     pid_t pid2 = kg_kernel_pid(k2), pid3 = kg_kernel_pid(k3);
     char id2[64];
     snprintf(id2, sizeof id2, "%s", kg_kernel_id(k2));
-    run_t busy = {0}, queued = {0};
+    tst_kg_job_t busy = {0}, queued = {0};
     s_queue(k2, "import time\nprint('sleeping', flush=True)\ntime.sleep(600)", 0, &busy);
     s_queue(k2, "print('never')", 0, &queued);
     CB_OK(kg_gateway_run_until(gw, &busy.printed, DEADLINE_MS) == 0,
@@ -724,7 +690,7 @@ static void s_held_kernel_pipe(kg_gateway_t *gw, kg_sandbox_t *other, int varian
     double cpu0 = s_own_cpu_ms();
     int64_t t0 = cb_now_ms();
     s_expect(&ev, KG_EVENT_READY);
-    run_t r = {0};
+    tst_kg_job_t r = {0};
     CB_OK(code && s_queue(k, code, 0, &r) && kg_gateway_run_until(gw, &r.done, DEADLINE_MS) == 0,
           "the kernel forks a child that %s its output pipe, and exits", what);
     json_decref(r.result);
