@@ -17,6 +17,7 @@
 
 #include "cb/alloc.h"
 #include "cb/log.h"
+#include "cb/util.h"
 
 #ifndef CB_BINDIR
 #error "CB_BINDIR, CB_DATADIR and CB_LIBEXECDIR come from common/CMakeLists.txt (GNUInstallDirs)"
@@ -27,13 +28,6 @@
  * written only inside pthread_once and never freed. */
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static char *s_prefix, *s_datadir, *s_libexecdir, *s_init_path;
-
-/* getenv, with an empty value counted as unset. */
-static const char *s_getenv(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
 
 /* The directory holding the running executable's real file. Caller owns return value; NULL when
  * /proc is not mounted. */
@@ -112,8 +106,8 @@ static void s_compute(void)
         cb_warn("paths: cannot read /proc/self/exe; looking for cellblock's files under /");
         s_prefix = cb_xstrdup("/");
     }
-    const char *data = s_getenv("CELLBLOCK_DATA_DIR");
-    const char *libexec = s_getenv("CELLBLOCK_LIBEXEC_DIR");
+    const char *data = cb_getenv("CELLBLOCK_DATA_DIR");
+    const char *libexec = cb_getenv("CELLBLOCK_LIBEXEC_DIR");
     s_datadir = data ? cb_xstrdup(data) : s_join(s_prefix, CB_DATADIR, "cellblock");
     s_libexecdir = libexec ? cb_xstrdup(libexec) : s_join(s_prefix, CB_LIBEXECDIR, "cellblock");
     s_init_path = s_join(s_libexecdir, "cellblock-init", NULL);

@@ -614,3 +614,19 @@ char *cb_text_lossy(const char *data, size_t len, size_t *len_out)
         *len_out = out.len;
     return out.data;
 }
+
+const char *cb_getenv(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+void cb_strv_push_path_list(cb_strv_t *sv, const char *list, const char *suffix)
+{
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, ":");
+        if (n > 0)
+            cb_strv_push(sv, cb_strdup_printf("%.*s%s", (int)n, p, suffix));
+        p += n + (p[n] == ':');
+    }
+}

@@ -510,31 +510,16 @@ void fleet_template_destroy(fleet_template_t **self_p)
     *self_p = NULL;
 }
 
-/* getenv, with an empty value counted as unset (as the XDG spec says). */
-static const char *s_getenv(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
 char **fleet_template_search_path(const char *project_dir)
 {
     cleanup_strvec cb_strv_t out = {0};
     cb_strv_init(&out);
 
-    const char *tp = s_getenv("CELLBLOCK_TEMPLATES_PATH");
-    for (const char *p = tp; p && *p;) {
-        size_t n = strcspn(p, ":");
-        if (n > 0)
-            cb_strv_push(&out, cb_xstrndup(p, n));
-        p += n;
-        if (*p == ':')
-            p++;
-    }
+    cb_strv_push_path_list(&out, cb_getenv("CELLBLOCK_TEMPLATES_PATH"), "");
 
     /* The user's config dir; with neither set (a bare service environment) there is none. */
-    const char *xdg = s_getenv("XDG_CONFIG_HOME");
-    const char *home = s_getenv("HOME");
+    const char *xdg = cb_getenv("XDG_CONFIG_HOME");
+    const char *home = cb_getenv("HOME");
     if (xdg || home) {
         char *user = xdg ? cb_strdup_printf("%s/cellblock/templates", xdg)
                          : cb_strdup_printf("%s/.config/cellblock/templates", home);

@@ -199,32 +199,17 @@ void jp_kernelspec_destroy(jp_kernelspec_t **self_p)
     *self_p = NULL;
 }
 
-/* getenv, with an empty value counted as unset (as the XDG spec and jupyter_core do). */
-static const char *s_getenv(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : NULL;
-}
-
 char **jp_kernelspec_search_path(const char *project_dir)
 {
     cleanup_strvec cb_strv_t out = {0};
     cb_strv_init(&out);
 
-    const char *jp = s_getenv("JUPYTER_PATH");
-    for (const char *p = jp; p && *p;) {
-        size_t n = strcspn(p, ":");
-        if (n > 0)
-            cb_strv_push(&out, cb_strdup_printf("%.*s/kernels", (int)n, p));
-        p += n;
-        if (*p == ':')
-            p++;
-    }
+    cb_strv_push_path_list(&out, cb_getenv("JUPYTER_PATH"), "/kernels");
 
     /* The user's data dir; with none of these set (a bare service environment) there is none. */
-    const char *data = s_getenv("JUPYTER_DATA_DIR");
-    const char *xdg = s_getenv("XDG_DATA_HOME");
-    const char *home = s_getenv("HOME");
+    const char *data = cb_getenv("JUPYTER_DATA_DIR");
+    const char *xdg = cb_getenv("XDG_DATA_HOME");
+    const char *home = cb_getenv("HOME");
     if (data || xdg || home) {
         char *user = data  ? cb_strdup_printf("%s/kernels", data)
                      : xdg ? cb_strdup_printf("%s/jupyter/kernels", xdg)

@@ -106,6 +106,14 @@ void cb_strv_clear(cb_strv_t *sv);
 /* A shell variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool cb_env_name_valid(const char *name);
 
+/* getenv, with an empty value counted as unset (as the XDG spec and jupyter_core do). Borrowed;
+ * valid until the environment changes. */
+const char *cb_getenv(const char *name);
+
+/* Push each entry of a colon-separated list (empty entries skipped; list may be NULL) with
+ * suffix appended ("" for none) onto sv. */
+void cb_strv_push_path_list(cb_strv_t *sv, const char *list, const char *suffix);
+
 /* Bytes as text fit for JSON and C strings: valid UTF-8 with no NUL. Each byte that is not part
  * of a valid UTF-8 sequence, and each NUL, becomes U+FFFD. *len_out (may be NULL) is the result's
  * length. Caller owns return value. */
