@@ -1,9 +1,12 @@
 /* kg_run.c: run code on a gateway's kernel and wait for the result, for the C integration tests. */
 #include "kg_run.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cb/cleanup.h"
 #include "cb/tap.h"
 
 typedef struct {
@@ -84,4 +87,14 @@ json_t *tst_kg_wait(kg_gateway_t *gw, tst_kg_job_t *job, int deadline_ms)
     json_t *result = job->result;
     job->result = NULL;
     return result;
+}
+
+void tst_kg_require_sandboxed_python(void)
+{
+    cleanup_fclose FILE *userns = fopen("/proc/sys/user/max_user_namespaces", "r");
+    int max_userns = 0;
+    if (!userns || fscanf(userns, "%d", &max_userns) != 1 || max_userns <= 0)
+        CB_SKIP_ALL("no user namespaces (/proc/sys/user/max_user_namespaces)");
+    if (access("/usr/bin/python3", X_OK) < 0)
+        CB_SKIP_ALL("no /usr/bin/python3");
 }

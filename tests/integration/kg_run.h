@@ -14,6 +14,10 @@
 json_t *tst_kg_run(kg_gateway_t *gw, kg_kernel_t *k, const char *code, int timeout_ms,
                    int deadline_ms);
 
+/* Skip the whole test (CB_SKIP_ALL, with the reason) unless sandboxes can be made here (user
+ * namespaces) and Debian's /usr/bin/python3 is there for their kernels. */
+void tst_kg_require_sandboxed_python(void);
+
 /* One execution a test follows itself (several at once, or with a look in between): the record
  * its callbacks fill. Zero it; it must outlive the execution (a test that gives up on a deadline
  * leaves it to the execution). */

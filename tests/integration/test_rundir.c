@@ -524,12 +524,7 @@ int main(int argc, char **argv)
         CB_OK(0, "unknown group '%s'", group);
         return cb_tap_done();
     }
-    cleanup_fclose FILE *userns = fopen("/proc/sys/user/max_user_namespaces", "r");
-    int max_userns = 0;
-    if (!userns || fscanf(userns, "%d", &max_userns) != 1 || max_userns <= 0)
-        CB_SKIP_ALL("no user namespaces (/proc/sys/user/max_user_namespaces)");
-    if (access("/usr/bin/python3", X_OK) < 0)
-        CB_SKIP_ALL("no /usr/bin/python3");
+    tst_kg_require_sandboxed_python();
     snprintf(s_tmp, sizeof s_tmp, "/tmp/cb-test-rundir-XXXXXX");
     if (!mkdtemp(s_tmp))
         CB_SKIP_ALL("cannot make a temp dir");

@@ -789,12 +789,7 @@ int main(int argc, char **argv)
         CB_OK(0, "unknown group '%s'", group);
         return cb_tap_done();
     }
-    cleanup_fclose FILE *userns = fopen("/proc/sys/user/max_user_namespaces", "r");
-    int max_userns = 0;
-    if (!userns || fscanf(userns, "%d", &max_userns) != 1 || max_userns <= 0)
-        CB_SKIP_ALL("no user namespaces (/proc/sys/user/max_user_namespaces)");
-    if (access("/usr/bin/python3", X_OK) < 0)
-        CB_SKIP_ALL("no /usr/bin/python3");
+    tst_kg_require_sandboxed_python();
     setenv(SECRET_VAR, "x", 1); /* must never reach a sandbox */
     char runtime_dir[] = "/tmp/cb-test-rt-XXXXXX";
     if (!mkdtemp(runtime_dir))
