@@ -34,9 +34,11 @@ const STUBBORN = [
 
 // Starts a writer that keeps /tmp filled beyond the sandbox's memory (a new head whenever the
 // OOM killer takes the last one), then waits to be killed.
+// The filler runs in a session of its own, so that it outlives the kernel (whose process group
+// goes with it) and keeps /tmp at its limit: every restart then finds too little memory left.
 const FILL_TMP = [
     'import subprocess, time',
-    "subprocess.Popen('while :; do head -c 300M /dev/zero >> /tmp/fill; done', shell=True)",
+    "subprocess.Popen('while :; do head -c 300M /dev/zero >> /tmp/fill; done', shell=True, start_new_session=True)",
     'time.sleep(60)',
 ].join('\n');
 
