@@ -1,0 +1,116 @@
+"""driver_harness.py: run one interpreter driver script as cellblock-kernel would, for tests.
+
+The driver gets fd 0 (a pipe we write), fd 1 and fd 2 (pipes we read), fd 3 (requests) and fd 4
+(events), in a process group of its own (kernels/drivers/PROTOCOL.md). Every wait has a deadline.
+
+    with Driver(["/usr/bin/node", "kernels/drivers/node/driver.js", "javascript"]) as d:
+        events, out, err = d.execute("1 + 1")
+        assert events[-1] == {"ev": "done"}
+"""
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+
+
+class Driver:
+    def __init__(self, argv, env=None, cwd=None, deadline=30.0):
+        self.deadline = deadline
+        req_r, self._req_w = os.pipe()
+        self._ev_r, ev_w = os.pipe()
+        self._in_r, self.stdin_w = os.pipe()
+        self._out_r, out_w = os.pipe()
+        self._err_r, err_w = os.pipe()
+
+        def child():
+            os.dup2(req_r, 3)
+            os.dup2(ev_w, 4)
+
+        self.proc = subprocess.Popen(argv, stdin=self._in_r, stdout=out_w, stderr=err_w,
+                                     preexec_fn=child,
+                                     close_fds=False, env=env, cwd=cwd, start_new_session=True)
+        for fd in (req_r, ev_w, self._in_r, out_w, err_w):
+            os.close(fd)
+        self._buf = {self._ev_r: b"", self._out_r: b"", self._err_r: b""}
+        self.out = b""
+        self.err = b""
+        self.ready = self.next_event()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for fd in (self._req_w, self.stdin_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait(10)
+
+    def send(self, obj):
+        os.write(self._req_w, (json.dumps(obj) + "\n").encode())
+
+    def _pump(self, timeout):
+        fds = [fd for fd in self._buf]
+        ready, _, _ = select.select(fds, [], [], timeout)
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if not data:
+                self._buf.pop(fd)
+                if fd == self._ev_r:
+                    raise EOFError("driver closed fd 4; stderr: " + self.err.decode(errors="replace"))
+                continue
+            if fd == self._out_r:
+                self.out += data
+            elif fd == self._err_r:
+                self.err += data
+            else:
+                self._buf[fd] += data
+
+    def next_event(self):
+        end = time.monotonic() + self.deadline
+        while b"\n" not in self._buf.get(self._ev_r, b""):
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no event within %.0f s; stderr: %s" % (self.deadline, self.err))
+            self._pump(left)
+        line, _, rest = self._buf[self._ev_r].partition(b"\n")
+        self._buf[self._ev_r] = rest
+        return json.loads(line)
+
+    def execute(self, code, allow_stdin=False, on_input=None, count=1):
+        """Run code; returns (events up to and including done, stdout, stderr) of this cell."""
+        self.out = self.err = b""
+        self.send({"op": "execute", "code": code, "silent": False, "allow_stdin": allow_stdin,
+                   "execution_count": count})
+        events = []
+        while True:
+            ev = self.next_event()
+            events.append(ev)
+            if ev.get("ev") == "input_request" and on_input:
+                self.send({"op": "input_reply", "value": on_input(ev)})
+            if ev.get("ev") == "done":
+                # what the driver wrote before done is in the pipes already
+                while True:
+                    r, _, _ = select.select([fd for fd in (self._out_r, self._err_r) if fd in self._buf], [], [], 0.05)
+                    if not r:
+                        break
+                    self._pump(0)
+                return events, self.out.decode(errors="replace"), self.err.decode(errors="replace")
+
+    def request(self, obj):
+        """complete/inspect/is_complete: returns the reply event."""
+        self.send(obj)
+        return self.next_event()
+
+    def interrupt(self):
+        os.killpg(self.proc.pid, signal.SIGINT)
