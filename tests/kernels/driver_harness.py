@@ -25,8 +25,13 @@ class Driver:
         self._err_r, err_w = os.pipe()
 
         def child():
-            os.dup2(req_r, 3)
-            os.dup2(ev_w, 4)
+            hi_req, hi_ev = os.dup(req_r), os.dup(ev_w)  # neither may be 3 or 4 by chance
+            while hi_req in (3, 4) or hi_ev in (3, 4):
+                hi_req, hi_ev = os.dup(hi_req), os.dup(hi_ev)
+            os.dup2(hi_req, 3)
+            os.dup2(hi_ev, 4)
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
 
         self.proc = subprocess.Popen(argv, stdin=self._in_r, stdout=out_w, stderr=err_w,
                                      preexec_fn=child,
