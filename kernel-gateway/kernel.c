@@ -424,6 +424,13 @@ static int s_on_ready_timeout(zloop_t *loop, int timer_id, void *arg)
 static int s_on_heartbeat(zloop_t *loop, int timer_id, void *arg)
 {
     kg_kernel_t *k = arg;
+    /* Busy, a kernel may answer only between cells (IRkernel beats in its main loop): silence
+     * then is not a hang. A cell that never ends is its execution's business (the timeout
+     * interrupts it, the grace after that restarts the kernel). */
+    if (k->hb_waiting && k->state == KG_KERNEL_BUSY) {
+        k->hb_misses = 0;
+        return kg_gateway_handler_result(k->gw);
+    }
     if (k->hb_waiting && ++k->hb_misses >= k->gw->cfg.heartbeat_misses) {
         s_timer_cancel(k, &k->hb_timer);
         s_set_string(&k->exit_detail, cb_strdup_printf("stopped answering heartbeats for %d ms",
