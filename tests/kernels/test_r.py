@@ -135,7 +135,7 @@ class RKernel(IrKernelCase):
                 reply = m["content"]
             idle = idle or (m["msg_type"] == "status"
                             and m["content"]["execution_state"] == "idle")
-        self.assertIsNotNone(reply, "the interrupted loop never replied within 25 s")
+        self.assertIsNotNone(reply, "the interrupted loop never replied")
         self.assertTrue(idle, "the kernel never went idle after the interrupt")
         reply, iopub, _ = self.run_cell("cat(kept, '\\n')")
         self.assertEqual((reply["status"], stdout_of(iopub)), ("ok", "still here \n"))
