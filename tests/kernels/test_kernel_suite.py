@@ -58,6 +58,13 @@ def read_line(stream, deadline_s):
     return data.decode()
 
 
+def die_with_parent():
+    """In the child before exec: SIGTERM when the test dies (ctest's timeout kills it with
+    SIGKILL, and no tearDown runs then), so cellblock still stops its kernel and sandbox."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class SandboxedKernel:
     """`cellblock kernel` serving one kernel in a sandbox; the suite's cls.km."""
 
@@ -69,7 +76,8 @@ class SandboxedKernel:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [cellblock, "kernel", "--kernel", kernel_name, "--connection-file", self.conn],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env)
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
+                preexec_fn=die_with_parent)
         self.started = time.monotonic()
         line = read_line(self.proc.stdout, START_DEADLINE_S)
         self.ready_s = time.monotonic() - self.started
