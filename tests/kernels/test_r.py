@@ -137,6 +137,8 @@ class RKernel(IrKernelCase):
                             and m["content"]["execution_state"] == "idle")
         self.assertIsNotNone(reply, "the interrupted loop never replied")
         self.assertTrue(idle, "the kernel never went idle after the interrupt")
+        # IRkernel's word for an interrupted cell (the protocol's would be "aborted" or "error").
+        self.assertEqual(reply["status"], "abort", reply)
         reply, iopub, _ = self.run_cell("cat(kept, '\\n')")
         self.assertEqual((reply["status"], stdout_of(iopub)), ("ok", "still here \n"))
         status, _, model = self.srv.request("GET", f"/api/kernels/{self.kid}")
