@@ -215,10 +215,11 @@ static int s_system_binds(void)
 static int s_etc(const init_t *in)
 {
     static const char *const from_host[] = {
-        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",  "/etc/alternatives",
-        "/etc/localtime",   "/etc/mime.types", "/etc/fonts",         "/etc/ssl/certs",
-        "/etc/python3",     "/etc/python3.11", "/etc/matplotlibrc",  "/etc/bash.bashrc",
-        "/etc/profile",     "/etc/inputrc",    "/etc/debian_version"};
+        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",   "/etc/alternatives",
+        "/etc/localtime",   "/etc/mime.types", "/etc/fonts",          "/etc/ssl/certs",
+        "/etc/python3",     "/etc/python3.11", "/etc/matplotlibrc",   "/etc/bash.bashrc",
+        "/etc/profile",     "/etc/inputrc",    "/etc/debian_version", "/etc/os-release",
+        "/etc/timezone",    "/etc/R"};
     char hosts[256], hostname[80];
     snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n",
              in->cfg.hostname);

@@ -351,13 +351,13 @@ static void s_check_readonly(void)
     EXPECT_FAIL(s_try_open("/usr/probe-x", O_CREAT | O_EXCL | O_WRONLY), ERRNOS(EROFS),
                 "fs: open(\"/usr/probe-x\", O_CREAT|O_EXCL|O_WRONLY)");
 
-    static const char *const etc_allowed[] = {"passwd",       "group",          "hosts",
-                                              "hostname",     "nsswitch.conf",  "ld.so.cache",
-                                              "ld.so.conf",   "ld.so.conf.d",   "alternatives",
-                                              "localtime",    "mime.types",     "fonts",
-                                              "ssl",          "python3",        "python3.11",
-                                              "matplotlibrc", "bash.bashrc",    "profile",
-                                              "inputrc",      "debian_version", NULL};
+    static const char *const etc_allowed[] = {
+        "passwd",        "group",       "hosts",      "hostname",
+        "nsswitch.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+        "alternatives",  "localtime",   "mime.types", "fonts",
+        "ssl",           "python3",     "python3.11", "matplotlibrc",
+        "bash.bashrc",   "profile",     "inputrc",    "debian_version",
+        "os-release",    "timezone",    "R",          NULL};
     EXPECT_DIR("/etc", etc_allowed, false);
     EXPECT_FAIL(s_try_open("/etc/shadow", O_RDONLY), ERRNOS(ENOENT), "fs: open(\"/etc/shadow\")");
 
