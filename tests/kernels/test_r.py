@@ -171,13 +171,10 @@ class RKernel(IrKernelCase):
 class RLongCell(IrKernelCase):
     """A cell that computes for longer than the gateway's heartbeat allowance (3 misses of
     3000 ms). IRkernel answers heartbeats from its main loop only (Kernel$run polls hb with shell
-    and control), so while a cell runs it answers none, and the gateway kills it as hung after
-    9 s: the cell never replies and the kernel restarts with its state lost. Expected to fail
-    until the gateway stops counting heartbeats missed while a kernel is busy (or a kernelspec
-    can say its heartbeat is answered only when idle); then this test says "unexpected success"
-    and the decorator goes."""
+    and control), so while a cell runs it answers none. The gateway does not count heartbeats
+    missed while a kernel is busy; before it did, this cell never replied and the kernel was
+    killed as hung after 9 s with its state lost."""
 
-    @unittest.expectedFailure
     def test_cell_longer_than_heartbeat_allowance(self):
         reply, iopub, _ = execute(self.client, "Sys.sleep(12); cat('done\\n')", deadline_s=25)
         self.assertIsNotNone(reply, "the 12 s cell never replied within 25 s")
