@@ -768,11 +768,20 @@ void mcp_tool_session_create(mcp_call_t *call, json_t *args)
     if (!sb)
         return;
     bool terminal = strcmp(mcp_arg_str(args, "type", "jupyter"), "terminal") == 0;
-    if (terminal && json_object_get(args, "kernel"))
-        return mcp_call_fail(call, "a terminal session takes no kernel");
+    if (terminal && (json_object_get(args, "kernel") || json_object_get(args, "language")))
+        return mcp_call_fail(call, "a terminal session takes no kernel or language");
     cb_error_t err = {0};
-    mcp_repl_t *repl = mcp_repl_new(sb, terminal ? MCP_REPL_TERMINAL : MCP_REPL_JUPYTER,
-                                    mcp_arg_str(args, "kernel", NULL), &err);
+    const char *language = mcp_arg_str(args, "language", NULL);
+    cleanup_free char *kernel = cb_xstrdup_or_null(mcp_arg_str(args, "kernel", NULL));
+    if (!kernel && language && !terminal) {
+        /* A new session of its own: the main kernel is not taken for it. */
+        kernel = mcp_kernel_for_language(kg_gateway_kernels_dir(sb->server->gw), language, NULL,
+                                         NULL, &err);
+        if (!kernel)
+            return mcp_call_fail_err(call, &err);
+    }
+    mcp_repl_t *repl =
+        mcp_repl_new(sb, terminal ? MCP_REPL_TERMINAL : MCP_REPL_JUPYTER, kernel, &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
     mcp_repl_when_ready(repl, call, s_reply_repl);
