@@ -157,6 +157,15 @@ bool jp_language_is(const char *spec_language, const char *canonical)
 
 const char *jp_language_names(void) { return JP_LANGUAGE_NAMES; }
 
+const char *const *jp_languages(void)
+{
+    /* The table's canonical names again, as a constant (test_kernelspec checks they agree). */
+    static const char *const names[] = {"python", "javascript", "typescript", "bash", "r",  "java",
+                                        "ruby",   "c",          "c++",        "rust", "go", NULL};
+    _Static_assert(sizeof names / sizeof *names == S_NLANG + 1, "one name per language");
+    return names;
+}
+
 const char *jp_language_extension(const char *canonical)
 {
     const s_language_t *l = s_language(canonical);

@@ -462,5 +462,68 @@ const jp_requirement_t *jp_kernelspec_missing(const jp_kernelspec_t *spec)
     return NULL;
 }
 
+/* ---- by language ----------------------------------------------------------------------------
+ * A language (any spelling of jupyter/catalog.h's table) to the first spec by name whose
+ * language it is and whose requirements are met. One walk over the specs remembers the first
+ * available match, the first unavailable one, and the languages that can run, for the errors. */
+
+/* Append the canonical language of spec to the list in buf ("a, b"), once. */
+static void s_add_language(cb_buf_t *buf, const jp_kernelspec_t *spec)
+{
+    const char *lang = jp_language_canonical(spec->language);
+    if (!lang)
+        lang = spec->language;
+    /* Whole-word search: ", c," must not match inside ", c++,". */
+    cleanup_free char *word = cb_strdup_printf(", %s,", lang);
+    cleanup_free char *have = cb_strdup_printf(", %s,", cb_buf_str(buf));
+    if (strstr(have, word))
+        return;
+    if (buf->len)
+        cb_buf_append(buf, ", ", 2);
+    cb_buf_append(buf, lang, strlen(lang));
+}
+
+char *jp_kernelspec_for_language(const char *project_dir, const char *language, cb_error_t *err)
+{
+    const char *canonical = jp_language_canonical(language);
+    size_t n = 0;
+    jp_kernelspec_t **specs = jp_kernelspec_list(project_dir, &n);
+    const jp_kernelspec_t *found = NULL, *unavailable = NULL;
+    const jp_requirement_t *missing = NULL;
+    cb_buf_t available = {0};
+    for (size_t i = 0; i < n; i++) {
+        const jp_requirement_t *m = jp_kernelspec_missing(specs[i]);
+        if (!m)
+            s_add_language(&available, specs[i]);
+        if (!canonical || !jp_language_is(specs[i]->language, canonical))
+            continue;
+        if (!m && !found)
+            found = specs[i];
+        if (m && !unavailable) {
+            unavailable = specs[i];
+            missing = m;
+        }
+    }
+    char *name = found ? cb_xstrdup(found->name) : NULL;
+    const char *can_run = available.len ? cb_buf_str(&available) : "none";
+    if (!canonical)
+        cb_error_fail(err, CB_ERR_INVALID,
+                      "unknown language '%.40s'; languages that run here: %s (all names cellblock "
+                      "knows: " JP_LANGUAGE_NAMES ")",
+                      language ? language : "", can_run);
+    else if (!found && unavailable)
+        cb_error_fail(err, CB_ERR_UNAVAILABLE,
+                      "%s is not available here: its kernel (%s) needs %s from the Debian package "
+                      "%s (scripts/install-deps.sh installs it); languages that run here: %s",
+                      canonical, unavailable->name, missing->path, missing->package, can_run);
+    else if (!found)
+        cb_error_fail(err, CB_ERR_NOT_FOUND,
+                      "no kernel for %s is installed; languages that run here: %s", canonical,
+                      can_run);
+    cb_buf_free(&available);
+    s_specs_free(specs);
+    return name;
+}
+
 /* <datadir>/kernels, by the one rule of cb/paths.h (never a build or source tree). */
 char *jp_kernelspec_project_dir(void) { return cb_strdup_printf("%s/kernels", cb_path_datadir()); }

@@ -507,6 +507,11 @@ static void test_languages(void)
             listed && jp_language_canonical(names[i]) && s_contains(jp_language_names(), names[i]);
     }
     CB_OK(listed, "jp_language_names lists every name of the table: %s", jp_language_names());
+    size_t nlang = 0;
+    bool canon = true;
+    for (const char *const *l = jp_languages(); *l; l++, nlang++)
+        canon = canon && jp_language_canonical(*l) && strcmp(jp_language_canonical(*l), *l) == 0;
+    CB_OK(canon && nlang == 11, "jp_languages gives the 11 canonical names (%zu)", nlang);
     CB_OK(strcmp(jp_language_of_file("a/b.go"), "go") == 0 &&
               strcmp(jp_language_of_file("x.mjs"), "javascript") == 0 &&
               strcmp(jp_language_of_file("plot.R"), "r") == 0 &&

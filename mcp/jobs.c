@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cb/cleanup.h"
+#include "jupyter/catalog.h"
 #include "jupyter/kernelspec.h"
 #include "mcp_private.h"
 #include "kg/gateway.h"
@@ -271,6 +272,15 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
     }
     s_job_register(job, kg_execution_id(job->x));
     return job;
+}
+
+char *mcp_kernel_for_language(const char *kernels_dir, const char *language,
+                              const char *main_kernel, const char *main_language, cb_error_t *err)
+{
+    const char *canonical = jp_language_canonical(language);
+    if (main_kernel && canonical && jp_language_is(main_language, canonical))
+        return cb_xstrdup(main_kernel);
+    return jp_kernelspec_for_language(kernels_dir, language, err);
 }
 
 /* The jupyter session code runs in: by kernel or language in a sandbox (default: its main

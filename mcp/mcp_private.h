@@ -244,12 +244,9 @@ void mcp_sandbox_delete(mcp_sandbox_t **sb_p);
 mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, cb_error_t *err);
 
 /* The kernelspec that runs language (any spelling of jupyter/catalog.h's table): main_kernel
- * when main_language is that language, else the first spec by name in the search path (with
- * kernels_dir as the project's directory) whose language it is and whose requirements are met.
- * NULL with err: INVALID for a language not in the table, UNAVAILABLE when its kernel's
- * toolchain is missing (naming the Debian package), NOT_FOUND when no spec speaks it; each
- * message lists the languages that run here (languages.c). Caller owns return value. Blocks:
- * reads the kernelspecs. */
+ * when main_language is that language, else jp_kernelspec_for_language with kernels_dir as the
+ * project's directory (its errors name what runs here and a missing toolchain's package).
+ * Caller owns return value. Blocks: reads the kernelspecs (jobs.c). */
 char *mcp_kernel_for_language(const char *kernels_dir, const char *language,
                               const char *main_kernel, const char *main_language, cb_error_t *err);
 

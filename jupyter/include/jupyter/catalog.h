@@ -96,6 +96,9 @@ bool jp_language_is(const char *spec_language, const char *canonical);
 /* JP_LANGUAGE_NAMES. Borrowed; static. */
 const char *jp_language_names(void);
 
+/* The canonical names, in the table's order, NULL-terminated. Borrowed; static. */
+const char *const *jp_languages(void);
+
 /* The usual file extension of a canonical language's source files (".go"), or NULL. Borrowed. */
 const char *jp_language_extension(const char *canonical);
 

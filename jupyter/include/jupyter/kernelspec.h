@@ -65,6 +65,14 @@ jp_kernelspec_t *jp_kernelspec_find(const char *project_dir, const char *name, c
  * spec, then free the array). Blocks: reads every directory of the path and each spec. */
 jp_kernelspec_t **jp_kernelspec_list(const char *project_dir, size_t *count);
 
+/* The kernelspec that runs language (any spelling of the table in jupyter/catalog.h): the first
+ * spec by name along the search path whose language it is (case-insensitive, aliases allowed)
+ * and whose requirements are met. NULL with err: INVALID for a language not in the table,
+ * UNAVAILABLE when the only specs for it miss a requirement (the message names the path and the
+ * Debian package), NOT_FOUND when no spec speaks it; every message lists the languages that can
+ * run here. Blocks: reads every spec. Caller owns return value (the spec's name). */
+char *jp_kernelspec_for_language(const char *project_dir, const char *language, cb_error_t *err);
+
 /* argv with {connection_file}, {resource_dir} and {cellblock_libexec} substituted.
  * libexec_dir is where cellblock's libexec directory is as the kernel sees it: SBX_INSIDE_LIBEXEC
  * ("/opt/cellblock") inside a sandbox, the host's (cb_path_libexecdir) for a kernel on the host.
