@@ -556,6 +556,20 @@ static void test_project_languages(void)
               "kernels/%s: language %s, cellblock-kernel %s, message interrupts, requirements",
               specs[i].name, spec->language, argv && argv[1] ? argv[1] : "?");
     }
+
+    /* kernels/ also holds the C kernel's sources (kernels/kernel, kernels/drivers): directories
+     * without a kernel.json, passed over. */
+    size_t n = 0;
+    jp_kernelspec_t **all = jp_kernelspec_list(CB_SOURCE_KERNELS_DIR, &n);
+    bool sources = false, js = false;
+    for (size_t i = 0; i < n; i++) {
+        sources =
+            sources || strcmp(all[i]->name, "kernel") == 0 || strcmp(all[i]->name, "drivers") == 0;
+        js = js || strcmp(all[i]->name, "javascript") == 0;
+        jp_kernelspec_destroy(&all[i]);
+    }
+    free(all);
+    CB_OK(js && !sources, "the project's list has its specs and not the kernel's source dirs");
 }
 
 static void test_project_spec(void)

@@ -336,10 +336,13 @@ mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, 
     if (!kernel_name || (sb->main && strcmp(kernel_name, sb->main->kernel_name) == 0))
         return sb->main;
     for (mcp_repl_t *r = zlistx_first(sb->repls); r; r = zlistx_next(sb->repls))
-        if (r->type == MCP_REPL_JUPYTER && !mcp_repl_failure(r) &&
+        if (r->type == MCP_REPL_JUPYTER && r->by_kernel && !mcp_repl_failure(r) &&
             strcmp(r->kernel_name, kernel_name) == 0)
             return r;
-    return mcp_repl_new(sb, MCP_REPL_JUPYTER, kernel_name, err);
+    mcp_repl_t *repl = mcp_repl_new(sb, MCP_REPL_JUPYTER, kernel_name, err);
+    if (repl)
+        repl->by_kernel = true;
+    return repl;
 }
 
 /* ---- sandboxes ----------------------------------------------------------------------------- */
