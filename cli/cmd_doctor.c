@@ -1,6 +1,7 @@
 /* cmd_doctor.c: `cellblock doctor` prints every isolation layer a sandbox on this host gets,
  * whether it is active, and why not when it is not; then it builds a real sandbox and runs a
- * process in it. Exit status 0 when sandboxes work (possibly without some layers, which are
+ * process in it, and says for each language whether its kernel can run here (and which package
+ * it needs when not). Exit status 0 when sandboxes work (possibly without some layers, which are
  * listed), 1 when no sandbox can be made.
  */
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include "cb/paths.h"
 #include "cb/util.h"
 #include "cli.h"
+#include "jupyter/catalog.h"
+#include "jupyter/kernelspec.h"
 #include "sbx/sbx.h"
 
 static void s_layer(bool on, const char *name, const char *why)
@@ -61,6 +64,41 @@ static int s_try_sandbox(void)
     return rc;
 }
 
+/* One line per language of the table: its kernel, or what is missing. Languages never fail the
+ * doctor: each is optional, and the line says what to install. */
+static void s_languages(void)
+{
+    cleanup_free char *project_dir = jp_kernelspec_project_dir();
+    size_t n = 0;
+    jp_kernelspec_t **specs = jp_kernelspec_list(project_dir, &n);
+    printf("cellblock doctor: languages (kernelspecs along the Jupyter path, %s first)\n",
+           project_dir);
+    for (const char *const *lang = jp_languages(); *lang; lang++) {
+        const jp_kernelspec_t *ok = NULL, *not_ok = NULL;
+        for (size_t i = 0; i < n && !ok; i++) {
+            if (!jp_language_is(specs[i]->language, *lang))
+                continue;
+            if (!jp_kernelspec_missing(specs[i]))
+                ok = specs[i];
+            else if (!not_ok)
+                not_ok = specs[i];
+        }
+        if (ok) {
+            printf("  [ ok] %-10s available (kernel %s)\n", *lang, ok->name);
+        } else if (not_ok) {
+            const jp_requirement_t *m = jp_kernelspec_missing(not_ok);
+            printf("  [OFF] %-10s unavailable: needs %s (%s is missing; kernel %s; "
+                   "scripts/install-deps.sh installs it)\n",
+                   *lang, m->package, m->path, not_ok->name);
+        } else {
+            printf("  [OFF] %-10s unavailable: no kernelspec for it\n", *lang);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        jp_kernelspec_destroy(&specs[i]);
+    free(specs);
+}
+
 int cli_cmd_doctor(int argc, char **argv)
 {
     if (argc > 1)
@@ -100,5 +138,7 @@ int cli_cmd_doctor(int argc, char **argv)
     s_layer(l.seccomp, "seccomp allowlist (libseccomp)", l.seccomp_why);
     s_layer(l.seccomp_log, "seccomp log mode available (--seccomp-log)",
             "the kernel lacks the log action");
-    return s_try_sandbox() == 0 ? CLI_OK : CLI_FAILED;
+    int rc = s_try_sandbox() == 0 ? CLI_OK : CLI_FAILED;
+    s_languages();
+    return rc;
 }

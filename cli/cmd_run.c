@@ -3,6 +3,8 @@
  * Streams are printed as they arrive (stdout to stdout, stderr to stderr); rich results print
  * their text/plain; images are written into --outputs DIR (output-1.png, ...) and named on
  * stdout. The kernel runs in a fresh sandbox whose limits are flags (--memory-mb, --pids, ...).
+ * The kernel is --kernel's, else --template's, else the one for the file's language by its
+ * extension (main.go runs in the go kernel: jp_language_of_file), else python3.
  * Exit status: 0 when the code ran without error, 1 when it raised, timed out, or the kernel
  * failed, 2 on a usage error.
  */
@@ -17,6 +19,8 @@
 #include "cb/util.h"
 #include "cli.h"
 #include "kg/gateway.h"
+#include "jupyter/catalog.h"
+#include "jupyter/kernelspec.h"
 #include "kg/kernel.h"
 #include "kg/execution.h"
 
@@ -239,6 +243,19 @@ int cli_cmd_run(int argc, char **argv)
         fprintf(stderr, "cellblock run: %s\n", err.msg);
         return CLI_USAGE;
     }
+    /* Without --kernel or --template, a file's extension picks its language's kernel (.py, and
+     * stdin, keep the default: python3). */
+    cleanup_free char *by_extension = NULL;
+    const char *lang = kernel_name || template_name ? NULL : jp_language_of_file(argv[optind]);
+    if (lang && strcmp(lang, "python") != 0) {
+        cleanup_free char *project_dir = jp_kernelspec_project_dir();
+        by_extension = jp_kernelspec_for_language(project_dir, lang, &err);
+        if (!by_extension) {
+            fprintf(stderr, "cellblock run: %s: %s\n", argv[optind], err.msg);
+            return err.kind == CB_ERR_UNAVAILABLE ? CLI_FAILED : CLI_USAGE;
+        }
+        kernel_name = by_extension;
+    }
     kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
     kg_kernel_t *kernel = NULL;
     if (gw && template_name) {
@@ -266,7 +283,8 @@ int cli_cmd_run(int argc, char **argv)
         fprintf(stderr, "cellblock run: %s\n", err.msg);
         kg_gateway_destroy(&gw);
         s_ctx_free(&ctx);
-        /* An unknown kernel name is the caller's mistake; anything else is a failure. */
+        /* An unknown kernel name is the caller's mistake; anything else (a missing toolchain
+         * too) is a failure. */
         return err.kind == CB_ERR_NOT_FOUND || err.kind == CB_ERR_INVALID ? CLI_USAGE : CLI_FAILED;
     }
     if (kg_gateway_run_until(gw, &ctx.done, -1) < 0) {

@@ -8,7 +8,10 @@
 
 install(TARGETS cellblock RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS cellblock-init RUNTIME DESTINATION ${CB_LIBEXEC_SUBDIR})
-install(DIRECTORY kernels/ DESTINATION ${CB_DATA_SUBDIR}/kernels)
+# The kernelspecs only: kernels/kernel and kernels/drivers are the sources of cellblock-kernel and
+# its language drivers, which go to libexec as programs.
+install(DIRECTORY kernels/ DESTINATION ${CB_DATA_SUBDIR}/kernels
+        PATTERN "kernel" EXCLUDE PATTERN "drivers" EXCLUDE)
 install(DIRECTORY templates/ DESTINATION ${CB_DATA_SUBDIR}/templates)
 
 # Man pages, compressed as Debian's policy asks (gzip -n: no name or time stamp, so the package
@@ -85,6 +88,12 @@ else()
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
       "libzmq5, libczmq4, libjansson4, libssl3, libseccomp2, libwebsockets17, ${CB_DEB_DEPENDS}")
 endif()
+# The other languages' toolchains: each kernel works when its package is there and is listed as
+# unavailable, naming the package, when it is not (metadata.cellblock.requires in its
+# kernel.json), so they are recommended, not required. r-base-core brings hundreds of packages
+# with its own recommends; scripts/install-deps.sh installs these without recommends.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
+    "nodejs, node-typescript, r-base-core, r-cran-irkernel, openjdk-17-jdk-headless, ruby, gcc, g++, rustc, cargo, golang-go")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     "${PROJECT_SOURCE_DIR}/packaging/deb/postinst;${PROJECT_SOURCE_DIR}/packaging/deb/prerm;${PROJECT_SOURCE_DIR}/packaging/deb/postrm")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)

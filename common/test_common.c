@@ -296,6 +296,7 @@ static void s_error_table(void)
         {CB_ERR_TRANSPORT, -32000, 400},    {CB_ERR_NO_SESSION, -32001, 404},
         {CB_ERR_TOO_LARGE, -32600, 413},    {CB_ERR_BAD_METHOD, -32000, 405},
         {CB_ERR_UNAUTHORIZED, -32000, 401}, {CB_ERR_FORBIDDEN, -32000, 403},
+        {CB_ERR_UNAVAILABLE, -32603, 501},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char name[80];

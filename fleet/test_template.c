@@ -706,9 +706,24 @@ static void test_project_templates(void)
     unsetenv("CELLBLOCK_TEMPLATES_PATH");
     size_t n = 0;
     fleet_template_t **list = fleet_template_list(CB_SOURCE_TEMPLATES_DIR, &n);
-    bool both =
-        n == 2 && strcmp(list[0]->name, "python") == 0 && strcmp(list[1]->name, "python-data") == 0;
-    CB_OK(both, "the project lists python and python-data (got %zu)", n);
+    /* One template per language the product promises, each naming its kernel. */
+    static const struct {
+        const char *name, *kernel;
+    } want_list[] = {{"bash", "bash"},      {"c", "c"},
+                     {"cpp", "cpp"},        {"go", "go"},
+                     {"java", "java"},      {"node", "javascript"},
+                     {"python", "python3"}, {"python-data", "python3"},
+                     {"r", "ir"},           {"ruby", "ruby"},
+                     {"rust", "rust"},      {"typescript", "typescript"}};
+    size_t nwant = sizeof want_list / sizeof *want_list;
+    bool all = n == nwant;
+    for (size_t i = 0; all && i < n; i++)
+        all = strcmp(list[i]->name, want_list[i].name) == 0 &&
+              strcmp(list[i]->kernel_name, want_list[i].kernel) == 0 && *list[i]->description;
+    CB_OK(all,
+          "the project lists a described template per language, each naming its kernel "
+          "(got %zu)",
+          n);
     for (size_t i = 0; list && i < n; i++)
         fleet_template_destroy(&list[i]);
     free(list);

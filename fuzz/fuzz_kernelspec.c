@@ -4,7 +4,8 @@
  * Input: the text of kernel.json. The loader takes a directory, so the input is written to
  * <tmp>/spec/kernel.json first. What must hold: the file loads into a spec whose argv is not
  * empty and whose env entries are all KEY=VALUE, or fails with a message; its argv, with the
- * connection file substituted, has as many entries as the spec's. */
+ * connection file and libexec dir substituted, has as many entries as the spec's; every
+ * requirement it keeps has an absolute path and a package. */
 #include <string.h>
 
 #include "cb/log.h"
@@ -44,7 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = 0;
     while (spec->argv[n])
         n++;
-    char **argv = jp_kernelspec_argv(spec, "/run/cellblock/kernel-1.json");
+    for (jp_requirement_t *r = spec->requires; r && r->path; r++)
+        FUZZ_CHECK(r->path[0] == '/' && r->package && r->package[0]);
+    (void)jp_kernelspec_missing(spec);
+    char **argv = jp_kernelspec_argv(spec, "/run/cellblock/kernel-1.json", "/opt/cellblock");
     FUZZ_CHECK(argv);
     size_t m = 0;
     while (argv[m])

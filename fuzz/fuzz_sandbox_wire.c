@@ -37,21 +37,23 @@ static void s_config(size_t n, bool fd0, bool fd1)
     if (fd1)
         fds[fd0 ? 1 : 0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
     sbx_wire_config_t cfg;
-    const char *workspace_dir = NULL;
-    int workspace_tree = -2;
-    int rc = sbx_wire_unpack_config(s_buf, n, fds, &cfg, &workspace_dir, &workspace_tree);
+    sbx_wire_host_dirs_t dirs = {.workspace_tree = -2, .libexec_tree = -2};
+    int rc = sbx_wire_unpack_config(s_buf, n, fds, &cfg, &dirs);
     FUZZ_CHECK(memchr(cfg.hostname, '\0', sizeof cfg.hostname));
-    if (workspace_dir)
-        FUZZ_CHECK(cfg.workspace_bind && s_inside(workspace_dir, s_buf, n));
+    if (dirs.workspace_dir)
+        FUZZ_CHECK(cfg.workspace_bind && s_inside(dirs.workspace_dir, s_buf, n));
+    if (dirs.libexec_dir)
+        FUZZ_CHECK(cfg.libexec_bind && s_inside(dirs.libexec_dir, s_buf, n));
     if (rc == 0) {
         FUZZ_CHECK(cfg.h.magic == SBX_WIRE_MAGIC && cfg.h.type == SBX_MSG_CONFIG);
-        FUZZ_CHECK(!cfg.workspace_bind || (workspace_dir && workspace_dir[0] == '/'));
+        FUZZ_CHECK(!cfg.workspace_bind || (dirs.workspace_dir && dirs.workspace_dir[0] == '/'));
+        FUZZ_CHECK(!cfg.libexec_bind || (dirs.libexec_dir && dirs.libexec_dir[0] == '/'));
     }
     /* Each fd that came is handed back or closed. */
     for (int i = 0; i < 2; i++) {
         if (fds[i] < 0)
             continue;
-        bool kept = fds[i] == workspace_tree;
+        bool kept = fds[i] == dirs.workspace_tree || fds[i] == dirs.libexec_tree;
         FUZZ_CHECK(kept == (fcntl(fds[i], F_GETFD) >= 0));
         if (kept)
             close(fds[i]);

@@ -12,7 +12,15 @@
  * copies it into heap strings, so a spec outlives the JSON it came from; every refusal names the
  * file and the field. Names obey the one name rule of jupyter/catalog.h (templates obey it too),
  * so a name can never climb out of a kernels directory. argv keeps its placeholders until
- * jp_kernelspec_argv() substitutes {connection_file} and {resource_dir} wherever they appear.
+ * jp_kernelspec_argv() substitutes {connection_file}, {resource_dir} and {cellblock_libexec}
+ * wherever they appear.
+ *
+ * cellblock's own specs may say what they need on the host in metadata.cellblock.requires, a
+ * list of {"path", "package"}; jp_kernelspec_missing() names the first one that is not there, so
+ * a kernel whose toolchain is not installed is refused with the Debian package that provides it
+ * instead of failing inside the sandbox. Directories along the path without a kernel.json (the
+ * project's kernels/ also holds the C kernel's sources) are passed over silently; a kernel.json
+ * that does not parse is skipped with a warning.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cb/alloc.h"
 #include "cb/cleanup.h"
@@ -32,6 +41,11 @@
 
 /* kernel.json files are a few hundred bytes; anything near this is not a kernelspec. */
 #define S_MAX_SPEC_BYTES (1024 * 1024)
+/* A spec needs a handful of programs; more is not a spec of ours. */
+#define S_MAX_REQUIRES 16
+/* Paths and package names are short; these bound what an error message repeats. */
+#define S_MAX_REQUIRE_PATH 256
+#define S_MAX_REQUIRE_PACKAGE 64
 
 static const char *s_json_type_name(const json_t *v)
 {
@@ -142,6 +156,74 @@ static int s_get_interrupt_mode(json_t *root, const char *path, jp_interrupt_mod
                          path, s);
 }
 
+/* A package name as Debian spells them (policy 5.6.1): lower-case letters, digits, '+', '-',
+ * '.'; it appears in messages, so nothing else. */
+static bool s_package_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > S_MAX_REQUIRE_PACKAGE)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' ||
+              *p == '.'))
+            return false;
+    return true;
+}
+
+/* An absolute path without "..", control bytes or doubled slashes: it is checked on the host
+ * and shown in messages. */
+static bool s_require_path_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > S_MAX_REQUIRE_PATH || s[0] != '/' || strstr(s, "//") || strstr(s, "/../") ||
+        (n >= 3 && strcmp(s + n - 3, "/..") == 0))
+        return false;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* metadata.cellblock.requires is optional: [{"path": "/usr/bin/node", "package": "nodejs"}]. */
+static int s_get_requires(json_t *root, const char *path, jp_kernelspec_t *spec, cb_error_t *err)
+{
+    json_t *meta = json_object_get(root, "metadata"); /* borrowed */
+    json_t *cb = json_is_object(meta) ? json_object_get(meta, "cellblock") : NULL;
+    json_t *req = json_is_object(cb) ? json_object_get(cb, "requires") : NULL;
+    if (!req)
+        return 0;
+    if (!json_is_array(req) || json_array_size(req) > S_MAX_REQUIRES)
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "%s: field 'metadata.cellblock.requires' must be an array of at most "
+                             "%d objects, got %s",
+                             path, S_MAX_REQUIRES, s_json_type_name(req));
+    spec->requires = cb_xcalloc(json_array_size(req) + 1, sizeof *spec->requires);
+    size_t i;
+    json_t *item; /* borrowed */
+    json_array_foreach (req, i, item) {
+        json_t *p = json_object_get(item, "path");      /* borrowed; NULL for a non-object */
+        json_t *pkg = json_object_get(item, "package"); /* borrowed */
+        if (!json_is_string(p) || !json_is_string(pkg))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "%s: metadata.cellblock.requires[%zu] must be an object with "
+                                 "string fields 'path' and 'package'",
+                                 path, i);
+        if (!s_require_path_ok(json_string_value(p)))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "%s: metadata.cellblock.requires[%zu].path must be an absolute "
+                                 "path of at most %d bytes, without '..' or control bytes",
+                                 path, i, S_MAX_REQUIRE_PATH);
+        if (!s_package_name_ok(json_string_value(pkg)))
+            return cb_error_fail(err, CB_ERR_INVALID,
+                                 "%s: metadata.cellblock.requires[%zu].package is not a Debian "
+                                 "package name (a-z, 0-9, '+', '-', '.'; 2 to %d bytes)",
+                                 path, i, S_MAX_REQUIRE_PACKAGE);
+        spec->requires[i].path = cb_xstrdup(json_string_value(p));
+        spec->requires[i].package = cb_xstrdup(json_string_value(pkg));
+    }
+    return 0;
+}
+
 jp_kernelspec_t *jp_kernelspec_load(const char *resource_dir, const char *name, cb_error_t *err)
 {
     if (!resource_dir || !name)
@@ -177,7 +259,8 @@ jp_kernelspec_t *jp_kernelspec_load(const char *resource_dir, const char *name, 
         !(spec->display_name = s_get_string(root, "display_name", path, err)) ||
         !(spec->language = s_get_string(root, "language", path, err)) ||
         !(spec->env = s_get_env(root, path, err)) ||
-        s_get_interrupt_mode(root, path, &spec->interrupt_mode, err) < 0) {
+        s_get_interrupt_mode(root, path, &spec->interrupt_mode, err) < 0 ||
+        s_get_requires(root, path, spec, err) < 0) {
         cb_error_prefix(err, "kernelspec '%s': ", name);
         return NULL;
     }
@@ -195,6 +278,11 @@ void jp_kernelspec_destroy(jp_kernelspec_t **self_p)
     free(self->resource_dir);
     cb_strv_free(self->argv);
     cb_strv_free(self->env);
+    for (jp_requirement_t *r = self->requires; r && r->path; r++) {
+        free(r->path);
+        free(r->package);
+    }
+    free(self->requires);
     free(self);
     *self_p = NULL;
 }
@@ -305,26 +393,29 @@ jp_kernelspec_t **jp_kernelspec_list(const char *project_dir, size_t *count)
     return steal_pointer(&specs);
 }
 
-/* Walk in, replacing every {connection_file} and {resource_dir}; replacements are not rescanned
- * and a NULL value leaves its placeholder as it is. Writes into out when it is not NULL (it must
- * hold the returned length plus one); returns the length of the result. */
-static size_t s_substitute_into(char *out, const char *in, const char *connection_file,
-                                const char *resource_dir)
+/* The placeholders of argv and what each becomes (NULL: left as it is). */
+typedef struct {
+    const char *placeholder;
+    const char *value;
+} s_subst_t;
+
+/* Walk in, replacing every placeholder of subs (n of them); replacements are not rescanned.
+ * Writes into out when it is not NULL (it must hold the returned length plus one); returns the
+ * length of the result. */
+static size_t s_substitute_into(char *out, const char *in, const s_subst_t *subs, size_t n_subs)
 {
-    static const char conn_ph[] = "{connection_file}";
-    static const char res_ph[] = "{resource_dir}";
     size_t len = 0;
     for (const char *p = in; *p;) {
         const char *from = p;
         size_t n = 1, skip = 1;
-        if (connection_file && strncmp(p, conn_ph, sizeof conn_ph - 1) == 0) {
-            from = connection_file;
-            n = strlen(from);
-            skip = sizeof conn_ph - 1;
-        } else if (resource_dir && strncmp(p, res_ph, sizeof res_ph - 1) == 0) {
-            from = resource_dir;
-            n = strlen(from);
-            skip = sizeof res_ph - 1;
+        for (size_t i = 0; *p == '{' && i < n_subs; i++) {
+            size_t plen = strlen(subs[i].placeholder);
+            if (subs[i].value && strncmp(p, subs[i].placeholder, plen) == 0) {
+                from = subs[i].value;
+                n = strlen(from);
+                skip = plen;
+                break;
+            }
         }
         if (out)
             memcpy(out + len, from, n);
@@ -337,22 +428,101 @@ static size_t s_substitute_into(char *out, const char *in, const char *connectio
 }
 
 /* Caller owns return value. */
-static char *s_substitute(const char *in, const char *connection_file, const char *resource_dir)
+static char *s_substitute(const char *in, const s_subst_t *subs, size_t n_subs)
 {
-    char *out = cb_xmalloc(s_substitute_into(NULL, in, connection_file, resource_dir) + 1);
-    s_substitute_into(out, in, connection_file, resource_dir);
+    char *out = cb_xmalloc(s_substitute_into(NULL, in, subs, n_subs) + 1);
+    s_substitute_into(out, in, subs, n_subs);
     return out;
 }
 
-char **jp_kernelspec_argv(const jp_kernelspec_t *spec, const char *connection_file)
+char **jp_kernelspec_argv(const jp_kernelspec_t *spec, const char *connection_file,
+                          const char *libexec_dir)
 {
     cleanup_strvec cb_strv_t out = {0};
     if (!spec || !spec->argv)
         return NULL;
+    const s_subst_t subs[] = {{"{connection_file}", connection_file},
+                              {"{resource_dir}", spec->resource_dir},
+                              {"{cellblock_libexec}", libexec_dir}};
     cb_strv_init(&out);
     for (char **arg = spec->argv; *arg; arg++)
-        cb_strv_push(&out, s_substitute(*arg, connection_file, spec->resource_dir));
+        cb_strv_push(&out, s_substitute(*arg, subs, sizeof subs / sizeof *subs));
     return steal_pointer(&out.v);
+}
+
+const jp_requirement_t *jp_kernelspec_missing(const jp_kernelspec_t *spec)
+{
+    for (const jp_requirement_t *r = spec ? spec->requires : NULL; r && r->path; r++) {
+        struct stat st;
+        /* A program must be executable; a file that is not (a package.json) must be there. */
+        if (stat(r->path, &st) < 0 ||
+            (S_ISREG(st.st_mode) && (st.st_mode & 0111) && access(r->path, X_OK) < 0))
+            return r;
+    }
+    return NULL;
+}
+
+/* ---- by language ----------------------------------------------------------------------------
+ * A language (any spelling of jupyter/catalog.h's table) to the first spec by name whose
+ * language it is and whose requirements are met. One walk over the specs remembers the first
+ * available match, the first unavailable one, and the languages that can run, for the errors. */
+
+/* Append the canonical language of spec to the list in buf ("a, b"), once. */
+static void s_add_language(cb_buf_t *buf, const jp_kernelspec_t *spec)
+{
+    const char *lang = jp_language_canonical(spec->language);
+    if (!lang)
+        lang = spec->language;
+    /* Whole-word search: ", c," must not match inside ", c++,". */
+    cleanup_free char *word = cb_strdup_printf(", %s,", lang);
+    cleanup_free char *have = cb_strdup_printf(", %s,", cb_buf_str(buf));
+    if (strstr(have, word))
+        return;
+    if (buf->len)
+        cb_buf_append(buf, ", ", 2);
+    cb_buf_append(buf, lang, strlen(lang));
+}
+
+char *jp_kernelspec_for_language(const char *project_dir, const char *language, cb_error_t *err)
+{
+    const char *canonical = jp_language_canonical(language);
+    size_t n = 0;
+    jp_kernelspec_t **specs = jp_kernelspec_list(project_dir, &n);
+    const jp_kernelspec_t *found = NULL, *unavailable = NULL;
+    const jp_requirement_t *missing = NULL;
+    cb_buf_t available = {0};
+    for (size_t i = 0; i < n; i++) {
+        const jp_requirement_t *m = jp_kernelspec_missing(specs[i]);
+        if (!m)
+            s_add_language(&available, specs[i]);
+        if (!canonical || !jp_language_is(specs[i]->language, canonical))
+            continue;
+        if (!m && !found)
+            found = specs[i];
+        if (m && !unavailable) {
+            unavailable = specs[i];
+            missing = m;
+        }
+    }
+    char *name = found ? cb_xstrdup(found->name) : NULL;
+    const char *can_run = available.len ? cb_buf_str(&available) : "none";
+    if (!canonical)
+        cb_error_fail(err, CB_ERR_INVALID,
+                      "unknown language '%.40s'; languages that run here: %s (all names cellblock "
+                      "knows: " JP_LANGUAGE_NAMES ")",
+                      language ? language : "", can_run);
+    else if (!found && unavailable)
+        cb_error_fail(err, CB_ERR_UNAVAILABLE,
+                      "%s is not available here: its kernel (%s) needs %s from the Debian package "
+                      "%s (scripts/install-deps.sh installs it); languages that run here: %s",
+                      canonical, unavailable->name, missing->path, missing->package, can_run);
+    else if (!found)
+        cb_error_fail(err, CB_ERR_NOT_FOUND,
+                      "no kernel for %s is installed; languages that run here: %s", canonical,
+                      can_run);
+    cb_buf_free(&available);
+    s_specs_free(specs);
+    return name;
 }
 
 /* <datadir>/kernels, by the one rule of cb/paths.h (never a build or source tree). */

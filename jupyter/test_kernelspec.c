@@ -361,7 +361,7 @@ static void test_argv(const char *root)
     s_write(root, "a/sub/kernel.json",
             "{\"argv\": [\"{resource_dir}/run\", \"-f\", \"{connection_file}\", "
             "\"--cf={connection_file},{connection_file}\", \"x{resource_dir}y\", "
-            "\"{connection_file\", \"{other}\", \"plain\"], "
+            "\"{connection_file\", \"{other}\", \"plain\", \"{cellblock_libexec}/k\"], "
             "\"display_name\": \"d\", \"language\": \"l\"}");
     cleanup_free char *dir = cb_strdup_printf("%s/a/sub", root);
     cb_error_t err = {0};
@@ -371,7 +371,8 @@ static void test_argv(const char *root)
         return;
     }
     /* The connection file's own text holds a placeholder: it must not be substituted again. */
-    cleanup_strv char **argv = jp_kernelspec_argv(spec, "/run/k{resource_dir}.json");
+    cleanup_strv char **argv =
+        jp_kernelspec_argv(spec, "/run/k{resource_dir}.json", "/opt/{connection_file}");
     cleanup_free char *w0 = cb_strdup_printf("%s/run", dir);
     cleanup_free char *w4 = cb_strdup_printf("x%sy", dir);
     const char *want[] = {w0,
@@ -381,15 +382,194 @@ static void test_argv(const char *root)
                           w4,
                           "{connection_file",
                           "{other}",
-                          "plain"};
+                          "plain",
+                          "/opt/{connection_file}/k"};
     size_t nwant = sizeof want / sizeof want[0];
     bool same = s_strv_len(argv) == nwant;
     for (size_t i = 0; same && i < nwant; i++)
         same = strcmp(argv[i], want[i]) == 0;
-    CB_OK(same, "argv substitutes both placeholders everywhere, inside arguments too");
+    CB_OK(same, "argv substitutes the three placeholders everywhere, inside arguments too");
     for (size_t i = 0; argv && argv[i]; i++)
         CB_DIAG("  %s", argv[i]);
     CB_OK(strcmp(spec->argv[2], "{connection_file}") == 0, "the spec's own argv is unchanged");
+    cleanup_strv char **kept = jp_kernelspec_argv(spec, "/c.json", NULL);
+    CB_OK(kept && strcmp(kept[8], "{cellblock_libexec}/k") == 0,
+          "a NULL libexec dir leaves its placeholder (%s)", kept ? kept[8] : "NULL");
+}
+
+/* metadata.cellblock.requires: parsed, validated, and the first missing one named. */
+static void test_requires(const char *root)
+{
+    s_write(root, "req/ok/kernel.json",
+            "{\"argv\": [\"p\"], \"display_name\": \"d\", \"language\": \"go\", "
+            "\"metadata\": {\"cellblock\": {\"requires\": ["
+            "{\"path\": \"/bin/sh\", \"package\": \"dash\"}, "
+            "{\"path\": \"/etc/passwd\", \"package\": \"base-files\"}, "
+            "{\"path\": \"/usr/bin/no-such-cellblock-tool\", \"package\": \"no-such-pkg\"}, "
+            "{\"path\": \"/usr/bin/also-missing\", \"package\": \"second\"}]}}}");
+    cleanup_free char *dir = cb_strdup_printf("%s/req/ok", root);
+    cb_error_t err = {0};
+    cleanup_spec jp_kernelspec_t *spec = jp_kernelspec_load(dir, "ok", &err);
+    if (!CB_OK(spec && spec->requires, "a spec with requirements loads (%s)", err.msg))
+        return;
+    CB_OK(strcmp(spec->requires[0].path, "/bin/sh") == 0 &&
+              strcmp(spec->requires[0].package, "dash") == 0 && spec->requires[4].path == NULL,
+          "its four requirements are kept in order, NULL-terminated");
+    const jp_requirement_t *m = jp_kernelspec_missing(spec);
+    CB_OK(m && strcmp(m->package, "no-such-pkg") == 0,
+          "the first missing requirement is named (a plain file that exists counts as there): %s",
+          m ? m->package : "none");
+
+    s_write(root, "req/none/kernel.json",
+            "{\"argv\": [\"p\"], \"display_name\": \"d\", "
+            "\"language\": \"x\", \"metadata\": {\"a\": 1}}");
+    cleanup_free char *ndir = cb_strdup_printf("%s/req/none", root);
+    cleanup_spec jp_kernelspec_t *none = jp_kernelspec_load(ndir, "none", &err);
+    CB_OK(none && !none->requires && !jp_kernelspec_missing(none),
+          "a spec without requirements misses nothing");
+
+    static const struct {
+        const char *requires;
+        const char *says;
+    } bad[] = {
+        {"\"x\"", "must be an array"},
+        {"[1]", "requires[0] must be an object"},
+        {"[{\"path\": \"/bin/sh\"}]", "requires[0] must be an object"},
+        {"[{\"path\": \"bin/sh\", \"package\": \"dash\"}]", "requires[0].path"},
+        {"[{\"path\": \"/usr/../etc/shadow\", \"package\": \"dash\"}]", "requires[0].path"},
+        {"[{\"path\": \"/bin/sh\", \"package\": \"Dash; rm -rf\"}]", "requires[0].package"},
+        {"[{\"path\": \"/bin/sh\", \"package\": \"\"}]", "requires[0].package"},
+        {"[{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}]", "at most 16"},
+    };
+    cleanup_free char *bdir = cb_strdup_printf("%s/req/bad", root);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cleanup_free char *json =
+            cb_strdup_printf("{\"argv\": [\"p\"], \"display_name\": \"d\", \"language\": \"x\", "
+                             "\"metadata\": {\"cellblock\": {\"requires\": %s}}}",
+                             bad[i].requires);
+        s_write(root, "req/bad/kernel.json", json);
+        cleanup_spec jp_kernelspec_t *b = jp_kernelspec_load(bdir, "bad", &err);
+        CB_OK(!b && s_contains(err.msg, bad[i].says), "requires %s is refused: %s", bad[i].requires,
+              err.msg);
+    }
+}
+
+/* The one table of language names (jupyter/catalog.h). */
+static void test_languages(void)
+{
+    static const struct {
+        const char *name, *canonical;
+    } cases[] = {
+        {"python", "python"},
+        {"PY", "python"},
+        {"python3", "python"},
+        {"js", "javascript"},
+        {"Node", "javascript"},
+        {"nodejs", "javascript"},
+        {"TS", "typescript"},
+        {"sh", "bash"},
+        {"shell", "bash"},
+        {"R", "r"},
+        {"r", "r"},
+        {"Java", "java"},
+        {"rb", "ruby"},
+        {"c", "c"},
+        {"cpp", "c++"},
+        {"C++", "c++"},
+        {"cxx", "c++"},
+        {"rs", "rust"},
+        {"golang", "go"},
+        {"GO", "go"},
+    };
+    bool all = true;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *got = jp_language_canonical(cases[i].name);
+        if (!got || strcmp(got, cases[i].canonical) != 0) {
+            CB_DIAG("%s -> %s, want %s", cases[i].name, got ? got : "NULL", cases[i].canonical);
+            all = false;
+        }
+    }
+    CB_OK(all, "every alias maps to its canonical language, case-insensitively");
+    CB_OK(!jp_language_canonical("cobol") && !jp_language_canonical("") &&
+              !jp_language_canonical(NULL) && !jp_language_canonical("c+"),
+          "unknown names (and NULL) have no canonical language");
+    CB_OK(jp_language_is("R", "r") && jp_language_is("c++", "c++") &&
+              jp_language_is("python", "python") && !jp_language_is("python", "r") &&
+              !jp_language_is(NULL, "r"),
+          "a kernelspec's language compares by canonical name (IRkernel says \"R\")");
+    static const char *const names[] = {
+        "python", "py",   "python3", "javascript", "js",   "node", "nodejs", "typescript",
+        "ts",     "bash", "sh",      "shell",      "r",    "java", "ruby",   "rb",
+        "c",      "c++",  "cpp",     "cxx",        "rust", "rs",   "go",     "golang"};
+    bool listed = true;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        listed =
+            listed && jp_language_canonical(names[i]) && s_contains(jp_language_names(), names[i]);
+    }
+    CB_OK(listed, "jp_language_names lists every name of the table: %s", jp_language_names());
+    size_t nlang = 0;
+    bool canon = true;
+    for (const char *const *l = jp_languages(); *l; l++, nlang++)
+        canon = canon && jp_language_canonical(*l) && strcmp(jp_language_canonical(*l), *l) == 0;
+    CB_OK(canon && nlang == 11, "jp_languages gives the 11 canonical names (%zu)", nlang);
+    CB_OK(strcmp(jp_language_of_file("a/b.go"), "go") == 0 &&
+              strcmp(jp_language_of_file("x.mjs"), "javascript") == 0 &&
+              strcmp(jp_language_of_file("plot.R"), "r") == 0 &&
+              strcmp(jp_language_of_file("m.cc"), "c++") == 0 &&
+              strcmp(jp_language_of_file("s.bash"), "bash") == 0 &&
+              !jp_language_of_file("Makefile") && !jp_language_of_file("dir.go/file") &&
+              !jp_language_of_file(NULL),
+          "a file's language by its extension");
+    CB_OK(strcmp(jp_language_extension("rust"), ".rs") == 0 &&
+              strcmp(jp_language_extension("cpp"), ".cpp") == 0 && !jp_language_extension("cobol"),
+          "each language's usual extension");
+}
+
+/* The project's own specs for every language: they load, say their language, take
+ * {cellblock_libexec} and message interrupts, and name a Debian package for each requirement. */
+static void test_project_languages(void)
+{
+    static const struct {
+        const char *name, *language;
+    } specs[] = {{"javascript", "javascript"},
+                 {"typescript", "typescript"},
+                 {"bash", "bash"},
+                 {"java", "java"},
+                 {"ruby", "ruby"},
+                 {"c", "c"},
+                 {"cpp", "c++"},
+                 {"rust", "rust"},
+                 {"go", "go"}};
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        cleanup_free char *dir = cb_strdup_printf("%s/%s", CB_SOURCE_KERNELS_DIR, specs[i].name);
+        cb_error_t err = {0};
+        cleanup_spec jp_kernelspec_t *spec = jp_kernelspec_load(dir, specs[i].name, &err);
+        if (!CB_OK(spec, "kernels/%s loads (%s)", specs[i].name, err.msg))
+            continue;
+        cleanup_strv char **argv = jp_kernelspec_argv(spec, "/run/cellblock/k.json", "/opt/cb");
+        CB_OK(jp_language_is(spec->language, specs[i].language) &&
+                  spec->interrupt_mode == JP_INTERRUPT_MESSAGE && argv &&
+                  strcmp(argv[0], "/opt/cb/cellblock-kernel") == 0 &&
+                  jp_language_canonical(argv[1]) &&
+                  strcmp(jp_language_canonical(argv[1]), specs[i].language) == 0 &&
+                  spec->requires && spec->requires[0].path,
+              "kernels/%s: language %s, cellblock-kernel %s, message interrupts, requirements",
+              specs[i].name, spec->language, argv && argv[1] ? argv[1] : "?");
+    }
+
+    /* kernels/ also holds the C kernel's sources (kernels/kernel, kernels/drivers): directories
+     * without a kernel.json, passed over. */
+    size_t n = 0;
+    jp_kernelspec_t **all = jp_kernelspec_list(CB_SOURCE_KERNELS_DIR, &n);
+    bool sources = false, js = false;
+    for (size_t i = 0; i < n; i++) {
+        sources =
+            sources || strcmp(all[i]->name, "kernel") == 0 || strcmp(all[i]->name, "drivers") == 0;
+        js = js || strcmp(all[i]->name, "javascript") == 0;
+        jp_kernelspec_destroy(&all[i]);
+    }
+    free(all);
+    CB_OK(js && !sources, "the project's list has its specs and not the kernel's source dirs");
 }
 
 static void test_project_spec(void)
@@ -507,10 +687,13 @@ int main(void)
     test_find(root);
     test_list(root);
     test_argv(root);
+    test_requires(root);
+    test_languages();
     test_name_rule(root);
     setenv("HOME", home, 1);
     setenv("JUPYTER_DATA_DIR", data, 1);
     test_project_spec();
+    test_project_languages();
 
     cb_error_t err = {0};
     if (cb_rm_rf(root, &err) < 0)

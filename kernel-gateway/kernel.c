@@ -36,6 +36,7 @@
 #include "cb/alloc.h"
 #include "cb/cleanup.h"
 #include "cb/log.h"
+#include "cb/paths.h"
 #include "kg_private.h"
 
 #define KG_NUDGE_MS 50        /* re-send kernel_info while iopub is silent */
@@ -888,7 +889,9 @@ static int s_start_process(kg_kernel_t *k, cb_error_t *err)
     k->iopub_seen = false;
     if (s_write_connection_file(k, err) < 0 || s_open_sockets(k, err) < 0)
         return -1;
-    char **argv = jp_kernelspec_argv(k->spec, k->conn_path_inside);
+    /* The kernel finds cellblock's own programs where its sandbox shows them, or on the host. */
+    char **argv = jp_kernelspec_argv(k->spec, k->conn_path_inside,
+                                     k->sandbox ? SBX_INSIDE_LIBEXEC : cb_path_libexecdir());
     argv = s_keep_on_exit(argv);
     char **env = s_build_env(k);
     int out[2] = {-1, -1};
@@ -1024,6 +1027,15 @@ kg_kernel_t *kg_kernel_start(kg_gateway_t *gw, const kg_kernel_opts_t *opts, cb_
     jp_kernelspec_t *spec = jp_kernelspec_find(gw->kernels_dir, name, err);
     if (!spec)
         return NULL;
+    const jp_requirement_t *missing = jp_kernelspec_missing(spec);
+    if (missing) {
+        cb_error_fail(err, CB_ERR_UNAVAILABLE,
+                      "the %s kernel needs %s from the Debian package %s; "
+                      "scripts/install-deps.sh installs it",
+                      spec->name, missing->path, missing->package);
+        jp_kernelspec_destroy(&spec);
+        return NULL;
+    }
     kg_kernel_t *k = s_kernel_alloc(gw, opts);
     k->spec = spec;
     k->state = KG_KERNEL_STARTING;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cb/cleanup.h"
+#include "jupyter/catalog.h"
 #include "jupyter/kernelspec.h"
 #include "mcp_private.h"
 #include "kg/gateway.h"
@@ -273,45 +274,40 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
     return job;
 }
 
-/* The kernelspec for a language: the main session's when it speaks it, else the first spec (by
- * name) that does. Caller owns return value; NULL when none does. */
-static char *s_kernel_for_language(mcp_sandbox_t *sb, const char *language)
+char *mcp_kernel_for_language(const char *kernels_dir, const char *language,
+                              const char *main_kernel, const char *main_language, cb_error_t *err)
 {
-    if (sb->main && sb->main->kernel &&
-        strcasecmp(kg_kernel_language(sb->main->kernel), language) == 0)
-        return cb_xstrdup(sb->main->kernel_name);
-    cleanup_free char *project = jp_kernelspec_project_dir();
-    size_t n = 0;
-    jp_kernelspec_t **specs = jp_kernelspec_list(project, &n);
-    char *found = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (!found && specs[i]->language && strcasecmp(specs[i]->language, language) == 0)
-            found = cb_xstrdup(specs[i]->name);
-        jp_kernelspec_destroy(&specs[i]);
-    }
-    free(specs);
-    return found;
+    const char *canonical = jp_language_canonical(language);
+    if (main_kernel && canonical && jp_language_is(main_language, canonical))
+        return cb_xstrdup(main_kernel);
+    return jp_kernelspec_for_language(kernels_dir, language, err);
 }
 
 /* The jupyter session code runs in: by kernel or language in a sandbox (default: its main
- * session). On failure the call is finished and NULL returned. */
+ * session). Each language has its own session, started on its first use and kept
+ * (mcp_sandbox_kernel_repl finds it again by its kernel's name). On failure the call is finished
+ * and NULL returned. */
 static mcp_repl_t *s_code_repl(mcp_call_t *call, json_t *args)
 {
     mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, true);
     if (!sb)
         return NULL;
     const char *language = mcp_arg_str(args, "language", NULL);
-    cleanup_free char *kernel = json_object_get(args, "kernel")
-                                    ? cb_xstrdup(mcp_arg_str(args, "kernel", ""))
-                                : language ? s_kernel_for_language(sb, language)
-                                           : NULL;
-    if (language && !kernel && !json_object_get(args, "kernel")) {
-        mcp_call_fail(call,
-                      "no kernel for language '%.40s' is installed (cellblock kernels lists them)",
-                      language);
-        return NULL;
-    }
     cb_error_t err = {0};
+    cleanup_free char *kernel = NULL;
+    if (json_object_get(args, "kernel")) {
+        kernel = cb_xstrdup(mcp_arg_str(args, "kernel", ""));
+    } else if (language) {
+        bool main_up = sb->main && sb->main->kernel;
+        kernel =
+            mcp_kernel_for_language(kg_gateway_kernels_dir(sb->server->gw), language,
+                                    main_up ? sb->main->kernel_name : NULL,
+                                    main_up ? kg_kernel_language(sb->main->kernel) : NULL, &err);
+        if (!kernel) {
+            mcp_call_fail_err(call, &err);
+            return NULL;
+        }
+    }
     mcp_repl_t *repl = mcp_sandbox_kernel_repl(sb, kernel, &err);
     if (!repl)
         mcp_call_fail_err(call, &err);

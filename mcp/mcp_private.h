@@ -211,6 +211,9 @@ struct mcp_repl {
     /* jupyter */
     kg_kernel_t *kernel; /* NULL once stopped */
     char *kernel_name;
+    bool by_kernel; /* started by code_execute's language or kernel without a session id: the
+                       sandbox's kernel for that name, found again by the next such call
+                       (mcp_sandbox_kernel_repl); a session_create session is never shared */
     bool ready;
     char *failure;     /* why it cannot be used, once it never can again (closed, stopped) */
     char *dead_detail; /* why its kernel was last given up (KG_EVENT_DEAD); whether it is dead
@@ -239,9 +242,17 @@ json_t *mcp_sandbox_expires_json(mcp_server_t *srv, const char *id);
 mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err);
 void mcp_sandbox_delete(mcp_sandbox_t **sb_p);
 
-/* A jupyter REPL of the sandbox running kernel_name (NULL: the main one), started when
- * there is none yet. */
+/* The sandbox's jupyter REPL for kernel_name (NULL: the main one): the main one when it runs
+ * that kernel, else the one an earlier call started for it, else a new one (kept for the next
+ * call: one per kernel, so one per language). Sessions from session_create are not taken. */
 mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, cb_error_t *err);
+
+/* The kernelspec that runs language (any spelling of jupyter/catalog.h's table): main_kernel
+ * when main_language is that language, else jp_kernelspec_for_language with kernels_dir as the
+ * project's directory (its errors name what runs here and a missing toolchain's package).
+ * Caller owns return value. Blocks: reads the kernelspecs (jobs.c). */
+char *mcp_kernel_for_language(const char *kernels_dir, const char *language,
+                              const char *main_kernel, const char *main_language, cb_error_t *err);
 
 /* Look a REPL up by id (the tools' session_id; NULL with err). */
 mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err);

@@ -336,10 +336,13 @@ mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, 
     if (!kernel_name || (sb->main && strcmp(kernel_name, sb->main->kernel_name) == 0))
         return sb->main;
     for (mcp_repl_t *r = zlistx_first(sb->repls); r; r = zlistx_next(sb->repls))
-        if (r->type == MCP_REPL_JUPYTER && !mcp_repl_failure(r) &&
+        if (r->type == MCP_REPL_JUPYTER && r->by_kernel && !mcp_repl_failure(r) &&
             strcmp(r->kernel_name, kernel_name) == 0)
             return r;
-    return mcp_repl_new(sb, MCP_REPL_JUPYTER, kernel_name, err);
+    mcp_repl_t *repl = mcp_repl_new(sb, MCP_REPL_JUPYTER, kernel_name, err);
+    if (repl)
+        repl->by_kernel = true;
+    return repl;
 }
 
 /* ---- sandboxes ----------------------------------------------------------------------------- */
@@ -768,11 +771,20 @@ void mcp_tool_session_create(mcp_call_t *call, json_t *args)
     if (!sb)
         return;
     bool terminal = strcmp(mcp_arg_str(args, "type", "jupyter"), "terminal") == 0;
-    if (terminal && json_object_get(args, "kernel"))
-        return mcp_call_fail(call, "a terminal session takes no kernel");
+    if (terminal && (json_object_get(args, "kernel") || json_object_get(args, "language")))
+        return mcp_call_fail(call, "a terminal session takes no kernel or language");
     cb_error_t err = {0};
-    mcp_repl_t *repl = mcp_repl_new(sb, terminal ? MCP_REPL_TERMINAL : MCP_REPL_JUPYTER,
-                                    mcp_arg_str(args, "kernel", NULL), &err);
+    const char *language = mcp_arg_str(args, "language", NULL);
+    cleanup_free char *kernel = cb_xstrdup_or_null(mcp_arg_str(args, "kernel", NULL));
+    if (!kernel && language && !terminal) {
+        /* A new session of its own: the main kernel is not taken for it. */
+        kernel = mcp_kernel_for_language(kg_gateway_kernels_dir(sb->server->gw), language, NULL,
+                                         NULL, &err);
+        if (!kernel)
+            return mcp_call_fail_err(call, &err);
+    }
+    mcp_repl_t *repl =
+        mcp_repl_new(sb, terminal ? MCP_REPL_TERMINAL : MCP_REPL_JUPYTER, kernel, &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
     mcp_repl_when_ready(repl, call, s_reply_repl);

@@ -274,6 +274,54 @@ static void s_tools_call(mcp_session_t *s, s_wire_t *wire)
                         "template", "code_execute with no sandbox to be had");
 }
 
+/* Write <dir>/<name>/kernel.json for language, requiring path (package pkg). */
+static void s_spec(const char *dir, const char *name, const char *language, const char *path,
+                   const char *pkg)
+{
+    cleanup_free char *sub = cb_strdup_printf("%s/%s", dir, name);
+    cleanup_free char *file = cb_strdup_printf("%s/kernel.json", sub);
+    cleanup_free char *json = cb_strdup_printf(
+        "{\"argv\": [\"p\"], \"display_name\": \"d\", \"language\": \"%s\", "
+        "\"metadata\": {\"cellblock\": {\"requires\": [{\"path\": \"%s\", \"package\": \"%s\"}]}}}",
+        language, path, pkg);
+    cb_error_t err = {0};
+    if (cb_mkdir_p(sub, 0700, &err) < 0 || cb_write_file(file, json, strlen(json), 0600, &err) < 0)
+        CB_DIAG("writing %s: %s", file, err.msg);
+}
+
+/* code_execute's `language`: the alias table, the main kernel first, the requirements, and
+ * errors that say what runs here (languages.c). */
+static void s_languages(const char *dir)
+{
+    cleanup_free char *kernels = cb_strdup_printf("%s/kernels", dir);
+    s_spec(kernels, "zz-node", "javascript", "/bin/sh", "nodejs");
+    s_spec(kernels, "aa-node-broken", "javascript", "/nonexistent/node", "nodejs");
+    s_spec(kernels, "zz-go", "go", "/nonexistent/cellblock/go", "golang-go");
+    s_spec(kernels, "zz-cpp", "C++", "/bin/sh", "g++");
+    cb_error_t err = {0};
+    cleanup_free char *js = mcp_kernel_for_language(kernels, "Node", NULL, NULL, &err);
+    CB_EQ_STR(js, "zz-node", "'Node' is javascript: the spec whose requirements are met");
+    cleanup_free char *cpp = mcp_kernel_for_language(kernels, "cpp", NULL, NULL, &err);
+    CB_EQ_STR(cpp, "zz-cpp", "'cpp' is the spec whose language says C++");
+    cleanup_free char *main_js =
+        mcp_kernel_for_language(kernels, "js", "my-main", "JavaScript", &err);
+    CB_EQ_STR(main_js, "my-main", "the main kernel serves its own language");
+
+    cleanup_free char *go = mcp_kernel_for_language(kernels, "golang", NULL, NULL, &err);
+    CB_OK(!go && err.kind == CB_ERR_UNAVAILABLE && strstr(err.msg, "golang-go") &&
+              strstr(err.msg, "/nonexistent/cellblock/go") && strstr(err.msg, "javascript") &&
+              strstr(err.msg, "c++"),
+          "a language whose toolchain is missing names the package and what runs: %s", err.msg);
+    cleanup_free char *cobol = mcp_kernel_for_language(kernels, "cobol", NULL, NULL, &err);
+    CB_OK(!cobol && err.kind == CB_ERR_INVALID && strstr(err.msg, "'cobol'") &&
+              strstr(err.msg, "languages that run here: ") && strstr(err.msg, "golang"),
+          "an unknown language lists what runs here and every name: %s", err.msg);
+    cleanup_free char *ruby = mcp_kernel_for_language(kernels, "rb", NULL, NULL, &err);
+    CB_OK(!ruby && err.kind == CB_ERR_NOT_FOUND && strstr(err.msg, "ruby") &&
+              strstr(err.msg, "javascript"),
+          "a known language without any kernel says so: %s", err.msg);
+}
+
 int main(void)
 {
     cb_log_set_level(CB_LOG_OFF);
@@ -318,6 +366,7 @@ int main(void)
     s_envelope(s, &wire);
     s_methods(s, &wire);
     s_tools_call(s, &wire);
+    s_languages(dir);
     mcp_session_destroy(&s);
     CB_OK(!s, "mcp_session_destroy nulls the pointer");
 

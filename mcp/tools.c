@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "jupyter/catalog.h"
 #include "mcp_private.h"
 
 /* ---- schemas ------------------------------------------------------------------------------- */
@@ -29,7 +30,11 @@
 
 #define IN_CODE                                                                                    \
     S_OBJ("\"code\":" S_STR("The code to run, like one notebook cell.") "," P_SANDBOX ","          \
-          "\"language\":" S_STR("A language such as python; runs in a kernel for it.") ","         \
+          "\"language\":" S_STR("The language, case-insensitive: " JP_LANGUAGE_NAMES         \
+                                 ". Each language has its own kernel in the sandbox, started on "  \
+                                 "first use and kept (variables persist between calls). "          \
+                                 "Default: the sandbox's main kernel (python unless its "           \
+                                 "template says otherwise).") ","                                  \
           "\"kernel\":" S_STR("A kernelspec name, instead of language.") "," P_TIMEOUT ","         \
           "\"stdin\":" S_STR("Lines answered to input() in turn."),                                \
           "\"code\"")
@@ -231,7 +236,8 @@ static const mcp_tool_t s_tools[] = {
      "Open a session in a sandbox: jupyter (a kernel with its own variables) or terminal (a bash "
      "whose directory and variables persist). Use it with session_execute.",
      S_OBJ("\"type\":{\"type\":\"string\",\"enum\":[\"jupyter\",\"terminal\"],\"description\":\"jupyter (default) or terminal.\"},"
-           "\"kernel\":" S_STR("Kernelspec name for a jupyter session.") "," P_SANDBOX,
+           "\"kernel\":" S_STR("Kernelspec name for a jupyter session.") ","
+           "\"language\":" S_STR("Instead of kernel: the language of a new jupyter session, one of " JP_LANGUAGE_NAMES ".") "," P_SANDBOX,
            ""),
      OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},"
                 "\"type\":{\"type\":\"string\"},\"kernel\":{\"type\":[\"string\",\"null\"]}",

@@ -12,7 +12,8 @@
  *      /proc with the dangerous entries masked, a minimal /dev, tmpfs /tmp and /dev/shm, the
  *      workspace at /home/user (a tmpfs, or a persistent host directory), /run/cellblock (a
  *      small tmpfs of its own, for the kernels' connection files and sockets: no host path is
- *      bound there); the old root detached; the root read-only. A persistent workspace comes as
+ *      bound there), cellblock's libexec directory read-only at /opt/cellblock (the kernels
+ *      and their drivers); the old root detached; the root read-only. A persistent workspace comes as
  *      a detached mount from a root gateway (moved into place), else as a path to bind;
  *   3. lo up (the new network namespace has nothing else);
  *   4. an inner user namespace in which we are uid 1000, so every process we start is an
@@ -58,8 +59,8 @@
 
 typedef struct {
     sbx_wire_config_t cfg;
-    const char *workspace_dir; /* host path of a persistent workspace, or NULL: a tmpfs */
-    int workspace_tree;        /* a detached mount of it (from a root gateway), or -1 */
+    sbx_wire_host_dirs_t dirs; /* the workspace (NULL: a tmpfs) and the libexec dir (NULL: none),
+                                  as host paths or detached mounts from a root gateway */
     pid_t *spawned;            /* children we spawned and have not reaped */
     size_t nspawned, capspawned;
 } init_t;
@@ -215,11 +216,13 @@ static int s_system_binds(void)
 static int s_etc(const init_t *in)
 {
     static const char *const from_host[] = {
-        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",   "/etc/alternatives",
-        "/etc/localtime",   "/etc/mime.types", "/etc/fonts",          "/etc/ssl/certs",
-        "/etc/python3",     "/etc/python3.11", "/etc/matplotlibrc",   "/etc/bash.bashrc",
-        "/etc/profile",     "/etc/inputrc",    "/etc/debian_version", "/etc/os-release",
-        "/etc/timezone",    "/etc/R"};
+        "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+        "/etc/localtime", "/etc/mime.types", "/etc/fonts", "/etc/ssl/certs", "/etc/python3",
+        "/etc/python3.11", "/etc/matplotlibrc", "/etc/bash.bashrc", "/etc/profile", "/etc/inputrc",
+        "/etc/debian_version", "/etc/os-release", "/etc/timezone",
+        /* the language toolchains' own configuration (no keys: Java's trust store is
+         * /etc/ssl/certs/java, already above); R reads its Renviron and ldpaths there */
+        "/etc/java-17-openjdk", "/etc/R"};
     char hosts[256], hostname[80];
     snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n",
              in->cfg.hostname);
@@ -317,9 +320,10 @@ static int s_dev(const init_t *in)
     return 0;
 }
 
-/* Put a host directory at target, read-write, nosuid, nodev: move the detached mount the
- * gateway sent (tree), or bind host_path as seen under /oldroot. -1 with errno. */
-static int s_attach_host_dir(int tree, const char *host_path, const char *target)
+/* Put a host directory at target, nosuid, nodev, and with extra (MS_RDONLY): move the detached
+ * mount the gateway sent (tree), or bind host_path as seen under /oldroot. -1 with errno. */
+static int s_attach_host_dir(int tree, const char *host_path, const char *target,
+                             unsigned long extra)
 {
     char src[PATH_MAX];
     if (snprintf(src, sizeof src, OLD "%s", host_path) >= (int)sizeof src) {
@@ -330,7 +334,7 @@ static int s_attach_host_dir(int tree, const char *host_path, const char *target
         return -1;
     int rc = tree >= 0 ? move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)
                        : mount(src, target, NULL, MS_BIND, NULL);
-    return rc < 0 ? -1 : s_remount(target, 0);
+    return rc < 0 ? -1 : s_remount(target, extra);
 }
 
 static int s_build_filesystem(const init_t *in)
@@ -339,10 +343,15 @@ static int s_build_filesystem(const init_t *in)
         return -1;
     if (s_mount_tmpfs("/tmp", "1777", in->cfg.tmp_bytes, 0) < 0)
         return s_fail(SBX_STEP_TMP);
-    if (in->workspace_dir
-            ? s_attach_host_dir(in->workspace_tree, in->workspace_dir, SBX_INSIDE_WORKSPACE) < 0
+    if (in->dirs.workspace_dir
+            ? s_attach_host_dir(in->dirs.workspace_tree, in->dirs.workspace_dir,
+                                SBX_INSIDE_WORKSPACE, 0) < 0
             : s_mount_tmpfs(SBX_INSIDE_WORKSPACE, "0755", in->cfg.workspace_bytes, 0) < 0)
         return s_fail(SBX_STEP_WORKSPACE);
+    /* cellblock's own programs (the kernels, their drivers), host-owned: read-only. */
+    if (in->dirs.libexec_dir && s_attach_host_dir(in->dirs.libexec_tree, in->dirs.libexec_dir,
+                                                  SBX_INSIDE_LIBEXEC, MS_RDONLY) < 0)
+        return s_fail(SBX_STEP_LIBEXEC);
     if (s_mount_tmpfs(SBX_INSIDE_RUN_DIR, "0700", SBX_RUN_DIR_BYTES, MS_NOEXEC) < 0)
         return s_fail(SBX_STEP_RUN_DIR);
     if (umount2(OLD, MNT_DETACH) < 0 || rmdir(OLD) < 0)
@@ -679,8 +688,7 @@ static int s_serve(init_t *in, int sigfd)
  * Returns 0, or -1 when the message is malformed. */
 static int s_unpack_config(char *buf, ssize_t n, const int *fds, init_t *in)
 {
-    return sbx_wire_unpack_config(buf, (size_t)n, fds, &in->cfg, &in->workspace_dir,
-                                  &in->workspace_tree);
+    return sbx_wire_unpack_config(buf, (size_t)n, fds, &in->cfg, &in->dirs);
 }
 
 int main(void)
@@ -714,8 +722,10 @@ int main(void)
         (sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
         s_fail(SBX_STEP_SIGNALS);
     } else if (s_setup(&in) == 0) {
-        if (in.workspace_tree >= 0)
-            close(in.workspace_tree);
+        if (in.dirs.workspace_tree >= 0)
+            close(in.dirs.workspace_tree);
+        if (in.dirs.libexec_tree >= 0)
+            close(in.dirs.libexec_tree);
         int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root < 0) {
             s_fail(SBX_STEP_ROOT_FD);

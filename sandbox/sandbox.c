@@ -28,7 +28,8 @@
  *
  * A persistent workspace (policy.workspace_dir) reaches the init from a root gateway as a
  * detached mount (its directory handed to the sandbox's host ids first), from an unprivileged
- * one as a path to bind.
+ * one as a path to bind. cellblock's libexec directory (policy.libexec_dir), which the init binds
+ * read-only at /opt/cellblock for the kernels, travels the same way (it stays host-owned).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -348,17 +349,27 @@ static int s_send_config(const sbx_t *s, cb_error_t *err)
                                                 : 0,
     };
     snprintf(cfg.hostname, sizeof cfg.hostname, "%s", s->hostname);
+    cfg.libexec_bind = s->libexec_dir != NULL;
     cleanup_close int ws_tree = -1;
+    cleanup_close int libexec_tree = -1;
     if (s->workspace_dir && s_clone_mount(s->workspace_dir, "workspace", &ws_tree, err) < 0)
         return -1;
-    int fds[1], nfds = 0;
+    if (s->libexec_dir && s_clone_mount(s->libexec_dir, "libexec dir", &libexec_tree, err) < 0)
+        return -1;
+    int fds[2], nfds = 0;
     if (ws_tree >= 0) {
         cfg.fd_mask |= SBX_CONFIG_WORKSPACE_TREE;
         fds[nfds++] = ws_tree;
     }
+    if (libexec_tree >= 0) {
+        cfg.fd_mask |= SBX_CONFIG_LIBEXEC_TREE;
+        fds[nfds++] = libexec_tree;
+    }
     size_t len = sizeof cfg;
     memcpy(buf, &cfg, sizeof cfg);
     if (s->workspace_dir && s_pack_path(buf, sizeof buf, &len, s->workspace_dir, err) < 0)
+        return -1;
+    if (s->libexec_dir && s_pack_path(buf, sizeof buf, &len, s->libexec_dir, err) < 0)
         return -1;
     if (sbx_wire_send(s->ctl, buf, len, fds, nfds) < 0)
         return cb_error_make(err, errno, "send the sandbox its configuration");
@@ -464,6 +475,26 @@ static int s_prepare_workspace(const sbx_t *s, cb_error_t *err)
     return 0;
 }
 
+/* The libexec dir to bind into *out (caller owns; NULL for none): the policy's ("" for none;
+ * given, it must be a directory), or cellblock's own when it exists. Returns 0 or -1. */
+static int s_libexec_dir(const sbx_policy_t *policy, char **out, cb_error_t *err)
+{
+    *out = NULL;
+    const char *dir = policy->libexec_dir ? policy->libexec_dir : cb_path_libexecdir();
+    if (!dir || !*dir)
+        return 0;
+    struct stat st;
+    if (dir[0] == '/' && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        *out = cb_xstrdup(dir);
+        return 0;
+    }
+    if (policy->libexec_dir)
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "the libexec dir '%s' is not an absolute path to a directory", dir);
+    cb_debug("sandbox: no libexec dir at '%s': nothing at " SBX_INSIDE_LIBEXEC, dir);
+    return 0;
+}
+
 sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
 {
     if (!policy || !policy->run_dir || policy->run_dir[0] != '/') {
@@ -479,9 +510,16 @@ sbx_t *sbx_new(const sbx_policy_t *policy, cb_error_t *err)
     s->ctl = s->root_fd = s->run_fd = s->init_pidfd = s->run_dir_lock = -1;
     s->run_dir = cb_xstrdup(policy->run_dir);
     s->workspace_dir = cb_xstrdup_or_null(policy->workspace_dir);
+    if (s_libexec_dir(policy, &s->libexec_dir, err) < 0) {
+        free(s->workspace_dir);
+        free(s->run_dir);
+        free(s);
+        return NULL;
+    }
     s->init_path = cb_xstrdup(policy->init_path ? policy->init_path : sbx_default_init_path());
     s->policy.run_dir = s->run_dir;
     s->policy.workspace_dir = s->workspace_dir;
+    s->policy.libexec_dir = s->libexec_dir ? s->libexec_dir : "";
     s->policy.init_path = s->init_path;
     s->policy.hostname = s->hostname;
     sbx_policy_t *p = &s->policy;
@@ -568,6 +606,7 @@ void sbx_destroy(sbx_t **self_p)
         s_take_event(s, s->events->msg.pid, NULL);
     free(s->run_dir);
     free(s->workspace_dir);
+    free(s->libexec_dir);
     free(s->init_path);
     free(s);
 }

@@ -65,6 +65,7 @@ typedef enum {
     X(TMP, "mount /tmp and /dev/shm")                                                              \
     X(WORKSPACE, "mount the workspace")                                                            \
     X(RUN_DIR, "mount the run directory")                                                          \
+    X(LIBEXEC, "mount cellblock's libexec directory")                                              \
     X(DETACH_OLD_ROOT, "detach the old root")                                                      \
     X(READONLY_ROOT, "make the root read-only")                                                    \
     X(LOOPBACK, "bring up lo")                                                                     \
@@ -97,9 +98,11 @@ typedef struct {
     uint32_t type;
 } sbx_wire_header_t;
 
-/* CONFIG; followed, when workspace_bind, by the workspace's host path, NUL-terminated; with the
- * mount fd fd_mask names. */
+/* CONFIG; followed, when workspace_bind, by the workspace's host path, then, when libexec_bind,
+ * by cellblock's libexec directory's host path, each NUL-terminated; with the mount fds fd_mask
+ * names, in that order. */
 #define SBX_CONFIG_WORKSPACE_TREE 2u /* fd_mask: a detached mount of the workspace dir */
+#define SBX_CONFIG_LIBEXEC_TREE 4u   /* fd_mask: a detached mount of the libexec dir */
 typedef struct {
     sbx_wire_header_t h;
     uint64_t tmp_bytes;
@@ -110,6 +113,7 @@ typedef struct {
     uint64_t fsize_bytes;
     uint64_t nproc;        /* RLIMIT_NPROC fallback when there is no pids cgroup; 0: none */
     uint32_t seccomp_mode; /* 0 deny, 1 log, 2 off */
+    uint32_t libexec_bind; /* 1: bind a host dir read-only at SBX_INSIDE_LIBEXEC; 0: none */
     char hostname[64];
 } sbx_wire_config_t;
 
@@ -141,13 +145,24 @@ int sbx_wire_send(int sock, const void *msg, size_t len, const int *fds, int nfd
  * rest closed; unused slots -1). Returns the length, 0 on EOF, -1 with errno. */
 ssize_t sbx_wire_recv(int sock, void *buf, size_t size, int *fds, int max_fds);
 
+/* The host directories CONFIG names: paths point into the message's buffer (NULL: none), trees
+ * are detached mounts (-1: none; the init closes them once placed). */
+typedef struct {
+    const char *workspace_dir;
+    int workspace_tree;
+    const char *libexec_dir;
+    int libexec_tree;
+} sbx_wire_host_dirs_t;
+
 /* The init's reading of CONFIG: n bytes in buf (n >= sizeof(sbx_wire_config_t)), with a NUL at
- * buf[n]. Copies the fixed part to *cfg (its hostname NUL-terminated); with workspace_bind points
- * *workspace_dir (else NULL) at the string after it in buf; takes the mount fd fd_mask names from
- * fds[0] into *workspace_tree (-1 when not named) and closes the rest. Returns 0, or -1 when the
- * message is malformed (an fd_mask bit it does not know included). */
+ * buf[n]. Copies the fixed part to *cfg (its hostname NUL-terminated); with workspace_bind and
+ * libexec_bind points dirs->workspace_dir and dirs->libexec_dir (else NULL) at the strings after
+ * it in buf, in that order; takes the mount fds fd_mask names from fds[] in order into
+ * dirs->workspace_tree and dirs->libexec_tree (-1 when not named) and closes the rest. Returns 0,
+ * or -1 when the message is malformed (an fd_mask bit it does not know included, a path missing
+ * or not absolute, a named fd that did not come). */
 int sbx_wire_unpack_config(char *buf, size_t n, const int fds[2], sbx_wire_config_t *cfg,
-                           const char **workspace_dir, int *workspace_tree);
+                           sbx_wire_host_dirs_t *dirs);
 
 /* The init's reading of SPAWN (len bytes in buf, len >= sizeof *sp): argc strings, envc strings
  * and the cwd, each NUL-terminated, after *sp. argv and env become NULL-terminated arrays in vec
@@ -196,6 +211,7 @@ struct sbx {
     sbx_policy_t policy; /* strings below are the sandbox's own copies */
     char *run_dir;       /* the host run dir: the gateway's, private (not seen inside) */
     char *workspace_dir; /* NULL: a tmpfs workspace */
+    char *libexec_dir;   /* NULL: nothing at SBX_INSIDE_LIBEXEC */
     char *init_path;
     int run_dir_lock; /* flock on run_dir (cb_dir_create_locked); closed after removal */
     sbx_layers_t layers;

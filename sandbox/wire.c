@@ -96,27 +96,37 @@ ssize_t sbx_wire_recv(int sock, void *buf, size_t size, int *fds, int max_fds)
 }
 
 int sbx_wire_unpack_config(char *buf, size_t n, const int fds[2], sbx_wire_config_t *cfg,
-                           const char **workspace_dir, int *workspace_tree)
+                           sbx_wire_host_dirs_t *dirs)
 {
-    *workspace_tree = -1;
-    *workspace_dir = NULL;
+    *dirs = (sbx_wire_host_dirs_t){.workspace_tree = -1, .libexec_tree = -1};
     memcpy(cfg, buf, sizeof *cfg);
     cfg->hostname[sizeof cfg->hostname - 1] = '\0';
+    /* buf[n] is NUL, so each strlen below stops inside the message or at its end. */
     const char *end = buf + n, *next = buf + sizeof *cfg;
-    if (cfg->workspace_bind)
-        *workspace_dir = next < end ? next : NULL;
+    if (cfg->workspace_bind && next < end) {
+        dirs->workspace_dir = next;
+        next += strlen(next) + 1;
+    }
+    if (cfg->libexec_bind && next < end)
+        dirs->libexec_dir = next;
     int k = 0;
     if (cfg->fd_mask & SBX_CONFIG_WORKSPACE_TREE)
-        *workspace_tree = fds[k++];
+        dirs->workspace_tree = fds[k++];
+    if (cfg->fd_mask & SBX_CONFIG_LIBEXEC_TREE)
+        dirs->libexec_tree = fds[k++];
     for (int i = k; i < 2; i++)
         if (fds[i] >= 0)
             close(fds[i]);
     if (cfg->h.magic != SBX_WIRE_MAGIC || cfg->h.type != SBX_MSG_CONFIG ||
-        (cfg->fd_mask & ~SBX_CONFIG_WORKSPACE_TREE))
+        (cfg->fd_mask & ~(SBX_CONFIG_WORKSPACE_TREE | SBX_CONFIG_LIBEXEC_TREE)))
         return -1;
-    if (cfg->workspace_bind && (!*workspace_dir || (*workspace_dir)[0] != '/'))
+    if (cfg->workspace_bind && (!dirs->workspace_dir || dirs->workspace_dir[0] != '/'))
         return -1;
-    return (cfg->fd_mask & SBX_CONFIG_WORKSPACE_TREE) && *workspace_tree < 0 ? -1 : 0;
+    if (cfg->libexec_bind && (!dirs->libexec_dir || dirs->libexec_dir[0] != '/'))
+        return -1;
+    if ((cfg->fd_mask & SBX_CONFIG_WORKSPACE_TREE) && dirs->workspace_tree < 0)
+        return -1;
+    return (cfg->fd_mask & SBX_CONFIG_LIBEXEC_TREE) && dirs->libexec_tree < 0 ? -1 : 0;
 }
 
 int sbx_wire_unpack_spawn(char *buf, size_t len, const sbx_wire_spawn_t *sp, char **vec, size_t cap,

@@ -9,6 +9,11 @@
 # Only --test touches the npm registry, so `make run` works offline on a fresh clone once the
 # Debian packages are there; installing what the tests need is `make test`'s job.
 #
+# The language kernels' toolchains (JavaScript, TypeScript, R, Java, Ruby, C, C++, Rust, Go) are
+# run-time packages too, installed with --no-install-recommends in an apt-get call of their own
+# (r-base-core with its recommends pulls in hundreds of packages); a kernel whose toolchain is
+# missing is listed as unavailable, naming its package (`cellblock kernels`).
+#
 # Idempotent: asks dpkg which packages are missing and installs only those; runs `apt-get update`
 # only when something is missing. Uses sudo when not root. Debian 12 (bookworm) package names.
 # nodejs and npm are added only when the `node` or `npm` command is missing (a NodeSource nodejs,
@@ -31,6 +36,11 @@ PACKAGES=(
     # the kernels: ipykernel, and what the python-data template imports
     python3 python3-ipykernel python3-matplotlib python3-pandas python3-numpy
 )
+# The other languages' kernels (kernels/*/kernel.json name each in metadata.cellblock.requires).
+TOOLCHAIN_PACKAGES=(
+    node-typescript r-base-core r-cran-irkernel openjdk-17-jdk-headless ruby gcc g++ rustc cargo
+    golang-go
+)
 TEST_PACKAGES=(
     # real Jupyter peers used by the tests, the demo's checks and the benchmarks
     python3-jupyter-client jupyter-console python3-jupyter-kernel-test python3-pexpect
@@ -43,12 +53,14 @@ TEST_PACKAGES=(
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
+# Node for the JavaScript and TypeScript kernels: only when the command is missing.
+if ! command -v node >/dev/null 2>&1; then
+    TOOLCHAIN_PACKAGES+=(nodejs)
+fi
 if ((TESTS)); then
     PACKAGES+=("${TEST_PACKAGES[@]}")
-    # Node for the MCP tests: only when the commands are missing.
-    if ! command -v node >/dev/null 2>&1; then
-        PACKAGES+=(nodejs npm)
-    elif ! command -v npm >/dev/null 2>&1; then
+    # npm for the MCP tests: only when the command is missing.
+    if ! command -v npm >/dev/null 2>&1; then
         PACKAGES+=(npm)
     fi
 fi
@@ -80,19 +92,26 @@ install_node_modules() {
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     log "this script needs a Debian-family system (dpkg-query and apt-get); install by hand:"
     log "  ${PACKAGES[*]}"
+    log "  and, without recommends: ${TOOLCHAIN_PACKAGES[*]}"
     exit 1
 fi
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    if [[ "$status" != "install ok installed" ]]; then
-        missing+=("$pkg")
-    fi
-done
+# The packages of "$@" that dpkg does not have installed, one a line.
+not_installed() {
+    local pkg status
+    for pkg in "$@"; do
+        status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+        if [[ "$status" != "install ok installed" ]]; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
 
-if ((${#missing[@]} == 0)); then
-    log "all ${#PACKAGES[@]} packages already installed"
+mapfile -t missing < <(not_installed "${PACKAGES[@]}")
+mapfile -t missing_toolchains < <(not_installed "${TOOLCHAIN_PACKAGES[@]}")
+
+if ((${#missing[@]} == 0 && ${#missing_toolchains[@]} == 0)); then
+    log "all $((${#PACKAGES[@]} + ${#TOOLCHAIN_PACKAGES[@]})) packages already installed"
     install_node_modules
     exit 0
 fi
@@ -100,18 +119,28 @@ fi
 SUDO=()
 if ((EUID != 0)); then
     if ! command -v sudo >/dev/null 2>&1; then
-        log "not root and sudo is missing; as root run: apt-get install ${missing[*]}"
+        log "not root and sudo is missing; as root run:"
+        ((${#missing[@]})) && log "  apt-get install ${missing[*]}"
+        ((${#missing_toolchains[@]})) &&
+            log "  apt-get install --no-install-recommends ${missing_toolchains[*]}"
         exit 1
     fi
     SUDO=(sudo)
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-log "missing: ${missing[*]}"
+log "missing: ${missing[*]} ${missing_toolchains[*]}"
 log "running apt-get update"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-log "running apt-get install"
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq "${missing[@]}" >&2
-log "installed: ${missing[*]}"
+if ((${#missing[@]})); then
+    log "running apt-get install"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq "${missing[@]}" >&2
+fi
+if ((${#missing_toolchains[@]})); then
+    log "running apt-get install --no-install-recommends (the language toolchains)"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing_toolchains[@]}" >&2
+fi
+log "installed: ${missing[*]} ${missing_toolchains[*]}"
 install_node_modules

@@ -3,7 +3,9 @@
 
 `cellblock run`: exit 0 when the code ran cleanly, 1 when it raised or timed out, 2 on a usage
 error; streams printed; images written to --outputs DIR; --stdin answers input().
-`cellblock kernels`: lists the project's python3 kernelspec.
+`cellblock kernels`: lists the project's python3 kernelspec, and says which kernels cannot run
+here and which package they need; a kernel whose requirement is missing is refused by name.
+`cellblock run FILE` picks the kernel from FILE's extension.
 
 usage: test_cli.py PATH_TO_CELLBLOCK
 """
@@ -18,9 +20,44 @@ CELLBLOCK = sys.argv[1] if len(sys.argv) > 1 else "build/bin/cellblock"
 DEADLINE_S = 120
 
 
-def cellblock(*args, stdin=None):
+def cellblock(*args, stdin=None, env=None):
     return subprocess.run([CELLBLOCK, *args], input=stdin, capture_output=True, text=True,
-                          timeout=DEADLINE_S)
+                          timeout=DEADLINE_S, env=None if env is None else {**os.environ, **env})
+
+
+def requirements(tmp):
+    """A kernelspec whose toolchain is missing, and one whose language has nothing else."""
+    specs = os.path.join(tmp, "jupyter")
+    for name, language in (("needs-missing", "python"), ("cobol-ish", "fortran")):
+        os.makedirs(os.path.join(specs, "kernels", name))
+        with open(os.path.join(specs, "kernels", name, "kernel.json"), "w") as f:
+            f.write('{"argv": ["/nonexistent/cellblock-test/tool", "{connection_file}"], '
+                    '"display_name": "Needs", "language": "%s", "metadata": {"cellblock": '
+                    '{"requires": [{"path": "/nonexistent/cellblock-test/tool", '
+                    '"package": "cellblock-test-pkg"}]}}}' % language)
+    env = {"JUPYTER_PATH": specs}
+    listed = cellblock("kernels", env=env)
+    row = next((line for line in listed.stdout.splitlines() if line.startswith("needs-missing ")), "")
+    check(listed.returncode == 0 and "unavailable: needs cellblock-test-pkg" in row,
+          "kernels says a kernel whose requirement is missing is unavailable, naming the package",
+          repr(listed.stdout))
+    check("python3 " in listed.stdout and "available" in listed.stdout.split("python3 ", 1)[1].split("\n")[0],
+          "and python3 stays available", repr(listed.stdout))
+    refused = cellblock("run", "--kernel", "needs-missing", "-", stdin="1\n", env=env)
+    check(refused.returncode == 1 and "the needs-missing kernel needs /nonexistent/cellblock-test/tool "
+          "from the Debian package cellblock-test-pkg" in refused.stderr,
+          "starting it is refused with the path and the package", refused.stderr.strip()[-300:])
+    # A .py file still goes to python3, not to the unavailable spec that also says python.
+    code = os.path.join(tmp, "hello.py")
+    with open(code, "w") as f:
+        f.write("print('py by extension')\n")
+    py = cellblock("run", code, env=env)
+    check(py.returncode == 0 and "py by extension" in py.stdout, "run FILE.py runs in python3",
+          py.stderr.strip()[-300:])
+    doctor = cellblock("doctor", env=env)
+    check(any(line.split()[2:4] == ["python", "available"] for line in doctor.stdout.splitlines()
+              if len(line.split()) > 3),
+          "doctor has a line for python saying it is available", repr(doctor.stdout[-800:]))
 
 
 def main():
@@ -74,6 +111,8 @@ def main():
         check(oom.returncode == 1 and "out of memory" in oom.stderr,
               "an allocation past --memory-mb is reported as out of memory (exit 1)",
               f"{oom.returncode}: {oom.stderr.strip()[-300:]}")
+
+        requirements(tmp)
 
         kernels = cellblock("kernels")
         rows = [line.split() for line in kernels.stdout.splitlines()[1:]]

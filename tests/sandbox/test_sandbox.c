@@ -7,6 +7,10 @@
  *   test_sandbox limits PROBE SRC        pids, memory, /tmp and workspace sizes, rlimits
  *   test_sandbox files PROBE SRC         symlinks planted inside never lead host file calls out
  *   test_sandbox unprivileged PROBE SRC  the probe group again as uid 65534 (when run as root)
+ *   test_sandbox libexec                 cellblock's libexec dir at /opt/cellblock: there with
+ *                                        the init in it, read-only, nosuid, nodev
+ *   test_sandbox toolchains              each language's toolchain builds and runs a hello world
+ *                                        inside (a SKIP line names the package of a missing one)
  *
  * PROBE is the sbx-probe binary, SRC the source tree (a host path the probe must not see).
  * Every wait is on the event itself (pipe EOF, the pidfd, sbx_proc_wait) with a deadline; the one
@@ -35,6 +39,7 @@
 #include <unistd.h>
 
 #include "cb/cleanup.h"
+#include "cb/paths.h"
 #include "cb/tap.h"
 #include "cb/util.h"
 #include "sbx/sbx.h"
@@ -853,6 +858,109 @@ static void s_unprivileged(const ctx_t *c)
           status);
 }
 
+/* ---- libexec: cellblock's own programs at /opt/cellblock ---------------------------------- */
+
+static void s_libexec(const ctx_t *c)
+{
+    cleanup_sbx sbx_t *s = s_new(c, "libexec", (sbx_policy_t){.memory_bytes = 512 * MiB});
+    if (!CB_OK(s, "a sandbox starts"))
+        return;
+    cleanup_buf cb_buf_t out = {0};
+    const char *const there[] = {
+        "/bin/sh", "-c", "test -x " SBX_INSIDE_LIBEXEC "/cellblock-init && echo there", NULL};
+    bool ran = s_run_ok(s, there, NULL, &out);
+    CB_OK(ran && strstr(cb_buf_str(&out), "there"),
+          SBX_INSIDE_LIBEXEC "/cellblock-init is there and executable");
+
+    /* Read the mount's options from the inside: the line whose mount point is /opt/cellblock. */
+    cb_buf_clear(&out);
+    const char *const opts[] = {"/bin/sh", "-c",
+                                "while read -r id parent dev root point options rest; do "
+                                "[ \"$point\" = " SBX_INSIDE_LIBEXEC
+                                " ] && echo \"$options\"; done < /proc/self/mountinfo; true",
+                                NULL};
+    ran = s_run_ok(s, opts, NULL, &out);
+    const char *o = s_flat(&out);
+    CB_OK(ran && strncmp(o, "ro,", 3) == 0 && strstr(o, "nosuid") && strstr(o, "nodev"),
+          SBX_INSIDE_LIBEXEC " is mounted ro, nosuid, nodev (options: '%s')", o);
+
+    cleanup_buf cb_buf_t errb = {0};
+    sbx_exit_t ex = {0};
+    const char *const write_it[] = {
+        "/bin/sh", "-c", "echo x > " SBX_INSIDE_LIBEXEC "/planted || exit 3; exit 0", NULL};
+    bool done = s_run_in(s, write_it, NULL, &out, &errb, RUN_MS, &ex) == 0;
+    CB_OK(done && ex.exited && ex.code == 3, "code inside cannot write to " SBX_INSIDE_LIBEXEC);
+    struct stat st;
+    char host[PATH_MAX];
+    snprintf(host, sizeof host, "%s/planted", cb_path_libexecdir());
+    CB_OK(lstat(host, &st) < 0 && errno == ENOENT, "nothing appeared on the host (%s)", host);
+}
+
+/* ---- toolchains: each language's hello world inside ------------------------------------- */
+
+typedef struct {
+    const char *lang;
+    const char *tool;    /* on the host: missing means SKIP */
+    const char *package; /* Debian's package for it */
+    const char *script;  /* sh -c, in the workspace; must print "hello from <lang>" */
+} toolchain_t;
+
+static const toolchain_t s_toolchains[] = {
+    {"javascript", "/usr/bin/node", "nodejs", "node -e 'console.log(\"hello from javascript\")'"},
+    {"typescript", "/usr/share/nodejs/typescript/package.json", "node-typescript",
+     "printf 'const who: string = \"typescript\";\\nconsole.log(`hello from ${who}`);\\n' > h.ts &&"
+     " node -e 'const ts = require(\"/usr/share/nodejs/typescript\");"
+     " const src = require(\"fs\").readFileSync(\"h.ts\", \"utf8\");"
+     " eval(ts.transpileModule(src, {}).outputText)'"},
+    {"bash", "/bin/bash", "bash", "bash -c 'echo \"hello from ${0}\"' bash"},
+    {"ruby", "/usr/bin/ruby", "ruby", "ruby -e 'puts \"hello from ruby\"'"},
+    {"java", "/usr/bin/java", "openjdk-17-jdk-headless",
+     "printf 'class Hello { public static void main(String[] a) {"
+     " System.out.println(\"hello from java\"); } }\\n' > Hello.java && java Hello.java"},
+    {"jshell", "/usr/bin/jshell", "openjdk-17-jdk-headless",
+     "printf 'System.out.println(\"hello from jshell\");\\n/exit\\n' > h.jsh &&"
+     " jshell -q -R-Xshare:auto h.jsh"},
+    {"c", "/usr/bin/gcc", "gcc",
+     "printf '#include <stdio.h>\\nint main(void) { puts(\"hello from c\"); return 0; }\\n' > h.c"
+     " && gcc -o h h.c && ./h"},
+    {"c++", "/usr/bin/g++", "g++",
+     "printf '#include <iostream>\\nint main() { std::cout << \"hello from c++\\\\n\"; }\\n'"
+     " > h.cpp && g++ -o hpp h.cpp && ./hpp"},
+    {"rust", "/usr/bin/rustc", "rustc",
+     "printf 'fn main() { println!(\"hello from rust\"); }\\n' > h.rs && rustc -o hrs h.rs && "
+     "./hrs"},
+    {"go", "/usr/bin/go", "golang-go",
+     "printf 'package main\\nimport \"fmt\"\\nfunc main() { fmt.Println(\"hello from go\") }\\n'"
+     " > h.go && GOCACHE=/tmp/.cache/go-build GOPATH=/tmp/go GO111MODULE=off GOPROXY=off"
+     " GOTOOLCHAIN=local go build -o hgo h.go && ./hgo"},
+};
+
+static void s_toolchains_group(const ctx_t *c)
+{
+    /* Compilers are hungry: a JVM and rustc each want a few hundred MiB. */
+    cleanup_sbx sbx_t *s = s_new(c, "toolchains", (sbx_policy_t){.memory_bytes = 2048 * MiB});
+    if (!CB_OK(s, "a sandbox starts"))
+        return;
+    for (size_t i = 0; i < sizeof s_toolchains / sizeof *s_toolchains; i++) {
+        const toolchain_t *t = &s_toolchains[i];
+        if (access(t->tool, R_OK) < 0) {
+            CB_OK(1, "%s # SKIP %s is not installed (Debian package %s)", t->lang, t->tool,
+                  t->package);
+            continue;
+        }
+        cleanup_buf cb_buf_t out = {0};
+        const char *const argv[] = {"/bin/sh", "-c", t->script, NULL};
+        char want[64];
+        snprintf(want, sizeof want, "hello from %s", t->lang);
+        int64_t t0 = cb_now_ms();
+        bool ran = s_run_ok(s, argv, NULL, &out);
+        long long ms = (long long)(cb_now_ms() - t0);
+        const char *said = s_flat(&out);
+        CB_OK(ran && strstr(said, want), "%s: hello world inside (%lld ms): '%s'", t->lang, ms,
+              said);
+    }
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 static const struct {
@@ -862,7 +970,9 @@ static const struct {
                 {"isolation", s_isolation},
                 {"limits", s_limits},
                 {"files", s_files},
-                {"unprivileged", s_unprivileged}};
+                {"unprivileged", s_unprivileged},
+                {"libexec", s_libexec},
+                {"toolchains", s_toolchains_group}};
 
 int main(int argc, char **argv)
 {

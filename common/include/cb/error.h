@@ -34,6 +34,9 @@
     X(KERNEL_DEAD, -32603, 409, "kernel died")                                                     \
     X(STATE, -32603, 409, "wrong state")                                                           \
     X(INTERNAL, -32603, 500, "internal error")                                                     \
+    /* something optional this host lacks (a language's toolchain): the message says what to */    \
+    /* install */                                                                                  \
+    X(UNAVAILABLE, -32603, 501, "not available here")                                              \
     /* JSON-RPC 2.0's own errors */                                                                \
     X(PARSE, -32700, 400, "parse error")                                                           \
     X(BAD_REQUEST, -32600, 400, "invalid request")                                                 \

@@ -67,4 +67,43 @@ void jp_catalog_clear(jp_catalog_t *c);
 /* "a, b, c", or "none". Caller owns return value (never NULL: allocation aborts, cb/alloc.h). */
 char *jp_catalog_names(const jp_catalog_t *c);
 
+/* ---- language names ------------------------------------------------------------------------- */
+
+/* The one table of the languages cellblock knows and how people spell them: the canonical name
+ * first, then its aliases, compared case-insensitively.
+ *
+ *     python (py, python3)          javascript (js, node, nodejs)   typescript (ts)
+ *     bash (sh, shell)              r                               java
+ *     ruby (rb)                     c                               c++ (cpp, cxx)
+ *     rust (rs)                     go (golang)
+ *
+ * A canonical name is what a kernelspec's "language" says (jupyter_client's convention; IRkernel
+ * says "R", hence the case-insensitive compare). */
+
+/* The canonical name for name (any spelling above), or NULL for a language not in the table.
+ * Borrowed; static. */
+const char *jp_language_canonical(const char *name);
+
+/* Whether a kernelspec's language field (any spelling) is the language canonical names. */
+bool jp_language_is(const char *spec_language, const char *canonical);
+
+/* Every language and its aliases, for messages and tool descriptions. Spelt out rather than
+ * built, so it can sit in static text; test_kernelspec checks that it names every entry of the
+ * table. */
+#define JP_LANGUAGE_NAMES                                                                          \
+    "python (py, python3), javascript (js, node, nodejs), typescript (ts), bash (sh, shell), r, "  \
+    "java, ruby (rb), c, c++ (cpp, cxx), rust (rs), go (golang)"
+/* JP_LANGUAGE_NAMES. Borrowed; static. */
+const char *jp_language_names(void);
+
+/* The canonical names, in the table's order, NULL-terminated. Borrowed; static. */
+const char *const *jp_languages(void);
+
+/* The usual file extension of a canonical language's source files (".go"), or NULL. Borrowed. */
+const char *jp_language_extension(const char *canonical);
+
+/* The canonical language of a source file by its extension (".mjs" -> javascript, ".R" -> r),
+ * or NULL. Borrowed; static. */
+const char *jp_language_of_file(const char *path);
+
 #endif

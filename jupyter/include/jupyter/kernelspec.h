@@ -23,6 +23,13 @@
 
 typedef enum { JP_INTERRUPT_SIGNAL = 0, JP_INTERRUPT_MESSAGE } jp_interrupt_mode_t;
 
+/* Something a kernel needs on the host, from metadata.cellblock.requires: a file and the
+ * Debian package that installs it. */
+typedef struct {
+    char *path;    /* absolute, e.g. "/usr/bin/node" */
+    char *package; /* e.g. "nodejs" */
+} jp_requirement_t;
+
 typedef struct {
     char *name;         /* directory name, e.g. "python3" */
     char *display_name; /* from kernel.json */
@@ -31,6 +38,7 @@ typedef struct {
     char **argv;        /* NULL-terminated, unsubstituted */
     char **env;         /* NULL-terminated "KEY=VALUE" entries from kernel.json's env */
     jp_interrupt_mode_t interrupt_mode;
+    jp_requirement_t *requires; /* ends with an entry whose path is NULL; NULL when none */
 } jp_kernelspec_t;
 
 /* The project's own kernels directory: the source tree's kernels/ while developing, the
@@ -57,8 +65,26 @@ jp_kernelspec_t *jp_kernelspec_find(const char *project_dir, const char *name, c
  * spec, then free the array). Blocks: reads every directory of the path and each spec. */
 jp_kernelspec_t **jp_kernelspec_list(const char *project_dir, size_t *count);
 
-/* argv with {connection_file} and {resource_dir} substituted. Caller owns return value
- * (NULL-terminated; free each string and the array). */
-char **jp_kernelspec_argv(const jp_kernelspec_t *spec, const char *connection_file);
+/* The kernelspec that runs language (any spelling of the table in jupyter/catalog.h): the first
+ * spec by name along the search path whose language it is (case-insensitive, aliases allowed)
+ * and whose requirements are met. NULL with err: INVALID for a language not in the table,
+ * UNAVAILABLE when the only specs for it miss a requirement (the message names the path and the
+ * Debian package), NOT_FOUND when no spec speaks it; every message lists the languages that can
+ * run here. Blocks: reads every spec. Caller owns return value (the spec's name). */
+char *jp_kernelspec_for_language(const char *project_dir, const char *language, cb_error_t *err);
+
+/* argv with {connection_file}, {resource_dir} and {cellblock_libexec} substituted.
+ * libexec_dir is where cellblock's libexec directory is as the kernel sees it: SBX_INSIDE_LIBEXEC
+ * ("/opt/cellblock") inside a sandbox, the host's (cb_path_libexecdir) for a kernel on the host.
+ * A NULL connection_file or libexec_dir leaves its placeholder as it is. Caller owns return
+ * value (NULL-terminated; free each string and the array). */
+char **jp_kernelspec_argv(const jp_kernelspec_t *spec, const char *connection_file,
+                          const char *libexec_dir);
+
+/* The first of spec's requirements that is not met on this host: its path does not exist, or is
+ * a program we may not execute. The host's /usr is what every sandbox sees, so this holds inside
+ * too. NULL when all are met (or there are none). Borrowed; valid with spec. Blocks: a stat per
+ * requirement. */
+const jp_requirement_t *jp_kernelspec_missing(const jp_kernelspec_t *spec);
 
 #endif

@@ -37,6 +37,9 @@ typedef struct sbx_proc sbx_proc_t;
 
 #define SBX_INSIDE_RUN_DIR "/run/cellblock"
 #define SBX_INSIDE_WORKSPACE "/home/user"
+/* cellblock's libexec directory (the init, the language kernels and their drivers), bound
+ * read-only, so a kernelspec can name "{cellblock_libexec}/cellblock-kernel" inside. */
+#define SBX_INSIDE_LIBEXEC "/opt/cellblock"
 /* The run dir's tmpfs: room for the connection files and sockets of many kernels (a kernel
  * needs a directory, a connection file and five sockets: 7 inodes and a few KiB), and a cap on
  * what code inside can put there, which fills this tmpfs, never the host's disk. */
@@ -116,6 +119,11 @@ typedef struct {
                                   denying them (the forbidden classes stay denied) */
     bool no_seccomp;           /* run without the filter (tests and diagnosis only) */
     const char *init_path;     /* NULL: sbx_default_init_path() */
+    const char *libexec_dir;   /* host directory bound read-only (nosuid, nodev) at
+                                  SBX_INSIDE_LIBEXEC. NULL: cellblock's libexec directory
+                                  (cb_path_libexecdir, cb/paths.h), when it exists (else none,
+                                  said in the debug log); "" for none. Given, it must exist.
+                                  Host-owned: nothing inside can write it. */
     int setup_timeout_ms;      /* 0: 10000 */
 } sbx_policy_t;
 
