@@ -262,10 +262,10 @@ module Cellblock
       elsif name.start_with?("@")
         main = @binding.receiver
         main.instance_variable_defined?(name) ? main.instance_variable_get(name) : NONE
+      elsif name.match?(/\A[A-Z]/) # local_variable_defined? raises NameError on a constant name
+        Object.const_defined?(name) ? Object.const_get(name) : NONE
       elsif @binding.local_variable_defined?(name)
         @binding.local_variable_get(name)
-      elsif name.match?(/\A[A-Z]/) && Object.const_defined?(name)
-        Object.const_get(name)
       else
         NONE
       end
