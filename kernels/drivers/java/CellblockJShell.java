@@ -15,7 +15,8 @@
  * - A cell is cut into snippets with SourceCodeAnalysis.analyzeCompletion; each is evaluated in
  *   order and the first failure ends the cell. Imports, variables, methods and classes persist (that
  *   is JShell's own state). The last snippet's value, when it is an expression, is the execute_result
- *   (JShell's value string, e.g. "\"abc\"" for a String); declarations show nothing.
+ *   (JShell's value string, e.g. "\"abc\"" for a String); declarations show nothing, and so does an
+ *   expression the user ended with ';' (`list.add(x);`), as a trailing ';' does in IPython.
  * - Every snippet id is remembered with the cell it came from and the cell line it starts on, so
  *   compile errors ("cell[N]:LINE: error: ...") and stack frames ("at f(cell[N]:LINE)") name cell
  *   lines, also for a method called cells after the one that defined it. Frames below the last cell
@@ -264,7 +265,11 @@ public class CellblockJShell {
                     noteUnresolved(main);
                     boolean expression = sn.kind() == Snippet.Kind.EXPRESSION
                         || sn.subKind() == Snippet.SubKind.TEMP_VAR_EXPRESSION_SUBKIND;
-                    value = expression ? main.value() : null;
+                    // `list.add(x);`: an expression the user ended with ';' shows nothing (as a
+                    // trailing ';' does in IPython); `list.add(x)` shows true.
+                    boolean quiet = ci.completeness() != SourceCodeAnalysis.Completeness.COMPLETE_WITH_SEMI
+                        && src.stripTrailing().endsWith(";");
+                    value = expression && !quiet ? main.value() : null;
                 }
                 if (!complete || ci.remaining().isEmpty()) break;
                 offset += rest.length() - ci.remaining().length();
