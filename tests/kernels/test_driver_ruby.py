@@ -140,6 +140,14 @@ def test_errors_name_cell_lines():
         assert result(run(d, "a")[0]) == "1"                   # state before the error kept
 
 
+def test_traceback_with_relative_driver_path():
+    # backtraces name the driver as ruby was given it; its frames go either way
+    root = os.path.join(HERE, "..", "..")
+    with Driver([RUBY, os.path.join("kernels", "drivers", "ruby", "driver.rb")], cwd=root) as d:
+        e = error(run(d, "return 5")[0])
+        assert e["traceback"] == ["cell[1]:1:in `<main>': unexpected return (LocalJumpError)"], e
+
+
 def test_syntax_errors():
     with start() as d:
         e = error(run(d, "x = 1\ny = (2 +\n3)\n) oops", 8)[0])

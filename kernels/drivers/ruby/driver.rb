@@ -37,7 +37,8 @@
 require "json"
 
 module Cellblock
-  DRIVER_FILE = File.expand_path(__FILE__)
+  # How backtraces name this file: as it was given to ruby, and absolute.
+  DRIVER_FILES = [__FILE__, File.expand_path(__FILE__)].uniq.map { |f| f + ":" }.freeze
   MAX_INSPECT = 1 << 20 # inspect_reply text is cut at this many characters
 
   # Ruby words the completer offers besides names from the binding.
@@ -181,7 +182,7 @@ module Cellblock
     # the cell's and those of library code the cell called; the driver's own (its eval and what
     # calls it, the SIGINT trap, the display helpers) are left out.
     def traceback(e, ename, msg)
-      bt = (e.backtrace || []).reject { |l| l.start_with?(DRIVER_FILE + ":") }
+      bt = (e.backtrace || []).reject { |l| l.start_with?(*DRIVER_FILES) }
       return ["#{ename}: #{msg}"] if bt.empty? || e.is_a?(SyntaxError)
       ["#{bt[0]}: #{msg} (#{ename})"] + bt.drop(1).map { |l| "\tfrom #{l}" }
     end
