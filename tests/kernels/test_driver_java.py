@@ -260,7 +260,7 @@ def test_display():
             events, _, _ = run(d, "display(42);\ndisplayHtml(\"<b>hi</b>\");\ndisplayMarkdown(\"# t\");\n"
                                   "displaySvg(\"<svg/>\");\ndisplayLatex(\"$x$\");\n"
                                   "displayJson(\"{\\\"a\\\": [1, null, true]}\");\n"
-                                  "displayPng(new byte[] {%s});\ndisplayPngFile(\"%s\");\n"
+                                  "displayPng(new byte[] {%s});\ndisplayPng(\"%s\");\n"
                                   "displayData(java.util.Map.of(\"text/plain\", \"p\"));" % (png_literal, path))
             b64 = base64.b64encode(PNG).decode()
             kinds = [e["data"] for e in events if e["ev"] == "display"]
@@ -271,7 +271,7 @@ def test_display():
             assert result(events) is None
             e = error(run(d, "displayJson(\"{not json\");")[0])
             assert e["ename"] == "java.lang.IllegalArgumentException", e
-            e = error(run(d, "displayPngFile(\"/nonexistent.png\");")[0])
+            e = error(run(d, "displayPng(\"/nonexistent.png\");")[0])
             assert e["ename"] == "java.nio.file.NoSuchFileException", e
     finally:
         os.unlink(path)

@@ -25,11 +25,11 @@
  *   with ename "Interrupted"; between cells it is ignored. JShell.stop() stops the cell's thread,
  *   which works for loops and sleeps but not for a thread blocked in a native read (System.in): that
  *   read ends when its line comes (the kernel resends interrupts while a cell runs).
- * - Display helpers, defined as JShell methods at start: display(Object) (text/plain),
- *   displayHtml(String), displayMarkdown(String), displaySvg(String), displayLatex(String),
- *   displayJson(String json), displayPng(byte[]), displayPngFile(String path), and
- *   displayData(Map<String,Object> bundle). They reach this class by reflection through the system
- *   class loader (snippets live in package REPL and cannot name a class of the unnamed package).
+ * - Display helpers: cellblock/Display.java, in this jar, which is put on JShell's class path and
+ *   statically imported at start: display(Object) (text/plain), displayHtml(String),
+ *   displayMarkdown(String), displaySvg(String), displayLatex(String), displayJson(String json),
+ *   displayPng(byte[]), displayPng(String path), displayData(Map<String, ?> bundle). Display.sink
+ *   is set to this driver's display(): cells run in this JVM and see the same class.
  * - complete: SourceCodeAnalysis.completionSuggestions on the snippet the cursor is in; inspect:
  *   documentation() plus the type and value of a variable of that name; is_complete:
  *   analyzeCompletion (DEFINITELY_INCOMPLETE or CONSIDERED_INCOMPLETE anywhere: "incomplete").
@@ -46,8 +46,8 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.Base64;
@@ -59,6 +59,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Collectors;
+import cellblock.Display;
 import jdk.jshell.DeclarationSnippet;
 import jdk.jshell.Diag;
 import jdk.jshell.EvalException;
@@ -72,32 +73,6 @@ import jdk.jshell.VarSnippet;
 
 public class CellblockJShell {
     private static final int MAX_INSPECT = 1 << 20;
-
-    // The display helpers cells call; each is one JShell snippet evaluated at start.
-    private static final String[] PRELUDE = {
-        "void displayData(java.util.Map<String, Object> bundle) {\n"
-            + "  try {\n"
-            + "    Class.forName(\"CellblockJShell\", true, ClassLoader.getSystemClassLoader())\n"
-            + "      .getMethod(\"display\", java.util.Map.class).invoke(null, bundle);\n"
-            + "  } catch (java.lang.reflect.InvocationTargetException e) {\n"
-            + "    Throwable c = e.getCause();\n"
-            + "    if (c instanceof RuntimeException) throw (RuntimeException) c;\n"
-            + "    throw new RuntimeException(c);\n"
-            + "  } catch (ReflectiveOperationException e) {\n"
-            + "    throw new IllegalStateException(\"cellblock display is unavailable\", e);\n"
-            + "  }\n"
-            + "}",
-        "void display(Object o) { displayData(java.util.Map.of(\"text/plain\", String.valueOf(o))); }",
-        "void displayHtml(String s) { displayData(java.util.Map.of(\"text/html\", String.valueOf(s))); }",
-        "void displayMarkdown(String s) { displayData(java.util.Map.of(\"text/markdown\", String.valueOf(s))); }",
-        "void displaySvg(String s) { displayData(java.util.Map.of(\"image/svg+xml\", String.valueOf(s))); }",
-        "void displayLatex(String s) { displayData(java.util.Map.of(\"text/latex\", String.valueOf(s))); }",
-        "void displayJson(String json) { displayData(java.util.Map.of(\"application/json\", new StringBuilder(json))); }",
-        "void displayPng(byte[] png) { displayData(java.util.Map.of(\"image/png\", png)); }",
-        "void displayPngFile(String path) throws java.io.IOException {\n"
-            + "  displayPng(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get(path)));\n"
-            + "}",
-    };
 
     private static OutputStream events;
     private static final Object eventLock = new Object();
@@ -126,8 +101,19 @@ public class CellblockJShell {
                         .build();
         CellblockJShell driver = new CellblockJShell(js);
         driver.installInterrupt();
-        for (String s : PRELUDE) driver.evalQuiet(s, "prelude");
-        driver.evalQuiet("0", "prelude"); // warms the compiler and the execution engine
+        Display.sink = CellblockJShell::display;
+        try {
+            js.addToClasspath(Paths.get(CellblockJShell.class.getProtectionDomain().getCodeSource().getLocation().toURI())
+                                  .toString());
+        } catch (URISyntaxException | RuntimeException e) {
+            System.err.println("cellblock java driver: display helpers unavailable: " + e);
+        }
+        driver.evalQuiet("import static cellblock.Display.*;", "prelude");
+        // Warm the compiler and the execution engine on an expression (the first cell's path),
+        // then drop it: no $1 left behind.
+        for (SnippetEvent e : js.eval("0")) {
+            if (e.causeSnippet() == null) js.drop(e.snippet());
+        }
 
         emit(obj("ev", "ready", "version", Runtime.version().toString()));
         String line;
@@ -178,7 +164,7 @@ public class CellblockJShell {
     private void evalQuiet(String src, String cell) {
         for (SnippetEvent e : js.eval(src)) {
             if (e.causeSnippet() == null) origins.put(e.snippet().id(), new Object[] {cell, 0});
-            if (e.status() == Snippet.Status.REJECTED) System.err.println("cellblock java driver: prelude rejected: " + src);
+            if (e.status() == Snippet.Status.REJECTED) System.err.println("cellblock java driver: rejected at start: " + src);
         }
     }
 
@@ -303,7 +289,9 @@ public class CellblockJShell {
             long pos = d.getStartPosition() >= 0 ? d.getStartPosition() : d.getPosition();
             int at = (int) Math.max(0, Math.min(pos, src.length()));
             int line = line0 + countLines(src, at) + 1;
-            String msg = cell + ":" + line + ": error: " + d.getMessage(Locale.ROOT);
+            // javac names JShell's wrapper class ("location: class "): no help to the user
+            String text = d.getMessage(Locale.ROOT).replaceAll("\n\\s*location: class\\s*(?=\n|$)", "");
+            String msg = cell + ":" + line + ": error: " + text;
             msgs.add(msg);
             tb.add(msg);
             int bol = src.lastIndexOf('\n', at - 1) + 1;
@@ -460,16 +448,15 @@ public class CellblockJShell {
 
     // --- events ----------------------------------------------------------------------------------
 
-    /** Called by the displayData snippet (through reflection) with a mime bundle. */
-    public static void display(Map<String, Object> bundle) {
-        if (bundle == null) throw new NullPointerException("display bundle");
+    // Display.sink: a mime bundle from a cell's display helper.
+    private static void display(Map<String, Object> bundle) {
         Map<String, Object> data = new LinkedHashMap<>();
         for (Map.Entry<String, Object> en : bundle.entrySet()) {
             Object v = en.getValue();
             if (v instanceof byte[]) {
                 v = Base64.getEncoder().encodeToString((byte[]) v);
-            } else if (v instanceof StringBuilder) { // displayJson: JSON text, checked and embedded
-                v = Json.parse(v.toString());
+            } else if (v instanceof Display.JsonText) { // displayJson: checked, then embedded
+                v = Json.parse(((Display.JsonText) v).text);
             } else if (!(v instanceof Map || v instanceof List || v instanceof Number || v instanceof Boolean)) {
                 v = String.valueOf(v);
             }
