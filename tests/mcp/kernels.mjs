@@ -139,6 +139,10 @@ await run(async () => {
 
             r = await exec(L.stdin, { stdin: 'world\n' });
             check(!r.isError && /hello world/.test(sc(r).stdout ?? ''), `${lang}: a line of stdin reaches the code`, brief(r));
+            const t1 = Date.now();
+            r = await exec(L.stdin);
+            check(sc(r).status !== 'timeout' && !/hello world/.test(sc(r).stdout ?? '') && Date.now() - t1 < 30000,
+                `${lang}: without stdin, reading it ends at once (no hang until the timeout)`, `${Date.now() - t1} ms; ${brief(r)}`);
 
             if (L.rich) {
                 r = await exec(L.rich.code);

@@ -24,7 +24,8 @@
  * - SIGINT (sun.misc.Signal): during a cell it calls JShell.stop() and the cell reports an error
  *   with ename "Interrupted"; between cells it is ignored. JShell.stop() stops the cell's thread,
  *   which works for loops and sleeps but not for a thread blocked in a native read (System.in): that
- *   read ends when its line comes (the kernel resends interrupts while a cell runs).
+ *   read ends when its line comes (the kernel resends interrupts while a cell runs). A request that
+ *   does not allow stdin runs with System.in at end of input, so it never blocks there.
  * - Display helpers: cellblock/Display.java, in this jar, which is put on JShell's class path and
  *   statically imported at start: display(Object) (text/plain), displayHtml(String),
  *   displayMarkdown(String), displaySvg(String), displayLatex(String), displayJson(String json),
@@ -43,6 +44,7 @@ import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.io.PrintStream;
@@ -88,6 +90,9 @@ public class CellblockJShell {
         this.js = js;
         this.sca = js.sourceCodeAnalysis();
     }
+
+    /** The process's fd 0, which the kernel serves; System.in is this during cells that allow stdin. */
+    private static final InputStream STDIN = System.in;
 
     public static void main(String[] args) throws IOException {
         // Unbuffered UTF-8 streams over fds 1 and 2: output is written as it is printed.
@@ -215,6 +220,9 @@ public class CellblockJShell {
         long count = req.get("execution_count") instanceof Long ? (Long) req.get("execution_count") : 0;
         String cell = "cell[" + count + "]";
         boolean silent = Boolean.TRUE.equals(req.get("silent"));
+        // A request without stdin reads end of input at once: JShell.stop() cannot end a thread
+        // blocked in a native read, so an empty pipe would hold the cell until the gateway gives up.
+        System.setIn(Boolean.TRUE.equals(req.get("allow_stdin")) ? STDIN : InputStream.nullInputStream());
         String value = null;
         Map<String, Object> failure = null;
         int offset = 0;
