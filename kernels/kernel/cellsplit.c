@@ -1560,10 +1560,14 @@ cs_source_t *cs_render(const cs_program_t *self, const cs_cell_t *cell)
     s_render_t *main_r = self->lang == CS_GO ? &body : &r;
 
     if (s_is_c(self->lang)) {
+        /* stdout line-buffered, and stdin too: glibc flushes stdout before it reads a
+         * line-buffered stdin, so a prompt shows before the program waits for its answer */
         s_glue(&r, "#include <stdio.h>\n"
                    "static void cellblock_line_buffered_(void) __attribute__((constructor));\n"
-                   "static void cellblock_line_buffered_(void) { setvbuf(stdout, NULL, _IOLBF, "
-                   "0); }\n");
+                   "static void cellblock_line_buffered_(void) {\n"
+                   "    setvbuf(stdout, NULL, _IOLBF, 0);\n"
+                   "    setvbuf(stdin, NULL, _IOLBF, 0);\n"
+                   "}\n");
     } else if (self->lang == CS_RUST) {
         s_glue(&r, "#![allow(unused)]\n");
     } else {

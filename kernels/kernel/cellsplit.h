@@ -45,7 +45,8 @@
  * must therefore be defined in one cell). Within one cell nothing is replaced. Running the same
  * cell twice replaces its own earlier definitions.
  *
- * The program: C/C++: a prelude (<stdio.h>, stdout made line-buffered before main), the heads,
+ * The program: C/C++: a prelude (<stdio.h>; before main, stdout and stdin made line-buffered, so
+ * output shows line by line and a prompt before a read of stdin), the heads,
  * the definitions, then int main() { the statements; return 0; }. Rust: #![allow(unused)], the
  * inner attributes, the definitions, fn main() { the statements }. Go: package main, the imports
  * that the program uses (an import is emitted only when its name appears as `name.` outside
