@@ -1059,20 +1059,19 @@ static void s_split_rust(s_split_t *sp)
 
 /* ---- Go ----------------------------------------------------------------------------------- */
 
+/* Go's keywords but break, continue, fallthrough and return (after which a newline is a ;). */
+static const char *const s_go_keywords[] = {
+    "func",    "struct", "interface", "map",   "chan", "else",  "if",   "for",
+    "switch",  "select", "go",        "defer", "var",  "const", "type", "import",
+    "package", "case",   "default",   "range", "goto", NULL};
+
 /* Would Go insert a semicolon after t at a newline? */
 static bool s_go_semi_after(const s_lexer_t *lx, const s_tok_t *t)
 {
     static const char *const words[] = {"break", "continue", "fallthrough", "return", "++",
                                         "--",    ")",        "]",           "}",      NULL};
     if (t->type == T_IDENT || t->type == T_NUM || t->type == T_STR)
-        return t->type != T_IDENT ||
-               !s_is_any(lx, t, (const char *const[]){"func",    "struct", "interface", "map",
-                                                      "chan",    "else",   "if",        "for",
-                                                      "switch",  "select", "go",        "defer",
-                                                      "var",     "const",  "type",      "import",
-                                                      "package", "case",   "default",   "range",
-                                                      "goto",    NULL}) ||
-               s_is_any(lx, t, words);
+        return t->type != T_IDENT || !s_is_any(lx, t, s_go_keywords) || s_is_any(lx, t, words);
     return s_is_any(lx, t, words);
 }
 
@@ -1520,6 +1519,39 @@ static void s_chunk(s_render_t *r, const cs_item_t *it, const char *prefix)
             s_map(r, it->cell, ++line);
 }
 
+/* Go: after a statement a, b := ..., a line _ = a; _ = b, so a name the cell does not use
+ * again is no "declared but not used" error (it could not be used by a later cell anyway). */
+static void s_go_mark_used(s_render_t *r, const cs_item_t *it)
+{
+    s_lexer_t lx;
+    s_lexer_init(&lx, CS_GO, it->text, strlen(it->text));
+    s_tok_t t;
+    size_t names = 0;
+    s_buf_t line = {0};
+    while (s_lex(&lx, &t)) {
+        if (t.type != T_IDENT || s_is_any(&lx, &t, s_go_keywords))
+            break;
+        if (!s_is(&lx, &t, "_")) {
+            s_buf_str(&line, "_ = ");
+            s_buf_add(&line, it->text + t.start, t.end - t.start);
+            s_buf_str(&line, "; ");
+        }
+        names++;
+        if (!s_lex(&lx, &t))
+            break;
+        if (s_punct_is(&lx, &t, ":=")) {
+            if (line.len) {
+                s_buf_str(&line, "\n");
+                s_glue(r, line.s);
+            }
+            break;
+        }
+        if (!s_punct_is(&lx, &t, ","))
+            break;
+    }
+    free(line.s);
+}
+
 /* Go: the names used as `name.` in text, outside strings and comments, not after a dot. */
 static void s_go_used(const char *text, size_t len, s_keyset_t *used, s_buf_t *names)
 {
@@ -1594,9 +1626,13 @@ cs_source_t *cs_render(const cs_program_t *self, const cs_cell_t *cell)
                        : self->lang == CS_CPP  ? "int main() {\n"
                        : self->lang == CS_RUST ? "fn main() {\n"
                                                : "func main() {\n");
-        for (size_t i = 0; i < cell->n; i++)
-            if (cell->items[i].kind == CS_STMT)
-                s_chunk(main_r, &cell->items[i], NULL);
+        for (size_t i = 0; i < cell->n; i++) {
+            if (cell->items[i].kind != CS_STMT)
+                continue;
+            s_chunk(main_r, &cell->items[i], NULL);
+            if (self->lang == CS_GO)
+                s_go_mark_used(main_r, &cell->items[i]);
+        }
         s_glue(main_r, s_is_c(self->lang) ? ";\nreturn 0;\n}\n" : "\n}\n");
     }
     if (self->lang == CS_GO) {

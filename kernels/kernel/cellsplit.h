@@ -56,9 +56,10 @@
  *
  * What persists is therefore code, not values: every cell is a new process, and a global's
  * initializer runs again in every later cell. Statements (C's local variables, Rust's let, Go's
- * x := 1) are gone after their cell: to keep a value visible, make it a global definition.
- * Limits of the rule: C wants constant initializers for globals (int y = f(); is an error in C,
- * fine in C++); Go's x := 1 in a cell that does not use x is "declared but not used".
+ * x := 1) are gone after their cell: to keep a value visible, make it a global definition. Go:
+ * after a statement a, b := ... comes a line _ = a; _ = b, so a name the cell does not use again
+ * is not "declared but not used". Limits of the rule: C wants constant initializers for globals
+ * (int y = f(); is an error in C, fine in C++).
  *
  * Line numbers: errors name the cell's own lines as cell[K]:LINE, K its execution count. C/C++
  * get a #line N "cell[K]" before every chunk and Go a //line cell[K]:N:1 (each chunk indented as

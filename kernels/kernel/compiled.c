@@ -231,8 +231,11 @@ static void s_finish(kn_driver_t *d)
     d->proc = NULL;
     d->phase = S_IDLE;
     d->interrupted = false;
-    if (d->cell)
-        kn_cell_done(&d->cell);
+    /* kn_cell_done may start the next cell at once (s_execute again): d is ready for it */
+    kn_cell_t *cell = d->cell;
+    d->cell = NULL;
+    if (cell)
+        kn_cell_done(&cell);
 }
 
 static void s_fail(kn_driver_t *d, const char *ename, const char *evalue)

@@ -299,9 +299,17 @@ static void s_test_go_imports(void)
     src = cs_render(prog, cell3);
     CB_OK(!strstr(cs_source_text(src), "\"fmt\""), "go: a field named fmt is not the package");
     cs_source_destroy(&src);
+    const char *g4 = "a, _, err := 1, 2, 3\nfor i := 0; i < 1; i++ {\n}\n";
+    cs_cell_t *cell4 = cs_cell_split(CS_GO, g4, strlen(g4), 4);
+    src = cs_render(prog, cell4);
+    CB_OK(strstr(cs_source_text(src), "a, _, err := 1, 2, 3\n_ = a; _ = err; \n"),
+          "go: names a statement declares are marked used");
+    CB_EQ_SIZE(s_count(cs_source_text(src), "_ = "), 2, "go: only those");
+    cs_source_destroy(&src);
     cs_cell_destroy(&cell1);
     cs_cell_destroy(&cell2);
     cs_cell_destroy(&cell3);
+    cs_cell_destroy(&cell4);
     cs_program_destroy(&prog);
 }
 
@@ -405,6 +413,22 @@ static void s_test_malformed(void)
                 buf[i] = (round & 1) ? (char)rand_r(&seed)
                                      : alphabet[rand_r(&seed) % (sizeof alphabet - 1)];
             s_churn(lang, prog, buf, len, round + 1);
+            churned++;
+        }
+        /* samples of the language spliced at random places */
+        for (int round = 0; round < 300; round++) {
+            size_t len = 0;
+            for (int piece = 0; piece < 6; piece++) {
+                const s_case_t *c = &s_cases[rand_r(&seed) % (sizeof s_cases / sizeof *s_cases)];
+                size_t n = strlen(c->code);
+                size_t from = (size_t)rand_r(&seed) % (n + 1);
+                size_t take = (size_t)rand_r(&seed) % (n - from + 1);
+                if (len + take > sizeof buf)
+                    break;
+                memcpy(buf + len, c->code + from, take);
+                len += take;
+            }
+            s_churn(lang, prog, buf, len, round + 1000);
             churned++;
         }
         /* every truncation of the samples */

@@ -234,7 +234,7 @@ def main():
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
-    kernel = sys.argv[1]
+    kernel = os.path.abspath(sys.argv[1])
     langs = sys.argv[2:] or list(SAMPLES)
     for lang in langs:
         test_language(kernel, lang, SAMPLES[lang])
