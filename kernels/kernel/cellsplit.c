@@ -1786,7 +1786,8 @@ char *cs_first_error(cs_lang_t lang, const char *out, size_t len)
             }
             bool hit = false;
             if (s_is_c(lang))
-                hit = memmem(p, n, ": error: ", 9) || memmem(p, n, ": fatal error: ", 15);
+                hit = memmem(p, n, ": error: ", 9) || memmem(p, n, ": fatal error: ", 15) ||
+                      memmem(p, n, "undefined reference to", 22); /* the linker's, first */
             else if (lang == CS_RUST)
                 hit = n >= 5 && memcmp(p, "error", 5) == 0;
             else

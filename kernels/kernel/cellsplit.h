@@ -136,8 +136,9 @@ void cs_source_origin(const cs_source_t *self, int gen_line, int *cell, int *lin
 char *cs_map_rust_output(const cs_source_t *src, const char *out, size_t len);
 
 /* The line of a failed compile's output that says what failed first (gcc/g++ "...: error: ...",
- * rustc "error...", go's first line that is not a "# package" header), or the first non-empty
- * line. Caller owns return value (never NULL; "" for empty output). */
+ * or the linker's "undefined reference to", rustc "error...", go's first line that is not a
+ * "# package" header), or the first non-empty line. Caller owns return value (never NULL; ""
+ * for empty output). */
 char *cs_first_error(cs_lang_t lang, const char *out, size_t len);
 
 /* is_complete: "incomplete" when code leaves a bracket, a block comment or a (raw) string open,

@@ -356,6 +356,11 @@ static void s_test_rust_map(void)
     first = cs_first_error(CS_C, gcc, strlen(gcc));
     CB_EQ_STR(first, "cell[2]:3:5: error: 'y' undeclared", "c: first error");
     free(first);
+    const char *ld = "/usr/bin/ld: /tmp/x.o: in function `main':\ncell[3]:2: undefined reference "
+                     "to `nope'\ncollect2: error: ld returned 1 exit status\n";
+    first = cs_first_error(CS_C, ld, strlen(ld));
+    CB_EQ_STR(first, "cell[3]:2: undefined reference to `nope'", "c: the linker's error");
+    free(first);
     const char *gos = "# command-line-arguments\ncell[1]:2:2: undefined: y\n";
     first = cs_first_error(CS_GO, gos, strlen(gos));
     CB_EQ_STR(first, "cell[1]:2:2: undefined: y", "go: first error");
