@@ -9,9 +9,9 @@
  *            and stderr sent to a file there by a /bin/sh wrapper (exec "$@" >compile.out 2>&1),
  *            so nothing of it reaches the user while it runs. A failure becomes the cell's error:
  *            ename CompileError, evalue the first error line, traceback the whole output (for
- *            Rust rewritten to the cells' lines). A successful compile's warnings are not shown
- *            (gcc/g++ get -w, rustc -A warnings; go has none). The definitions are kept from here
- *            on, whatever the run does.
+ *            Rust rewritten to the cells' lines), warnings included, except Rust's (-A warnings:
+ *            rustc warns about much that is normal in a cell). A successful compile shows
+ *            nothing. The definitions are kept from here on, whatever the run does.
  *   run      the program, in the kernel's own working directory and environment, its output
  *            streamed live by the core and its stdin served (a read becomes an input_request).
  *            Exit status 0 is success; another is an error ExitCode; a signal is an error Signal.
@@ -55,10 +55,17 @@ typedef struct {
     const char *const *libs; /* after the source */
 } s_lang_t;
 
-static const char *const s_c_args[] = {
-    "-std=gnu17", "-O0", "-w", "-fmax-errors=30", "-fdiagnostics-color=never", NULL};
-static const char *const s_cpp_args[] = {
-    "-std=gnu++17", "-O0", "-w", "-fmax-errors=30", "-fdiagnostics-color=never", NULL};
+/* No -w: a failed compile shows the compiler's whole output, warnings included (a successful
+ * one shows nothing). Calling an undeclared function is an error in C, as since C99 (and by
+ * default in gcc 14), not a link error that cannot name the cell's line. */
+static const char *const s_c_args[] = {"-std=gnu17",
+                                       "-O0",
+                                       "-Werror=implicit-function-declaration",
+                                       "-fmax-errors=30",
+                                       "-fdiagnostics-color=never",
+                                       NULL};
+static const char *const s_cpp_args[] = {"-std=gnu++17", "-O0", "-fmax-errors=30",
+                                         "-fdiagnostics-color=never", NULL};
 static const char *const s_rust_args[] = {"--edition", "2021",        "-C", "opt-level=0",
                                           "-C",        "debuginfo=0", "-A", "warnings",
                                           "--color",   "never",       NULL};
