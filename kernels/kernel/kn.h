@@ -78,7 +78,7 @@ const kn_driver_ops_t *kn_compiled_driver(const char *name); /* compiled.c */
 
 /* ---- what the core gives a driver --------------------------------------------------------- */
 
-const char *kn_cell_code(const kn_cell_t *cell);   /* Borrowed; valid until kn_cell_done */
+const char *kn_cell_code(const kn_cell_t *cell); /* Borrowed; valid until kn_cell_done */
 bool kn_cell_silent(const kn_cell_t *cell);
 bool kn_cell_allow_stdin(const kn_cell_t *cell);
 int kn_cell_execution_count(const kn_cell_t *cell); /* this cell's number (In [n]) */
@@ -101,7 +101,7 @@ int kn_cell_input_request(kn_cell_t *cell, const char *prompt, bool password);
 void kn_cell_done(kn_cell_t **cell_p);
 
 const char *kn_request_type(const kn_request_t *req); /* "complete_request", ... Borrowed */
-json_t *kn_request_content(const kn_request_t *req);   /* Borrowed */
+json_t *kn_request_content(const kn_request_t *req);  /* Borrowed */
 /* Send the reply with this content (Takes ownership; "status": "ok" is added when missing) and
  * free the request. */
 void kn_request_reply(kn_request_t **req_p, json_t *content);
