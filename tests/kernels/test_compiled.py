@@ -13,6 +13,7 @@ input_request answered. A language whose compiler is missing is skipped with the
 Every wait is on a message, with a deadline.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -246,7 +247,12 @@ def test_language(kernel, lang, sample):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.seek(0)
+        text = log.read()
         log.close()
+        bad = [line for line in text.splitlines() if "Sanitizer" in line or "runtime error" in line]
+        check(not bad, f"{lang}: the kernel's log has no sanitizer report", "\n".join(bad[:20]))
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
