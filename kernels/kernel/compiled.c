@@ -82,8 +82,6 @@ static const s_lang_t s_langs[] = {
      s_go_args, s_none},
 };
 
-typedef enum { S_IDLE, S_COMPILING, S_RUNNING } s_phase_t;
-
 struct kn_driver {
     kn_kernel_t *k;
     const s_lang_t *lang;
@@ -95,7 +93,6 @@ struct kn_driver {
     cs_cell_t *split;
     cs_source_t *src;
     kn_proc_t *proc;
-    s_phase_t phase;
     bool interrupted;
 };
 
@@ -236,7 +233,6 @@ static void s_finish(kn_driver_t *d)
     cs_cell_destroy(&d->split);
     cs_source_destroy(&d->src);
     d->proc = NULL;
-    d->phase = S_IDLE;
     d->interrupted = false;
     /* kn_cell_done may start the next cell at once (s_execute again): d is ready for it */
     kn_cell_t *cell = d->cell;
@@ -339,7 +335,6 @@ static void s_run(kn_driver_t *d)
         s_fail(d, "OSError", err.msg);
         return;
     }
-    d->phase = S_RUNNING;
 }
 
 static void s_compiled(kn_proc_t *p, int status, void *arg)
@@ -426,7 +421,6 @@ static void s_execute(kn_driver_t *d, kn_cell_t *cell)
         s_fail(d, "OSError", err.msg);
         return;
     }
-    d->phase = S_COMPILING;
 }
 
 static void s_interrupt(kn_driver_t *d)
