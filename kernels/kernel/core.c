@@ -631,8 +631,9 @@ void kn_kernel_stop(kn_kernel_t *k, int status)
     k->stopping = true;
 }
 
-/* Read the connection file into ci (transport, ip, ports, key). */
-static int s_read_connfile(const char *path, jp_conninfo_t *ci, cb_error_t *err)
+/* Read the connection file into ci (transport, ip, ports) and a signer for its key. */
+static int s_read_connfile(const char *path, jp_conninfo_t *ci, jp_signer_t **signer,
+                           cb_error_t *err)
 {
     json_error_t jerr;
     json_auto_t *root = json_load_file(path, 0, &jerr);
@@ -664,11 +665,14 @@ static int s_read_connfile(const char *path, jp_conninfo_t *ci, cb_error_t *err)
     const char *scheme = json_string_value(json_object_get(root, "signature_scheme"));
     if (scheme && *scheme && strcmp(scheme, "hmac-sha256") != 0)
         return cb_error_fail(err, CB_ERR_INVALID, "connection file: unsupported signature_scheme");
-    const char *key = json_string_value(json_object_get(root, "key"));
-    if (key && strlen(key) >= sizeof ci->key)
-        return cb_error_fail(err, CB_ERR_INVALID, "connection file: key too long");
-    strcpy(ci->key, key ? key : "");
-    return 0;
+    json_t *key = json_object_get(root, "key");
+    if (key && !json_is_string(key))
+        return cb_error_fail(err, CB_ERR_INVALID, "connection file: key is not a string");
+    *signer =
+        jp_signer_new(key ? json_string_value(key) : "", key ? json_string_length(key) : 0, err);
+    if (key) /* the key's copy in the parsed file: OpenSSL holds its own */
+        explicit_bzero((char *)json_string_value(key), json_string_length(key));
+    return *signer ? 0 : -1;
 }
 
 static int s_bind(kn_kernel_t *k, const jp_conninfo_t *ci, cb_error_t *err)
@@ -694,11 +698,7 @@ static int s_bind(kn_kernel_t *k, const jp_conninfo_t *ci, cb_error_t *err)
 static int s_setup(kn_kernel_t *k, const char *connfile, cb_error_t *err)
 {
     jp_conninfo_t ci;
-    if (s_read_connfile(connfile, &ci, err) < 0)
-        return -1;
-    k->signer = jp_signer_new(ci.key, strlen(ci.key), err);
-    explicit_bzero(ci.key, sizeof ci.key);
-    if (!k->signer)
+    if (s_read_connfile(connfile, &ci, &k->signer, err) < 0)
         return -1;
     k->replay = jp_replay_new(S_REPLAY_WINDOW);
     zuuid_t *uuid = zuuid_new();
