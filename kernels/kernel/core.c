@@ -28,6 +28,8 @@
 #include "kernel.h"
 
 #define S_REPLAY_WINDOW 4096
+#define S_QUEUE_CAP 10000 /* shell requests waiting their turn */
+#define S_SWEEP_MS 5000
 
 struct kn_cell {
     kn_kernel_t *k;
@@ -494,6 +496,10 @@ static int s_on_shell(zloop_t *loop, zsock_t *sock, void *arg)
     if (msg) {
         if (k->busy && strcmp(jp_msg_type(msg), "kernel_info_request") == 0) {
             s_on_kernel_info(k, msg); /* at once, without a status: a cell is running */
+        } else if (zlist_size(k->queue) >= S_QUEUE_CAP) {
+            cb_warn("kernel: %d shell requests wait already; %s dropped", S_QUEUE_CAP,
+                    jp_msg_type(msg));
+            jp_msg_destroy(&msg);
         } else {
             zlist_append(k->queue, msg);
             s_pump(k);
@@ -607,6 +613,23 @@ int kn_watch_fd(kn_kernel_t *k, int fd, kn_fd_fn cb, void *arg)
     }
     zloop_poller_set_tolerant(k->loop, &item); /* EOF shows as POLLHUP: still call back */
     return 0;
+}
+
+/* Free the records of fds unwatched before the previous sweep: no zloop pass holds them now. */
+static int s_on_sweep(zloop_t *loop, int timer_id, void *arg)
+{
+    kn_kernel_t *k = arg;
+    for (kn_watch_t **wp = &k->watches; *wp;) {
+        kn_watch_t *w = *wp;
+        if (w->dead && w->swept) {
+            *wp = w->next;
+            free(w);
+            continue;
+        }
+        w->swept = w->dead;
+        wp = &w->next;
+    }
+    return k->stopping ? -1 : 0;
 }
 
 void kn_unwatch_fd(kn_kernel_t *k, int fd)
@@ -744,6 +767,7 @@ static int s_setup(kn_kernel_t *k, const char *connfile, cb_error_t *err)
     zloop_reader(k->loop, k->sock[JP_CH_HB], s_on_hb, k);
     zmq_pollitem_t sig = {.socket = NULL, .fd = k->signal_fd, .events = ZMQ_POLLIN};
     zloop_poller(k->loop, &sig, s_on_signal, k);
+    zloop_timer(k->loop, S_SWEEP_MS, 0, s_on_sweep, k);
     return 0;
 }
 
