@@ -234,6 +234,15 @@ static void s_abort_queued(kn_kernel_t *k)
     k->queue = keep;
 }
 
+static void s_cell_free(kn_cell_t *cell)
+{
+    jp_msg_destroy(&cell->req);
+    free(cell->ename);
+    free(cell->evalue);
+    json_decref(cell->traceback);
+    free(cell);
+}
+
 void kn_cell_done(kn_cell_t **cell_p)
 {
     kn_cell_t *cell = *cell_p;
@@ -261,11 +270,7 @@ void kn_cell_done(kn_cell_t **cell_p)
 
     if (k->cell == cell)
         k->cell = NULL;
-    jp_msg_destroy(&cell->req);
-    free(cell->ename);
-    free(cell->evalue);
-    json_decref(cell->traceback);
-    free(cell);
+    s_cell_free(cell);
     k->busy = false;
     s_pump(k);
 }
@@ -777,6 +782,12 @@ static void s_kernel_free(kn_kernel_t *k)
         k->ops->destroy(&k->driver);
     kn_procs_free_all(k);
     kn_stdin_stop(k);
+    if (k->cell) /* the kernel ends in the middle of a cell (its interpreter died) */
+        s_cell_free(k->cell);
+    if (k->request) {
+        jp_msg_destroy(&k->request->req);
+        free(k->request);
+    }
     jp_msg_t *msg;
     while (k->queue && (msg = zlist_pop(k->queue)))
         jp_msg_destroy(&msg);
