@@ -9,7 +9,8 @@
  * The child allocates nothing between fork and exec: a failed exec is reported through a
  * close-on-exec pipe as an errno. Children are reaped on SIGCHLD (core.c's signalfd); on_exit runs
  * once both output pipes reached end of file and the process was reaped, so every byte it wrote
- * is forwarded before the driver hears it ended.
+ * is forwarded before the driver hears it ended (or S_LINGER_MS after it was reaped, when a
+ * process it left behind keeps the pipes open).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 
 #define S_MAX_EXTRA_FDS 16
 #define S_HIGH_FD 64 /* where the child parks its fds before placing them */
+#define S_LINGER_MS 500
 
 extern char **environ;
 
@@ -40,6 +42,7 @@ struct kn_proc {
     int in_r;             /* served stdin: our copy of the read end (FIONREAD), or -1 */
     unsigned long in_ino; /* the served pipe's inode */
     bool reaped;
+    int64_t reaped_ms; /* when it was reaped (cb_now_ms) */
     int status;
     void (*on_exit)(kn_proc_t *p, int status, void *arg);
     void *arg;
@@ -171,6 +174,29 @@ void kn_proc_drain(kn_proc_t *p)
             ;
 }
 
+/* A process that ended while something it started still holds its stdout or stderr (a
+ * background job) would never reach end of file there: S_LINGER_MS after it was reaped, what the
+ * pipes hold is forwarded and they are closed, so on_exit comes. */
+static int s_on_linger(zloop_t *loop, int timer_id, void *arg)
+{
+    kn_kernel_t *k = arg;
+    int64_t now = cb_now_ms();
+    for (kn_proc_t *p = k->procs, *next; p; p = next) {
+        next = p->next;
+        if (!p->reaped || now - p->reaped_ms < S_LINGER_MS)
+            continue;
+        kn_proc_drain(p);
+        for (int i = 0; i < 2; i++)
+            if (p->out_fd[i] >= 0) {
+                kn_unwatch_fd(k, p->out_fd[i]);
+                close(p->out_fd[i]);
+                p->out_fd[i] = -1;
+            }
+        s_maybe_finish(p); /* frees p */
+    }
+    return k->stopping ? -1 : 0;
+}
+
 void kn_procs_reap(kn_kernel_t *k)
 {
     int status;
@@ -179,7 +205,10 @@ void kn_procs_reap(kn_kernel_t *k)
         for (kn_proc_t *p = k->procs; p; p = p->next)
             if (p->pid == pid) {
                 p->reaped = true;
+                p->reaped_ms = cb_now_ms();
                 p->status = status;
+                if (p->out_fd[0] >= 0 || p->out_fd[1] >= 0) /* see s_on_linger */
+                    zloop_timer(k->loop, S_LINGER_MS + 10, 1, s_on_linger, k);
                 s_maybe_finish(p);
                 break;
             }

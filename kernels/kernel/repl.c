@@ -299,6 +299,7 @@ static void s_on_exit(kn_proc_t *p, int status, void *arg)
 {
     kn_driver_t *d = arg;
     d->proc = NULL;
+    kill(-kn_proc_pid(p), SIGKILL); /* what the interpreter left running in its group */
     char why[64];
     if (WIFSIGNALED(status))
         snprintf(why, sizeof why, "was killed by signal %d", WTERMSIG(status));

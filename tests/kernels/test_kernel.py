@@ -46,7 +46,8 @@ class Kernel:
         ip = os.path.join(self.dir, "k") if transport == "ipc" else "127.0.0.1"
         self.cf, _ = write_connection_file(os.path.join(self.dir, "conn.json"),
                                            transport=transport, ip=ip,
-                                           key=os.urandom(16).hex().encode() if signed else b"")
+                                           key=os.urandom(16 if transport == "ipc" else 64).hex().encode()
+                                           if signed else b"")  # tcp: a 128-char key
         self.proc = subprocess.Popen([BINARY, lang, "-f", self.cf])
         self.client = BlockingKernelClient()
         self.client.load_connection_file(self.cf)
@@ -435,6 +436,51 @@ def bash_stdin(k):
     check(stdout_of(outs) == "fine\n", "the kernel answers after refused stdin", stdout_of(outs))
 
 
+def bash_interrupt_input(k):
+    """An interrupt while `read` waits for an answer that never comes ends the cell."""
+    c = k.client
+    msg_id = c.execute("read x; echo \"not-reached $x\"")
+    try:
+        m = c.get_stdin_msg(timeout=10)
+        asked = m["msg_type"] == "input_request"
+    except Exception:
+        asked = False
+    check(asked, "read asks for input", "no input_request")
+    k.control("interrupt_request")
+    r, outs, _ = k.collect(msg_id, 20)
+    check(r["content"]["status"] == "error" and "not-reached" not in stdout_of(outs),
+          "interrupt while waiting for input ends the cell", (r["content"], stdout_of(outs)))
+    r, outs, _ = k.run("echo after")
+    check(stdout_of(outs) == "after\n", "the kernel answers after that", stdout_of(outs))
+
+
+def bash_driver_death():
+    """The interpreter dying ends the kernel (status 1), even when a job it left holds its
+    pipes; an unknown language is refused with a message."""
+    k = Kernel("ipc")
+    try:
+        k.client.execute("sleep 1000 & kill -9 $$")
+        try:
+            rc = k.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 1, "the interpreter killed: the kernel exits with status 1", rc)
+    finally:
+        k.close()
+    d = tempfile.mkdtemp()
+    try:
+        cf, _ = write_connection_file(os.path.join(d, "c.json"), transport="tcp", ip="127.0.0.1")
+        p = subprocess.run([BINARY, "cobol", "-f", cf], capture_output=True, text=True, timeout=10)
+        check(p.returncode != 0 and "unknown language" in p.stderr,
+              "an unknown language is refused", (p.returncode, p.stderr))
+        p = subprocess.run([BINARY, "bash", "-f", os.path.join(d, "missing.json")],
+                           capture_output=True, text=True, timeout=10)
+        check(p.returncode != 0 and "connection file" in p.stderr,
+              "a missing connection file is refused", (p.returncode, p.stderr))
+    finally:
+        shutil.rmtree(d)
+
+
 def bash_complete(k):
     c = k.client
     k.run("cb_test_fn() { :; }; cb_test_var=1")
@@ -503,9 +549,11 @@ def group_bash():
         bash_display(k)
         bash_interrupt(k)
         bash_stdin(k)
+        bash_interrupt_input(k)
         bash_complete(k)
     finally:
         k.close()
+    bash_driver_death()
     bash_kernel_test()
 
 

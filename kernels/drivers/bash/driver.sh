@@ -5,15 +5,16 @@
 # Each cell's code is written to a file and `source`d at the top level of this script (never
 # inside a function: `declare` there would make locals), so variables, functions, aliases, the
 # working directory and the environment persist from cell to cell. A cell that does not parse
-# (`bash -n`) is an error and does not run; a non-zero exit status of the last command is not.
+# (__cb_parses) is an error and does not run; a non-zero exit status of the last command is not.
 #
 # Interrupts: between cells SIGINT is ignored. During a cell the INT trap sets a flag and turns on
 # a DEBUG trap (with extdebug) that unwinds: every next command inside the cell's functions and
 # the sourced file returns at once (DEBUG trap status 2), until control is back here; the cell
 # then reports ename "Interrupted". Nothing defined so far is lost.
 #
-# JSON is read and written here without jq or python: the kernel writes compact JSON in which a
-# string's only escapes are \" \\ \/ \b \f \n \r \t \uXXXX. Escaped backslashes and quotes are
+# JSON is read and written here without jq or python: in a request a string's only escapes are
+# \" \\ \/ \b \f \n \r \t \uXXXX (a UTF-16 surrogate pair is not joined: the kernel writes
+# UTF-8 as is, and escapes only control characters). Escaped backslashes and quotes are
 # first swapped for bytes that cannot occur raw in JSON (\x01, \x02), after which every '"' is
 # structural and a field is cut out with parameter expansion; printf %b then decodes the rest.
 #
@@ -22,6 +23,7 @@
 #
 # The names of this driver start with __cb_ so that cells rarely meet them.
 
+shopt -s extglob # for the JSON patterns below (bash's interactive users have it on anyway)
 exec {__cb_req}<&3 {__cb_ev}>&4 3<&- 4>&- # the channels, away from fds a cell may use
 __cb_dir=$(mktemp -d "${TMPDIR:-/tmp}/cellblock-bash-XXXXXX") || exit 1
 __cb_cell=$__cb_dir/cell
@@ -31,16 +33,19 @@ trap '' INT
 # ---- JSON -----------------------------------------------------------------------------------
 
 # __cb_raw KEY: the raw JSON text of KEY's value in $__cb_line (swapped form) into __cb_v.
+# Whitespace around ':' and ',' is allowed (json.dumps writes it); nested objects are not.
 __cb_raw() {
     local LC_ALL=C rest
     __cb_v=
-    [[ $__cb_line == *"\"$1\":"* ]] || return 1
-    rest=${__cb_line#*\"$1\":}
+    [[ $__cb_line == *"\"$1\""*([[:space:]]):* ]] || return 1
+    rest=${__cb_line#*\"$1\"*([[:space:]]):}
+    rest=${rest#"${rest%%[![:space:]]*}"}
     if [[ $rest == \"* ]]; then
         rest=${rest#\"}
         __cb_v=\"${rest%%\"*}\"
     else
         __cb_v=${rest%%[,\}]*}
+        __cb_v=${__cb_v%%*([[:space:]])}
     fi
 }
 
@@ -52,7 +57,7 @@ __cb_str() {
     s=${s//\\\//\/}
     s=${s//$'\x02'/\\x22}
     s=${s//$'\x01'/\\\\}
-    printf -v __cb_v '%b' "$s"
+    LC_ALL=C.UTF-8 printf -v __cb_v '%b' "$s"
 }
 
 # __cb_str_to_file KEY FILE: the decoded string value of KEY written to FILE (NULs kept).
@@ -63,7 +68,7 @@ __cb_str_to_file() {
     s=${s//\\\//\/}
     s=${s//$'\x02'/\\x22}
     s=${s//$'\x01'/\\\\}
-    printf '%b' "$s" >"$2"
+    LC_ALL=C.UTF-8 printf '%b' "$s" >"$2"
 }
 
 # __cb_json TEXT: TEXT as a JSON string literal into __cb_j.
@@ -200,6 +205,46 @@ __cb_is_complete() {
     fi
 }
 
+# Whether the cell in $__cb_cell parses, without running it and without a fork (a `bash -n`
+# costs milliseconds): its text becomes the body of a function that is defined, not called. The
+# message of a failure is left in __cb_err. (Code with an unbalanced '}' could close the body
+# early; what follows it would run here, which only such contrived code can notice.)
+__cb_parses() {
+    local text
+    IFS= read -r -d '' text <"$__cb_cell"
+    if eval "__cb_parse_check() {
+:
+$text
+}" 2>"$__cb_dir/err"; then
+        unset -f __cb_parse_check
+        return 0
+    fi
+    IFS= read -r -d '' __cb_err <"$__cb_dir/err"
+    __cb_err=${__cb_err%$'\n'}
+    # "driver.sh: eval: line 221: ..." -> "line 2: ...", the line in the cell
+    local out= re='(^|'$'\n'')[^'$'\n'']*eval: line ([0-9]+): '
+    while [[ $__cb_err =~ $re ]]; do
+        out+=${__cb_err%%"${BASH_REMATCH[0]}"*}${BASH_REMATCH[1]}"line $((BASH_REMATCH[2] - __cb_line_base)): "
+        __cb_err=${__cb_err#*"${BASH_REMATCH[0]}"}
+    done
+    __cb_err=$out$__cb_err
+    # The function's own closing brace is where an unfinished cell (an if without fi) fails.
+    local nl=${text//[!$'\n']/}
+    local n=$((${#nl} + 1))
+    [[ $text == *$'\n' ]] && n=${#nl}
+    if [[ $__cb_err == "line $((${#nl} + 2)): syntax error near unexpected token \`}'"* ]]; then
+        __cb_err="line $n: syntax error: unexpected end of file"
+    fi
+    [[ -n $__cb_err ]] || __cb_err="syntax error"
+    return 1
+}
+# Which line eval reports for the cell's first line: learnt once from a cell ")".
+__cb_line_base=0
+printf ')\n' >"$__cb_cell"
+if ! __cb_parses && [[ $__cb_err =~ ^line\ ([0-9]+): ]]; then
+    __cb_line_base=$((BASH_REMATCH[1] - 1))
+fi
+
 __cb_json "$BASH_VERSION"
 __cb_emit "{\"ev\":\"ready\",\"version\":$__cb_j}"
 
@@ -211,8 +256,7 @@ while IFS= read -r -u "$__cb_req" __cb_line; do
     case $__cb_v in
     '"execute"')
         __cb_str_to_file code "$__cb_cell"
-        if ! __cb_err=$("$BASH" -n "$__cb_cell" 2>&1); then
-            __cb_err=${__cb_err//"$__cb_cell: "/}
+        if ! __cb_parses; then
             __cb_error SyntaxError "${__cb_err%%$'\n'*}" "$__cb_err"
             __cb_emit '{"ev":"done"}'
             continue
