@@ -5,10 +5,12 @@
 
 For each language, a kernel is started on the host (no sandbox) with a connection file and
 driven with jupyter_client: hello world; a function and a global defined in one cell and used in
-the next; a compile error whose message names the cell's own line (cell[N]:LINE); a runtime
-crash; an infinite loop interrupted (after it printed, so the program itself is killed), after
-which a cell using the earlier definitions still runs; a program reading stdin, its
-input_request answered. A language whose compiler is missing is skipped with the reason.
+the next, then the function redefined in a later cell; a compile error whose message names the
+cell's own line (cell[N]:LINE); a runtime crash; an infinite loop interrupted (after it printed,
+so the program itself is killed), after which a cell using the earlier definitions still runs; a
+program reading stdin, its input_request answered (C and C++: only once its prompt was shown). A
+language whose compiler is missing is skipped with the reason. The kernel's log must hold no
+sanitizer report (for builds with -DCB_SANITIZE).
 
 Every wait is on a message, with a deadline.
 """
@@ -35,6 +37,7 @@ SAMPLES = {
         "hello": '#include <stdio.h>\nprintf("hello %d\\n", 6 * 7);',
         "defs": "int counter = 41;\nint next(int x) { return x + 1; }",
         "use": 'printf("%d\\n", next(counter));',
+        "redef": 'int next(int x) { return x + 2; }\nprintf("%d\\n", next(counter));',
         "bad": 'int fine = 1;\nprintf("%d\\n", undefined_thing);',
         "bad_line": 2,
         "crash": "volatile int *volatile nowhere = 0;\n*nowhere = 1;",
@@ -49,6 +52,7 @@ SAMPLES = {
         "hello": '#include <iostream>\n#include <string>\nstd::cout << "hello " << 6 * 7 << std::endl;',
         "defs": "int counter = 41;\nint next(int x) { return x + 1; }",
         "use": "std::cout << next(counter) << std::endl;",
+        "redef": "int next(int x) { return x + 2; }\nstd::cout << next(counter) << std::endl;",
         "bad": "int fine = 1;\nstd::cout << undefined_thing;",
         "bad_line": 2,
         "crash": "volatile int *volatile nowhere = nullptr;\n*nowhere = 1;",
@@ -63,6 +67,7 @@ SAMPLES = {
         "hello": 'println!("hello {}", 6 * 7);',
         "defs": "static COUNTER: i32 = 41;\nfn next(x: i32) -> i32 { x + 1 }",
         "use": 'println!("{}", next(COUNTER));',
+        "redef": 'fn next(x: i32) -> i32 { x + 2 }\nprintln!("{}", next(COUNTER));',
         "bad": 'let fine = 1;\nprintln!("{}", undefined_thing);',
         "bad_line": 2,
         "crash": 'panic!("boom");',
@@ -76,6 +81,7 @@ SAMPLES = {
         "hello": 'import "fmt"\nfmt.Println("hello", 6*7)',
         "defs": "var counter = 41\nfunc next(x int) int { return x + 1 }",
         "use": "fmt.Println(next(counter))",
+        "redef": "func next(x int) int { return x + 2 }\nfmt.Println(next(counter))",
         "bad": "fine := 1\nfmt.Println(fine, undefinedThing)",
         "bad_line": 2,
         "crash": "var nowhere *int\n*nowhere = 1",
@@ -226,6 +232,10 @@ def test_language(kernel, lang, sample):
         r = execute(kc, sample["use"])
         check(r.reply and r.reply["status"] == "ok" and r.stdout.strip() == "42",
               f"{lang}: after the interrupt the definitions are still there", f"{r.stdout!r} {r.error}")
+
+        r = execute(kc, sample["redef"])
+        check(r.reply and r.reply["status"] == "ok" and r.stdout.strip() == "43",
+              f"{lang}: a function redefined in a later cell replaces the earlier one", f"{r.stdout!r} {r.error}")
 
         r = execute(kc, sample["stdin"], answer="world", prompt=sample.get("prompt"))
         check(r.input_requests and "hi world" in r.stdout and r.reply and r.reply["status"] == "ok",
