@@ -28,6 +28,8 @@
 #include "kernel.h"
 
 #define S_REPLAY_WINDOW 4096
+#define S_QUEUE_CAP 10000 /* shell requests waiting their turn */
+#define S_SWEEP_MS 5000
 
 struct kn_cell {
     kn_kernel_t *k;
@@ -232,6 +234,15 @@ static void s_abort_queued(kn_kernel_t *k)
     k->queue = keep;
 }
 
+static void s_cell_free(kn_cell_t *cell)
+{
+    jp_msg_destroy(&cell->req);
+    free(cell->ename);
+    free(cell->evalue);
+    json_decref(cell->traceback);
+    free(cell);
+}
+
 void kn_cell_done(kn_cell_t **cell_p)
 {
     kn_cell_t *cell = *cell_p;
@@ -259,11 +270,7 @@ void kn_cell_done(kn_cell_t **cell_p)
 
     if (k->cell == cell)
         k->cell = NULL;
-    jp_msg_destroy(&cell->req);
-    free(cell->ename);
-    free(cell->evalue);
-    json_decref(cell->traceback);
-    free(cell);
+    s_cell_free(cell);
     k->busy = false;
     s_pump(k);
 }
@@ -494,6 +501,10 @@ static int s_on_shell(zloop_t *loop, zsock_t *sock, void *arg)
     if (msg) {
         if (k->busy && strcmp(jp_msg_type(msg), "kernel_info_request") == 0) {
             s_on_kernel_info(k, msg); /* at once, without a status: a cell is running */
+        } else if (zlist_size(k->queue) >= S_QUEUE_CAP) {
+            cb_warn("kernel: %d shell requests wait already; %s dropped", S_QUEUE_CAP,
+                    jp_msg_type(msg));
+            jp_msg_destroy(&msg);
         } else {
             zlist_append(k->queue, msg);
             s_pump(k);
@@ -609,6 +620,23 @@ int kn_watch_fd(kn_kernel_t *k, int fd, kn_fd_fn cb, void *arg)
     return 0;
 }
 
+/* Free the records of fds unwatched before the previous sweep: no zloop pass holds them now. */
+static int s_on_sweep(zloop_t *loop, int timer_id, void *arg)
+{
+    kn_kernel_t *k = arg;
+    for (kn_watch_t **wp = &k->watches; *wp;) {
+        kn_watch_t *w = *wp;
+        if (w->dead && w->swept) {
+            *wp = w->next;
+            free(w);
+            continue;
+        }
+        w->swept = w->dead;
+        wp = &w->next;
+    }
+    return k->stopping ? -1 : 0;
+}
+
 void kn_unwatch_fd(kn_kernel_t *k, int fd)
 {
     for (kn_watch_t *w = k->watches; w; w = w->next)
@@ -631,8 +659,9 @@ void kn_kernel_stop(kn_kernel_t *k, int status)
     k->stopping = true;
 }
 
-/* Read the connection file into ci (transport, ip, ports, key). */
-static int s_read_connfile(const char *path, jp_conninfo_t *ci, cb_error_t *err)
+/* Read the connection file into ci (transport, ip, ports) and a signer for its key. */
+static int s_read_connfile(const char *path, jp_conninfo_t *ci, jp_signer_t **signer,
+                           cb_error_t *err)
 {
     json_error_t jerr;
     json_auto_t *root = json_load_file(path, 0, &jerr);
@@ -664,11 +693,14 @@ static int s_read_connfile(const char *path, jp_conninfo_t *ci, cb_error_t *err)
     const char *scheme = json_string_value(json_object_get(root, "signature_scheme"));
     if (scheme && *scheme && strcmp(scheme, "hmac-sha256") != 0)
         return cb_error_fail(err, CB_ERR_INVALID, "connection file: unsupported signature_scheme");
-    const char *key = json_string_value(json_object_get(root, "key"));
-    if (key && strlen(key) >= sizeof ci->key)
-        return cb_error_fail(err, CB_ERR_INVALID, "connection file: key too long");
-    strcpy(ci->key, key ? key : "");
-    return 0;
+    json_t *key = json_object_get(root, "key");
+    if (key && !json_is_string(key))
+        return cb_error_fail(err, CB_ERR_INVALID, "connection file: key is not a string");
+    *signer =
+        jp_signer_new(key ? json_string_value(key) : "", key ? json_string_length(key) : 0, err);
+    if (key) /* the key's copy in the parsed file: OpenSSL holds its own */
+        explicit_bzero((char *)json_string_value(key), json_string_length(key));
+    return *signer ? 0 : -1;
 }
 
 static int s_bind(kn_kernel_t *k, const jp_conninfo_t *ci, cb_error_t *err)
@@ -694,11 +726,7 @@ static int s_bind(kn_kernel_t *k, const jp_conninfo_t *ci, cb_error_t *err)
 static int s_setup(kn_kernel_t *k, const char *connfile, cb_error_t *err)
 {
     jp_conninfo_t ci;
-    if (s_read_connfile(connfile, &ci, err) < 0)
-        return -1;
-    k->signer = jp_signer_new(ci.key, strlen(ci.key), err);
-    explicit_bzero(ci.key, sizeof ci.key);
-    if (!k->signer)
+    if (s_read_connfile(connfile, &ci, &k->signer, err) < 0)
         return -1;
     k->replay = jp_replay_new(S_REPLAY_WINDOW);
     zuuid_t *uuid = zuuid_new();
@@ -744,6 +772,7 @@ static int s_setup(kn_kernel_t *k, const char *connfile, cb_error_t *err)
     zloop_reader(k->loop, k->sock[JP_CH_HB], s_on_hb, k);
     zmq_pollitem_t sig = {.socket = NULL, .fd = k->signal_fd, .events = ZMQ_POLLIN};
     zloop_poller(k->loop, &sig, s_on_signal, k);
+    zloop_timer(k->loop, S_SWEEP_MS, 0, s_on_sweep, k);
     return 0;
 }
 
@@ -753,6 +782,12 @@ static void s_kernel_free(kn_kernel_t *k)
         k->ops->destroy(&k->driver);
     kn_procs_free_all(k);
     kn_stdin_stop(k);
+    if (k->cell) /* the kernel ends in the middle of a cell (its interpreter died) */
+        s_cell_free(k->cell);
+    if (k->request) {
+        jp_msg_destroy(&k->request->req);
+        free(k->request);
+    }
     jp_msg_t *msg;
     while (k->queue && (msg = zlist_pop(k->queue)))
         jp_msg_destroy(&msg);

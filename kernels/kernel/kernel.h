@@ -18,14 +18,16 @@
 
 #define KN_STREAM_CHUNK (64 * 1024) /* the most bytes one stream message carries */
 
-/* A fd watched for reading (kn_watch_fd). Records of unwatched fds are kept until the kernel
- * ends: zloop may still hold the pointer for the rest of the pass that unwatched them. */
+/* A fd watched for reading (kn_watch_fd). The record of an unwatched fd is freed two sweeps
+ * later (core.c, s_on_sweep): zloop may still hold the pointer for the rest of the pass that
+ * unwatched it. */
 typedef struct kn_watch {
     kn_kernel_t *k;
     int fd;
     kn_fd_fn cb;
     void *arg;
     bool dead;
+    bool swept; /* dead at the last sweep already */
     struct kn_watch *next;
 } kn_watch_t;
 

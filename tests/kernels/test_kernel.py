@@ -46,7 +46,8 @@ class Kernel:
         ip = os.path.join(self.dir, "k") if transport == "ipc" else "127.0.0.1"
         self.cf, _ = write_connection_file(os.path.join(self.dir, "conn.json"),
                                            transport=transport, ip=ip,
-                                           key=os.urandom(16).hex().encode() if signed else b"")
+                                           key=os.urandom(16 if transport == "ipc" else 64).hex().encode()
+                                           if signed else b"")  # tcp: a 128-char key
         self.proc = subprocess.Popen([BINARY, lang, "-f", self.cf])
         self.client = BlockingKernelClient()
         self.client.load_connection_file(self.cf)
