@@ -285,8 +285,14 @@ async function runCell(req) {
     let value = compiled.script.runInThisContext({ breakOnSigint: true, displayErrors: false });
     if (util.types.isPromise(value)) {
       const interrupted = new Promise((resolve, reject) => { cell.onInterrupt = () => reject(INTERRUPTED); });
-      value = await Promise.race([value, interrupted]);
-      cell.onInterrupt = null;
+      /* a promise nothing will settle leaves the loop empty: keep it alive for SIGINT to come */
+      const keepAlive = setInterval(() => {}, 1 << 30);
+      try {
+        value = await Promise.race([value, interrupted]);
+      } finally {
+        clearInterval(keepAlive);
+        cell.onInterrupt = null;
+      }
     }
     if (value !== undefined && !cell.silent) {
       emit({ ev: 'result', data: { 'text/plain': util.inspect(value, inspectOptions) }, metadata: {} });
