@@ -338,6 +338,7 @@ class TypeScript(Base, unittest.TestCase):
         self.assertIsNone(self.result("const pt: Pt = { x: 2 }\nfunction twice(v: number): number { return 2 * v }"))
         self.assertEqual(self.result("twice(pt.x) + n"), "5")
         self.assertEqual(self.result("n = 10; n"), "10")
+        self.assertIn("TS2322", self.error("n = 'ten'")["evalue"])  # assignments across cells are checked
 
     def test_type_error_not_run(self):
         e = self.error("(globalThis as any).ranTs = 1;\nconst bad: number = 'text';")

@@ -5,12 +5,14 @@
  * Checking: every cell is a virtual module file (<cwd>/.cellblock-ts/__cellN.ts, never written)
  * in one ts.Program that grows by a file per cell; createProgram is given the previous program so
  * lib files and earlier cells are not parsed again. A cell's file is the cell's text, then
- *   import { a, B } from "./__cell3"; ...   names earlier cells declared (latest wins), except
- *                                           those this cell declares itself
+ *   declare let a: (typeof import("./__cell3"))["a"];   variables earlier cells declared
+ *   import { B, f } from "./__cell2";                    their other names (types, functions...)
+ * (the latest declaration of a name wins; names this cell declares itself are left out)
  *   export { x, y };                         what this cell declares
- * Imports are hoisted, so they sit after the cell and the cell's positions stay its own. An
- * imported binding cannot be assigned in TypeScript; the driver's globals can, so that one
- * diagnostic (TS2632) is dropped. Diagnostics of the cell's own text are reported as an error
+ * Declarations and imports are hoisted, so they sit after the cell and the cell's positions stay
+ * its own. An imported binding cannot be assigned in TypeScript; the driver's globals can, so that
+ * diagnostic (TS2632) is dropped (for functions and classes; variables are `declare let`, whose
+ * assignments are type-checked). Diagnostics of the cell's own text are reported as an error
  * with ename TSError and the cell does not run.
  *
  * Running: ts.transpileModule (ES2022, ES module syntax kept, value imports kept) and a source
@@ -204,13 +206,17 @@ function create(ts, opts) {
   function hasExport(st) {
     return !!(st.modifiers && st.modifiers.some((m) => m.kind === ts.SyntaxKind.ExportKeyword));
   }
-  /* top-level names a cell declares, and those it already exports itself */
+  /* top-level names a cell declares, those it already exports itself, and those that are only
+   * variables (they come to later cells as `declare let`, so that assigning them is checked) */
   function declaredNames(sf) {
     const names = new Set();
     const exported = new Set();
+    const variables = new Set();
+    const others = new Set();
     for (const st of sf.statements) {
       const found = [];
-      if (ts.isVariableStatement(st)) for (const d of st.declarationList.declarations) bindingNames(d.name, found);
+      const isVar = ts.isVariableStatement(st);
+      if (isVar) for (const d of st.declarationList.declarations) bindingNames(d.name, found);
       else if ((ts.isFunctionDeclaration(st) || ts.isClassDeclaration(st) || ts.isInterfaceDeclaration(st) ||
                 ts.isTypeAliasDeclaration(st) || ts.isEnumDeclaration(st)) && st.name) found.push(st.name.text);
       else if (ts.isModuleDeclaration(st) && ts.isIdentifier(st.name)) found.push(st.name.text);
@@ -223,20 +229,26 @@ function create(ts, opts) {
       }
       for (const n of found) {
         names.add(n);
+        (isVar ? variables : others).add(n);
         if (hasExport(st)) exported.add(n);
       }
     }
-    return { names, exported };
+    for (const n of others) variables.delete(n);
+    return { names, exported, variables };
   }
 
   function cellText(code, own) {
     const bySpec = new Map();
-    for (const [name, spec] of owner) {
-      if (own.names.has(name)) continue;
-      if (!bySpec.has(spec)) bySpec.set(spec, []);
-      bySpec.get(spec).push(name);
-    }
     let text = code + '\n';
+    for (const [name, o] of owner) {
+      if (own.names.has(name)) continue;
+      if (o.variable) {
+        text += `declare let ${name}: (typeof import(${JSON.stringify(o.spec)}))[${JSON.stringify(name)}];\n`;
+        continue;
+      }
+      if (!bySpec.has(o.spec)) bySpec.set(o.spec, []);
+      bySpec.get(o.spec).push(name);
+    }
     for (const [spec, names] of bySpec) text += `import { ${names.join(', ')} } from ${JSON.stringify(spec)};\n`;
     const exports = [...own.names].filter((n) => !own.exported.has(n));
     text += exports.length ? `export { ${exports.join(', ')} };\n` : 'export {};\n';
@@ -341,7 +353,7 @@ function create(ts, opts) {
     try { map = positionMap(decodeMappings(JSON.parse(out.sourceMapText).mappings)); } catch (_) { /* lines as they are */ }
     const after = () => {
       cells.push(file);
-      for (const n of own.names) owner.set(n, `./__cell${cellSeq}`);
+      for (const n of own.names) owner.set(n, { spec: `./__cell${cellSeq}`, variable: own.variables.has(n) });
     };
     return { js, map, after };
   }
