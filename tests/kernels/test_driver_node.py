@@ -153,6 +153,10 @@ class Base:
         self.assertEqual(base64.b64decode(shown[1]["image/png"]), png)
         self.assertEqual(events[-1], {"ev": "done"})
 
+    def test_lone_surrogates_become_replacement_characters(self):
+        events, out, err = self.run_cell("display.html('a\\ud800\\udc00\\ud800\\ud800b\\\\ud800')")
+        self.assertEqual(events[0]["data"]["text/html"], "a\U00010000\ufffd\ufffdb\\ud800")
+
     def test_runtime_error_has_cell_lines(self):
         e = self.error("const a1 = 1;\n\nthrow new RangeError('boom');")
         self.assertEqual(e["ename"], "RangeError")

@@ -64,7 +64,7 @@ function writeAll(fd, buf) {
  * make it U+FFFD. */
 function wellFormed(line) {
   if (!line.includes('\\ud')) return line;
-  return line.replace(/((?:^|[^\\])(?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g, '$1\\ufffd');
+  return line.replace(/(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g, '$1\\ufffd');
 }
 
 function emit(ev) { writeAll(EV_FD, Buffer.from(wellFormed(jsonStringify(ev)) + '\n')); }
