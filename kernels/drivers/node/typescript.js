@@ -2,12 +2,13 @@
 /* typescript.js: the node driver's TypeScript front end: type-check a cell in the context of the
  * cells that ran before it, then transpile it to JavaScript for the driver to run.
  *
- * Checking: every cell is a virtual module file (<cwd>/.cellblock-ts/__cellN.ts, never written)
- * in one ts.Program that grows by a file per cell; createProgram is given the previous program so
- * lib files and earlier cells are not parsed again. A cell's file is the cell's text, then
+ * Checking: every cell is a virtual module file (<cwd>/.cellblock-ts/__cellN.ts, never written);
+ * the program for a cell holds the lib files, that cell and the earlier cells it reaches through
+ * its prelude; createProgram is given the previous program so nothing is parsed twice. A cell's file is the cell's text, then
  *   declare let a: (typeof import("./__cell3"))["a"];   variables earlier cells declared
  *   import { B, f } from "./__cell2";                    their other names (types, functions...)
- * (the latest declaration of a name wins; names this cell declares itself are left out)
+ * (the latest declaration of a name wins; only names that occur in the cell's text; names this
+ * cell declares itself are left out)
  *   export { x, y };                         what this cell declares
  * Declarations and imports are hoisted, so they sit after the cell and the cell's positions stay
  * its own. An imported binding cannot be assigned in TypeScript; the driver's globals can, so that
@@ -194,7 +195,7 @@ function create(ts, opts) {
     realpath: (f) => (virtual.has(f) ? f : ts.sys.realpath ? ts.sys.realpath(f) : f),
   };
   const baseRoots = nodeTypes ? [GLOBALS, nodeTypes] : [GLOBALS];
-  const cells = []; /* files of the cells that ran */
+  const globalCells = []; /* cells that ran and augment the global scope (declare global) */
   const owner = new Map(); /* name -> "./__cellN" that declared it last */
   let program;
   let seq = 0;
@@ -240,8 +241,11 @@ function create(ts, opts) {
   function cellText(code, own) {
     const bySpec = new Map();
     let text = code + '\n';
+    /* only the names the cell may use (any word of its text): the prelude stays small however
+     * many cells ran */
+    const words = new Set(code.match(/[\p{ID_Start}$_][\p{ID_Continue}$\u200C\u200D]*/gu));
     for (const [name, o] of owner) {
-      if (own.names.has(name)) continue;
+      if (own.names.has(name) || !words.has(name)) continue;
       if (o.variable) {
         text += `declare let ${name}: (typeof import(${JSON.stringify(o.spec)}))[${JSON.stringify(name)}];\n`;
         continue;
@@ -257,7 +261,7 @@ function create(ts, opts) {
 
   function check(file, text) {
     virtual.set(file, text);
-    program = ts.createProgram({ rootNames: [...baseRoots, ...cells, file], options, host, oldProgram: program });
+    program = ts.createProgram({ rootNames: [...baseRoots, ...globalCells, file], options, host, oldProgram: program });
     const sf = program.getSourceFile(file);
     let diags = program.getSyntacticDiagnostics(sf);
     if (diags.length === 0) diags = program.getSemanticDiagnostics(sf);
@@ -352,7 +356,7 @@ function create(ts, opts) {
     let map = null;
     try { map = positionMap(decodeMappings(JSON.parse(out.sourceMapText).mappings)); } catch (_) { /* lines as they are */ }
     const after = () => {
-      cells.push(file);
+      if (/\bdeclare\s+global\b/.test(code)) globalCells.push(file);
       for (const n of own.names) owner.set(n, { spec: `./__cell${cellSeq}`, variable: own.variables.has(n) });
     };
     return { js, map, after };
