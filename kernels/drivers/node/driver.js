@@ -175,6 +175,7 @@ process.on('SIGINT', () => {
   if (current && current.onInterrupt) current.onInterrupt();
 });
 
+/* A throw from these listeners would end the process: they must not throw. */
 process.on('uncaughtException', (e) => {
   logErr(`Uncaught ${formatThrown(e)}`);
 });
@@ -187,8 +188,12 @@ function isError(e) {
 }
 
 function formatThrown(e) {
-  if (isError(e)) return cleanStack(String(e.stack || `${e.name}: ${e.message}`)).join('\n');
-  return util.inspect(e, { colors: false });
+  try {
+    if (isError(e)) return cleanStack(String(e.stack || `${e.name}: ${e.message}`)).join('\n');
+    return util.inspect(e, { colors: false });
+  } catch (_) {
+    return '(a value that cannot be shown)';
+  }
 }
 
 function mapPositions(text) {
@@ -298,7 +303,13 @@ async function runCell(req) {
       emit({ ev: 'result', data: { 'text/plain': util.inspect(value, inspectOptions) }, metadata: {} });
     }
   } catch (e) {
-    emit(errorEvent(e));
+    let ev;
+    try {
+      ev = errorEvent(e);
+    } catch (_) { /* a revoked proxy, a throwing getter... */
+      ev = { ev: 'error', ename: 'Error', evalue: '(a thrown value that cannot be shown)', traceback: [] };
+    }
+    emit(ev);
   } finally {
     cell.onInterrupt = null;
     current = null;
