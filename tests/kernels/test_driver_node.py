@@ -11,6 +11,7 @@ import base64
 import os
 import select
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -407,6 +408,17 @@ class Startup(unittest.TestCase):
                 pass
             first = time.monotonic() - t
         sys.stderr.write("\n# typescript ready %.1f ms, first cell %.1f ms\n" % (ready * 1000, first * 1000))
+
+    @unittest.skipUnless(os.geteuid() == 0 and os.path.exists("/usr/bin/unshare") and HAVE_TS,
+                         "needs root and unshare to hide /usr/share/nodejs/typescript")
+    def test_typescript_missing(self):
+        with tempfile.TemporaryDirectory() as empty:
+            script = ('mount --bind "$1" /usr/share/nodejs/typescript && cd /tmp && '
+                      'exec "$2" "$3" typescript 3</dev/null 4>/dev/null')
+            p = subprocess.run(["/usr/bin/unshare", "-m", "sh", "-c", script, "sh", empty, NODE, DRIVER],
+                               capture_output=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"node-typescript", p.stderr)
 
     def test_unknown_language(self):
         with self.assertRaises(EOFError):
