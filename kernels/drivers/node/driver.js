@@ -518,17 +518,17 @@ defineGlobal('exports', cellModule.exports);
 
 let version = process.versions.node;
 if (LANGUAGE === 'typescript') {
-  let ts;
-  try {
-    ts = require('/usr/share/nodejs/typescript');
-  } catch (e1) {
-    try {
-      ts = requireFor(process.cwd())('typescript');
-    } catch (e2) {
-      logErr('cellblock node driver: TypeScript is not installed: install the Debian package node-typescript ' +
-        '(it provides /usr/share/nodejs/typescript)');
-      process.exit(3);
-    }
+  /* Debian's node-typescript, else one Node finds (NODE_PATH, global folders), else the cwd's */
+  const loaders = [() => require('/usr/share/nodejs/typescript'), () => require('typescript'),
+    () => requireFor(process.cwd())('typescript')];
+  let ts = null;
+  for (const load of loaders) {
+    try { ts = load(); break; } catch (_) { /* the next */ }
+  }
+  if (!ts) {
+    logErr('cellblock node driver: TypeScript is not installed: install the Debian package node-typescript ' +
+      '(it provides /usr/share/nodejs/typescript)');
+    process.exit(3);
   }
   frontEnd = require('./typescript').create(ts, { isError });
   version = ts.version;
