@@ -108,8 +108,9 @@ const LANGS = {
 const only = (process.env.CELLBLOCK_LANGUAGES ?? '').split(',').filter(Boolean);
 const chosen = Object.keys(LANGS).filter((l) => only.length === 0 || only.includes(l));
 
-// What a cell showed: the main result's text, else its stdout.
-const shown = (r) => mainResult(r) ?? sc(r).stdout ?? '';
+// What a cell showed: the main result's text, else the text of its displays (IRkernel shows a
+// value as display_data), else its stdout.
+const shown = (r) => mainResult(r) ?? ((sc(r).results ?? []).map((x) => x.data?.['text/plain'] ?? '').join('') || (sc(r).stdout ?? ''));
 
 await run(async () => {
     const srv = await startServer({ label: 'languages server' });
