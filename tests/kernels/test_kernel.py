@@ -372,6 +372,15 @@ def bash_state(k):
           repr(stdout_of(outs)))
 
 
+def bash_big_cell(k):
+    code = "echo start\n# " + "a\"b\\c é " * 100000 + "\necho \"end\""
+    t0 = time.monotonic()
+    r, outs, _ = k.run(code, deadline=60)
+    took = time.monotonic() - t0
+    check(stdout_of(outs) == "start\nend\n" and took < 20,
+          f"a 1 MB cell with quotes and backslashes runs ({took:.1f} s)", (stdout_of(outs), took))
+
+
 def bash_errors(k):
     r, outs, _ = k.run("echo before\nif then")
     err = [m for m in outs if m["msg_type"] == "error"]
@@ -546,6 +555,7 @@ def group_bash():
     try:
         bash_state(k)
         bash_errors(k)
+        bash_big_cell(k)
         bash_display(k)
         bash_interrupt(k)
         bash_stdin(k)

@@ -32,6 +32,14 @@ trap '' INT
 
 # ---- JSON -----------------------------------------------------------------------------------
 
+# Swap the escaped backslashes and quotes of $__cb_line for \x01 and \x02 (bytewise: in a UTF-8
+# locale bash's substitutions are far slower).
+__cb_swap() {
+    local LC_ALL=C
+    __cb_line=${__cb_line//\\\\/$'\x01'}
+    __cb_line=${__cb_line//\\\"/$'\x02'}
+}
+
 # __cb_raw KEY: the raw JSON text of KEY's value in $__cb_line (swapped form) into __cb_v.
 # Whitespace around ':' and ',' is allowed (json.dumps writes it); nested objects are not.
 __cb_raw() {
@@ -41,8 +49,9 @@ __cb_raw() {
     rest=${__cb_line#*\"$1\"*([[:space:]]):}
     rest=${rest#"${rest%%[![:space:]]*}"}
     if [[ $rest == \"* ]]; then
-        rest=${rest#\"}
-        __cb_v=\"${rest%%\"*}\"
+        # up to the closing quote (${rest%%\"*} would be quadratic on a long string)
+        IFS='"' read -r -d '' __cb_v _ <<<"${rest#\"}"
+        __cb_v=\"$__cb_v\"
     else
         __cb_v=${rest%%[,\}]*}
         __cb_v=${__cb_v%%*([[:space:]])}
@@ -229,10 +238,11 @@ $text
     done
     __cb_err=$out$__cb_err
     # The function's own closing brace is where an unfinished cell (an if without fi) fails.
-    local nl=${text//[!$'\n']/}
-    local n=$((${#nl} + 1))
-    [[ $text == *$'\n' ]] && n=${#nl}
-    if [[ $__cb_err == "line $((${#nl} + 2)): syntax error near unexpected token \`}'"* ]]; then
+    local lines=()
+    mapfile -t lines <"$__cb_cell" # (counting newlines with ${text//[!$'\n']/} is quadratic)
+    local n=${#lines[@]} nl=${#lines[@]}
+    [[ $text == *$'\n' ]] || nl=$((nl - 1))
+    if [[ $__cb_err == "line $((nl + 2)): syntax error near unexpected token \`}'"* ]]; then
         __cb_err="line $n: syntax error: unexpected end of file"
     fi
     [[ -n $__cb_err ]] || __cb_err="syntax error"
@@ -250,8 +260,7 @@ __cb_emit "{\"ev\":\"ready\",\"version\":$__cb_j}"
 
 # The loop is at the top level on purpose (see the head of this file).
 while IFS= read -r -u "$__cb_req" __cb_line; do
-    __cb_line=${__cb_line//\\\\/$'\x01'}
-    __cb_line=${__cb_line//\\\"/$'\x02'}
+    __cb_swap
     __cb_raw op
     case $__cb_v in
     '"execute"')
