@@ -46,6 +46,7 @@ MCP = "cellblock-mcp"
 MCP_SANDBOXED = "cellblock-mcp-sandboxed"
 POOL = "pool"
 HTTP = "http"
+KERNELS = "kernels"
 DASH = "—"
 
 
@@ -650,6 +651,26 @@ def get_obj(bench, *path):
     return v if isinstance(v, dict) else {}
 
 
+def kernels_markdown(kb):
+    """bench_kernels.py's table: per language, ready and a trivial cell against its own CLI."""
+    lines = ["\n## Kernels per language (bench_kernels.py, same run)\n"]
+    for key in ("skipped", "failed"):
+        if key in kb:
+            lines.append(f"**kernels {key}:** {kb[key]}\n")
+            return "\n".join(lines) + "\n"
+    lines.append("| kernel | ready p50 ms | cell p50 ms | CLI p50 ms | cell / CLI | goal | met |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for name, r in kb.get("languages", {}).items():
+        if "error" in r:
+            lines.append(f"| {name} | error: {r['error']} | | | | | |")
+            continue
+        cli = r.get("cli_ms", {}).get("p50")
+        lines.append(f"| {name} | {fmt(r['ready_ms']['p50'], 1)} | {fmt(r['cell_ms']['p50'], 3)} | "
+                     f"{fmt(cli, 1) if cli is not None else 'n/a'} | {fmt(r.get('cell_over_cli'), 3)} | "
+                     f"{r['goal']} | {verdict(r['goal_met'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -676,6 +697,8 @@ def main(argv):
     if HTTP in benches:
         results["http_summary"] = http_summary(benches[HTTP])
         md += http_markdown(benches[HTTP], results["http_summary"])
+    if KERNELS in benches:
+        md += kernels_markdown(benches[KERNELS])
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, ensure_ascii=False)

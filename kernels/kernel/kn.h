@@ -109,7 +109,7 @@ void kn_request_reply(kn_request_t **req_p, json_t *content);
 /* Start a process in its own process group. Its stdout and stderr are forwarded to the running
  * cell as streams (dropped when no cell runs). With stdin_served its stdin is a pipe the core
  * serves: when a process whose fd 0 is that pipe blocks reading it while a cell runs, the core
- * sends an input_request (prompt: the cell's last unfinished output line) and writes the answer
+ * sends an input_request (prompt "": what the program printed as one is in its output) and writes the answer
  * and a newline into the pipe; without it, stdin is /dev/null. extra_fds: fds to pass as 3, 4,
  * ... (-1 ends the list; they are closed in the parent after the fork by the caller). on_exit is
  * called once, from the loop, after stdout and stderr reached end of file and the process was

@@ -363,8 +363,11 @@ def bash_state(k):
     check(stdout_of(outs) == "1 42\n", "declare at a cell's top level stays global",
           stdout_of(outs))
     r, outs, _ = k.run("echo out; echo err >&2; false")
-    check(r["status"] == "ok" and stdout_of(outs) == "out\n" and stderr_of(outs) == "err\n",
-          "stdout and stderr streams; a failing last command is no error", (r, outs))
+    check(r["status"] == "error" and r.get("ename") == "ExitCode" and r.get("evalue") == "exit status 1"
+          and stdout_of(outs) == "out\n" and stderr_of(outs) == "err\n",
+          "stdout and stderr streams; a failing last command makes the cell an ExitCode error", (r, outs))
+    r, outs, _ = k.run("false; echo fine")
+    check(r["status"] == "ok", "a failing command before the last is no error", r)
     r, outs, _ = k.run("echo 'é ü 日本'")
     check(stdout_of(outs) == "é ü 日本\n", "UTF-8 output", stdout_of(outs))
     r, outs, _ = k.run(r"printf 'a\"b\\c\t\x01\n'")
@@ -388,8 +391,8 @@ def bash_errors(k):
           and "before" not in stdout_of(outs),
           "a cell that does not parse is an error and does not run", (r, types_of(outs)))
     r, outs, _ = k.run("nosuchcommand_xyz")
-    check(r["status"] == "ok" and "not found" in stderr_of(outs),
-          "an unknown command prints to stderr, no error", (r, stderr_of(outs)))
+    check(r["status"] == "error" and r.get("evalue") == "exit status 127" and "not found" in stderr_of(outs),
+          "an unknown command prints to stderr and fails the cell (status 127)", (r, stderr_of(outs)))
 
 
 def bash_display(k):

@@ -5,7 +5,8 @@
 # Each cell's code is written to a file and `source`d at the top level of this script (never
 # inside a function: `declare` there would make locals), so variables, functions, aliases, the
 # working directory and the environment persist from cell to cell. A cell that does not parse
-# (__cb_parses) is an error and does not run; a non-zero exit status of the last command is not.
+# (__cb_parses) is an error and does not run; so is a cell whose last command exits with a non-zero
+# status (ExitCode, as bash_kernel has it: `ls /nope` fails the cell), after its output.
 #
 # Interrupts: between cells SIGINT is ignored. During a cell the INT trap sets a flag and turns on
 # a DEBUG trap (with extdebug) that unwinds: every next command inside the cell's functions and
@@ -274,12 +275,15 @@ while IFS= read -r -u "$__cb_req" __cb_line; do
         __cb_in_cell=1
         trap '__cb_intr=1; shopt -s extdebug; trap __cb_unwind DEBUG' INT
         source "$__cb_cell"
+        __cb_status=$?
         trap '' INT
         trap - DEBUG
         shopt -u extdebug
         __cb_in_cell=
         if [[ -n $__cb_intr ]]; then
             __cb_error Interrupted "the cell was interrupted" "Interrupted: the cell was interrupted"
+        elif ((__cb_status != 0)); then
+            __cb_error ExitCode "exit status $__cb_status" "ExitCode: the cell's last command exited with status $__cb_status"
         fi
         __cb_emit '{"ev":"done"}'
         ;;
