@@ -7,6 +7,7 @@ The driver gets fd 0 (a pipe we write), fd 1 and fd 2 (pipes we read), fd 3 (req
         events, out, err = d.execute("1 + 1")
         assert events[-1] == {"ev": "done"}
 """
+import glob
 import json
 import os
 import select
@@ -119,3 +120,18 @@ class Driver:
 
     def interrupt(self):
         os.killpg(self.proc.pid, signal.SIGINT)
+
+    def wait_read_on_fd0(self, deadline=20.0):
+        """Until some thread of the driver sits in read(2) (syscall 0) on fd 0: what the kernel's
+        core sees before it asks the client for a line (kernels/kernel/stdin.c)."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            for path in glob.glob("/proc/%d/task/*/syscall" % self.proc.pid):
+                try:
+                    fields = open(path).read().split()
+                except OSError:
+                    continue
+                if len(fields) > 1 and fields[0] == "0" and int(fields[1], 16) == 0:
+                    return
+            time.sleep(0.01)
+        raise AssertionError("no thread of the driver blocked in read(2) on fd 0")

@@ -10,7 +10,6 @@ to ready and a trivial cell's round trip.
     /usr/bin/python3 tests/kernels/test_driver_java.py <build dir>   (or the jar's path)
 """
 import base64
-import glob
 import os
 import statistics
 import subprocess
@@ -66,21 +65,6 @@ def no_machinery(tb):
         assert "jdk.jshell" not in line and "CellblockJShell" not in line and "jdk.internal" not in line, tb
 
 
-def wait_read_on_fd0(pid, deadline=20.0):
-    """Until some thread of pid sits in read(2) (syscall 0) on fd 0, as the kernel's core sees it."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        for path in glob.glob("/proc/%d/task/*/syscall" % pid):
-            try:
-                fields = open(path).read().split()
-            except OSError:
-                continue
-            if len(fields) > 1 and fields[0] == "0" and int(fields[1], 16) == 0:
-                return
-        time.sleep(0.01)
-    raise AssertionError("no thread of the driver blocked in read(2) on fd 0")
-
-
 def test_ready_and_startup():
     times = []
     for _ in range(3):
@@ -91,7 +75,6 @@ def test_ready_and_startup():
     real = subprocess.run([JAVA, "-version"], capture_output=True, text=True).stderr
     assert version.split("+")[0] in real, (version, real)
     print("# JVM start to ready: median %.0f ms, min %.0f ms" % (statistics.median(times) * 1000, min(times) * 1000))
-    assert min(times) < 20, times
 
 
 def test_round_trip():
@@ -244,7 +227,7 @@ def test_stdin_is_read_from_fd0():
                                          "String l2 = sc.nextLine();\nl1 + \"|\" + l2",
                 "silent": False, "allow_stdin": True, "execution_count": 1})
         for line in (b"first line\n", b"second\n"):
-            wait_read_on_fd0(d.proc.pid)          # blocked in read(2): the core would ask the client
+            d.wait_read_on_fd0()          # blocked in read(2): the core would ask the client
             os.write(d.stdin_w, line)
         assert d.next_event() == {"ev": "result", "data": {"text/plain": '"first line|second"'}, "metadata": {}}
         assert d.next_event() == {"ev": "done"}

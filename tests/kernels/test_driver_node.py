@@ -395,7 +395,6 @@ class Startup(unittest.TestCase):
                 self.assertEqual(d.ready["ev"], "ready")
         times.sort()
         sys.stderr.write("\n# javascript ready median %.1f ms (best %.1f)\n" % (times[2] * 1000, times[0] * 1000))
-        self.assertLess(times[0], 5)
 
     @unittest.skipUnless(HAVE_TS, "no node-typescript")
     def test_typescript_ready_time(self):
