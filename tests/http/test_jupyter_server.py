@@ -370,6 +370,31 @@ def run(cellblock, tmp):
         check(st == 200 and isinstance(js_list, list) and kid not in [k.get("id") for k in js_list],
               "and from jupyter_server's", f"{st} {js_list!r:.300}")
 
+        # -- another language's kernel, as JupyterLab's launcher starts it (issue 15): every
+        # kernelspec cellblock lists is one jupyter_server can start through the gateway.
+        if "javascript" in js_specs["kernelspecs"]:
+            st, _, jsk = http_call(js_port, "POST", "/api/kernels", js_token,
+                                   body={"name": "javascript"})
+            jkid = jsk.get("id") if st == 201 and isinstance(jsk, dict) else None
+            if check(jkid, "POST /api/kernels {name: javascript} through jupyter_server: 201",
+                     f"{st} {jsk!r:.300}"):
+                ks = KernelSocket(f"ws://127.0.0.1:{js_port}/api/kernels/{jkid}/channels?"
+                                  + urllib.parse.urlencode({"session_id": uuid.uuid4().hex}),
+                                  [f"Authorization: token {js_token}"], uuid.uuid4().hex)
+                try:
+                    check(ks.greet(KERNEL_DEADLINE_S), "the JavaScript kernel answers kernel_info")
+                    res = ks.execute("const n = 6 * 7\nconsole.log('from node', n)\nn", CELL_DEADLINE_S)
+                    check(res["stdout"] == "from node 42\n"
+                          and any(d.get("text/plain") == "42" for d in res["displays"]),
+                          "a JavaScript cell through jupyter_server: stdout and its result",
+                          describe(res))
+                finally:
+                    ks.close()
+                st, _, _ = http_call(js_port, "DELETE", f"/api/kernels/{jkid}", js_token)
+                check(st == 204, "the JavaScript kernel is deleted through jupyter_server", str(st))
+        else:
+            check(False, "cellblock lists a javascript kernelspec", repr(sorted(js_specs["kernelspecs"])))
+
         # -- what JupyterLab does when it opens a notebook: POST /api/sessions. jupyter_server
         # then asks the gateway for a kernel with env KERNEL_WORKING_DIR (the notebook's folder on
         # jupyter_server's side, a path that means nothing to cellblock).
