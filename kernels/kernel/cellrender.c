@@ -513,11 +513,11 @@ char *cs_first_error(cs_lang_t lang, const char *out, size_t len)
             else
                 hit = *p != '#';
             if (hit)
-                return cb_xstrndup(p, n);
+                return cs_copy(p, n);
         }
         p = eol ? eol + 1 : end;
     }
-    return first ? cb_xstrndup(first, (size_t)(first_end - first)) : cb_xstrdup("");
+    return first ? cs_copy(first, (size_t)(first_end - first)) : cb_xstrdup("");
 }
 
 const char *cs_is_complete(cs_lang_t lang, const char *code, size_t len)

@@ -80,7 +80,7 @@ static void s_add(s_split_t *sp, cs_kind_t kind, char *key, size_t start, size_t
     c->items[c->n++] = (cs_item_t){
         .kind = kind,
         .key = key,
-        .text = cb_xstrndup(sp->code + start, end - start),
+        .text = cs_copy(sp->code + start, end - start),
         .indent = indent,
         .line = s_line_of(sp, start),
         .cell = c->cell_no,

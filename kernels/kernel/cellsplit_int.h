@@ -23,6 +23,9 @@ void cs_buf_str(cs_buf_t *b, const char *s);
 void cs_buf_fmt(cs_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The text so far (never NULL); b is empty again. Caller owns return value. */
 char *cs_buf_take(cs_buf_t *b);
+/* n bytes of s, NUL-terminated: cells and compiler output come with a length, no terminator
+ * (strndup would look for one past the end). Caller owns return value. */
+char *cs_copy(const char *s, size_t n);
 
 /* ---- the tokenizer -------------------------------------------------------------------------- */
 

@@ -54,6 +54,14 @@ char *cs_buf_take(cs_buf_t *b)
     return s;
 }
 
+char *cs_copy(const char *s, size_t n)
+{
+    char *c = cb_xmalloc(n + 1);
+    memcpy(c, s, n);
+    c[n] = '\0';
+    return c;
+}
+
 /* ---- the tokenizer ------------------------------------------------------------------------ */
 
 void cs_lexer_init(cs_lexer_t *lx, cs_lang_t lang, const char *s, size_t len)
