@@ -658,16 +658,16 @@ def kernels_markdown(kb):
         if key in kb:
             lines.append(f"**kernels {key}:** {kb[key]}\n")
             return "\n".join(lines) + "\n"
-    lines.append("| kernel | ready p50 ms | cell p50 ms | CLI p50 ms | cell / CLI | goal | met |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("| kernel | ready p50 ms | cell p50 ms | CLI p50 ms | cell / CLI | cell - CLI ms | goal | met |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     for name, r in kb.get("languages", {}).items():
         if "error" in r:
-            lines.append(f"| {name} | error: {r['error']} | | | | | |")
+            lines.append(f"| {name} | error: {r['error']} | | | | | | |")
             continue
         cli = r.get("cli_ms", {}).get("p50")
         lines.append(f"| {name} | {fmt(r['ready_ms']['p50'], 1)} | {fmt(r['cell_ms']['p50'], 3)} | "
                      f"{fmt(cli, 1) if cli is not None else 'n/a'} | {fmt(r.get('cell_over_cli'), 3)} | "
-                     f"{r['goal']} | {verdict(r['goal_met'])} |")
+                     f"{fmt(r.get('cell_minus_cli_ms'), 1)} | {r['goal']} | {verdict(r['goal_met'])} |")
     return "\n".join(lines) + "\n"
 
 
