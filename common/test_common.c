@@ -372,6 +372,20 @@ int main(void)
     CB_OK(buf.len == 3000 && strlen(cb_buf_str(&buf)) == 3000, "buffer grows and stays terminated");
     cb_buf_clear(&buf);
     CB_OK(buf.len == 0 && strcmp(cb_buf_str(&buf), "") == 0, "clear empties");
+    cb_buf_printf(&buf, "%s-%d", "x", 42);
+    char wide[600];
+    memset(wide, 'w', sizeof wide - 1);
+    wide[sizeof wide - 1] = '\0';
+    cb_buf_printf(&buf, "[%s]", wide); /* longer than the first allocation */
+    CB_EQ_SIZE(buf.len, 4 + 601, "printf appends, however long");
+    CB_OK(strncmp(cb_buf_str(&buf), "x-42[www", 8) == 0 && buf.data[buf.len - 1] == ']',
+          "... the formatted text, in order");
+    char *taken = cb_buf_take(&buf);
+    CB_OK(strlen(taken) == 605 && buf.len == 0 && !buf.data, "take hands the text out and empties");
+    free(taken);
+    taken = cb_buf_take(&buf);
+    CB_EQ_STR(taken, "", "take of an empty buffer is \"\", never NULL");
+    free(taken);
     cb_buf_free(&buf);
 
     cleanup_strvec cb_strv_t sv = {0};

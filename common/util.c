@@ -492,7 +492,8 @@ char *cb_strdup_printf(const char *fmt, ...)
     return out;
 }
 
-void cb_buf_append(cb_buf_t *buf, const void *bytes, size_t n)
+/* Room for n more bytes and a NUL. */
+static void s_buf_reserve(cb_buf_t *buf, size_t n)
 {
     if (buf->len + n + 1 > buf->cap) {
         size_t cap = buf->cap ? buf->cap : 256;
@@ -501,6 +502,11 @@ void cb_buf_append(cb_buf_t *buf, const void *bytes, size_t n)
         buf->data = cb_xrealloc(buf->data, cap);
         buf->cap = cap;
     }
+}
+
+void cb_buf_append(cb_buf_t *buf, const void *bytes, size_t n)
+{
+    s_buf_reserve(buf, n);
     memcpy(buf->data + buf->len, bytes, n);
     buf->len += n;
     buf->data[buf->len] = '\0';
@@ -520,6 +526,28 @@ void cb_buf_free(cb_buf_t *buf)
 }
 
 const char *cb_buf_str(const cb_buf_t *buf) { return buf->len ? buf->data : ""; }
+
+void cb_buf_printf(cb_buf_t *buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    s_buf_reserve(buf, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(buf->data + buf->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    buf->len += (size_t)n;
+}
+
+char *cb_buf_take(cb_buf_t *buf)
+{
+    char *s = buf->data ? buf->data : cb_xstrdup("");
+    *buf = (cb_buf_t){0};
+    return s;
+}
 
 void cb_strv_free(char **v)
 {

@@ -191,7 +191,7 @@ struct cs_source {
 
 typedef struct {
     cs_lang_t lang;
-    cs_buf_t b;
+    cb_buf_t b;
     int *cells, *lines;
     size_t nlines, cap;
 } s_render_t;
@@ -214,24 +214,24 @@ static void s_glue(s_render_t *r, const char *text)
     for (const char *p = text; *p; p++)
         if (*p == '\n')
             s_map(r, 0, 0);
-    cs_buf_str(&r->b, text);
+    cb_buf_printf(&r->b, "%s", text);
 }
 
 /* One item: its line directive, then its text indented as in its cell. */
 static void s_chunk(s_render_t *r, const cs_item_t *it, const char *prefix)
 {
     if (cs_is_c(r->lang)) {
-        cs_buf_fmt(&r->b, "#line %d \"cell[%d]\"\n", it->line, it->cell);
+        cb_buf_printf(&r->b, "#line %d \"cell[%d]\"\n", it->line, it->cell);
         s_map(r, 0, 0);
     } else if (r->lang == CS_GO) {
-        cs_buf_fmt(&r->b, "//line cell[%d]:%d:1\n", it->cell, it->line);
+        cb_buf_printf(&r->b, "//line cell[%d]:%d:1\n", it->cell, it->line);
         s_map(r, 0, 0);
     }
-    cs_buf_str(&r->b, it->indent);
+    cb_buf_printf(&r->b, "%s", it->indent);
     if (prefix)
-        cs_buf_str(&r->b, prefix);
-    cs_buf_str(&r->b, it->text);
-    cs_buf_str(&r->b, "\n");
+        cb_buf_printf(&r->b, "%s", prefix);
+    cb_buf_printf(&r->b, "%s", it->text);
+    cb_buf_printf(&r->b, "%s", "\n");
     int line = it->line;
     s_map(r, it->cell, line);
     for (const char *p = it->text; *p; p++)
@@ -247,33 +247,33 @@ static void s_go_mark_used(s_render_t *r, const cs_item_t *it)
     cs_lexer_init(&lx, CS_GO, it->text, strlen(it->text));
     cs_tok_t t;
     size_t names = 0;
-    cs_buf_t line = {0};
+    cb_buf_t line = {0};
     while (cs_lex(&lx, &t)) {
         if (t.type != CS_T_IDENT || cs_tok_is_any(&lx, &t, cs_go_keywords))
             break;
         if (!cs_tok_is(&lx, &t, "_")) {
-            cs_buf_str(&line, "_ = ");
-            cs_buf_add(&line, it->text + t.start, t.end - t.start);
-            cs_buf_str(&line, "; ");
+            cb_buf_printf(&line, "%s", "_ = ");
+            cb_buf_append(&line, it->text + t.start, t.end - t.start);
+            cb_buf_printf(&line, "%s", "; ");
         }
         names++;
         if (!cs_lex(&lx, &t))
             break;
         if (cs_punct_is(&lx, &t, ":=")) {
             if (line.len) {
-                cs_buf_str(&line, "\n");
-                s_glue(r, line.s);
+                cb_buf_printf(&line, "%s", "\n");
+                s_glue(r, line.data);
             }
             break;
         }
         if (!cs_punct_is(&lx, &t, ","))
             break;
     }
-    free(line.s);
+    free(line.data);
 }
 
 /* Go: the names used as `name.` in text, outside strings and comments, not after a dot. */
-static void s_go_used(const char *text, size_t len, s_keyset_t *used, cs_buf_t *names)
+static void s_go_used(const char *text, size_t len, s_keyset_t *used, cb_buf_t *names)
 {
     cs_lexer_t lx;
     cs_lexer_init(&lx, CS_GO, text, len);
@@ -283,15 +283,15 @@ static void s_go_used(const char *text, size_t len, s_keyset_t *used, cs_buf_t *
             cs_tok_t p = cs_peek(&lx);
             if (cs_punct_is(&lx, &p, ".")) {
                 /* the names in one buffer of NUL-separated strings, indexed below */
-                cs_buf_add(names, text + t.start, t.end - t.start);
-                cs_buf_add(names, "", 1);
+                cb_buf_append(names, text + t.start, t.end - t.start);
+                cb_buf_append(names, "", 1);
             }
         }
         prev = t;
     }
     /* the buffer does not move any more: index it */
-    for (size_t off = 0; off < names->len; off += strlen(names->s + off) + 1)
-        s_keyset_add(used, names->s + off, 0);
+    for (size_t off = 0; off < names->len; off += strlen(names->data + off) + 1)
+        s_keyset_add(used, names->data + off, 0);
 }
 
 /* The name a Go import key binds ("import:fmt" -> "fmt"); NULL for _ and . imports. */
@@ -357,9 +357,9 @@ cs_source_t *cs_render(const cs_program_t *self, const cs_cell_t *cell)
     }
     if (self->lang == CS_GO) {
         s_keyset_t used;
-        cs_buf_t names = {0};
+        cb_buf_t names = {0};
         s_keyset_init(&used, body.b.len / 2 + 1);
-        s_go_used(body.b.s ? body.b.s : "", body.b.len, &used, &names);
+        s_go_used(body.b.data ? body.b.data : "", body.b.len, &used, &names);
         for (size_t i = 0; i < n; i++) {
             if (kept[i]->kind != CS_HEAD)
                 continue;
@@ -368,18 +368,18 @@ cs_source_t *cs_render(const cs_program_t *self, const cs_cell_t *cell)
                 s_chunk(&r, kept[i], "import ");
         }
         s_keyset_free(&used);
-        free(names.s);
-        cs_buf_add(&r.b, body.b.s ? body.b.s : "", body.b.len);
+        free(names.data);
+        cb_buf_append(&r.b, body.b.data ? body.b.data : "", body.b.len);
         for (size_t i = 0; i < body.nlines; i++)
             s_map(&r, body.cells[i], body.lines[i]);
-        free(body.b.s);
+        free(body.b.data);
         free(body.cells);
         free(body.lines);
     }
     free(kept);
     cs_source_t *src = cb_xcalloc(1, sizeof *src);
     src->len = r.b.len;
-    src->text = cs_buf_take(&r.b);
+    src->text = cb_buf_take(&r.b);
     src->cells = r.cells;
     src->lines = r.lines;
     src->nlines = r.nlines;
@@ -430,7 +430,7 @@ static long s_number(const char **p, const char *end)
 
 char *cs_map_rust_output(const cs_source_t *src, const char *out, size_t len)
 {
-    cs_buf_t b = {0};
+    cb_buf_t b = {0};
     const char *end = out + len;
     const char *p = out;
     static const char file[] = CS_RUST_FILE ":";
@@ -449,7 +449,7 @@ char *cs_map_rust_output(const cs_source_t *src, const char *out, size_t len)
             int cell, line;
             cs_source_origin(src, (int)gen, &cell, &line);
             int width = (int)(q - p);
-            cs_buf_fmt(&b, "%*d", width, line);
+            cb_buf_printf(&b, "%*d", width, line);
             (void)num;
             p = q;
         }
@@ -462,30 +462,30 @@ char *cs_map_rust_output(const cs_source_t *src, const char *out, size_t len)
                     break;
                 }
             if (!hit) {
-                cs_buf_add(&b, p, (size_t)(le - p));
+                cb_buf_append(&b, p, (size_t)(le - p));
                 p = le;
                 break;
             }
-            cs_buf_add(&b, p, (size_t)(hit - p));
+            cb_buf_append(&b, p, (size_t)(hit - p));
             const char *np = hit + flen;
             long gen2 = s_number(&np, le);
             int cell = 0, line = 0;
             if (gen2 > 0)
                 cs_source_origin(src, (int)gen2, &cell, &line);
             if (gen2 > 0 && cell > 0) {
-                cs_buf_fmt(&b, "cell[%d]:%d", cell, line);
+                cb_buf_printf(&b, "cell[%d]:%d", cell, line);
                 p = np;
             } else {
-                cs_buf_add(&b, hit, flen);
+                cb_buf_append(&b, hit, flen);
                 p = hit + flen;
             }
         }
         if (eol) {
-            cs_buf_add(&b, "\n", 1);
+            cb_buf_append(&b, "\n", 1);
             p = eol + 1;
         }
     }
-    return cs_buf_take(&b);
+    return cb_buf_take(&b);
 }
 
 char *cs_first_error(cs_lang_t lang, const char *out, size_t len)

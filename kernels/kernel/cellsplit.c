@@ -91,20 +91,20 @@ static void s_add(s_split_t *sp, cs_kind_t kind, char *key, size_t start, size_t
 
 static char *s_key(const char *kind, const cs_lexer_t *lx, const cs_tok_t *name)
 {
-    cs_buf_t b = {0};
-    cs_buf_str(&b, kind);
-    cs_buf_add(&b, lx->s + name->start, name->end - name->start);
-    return cs_buf_take(&b);
+    cb_buf_t b = {0};
+    cb_buf_printf(&b, "%s", kind);
+    cb_buf_append(&b, lx->s + name->start, name->end - name->start);
+    return cb_buf_take(&b);
 }
 
 static char *s_text_key(cs_lang_t lang, const char *text, size_t len)
 {
     char *norm = cs_norm(lang, text, len);
-    cs_buf_t b = {0};
-    cs_buf_str(&b, "text:");
-    cs_buf_str(&b, norm);
+    cb_buf_t b = {0};
+    cb_buf_printf(&b, "%s", "text:");
+    cb_buf_printf(&b, "%s", norm);
     free(norm);
-    return cs_buf_take(&b);
+    return cb_buf_take(&b);
 }
 
 /* ---- C and C++ ---------------------------------------------------------------------------- */
@@ -585,11 +585,11 @@ static void s_rust_classify(s_split_t *sp, size_t start, size_t end, bool inner_
         while (cs_lex(&lx, &t) && !cs_punct_is(&lx, &t, "{"))
             he = t.end;
         char *norm = cs_norm(sp->lang, text + hs, he - hs);
-        cs_buf_t b = {0};
-        cs_buf_str(&b, "impl:");
-        cs_buf_str(&b, norm);
+        cb_buf_t b = {0};
+        cb_buf_printf(&b, "%s", "impl:");
+        cb_buf_printf(&b, "%s", norm);
         free(norm);
-        key = cs_buf_take(&b);
+        key = cb_buf_take(&b);
     } else if (have_name && (cs_tok_is(&lx, &kw, "fn") || cs_tok_is(&lx, &kw, "const") ||
                              cs_tok_is(&lx, &kw, "static"))) {
         key = s_key("value:", &lx, &name);
@@ -691,14 +691,14 @@ static void s_go_import_spec(s_split_t *sp, size_t start, size_t end)
         s_add(sp, CS_STMT, NULL, start, end); /* the compiler says what is wrong */
         return;
     }
-    cs_buf_t k = {0};
-    cs_buf_str(&k, "import:");
+    cb_buf_t k = {0};
+    cb_buf_printf(&k, "%s", "import:");
     if (alias.type != CS_T_EOF && (cs_tok_is(&lx, &alias, "_") || cs_tok_is(&lx, &alias, "."))) {
         char *norm = cs_norm(sp->lang, sp->code + start, end - start);
-        cs_buf_str(&k, norm);
+        cb_buf_printf(&k, "%s", norm);
         free(norm);
     } else if (alias.type != CS_T_EOF) {
-        cs_buf_add(&k, lx.s + alias.start, alias.end - alias.start);
+        cb_buf_append(&k, lx.s + alias.start, alias.end - alias.start);
     } else {
         /* the package name is the path's last element (its quotes off) */
         const char *p = lx.s + path.start + 1;
@@ -708,9 +708,9 @@ static void s_go_import_spec(s_split_t *sp, size_t start, size_t end)
             n -= (size_t)(slash + 1 - p);
             p = slash + 1;
         }
-        cs_buf_add(&k, p, n);
+        cb_buf_append(&k, p, n);
     }
-    s_add(sp, CS_HEAD, cs_buf_take(&k), start, end);
+    s_add(sp, CS_HEAD, cb_buf_take(&k), start, end);
 }
 
 static void s_go_classify(s_split_t *sp, size_t start, size_t end)
@@ -777,12 +777,12 @@ static void s_go_classify(s_split_t *sp, size_t start, size_t end)
             }
             cs_tok_t name;
             if (recv.type == CS_T_IDENT && cs_lex(&lx, &name) && name.type == CS_T_IDENT) {
-                cs_buf_t b = {0};
-                cs_buf_str(&b, "method:");
-                cs_buf_add(&b, lx.s + recv.start, recv.end - recv.start);
-                cs_buf_add(&b, ".", 1);
-                cs_buf_add(&b, lx.s + name.start, name.end - name.start);
-                key = cs_buf_take(&b);
+                cb_buf_t b = {0};
+                cb_buf_printf(&b, "%s", "method:");
+                cb_buf_append(&b, lx.s + recv.start, recv.end - recv.start);
+                cb_buf_append(&b, ".", 1);
+                cb_buf_append(&b, lx.s + name.start, name.end - name.start);
+                key = cb_buf_take(&b);
             }
         } else if (p.type == CS_T_IDENT) {
             if (cs_tok_is(&lx, &p, "main")) {

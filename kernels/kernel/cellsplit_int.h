@@ -1,6 +1,6 @@
 /* kernels/kernel/cellsplit_int.h: what cellsplit's three files share (not for its users).
  *
- *   cellsplit_lex.c  growing buffers and the tokenizer of the four languages
+ *   cellsplit_lex.c  the tokenizer of the four languages, and copies by length
  *   cellsplit.c      cells cut into items and classified
  *   cellrender.c     the definitions kept, the rendered program, the compiler's output
  */
@@ -9,20 +9,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cb/util.h" /* cb_buf_t: the growing buffers (cb_xrealloc: they cannot fail) */
 #include "cellsplit.h"
 
-/* ---- growing buffers (cb_xrealloc: they cannot fail) ---------------------------------------- */
+/* ---- copies ------------------------------------------------------------------------------- */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-} cs_buf_t;
-
-void cs_buf_add(cs_buf_t *b, const char *s, size_t n);
-void cs_buf_str(cs_buf_t *b, const char *s);
-void cs_buf_fmt(cs_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* The text so far (never NULL); b is empty again. Caller owns return value. */
-char *cs_buf_take(cs_buf_t *b);
 /* n bytes of s, NUL-terminated: cells and compiler output come with a length, no terminator
  * (strndup would look for one past the end). Caller owns return value. */
 char *cs_copy(const char *s, size_t n);

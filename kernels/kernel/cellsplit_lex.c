@@ -17,42 +17,7 @@
 #include "cb/alloc.h"
 #include "cellsplit_int.h"
 
-/* ---- growing buffers ---------------------------------------------------------------------- */
-
-void cs_buf_add(cs_buf_t *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->s = cb_xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-void cs_buf_str(cs_buf_t *b, const char *s) { cs_buf_add(b, s, strlen(s)); }
-
-__attribute__((format(printf, 2, 3))) void cs_buf_fmt(cs_buf_t *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        cs_buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-char *cs_buf_take(cs_buf_t *b)
-{
-    char *s = b->s ? b->s : cb_xstrdup("");
-    b->s = NULL;
-    b->len = b->cap = 0;
-    return s;
-}
+/* ---- copies ---------------------------------------------------------------------------- */
 
 char *cs_copy(const char *s, size_t n)
 {
@@ -386,14 +351,14 @@ char *cs_norm(cs_lang_t lang, const char *text, size_t len)
 {
     cs_lexer_t lx;
     cs_lexer_init(&lx, lang, text, len);
-    cs_buf_t b = {0};
+    cb_buf_t b = {0};
     cs_tok_t t;
     while (cs_lex(&lx, &t)) {
         if (b.len)
-            cs_buf_add(&b, " ", 1);
-        cs_buf_add(&b, text + t.start, t.end - t.start);
+            cb_buf_append(&b, " ", 1);
+        cb_buf_append(&b, text + t.start, t.end - t.start);
     }
-    return cs_buf_take(&b);
+    return cb_buf_take(&b);
 }
 
 /* Go's keywords but break, continue, fallthrough and return (after which a newline is a ;). */

@@ -135,5 +135,10 @@ void cb_buf_clear(cb_buf_t *buf);
 void cb_buf_free(cb_buf_t *buf);
 /* The contents as a C string ("" when empty). Borrowed; valid until the next change. */
 const char *cb_buf_str(const cb_buf_t *buf);
+/* Append printf-formatted text, however long. */
+void cb_buf_printf(cb_buf_t *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The contents as a C string, never NULL; the buffer is empty and reusable after. Caller owns
+ * return value. */
+char *cb_buf_take(cb_buf_t *buf) __attribute__((returns_nonnull));
 
 #endif
