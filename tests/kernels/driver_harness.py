@@ -13,7 +13,9 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import time
+import traceback
 
 
 class Driver:
@@ -135,3 +137,24 @@ class Driver:
                     return
             time.sleep(0.01)
         raise AssertionError("no thread of the driver blocked in read(2) on fd 0")
+
+
+def run_tests(namespace):
+    """Run every function named test_* in namespace (a module's globals()), sorted by name, as TAP;
+    CB_TEST_ONLY=part runs those whose name holds it. Returns the exit status."""
+    tests = [(n, f) for n, f in sorted(namespace.items()) if n.startswith("test_") and callable(f)]
+    only = os.environ.get("CB_TEST_ONLY")
+    if only:
+        tests = [(n, f) for n, f in tests if only in n]
+    failed = 0
+    print("1..%d" % len(tests))
+    for i, (name, fn) in enumerate(tests, 1):
+        try:
+            fn()
+            print("ok %d - %s" % (i, name))
+        except Exception:
+            failed += 1
+            print("not ok %d - %s" % (i, name))
+            traceback.print_exc()
+        sys.stdout.flush()
+    return 1 if failed else 0

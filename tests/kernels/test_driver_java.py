@@ -20,7 +20,7 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from driver_harness import Driver  # noqa: E402
+from driver_harness import Driver, run_tests  # noqa: E402
 
 JAVA = "/usr/bin/java"
 JAR = None
@@ -331,22 +331,7 @@ def main():
     if not os.path.isfile(JAR):
         print("Bail out! no %s: build the Java driver first (kernels/drivers/java needs a JDK)" % JAR)
         return 1
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    only = os.environ.get("CB_TEST_ONLY")
-    if only:
-        tests = [(n, f) for n, f in tests if only in n]
-    failed = 0
-    print("1..%d" % len(tests))
-    for i, (name, fn) in enumerate(tests, 1):
-        try:
-            fn()
-            print("ok %d - %s" % (i, name))
-        except Exception:
-            failed += 1
-            print("not ok %d - %s" % (i, name))
-            traceback.print_exc()
-        sys.stdout.flush()
-    return 1 if failed else 0
+    return run_tests(globals())
 
 
 if __name__ == "__main__":

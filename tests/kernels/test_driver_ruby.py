@@ -14,11 +14,10 @@ import statistics
 import sys
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from driver_harness import Driver  # noqa: E402
+from driver_harness import Driver, run_tests  # noqa: E402
 
 DRIVER = os.path.join(HERE, "..", "..", "kernels", "drivers", "ruby", "driver.rb")
 RUBY = "/usr/bin/ruby"
@@ -282,19 +281,7 @@ def test_malformed_requests():
 
 
 def main():
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    failed = 0
-    print("1..%d" % len(tests))
-    for i, (name, fn) in enumerate(tests, 1):
-        try:
-            fn()
-            print("ok %d - %s" % (i, name))
-        except Exception:
-            failed += 1
-            print("not ok %d - %s" % (i, name))
-            traceback.print_exc()
-        sys.stdout.flush()
-    return 1 if failed else 0
+    return run_tests(globals())
 
 
 if __name__ == "__main__":
