@@ -14,7 +14,6 @@ Every wait is on an event with a deadline; nothing sleeps on hope.
 """
 import json
 import os
-import selectors
 import shutil
 import signal
 import stat
@@ -26,29 +25,12 @@ import unittest
 
 from jupyter_client import BlockingKernelClient
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import read_line  # noqa: E402
+
 CONSOLE = "/usr/bin/jupyter-console"
 START_DEADLINE_S = 90.0
 DEADLINE_S = 30.0
-
-
-def read_line(stream, deadline_s):
-    """One line from a pipe, waiting at most deadline_s; None on timeout or end of file."""
-    sel = selectors.DefaultSelector()
-    sel.register(stream, selectors.EVENT_READ)
-    data = b""
-    end = time.monotonic() + deadline_s
-    try:
-        while not data.endswith(b"\n"):
-            left = end - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                return None
-            chunk = os.read(stream.fileno(), 1)  # one byte at a time: leave the rest unread
-            if not chunk:
-                return None
-            data += chunk
-    finally:
-        sel.close()
-    return data.decode()
 
 
 def run_code(kc, code):

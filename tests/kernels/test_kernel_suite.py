@@ -21,7 +21,6 @@ Every wait has a deadline.
 """
 import os
 import re
-import selectors
 import shutil
 import signal
 import subprocess
@@ -33,29 +32,12 @@ import unittest
 from jupyter_client import BlockingKernelClient
 from jupyter_kernel_test import KernelTests
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from checks import read_line  # noqa: E402
+
 START_DEADLINE_S = 120.0  # a cold JVM or R on a busy machine
 STOP_DEADLINE_S = 30.0
 SKIP = 77
-
-
-def read_line(stream, deadline_s):
-    """One line from a pipe, waiting at most deadline_s; None on timeout or end of file."""
-    sel = selectors.DefaultSelector()
-    sel.register(stream, selectors.EVENT_READ)
-    data = b""
-    end = time.monotonic() + deadline_s
-    try:
-        while not data.endswith(b"\n"):
-            left = end - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                return None
-            chunk = os.read(stream.fileno(), 1)  # byte by byte: leave nothing buffered unseen
-            if not chunk:
-                return None
-            data += chunk
-    finally:
-        sel.close()
-    return data.decode()
 
 
 def die_with_parent():
