@@ -236,6 +236,16 @@ bool kg_sandbox_busy(kg_sandbox_t *sb)
 size_t kg_gateway_sandbox_count(kg_gateway_t *gw) { return zhashx_size(gw->sandboxes); }
 pid_t kg_sandbox_init_pid(const kg_sandbox_t *self) { return sbx_init_pid(self->sbx); }
 
+int kg_sandbox_socket(kg_sandbox_t *self, int domain, cb_error_t *err)
+{
+    return sbx_socket(self->sbx, domain, err);
+}
+
+int kg_sandbox_pty(kg_sandbox_t *self, int *peer_fd, cb_error_t *err)
+{
+    return sbx_pty(self->sbx, peer_fd, err);
+}
+
 void kg_sandbox_log(kg_sandbox_t *self, const char *source, const char *fmt, ...)
 {
     char text[KG_SANDBOX_LOG_TEXT_MAX + 1];

@@ -38,6 +38,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,7 +488,8 @@ static void s_oom_first(void)
 /* In the forked child: never returns. Reports the failing step on errpipe (close-on-exec, so
  * EOF there means the exec worked). */
 static void __attribute__((noreturn))
-s_child(const char *path, char **argv, char **env, const char *cwd, const int *stdio, int errpipe)
+s_child(const char *path, char **argv, char **env, const char *cwd, const int *stdio, bool tty,
+        int errpipe)
 {
     child_failure_t f = {SBX_STEP_NONE, 0};
     sigset_t all;
@@ -506,6 +508,9 @@ s_child(const char *path, char **argv, char **env, const char *cwd, const int *s
         if (fd < 0 || dup2(fd, i) < 0)
             f.step = SBX_STEP_STDIO;
     }
+    /* A terminal on stdin becomes ours: we lead a new session, so we are its foreground group. */
+    if (f.step == SBX_STEP_NONE && tty && ioctl(0, TIOCSCTTY, 0) < 0)
+        f.step = SBX_STEP_STDIO;
     if (f.step == SBX_STEP_NONE && chdir(cwd) < 0)
         f.step = SBX_STEP_CHDIR;
     /* Everything past stdio goes at exec; the error pipe is already close-on-exec. */
@@ -588,7 +593,7 @@ static void s_spawn(init_t *in, char *buf, size_t len, const int *fds)
     pid_t pid = fork();
     if (pid == 0) {
         close(errpipe[0]);
-        s_child(path, argv, env, cwd, stdio, errpipe[1]);
+        s_child(path, argv, env, cwd, stdio, (sp->flags & SBX_SPAWN_TTY) != 0, errpipe[1]);
     }
     int fork_errno = errno;
     close(errpipe[1]);
@@ -619,6 +624,29 @@ static void s_spawn(init_t *in, char *buf, size_t len, const int *fds)
     s_track(in, pid);
     s_reply(SBX_MSG_SPAWNED, sp->id, pid, SBX_STEP_NONE, 0, &pidfd, 1);
     close(pidfd);
+}
+
+/* OPEN: make what the gateway asked for in our namespaces and send it back. */
+static void s_open(const sbx_wire_open_t *req)
+{
+    int fd = -1;
+    switch (req->what) {
+    case SBX_OPEN_TCP4:
+    case SBX_OPEN_TCP6:
+        fd = socket(req->what == SBX_OPEN_TCP4 ? AF_INET : AF_INET6,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        break;
+    case SBX_OPEN_PTY: fd = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC); break;
+    default: errno = EINVAL; break;
+    }
+    sbx_wire_reply_t r = {.h = {SBX_WIRE_MAGIC, SBX_MSG_OPENED},
+                          .id = req->id,
+                          .error = fd < 0 ? (errno ? errno : EINVAL) : 0};
+    if (sbx_wire_send(SBX_INIT_FD, &r, sizeof r, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0) < 0 &&
+        errno != EPIPE)
+        fprintf(stderr, "cellblock-init: send: %s\n", strerror(errno));
+    if (fd >= 0)
+        close(fd);
 }
 
 static void s_reap(init_t *in)
@@ -674,6 +702,11 @@ static int s_serve(init_t *in, int sigfd)
                 h->type == SBX_MSG_SPAWN) {
                 buf[n < (ssize_t)sizeof buf ? n : n - 1] = '\0';
                 s_spawn(in, buf, (size_t)n, fds);
+            } else if (n == (ssize_t)sizeof(sbx_wire_open_t) && h->magic == SBX_WIRE_MAGIC &&
+                       h->type == SBX_MSG_OPEN) {
+                sbx_wire_open_t req;
+                memcpy(&req, buf, sizeof req);
+                s_open(&req);
             } else {
                 fprintf(stderr, "cellblock-init: ignoring an unexpected message\n");
             }

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -664,7 +665,9 @@ sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err
         return NULL;
     }
     cleanup_free char *buf = cb_xmalloc(SBX_WIRE_MAX);
-    sbx_wire_spawn_t hdr = {.h = {SBX_WIRE_MAGIC, SBX_MSG_SPAWN}, .id = ++self->next_spawn_id};
+    sbx_wire_spawn_t hdr = {.h = {SBX_WIRE_MAGIC, SBX_MSG_SPAWN},
+                            .id = ++self->next_spawn_id,
+                            .flags = opts->controlling_tty ? SBX_SPAWN_TTY : 0};
     int fds[3], nfds = 0;
     const int stdio[3] = {opts->stdin_fd, opts->stdout_fd, opts->stderr_fd};
     for (int i = 0; i < 3; i++) {
@@ -715,6 +718,56 @@ sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err
     p->oom_kills_at_start = self->cgroup ? sbx_cgroup_oom_kills(self->cgroup) : 0;
     self->live_procs++;
     return p;
+}
+
+/* Ask the init to make one thing (SBX_MSG_OPEN) and return its fd. */
+static int s_open_inside(sbx_t *self, sbx_open_what_t what, const char *name, cb_error_t *err)
+{
+    sbx_wire_open_t req = {
+        .h = {SBX_WIRE_MAGIC, SBX_MSG_OPEN}, .id = ++self->next_spawn_id, .what = what};
+    if (sbx_wire_send(self->ctl, &req, sizeof req, NULL, 0) < 0)
+        return cb_error_make(err, errno, "ask the sandbox for %s", name);
+    sbx_wire_reply_t r;
+    int fd = -1;
+    if (s_read_reply(self, self->policy.setup_timeout_ms, &r, &fd, err) < 0)
+        return -1;
+    if (r.h.type != SBX_MSG_OPENED || r.id != req.id || (r.error == 0) != (fd >= 0)) {
+        if (fd >= 0)
+            close(fd);
+        return cb_error_fail(err, CB_ERR_PROTOCOL, "the sandbox init answered out of turn");
+    }
+    if (r.error)
+        return cb_error_make(err, r.error, "make %s in the sandbox", name);
+    return fd;
+}
+
+int sbx_socket(sbx_t *self, int domain, cb_error_t *err)
+{
+    if (domain != AF_INET && domain != AF_INET6)
+        return cb_error_fail(err, CB_ERR_INVALID, "a sandbox socket is AF_INET or AF_INET6");
+    return s_open_inside(self, domain == AF_INET ? SBX_OPEN_TCP4 : SBX_OPEN_TCP6, "a TCP socket",
+                         err);
+}
+
+int sbx_pty(sbx_t *self, int *peer_fd, cb_error_t *err)
+{
+    *peer_fd = -1;
+    int master = s_open_inside(self, SBX_OPEN_PTY, "a terminal", err);
+    if (master < 0)
+        return -1;
+    int unlock = 0;
+    int peer = -1;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0 ||
+        (peer = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0 ||
+        fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK) < 0) {
+        cb_error_make(err, errno, "open the terminal's peer");
+        close(master);
+        if (peer >= 0)
+            close(peer);
+        return -1;
+    }
+    *peer_fd = peer;
+    return master;
 }
 
 int sbx_proc_pidfd(const sbx_proc_t *self) { return self->pidfd; }

@@ -13,6 +13,8 @@
  *   gateway -> init   SPAWN (sbx_wire_spawn_t + argv, env) + 3 stdio fds
  *   init -> gateway   SPAWNED (pid inside, or step and errno) + a pidfd when it worked
  *   init -> gateway   EXITED (pid inside, status) for each process it spawned, once reaped
+ *   gateway -> init   OPEN (sbx_wire_open_t): make a socket or a terminal inside
+ *   init -> gateway   OPENED (errno or 0) + the fd when it worked
  *
  * When the gateway's end closes, the init kills everything in the sandbox and exits.
  */
@@ -44,6 +46,8 @@ typedef enum {
     SBX_MSG_SPAWN,
     SBX_MSG_SPAWNED,
     SBX_MSG_EXITED,
+    SBX_MSG_OPEN,
+    SBX_MSG_OPENED,
 } sbx_msg_type_t;
 
 /* Setup steps of the init and of a spawned child, reported with errno when one fails. One list
@@ -136,7 +140,25 @@ typedef struct {
     uint32_t envc;
     uint32_t fd_mask; /* bit i set: the i-th stdio fd (0 stdin, 1 stdout, 2 stderr) is attached,
                            in that order; unset ones get /dev/null */
+    uint32_t flags;   /* SBX_SPAWN_* */
 } sbx_wire_spawn_t;
+
+#define SBX_SPAWN_TTY 1u /* stdin is a terminal: make it the controlling terminal */
+
+/* OPEN: what the init makes in its namespaces and sends back. Only these: the gateway uses them
+ * to reach into the sandbox's network (a socket it then binds or connects from the host side)
+ * and to give a process a terminal of the sandbox's own devpts. */
+typedef enum {
+    SBX_OPEN_TCP4 = 1, /* socket(AF_INET, SOCK_STREAM) */
+    SBX_OPEN_TCP6,     /* socket(AF_INET6, SOCK_STREAM) */
+    SBX_OPEN_PTY,      /* a pseudo-terminal's master, from /dev/pts/ptmx, still locked */
+} sbx_open_what_t;
+
+typedef struct {
+    sbx_wire_header_t h;
+    uint32_t id;
+    uint32_t what; /* sbx_open_what_t */
+} sbx_wire_open_t;
 
 /* Send one message with up to 3 fds (nfds may be 0). Returns 0 or -1 with errno. */
 int sbx_wire_send(int sock, const void *msg, size_t len, const int *fds, int nfds);

@@ -14,6 +14,10 @@
  *                                  a plain process in a stale-looking cgroup, symlinks and other
  *                                  names (the cgroup and mount parts need root)
  *   test_lifecycle init_death      the init's pidfd becomes readable when the init is killed
+ *   test_lifecycle reach           sbx_socket and sbx_pty: a socket the init makes, bound by us,
+ *                                  is reached from inside and only there; one connected by us
+ *                                  reaches a server inside; a terminal of the sandbox's own
+ *                                  devpts is a controlling terminal inside
  *
  * Every wait is on an event (pipe EOF, a pidfd, waitpid) with a deadline, except where a
  * process that is not ours must be seen gone: /proc is polled.
@@ -28,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -634,6 +640,144 @@ static void s_oom(const char *runtime)
           "the sandbox still runs commands (exit %d: %.200s)", code, cb_buf_str(&out));
 }
 
+/* ---- reach: sockets and terminals made inside ------------------------------------------- */
+
+/* Wait for fd to become ready for events within GONE_MS. */
+static bool s_ready(int fd, short events)
+{
+    struct pollfd pf = {.fd = fd, .events = events};
+    return poll(&pf, 1, GONE_MS) == 1 && (pf.revents & (events | POLLHUP | POLLERR));
+}
+
+/* Read from fd until EOF (or EIO, a terminal's end) or GONE_MS. */
+static void s_read_all(int fd, cb_buf_t *out)
+{
+    int64_t deadline = cb_now_ms() + GONE_MS;
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - cb_now_ms());
+        char chunk[4096];
+        if (left <= 0 || poll(&pf, 1, left) <= 0)
+            return;
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EAGAIN)
+            continue;
+        if (n <= 0)
+            return;
+        cb_buf_append(out, chunk, (size_t)n);
+    }
+}
+
+static void s_reach(const char *runtime)
+{
+    char run[PATH_MAX];
+    snprintf(run, sizeof run, "%s/s-reach", runtime);
+    cleanup_sbx sbx_t *s = s_new(run, NULL, 0);
+    if (!CB_OK(s != NULL, "a sandbox"))
+        return;
+    cleanup_buf cb_buf_t out = {0};
+    cb_error_t err = {0};
+
+    /* A listener of ours inside: code inside reaches it on its own loopback. */
+    cleanup_close int lst = sbx_socket(s, AF_INET, &err);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    bool listening = lst >= 0 && bind(lst, (struct sockaddr *)&a, sizeof a) == 0 &&
+                     listen(lst, 4) == 0 && getsockname(lst, (struct sockaddr *)&a, &alen) == 0;
+    CB_OK(listening, "a socket made inside is bound and listening (%s)",
+          listening ? "ok"
+          : lst < 0 ? err.msg
+                    : strerror(errno));
+    char script[256];
+    snprintf(script, sizeof script, "bash -c 'echo hello-from-inside >/dev/tcp/127.0.0.1/%d'",
+             ntohs(a.sin_port));
+    s_sh_ok(s, script, &out);
+    cleanup_close int conn = listening && s_ready(lst, POLLIN) ? accept4(lst, NULL, NULL, 0) : -1;
+    cb_buf_t got = {0};
+    if (conn >= 0)
+        s_read_all(conn, &got);
+    CB_OK(strstr(cb_buf_str(&got), "hello-from-inside") != NULL,
+          "a process inside connected to it (read '%s')", cb_buf_str(&got));
+    cb_buf_free(&got);
+    /* The same port on the host's loopback is not that listener. */
+    cleanup_close int host = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(host, (struct sockaddr *)&a, sizeof a) == 0) {
+        struct pollfd pf = {.fd = lst, .events = POLLIN};
+        CB_OK(poll(&pf, 1, 0) == 0, "a host connection to that port did not reach the sandbox");
+    } else {
+        CB_OK(errno == ECONNREFUSED, "the host's loopback has nothing on that port (%s)",
+              strerror(errno));
+    }
+
+    /* A server inside, reached by a socket of ours connected from the host side. */
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return;
+    sbx_spawn_opts_t o = {
+        .argv =
+            (const char *const[]){"python3", "-c",
+                                  "import socket\n"
+                                  "s = socket.socket(); s.bind(('127.0.0.1', 7777)); s.listen()\n"
+                                  "print('ready', flush=True)\n"
+                                  "c, _ = s.accept(); c.sendall(b'served-inside'); c.close()",
+                                  NULL},
+        .env = s_env,
+        .stdin_fd = -1,
+        .stdout_fd = p[1],
+        .stderr_fd = p[1]};
+    sbx_proc_t *server = sbx_spawn(s, &o, &err);
+    close(p[1]);
+    cleanup_close int server_out = p[0];
+    char ready[64] = "";
+    if (server && s_ready(server_out, POLLIN)) {
+        ssize_t n = read(server_out, ready, sizeof ready - 1);
+        ready[n > 0 ? n : 0] = '\0';
+    }
+    CB_OK(strstr(ready, "ready") != NULL, "a server runs inside ('%s'%s%s)", ready,
+          server ? "" : ": ", server ? "" : err.msg);
+    cleanup_close int up = sbx_socket(s, AF_INET, &err);
+    struct sockaddr_in in = {
+        .sin_family = AF_INET, .sin_port = htons(7777), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int rc = up < 0 ? -1 : connect(up, (struct sockaddr *)&in, sizeof in);
+    bool connected = up >= 0 && (rc == 0 || (errno == EINPROGRESS && s_ready(up, POLLOUT)));
+    cb_buf_t served = {0};
+    if (connected)
+        s_read_all(up, &served);
+    CB_OK(!strcmp(cb_buf_str(&served), "served-inside"),
+          "a socket of ours connected inside reaches it (read '%s')", cb_buf_str(&served));
+    cb_buf_free(&served);
+    sbx_proc_destroy(&server);
+
+    /* A terminal: isatty inside, and it is the controlling terminal. */
+    int peer = -1;
+    cleanup_close int master = sbx_pty(s, &peer, &err);
+    CB_OK(master >= 0 && peer >= 0, "a terminal is made inside (%s)", master < 0 ? err.msg : "ok");
+    if (master >= 0) {
+        sbx_spawn_opts_t t = {
+            .argv =
+                (const char *const[]){"/bin/sh", "-c",
+                                      "test -t 0 && tty && ps -o tty= -p $$ && echo tty-ok", NULL},
+            .env = s_env,
+            .stdin_fd = peer,
+            .stdout_fd = peer,
+            .stderr_fd = peer,
+            .controlling_tty = true};
+        sbx_proc_t *sh = sbx_spawn(s, &t, &err);
+        close(peer);
+        cb_buf_t screen = {0};
+        if (sh)
+            s_read_all(master, &screen);
+        CB_OK(sh && strstr(cb_buf_str(&screen), "/dev/pts/0") &&
+                  strstr(cb_buf_str(&screen), "pts/0") && strstr(cb_buf_str(&screen), "tty-ok"),
+              "a shell on it sees a terminal, /dev/pts/0, as its controlling one (read '%s'%s%s)",
+              cb_buf_str(&screen), sh ? "" : ": ", sh ? "" : err.msg);
+        cb_buf_free(&screen);
+        sbx_proc_destroy(&sh);
+    }
+    CB_OK(sbx_socket(s, AF_UNIX, &err) < 0 && err.kind == CB_ERR_INVALID,
+          "only TCP sockets are made (%s)", err.msg);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -656,8 +800,10 @@ int main(int argc, char **argv)
         s_init_death(runtime);
     else if (!strcmp(group, "oom"))
         s_oom(runtime);
+    else if (!strcmp(group, "reach"))
+        s_reach(runtime);
     else
-        CB_OK(0, "unknown group '%s' (workspace DIR, sweep, init_death, oom)", group);
+        CB_OK(0, "unknown group '%s' (workspace DIR, sweep, init_death, oom, reach)", group);
     cb_error_t err = {0};
     if (cb_rm_rf(runtime, &err) < 0)
         CB_DIAG("remove %s: %s", runtime, err.msg);

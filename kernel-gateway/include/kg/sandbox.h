@@ -100,6 +100,12 @@ void kg_sandbox_log(kg_sandbox_t *self, const char *source, const char *fmt, ...
  * text}]. Caller owns return value. */
 json_t *kg_sandbox_logs(kg_sandbox_t *self, size_t max_entries);
 
+/* A TCP socket in the sandbox's network namespace (sbx_socket: non-blocking; bound or connected
+ * from here it reaches only the sandbox's loopback), and a terminal of its devpts (sbx_pty:
+ * the master, non-blocking; its peer in *peer_fd). Caller owns the fds; -1 with err. */
+int kg_sandbox_socket(kg_sandbox_t *self, int domain, cb_error_t *err);
+int kg_sandbox_pty(kg_sandbox_t *self, int *peer_fd, cb_error_t *err);
+
 /* Host pid of the sandbox's init; every process of the sandbox descends from it. */
 pid_t kg_sandbox_init_pid(const kg_sandbox_t *self);
 

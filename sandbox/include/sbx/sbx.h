@@ -219,11 +219,25 @@ typedef struct {
                                  inherited from the host */
     const char *cwd;         /* inside path; NULL: /home/user */
     int stdin_fd, stdout_fd, stderr_fd; /* host fds handed to the process; -1: /dev/null */
+    bool controlling_tty; /* stdin_fd is a terminal (sbx_pty's peer): it becomes the process's
+                             controlling terminal, the process its foreground group */
 } sbx_spawn_opts_t;
 
 /* Start a process. Returns once it has exec'd (an exec failure is an error here, naming the
  * step and errno). Caller owns return value. */
 sbx_proc_t *sbx_spawn(sbx_t *self, const sbx_spawn_opts_t *opts, cb_error_t *err);
+
+/* A TCP socket (SOCK_STREAM, non-blocking, close-on-exec) of domain AF_INET or AF_INET6 in the
+ * sandbox's network namespace, made by its init: bound or connected from the host side it
+ * reaches only the sandbox's own loopback, which is how the gateway serves a proxy inside and
+ * forwards ports in without giving the sandbox any route. Caller owns the returned fd; -1 with
+ * err on failure. A short exchange with the init, like sbx_spawn. */
+int sbx_socket(sbx_t *self, int domain, cb_error_t *err);
+
+/* A pseudo-terminal of the sandbox's own devpts: returns its master (non-blocking,
+ * close-on-exec, unlocked) and its peer in *peer_fd (blocking, close-on-exec, O_NOCTTY), to hand
+ * to sbx_spawn with controlling_tty. Caller owns both fds; -1 with err on failure. */
+int sbx_pty(sbx_t *self, int *peer_fd, cb_error_t *err);
 
 /* Readable (POLLIN) when the process has exited. Borrowed; valid with the process. */
 int sbx_proc_pidfd(const sbx_proc_t *self);
