@@ -156,10 +156,13 @@ void egress_answer(egress_t *self, uint64_t ask_id, bool allow, bool remember);
  * directions have ended or either errs; upstream_fd may still be connecting (non-blocking
  * connect in progress): a failed connect closes client_fd after writing fail_response (may be
  * NULL; e.g. a 502 page). prefix (may be NULL) is written to upstream first (a rewritten request
- * head). Half-close is passed on (shutdown SHUT_WR). sb (may be
- * NULL) is the sandbox whose removal closes the pump too. */
+ * head). At most client_bytes_max bytes the client sends after that are passed upstream
+ * (UINT64_MAX: no limit, as for a WebSocket); later ones are read and dropped, so a keep-alive
+ * client's next request (which may carry credentials) never reaches the sandbox, and the client
+ * connection is closed once the upstream's direction has ended. Half-close is passed on
+ * (shutdown SHUT_WR). sb (may be NULL) is the sandbox whose removal closes the pump too. */
 int egress_forward(egress_t *self, egress_sandbox_t *sb, int client_fd, int upstream_fd,
-                   const void *prefix, size_t prefix_len, const char *fail_response,
-                   cb_error_t *err);
+                   const void *prefix, size_t prefix_len, uint64_t client_bytes_max,
+                   const char *fail_response, cb_error_t *err);
 
 #endif
