@@ -101,7 +101,9 @@ egress_head_status_t egress_http_head_parse(const char *buf, size_t len, egress_
             return s_bad(why, why_size, "not an HTTP request");
         return len >= EGRESS_HEAD_MAX ? EGRESS_HEAD_TOO_LARGE : EGRESS_HEAD_MORE;
     }
-    /* Paused at the end of the headers: used counts the head's last byte too. */
+    /* Paused at the end of the headers, on the head's last byte ('\n'), which used leaves out. */
+    if (used < n && buf[used] == '\n')
+        used++;
     req->head_len = used;
     req->major = parser.http_major;
     req->minor = parser.http_minor;
