@@ -238,9 +238,7 @@ static void s_conn_update(s_conn_t *c)
         if (c->down.len)
             cw |= EPOLLOUT;
         break;
-    case ST_CONNECTING:
-        uw = EPOLLOUT;
-        break;
+    case ST_CONNECTING: uw = EPOLLOUT; break;
     case ST_PUMP:
         if (!c->up.eof && (s_room(&c->up) || c->up.off))
             cw |= EPOLLIN;
@@ -251,9 +249,7 @@ static void s_conn_update(s_conn_t *c)
         if (c->up.len)
             uw |= EPOLLOUT;
         break;
-    case ST_CLOSING:
-        cw = c->down.len ? EPOLLOUT : EPOLLIN;
-        break;
+    case ST_CLOSING: cw = c->down.len ? EPOLLOUT : EPOLLIN; break;
     }
     s_arm(c->eg, c->cfd, &c->csrc, &c->cmask, cw);
     s_arm(c->eg, c->ufd, &c->usrc, &c->umask, uw);
@@ -417,8 +413,8 @@ static void s_refuse(s_conn_t *c, const char *why)
     char hp[300];
     snprintf(hp, sizeof hp, strchr(c->host, ':') ? "[%s]:%u" : "%s:%u", c->host, c->port);
     if (!c->refusing)
-        s_event(c->eg, EGRESS_EVENT_LOG, sb, c->host, c->port, 0,
-                "network: %s refused (%s): %s", hp, s_proto_names[c->proto], why);
+        s_event(c->eg, EGRESS_EVENT_LOG, sb, c->host, c->port, 0, "network: %s refused (%s): %s",
+                hp, s_proto_names[c->proto], why);
     if (c->proto == P_SOCKS) {
         s_socks_reply(c, SOCKS_NOT_ALLOWED, true);
         return;
@@ -444,10 +440,10 @@ static void s_unreachable(s_conn_t *c, int err, const char *what)
         return;
     }
     if (c->proto == P_SOCKS) {
-        uint8_t code = err == ECONNREFUSED   ? SOCKS_REFUSED
-                       : err == ENETUNREACH  ? SOCKS_NET_UNREACHABLE
-                       : err == ETIMEDOUT    ? SOCKS_TTL
-                                             : SOCKS_HOST_UNREACHABLE;
+        uint8_t code = err == ECONNREFUSED  ? SOCKS_REFUSED
+                       : err == ENETUNREACH ? SOCKS_NET_UNREACHABLE
+                       : err == ETIMEDOUT   ? SOCKS_TTL
+                                            : SOCKS_HOST_UNREACHABLE;
         s_socks_reply(c, code, true);
         return;
     }
@@ -606,8 +602,8 @@ static void s_connect_next(s_conn_t *c)
             c->connect_errno = errno;
             continue;
         }
-        socklen_t len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                 : sizeof(struct sockaddr_in6);
+        socklen_t len =
+            sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
         if (connect(fd, sa, len) == 0 || errno == EINPROGRESS) {
             c->ufd = fd;
             c->state = ST_CONNECTING;
@@ -656,8 +652,8 @@ static void s_head_http(s_conn_t *c)
 {
     egress_http_req_t *req = cb_xmalloc(sizeof *req);
     char why[200];
-    egress_head_status_t st = egress_http_head_parse(c->up.data + c->up.off, c->up.len, req, why,
-                                                     sizeof why);
+    egress_head_status_t st =
+        egress_http_head_parse(c->up.data + c->up.off, c->up.len, req, why, sizeof why);
     if (st == EGRESS_HEAD_MORE) {
         free(req);
         return;
@@ -917,12 +913,8 @@ static void s_conn_event(s_conn_t *c, bool upstream, uint32_t ev)
             s_connect_result(c, err);
         }
         break;
-    case ST_PUMP:
-        s_pump(c);
-        break;
-    case ST_CLOSING:
-        s_closing_event(c);
-        break;
+    case ST_PUMP: s_pump(c); break;
+    case ST_CLOSING: s_closing_event(c); break;
     case ST_RESOLVING:
     case ST_ASKING:
         if (ev & (EPOLLHUP | EPOLLERR))
@@ -955,21 +947,15 @@ static void s_timeout(s_conn_t *c, int64_t now)
         s_unreachable(c, ETIMEDOUT, what);
         break;
     }
-    case ST_ASKING:
-        s_refuse(c, "the question was not answered in time");
-        break;
-    case ST_CONNECTING:
-        s_connect_result(c, ETIMEDOUT);
-        break;
+    case ST_ASKING: s_refuse(c, "the question was not answered in time"); break;
+    case ST_CONNECTING: s_connect_result(c, ETIMEDOUT); break;
     case ST_PUMP:
         if (now - c->last_io >= c->eg->cfg.idle_timeout_ms)
             s_conn_kill(c);
         else
             c->deadline = c->last_io + c->eg->cfg.idle_timeout_ms;
         break;
-    case ST_CLOSING:
-        s_conn_kill(c);
-        break;
+    case ST_CLOSING: s_conn_kill(c); break;
     }
 }
 
@@ -1225,8 +1211,8 @@ egress_sandbox_t *egress_sandbox_add(egress_t *self, const char *id, int listen_
     snprintf(sb->id, sizeof sb->id, "%s", id ? id : "");
     sb->lfd = listen_fd;
     sb->policy = policy ? egress_policy_copy(policy) : egress_policy_from_string("none", NULL);
-    sb->max_conns = sb->policy->max_connections ? sb->policy->max_connections
-                                                : self->cfg.max_connections;
+    sb->max_conns =
+        sb->policy->max_connections ? sb->policy->max_connections : self->cfg.max_connections;
     sb->max_bytes = sb->policy->max_bytes ? sb->policy->max_bytes : self->cfg.max_bytes;
     pthread_mutex_lock(&self->mu);
     if (listen_fd >= 0) {
@@ -1312,13 +1298,12 @@ json_t *egress_sandbox_connections(egress_sandbox_t *sb, size_t max)
         const s_record_t *r = s_record(sb, seq);
         if (!r)
             continue;
-        json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:b}", "time",
-                              r->time, "host", r->host, "port", (int)r->port, "address",
-                              r->address, "protocol", r->protocol, "allowed", r->allowed,
-                              "reason", r->reason, "bytes_out", (json_int_t)r->bytes_out,
-                              "bytes_in", (json_int_t)r->bytes_in, "duration_ms",
-                              (json_int_t)((r->open ? now : r->end_ms) - r->start_ms), "open",
-                              r->open);
+        json_t *o =
+            json_pack("{s:s, s:s, s:i, s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:b}", "time", r->time,
+                      "host", r->host, "port", (int)r->port, "address", r->address, "protocol",
+                      r->protocol, "allowed", r->allowed, "reason", r->reason, "bytes_out",
+                      (json_int_t)r->bytes_out, "bytes_in", (json_int_t)r->bytes_in, "duration_ms",
+                      (json_int_t)((r->open ? now : r->end_ms) - r->start_ms), "open", r->open);
         if (o)
             json_array_append_new(arr, o);
     }
@@ -1357,8 +1342,8 @@ void egress_answer(egress_t *self, uint64_t ask_id, bool allow, bool remember)
         } else {
             if (remember) {
                 char entry[300];
-                snprintf(entry, sizeof entry, strchr(c->host, ':') ? "[%s]:%u" : "%s:%u",
-                         c->host, c->port);
+                snprintf(entry, sizeof entry, strchr(c->host, ':') ? "[%s]:%u" : "%s:%u", c->host,
+                         c->port);
                 cb_error_t e;
                 if (egress_policy_add(c->sb->policy, entry, false, &e) < 0)
                     cb_warn("egress: remember %s: %s", entry, e.msg);

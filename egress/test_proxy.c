@@ -147,8 +147,8 @@ static void s_serve(int fd, void *(*fn)(void *))
 static int s_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -392,8 +392,7 @@ static void test_names_and_classes(void)
 
     snprintf(target, sizeof target, "bad.test:%u", s_echo_port);
     fd = s_tunnel(p2, target, answer, sizeof answer);
-    CB_OK(fd < 0 && strstr(answer, "403") && strstr(answer, "deny list"),
-          "deny beats *.test");
+    CB_OK(fd < 0 && strstr(answer, "403") && strstr(answer, "deny list"), "deny beats *.test");
 
     snprintf(target, sizeof target, "elsewhere.example:%u", s_echo_port);
     fd = s_tunnel(p1, target, answer, sizeof answer);
@@ -451,7 +450,10 @@ static void test_socks(void)
     int fd;
 
     size_t n = 0;
-    memcpy(req, "\x05\x01\x00\x03\x08" "api.test", 13);
+    memcpy(req,
+           "\x05\x01\x00\x03\x08"
+           "api.test",
+           13);
     n = 13;
     req[n++] = (uint8_t)(s_echo_port >> 8);
     req[n++] = (uint8_t)s_echo_port;
@@ -467,7 +469,8 @@ static void test_socks(void)
         close(fd);
 
     if (s_echo6_port) {
-        uint8_t v6[22] = {5, 1, 0, 4, [19] = 1, (uint8_t)(s_echo6_port >> 8), (uint8_t)s_echo6_port};
+        uint8_t v6[22] = {
+            5, 1, 0, 4, [19] = 1, (uint8_t)(s_echo6_port >> 8), (uint8_t)s_echo6_port};
         CB_EQ_INT(s_socks(port, v6, sizeof v6, &fd), 0, "SOCKS5 IPv6 [::1]: granted");
         CB_OK(fd >= 0 && s_echo_ok(fd), "SOCKS5 IPv6: bytes both ways");
         if (fd >= 0)
@@ -479,8 +482,8 @@ static void test_socks(void)
     memcpy(req + 5, "meta", 4);
     CB_EQ_INT(s_socks(port, (const uint8_t *)"\x05\x01\x00\x03\x09meta.test\x00\x50", 16, &fd),
               0x02, "SOCKS5 metadata name: 0x02");
-    uint8_t closed[10] = {5, 1, 0, 1, 127, 0, 0, 1, (uint8_t)(s_closed_port >> 8),
-                          (uint8_t)s_closed_port};
+    uint8_t closed[10] = {
+        5, 1, 0, 1, 127, 0, 0, 1, (uint8_t)(s_closed_port >> 8), (uint8_t)s_closed_port};
     CB_EQ_INT(s_socks(port, closed, sizeof closed, &fd), 0x05, "SOCKS5 refused port: 0x05");
     CB_EQ_INT(s_socks(port, (const uint8_t *)"\x05\x01\x00\x03\x0bnosuch.test\x00\x50", 18, &fd),
               0x04, "SOCKS5 unresolvable name: 0x04");
@@ -724,8 +727,8 @@ static void s_pair(int *a, int *b)
 static int s_connecting(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) {
     }
     return fd;
@@ -769,7 +772,8 @@ static void test_forward(void)
     s_sends(b, "x");
     s_read_n(b, buf, 1);
     egress_sandbox_remove(s_eg, &sb);
-    CB_OK(sb == NULL && s_read_all(b, buf, sizeof buf) == 0, "forward: removal of its sandbox closes it");
+    CB_OK(sb == NULL && s_read_all(b, buf, sizeof buf) == 0,
+          "forward: removal of its sandbox closes it");
     close(b);
 }
 
@@ -870,8 +874,10 @@ int main(void)
     else
         s_echo6_port = 0;
 
-    egress_config_t cfg = {.connect_timeout_ms = 2000, .idle_timeout_ms = 5000,
-                           .head_timeout_ms = 500, .ask_timeout_ms = 500};
+    egress_config_t cfg = {.connect_timeout_ms = 2000,
+                           .idle_timeout_ms = 5000,
+                           .head_timeout_ms = 500,
+                           .ask_timeout_ms = 500};
     cb_error_t err = {0};
     s_eg = egress_new(&cfg, &err);
     CB_OK(s_eg != NULL, "proxy started: %s", err.msg);
