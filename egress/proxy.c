@@ -40,6 +40,7 @@
 #define S_EVENTS 512       /* events queued for the gateway */
 #define S_MAX_REFUSING 64  /* connections over the limit that still get an answer */
 #define S_CLOSE_LINGER_MS 2000
+#define S_PIPE (256 * 1024) /* the pipe's size asked for; the kernel may give less */
 
 typedef enum { SRC_WAKE, SRC_RESOLVER, SRC_LISTENER, SRC_CLIENT, SRC_UPSTREAM } s_kind_t;
 
@@ -51,8 +52,10 @@ typedef struct {
 typedef struct {
     char *data;
     size_t cap, off, len;
-    bool eof;  /* the reading side ended */
-    bool shut; /* passed on: shutdown(SHUT_WR) of the writing side */
+    int pipe[2]; /* splice(2) through it once pumping, when it could be made; else -1 */
+    size_t plen; /* bytes in the pipe */
+    bool eof;    /* the reading side ended */
+    bool shut;   /* passed on: shutdown(SHUT_WR) of the writing side */
 } s_dir_t;
 
 typedef enum {
@@ -220,6 +223,37 @@ static void s_arm(egress_t *eg, int fd, s_src_t *src, uint32_t *cur, uint32_t wa
 
 static size_t s_room(const s_dir_t *d) { return d->cap - d->off - d->len; }
 
+/* Whether the direction takes more from its source now. */
+static bool s_can_read(const s_dir_t *d)
+{
+    if (d->eof)
+        return false;
+    if (d->pipe[0] >= 0)
+        return d->len == 0 && d->plen == 0;
+    return s_room(d) || d->off;
+}
+
+static void s_pipe_close(s_dir_t *d)
+{
+    for (int i = 0; i < 2; i++)
+        if (d->pipe[i] >= 0) {
+            close(d->pipe[i]);
+            d->pipe[i] = -1;
+        }
+}
+
+/* Pump through a pipe with splice(2): the bytes never cross into this process. A direction
+ * that must see its bytes (a forward's client_bytes_max) keeps the buffer. */
+static void s_pipe_open(s_dir_t *d)
+{
+    if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        d->pipe[0] = d->pipe[1] = -1;
+        return;
+    }
+    if (fcntl(d->pipe[1], F_SETPIPE_SZ, S_PIPE) < 0) { /* the default size still works */
+    }
+}
+
 static void s_conn_update(s_conn_t *c)
 {
     if (c->dead)
@@ -240,13 +274,13 @@ static void s_conn_update(s_conn_t *c)
         break;
     case ST_CONNECTING: uw = EPOLLOUT; break;
     case ST_PUMP:
-        if (!c->up.eof && (s_room(&c->up) || c->up.off))
+        if (s_can_read(&c->up))
             cw |= EPOLLIN;
-        if (c->down.len)
+        if (c->down.len || c->down.plen)
             cw |= EPOLLOUT;
-        if (!c->down.eof && (s_room(&c->down) || c->down.off))
+        if (s_can_read(&c->down))
             uw |= EPOLLIN;
-        if (c->up.len)
+        if (c->up.len || c->up.plen)
             uw |= EPOLLOUT;
         break;
     case ST_CLOSING: cw = c->down.len ? EPOLLOUT : EPOLLIN; break;
@@ -281,6 +315,8 @@ static void s_conn_kill(s_conn_t *c)
     c->dead = true;
     s_close_fd(eg, &c->cfd, &c->cmask);
     s_close_fd(eg, &c->ufd, &c->umask);
+    s_pipe_close(&c->up);
+    s_pipe_close(&c->down);
     if (c->job) {
         egress_resolver_cancel(eg->res, c->job);
         c->job = NULL;
@@ -329,6 +365,7 @@ static s_conn_t *s_conn_new(egress_t *eg, egress_sandbox_t *sb, int cfd)
     c->usrc = (s_src_t){SRC_UPSTREAM, c};
     c->up.cap = c->down.cap = S_BUF;
     c->client_left = UINT64_MAX;
+    c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -1;
     c->up.data = cb_xmalloc(S_BUF);
     c->down.data = cb_xmalloc(S_BUF);
     c->next = eg->conns;
@@ -354,6 +391,9 @@ static void s_to_client(s_conn_t *c, const void *data, size_t len)
 static void s_close_with(s_conn_t *c, const void *reply, size_t len)
 {
     s_close_fd(c->eg, &c->ufd, &c->umask);
+    s_pipe_close(&c->up);
+    s_pipe_close(&c->down);
+    c->up.plen = c->down.plen = 0;
     c->up.len = c->up.off = 0;
     c->down.len = c->down.off = 0;
     if (len)
@@ -576,6 +616,9 @@ static void s_decide(s_conn_t *c)
 static void s_connected(s_conn_t *c)
 {
     c->state = ST_PUMP;
+    if (c->client_left == UINT64_MAX)
+        s_pipe_open(&c->up);
+    s_pipe_open(&c->down);
     c->last_io = cb_now_ms();
     s_set_deadline(c, c->eg->cfg.idle_timeout_ms);
     s_record_t *r = s_record_of(c);
@@ -797,8 +840,43 @@ static bool s_pump_dir(s_conn_t *c, s_dir_t *d, int src, int dst, bool to_upstre
                 break; /* the peer is slower: wait for EPOLLOUT */
             d->off = 0;
         }
+        if (d->plen) {
+            ssize_t n =
+                splice(d->pipe[0], NULL, dst, NULL, d->plen, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    break;
+                s_conn_kill(c);
+                return false;
+            }
+            if (to_upstream)
+                s_count(c, true, (size_t)n);
+            else
+                c->last_io = cb_now_ms();
+            d->plen -= (size_t)n;
+            if (d->plen)
+                break;
+        }
         if (d->eof || src < 0)
             break;
+        if (d->pipe[0] >= 0) {
+            ssize_t n =
+                splice(src, NULL, d->pipe[1], NULL, S_PIPE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    break;
+                s_conn_kill(c);
+                return false;
+            }
+            if (n == 0) {
+                d->eof = true;
+                break;
+            }
+            d->plen += (size_t)n;
+            if (!to_upstream)
+                s_count(c, false, (size_t)n);
+            continue;
+        }
         size_t want = s_room(d);
         bool drop = to_upstream && c->client_left == 0;
         if (drop)
@@ -824,7 +902,7 @@ static bool s_pump_dir(s_conn_t *c, s_dir_t *d, int src, int dst, bool to_upstre
         if (!to_upstream)
             s_count(c, false, (size_t)n);
     }
-    if (d->eof && d->len == 0 && !d->shut) {
+    if (d->eof && d->len == 0 && d->plen == 0 && !d->shut) {
         shutdown(dst, SHUT_WR);
         d->shut = true;
     }
