@@ -394,8 +394,7 @@ static void s_close_with(s_conn_t *c, const void *reply, size_t len)
     s_pipe_close(&c->up);
     s_pipe_close(&c->down);
     c->up.plen = c->down.plen = 0;
-    c->up.len = c->up.off = 0;
-    c->down.len = c->down.off = 0;
+    c->up.len = c->up.off = 0; /* down keeps what is pending (SOCKS5's method reply) */
     if (len)
         s_to_client(c, reply, len);
     c->state = ST_CLOSING;

@@ -492,6 +492,15 @@ static void test_socks(void)
     uint8_t atyp[10] = {5, 1, 0, 7, 127, 0, 0, 1, 0, 80};
     CB_EQ_INT(s_socks(port, atyp, sizeof atyp, &fd), 0x08, "SOCKS5 unknown ATYP: 0x08");
 
+    /* greeting and a refused request in one write: both replies, in order */
+    fd = s_connect(port);
+    uint8_t both[15] = {5, 1, 0, 5, 1, 0, 1, 169, 254, 169, 254, 0, 80};
+    uint8_t rr[12] = {0};
+    s_send(fd, both, 13);
+    CB_OK(s_read_n(fd, rr, 12) && rr[0] == 5 && rr[1] == 0 && rr[2] == 5 && rr[3] == 0x02,
+          "SOCKS5 greeting and request at once: method reply, then 0x02");
+    close(fd);
+
     fd = s_connect(port);
     uint8_t r[2] = {0};
     s_send(fd, "\x05\x01\x02", 3); /* user/password only */
