@@ -1,5 +1,5 @@
-/* proxy.c: the proxy every sandbox's outbound traffic goes through, and the byte pump it shares
- * with port forwards.
+/* proxy.c: the proxy every sandbox's outbound traffic goes through: its thread, and each
+ * connection's way from its first byte to a verdict and a connected destination.
  *
  * Why one thread with epoll: thousands of mostly idle connections from sandboxes that may be
  * hostile; a thread each would let one sandbox spend the host's threads. How: one thread owns an
