@@ -372,9 +372,34 @@ static void s_head_socks(egress_conn_t *c)
     s_decide(c);
 }
 
+/* Whether the head may have ended in the bytes from old on: a blank line after the first byte
+ * that is not CR or LF (-1: more than three CR/LF bytes lead, which no client sends). Once a
+ * blank line follows other bytes the parser gives its final answer, so a head is parsed at most
+ * three times (its first bytes, its end, a full buffer) however slowly it trickles in, and each
+ * read costs work for its own bytes only: never quadratic. */
+static int s_head_ended(const char *buf, size_t len, size_t old)
+{
+    size_t k = 0;
+    while (k < len && (buf[k] == '\r' || buf[k] == '\n'))
+        if (++k > 3)
+            return -1;
+    size_t i = old > k + 3 ? old - 3 : k;
+    for (; i < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        size_t j = i + 1;
+        if (j < len && buf[j] == '\r')
+            j++;
+        if (j < len && buf[j] == '\n')
+            return 1;
+    }
+    return 0;
+}
+
 static void s_head_read(egress_conn_t *c)
 {
     egress_dir_t *d = &c->up;
+    size_t old = d->len;
     size_t want = EGRESS_HEAD_MAX - d->len;
     if (want == 0)
         return;
@@ -390,8 +415,14 @@ static void s_head_read(egress_conn_t *c)
         c->proto = (uint8_t)d->data[d->off] == 0x05 ? EGRESS_P_SOCKS : EGRESS_P_HTTP;
     if (c->proto == EGRESS_P_SOCKS)
         s_head_socks(c);
-    else
-        s_head_http(c);
+    else {
+        int ended = s_head_ended(d->data + d->off, d->len, old);
+        if (ended < 0)
+            egress_conn_http_reply(c, 400, "Bad Request",
+                                   "cellblock: bad request: not an HTTP request.\n");
+        else if (old == 0 || ended || d->len >= EGRESS_HEAD_MAX)
+            s_head_http(c);
+    }
 }
 
 /* ---- events on a connection ---- */

@@ -540,6 +540,25 @@ static void test_garbage(void)
     s_read_all(fd, answer, sizeof answer);
     close(fd);
     CB_OK(strstr(answer, "431") != NULL, "a head over 16 KiB: 431");
+    /* a head trickled in one byte at a time still gets its answer */
+    fd = s_connect(port);
+    const char *slow = "CONNECT 127.0.0.1:1 HTTP/1.1\r\nX-A: b\r\n\r\n";
+    bool sent = true;
+    for (const char *p = slow; *p && sent; p++) {
+        sent = s_send(fd, p, 1);
+        usleep(100); /* separate reads, often; the answer does not depend on it */
+    }
+    s_read_all(fd, answer, sizeof answer);
+    close(fd);
+    CB_OK(sent && strstr(answer, "403 Forbidden"), "a head sent byte by byte: answered (403)");
+    /* blank lines before the request: refused, never parsed again and again */
+    fd = s_connect(port);
+    s_sends(fd, "\r\n");
+    usleep(1000);
+    s_sends(fd, "\r\n\r\n\r\n");
+    s_read_all(fd, answer, sizeof answer);
+    close(fd);
+    CB_OK(strstr(answer, "400 Bad Request") != NULL, "leading blank lines: 400");
     /* truncated, then gone */
     fd = s_connect(port);
     s_sends(fd, "CONNECT 127.0.0.1:");
