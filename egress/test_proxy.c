@@ -1,9 +1,10 @@
 /* test_proxy.c: the egress proxy over real sockets, on loopback only.
  *
  * The test first moves into a mount namespace of its own (unshare, / made private) and binds
- * files over /etc/hosts and /etc/resolv.conf there: the names it asks for (api.test, meta.test,
- * both.test...) resolve from that hosts file, and a name it does not list is asked of a DNS
- * server at 127.0.0.1, where nothing listens, so no query ever leaves the machine. It does this
+ * files over /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf there (and hides nscd's socket):
+ * the names it asks for (api.test, meta.test, both.test...) resolve from that hosts file, and a
+ * name it does not list is asked of a DNS server at 127.0.0.1, where nothing listens, so no
+ * query ever leaves the machine. It does this
  * before any thread starts, in its own process (the same as re-executing itself there). Then it
  * runs an echo server and a one-shot HTTP server on loopback and drives the proxy as sandboxes
  * would: CONNECT, plain HTTP, SOCKS5, garbage, slow and many clients, limits, questions,
@@ -853,27 +854,38 @@ static void test_removal_and_records(void)
     CB_OK(s_connect(port) < 0, "removal: its listener is closed");
 }
 
-/* Into a mount namespace whose /etc/hosts and /etc/resolv.conf are the test's. */
+/* Into a mount namespace whose /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf are the
+ * test's: names come from that hosts file, then from a DNS server at 127.0.0.1 (none listens),
+ * and from nothing else (no nss-resolve, no mDNS), so no look-up leaves the machine. */
 static int s_private_names(void)
 {
     if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return -1;
     char hosts[] = "/tmp/egress-hosts-XXXXXX", resolv[] = "/tmp/egress-resolv-XXXXXX";
-    int h = mkstemp(hosts), r = mkstemp(resolv);
-    if (h < 0 || r < 0)
+    char nss[] = "/tmp/egress-nss-XXXXXX";
+    int h = mkstemp(hosts), r = mkstemp(resolv), ns = mkstemp(nss);
+    if (h < 0 || r < 0 || ns < 0)
         return -1;
     static const char ht[] = "127.0.0.1 localhost\n127.0.0.1 api.test\n127.0.0.1 bad.test\n"
                              "169.254.169.254 meta.test\n127.0.0.1 both.test\n"
                              "192.0.2.10 both.test\n";
     static const char rt[] = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+    static const char nt[] = "hosts: files dns\n";
     bool ok = write(h, ht, sizeof ht - 1) == (ssize_t)(sizeof ht - 1) &&
-              write(r, rt, sizeof rt - 1) == (ssize_t)(sizeof rt - 1);
+              write(r, rt, sizeof rt - 1) == (ssize_t)(sizeof rt - 1) &&
+              write(ns, nt, sizeof nt - 1) == (ssize_t)(sizeof nt - 1);
     close(h);
     close(r);
+    close(ns);
     ok = ok && mount(hosts, "/etc/hosts", NULL, MS_BIND, NULL) == 0 &&
-         mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0;
+         mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0 &&
+         mount(nss, "/etc/nsswitch.conf", NULL, MS_BIND, NULL) == 0;
     unlink(hosts);
     unlink(resolv);
+    unlink(nss);
+    /* nscd would answer from the host's own configuration: hide its socket */
+    if (ok && access("/var/run/nscd", F_OK) == 0)
+        ok = mount("tmpfs", "/var/run/nscd", "tmpfs", 0, "size=4k") == 0;
     return ok ? 0 : -1;
 }
 
