@@ -5,9 +5,10 @@
  * the names it asks for (api.test, meta.test, both.test...) resolve from that hosts file, and a
  * name it does not list is asked of a DNS server at 127.0.0.1, where nothing listens, so no
  * query ever leaves the machine. It does this before any thread starts, in its own process (the
- * same as re-executing itself there). Then it runs an echo server and a one-shot HTTP server on loopback and drives the proxy as sandboxes
- * would: CONNECT, plain HTTP, SOCKS5, garbage, slow and many clients, limits, questions,
- * forwards, removal; and compares the proxy's stats and records with what it did.
+ * same as re-executing itself there). Then it runs an echo server and a one-shot HTTP server on
+ * loopback and drives the proxy as sandboxes would: CONNECT, plain HTTP, SOCKS5, garbage, slow
+ * and many clients, limits, questions, forwards, removal; and compares the proxy's stats and
+ * records with what it did.
  *
  * Every wait has a deadline (sockets have a receive timeout, events are polled with one); no
  * check depends on how fast anything is. */
