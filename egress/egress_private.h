@@ -302,7 +302,7 @@ void egress_conn_socks_reply(egress_conn_t *c, uint8_t code, bool close_after);
 bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, bool to_upstream);
 void egress_conn_pump(egress_conn_t *c);
 void egress_conn_closing_event(egress_conn_t *c);
-/* Pump this direction through a pipe with splice(2) (left on the buffer when no pipe can be made). */
+/* Pump this direction through a pipe with splice(2) (the buffer when no pipe can be made). */
 void egress_dir_pipe_open(egress_dir_t *d);
 
 /* proxy.c */
