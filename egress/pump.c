@@ -278,6 +278,8 @@ void egress_conn_close_with(egress_conn_t *c, const void *reply, size_t len)
     c->up.len = c->up.off = 0; /* down keeps what is pending (SOCKS5's method reply) */
     if (len)
         egress_conn_reply_bytes(c, reply, len);
+    if (c->down.len == 0) /* nothing to say: the client sees the end at once */
+        shutdown(c->cfd, SHUT_WR);
     c->state = EGRESS_ST_CLOSING;
     egress_conn_deadline(c, EGRESS_CLOSE_LINGER_MS);
     egress_conn_update(c);
@@ -285,7 +287,7 @@ void egress_conn_close_with(egress_conn_t *c, const void *reply, size_t len)
 
 void egress_conn_http_reply(egress_conn_t *c, int status, const char *reason, const char *body)
 {
-    char buf[1024];
+    char buf[2048];
     int n = snprintf(buf, sizeof buf,
                      "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
@@ -298,7 +300,7 @@ void egress_conn_socks_reply(egress_conn_t *c, uint8_t code, bool close_after)
     uint8_t r[22] = {0x05, code, 0x00, 0x01};
     size_t len = 10;
     if (code == SOCKS_OK && c->ufd >= 0) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t sl = sizeof ss;
         if (getsockname(c->ufd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6) {
             const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
@@ -336,6 +338,22 @@ static void s_count(egress_conn_t *c, bool to_upstream, size_t n)
         if (r)
             r->bytes_in += n;
     }
+}
+
+/* How many bytes this connection may still read before its sandbox's byte limit is crossed
+ * (one more than what is left, so that crossing it is seen): a connection crosses it by one
+ * byte at most (several connections of one sandbox pumping at once, by one pass each). */
+static size_t s_budget(const egress_conn_t *c)
+{
+    const egress_sandbox_t *sb = c->sb;
+    if (!sb || c->proto == EGRESS_P_FORWARD || !sb->max_bytes)
+        return SIZE_MAX;
+    /* counted, and on its way upstream (counted when written) */
+    uint64_t used = sb->st.bytes_in + sb->st.bytes_out + c->up.len + c->up.plen;
+    if (used > sb->max_bytes)
+        return 0; /* crossed: egress_conn_pump closes it */
+    uint64_t left = sb->max_bytes - used;
+    return left >= SIZE_MAX - 1 ? SIZE_MAX : (size_t)left + 1;
 }
 
 /* Move what can move from src to dst through d; false when the connection died. */
@@ -379,9 +397,13 @@ bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, b
         }
         if (d->eof || src < 0)
             break;
+        size_t budget = s_budget(c);
+        if (budget == 0)
+            break;
         if (d->pipe[0] >= 0) {
+            size_t want = budget < EGRESS_PIPE ? budget : EGRESS_PIPE;
             ssize_t n =
-                splice(src, NULL, d->pipe[1], NULL, EGRESS_PIPE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                splice(src, NULL, d->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                     break;
@@ -403,6 +425,8 @@ bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, b
             want = d->cap; /* read into the buffer, counted as nothing: dropped */
         else if (to_upstream && c->client_left < want)
             want = (size_t)c->client_left;
+        if (!drop && budget < want)
+            want = budget;
         ssize_t n = read(src, d->data + (drop ? 0 : d->off + d->len), want);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
