@@ -78,8 +78,7 @@ static void s_unreachable(egress_conn_t *c, int err, const char *what)
     if (c->proto == EGRESS_P_SOCKS) {
         uint8_t code = err == ECONNREFUSED  ? SOCKS_REFUSED
                        : err == ENETUNREACH ? SOCKS_NET_UNREACHABLE
-                       : err == ETIMEDOUT   ? SOCKS_TTL
-                                            : SOCKS_HOST_UNREACHABLE;
+                                            : SOCKS_HOST_UNREACHABLE; /* a timeout too */
         egress_conn_socks_reply(c, code, true);
         return;
     }

@@ -857,6 +857,55 @@ static void test_removal_and_records(void)
     CB_OK(s_connect(port) < 0, "removal: its listener is closed");
 }
 
+/* Timeouts, on a second proxy with short ones: a connect that never completes (a loopback
+ * listener whose accept queue is full drops the SYN) and an idle tunnel. */
+static void test_timeouts(void)
+{
+    egress_config_t cfg = {.connect_timeout_ms = 300, .idle_timeout_ms = 300};
+    cb_error_t err = {0};
+    egress_t *saved = s_eg;
+    s_eg = egress_new(&cfg, &err);
+    CB_OK(s_eg != NULL, "a second proxy: %s", err.msg);
+    if (!s_eg) {
+        s_eg = saved;
+        return;
+    }
+    uint16_t full_port, port;
+    int full = s_listen(AF_INET, &full_port);
+    listen(full, 0);
+    int fillers[3];
+    for (int i = 0; i < 3; i++) { /* the first fills the queue, the others wait in SYN-SENT */
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(full_port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (connect(fillers[i], (struct sockaddr *)&a, sizeof a) < 0) {
+        }
+    }
+    char pol[128], target[64], answer[1024];
+    snprintf(pol, sizeof pol, "allow=127.0.0.1:%u,127.0.0.1:%u", full_port, s_echo_port);
+    egress_sandbox_t *sb = s_sandbox("timeouts", pol, &port);
+    snprintf(target, sizeof target, "127.0.0.1:%u", full_port);
+    int fd = s_tunnel(port, target, answer, sizeof answer);
+    CB_OK(fd < 0 && strstr(answer, "504 Gateway Timeout") && strstr(answer, "timed out"),
+          "a connect that never completes: 504 after the connect timeout");
+
+    snprintf(target, sizeof target, "127.0.0.1:%u", s_echo_port);
+    fd = s_tunnel(port, target, answer, sizeof answer);
+    char buf[16];
+    CB_OK(fd >= 0 && s_sends(fd, "x") && s_read_n(fd, buf, 1), "an idle tunnel: open");
+    CB_OK(fd >= 0 && s_read_all(fd, answer, sizeof answer) == 0,
+          "an idle tunnel: closed after the idle timeout");
+    if (fd >= 0)
+        close(fd);
+    egress_sandbox_remove(s_eg, &sb);
+    egress_destroy(&s_eg);
+    s_eg = saved;
+    for (int i = 0; i < 3; i++)
+        close(fillers[i]);
+    close(full);
+}
+
 /* Into a mount namespace whose /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf are the
  * test's: names come from that hosts file, then from a DNS server at 127.0.0.1 (none listens),
  * and from nothing else (no nss-resolve, no mDNS), so no look-up leaves the machine. */
@@ -936,6 +985,7 @@ int main(void)
     test_ask();
     test_forward();
     test_removal_and_records();
+    test_timeouts();
     egress_destroy(&s_eg);
     CB_OK(s_eg == NULL, "destroyed");
     return cb_tap_done();
