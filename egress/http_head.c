@@ -117,8 +117,9 @@ egress_head_status_t egress_http_head_parse(const char *buf, size_t len, egress_
     const char *url = buf + st.url_off;
     if (st.url_len == 0 || http_parser_parse_url(url, st.url_len, req->is_connect, &u) != 0)
         return s_bad(why, why_size,
-                     req->is_connect ? "CONNECT needs host:port" : "the request needs an "
-                                                                   "absolute http:// URI");
+                     req->is_connect ? "CONNECT needs host:port"
+                                     : "the request needs an "
+                                       "absolute http:// URI");
     if (!(u.field_set & (1 << UF_HOST)))
         return s_bad(why, why_size, "the request names no host");
     if (!req->is_connect) {
@@ -126,8 +127,9 @@ egress_head_status_t egress_http_head_parse(const char *buf, size_t len, egress_
             return s_bad(why, why_size, "the request needs an absolute http:// URI");
         const char *scheme = url + u.field_data[UF_SCHEMA].off;
         if (u.field_data[UF_SCHEMA].len != 4 || strncasecmp(scheme, "http", 4) != 0)
-            return s_bad(why, why_size, "only http:// URIs are forwarded (use CONNECT for "
-                                        "https)");
+            return s_bad(why, why_size,
+                         "only http:// URIs are forwarded (use CONNECT for "
+                         "https)");
     }
     size_t hl = u.field_data[UF_HOST].len;
     if (hl == 0 || hl >= sizeof req->host)
@@ -160,9 +162,9 @@ egress_head_status_t egress_http_head_parse(const char *buf, size_t len, egress_
 /* Headers a proxy must not pass on (hop-by-hop, or for the proxy). */
 static bool s_dropped(const char *name, size_t len)
 {
-    static const char *const drop[] = {"connection", "keep-alive", "proxy-connection",
-                                       "proxy-authorization", "proxy-authenticate", "te",
-                                       "upgrade", NULL};
+    static const char *const drop[] = {
+        "connection",         "keep-alive", "proxy-connection", "proxy-authorization",
+        "proxy-authenticate", "te",         "upgrade",          NULL};
     if (len >= 6 && strncasecmp(name, "proxy-", 6) == 0)
         return true;
     for (const char *const *d = drop; *d; d++)
@@ -184,8 +186,8 @@ size_t egress_http_rewrite(const char *buf, const egress_http_req_t *req, char *
 {
     size_t at = 0;
     char line[64];
-    bool ok = s_put(out, cap, &at, req->method, strlen(req->method)) &&
-              s_put(out, cap, &at, " ", 1);
+    bool ok =
+        s_put(out, cap, &at, req->method, strlen(req->method)) && s_put(out, cap, &at, " ", 1);
     if (req->path_len)
         ok = ok && s_put(out, cap, &at, buf + req->path_off, req->path_len);
     else

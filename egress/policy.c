@@ -29,10 +29,21 @@ typedef struct {
 } s_preset_t;
 
 static const char *const s_packages[] = {
-    "pypi.org",          "files.pythonhosted.org", "registry.npmjs.org",     "*.npmjs.org",
-    "registry.yarnpkg.com", "crates.io",           "*.crates.io",            "static.crates.io",
-    "index.crates.io",   "proxy.golang.org",       "sum.golang.org",         "github.com",
-    "*.githubusercontent.com", "codeload.github.com", NULL,
+    "pypi.org",
+    "files.pythonhosted.org",
+    "registry.npmjs.org",
+    "*.npmjs.org",
+    "registry.yarnpkg.com",
+    "crates.io",
+    "*.crates.io",
+    "static.crates.io",
+    "index.crates.io",
+    "proxy.golang.org",
+    "sum.golang.org",
+    "github.com",
+    "*.githubusercontent.com",
+    "codeload.github.com",
+    NULL,
 };
 
 static const s_preset_t s_presets[] = {
@@ -219,15 +230,9 @@ void egress_entry_format(const egress_entry_t *e, char *buf, size_t size)
 {
     char host[EGRESS_MAX_ENTRY_LEN + 8];
     switch (e->kind) {
-    case EGRESS_ENTRY_ANY:
-        snprintf(host, sizeof host, "*");
-        break;
-    case EGRESS_ENTRY_WILD:
-        snprintf(host, sizeof host, "*.%s", e->name);
-        break;
-    case EGRESS_ENTRY_NAME:
-        snprintf(host, sizeof host, "%s", e->name);
-        break;
+    case EGRESS_ENTRY_ANY: snprintf(host, sizeof host, "*"); break;
+    case EGRESS_ENTRY_WILD: snprintf(host, sizeof host, "*.%s", e->name); break;
+    case EGRESS_ENTRY_NAME: snprintf(host, sizeof host, "%s", e->name); break;
     case EGRESS_ENTRY_NET: {
         char a[INET6_ADDRSTRLEN];
         inet_ntop(e->family, e->addr, a, sizeof a);
@@ -326,8 +331,7 @@ static int s_add_list(egress_policy_t *p, const json_t *arr, const char *key, bo
                              key, EGRESS_MAX_ENTRIES);
     size_t i;
     const json_t *v;
-    json_array_foreach(arr, i, v)
-    {
+    json_array_foreach (arr, i, v) {
         if (!json_is_string(v))
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "network policy: entry %zu of '%s' is not a string", i, key);
@@ -362,8 +366,7 @@ static int s_add_list(egress_policy_t *p, const json_t *arr, const char *key, bo
 static int s_get_uint(const json_t *v, const char *key, uint64_t max, uint64_t *out,
                       cb_error_t *err)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > max)
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
         return cb_error_fail(err, CB_ERR_INVALID,
                              "network policy: '%s' must be an integer from 0 to %llu", key,
                              (unsigned long long)max);
@@ -417,8 +420,7 @@ egress_policy_t *egress_policy_from_json(const json_t *spec, cb_error_t *err)
 
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)spec, key, v)
-    {
+    json_object_foreach ((json_t *)spec, key, v) {
         int rc = 0;
         uint64_t n;
         if (strcmp(key, "allow") == 0)
@@ -440,8 +442,7 @@ egress_policy_t *egress_policy_from_json(const json_t *spec, cb_error_t *err)
                 rc = cb_error_fail(err, CB_ERR_INVALID, "network policy: 'presets' must be a list");
             size_t i;
             const json_t *pv;
-            json_array_foreach(v, i, pv)
-            {
+            json_array_foreach (v, i, pv) {
                 if (rc == 0 && !json_is_string(pv))
                     rc = cb_error_fail(err, CB_ERR_INVALID,
                                        "network policy: preset %zu is not a string", i);
@@ -469,11 +470,11 @@ egress_policy_t *egress_policy_from_json(const json_t *spec, cb_error_t *err)
                 rc = egress_policy_add(p, "*", false, err);
         } else if (strcmp(key, "network") == 0) { /* E2B: {network: {allowOut, denyOut}} */
             if (!json_is_object(v))
-                rc = cb_error_fail(err, CB_ERR_INVALID, "network policy: 'network' must be an object");
+                rc = cb_error_fail(err, CB_ERR_INVALID,
+                                   "network policy: 'network' must be an object");
             const char *k2;
             json_t *v2;
-            json_object_foreach(v, k2, v2)
-            {
+            json_object_foreach (v, k2, v2) {
                 if (rc < 0)
                     break;
                 if (strcmp(k2, "allowOut") == 0)
@@ -481,8 +482,8 @@ egress_policy_t *egress_policy_from_json(const json_t *spec, cb_error_t *err)
                 else if (strcmp(k2, "denyOut") == 0)
                     rc = s_add_list(p, v2, k2, true, 0, true, err);
                 else if (strcmp(k2, "allowPublicTraffic") != 0) /* inbound: not ours */
-                    rc = cb_error_fail(err, CB_ERR_INVALID, "network policy: unknown key 'network.%s'",
-                                       k2);
+                    rc = cb_error_fail(err, CB_ERR_INVALID,
+                                       "network policy: unknown key 'network.%s'", k2);
             }
         } else if (strcmp(key, "allowHTTP") != 0 && strcmp(key, "allowHTTPS") != 0) {
             rc = cb_error_fail(err, CB_ERR_INVALID, "network policy: unknown key '%s'", key);
@@ -533,9 +534,10 @@ egress_policy_t *egress_policy_from_string(const char *spec, cb_error_t *err)
                 p = comma + 1;
             }
         } else if (strcmp(key, "ask") == 0) {
-            json_object_set_new(obj, key, json_boolean(strcmp(val, "1") == 0 ||
-                                                       strcasecmp(val, "true") == 0 ||
-                                                       strcasecmp(val, "yes") == 0));
+            json_object_set_new(obj, key,
+                                json_boolean(strcmp(val, "1") == 0 ||
+                                             strcasecmp(val, "true") == 0 ||
+                                             strcasecmp(val, "yes") == 0));
         } else if (strcmp(key, "max_connections") == 0 || strcmp(key, "max_bytes") == 0) {
             char *end = NULL;
             unsigned long long n = strtoull(val, &end, 10);
@@ -543,7 +545,8 @@ egress_policy_t *egress_policy_from_string(const char *spec, cb_error_t *err)
                 cb_error_fail(err, CB_ERR_INVALID, "network policy: '%s' must be a number", key);
                 return NULL;
             }
-            json_object_set_new(obj, key, json_integer((json_int_t)(n > (1ull << 62) ? (1ull << 62) + 1 : n)));
+            json_object_set_new(
+                obj, key, json_integer((json_int_t)(n > (1ull << 62) ? (1ull << 62) + 1 : n)));
         } else {
             cb_error_fail(err, CB_ERR_INVALID, "network policy: unknown key '%.64s'", key);
             return NULL;
@@ -571,8 +574,8 @@ json_t *egress_policy_describe(const egress_policy_t *self)
     }
     const char *mode = egress_policy_is_none(self) ? "none" : self->ask ? "ask" : "allow";
     return json_pack("{s:s, s:o, s:o, s:I, s:I}", "mode", mode, "allow", allow, "deny", deny,
-                     "max_connections", (json_int_t)(self ? self->max_connections : 0),
-                     "max_bytes", (json_int_t)(self ? self->max_bytes : 0));
+                     "max_connections", (json_int_t)(self ? self->max_connections : 0), "max_bytes",
+                     (json_int_t)(self ? self->max_bytes : 0));
 }
 
 /* ---- addresses ---- */
@@ -687,7 +690,7 @@ void egress_address_text(const struct sockaddr *addr, char *buf, size_t size)
     char a[INET6_ADDRSTRLEN];
     inet_ntop(family, b, a, sizeof a);
     if (addr->sa_family == AF_INET6 && family == AF_INET) { /* both forms: what was asked, */
-        char a6[INET6_ADDRSTRLEN];                           /* and what it was judged as */
+        char a6[INET6_ADDRSTRLEN];                          /* and what it was judged as */
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, a6, sizeof a6);
         snprintf(buf, size, "%s (%s)", a6, a);
         return;
@@ -697,7 +700,10 @@ void egress_address_text(const struct sockaddr *addr, char *buf, size_t size)
 
 /* ---- verdicts ---- */
 
-static bool s_port_ok(const egress_entry_t *e, uint16_t port) { return !e->port || e->port == port; }
+static bool s_port_ok(const egress_entry_t *e, uint16_t port)
+{
+    return !e->port || e->port == port;
+}
 
 static bool s_name_matches(const egress_entry_t *e, const char *host)
 {

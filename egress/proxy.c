@@ -40,6 +40,7 @@
 #define S_EVENTS 512       /* events queued for the gateway */
 #define S_MAX_REFUSING 64  /* connections over the limit that still get an answer */
 #define S_CLOSE_LINGER_MS 2000
+#define S_PIPE (256 * 1024) /* the pipe's size asked for; the kernel may give less */
 
 typedef enum { SRC_WAKE, SRC_RESOLVER, SRC_LISTENER, SRC_CLIENT, SRC_UPSTREAM } s_kind_t;
 
@@ -51,8 +52,10 @@ typedef struct {
 typedef struct {
     char *data;
     size_t cap, off, len;
-    bool eof;  /* the reading side ended */
-    bool shut; /* passed on: shutdown(SHUT_WR) of the writing side */
+    int pipe[2]; /* splice(2) through it once pumping, when it could be made; else -1 */
+    size_t plen; /* bytes in the pipe */
+    bool eof;    /* the reading side ended */
+    bool shut;   /* passed on: shutdown(SHUT_WR) of the writing side */
 } s_dir_t;
 
 typedef enum {
@@ -220,6 +223,37 @@ static void s_arm(egress_t *eg, int fd, s_src_t *src, uint32_t *cur, uint32_t wa
 
 static size_t s_room(const s_dir_t *d) { return d->cap - d->off - d->len; }
 
+/* Whether the direction takes more from its source now. */
+static bool s_can_read(const s_dir_t *d)
+{
+    if (d->eof)
+        return false;
+    if (d->pipe[0] >= 0)
+        return d->len == 0 && d->plen == 0;
+    return s_room(d) || d->off;
+}
+
+static void s_pipe_close(s_dir_t *d)
+{
+    for (int i = 0; i < 2; i++)
+        if (d->pipe[i] >= 0) {
+            close(d->pipe[i]);
+            d->pipe[i] = -1;
+        }
+}
+
+/* Pump through a pipe with splice(2): the bytes never cross into this process. A direction
+ * that must see its bytes (a forward's client_bytes_max) keeps the buffer. */
+static void s_pipe_open(s_dir_t *d)
+{
+    if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        d->pipe[0] = d->pipe[1] = -1;
+        return;
+    }
+    if (fcntl(d->pipe[1], F_SETPIPE_SZ, S_PIPE) < 0) { /* the default size still works */
+    }
+}
+
 static void s_conn_update(s_conn_t *c)
 {
     if (c->dead)
@@ -238,22 +272,18 @@ static void s_conn_update(s_conn_t *c)
         if (c->down.len)
             cw |= EPOLLOUT;
         break;
-    case ST_CONNECTING:
-        uw = EPOLLOUT;
-        break;
+    case ST_CONNECTING: uw = EPOLLOUT; break;
     case ST_PUMP:
-        if (!c->up.eof && (s_room(&c->up) || c->up.off))
+        if (s_can_read(&c->up))
             cw |= EPOLLIN;
-        if (c->down.len)
+        if (c->down.len || c->down.plen)
             cw |= EPOLLOUT;
-        if (!c->down.eof && (s_room(&c->down) || c->down.off))
+        if (s_can_read(&c->down))
             uw |= EPOLLIN;
-        if (c->up.len)
+        if (c->up.len || c->up.plen)
             uw |= EPOLLOUT;
         break;
-    case ST_CLOSING:
-        cw = c->down.len ? EPOLLOUT : EPOLLIN;
-        break;
+    case ST_CLOSING: cw = c->down.len ? EPOLLOUT : EPOLLIN; break;
     }
     s_arm(c->eg, c->cfd, &c->csrc, &c->cmask, cw);
     s_arm(c->eg, c->ufd, &c->usrc, &c->umask, uw);
@@ -285,6 +315,8 @@ static void s_conn_kill(s_conn_t *c)
     c->dead = true;
     s_close_fd(eg, &c->cfd, &c->cmask);
     s_close_fd(eg, &c->ufd, &c->umask);
+    s_pipe_close(&c->up);
+    s_pipe_close(&c->down);
     if (c->job) {
         egress_resolver_cancel(eg->res, c->job);
         c->job = NULL;
@@ -333,6 +365,7 @@ static s_conn_t *s_conn_new(egress_t *eg, egress_sandbox_t *sb, int cfd)
     c->usrc = (s_src_t){SRC_UPSTREAM, c};
     c->up.cap = c->down.cap = S_BUF;
     c->client_left = UINT64_MAX;
+    c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -1;
     c->up.data = cb_xmalloc(S_BUF);
     c->down.data = cb_xmalloc(S_BUF);
     c->next = eg->conns;
@@ -358,6 +391,9 @@ static void s_to_client(s_conn_t *c, const void *data, size_t len)
 static void s_close_with(s_conn_t *c, const void *reply, size_t len)
 {
     s_close_fd(c->eg, &c->ufd, &c->umask);
+    s_pipe_close(&c->up);
+    s_pipe_close(&c->down);
+    c->up.plen = c->down.plen = 0;
     c->up.len = c->up.off = 0;
     c->down.len = c->down.off = 0;
     if (len)
@@ -417,8 +453,8 @@ static void s_refuse(s_conn_t *c, const char *why)
     char hp[300];
     snprintf(hp, sizeof hp, strchr(c->host, ':') ? "[%s]:%u" : "%s:%u", c->host, c->port);
     if (!c->refusing)
-        s_event(c->eg, EGRESS_EVENT_LOG, sb, c->host, c->port, 0,
-                "network: %s refused (%s): %s", hp, s_proto_names[c->proto], why);
+        s_event(c->eg, EGRESS_EVENT_LOG, sb, c->host, c->port, 0, "network: %s refused (%s): %s",
+                hp, s_proto_names[c->proto], why);
     if (c->proto == P_SOCKS) {
         s_socks_reply(c, SOCKS_NOT_ALLOWED, true);
         return;
@@ -444,10 +480,10 @@ static void s_unreachable(s_conn_t *c, int err, const char *what)
         return;
     }
     if (c->proto == P_SOCKS) {
-        uint8_t code = err == ECONNREFUSED   ? SOCKS_REFUSED
-                       : err == ENETUNREACH  ? SOCKS_NET_UNREACHABLE
-                       : err == ETIMEDOUT    ? SOCKS_TTL
-                                             : SOCKS_HOST_UNREACHABLE;
+        uint8_t code = err == ECONNREFUSED  ? SOCKS_REFUSED
+                       : err == ENETUNREACH ? SOCKS_NET_UNREACHABLE
+                       : err == ETIMEDOUT   ? SOCKS_TTL
+                                            : SOCKS_HOST_UNREACHABLE;
         s_socks_reply(c, code, true);
         return;
     }
@@ -580,6 +616,9 @@ static void s_decide(s_conn_t *c)
 static void s_connected(s_conn_t *c)
 {
     c->state = ST_PUMP;
+    if (c->client_left == UINT64_MAX)
+        s_pipe_open(&c->up);
+    s_pipe_open(&c->down);
     c->last_io = cb_now_ms();
     s_set_deadline(c, c->eg->cfg.idle_timeout_ms);
     s_record_t *r = s_record_of(c);
@@ -606,8 +645,8 @@ static void s_connect_next(s_conn_t *c)
             c->connect_errno = errno;
             continue;
         }
-        socklen_t len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                 : sizeof(struct sockaddr_in6);
+        socklen_t len =
+            sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
         if (connect(fd, sa, len) == 0 || errno == EINPROGRESS) {
             c->ufd = fd;
             c->state = ST_CONNECTING;
@@ -656,8 +695,8 @@ static void s_head_http(s_conn_t *c)
 {
     egress_http_req_t *req = cb_xmalloc(sizeof *req);
     char why[200];
-    egress_head_status_t st = egress_http_head_parse(c->up.data + c->up.off, c->up.len, req, why,
-                                                     sizeof why);
+    egress_head_status_t st =
+        egress_http_head_parse(c->up.data + c->up.off, c->up.len, req, why, sizeof why);
     if (st == EGRESS_HEAD_MORE) {
         free(req);
         return;
@@ -801,8 +840,43 @@ static bool s_pump_dir(s_conn_t *c, s_dir_t *d, int src, int dst, bool to_upstre
                 break; /* the peer is slower: wait for EPOLLOUT */
             d->off = 0;
         }
+        if (d->plen) {
+            ssize_t n =
+                splice(d->pipe[0], NULL, dst, NULL, d->plen, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    break;
+                s_conn_kill(c);
+                return false;
+            }
+            if (to_upstream)
+                s_count(c, true, (size_t)n);
+            else
+                c->last_io = cb_now_ms();
+            d->plen -= (size_t)n;
+            if (d->plen)
+                break;
+        }
         if (d->eof || src < 0)
             break;
+        if (d->pipe[0] >= 0) {
+            ssize_t n =
+                splice(src, NULL, d->pipe[1], NULL, S_PIPE, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    break;
+                s_conn_kill(c);
+                return false;
+            }
+            if (n == 0) {
+                d->eof = true;
+                break;
+            }
+            d->plen += (size_t)n;
+            if (!to_upstream)
+                s_count(c, false, (size_t)n);
+            continue;
+        }
         size_t want = s_room(d);
         bool drop = to_upstream && c->client_left == 0;
         if (drop)
@@ -828,7 +902,7 @@ static bool s_pump_dir(s_conn_t *c, s_dir_t *d, int src, int dst, bool to_upstre
         if (!to_upstream)
             s_count(c, false, (size_t)n);
     }
-    if (d->eof && d->len == 0 && !d->shut) {
+    if (d->eof && d->len == 0 && d->plen == 0 && !d->shut) {
         shutdown(dst, SHUT_WR);
         d->shut = true;
     }
@@ -917,12 +991,8 @@ static void s_conn_event(s_conn_t *c, bool upstream, uint32_t ev)
             s_connect_result(c, err);
         }
         break;
-    case ST_PUMP:
-        s_pump(c);
-        break;
-    case ST_CLOSING:
-        s_closing_event(c);
-        break;
+    case ST_PUMP: s_pump(c); break;
+    case ST_CLOSING: s_closing_event(c); break;
     case ST_RESOLVING:
     case ST_ASKING:
         if (ev & (EPOLLHUP | EPOLLERR))
@@ -955,21 +1025,15 @@ static void s_timeout(s_conn_t *c, int64_t now)
         s_unreachable(c, ETIMEDOUT, what);
         break;
     }
-    case ST_ASKING:
-        s_refuse(c, "the question was not answered in time");
-        break;
-    case ST_CONNECTING:
-        s_connect_result(c, ETIMEDOUT);
-        break;
+    case ST_ASKING: s_refuse(c, "the question was not answered in time"); break;
+    case ST_CONNECTING: s_connect_result(c, ETIMEDOUT); break;
     case ST_PUMP:
         if (now - c->last_io >= c->eg->cfg.idle_timeout_ms)
             s_conn_kill(c);
         else
             c->deadline = c->last_io + c->eg->cfg.idle_timeout_ms;
         break;
-    case ST_CLOSING:
-        s_conn_kill(c);
-        break;
+    case ST_CLOSING: s_conn_kill(c); break;
     }
 }
 
@@ -1225,8 +1289,8 @@ egress_sandbox_t *egress_sandbox_add(egress_t *self, const char *id, int listen_
     snprintf(sb->id, sizeof sb->id, "%s", id ? id : "");
     sb->lfd = listen_fd;
     sb->policy = policy ? egress_policy_copy(policy) : egress_policy_from_string("none", NULL);
-    sb->max_conns = sb->policy->max_connections ? sb->policy->max_connections
-                                                : self->cfg.max_connections;
+    sb->max_conns =
+        sb->policy->max_connections ? sb->policy->max_connections : self->cfg.max_connections;
     sb->max_bytes = sb->policy->max_bytes ? sb->policy->max_bytes : self->cfg.max_bytes;
     pthread_mutex_lock(&self->mu);
     if (listen_fd >= 0) {
@@ -1312,13 +1376,12 @@ json_t *egress_sandbox_connections(egress_sandbox_t *sb, size_t max)
         const s_record_t *r = s_record(sb, seq);
         if (!r)
             continue;
-        json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:b}", "time",
-                              r->time, "host", r->host, "port", (int)r->port, "address",
-                              r->address, "protocol", r->protocol, "allowed", r->allowed,
-                              "reason", r->reason, "bytes_out", (json_int_t)r->bytes_out,
-                              "bytes_in", (json_int_t)r->bytes_in, "duration_ms",
-                              (json_int_t)((r->open ? now : r->end_ms) - r->start_ms), "open",
-                              r->open);
+        json_t *o =
+            json_pack("{s:s, s:s, s:i, s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:b}", "time", r->time,
+                      "host", r->host, "port", (int)r->port, "address", r->address, "protocol",
+                      r->protocol, "allowed", r->allowed, "reason", r->reason, "bytes_out",
+                      (json_int_t)r->bytes_out, "bytes_in", (json_int_t)r->bytes_in, "duration_ms",
+                      (json_int_t)((r->open ? now : r->end_ms) - r->start_ms), "open", r->open);
         if (o)
             json_array_append_new(arr, o);
     }
@@ -1357,8 +1420,8 @@ void egress_answer(egress_t *self, uint64_t ask_id, bool allow, bool remember)
         } else {
             if (remember) {
                 char entry[300];
-                snprintf(entry, sizeof entry, strchr(c->host, ':') ? "[%s]:%u" : "%s:%u",
-                         c->host, c->port);
+                snprintf(entry, sizeof entry, strchr(c->host, ':') ? "[%s]:%u" : "%s:%u", c->host,
+                         c->port);
                 cb_error_t e;
                 if (egress_policy_add(c->sb->policy, entry, false, &e) < 0)
                     cb_warn("egress: remember %s: %s", entry, e.msg);

@@ -36,12 +36,8 @@ int egress_socks_request(const uint8_t *buf, size_t len, egress_socks_req_t *req
         return -SOCKS_FAILURE;
     size_t need;
     switch (buf[3]) {
-    case 0x01:
-        need = 4 + 4 + 2;
-        break;
-    case 0x04:
-        need = 4 + 16 + 2;
-        break;
+    case 0x01: need = 4 + 4 + 2; break;
+    case 0x04: need = 4 + 16 + 2; break;
     case 0x03:
         if (len < 5)
             return 0;
@@ -49,8 +45,7 @@ int egress_socks_request(const uint8_t *buf, size_t len, egress_socks_req_t *req
             return -SOCKS_FAILURE;
         need = 5 + (size_t)buf[4] + 2;
         break;
-    default:
-        return buf[1] != 0x01 ? -SOCKS_BAD_COMMAND : -SOCKS_BAD_ATYP;
+    default: return buf[1] != 0x01 ? -SOCKS_BAD_COMMAND : -SOCKS_BAD_ATYP;
     }
     if (buf[1] != 0x01) /* BIND, UDP ASSOCIATE: not here */
         return -SOCKS_BAD_COMMAND;

@@ -59,7 +59,8 @@ static void test_names(void)
               "case and trailing dot ignored");
     CB_EQ_INT(egress_policy_check_name(p, "www.example.com", 80, NULL, 0), EGRESS_DENY,
               "a name does not cover its subdomains");
-    CB_EQ_INT(egress_policy_check_name(p, "a.x.com", 80, NULL, 0), EGRESS_ALLOW, "*.x.com: a.x.com");
+    CB_EQ_INT(egress_policy_check_name(p, "a.x.com", 80, NULL, 0), EGRESS_ALLOW,
+              "*.x.com: a.x.com");
     CB_EQ_INT(egress_policy_check_name(p, "a.b.x.com", 80, NULL, 0), EGRESS_ALLOW,
               "*.x.com: a.b.x.com");
     CB_EQ_INT(egress_policy_check_name(p, "x.com", 80, NULL, 0), EGRESS_DENY,
@@ -88,7 +89,8 @@ static void test_names(void)
     egress_policy_destroy(&p);
 
     p = s_pol("\"all\"");
-    CB_EQ_INT(egress_policy_check_name(p, "anything.example", 443, NULL, 0), EGRESS_ALLOW, "all: names");
+    CB_EQ_INT(egress_policy_check_name(p, "anything.example", 443, NULL, 0), EGRESS_ALLOW,
+              "all: names");
     CB_EQ_INT(egress_policy_check_name(p, "1.1.1.1", 443, NULL, 0), EGRESS_ALLOW, "all: literals");
     CB_EQ_INT(s_addr(p, "1.1.1.1", 443, NULL, 0), EGRESS_ALLOW, "all: a public address");
     CB_EQ_INT(s_addr(p, "127.0.0.1", 443, why, sizeof why), EGRESS_DENY,
@@ -98,7 +100,8 @@ static void test_names(void)
 
     p = s_pol("\"none\"");
     CB_OK(egress_policy_is_none(p), "none is none");
-    CB_EQ_INT(egress_policy_check_name(p, "example.com", 443, NULL, 0), EGRESS_DENY, "none: nothing");
+    CB_EQ_INT(egress_policy_check_name(p, "example.com", 443, NULL, 0), EGRESS_DENY,
+              "none: nothing");
     egress_policy_destroy(&p);
 
     p = s_pol("\"ask\"");
@@ -112,20 +115,46 @@ static void test_classes(void)
 {
     egress_policy_t *p = s_pol("{\"allow\": [\"*\"]}");
     static const char *const refused[] = {
-        "127.0.0.1", "127.255.0.1", "0.0.0.0", "0.1.2.3", "10.1.2.3", "172.16.0.1", "172.31.255.255",
-        "192.168.1.1", "100.64.0.1", "100.127.255.254", "169.254.1.1", "169.254.169.254",
-        "224.0.0.1", "239.255.255.250", "255.255.255.255", "::1", "::", "fc00::1", "fd12:3456::1",
-        "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",
-        "::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "fd00:ec2::254", "2002:7f00:1::",
-        "192.0.2.1", "2001:db8::1",
+        "127.0.0.1",
+        "127.255.0.1",
+        "0.0.0.0",
+        "0.1.2.3",
+        "10.1.2.3",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.1.1",
+        "100.64.0.1",
+        "100.127.255.254",
+        "169.254.1.1",
+        "169.254.169.254",
+        "224.0.0.1",
+        "239.255.255.250",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fc00::1",
+        "fd12:3456::1",
+        "fe80::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",
+        "::127.0.0.1",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "fd00:ec2::254",
+        "2002:7f00:1::",
+        "192.0.2.1",
+        "2001:db8::1",
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         char name[128];
         snprintf(name, sizeof name, "refused under \"*\": %s", refused[i]);
         CB_EQ_INT(s_addr(p, refused[i], 443, NULL, 0), EGRESS_DENY, name);
     }
-    static const char *const public[] = {"1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1",
-                                         "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"};
+    static const char *const public[] = {"1.1.1.1",         "8.8.8.8",         "172.32.0.1",
+                                         "100.128.0.1",     "2606:4700::1111", "::ffff:8.8.8.8",
+                                         "64:ff9b::808:808"};
     for (size_t i = 0; i < sizeof public / sizeof public[0]; i++) {
         char name[128];
         snprintf(name, sizeof name, "public: %s", public[i]);
@@ -202,8 +231,9 @@ static void test_specs(void)
     CB_OK(p != NULL, "string form parses");
     json_t *d = egress_policy_describe(p);
     char *text = json_dumps(d, JSON_COMPACT);
-    CB_EQ_STR(text, "{\"mode\":\"ask\",\"allow\":[\"a.com\",\"*.b.com:443\"],\"deny\":[\"c.b.com\"],"
-                    "\"max_connections\":7,\"max_bytes\":0}",
+    CB_EQ_STR(text,
+              "{\"mode\":\"ask\",\"allow\":[\"a.com\",\"*.b.com:443\"],\"deny\":[\"c.b.com\"],"
+              "\"max_connections\":7,\"max_bytes\":0}",
               "describe of the string form");
     free(text);
     json_decref(d);
@@ -220,7 +250,8 @@ static void test_specs(void)
 
     /* presets */
     p = egress_policy_from_string("packages", &err);
-    CB_EQ_INT(egress_policy_check_name(p, "pypi.org", 443, NULL, 0), EGRESS_ALLOW, "packages: pypi");
+    CB_EQ_INT(egress_policy_check_name(p, "pypi.org", 443, NULL, 0), EGRESS_ALLOW,
+              "packages: pypi");
     CB_EQ_INT(egress_policy_check_name(p, "registry.npmjs.org", 80, NULL, 0), EGRESS_ALLOW,
               "packages: npm on 80");
     CB_EQ_INT(egress_policy_check_name(p, "objects.githubusercontent.com", 443, NULL, 0),
@@ -240,7 +271,8 @@ static void test_specs(void)
               "allowedDomains with allowHTTPS: 443");
     CB_EQ_INT(egress_policy_check_name(p, "api.example", 80, NULL, 0), EGRESS_DENY,
               "allowedDomains with allowHTTPS only: not 80");
-    CB_EQ_INT(egress_policy_check_name(p, "x.example", 443, NULL, 0), EGRESS_DENY, "blockedDomains");
+    CB_EQ_INT(egress_policy_check_name(p, "x.example", 443, NULL, 0), EGRESS_DENY,
+              "blockedDomains");
     egress_policy_destroy(&p);
     p = s_pol("{\"network\": {\"allowOut\": [\"1.1.1.1\"], \"denyOut\": [\"0.0.0.0/0\"]}}");
     CB_EQ_INT(egress_policy_check_name(p, "1.1.1.1", 443, NULL, 0), EGRESS_ALLOW,
@@ -300,8 +332,9 @@ static void test_http_head(void)
     char out[1024];
     size_t n = egress_http_rewrite(h, &req, out, sizeof out);
     out[n] = '\0';
-    CB_EQ_STR(out, "GET /p/q?x=1 HTTP/1.0\r\nAccept: */*\r\nHost: a.test:8080\r\n"
-                   "Connection: close\r\n\r\n",
+    CB_EQ_STR(out,
+              "GET /p/q?x=1 HTTP/1.0\r\nAccept: */*\r\nHost: a.test:8080\r\n"
+              "Connection: close\r\n\r\n",
               "rewritten: origin form, Proxy-* and Connection dropped, Host added");
     static char big[EGRESS_HEAD_MAX + 100];
     memset(big, 'a', sizeof big);
@@ -327,7 +360,8 @@ static void test_socks(void)
     CB_EQ_INT(egress_socks_request(d, sizeof d, &r), (int)sizeof d, "domain request");
     CB_OK(strcmp(r.host, "api.test") == 0 && r.port == 8080 && !r.literal, "domain and port");
     CB_EQ_INT(egress_socks_request(d, sizeof d - 1, &r), 0, "partial request");
-    const uint8_t v6[] = {5, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1, 0, 80};
+    const uint8_t v6[] = {5, 1, 0, 4,    0,    0,   0, 0, 0, 0, 0,
+                          0, 0, 0, 0xff, 0xff, 127, 0, 0, 1, 0, 80};
     CB_EQ_INT(egress_socks_request(v6, sizeof v6, &r), (int)sizeof v6, "IPv6 request");
     CB_EQ_STR(r.host, "::ffff:127.0.0.1", "IPv6 as text");
     const uint8_t bind[] = {5, 2, 0, 1, 1, 2, 3, 4, 0, 80};
