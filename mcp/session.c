@@ -288,8 +288,8 @@ static void s_ping(mcp_session_t *s, json_t *id, json_t *params) { s_reply(s, id
 
 typedef struct {
     mcp_session_t *session;
-    char
-        id[40]; /* "cellblock-N": our ids, a namespace of their own (JSON-RPC's ids are per side) */
+    /* "cellblock-N": our ids, a namespace of their own (JSON-RPC's ids are per side) */
+    char id[40];
     mcp_response_fn *fn;
     void *arg;
     int timer;
