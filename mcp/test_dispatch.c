@@ -1,6 +1,7 @@
-/* test_dispatch.c: MCP's JSON-RPC dispatch (session.c) and the tool table's argument checks
- * (tools.c), driven through mcp_session_handle with an in-memory transport: no kernel, no
- * sandbox, no process is ever started.
+/* test_dispatch.c: MCP's JSON-RPC dispatch (session.c), its requests to the client
+ * (mcp_session_request) and the tool table's argument checks (tools.c), driven through
+ * mcp_session_handle with an in-memory transport: no kernel, no sandbox, no process is ever
+ * started.
  *
  * The server is real, on a real gateway that has no kernels: the gateway runs without
  * sandboxes, and the server's one template exists only while mcp_server_new reads it, so a
