@@ -171,6 +171,8 @@ static void s_merge_limits(kg_sandbox_limits_t *l, const kg_sandbox_limits_t *un
         l->tmp_mb = under->tmp_mb;
     if (!l->workspace_mb)
         l->workspace_mb = under->workspace_mb;
+    if (!l->network)
+        l->network = under->network;
 }
 
 /* The template's environment with the opener's over it ("KEY=VALUE"; a later KEY replaces an
@@ -335,7 +337,9 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
         fleet->counters.pool_misses++;
     if (!sb && s_make_room(fleet, t->name, err) == 0) {
         fleet_sandbox_opts_t o = *opts;
-        if (saved && !memcmp(&o.limits, &(kg_sandbox_limits_t){0}, sizeof o.limits))
+        kg_sandbox_limits_t sized = o.limits;
+        sized.network = NULL; /* a network policy given on reopening keeps the saved sizes */
+        if (saved && !memcmp(&sized, &(kg_sandbox_limits_t){0}, sizeof sized))
             fleet_persist_limits(saved, &o.limits);
         sb = s_open_fresh(fleet, t, &o, saved, err);
     }

@@ -496,8 +496,11 @@ export async function startServer(opts = {}) {
         srv.outgoing.push({ at: Date.now(), msg });
         return origSend(msg, o);
     };
-    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: {} });
+    // opts.capabilities: what the client declares (elicitation, ...); opts.setup(client): request
+    // handlers for what the server asks the client.
+    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: opts.capabilities ?? {} });
     client.onerror = (e) => srv.clientErrors.push({ at: Date.now(), message: e?.message ?? String(e) });
+    opts.setup?.(client);
     srv.client = client;
     servers.push(srv);
 
@@ -663,7 +666,8 @@ async function connectHttpClient(target, serve, o = {}) {
     const transport = new StreamableHTTPClientTransport(new URL(serve.mcpUrl), {
         requestInit: { headers: { Authorization: `Bearer ${serve.token}` } },
     });
-    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: {} });
+    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: o.capabilities ?? {} });
+    o.setup?.(client); // as startServer's opts.setup
     Object.assign(target, { transport, client, incoming: [], outgoing: [], clientErrors: [] });
     client.onerror = (e) => target.clientErrors.push({ at: Date.now(), message: e?.message ?? String(e) });
     const origStart = transport.start.bind(transport);
