@@ -28,7 +28,9 @@
 
 #define MCP_PROTOCOL_LATEST "2025-11-25"
 #define MCP_SERVER_NAME "cellblock"
-#define MCP_JOBS_KEPT 256          /* finished jobs remembered for execution_status */
+#define MCP_JOBS_KEPT 256 /* finished jobs remembered for execution_status */
+/* Output kept per stream of a background command: its latest, between this and twice this. */
+#define MCP_BACKGROUND_RING_BYTES (256u << 10)
 #define MCP_PROGRESS_GAP_MS 50     /* at most one progress notification per call per gap */
 #define MCP_PROGRESS_TEXT_MAX 4000 /* bytes of output carried by one progress notification */
 #define MCP_OUTPUTS_DIR "/home/user/.cellblock/outputs"
@@ -180,6 +182,8 @@ mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_asyn
     mcp_tool_execution_status, mcp_tool_execution_cancel, mcp_tool_command_execute,
     mcp_tool_session_execute;
 mcp_tool_fn mcp_tool_file_upload, mcp_tool_file_download, mcp_tool_file_list, mcp_tool_file_delete;
+mcp_tool_fn mcp_tool_process_list, mcp_tool_process_kill, mcp_tool_process_output;
+mcp_tool_fn mcp_tool_terminal_send, mcp_tool_terminal_read, mcp_tool_terminal_resize;
 
 /* ---- sandboxes and their REPLs (sandboxes.c) ----------------------------------------------- */
 

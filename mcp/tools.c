@@ -72,6 +72,7 @@
     "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"signal\":{\"type\":[\"string\",\"null\"]}," \
     "\"oom\":{\"type\":\"boolean\"},\"stdout\":{\"type\":\"string\"},\"stderr\":{\"type\":"        \
     "\"string\"},\"pid\":{\"type\":[\"integer\",\"null\"]},\"duration_ms\":{\"type\":\"number\"}," \
+    "\"inside_pid\":{\"type\":[\"integer\",\"null\"]},"                                      \
     "\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"truncated\":{\"type\":"      \
     "\"boolean\"}," OUT_EXPIRES
 #define OUT_COMMAND                                                                                \
@@ -186,7 +187,10 @@ static const mcp_tool_t s_tools[] = {
      0, mcp_tool_execution_cancel},
     {"command_execute", "Run a shell command",
      "Run a shell command (bash -c) in a sandbox and return its exit code, stdout and stderr. "
-     "With background true it returns at once; follow it with execution_status.",
+     "With background true it returns at once with its command_id and pid (no time limit unless "
+     "timeout_s is given); process_output reads its output later, execution_status waits for its "
+     "end, process_kill stops it. Daemons a command starts (&, nohup, setsid) keep running after "
+     "it returns, until the sandbox ends or process_kill stops them.",
      S_OBJ("\"command\":" S_STR("The command line.") "," P_SANDBOX ","
            "\"cwd\":" S_STR("Working directory (default /home/user).") ","
            "\"env\":" S_STRMAP("Extra environment variables.") "," P_TIMEOUT ","
@@ -194,6 +198,45 @@ static const mcp_tool_t s_tools[] = {
            "\"background\":" S_BOOL("Return at once with its id instead of waiting."),
            "\"command\""),
      OUT_COMMAND, 0, mcp_tool_command_execute},
+    {"process_list", "List processes",
+     "List every process in a sandbox: pid and ppid inside the sandbox, command line, state, "
+     "start time, and the command_id when command_execute started it.",
+     S_OBJ(P_SANDBOX, ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"processes\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+                "\"properties\":{\"pid\":{\"type\":\"integer\"},\"ppid\":{\"type\":\"integer\"},\"command\":{\"type\":\"string\"},"
+                "\"name\":{\"type\":\"string\"},\"state\":{\"type\":\"string\"},\"started_at\":{\"type\":\"string\"},"
+                "\"command_id\":{\"type\":[\"string\",\"null\"]}}}}",
+                "\"sandbox_id\",\"processes\""),
+     MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_process_list},
+    {"process_kill", "Signal a process",
+     "Send a signal (default SIGKILL) to a process in a sandbox, by its pid inside the sandbox "
+     "(process_list) or by command_id (the command's whole process group, its background jobs "
+     "too). The sandbox's init (pid 1) and pids outside the sandbox are refused.",
+     S_OBJ("\"command_id\":" S_STR("A command from command_execute.") ","
+           "\"pid\":" S_INT("A pid inside the sandbox, as process_list shows.", 1, 4194304) ","
+           "\"signal\":" S_STR("SIGKILL (default), SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT, SIGALRM or SIGWINCH.") ","
+           P_SANDBOX, ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"signal\":{\"type\":\"string\"},\"sent\":{\"type\":\"boolean\"},"
+                "\"command_id\":{\"type\":\"string\"},\"pid\":{\"type\":\"integer\"}",
+                "\"sandbox_id\",\"signal\",\"sent\""),
+     MCP_HINT_DESTRUCTIVE, mcp_tool_process_kill},
+    {"process_output", "Read a background command's output",
+     "Read a background command's stdout and stderr so far, from byte offsets (pass the "
+     "*_next of the previous call to get only what is new), and whether it still runs and its "
+     "exit code. Only the latest output of a long-running command is kept (256 KiB to 512 KiB "
+     "per stream); *_skipped says how much was lost before an offset.",
+     S_OBJ("\"command_id\":" S_STR("A background command from command_execute.") ","
+           "\"stdout_offset\":" S_INT("First byte of stdout to read (default 0).", 0, 1099511627776) ","
+           "\"stderr_offset\":" S_INT("First byte of stderr to read (default 0).", 0, 1099511627776) ","
+           "\"max_bytes\":" S_INT("Most bytes to read of each stream (default 65536).", 1, 1048576) ","
+           P_SANDBOX, "\"command_id\""),
+     OUT_SIMPLE("\"command_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},\"running\":{\"type\":\"boolean\"},"
+                "\"status\":{\"type\":\"string\"},\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"pid\":{\"type\":[\"integer\",\"null\"]},"
+                "\"stdout\":{\"type\":\"string\"},\"stderr\":{\"type\":\"string\"},"
+                "\"stdout_offset\":{\"type\":\"integer\"},\"stderr_offset\":{\"type\":\"integer\"},"
+                "\"stdout_next\":{\"type\":\"integer\"},\"stderr_next\":{\"type\":\"integer\"}",
+                "\"command_id\",\"running\",\"stdout\",\"stderr\",\"stdout_next\",\"stderr_next\""),
+     MCP_HINT_READ_ONLY, mcp_tool_process_output},
 
     {"file_upload", "Write a file",
      "Write a file into a sandbox's workspace (/home/user), creating parent directories. "
