@@ -38,6 +38,7 @@
 
 typedef struct mcp_sandbox mcp_sandbox_t;
 typedef struct mcp_repl mcp_repl_t;
+typedef struct mcp_term mcp_term_t;
 typedef struct mcp_call mcp_call_t;
 typedef struct mcp_job mcp_job_t;
 
@@ -225,13 +226,9 @@ struct mcp_repl {
     char *dead_note;   /* the sentence mcp_repl_failure made from dead_detail, or NULL */
     zlistx_t *waiters; /* mcp_call_t * waiting for ready */
     /* terminal (terminal.c) */
-    kg_command_t *shell;
+    mcp_term_t *term;    /* its terminal, screen and markers; NULL when none */
     mcp_call_t *running; /* the call whose input the shell is running */
-    cb_buf_t out, err;
-    char marker[48];
-    bool timed_out;
-    int64_t started_ms;
-    int timer;
+    int timer;           /* that input's time limit, then its grace period */
 };
 
 /* Find a sandbox: by id, or this session's default (created when create). On failure the call
@@ -264,6 +261,9 @@ mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err);
 /* A new REPL in the sandbox. */
 mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
                          cb_error_t *err);
+/* The same, a terminal of cols x rows (0: 80 x 24). */
+mcp_repl_t *mcp_repl_new_sized(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
+                               unsigned short cols, unsigned short rows, cb_error_t *err);
 void mcp_repl_close(mcp_repl_t **repl_p);
 
 /* Why the REPL cannot run code now, or NULL: its failure, or its kernel being dead (read
@@ -280,7 +280,8 @@ void mcp_call_fail_err(mcp_call_t *call, const cb_error_t *err);
 
 /* ---- terminals (terminal.c) ---------------------------------------------------------------- */
 
-int mcp_terminal_start(mcp_repl_t *repl, cb_error_t *err);
+/* Start the session's bash on a terminal of the sandbox (cols x rows; 0: 80 x 24). */
+int mcp_terminal_start(mcp_repl_t *repl, unsigned short cols, unsigned short rows, cb_error_t *err);
 void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input, int timeout_ms);
 void mcp_terminal_stop(mcp_repl_t *repl);
 

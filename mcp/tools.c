@@ -276,18 +276,24 @@ static const mcp_tool_t s_tools[] = {
      MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_file_delete},
 
     {"session_create", "Open a session",
-     "Open a session in a sandbox: jupyter (a kernel with its own variables) or terminal (a bash "
-     "whose directory and variables persist). Use it with session_execute.",
+     "Open a session in a sandbox: jupyter (a kernel with its own variables) or terminal (an "
+     "interactive bash on a real terminal, TERM xterm-256color, whose directory and variables "
+     "persist; REPLs, prompts and full-screen programs work). Use it with session_execute; a "
+     "terminal also with terminal_send, terminal_read and terminal_resize.",
      S_OBJ("\"type\":{\"type\":\"string\",\"enum\":[\"jupyter\",\"terminal\"],\"description\":\"jupyter (default) or terminal.\"},"
            "\"kernel\":" S_STR("Kernelspec name for a jupyter session.") ","
-           "\"language\":" S_STR("Instead of kernel: the language of a new jupyter session, one of " JP_LANGUAGE_NAMES ".") "," P_SANDBOX,
+           "\"language\":" S_STR("Instead of kernel: the language of a new jupyter session, one of " JP_LANGUAGE_NAMES ".") ","
+           "\"cols\":" S_INT("A terminal's width (default 80).", 1, 1000) ","
+           "\"rows\":" S_INT("A terminal's height (default 24).", 1, 500) "," P_SANDBOX,
            ""),
      OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},"
                 "\"type\":{\"type\":\"string\"},\"kernel\":{\"type\":[\"string\",\"null\"]}",
                 "\"session_id\",\"sandbox_id\",\"type\""),
      0, mcp_tool_session_create},
     {"session_execute", "Run in a session",
-     "Run code in a jupyter session, or shell input in a terminal session, and return its output.",
+     "Run code in a jupyter session, or shell input in a terminal session, and return its output "
+     "(a terminal's stdout and stderr come as stdout, as on a screen). When a terminal input runs "
+     "past timeout_s, its program is interrupted (as ctrl-c) and the session stays usable.",
      S_OBJ("\"session_id\":" S_STR("The session.") ",\"input\":" S_STR("Code, or shell input.") ","
            P_TIMEOUT ",\"stdin\":" S_STR("Lines answered to input() (jupyter)."),
            "\"session_id\",\"input\""),
@@ -298,6 +304,39 @@ static const mcp_tool_t s_tools[] = {
      S_OBJ("\"session_id\":" S_STR("The session."), "\"session_id\""),
      OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"closed\":{\"type\":\"boolean\"}", "\"session_id\",\"closed\""),
      MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_session_close},
+    {"terminal_send", "Type into a terminal",
+     "Type into a terminal session: text as is, then named keys in order (enter, tab, escape, "
+     "backspace, up, down, left, right, home, end, delete, insert, pageup, pagedown, space, "
+     "f1-f4, ctrl-a ... ctrl-z, e.g. ctrl-c). Works while session_execute runs (to answer a "
+     "prompt) or to drive a REPL; terminal_read shows the result.",
+     S_OBJ("\"session_id\":" S_STR("The terminal session.") ","
+           "\"text\":" S_STR("Text to type (a newline is typed as is; the enter key is keys: [enter]).") ","
+           "\"keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":256,\"description\":\"Keys typed after text.\"}",
+           "\"session_id\""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"bytes\":{\"type\":\"integer\"}", "\"session_id\",\"bytes\""),
+     0, mcp_tool_terminal_send},
+    {"terminal_read", "Read a terminal's screen",
+     "The screen of a terminal session as rows of text with the cursor position, and with "
+     "raw_offset the raw output (escape sequences included) from that byte offset on (pass the "
+     "raw_next of the previous read). busy says whether a session_execute input runs.",
+     S_OBJ("\"session_id\":" S_STR("The terminal session.") ","
+           "\"raw_offset\":" S_INT("Also return the raw output from this offset.", 0, 1099511627776) ","
+           "\"max_bytes\":" S_INT("Most raw bytes to return (default 1 MiB).", 1, 1048576),
+           "\"session_id\""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"screen\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+                "\"cursor\":{\"type\":\"object\",\"properties\":{\"row\":{\"type\":\"integer\"},\"col\":{\"type\":\"integer\"}}},"
+                "\"cols\":{\"type\":\"integer\"},\"rows\":{\"type\":\"integer\"},\"busy\":{\"type\":\"boolean\"},"
+                "\"raw\":{\"type\":\"string\"},\"raw_offset\":{\"type\":\"integer\"},\"raw_next\":{\"type\":\"integer\"}",
+                "\"session_id\",\"screen\",\"cursor\",\"raw_next\""),
+     MCP_HINT_READ_ONLY, mcp_tool_terminal_read},
+    {"terminal_resize", "Resize a terminal",
+     "Set a terminal session's size; the program in it gets SIGWINCH.",
+     S_OBJ("\"session_id\":" S_STR("The terminal session.") ","
+           "\"cols\":" S_INT("Columns.", 1, 1000) ",\"rows\":" S_INT("Rows.", 1, 500),
+           "\"session_id\",\"cols\",\"rows\""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"cols\":{\"type\":\"integer\"},\"rows\":{\"type\":\"integer\"}",
+                "\"session_id\",\"cols\",\"rows\""),
+     MCP_HINT_IDEMPOTENT, mcp_tool_terminal_resize},
     {"session_connect", "Connect Jupyter to a session",
      "Get a Jupyter connection file for a session's kernel (default: the main session of the "
      "sandbox), so a person on this machine can run `jupyter console --existing FILE` and work "
