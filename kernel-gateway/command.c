@@ -524,16 +524,21 @@ int kg_command_write_stdin(kg_command_t *self, const char *data, size_t len, boo
 
 int kg_command_signal(kg_command_t *self, int sig, cb_error_t *err)
 {
-    if (!self->ended) {
-        if (kg_proc_signal(self->proc, sig) < 0)
-            return cb_error_make(err, errno, "signal command %.8s", self->id);
-        return 0;
-    }
-    /* Ended: its background jobs may still form its group (a group id is not reused while the
-     * group has members). A group that no longer exists is not an error; one outside the
-     * sandbox cannot be named by this pid, which was a process of the sandbox. */
-    if (self->pid > 0 && kill(-self->pid, sig) < 0 && errno != ESRCH)
-        return cb_error_make(err, errno, "signal the process group of command %.8s", self->id);
+    /* Its process group is named by the host pid of its main process, which may have ended
+     * while background jobs keep the group: each member is found in the sandbox's pid
+     * namespace and held by a pidfd before it is signalled, so a group id that was freed and
+     * taken by a process outside the sandbox is never hit. */
+    if (self->pid <= 0)
+        return cb_error_fail(err, CB_ERR_STATE, "command %.8s has no known process group",
+                             self->id);
+    int sent = kg_sandbox_signal_group(self->sb, self->pid, sig, err);
+    if (sent < 0)
+        return -1;
+    if (sent == 0)
+        return cb_error_fail(err, CB_ERR_NOT_FOUND,
+                             "no process of command %.8s is left (it and its background jobs "
+                             "have ended, or left its process group)",
+                             self->id);
     return 0;
 }
 
@@ -603,6 +608,18 @@ static pid_t s_inside_pid(pid_t host, int pidfd)
         }
     struct pollfd pf = {.fd = pidfd, .events = POLLIN};
     return pidfd >= 0 && poll(&pf, 1, 0) == 0 ? inside : 0;
+}
+
+void kg_command_set_callbacks(kg_command_t *self, kg_command_output_fn *on_output,
+                              kg_command_done_fn *on_done, void *arg)
+{
+    if (self->in_output) {
+        cb_err("command %.8s: kg_command_set_callbacks from its own on_output; ignored", self->id);
+        return;
+    }
+    self->opts.on_output = on_output;
+    self->opts.on_done = on_done;
+    self->opts.arg = arg;
 }
 
 pid_t kg_command_inside_pid(const kg_command_t *self)

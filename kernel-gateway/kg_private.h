@@ -126,6 +126,11 @@ char *kg_sandbox_tmp_note(kg_sandbox_t *sb);
 /* Free a command whatever its state (sandbox teardown; does not touch sb->commands). */
 void kg_command_free_now(kg_command_t *c);
 
+/* Signal every process of sb in the process group host_pgid (host numbering), each held by a
+ * pidfd and checked to be the sandbox's before it is hit; the init never. Returns how many were
+ * signalled, or -1 with err (process.c). */
+int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error_t *err);
+
 /* The host pid of a command's main process; 0 when not known. */
 pid_t kg_command_host_pid(const kg_command_t *c);
 

@@ -300,7 +300,7 @@ void kg_proc_destroy(kg_proc_t **p_p)
  * and one that vanishes midway is skipped. */
 
 typedef struct {
-    pid_t host, inside, host_ppid;
+    pid_t host, inside, host_ppid, host_pgrp;
     char state;
     unsigned long long start_ticks;
     char name[64];
@@ -350,14 +350,15 @@ static int s_ps_read(int dirfd, s_ps_entry_t *e)
     /* fields 3.. : state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
      * utime stime cutime cstime priority nice num_threads itrealvalue starttime */
     char state = 0;
-    int ppid = 0;
+    int ppid = 0, pgrp = 0;
     unsigned long long start = 0;
     if (sscanf(close_paren + 1,
-               " %c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &state, &ppid, &start) != 3)
+               " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &state, &ppid, &pgrp, &start) != 4)
         return -1;
     e->state = state;
     e->host_ppid = ppid;
+    e->host_pgrp = pgrp;
     e->start_ticks = start;
     if (s_read_small(dirfd, "status", buf, sizeof buf) <= 0)
         return -1;
@@ -493,6 +494,55 @@ json_t *kg_sandbox_processes(kg_sandbox_t *sb, cb_error_t *err)
     return out;
 }
 
+/* Signal the process at host pid, checked (after a pidfd holds it) to be the process of sb
+ * that scan entry e describes. 1: sent; 0: it has ended or is not that process; -1: error. */
+static int s_signal_checked(kg_sandbox_t *sb, const s_ps_entry_t *e, int sig, cb_error_t *err)
+{
+    /* Hold the process by a pidfd, then check again that the host pid is still this sandbox's
+     * process: while the pidfd's process is not reaped (the probe with signal 0 says so after
+     * the check), the host pid cannot have been reused, so the check was about that process. */
+    cleanup_close int pidfd = pidfd_open(e->host, 0);
+    if (pidfd < 0)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", (int)e->host);
+    cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    snprintf(path, sizeof path, "/proc/%d", (int)sbx_init_pid(sb->sbx));
+    cleanup_close int initfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dev_t d1, d2;
+    ino_t i1, i2;
+    s_ps_entry_t again = {.host = e->host};
+    bool same = fd >= 0 && initfd >= 0 && s_pidns_at(fd, &d1, &i1) == 0 &&
+                s_pidns_at(initfd, &d2, &i2) == 0 && d1 == d2 && i1 == i2 &&
+                s_ps_read(fd, &again) == 0 && again.inside == e->inside &&
+                again.host_pgrp == e->host_pgrp && pidfd_send_signal(pidfd, 0, NULL, 0) == 0;
+    if (!same)
+        return 0;
+    if (pidfd_send_signal(pidfd, sig, NULL, 0) < 0)
+        return errno == ESRCH ? 0
+                              : cb_error_make(err, errno, "signal process %d in sandbox %.8s",
+                                              (int)e->inside, sb->id);
+    return 1;
+}
+
+int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error_t *err)
+{
+    size_t n = 0;
+    cleanup_free s_ps_entry_t *list = s_ps_scan(sb, &n, err);
+    if (!list)
+        return -1;
+    int sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].host_pgrp != host_pgid || list[i].inside == 1)
+            continue;
+        int rc = s_signal_checked(sb, &list[i], sig, err);
+        if (rc < 0)
+            return -1;
+        sent += rc;
+    }
+    return sent;
+}
+
 int kg_sandbox_signal_pid(kg_sandbox_t *sb, pid_t pid, int sig, cb_error_t *err)
 {
     if (pid == 1)
@@ -505,37 +555,13 @@ int kg_sandbox_signal_pid(kg_sandbox_t *sb, pid_t pid, int sig, cb_error_t *err)
     cleanup_free s_ps_entry_t *list = s_ps_scan(sb, &n, err);
     if (!list)
         return -1;
-    pid_t host = 0;
-    for (size_t i = 0; i < n && !host; i++)
+    const s_ps_entry_t *e = NULL;
+    for (size_t i = 0; i < n && !e; i++)
         if (list[i].inside == pid)
-            host = list[i].host;
-    if (!host)
+            e = &list[i];
+    int rc = e ? s_signal_checked(sb, e, sig, err) : 0;
+    if (rc == 0)
         return cb_error_fail(err, CB_ERR_NOT_FOUND, "no process with pid %d in sandbox %.8s",
                              (int)pid, sb->id);
-    /* Hold the process by a pidfd, then check again that the host pid is still this sandbox's
-     * pid: while the pidfd's process is not reaped (the probe with signal 0 says so after the
-     * check), the host pid cannot have been reused, so the check was about that process. */
-    cleanup_close int pidfd = pidfd_open(host, 0);
-    if (pidfd < 0)
-        return cb_error_fail(err, CB_ERR_NOT_FOUND, "process %d in sandbox %.8s has ended",
-                             (int)pid, sb->id);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d", (int)host);
-    cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    cleanup_close int initfd = -1;
-    snprintf(path, sizeof path, "/proc/%d", (int)sbx_init_pid(sb->sbx));
-    initfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    dev_t d1, d2;
-    ino_t i1, i2;
-    s_ps_entry_t again = {.host = host};
-    bool same = fd >= 0 && initfd >= 0 && s_pidns_at(fd, &d1, &i1) == 0 &&
-                s_pidns_at(initfd, &d2, &i2) == 0 && d1 == d2 && i1 == i2 &&
-                s_ps_read(fd, &again) == 0 && again.inside == pid &&
-                pidfd_send_signal(pidfd, 0, NULL, 0) == 0;
-    if (!same)
-        return cb_error_fail(err, CB_ERR_NOT_FOUND, "process %d in sandbox %.8s has ended",
-                             (int)pid, sb->id);
-    if (pidfd_send_signal(pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
-        return cb_error_make(err, errno, "signal process %d in sandbox %.8s", (int)pid, sb->id);
-    return 0;
+    return rc < 0 ? -1 : 0;
 }

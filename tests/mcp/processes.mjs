@@ -69,6 +69,20 @@ await run(async () => {
         check(true, 'the daemon killed by pid is gone');
     });
 
+    await section('process_kill by the id of an ended command reaches its background jobs', async () => {
+        r = await srv.callOk('command_execute', { sandbox_id: sb, background: true, command: 'sleep 1000 & echo $!' });
+        const id = sc(r).command_id;
+        let out;
+        await waitUntil(async () => (out = sc(await srv.callOk('process_output', { command_id: id }))).running === false, 10000, 'ended');
+        const job = Number(out.stdout.trim());
+        check(out.status === 'exited' && (await listed(srv, sb)).some((p) => p.pid === job), 'the command ended; its job lives on', safeJson(out));
+        r = await srv.callOk('process_kill', { command_id: id, signal: 'TERM' });
+        await waitUntil(async () => !(await listed(srv, sb)).some((p) => p.pid === job), 10000, 'job gone');
+        check(true, 'process_kill by command_id after its end kills the job left in its group');
+        r = await srv.call('process_kill', { command_id: id });
+        check(r.isError === true && /no process/.test(textOf(r)), 'again: nothing is left to signal, refused', brief(r));
+    });
+
     await section('process_kill never reaches outside the sandbox', async () => {
         r = await srv.call('process_kill', { sandbox_id: sb, pid: 1 });
         check(r.isError === true && /init/.test(textOf(r)), 'pid 1 (the init) is refused', brief(r));

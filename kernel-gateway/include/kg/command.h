@@ -85,7 +85,8 @@ int kg_command_write_stdin(kg_command_t *self, const char *data, size_t len, boo
 int kg_command_kill(kg_command_t *self, cb_error_t *err);
 
 /* Send sig to the command's whole process group (its background jobs too, while the group
- * has members, even after the main process has ended). */
+ * has members, even after the main process has ended); each member is checked to be a process
+ * of the sandbox first. CB_ERR_NOT_FOUND when no process of the group is left. */
 int kg_command_signal(kg_command_t *self, int sig, cb_error_t *err);
 
 /* Interrupt what runs in the foreground: on a terminal, SIGINT to the terminal's foreground
@@ -106,6 +107,12 @@ int kg_command_read(const kg_command_t *self, const char *stream, uint64_t offse
 
 /* The main process's pid inside the sandbox; 0 when not known. */
 pid_t kg_command_inside_pid(const kg_command_t *self);
+
+/* Replace the command's callbacks and their arg (a surface that connects to a running
+ * command later, like E2B's connect, takes its output from now on; what came before is read
+ * with kg_command_read). NULL callbacks: none. Not from the command's own on_output. */
+void kg_command_set_callbacks(kg_command_t *self, kg_command_output_fn *on_output,
+                              kg_command_done_fn *on_done, void *arg);
 
 /* Current state (see above). Caller owns return value. */
 json_t *kg_command_snapshot(const kg_command_t *self);
