@@ -542,18 +542,41 @@ int kg_command_signal(kg_command_t *self, int sig, cb_error_t *err)
     return 0;
 }
 
-int kg_command_interrupt(kg_command_t *self, cb_error_t *err)
+int kg_command_signal_foreground(kg_command_t *self, int sig, cb_error_t *err)
 {
     if (self->ended)
         return cb_error_fail(err, CB_ERR_STATE, "command %.8s has ended", self->id);
-    if (self->opts.pty && self->out_fd[0] >= 0) {
+    if (!self->opts.pty || self->out_fd[0] < 0)
+        return kg_command_signal(self, sig, err);
+    if (sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP) {
         /* The kernel sends it to the terminal's foreground group, which is inside the
          * sandbox: a terminal's session never reaches outside its pid namespace. */
-        if (ioctl(self->out_fd[0], TIOCSIG, SIGINT) < 0)
-            return cb_error_make(err, errno, "interrupt the terminal of command %.8s", self->id);
+        if (ioctl(self->out_fd[0], TIOCSIG, sig) < 0)
+            return cb_error_make(err, errno, "signal the terminal of command %.8s", self->id);
         return 0;
     }
-    return kg_command_signal(self, SIGINT, err);
+    /* TIOCSIG takes only those three: find the foreground group (in the gateway's numbering)
+     * and signal its members, each checked to be the sandbox's. */
+    pid_t pgrp = 0;
+    if (ioctl(self->out_fd[0], TIOCGPGRP, &pgrp) < 0 || pgrp <= 0)
+        return cb_error_make(err, errno ? errno : ESRCH,
+                             "the foreground of the terminal of command %.8s", self->id);
+    return kg_sandbox_signal_group(self->sb, pgrp, sig, err) < 0 ? -1 : 0;
+}
+
+int kg_command_interrupt(kg_command_t *self, cb_error_t *err)
+{
+    return kg_command_signal_foreground(self, SIGINT, err);
+}
+
+int kg_command_foreground_is_own(const kg_command_t *self)
+{
+    if (!self->opts.pty || self->out_fd[0] < 0 || self->pid <= 0)
+        return -1;
+    pid_t pgrp = 0; /* in the gateway's pid namespace: the host's numbering, like self->pid */
+    if (ioctl(self->out_fd[0], TIOCGPGRP, &pgrp) < 0)
+        return -1;
+    return pgrp == self->pid;
 }
 
 int kg_command_resize(kg_command_t *self, unsigned short cols, unsigned short rows, cb_error_t *err)

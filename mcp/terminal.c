@@ -33,6 +33,7 @@
  * TERMINAL_GRACE_MS is the shell killed, and the session ends.
  */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <strings.h>
 #include <vterm.h>
@@ -79,6 +80,7 @@ struct mcp_term {
     cb_buf_t out;
     bool out_cut;
     const char *stop_status; /* "timeout" or "cancelled" once interrupted, else NULL */
+    bool killed_foreground;  /* the interrupt was ignored: the foreground group got SIGKILL */
     int64_t started_ms;
 };
 
@@ -110,6 +112,7 @@ static void s_finish(mcp_repl_t *repl, const char *status, json_t *exit_code, co
     s_timer_stop(repl);
     t->phase = RUN_NONE;
     t->stop_status = NULL;
+    t->killed_foreground = false;
     if (!call) {
         cb_buf_clear(&t->out);
         return;
@@ -164,8 +167,12 @@ static void s_on_mark(mcp_repl_t *repl, const char *body, size_t len)
     if (t->stop_status)
         s_finish(repl, t->stop_status, code,
                  strcmp(t->stop_status, "timeout") == 0
-                     ? "The input ran past its time limit and was interrupted (SIGINT to the "
-                       "terminal's foreground programs); the session goes on."
+                     ? (t->killed_foreground
+                            ? "The input ran past its time limit and ignored the interrupt "
+                              "(SIGINT), so its foreground programs were killed (SIGKILL); "
+                              "the session goes on."
+                            : "The input ran past its time limit and was interrupted (SIGINT "
+                              "to the terminal's foreground programs); the session goes on.")
                      : "The input was cancelled and interrupted; the session goes on.");
     else
         s_finish(repl, rc == 0 ? "ok" : "error", code, NULL);
@@ -289,11 +296,22 @@ static void s_on_done(kg_command_t *c, json_t *result, void *arg)
                      : "The shell ended; the session is over (session_create opens a new one).");
 }
 
-/* The grace period after an interrupt ran out: the shell itself is stuck. */
+/* The grace period after an interrupt ran out. A program that ignored SIGINT still holds the
+ * terminal's foreground: SIGKILL its group and wait once more. Else the shell itself is stuck. */
 static int s_on_grace(zloop_t *loop, int timer_id, void *arg)
 {
     mcp_repl_t *repl = arg;
     repl->timer = -1;
+    mcp_term_t *t = repl->term;
+    if (t && t->shell && !t->killed_foreground && kg_command_foreground_is_own(t->shell) == 0) {
+        t->killed_foreground = true;
+        cb_error_t err = {0};
+        if (kg_command_signal_foreground(t->shell, SIGKILL, &err) < 0)
+            cb_warn("terminal %.8s: kill the foreground: %s", repl->id, err.msg);
+        repl->timer =
+            kg_timer_start(repl->sandbox->server->gw, TERMINAL_GRACE_MS, 1, s_on_grace, repl);
+        return 0;
+    }
     free(repl->failure);
     repl->failure = cb_xstrdup("an input was interrupted and the shell did not come back");
     cb_error_t err = {0};
@@ -401,6 +419,12 @@ void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input,
         return mcp_call_fail(call,
                              "session %s is still running an input; wait for it, answer it with "
                              "terminal_send, or use another session",
+                             repl->id);
+    if (kg_command_foreground_is_own(t->shell) == 0)
+        return mcp_call_fail(call,
+                             "a program holds the terminal of session %s (a REPL, an editor...): "
+                             "drive it with terminal_send and terminal_read, or end it (keys "
+                             "ctrl-c, ctrl-d) before session_execute",
                              repl->id);
     zuuid_t *uuid = zuuid_new();
     snprintf(t->nonce, sizeof t->nonce, "%s", zuuid_str(uuid)); /* 32 hex digits, lower case */
@@ -604,10 +628,15 @@ void mcp_tool_terminal_read(mcp_call_t *call, json_t *args)
     vterm_state_get_cursorpos(vterm_obtain_state(t->vt), &cursor);
     json_t *rows = s_screen_rows(t);
     uint64_t total = t->raw_dropped + t->raw.len;
-    json_t *out = json_pack("{s:s, s:o, s:{s:i, s:i}, s:i, s:i, s:b, s:I}", "session_id", repl->id,
-                            "screen", rows ? rows : json_array(), "cursor", "row", cursor.row,
-                            "col", cursor.col, "cols", t->cols, "rows", t->rows, "busy",
-                            repl->running != NULL, "raw_next", (json_int_t)total);
+    int own = kg_command_foreground_is_own(t->shell);
+    json_t *out = json_pack("{s:s, s:o, s:{s:i, s:i}, s:i, s:i, s:b, s:s, s:I}", "session_id",
+                            repl->id, "screen", rows ? rows : json_array(), "cursor", "row",
+                            cursor.row, "col", cursor.col, "cols", t->cols, "rows", t->rows, "busy",
+                            repl->running != NULL, "foreground",
+                            own == 1   ? "shell"
+                            : own == 0 ? "program"
+                                       : "unknown",
+                            "raw_next", (json_int_t)total);
     json_t *from = json_object_get(args, "raw_offset");
     if (out && json_is_integer(from)) {
         uint64_t want = (uint64_t)json_integer_value(from);

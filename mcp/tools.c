@@ -326,6 +326,7 @@ static const mcp_tool_t s_tools[] = {
      OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"screen\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
                 "\"cursor\":{\"type\":\"object\",\"properties\":{\"row\":{\"type\":\"integer\"},\"col\":{\"type\":\"integer\"}}},"
                 "\"cols\":{\"type\":\"integer\"},\"rows\":{\"type\":\"integer\"},\"busy\":{\"type\":\"boolean\"},"
+                "\"foreground\":{\"type\":\"string\",\"enum\":[\"shell\",\"program\",\"unknown\"]},"
                 "\"raw\":{\"type\":\"string\"},\"raw_offset\":{\"type\":\"integer\"},\"raw_next\":{\"type\":\"integer\"}",
                 "\"session_id\",\"screen\",\"cursor\",\"raw_next\""),
      MCP_HINT_READ_ONLY, mcp_tool_terminal_read},

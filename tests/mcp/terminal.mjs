@@ -55,6 +55,9 @@ await run(async () => {
         s = await waitScreen(t, /^2$/m, 'the answer 2');
         check((s.screen ?? []).includes('2'), 'python3: 1+1 shows 2 on the screen', safeJson(s.screen));
         check(Number.isInteger(s.cursor?.row) && Number.isInteger(s.cursor?.col), 'terminal_read gives the cursor', safeJson(s.cursor));
+        check(s.foreground === 'program', 'terminal_read: a program holds the foreground', safeJson(s.foreground));
+        r = await exec(t, 'echo typed-into-python');
+        check(r.isError === true && /a program holds the terminal/.test(textOf(r)), 'session_execute while the REPL holds the terminal is refused, not typed into it', brief(r));
         await srv.callOk('terminal_send', { session_id: t, keys: ['ctrl-d'] });
         s = await waitScreen(t, /\/tmp\$ $/m, 'the shell prompt again');
         r = await exec(t, 'echo back');
@@ -84,6 +87,11 @@ await run(async () => {
         check(r.isError === true && sc(r).status === 'timeout' && !/never/.test(sc(r).stdout ?? ''), 'sleep 100 with timeout_s 1: status timeout', brief(r));
         r = await withDeadline(exec(t, 'echo "$PWD $Y"'), 15000, 'the input after a timeout');
         check(!r.isError && sc(r).stdout === '/home/user still\n', 'the next input works, with cwd and variables kept', brief(r));
+        r = await withDeadline(exec(t, "bash -c 'trap \"\" INT; sleep 100'", { timeout_s: 1 }), 30000, 'a program that ignores SIGINT');
+        check(r.isError === true && sc(r).status === 'timeout' && sc(r).exit_code === 137 && /ignored the interrupt/.test(textOf(r)),
+            'a program that ignores the interrupt is killed after a grace period (status timeout, 137)', brief(r));
+        r = await withDeadline(exec(t, 'echo "$Y again"'), 15000, 'the input after a killed program');
+        check(!r.isError && sc(r).stdout === 'still again\n', 'the session still works', brief(r));
     });
 
     await section('hostile output', async () => {

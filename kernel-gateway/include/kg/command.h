@@ -89,10 +89,16 @@ int kg_command_kill(kg_command_t *self, cb_error_t *err);
  * of the sandbox first. CB_ERR_NOT_FOUND when no process of the group is left. */
 int kg_command_signal(kg_command_t *self, int sig, cb_error_t *err);
 
-/* Interrupt what runs in the foreground: on a terminal, SIGINT to the terminal's foreground
- * process group (as ctrl-c would, even when the program turned ctrl-c off); else SIGINT to the
- * command's process group. */
+/* Signal what runs in the foreground: on a terminal, sig to the terminal's foreground process
+ * group (TIOCSIG: for SIGINT as ctrl-c would, even when the program turned ctrl-c off); else
+ * to the command's process group (kg_command_signal). kg_command_interrupt sends SIGINT. */
+int kg_command_signal_foreground(kg_command_t *self, int sig, cb_error_t *err);
 int kg_command_interrupt(kg_command_t *self, cb_error_t *err);
+
+/* On a terminal: 1 when the command's own process group holds the terminal's foreground (a
+ * shell at its prompt, or running a builtin), 0 when another group does (a program the shell
+ * started: a REPL, an editor), -1 when not known (no terminal, or it has ended). */
+int kg_command_foreground_is_own(const kg_command_t *self);
 
 /* Set a terminal command's size (TIOCSWINSZ: the foreground program gets SIGWINCH). */
 int kg_command_resize(kg_command_t *self, unsigned short cols, unsigned short rows,
