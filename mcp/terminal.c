@@ -49,6 +49,7 @@
 #define TERMINAL_COLS_MAX 1000
 #define TERMINAL_ROWS_MAX 500
 #define TERMINAL_READ_MAX (1u << 20)
+#define TERMINAL_INPUT_MAX (256u << 10) /* typed at roughly 30 KB/s through readline */
 
 #define MARK_PREFIX "\033]6973;"
 #define MARK_PREFIX_LEN (sizeof MARK_PREFIX - 1)
@@ -420,6 +421,12 @@ void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input,
                              "session %s is still running an input; wait for it, answer it with "
                              "terminal_send, or use another session",
                              repl->id);
+    if (strlen(input) > TERMINAL_INPUT_MAX)
+        return mcp_call_fail(call,
+                             "the input is %zu bytes, more than the %u a terminal takes at once "
+                             "(it is typed through the line editor): write it to a file with "
+                             "file_upload and run `bash FILE`, or use command_execute",
+                             strlen(input), TERMINAL_INPUT_MAX);
     if (kg_command_foreground_is_own(t->shell) == 0)
         return mcp_call_fail(call,
                              "a program holds the terminal of session %s (a REPL, an editor...): "
