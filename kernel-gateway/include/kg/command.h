@@ -1,7 +1,9 @@
 /* kg/command.h: commands: shell commands in a sandbox, output streamed as it comes.
  *
  * Blocking: kg_command_start asks the sandbox's init to start bash (a short exchange on its
- * control socket); nothing else blocks. Do not kg_command_forget a command from its own
+ * control socket); kg_sandbox_processes, kg_sandbox_signal_pid and kg_command_signal walk
+ * the host's /proc (kernel-made files, which never block, one pass over every host process);
+ * nothing else blocks. Do not kg_command_forget a command from its own
  * on_output; from on_done it is fine.
  *
  * Threads: call every function here from the thread that runs the gateway's loop
