@@ -11,10 +11,17 @@
  *   - stdin is a queue: what the pipe takes now is written at once, the rest when a ZMQ_POLLOUT
  *     poller says the pipe has room. The gateway ignores SIGPIPE (gateway.c), so a command
  *     that closed its stdin shows as EPIPE: the queue is dropped with a note.
- *   - the end: the pidfd turns readable; kg_proc_reap says how the process ended and SIGKILLs
- *     its group, so background jobs die with it. Then each output pipe is drained of what it
- *     holds right now (FIONREAD), not to EOF: a process that escaped the group (setsid) may
- *     keep the pipe open forever, and killed ones may not have closed it yet. on_done follows.
+ *   - the end: the pidfd turns readable; kg_proc_reap says how the process ended. Its process
+ *     group is left alone (kg_proc_opts_t.keep_group): background jobs (`&`, nohup, setsid)
+ *     live on until the sandbox ends or they are killed. Then each output pipe is drained of
+ *     what it holds right now (FIONREAD), not to EOF: a background job may keep the pipe open
+ *     forever (it gets EPIPE once we close our end). on_done follows.
+ *   - output is kept per stream: the first 16 MiB, or with ring_bytes the latest output, which
+ *     grows to twice ring_bytes and is then cut back to ring_bytes (one memmove per ring_bytes
+ *     of output, not one per read), so a flooding background job costs bounded memory.
+ *   - with pty, the process runs on a terminal of the sandbox's own devpts (kg_sandbox_pty):
+ *     our ends of stdin and stdout are the terminal's master (two fds of it, one per poller),
+ *     stderr is unused. A master reads EIO once no process holds the terminal: its end of file.
  *   - timeout and kg_command_kill SIGKILL the group; the pidfd then ends the command as above.
  * An ended command keeps its output until kg_command_forget or the sandbox's removal.
  *
@@ -28,6 +35,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -61,7 +71,9 @@ struct kg_command {
     char signal[24];     /* "SIGKILL" when a signal ended it, else "" */
     int64_t started_us, ended_us;
     cb_buf_t streams[2];
+    uint64_t dropped[2]; /* bytes cut from the front of streams[i] (ring_bytes) */
     bool truncated[2];
+    pid_t inside_pid; /* 0: not known yet (kg_command_inside_pid) */
     json_t *notes;
 };
 
@@ -124,9 +136,38 @@ static int s_pipe(int *child, int *ours, bool ours_writes, cb_error_t *err)
 
 /* ---- output ------------------------------------------------------------------------------ */
 
+/* Keep the latest output only: past twice ring_bytes, cut the buffer back to ring_bytes. */
+static void s_ring_keep(kg_command_t *c, int which)
+{
+    cb_buf_t *buf = &c->streams[which];
+    size_t ring = c->opts.ring_bytes;
+    if (buf->len <= 2 * ring)
+        return;
+    size_t cut = buf->len - ring;
+    memmove(buf->data, buf->data + cut, ring);
+    buf->len = ring;
+    buf->data[ring] = '\0';
+    c->dropped[which] += cut;
+    if (!c->truncated[which]) {
+        c->truncated[which] = true;
+        s_note(c, "%s is long; only its latest output is kept (see its offset)",
+               s_stream_names[which]);
+    }
+}
+
 static void s_take_output(kg_command_t *c, int which, const char *data, size_t n)
 {
     cb_buf_t *buf = &c->streams[which];
+    if (c->opts.ring_bytes) {
+        cb_buf_append(buf, data, n);
+        s_ring_keep(c, which);
+        if (c->opts.on_output) {
+            c->in_output = true;
+            c->opts.on_output(c, s_stream_names[which], data, n, c->opts.arg);
+            c->in_output = false;
+        }
+        return;
+    }
     size_t keep = buf->len + n > KG_CMD_STREAM_CAP ? KG_CMD_STREAM_CAP - buf->len : n;
     if (keep < n && !c->truncated[which]) {
         c->truncated[which] = true;
@@ -155,6 +196,8 @@ static bool s_read(kg_command_t *c, int which, size_t max)
             continue;
         if (n < 0 && errno == EAGAIN)
             return true;
+        if (n < 0 && errno == EIO && c->opts.pty)
+            return false; /* a terminal nobody holds any more: its end of file */
         if (n <= 0) {
             if (n < 0)
                 cb_warn("command %.8s: read %s: %s", c->id, s_stream_names[which], strerror(errno));
@@ -380,23 +423,45 @@ static kg_command_t *s_new(kg_sandbox_t *sb, const kg_command_opts_t *opts, cb_e
     return c;
 }
 
+/* A terminal of the sandbox for the command: our ends (the master twice) and the child's. */
+static int s_open_pty(kg_command_t *c, const kg_command_opts_t *opts, int *child, cb_error_t *err)
+{
+    c->out_fd[0] = kg_sandbox_pty(c->sb, child, err);
+    if (c->out_fd[0] < 0)
+        return cb_error_prefix(err, "command terminal: ");
+    c->in_fd = fcntl(c->out_fd[0], F_DUPFD_CLOEXEC, 3); /* shares O_NONBLOCK with the master */
+    if (c->in_fd < 0)
+        return cb_error_make(err, errno, "command terminal: dup");
+    struct winsize ws = {.ws_col = opts->cols ? opts->cols : 80,
+                         .ws_row = opts->rows ? opts->rows : 24};
+    if (ioctl(c->out_fd[0], TIOCSWINSZ, &ws) < 0)
+        return cb_error_make(err, errno, "command terminal: set its size");
+    return 0;
+}
+
 static int s_launch(kg_command_t *c, const kg_command_opts_t *opts, cb_error_t *err)
 {
     cleanup_close int child_in = -1;
     cleanup_close int child_out = -1;
     cleanup_close int child_err = -1;
-    if (s_pipe(&child_in, &c->in_fd, true, err) < 0 ||
-        s_pipe(&child_out, &c->out_fd[0], false, err) < 0 ||
-        s_pipe(&child_err, &c->out_fd[1], false, err) < 0)
+    if (opts->pty) {
+        if (s_open_pty(c, opts, &child_in, err) < 0)
+            return -1;
+    } else if (s_pipe(&child_in, &c->in_fd, true, err) < 0 ||
+               s_pipe(&child_out, &c->out_fd[0], false, err) < 0 ||
+               s_pipe(&child_err, &c->out_fd[1], false, err) < 0) {
         return -1;
+    }
     const char *const *lists[3] = {kg_sandbox_base_env, (const char *const *)c->sb->env, opts->env};
     char **env = kg_env_merge(lists, 3);
     char *const argv[] = {"/bin/bash", "-c", c->command, NULL};
     kg_proc_opts_t po = {.argv = argv,
                          .env = env,
                          .stdin_fd = child_in,
-                         .stdout_fd = child_out,
-                         .stderr_fd = child_err,
+                         .stdout_fd = opts->pty ? child_in : child_out,
+                         .stderr_fd = opts->pty ? child_in : child_err,
+                         .controlling_tty = opts->pty,
+                         .keep_group = true,
                          .sandbox = c->sb,
                          .cwd = opts->cwd ? opts->cwd : SBX_INSIDE_WORKSPACE};
     c->started_us = cb_now_us(); /* the start is part of the command's time */
@@ -407,7 +472,7 @@ static int s_launch(kg_command_t *c, const kg_command_opts_t *opts, cb_error_t *
     c->pid = kg_proc_pid(c->proc);
     c->pidfd = kg_proc_pidfd(c->proc);
     if (s_watch(c, c->out_fd[0], ZMQ_POLLIN, s_on_output) < 0 ||
-        s_watch(c, c->out_fd[1], ZMQ_POLLIN, s_on_output) < 0 ||
+        (c->out_fd[1] >= 0 && s_watch(c, c->out_fd[1], ZMQ_POLLIN, s_on_output) < 0) ||
         s_watch(c, c->pidfd, ZMQ_POLLIN, s_on_pidfd) < 0)
         return cb_error_make(err, ENOMEM, "watch command");
     if (opts->timeout_ms > 0 &&
@@ -422,12 +487,14 @@ kg_command_t *kg_command_start(kg_sandbox_t *sb, const kg_command_opts_t *opts, 
         return cb_error_fail(err, CB_ERR_INVALID, "no command to run"), NULL;
     if (opts->timeout_ms < 0)
         return cb_error_fail(err, CB_ERR_INVALID, "timeout must not be negative"), NULL;
+    if (opts->pty && opts->stdin_text && *opts->stdin_text)
+        return cb_error_fail(err, CB_ERR_INVALID, "a terminal command takes no stdin text"), NULL;
     kg_command_t *c = s_new(sb, opts, err);
     if (!c)
         return NULL;
     const char *text = opts->stdin_text ? opts->stdin_text : "";
     if (s_launch(c, opts, err) < 0 ||
-        s_stdin_queue(c, text, strlen(text), !opts->keep_stdin_open, err) < 0 ||
+        s_stdin_queue(c, text, strlen(text), !opts->keep_stdin_open && !opts->pty, err) < 0 ||
         (zhashx_insert(sb->commands, c->id, c) != 0 &&
          cb_error_make(err, ENOMEM, "register command") < 0)) {
         s_release(c);
@@ -455,6 +522,137 @@ int kg_command_write_stdin(kg_command_t *self, const char *data, size_t len, boo
     return 0;
 }
 
+int kg_command_signal(kg_command_t *self, int sig, cb_error_t *err)
+{
+    /* Its process group is named by the host pid of its main process, which may have ended
+     * while background jobs keep the group: each member is found in the sandbox's pid
+     * namespace and held by a pidfd before it is signalled, so a group id that was freed and
+     * taken by a process outside the sandbox is never hit. */
+    if (self->pid <= 0)
+        return cb_error_fail(err, CB_ERR_STATE, "command %.8s has no known process group",
+                             self->id);
+    int sent = kg_sandbox_signal_group(self->sb, self->pid, sig, err);
+    if (sent < 0)
+        return -1;
+    if (sent == 0)
+        return cb_error_fail(err, CB_ERR_NOT_FOUND,
+                             "no process of command %.8s is left (it and its background jobs "
+                             "have ended, or left its process group)",
+                             self->id);
+    return 0;
+}
+
+int kg_command_signal_foreground(kg_command_t *self, int sig, cb_error_t *err)
+{
+    if (self->ended)
+        return cb_error_fail(err, CB_ERR_STATE, "command %.8s has ended", self->id);
+    if (!self->opts.pty || self->out_fd[0] < 0)
+        return kg_command_signal(self, sig, err);
+    if (sig == SIGINT || sig == SIGQUIT || sig == SIGTSTP) {
+        /* The kernel sends it to the terminal's foreground group, which is inside the
+         * sandbox: a terminal's session never reaches outside its pid namespace. */
+        if (ioctl(self->out_fd[0], TIOCSIG, sig) < 0)
+            return cb_error_make(err, errno, "signal the terminal of command %.8s", self->id);
+        return 0;
+    }
+    /* TIOCSIG takes only those three: find the foreground group (in the gateway's numbering)
+     * and signal its members, each checked to be the sandbox's. */
+    pid_t pgrp = 0;
+    if (ioctl(self->out_fd[0], TIOCGPGRP, &pgrp) < 0 || pgrp <= 0)
+        return cb_error_make(err, errno ? errno : ESRCH,
+                             "the foreground of the terminal of command %.8s", self->id);
+    return kg_sandbox_signal_group(self->sb, pgrp, sig, err) < 0 ? -1 : 0;
+}
+
+int kg_command_interrupt(kg_command_t *self, cb_error_t *err)
+{
+    return kg_command_signal_foreground(self, SIGINT, err);
+}
+
+int kg_command_foreground_is_own(const kg_command_t *self)
+{
+    if (!self->opts.pty || self->out_fd[0] < 0 || self->pid <= 0)
+        return -1;
+    pid_t pgrp = 0; /* in the gateway's pid namespace: the host's numbering, like self->pid */
+    if (ioctl(self->out_fd[0], TIOCGPGRP, &pgrp) < 0)
+        return -1;
+    return pgrp == self->pid;
+}
+
+int kg_command_resize(kg_command_t *self, unsigned short cols, unsigned short rows, cb_error_t *err)
+{
+    if (!self->opts.pty || self->out_fd[0] < 0)
+        return cb_error_fail(err, CB_ERR_STATE, "command %.8s has no terminal", self->id);
+    if (cols == 0 || rows == 0)
+        return cb_error_fail(err, CB_ERR_INVALID, "a terminal needs at least one row and column");
+    struct winsize ws = {.ws_col = cols, .ws_row = rows};
+    if (ioctl(self->out_fd[0], TIOCSWINSZ, &ws) < 0)
+        return cb_error_make(err, errno, "resize the terminal of command %.8s", self->id);
+    return 0;
+}
+
+int kg_command_read(const kg_command_t *self, const char *stream, uint64_t offset, size_t max,
+                    cb_buf_t *out, uint64_t *start, uint64_t *total, cb_error_t *err)
+{
+    int which = stream && strcmp(stream, "stdout") == 0   ? 0
+                : stream && strcmp(stream, "stderr") == 0 ? 1
+                                                          : -1;
+    if (which < 0)
+        return cb_error_fail(err, CB_ERR_INVALID, "no stream '%.20s' (stdout or stderr)",
+                             stream ? stream : "");
+    const cb_buf_t *buf = &self->streams[which];
+    uint64_t first = self->dropped[which], end = first + buf->len;
+    uint64_t from = offset < first ? first : offset > end ? end : offset;
+    size_t n = end - from < max ? (size_t)(end - from) : max;
+    if (n)
+        cb_buf_append(out, buf->data + (from - first), n);
+    *start = from;
+    *total = end;
+    return 0;
+}
+
+/* The pid inside the sandbox of a process known by its host pid and pidfd, from the last
+ * field of NSpid in the host's /proc (written by the kernel, not by the process). The pidfd
+ * still open and not readable after the read proves the pid was not reused meanwhile. */
+static pid_t s_inside_pid(pid_t host, int pidfd)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)host);
+    cleanup_fclose FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    char line[256];
+    pid_t inside = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "NSpid:", 6) == 0) {
+            const char *last = strrchr(line, '\t');
+            inside = last ? (pid_t)strtol(last + 1, NULL, 10) : 0;
+            break;
+        }
+    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+    return pidfd >= 0 && poll(&pf, 1, 0) == 0 ? inside : 0;
+}
+
+void kg_command_set_callbacks(kg_command_t *self, kg_command_output_fn *on_output,
+                              kg_command_done_fn *on_done, void *arg)
+{
+    if (self->in_output) {
+        cb_err("command %.8s: kg_command_set_callbacks from its own on_output; ignored", self->id);
+        return;
+    }
+    self->opts.on_output = on_output;
+    self->opts.on_done = on_done;
+    self->opts.arg = arg;
+}
+
+pid_t kg_command_inside_pid(const kg_command_t *self)
+{
+    kg_command_t *c = (kg_command_t *)self; /* a cache of what does not change */
+    if (!c->inside_pid && !c->ended && c->pid > 0)
+        c->inside_pid = s_inside_pid(c->pid, c->pidfd);
+    return c->inside_pid;
+}
+
 int kg_command_kill(kg_command_t *self, cb_error_t *err)
 {
     if (self->ended)
@@ -479,7 +677,8 @@ json_t *kg_command_snapshot(const kg_command_t *self)
     json_t *exit_code = c->ended && c->exit.exited ? json_integer(c->exit.code) : json_null();
     json_t *sig = c->signal[0] ? json_string(c->signal) : json_null();
     /* clang-format off */
-    return json_pack("{s:s, s:o, s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:f, s:o}",
+    pid_t inside = kg_command_inside_pid(c);
+    json_t *snap = json_pack("{s:s, s:o, s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:f, s:o}",
                      "id", c->id,
                      "command", s_json_text(c->command, strlen(c->command)),
                      "status", c->status,
@@ -489,9 +688,15 @@ json_t *kg_command_snapshot(const kg_command_t *self)
                      "stdout", s_json_text(cb_buf_str(&c->streams[0]), c->streams[0].len),
                      "stderr", s_json_text(cb_buf_str(&c->streams[1]), c->streams[1].len),
                      "pid", c->pid > 0 ? json_integer(c->pid) : json_null(),
+                     "inside_pid", inside > 0 ? json_integer(inside) : json_null(),
                      "duration_ms", duration_ms,
                      "notes", json_deep_copy(c->notes));
     /* clang-format on */
+    if (snap && c->opts.ring_bytes &&
+        (json_object_set_new(snap, "stdout_offset", json_integer((json_int_t)c->dropped[0])) < 0 ||
+         json_object_set_new(snap, "stderr_offset", json_integer((json_int_t)c->dropped[1])) < 0))
+        json_decref(snap), snap = NULL;
+    return snap;
 }
 
 void kg_command_forget(kg_command_t **self_p)
@@ -519,6 +724,7 @@ void kg_command_free_now(kg_command_t *c)
 }
 
 const char *kg_command_id(const kg_command_t *self) { return self->id; }
+pid_t kg_command_host_pid(const kg_command_t *c) { return c->pid > 0 ? c->pid : 0; }
 bool kg_command_running(const kg_command_t *self) { return !self->ended; }
 
 kg_command_t *kg_sandbox_command(kg_sandbox_t *sb, const char *id)

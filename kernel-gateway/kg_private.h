@@ -47,6 +47,10 @@ typedef struct {
     const char *cwd;                    /* NULL: inherited (host) or /home/user (sandbox) */
     int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
     kg_sandbox_t *sandbox;              /* NULL: a plain host process */
+    bool controlling_tty; /* stdin_fd is a terminal's peer (kg_sandbox_pty): it becomes the
+                             process's controlling terminal (sandbox only) */
+    bool keep_group;      /* its process group outlives it: what it started in the background
+                             lives on when it exits (commands); else the group is killed then */
 } kg_proc_opts_t;
 
 typedef struct {
@@ -124,6 +128,14 @@ char *kg_sandbox_tmp_note(kg_sandbox_t *sb);
 
 /* Free a command whatever its state (sandbox teardown; does not touch sb->commands). */
 void kg_command_free_now(kg_command_t *c);
+
+/* Signal every process of sb in the process group host_pgid (host numbering), each held by a
+ * pidfd and checked to be the sandbox's before it is hit; the init never. Returns how many were
+ * signalled, or -1 with err (process.c). */
+int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error_t *err);
+
+/* The host pid of a command's main process; 0 when not known. */
+pid_t kg_command_host_pid(const kg_command_t *c);
 
 /* The layers as JSON, for info and doctor. Caller owns return value. */
 json_t *kg_layers_json(const sbx_layers_t *layers);

@@ -6,11 +6,16 @@
  * the gateway's loop polls. Inside a sandbox the sandbox's init forks it and reports its exit
  * status; on the host we fork it ourselves and reap it with waitid on the pidfd.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +30,7 @@ struct kg_proc {
     pid_t pid;
     int pidfd;
     bool reaped;
+    bool keep_group; /* see kg_proc_opts_t */
     kg_proc_exit_t exit;
 };
 
@@ -182,13 +188,15 @@ kg_proc_t *kg_proc_start(const kg_proc_opts_t *opts, cb_error_t *err)
 {
     kg_proc_t *p = cb_xcalloc(1, sizeof *p);
     p->pidfd = -1;
+    p->keep_group = opts->keep_group;
     if (opts->sandbox) {
         sbx_spawn_opts_t so = {.argv = (const char *const *)opts->argv,
                                .env = (const char *const *)opts->env,
                                .cwd = opts->cwd,
                                .stdin_fd = opts->stdin_fd,
                                .stdout_fd = opts->stdout_fd,
-                               .stderr_fd = opts->stderr_fd};
+                               .stderr_fd = opts->stderr_fd,
+                               .controlling_tty = opts->controlling_tty};
         p->sbx_proc = sbx_spawn(opts->sandbox->sbx, &so, err);
         if (p->sbx_proc) {
             p->pid = sbx_proc_pid(p->sbx_proc);
@@ -224,9 +232,9 @@ int kg_proc_reap(kg_proc_t *p, kg_proc_exit_t *out, cb_error_t *err)
 {
     if (!p->reaped) {
         /* The leader is a zombie until reaped, so its pid still names the group: sweep it, so
-         * nothing it started outlives it. (Inside a sandbox the init does this too, since the
-         * host pid of a process that ended at once may be unknown: pid -1.) */
-        if (p->pid > 0)
+         * nothing it started outlives it, unless the group is meant to (a command's background
+         * jobs live on until the sandbox ends or they are killed: see command.c). */
+        if (p->pid > 0 && !p->keep_group)
             killpg(p->pid, SIGKILL);
         if (p->sbx_proc) {
             sbx_exit_t ex;
@@ -279,4 +287,281 @@ void kg_proc_destroy(kg_proc_t **p_p)
     if (p->pidfd >= 0)
         close(p->pidfd);
     free(p);
+}
+
+/* ---- every process of a sandbox (kg/command.h) --------------------------------------------
+ *
+ * The sandbox's processes are the host processes in the pid namespace of its init. They are
+ * found by walking the host's /proc and comparing each process's ns/pid (device and inode)
+ * with the init's; a process's pid inside is the last field of NSpid in its status. All of it
+ * is written by the kernel: the only text a process controls is its argv (cmdline) and its
+ * name, which are shown (cut, made valid UTF-8) and never parsed for anything. A process may
+ * end or be replaced while we read: each one is read through a directory fd of /proc/<pid>,
+ * and one that vanishes midway is skipped. */
+
+typedef struct {
+    pid_t host, inside, host_ppid, host_pgrp;
+    char state;
+    unsigned long long start_ticks;
+    char name[64];
+} s_ps_entry_t;
+
+/* The identity (st_dev, st_ino) of a pid namespace, from a /proc/<pid> directory fd. */
+static int s_pidns_at(int dirfd, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+    if (fstatat(dirfd, "ns/pid", &st, 0) < 0)
+        return -1;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return 0;
+}
+
+/* Read a small /proc file under dirfd, NUL-terminated, at most cap - 1 bytes. */
+static ssize_t s_read_small(int dirfd, const char *name, char *buf, size_t cap)
+{
+    cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    size_t len = 0;
+    while (len + 1 < cap) {
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+/* Fill e from stat and status under dirfd. The name in stat sits in parentheses and may hold
+ * anything, ')' too: the fields after it start after the last ')'. */
+static int s_ps_read(int dirfd, s_ps_entry_t *e)
+{
+    char buf[4096];
+    if (s_read_small(dirfd, "stat", buf, sizeof buf) <= 0)
+        return -1;
+    char *open = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+    if (!open || !close_paren || close_paren < open)
+        return -1;
+    snprintf(e->name, sizeof e->name, "%.*s", (int)(close_paren - open - 1), open + 1);
+    /* fields 3.. : state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime priority nice num_threads itrealvalue starttime */
+    char state = 0;
+    int ppid = 0, pgrp = 0;
+    unsigned long long start = 0;
+    if (sscanf(close_paren + 1,
+               " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &state, &ppid, &pgrp, &start) != 4)
+        return -1;
+    e->state = state;
+    e->host_ppid = ppid;
+    e->host_pgrp = pgrp;
+    e->start_ticks = start;
+    if (s_read_small(dirfd, "status", buf, sizeof buf) <= 0)
+        return -1;
+    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, "NSpid:", 6) == 0) {
+            char *eol = strchr(line, '\n');
+            if (eol)
+                *eol = '\0';
+            const char *last = strrchr(line, '\t');
+            e->inside = last ? (pid_t)strtol(last + 1, NULL, 10) : 0;
+            return e->inside > 0 ? 0 : -1;
+        }
+    return -1;
+}
+
+/* Walk the host's /proc for the processes in sb's pid namespace. Caller owns return value
+ * (free); *count set. */
+static s_ps_entry_t *s_ps_scan(kg_sandbox_t *sb, size_t *count, cb_error_t *err)
+{
+    *count = 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", (int)sbx_init_pid(sb->sbx));
+    cleanup_close int initfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dev_t ns_dev;
+    ino_t ns_ino;
+    if (initfd < 0 || s_pidns_at(initfd, &ns_dev, &ns_ino) < 0)
+        return cb_error_make(err, errno, "the pid namespace of sandbox %.8s", sb->id), NULL;
+    cleanup_closedir DIR *proc = opendir("/proc");
+    if (!proc)
+        return cb_error_make(err, errno, "open /proc"), NULL;
+    size_t cap = 64, n = 0;
+    s_ps_entry_t *list = cb_xcalloc(cap, sizeof *list);
+    for (struct dirent *d; (d = readdir(proc));) {
+        char *end = NULL;
+        long pid = strtol(d->d_name, &end, 10);
+        if (pid <= 0 || *end)
+            continue;
+        cleanup_close int fd = openat(dirfd(proc), d->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dev_t dev;
+        ino_t ino;
+        if (fd < 0 || s_pidns_at(fd, &dev, &ino) < 0 || dev != ns_dev || ino != ns_ino)
+            continue;
+        s_ps_entry_t e = {.host = (pid_t)pid};
+        if (s_ps_read(fd, &e) < 0)
+            continue;
+        if (n == cap)
+            list = cb_xrealloc(list, (cap *= 2) * sizeof *list);
+        list[n++] = e;
+    }
+    *count = n;
+    return list;
+}
+
+static int s_ps_cmp(const void *a, const void *b)
+{
+    const s_ps_entry_t *x = a, *y = b;
+    return (x->inside > y->inside) - (x->inside < y->inside);
+}
+
+/* The boot time, seconds since the epoch (btime in /proc/stat). */
+static long long s_boot_time(void)
+{
+    cleanup_fclose FILE *f = fopen("/proc/stat", "re");
+    char line[256];
+    long long btime = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "btime %lld", &btime) == 1)
+            break;
+    return btime;
+}
+
+static json_t *s_ps_cmdline(pid_t host, const char *name)
+{
+    char path[64], buf[4097];
+    snprintf(path, sizeof path, "/proc/%d", (int)host);
+    cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? s_read_small(fd, "cmdline", buf, sizeof buf) : -1;
+    if (n <= 0) { /* a zombie or a kernel-made process: its name in brackets, as ps does */
+        cleanup_free char *shown = cb_strdup_printf("[%s]", name);
+        size_t len = 0;
+        cleanup_free char *text = cb_text_lossy(shown, strlen(shown), &len);
+        return json_stringn(text, len);
+    }
+    while (n > 0 && buf[n - 1] == '\0')
+        n--;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    size_t len = 0;
+    cleanup_free char *text = cb_text_lossy(buf, (size_t)n, &len);
+    return json_stringn(text, len);
+}
+
+json_t *kg_sandbox_processes(kg_sandbox_t *sb, cb_error_t *err)
+{
+    size_t n = 0;
+    cleanup_free s_ps_entry_t *list = s_ps_scan(sb, &n, err);
+    if (!list)
+        return NULL;
+    qsort(list, n, sizeof *list, s_ps_cmp);
+    long long btime = s_boot_time();
+    long ticks = sysconf(_SC_CLK_TCK);
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < n; i++) {
+        const s_ps_entry_t *e = &list[i];
+        pid_t ppid = 0; /* the init's parent is outside: 0, as in the sandbox's own /proc */
+        for (size_t j = 0; j < n; j++)
+            if (list[j].host == e->host_ppid)
+                ppid = list[j].inside;
+        const char *command_id = NULL;
+        for (kg_command_t *c = zhashx_first(sb->commands); c; c = zhashx_next(sb->commands))
+            if (kg_command_host_pid(c) == e->host)
+                command_id = kg_command_id(c);
+        char started[40] = "";
+        if (btime > 0 && ticks > 0) {
+            time_t t = (time_t)(btime + (long long)(e->start_ticks / (unsigned long long)ticks));
+            struct tm tm;
+            if (gmtime_r(&t, &tm))
+                strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        }
+        char state[2] = {e->state ? e->state : '?', '\0'};
+        size_t name_len = 0;
+        cleanup_free char *name = cb_text_lossy(e->name, strlen(e->name), &name_len);
+        json_t *row = json_pack("{s:i, s:i, s:o, s:s%, s:s, s:s?, s:s?}", "pid", (int)e->inside,
+                                "ppid", (int)ppid, "command", s_ps_cmdline(e->host, e->name),
+                                "name", name, name_len, "state", state, "started_at",
+                                started[0] ? started : NULL, "command_id", command_id);
+        if (!row || json_array_append_new(out, row) < 0)
+            json_decref(out), out = NULL;
+    }
+    if (!out)
+        cb_error_fail(err, CB_ERR_INTERNAL, "out of memory listing processes");
+    return out;
+}
+
+/* Signal the process at host pid, checked (after a pidfd holds it) to be the process of sb
+ * that scan entry e describes. 1: sent; 0: it has ended or is not that process; -1: error. */
+static int s_signal_checked(kg_sandbox_t *sb, const s_ps_entry_t *e, int sig, cb_error_t *err)
+{
+    /* Hold the process by a pidfd, then check again that the host pid is still this sandbox's
+     * process: while the pidfd's process is not reaped (the probe with signal 0 says so after
+     * the check), the host pid cannot have been reused, so the check was about that process. */
+    cleanup_close int pidfd = pidfd_open(e->host, 0);
+    if (pidfd < 0)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d", (int)e->host);
+    cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    snprintf(path, sizeof path, "/proc/%d", (int)sbx_init_pid(sb->sbx));
+    cleanup_close int initfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dev_t d1, d2;
+    ino_t i1, i2;
+    s_ps_entry_t again = {.host = e->host};
+    bool same = fd >= 0 && initfd >= 0 && s_pidns_at(fd, &d1, &i1) == 0 &&
+                s_pidns_at(initfd, &d2, &i2) == 0 && d1 == d2 && i1 == i2 &&
+                s_ps_read(fd, &again) == 0 && again.inside == e->inside &&
+                again.host_pgrp == e->host_pgrp && pidfd_send_signal(pidfd, 0, NULL, 0) == 0;
+    if (!same)
+        return 0;
+    if (pidfd_send_signal(pidfd, sig, NULL, 0) < 0)
+        return errno == ESRCH ? 0
+                              : cb_error_make(err, errno, "signal process %d in sandbox %.8s",
+                                              (int)e->inside, sb->id);
+    return 1;
+}
+
+int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error_t *err)
+{
+    size_t n = 0;
+    cleanup_free s_ps_entry_t *list = s_ps_scan(sb, &n, err);
+    if (!list)
+        return -1;
+    int sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].host_pgrp != host_pgid || list[i].inside == 1)
+            continue;
+        int rc = s_signal_checked(sb, &list[i], sig, err);
+        if (rc < 0)
+            return -1;
+        sent += rc;
+    }
+    return sent;
+}
+
+int kg_sandbox_signal_pid(kg_sandbox_t *sb, pid_t pid, int sig, cb_error_t *err)
+{
+    if (pid == 1)
+        return cb_error_fail(
+            err, CB_ERR_INVALID,
+            "pid 1 is the sandbox's init; it ends with the sandbox (sandbox_delete)");
+    if (pid <= 0)
+        return cb_error_fail(err, CB_ERR_INVALID, "no process has pid %d", (int)pid);
+    size_t n = 0;
+    cleanup_free s_ps_entry_t *list = s_ps_scan(sb, &n, err);
+    if (!list)
+        return -1;
+    const s_ps_entry_t *e = NULL;
+    for (size_t i = 0; i < n && !e; i++)
+        if (list[i].inside == pid)
+            e = &list[i];
+    int rc = e ? s_signal_checked(sb, e, sig, err) : 0;
+    if (rc == 0)
+        return cb_error_fail(err, CB_ERR_NOT_FOUND, "no process with pid %d in sandbox %.8s",
+                             (int)pid, sb->id);
+    return rc < 0 ? -1 : 0;
 }

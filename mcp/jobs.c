@@ -38,6 +38,7 @@ struct mcp_job {
     bool is_error;
     zlistx_t *waiters;  /* mcp_call_t * finished when it ends */
     bool forget_queued; /* command: s_forget is deferred, to forget it after its on_done */
+    bool background;    /* command: kept (its output for process_output) until evicted */
 };
 
 static const char *s_kind_name(mcp_job_kind_t k) { return k == MCP_JOB_CODE ? "code" : "command"; }
@@ -61,6 +62,10 @@ static void s_job_free(mcp_job_t *job)
 {
     if (job->forget_queued)
         kg_gateway_defer_cancel(job->server->gw, s_forget, job);
+    if (job->background && job->final && job->sandbox) { /* an ended background command */
+        kg_command_t *c = kg_sandbox_command(job->sandbox->kg, job->id);
+        kg_command_forget(&c);
+    }
     zlistx_destroy(&job->waiters);
     json_decref(job->final);
     json_decref(job->content);
@@ -449,7 +454,7 @@ static void s_on_command_done(kg_command_t *c, json_t *result, void *arg)
         job->server, job->sandbox, job->id, json_string_value(json_object_get(result, "stdout")),
         json_string_value(json_object_get(result, "stderr")), structured, closing);
     bool ok = strcmp(status, "exited") == 0 && json_integer_value(code) == 0;
-    if (job->sandbox && !job->forget_queued) {
+    if (job->sandbox && !job->forget_queued && !job->background) {
         job->forget_queued = true;
         kg_gateway_defer(job->server->gw, s_forget, job);
     }
@@ -470,12 +475,15 @@ void mcp_tool_command_execute(mcp_call_t *call, json_t *args)
     json_object_foreach (env, key, value)
         env_list[n++] = cb_strdup_printf("%s=%s", key, json_string_value(value));
     mcp_job_t *job = s_job_new(sb, MCP_JOB_COMMAND);
-    double timeout_s = mcp_arg_num(args, "timeout_s", sb->timeout_s);
+    job->background = mcp_arg_bool(args, "background", false);
+    /* A background command has no time limit unless one is given. */
+    double timeout_s = mcp_arg_num(args, "timeout_s", job->background ? 0 : sb->timeout_s);
     kg_command_opts_t opts = {.command = mcp_arg_str(args, "command", ""),
                               .env = (const char *const *)env_list,
                               .cwd = mcp_arg_str(args, "cwd", NULL),
                               .stdin_text = mcp_arg_str(args, "stdin", NULL),
                               .timeout_ms = (int)(timeout_s * 1000.0 + 0.5),
+                              .ring_bytes = job->background ? MCP_BACKGROUND_RING_BYTES : 0,
                               .on_output = s_on_command_output,
                               .on_done = s_on_command_done,
                               .arg = job};
@@ -487,12 +495,14 @@ void mcp_tool_command_execute(mcp_call_t *call, json_t *args)
         return mcp_call_fail_err(call, &err);
     }
     s_job_register(job, kg_command_id(job->cmd));
-    if (!mcp_arg_bool(args, "background", false))
+    if (!job->background)
         return s_wait(call, job, s_cancel_work);
     json_t *snap = s_snapshot(job);
-    cleanup_free char *text = cb_strdup_printf("Started in the background as %s; execution_status "
-                                               "with this id gives its output and exit code.",
-                                               job->id);
+    json_t *inside = json_object_get(snap, "inside_pid");
+    cleanup_free char *text = cb_strdup_printf(
+        "Started in the background as %s (pid %lld inside the sandbox); process_output reads "
+        "its output so far, execution_status waits for its end, process_kill stops it.",
+        job->id, json_is_integer(inside) ? (long long)json_integer_value(inside) : -1LL);
     mcp_call_finish(call, json_pack("[o]", mcp_text_block(text)), snap, false);
 }
 

@@ -28,7 +28,9 @@
 
 #define MCP_PROTOCOL_LATEST "2025-11-25"
 #define MCP_SERVER_NAME "cellblock"
-#define MCP_JOBS_KEPT 256          /* finished jobs remembered for execution_status */
+#define MCP_JOBS_KEPT 256 /* finished jobs remembered for execution_status */
+/* Output kept per stream of a background command: its latest, between this and twice this. */
+#define MCP_BACKGROUND_RING_BYTES (256u << 10)
 #define MCP_PROGRESS_GAP_MS 50     /* at most one progress notification per call per gap */
 #define MCP_PROGRESS_TEXT_MAX 4000 /* bytes of output carried by one progress notification */
 #define MCP_OUTPUTS_DIR "/home/user/.cellblock/outputs"
@@ -36,6 +38,7 @@
 
 typedef struct mcp_sandbox mcp_sandbox_t;
 typedef struct mcp_repl mcp_repl_t;
+typedef struct mcp_term mcp_term_t;
 typedef struct mcp_call mcp_call_t;
 typedef struct mcp_job mcp_job_t;
 
@@ -195,6 +198,8 @@ mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_asyn
     mcp_tool_execution_status, mcp_tool_execution_cancel, mcp_tool_command_execute,
     mcp_tool_session_execute;
 mcp_tool_fn mcp_tool_file_upload, mcp_tool_file_download, mcp_tool_file_list, mcp_tool_file_delete;
+mcp_tool_fn mcp_tool_process_list, mcp_tool_process_kill, mcp_tool_process_output;
+mcp_tool_fn mcp_tool_terminal_send, mcp_tool_terminal_read, mcp_tool_terminal_resize;
 
 /* ---- sandboxes and their REPLs (sandboxes.c) ----------------------------------------------- */
 
@@ -237,13 +242,9 @@ struct mcp_repl {
     char *dead_note;   /* the sentence mcp_repl_failure made from dead_detail, or NULL */
     zlistx_t *waiters; /* mcp_call_t * waiting for ready */
     /* terminal (terminal.c) */
-    kg_command_t *shell;
+    mcp_term_t *term;    /* its terminal, screen and markers; NULL when none */
     mcp_call_t *running; /* the call whose input the shell is running */
-    cb_buf_t out, err;
-    char marker[48];
-    bool timed_out;
-    int64_t started_ms;
-    int timer;
+    int timer;           /* that input's time limit, then its grace period */
 };
 
 /* Find a sandbox: by id, or this session's default (created when create). On failure the call
@@ -276,6 +277,9 @@ mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err);
 /* A new REPL in the sandbox. */
 mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
                          cb_error_t *err);
+/* The same, a terminal of cols x rows (0: 80 x 24). */
+mcp_repl_t *mcp_repl_new_sized(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
+                               unsigned short cols, unsigned short rows, cb_error_t *err);
 void mcp_repl_close(mcp_repl_t **repl_p);
 
 /* Why the REPL cannot run code now, or NULL: its failure, or its kernel being dead (read
@@ -292,7 +296,8 @@ void mcp_call_fail_err(mcp_call_t *call, const cb_error_t *err);
 
 /* ---- terminals (terminal.c) ---------------------------------------------------------------- */
 
-int mcp_terminal_start(mcp_repl_t *repl, cb_error_t *err);
+/* Start the session's bash on a terminal of the sandbox (cols x rows; 0: 80 x 24). */
+int mcp_terminal_start(mcp_repl_t *repl, unsigned short cols, unsigned short rows, cb_error_t *err);
 void mcp_terminal_execute(mcp_repl_t *repl, mcp_call_t *call, const char *input, int timeout_ms);
 void mcp_terminal_stop(mcp_repl_t *repl);
 

@@ -257,6 +257,12 @@ static mcp_repl_t *s_repl_register(mcp_repl_t *repl, int rc, cb_error_t *err)
 mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
                          cb_error_t *err)
 {
+    return mcp_repl_new_sized(sb, type, kernel_name, 0, 0, err);
+}
+
+mcp_repl_t *mcp_repl_new_sized(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
+                               unsigned short cols, unsigned short rows, cb_error_t *err)
+{
     mcp_repl_t *repl = s_repl_alloc(sb, type);
     int rc;
     if (type == MCP_REPL_JUPYTER) {
@@ -269,7 +275,7 @@ mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *ke
         repl->kernel = repl->kernel_name ? kg_kernel_start(sb->server->gw, &opts, err) : NULL;
         rc = repl->kernel ? 0 : -1;
     } else {
-        rc = mcp_terminal_start(repl, err);
+        rc = mcp_terminal_start(repl, cols, rows, err);
     }
     return s_repl_register(repl, rc, err);
 }
@@ -801,8 +807,11 @@ void mcp_tool_session_create(mcp_call_t *call, json_t *args)
         if (!kernel)
             return mcp_call_fail_err(call, &err);
     }
-    mcp_repl_t *repl =
-        mcp_repl_new(sb, terminal ? MCP_REPL_TERMINAL : MCP_REPL_JUPYTER, kernel, &err);
+    if (!terminal && (json_object_get(args, "cols") || json_object_get(args, "rows")))
+        return mcp_call_fail(call, "cols and rows are for a terminal session");
+    mcp_repl_t *repl = mcp_repl_new_sized(sb, terminal ? MCP_REPL_TERMINAL : MCP_REPL_JUPYTER,
+                                          kernel, (unsigned short)mcp_arg_num(args, "cols", 0),
+                                          (unsigned short)mcp_arg_num(args, "rows", 0), &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
     mcp_repl_when_ready(repl, call, s_reply_repl);

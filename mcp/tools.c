@@ -72,6 +72,7 @@
     "\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"signal\":{\"type\":[\"string\",\"null\"]}," \
     "\"oom\":{\"type\":\"boolean\"},\"stdout\":{\"type\":\"string\"},\"stderr\":{\"type\":"        \
     "\"string\"},\"pid\":{\"type\":[\"integer\",\"null\"]},\"duration_ms\":{\"type\":\"number\"}," \
+    "\"inside_pid\":{\"type\":[\"integer\",\"null\"]},"                                      \
     "\"notes\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},\"truncated\":{\"type\":"      \
     "\"boolean\"}," OUT_EXPIRES
 #define OUT_COMMAND                                                                                \
@@ -190,7 +191,10 @@ static const mcp_tool_t s_tools[] = {
      0, mcp_tool_execution_cancel},
     {"command_execute", "Run a shell command",
      "Run a shell command (bash -c) in a sandbox and return its exit code, stdout and stderr. "
-     "With background true it returns at once; follow it with execution_status.",
+     "With background true it returns at once with its command_id and pid (no time limit unless "
+     "timeout_s is given); process_output reads its output later, execution_status waits for its "
+     "end, process_kill stops it. Daemons a command starts (&, nohup, setsid) keep running after "
+     "it returns, until the sandbox ends or process_kill stops them.",
      S_OBJ("\"command\":" S_STR("The command line.") "," P_SANDBOX ","
            "\"cwd\":" S_STR("Working directory (default /home/user).") ","
            "\"env\":" S_STRMAP("Extra environment variables.") "," P_TIMEOUT ","
@@ -198,6 +202,45 @@ static const mcp_tool_t s_tools[] = {
            "\"background\":" S_BOOL("Return at once with its id instead of waiting."),
            "\"command\""),
      OUT_COMMAND, 0, mcp_tool_command_execute},
+    {"process_list", "List processes",
+     "List every process in a sandbox: pid and ppid inside the sandbox, command line, state, "
+     "start time, and the command_id when command_execute started it.",
+     S_OBJ(P_SANDBOX, ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"processes\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+                "\"properties\":{\"pid\":{\"type\":\"integer\"},\"ppid\":{\"type\":\"integer\"},\"command\":{\"type\":\"string\"},"
+                "\"name\":{\"type\":\"string\"},\"state\":{\"type\":\"string\"},\"started_at\":{\"type\":\"string\"},"
+                "\"command_id\":{\"type\":[\"string\",\"null\"]}}}}",
+                "\"sandbox_id\",\"processes\""),
+     MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_process_list},
+    {"process_kill", "Signal a process",
+     "Send a signal (default SIGKILL) to a process in a sandbox, by its pid inside the sandbox "
+     "(process_list) or by command_id (the command's whole process group, its background jobs "
+     "too). The sandbox's init (pid 1) and pids outside the sandbox are refused.",
+     S_OBJ("\"command_id\":" S_STR("A command from command_execute.") ","
+           "\"pid\":" S_INT("A pid inside the sandbox, as process_list shows.", 1, 4194304) ","
+           "\"signal\":" S_STR("SIGKILL (default), SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGSTOP, SIGCONT, SIGALRM or SIGWINCH.") ","
+           P_SANDBOX, ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"signal\":{\"type\":\"string\"},\"sent\":{\"type\":\"boolean\"},"
+                "\"command_id\":{\"type\":\"string\"},\"pid\":{\"type\":\"integer\"}",
+                "\"sandbox_id\",\"signal\",\"sent\""),
+     MCP_HINT_DESTRUCTIVE, mcp_tool_process_kill},
+    {"process_output", "Read a background command's output",
+     "Read a background command's stdout and stderr so far, from byte offsets (pass the "
+     "*_next of the previous call to get only what is new), and whether it still runs and its "
+     "exit code. Only the latest output of a long-running command is kept (256 KiB to 512 KiB "
+     "per stream); *_skipped says how much was lost before an offset.",
+     S_OBJ("\"command_id\":" S_STR("A background command from command_execute.") ","
+           "\"stdout_offset\":" S_INT("First byte of stdout to read (default 0).", 0, 1099511627776) ","
+           "\"stderr_offset\":" S_INT("First byte of stderr to read (default 0).", 0, 1099511627776) ","
+           "\"max_bytes\":" S_INT("Most bytes to read of each stream (default 65536).", 1, 1048576) ","
+           P_SANDBOX, "\"command_id\""),
+     OUT_SIMPLE("\"command_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},\"running\":{\"type\":\"boolean\"},"
+                "\"status\":{\"type\":\"string\"},\"exit_code\":{\"type\":[\"integer\",\"null\"]},\"pid\":{\"type\":[\"integer\",\"null\"]},"
+                "\"stdout\":{\"type\":\"string\"},\"stderr\":{\"type\":\"string\"},"
+                "\"stdout_offset\":{\"type\":\"integer\"},\"stderr_offset\":{\"type\":\"integer\"},"
+                "\"stdout_next\":{\"type\":\"integer\"},\"stderr_next\":{\"type\":\"integer\"}",
+                "\"command_id\",\"running\",\"stdout\",\"stderr\",\"stdout_next\",\"stderr_next\""),
+     MCP_HINT_READ_ONLY, mcp_tool_process_output},
 
     {"file_upload", "Write a file",
      "Write a file into a sandbox's workspace (/home/user), creating parent directories. "
@@ -237,18 +280,24 @@ static const mcp_tool_t s_tools[] = {
      MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_file_delete},
 
     {"session_create", "Open a session",
-     "Open a session in a sandbox: jupyter (a kernel with its own variables) or terminal (a bash "
-     "whose directory and variables persist). Use it with session_execute.",
+     "Open a session in a sandbox: jupyter (a kernel with its own variables) or terminal (an "
+     "interactive bash on a real terminal, TERM xterm-256color, whose directory and variables "
+     "persist; REPLs, prompts and full-screen programs work). Use it with session_execute; a "
+     "terminal also with terminal_send, terminal_read and terminal_resize.",
      S_OBJ("\"type\":{\"type\":\"string\",\"enum\":[\"jupyter\",\"terminal\"],\"description\":\"jupyter (default) or terminal.\"},"
            "\"kernel\":" S_STR("Kernelspec name for a jupyter session.") ","
-           "\"language\":" S_STR("Instead of kernel: the language of a new jupyter session, one of " JP_LANGUAGE_NAMES ".") "," P_SANDBOX,
+           "\"language\":" S_STR("Instead of kernel: the language of a new jupyter session, one of " JP_LANGUAGE_NAMES ".") ","
+           "\"cols\":" S_INT("A terminal's width (default 80).", 1, 1000) ","
+           "\"rows\":" S_INT("A terminal's height (default 24).", 1, 500) "," P_SANDBOX,
            ""),
      OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"sandbox_id\":{\"type\":\"string\"},"
                 "\"type\":{\"type\":\"string\"},\"kernel\":{\"type\":[\"string\",\"null\"]}",
                 "\"session_id\",\"sandbox_id\",\"type\""),
      0, mcp_tool_session_create},
     {"session_execute", "Run in a session",
-     "Run code in a jupyter session, or shell input in a terminal session, and return its output.",
+     "Run code in a jupyter session, or shell input in a terminal session, and return its output "
+     "(a terminal's stdout and stderr come as stdout, as on a screen). When a terminal input runs "
+     "past timeout_s, its program is interrupted (as ctrl-c) and the session stays usable.",
      S_OBJ("\"session_id\":" S_STR("The session.") ",\"input\":" S_STR("Code, or shell input.") ","
            P_TIMEOUT ",\"stdin\":" S_STR("Lines answered to input() (jupyter)."),
            "\"session_id\",\"input\""),
@@ -259,6 +308,40 @@ static const mcp_tool_t s_tools[] = {
      S_OBJ("\"session_id\":" S_STR("The session."), "\"session_id\""),
      OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"closed\":{\"type\":\"boolean\"}", "\"session_id\",\"closed\""),
      MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_session_close},
+    {"terminal_send", "Type into a terminal",
+     "Type into a terminal session: text as is, then named keys in order (enter, tab, escape, "
+     "backspace, up, down, left, right, home, end, delete, insert, pageup, pagedown, space, "
+     "f1-f4, ctrl-a ... ctrl-z, e.g. ctrl-c). Works while session_execute runs (to answer a "
+     "prompt) or to drive a REPL; terminal_read shows the result.",
+     S_OBJ("\"session_id\":" S_STR("The terminal session.") ","
+           "\"text\":" S_STR("Text to type (a newline is typed as is; the enter key is keys: [enter]).") ","
+           "\"keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":256,\"description\":\"Keys typed after text.\"}",
+           "\"session_id\""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"bytes\":{\"type\":\"integer\"}", "\"session_id\",\"bytes\""),
+     0, mcp_tool_terminal_send},
+    {"terminal_read", "Read a terminal's screen",
+     "The screen of a terminal session as rows of text with the cursor position, and with "
+     "raw_offset the raw output (escape sequences included) from that byte offset on (pass the "
+     "raw_next of the previous read). busy says whether a session_execute input runs.",
+     S_OBJ("\"session_id\":" S_STR("The terminal session.") ","
+           "\"raw_offset\":" S_INT("Also return the raw output from this offset.", 0, 1099511627776) ","
+           "\"max_bytes\":" S_INT("Most raw bytes to return (default 1 MiB).", 1, 1048576),
+           "\"session_id\""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"screen\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+                "\"cursor\":{\"type\":\"object\",\"properties\":{\"row\":{\"type\":\"integer\"},\"col\":{\"type\":\"integer\"}}},"
+                "\"cols\":{\"type\":\"integer\"},\"rows\":{\"type\":\"integer\"},\"busy\":{\"type\":\"boolean\"},"
+                "\"foreground\":{\"type\":\"string\",\"enum\":[\"shell\",\"program\",\"unknown\"]},"
+                "\"raw\":{\"type\":\"string\"},\"raw_offset\":{\"type\":\"integer\"},\"raw_next\":{\"type\":\"integer\"}",
+                "\"session_id\",\"screen\",\"cursor\",\"raw_next\""),
+     MCP_HINT_READ_ONLY, mcp_tool_terminal_read},
+    {"terminal_resize", "Resize a terminal",
+     "Set a terminal session's size; the program in it gets SIGWINCH.",
+     S_OBJ("\"session_id\":" S_STR("The terminal session.") ","
+           "\"cols\":" S_INT("Columns.", 1, 1000) ",\"rows\":" S_INT("Rows.", 1, 500),
+           "\"session_id\",\"cols\",\"rows\""),
+     OUT_SIMPLE("\"session_id\":{\"type\":\"string\"},\"cols\":{\"type\":\"integer\"},\"rows\":{\"type\":\"integer\"}",
+                "\"session_id\",\"cols\",\"rows\""),
+     MCP_HINT_IDEMPOTENT, mcp_tool_terminal_resize},
     {"session_connect", "Connect Jupyter to a session",
      "Get a Jupyter connection file for a session's kernel (default: the main session of the "
      "sandbox), so a person on this machine can run `jupyter console --existing FILE` and work "

@@ -659,9 +659,9 @@ static void s_reap(init_t *in)
             if (in->spawned[i] != info.si_pid)
                 continue;
             in->spawned[i] = in->spawned[--in->nspawned];
-            /* Nothing a process started outlives it: its group goes with it. (The gateway may
-             * not know the host pid of a process that ended at once, so this is done here.) */
-            kill(-info.si_pid, SIGKILL);
+            /* Its process group is left alone: a command's background jobs (`&`, nohup,
+             * setsid) outlive it until the sandbox ends or they are killed. The gateway kills
+             * the group where that is wanted (a kernel's end, a timeout, a kill). */
             sbx_wire_reply_t r = {.h = {SBX_WIRE_MAGIC, SBX_MSG_EXITED},
                                   .pid = info.si_pid,
                                   .code = info.si_code,

@@ -34,6 +34,7 @@ PACKAGES=(
     # libraries
     libzmq3-dev libczmq-dev libjansson-dev libssl-dev libseccomp-dev libwebsockets-dev
     libhttp-parser-dev
+    libvterm-dev
     # the kernels: ipykernel, and what the python-data template imports
     python3 python3-ipykernel python3-matplotlib python3-pandas python3-numpy
 )

@@ -65,7 +65,7 @@ await run(async () => {
         r = await srv.callOk('session_execute', { session_id: ts, input: 'echo "$A $B"; greet you' });
         check(sc(r).stdout === '1 two\nhi you\n', 'the terminal keeps variables and functions', brief(r));
         r = await srv.call('session_execute', { session_id: ts, input: 'ls /no/such/path' });
-        check(sc(r).exit_code === 2 && /no\/such\/path/.test(sc(r).stderr ?? ''), 'a failing command: exit_code 2 and its stderr', brief(r));
+        check(sc(r).exit_code === 2 && /no\/such\/path/.test(sc(r).stdout ?? ''), 'a failing command: exit_code 2 and its error on the terminal (stdout: a terminal has one screen)', brief(r));
         r = await srv.call('session_execute', { session_id: ts, input: 'false' });
         check(sc(r).exit_code === 1, 'false: exit_code 1', brief(r));
         r = await srv.callOk('session_execute', { session_id: ts, input: 'echo still here; pwd' });
@@ -92,7 +92,7 @@ await run(async () => {
         r = await withDeadline(srv.call('session_execute', { session_id: t2, input: 'sleep 30; echo never', timeout_s: 1 }), 20000, 'a terminal input with timeout_s 1');
         check(r.isError === true && sc(r).status === 'timeout' && !/never/.test(sc(r).stdout ?? ''), 'sleep 30 with timeout_s 1 in a terminal: status timeout, isError', brief(r));
         r = await srv.call('session_execute', { session_id: t2, input: 'echo hi' });
-        check(r.isError === true, 'a timeout ends the terminal session (the next input is isError)', brief(r));
+        check(!r.isError && sc(r).stdout === 'hi\n', 'a timeout interrupts the input; the terminal session goes on (terminal.mjs has more)', brief(r));
     });
 
     await section('closing', async () => {
