@@ -320,6 +320,9 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
         return e == HPE_OK ? 0 : -1;
     if (e != HPE_PAUSED && e != HPE_OK)
         return -1;
+    /* Paused in on_headers_complete, the parser stops on the head's last LF, uncounted. */
+    if (used < len && buf[used] == '\n')
+        used++;
     plan->head_len = used;
 
     struct http_parser_url u;
