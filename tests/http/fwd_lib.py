@@ -249,3 +249,57 @@ class WsClient:
         elif n == 127:
             n = struct.unpack(">Q", self._need(8))[0]
         return h[0] & 15, self._need(n)
+
+
+class StdioMcp:
+    """`cellblock mcp` (stdio) as a child: JSON-RPC lines on its stdin and stdout."""
+
+    def __init__(self, binary, env):
+        import subprocess
+        self.p = subprocess.Popen([binary, "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=open(os.path.join(env["XDG_RUNTIME_DIR"], "mcp.log"), "wb"),
+                                  env=env, start_new_session=True)
+        self.next_id = 1
+        self.rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                "clientInfo": {"name": "fwd-test", "version": "1"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def send(self, msg):
+        self.p.stdin.write(json.dumps(msg).encode() + b"\n")
+        self.p.stdin.flush()
+
+    def rpc(self, method, params, timeout=120):
+        import select
+        import time
+        i = self.next_id
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r, _, _ = select.select([self.p.stdout], [], [], end - time.monotonic())
+            if not r:
+                break
+            line = self.p.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{method}: cellblock mcp exited")
+            m = json.loads(line)
+            if m.get("id") == i:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m}")
+                return m["result"]
+        raise RuntimeError(f"{method}: no answer in {timeout} s")
+
+    def call(self, tool, args):
+        res = self.rpc("tools/call", {"name": tool, "arguments": args})
+        if res.get("isError"):
+            raise RuntimeError(f"{tool}: {res}")
+        return res.get("structuredContent")
+
+    def close(self):
+        import subprocess
+        self.p.stdin.close()
+        try:
+            self.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()

@@ -12,15 +12,17 @@ the API keeps answering. All traffic is to loopback.
 """
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from checks import check, finish  # noqa: E402
-from fwd_lib import Mcp, app_code, WsClient, raw_request, split_response  # noqa: E402
+from fwd_lib import Mcp, StdioMcp, WsClient, app_code, raw_request, split_response  # noqa: E402
 from serve import Serve  # noqa: E402
 
 BIN = sys.argv[1]
@@ -54,7 +56,38 @@ def main():
             raise
         if not finish_ok():
             srv.dump()
+    run_stdio()
     return finish()
+
+
+def run_stdio():
+    """`cellblock mcp` (stdio) has no HTTP server: the first expose starts one on loopback,
+    and its signed link (the way in: its token is never shown) opens the app."""
+    tmp = tempfile.mkdtemp(prefix="cb-fwd-")
+    env = dict(os.environ, CELLBLOCK_STATE_DIR=os.path.join(tmp, "state"), XDG_RUNTIME_DIR=tmp)
+    env.pop("CELLBLOCK_TOKEN", None)
+    mcp = StdioMcp(BIN, env)
+    try:
+        sid = mcp.call("sandbox_create", {})["sandbox_id"]
+        mcp.call("code_execute", {"sandbox_id": sid, "code": app_code(APP_PORT)})
+        exp = mcp.call("sandbox_expose_port", {"sandbox_id": sid, "port": APP_PORT})
+        u = urllib.parse.urlsplit(exp["signed_url"])
+        check(u.hostname == "127.0.0.1" and u.port, "stdio: ports are exposed on a loopback "
+              "listener of its own", exp["signed_url"])
+        st, hdrs, _ = get(u.port, f"{u.path}?{u.query}")
+        cookie = hdrs.get("set-cookie", "").split(";")[0]
+        st2, _, body = get(u.port, hdrs.get("location", "/"), headers={"Cookie": cookie})
+        check(st == 302 and st2 == 200 and b'"path": "/"' in body,
+              "stdio: the signed link opens the app", f"{st} {st2} {body[:200]}")
+        st, _, _ = get(u.port, u.path)
+        check(st == 401, "stdio: without the link, 401", str(st))
+    finally:
+        mcp.close()
+        with open(os.path.join(tmp, "mcp.log"), "rb") as f:
+            log = f.read().decode(errors="replace")
+        if not finish_ok():
+            print(log[-3000:])
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def finish_ok():

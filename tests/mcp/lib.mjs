@@ -74,6 +74,7 @@ export const ALL_TOOLS = [
     'file_upload', 'file_download', 'file_list', 'file_delete', 'session_create',
     'session_execute', 'session_close', 'session_connect', 'sandbox_logs', 'sandbox_metrics',
     'run_code', 'sandbox_set_timeout', 'server_metrics', 'kernel_restart',
+    'sandbox_expose_port', 'sandbox_unexpose_port',
 ];
 
 // ---- scratch directories -------------------------------------------------------------------
