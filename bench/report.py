@@ -33,6 +33,11 @@ client code for both, p50/p90/p99/mean; kernel create to first execute_reply, GE
 /api/kernels/{id}, DELETE; jupyter_client's direct ZMQ round trip as the floor; the ratios
 Jupyter Server / cellblock and the verdict on the goal (20x faster at p50; information, not a
 failure).
+
+When NAME includes "forward" (bench_forward.py's output), results.md gains a "Port forward" table:
+a GET on a fresh connection to a web app inside a sandbox, reached directly (a client inside the
+sandbox) and through serve's port forward, p50/p90/p99, what the forward adds at p50, the ratio,
+and the verdict on the goal (under 0.5 ms added at p50; information, not a failure).
 """
 import datetime
 import json
@@ -47,6 +52,7 @@ MCP_SANDBOXED = "cellblock-mcp-sandboxed"
 POOL = "pool"
 HTTP = "http"
 KERNELS = "kernels"
+FORWARD = "forward"
 DASH = "—"
 
 
@@ -671,6 +677,26 @@ def kernels_markdown(kb):
     return "\n".join(lines) + "\n"
 
 
+def forward_markdown(fb):
+    """bench_forward.py's table: the sandbox's web app directly and through the port forward."""
+    lines = ["\n## Port forward (bench_forward.py, same run)\n"]
+    for key in ("skipped", "failed"):
+        if key in fb:
+            lines.append(f"**forward {key}:** {fb[key]}\n")
+            return "\n".join(lines) + "\n"
+    lines.append("| path | p50 ms | p90 ms | p99 ms |")
+    lines.append("|---|---|---|---|")
+    for label, key in (("direct (client inside the sandbox)", "direct_ms"),
+                       ("through the forward (path form, token)", "forward_ms")):
+        r = get_obj(fb, key)
+        lines.append(f"| {label} | {fmt(r.get('p50'), 3)} | {fmt(r.get('p90'), 3)} | "
+                     f"{fmt(r.get('p99'), 3)} |")
+    lines.append(f"\nAdded at p50: {fmt(fb.get('added_p50_ms'), 3)} ms (ratio "
+                 f"{fmt(fb.get('ratio_p50'), 2)}); goal: {fb.get('goal')}: "
+                 f"{verdict(fb.get('goal_met'))}.\n")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -699,6 +725,8 @@ def main(argv):
         md += http_markdown(benches[HTTP], results["http_summary"])
     if KERNELS in benches:
         md += kernels_markdown(benches[KERNELS])
+    if FORWARD in benches:
+        md += forward_markdown(benches[FORWARD])
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, ensure_ascii=False)
