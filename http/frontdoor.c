@@ -315,6 +315,7 @@ static void s_on_message(door_t *d, http_msg_t *m)
     dconn_t *c = s_conn_find(d, m->id);
     if (m->kind == HM_FWD_GO) {
         int up = m->status;
+        m->status = -1; /* ours now */
         if (!c || c->state != D_WAIT) {
             close(up);
             return;

@@ -1,9 +1,10 @@
-/* http/http_private.h: what the two halves of the HTTP module share.
+/* http/http_private.h: what the parts of the HTTP module share.
  *
- * The module has two threads (see http.h): the libwebsockets thread (server.c) and the
- * caller's thread (request.c). They share the server struct below, but each field is owned by
- * one side, as marked, except the two message queues, which are the only thing either side
- * touches concurrently, under their mutex. Connections are named across the boundary by a
+ * The module has three threads (see http.h): the front door (frontdoor.c: the listening socket,
+ * request heads, port forwards), the libwebsockets thread (server.c) and the caller's thread
+ * (request.c). They share the server struct below, but each field is owned by one thread, as
+ * marked (or set before start and read-only after), except the message queues, which are the
+ * only thing touched concurrently, under their mutex. Connections are named across the boundary by a
  * 64-bit id, never by pointer, so a message about a connection the other side already
  * forgot is simply dropped. checks.c holds the pure functions the lws thread uses to vet a
  * request (Host, Origin, token, routes), kept apart so they read (and test) on their own. */

@@ -736,7 +736,11 @@ static void s_drain_commands(http_server_t *self)
             /* A connection the front door read the head of and left untouched. On failure
              * lws closes the fd itself. */
             struct lws_vhost *vh = lws_get_vhost_by_name(self->ctx, "cellblock");
-            if (!vh || !lws_adopt_socket_vhost(vh, m->status))
+            int fd = m->status;
+            m->status = -1;
+            if (!vh)
+                close(fd);
+            if (!vh || !lws_adopt_socket_vhost(vh, fd))
                 s_post_log(self, "-", "-", 0, "a connection could not be adopted");
             http_msg_free(m);
             m = next;
