@@ -11,8 +11,8 @@ standard library only:
     POST /echo...         the same, with "body"
     GET /stream           "piece0\\n", then waits for GET /release, then "piece1\\n" (chunked)
     GET /seen             every request it got so far ([{path, headers}])
-    GET /page             an HTML page whose script opens a WebSocket to /ws and writes the echo
-                          into the DOM (#result)
+    GET /page             an HTML page whose script opens a WebSocket to /ws, writes the echo
+                          into the DOM (#result) and reports it with GET /result?got=ECHO
     GET /ws (Upgrade)     a WebSocket that answers each text message with "echo:" + message
 """
 import base64
@@ -29,8 +29,12 @@ _release = threading.Event()
 PAGE = b"""<!doctype html><html><body><div id="result">waiting</div><script>
 var p = location.pathname.replace(/page$/, "ws");
 var ws = new WebSocket((location.protocol == "https:" ? "wss://" : "ws://") + location.host + p);
-ws.onopen = function () { ws.send("from-browser"); };
-ws.onmessage = function (e) { document.getElementById("result").textContent = "got " + e.data; };
+var form = new URLSearchParams(location.search).get("form") || "";
+ws.onopen = function () { ws.send("from-browser-" + form); };
+ws.onmessage = function (e) {
+  document.getElementById("result").textContent = "got " + e.data;
+  fetch(location.pathname.replace(/page$/, "result") + "?got=" + encodeURIComponent(e.data));
+};
 ws.onerror = function () { document.getElementById("result").textContent = "ws error"; };
 </script></body></html>"""
 class H(http.server.BaseHTTPRequestHandler):
