@@ -429,6 +429,23 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
     return 1;
 }
 
+bool http_fwd_shaped(const char *path, const char *host)
+{
+    static const char pre[] = "/sandboxes/";
+    if (path && strncmp(path, pre, sizeof(pre) - 1) == 0) {
+        const char *slash = strchr(path + sizeof(pre) - 1, '/');
+        if (slash && strncmp(slash, "/ports/", 7) == 0)
+            return true;
+    }
+    if (!host)
+        return false;
+    size_t hlen = strcspn(host, ":");
+    static const char suffix[] = ".localhost";
+    size_t slen = sizeof(suffix) - 1, digits = strspn(host, "0123456789");
+    return hlen > slen && strncasecmp(host + hlen - slen, suffix, slen) == 0 && digits > 0 &&
+           host[digits] == '-';
+}
+
 char *http_fwd_response(int status, const char *message, const char *extra_headers)
 {
     json_t *j = json_pack("{s:s, s:s}", "reason", http_status_reason(status), "message",

@@ -229,6 +229,9 @@ typedef struct {
  * libwebsockets), 0: incomplete, -1: not HTTP we understand (let libwebsockets answer it). */
 int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_fwd_plan_t *plan);
 void http_fwd_plan_clear(http_fwd_plan_t *plan);
+/* Does a request that libwebsockets got (a later request on a keep-alive connection the front
+ * door handed over) ask for a forward? Then it must go back through the front door. */
+bool http_fwd_shaped(const char *path, const char *host);
 /* A whole response: status line, Content-Type JSON body {reason, message}, Connection: close,
  * and extra header lines (may be NULL, each ending in CRLF). Caller owns return value. */
 char *http_fwd_response(int status, const char *message, const char *extra_headers);

@@ -423,6 +423,15 @@ static int s_dispatch(conn_t *c, http_msg_kind_t kind)
     return 0;
 }
 
+/* A request for a sandbox's port on a keep-alive connection we hold: the front door forwards
+ * only a connection's first request. Closing without an answer is what a client sees when a
+ * server drops an idle keep-alive connection, and browsers and HTTP libraries then send the
+ * request again on a new connection, which the front door forwards. */
+static bool s_wants_front_door(const http_request_t *req)
+{
+    return http_fwd_shaped(req->path, s_req_header(req, "Host"));
+}
+
 static int s_on_http(http_server_t *self, conn_t *c)
 {
     struct lws *wsi = c->wsi;
@@ -451,6 +460,8 @@ static int s_on_http(http_server_t *self, conn_t *c)
             true);
 
     c->req = s_request_build(self, wsi, s_method_names[meth]);
+    if (s_wants_front_door(c->req))
+        return -1;
     if (c->req->bad)
         return s_http_fail(c, c->req, 400, "NUL in the path, the query or a header", body_pending);
     const http_route_t *route = NULL;
@@ -506,8 +517,10 @@ static int s_on_upgrade(http_server_t *self, conn_t *c)
     struct lws *wsi = c->wsi;
     c->is_head = false;
     http_request_t *req = s_request_build(self, wsi, "GET");
-    if (!req)
+    if (!req || s_wants_front_door(req)) {
+        http_request_free(req);
         return -1;
+    }
     const http_route_t *route = NULL;
     const char *message = "NUL in the path, the query or a header";
     int status = req->bad ? 400 : s_vet(self, wsi, req, true, &route, &message);

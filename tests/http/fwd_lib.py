@@ -104,6 +104,8 @@ class H(http.server.BaseHTTPRequestHandler):
             if op == 8:
                 self.wfile.write(b"\x88\x00"); self.wfile.flush(); return
             if op == 1:
+                _seen.append({"method": "WS", "path": "ws-message " + data.decode(errors="replace"),
+                              "headers": []})
                 out = b"echo:" + data
                 self.wfile.write(bytes([0x81, len(out)]) + out if len(out) < 126 else
                                  bytes([0x81, 126]) + len(out).to_bytes(2, "big") + out)

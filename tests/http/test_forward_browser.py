@@ -80,7 +80,8 @@ def main():
             want = f"result?got=echo%3Afrom-browser-{form}"
             ok, log = browse(url + "&form=" + form, seen, want)
             check(ok, f"{form} form: Chromium loads the page by its signed link and the page's "
-                  "WebSocket echo comes back", log)
+                  "WebSocket echo comes back",
+                  log + "\nthe app saw: " + " ".join(r["path"] for r in seen()))
     return finish()
 
 
