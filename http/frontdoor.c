@@ -15,7 +15,8 @@
  * (more is read and dropped: a keep-alive client's next request never reaches the sandbox),
  * the answer back as it comes (a streamed response arrives in pieces), half-close passed on.
  * When the upstream's direction ends, the client's connection is closed (one request per
- * connection). A connect that fails answers 502 naming the port. HM_FWD_CLOSE closes the
+ * connection). A connect not done in 10 s answers 502; a forward idle for 10 minutes (no byte
+ * either way) is closed. A connect that fails answers 502 naming the port. HM_FWD_CLOSE closes the
  * forwards of a sandbox (or one port of it) at once: unexposing or deleting it.
  *
  * Every answer the door writes itself (400, 401, 411, 302, 404, 502) ends with shutting down
@@ -39,10 +40,12 @@
 
 #define HEAD_MAX 16384
 #define PUMP_CHUNK 65536
-#define PUMP_HIGH (256 * 1024) /* stop reading a side while this much waits for the other */
-#define WAIT_MS 30000          /* the caller's thread answers a forward this fast */
-#define DRAIN_MS 2000          /* after our answer, read what the client still sends */
-#define RETRY_MS 5             /* an incomplete head is peeked at again after this */
+#define PUMP_HIGH (256 * 1024)   /* stop reading a side while this much waits for the other */
+#define WAIT_MS 30000            /* the caller's thread answers a forward this fast */
+#define DRAIN_MS 2000            /* after our answer, read what the client still sends */
+#define RETRY_MS 5               /* an incomplete head is peeked at again after this */
+#define CONNECT_MS 10000         /* the sandbox's server must accept this fast, or 502 */
+#define IDLE_MS (10 * 60 * 1000) /* a forward with no byte either way this long is closed */
 
 typedef enum {
     D_HEAD,  /* reading the request head */
@@ -273,9 +276,12 @@ static void s_pump(dconn_t *c, short rev_fd, short rev_up)
             return;
         }
         c->connecting = false;
+        c->deadline = cb_now_ms() + IDLE_MS;
         int one = 1;
         setsockopt(c->up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
+    if (!c->connecting)
+        c->deadline = cb_now_ms() + IDLE_MS; /* something happened */
     if (rev_fd & (POLLIN | POLLHUP | POLLERR))
         s_client_read(c);
     if (!c->connecting && c->up >= 0 && (rev_up & (POLLIN | POLLHUP | POLLERR)))
@@ -323,7 +329,7 @@ static void s_on_message(door_t *d, http_msg_t *m)
         c->up = up;
         c->state = D_PUMP;
         c->connecting = true;
-        c->deadline = 0;
+        c->deadline = cb_now_ms() + CONNECT_MS;
         c->client_left = c->plan.body_max;
         cb_buf_append(&c->to_up, c->plan.head, strlen(c->plan.head));
         return;
@@ -454,10 +460,16 @@ static void *s_thread(void *arg)
                 break;
             case D_WAIT: break;
             }
-            if (!c->dead && c->deadline && now >= c->deadline &&
-                (c->state == D_HEAD || c->state == D_WAIT || c->state == D_DRAIN ||
-                 c->state == D_REPLY))
-                c->dead = true;
+            if (!c->dead && c->deadline && now >= c->deadline) {
+                if (c->state == D_PUMP && c->connecting) {
+                    cleanup_free char *msg = cb_strdup_printf(
+                        "port %d in sandbox %s did not accept the connection in time", c->plan.port,
+                        c->plan.sandbox);
+                    s_reply_error(c, 502, msg);
+                } else {
+                    c->dead = true; /* a head too slow, an answer too late, idle, drained */
+                }
+            }
         }
         if (pfd[0].revents)
             s_accept(self, d);
