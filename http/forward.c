@@ -47,7 +47,6 @@ typedef struct {
     span_t names[FWD_HEADERS_MAX], values[FWD_HEADERS_MAX];
     size_t n;
     bool too_many;
-    bool in_value;
     bool done;
 } head_t;
 
@@ -60,22 +59,20 @@ static int s_on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* The whole head is parsed in one call, so each name arrives in one callback: every call is a
+ * new header (a value may be empty, and then there is no value callback at all). A value that
+ * arrives in pieces is a folded one (obs-fold); its span then holds the line break, and the
+ * head is refused below. */
 static int s_on_field(http_parser *p, const char *at, size_t len)
 {
     head_t *h = p->data;
-    if (h->in_value || h->n == 0 || !h->names[h->n - 1].at) {
-        if (h->n == FWD_HEADERS_MAX) {
-            h->too_many = true;
-            return 1;
-        }
-        h->n++;
-        h->names[h->n - 1] = (span_t){at, len};
-        h->values[h->n - 1] = (span_t){"", 0};
-        h->in_value = false;
-        return 0;
+    if (h->n == FWD_HEADERS_MAX) {
+        h->too_many = true;
+        return 1;
     }
-    span_t *s = &h->names[h->n - 1]; /* continued (the buffer is whole: contiguous) */
-    s->len = (size_t)(at + len - s->at);
+    h->names[h->n] = (span_t){at, len};
+    h->values[h->n] = (span_t){NULL, 0};
+    h->n++;
     return 0;
 }
 
@@ -85,11 +82,10 @@ static int s_on_value(http_parser *p, const char *at, size_t len)
     if (h->n == 0)
         return 1;
     span_t *v = &h->values[h->n - 1];
-    if (!h->in_value || v->len == 0)
+    if (!v->at)
         *v = (span_t){at, len};
     else
         v->len = (size_t)(at + len - v->at);
-    h->in_value = true;
     return 0;
 }
 
@@ -324,6 +320,9 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
     if (used < len && buf[used] == '\n')
         used++;
     plan->head_len = used;
+    for (size_t i = 0; i < h.n; i++)
+        if (!h.values[i].at)
+            h.values[i] = (span_t){"", 0}; /* an empty value had no callback */
 
     struct http_parser_url u;
     http_parser_url_init(&u);
@@ -342,6 +341,15 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
         return s_refuse(plan, 400, "a port is a number from 1 to 65535, after a sandbox id");
     if (h.too_many)
         return s_refuse(plan, 400, "too many headers");
+    if (memchr(buf, '\0', plan->head_len)) /* the head upstream is a C string: none inside */
+        return s_refuse(plan, 400, "NUL in the request head");
+    for (size_t i = 0; i < h.n; i++) {
+        if (memchr(h.names[i].at, '\r', h.names[i].len) ||
+            memchr(h.names[i].at, '\n', h.names[i].len) ||
+            memchr(h.values[i].at, '\r', h.values[i].len) ||
+            memchr(h.values[i].at, '\n', h.values[i].len))
+            return s_refuse(plan, 400, "a folded or broken header line");
+    }
     if (prefix_len) { /* the path form is on our own host: the API's Host rule holds */
         const span_t *host = s_header(&h, "Host");
         cleanup_free char *hs = host ? cb_xstrndup(host->at, host->len) : NULL;

@@ -107,6 +107,24 @@ int main(void)
     CB_EQ_INT(p.status, 401, "another Authorization is not the token");
     http_fwd_plan_clear(&p);
 
+    /* A header with an empty value has no value callback: the next name must not merge into
+     * it (fuzz.http_forward found the token reaching upstream that way). */
+    s_plan(srv,
+           "GET /sandboxes/" SB "/ports/8000/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Empty:\r\n"
+           "Authorization: Bearer " TOKEN "\r\nX-After: 1\r\n\r\n",
+           &p);
+    CB_OK(p.status == 0 && p.head && !strstr(p.head, TOKEN) && strstr(p.head, "X-Empty: \r\n") &&
+              strstr(p.head, "X-After: 1\r\n"),
+          "an empty header value, then the token: the token still stays with us");
+    http_fwd_plan_clear(&p);
+    s_plan(srv,
+           "GET /sandboxes/" SB "/ports/8000/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "Authorization: Bearer " TOKEN "\r\nX-Fold: a\r\n b\r\n\r\n",
+           &p);
+    CB_OK(p.status == 400 || (p.head && !strstr(p.head, "\r\n b")),
+          "a folded header line is not passed on as one (status %d)", p.status);
+    http_fwd_plan_clear(&p);
+
     /* Signed links. */
     int64_t later = (int64_t)time(NULL) + 600;
     cleanup_free char *sig = http_forward_sign(srv, SB, 8000, later);
