@@ -210,7 +210,8 @@ struct mcp_sandbox {
     mcp_repl_t *main;     /* the main jupyter REPL */
     zlistx_t *repls;      /* mcp_repl_t *, owned */
     char created_at[40];
-    json_t *ports; /* exposed ports: "PORT" -> {port, url, host_url, host}; NULL: none */
+    json_t *ports;    /* exposed ports: "PORT" -> {port, url, host_url, host}; NULL: none */
+    int spare_fds[2]; /* sockets made inside ahead of the next forwards (-1: none; ports.c) */
 };
 
 /* A REPL: what the tools call a session (session_create, session_execute, session_id), a

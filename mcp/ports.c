@@ -30,6 +30,40 @@
 
 #define PORT_LINK_DEFAULT_S (24 * 3600)
 
+/* Making a socket inside a sandbox is a round trip to its init; an exposed port keeps a
+ * couple made ahead, so a request does not wait for one. Index 0 and 1; -1 is none (a zeroed
+ * sandbox has fd 0 there, which is never ours: ports.c sets them when a port is exposed). */
+static int s_take_spare(mcp_sandbox_t *sb)
+{
+    for (int i = 0; i < 2; i++)
+        if (sb->ports && sb->spare_fds[i] > 0) {
+            int fd = sb->spare_fds[i];
+            sb->spare_fds[i] = -1;
+            return fd;
+        }
+    return -1;
+}
+
+static void s_refill_spares(mcp_sandbox_t *sb)
+{
+    for (int i = 0; i < 2; i++) {
+        if (sb->spare_fds[i] > 0)
+            continue;
+        cb_error_t err = {0};
+        int fd = kg_sandbox_socket(sb->kg, AF_INET, &err);
+        sb->spare_fds[i] = fd >= 0 ? fd : -1;
+    }
+}
+
+static void s_close_spares(mcp_sandbox_t *sb)
+{
+    for (int i = 0; i < 2; i++) {
+        if (sb->spare_fds[i] > 0)
+            close(sb->spare_fds[i]);
+        sb->spare_fds[i] = -1;
+    }
+}
+
 static void s_on_forward(http_forward_t *fwd, void *arg)
 {
     mcp_server_t *srv = arg;
@@ -44,7 +78,9 @@ static void s_on_forward(http_forward_t *fwd, void *arg)
         return http_forward_refuse(fwd, 404, msg);
     }
     cb_error_t err = {0};
-    int fd = kg_sandbox_socket(sb->kg, AF_INET, &err);
+    int fd = s_take_spare(sb);
+    if (fd < 0)
+        fd = kg_sandbox_socket(sb->kg, AF_INET, &err);
     if (fd < 0) {
         cb_warn("forward to port %d of sandbox %.8s: %s", port, id, err.msg);
         return http_forward_refuse(fwd, 502, "no socket into the sandbox");
@@ -60,6 +96,7 @@ static void s_on_forward(http_forward_t *fwd, void *arg)
     }
     kg_sandbox_touch(sb->kg);
     http_forward_connect(fwd, fd);
+    s_refill_spares(sb); /* after the hand-over: off the request's path */
 }
 
 int mcp_server_ports_on(mcp_server_t *srv, http_server_t *http, cb_error_t *err)
@@ -103,6 +140,8 @@ void mcp_ports_sandbox_gone(mcp_sandbox_t *sb)
     mcp_server_t *srv = sb->server;
     if (srv->ports_http && sb->ports && json_object_size(sb->ports))
         http_server_forwards_close(srv->ports_http, sb->id, 0);
+    if (sb->ports)
+        s_close_spares(sb);
     json_decref(sb->ports);
     sb->ports = NULL;
 }
@@ -144,8 +183,11 @@ void mcp_tool_sandbox_expose_port(mcp_call_t *call, json_t *args)
     struct tm tm;
     gmtime_r(&secs, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (!sb->ports)
+    if (!sb->ports) {
         sb->ports = json_object();
+        sb->spare_fds[0] = sb->spare_fds[1] = -1;
+        s_refill_spares(sb);
+    }
     char key[8];
     snprintf(key, sizeof key, "%d", port);
     json_object_set_new(sb->ports, key,
