@@ -331,7 +331,26 @@ def run(srv):
     st, _, _ = srv.request("GET", "/api/kernels")
     check(st == 200, "the API answers after garbage", str(st))
 
-    # Unexpose and delete: open WebSockets close; the URL answers 404.
+    # Unexpose: its open WebSocket closes, the URL answers 404, the link no longer opens it.
+    s4 = socket.create_connection(("127.0.0.1", port), timeout=20)
+    ws4 = WsClient(s4)
+    ws4.handshake(f"{base}/ws", "127.0.0.1", {"Authorization": "Bearer " + token})
+    ws4.send_text("before-unexpose")
+    check(ws4.recv()[1] == b"echo:before-unexpose", "a WebSocket is open before the unexpose")
+    un = mcp.call("sandbox_unexpose_port", {"sandbox_id": sid, "port": APP_PORT})
+    try:
+        ws4.recv()
+        ended = False
+    except (EOFError, OSError):
+        ended = True
+    s4.close()
+    check(un.get("was_exposed") is True and ended,
+          "sandbox_unexpose_port closes an open forwarded WebSocket", json.dumps(un))
+    st, _, _ = get(port, base + "/echo", headers={"Cookie": cookie})
+    check(st == 404, "after unexpose the port's cookie finds 404", str(st))
+    mcp.call("sandbox_expose_port", {"sandbox_id": sid, "port": APP_PORT})
+
+    # Delete: open WebSockets close; the URL answers 404.
     s3 = socket.create_connection(("127.0.0.1", port), timeout=20)
     ws3 = WsClient(s3)
     ws3.handshake(f"{base}/ws", "127.0.0.1", {"Authorization": "Bearer " + token})
