@@ -38,6 +38,11 @@ When NAME includes "egress" (bench_egress's output), results.json gains "egress_
 results.md an "Egress proxy" table: bulk download throughput direct and through the proxy (MiB/s),
 their ratio and the verdict on the goal (proxied >= 80% of direct; information, not a failure),
 and connection setup direct and through the proxy (ms) with what the proxy adds at p50.
+
+When NAME includes "forward" (bench_forward.py's output), results.md gains a "Port forward" table:
+a GET on a fresh connection to a web app inside a sandbox, reached directly (a client inside the
+sandbox) and through serve's port forward, p50/p90/p99, what the forward adds at p50, the ratio,
+and the verdict on the goal (under 0.5 ms added at p50; information, not a failure).
 """
 import datetime
 import json
@@ -53,6 +58,7 @@ POOL = "pool"
 HTTP = "http"
 KERNELS = "kernels"
 EGRESS = "egress"
+FORWARD = "forward"
 DASH = "—"
 
 
@@ -707,6 +713,26 @@ def egress_markdown(eb, ov):
     return "\n".join(lines) + "\n"
 
 
+def forward_markdown(fb):
+    """bench_forward.py's table: the sandbox's web app directly and through the port forward."""
+    lines = ["\n## Port forward (bench_forward.py, same run)\n"]
+    for key in ("skipped", "failed"):
+        if key in fb:
+            lines.append(f"**forward {key}:** {fb[key]}\n")
+            return "\n".join(lines) + "\n"
+    lines.append("| path | p50 ms | p90 ms | p99 ms |")
+    lines.append("|---|---|---|---|")
+    for label, key in (("direct (client inside the sandbox)", "direct_ms"),
+                       ("through the forward (path form, token)", "forward_ms")):
+        r = get_obj(fb, key)
+        lines.append(f"| {label} | {fmt(r.get('p50'), 3)} | {fmt(r.get('p90'), 3)} | "
+                     f"{fmt(r.get('p99'), 3)} |")
+    lines.append(f"\nAdded at p50: {fmt(fb.get('added_p50_ms'), 3)} ms (ratio "
+                 f"{fmt(fb.get('ratio_p50'), 2)}); goal: {fb.get('goal')}: "
+                 f"{verdict(fb.get('goal_met'))}.\n")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -738,6 +764,8 @@ def main(argv):
     if EGRESS in benches:
         results["egress_summary"] = egress_summary(benches[EGRESS])
         md += egress_markdown(benches[EGRESS], results["egress_summary"])
+    if FORWARD in benches:
+        md += forward_markdown(benches[FORWARD])
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, ensure_ascii=False)

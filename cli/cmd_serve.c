@@ -85,6 +85,10 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
         return cli_usage_error("serve", "CELLBLOCK_TOKEN must be 16 to 256 printable characters "
                                         "without spaces");
     o->http.token = token;
+    /* How fast a client must send its request head (tests shorten it). */
+    const char *head_ms = getenv("CELLBLOCK_HTTP_HEAD_TIMEOUT_MS");
+    if (head_ms && *head_ms)
+        o->http.head_timeout_ms = atoi(head_ms);
     o->http.allowed_origins = o->origins;
     o->http.allowed_hosts = o->hosts;
     return CLI_OK;
@@ -147,7 +151,7 @@ int cli_cmd_serve(int argc, char **argv)
         api = japi_new(gw, http,
                        &(japi_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1},
                        &err);
-    if (api && http_server_start(http, &err) == 0) {
+    if (api && mcp_server_ports_on(srv, http, &err) == 0 && http_server_start(http, &err) == 0) {
         s_banner(http, o.http.token && o.http.token[0]);
         cb_info("serving on %s", http_server_url(http));
         static const volatile int never = 0;
@@ -158,6 +162,7 @@ int cli_cmd_serve(int argc, char **argv)
         rc = CLI_FAILED;
     }
     /* Connections first, so nothing arrives for the objects freed next. */
+    mcp_server_ports_on(srv, NULL, NULL);
     http_server_destroy(&http);
     japi_destroy(&api);
     mcp_http_destroy(&mcp_http);

@@ -1,9 +1,10 @@
-/* http/http_private.h: what the two halves of the HTTP module share.
+/* http/http_private.h: what the parts of the HTTP module share.
  *
- * The module has two threads (see http.h): the libwebsockets thread (server.c) and the
- * caller's thread (request.c). They share the server struct below, but each field is owned by
- * one side, as marked, except the two message queues, which are the only thing either side
- * touches concurrently, under their mutex. Connections are named across the boundary by a
+ * The module has three threads (see http.h): the front door (frontdoor.c: the listening socket,
+ * request heads, port forwards), the libwebsockets thread (server.c) and the caller's thread
+ * (request.c). They share the server struct below, but each field is owned by one thread, as
+ * marked (or set before start and read-only after), except the message queues, which are the
+ * only thing touched concurrently, under their mutex. Connections are named across the boundary by a
  * 64-bit id, never by pointer, so a message about a connection the other side already
  * forgot is simply dropped. checks.c holds the pure functions the lws thread uses to vet a
  * request (Host, Origin, token, routes), kept apart so they read (and test) on their own. */
@@ -54,6 +55,13 @@ typedef enum {
     HM_WS_SEND,  /* data/len, flag: binary */
     HM_WS_CLOSE, /* status: close code, text: reason, flag: tell the owner (overflow) */
     HM_ABORT,    /* close the connection now */
+    HM_ADOPT,    /* status: a client fd the front door hands to libwebsockets */
+    /* front door → caller's thread */
+    HM_FORWARD, /* text: sandbox id, status: port, flag: WebSocket upgrade */
+    /* caller's thread → front door */
+    HM_FWD_GO,     /* status: the upstream fd */
+    HM_FWD_REFUSE, /* status, text: message */
+    HM_FWD_CLOSE,  /* text: sandbox id, status: port or 0 */
 } http_msg_kind_t;
 
 /* Room kept before the payload of an outgoing message: LWS_PRE for libwebsockets, plus the
@@ -149,6 +157,16 @@ struct http_server {
     void *protocols; /* struct lws_protocols[] */
     void *retry;     /* lws_retry_bo_t */
     bool started;
+    int head_timeout_ms;
+    unsigned char secret[32]; /* keys the signed links */
+    http_forward_fn *on_forward;
+    void *forward_arg;
+
+    /* front door thread (frontdoor.c) */
+    int listen_fd;
+    pthread_t door_thread;
+    bool door_running;
+    void *door; /* door_t */
 
     /* server thread */
     void *ctx;  /* struct lws_context */
@@ -164,12 +182,59 @@ struct http_server {
     http_msgq_t to_lws;
     http_msgq_t to_main;
     int event_fd; /* written by the server thread after pushing to to_main */
+    http_msgq_t to_door;
+    int door_fd; /* an eventfd, written after pushing to to_door */
 
     /* caller's thread */
     http_idmap_t reqs; /* id → http_request_t */
     http_idmap_t wss;  /* id → http_ws_t */
+    http_idmap_t fwds; /* id → http_forward_t */
     bool polling;
 };
+
+struct http_forward {
+    http_server_t *server;
+    uint64_t id;
+    char *sandbox;
+    int port;
+    bool websocket;
+};
+
+/* frontdoor.c: binds the listening socket (the port bound into self->port) and starts the
+ * front door thread; the stop joins it and closes every connection it holds. */
+int http_door_bind(http_server_t *self, cb_error_t *err);
+int http_door_start(http_server_t *self, cb_error_t *err);
+void http_door_stop(http_server_t *self);
+void http_door_post(http_server_t *self, http_msg_t *msg); /* from the caller's thread */
+/* The same thread (server.c) posts to the caller's thread with this. */
+void http_post_main(http_server_t *self, http_msg_t *msg);
+
+/* forward.c: the pure parts of a forward, tested on their own. */
+typedef struct {
+    bool is_forward; /* the head asks for a sandbox's port (by path or by host) */
+    int status;      /* 0, or the refusal: 400, 401, 411 */
+    const char *why; /* the refusal's message */
+    char *sandbox;
+    int port;
+    bool websocket;
+    bool redirect;    /* a valid signed link: answer 302 to location with set_cookie */
+    char *location;   /* the clean URL (path and query without cb_sig) */
+    char *set_cookie; /* the Set-Cookie value */
+    char *head;       /* the head to send upstream */
+    size_t head_len;  /* bytes of the client's head (to consume before pumping) */
+    uint64_t body_max;
+} http_fwd_plan_t;
+
+/* Read a request head. 1: complete (plan filled; is_forward false: a request for
+ * libwebsockets), 0: incomplete, -1: not HTTP we understand (let libwebsockets answer it). */
+int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_fwd_plan_t *plan);
+void http_fwd_plan_clear(http_fwd_plan_t *plan);
+/* Does a request that libwebsockets got (a later request on a keep-alive connection the front
+ * door handed over) ask for a forward? Then it must go back through the front door. */
+bool http_fwd_shaped(const char *path, const char *host);
+/* A whole response: status line, Content-Type JSON body {reason, message}, Connection: close,
+ * and extra header lines (may be NULL, each ending in CRLF). Caller owns return value. */
+char *http_fwd_response(int status, const char *message, const char *extra_headers);
 
 /* server.c: the libwebsockets side. */
 int http_lws_start(http_server_t *self, cb_error_t *err);

@@ -6,8 +6,10 @@
  * its own object for an id (and to find nothing, and drop the message, when it is gone). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cb/alloc.h"
+
 #include "http_private.h"
 
 /* ---- messages ------------------------------------------------------------------------------- */
@@ -30,6 +32,9 @@ void http_msg_free(http_msg_t *msg)
 {
     if (!msg)
         return;
+    /* A hand-over never delivered (the server stopped first): its fd is closed here. */
+    if ((msg->kind == HM_ADOPT || msg->kind == HM_FWD_GO) && msg->status >= 0)
+        close(msg->status);
     free(msg->buf);
     free(msg->text);
     cb_strv_free(msg->headers);

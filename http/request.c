@@ -14,6 +14,7 @@
  * connection (a WebSocket with 1008) and the owner gets its on_close. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,9 @@ http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error
     http_server_t *self = cb_xcalloc(1, sizeof(*self));
     self->loop = loop;
     self->event_fd = -1;
+    self->door_fd = -1;
+    self->listen_fd = -1;
+    http_msgq_init(&self->to_door);
     http_msgq_init(&self->to_lws);
     http_msgq_init(&self->to_main);
     atomic_init(&self->stop, false);
@@ -133,8 +137,10 @@ http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error
         http_server_destroy(&self);
         return NULL;
     }
+    self->head_timeout_ms = cfg->head_timeout_ms > 0 ? cfg->head_timeout_ms : 10000;
     self->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (self->event_fd < 0) {
+    self->door_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->event_fd < 0 || self->door_fd < 0 || RAND_bytes(self->secret, 32) != 1) {
         cb_error_make(err, errno, "new HTTP server");
         http_server_destroy(&self);
         return NULL;
@@ -186,7 +192,11 @@ int http_server_start(http_server_t *self, cb_error_t *err)
         return cb_error_make(err, errno, "watch the HTTP server's eventfd");
     zloop_poller_set_tolerant(self->loop, &item); /* never dropped by zloop on a poll error */
     self->polling = true;
-    if (http_lws_start(self, err) < 0) {
+    /* Bound first, so the port is known to the checks; served by lws, then the door. */
+    if (http_door_bind(self, err) < 0 || http_lws_start(self, err) < 0 ||
+        http_door_start(self, err) < 0) {
+        http_door_stop(self);
+        http_lws_stop(self);
         zloop_poller_end(self->loop, &item);
         self->polling = false;
         return -1;
@@ -250,6 +260,71 @@ static void s_ws_closed(http_ws_t *ws)
     s_ws_free(ws);
 }
 
+/* ---- forwards ------------------------------------------------------------------------------- */
+
+static void s_forward_free(http_forward_t *fwd)
+{
+    if (!fwd)
+        return;
+    free(fwd->sandbox);
+    free(fwd);
+}
+
+int http_server_forwards(http_server_t *self, http_forward_fn *fn, void *arg, cb_error_t *err)
+{
+    if (!self || !fn)
+        return cb_error_fail(err, CB_ERR_INVALID, "a forward handler is needed");
+    if (self->started)
+        return cb_error_fail(err, CB_ERR_STATE,
+                             "the forward handler must be set before http_server_start");
+    self->on_forward = fn;
+    self->forward_arg = arg;
+    return 0;
+}
+
+const char *http_forward_sandbox(const http_forward_t *fwd) { return fwd->sandbox; }
+int http_forward_port(const http_forward_t *fwd) { return fwd->port; }
+bool http_forward_is_websocket(const http_forward_t *fwd) { return fwd->websocket; }
+
+void http_forward_connect(http_forward_t *fwd, int upstream_fd)
+{
+    http_server_t *self = fwd->server;
+    http_msg_t *m = http_msg_new(HM_FWD_GO, fwd->id, NULL, 0);
+    m->status = upstream_fd;
+    http_door_post(self, m);
+    s_forward_free(http_idmap_remove(&self->fwds, fwd->id));
+}
+
+void http_forward_refuse(http_forward_t *fwd, int status, const char *message)
+{
+    http_server_t *self = fwd->server;
+    http_msg_t *m = http_msg_new(HM_FWD_REFUSE, fwd->id, NULL, 0);
+    m->status = status;
+    m->text = cb_xstrdup(message ? message : "");
+    http_door_post(self, m);
+    s_forward_free(http_idmap_remove(&self->fwds, fwd->id));
+}
+
+void http_server_forwards_close(http_server_t *self, const char *sandbox_id, int port)
+{
+    if (!self || !sandbox_id || !self->started)
+        return;
+    http_msg_t *m = http_msg_new(HM_FWD_CLOSE, 0, NULL, 0);
+    m->status = port;
+    m->text = cb_xstrdup(sandbox_id);
+    http_door_post(self, m);
+}
+
+void http_post_main(http_server_t *self, http_msg_t *msg)
+{
+    if (!msg)
+        return;
+    http_msgq_push(&self->to_main, msg);
+    uint64_t one = 1;
+    ssize_t n = write(self->event_fd, &one, sizeof(one));
+    (void)n; /* EAGAIN: the counter is already nonzero, the reader wakes anyway */
+}
+
 /* ---- events from the server thread ---------------------------------------------------------- */
 
 static void s_handle(http_server_t *self, http_msg_t *m)
@@ -303,6 +378,19 @@ static void s_handle(http_server_t *self, http_msg_t *m)
             *q = *q > m->len ? *q - m->len : 0;
         return;
     }
+    case HM_FORWARD: {
+        http_forward_t *fwd = cb_xcalloc(1, sizeof(*fwd));
+        fwd->server = self;
+        fwd->id = m->id;
+        fwd->sandbox = steal_pointer(&m->text);
+        fwd->port = m->status;
+        fwd->websocket = m->flag;
+        http_idmap_put(&self->fwds, fwd->id, fwd);
+        cb_debug("http: forward to port %d of sandbox %s%s", fwd->port, fwd->sandbox,
+                 fwd->websocket ? " (WebSocket)" : "");
+        self->on_forward(fwd, self->forward_arg);
+        return;
+    }
     case HM_LOG:
         if (m->text)
             cb_debug("http: %s", m->text);
@@ -349,15 +437,24 @@ void http_server_destroy(http_server_t **self_p)
         if (ws)
             s_ws_closed(ws);
     }
+    cleanup_free uint64_t *fids = http_idmap_ids(&self->fwds, &n);
+    for (size_t i = 0; i < n; i++)
+        s_forward_free(http_idmap_remove(&self->fwds, fids[i]));
     if (self->polling) {
         zmq_pollitem_t item = {.fd = self->event_fd, .events = ZMQ_POLLIN};
         zloop_poller_end(self->loop, &item);
     }
+    http_door_stop(self); /* no new connections for lws */
     http_lws_stop(self);
+    http_msgq_destroy(&self->to_door);
+    if (self->door_fd >= 0)
+        close(self->door_fd);
+    OPENSSL_cleanse(self->secret, sizeof(self->secret));
     http_msgq_destroy(&self->to_lws);
     http_msgq_destroy(&self->to_main);
     http_idmap_clear(&self->reqs);
     http_idmap_clear(&self->wss);
+    http_idmap_clear(&self->fwds);
     if (self->event_fd >= 0)
         close(self->event_fd);
     for (size_t i = 0; i < self->nroutes; i++)

@@ -113,15 +113,7 @@ static const struct {
 
 /* ---- messages to the caller's thread -------------------------------------------------------- */
 
-static void s_post(http_server_t *self, http_msg_t *msg)
-{
-    if (!msg)
-        return;
-    http_msgq_push(&self->to_main, msg);
-    uint64_t one = 1;
-    ssize_t n = write(self->event_fd, &one, sizeof(one));
-    (void)n; /* EAGAIN: the counter is already nonzero, the reader wakes anyway */
-}
+static void s_post(http_server_t *self, http_msg_t *msg) { http_post_main(self, msg); }
 
 static void s_post_simple(http_server_t *self, http_msg_kind_t kind, uint64_t id)
 {
@@ -431,6 +423,15 @@ static int s_dispatch(conn_t *c, http_msg_kind_t kind)
     return 0;
 }
 
+/* A request for a sandbox's port on a keep-alive connection we hold: the front door forwards
+ * only a connection's first request. Closing without an answer is what a client sees when a
+ * server drops an idle keep-alive connection, and browsers and HTTP libraries then send the
+ * request again on a new connection, which the front door forwards. */
+static bool s_wants_front_door(const http_request_t *req)
+{
+    return http_fwd_shaped(req->path, s_req_header(req, "Host"));
+}
+
 static int s_on_http(http_server_t *self, conn_t *c)
 {
     struct lws *wsi = c->wsi;
@@ -459,6 +460,8 @@ static int s_on_http(http_server_t *self, conn_t *c)
             true);
 
     c->req = s_request_build(self, wsi, s_method_names[meth]);
+    if (s_wants_front_door(c->req))
+        return -1;
     if (c->req->bad)
         return s_http_fail(c, c->req, 400, "NUL in the path, the query or a header", body_pending);
     const http_route_t *route = NULL;
@@ -514,8 +517,10 @@ static int s_on_upgrade(http_server_t *self, conn_t *c)
     struct lws *wsi = c->wsi;
     c->is_head = false;
     http_request_t *req = s_request_build(self, wsi, "GET");
-    if (!req)
+    if (!req || s_wants_front_door(req)) {
+        http_request_free(req);
         return -1;
+    }
     const http_route_t *route = NULL;
     const char *message = "NUL in the path, the query or a header";
     int status = req->bad ? 400 : s_vet(self, wsi, req, true, &route, &message);
@@ -740,6 +745,20 @@ static void s_drain_commands(http_server_t *self)
     while (m) {
         http_msg_t *next = m->next;
         m->next = NULL;
+        if (m->kind == HM_ADOPT) {
+            /* A connection the front door read the head of and left untouched. On failure
+             * lws closes the fd itself. */
+            struct lws_vhost *vh = lws_get_vhost_by_name(self->ctx, "cellblock");
+            int fd = m->status;
+            m->status = -1;
+            if (!vh)
+                close(fd);
+            if (!vh || !lws_adopt_socket_vhost(vh, fd))
+                s_post_log(self, "-", "-", 0, "a connection could not be adopted");
+            http_msg_free(m);
+            m = next;
+            continue;
+        }
         conn_t *c = http_idmap_get(&self->conns, m->id);
         if (!c) {
             http_msg_free(m);
@@ -908,8 +927,8 @@ int http_lws_start(http_server_t *self, cb_error_t *err)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = self->port;
-    info.iface = self->bind_host;
+    /* The front door (frontdoor.c) owns the listening socket and hands connections over. */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;
     info.user = self;
     info.vhost_name = "cellblock";
@@ -928,13 +947,10 @@ int http_lws_start(http_server_t *self, cb_error_t *err)
     struct lws_context *ctx = lws_create_context(&info);
     if (!ctx)
         return cb_error_make(err, EADDRINUSE, "listen on %s:%d", self->bind_host, self->port);
-    struct lws_vhost *vh = lws_get_vhost_by_name(ctx, "cellblock");
-    int port = vh ? lws_get_vhost_listen_port(vh) : -1;
-    if (port <= 0) {
+    if (!lws_get_vhost_by_name(ctx, "cellblock")) {
         lws_context_destroy(ctx);
-        return cb_error_make(err, 0, "listen on %s:%d: no port bound", self->bind_host, self->port);
+        return cb_error_make(err, 0, "start the HTTP server: no vhost");
     }
-    self->port = port;
     self->ctx = ctx;
     peek_timer_t *timer = cb_xcalloc(1, sizeof(*timer));
     timer->self = self;

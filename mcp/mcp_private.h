@@ -25,6 +25,7 @@
 #include "mcp/mcp.h"
 #include "kg/gateway.h"
 #include "kg/command.h"
+#include "http/http.h"
 
 #define MCP_PROTOCOL_LATEST "2025-11-25"
 #define MCP_SERVER_NAME "cellblock"
@@ -52,8 +53,10 @@ struct mcp_server {
     zhashx_t *sandboxes; /* id -> mcp_sandbox_t *, owned */
     zhashx_t *repls; /* REPL id (the tools' session_id) -> mcp_repl_t *, owned by their sandboxes */
     zhashx_t *jobs;  /* id -> mcp_job_t *, owned */
-    zlistx_t *finished; /* ids of finished jobs, oldest first (for eviction) */
-    zlistx_t *sessions; /* mcp_session_t *, not owned */
+    zlistx_t *finished;        /* ids of finished jobs, oldest first (for eviction) */
+    zlistx_t *sessions;        /* mcp_session_t *, not owned */
+    http_server_t *ports_http; /* where ports are exposed (ports.c); NULL until needed */
+    bool ports_own;            /* started by us (stdio mode), destroyed with the server */
 };
 
 /* ---- sessions and calls (session.c) -------------------------------------------------------- */
@@ -189,7 +192,14 @@ const char *mcp_arg_str(json_t *args, const char *key, const char *dflt);
 double mcp_arg_num(json_t *args, const char *key, double dflt);
 bool mcp_arg_bool(json_t *args, const char *key, bool dflt);
 
+/* ports.c: the sandbox's forwards closed and its exposed ports forgotten; the exposed ports as
+ * an array (Caller owns return value); the HTTP server of our own, if any, destroyed. */
+void mcp_ports_sandbox_gone(mcp_sandbox_t *sb);
+json_t *mcp_ports_list(mcp_sandbox_t *sb);
+void mcp_server_ports_destroy(mcp_server_t *srv);
+
 /* Handlers, by file. */
+mcp_tool_fn mcp_tool_sandbox_expose_port, mcp_tool_sandbox_unexpose_port;
 mcp_tool_fn mcp_tool_sandbox_create, mcp_tool_sandbox_list, mcp_tool_sandbox_info,
     mcp_tool_sandbox_delete, mcp_tool_sandbox_set_timeout, mcp_tool_sandbox_logs,
     mcp_tool_sandbox_metrics, mcp_tool_server_metrics, mcp_tool_session_create,
@@ -221,6 +231,8 @@ struct mcp_sandbox {
     mcp_repl_t *main;       /* the main jupyter REPL */
     zlistx_t *repls;        /* mcp_repl_t *, owned */
     char created_at[40];
+    json_t *ports;    /* exposed ports: "PORT" -> {port, url, host_url, host}; NULL: none */
+    int spare_fds[2]; /* sockets made inside ahead of the next forwards (-1: none; ports.c) */
 };
 
 /* A REPL: what the tools call a session (session_create, session_execute, session_id), a

@@ -109,6 +109,7 @@ void mcp_server_destroy(mcp_server_t **self_p)
     }
     if (srv->jobs)
         mcp_jobs_destroy_all(srv);
+    mcp_server_ports_destroy(srv);
     cb_log_set_hook(NULL, NULL, CB_LOG_OFF);
     if (srv->gw)
         mcp_network_fini(srv);
@@ -475,6 +476,7 @@ static void s_sandbox_release(mcp_sandbox_t *sb, const char *why, bool destroy_k
     if (sb->id[0] && zhashx_lookup(srv->sandboxes, sb->id) == sb)
         zhashx_delete(srv->sandboxes, sb->id);
     mcp_jobs_sandbox_gone(srv, sb);
+    mcp_ports_sandbox_gone(sb);
     for (mcp_repl_t *r = sb->repls ? zlistx_first(sb->repls) : NULL; r;
          r = zlistx_next(sb->repls)) {
         if (r->kernel)
@@ -666,6 +668,7 @@ void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
     json_object_set(out, "usage", json_object_get(info, "usage"));
     json_object_set(out, "network", json_object_get(info, "network"));
     json_object_set_new(out, "session_list", sessions);
+    json_object_set_new(out, "ports", mcp_ports_list(sb));
     mcp_call_finish(call, NULL, out, false);
 }
 

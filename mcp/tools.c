@@ -147,6 +147,27 @@ static const mcp_tool_t s_tools[] = {
      OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"deleted\":{\"type\":\"boolean\"},"
                 "\"workspace_kept\":{\"type\":\"boolean\"}", "\"sandbox_id\",\"deleted\""),
      MCP_HINT_DESTRUCTIVE | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_delete},
+    {"sandbox_expose_port", "Open a server in a sandbox by URL",
+     "Expose a TCP port inside a sandbox (a web server, a notebook, an API you started there) at a "
+     "URL of this server: url (path form) and host_url ({port}-{id}.localhost) need the server's "
+     "token; signed_url opens in a browser as it is until expires_at (it sets a cookie for that "
+     "port only). HTTP, streaming responses and WebSockets are forwarded. A port is private until "
+     "exposed.",
+     S_OBJ(P_SANDBOX ",\"port\":" S_INT("The TCP port inside the sandbox.", 1, 65535) ","
+           "\"link_lifetime_s\":" S_INT("How long signed_url stays valid; default 86400.", 1, 31536000),
+           "\"port\""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"port\":{\"type\":\"integer\"},"
+                "\"url\":{\"type\":\"string\"},\"host_url\":{\"type\":\"string\"},"
+                "\"host\":{\"type\":\"string\"},\"signed_url\":{\"type\":\"string\"},"
+                "\"signed_host_url\":{\"type\":\"string\"},\"expires_at\":{\"type\":\"string\"}",
+                "\"sandbox_id\",\"port\",\"url\",\"host_url\",\"signed_url\",\"expires_at\""),
+     MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_expose_port},
+    {"sandbox_unexpose_port", "Close a sandbox's exposed port",
+     "Make an exposed port private again; its open forwarded connections (WebSockets too) close.",
+     S_OBJ(P_SANDBOX ",\"port\":" S_INT("The TCP port inside the sandbox.", 1, 65535), "\"port\""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"port\":{\"type\":\"integer\"},"
+                "\"was_exposed\":{\"type\":\"boolean\"}", "\"sandbox_id\",\"port\""),
+     MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_unexpose_port},
     {"sandbox_set_timeout", "Set a sandbox's lifetime",
      "Like E2B's set_timeout: the sandbox is torn down lifetime_s seconds from now (extend it "
      "before it runs out; -1: no limit).",

@@ -47,6 +47,8 @@ TEST_PACKAGES=(
     # real Jupyter peers used by the tests, the demo's checks and the benchmarks
     python3-jupyter-client jupyter-console python3-jupyter-kernel-test python3-pexpect
     python3-jupyter-server python3-websocket curl
+    # a real browser opens a page served from inside a sandbox (tests/http/test_forward.py)
+    chromium
     # fuzzing (bench/fuzz, make fuzz): clang, and libFuzzer with clang's sanitizer runtimes
     clang libclang-rt-14-dev
     # style.format: every C file as clang-format has it

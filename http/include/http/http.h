@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cb/error.h"
 
@@ -51,6 +52,8 @@ typedef struct {
     size_t max_connections;             /* 0: 1024; beyond it new connections are closed */
     size_t max_queued_bytes;            /* 0: 64 MiB: output waiting for one slow client; beyond
                                            it the connection is closed (a WebSocket with 1008) */
+    int head_timeout_ms;                /* 0: 10 s: a client must send its request head this
+                                           fast, or the front door closes it */
 } http_config_t;
 
 /* A server, not yet listening. Caller owns return value. The loop is borrowed and must outlive
@@ -158,5 +161,45 @@ int http_ws_send(http_ws_t *ws, const void *data, size_t len, bool binary);
 /* Close with a code (1000 normal, 1008 policy, 1011 server error, 4000-4999 private) and a
  * reason; queued messages are sent first. ws is gone after the call; on_close is not called. */
 void http_ws_close(http_ws_t *ws, int code, const char *reason);
+
+/* ---- port forwards (forward.c, frontdoor.c) ------------------------------------------------ */
+
+/* The front door owns the listening socket: it reads each connection's request head (with the
+ * head deadline) and hands it to libwebsockets untouched, unless it asks for a port inside a
+ * sandbox, either by path, /sandboxes/{id}/ports/{port}/..., or by host, {port}-{id}.localhost.
+ * Such a request is checked there (port 1-65535, else 400; the server's token, the port's
+ * signed link or its cookie, else 401; a chunked body: 411), and then handed to the forward
+ * handler on the caller's thread, which decides (the sandbox, whether the port is exposed)
+ * and answers with http_forward_connect or http_forward_refuse. One request per client
+ * connection; the server's token, the signed link and its cookie are stripped from the head
+ * that goes upstream, and "Connection: close" is forced except for a WebSocket upgrade. */
+typedef struct http_forward http_forward_t;
+
+/* fwd is the handler's until it answers (exactly once). */
+typedef void(http_forward_fn)(http_forward_t *fwd, void *arg);
+
+/* Only before http_server_start; without it, forward requests get 404. */
+int http_server_forwards(http_server_t *self, http_forward_fn *fn, void *arg, cb_error_t *err);
+
+/* Borrowed; valid with fwd. */
+const char *http_forward_sandbox(const http_forward_t *fwd);
+int http_forward_port(const http_forward_t *fwd);
+bool http_forward_is_websocket(const http_forward_t *fwd);
+
+/* Pump the request into upstream_fd (Takes ownership; a non-blocking TCP socket, its connect
+ * may be in progress) and the answer back. A connect that fails answers 502 naming the port.
+ * fwd is gone after the call. */
+void http_forward_connect(http_forward_t *fwd, int upstream_fd);
+/* Answer status with {"reason", "message"} and close. fwd is gone after the call. */
+void http_forward_refuse(http_forward_t *fwd, int status, const char *message);
+
+/* Close every forwarded connection of the sandbox to port (0: every port), open or waiting. */
+void http_server_forwards_close(http_server_t *self, const char *sandbox_id, int port);
+
+/* A signed link's capability for (sandbox, port) until expires_at (seconds since the epoch):
+ * "EXPIRES.HMAC", the value of ?cb_sig= and of the cookie the first visit sets. Keyed with a
+ * secret made when the server was. Caller owns return value. */
+char *http_forward_sign(const http_server_t *self, const char *sandbox_id, int port,
+                        int64_t expires_at);
 
 #endif

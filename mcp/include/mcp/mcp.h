@@ -119,6 +119,11 @@ typedef struct {
 mcp_http_t *mcp_http_new(mcp_server_t *server, http_server_t *http, const mcp_http_opts_t *opts,
                          cb_error_t *err);
 
+/* Expose sandboxes' ports (sandbox_expose_port) on http (borrowed; before http_server_start),
+ * or, with NULL, forget it (before destroying it). Without one, the first expose starts an HTTP
+ * server of the MCP server's own on 127.0.0.1:0. */
+int mcp_server_ports_on(mcp_server_t *srv, http_server_t *http, cb_error_t *err);
+
 /* End every HTTP session (their default sandboxes with them). Accepts NULL; nulls the caller's
  * pointer. */
 void mcp_http_destroy(mcp_http_t **self_p);
