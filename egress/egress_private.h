@@ -225,6 +225,7 @@ typedef struct egress_conn {
     uint64_t rec_seq; /* 0: no record */
     char *fail_response;
     uint64_t client_left; /* forwards: client bytes still passed upstream (UINT64_MAX: all) */
+    uint16_t tag;         /* forwards: egress_forward's tag */
 } egress_conn_t;
 
 typedef struct {

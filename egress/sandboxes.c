@@ -184,9 +184,9 @@ void egress_answer(egress_t *self, uint64_t ask_id, bool allow, bool remember)
     egress_wake(self);
 }
 
-int egress_forward(egress_t *self, egress_sandbox_t *sb, int client_fd, int upstream_fd,
-                   const void *prefix, size_t prefix_len, uint64_t client_bytes_max,
-                   const char *fail_response, cb_error_t *err)
+int egress_forward(egress_t *self, egress_sandbox_t *sb, uint16_t tag, int client_fd,
+                   int upstream_fd, const void *prefix, size_t prefix_len,
+                   uint64_t client_bytes_max, const char *fail_response, cb_error_t *err)
 {
     if (fcntl(client_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(upstream_fd, F_SETFL, O_NONBLOCK) < 0) {
         int e = errno;
@@ -203,6 +203,7 @@ int egress_forward(egress_t *self, egress_sandbox_t *sb, int client_fd, int upst
     }
     egress_conn_t *c = egress_conn_new(self, sb, client_fd);
     c->proto = EGRESS_P_FORWARD;
+    c->tag = tag;
     c->ufd = upstream_fd;
     c->fail_response = cb_xstrdup_or_null(fail_response);
     if (prefix_len > c->up.cap) {
@@ -220,4 +221,18 @@ int egress_forward(egress_t *self, egress_sandbox_t *sb, int client_fd, int upst
     pthread_mutex_unlock(&self->mu);
     egress_wake(self);
     return 0;
+}
+
+void egress_forward_close(egress_t *self, egress_sandbox_t *sb, uint16_t tag)
+{
+    if (!self || !sb)
+        return;
+    pthread_mutex_lock(&self->mu);
+    for (egress_conn_t *c = self->conns, *n; c; c = n) {
+        n = c->next;
+        if (c->sb == sb && c->proto == EGRESS_P_FORWARD && (tag == 0 || c->tag == tag))
+            egress_conn_kill(c);
+    }
+    pthread_mutex_unlock(&self->mu);
+    egress_wake(self);
 }

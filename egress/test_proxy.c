@@ -793,7 +793,7 @@ static void test_forward(void)
     int a, b;
     char buf[256];
     s_pair(&a, &b);
-    CB_OK(egress_forward(s_eg, sb, a, s_connecting(s_echo_port), "PREFIX", 6, UINT64_MAX,
+    CB_OK(egress_forward(s_eg, sb, 0, a, s_connecting(s_echo_port), "PREFIX", 6, UINT64_MAX,
                          "HTTP/1.1 502 Bad Gateway\r\n\r\n", &err) == 0,
           "forward started");
     CB_OK(s_read_n(b, buf, 6) && memcmp(buf, "PREFIX", 6) == 0, "forward: the prefix went first");
@@ -801,7 +801,7 @@ static void test_forward(void)
     close(b);
 
     s_pair(&a, &b);
-    egress_forward(s_eg, sb, a, s_connecting(s_closed_port), NULL, 0, UINT64_MAX,
+    egress_forward(s_eg, sb, 0, a, s_connecting(s_closed_port), NULL, 0, UINT64_MAX,
                    "HTTP/1.1 502 Bad Gateway\r\n\r\n", &err);
     ssize_t n = s_read_all(b, buf, sizeof buf);
     CB_OK(n > 0 && strcmp(buf, "HTTP/1.1 502 Bad Gateway\r\n\r\n") == 0,
@@ -809,7 +809,7 @@ static void test_forward(void)
     close(b);
 
     s_pair(&a, &b);
-    egress_forward(s_eg, sb, a, s_connecting(s_echo_port), "GET / HTTP/1.1\r\n\r\n", 18, 3, NULL,
+    egress_forward(s_eg, sb, 0, a, s_connecting(s_echo_port), "GET / HTTP/1.1\r\n\r\n", 18, 3, NULL,
                    &err);
     s_sends(b, "abcSECOND REQUEST");
     shutdown(b, SHUT_WR);
@@ -818,9 +818,28 @@ static void test_forward(void)
           "forward: only client_bytes_max bytes reach upstream");
     close(b);
 
+    /* egress_forward_close: by tag, only that tag's forwards of that sandbox */
+    int a2, b2;
+    s_pair(&a, &b);
+    s_pair(&a2, &b2);
+    egress_forward(s_eg, sb, 8000, a, s_connecting(s_echo_port), NULL, 0, UINT64_MAX, NULL, &err);
+    egress_forward(s_eg, sb, 8001, a2, s_connecting(s_echo_port), NULL, 0, UINT64_MAX, NULL, &err);
+    s_sends(b, "x");
+    s_sends(b2, "y");
+    CB_OK(s_read_n(b, buf, 1) && buf[0] == 'x' && s_read_n(b2, buf, 1) && buf[0] == 'y',
+          "forward: two tagged forwards pump");
+    egress_forward_close(s_eg, sb, 8000);
+    CB_OK(s_read_all(b, buf, sizeof buf) == 0, "forward: egress_forward_close ends its tag's one");
+    s_sends(b2, "z");
+    CB_OK(s_read_n(b2, buf, 1) && buf[0] == 'z', "forward: … and leaves the other tag's open");
+    egress_forward_close(s_eg, sb, 0);
+    CB_OK(s_read_all(b2, buf, sizeof buf) == 0, "forward: tag 0 closes all of the sandbox's");
+    close(b);
+    close(b2);
+
     /* removal closes a forward too */
     s_pair(&a, &b);
-    egress_forward(s_eg, sb, a, s_connecting(s_echo_port), NULL, 0, UINT64_MAX, NULL, &err);
+    egress_forward(s_eg, sb, 0, a, s_connecting(s_echo_port), NULL, 0, UINT64_MAX, NULL, &err);
     s_sends(b, "x");
     s_read_n(b, buf, 1);
     egress_sandbox_remove(s_eg, &sb);

@@ -160,9 +160,13 @@ void egress_answer(egress_t *self, uint64_t ask_id, bool allow, bool remember);
  * (UINT64_MAX: no limit, as for a WebSocket); later ones are read and dropped, so a keep-alive
  * client's next request (which may carry credentials) never reaches the sandbox, and the client
  * connection is closed once the upstream's direction has ended. Half-close is passed on
- * (shutdown SHUT_WR). sb (may be NULL) is the sandbox whose removal closes the pump too. */
-int egress_forward(egress_t *self, egress_sandbox_t *sb, int client_fd, int upstream_fd,
-                   const void *prefix, size_t prefix_len, uint64_t client_bytes_max,
-                   const char *fail_response, cb_error_t *err);
+ * (shutdown SHUT_WR). sb (may be NULL) is the sandbox whose removal closes the pump too; tag
+ * (e.g. the forwarded port; 0: none) names it for egress_forward_close. */
+int egress_forward(egress_t *self, egress_sandbox_t *sb, uint16_t tag, int client_fd,
+                   int upstream_fd, const void *prefix, size_t prefix_len,
+                   uint64_t client_bytes_max, const char *fail_response, cb_error_t *err);
+/* Close at once the forwards of sb (not NULL) started with tag, or all of sb's forwards when
+ * tag is 0 (an unexposed port, a sandbox let go of). Proxied connections are left alone. */
+void egress_forward_close(egress_t *self, egress_sandbox_t *sb, uint16_t tag);
 
 #endif
