@@ -1,4 +1,4 @@
-/* http/frontdoor.c: the listening socket, and the forwards into sandboxes.
+/* http/frontdoor.c: the listening socket, and the hand-over of forwards into sandboxes.
  *
  * Why: libwebsockets 4.1 cannot forward an HTTP request (no proxy support, and no way to list
  * a request's headers), so port forwards happen below it. The front door owns the listening
@@ -8,16 +8,13 @@
  * Anything that is not a forward (also garbage, which libwebsockets answers) is handed, bytes
  * untouched in the socket, to the libwebsockets thread (HM_ADOPT: lws_adopt_socket_vhost).
  *
- * A forward goes to the caller's thread (HM_FORWARD) for the decision that needs the gateway
- * (the sandbox, exposed or not, a socket inside it); the answer comes back as HM_FWD_GO with a
- * socket connecting into the sandbox, or HM_FWD_REFUSE. The pump then runs here, on this
- * thread's poll loop: the rewritten head first, then at most body_max bytes of the client's
- * (more is read and dropped: a keep-alive client's next request never reaches the sandbox),
- * the answer back as it comes (a streamed response arrives in pieces), half-close passed on.
- * When the upstream's direction ends, the client's connection is closed (one request per
- * connection). A connect not done in 10 s answers 502; a forward idle for 10 minutes (no byte
- * either way) is closed. A connect that fails answers 502 naming the port. HM_FWD_CLOSE closes the
- * forwards of a sandbox (or one port of it) at once: unexposing or deleting it.
+ * A forward's head is read off the socket (it was peeked whole, so it is all there) and the
+ * connection goes to the caller's thread (HM_FORWARD, with the head rewritten for upstream) for
+ * the decision that needs the gateway (the sandbox, exposed or not, a socket inside it). There
+ * http_forward_connect hands both sockets to the network plane's pump (egress_forward: the
+ * head first, at most body_max bytes of the client's, the answer back, half-close, 502 on a
+ * failed or slow connect, idle close, closed with the sandbox or its port); a refusal comes back
+ * here (HM_FWD_REFUSE, with the connection) to be answered.
  *
  * Every answer the door writes itself (400, 401, 411, 302, 404, 502) ends with shutting down
  * our side and reading what the client still sends, for a while, before closing, so the
@@ -39,34 +36,26 @@
 #include "http_private.h"
 
 #define HEAD_MAX 16384
-#define PUMP_CHUNK 65536
-#define PUMP_HIGH (256 * 1024)   /* stop reading a side while this much waits for the other */
-#define WAIT_MS 30000            /* the caller's thread answers a forward this fast */
-#define DRAIN_MS 2000            /* after our answer, read what the client still sends */
-#define RETRY_MS 5               /* an incomplete head is peeked at again after this */
-#define CONNECT_MS 10000         /* the sandbox's server must accept this fast, or 502 */
-#define IDLE_MS (10 * 60 * 1000) /* a forward with no byte either way this long is closed */
+#define DRAIN_CHUNK 65536
+#define DRAIN_MS 2000 /* after our answer, read what the client still sends */
+#define RETRY_MS 5    /* an incomplete head is peeked at again after this */
 
 typedef enum {
     D_HEAD,  /* reading the request head */
-    D_WAIT,  /* a forward: waiting for the caller's thread */
-    D_PUMP,  /* forwarding */
     D_REPLY, /* writing an answer of ours */
     D_DRAIN, /* answered and shut down: reading until the client closes */
 } dstate_t;
 
 typedef struct {
     uint64_t id;
-    int fd, up;
+    int fd;
     dstate_t state;
     int64_t deadline, retry_at;
     http_fwd_plan_t plan;
-    cb_buf_t to_up, to_client;
-    size_t to_up_off, to_client_off;
-    size_t skip; /* head bytes still to drop from the client's stream */
-    uint64_t client_left;
-    bool connecting, client_eof, up_eof, up_shut, dead;
-    int pi_fd, pi_up; /* indexes into the pollfd array, -1: not polled */
+    cb_buf_t to_client;
+    size_t to_client_off;
+    bool dead;
+    int pi_fd; /* index into the pollfd array, -1: not polled */
 } dconn_t;
 
 typedef struct {
@@ -87,8 +76,8 @@ static dconn_t *s_conn_add(door_t *d, int fd, int64_t deadline)
     dconn_t *c = cb_xcalloc(1, sizeof(*c));
     c->id = ++d->next_id;
     c->fd = fd;
-    c->up = -1;
     c->deadline = deadline;
+    c->pi_fd = -1;
     d->v[d->n++] = c;
     return c;
 }
@@ -97,29 +86,14 @@ static void s_conn_free(dconn_t *c)
 {
     if (c->fd >= 0)
         close(c->fd);
-    if (c->up >= 0)
-        close(c->up);
     http_fwd_plan_clear(&c->plan);
-    cb_buf_free(&c->to_up);
     cb_buf_free(&c->to_client);
     free(c);
-}
-
-static dconn_t *s_conn_find(door_t *d, uint64_t id)
-{
-    for (size_t i = 0; i < d->n; i++)
-        if (d->v[i]->id == id && !d->v[i]->dead)
-            return d->v[i];
-    return NULL;
 }
 
 /* Answer with text (taken) and close after it, gracefully. */
 static void s_reply(dconn_t *c, char *text)
 {
-    if (c->up >= 0) {
-        close(c->up);
-        c->up = -1;
-    }
     cb_buf_clear(&c->to_client);
     c->to_client_off = 0;
     cb_buf_append(&c->to_client, text, strlen(text));
@@ -145,6 +119,40 @@ static void s_adopt(http_server_t *self, dconn_t *c)
     http_lws_wake(self);
 }
 
+/* Read the peeked head off the socket: the client's bytes after it are the body. */
+static bool s_consume_head(dconn_t *c)
+{
+    char buf[HEAD_MAX];
+    size_t left = c->plan.head_len;
+    while (left) {
+        ssize_t n = recv(c->fd, buf, left < sizeof(buf) ? left : sizeof(buf), MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false; /* peeked bytes are always there to read: the connection broke */
+        left -= (size_t)n;
+    }
+    return true;
+}
+
+/* Hand the connection to the caller's thread, which decides and connects (request.c). */
+static void s_forward(http_server_t *self, dconn_t *c)
+{
+    http_forward_t *fwd = cb_xcalloc(1, sizeof(*fwd));
+    fwd->id = c->id;
+    fwd->fd = c->fd;
+    fwd->sandbox = steal_pointer(&c->plan.sandbox);
+    fwd->port = c->plan.port;
+    fwd->websocket = c->plan.websocket;
+    fwd->head = steal_pointer(&c->plan.head);
+    fwd->body_max = c->plan.body_max;
+    c->fd = -1;
+    c->dead = true;
+    http_msg_t *m = http_msg_new(HM_FORWARD, fwd->id, NULL, 0);
+    m->fwd = fwd;
+    http_post_main(self, m);
+}
+
 static void s_on_head(http_server_t *self, dconn_t *c)
 {
     char buf[HEAD_MAX];
@@ -165,7 +173,6 @@ static void s_on_head(http_server_t *self, dconn_t *c)
         s_adopt(self, c);
         return;
     }
-    c->skip = c->plan.head_len;
     if (c->plan.status) {
         s_reply_error(c, c->plan.status, c->plan.why);
         return;
@@ -180,16 +187,14 @@ static void s_on_head(http_server_t *self, dconn_t *c)
         s_reply_error(c, 404, "this server forwards no ports");
         return;
     }
-    c->state = D_WAIT;
-    c->deadline = cb_now_ms() + WAIT_MS;
-    http_msg_t *m = http_msg_new(HM_FORWARD, c->id, NULL, 0);
-    m->text = cb_xstrdup(c->plan.sandbox);
-    m->status = c->plan.port;
-    m->flag = c->plan.websocket;
-    http_post_main(self, m);
+    if (!s_consume_head(c)) {
+        c->dead = true;
+        return;
+    }
+    s_forward(self, c);
 }
 
-/* ---- the pump ------------------------------------------------------------------------------- */
+/* ---- answers of ours ------------------------------------------------------------------------ */
 
 static bool s_flush(int fd, cb_buf_t *b, size_t *off)
 {
@@ -207,135 +212,20 @@ static bool s_flush(int fd, cb_buf_t *b, size_t *off)
 static void s_finish(dconn_t *c)
 {
     /* The answer is out: shut our side, read the client's leftovers, then close. */
-    if (c->up >= 0) {
-        close(c->up);
-        c->up = -1;
-    }
     shutdown(c->fd, SHUT_WR);
     c->state = D_DRAIN;
     c->deadline = cb_now_ms() + DRAIN_MS;
-}
-
-static void s_client_read(dconn_t *c)
-{
-    char buf[PUMP_CHUNK];
-    ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n == 0) {
-        c->client_eof = true;
-        return;
-    }
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            c->dead = true;
-        return;
-    }
-    size_t off = 0;
-    if (c->skip) {
-        off = (size_t)n < c->skip ? (size_t)n : c->skip;
-        c->skip -= off;
-    }
-    if (c->state != D_PUMP)
-        return; /* draining: dropped */
-    size_t take = (size_t)n - off;
-    if ((uint64_t)take > c->client_left)
-        take = (size_t)c->client_left;
-    if (take) {
-        cb_buf_append(&c->to_up, buf + off, take);
-        if (c->client_left != UINT64_MAX)
-            c->client_left -= take;
-    }
-}
-
-static void s_up_read(dconn_t *c)
-{
-    char buf[PUMP_CHUNK];
-    ssize_t n = recv(c->up, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n == 0) {
-        c->up_eof = true;
-        return;
-    }
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            c->up_eof = true; /* what came is passed on, then the client is closed */
-        return;
-    }
-    cb_buf_append(&c->to_client, buf, (size_t)n);
-}
-
-static void s_pump(dconn_t *c, short rev_fd, short rev_up)
-{
-    if (c->connecting && rev_up) {
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        if (getsockopt(c->up, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-            soerr = errno;
-        if (soerr) {
-            cleanup_free char *msg = cb_strdup_printf("nothing listens on port %d in sandbox %s",
-                                                      c->plan.port, c->plan.sandbox);
-            s_reply_error(c, 502, msg);
-            return;
-        }
-        c->connecting = false;
-        c->deadline = cb_now_ms() + IDLE_MS;
-        int one = 1;
-        setsockopt(c->up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    if (!c->connecting)
-        c->deadline = cb_now_ms() + IDLE_MS; /* something happened */
-    if (rev_fd & (POLLIN | POLLHUP | POLLERR))
-        s_client_read(c);
-    if (!c->connecting && c->up >= 0 && (rev_up & (POLLIN | POLLHUP | POLLERR)))
-        s_up_read(c);
-    if (c->dead)
-        return;
-    if (!c->connecting && !s_flush(c->up, &c->to_up, &c->to_up_off)) {
-        c->dead = true;
-        return;
-    }
-    if (!s_flush(c->fd, &c->to_client, &c->to_client_off)) {
-        c->dead = true;
-        return;
-    }
-    if (!c->connecting && c->client_eof && !c->up_shut && c->to_up.len == 0) {
-        shutdown(c->up, SHUT_WR);
-        c->up_shut = true;
-    }
-    if (c->up_eof && c->to_client.len == 0)
-        s_finish(c);
 }
 
 /* ---- messages from the caller's thread ------------------------------------------------------ */
 
 static void s_on_message(door_t *d, http_msg_t *m)
 {
-    if (m->kind == HM_FWD_CLOSE) {
-        for (size_t i = 0; i < d->n; i++) {
-            dconn_t *c = d->v[i];
-            if ((c->state == D_WAIT || c->state == D_PUMP) && c->plan.sandbox && m->text &&
-                strcmp(c->plan.sandbox, m->text) == 0 &&
-                (m->status == 0 || m->status == c->plan.port))
-                c->dead = true;
-        }
+    if (m->kind != HM_FWD_REFUSE || !m->fwd || m->fwd->fd < 0)
         return;
-    }
-    dconn_t *c = s_conn_find(d, m->id);
-    if (m->kind == HM_FWD_GO) {
-        int up = m->status;
-        m->status = -1; /* ours now */
-        if (!c || c->state != D_WAIT) {
-            close(up);
-            return;
-        }
-        c->up = up;
-        c->state = D_PUMP;
-        c->connecting = true;
-        c->deadline = cb_now_ms() + CONNECT_MS;
-        c->client_left = c->plan.body_max;
-        cb_buf_append(&c->to_up, c->plan.head, strlen(c->plan.head));
-        return;
-    }
-    if (m->kind == HM_FWD_REFUSE && c && c->state == D_WAIT)
-        s_reply_error(c, m->status, m->text);
+    dconn_t *c = s_conn_add(d, m->fwd->fd, 0);
+    m->fwd->fd = -1;
+    s_reply_error(c, m->status, m->text);
 }
 
 /* ---- the thread ----------------------------------------------------------------------------- */
@@ -364,8 +254,8 @@ static void *s_thread(void *arg)
     size_t pcap = 0;
     while (!atomic_load(&d->stop)) {
         int64_t now = cb_now_ms();
-        if (pcap < 2 + 2 * d->n) {
-            pcap = 2 + 2 * d->n + 64;
+        if (pcap < 2 + d->n) {
+            pcap = 2 + d->n + 64;
             pfd = cb_xrealloc(pfd, pcap * sizeof(*pfd));
         }
         size_t np = 0;
@@ -374,8 +264,8 @@ static void *s_thread(void *arg)
         int64_t wake = now + 1000;
         for (size_t i = 0; i < d->n; i++) {
             dconn_t *c = d->v[i];
-            c->pi_fd = c->pi_up = -1;
-            short ev = 0, evu = 0;
+            c->pi_fd = -1;
+            short ev = 0;
             switch (c->state) {
             case D_HEAD:
                 if (now >= c->retry_at)
@@ -383,23 +273,8 @@ static void *s_thread(void *arg)
                 else if (c->retry_at < wake)
                     wake = c->retry_at;
                 break;
-            case D_WAIT: break;
             case D_REPLY: ev = POLLOUT; break;
             case D_DRAIN: ev = POLLIN; break;
-            case D_PUMP:
-                if (c->to_up.len < PUMP_HIGH && !c->client_eof)
-                    ev |= POLLIN;
-                if (c->to_client.len)
-                    ev |= POLLOUT;
-                if (c->connecting)
-                    evu = POLLOUT;
-                else {
-                    if (c->to_client.len < PUMP_HIGH && !c->up_eof)
-                        evu |= POLLIN;
-                    if (c->to_up.len)
-                        evu |= POLLOUT;
-                }
-                break;
             }
             if (c->deadline && c->deadline < wake)
                 wake = c->deadline;
@@ -407,34 +282,17 @@ static void *s_thread(void *arg)
                 c->pi_fd = (int)np;
                 pfd[np++] = (struct pollfd){.fd = c->fd, .events = ev};
             }
-            if (evu) {
-                c->pi_up = (int)np;
-                pfd[np++] = (struct pollfd){.fd = c->up, .events = evu};
-            }
         }
         int timeout = wake > now ? (int)(wake - now) : 0;
         if (poll(pfd, np, timeout) < 0 && errno != EINTR)
             break;
         now = cb_now_ms();
-        if (pfd[1].revents) {
-            uint64_t v;
-            ssize_t r = read(self->door_fd, &v, sizeof(v));
-            (void)r;
-            http_msg_t *m = http_msgq_take_all(&self->to_door);
-            while (m) {
-                http_msg_t *next = m->next;
-                s_on_message(d, m);
-                http_msg_free(m);
-                m = next;
-            }
-        }
-        size_t n = d->n; /* connections accepted below are polled next round */
+        size_t n = d->n; /* connections added below are polled next round */
         for (size_t i = 0; i < n; i++) {
             dconn_t *c = d->v[i];
             if (c->dead)
                 continue;
             short rf = c->pi_fd >= 0 ? pfd[c->pi_fd].revents : 0;
-            short ru = c->pi_up >= 0 ? pfd[c->pi_up].revents : 0;
             switch (c->state) {
             case D_HEAD:
                 if (rf)
@@ -448,27 +306,26 @@ static void *s_thread(void *arg)
                 break;
             case D_DRAIN:
                 if (rf) {
-                    char buf[PUMP_CHUNK];
+                    char buf[DRAIN_CHUNK];
                     ssize_t r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
                     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
                         c->dead = true;
                 }
                 break;
-            case D_PUMP:
-                if (rf || ru)
-                    s_pump(c, rf, ru);
-                break;
-            case D_WAIT: break;
             }
-            if (!c->dead && c->deadline && now >= c->deadline) {
-                if (c->state == D_PUMP && c->connecting) {
-                    cleanup_free char *msg = cb_strdup_printf(
-                        "port %d in sandbox %s did not accept the connection in time", c->plan.port,
-                        c->plan.sandbox);
-                    s_reply_error(c, 502, msg);
-                } else {
-                    c->dead = true; /* a head too slow, an answer too late, idle, drained */
-                }
+            if (!c->dead && c->deadline && now >= c->deadline)
+                c->dead = true; /* a head too slow, an answer not taken, drained */
+        }
+        if (pfd[1].revents) { /* after the loop above: a refusal's connection is new */
+            uint64_t v;
+            ssize_t r = read(self->door_fd, &v, sizeof(v));
+            (void)r;
+            http_msg_t *m = http_msgq_take_all(&self->to_door);
+            while (m) {
+                http_msg_t *next = m->next;
+                s_on_message(d, m);
+                http_msg_free(m);
+                m = next;
             }
         }
         if (pfd[0].revents)

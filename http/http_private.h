@@ -57,11 +57,9 @@ typedef enum {
     HM_ABORT,    /* close the connection now */
     HM_ADOPT,    /* status: a client fd the front door hands to libwebsockets */
     /* front door → caller's thread */
-    HM_FORWARD, /* text: sandbox id, status: port, flag: WebSocket upgrade */
+    HM_FORWARD, /* fwd: the forward, with its client fd and the head for upstream */
     /* caller's thread → front door */
-    HM_FWD_GO,     /* status: the upstream fd */
-    HM_FWD_REFUSE, /* status, text: message */
-    HM_FWD_CLOSE,  /* text: sandbox id, status: port or 0 */
+    HM_FWD_REFUSE, /* fwd: the forward back (its client fd), status, text: message */
 } http_msg_kind_t;
 
 /* Room kept before the payload of an outgoing message: LWS_PRE for libwebsockets, plus the
@@ -82,6 +80,7 @@ typedef struct http_msg {
     char *text;
     char **headers; /* name, value, ..., NULL */
     http_request_t *req;
+    http_forward_t *fwd; /* HM_FORWARD, HM_FWD_REFUSE; freed (its fd closed) if undelivered */
 } http_msg_t;
 
 /* A message with room for len payload bytes (copied from data when not NULL). Never NULL. */
@@ -198,7 +197,13 @@ struct http_forward {
     char *sandbox;
     int port;
     bool websocket;
+    int fd;            /* the client's connection, its head already read; -1: handed on */
+    char *head;        /* the head that goes upstream */
+    uint64_t body_max; /* the client's bytes after the head that go upstream */
 };
+
+/* request.c: closes fwd->fd if it still has it. Accepts NULL. */
+void http_forward_free(http_forward_t *fwd);
 
 /* frontdoor.c: binds the listening socket (the port bound into self->port) and starts the
  * front door thread; the stop joins it and closes every connection it holds. */

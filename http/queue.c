@@ -33,8 +33,9 @@ void http_msg_free(http_msg_t *msg)
     if (!msg)
         return;
     /* A hand-over never delivered (the server stopped first): its fd is closed here. */
-    if ((msg->kind == HM_ADOPT || msg->kind == HM_FWD_GO) && msg->status >= 0)
+    if (msg->kind == HM_ADOPT && msg->status >= 0)
         close(msg->status);
+    http_forward_free(msg->fwd);
     free(msg->buf);
     free(msg->text);
     cb_strv_free(msg->headers);

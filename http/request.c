@@ -262,11 +262,14 @@ static void s_ws_closed(http_ws_t *ws)
 
 /* ---- forwards ------------------------------------------------------------------------------- */
 
-static void s_forward_free(http_forward_t *fwd)
+void http_forward_free(http_forward_t *fwd)
 {
     if (!fwd)
         return;
+    if (fwd->fd >= 0)
+        close(fwd->fd);
     free(fwd->sandbox);
+    free(fwd->head);
     free(fwd);
 }
 
@@ -286,32 +289,31 @@ const char *http_forward_sandbox(const http_forward_t *fwd) { return fwd->sandbo
 int http_forward_port(const http_forward_t *fwd) { return fwd->port; }
 bool http_forward_is_websocket(const http_forward_t *fwd) { return fwd->websocket; }
 
-void http_forward_connect(http_forward_t *fwd, int upstream_fd)
+int http_forward_connect(http_forward_t *fwd, egress_t *eg, egress_sandbox_t *sb, int upstream_fd,
+                         cb_error_t *err)
 {
     http_server_t *self = fwd->server;
-    http_msg_t *m = http_msg_new(HM_FWD_GO, fwd->id, NULL, 0);
-    m->status = upstream_fd;
-    http_door_post(self, m);
-    s_forward_free(http_idmap_remove(&self->fwds, fwd->id));
+    http_idmap_remove(&self->fwds, fwd->id);
+    cleanup_free char *why = cb_strdup_printf(
+        "nothing listens on port %d in sandbox %s, or it did not accept the connection in time",
+        fwd->port, fwd->sandbox);
+    cleanup_free char *fail = http_fwd_response(502, why, NULL);
+    int client = fwd->fd;
+    fwd->fd = -1;
+    int rc = egress_forward(eg, sb, (uint16_t)fwd->port, client, upstream_fd, fwd->head,
+                            strlen(fwd->head), fwd->body_max, fail, err);
+    http_forward_free(fwd);
+    return rc;
 }
 
 void http_forward_refuse(http_forward_t *fwd, int status, const char *message)
 {
     http_server_t *self = fwd->server;
+    http_idmap_remove(&self->fwds, fwd->id);
     http_msg_t *m = http_msg_new(HM_FWD_REFUSE, fwd->id, NULL, 0);
     m->status = status;
     m->text = cb_xstrdup(message ? message : "");
-    http_door_post(self, m);
-    s_forward_free(http_idmap_remove(&self->fwds, fwd->id));
-}
-
-void http_server_forwards_close(http_server_t *self, const char *sandbox_id, int port)
-{
-    if (!self || !sandbox_id || !self->started)
-        return;
-    http_msg_t *m = http_msg_new(HM_FWD_CLOSE, 0, NULL, 0);
-    m->status = port;
-    m->text = cb_xstrdup(sandbox_id);
+    m->fwd = fwd;
     http_door_post(self, m);
 }
 
@@ -379,12 +381,8 @@ static void s_handle(http_server_t *self, http_msg_t *m)
         return;
     }
     case HM_FORWARD: {
-        http_forward_t *fwd = cb_xcalloc(1, sizeof(*fwd));
+        http_forward_t *fwd = steal_pointer(&m->fwd);
         fwd->server = self;
-        fwd->id = m->id;
-        fwd->sandbox = steal_pointer(&m->text);
-        fwd->port = m->status;
-        fwd->websocket = m->flag;
         http_idmap_put(&self->fwds, fwd->id, fwd);
         cb_debug("http: forward to port %d of sandbox %s%s", fwd->port, fwd->sandbox,
                  fwd->websocket ? " (WebSocket)" : "");
@@ -439,7 +437,7 @@ void http_server_destroy(http_server_t **self_p)
     }
     cleanup_free uint64_t *fids = http_idmap_ids(&self->fwds, &n);
     for (size_t i = 0; i < n; i++)
-        s_forward_free(http_idmap_remove(&self->fwds, fids[i]));
+        http_forward_free(http_idmap_remove(&self->fwds, fids[i]));
     if (self->polling) {
         zmq_pollitem_t item = {.fd = self->event_fd, .events = ZMQ_POLLIN};
         zloop_poller_end(self->loop, &item);

@@ -5,7 +5,9 @@
  * itself (the token, or the port's signed link or cookie) and then asks s_on_forward, on the
  * gateway's loop: is the sandbox ours and the port exposed? If so, a TCP socket made inside the
  * sandbox's network namespace by its init (kg_sandbox_socket) connects, non-blocking, to
- * 127.0.0.1:PORT there, and the HTTP server pumps the request through it. The sandbox gains no
+ * 127.0.0.1:PORT there, and the HTTP server hands it, with the client's connection, to the
+ * network plane's pump (egress_forward, tied to the sandbox's registration, tagged with the
+ * port). The sandbox gains no
  * other network: the socket is the gateway's, and reaches only the sandbox's own loopback.
  *
  * Which HTTP server: `cellblock serve` hands its own (mcp_server_ports_on, before it starts).
@@ -13,7 +15,7 @@
  * (forwards only; its token is never shown, so its signed links are the way in).
  *
  * Unexposing a port, or the sandbox going, closes its forwarded connections at once
- * (http_server_forwards_close). */
+ * (egress_forward_close; removing the sandbox's registration closes them too). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -95,7 +97,14 @@ static void s_on_forward(http_forward_t *fwd, void *arg)
         return http_forward_refuse(fwd, 502, msg);
     }
     kg_sandbox_touch(sb->kg);
-    http_forward_connect(fwd, fd);
+    egress_t *eg = kg_gateway_egress(srv->gw);
+    egress_sandbox_t *reg = kg_sandbox_egress(sb->kg);
+    if (!eg || !reg) { /* a forward must end with its sandbox: none without the registration */
+        close(fd);
+        return http_forward_refuse(fwd, 502, "the sandbox has no network registration");
+    }
+    if (http_forward_connect(fwd, eg, reg, fd, &err) < 0)
+        cb_warn("forward to port %d of sandbox %.8s: %s", port, id, err.msg);
     s_refill_spares(sb); /* after the hand-over: off the request's path */
 }
 
@@ -138,8 +147,8 @@ void mcp_server_ports_destroy(mcp_server_t *srv)
 void mcp_ports_sandbox_gone(mcp_sandbox_t *sb)
 {
     mcp_server_t *srv = sb->server;
-    if (srv->ports_http && sb->ports && json_object_size(sb->ports))
-        http_server_forwards_close(srv->ports_http, sb->id, 0);
+    if (srv->ports_http && sb->ports && json_object_size(sb->ports) && sb->kg)
+        egress_forward_close(kg_gateway_egress(srv->gw), kg_sandbox_egress(sb->kg), 0);
     if (sb->ports)
         s_close_spares(sb);
     json_decref(sb->ports);
@@ -215,7 +224,8 @@ void mcp_tool_sandbox_unexpose_port(mcp_call_t *call, json_t *args)
     if (was) {
         json_object_del(sb->ports, key);
         if (srv->ports_http)
-            http_server_forwards_close(srv->ports_http, sb->id, port);
+            egress_forward_close(kg_gateway_egress(srv->gw), kg_sandbox_egress(sb->kg),
+                                 (uint16_t)port);
         kg_sandbox_log(sb->kg, "ports", "port %d unexposed", port);
     }
     mcp_call_finish(

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "cb/error.h"
+#include "egress/egress.h"
 
 typedef struct http_server http_server_t;
 typedef struct http_request http_request_t;
@@ -186,15 +187,16 @@ const char *http_forward_sandbox(const http_forward_t *fwd);
 int http_forward_port(const http_forward_t *fwd);
 bool http_forward_is_websocket(const http_forward_t *fwd);
 
-/* Pump the request into upstream_fd (Takes ownership; a non-blocking TCP socket, its connect
- * may be in progress) and the answer back. A connect that fails answers 502 naming the port.
- * fwd is gone after the call. */
-void http_forward_connect(http_forward_t *fwd, int upstream_fd);
+/* Hand the client's connection and upstream_fd (Takes ownership; a non-blocking TCP socket,
+ * its connect may be in progress) to the network plane's pump (egress_forward on eg, tied to
+ * the sandbox's registration sb, so that its removal closes the forward, and tagged with the
+ * port for egress_forward_close): the head goes upstream first, then the request's body, and
+ * the answer comes back. A connect that fails or times out answers 502 naming the port.
+ * fwd is gone after the call, also on failure (-1 with err: both sockets closed). */
+int http_forward_connect(http_forward_t *fwd, egress_t *eg, egress_sandbox_t *sb, int upstream_fd,
+                         cb_error_t *err);
 /* Answer status with {"reason", "message"} and close. fwd is gone after the call. */
 void http_forward_refuse(http_forward_t *fwd, int status, const char *message);
-
-/* Close every forwarded connection of the sandbox to port (0: every port), open or waiting. */
-void http_server_forwards_close(http_server_t *self, const char *sandbox_id, int port);
 
 /* A signed link's capability for (sandbox, port) until expires_at (seconds since the epoch):
  * "EXPIRES.HMAC", the value of ?cb_sig= and of the cookie the first visit sets. Keyed with a
