@@ -315,7 +315,7 @@ static mcp_repl_t *s_code_repl(mcp_call_t *call, json_t *args)
 }
 
 /* Start code and have the call wait for its end (code_execute, run_code, session_execute). */
-static void s_run_and_wait(mcp_call_t *call, mcp_repl_t *repl, json_t *args, const char *code)
+void mcp_code_run_and_wait(mcp_call_t *call, mcp_repl_t *repl, json_t *args, const char *code)
 {
     cb_error_t err = {0};
     mcp_job_t *job = s_start_code(repl, args, code, &err);
@@ -326,9 +326,14 @@ static void s_run_and_wait(mcp_call_t *call, mcp_repl_t *repl, json_t *args, con
 
 void mcp_tool_code_execute(mcp_call_t *call, json_t *args)
 {
+    char msg[512];
+    if (mcp_packages_check(args, msg, sizeof msg) < 0)
+        return mcp_call_fail(call, "%s", msg); /* before a default sandbox is made for it */
     mcp_repl_t *repl = s_code_repl(call, args);
-    if (repl)
-        s_run_and_wait(call, repl, args, mcp_arg_str(args, "code", ""));
+    if (repl && json_array_size(json_object_get(args, "packages")) > 0)
+        mcp_packages_install_then_run(call, repl, args);
+    else if (repl)
+        mcp_code_run_and_wait(call, repl, args, mcp_arg_str(args, "code", ""));
 }
 
 void mcp_tool_run_code(mcp_call_t *call, json_t *args) { mcp_tool_code_execute(call, args); }
@@ -359,7 +364,7 @@ void mcp_tool_session_execute(mcp_call_t *call, json_t *args)
         return mcp_call_fail_err(call, &err);
     const char *input = mcp_arg_str(args, "input", "");
     if (repl->type == MCP_REPL_JUPYTER)
-        return s_run_and_wait(call, repl, args, input);
+        return mcp_code_run_and_wait(call, repl, args, input);
     double timeout_s = mcp_arg_num(args, "timeout_s", repl->sandbox->timeout_s);
     mcp_terminal_execute(repl, call, input, (int)(timeout_s * 1000.0 + 0.5));
 }
