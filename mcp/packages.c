@@ -20,6 +20,8 @@
  * meanwhile.
  */
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "cb/cleanup.h"
 #include "jupyter/catalog.h"
@@ -51,7 +53,8 @@ typedef struct {
     char repl_id[37];
     char command_id[37];
     int64_t started_ms;
-    int total_ms; /* the call's time limit, install and code together */
+    char started_at[32]; /* the wall clock as the sandbox's log writes it, to find its lines */
+    int total_ms;        /* the call's time limit, install and code together */
 } s_install_t;
 
 /* ---- checks -------------------------------------------------------------------------------- */
@@ -116,6 +119,39 @@ static char *s_tail(const char *s)
     const char *from = s + len - OUTPUT_TAIL_MAX;
     const char *nl = strchr(from, '\n');
     return mcp_strip_ansi(nl ? nl + 1 : from);
+}
+
+/* The wall clock now, as kg_sandbox_logs stamps entries (ISO 8601 UTC with milliseconds). */
+static void s_stamp(char *out, size_t size)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    time_t secs = tv.tv_sec;
+    gmtime_r(&secs, &tm);
+    size_t len = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + len, size - len, ".%03dZ", (int)(tv.tv_usec / 1000));
+}
+
+/* What the sandbox's network log said while the install ran (a refusal by its policy names the
+ * registry, where pip only says it found no version), one entry a line; NULL when nothing.
+ * Caller owns return value. */
+static char *s_network_lines(s_install_t *in)
+{
+    kg_sandbox_t *sb = kg_gateway_sandbox(in->gw, in->sandbox_id);
+    json_auto_t *logs = sb ? kg_sandbox_logs(sb, 100) : NULL;
+    cb_buf_t buf = {0};
+    size_t i;
+    json_t *entry;
+    json_array_foreach (logs, i, entry) {
+        const char *source = json_string_value(json_object_get(entry, "source"));
+        const char *time = json_string_value(json_object_get(entry, "time"));
+        const char *text = json_string_value(json_object_get(entry, "text"));
+        if (source && time && text && strcmp(source, "network") == 0 &&
+            strcmp(time, in->started_at) >= 0)
+            cb_buf_printf(&buf, "%s%s", buf.len ? "; " : "", text);
+    }
+    return buf.len ? cb_buf_take(&buf) : (cb_buf_free(&buf), NULL);
 }
 
 /* Finish the call with an execution-shaped result whose error is the install's failure. */
@@ -229,6 +265,13 @@ static void s_on_done(kg_command_t *c, json_t *result, void *arg)
             "%s install %s ended: %s%s%s", in->installer, names, status,
             json_array_size(json_object_get(result, "notes")) ? ": " : "",
             json_string_value(json_array_get(json_object_get(result, "notes"), 0)) ?: "");
+    cleanup_free char *network = s_network_lines(in);
+    if (network) { /* the policy's refusal is the reason: say it first */
+        char *both =
+            cb_strdup_printf("%s; the sandbox's network policy refused: %s", evalue, network);
+        free(evalue);
+        evalue = both;
+    }
     s_fail_install(in, strcmp(status, "timeout") == 0 ? "timeout" : "error", evalue, output);
 }
 
@@ -293,6 +336,7 @@ void mcp_packages_install_then_run(mcp_call_t *call, mcp_repl_t *repl, json_t *a
     snprintf(in->sandbox_id, sizeof in->sandbox_id, "%s", kg_sandbox_id(sb->kg));
     snprintf(in->repl_id, sizeof in->repl_id, "%s", repl->id);
     in->started_ms = cb_now_ms();
+    s_stamp(in->started_at, sizeof in->started_at);
     in->total_ms = (int)(mcp_arg_num(args, "timeout_s", sb->timeout_s) * 1000.0 + 0.5);
     if (in->total_ms < 1)
         in->total_ms = 1;
