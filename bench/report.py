@@ -33,6 +33,11 @@ client code for both, p50/p90/p99/mean; kernel create to first execute_reply, GE
 /api/kernels/{id}, DELETE; jupyter_client's direct ZMQ round trip as the floor; the ratios
 Jupyter Server / cellblock and the verdict on the goal (20x faster at p50; information, not a
 failure).
+
+When NAME includes "egress" (bench_egress's output), results.json gains "egress_summary" and
+results.md an "Egress proxy" table: bulk download throughput direct and through the proxy (MiB/s),
+their ratio and the verdict on the goal (proxied >= 80% of direct; information, not a failure),
+and connection setup direct and through the proxy (ms) with what the proxy adds at p50.
 """
 import datetime
 import json
@@ -47,6 +52,7 @@ MCP_SANDBOXED = "cellblock-mcp-sandboxed"
 POOL = "pool"
 HTTP = "http"
 KERNELS = "kernels"
+EGRESS = "egress"
 DASH = "—"
 
 
@@ -671,6 +677,36 @@ def kernels_markdown(kb):
     return "\n".join(lines) + "\n"
 
 
+def egress_summary(eb):
+    """bench_egress's figures: the throughput ratio against its goal, the setup time added."""
+    r = eb.get("bulk_ratio")
+    goal = eb.get("bulk_goal_ratio", 0.8)
+    return {"bulk_ratio": r, "bulk_goal_ratio": goal,
+            "bulk_goal_met": None if r is None else r >= goal,
+            "setup_added_ms": eb.get("setup_added_ms")}
+
+
+def egress_markdown(eb, ov):
+    """The "Egress proxy" section of results.md."""
+    lines = ["", "## Egress proxy (bench_egress, loopback, same run)", ""]
+    for key in ("skipped", "failed"):
+        if key in eb:
+            lines.append(f"**egress {key}:** {eb[key]}")
+            return "\n".join(lines) + "\n"
+    lines.append(f"Bulk throughput through the proxy / direct at p50: {fmt(ov['bulk_ratio'], 3)}. "
+                 f"Goal, >= {ov['bulk_goal_ratio']}: **{verdict(ov['bulk_goal_met'])}**. "
+                 f"Connection setup added at p50: {fmt(ov['setup_added_ms'], 3)} ms.")
+    lines += ["", "| metric | direct | proxy |", "|---|---:|---:|"]
+    for stat in ("p50", "p90", "min"):
+        lines.append(f"| download {eb.get('bulk_mib', '?')} MiB, MiB/s {stat} | "
+                     f"{fmt(get(eb, 'bulk_direct_mib_s', stat), 1)} | "
+                     f"{fmt(get(eb, 'bulk_proxy_mib_s', stat), 1)} |")
+    for stat in ("p50", "p90", "p99"):
+        lines.append(f"| connect to first byte, ms {stat} | {fmt(get(eb, 'setup_direct_ms', stat), 3)} | "
+                     f"{fmt(get(eb, 'setup_proxy_ms', stat), 3)} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -699,6 +735,9 @@ def main(argv):
         md += http_markdown(benches[HTTP], results["http_summary"])
     if KERNELS in benches:
         md += kernels_markdown(benches[KERNELS])
+    if EGRESS in benches:
+        results["egress_summary"] = egress_summary(benches[EGRESS])
+        md += egress_markdown(benches[EGRESS], results["egress_summary"])
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, ensure_ascii=False)

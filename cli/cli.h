@@ -27,6 +27,7 @@ enum {
     CLI_OPT_WORKSPACE,
     CLI_OPT_NO_SANDBOX,
     CLI_OPT_SECCOMP_LOG,
+    CLI_OPT_NETWORK,
 };
 #define CLI_SANDBOX_OPTIONS                                                                        \
     {"memory-mb", required_argument, NULL, CLI_OPT_MEMORY},                                        \
@@ -35,15 +36,19 @@ enum {
         {"tmp-mb", required_argument, NULL, CLI_OPT_TMP},                                          \
         {"workspace-mb", required_argument, NULL, CLI_OPT_WORKSPACE},                              \
         {"no-sandbox", no_argument, NULL, CLI_OPT_NO_SANDBOX},                                     \
+        {"network", required_argument, NULL, CLI_OPT_NETWORK},                                     \
     {                                                                                              \
         "seccomp-log", no_argument, NULL, CLI_OPT_SECCOMP_LOG                                      \
     }
 #define CLI_SANDBOX_USAGE                                                                          \
-    "[--memory-mb N] [--pids N] [--cpus X] [--tmp-mb N] [--workspace-mb N] [--no-sandbox] "        \
-    "[--seccomp-log]"
+    "[--memory-mb N] [--pids N] [--cpus X] [--tmp-mb N] [--workspace-mb N] [--network SPEC] "      \
+    "[--no-sandbox] [--seccomp-log]"
 
-/* Apply one sandbox option to cfg. Returns 0, or CLI_USAGE after printing the problem. */
+/* Apply one sandbox option to cfg. Returns 0, or CLI_USAGE after printing the problem.
+ * --network SPEC (egress_policy_from_string's forms) makes cfg->limits.network, which the caller
+ * frees with cli_sandbox_flags_free once kg_gateway_new has copied it. */
 int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg);
+void cli_sandbox_flags_free(kg_config_t *cfg);
 
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_doctor(int argc, char **argv);

@@ -79,6 +79,7 @@ int cli_cmd_kernel(int argc, char **argv)
     cb_error_t err = {0};
     kernel_ctx_t ctx = {0};
     kg_gateway_t *gw = kg_gateway_new(&cfg, &err);
+    cli_sandbox_flags_free(&cfg); /* the gateway holds its own copy of --network */
     kg_kernel_opts_t kopts = {.kernel_name = kernel_name, .on_event = s_on_event, .arg = &ctx};
     kg_kernel_t *kernel = gw ? kg_kernel_start(gw, &kopts, &err) : NULL;
     int rc = CLI_FAILED;

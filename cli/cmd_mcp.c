@@ -21,6 +21,7 @@ int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *m
 {
     cb_error_t err = {0};
     if (mcp_config_from_env(mcfg, &err) < 0) {
+        cli_sandbox_flags_free(cfg);
         fprintf(stderr, "cellblock %s: %s\n", cmd, err.msg);
         return CLI_USAGE;
     }
@@ -45,7 +46,15 @@ int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *m
     if (mcfg->kernel_startup_timeout_s > 0)
         cfg->startup_timeout_ms = mcfg->kernel_startup_timeout_s * 1000;
 
+    if (!cfg->limits.network && mcfg->network) { /* --network wins over CELLBLOCK_NETWORK */
+        cfg->limits.network = egress_policy_from_string(mcfg->network, &err);
+        if (!cfg->limits.network) {
+            fprintf(stderr, "cellblock %s: CELLBLOCK_NETWORK: %s\n", cmd, err.msg);
+            return CLI_USAGE;
+        }
+    }
     kg_gateway_t *gw = kg_gateway_new(cfg, &err);
+    cli_sandbox_flags_free(cfg); /* the gateway holds its own copy of the policy */
     fleet_t *fleet = gw ? fleet_new(gw, &fcfg, &err) : NULL; /* the gateway owns it */
     mcp_server_t *srv = fleet ? mcp_server_new(gw, mcfg, &err) : NULL;
     if (srv && mcp_config_pool_each(mcfg->pool, s_set_pool, gw, &err) < 0)

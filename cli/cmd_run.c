@@ -273,6 +273,7 @@ int cli_cmd_run(int argc, char **argv)
         kg_kernel_opts_t kopts = {.kernel_name = kernel_name, .on_event = s_on_event, .arg = &ctx};
         kernel = kg_kernel_start(gw, &kopts, &err);
     }
+    cli_sandbox_flags_free(&cfg); /* the sandbox holds its own copy of --network */
     kg_execute_opts_t xopts = {.code = code,
                                .timeout_ms = timeout_ms,
                                .stdin_text = stdin_text,

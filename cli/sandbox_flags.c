@@ -1,5 +1,6 @@
 /* sandbox_flags.c: the sandbox options shared by the subcommands that start kernels
- * (`run`, `kernel`): limits, and the two escape hatches (no sandbox, seccomp log mode). */
+ * (`run`, `kernel`, `mcp`, `serve`): limits, the network policy, and the two escape hatches (no
+ * sandbox, seccomp log mode). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,6 +15,13 @@ static int s_parse_u64(const char *text, uint64_t max, uint64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+void cli_sandbox_flags_free(kg_config_t *cfg)
+{
+    egress_policy_t *policy = (egress_policy_t *)cfg->limits.network; /* ours: made above */
+    egress_policy_destroy(&policy);
+    cfg->limits.network = NULL;
 }
 
 int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg)
@@ -46,6 +54,15 @@ int cli_sandbox_flag(const char *cmd, int opt, const char *arg, kg_config_t *cfg
         if (s_parse_u64(arg, 1u << 22, &l->workspace_mb) < 0)
             return cli_usage_error(cmd, "--workspace-mb takes a number of MiB, got '%s'", arg);
         return 0;
+    case CLI_OPT_NETWORK: {
+        cb_error_t err = {0};
+        egress_policy_t *policy = egress_policy_from_string(arg, &err);
+        if (!policy)
+            return cli_usage_error(cmd, "--network: %s", err.msg);
+        cli_sandbox_flags_free(cfg); /* a second --network replaces the first */
+        l->network = policy;
+        return 0;
+    }
     case CLI_OPT_NO_SANDBOX: cfg->no_sandbox = true; return 0;
     case CLI_OPT_SECCOMP_LOG: cfg->seccomp_log = true; return 0;
     default: return cli_usage_error(cmd, "unknown option");

@@ -171,6 +171,8 @@ static void s_merge_limits(kg_sandbox_limits_t *l, const kg_sandbox_limits_t *un
         l->tmp_mb = under->tmp_mb;
     if (!l->workspace_mb)
         l->workspace_mb = under->workspace_mb;
+    if (!l->network)
+        l->network = under->network;
 }
 
 /* The template's environment with the opener's over it ("KEY=VALUE"; a later KEY replaces an

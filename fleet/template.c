@@ -405,8 +405,8 @@ static int s_get_files(json_t *root, const char *path, s_files_t *out, cb_error_
 /* Fill t from root; path names the file in every message. */
 static int s_parse(json_t *root, const char *path, fleet_template_t *t, cb_error_t *err)
 {
-    static const char *const known[] = {"description", "kernel",       "limits",    "env",
-                                        "files",       "startup_code", "timeout_s", NULL};
+    static const char *const known[] = {"description",  "kernel",    "limits",  "env", "files",
+                                        "startup_code", "timeout_s", "network", NULL};
     if (s_check_fields(root, known, "", path, err) < 0)
         return -1;
 
@@ -431,6 +431,14 @@ static int s_parse(json_t *root, const char *path, fleet_template_t *t, cb_error
 
     if (s_get_limits(root, path, &t->limits, err) < 0 || !(t->env = s_get_env(root, path, err)))
         return -1;
+
+    json_t *network = json_object_get(root, "network"); /* borrowed */
+    if (network) {
+        t->network = egress_policy_from_json(network, err);
+        if (!t->network)
+            return cb_error_prefix(err, "%s: field 'network': ", path);
+        t->limits.network = t->network;
+    }
 
     json_t *timeout = json_object_get(root, "timeout_s"); /* borrowed */
     if (timeout) {
@@ -503,6 +511,7 @@ void fleet_template_destroy(fleet_template_t **self_p)
     free(self->description);
     free(self->kernel_name);
     cb_strv_free(self->env);
+    egress_policy_destroy(&self->network);
     s_files_free(self->files, self->file_count);
     free(self->startup_code);
     free(self->source);
@@ -668,6 +677,7 @@ json_t *fleet_template_json(const fleet_template_t *self)
         s_set(o, "kernel", json_string(self->kernel_name ? self->kernel_name : S_DEFAULT_KERNEL)) <
             0 ||
         s_set(o, "limits", s_limits_json(&self->limits)) < 0 ||
+        (self->network && s_set(o, "network", egress_policy_describe(self->network)) < 0) ||
         s_set(o, "env_keys", s_env_keys_json(self->env)) < 0 ||
         s_set(o, "files", s_file_paths_json(self)) < 0 ||
         s_set(o, "startup_code", json_boolean(self->startup_code && *self->startup_code)) < 0 ||

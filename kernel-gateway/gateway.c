@@ -305,6 +305,9 @@ kg_gateway_t *kg_gateway_new(const kg_config_t *config, cb_error_t *err)
         self->cfg.kernels_dir ? cb_xstrdup(self->cfg.kernels_dir) : jp_kernelspec_project_dir();
     self->cfg.runtime_dir = self->runtime_dir;
     self->cfg.kernels_dir = self->kernels_dir;
+    if (self->cfg.limits.network) /* the default network policy: the gateway's own copy */
+        self->default_network = egress_policy_copy(self->cfg.limits.network);
+    self->cfg.limits.network = self->default_network;
     self->no_kernels = 1;
     self->started_ms = cb_now_ms();
     self->timer_fd = self->defer_fd = -1;
@@ -375,7 +378,9 @@ void kg_gateway_destroy(kg_gateway_t **self_p)
     }
     if (self->policy && self->policy->closed)
         self->policy->closed(self, self->policy_arg);
+    kg_network_gateway_fini(self); /* after the sandboxes: each removed its registration */
     s_loop_fini(self);
+    egress_policy_destroy(&self->default_network);
     zhashx_destroy(&self->sandboxes);
     zhashx_destroy(&self->kernels);
     zloop_destroy(&self->loop);

@@ -21,6 +21,7 @@
 #include "kg/client.h"
 #include "kg/policy.h"
 #include "sbx/sbx.h"
+#include "egress/egress.h"
 
 /* ---- socket limits (kernel.c) ---------------------------------------------------------- */
 
@@ -116,8 +117,10 @@ struct kg_sandbox {
     bool dead;         /* its init died: nothing runs in it any more */
     bool end_pending;  /* kg_sandbox_end_later: ended on the next deferred turn */
     char *end_detail;
-    bool hidden;       /* a policy's spare: not listed to clients */
-    void *policy_data; /* the policy's record (kg_sandbox_set_policy_data) */
+    bool hidden;              /* a policy's spare: not listed to clients */
+    void *policy_data;        /* the policy's record (kg_sandbox_set_policy_data) */
+    egress_policy_t *network; /* its network policy, owned; NULL: none (network.c) */
+    egress_sandbox_t *egress; /* its registration with the gateway's proxy (network.c) */
 };
 
 /* A kernel in sb had a lifecycle event: tell the policy (kernel.c calls it). */
@@ -165,6 +168,12 @@ struct kg_gateway {
     /* the policy layer (kg_gateway_set_policy) */
     const kg_policy_t *policy;
     void *policy_arg;
+    /* network.c: the proxy (made on first use) and the hook that answers `ask` policies */
+    egress_t *egress;
+    egress_policy_t *default_network; /* cfg.limits.network's copy, owned; NULL: none */
+    bool egress_watched;              /* its event fd is a poller on the loop */
+    kg_network_ask_fn *network_ask;
+    void *network_ask_arg;
 };
 
 /* Registry, used by kernel.c as kernels come and go. */
@@ -176,6 +185,18 @@ void kg_gateway_note_layers(kg_gateway_t *gw, const sbx_layers_t *layers);
 
 /* Count a rejected frame in the counters under the right heading. */
 void kg_gateway_count_rejected(kg_gateway_t *gw, jp_wire_status_t status, bool from_proxy);
+
+/* ---- network (network.c) ----------------------------------------------------------------- */
+
+/* Register a new sandbox with the gateway's proxy (making the proxy on first use); for a policy
+ * other than none (sb->network), the proxy's socket inside and the proxy settings in sb->env. */
+int kg_network_sandbox_add(kg_sandbox_t *sb, cb_error_t *err);
+/* Close its registration: its proxy connections and forwards end. */
+void kg_network_sandbox_remove(kg_sandbox_t *sb);
+/* After every sandbox is gone: stop the proxy. */
+void kg_network_gateway_fini(kg_gateway_t *gw);
+/* The proxy settings a sandbox with egress gets ("KEY=VALUE", NULL-terminated; static). */
+const char *const *kg_network_proxy_env(void);
 
 /* ---- kernels (kernel.c) ------------------------------------------------------------------ */
 

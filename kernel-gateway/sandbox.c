@@ -36,6 +36,8 @@ static void s_fill_limits(kg_sandbox_limits_t *l, const kg_sandbox_limits_t *def
             l->tmp_mb = layers[i]->tmp_mb;
         if (!l->workspace_mb)
             l->workspace_mb = layers[i]->workspace_mb;
+        if (!l->network)
+            l->network = layers[i]->network;
     }
 }
 
@@ -49,6 +51,7 @@ static void s_free(kg_sandbox_t *sb)
             free(sb->log[i].text);
     free(sb->log);
     cb_strv_free(sb->env);
+    egress_policy_destroy(&sb->network);
     free(sb->end_detail);
     free(sb);
 }
@@ -75,6 +78,9 @@ kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits
     if (limits)
         sb->limits = *limits;
     s_fill_limits(&sb->limits, &gw->cfg.limits);
+    if (sb->limits.network)
+        sb->network = egress_policy_copy(sb->limits.network);
+    sb->limits.network = sb->network; /* its own copy from here on */
 
     cleanup_free char *run_dir = cb_strdup_printf("%s/s-%.8s", gw->runtime_dir, sb->id);
     sbx_policy_t policy = {
@@ -91,6 +97,12 @@ kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits
     if (!sb->sbx || zhashx_insert(gw->sandboxes, sb->id, sb) != 0) {
         if (sb->sbx)
             cb_error_fail(err, CB_ERR_STATE, "a sandbox with id %s exists already", sb->id);
+        sbx_destroy(&sb->sbx);
+        s_free(sb);
+        return NULL;
+    }
+    if (kg_network_sandbox_add(sb, err) < 0) {
+        zhashx_delete(gw->sandboxes, sb->id);
         sbx_destroy(&sb->sbx);
         s_free(sb);
         return NULL;
@@ -154,6 +166,7 @@ void kg_sandbox_destroy(kg_sandbox_t **self_p)
     for (kg_command_t *c = zhashx_first(sb->commands); c; c = zhashx_next(sb->commands))
         kg_command_free_now(c);
     zhashx_delete(gw->sandboxes, sb->id);
+    kg_network_sandbox_remove(sb); /* its proxy connections and forwards end with it */
     sbx_destroy(&sb->sbx);
     /* After sbx_destroy: a policy that releases something (a persistent workspace's lock) does
      * so only once no process of the sandbox can touch it. */
@@ -386,6 +399,8 @@ json_t *kg_sandbox_info(kg_sandbox_t *self)
         json_decref(info);
         return NULL;
     }
+    if (info)
+        json_object_set_new(info, "network", kg_sandbox_network_info(self));
     kg_gateway_t *gw = self->gw;
     if (info && gw->policy && gw->policy->describe)
         gw->policy->describe(self, info, gw->policy_arg);

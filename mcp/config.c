@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "egress/egress.h"
 #include "mcp_private.h"
 
 typedef enum {
@@ -159,12 +160,14 @@ int mcp_config_from_env(mcp_config_t *cfg, cb_error_t *err)
         cfg->state_dir = state;
     }
     const char *net = getenv("CELLBLOCK_NETWORK");
-    if (net && net[0] && strcasecmp(net, "none") != 0 && strcasecmp(net, "off") != 0)
-        return cb_error_fail(
-            err, CB_ERR_INVALID,
-            "CELLBLOCK_NETWORK must be none (sandboxes have only loopback; network "
-            "access is not offered yet); got '%.40s'",
-            net);
+    if (net && net[0] && strcasecmp(net, "off") != 0) {
+        /* Checked here, so that a bad value stops the start; the gateway gets its own copy. */
+        egress_policy_t *policy = egress_policy_from_string(net, err);
+        if (!policy)
+            return cb_error_prefix(err, "CELLBLOCK_NETWORK: ");
+        egress_policy_destroy(&policy);
+        cfg->network = net;
+    }
     return s_log_level(cfg, err);
 }
 

@@ -71,7 +71,22 @@ struct mcp_session {
     bool server_log;           /* the server's own log lines reach it (after logging/setLevel):
                                   true on stdio, where the one client is the operator; false over
                                   HTTP, where they would show one client's work to another */
+    json_t *client_caps;   /* initialize's params.capabilities (an object), owned; NULL before */
+    zlistx_t *requests;    /* mcp_request_t *, owned: our requests the client has not answered */
+    uint64_t last_request; /* the number in our last request's id */
 };
+
+/* Requests from the server to the client (elicitation/create, ...). fn runs exactly once, on the
+ * loop: with the response's result (or error; both borrowed, valid during the call), or with
+ * both NULL when the client did not answer within the timeout or the session ended (s is then
+ * NULL). */
+typedef void(mcp_response_fn)(mcp_session_t *s, json_t *result, json_t *error, void *arg);
+/* Send method with params (stolen) to the client. Returns 0, or -1 (fn not called) when the
+ * session has too many unanswered requests or the message could not be sent. */
+int mcp_session_request(mcp_session_t *s, const char *method, json_t *params, int timeout_ms,
+                        mcp_response_fn *fn, void *arg);
+/* The client declared this capability at initialize (params.capabilities has the key). */
+bool mcp_session_client_can(const mcp_session_t *s, const char *capability);
 
 /* Handle one parsed message (borrowed), as mcp_session_handle does with text. */
 void mcp_session_dispatch(mcp_session_t *self, json_t *msg);
@@ -197,9 +212,10 @@ struct mcp_sandbox {
     char **env_list;   /* the same as "KEY=VALUE", NULL-terminated */
     int timeout_s;
     uint32_t cpu_millis;
-    mcp_session_t *owner; /* the session whose default sandbox this is, or NULL */
-    mcp_repl_t *main;     /* the main jupyter REPL */
-    zlistx_t *repls;      /* mcp_repl_t *, owned */
+    mcp_session_t *owner;   /* the session whose default sandbox this is, or NULL */
+    mcp_session_t *creator; /* the session that made it (asked by `ask` policies), or NULL */
+    mcp_repl_t *main;       /* the main jupyter REPL */
+    zlistx_t *repls;        /* mcp_repl_t *, owned */
     char created_at[40];
 };
 
@@ -334,5 +350,16 @@ char *mcp_strip_ansi(const char *text);
 
 /* A text content block. Caller owns return value. */
 json_t *mcp_text_block(const char *text);
+
+/* ---- network (network.c) ------------------------------------------------------------------ */
+
+/* sandbox_create's `network` argument (a string or an object; egress_policy_from_json) into
+ * *out (NULL when absent; Caller owns it). -1 with err naming the problem when it is bad. */
+int mcp_network_policy(json_t *args, struct egress_policy **out, cb_error_t *err);
+/* Put the questions of `ask` policies to the session that created the sandbox (elicitation). */
+void mcp_network_init(mcp_server_t *srv);
+void mcp_network_fini(mcp_server_t *srv);
+/* The session ends: sandboxes it created have no one to ask any more. */
+void mcp_sandboxes_session_gone(mcp_server_t *srv, mcp_session_t *s);
 
 #endif

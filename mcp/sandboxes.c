@@ -89,6 +89,7 @@ mcp_server_t *mcp_server_new(kg_gateway_t *gw, const mcp_config_t *cfg, cb_error
         mcp_server_destroy(&srv);
         return NULL;
     }
+    mcp_network_init(srv);
     return srv;
 }
 
@@ -109,6 +110,8 @@ void mcp_server_destroy(mcp_server_t **self_p)
     if (srv->jobs)
         mcp_jobs_destroy_all(srv);
     cb_log_set_hook(NULL, NULL, CB_LOG_OFF);
+    if (srv->gw)
+        mcp_network_fini(srv);
     zhashx_destroy(&srv->sandboxes);
     zhashx_destroy(&srv->repls);
     zhashx_destroy(&srv->jobs);
@@ -390,11 +393,17 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
                        err, CB_ERR_INVALID,
                        "env name '%.60s' is not a valid variable name (letters, digits, _)", key),
                    NULL;
+    /* The network policy: this argument, else the template's, else the server's default. A bad
+     * one creates nothing. */
+    egress_policy_t *network = NULL;
+    if (mcp_network_policy(args, &network, err) < 0)
+        return NULL;
     /* Limits not given come from the template, then the server's settings (the gateway's). */
     kg_sandbox_limits_t limits = {
         .memory_mb = (uint64_t)mcp_arg_num(args, "memory_mb", 0),
         .cpu_millis = (uint32_t)(mcp_arg_num(args, "cpu", 0) * 1000.0 + 0.5),
         .workspace_mb = (uint64_t)mcp_arg_num(args, "disk_mb", 0),
+        .network = network,
     };
     mcp_sandbox_t *sb = cb_xcalloc(1, sizeof *sb);
     sb->server = srv;
@@ -421,6 +430,7 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
         .arg = sb,
     };
     sb->kg = fleet_sandbox_open(srv->fleet, &opts, err);
+    egress_policy_destroy(&network); /* the sandbox has its own copy */
     if (!sb->kg) {
         mcp_sandbox_delete(&sb);
         return NULL;
@@ -530,7 +540,7 @@ mcp_sandbox_t *mcp_session_default_sandbox(mcp_session_t *s, bool create, cb_err
     }
     s->default_sb = mcp_sandbox_new(s->server, NULL, err);
     if (s->default_sb) {
-        s->default_sb->owner = s;
+        s->default_sb->owner = s->default_sb->creator = s;
         s->default_sb->notice = steal_pointer(&s->default_gone);
     }
     return s->default_sb;
@@ -601,6 +611,7 @@ void mcp_tool_sandbox_create(mcp_call_t *call, json_t *args)
     mcp_sandbox_t *sb = mcp_sandbox_new(call->session->server, args, &err);
     if (!sb)
         return mcp_call_fail_err(call, &err);
+    sb->creator = call->session; /* asked by an `ask` policy */
     kg_sandbox_log(sb->kg, "sandbox", "created by sandbox_create");
     mcp_repl_when_ready(sb->main, call, s_reply_created);
 }
@@ -647,6 +658,7 @@ void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
     json_object_set(out, "init_pid", json_object_get(info, "init_pid"));
     json_object_set(out, "layers", json_object_get(info, "layers"));
     json_object_set(out, "usage", json_object_get(info, "usage"));
+    json_object_set(out, "network", json_object_get(info, "network"));
     json_object_set_new(out, "session_list", sessions);
     mcp_call_finish(call, NULL, out, false);
 }
@@ -748,6 +760,12 @@ void mcp_tool_sandbox_metrics(mcp_call_t *call, json_t *args)
                                               json_object_get(u, "tmp_bytes"), "shm_used_bytes",
                                               json_object_get(u, "shm_bytes"), "tmp_limit_bytes",
                                               json_object_get(u, "tmp_limit_bytes"))) < 0) {
+        json_decref(out);
+        out = NULL;
+    }
+    /* Network totals and the last connection records (all kept with network: true). */
+    json_t *net = kg_sandbox_network_metrics(sb->kg, mcp_arg_bool(args, "network", false) ? 0 : 20);
+    if (out && (!net || json_object_set_new(out, "network", net) < 0)) {
         json_decref(out);
         out = NULL;
     }

@@ -267,6 +267,9 @@ static void s_initialize(mcp_session_t *s, json_t *id, json_t *params)
             chosen = s_versions[i];
     snprintf(s->protocol, sizeof s->protocol, "%s", chosen);
     s->initialized = true;
+    json_t *caps = json_object_get(params, "capabilities");
+    json_decref(s->client_caps);
+    s->client_caps = json_is_object(caps) ? json_deep_copy(caps) : json_object();
     s_reply(s, id,
             json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", chosen,
                       "capabilities", "tools", "listChanged", 0, "logging", "serverInfo", "name",
@@ -278,6 +281,96 @@ static void s_initialize(mcp_session_t *s, json_t *id, json_t *params)
 }
 
 static void s_ping(mcp_session_t *s, json_t *id, json_t *params) { s_reply(s, id, json_object()); }
+
+/* ---- requests to the client ---------------------------------------------------------------- */
+
+#define S_MAX_REQUESTS 32 /* unanswered requests per session */
+
+typedef struct {
+    mcp_session_t *session;
+    char
+        id[40]; /* "cellblock-N": our ids, a namespace of their own (JSON-RPC's ids are per side) */
+    mcp_response_fn *fn;
+    void *arg;
+    int timer;
+} mcp_request_t;
+
+/* Take r out of the session's list and run its function; frees r. */
+static void s_request_end(mcp_request_t *r, json_t *result, json_t *error)
+{
+    mcp_session_t *s = r->session;
+    kg_timer_stop(s->server->gw, &r->timer);
+    void *handle = zlistx_find(s->requests, r);
+    if (handle)
+        zlistx_detach(s->requests, handle);
+    mcp_response_fn *fn = r->fn;
+    void *arg = r->arg;
+    free(r);
+    fn(s, result, error, arg);
+}
+
+static int s_on_request_timeout(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    mcp_request_t *r = arg;
+    mcp_server_t *srv = r->session->server;
+    r->timer = -1; /* a one-shot timer is over once it runs */
+    s_request_end(r, NULL, NULL);
+    return kg_gateway_handler_result(srv->gw);
+}
+
+int mcp_session_request(mcp_session_t *s, const char *method, json_t *params, int timeout_ms,
+                        mcp_response_fn *fn, void *arg)
+{
+    json_auto_t *p = params;
+    if (zlistx_size(s->requests) >= S_MAX_REQUESTS)
+        return -1;
+    mcp_request_t *r = cb_xcalloc(1, sizeof *r);
+    r->session = s;
+    r->fn = fn;
+    r->arg = arg;
+    snprintf(r->id, sizeof r->id, "cellblock-%llu", (unsigned long long)++s->last_request);
+    json_t *msg = json_pack("{s:s, s:s, s:s, s:O}", "jsonrpc", "2.0", "id", r->id, "method", method,
+                            "params", p ? p : json_object());
+    r->timer = kg_timer_start(s->server->gw, (size_t)timeout_ms, 1, s_on_request_timeout, r);
+    if (!msg || r->timer < 0 || !zlistx_add_end(s->requests, r)) {
+        kg_timer_stop(s->server->gw, &r->timer);
+        json_decref(msg);
+        free(r);
+        return -1;
+    }
+    /* Not s_send: a request relates to no request of the client's (HTTP sends it on the
+     * session's own stream). */
+    json_t *outer = s->related;
+    s->related = NULL;
+    int rc = s->send(msg, s->send_arg);
+    s->related = outer;
+    json_decref(msg);
+    if (rc < 0) {
+        zlistx_detach(s->requests, zlistx_find(s->requests, r));
+        kg_timer_stop(s->server->gw, &r->timer);
+        free(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* A response from the client: to one of our requests, or to nothing (dropped). */
+static void s_response(mcp_session_t *s, json_t *msg)
+{
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    for (mcp_request_t *r = id ? zlistx_first(s->requests) : NULL; r; r = zlistx_next(s->requests))
+        if (strcmp(r->id, id) == 0) {
+            json_t *result = json_object_get(msg, "result"), *error = json_object_get(msg, "error");
+            return s_request_end(r, result, result ? NULL : error ? error : json_null());
+        }
+}
+
+bool mcp_session_client_can(const mcp_session_t *s, const char *capability)
+{
+    return json_is_object(json_object_get(s->client_caps, capability));
+}
 
 static void s_set_level(mcp_session_t *s, json_t *id, json_t *params)
 {
@@ -509,7 +602,7 @@ static void s_dispatch(mcp_session_t *self, json_t *msg)
                        "invalid request: expected a JSON-RPC 2.0 object with \"jsonrpc\": \"2.0\"");
     if (!method) {
         if (json_object_get(msg, "result") || json_object_get(msg, "error"))
-            return; /* a response: we never send requests, so nothing waits for one */
+            return s_response(self, msg); /* to one of our requests, or dropped */
         return s_error(self, id_ok ? id : NULL, CB_ERR_BAD_REQUEST, "invalid request: no method");
     }
     if (params && !json_is_object(params))
@@ -540,6 +633,7 @@ mcp_session_t *mcp_session_new(mcp_server_t *server, mcp_send_fn *send, void *ar
     s->log_level = -1;
     s->server_log = true;
     s->calls = zlistx_new(); /* czmq aborts when memory runs out */
+    s->requests = zlistx_new();
     zlistx_add_end(server->sessions, s);
     return s;
 }
@@ -564,6 +658,18 @@ void mcp_session_destroy(mcp_session_t **self_p)
         s_cancel(c);
     zlistx_destroy(&loose);
     zlistx_destroy(&s->calls);
+    /* Our unanswered requests: answered with nothing (a refusal, for a question). */
+    for (mcp_request_t *r = zlistx_first(s->requests); r; r = zlistx_first(s->requests)) {
+        kg_timer_stop(s->server->gw, &r->timer);
+        zlistx_detach_cur(s->requests);
+        mcp_response_fn *fn = r->fn;
+        void *arg = r->arg;
+        free(r);
+        fn(NULL, NULL, NULL, arg);
+    }
+    zlistx_destroy(&s->requests);
+    json_decref(s->client_caps);
+    mcp_sandboxes_session_gone(s->server, s);
     void *handle = zlistx_find(s->server->sessions, s);
     if (handle)
         zlistx_delete(s->server->sessions, handle);

@@ -106,8 +106,8 @@
 
 static const mcp_tool_t s_tools[] = {
     {"sandbox_create", "Create a sandbox",
-     "Create an isolated sandbox (no network, its own files in /home/user, memory/CPU/disk "
-     "limits) from a template (python; python-data has numpy, pandas and matplotlib imported), "
+     "Create an isolated sandbox (no network unless its network policy allows some, its own "
+     "files in /home/user, memory/CPU/disk limits) from a template (python; python-data has numpy, pandas and matplotlib imported), "
      "and return its sandbox_id. Most tools work without one: they use this session's default "
      "sandbox. Create one to get separate state, a template or other limits. A sandbox ends "
      "after its lifetime (sandbox_set_timeout extends it); with persist its files outlive it, "
@@ -122,7 +122,11 @@ static const mcp_tool_t s_tools[] = {
            "\"persist\":" S_BOOL("Keep the workspace's files on disk after the sandbox ends.") ","
            "\"sandbox_id\":" S_STR("Reopen this persistent sandbox, with its files.") ","
            "\"env\":" S_STRMAP("Environment variables for its kernels and commands.") ","
-           "\"metadata\":" S_STRMAP("Labels kept with the sandbox."),
+           "\"metadata\":" S_STRMAP("Labels kept with the sandbox.") ","
+           "\"network\":{\"type\":[\"string\",\"object\"],\"description\":\"Network policy: none (default), all, ask, "
+           "a preset (packages), or {allow: [hosts, *.domains, CIDRs, with :port], deny: [...], "
+           "presets: [...], ask: true}; E2B's allowedDomains/blockedDomains work too. Traffic goes "
+           "through a proxy (HTTP_PROXY etc. are set inside).\"}",
            ""),
      OUT_SIMPLE(OUT_SANDBOX_SUMMARY_PROPS ",\"session_id\":{\"type\":\"string\"},"
                 "\"limits\":" OUT_LIMITS ",\"env_keys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}",
@@ -137,10 +141,10 @@ static const mcp_tool_t s_tools[] = {
                 "{\"type\":\"object\"}}", "\"sandboxes\""),
      MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_list},
     {"sandbox_info", "Describe a sandbox",
-     "Show a sandbox's limits, isolation layers, resource usage and sessions.",
+     "Show a sandbox's limits, network policy, isolation layers, resource usage and sessions.",
      S_OBJ(P_SANDBOX, ""),
      OUT_SIMPLE(OUT_SANDBOX_SUMMARY_PROPS ",\"limits\":" OUT_LIMITS ",\"layers\":{\"type\":\"object\"},"
-                "\"usage\":{\"type\":\"object\"},\"session_list\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}}",
+                "\"usage\":{\"type\":\"object\"},\"network\":{\"type\":\"object\"},\"session_list\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}}",
                 "\"sandbox_id\""),
      MCP_HINT_READ_ONLY | MCP_HINT_IDEMPOTENT, mcp_tool_sandbox_info},
     {"sandbox_delete", "Delete a sandbox",
@@ -295,9 +299,9 @@ static const mcp_tool_t s_tools[] = {
                 "\"sandbox_id\",\"entries\""),
      MCP_HINT_READ_ONLY, mcp_tool_sandbox_logs},
     {"sandbox_metrics", "Measure a sandbox",
-     "CPU time and share, memory (current, peak, limit), processes, disk use, executions and "
-     "uptime of a sandbox.",
-     S_OBJ(P_SANDBOX, ""),
+     "CPU time and share, memory (current, peak, limit), processes, disk use, executions, "
+     "uptime and network use (totals and the last 20 connections) of a sandbox.",
+     S_OBJ(P_SANDBOX ",\"network\":" S_BOOL("List every connection record kept, not only the last 20."), ""),
      OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"cpu_time_s\":{\"type\":\"number\"},"
                 "\"memory_bytes\":{\"type\":\"integer\"},\"memory_peak_bytes\":{\"type\":\"integer\"},"
                 "\"memory_limit_bytes\":{\"type\":\"integer\"},\"pids\":{\"type\":\"integer\"},"
@@ -307,7 +311,7 @@ static const mcp_tool_t s_tools[] = {
                 "\"cpu_share\":{\"type\":\"number\"},\"cpu_share_avg\":{\"type\":\"number\"},"
                 "\"commands\":{\"type\":\"integer\"},\"idle_s\":{\"type\":\"number\"},"
                 "\"tmp_used_bytes\":{\"type\":\"integer\"},\"shm_used_bytes\":{\"type\":\"integer\"},"
-                "\"tmp_limit_bytes\":{\"type\":\"integer\"},"
+                "\"tmp_limit_bytes\":{\"type\":\"integer\"},\"network\":{\"type\":\"object\"},"
                 "\"expires_at\":{\"type\":[\"string\",\"null\"]}",
                 "\"sandbox_id\""),
      MCP_HINT_READ_ONLY, mcp_tool_sandbox_metrics},

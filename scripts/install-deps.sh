@@ -33,6 +33,7 @@ PACKAGES=(
     build-essential cmake pkg-config git
     # libraries
     libzmq3-dev libczmq-dev libjansson-dev libssl-dev libseccomp-dev libwebsockets-dev
+    libhttp-parser-dev
     # the kernels: ipykernel, and what the python-data template imports
     python3 python3-ipykernel python3-matplotlib python3-pandas python3-numpy
 )

@@ -496,8 +496,11 @@ export async function startServer(opts = {}) {
         srv.outgoing.push({ at: Date.now(), msg });
         return origSend(msg, o);
     };
-    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: {} });
+    // opts.capabilities: what the client declares (elicitation, ...); opts.setup(client): request
+    // handlers for what the server asks the client.
+    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: opts.capabilities ?? {} });
     client.onerror = (e) => srv.clientErrors.push({ at: Date.now(), message: e?.message ?? String(e) });
+    opts.setup?.(client);
     srv.client = client;
     servers.push(srv);
 

@@ -88,9 +88,9 @@ typedef struct egress egress_t;
 typedef struct egress_sandbox egress_sandbox_t;
 
 typedef struct {
-    int connect_timeout_ms;  /* to the destination; 0: 10 s */
-    int idle_timeout_ms;     /* a connection with no bytes either way this long is closed; 0: 10 min */
-    int head_timeout_ms;     /* a client must finish its request head this fast; 0: 10 s */
+    int connect_timeout_ms; /* to the destination; 0: 10 s */
+    int idle_timeout_ms; /* a connection with no bytes either way this long is closed; 0: 10 min */
+    int head_timeout_ms; /* a client must finish its request head this fast; 0: 10 s */
     unsigned max_connections; /* per sandbox, when its policy sets none; 0: 256 */
     uint64_t max_bytes;       /* per sandbox, both ways, when its policy sets none; 0: no limit */
     int ask_timeout_ms;       /* an unanswered question is a refusal after this; 0: 60 s */
@@ -113,8 +113,8 @@ void egress_sandbox_remove(egress_t *self, egress_sandbox_t **sb_p);
 int egress_sandbox_allow(egress_sandbox_t *sb, const char *entry, cb_error_t *err);
 
 typedef struct {
-    uint64_t connections;         /* accepted from inside */
-    uint64_t allowed, denied;     /* of those, by verdict (a refusal asked and answered no: denied) */
+    uint64_t connections;     /* accepted from inside */
+    uint64_t allowed, denied; /* of those, by verdict (a refusal asked and answered no: denied) */
     uint64_t bytes_out, bytes_in; /* to the destination, from it */
     unsigned open;                /* open now */
 } egress_stats_t;

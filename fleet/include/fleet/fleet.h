@@ -39,13 +39,16 @@ typedef struct fleet fleet_t;
  *     "files": [{"path": "README.md", "content": "text"},
  *               {"path": "data/x.csv", "source": "python-data/x.csv"}],
  *     "startup_code": "import numpy as np",
- *     "timeout_s": 300 }
+ *     "timeout_s": 300,
+ *     "network": {"allow": ["pypi.org", "*.pythonhosted.org"]} }
  *
  * Every field is optional; a field of the wrong type, an unknown field, a file path that is
  * absolute or climbs with "..", or a source that cannot be read is an error naming the file and
  * the field. A source is relative to the template file's directory (use one for binary files:
  * content cannot hold NUL). Files are at most 16 MiB each and 64 MiB in all. timeout_s is the
- * sandbox's lifetime in seconds: -1 for none; absent or 0 for the fleet's default.
+ * sandbox's lifetime in seconds: -1 for none; absent or 0 for the fleet's default. network is a
+ * network policy in any JSON form egress_policy_from_json takes ("none", "all", "ask", a preset
+ * name, or an object); absent: the server's default.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -58,7 +61,9 @@ typedef struct {
     char *name;                 /* the file's name without .json */
     char *description;          /* "" when none */
     char *kernel_name;          /* "python3" when none */
-    kg_sandbox_limits_t limits; /* zero fields: the engine's defaults */
+    kg_sandbox_limits_t limits; /* zero fields: the engine's defaults; limits.network is
+                                   network below */
+    egress_policy_t *network;   /* the "network" key (egress_policy_from_json); NULL: none given */
     char **env;                 /* "KEY=VALUE", NULL-terminated; never NULL */
     fleet_template_file_t *files;
     size_t file_count;

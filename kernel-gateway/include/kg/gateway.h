@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "cb/error.h"
+#include "egress/egress.h"
 #include "jupyter/connfile.h" /* jp_transport_t in kg_config_t */
 #include "kg/types.h"
 
@@ -146,6 +147,23 @@ zlistx_t *kg_gateway_kernels(kg_gateway_t *self);
 /* Count a message a client of the gateway sent that was refused as malformed (in
  * kg_counters_t.malformed_messages). */
 void kg_gateway_count_malformed(kg_gateway_t *self);
+
+/* The network plane (egress/egress.h): the gateway's one proxy, made on first use (the first
+ * sandbox makes it); NULL when it could not start (logged). Every sandbox is registered with it
+ * (kg_sandbox_egress). Borrowed; valid until kg_gateway_destroy. */
+egress_t *kg_gateway_egress(kg_gateway_t *self);
+
+/* A connection from inside sandbox sb waits for a yes or no (its policy is `ask`): answer it,
+ * now or later, with kg_gateway_network_answer(ask_id, ...); an answer never given is a refusal
+ * after the proxy's ask timeout. Runs on the loop. */
+typedef void(kg_network_ask_fn)(kg_sandbox_t *sb, uint64_t ask_id, const char *host, uint16_t port,
+                                void *arg);
+/* Register the hook (NULL: every question is refused at once). arg is borrowed until it is
+ * replaced or the gateway is destroyed. */
+void kg_gateway_set_network_ask(kg_gateway_t *self, kg_network_ask_fn *fn, void *arg);
+/* allow lets that connection through; remember also adds host:port to the sandbox's allow list.
+ * An unknown or late id is ignored. */
+void kg_gateway_network_answer(kg_gateway_t *self, uint64_t ask_id, bool allow, bool remember);
 
 /* What every loop callback returns: -1 to leave the loop when the flag a kg_gateway_run_until
  * waits for is set, else 0. */

@@ -18,6 +18,7 @@
 
 #include "cb/error.h"
 #include "cb/util.h"
+#include "egress/egress.h"
 #include "kg/types.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -105,6 +106,21 @@ json_t *kg_sandbox_logs(kg_sandbox_t *self, size_t max_entries);
  * the master, non-blocking; its peer in *peer_fd). Caller owns the fds; -1 with err. */
 int kg_sandbox_socket(kg_sandbox_t *self, int domain, cb_error_t *err);
 int kg_sandbox_pty(kg_sandbox_t *self, int *peer_fd, cb_error_t *err);
+
+/* Its registration with the gateway's proxy (kg_gateway_egress): every sandbox has one, with
+ * or without egress, so that port forwards can be tied to it (egress_forward's sb); removed when
+ * the sandbox is destroyed. Borrowed; valid with the sandbox. */
+egress_sandbox_t *kg_sandbox_egress(kg_sandbox_t *self);
+
+/* Its network policy; NULL: none. Borrowed; valid with the sandbox. */
+const egress_policy_t *kg_sandbox_network(const kg_sandbox_t *self);
+/* The policy as egress_policy_describe shows it ({mode: "none"} for none). Caller owns return
+ * value. */
+json_t *kg_sandbox_network_info(kg_sandbox_t *self);
+/* {connections, allowed, denied, bytes_out, bytes_in, open, records: the last max_records
+ * connection records (0: all kept), oldest first (egress_sandbox_connections)}. Caller owns
+ * return value. */
+json_t *kg_sandbox_network_metrics(kg_sandbox_t *self, size_t max_records);
 
 /* Host pid of the sandbox's init; every process of the sandbox descends from it. */
 pid_t kg_sandbox_init_pid(const kg_sandbox_t *self);

@@ -31,13 +31,16 @@ typedef struct kg_command kg_command_t;
 
 /* Limits of one sandbox. Zero fields take the gateway's defaults (kg_config_t.limits), whose
  * own zero fields mean: memory 2048 MiB, 1024 pids, no CPU quota, /tmp 256 MiB, workspace
- * 1024 MiB. */
+ * 1024 MiB, no network. */
 typedef struct {
     uint64_t memory_mb;
     uint64_t pids_max;
     uint32_t cpu_millis; /* thousandths of a core: 500 is half a core */
     uint64_t tmp_mb;
     uint64_t workspace_mb;
+    /* Its network policy (egress/egress.h); NULL: the gateway's default, and none when that is
+     * NULL too. Borrowed: kg_sandbox_new copies it. */
+    const struct egress_policy *network;
 } kg_sandbox_limits_t;
 
 typedef enum {

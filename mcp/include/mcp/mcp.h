@@ -50,6 +50,8 @@ typedef struct {
                                    always do over stdio): only for a server with one user */
     int kernel_startup_timeout_s; /* a kernel (re)start that is not ready by then is killed; 0:
                                      the gateway's default (60 s) */
+    const char *network;          /* CELLBLOCK_NETWORK, checked (egress_policy_from_string); NULL:
+                                     none. For the gateway's default (kg_config_t.limits.network) */
 } mcp_config_t;
 
 /* Call fn for each template=count of a pool spec ("python=2,python-data=1"); fn NULL only
