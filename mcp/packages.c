@@ -147,9 +147,12 @@ static char *s_network_lines(s_install_t *in)
         const char *source = json_string_value(json_object_get(entry, "source"));
         const char *time = json_string_value(json_object_get(entry, "time"));
         const char *text = json_string_value(json_object_get(entry, "text"));
-        if (source && time && text && strcmp(source, "network") == 0 &&
-            strcmp(time, in->started_at) >= 0)
-            cb_buf_printf(&buf, "%s%s", buf.len ? "; " : "", text);
+        if (!source || !time || !text || strcmp(source, "network") != 0 ||
+            strcmp(time, in->started_at) < 0)
+            continue;
+        if (strncmp(text, "network: ", 9) == 0) /* the proxy's own prefix: said already */
+            text += 9;
+        cb_buf_printf(&buf, "%s%s", buf.len ? "; " : "", text);
     }
     return buf.len ? cb_buf_take(&buf) : (cb_buf_free(&buf), NULL);
 }

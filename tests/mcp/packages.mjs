@@ -11,18 +11,19 @@
 //   are refused before anything starts; other languages are refused naming what is supported.
 // - A registry the policy does not allow: the install fails clearly (the proxy's 403, the
 //   sandbox's network log line), and the code does not run.
-import { brief, check, mainResult, run, safeJson, section, sc, startServer, tempDir, textOf, withDeadline } from './lib.mjs';
+import { brief, check, mainResult, note, run, safeJson, section, sc, startServer, tempDir, textOf, withDeadline } from './lib.mjs';
 import { startRegistries } from './registries.mjs';
 
 const PY = [
     { name: 'cb-demo', version: '1.0', module: 'cb_demo', source: 'VALUE = 42\n' },
     { name: 'cb-second', version: '2.0', module: 'cb_second', source: 'VALUE = 43\n' },
     { name: 'cb-offline', version: '1.0', module: 'cb_offline', source: 'VALUE = 7\n' },
+    { name: 'cb-magic', version: '1.0', module: 'cb_magic', source: 'VALUE = 8\n' },
 ];
 const NPM = [{ name: 'cb-npm-demo', version: '1.0.0', main: 'module.exports = { answer: 42 };\n' }];
 
 await run(async () => {
-    const reg = await startRegistries({ dir: tempDir('cb-reg-'), python: PY, npm: NPM });
+    const reg = await startRegistries({ dir: tempDir('cb-reg-'), python: PY, npm: NPM, stall: ['/simple/cb-stalled/'] });
     // A second registry on another port, which no sandbox here allows.
     const blocked = await startRegistries({ dir: tempDir('cb-reg-'), python: PY.slice(0, 1), npm: [] });
     const srv = await startServer({ label: 'packages server' });
@@ -92,6 +93,8 @@ await run(async () => {
             'pip fetched the index page and the wheel from the test registry', safeJson(reg.requests));
         r = await srv.call('code_execute', { sandbox_id: net, code: 'import cb_demo\ncb_demo.VALUE' });
         check(!r.isError && mainResult(r) === '42', 'the running kernel imports it at once', brief(r));
+        r = await withDeadline(srv.call('code_execute', { sandbox_id: net, code: '%pip install cb-magic\nimport cb_magic\nprint(cb_magic.VALUE)' }), 60000, '%pip install');
+        check(!r.isError && /\n8\n$/.test(sc(r).stdout ?? ''), '%pip install cb-magic, then import in the same cell', brief(r));
     });
 
     await section('code_execute packages: install, then run', async () => {
@@ -101,6 +104,8 @@ await run(async () => {
             { onprogress: (p) => progress.push(p.message ?? '') }), 60000, 'code_execute with packages');
         check(!r.isError && sc(r).status === 'ok' && sc(r).stdout === '43\n', 'the package is installed, then the code runs; its stdout holds only the code\'s output', brief(r));
         check(reg.requests.includes('/simple/cb-second/'), 'pip asked the test index for cb-second', safeJson(reg.requests));
+        check(progress.some((m) => m.includes('[pip install cb-second==2.0]')) && progress.some((m) => /Successfully installed cb-second-2\.0/.test(m)),
+            'the install\'s output went to progress notifications instead', safeJson(progress));
 
         r = await withDeadline(srv.call('code_execute', { sandbox_id: net, language: 'javascript', packages: ['cb-npm-demo'], code: "require('cb-npm-demo').answer" }), 60000, 'npm packages');
         check(!r.isError && mainResult(r) === '42', 'javascript: npm installs cb-npm-demo, and require finds it in the JS kernel', brief(r));
@@ -115,6 +120,14 @@ await run(async () => {
             'a package the index does not have: isError, error PackageInstallError with pip\'s output', brief(r));
         r = await srv.call('command_execute', { sandbox_id: net, command: 'test -e /home/user/ran && echo ran || echo no' });
         check(sc(r).stdout === 'no\n', 'and the code did not run', brief(r));
+
+        // The index never answers for cb-stalled: the install uses up the call's time limit
+        // (whether pip is still starting or already waiting on the index when it runs out).
+        r = await withDeadline(srv.call('code_execute', { sandbox_id: net, packages: ['cb-stalled'], timeout_s: 2, code: 'open("/home/user/ran", "w").write("ran")' }), 30000, 'a stalled install');
+        check(r.isError === true && sc(r).status === 'timeout' && sc(r).error?.ename === 'PackageInstallError' && /time limit/.test(sc(r).error?.evalue ?? ''),
+            'an install that outlasts timeout_s: status timeout, PackageInstallError', brief(r));
+        r = await srv.call('command_execute', { sandbox_id: net, command: 'test -e /home/user/ran && echo ran || echo no; pgrep -f "[p]ip install" || true' });
+        check(sc(r).stdout === 'no\n', 'the code did not run, and the installer was killed', brief(r));
     });
 
     await section('a registry the policy does not allow', async () => {
@@ -124,6 +137,7 @@ await run(async () => {
         r = await withDeadline(srv.call('code_execute', { sandbox_id: other, packages: ['cb-demo'], code: 'open("/home/user/ran", "w").write("ran")' }), 60000, 'blocked registry');
         const all = `${sc(r).error?.evalue ?? ''}\n${(sc(r).error?.traceback ?? []).join('\n')}`;
         check(r.isError === true && sc(r).error?.ename === 'PackageInstallError', 'the install fails: isError, PackageInstallError', brief(r));
+        note(`the error: ${sc(r).error?.evalue}`);
         check(/403|refused|network policy/i.test(all) && all.includes(`${blocked.port}`), 'the error says the network policy refused the registry', all);
         check(blocked.requests.length === 0, 'nothing reached the registry that is not allowed', safeJson(blocked.requests));
         r = await srv.call('command_execute', { sandbox_id: other, command: 'test -e /home/user/ran && echo ran || echo no' });

@@ -2,12 +2,13 @@
 // loopback, with packages the test builds: for the package tests (packages.mjs). Nothing here
 // touches any other network.
 //
-//   const reg = await startRegistries({ host: '127.0.0.2', python: [{ name, version, module, source }],
+//   const reg = await startRegistries({ dir, host: '127.0.0.2', python: [{ name, version, module, source }],
 //                                       npm: [{ name, version, main }] });
 //   reg.url          http://HOST:PORT
 //   reg.pipIndex     http://HOST:PORT/simple/            (PIP_INDEX_URL)
 //   reg.npmRegistry  http://HOST:PORT/npm/               (npm_config_registry)
 //   reg.requests     every request path served, in order
+//   stall            paths answered never (until close), for time limits
 //   reg.files        { name: Buffer } of what was built (wheels and tarballs), to upload elsewhere
 //   await reg.close()
 //
@@ -55,7 +56,7 @@ for p in spec["npm"]:
 
 const normalise = (name) => name.toLowerCase().replace(/[-_.]+/g, '-');
 
-export async function startRegistries({ dir, host = '127.0.0.2', python = [], npm = [] }) {
+export async function startRegistries({ dir, host = '127.0.0.2', python = [], npm = [], stall = [] }) {
     const built = spawnSync('/usr/bin/python3', ['-c', BUILD], { input: JSON.stringify({ dir, python, npm }), encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`building the test packages failed: ${built.stderr}`);
     const files = {};
@@ -80,6 +81,7 @@ export async function startRegistries({ dir, host = '127.0.0.2', python = [], np
             res.end(body);
         };
         let m;
+        if (stall.includes(path)) return; // never answered: until close()
         if ((m = path.match(/^\/simple\/([^/]+)\/?$/))) {
             const links = wheels.filter((w) => w.project === normalise(m[1]));
             if (!links.length) return send(404, 'text/plain', 'no such project\n');
