@@ -11,7 +11,7 @@
 //   are refused before anything starts; other languages are refused naming what is supported.
 // - A registry the policy does not allow: the install fails clearly (the proxy's 403, the
 //   sandbox's network log line), and the code does not run.
-import { brief, check, mainResult, note, run, safeJson, section, sc, startServer, tempDir, textOf, withDeadline } from './lib.mjs';
+import { brief, check, deferred, mainResult, note, run, safeJson, section, sc, startServer, tempDir, textOf, waitUntil, withDeadline } from './lib.mjs';
 import { startRegistries } from './registries.mjs';
 
 const PY = [
@@ -111,8 +111,8 @@ await run(async () => {
         check(!r.isError && mainResult(r) === '42', 'javascript: npm installs cb-npm-demo, and require finds it in the JS kernel', brief(r));
         check(reg.requests.includes('/npm/cb-npm-demo') && reg.requests.includes('/npm/cb-npm-demo/-/cb-npm-demo-1.0.0.tgz'),
             'npm fetched the packument and the tarball from the test registry', safeJson(reg.requests));
-        r = await srv.call('command_execute', { sandbox_id: net, command: 'test -f /home/user/node_modules/cb-npm-demo/index.js && echo yes' });
-        check(sc(r).stdout === 'yes\n', 'it went into /home/user/node_modules', brief(r));
+        r = await srv.call('command_execute', { sandbox_id: net, command: 'test -f /home/user/node_modules/cb-npm-demo/index.js && grep -q cb-npm-demo /home/user/package.json && echo yes' });
+        check(sc(r).stdout === 'yes\n', 'it went into /home/user/node_modules, saved in /home/user/package.json', brief(r));
 
         r = await withDeadline(srv.call('code_execute', { sandbox_id: net, packages: ['cb-missing'], code: 'open("/home/user/ran", "w").write("ran")' }), 60000, 'a missing package');
         check(r.isError === true && sc(r).error?.ename === 'PackageInstallError' && /cb-missing/.test(sc(r).error?.evalue ?? '') &&
@@ -128,6 +128,22 @@ await run(async () => {
             'an install that outlasts timeout_s: status timeout, PackageInstallError', brief(r));
         r = await srv.call('command_execute', { sandbox_id: net, command: 'test -e /home/user/ran && echo ran || echo no; pgrep -f "[p]ip install" || true' });
         check(sc(r).stdout === 'no\n', 'the code did not run, and the installer was killed', brief(r));
+
+        // A client that gives up (notifications/cancelled) stops the install.
+        const abort = new AbortController();
+        const started = deferred();
+        const call = srv.call('code_execute', { sandbox_id: net, packages: ['cb-stalled'], code: 'open("/home/user/ran", "w").write("ran")' },
+            { signal: abort.signal, onprogress: (p) => { if ((p.message ?? '').includes('[pip install cb-stalled]')) started.resolve(); } }).catch((e) => e);
+        await withDeadline(started.promise, 20000, 'the install\'s first progress notification');
+        abort.abort();
+        await call;
+        const gone = await waitUntil(async () => {
+            const x = await srv.call('command_execute', { sandbox_id: net, command: 'pgrep -f "[p]ip install" || echo none' });
+            return sc(x).stdout === 'none\n' ? x : null;
+        }, 10000, 'no pip left').catch(() => null);
+        check(gone !== null, 'a cancelled call kills its install', brief(gone));
+        r = await srv.call('command_execute', { sandbox_id: net, command: 'test -e /home/user/ran && echo ran || echo no' });
+        check(sc(r).stdout === 'no\n', 'and its code never runs', brief(r));
     });
 
     await section('a registry the policy does not allow', async () => {
