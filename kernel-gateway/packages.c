@@ -5,15 +5,21 @@
  * anyway (PEP 668). Installs must land in the workspace, so that they need no privilege and a
  * persistent sandbox keeps them, and a running kernel must see them at once.
  *
- * How: every process in a sandbox gets pip's user scheme (PIP_USER=1, PYTHONUSERBASE=
- * /home/user/.local, PIP_BREAK_SYSTEM_PACKAGES=1: only the user site can be written anyway) and
- * npm's local folder (/home/user/node_modules, which the JS kernel resolves from its cwd;
- * NODE_PATH names it and the global prefix for other working directories). CPython puts the
- * user site-packages directory on sys.path only if it exists when the interpreter starts, so
- * kg_packages_sandbox_prepare makes it, for every Python 3 of the host's /usr/lib, before any
- * kernel starts: then a package that `!pip install` or a command adds is importable in the
- * running kernel without a restart. It does so through the sandbox's file calls (openat2
- * beneath the workspace), so a reopened persistent workspace with planted links is harmless.
+ * How: every process in a sandbox gets pip's user scheme in the workspace (PYTHONUSERBASE=
+ * /home/user/.local) and PIP_BREAK_SYSTEM_PACKAGES=1 (only the user site can be written anyway).
+ * Not PIP_USER=1: pip falls back to the user scheme by itself when the system's site-packages
+ * cannot be written (always, here), while PIP_USER=1 would make pip refuse to install into any
+ * venv made inside ("User site-packages are not visible in this virtualenv"). npm gets its
+ * local folder, /home/user/node_modules, which the JS kernel resolves from its cwd (NODE_PATH
+ * names it and the global prefix for other working directories).
+ *
+ * CPython puts the user site-packages directory on sys.path only if it exists when the
+ * interpreter starts, so kg_packages_sandbox_prepare makes it, for every Python 3 of the host's
+ * /usr/lib, before any kernel starts: then a package that `!pip install` or a command adds is
+ * importable in the running kernel without a restart. It does so through the sandbox's file
+ * calls (openat2 beneath the workspace), so a reopened persistent workspace with planted links
+ * is harmless.
+ *
  * A venv (--system-site-packages) would do too but costs a directory tree and a different
  * interpreter path per sandbox; the user scheme costs two mkdirs.
  */
@@ -35,7 +41,6 @@
  * user scheme's and npm's bin folders first. */
 static const char *const s_packages_env[] = {
     "PYTHONUSERBASE=" USER_BASE,
-    "PIP_USER=1",
     "PIP_BREAK_SYSTEM_PACKAGES=1",
     "PIP_DISABLE_PIP_VERSION_CHECK=1",
     "PIP_NO_CACHE_DIR=1",

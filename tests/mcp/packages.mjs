@@ -37,8 +37,8 @@ await run(async () => {
         r = await srv.callOk('sandbox_create', {});
         plain = sc(r).sandbox_id;
         r = await srv.callOk('code_execute', { sandbox_id: plain, code:
-            'import os, site, sys\nprint(site.getusersitepackages() in sys.path, os.environ.get("PIP_USER"), os.environ.get("PYTHONUSERBASE"))' });
-        check(sc(r).stdout === 'True 1 /home/user/.local\n', 'the kernel starts with the user site-packages on sys.path, PIP_USER=1, PYTHONUSERBASE=/home/user/.local', brief(r));
+            'import os, site, sys\nprint(site.getusersitepackages() in sys.path, os.environ.get("PIP_BREAK_SYSTEM_PACKAGES"), os.environ.get("PYTHONUSERBASE"))' });
+        check(sc(r).stdout === 'True 1 /home/user/.local\n', 'the kernel starts with the user site-packages on sys.path, PIP_BREAK_SYSTEM_PACKAGES=1, PYTHONUSERBASE=/home/user/.local', brief(r));
         r = await srv.call('code_execute', { sandbox_id: plain, code: 'import cb_offline' });
         check(sc(r).error?.ename === 'ModuleNotFoundError', 'before the install the kernel cannot import it', brief(r));
         await srv.callOk('file_upload', { sandbox_id: plain, path: 'cb_offline-1.0-py3-none-any.whl',
