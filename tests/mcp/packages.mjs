@@ -148,8 +148,13 @@ await run(async () => {
 
     await section('a registry the policy does not allow', async () => {
         if (!net) return check(false, 'needs sandbox_create {network}');
-        r = await srv.callOk('sandbox_create', { network: { allow: [allow] }, env: { PIP_INDEX_URL: blocked.pipIndex } });
+        // The packages preset as well: the usual registries, and still not this one.
+        r = await srv.callOk('sandbox_create', { network: { presets: ['packages'], allow: [allow] }, env: { PIP_INDEX_URL: blocked.pipIndex } });
         const other = sc(r).sandbox_id;
+        r = await srv.callOk('sandbox_info', { sandbox_id: other });
+        const policy = safeJson(sc(r).network);
+        check(['pypi.org', 'files.pythonhosted.org', 'registry.npmjs.org'].every((h) => policy.includes(h)) && policy.includes(allow),
+            'sandbox_info shows the packages preset expanded (pypi.org, files.pythonhosted.org, registry.npmjs.org) and the test registry', policy);
         r = await withDeadline(srv.call('code_execute', { sandbox_id: other, packages: ['cb-demo'], code: 'open("/home/user/ran", "w").write("ran")' }), 60000, 'blocked registry');
         const all = `${sc(r).error?.evalue ?? ''}\n${(sc(r).error?.traceback ?? []).join('\n')}`;
         check(r.isError === true && sc(r).error?.ename === 'PackageInstallError', 'the install fails: isError, PackageInstallError', brief(r));
