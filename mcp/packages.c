@@ -260,6 +260,10 @@ static void s_on_done(kg_command_t *c, json_t *result, void *arg)
         evalue = cb_strdup_printf("%s install %s did not finish within the time limit "
                                   "(%.3f s)",
                                   in->installer, names, in->total_ms / 1000.0);
+    else if (json_integer_value(code) == 127) /* bash: the installer is not there */
+        evalue = cb_strdup_printf("%s is not installed on this server (scripts/install-deps.sh "
+                                  "installs it)",
+                                  in->installer);
     else if (json_is_integer(code))
         evalue = cb_strdup_printf("%s install %s failed with exit code %lld", in->installer, names,
                                   (long long)json_integer_value(code));
