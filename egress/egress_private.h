@@ -7,11 +7,13 @@
 #define EGRESS_PRIVATE_H
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "cb/util.h"
 #include "egress/egress.h"
 
 /* ---- policy.c ---- */
@@ -148,5 +150,167 @@ void egress_resolver_cancel(egress_resolver_t *self, egress_job_t *job);
 egress_job_t *egress_resolver_done(egress_resolver_t *self);
 /* Stop: the threads finish their current look-up and exit on their own; nothing blocks. */
 void egress_resolver_destroy(egress_resolver_t **self_p);
+
+/* ---- the proxy's insides (proxy.c: the thread and each connection's way to its verdict;
+ * pump.c: connections' lifetime, replies and the byte pump, records and events; sandboxes.c:
+ * the public functions on sandboxes, events, questions and forwards). Everything below is
+ * guarded by egress_t.mu. ---- */
+
+#define EGRESS_BUF (128 * 1024) /* per direction */
+#define EGRESS_RECORDS 1024     /* records kept per sandbox */
+#define EGRESS_EVENTS 512       /* events queued for the gateway */
+#define EGRESS_MAX_REFUSING 64  /* connections over the limit that still get an answer */
+#define EGRESS_CLOSE_LINGER_MS 2000
+#define EGRESS_PIPE (256 * 1024) /* the pipe's size asked for; the kernel may give less */
+
+typedef enum {
+    EGRESS_SRC_WAKE,
+    EGRESS_SRC_RESOLVER,
+    EGRESS_SRC_LISTENER,
+    EGRESS_SRC_CLIENT,
+    EGRESS_SRC_UPSTREAM
+} egress_src_kind_t;
+
+typedef struct {
+    egress_src_kind_t kind;
+    void *obj;
+} egress_src_t;
+
+typedef struct {
+    char *data;
+    size_t cap, off, len;
+    int pipe[2]; /* splice(2) through it once pumping, when it could be made; else -1 */
+    size_t plen; /* bytes in the pipe */
+    bool eof;    /* the reading side ended */
+    bool shut;   /* passed on: shutdown(SHUT_WR) of the writing side */
+} egress_dir_t;
+
+typedef enum {
+    EGRESS_ST_HEAD,
+    EGRESS_ST_SOCKS_REQ,
+    EGRESS_ST_RESOLVING,
+    EGRESS_ST_ASKING,
+    EGRESS_ST_CONNECTING,
+    EGRESS_ST_PUMP,
+    EGRESS_ST_CLOSING,
+} egress_state_t;
+
+typedef enum {
+    EGRESS_P_NONE,
+    EGRESS_P_CONNECT,
+    EGRESS_P_HTTP,
+    EGRESS_P_SOCKS,
+    EGRESS_P_FORWARD
+} egress_proto_t;
+
+typedef struct egress_conn {
+    struct egress_conn *next, *prev;
+    egress_t *eg;
+    egress_sandbox_t *sb;
+    egress_src_t csrc, usrc;
+    int cfd, ufd;
+    uint32_t cmask, umask; /* what epoll watches now (0: not registered) */
+    egress_state_t state;
+    egress_proto_t proto;
+    bool dead, counted, refusing, literal;
+    egress_dir_t up, down; /* client -> upstream, upstream -> client */
+    char host[256];
+    uint16_t port;
+    struct sockaddr_storage addrs[EGRESS_MAX_ADDRS];
+    size_t n_addrs, next_addr;
+    int connect_errno;
+    egress_job_t *job;
+    uint64_t ask_id;
+    int64_t deadline, last_io;
+    uint64_t rec_seq; /* 0: no record */
+    char *fail_response;
+    uint64_t client_left; /* forwards: client bytes still passed upstream (UINT64_MAX: all) */
+} egress_conn_t;
+
+typedef struct {
+    uint64_t seq;
+    char time[CB_ISO8601_LEN];
+    int64_t start_ms, end_ms;
+    char host[256];
+    uint16_t port;
+    char address[80];
+    const char *protocol;
+    bool allowed, open;
+    char reason[240];
+    uint64_t bytes_out, bytes_in;
+} egress_record_t;
+
+struct egress_sandbox {
+    egress_sandbox_t *next;
+    egress_t *eg;
+    egress_src_t lsrc;
+    char id[64];
+    int lfd;
+    bool listening, dead, limit_logged, bytes_logged;
+    int64_t accept_paused_until;
+    egress_policy_t *policy;
+    unsigned max_conns;
+    uint64_t max_bytes;
+    egress_stats_t st;
+    unsigned refusing;
+    egress_record_t *recs; /* EGRESS_RECORDS, allocated at the first record */
+    uint64_t rec_next;
+};
+
+struct egress {
+    egress_config_t cfg;
+    pthread_t thread;
+    bool started, stop;
+    pthread_mutex_t mu;
+    int epfd, wake_fd, event_fd;
+    egress_src_t wake_src, res_src;
+    egress_resolver_t *res;
+    egress_conn_t *conns, *dead_conns;
+    egress_sandbox_t *sandboxes, *dead_sandboxes;
+    egress_event_t events[EGRESS_EVENTS];
+    size_t ev_head, ev_len;
+    uint64_t next_ask;
+    int64_t next_sweep;
+};
+
+/* pump.c */
+extern const char *const egress_proto_names[];
+/* Queue an event for the gateway and signal egress_t.event_fd (the oldest goes when full). */
+void egress_event_push(egress_t *eg, egress_event_type_t type, const egress_sandbox_t *sb,
+                       const char *host, uint16_t port, uint64_t ask_id, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+/* The record seq of sb, or NULL when it is gone from the ring. */
+egress_record_t *egress_record_find(egress_sandbox_t *sb, uint64_t seq);
+/* The connection's record, made at the first call (NULL for forwards). */
+egress_record_t *egress_record_of(egress_conn_t *c);
+/* A new connection on the live list, client fd cfd (Takes ownership). */
+egress_conn_t *egress_conn_new(egress_t *eg, egress_sandbox_t *sb, int cfd);
+/* Close its fds, cancel its look-up, update its sandbox; onto the dead list (freed later by
+ * egress_free_dead). Accepts a dead one. */
+void egress_conn_kill(egress_conn_t *c);
+void egress_conn_free(egress_conn_t *c);
+/* What epoll watches for it, from its state and buffers. */
+void egress_conn_update(egress_conn_t *c);
+void egress_conn_deadline(egress_conn_t *c, int64_t ms);
+void egress_close_fd(egress_t *eg, int *fd, uint32_t *mask);
+/* Replies: queue bytes for the client; answer and close (flush, shut, drain, close). */
+void egress_conn_reply_bytes(egress_conn_t *c, const void *data, size_t len);
+void egress_conn_close_with(egress_conn_t *c, const void *reply, size_t len);
+void egress_conn_http_reply(egress_conn_t *c, int status, const char *reason, const char *body);
+void egress_conn_socks_reply(egress_conn_t *c, uint8_t code, bool close_after);
+/* Move what can move one way (false when the connection died), both ways, or while closing. */
+bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, bool to_upstream);
+void egress_conn_pump(egress_conn_t *c);
+void egress_conn_closing_event(egress_conn_t *c);
+/* Pump this direction through a pipe with splice(2) (the buffer when no pipe can be made). */
+void egress_dir_pipe_open(egress_dir_t *d);
+
+/* proxy.c */
+/* Refused by the policy or a limit: the protocol's answer, a record, a LOG event. */
+void egress_conn_refuse(egress_conn_t *c, const char *why);
+/* The name passed (or a question was answered yes): the literal, or a look-up. */
+void egress_conn_after_name(egress_conn_t *c);
+void egress_wake(egress_t *eg);
+void egress_free_dead(egress_t *eg);
 
 #endif

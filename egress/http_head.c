@@ -2,11 +2,12 @@
  *
  * Why a file of its own: it is one of the two parsers of attacker bytes in the proxy, and is
  * fuzzed alone (fuzz/fuzz_egress.c). How: the proxy keeps a client's first bytes in a fixed
- * buffer (EGRESS_HEAD_MAX) and calls egress_http_head_parse after each read with everything it
- * has; a fresh parser runs over the whole buffer each time (at most 16 KiB, so at most a few
- * hundred KiB of parsing for a client that trickles bytes) and pauses at the end of the headers.
- * Bytes that cannot be HTTP are refused at once, not when the buffer fills. The callbacks only
- * record offsets into the caller's buffer: nothing is copied or allocated but the host name. */
+ * buffer (EGRESS_HEAD_MAX) and calls egress_http_head_parse with everything it has: on the first
+ * bytes (so bytes that cannot be HTTP are refused at once), when a blank line has come, and when
+ * the buffer is full (proxy.c's s_head_ended), never once per read, so a client trickling bytes
+ * costs no more than one that sends its head at once. A fresh parser runs over the buffer and
+ * pauses at the end of the headers. The callbacks only record offsets into the caller's buffer:
+ * nothing is copied or allocated but the host name. */
 #include <http_parser.h>
 #include <stdio.h>
 #include <string.h>

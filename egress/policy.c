@@ -428,9 +428,13 @@ egress_policy_t *egress_policy_from_json(const json_t *spec, cb_error_t *err)
         else if (strcmp(key, "deny") == 0)
             rc = s_add_list(p, v, key, true, 0, false, err);
         else if (strcmp(key, "allowedDomains") == 0) {
-            rc = s_add_list(p, v, key, false, ports, false, err);
-            if (rc == 0 && ports == 0 && (http || https))
-                continue; /* both false: the domains allow nothing */
+            if ((http || https) && ports == 0) { /* both false: checked, but allow nothing */
+                egress_policy_t *scratch = s_policy_new();
+                rc = s_add_list(scratch, v, key, false, 0, false, err);
+                egress_policy_destroy(&scratch);
+            } else {
+                rc = s_add_list(p, v, key, false, ports, false, err);
+            }
         } else if (strcmp(key, "blockedDomains") == 0)
             rc = s_add_list(p, v, key, true, 0, false, err);
         else if (strcmp(key, "allowOut") == 0)

@@ -4,8 +4,9 @@
  * How: a queue of jobs under a mutex and a condition variable; each thread takes a job, calls
  * getaddrinfo without the lock, puts the job on the done list and signals an eventfd the proxy
  * polls. The proxy cancels a job whose connection went away by clearing its owner; the result is
- * then dropped. The threads are detached and the pool is reference-counted (one reference per
- * thread, one for the proxy): egress_resolver_destroy never waits for a look-up that hangs; the
+ * then dropped. The pool is reference-counted (one reference per thread, one for the proxy):
+ * egress_resolver_destroy joins the threads that are idle (so their resolver state is freed
+ * before it returns) and detaches those inside a look-up, never waiting for one that hangs; the
  * last thread out frees the pool and its eventfd. */
 #include <errno.h>
 #include <netdb.h>
@@ -19,7 +20,12 @@
 #include "cb/error.h"
 #include "egress_private.h"
 
+#define S_MAX_THREADS 8
+
 struct egress_resolver {
+    pthread_t threads[S_MAX_THREADS];
+    bool busy[S_MAX_THREADS]; /* inside getaddrinfo */
+    int n_threads;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     egress_job_t *queue, *queue_tail;
@@ -61,9 +67,16 @@ static void s_lookup(egress_job_t *job)
         freeaddrinfo(res);
 }
 
+typedef struct {
+    egress_resolver_t *pool;
+    int index;
+} s_arg_t;
+
 static void *s_thread(void *arg)
 {
-    egress_resolver_t *self = arg;
+    s_arg_t a = *(s_arg_t *)arg;
+    free(arg);
+    egress_resolver_t *self = a.pool;
     pthread_mutex_lock(&self->mu);
     for (;;) {
         while (!self->queue && !self->stopping)
@@ -76,10 +89,12 @@ static void *s_thread(void *arg)
             self->queue_tail = NULL;
         job->next = NULL;
         bool wanted = job->owner != NULL;
+        self->busy[a.index] = true;
         pthread_mutex_unlock(&self->mu);
         if (wanted)
             s_lookup(job);
         pthread_mutex_lock(&self->mu);
+        self->busy[a.index] = false;
         if (self->done_tail)
             self->done_tail->next = job;
         else
@@ -105,21 +120,25 @@ egress_resolver_t *egress_resolver_new(int threads, cb_error_t *err)
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cond, NULL);
     self->refs = 1;
+    if (threads > S_MAX_THREADS)
+        threads = S_MAX_THREADS;
     for (int i = 0; i < threads; i++) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 256 * 1024);
-        pthread_t t;
+        s_arg_t *arg = cb_xmalloc(sizeof *arg);
+        *arg = (s_arg_t){self, i};
         pthread_mutex_lock(&self->mu);
         self->refs++;
+        int rc = pthread_create(&self->threads[i], &attr, s_thread, arg);
+        if (rc == 0)
+            self->n_threads++;
+        else
+            self->refs--;
         pthread_mutex_unlock(&self->mu);
-        int rc = pthread_create(&t, &attr, s_thread, self);
         pthread_attr_destroy(&attr);
         if (rc != 0) {
-            pthread_mutex_lock(&self->mu);
-            self->refs--;
-            pthread_mutex_unlock(&self->mu);
+            free(arg);
             if (i == 0) {
                 egress_resolver_destroy(&self);
                 cb_error_make(err, rc, "start a resolver thread");
@@ -187,5 +206,17 @@ void egress_resolver_destroy(egress_resolver_t **self_p)
     for (egress_job_t *j = self->queue; j; j = j->next)
         j->owner = NULL;
     pthread_cond_broadcast(&self->cond);
+    bool busy[S_MAX_THREADS];
+    memcpy(busy, self->busy, sizeof busy);
+    int n = self->n_threads;
+    pthread_mutex_unlock(&self->mu);
+    /* An idle thread exits at once: join it. One inside getaddrinfo may hang: let it go. */
+    for (int i = 0; i < n; i++) {
+        if (busy[i])
+            pthread_detach(self->threads[i]);
+        else
+            pthread_join(self->threads[i], NULL);
+    }
+    pthread_mutex_lock(&self->mu);
     s_unref_locked(self);
 }

@@ -274,6 +274,12 @@ static void test_specs(void)
     CB_EQ_INT(egress_policy_check_name(p, "x.example", 443, NULL, 0), EGRESS_DENY,
               "blockedDomains");
     egress_policy_destroy(&p);
+    p = s_pol(
+        "{\"allowedDomains\": [\"api.example\"], \"allowHTTP\": false, \"allowHTTPS\": false}");
+    CB_EQ_INT(egress_policy_check_name(p, "api.example", 443, NULL, 0), EGRESS_DENY,
+              "allowHTTP and allowHTTPS false: the domains allow nothing");
+    egress_policy_destroy(&p);
+    s_bad("{\"allowedDomains\": [\"a..b\"], \"allowHTTP\": false}", "a..b");
     p = s_pol("{\"network\": {\"allowOut\": [\"1.1.1.1\"], \"denyOut\": [\"0.0.0.0/0\"]}}");
     CB_EQ_INT(egress_policy_check_name(p, "1.1.1.1", 443, NULL, 0), EGRESS_ALLOW,
               "network.allowOut with denyOut all-traffic");

@@ -1,13 +1,14 @@
 /* test_proxy.c: the egress proxy over real sockets, on loopback only.
  *
  * The test first moves into a mount namespace of its own (unshare, / made private) and binds
- * files over /etc/hosts and /etc/resolv.conf there: the names it asks for (api.test, meta.test,
- * both.test...) resolve from that hosts file, and a name it does not list is asked of a DNS
- * server at 127.0.0.1, where nothing listens, so no query ever leaves the machine. It does this
- * before any thread starts, in its own process (the same as re-executing itself there). Then it
- * runs an echo server and a one-shot HTTP server on loopback and drives the proxy as sandboxes
- * would: CONNECT, plain HTTP, SOCKS5, garbage, slow and many clients, limits, questions,
- * forwards, removal; and compares the proxy's stats and records with what it did.
+ * files over /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf there (and hides nscd's socket):
+ * the names it asks for (api.test, meta.test, both.test...) resolve from that hosts file, and a
+ * name it does not list is asked of a DNS server at 127.0.0.1, where nothing listens, so no
+ * query ever leaves the machine. It does this before any thread starts, in its own process (the
+ * same as re-executing itself there). Then it runs an echo server and a one-shot HTTP server on
+ * loopback and drives the proxy as sandboxes would: CONNECT, plain HTTP, SOCKS5, garbage, slow
+ * and many clients, limits, questions, forwards, removal; and compares the proxy's stats and
+ * records with what it did.
  *
  * Every wait has a deadline (sockets have a receive timeout, events are polled with one); no
  * check depends on how fast anything is. */
@@ -492,6 +493,15 @@ static void test_socks(void)
     uint8_t atyp[10] = {5, 1, 0, 7, 127, 0, 0, 1, 0, 80};
     CB_EQ_INT(s_socks(port, atyp, sizeof atyp, &fd), 0x08, "SOCKS5 unknown ATYP: 0x08");
 
+    /* greeting and a refused request in one write: both replies, in order */
+    fd = s_connect(port);
+    uint8_t both[15] = {5, 1, 0, 5, 1, 0, 1, 169, 254, 169, 254, 0, 80};
+    uint8_t rr[12] = {0};
+    s_send(fd, both, 13);
+    CB_OK(s_read_n(fd, rr, 12) && rr[0] == 5 && rr[1] == 0 && rr[2] == 5 && rr[3] == 0x02,
+          "SOCKS5 greeting and request at once: method reply, then 0x02");
+    close(fd);
+
     fd = s_connect(port);
     uint8_t r[2] = {0};
     s_send(fd, "\x05\x01\x02", 3); /* user/password only */
@@ -531,6 +541,25 @@ static void test_garbage(void)
     s_read_all(fd, answer, sizeof answer);
     close(fd);
     CB_OK(strstr(answer, "431") != NULL, "a head over 16 KiB: 431");
+    /* a head trickled in one byte at a time still gets its answer */
+    fd = s_connect(port);
+    const char *slow = "CONNECT 127.0.0.1:1 HTTP/1.1\r\nX-A: b\r\n\r\n";
+    bool sent = true;
+    for (const char *p = slow; *p && sent; p++) {
+        sent = s_send(fd, p, 1);
+        usleep(100); /* separate reads, often; the answer does not depend on it */
+    }
+    s_read_all(fd, answer, sizeof answer);
+    close(fd);
+    CB_OK(sent && strstr(answer, "403 Forbidden"), "a head sent byte by byte: answered (403)");
+    /* blank lines before the request: refused, never parsed again and again */
+    fd = s_connect(port);
+    s_sends(fd, "\r\n");
+    usleep(1000);
+    s_sends(fd, "\r\n\r\n\r\n");
+    s_read_all(fd, answer, sizeof answer);
+    close(fd);
+    CB_OK(strstr(answer, "400 Bad Request") != NULL, "leading blank lines: 400");
     /* truncated, then gone */
     fd = s_connect(port);
     s_sends(fd, "CONNECT 127.0.0.1:");
@@ -647,8 +676,11 @@ static void test_byte_limit(void)
         }
         echoed += got;
     }
-    CB_OK(ended && echoed < 40 * sizeof chunk, "byte limit: the connection was closed (%zu echoed)",
-          echoed);
+    CB_OK(ended && echoed <= 100000, "byte limit: the connection was closed (%zu echoed)", echoed);
+    egress_stats_t st;
+    egress_sandbox_stats(sb, &st);
+    CB_OK(st.bytes_in + st.bytes_out == 100001, "byte limit: crossed by one byte, no more (%llu)",
+          (unsigned long long)(st.bytes_in + st.bytes_out));
     egress_event_t ev;
     CB_OK(s_wait_event(EGRESS_EVENT_LOG, "byte limit", &ev), "byte limit: a LOG event says so");
     if (fd >= 0)
@@ -825,27 +857,87 @@ static void test_removal_and_records(void)
     CB_OK(s_connect(port) < 0, "removal: its listener is closed");
 }
 
-/* Into a mount namespace whose /etc/hosts and /etc/resolv.conf are the test's. */
+/* Timeouts, on a second proxy with short ones: a connect that never completes (a loopback
+ * listener whose accept queue is full drops the SYN) and an idle tunnel. */
+static void test_timeouts(void)
+{
+    egress_config_t cfg = {.connect_timeout_ms = 300, .idle_timeout_ms = 300};
+    cb_error_t err = {0};
+    egress_t *saved = s_eg;
+    s_eg = egress_new(&cfg, &err);
+    CB_OK(s_eg != NULL, "a second proxy: %s", err.msg);
+    if (!s_eg) {
+        s_eg = saved;
+        return;
+    }
+    uint16_t full_port, port;
+    int full = s_listen(AF_INET, &full_port);
+    listen(full, 0);
+    int fillers[3];
+    for (int i = 0; i < 3; i++) { /* the first fills the queue, the others wait in SYN-SENT */
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(full_port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (connect(fillers[i], (struct sockaddr *)&a, sizeof a) < 0) {
+        }
+    }
+    char pol[128], target[64], answer[1024];
+    snprintf(pol, sizeof pol, "allow=127.0.0.1:%u,127.0.0.1:%u", full_port, s_echo_port);
+    egress_sandbox_t *sb = s_sandbox("timeouts", pol, &port);
+    snprintf(target, sizeof target, "127.0.0.1:%u", full_port);
+    int fd = s_tunnel(port, target, answer, sizeof answer);
+    CB_OK(fd < 0 && strstr(answer, "504 Gateway Timeout") && strstr(answer, "timed out"),
+          "a connect that never completes: 504 after the connect timeout");
+
+    snprintf(target, sizeof target, "127.0.0.1:%u", s_echo_port);
+    fd = s_tunnel(port, target, answer, sizeof answer);
+    char buf[16];
+    CB_OK(fd >= 0 && s_sends(fd, "x") && s_read_n(fd, buf, 1), "an idle tunnel: open");
+    CB_OK(fd >= 0 && s_read_all(fd, answer, sizeof answer) == 0,
+          "an idle tunnel: closed after the idle timeout");
+    if (fd >= 0)
+        close(fd);
+    egress_sandbox_remove(s_eg, &sb);
+    egress_destroy(&s_eg);
+    s_eg = saved;
+    for (int i = 0; i < 3; i++)
+        close(fillers[i]);
+    close(full);
+}
+
+/* Into a mount namespace whose /etc/hosts, /etc/resolv.conf and /etc/nsswitch.conf are the
+ * test's: names come from that hosts file, then from a DNS server at 127.0.0.1 (none listens),
+ * and from nothing else (no nss-resolve, no mDNS), so no look-up leaves the machine. */
 static int s_private_names(void)
 {
     if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return -1;
     char hosts[] = "/tmp/egress-hosts-XXXXXX", resolv[] = "/tmp/egress-resolv-XXXXXX";
-    int h = mkstemp(hosts), r = mkstemp(resolv);
-    if (h < 0 || r < 0)
+    char nss[] = "/tmp/egress-nss-XXXXXX";
+    int h = mkstemp(hosts), r = mkstemp(resolv), ns = mkstemp(nss);
+    if (h < 0 || r < 0 || ns < 0)
         return -1;
     static const char ht[] = "127.0.0.1 localhost\n127.0.0.1 api.test\n127.0.0.1 bad.test\n"
                              "169.254.169.254 meta.test\n127.0.0.1 both.test\n"
                              "192.0.2.10 both.test\n";
     static const char rt[] = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+    static const char nt[] = "hosts: files dns\n";
     bool ok = write(h, ht, sizeof ht - 1) == (ssize_t)(sizeof ht - 1) &&
-              write(r, rt, sizeof rt - 1) == (ssize_t)(sizeof rt - 1);
+              write(r, rt, sizeof rt - 1) == (ssize_t)(sizeof rt - 1) &&
+              write(ns, nt, sizeof nt - 1) == (ssize_t)(sizeof nt - 1);
     close(h);
     close(r);
+    close(ns);
     ok = ok && mount(hosts, "/etc/hosts", NULL, MS_BIND, NULL) == 0 &&
-         mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0;
+         mount(resolv, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0 &&
+         mount(nss, "/etc/nsswitch.conf", NULL, MS_BIND, NULL) == 0;
     unlink(hosts);
     unlink(resolv);
+    unlink(nss);
+    /* nscd would answer from the host's own configuration: hide its socket */
+    if (ok && access("/var/run/nscd", F_OK) == 0)
+        ok = mount("tmpfs", "/var/run/nscd", "tmpfs", 0, "size=4k") == 0;
     return ok ? 0 : -1;
 }
 
@@ -893,6 +985,7 @@ int main(void)
     test_ask();
     test_forward();
     test_removal_and_records();
+    test_timeouts();
     egress_destroy(&s_eg);
     CB_OK(s_eg == NULL, "destroyed");
     return cb_tap_done();

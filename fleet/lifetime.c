@@ -337,7 +337,9 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
         fleet->counters.pool_misses++;
     if (!sb && s_make_room(fleet, t->name, err) == 0) {
         fleet_sandbox_opts_t o = *opts;
-        if (saved && !memcmp(&o.limits, &(kg_sandbox_limits_t){0}, sizeof o.limits))
+        kg_sandbox_limits_t sized = o.limits;
+        sized.network = NULL; /* a network policy given on reopening keeps the saved sizes */
+        if (saved && !memcmp(&sized, &(kg_sandbox_limits_t){0}, sizeof sized))
             fleet_persist_limits(saved, &o.limits);
         sb = s_open_fresh(fleet, t, &o, saved, err);
     }

@@ -405,6 +405,15 @@ static void test_bad(const char *root)
          "{\"timeout_s\": 86401}",
          {"'timeout_s'", "86401"},
          CB_ERR_INVALID},
+        {"network a bad preset",
+         "{\"network\": \"no-such-preset\"}",
+         {"'network'", "no-such-preset"},
+         CB_ERR_INVALID},
+        {"network a number", "{\"network\": 5}", {"'network'", ""}, CB_ERR_INVALID},
+        {"network a bad entry",
+         "{\"network\": {\"allow\": [\"a b\"]}}",
+         {"'network'", "a b"},
+         CB_ERR_INVALID},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cleanup_free char *rel = cb_strdup_printf("bad/case%zu.json", i);
@@ -663,6 +672,33 @@ static void test_json(const char *root)
     CB_OK(fleet_template_json(NULL) == NULL, "json of NULL is NULL");
 }
 
+/* The network key: a policy the sandbox gets (limits.network), shown by fleet_template_json. */
+static void test_network(const char *root)
+{
+    s_write(root, "n/t.json", "{\"network\": {\"allow\": [\"pypi.org:443\"]}}");
+    s_write(root, "n/none.json", "{}");
+    cleanup_free char *path = cb_strdup_printf("%s/n/t.json", root);
+    cleanup_free char *none_path = cb_strdup_printf("%s/n/none.json", root);
+    cb_error_t err = {0};
+    cleanup_template fleet_template_t *t = fleet_template_load(path, "t", &err);
+    if (!CB_OK(t && t->network, "a template with a network policy loads")) {
+        CB_DIAG("%s", err.msg);
+        return;
+    }
+    CB_OK(t->limits.network == t->network && !egress_policy_is_none(t->network),
+          "its policy is what its sandboxes get (limits.network)");
+    json_auto_t *j = fleet_template_json(t);
+    json_t *net = json_object_get(j, "network");
+    const char *mode = json_string_value(json_object_get(net, "mode"));
+    cleanup_free char *allow = json_dumps(json_object_get(net, "allow"), JSON_COMPACT);
+    CB_OK(mode && strcmp(mode, "allow") == 0 && allow && s_contains(allow, "pypi.org"),
+          "fleet_template_json shows the policy (mode allow, its entries)");
+    cleanup_template fleet_template_t *n = fleet_template_load(none_path, "none", &err);
+    json_auto_t *nj = n ? fleet_template_json(n) : NULL;
+    CB_OK(n && !n->network && !n->limits.network && nj && !json_object_get(nj, "network"),
+          "without the key: no policy (the server's default applies), none in the json");
+}
+
 static void test_project_templates(void)
 {
     /* The build tree is laid out like a prefix: build/share/cellblock/templates links to the
@@ -789,6 +825,7 @@ int main(void)
     test_find(root);
     test_list(root);
     test_json(root);
+    test_network(root);
     test_name_rule(root);
     setenv("XDG_CONFIG_HOME", config, 1);
     test_project_templates();

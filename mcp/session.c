@@ -288,8 +288,8 @@ static void s_ping(mcp_session_t *s, json_t *id, json_t *params) { s_reply(s, id
 
 typedef struct {
     mcp_session_t *session;
-    char
-        id[40]; /* "cellblock-N": our ids, a namespace of their own (JSON-RPC's ids are per side) */
+    /* "cellblock-N": our ids, a namespace of their own (JSON-RPC's ids are per side) */
+    char id[40];
     mcp_response_fn *fn;
     void *arg;
     int timer;
@@ -323,7 +323,7 @@ static int s_on_request_timeout(zloop_t *loop, int timer_id, void *arg)
 int mcp_session_request(mcp_session_t *s, const char *method, json_t *params, int timeout_ms,
                         mcp_response_fn *fn, void *arg)
 {
-    json_auto_t *p = params;
+    json_auto_t *p = params ? params : json_object();
     if (zlistx_size(s->requests) >= S_MAX_REQUESTS)
         return -1;
     mcp_request_t *r = cb_xcalloc(1, sizeof *r);
@@ -332,7 +332,7 @@ int mcp_session_request(mcp_session_t *s, const char *method, json_t *params, in
     r->arg = arg;
     snprintf(r->id, sizeof r->id, "cellblock-%llu", (unsigned long long)++s->last_request);
     json_t *msg = json_pack("{s:s, s:s, s:s, s:O}", "jsonrpc", "2.0", "id", r->id, "method", method,
-                            "params", p ? p : json_object());
+                            "params", p);
     r->timer = kg_timer_start(s->server->gw, (size_t)timeout_ms, 1, s_on_request_timeout, r);
     if (!msg || r->timer < 0 || !zlistx_add_end(s->requests, r)) {
         kg_timer_stop(s->server->gw, &r->timer);

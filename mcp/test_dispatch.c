@@ -1,6 +1,7 @@
-/* test_dispatch.c: MCP's JSON-RPC dispatch (session.c) and the tool table's argument checks
- * (tools.c), driven through mcp_session_handle with an in-memory transport: no kernel, no
- * sandbox, no process is ever started.
+/* test_dispatch.c: MCP's JSON-RPC dispatch (session.c), its requests to the client
+ * (mcp_session_request) and the tool table's argument checks (tools.c), driven through
+ * mcp_session_handle with an in-memory transport: no kernel, no sandbox, no process is ever
+ * started.
  *
  * The server is real, on a real gateway that has no kernels: the gateway runs without
  * sandboxes, and the server's one template exists only while mcp_server_new reads it, so a
@@ -387,6 +388,101 @@ static void s_languages(const char *dir)
           "a known language without any kernel says so: %s", err.msg);
 }
 
+/* ---- requests to the client (mcp_session_request) ---------------------------------------- */
+
+typedef struct {
+    int calls;
+    bool session_set;
+    json_t *result, *error; /* copies of the last ones */
+    int done;               /* for kg_gateway_run_until */
+} s_answer_t;
+
+static void s_on_response(mcp_session_t *s, json_t *result, json_t *error, void *arg)
+{
+    s_answer_t *a = arg;
+    a->calls++;
+    a->session_set = s != NULL;
+    json_decref(a->result);
+    json_decref(a->error);
+    a->result = result ? json_deep_copy(result) : NULL;
+    a->error = error ? json_deep_copy(error) : NULL;
+    a->done = 1;
+}
+
+static void s_requests(mcp_server_t *srv, kg_gateway_t *gw, mcp_session_t *plain)
+{
+    CB_OK(!mcp_session_client_can(plain, "elicitation"),
+          "a client that declared no capabilities cannot be asked");
+    s_wire_t wire = {.sent = json_array()};
+    mcp_session_t *s = mcp_session_new(srv, s_send, &wire);
+    json_auto_t *init =
+        s_handle(s, &wire,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+                 "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{\"elicitation\":{}},"
+                 "\"clientInfo\":{\"name\":\"t\",\"version\":\"0\"}}}");
+    CB_OK(mcp_session_client_can(s, "elicitation"), "a client that declared elicitation can");
+    CB_OK(!mcp_session_client_can(s, "sampling"), "but not what it did not declare");
+
+    s_answer_t a = {0};
+    json_array_clear(wire.sent);
+    CB_OK(mcp_session_request(s, "elicitation/create", json_pack("{s:s}", "message", "q?"), 60000,
+                              s_on_response, &a) == 0,
+          "a request is sent");
+    json_t *m = s_only(wire.sent);
+    CB_EQ_STR(json_string_value(json_object_get(m, "method")), "elicitation/create",
+              "with its method");
+    CB_EQ_STR(json_string_value(json_object_get(m, "id")), "cellblock-1", "and an id of ours");
+    CB_EQ_STR(json_string_value(json_object_get(json_object_get(m, "params"), "message")), "q?",
+              "and its params");
+
+    json_auto_t *stray =
+        s_handle(s, &wire,
+                 "{\"jsonrpc\":\"2.0\",\"id\":\"cellblock-9\",\"result\":{\"action\":\"accept\"}}");
+    CB_OK(json_array_size(stray) == 0 && a.calls == 0,
+          "a response to no request of ours is dropped, unanswered");
+    json_auto_t *numeric =
+        s_handle(s, &wire, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"action\":\"accept\"}}");
+    CB_OK(json_array_size(numeric) == 0 && a.calls == 0, "nor does a numeric id match ours");
+    json_auto_t *answer =
+        s_handle(s, &wire,
+                 "{\"jsonrpc\":\"2.0\",\"id\":\"cellblock-1\",\"result\":{\"action\":\"accept\"}}");
+    CB_OK(json_array_size(answer) == 0 && a.calls == 1 && a.session_set && !a.error &&
+              json_is_string(json_object_get(a.result, "action")),
+          "the response reaches the function once, with its result");
+    json_auto_t *twice =
+        s_handle(s, &wire,
+                 "{\"jsonrpc\":\"2.0\",\"id\":\"cellblock-1\",\"result\":{\"action\":\"accept\"}}");
+    CB_OK(a.calls == 1, "a second response to it is dropped");
+    json_decref(a.result);
+
+    a = (s_answer_t){0};
+    mcp_session_request(s, "elicitation/create", NULL, 60000, s_on_response, &a);
+    json_auto_t *err =
+        s_handle(s, &wire,
+                 "{\"jsonrpc\":\"2.0\",\"id\":\"cellblock-2\",\"error\":{\"code\":-1,"
+                 "\"message\":\"no\"}}");
+    CB_OK(a.calls == 1 && !a.result && json_is_object(a.error), "an error response: its error");
+    json_decref(a.error);
+
+    a = (s_answer_t){0};
+    mcp_session_request(s, "elicitation/create", NULL, 20, s_on_response, &a);
+    kg_gateway_run_until(gw, &a.done, 5000);
+    CB_OK(a.calls == 1 && !a.result && !a.error, "no answer in time: the function, with nothing");
+
+    int refused = 0;
+    s_answer_t many[40] = {{0}};
+    for (int i = 0; i < 40; i++)
+        refused += mcp_session_request(s, "x", NULL, 60000, s_on_response, &many[i]) < 0;
+    CB_EQ_INT(refused, 8, "at most 32 requests wait for answers; more are refused");
+
+    mcp_session_destroy(&s);
+    int ended = 0;
+    for (int i = 0; i < 32; i++)
+        ended += many[i].calls == 1 && !many[i].session_set && !many[i].result && !many[i].error;
+    CB_EQ_INT(ended, 32, "the session ends: every waiting request's function runs, with nothing");
+    json_decref(wire.sent);
+}
+
 int main(void)
 {
     cb_log_set_level(CB_LOG_OFF);
@@ -433,6 +529,7 @@ int main(void)
     s_tools_call(s, &wire);
     s_packages(s, &wire);
     s_languages(dir);
+    s_requests(srv, gw, s);
     mcp_session_destroy(&s);
     CB_OK(!s, "mcp_session_destroy nulls the pointer");
 

@@ -666,7 +666,8 @@ async function connectHttpClient(target, serve, o = {}) {
     const transport = new StreamableHTTPClientTransport(new URL(serve.mcpUrl), {
         requestInit: { headers: { Authorization: `Bearer ${serve.token}` } },
     });
-    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: {} });
+    const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: o.capabilities ?? {} });
+    o.setup?.(client); // as startServer's opts.setup
     Object.assign(target, { transport, client, incoming: [], outgoing: [], clientErrors: [] });
     client.onerror = (e) => target.clientErrors.push({ at: Date.now(), message: e?.message ?? String(e) });
     const origStart = transport.start.bind(transport);

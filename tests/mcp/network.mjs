@@ -11,6 +11,7 @@
 //   the refusal;
 // - always: no direct socket reaches the host (connect to 127.0.0.2:PORT from inside fails), no
 //   DNS (getaddrinfo of a name not in /etc/hosts fails at once);
+// - pip, npm, git, cargo and wget inside use the proxy without being told (the environment);
 // - with none (the default): no proxy (127.0.0.1:3128 refused), no proxy variables;
 // - one sandbox cannot reach another's server through the proxy (loopback refused, even with
 //   "all");
@@ -97,10 +98,15 @@ await run(async () => {
         check(after === before, 'no sandbox was made by them', `${before} -> ${after}`);
     });
 
-    let allowId = null;
+    // The sandboxes of the sections below, made at once (their kernels start in parallel).
+    const [allowId, noneId, allId, askId] = (await Promise.all([
+        srv.callOk('sandbox_create', { network: { allow: [`127.0.0.2:${web.port}`] } }),
+        srv.callOk('sandbox_create', {}),
+        srv.callOk('sandbox_create', { network: 'all' }),
+        srv.callOk('sandbox_create', { network: 'ask' }),
+    ])).map((r) => sc(r).sandbox_id);
+
     await section('an allow list: the page through the proxy, nothing else', async () => {
-        const c = await srv.callOk('sandbox_create', { network: { allow: [`127.0.0.2:${web.port}`] } });
-        allowId = sc(c).sandbox_id;
         const info = sc(await srv.callOk('sandbox_info', { sandbox_id: allowId }));
         check(info.network?.mode === 'allow' && JSON.stringify(info.network.allow).includes(`127.0.0.2:${web.port}`),
             'sandbox_info shows the policy', safeJson(info.network));
@@ -152,9 +158,37 @@ except socket.gaierror as e:
         check(Date.now() - t0 < 15000, 'and at once, not after a resolver timeout', `${Date.now() - t0} ms`);
     });
 
+    await section('package tools inside go through the proxy', async () => {
+        // Each fetches from the host server (which answers every path with the page, so each
+        // then fails on what it got): the request reaching it proves the tool used the proxy, as
+        // nothing else leads out. Go is not here: it never proxies a loopback address such as
+        // 127.0.0.2 (net/http's rule), and only loopback is used by tests.
+        const base = `http://127.0.0.2:${web.port}`;
+        const tools = {
+            git: [`git ls-remote ${base}/git/repo.git`, '/git/repo.git/info/refs'],
+            npm: [`npm view --registry=${base}/npm/ left-pad --fetch-retries=0`, '/npm/left-pad'],
+            pip: [`python3 -m pip download --no-deps --retries 0 --index-url ${base}/pip/simple/ foo -d /tmp/pip`, '/pip/simple/foo/'],
+            wget: [`wget -q -O /dev/null --tries=1 ${base}/wget`, '/wget'],
+            // A registry whose index is a git repository: cargo fetches it with libgit2 (cargo's
+            // own HTTP, which reads CARGO_HTTP_PROXY).
+            cargo: [`cd /tmp && rm -rf pkg && cargo new -q pkg && cd pkg && mkdir -p .cargo && printf '[registries.x]\\nindex = "${base}/cargo/index.git"\\n' > .cargo/config.toml && printf 'x1 = { version = "1", registry = "x" }\\n' >> Cargo.toml && CARGO_NET_RETRY=0 cargo fetch`, '/cargo/index.git/info/refs'],
+        };
+        // All at once (each in a subshell, its output to a file of its own), to keep the test short.
+        const present = (await sh(srv, allowId, `for t in git npm python3 wget cargo; do command -v $t >/dev/null && echo $t; done`)).out.split('\n');
+        const run = Object.entries(tools).filter(([tool]) => present.includes(tool === 'pip' ? 'python3' : tool));
+        for (const [tool] of Object.entries(tools))
+            if (!run.some(([t]) => t === tool)) check(true, `# SKIP ${tool}: not installed here`);
+        const all = run.map(([tool, [cmd]]) => `( ${cmd} ) >/tmp/${tool}.log 2>&1 &`).join('\n') + '\nwait';
+        await sh(srv, allowId, all, 60);
+        for (const [tool, [, path]] of run) {
+            const ok = web.hits.some((h) => h.startsWith(path));
+            const log = ok ? '' : (await sh(srv, allowId, `tail -c 1500 /tmp/${tool}.log`)).out;
+            check(ok, `${tool} reaches the host server through the proxy`, log);
+        }
+    });
+
     await section('none (the default): no proxy at all', async () => {
-        const c = await srv.callOk('sandbox_create', {});
-        const id = sc(c).sandbox_id;
+        const id = noneId;
         const info = sc(await srv.callOk('sandbox_info', { sandbox_id: id }));
         check(info.network?.mode === 'none', 'sandbox_info: mode none', safeJson(info.network));
         const env = await sh(srv, id, 'env | grep -ic proxy');
@@ -165,30 +199,26 @@ except socket.gaierror as e:
         check(/^REFUSED/.test(direct.out), 'the host server is not reachable', brief(direct.r));
         const m = sc(await srv.callOk('sandbox_metrics', { sandbox_id: id })).network ?? {};
         check(m.connections === 0, 'sandbox_metrics: no connections', safeJson(m));
-        await srv.callOk('sandbox_delete', { sandbox_id: id });
     });
 
     await section('one sandbox cannot reach another\'s server through the proxy', async () => {
-        const b = sc(await srv.callOk('sandbox_create', {})).sandbox_id;
+        const [a, b] = [allId, noneId];
         await srv.callOk('command_execute', {
             sandbox_id: b, background: true,
             command: 'python3 -m http.server 8765 --bind 127.0.0.1 >/dev/null 2>&1',
         });
         const up = await sh(srv, b, `for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8765/ && echo UP && break; sleep 0.1; done`);
         check(up.out.trim() === 'UP', 'sandbox B serves on its own 127.0.0.1:8765', brief(up.r));
-        const a = sc(await srv.callOk('sandbox_create', { network: 'all' })).sandbox_id;
         for (const host of ['127.0.0.1', 'localhost']) {
             const r = await sh(srv, a, `curl -sS -o /dev/null -w '%{http_code}' --noproxy '' -x http://127.0.0.1:3128 http://${host}:8765/`);
             check(r.out === '403', `sandbox A ("all") through the proxy to ${host}:8765 gets 403`, brief(r.r));
         }
         const host = await sh(srv, a, pyGet(URL));
         check(host.code === 3 && /HTTP 403/.test(host.out), 'and "all" does not reach the host\'s loopback either', brief(host.r));
-        await srv.callOk('sandbox_delete', { sandbox_id: a });
-        await srv.callOk('sandbox_delete', { sandbox_id: b });
     });
 
     await section('ask, with a client that cannot be asked: refused', async () => {
-        const id = sc(await srv.callOk('sandbox_create', { network: 'ask' })).sandbox_id;
+        const id = askId;
         const t0 = Date.now();
         const r = await sh(srv, id, pyGet(URL));
         check(r.code === 3 && /HTTP 403/.test(r.out), 'the connection gets a 403', brief(r.r));
@@ -196,9 +226,8 @@ except socket.gaierror as e:
         const logs = await sandboxLogs(srv, id);
         check(logs.some((e) => e.source === 'network' && /elicitation/.test(e.text)),
             'the log says the client could not be asked', safeJson(logs.slice(-4)));
-        await srv.callOk('sandbox_delete', { sandbox_id: id });
     });
-    await srv.callOk('sandbox_delete', { sandbox_id: allowId });
+    for (const id of [allowId, noneId, allId, askId]) await srv.callOk('sandbox_delete', { sandbox_id: id });
     await srv.close();
 
     await section('ask, with a client that handles elicitation', async () => {
