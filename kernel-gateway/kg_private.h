@@ -84,8 +84,6 @@ extern const char *const kg_sandbox_base_env[];
  * started afterwards sees packages installed while it runs. -1 with err when a directory could
  * not be made (the settings are in place all the same). */
 int kg_packages_sandbox_prepare(kg_sandbox_t *sb, cb_error_t *err);
-/* Those settings ("KEY=VALUE", NULL-terminated; static). */
-const char *const *kg_packages_env(void);
 
 /* ---- sandboxes (sandbox.c) --------------------------------------------------------------- */
 

@@ -54,8 +54,6 @@ static const char *const s_packages_env[] = {
     NULL,
 };
 
-const char *const *kg_packages_env(void) { return s_packages_env; }
-
 /* Is name "python3.N" (N digits only)? */
 static bool s_is_python_dir(const char *name)
 {
