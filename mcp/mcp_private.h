@@ -300,8 +300,10 @@ void mcp_terminal_stop(mcp_repl_t *repl);
 /* ---- jobs (jobs.c) ------------------------------------------------------------------------- */
 
 /* Start code on a jupyter REPL and have the call wait for its end (code_execute's path): args
- * are code_execute's (timeout_s, stdin; borrowed). On failure the call is finished. */
-void mcp_code_run_and_wait(mcp_call_t *call, mcp_repl_t *repl, json_t *args, const char *code);
+ * are code_execute's (timeout_s, stdin; borrowed). note (may be NULL; copied) goes first in the
+ * result's notes. On failure the call is finished. */
+void mcp_code_run_and_wait(mcp_call_t *call, mcp_repl_t *repl, json_t *args, const char *code,
+                           const char *note);
 
 /* The end of every job still running in a sandbox that is going away. */
 void mcp_jobs_sandbox_gone(mcp_server_t *srv, mcp_sandbox_t *sb);

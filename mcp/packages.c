@@ -108,6 +108,17 @@ int mcp_packages_check(json_t *args, char *msg, size_t size)
     return 0;
 }
 
+/* The names of args' packages joined by sep. Caller owns return value. */
+static char *s_names(json_t *args, const char *sep)
+{
+    cb_buf_t buf = {0};
+    size_t i;
+    json_t *item;
+    json_array_foreach (json_object_get(args, "packages"), i, item)
+        cb_buf_printf(&buf, "%s%s", i ? sep : "", json_string_value(item));
+    return cb_buf_take(&buf);
+}
+
 /* ---- the result of a failed install -------------------------------------------------------- */
 
 /* The last OUTPUT_TAIL_MAX bytes of s, starting at a line. Caller owns return value. */
@@ -222,7 +233,12 @@ static void s_run_code(s_install_t *in)
                              in->total_ms / 1000.0);
     json_auto_t *args = json_copy(in->args);
     json_object_set_new(args, "timeout_s", json_real((double)left_ms / 1000.0));
-    mcp_code_run_and_wait(call, repl, args, mcp_arg_str(args, "code", ""));
+    cleanup_free char *names = s_names(in->args, " ");
+    cleanup_free char *note =
+        cb_strdup_printf("installed with %s first (%.1f s; its output went to progress "
+                         "notifications): %s",
+                         in->installer, (double)(cb_now_ms() - in->started_ms) / 1000.0, names);
+    mcp_code_run_and_wait(call, repl, args, mcp_arg_str(args, "code", ""), note);
 }
 
 static void s_on_output(kg_command_t *c, const char *stream, const char *data, size_t len,
@@ -246,15 +262,7 @@ static void s_on_done(kg_command_t *c, json_t *result, void *arg)
     cleanup_free char *output =
         cb_strdup_printf("%s%s", json_string_value(json_object_get(result, "stdout")) ?: "",
                          json_string_value(json_object_get(result, "stderr")) ?: "");
-    cleanup_free char *names = NULL;
-    {
-        cb_buf_t buf = {0};
-        size_t i;
-        json_t *item;
-        json_array_foreach (json_object_get(in->args, "packages"), i, item)
-            cb_buf_printf(&buf, "%s%s", i ? " " : "", json_string_value(item));
-        names = cb_buf_take(&buf);
-    }
+    cleanup_free char *names = s_names(in->args, " ");
     cleanup_free char *evalue = NULL;
     if (strcmp(status, "timeout") == 0)
         evalue = cb_strdup_printf("%s install %s did not finish within the time limit "
@@ -321,18 +329,10 @@ void mcp_packages_install_then_run(mcp_call_t *call, mcp_repl_t *repl, json_t *a
                              language ? language : "this kernel");
 
     mcp_sandbox_t *sb = repl->sandbox;
-    cb_buf_t lines = {0}, words = {0};
-    size_t i;
-    json_t *item;
-    json_array_foreach (json_object_get(args, "packages"), i, item) {
-        cb_buf_printf(&lines, "%s%s", i ? "\n" : "", json_string_value(item));
-        cb_buf_printf(&words, " %s", json_string_value(item));
-    }
-    cleanup_free char *names_env = cb_strdup_printf("CELLBLOCK_PACKAGES=%s", cb_buf_str(&lines));
-    cleanup_free char *progress =
-        cb_strdup_printf("[%s install%s]\n", installer, cb_buf_str(&words));
-    cb_buf_free(&lines);
-    cb_buf_free(&words);
+    cleanup_free char *lines = s_names(args, "\n");
+    cleanup_free char *words = s_names(args, " ");
+    cleanup_free char *names_env = cb_strdup_printf("CELLBLOCK_PACKAGES=%s", lines);
+    cleanup_free char *progress = cb_strdup_printf("[%s install %s]\n", installer, words);
     const char *const env[] = {names_env, NULL};
 
     s_install_t *in = cb_xcalloc(1, sizeof *in);

@@ -104,6 +104,8 @@ await run(async () => {
             { onprogress: (p) => progress.push(p.message ?? '') }), 60000, 'code_execute with packages');
         check(!r.isError && sc(r).status === 'ok' && sc(r).stdout === '43\n', 'the package is installed, then the code runs; its stdout holds only the code\'s output', brief(r));
         check(reg.requests.includes('/simple/cb-second/'), 'pip asked the test index for cb-second', safeJson(reg.requests));
+        check(/^installed with pip first \(.*\): cb-second==2\.0$/.test(sc(r).notes?.[0] ?? '') && /\[note\] installed with pip first/.test(textOf(r)),
+            'a note in the result says what was installed first', brief(r));
         check(progress.some((m) => m.includes('[pip install cb-second==2.0]')) && progress.some((m) => /Successfully installed cb-second-2\.0/.test(m)),
             'the install\'s output went to progress notifications instead', safeJson(progress));
 
