@@ -307,6 +307,14 @@ static bool s_wait_open(egress_sandbox_t *sb, unsigned open)
 
 /* ---- the tests ---- */
 
+/* Record i has this protocol and verdict. */
+static bool s_rec_is(const json_t *recs, size_t i, const char *protocol, bool allowed)
+{
+    const json_t *r = json_array_get(recs, i);
+    const char *p = json_string_value(json_object_get(r, "protocol"));
+    return p && strcmp(p, protocol) == 0 && json_is_true(json_object_get(r, "allowed")) == allowed;
+}
+
 static void test_connect_and_http(void)
 {
     char pol[256], target[64], answer[2048];
@@ -348,6 +356,12 @@ static void test_connect_and_http(void)
     close(fd);
     CB_OK(strstr(answer, "403 Forbidden") && strstr(answer, "network policy"),
           "plain HTTP to another port: 403");
+    CB_OK(s_wait_open(sb, 0), "all three closed");
+    json_t *recs = egress_sandbox_connections(sb, 0);
+    CB_OK(json_array_size(recs) == 3 && s_rec_is(recs, 0, "connect", true) &&
+              s_rec_is(recs, 1, "http", true) && s_rec_is(recs, 2, "http", false),
+          "records: connect, http, http refused");
+    json_decref(recs);
     egress_sandbox_remove(s_eg, &sb);
 }
 
@@ -462,6 +476,12 @@ static void test_socks(void)
     CB_OK(fd >= 0 && s_echo_ok(fd), "SOCKS5 domain: bytes both ways");
     if (fd >= 0)
         close(fd);
+    json_t *recs = egress_sandbox_connections(sb, 0);
+    CB_OK(s_rec_is(recs, 0, "socks5", true) &&
+              strcmp(json_string_value(json_object_get(json_array_get(recs, 0), "host")),
+                     "api.test") == 0,
+          "records: socks5, with the domain asked for");
+    json_decref(recs);
 
     uint8_t v4[10] = {5, 1, 0, 1, 127, 0, 0, 1, (uint8_t)(s_echo_port >> 8), (uint8_t)s_echo_port};
     CB_EQ_INT(s_socks(port, v4, sizeof v4, &fd), 0, "SOCKS5 IPv4: granted");
