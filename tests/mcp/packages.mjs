@@ -6,7 +6,7 @@
 // - The Python environment: pip's user scheme in the workspace (no PEP 668 refusal), the user
 //   site-packages on the kernel's sys.path from the start, so `!pip install` makes a package
 //   importable in the running kernel at once; a persistent sandbox keeps it after reopening.
-// - code_execute's `packages`: installed with pip (python) or npm (javascript), then the code runs
+// - code_execute's `packages`: installed with pip (python) or npm (javascript, typescript), then the code runs
 //   with none of the installer's output in its stdout; names that are options or hold whitespace
 //   are refused before anything starts; other languages are refused naming what is supported.
 // - A registry the policy does not allow: the install fails clearly (the proxy's 403, the
@@ -113,6 +113,10 @@ await run(async () => {
         check(!r.isError && mainResult(r) === '42', 'javascript: npm installs cb-npm-demo, and require finds it in the JS kernel', brief(r));
         check(reg.requests.includes('/npm/cb-npm-demo') && reg.requests.includes('/npm/cb-npm-demo/-/cb-npm-demo-1.0.0.tgz'),
             'npm fetched the packument and the tarball from the test registry', safeJson(reg.requests));
+        r = await withDeadline(srv.call('code_execute', { sandbox_id: net, language: 'typescript', packages: ['cb-npm-demo@1.0.0'],
+            code: "const m: { answer: number } = require('cb-npm-demo'); m.answer + 1" }), 60000, 'npm packages for typescript');
+        if (r.isError && /not available here/.test(textOf(r))) note(`no TypeScript kernel here, that check is left out: ${textOf(r).slice(0, 200)}`);
+        else check(!r.isError && mainResult(r) === '43', 'typescript: npm installs (a version spec) and the TS kernel requires it', brief(r));
         r = await srv.call('command_execute', { sandbox_id: net, command: 'test -f /home/user/node_modules/cb-npm-demo/index.js && grep -q cb-npm-demo /home/user/package.json && echo yes' });
         check(sc(r).stdout === 'yes\n', 'it went into /home/user/node_modules, saved in /home/user/package.json', brief(r));
 
