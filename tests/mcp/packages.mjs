@@ -20,7 +20,10 @@ const PY = [
     { name: 'cb-offline', version: '1.0', module: 'cb_offline', source: 'VALUE = 7\n' },
     { name: 'cb-magic', version: '1.0', module: 'cb_magic', source: 'VALUE = 8\n' },
 ];
-const NPM = [{ name: 'cb-npm-demo', version: '1.0.0', main: 'module.exports = { answer: 42 };\n' }];
+const NPM = [
+    { name: 'cb-npm-demo', version: '1.0.0', main: 'module.exports = { answer: 42 };\n' },
+    { name: 'cb-npm-two', version: '2.0.0', main: 'module.exports = { answer: 44 };\n' },
+];
 
 await run(async () => {
     const reg = await startRegistries({ dir: tempDir('cb-reg-'), python: PY, npm: NPM, stall: ['/simple/cb-stalled/'] });
@@ -113,6 +116,11 @@ await run(async () => {
         check(!r.isError && mainResult(r) === '42', 'javascript: npm installs cb-npm-demo, and require finds it in the JS kernel', brief(r));
         check(reg.requests.includes('/npm/cb-npm-demo') && reg.requests.includes('/npm/cb-npm-demo/-/cb-npm-demo-1.0.0.tgz'),
             'npm fetched the packument and the tarball from the test registry', safeJson(reg.requests));
+        // npm install in a command; the JS kernel, running already, requires it at once.
+        r = await withDeadline(srv.call('command_execute', { sandbox_id: net, command: 'npm install cb-npm-two' }), 60000, 'npm install');
+        check(!r.isError, 'npm install cb-npm-two in a command (from /home/user) works', brief(r));
+        r = await srv.call('code_execute', { sandbox_id: net, language: 'javascript', code: "require('cb-npm-two').answer" });
+        check(!r.isError && mainResult(r) === '44', 'the running JS kernel requires it at once', brief(r));
         r = await withDeadline(srv.call('code_execute', { sandbox_id: net, language: 'typescript', packages: ['cb-npm-demo@1.0.0'],
             code: "const m: { answer: number } = require('cb-npm-demo'); m.answer + 1" }), 60000, 'npm packages for typescript');
         if (r.isError && /not available here/.test(textOf(r))) note(`no TypeScript kernel here, that check is left out: ${textOf(r).slice(0, 200)}`);
