@@ -81,6 +81,14 @@ char **kg_env_merge(const char *const *const *lists, size_t n);
 /* The environment a sandboxed process starts from: nothing from the host. */
 extern const char *const kg_sandbox_base_env[];
 
+/* ---- packages at run time (packages.c) ---------------------------------------------------- */
+
+/* Put pip's and npm's settings for installs into the workspace in front of sb->env (the
+ * sandbox's own env still wins), and make the user site-packages directories, so that a kernel
+ * started afterwards sees packages installed while it runs. -1 with err when a directory could
+ * not be made (the settings are in place all the same). */
+int kg_packages_sandbox_prepare(kg_sandbox_t *sb, cb_error_t *err);
+
 /* ---- sandboxes (sandbox.c) --------------------------------------------------------------- */
 
 #define KG_SANDBOX_LOG_MAX 1000

@@ -109,6 +109,9 @@ kg_sandbox_t *kg_sandbox_new(kg_gateway_t *gw, const kg_sandbox_limits_t *limits
     }
     zmq_pollitem_t item = {.fd = sbx_init_pidfd(sb->sbx), .events = ZMQ_POLLIN};
     sb->init_watched = zloop_poller(gw->loop, &item, s_on_init_exit, sb) == 0;
+    cb_error_t perr = {0};
+    if (kg_packages_sandbox_prepare(sb, &perr) < 0)
+        kg_sandbox_log(sb, "sandbox", "%s", perr.msg); /* installs still work, imports may lag */
     gw->counters.sandboxes_created++;
     kg_gateway_note_layers(gw, sbx_layers(sb->sbx));
     kg_sandbox_log(

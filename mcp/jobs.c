@@ -39,6 +39,7 @@ struct mcp_job {
     zlistx_t *waiters;  /* mcp_call_t * finished when it ends */
     bool forget_queued; /* command: s_forget is deferred, to forget it after its on_done */
     bool background;    /* command: kept (its output for process_output) until evicted */
+    char *note;         /* code: a line for its result's notes (what ran before it), or NULL */
 };
 
 static const char *s_kind_name(mcp_job_kind_t k) { return k == MCP_JOB_CODE ? "code" : "command"; }
@@ -67,6 +68,7 @@ static void s_job_free(mcp_job_t *job)
         kg_command_forget(&c);
     }
     zlistx_destroy(&job->waiters);
+    free(job->note);
     json_decref(job->final);
     json_decref(job->content);
     free(job);
@@ -245,6 +247,14 @@ static void s_on_code_output(kg_execution_t *x, const char *kind, json_t *conten
 static void s_on_code_done(kg_execution_t *x, json_t *result, void *arg)
 {
     mcp_job_t *job = arg;
+    json_auto_t *noted = job->note ? json_deep_copy(result) : NULL;
+    if (noted) { /* the job's own note first, among the result's */
+        json_t *notes = json_object_get(noted, "notes");
+        if (!json_is_array(notes))
+            json_object_set_new(noted, "notes", notes = json_array());
+        json_array_insert_new(notes, 0, json_string(job->note));
+        result = noted;
+    }
     json_t *content = NULL;
     json_t *structured =
         mcp_execution_structured(job->server, job->sandbox, job->repl_id, result, &content);
@@ -320,20 +330,27 @@ static mcp_repl_t *s_code_repl(mcp_call_t *call, json_t *args)
 }
 
 /* Start code and have the call wait for its end (code_execute, run_code, session_execute). */
-static void s_run_and_wait(mcp_call_t *call, mcp_repl_t *repl, json_t *args, const char *code)
+void mcp_code_run_and_wait(mcp_call_t *call, mcp_repl_t *repl, json_t *args, const char *code,
+                           const char *note)
 {
     cb_error_t err = {0};
     mcp_job_t *job = s_start_code(repl, args, code, &err);
     if (!job)
         return mcp_call_fail_err(call, &err);
+    job->note = cb_xstrdup_or_null(note);
     s_wait(call, job, s_cancel_work);
 }
 
 void mcp_tool_code_execute(mcp_call_t *call, json_t *args)
 {
+    char msg[512];
+    if (mcp_packages_check(args, msg, sizeof msg) < 0)
+        return mcp_call_fail(call, "%s", msg); /* before a default sandbox is made for it */
     mcp_repl_t *repl = s_code_repl(call, args);
-    if (repl)
-        s_run_and_wait(call, repl, args, mcp_arg_str(args, "code", ""));
+    if (repl && json_array_size(json_object_get(args, "packages")) > 0)
+        mcp_packages_install_then_run(call, repl, args);
+    else if (repl)
+        mcp_code_run_and_wait(call, repl, args, mcp_arg_str(args, "code", ""), NULL);
 }
 
 void mcp_tool_run_code(mcp_call_t *call, json_t *args) { mcp_tool_code_execute(call, args); }
@@ -364,7 +381,7 @@ void mcp_tool_session_execute(mcp_call_t *call, json_t *args)
         return mcp_call_fail_err(call, &err);
     const char *input = mcp_arg_str(args, "input", "");
     if (repl->type == MCP_REPL_JUPYTER)
-        return s_run_and_wait(call, repl, args, input);
+        return mcp_code_run_and_wait(call, repl, args, input, NULL);
     double timeout_s = mcp_arg_num(args, "timeout_s", repl->sandbox->timeout_s);
     mcp_terminal_execute(repl, call, input, (int)(timeout_s * 1000.0 + 0.5));
 }

@@ -137,6 +137,7 @@ struct mcp_call {
     mcp_repl_t *repl; /* a REPL to be ready (with on_ready), or a terminal's input */
     mcp_ready_fn *on_ready;
     int timer;
+    void *install; /* packages.c: the package install it waits on, before its code runs */
 };
 
 /* Finish a call with a result (structured: the structuredContent; content: the blocks). Both
@@ -315,9 +316,28 @@ void mcp_terminal_stop(mcp_repl_t *repl);
 
 /* ---- jobs (jobs.c) ------------------------------------------------------------------------- */
 
+/* Start code on a jupyter REPL and have the call wait for its end (code_execute's path): args
+ * are code_execute's (timeout_s, stdin; borrowed). note (may be NULL; copied) goes first in the
+ * result's notes. On failure the call is finished. */
+void mcp_code_run_and_wait(mcp_call_t *call, mcp_repl_t *repl, json_t *args, const char *code,
+                           const char *note);
+
 /* The end of every job still running in a sandbox that is going away. */
 void mcp_jobs_sandbox_gone(mcp_server_t *srv, mcp_sandbox_t *sb);
 void mcp_jobs_destroy_all(mcp_server_t *srv);
+
+/* ---- packages (packages.c) ----------------------------------------------------------------- */
+
+/* Check code_execute's `packages` (absent is fine): an array of 1 to 64 names, each 1 to 256
+ * bytes with no whitespace or control character and no leading '-' (never an installer's
+ * option). Fills msg with what is wrong. Returns 0 when they fit. */
+int mcp_packages_check(json_t *args, char *msg, size_t msg_size);
+
+/* Install args' packages in repl's sandbox with the installer of its kernel's language (pip,
+ * npm; any other language fails the call), then run args' code there as code_execute does,
+ * in what is left of the time limit. A failed install finishes the call with an execution
+ * result whose error (PackageInstallError) holds the installer's output; the code is not run. */
+void mcp_packages_install_then_run(mcp_call_t *call, mcp_repl_t *repl, json_t *args);
 
 /* ---- content (content.c) ------------------------------------------------------------------- */
 

@@ -275,6 +275,71 @@ static void s_tools_call(mcp_session_t *s, s_wire_t *wire)
                         "template", "code_execute with no sandbox to be had");
 }
 
+/* code_execute's `packages` (packages.c): what is refused before anything starts, and where the
+ * argument is taken. */
+static void s_packages(mcp_session_t *s, s_wire_t *wire)
+{
+    static const struct {
+        const char *packages; /* JSON */
+        bool ok;
+        const char *mentions;
+    } cases[] = {
+        {"[]", true, NULL},
+        {"[\"requests\", \"numpy==1.26.4\", \"lodash@4\", \"pkg[extra]>=1\"]", true, NULL},
+        {"[\"--index-url=https://evil.example/simple\"]", false, "starts with '-'"},
+        {"[\"-r\", \"req.txt\"]", false, "starts with '-'"},
+        {"[\"a b\"]", false, "whitespace or a control character"},
+        {"[\"a\\u0000b\"]", false, "whitespace or a control character"},
+        {"[\"a\\u007fb\"]", false, "whitespace or a control character"},
+        {"[\"ok\", \"x\\ny\"]", false, "packages[1]"},
+        {"[\"\"]", false, "1 to 256 bytes"},
+        {"[null]", false, "must be a string"},
+        {"\"requests\"", false, "must be an array"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cleanup_free char *text =
+            cb_strdup_printf("{\"code\": \"1\", \"packages\": %s}", cases[i].packages);
+        json_error_t jerr;
+        json_auto_t *args = json_loads(text, JSON_ALLOW_NUL, &jerr);
+        char msg[512] = "";
+        int rc = args ? mcp_packages_check(args, msg, sizeof msg) : -2;
+        if (cases[i].ok)
+            CB_OK(rc == 0, "packages %s is taken (%s)", cases[i].packages, msg);
+        else
+            CB_OK(rc == -1 && strstr(msg, cases[i].mentions), "packages %s is refused: %s",
+                  cases[i].packages, msg);
+    }
+    cleanup_free char *many = cb_xstrdup("[\"p\"");
+    for (int i = 0; i < 64; i++) {
+        char *more = cb_strdup_printf("%s, \"p\"", many);
+        free(many);
+        many = more;
+    }
+    cleanup_free char *text = cb_strdup_printf("{\"packages\": %s]}", many);
+    json_auto_t *args = json_loads(text, 0, NULL);
+    char msg[512] = "";
+    CB_OK(args && mcp_packages_check(args, msg, sizeof msg) == -1 && strstr(msg, "at most 64"),
+          "65 packages are refused: %s", msg);
+
+    /* Refused by code_execute and run_code before a sandbox is looked for (this server has
+     * none); code_execute_async does not take them. */
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"code_execute\",\"arguments\":{\"code\":\"1\",\"packages\":"
+                        "[\"--index-url=x\"]}}}",
+                        "starts with '-'", "code_execute refuses an option as a package");
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"run_code\",\"arguments\":{\"code\":\"1\",\"packages\":"
+                        "[\"a b\"]}}}",
+                        "whitespace", "run_code refuses a name with whitespace");
+    s_expect_tool_error(s, wire,
+                        "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\",\"params\":"
+                        "{\"name\":\"code_execute_async\",\"arguments\":{\"code\":\"1\","
+                        "\"packages\":[\"x\"]}}}",
+                        "unknown argument 'packages'", "code_execute_async takes no packages");
+}
+
 /* Write <dir>/<name>/kernel.json for language, requiring path (package pkg). */
 static void s_spec(const char *dir, const char *name, const char *language, const char *path,
                    const char *pkg)
@@ -462,6 +527,7 @@ int main(void)
     s_envelope(s, &wire);
     s_methods(s, &wire);
     s_tools_call(s, &wire);
+    s_packages(s, &wire);
     s_languages(dir);
     s_requests(srv, gw, s);
     mcp_session_destroy(&s);

@@ -28,16 +28,25 @@
 #define P_TIMEOUT "\"timeout_s\":" S_NUM("Time limit in seconds; default: the sandbox's timeout_s.", 0.001, 86400)
 #define P_PATH(desc) "\"path\":" S_STR(desc)
 
-#define IN_CODE                                                                                    \
-    S_OBJ("\"code\":" S_STR("The code to run, like one notebook cell.") "," P_SANDBOX ","          \
-          "\"language\":" S_STR("The language, case-insensitive: " JP_LANGUAGE_NAMES         \
-                                 ". Each language has its own kernel in the sandbox, started on "  \
-                                 "first use and kept (variables persist between calls). "          \
-                                 "Default: the sandbox's main kernel (python unless its "           \
-                                 "template says otherwise).") ","                                  \
-          "\"kernel\":" S_STR("A kernelspec name, instead of language.") "," P_TIMEOUT ","         \
-          "\"stdin\":" S_STR("Lines answered to input() in turn."),                                \
-          "\"code\"")
+#define IN_CODE_PROPS                                                                              \
+    "\"code\":" S_STR("The code to run, like one notebook cell.") "," P_SANDBOX ","                \
+    "\"language\":" S_STR("The language, case-insensitive: " JP_LANGUAGE_NAMES                    \
+                           ". Each language has its own kernel in the sandbox, started on "        \
+                           "first use and kept (variables persist between calls). "                \
+                           "Default: the sandbox's main kernel (python unless its "                \
+                           "template says otherwise).") ","                                        \
+    "\"kernel\":" S_STR("A kernelspec name, instead of language.") "," P_TIMEOUT ","               \
+    "\"stdin\":" S_STR("Lines answered to input() in turn.")
+#define IN_CODE S_OBJ(IN_CODE_PROPS, "\"code\"")
+/* packages: code_execute and run_code install them first (mcp/packages.c checks each name). */
+#define P_PACKAGES                                                                                 \
+    "\"packages\":{\"type\":\"array\",\"maxItems\":64,\"items\":{\"type\":\"string\"},"               \
+    "\"description\":\"Packages to install before the code runs, such as [\\\"requests\\\", "          \
+    "\\\"lodash@4\\\"]: with pip for Python, npm for JavaScript and TypeScript, into the "             \
+    "workspace (a persistent sandbox keeps them). The sandbox's network policy must allow the "    \
+    "registry (preset packages). If the install fails, the code is not run and the error holds "  \
+    "the installer's output.\"}"
+#define IN_CODE_PACKAGES S_OBJ(IN_CODE_PROPS "," P_PACKAGES, "\"code\"")
 
 /* When the sandbox a result names ends (added to every result that names one). */
 #define OUT_EXPIRES "\"expires_at\":{\"type\":[\"string\",\"null\"]}"
@@ -180,11 +189,11 @@ static const mcp_tool_t s_tools[] = {
      "Run code in a sandbox's Jupyter kernel, like a notebook cell: variables, imports and files "
      "persist from call to call. Returns stdout, stderr, rich results (charts come back as "
      "images, tables as text and HTML) and errors with their traceback.",
-     IN_CODE, OUT_EXECUTION, 0, mcp_tool_code_execute},
+     IN_CODE_PACKAGES, OUT_EXECUTION, 0, mcp_tool_code_execute},
     {"run_code", "Run Python code",
      "Run Python code in this session's sandbox (state persists between calls) and return its "
      "output, results and charts. The same as code_execute without a sandbox id.",
-     S_OBJ("\"code\":" S_STR("The Python code to run."), "\"code\""), OUT_EXECUTION, 0,
+     S_OBJ("\"code\":" S_STR("The Python code to run.") "," P_PACKAGES, "\"code\""), OUT_EXECUTION, 0,
      mcp_tool_run_code},
     {"code_execute_async", "Start running code",
      "Start code in a sandbox's kernel and return an execution_id at once; follow it with "

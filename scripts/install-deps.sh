@@ -61,6 +61,12 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 if ! command -v node >/dev/null 2>&1; then
     TOOLCHAIN_PACKAGES+=(nodejs)
 fi
+# Installs at run time inside sandboxes (docs/network.md, "Packages"): pip for Python, and npm
+# for the JavaScript and TypeScript kernels, only when the command is missing.
+PACKAGES+=(python3-pip)
+if ! command -v npm >/dev/null 2>&1; then
+    TOOLCHAIN_PACKAGES+=(npm)
+fi
 if ((TESTS)); then
     PACKAGES+=("${TEST_PACKAGES[@]}")
     # npm for the MCP tests: only when the command is missing.
