@@ -474,8 +474,11 @@ static void s_finish(kg_command_t *c, const char *why)
     json_t *result = kg_command_snapshot(c);
     c->late = true;
     c->late_window_us = cb_now_us();
-    if (!c->opts.ring_bytes) /* from now on only the latest output is kept */
+    if (!c->opts.ring_bytes) { /* from now on only the latest output is kept */
         c->opts.ring_bytes = KG_CMD_LATE_RING;
+        s_ring_keep(c, 0); /* the result has it all; what stays is bounded at once */
+        s_ring_keep(c, 1);
+    }
     if (!c->dying && s_draining(c)) /* dying: s_dispose closes them next */
         s_draining_limit(c);
     if (c->opts.on_done)
