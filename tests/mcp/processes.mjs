@@ -195,6 +195,14 @@ await run(async () => {
         check((await listed(srv, sb)).some((p) => /http\.server/.test(p.command)), 'and the server is still alive');
     });
 
+    await section('ended commands whose jobs hold their pipes are bounded per sandbox', async () => {
+        const before = serverPipes();
+        for (let i = 0; i < 70; i++)
+            await srv.callOk('command_execute', { sandbox_id: sb, command: 'sleep 1000 & echo $!' });
+        const held = serverPipes() - before;
+        check(held > 100 && held <= 2 * 64, `the gateway keeps at most 64 such commands' pipes (2 each): ${held} more pipe fds after 70`);
+    });
+
     await section('sandbox_delete ends every process', async () => {
         await srv.callOk('command_execute', { sandbox_id: sb, command: 'setsid sleep 1000 & nohup sleep 1001 & sleep 1002 &' });
         await srv.callOk('command_execute', { sandbox_id: sb, background: true, command: 'sleep 1003' });
