@@ -13,9 +13,22 @@
  *     that closed its stdin shows as EPIPE: the queue is dropped with a note.
  *   - the end: the pidfd turns readable; kg_proc_reap says how the process ended. Its process
  *     group is left alone (kg_proc_opts_t.keep_group): background jobs (`&`, nohup, setsid)
- *     live on until the sandbox ends or they are killed. Then each output pipe is drained of
- *     what it holds right now (FIONREAD), not to EOF: a background job may keep the pipe open
- *     forever (it gets EPIPE once we close our end). on_done follows.
+ *     live on until the sandbox ends or they are killed. Then each output pipe is read of what
+ *     it holds right now (FIONREAD), not to EOF (a background job may hold it forever), and
+ *     on_done follows with that result.
+ *   - after the end: a background job that inherited stdout or stderr may go on writing (a
+ *     server logging each request). Closing our ends would make every later write of it fail
+ *     with EPIPE (or SIGPIPE kill it), so they stay open and watched: what arrives is kept in
+ *     the command's ring (ring_bytes, or KG_CMD_LATE_RING for a command that had none), read
+ *     with kg_command_read, never passed to a callback. A flooding job is read at most
+ *     KG_CMD_LATE_RATE bytes a second: past that the pollers pause until the second is over
+ *     (a timer), and the job waits in write() on a full pipe, like a program on a slow
+ *     terminal; so it costs the loop a bounded share of its time, never a spin. A stream is
+ *     closed at its end of file (no holder is left) or with the sandbox. kg_command_forget of
+ *     such a command hides it (no longer found by id) and frees it after that end of file (on
+ *     a fresh turn, kg_gateway_defer). A sandbox keeps at most KG_CMD_DRAINING_MAX such ended
+ *     commands: past that, the oldest one's pipes are closed (its jobs then get EPIPE), so fds
+ *     and memory stay bounded.
  *   - output is kept per stream: the first 16 MiB, or with ring_bytes the latest output, which
  *     grows to twice ring_bytes and is then cut back to ring_bytes (one memmove per ring_bytes
  *     of output, not one per read), so a flooding background job costs bounded memory.
@@ -46,9 +59,13 @@
 #include "cb/log.h"
 #include "kg_private.h"
 
-#define KG_CMD_STREAM_CAP (16u << 20) /* kept per output stream */
-#define KG_CMD_STDIN_CAP (16u << 20)  /* stdin queued and not yet written */
-#define KG_CMD_READ_BUDGET (1u << 20) /* bytes read per stream per wake-up */
+#define KG_CMD_STREAM_CAP (16u << 20)   /* kept per output stream */
+#define KG_CMD_STDIN_CAP (16u << 20)    /* stdin queued and not yet written */
+#define KG_CMD_READ_BUDGET (1u << 20)   /* bytes read per stream per wake-up */
+#define KG_CMD_LATE_RING (64u << 10)    /* after the end, without ring_bytes: latest output kept */
+#define KG_CMD_LATE_BUDGET (256u << 10) /* after the end: bytes read per stream per wake-up */
+#define KG_CMD_LATE_RATE (4u << 20)     /* after the end: bytes read per second, both streams */
+#define KG_CMD_DRAINING_MAX 64          /* ended commands per sandbox whose pipes stay open */
 
 struct kg_command {
     kg_sandbox_t *sb;
@@ -66,6 +83,11 @@ struct kg_command {
     bool in_watched;     /* a ZMQ_POLLOUT poller waits on in_fd */
     int timer;           /* the timeout; -1 when none */
     bool timed_out, ended, dying, in_output;
+    bool late;              /* the result is out: what arrives now is a background job's */
+    bool hidden;            /* forgotten while its pipes stay open: freed at their end of file */
+    int64_t late_window_us; /* the current second of KG_CMD_LATE_RATE, and bytes read in it */
+    size_t late_bytes;
+    int late_timer; /* the pollers pause until it runs; -1 when they do not */
     const char *status;
     kg_proc_exit_t exit; /* valid once ended (zero if the reap failed) */
     char signal[24];     /* "SIGKILL" when a signal ended it, else "" */
@@ -161,7 +183,9 @@ static void s_take_output(kg_command_t *c, int which, const char *data, size_t n
     if (c->opts.ring_bytes) {
         cb_buf_append(buf, data, n);
         s_ring_keep(c, which);
-        if (c->opts.on_output) {
+        if (c->late)
+            c->late_bytes += n;
+        else if (c->opts.on_output) {
             c->in_output = true;
             c->opts.on_output(c, s_stream_names[which], data, n, c->opts.arg);
             c->in_output = false;
@@ -209,13 +233,64 @@ static bool s_read(kg_command_t *c, int which, size_t max)
     return true;
 }
 
+static void s_drop_hidden(kg_command_t *c);
+static int s_on_output(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+
+/* After the end: what may still be read in the current second (see KG_CMD_LATE_RATE). */
+static size_t s_late_allowance(kg_command_t *c)
+{
+    int64_t now = cb_now_us();
+    if (now - c->late_window_us >= 1000000) {
+        c->late_window_us = now;
+        c->late_bytes = 0;
+    }
+    return c->late_bytes < KG_CMD_LATE_RATE ? KG_CMD_LATE_RATE - c->late_bytes : 0;
+}
+
+static int s_on_late_resume(zloop_t *loop, int timer_id, void *arg)
+{
+    kg_command_t *c = arg;
+    c->late_timer = -1; /* one-shot: over once it runs */
+    for (int i = 0; i < 2; i++)
+        if (c->out_fd[i] >= 0 && s_watch(c, c->out_fd[i], ZMQ_POLLIN, s_on_output) < 0)
+            cb_warn("command %.8s: cannot watch its %s again", c->id, s_stream_names[i]);
+    return kg_gateway_handler_result(c->sb->gw);
+}
+
+/* The second's allowance is spent: stop watching the pipes until it is over. */
+static void s_late_pause(kg_command_t *c)
+{
+    if (c->late_timer > 0)
+        return;
+    int64_t left_us = c->late_window_us + 1000000 - cb_now_us();
+    size_t ms = left_us > 0 ? (size_t)(left_us / 1000) + 1 : 1;
+    c->late_timer = kg_timer_start(c->sb->gw, ms, 1, s_on_late_resume, c);
+    if (c->late_timer < 0)
+        return; /* out of memory: go on reading rather than never again */
+    for (int i = 0; i < 2; i++)
+        if (c->out_fd[i] >= 0)
+            s_unwatch(c, c->out_fd[i]);
+}
+
 static int s_on_output(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     kg_command_t *c = arg;
     kg_gateway_t *gw = c->sb->gw;
     int which = item->fd == c->out_fd[1];
-    if (!s_read(c, which, KG_CMD_READ_BUDGET))
+    size_t budget = KG_CMD_READ_BUDGET;
+    if (c->late) {
+        size_t allowed = s_late_allowance(c);
+        budget = allowed < KG_CMD_LATE_BUDGET ? allowed : KG_CMD_LATE_BUDGET;
+    }
+    if (budget && !s_read(c, which, budget))
         s_close(c, &c->out_fd[which]);
+    if (c->late && c->out_fd[0] < 0 && c->out_fd[1] < 0) {
+        kg_timer_stop(gw, &c->late_timer);
+        if (c->hidden)
+            s_drop_hidden(c); /* forgotten earlier: its last holder is gone */
+    } else if (c->late && s_late_allowance(c) == 0) {
+        s_late_pause(c);
+    }
     return kg_gateway_handler_result(gw);
 }
 
@@ -301,19 +376,59 @@ static int s_stdin_queue(kg_command_t *c, const char *data, size_t len, bool clo
 
 /* ---- the end ----------------------------------------------------------------------------- */
 
-/* Let go of everything tied to the loop and the sandbox. Idempotent; kills and reaps a process
- * still running. */
-static void s_release(kg_command_t *c)
+/* Let go of the process, its timer and stdin; the output pipes stay (see "after the end").
+ * Idempotent; kills and reaps a process still running. */
+static void s_release_process(kg_command_t *c)
 {
     kg_timer_stop(c->sb->gw, &c->timer);
+    kg_timer_stop(c->sb->gw, &c->late_timer);
     if (c->pidfd >= 0) {
         s_unwatch(c, c->pidfd);
         c->pidfd = -1;
     }
     s_stdin_close(c, "the command ended");
+    kg_proc_destroy(&c->proc);
+}
+
+/* Let go of everything tied to the loop and the sandbox. Idempotent. */
+static void s_release(kg_command_t *c)
+{
+    s_release_process(c);
     s_close(c, &c->out_fd[0]);
     s_close(c, &c->out_fd[1]);
-    kg_proc_destroy(&c->proc);
+}
+
+static bool s_draining(const kg_command_t *c)
+{
+    return c->ended && (c->out_fd[0] >= 0 || c->out_fd[1] >= 0);
+}
+
+/* c has just ended with its pipes still held: keep the sandbox's ended commands with open pipes
+ * within KG_CMD_DRAINING_MAX by closing the oldest one's (its jobs get EPIPE from then on). */
+static void s_draining_limit(kg_command_t *c)
+{
+    size_t count = 0;
+    kg_command_t *oldest = NULL;
+    for (kg_command_t *o = zhashx_first(c->sb->commands); o; o = zhashx_next(c->sb->commands))
+        if (o != c && s_draining(o)) {
+            count++;
+            if (!oldest || o->ended_us < oldest->ended_us)
+                oldest = o;
+        }
+    if (count < KG_CMD_DRAINING_MAX || !oldest)
+        return;
+    cb_info("sandbox %.8s: more than %d ended commands have output still held open; closing "
+            "the pipes of command %.8s (its background jobs get EPIPE from now on)",
+            c->sb->id, KG_CMD_DRAINING_MAX, oldest->id);
+    s_note(oldest,
+           "Its pipes were closed: the sandbox had more than %d ended commands whose "
+           "background jobs held their output open.",
+           KG_CMD_DRAINING_MAX);
+    s_close(oldest, &oldest->out_fd[0]);
+    s_close(oldest, &oldest->out_fd[1]);
+    kg_timer_stop(c->sb->gw, &oldest->late_timer);
+    if (oldest->hidden)
+        s_drop_hidden(oldest);
 }
 
 /* The process has exited, or has just been SIGKILLed: reap it, collect the output it left,
@@ -355,8 +470,17 @@ static void s_finish(kg_command_t *c, const char *why)
         if (c->out_fd[i] >= 0 && ioctl(c->out_fd[i], FIONREAD, &avail) == 0 && avail > 0)
             s_read(c, i, (size_t)avail);
     }
-    s_release(c);
+    s_release_process(c);
     json_t *result = kg_command_snapshot(c);
+    c->late = true;
+    c->late_window_us = cb_now_us();
+    if (!c->opts.ring_bytes) { /* from now on only the latest output is kept */
+        c->opts.ring_bytes = KG_CMD_LATE_RING;
+        s_ring_keep(c, 0); /* the result has it all; what stays is bounded at once */
+        s_ring_keep(c, 1);
+    }
+    if (!c->dying && s_draining(c)) /* dying: s_dispose closes them next */
+        s_draining_limit(c);
     if (c->opts.on_done)
         c->opts.on_done(c, result ? result : json_null(), c->opts.arg);
     json_decref(result);
@@ -404,6 +528,18 @@ static void s_dispose(kg_command_t *c, const char *why)
     s_free(c);
 }
 
+static void s_free_deferred(kg_gateway_t *gw, void *arg) { s_free(arg); }
+
+/* A hidden command whose pipes are closed: out of the sandbox and the loop now, freed on a
+ * fresh turn (it may be the poller's own object: gateway.h, rule 2). */
+static void s_drop_hidden(kg_command_t *c)
+{
+    c->dying = true;
+    zhashx_delete(c->sb->commands, c->id);
+    s_release(c);
+    kg_gateway_defer(c->sb->gw, s_free_deferred, c);
+}
+
 /* ---- the API ----------------------------------------------------------------------------- */
 
 static kg_command_t *s_new(kg_sandbox_t *sb, const kg_command_opts_t *opts, cb_error_t *err)
@@ -413,7 +549,7 @@ static kg_command_t *s_new(kg_sandbox_t *sb, const kg_command_opts_t *opts, cb_e
     c->opts = *opts;
     c->opts.command = c->opts.cwd = c->opts.stdin_text = NULL;
     c->opts.env = NULL;
-    c->pidfd = c->in_fd = c->out_fd[0] = c->out_fd[1] = c->timer = -1;
+    c->pidfd = c->in_fd = c->out_fd[0] = c->out_fd[1] = c->timer = c->late_timer = -1;
     c->status = "running";
     c->command = cb_xstrdup(opts->command);
     c->notes = json_array();
@@ -712,6 +848,11 @@ void kg_command_forget(kg_command_t **self_p)
                c->id);
         return;
     }
+    if (s_draining(c)) { /* its jobs still write: keep reading, hidden, until they are gone */
+        c->hidden = true;
+        kg_command_set_callbacks(c, NULL, NULL, NULL);
+        return;
+    }
     zhashx_delete(c->sb->commands, c->id);
     s_dispose(c, NULL);
 }
@@ -724,10 +865,14 @@ void kg_command_free_now(kg_command_t *c)
 }
 
 const char *kg_command_id(const kg_command_t *self) { return self->id; }
-pid_t kg_command_host_pid(const kg_command_t *c) { return c->pid > 0 ? c->pid : 0; }
+/* Once reaped the main process's pid may be anyone's: 0 then. */
+pid_t kg_command_host_pid(const kg_command_t *c) { return c->pid > 0 && !c->ended ? c->pid : 0; }
 bool kg_command_running(const kg_command_t *self) { return !self->ended; }
 
 kg_command_t *kg_sandbox_command(kg_sandbox_t *sb, const char *id)
 {
-    return sb && id ? zhashx_lookup(sb->commands, id) : NULL;
+    kg_command_t *c = sb && id ? zhashx_lookup(sb->commands, id) : NULL;
+    return c && !c->hidden ? c : NULL;
 }
+
+bool kg_command_output_open(const kg_command_t *self) { return s_draining(self); }

@@ -40,6 +40,7 @@ struct mcp_job {
     bool forget_queued; /* command: s_forget is deferred, to forget it after its on_done */
     bool background;    /* command: kept (its output for process_output) until evicted */
     char *note;         /* code: a line for its result's notes (what ran before it), or NULL */
+    bool kept; /* command: ended and kept until evicted (background, or its jobs hold its pipes) */
 };
 
 static const char *s_kind_name(mcp_job_kind_t k) { return k == MCP_JOB_CODE ? "code" : "command"; }
@@ -63,7 +64,7 @@ static void s_job_free(mcp_job_t *job)
 {
     if (job->forget_queued)
         kg_gateway_defer_cancel(job->server->gw, s_forget, job);
-    if (job->background && job->final && job->sandbox) { /* an ended background command */
+    if (job->kept && job->final && job->sandbox) { /* an ended command kept for process_output */
         kg_command_t *c = kg_sandbox_command(job->sandbox->kg, job->id);
         kg_command_forget(&c);
     }
@@ -471,7 +472,10 @@ static void s_on_command_done(kg_command_t *c, json_t *result, void *arg)
         job->server, job->sandbox, job->id, json_string_value(json_object_get(result, "stdout")),
         json_string_value(json_object_get(result, "stderr")), structured, closing);
     bool ok = strcmp(status, "exited") == 0 && json_integer_value(code) == 0;
-    if (job->sandbox && !job->forget_queued && !job->background) {
+    /* A foreground command whose background jobs still write to its pipes is kept too: their
+     * later output is read with process_output under its id. */
+    job->kept = job->background || kg_command_output_open(c);
+    if (job->sandbox && !job->forget_queued && !job->kept) {
         job->forget_queued = true;
         kg_gateway_defer(job->server->gw, s_forget, job);
     }

@@ -8,7 +8,8 @@
  * reaches its background jobs too. Output is read by byte offset from the command's bounded
  * buffers: a background command keeps its latest output, up to MCP_BACKGROUND_RING_BYTES per
  * stream (twice that at most), and an offset older than what is kept reads from the oldest byte
- * still there.
+ * still there. A foreground command whose `&` jobs still hold its stdout or stderr when it
+ * returns is kept the same way (jobs.c): their later output is read under its id.
  */
 #include <signal.h>
 #include <string.h>
@@ -63,7 +64,8 @@ static kg_command_t *s_find_command(mcp_call_t *call, json_t *args, const char *
     }
     mcp_call_fail(call,
                   "no command '%.60s' (ids come from command_execute; a finished foreground "
-                  "command is not kept, a background one is kept with its last results)",
+                  "command is kept only when its background jobs held its output open, a "
+                  "background one is kept with its last results)",
                   id);
     return NULL;
 }

@@ -730,8 +730,10 @@ static void s_held_kernel_pipe(kg_gateway_t *gw, kg_sandbox_t *other, int varian
     kg_sandbox_destroy(&sb);
 }
 
-/* A command's background job in a session of its own keeps stdout (sleeping, or writing for
- * ever with yes) after the shell has exited. */
+/* A command's background job in a session of its own keeps stdout (sleeping, or writing as
+ * fast as it can with yes for HOLD_S seconds) after the shell has exited. The gateway keeps
+ * reading the pipe (at a bounded rate, command.c), so the writer is never killed by SIGPIPE:
+ * timeout(1) reports 124 (it timed out), not 141 (yes died of SIGPIPE). */
 static void s_held_command_pipe(kg_gateway_t *gw, kg_sandbox_t *other, bool writes)
 {
     kg_sandbox_t *sb = s_sandbox(gw, 0);
@@ -740,7 +742,9 @@ static void s_held_command_pipe(kg_gateway_t *gw, kg_sandbox_t *other, bool writ
     double cpu0 = s_own_cpu_ms();
     cmd_auto cmd_t bg = {0};
     s_cmd(gw, sb,
-          (kg_command_opts_t){.command = writes ? "setsid yes held & echo started"
+          (kg_command_opts_t){.command = writes ? "rm -f /home/user/yes.rc; setsid sh -c "
+                                                  "'timeout " HOLD_S " yes held; "
+                                                  "echo $? > /home/user/yes.rc' & echo started"
                                                 : "setsid sleep " HOLD_S " & echo started"},
           &bg);
     CB_OK(s_str_is(bg.result, "status", "exited"), "a command whose background job %s stdout ends",
@@ -751,12 +755,14 @@ static void s_held_command_pipe(kg_gateway_t *gw, kg_sandbox_t *other, bool writ
     cmd_auto cmd_t wait = {0};
     s_cmd(gw, sb,
           (kg_command_opts_t){
-              .command = writes ? "while pgrep -x yes >/dev/null; do sleep 0.1; done; echo gone"
+              .command = writes ? "while [ ! -e /home/user/yes.rc ]; do sleep 0.1; done; "
+                                  "cat /home/user/yes.rc; echo gone"
                                 : "while pgrep -x sleep >/dev/null; do sleep 0.1; done; echo gone",
               .timeout_ms = 30000},
           &wait);
-    CB_OK(s_str_is(wait.result, "stdout", "gone\n"), "the background job ends%s",
-          writes ? " (SIGPIPE: the gateway closed its end)" : "");
+    CB_OK(s_str_is(wait.result, "stdout", writes ? "124\ngone\n" : "gone\n"),
+          "the background job ends%s",
+          writes ? " after its " HOLD_S " s, not killed by SIGPIPE (timeout says 124)" : "");
     double cpu = s_own_cpu_ms() - cpu0;
     CB_OK(cpu < 1000.0, "the gateway used %.0f ms of CPU meanwhile (want < 1000)", cpu);
     kg_sandbox_destroy(&sb);

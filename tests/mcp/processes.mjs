@@ -1,9 +1,11 @@
 // processes.mjs: processes that outlive a call (issue 16): background commands started, listed,
 // their output read later and killed; a `nohup ... &` daemon left by a foreground command lives
-// on (and the command still returns at once); process_kill refuses pids outside the sandbox and
-// its init; a flooding background command keeps bounded output; sandbox_delete ends them all
-// (checked from the host).
-import { readFileSync } from 'node:fs';
+// on (and the command still returns at once); a `&` daemon that keeps writing to its command's
+// pipes after the return is not killed by EPIPE/SIGPIPE and its late output is read under the
+// command's id (a shell loop, a flood, python's http.server logging each request); process_kill
+// refuses pids outside the sandbox and its init; a flooding background command keeps bounded
+// output; sandbox_delete ends them all (checked from the host).
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import {
     alive, brief, check, processTable, processesGone, run, safeJson, sandboxProcesses, sc, section, startServer, textOf, waitUntil,
     withDeadline,
@@ -112,6 +114,93 @@ await run(async () => {
         check(tail.stdout === 'xxxxxxxxxx\nend\n' && tail.stdout_next === 20000005, 'the latest output is kept (ends with end)', brief({ structuredContent: tail }));
         const rss = Number(readFileSync(`/proc/${srv.pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)?.[1]);
         check(rss > 0 && rss < 200 * 1024, `the server's peak memory stays small (${rss} kB < 200 MB)`);
+    });
+
+    // The gateway's pipe fds (the server is the gateway): a daemon's held pipes are read until
+    // its end, then closed.
+    const serverPipes = () => {
+        let n = 0;
+        for (const fd of readdirSync(`/proc/${srv.pid}/fd`)) {
+            try {
+                if (readlinkSync(`/proc/${srv.pid}/fd/${fd}`).startsWith('pipe:')) n++;
+            } catch { /* closed meanwhile */ }
+        }
+        return n;
+    };
+
+    await section('a `&` daemon that keeps writing to its command\'s pipes lives on', async () => {
+        const pipesBefore = serverPipes();
+        // No redirection: the subshell holds the command's stdout and stderr, and bash's echo
+        // dies of SIGPIPE (or fails with EPIPE) if the gateway closed their read ends.
+        r = await withDeadline(srv.callOk('command_execute', {
+            sandbox_id: sb,
+            command: 'rm -f /tmp/survived; (for i in $(seq 1 40); do echo tick $i; echo err $i >&2; sleep 0.05; done; echo done > /tmp/survived) & echo started',
+        }), 15000, 'daemon command');
+        const id = sc(r).command_id;
+        check(sc(r).status === 'exited' && sc(r).exit_code === 0 && /^started\n/m.test(sc(r).stdout ?? ''),
+            'the foreground command returns at its main process\'s exit', brief(r));
+        await waitUntil(async () => sc(await srv.callOk('command_execute', { sandbox_id: sb, command: 'cat /tmp/survived 2>/dev/null; true' })).stdout === 'done\n',
+            20000, 'the daemon\'s file');
+        check(true, 'the daemon wrote all its lines after its command returned and created its file');
+        const out = sc(await srv.callOk('process_output', { command_id: id }));
+        const ticks = (out.stdout ?? '').match(/^tick \d+$/mg) ?? [];
+        const errs = (out.stderr ?? '').match(/^err \d+$/mg) ?? [];
+        check(out.running === false && out.status === 'exited' && ticks.length === 40 && ticks[39] === 'tick 40' &&
+            ticks.every((t, i) => t === `tick ${i + 1}`) && errs.length === 40 && errs[39] === 'err 40',
+            'process_output under the command\'s id has every late line, in order, stdout and stderr apart', brief({ structuredContent: out }));
+        check(/started\n/.test(out.stdout), 'and the command\'s own output before them');
+        await waitUntil(() => serverPipes() <= pipesBefore, 10000, 'the gateway closes the pipes at their end of file');
+        check(true, `once the daemon is gone the gateway holds no more pipes than before (${serverPipes()} <= ${pipesBefore})`);
+        const again = sc(await srv.callOk('process_output', { command_id: id, stdout_offset: out.stdout_next }));
+        check(again.stdout === '' && again.stdout_offset === out.stdout_next, 'read from stdout_next after its end: nothing new', brief({ structuredContent: again }));
+    });
+
+    await section('a daemon flooding its command\'s pipes after the return keeps bounded output', async () => {
+        r = await withDeadline(srv.callOk('command_execute', {
+            sandbox_id: sb,
+            command: 'rm -f /tmp/go /tmp/flooded; (while [ ! -e /tmp/go ]; do sleep 0.05; done; head -c 6000000 /dev/zero | tr "\\0" y; echo; echo flood-end; echo flooded > /tmp/flooded) & echo waiting',
+        }), 15000, 'flood command');
+        const id = sc(r).command_id;
+        check(sc(r).status === 'exited' && sc(r).stdout === 'waiting\n', 'the command returns before its daemon writes', brief(r));
+        await srv.callOk('command_execute', { sandbox_id: sb, command: 'touch /tmp/go' });
+        await waitUntil(async () => sc(await srv.callOk('command_execute', { sandbox_id: sb, command: 'cat /tmp/flooded 2>/dev/null; true' })).stdout === 'flooded\n',
+            60000, 'the flood ends');
+        check(true, 'the daemon wrote 6 MB to its held stdout after its command returned, then went on');
+        const out = sc(await srv.callOk('process_output', { command_id: id, max_bytes: 16 }));
+        check(out.stdout_offset > 5000000 && out.stdout_skipped > 5000000 && /^y+$/.test(out.stdout),
+            'only the latest output is kept (reading from 0 skips > 5 MB)', brief({ structuredContent: out }));
+        const tail = sc(await srv.callOk('process_output', { command_id: id, stdout_offset: 6000000 + 'waiting\n'.length - 4, max_bytes: 100 }));
+        check(tail.stdout === 'yyyy\nflood-end\n', 'and its last bytes are there', brief({ structuredContent: tail }));
+        const rss = Number(readFileSync(`/proc/${srv.pid}/status`, 'utf8').match(/VmHWM:\s+(\d+)/)?.[1]);
+        check(rss > 0 && rss < 200 * 1024, `the server's peak memory stays small (${rss} kB < 200 MB)`);
+    });
+
+    await section('python3 -m http.server started with & answers request after request', async () => {
+        r = await withDeadline(srv.callOk('command_execute', { sandbox_id: sb, command: 'cd /tmp && python3 -m http.server 8000 --bind 127.0.0.1 &' }), 15000, 'http.server command');
+        const id = sc(r).command_id;
+        check(sc(r).status === 'exited' && sc(r).exit_code === 0, 'the command that started it returns', brief(r));
+        const get = 'python3 -c "import urllib.request as u; print(u.urlopen(\'http://127.0.0.1:8000/\', timeout=10).status)"';
+        await waitUntil(async () => sc(await srv.callOk('command_execute', { sandbox_id: sb, command: `${get} 2>/dev/null; true` })).stdout === '200\n',
+            20000, 'the server listens');
+        for (let i = 1; i <= 3; i++) {
+            r = await withDeadline(srv.callOk('command_execute', { sandbox_id: sb, command: get }), 20000, `request ${i}`);
+            check(sc(r).exit_code === 0 && sc(r).stdout === '200\n', `request ${i} from a later command: 200`, brief(r));
+        }
+        let out;
+        await waitUntil(async () => {
+            out = sc(await srv.callOk('process_output', { command_id: id }));
+            return ((out.stderr ?? '').match(/"GET \/ HTTP\/1\.1" 200/g) ?? []).length >= 4;
+        }, 10000, 'the request log');
+        check(true, 'its request log (stderr, written after its command returned) is read under the command\'s id');
+        check((await listed(srv, sb)).some((p) => /http\.server/.test(p.command)), 'and the server is still alive');
+    });
+
+    await section('ended commands whose jobs hold their pipes are bounded per sandbox', async () => {
+        const before = serverPipes();
+        for (let i = 0; i < 70; i++)
+            await srv.callOk('command_execute', { sandbox_id: sb, command: 'sleep 1000 & echo $!' });
+        const held = serverPipes() - before;
+        check(held > 100 && held <= 2 * 64, `the gateway keeps at most 64 such commands' pipes (2 each): ${held} more pipe fds after 70`);
     });
 
     await section('sandbox_delete ends every process', async () => {

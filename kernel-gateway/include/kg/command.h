@@ -42,7 +42,12 @@
  * lives on until the sandbox ends or it is killed (kg_sandbox_signal_pid, or
  * kg_command_signal while the group still has members); the command ends with its main process
  * even though such a job may hold its stdout and stderr open. A timeout or kg_command_kill
- * still kills the whole process group.
+ * still kills the whole process group. Such a job's later output is not refused (its writes
+ * never fail with EPIPE): the gateway goes on reading the pipes until no holder is left or the
+ * sandbox ends, keeping the latest of it (ring_bytes, or 64 KiB per stream for a command that
+ * had none), read with kg_command_read; no callback sees it. A command forgotten meanwhile is
+ * no longer found by id and its pipes are read (and dropped) until then. At most 64 ended
+ * commands per sandbox have their pipes read so; past that, the oldest one's are closed.
  *
  * Terminals: with pty, the command runs on a terminal of the sandbox's devpts as its
  * controlling terminal (isatty is true; the command's group is the foreground group). stdin,
@@ -127,6 +132,10 @@ json_t *kg_command_snapshot(const kg_command_t *self);
 
 /* Forget a command; a running one is killed first. Nulls the caller's pointer. */
 void kg_command_forget(kg_command_t **self_p);
+
+/* True when the command has ended and a background job still holds its stdout or stderr open:
+ * its later output is being kept (see "Background jobs"). */
+bool kg_command_output_open(const kg_command_t *self);
 
 const char *kg_command_id(const kg_command_t *self); /* Borrowed; valid with the command */
 bool kg_command_running(const kg_command_t *self);
