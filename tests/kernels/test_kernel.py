@@ -380,7 +380,9 @@ def bash_big_cell(k):
     t0 = time.monotonic()
     r, outs, _ = k.run(code, deadline=60)
     took = time.monotonic() - t0
-    check(stdout_of(outs) == "start\nend\n" and took < 20,
+    # The deadline guards against a hang; how long it took is reported, never judged (a busy
+    # machine took 22 s where a quiet one takes 8).
+    check(stdout_of(outs) == "start\nend\n",
           f"a 1 MB cell with quotes and backslashes runs ({took:.1f} s)", (stdout_of(outs), took))
 
 
