@@ -95,7 +95,7 @@ struct kg_command {
     cb_buf_t streams[2];
     uint64_t dropped[2]; /* bytes cut from the front of streams[i] (ring_bytes) */
     bool truncated[2];
-    pid_t inside_pid; /* 0: not known yet (kg_command_inside_pid) */
+    pid_t inside_pid; /* its pid inside the sandbox, from the init (kg_command_inside_pid) */
     json_t *notes;
 };
 
@@ -606,6 +606,7 @@ static int s_launch(kg_command_t *c, const kg_command_opts_t *opts, cb_error_t *
     if (!c->proc)
         return cb_error_prefix(err, "start command: ");
     c->pid = kg_proc_pid(c->proc);
+    c->inside_pid = kg_proc_inside_pid(c->proc);
     c->pidfd = kg_proc_pidfd(c->proc);
     if (s_watch(c, c->out_fd[0], ZMQ_POLLIN, s_on_output) < 0 ||
         (c->out_fd[1] >= 0 && s_watch(c, c->out_fd[1], ZMQ_POLLIN, s_on_output) < 0) ||
@@ -660,14 +661,14 @@ int kg_command_write_stdin(kg_command_t *self, const char *data, size_t len, boo
 
 int kg_command_signal(kg_command_t *self, int sig, cb_error_t *err)
 {
-    /* Its process group is named by the host pid of its main process, which may have ended
-     * while background jobs keep the group: each member is found in the sandbox's pid
-     * namespace and held by a pidfd before it is signalled, so a group id that was freed and
-     * taken by a process outside the sandbox is never hit. */
-    if (self->pid <= 0)
+    /* Its process group is named by its main process's pid inside the sandbox (the init
+     * reports it at spawn, so it is known even when that process ended at once), and the group
+     * may outlive it with background jobs: each member is found in the sandbox's pid namespace
+     * and held by a pidfd before it is signalled, so a process outside is never hit. */
+    if (self->inside_pid <= 0)
         return cb_error_fail(err, CB_ERR_STATE, "command %.8s has no known process group",
                              self->id);
-    int sent = kg_sandbox_signal_group(self->sb, self->pid, sig, err);
+    int sent = kg_sandbox_signal_group_inside(self->sb, self->inside_pid, sig, err);
     if (sent < 0)
         return -1;
     if (sent == 0)
@@ -747,28 +748,6 @@ int kg_command_read(const kg_command_t *self, const char *stream, uint64_t offse
     return 0;
 }
 
-/* The pid inside the sandbox of a process known by its host pid and pidfd, from the last
- * field of NSpid in the host's /proc (written by the kernel, not by the process). The pidfd
- * still open and not readable after the read proves the pid was not reused meanwhile. */
-static pid_t s_inside_pid(pid_t host, int pidfd)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)host);
-    cleanup_fclose FILE *f = fopen(path, "re");
-    if (!f)
-        return 0;
-    char line[256];
-    pid_t inside = 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "NSpid:", 6) == 0) {
-            const char *last = strrchr(line, '\t');
-            inside = last ? (pid_t)strtol(last + 1, NULL, 10) : 0;
-            break;
-        }
-    struct pollfd pf = {.fd = pidfd, .events = POLLIN};
-    return pidfd >= 0 && poll(&pf, 1, 0) == 0 ? inside : 0;
-}
-
 void kg_command_set_callbacks(kg_command_t *self, kg_command_output_fn *on_output,
                               kg_command_done_fn *on_done, void *arg)
 {
@@ -781,13 +760,7 @@ void kg_command_set_callbacks(kg_command_t *self, kg_command_output_fn *on_outpu
     self->opts.arg = arg;
 }
 
-pid_t kg_command_inside_pid(const kg_command_t *self)
-{
-    kg_command_t *c = (kg_command_t *)self; /* a cache of what does not change */
-    if (!c->inside_pid && !c->ended && c->pid > 0)
-        c->inside_pid = s_inside_pid(c->pid, c->pidfd);
-    return c->inside_pid;
-}
+pid_t kg_command_inside_pid(const kg_command_t *self) { return self->inside_pid; }
 
 int kg_command_kill(kg_command_t *self, cb_error_t *err)
 {

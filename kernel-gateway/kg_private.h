@@ -64,6 +64,8 @@ typedef struct {
  * return value. */
 kg_proc_t *kg_proc_start(const kg_proc_opts_t *opts, cb_error_t *err);
 pid_t kg_proc_pid(const kg_proc_t *p); /* host pid, also its process group id */
+/* Its pid (and process group id) inside its sandbox, from the init; a host process's own pid. */
+pid_t kg_proc_inside_pid(const kg_proc_t *p);
 int kg_proc_pidfd(const kg_proc_t *p); /* readable once the process has exited */
 /* Signal the whole process group. */
 int kg_proc_signal(kg_proc_t *p, int sig);
@@ -141,6 +143,8 @@ void kg_command_free_now(kg_command_t *c);
  * pidfd and checked to be the sandbox's before it is hit; the init never. Returns how many were
  * signalled, or -1 with err (process.c). */
 int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error_t *err);
+/* The same for a group named by its id inside the sandbox. */
+int kg_sandbox_signal_group_inside(kg_sandbox_t *sb, pid_t pgid, int sig, cb_error_t *err);
 
 /* The host pid of a command's main process; 0 when not known. */
 pid_t kg_command_host_pid(const kg_command_t *c);

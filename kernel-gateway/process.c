@@ -210,6 +210,10 @@ kg_proc_t *kg_proc_start(const kg_proc_opts_t *opts, cb_error_t *err)
 }
 
 pid_t kg_proc_pid(const kg_proc_t *p) { return p->pid; }
+pid_t kg_proc_inside_pid(const kg_proc_t *p)
+{
+    return p->sbx_proc ? sbx_proc_inside_pid(p->sbx_proc) : p->pid;
+}
 int kg_proc_pidfd(const kg_proc_t *p)
 {
     return p->sbx_proc ? sbx_proc_pidfd(p->sbx_proc) : p->pidfd;
@@ -300,7 +304,7 @@ void kg_proc_destroy(kg_proc_t **p_p)
  * and one that vanishes midway is skipped. */
 
 typedef struct {
-    pid_t host, inside, host_ppid, host_pgrp;
+    pid_t host, inside, host_ppid, host_pgrp, inside_pgrp;
     char state;
     unsigned long long start_ticks;
     char name[64];
@@ -362,16 +366,21 @@ static int s_ps_read(int dirfd, s_ps_entry_t *e)
     e->start_ticks = start;
     if (s_read_small(dirfd, "status", buf, sizeof buf) <= 0)
         return -1;
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (strncmp(line, "NSpid:", 6) == 0) {
-            char *eol = strchr(line, '\n');
-            if (eol)
-                *eol = '\0';
-            const char *last = strrchr(line, '\t');
-            e->inside = last ? (pid_t)strtol(last + 1, NULL, 10) : 0;
-            return e->inside > 0 ? 0 : -1;
-        }
-    return -1;
+    /* NSpid and NSpgid: the last field of each is the number inside the sandbox. */
+    e->inside = e->inside_pgrp = 0;
+    for (char *line = buf; line && *line;) {
+        char *eol = strchr(line, '\n');
+        if (eol)
+            *eol = '\0';
+        pid_t *field = strncmp(line, "NSpid:", 6) == 0    ? &e->inside
+                       : strncmp(line, "NSpgid:", 7) == 0 ? &e->inside_pgrp
+                                                          : NULL;
+        const char *last = field ? strrchr(line, '\t') : NULL;
+        if (last)
+            *field = (pid_t)strtol(last + 1, NULL, 10);
+        line = eol ? eol + 1 : NULL;
+    }
+    return e->inside > 0 ? 0 : -1;
 }
 
 /* Walk the host's /proc for the processes in sb's pid namespace. Caller owns return value
@@ -525,7 +534,9 @@ static int s_signal_checked(kg_sandbox_t *sb, const s_ps_entry_t *e, int sig, cb
     return 1;
 }
 
-int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error_t *err)
+/* Signal every member of a process group of sb, named by its id on the host (inside false) or
+ * in the sandbox (inside true). Returns how many were signalled, or -1. */
+static int s_signal_group(kg_sandbox_t *sb, pid_t pgid, bool inside, int sig, cb_error_t *err)
 {
     size_t n = 0;
     cleanup_free s_ps_entry_t *list = s_ps_scan(sb, &n, err);
@@ -533,7 +544,7 @@ int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error
         return -1;
     int sent = 0;
     for (size_t i = 0; i < n; i++) {
-        if (list[i].host_pgrp != host_pgid || list[i].inside == 1)
+        if ((inside ? list[i].inside_pgrp : list[i].host_pgrp) != pgid || list[i].inside == 1)
             continue;
         int rc = s_signal_checked(sb, &list[i], sig, err);
         if (rc < 0)
@@ -541,6 +552,16 @@ int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error
         sent += rc;
     }
     return sent;
+}
+
+int kg_sandbox_signal_group(kg_sandbox_t *sb, pid_t host_pgid, int sig, cb_error_t *err)
+{
+    return s_signal_group(sb, host_pgid, false, sig, err);
+}
+
+int kg_sandbox_signal_group_inside(kg_sandbox_t *sb, pid_t pgid, int sig, cb_error_t *err)
+{
+    return s_signal_group(sb, pgid, true, sig, err);
 }
 
 int kg_sandbox_signal_pid(kg_sandbox_t *sb, pid_t pid, int sig, cb_error_t *err)

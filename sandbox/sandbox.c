@@ -772,6 +772,7 @@ int sbx_pty(sbx_t *self, int *peer_fd, cb_error_t *err)
 
 int sbx_proc_pidfd(const sbx_proc_t *self) { return self->pidfd; }
 pid_t sbx_proc_pid(const sbx_proc_t *self) { return self->pid; }
+pid_t sbx_proc_inside_pid(const sbx_proc_t *self) { return self->inside_pid; }
 
 int sbx_proc_signal(sbx_proc_t *self, int sig, bool group, cb_error_t *err)
 {

@@ -242,8 +242,13 @@ int sbx_pty(sbx_t *self, int *peer_fd, cb_error_t *err);
 /* Readable (POLLIN) when the process has exited. Borrowed; valid with the process. */
 int sbx_proc_pidfd(const sbx_proc_t *self);
 
-/* Host pid of the process, which is also its process group id. */
+/* Host pid of the process, which is also its process group id. -1 when the process ended
+ * before the gateway could read it from its pidfd. */
 pid_t sbx_proc_pid(const sbx_proc_t *self);
+
+/* Its pid inside the sandbox (also its process group id there), as the init reported it at
+ * spawn: known even when the process ended at once. */
+pid_t sbx_proc_inside_pid(const sbx_proc_t *self);
 
 /* Send sig to the process, or to its whole process group. */
 int sbx_proc_signal(sbx_proc_t *self, int sig, bool group, cb_error_t *err);
