@@ -18,6 +18,9 @@
 
 #include "egress_private.h"
 
+_Static_assert(EGRESS_HEAD_MAX_HEADERS <= CB_HTTP_HEAD_MAX_FIELDS,
+               "the head reader holds them all");
+
 static egress_head_status_t s_bad(char *why, size_t why_size, const char *msg)
 {
     if (why)

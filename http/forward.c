@@ -38,6 +38,8 @@
 #define FWD_HEADERS_MAX 128 /* more: not a head we read (-1) */
 #define cleanup_buf __attribute__((cleanup(cb_buf_free)))
 
+_Static_assert(FWD_HEADERS_MAX <= CB_HTTP_HEAD_MAX_FIELDS, "the head reader holds them all");
+
 typedef struct {
     const char *at;
     size_t len;
