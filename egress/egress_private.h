@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "cb/http_head.h"
 #include "cb/util.h"
 #include "egress/egress.h"
 
@@ -64,20 +65,14 @@ void egress_address_text(const struct sockaddr *addr, char *buf, size_t size);
 #define EGRESS_HEAD_MAX 16384
 #define EGRESS_HEAD_MAX_HEADERS 100
 
+/* A request head the proxy takes: what cb/http_head.h read, and what the proxy makes of it. */
 typedef struct {
-    size_t name_off, name_len, value_off, value_len;
-} egress_http_header_t;
-
-typedef struct {
-    size_t head_len; /* bytes of the head, terminator included */
-    bool is_connect;
-    const char *method;
-    unsigned major, minor;
-    char host[256]; /* without brackets for IPv6 */
+    cb_http_head_t head; /* method, version, URL and header spans into the buffer */
+    size_t head_len;     /* bytes of the head, terminator included (head.head_len) */
+    bool is_connect;     /* head.is_connect */
+    char host[256];      /* without brackets for IPv6 */
     uint16_t port;
     size_t path_off, path_len; /* origin form: path and query, into the buffer (len 0: "/") */
-    size_t n_headers;
-    egress_http_header_t headers[EGRESS_HEAD_MAX_HEADERS];
 } egress_http_req_t;
 
 typedef enum {

@@ -5,6 +5,7 @@
  * deny against allow, ports, every refused address class (and the same addresses hidden in
  * IPv6 forms), bad specs of every kind naming the bad entry, the presets and E2B's keys. */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cb/tap.h"
@@ -342,6 +343,25 @@ static void test_http_head(void)
               "GET /p/q?x=1 HTTP/1.0\r\nAccept: */*\r\nHost: a.test:8080\r\n"
               "Connection: close\r\n\r\n",
               "rewritten: origin form, Proxy-* and Connection dropped, Host added");
+    /* An empty value gets no callback from libhttp-parser: the next name stays whole, so a
+     * Proxy-Authorization after it is still dropped. */
+    h = "GET http://a.test/ HTTP/1.1\r\nX-Empty:\r\nProxy-Authorization: secret\r\n\r\n";
+    CB_EQ_INT(egress_http_head_parse(h, strlen(h), &req, why, sizeof why), EGRESS_HEAD_DONE,
+              "an empty header value parses");
+    n = egress_http_rewrite(h, &req, out, sizeof out);
+    out[n] = '\0';
+    CB_EQ_STR(out, "GET / HTTP/1.1\r\nX-Empty: \r\nHost: a.test\r\nConnection: close\r\n\r\n",
+              "the empty header passes on, the Proxy-Authorization after it does not");
+    h = "GET http://a.test/ HTTP/1.1\r\nX-Fold: a\r\n b\r\n\r\n";
+    CB_EQ_INT(egress_http_head_parse(h, strlen(h), &req, why, sizeof why), EGRESS_HEAD_BAD,
+              "a folded header line is refused");
+    static char many[64 + 8 * (EGRESS_HEAD_MAX_HEADERS + 1)];
+    size_t m = (size_t)snprintf(many, sizeof many, "GET http://a.test/ HTTP/1.1\r\n");
+    for (int i = 0; i <= EGRESS_HEAD_MAX_HEADERS; i++)
+        m += (size_t)snprintf(many + m, sizeof many - m, "X: 1\r\n");
+    m += (size_t)snprintf(many + m, sizeof many - m, "\r\n");
+    CB_EQ_INT(egress_http_head_parse(many, m, &req, why, sizeof why), EGRESS_HEAD_TOO_LARGE,
+              "over 100 headers is too large");
     static char big[EGRESS_HEAD_MAX + 100];
     memset(big, 'a', sizeof big);
     memcpy(big, "GET http://a/ HTTP/1.1\r\nX: ", 27);

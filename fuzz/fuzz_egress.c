@@ -34,10 +34,12 @@ static void s_http(const uint8_t *data, size_t size)
     if (n == 0)
         return;
     out[n] = '\0';
-    FUZZ_CHECK(strncmp(out, req.method, strlen(req.method)) == 0);
+    FUZZ_CHECK(strncmp(out, req.head.method, strlen(req.head.method)) == 0);
     FUZZ_CHECK(n >= 21 && memcmp(out + n - 21, "Connection: close\r\n\r\n", 21) == 0);
-    for (size_t i = 0; i < req.n_headers; i++)
-        FUZZ_CHECK(req.headers[i].name_off + req.headers[i].name_len <= req.head_len);
+    for (size_t i = 0; i < req.head.n_fields; i++) {
+        FUZZ_CHECK(req.head.fields[i].name.off + req.head.fields[i].name.len <= req.head_len);
+        FUZZ_CHECK(req.head.fields[i].value.off + req.head.fields[i].value.len <= req.head_len);
+    }
     for (const char *line = strstr(out, "\r\n"); line; line = strstr(line + 2, "\r\n"))
         FUZZ_CHECK(strncasecmp(line + 2, "proxy-", 6) != 0); /* no Proxy-* header passed on */
 }

@@ -2,8 +2,8 @@
  *
  * The front door (frontdoor.c) peeks at a connection's first bytes and asks http_fwd_plan:
  * is the head complete, is it a request for a port inside a sandbox, may it pass, and what
- * goes upstream. libhttp-parser reads the head (we write no HTTP parser); the parser is paused
- * at the end of the headers, so what it consumed is exactly the head, and the body (if any)
+ * goes upstream. The server's one head reader (cb/http_head.h, libhttp-parser underneath)
+ * stops at the end of the headers, so what it read is exactly the head, and the body (if any)
  * stays in the socket for the pump.
  *
  * A forward is asked for by path, /sandboxes/{id}/ports/{port}[/rest] (the prefix is stripped
@@ -31,71 +31,22 @@
 
 #include "cb/alloc.h"
 #include "cb/cleanup.h"
+#include "cb/http_head.h"
 #include "http_private.h"
 
 #define FWD_COOKIE "cellblock_port"
-#define FWD_HEADERS_MAX 128
+#define FWD_HEADERS_MAX 128 /* more: not a head we read (-1) */
 #define cleanup_buf __attribute__((cleanup(cb_buf_free)))
+
+_Static_assert(FWD_HEADERS_MAX <= CB_HTTP_HEAD_MAX_FIELDS, "the head reader holds them all");
 
 typedef struct {
     const char *at;
     size_t len;
 } span_t;
 
-typedef struct {
-    span_t url;
-    span_t names[FWD_HEADERS_MAX], values[FWD_HEADERS_MAX];
-    size_t n;
-    bool too_many;
-    bool done;
-} head_t;
-
-static int s_on_url(http_parser *p, const char *at, size_t len)
-{
-    head_t *h = p->data;
-    if (!h->url.at)
-        h->url.at = at;
-    h->url.len = (size_t)(at + len - h->url.at);
-    return 0;
-}
-
-/* The whole head is parsed in one call, so each name arrives in one callback: every call is a
- * new header (a value may be empty, and then there is no value callback at all). A value that
- * arrives in pieces is a folded one (obs-fold); its span then holds the line break, and the
- * head is refused below. */
-static int s_on_field(http_parser *p, const char *at, size_t len)
-{
-    head_t *h = p->data;
-    if (h->n == FWD_HEADERS_MAX) {
-        h->too_many = true;
-        return 1;
-    }
-    h->names[h->n] = (span_t){at, len};
-    h->values[h->n] = (span_t){NULL, 0};
-    h->n++;
-    return 0;
-}
-
-static int s_on_value(http_parser *p, const char *at, size_t len)
-{
-    head_t *h = p->data;
-    if (h->n == 0)
-        return 1;
-    span_t *v = &h->values[h->n - 1];
-    if (!v->at)
-        *v = (span_t){at, len};
-    else
-        v->len = (size_t)(at + len - v->at);
-    return 0;
-}
-
-static int s_on_headers_done(http_parser *p)
-{
-    head_t *h = p->data;
-    h->done = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
+/* A span of the head as a pointer and a length. */
+static span_t s_span(const char *buf, cb_http_span_t s) { return (span_t){buf + s.off, s.len}; }
 
 static bool s_span_is(span_t s, const char *name)
 {
@@ -103,12 +54,13 @@ static bool s_span_is(span_t s, const char *name)
     return s.len == n && strncasecmp(s.at, name, n) == 0;
 }
 
-static const span_t *s_header(const head_t *h, const char *name)
+/* The value of the first header named name, into *value; false when there is none. */
+static bool s_header(const cb_http_head_t *h, const char *buf, const char *name, span_t *value)
 {
-    for (size_t i = 0; i < h->n; i++)
-        if (s_span_is(h->names[i], name))
-            return &h->values[i];
-    return NULL;
+    const cb_http_field_t *f = cb_http_head_find(h, buf, name);
+    if (f)
+        *value = s_span(buf, f->value);
+    return f != NULL;
 }
 
 /* 1..65535 in plain digits, else -1. */
@@ -251,7 +203,8 @@ static int s_refuse(http_fwd_plan_t *plan, int status, const char *why)
 
 /* Which sandbox and port the head asks for: by path (prefix_len: the bytes of the path to
  * strip) or by host. 0: not a forward; 1: one (port -1 when it is not a valid port). */
-static int s_target(const head_t *h, span_t path, http_fwd_plan_t *plan, size_t *prefix_len)
+static int s_target(const cb_http_head_t *h, const char *buf, span_t path, http_fwd_plan_t *plan,
+                    size_t *prefix_len)
 {
     static const char pre[] = "/sandboxes/";
     size_t plen = sizeof(pre) - 1;
@@ -272,100 +225,84 @@ static int s_target(const head_t *h, span_t path, http_fwd_plan_t *plan, size_t 
             return 1;
         }
     }
-    const span_t *host = s_header(h, "Host");
-    if (!host)
+    span_t host;
+    if (!s_header(h, buf, "Host", &host))
         return 0;
     static const char suffix[] = ".localhost";
     size_t slen = sizeof(suffix) - 1;
-    size_t hlen = host->len;
-    const char *colon = memchr(host->at, ':', hlen);
+    size_t hlen = host.len;
+    const char *colon = memchr(host.at, ':', hlen);
     if (colon)
-        hlen = (size_t)(colon - host->at);
-    if (hlen <= slen || strncasecmp(host->at + hlen - slen, suffix, slen) != 0)
+        hlen = (size_t)(colon - host.at);
+    if (hlen <= slen || strncasecmp(host.at + hlen - slen, suffix, slen) != 0)
         return 0;
-    const char *dash = memchr(host->at, '-', hlen - slen);
+    const char *dash = memchr(host.at, '-', hlen - slen);
     if (!dash)
         return 0;
-    size_t nlen = (size_t)(dash - host->at);
+    size_t nlen = (size_t)(dash - host.at);
     for (size_t i = 0; i < nlen; i++)
-        if (!isdigit((unsigned char)host->at[i]))
+        if (!isdigit((unsigned char)host.at[i]))
             return 0; /* not {port}-...: libwebsockets refuses the Host */
     const char *id = dash + 1;
-    size_t idlen = (size_t)(host->at + hlen - slen - id);
+    size_t idlen = (size_t)(host.at + hlen - slen - id);
     plan->is_forward = true;
     plan->sandbox = cb_xstrndup(id, idlen);
-    plan->port = s_id_ok(id, idlen) ? s_port(host->at, nlen) : -1;
+    plan->port = s_id_ok(id, idlen) ? s_port(host.at, nlen) : -1;
     return 1;
 }
 
 int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_fwd_plan_t *plan)
 {
     memset(plan, 0, sizeof(*plan));
-    head_t h = {0};
-    http_parser p;
-    http_parser_init(&p, HTTP_REQUEST);
-    p.data = &h;
-    http_parser_settings st = {0};
-    st.on_url = s_on_url;
-    st.on_header_field = s_on_field;
-    st.on_header_value = s_on_value;
-    st.on_headers_complete = s_on_headers_done;
-    size_t used = http_parser_execute(&p, &st, buf, len);
-    enum http_errno e = HTTP_PARSER_ERRNO(&p);
-    if (!h.done)
-        return e == HPE_OK ? 0 : -1;
-    if (e != HPE_PAUSED && e != HPE_OK)
-        return -1;
-    /* Paused in on_headers_complete, the parser stops on the head's last LF, uncounted. */
-    if (used < len && buf[used] == '\n')
-        used++;
-    plan->head_len = used;
-    for (size_t i = 0; i < h.n; i++)
-        if (!h.values[i].at)
-            h.values[i] = (span_t){"", 0}; /* an empty value had no callback */
+    cb_http_head_t h;
+    switch (cb_http_head_parse(buf, len, SIZE_MAX, FWD_HEADERS_MAX, &h)) {
+    case CB_HTTP_HEAD_DONE: break;
+    case CB_HTTP_HEAD_MORE: return 0;
+    default: /* not HTTP, or too many headers */ return -1;
+    }
+    plan->head_len = h.head_len;
 
     struct http_parser_url u;
     http_parser_url_init(&u);
-    if (!h.url.at || http_parser_parse_url(h.url.at, h.url.len, p.method == HTTP_CONNECT, &u))
+    span_t url = s_span(buf, h.url);
+    if (!url.len || http_parser_parse_url(url.at, url.len, h.is_connect, &u))
         return 1; /* not origin-form: libwebsockets' business */
     if (!(u.field_set & (1 << UF_PATH)) || (u.field_set & (1 << UF_HOST)))
         return 1;
-    span_t path = {h.url.at + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len};
+    span_t path = {url.at + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len};
     span_t query = {"", 0};
     if (u.field_set & (1 << UF_QUERY))
-        query = (span_t){h.url.at + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len};
+        query = (span_t){url.at + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len};
     size_t prefix_len = 0;
-    if (!s_target(&h, path, plan, &prefix_len))
+    if (!s_target(&h, buf, path, plan, &prefix_len))
         return 1;
     if (plan->port < 0)
         return s_refuse(plan, 400, "a port is a number from 1 to 65535, after a sandbox id");
-    if (h.too_many)
-        return s_refuse(plan, 400, "too many headers");
     if (memchr(buf, '\0', plan->head_len)) /* the head upstream is a C string: none inside */
         return s_refuse(plan, 400, "NUL in the request head");
-    for (size_t i = 0; i < h.n; i++) {
-        if (memchr(h.names[i].at, '\r', h.names[i].len) ||
-            memchr(h.names[i].at, '\n', h.names[i].len) ||
-            memchr(h.values[i].at, '\r', h.values[i].len) ||
-            memchr(h.values[i].at, '\n', h.values[i].len))
+    for (size_t i = 0; i < h.n_fields; i++) {
+        if (cb_http_head_has_break(buf, h.fields[i].name) ||
+            cb_http_head_has_break(buf, h.fields[i].value))
             return s_refuse(plan, 400, "a folded or broken header line");
     }
     if (prefix_len) { /* the path form is on our own host: the API's Host rule holds */
-        const span_t *host = s_header(&h, "Host");
-        cleanup_free char *hs = host ? cb_xstrndup(host->at, host->len) : NULL;
-        if (!hs || strlen(hs) != host->len || !http_check_host(self, hs))
+        span_t host;
+        cleanup_free char *hs =
+            s_header(&h, buf, "Host", &host) ? cb_xstrndup(host.at, host.len) : NULL;
+        if (!hs || strlen(hs) != host.len || !http_check_host(self, hs))
             return s_refuse(plan, 403, "this Host is not allowed");
     }
 
     cleanup_buf cb_buf_t kept_q = {0}, token = {0}, sig = {0}, kept_c = {0}, cookie = {0};
     s_query_split(query.at, query.len, &kept_q, &token, &sig);
-    const span_t *ck = s_header(&h, "Cookie");
-    if (ck)
-        s_cookie_split(*ck, &kept_c, &cookie);
+    span_t ck;
+    if (s_header(&h, buf, "Cookie", &ck))
+        s_cookie_split(ck, &kept_c, &cookie);
 
     /* Access. */
-    const span_t *auth = s_header(&h, "Authorization");
-    bool auth_is_token = auth && http_check_token(self, auth->at, auth->len, NULL);
+    span_t auth;
+    bool auth_is_token = s_header(&h, buf, "Authorization", &auth) &&
+                         http_check_token(self, auth.at, auth.len, NULL);
     bool ok = self->no_auth || auth_is_token ||
               (token.len && http_check_token(self, NULL, 0, cb_buf_str(&token)));
     if (!ok && cookie.len)
@@ -395,16 +332,15 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
         return s_refuse(plan, 401, "a valid token, or a signed link for this port, is required");
 
     /* The body: one request per connection. */
-    if (p.flags & F_CHUNKED)
+    if (h.chunked)
         return s_refuse(plan, 411, "a request body must have a Content-Length here");
-    plan->websocket = p.upgrade && s_header(&h, "Upgrade");
-    plan->body_max = plan->websocket               ? UINT64_MAX
-                     : (p.flags & F_CONTENTLENGTH) ? (uint64_t)p.content_length
-                                                   : 0;
+    span_t upgrade;
+    plan->websocket = h.upgrade && s_header(&h, buf, "Upgrade", &upgrade);
+    plan->body_max = plan->websocket ? UINT64_MAX : h.has_length ? h.content_length : 0;
 
     /* The head upstream. */
     cb_buf_t out = {0};
-    cb_buf_printf(&out, "%s ", http_method_str((enum http_method)p.method));
+    cb_buf_printf(&out, "%s ", h.method);
     span_t rest = {path.at + prefix_len, path.len - prefix_len};
     if (rest.len == 0)
         cb_buf_append(&out, "/", 1);
@@ -414,9 +350,9 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
         cb_buf_append(&out, "?", 1);
         cb_buf_append(&out, kept_q.data, kept_q.len);
     }
-    cb_buf_printf(&out, " HTTP/%u.%u\r\n", p.http_major, p.http_minor);
-    for (size_t i = 0; i < h.n; i++) {
-        span_t n = h.names[i], v = h.values[i];
+    cb_buf_printf(&out, " HTTP/%u.%u\r\n", h.major, h.minor);
+    for (size_t i = 0; i < h.n_fields; i++) {
+        span_t n = s_span(buf, h.fields[i].name), v = s_span(buf, h.fields[i].value);
         if (s_span_is(n, "Connection") || s_span_is(n, "Keep-Alive") ||
             s_span_is(n, "Proxy-Connection") || s_span_is(n, "Cookie") ||
             (s_span_is(n, "Upgrade") && !plan->websocket) ||
