@@ -356,22 +356,36 @@ static size_t s_budget(const egress_conn_t *c)
     return left >= SIZE_MAX - 1 ? SIZE_MAX : (size_t)left + 1;
 }
 
+/* After a write of n bytes towards dst (send or splice): count them (bytes to upstream are
+ * counted when written; the other way, when read) and return 1, or 0 when dst would block, or -1
+ * when the connection died (it is killed). */
+static int s_wrote(egress_conn_t *c, ssize_t n, bool to_upstream)
+{
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return 0;
+        egress_conn_kill(c);
+        return -1;
+    }
+    if (to_upstream)
+        s_count(c, true, (size_t)n);
+    else
+        c->last_io = cb_now_ms();
+    return 1;
+}
+
 /* Move what can move from src to dst through d; false when the connection died. */
 bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, bool to_upstream)
 {
     for (int round = 0; round < 8; round++) {
         if (d->len) {
             ssize_t n = send(dst, d->data + d->off, d->len, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
+            int moved = s_wrote(c, n, to_upstream);
+            if (moved <= 0) {
+                if (moved == 0)
                     break;
-                egress_conn_kill(c);
                 return false;
             }
-            if (to_upstream)
-                s_count(c, true, (size_t)n);
-            else
-                c->last_io = cb_now_ms();
             d->off += (size_t)n;
             d->len -= (size_t)n;
             if (d->len)
@@ -381,16 +395,12 @@ bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, b
         if (d->plen) {
             ssize_t n =
                 splice(d->pipe[0], NULL, dst, NULL, d->plen, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
+            int moved = s_wrote(c, n, to_upstream);
+            if (moved <= 0) {
+                if (moved == 0)
                     break;
-                egress_conn_kill(c);
                 return false;
             }
-            if (to_upstream)
-                s_count(c, true, (size_t)n);
-            else
-                c->last_io = cb_now_ms();
             d->plen -= (size_t)n;
             if (d->plen)
                 break;
