@@ -46,9 +46,13 @@ char *cb_xstrdup(const char *s)
 
 char *cb_xstrndup(const char *s, size_t n)
 {
-    char *p = strndup(s, n);
-    if (!p)
-        cb_oom(n + 1);
+    /* Not strndup: s is often a span of a buffer with no NUL after it (a request head), and
+     * nothing past its n bytes may be read (ASan's strict_string_checks holds strndup to
+     * a terminated string). */
+    size_t len = strnlen(s, n);
+    char *p = cb_xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
     return p;
 }
 
