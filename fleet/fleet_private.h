@@ -107,6 +107,9 @@ size_t fleet_pool_count(fleet_t *fleet, size_t *starting);
 json_t *fleet_persist_describe(fleet_t *fleet, const char *id, cb_error_t *err);
 /* The limits saved in a description. */
 void fleet_persist_limits(json_t *saved, kg_sandbox_limits_t *out);
+/* The network policy saved with a persistent sandbox: Caller owns return value; NULL when none
+ * was saved (err untouched) or when it does not parse (err set). */
+struct egress_policy *fleet_persist_network(json_t *saved, cb_error_t *err);
 /* Make a new persistent home (reopen_id NULL; its id into id_out) or lock an existing one. On
  * success *dir_out is the home (caller owns) and *lock_out its lock fd (caller owns). */
 int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char **dir_out,

@@ -21,6 +21,7 @@
 #include "cb/log.h"
 #include "cb/alloc.h"
 #include "cb/util.h"
+#include "egress/egress.h"
 #include "fleet_private.h"
 #include "kg/gateway.h"
 #include "kg/sandbox.h"
@@ -341,7 +342,20 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
         sized.network = NULL; /* a network policy given on reopening keeps the saved sizes */
         if (saved && !memcmp(&sized, &(kg_sandbox_limits_t){0}, sizeof sized))
             fleet_persist_limits(saved, &o.limits);
+        /* Nor does it lose its network policy: the saved one, unless this call gives one. */
+        egress_policy_t *network = NULL;
+        if (saved && !o.limits.network) {
+            cb_error_t perr = {0};
+            network = fleet_persist_network(saved, &perr);
+            if (!network && perr.kind) {
+                *err = perr;
+                fleet_template_destroy(&t);
+                return NULL;
+            }
+            o.limits.network = network;
+        }
         sb = s_open_fresh(fleet, t, &o, saved, err);
+        egress_policy_destroy(&network);
     }
     int timeout_s = opts->timeout_s ? opts->timeout_s : t->timeout_s;
     fleet_template_destroy(&t);

@@ -2,7 +2,8 @@
  * after it ends, however it ends (deleted, expired, the server stopped or killed), and can be
  * reopened by its id with its files.
  *
- *   <state_dir>/sandboxes/<id>/sandbox.json   template, kernel, limits, metadata, times
+ *   <state_dir>/sandboxes/<id>/sandbox.json   template, kernel, limits, network policy,
+ *                                             metadata, times
  *   <state_dir>/sandboxes/<id>/workspace/     bind-mounted at /home/user inside
  *
  * While a sandbox is open its home directory is locked (flock), so two cellblock processes
@@ -19,6 +20,7 @@
 #include "cb/log.h"
 #include "cb/alloc.h"
 #include "cb/util.h"
+#include "egress/egress.h"
 #include "fleet_private.h"
 #include "kg/gateway.h"
 #include "kg/sandbox.h"
@@ -95,6 +97,35 @@ void fleet_persist_limits(json_t *saved, kg_sandbox_limits_t *out)
     out->workspace_mb = (uint64_t)json_integer_value(json_object_get(l, "workspace_mb"));
 }
 
+/* The sandbox's network policy as egress_policy_from_json reads it back: "none", or its
+ * entries (presets expanded), ask and limits. New reference. */
+static json_t *s_network_spec(const egress_policy_t *policy)
+{
+    if (!policy || egress_policy_is_none(policy))
+        return json_string("none");
+    json_auto_t *d = egress_policy_describe(policy);
+    json_t *spec = json_pack("{s:O, s:O, s:b}", "allow", json_object_get(d, "allow"), "deny",
+                             json_object_get(d, "deny"), "ask",
+                             !strcmp(json_string_value(json_object_get(d, "mode")) ?: "", "ask"));
+    const char *limits[] = {"max_connections", "max_bytes"};
+    for (size_t i = 0; spec && i < 2; i++)
+        if (json_integer_value(json_object_get(d, limits[i])) > 0)
+            json_object_set(spec, limits[i], json_object_get(d, limits[i]));
+    return spec;
+}
+
+egress_policy_t *fleet_persist_network(json_t *saved, cb_error_t *err)
+{
+    json_t *spec = json_object_get(saved, "network");
+    if (!spec)
+        return NULL; /* saved before policies were kept */
+    egress_policy_t *p = egress_policy_from_json(spec, err);
+    if (!p)
+        cb_error_prefix(err, "the saved network policy of sandbox %.8s: ",
+                        json_string_value(json_object_get(saved, "sandbox_id")));
+    return p;
+}
+
 int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char **dir_out,
                        int *lock_out, cb_error_t *err)
 {
@@ -144,13 +175,14 @@ int fleet_persist_save(fleet_sandbox_t *fs, const char *kernel_name, cb_error_t 
     json_auto_t *old = s_read(fs->persist_dir, NULL);
     const char *created = json_string_value(json_object_get(old, "created_at"));
     const kg_sandbox_limits_t *l = kg_sandbox_limits(fs->sb);
-    json_auto_t *desc = json_pack(
-        "{s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:O, s:s, s:s, s:n}", "sandbox_id",
-        kg_sandbox_id(fs->sb), "template", fs->template_name, "kernel", kernel_name, "limits",
-        "memory_mb", (json_int_t)l->memory_mb, "pids_max", (json_int_t)l->pids_max, "cpu_millis",
-        (json_int_t)l->cpu_millis, "tmp_mb", (json_int_t)l->tmp_mb, "workspace_mb",
-        (json_int_t)l->workspace_mb, "metadata", fs->metadata, "created_at",
-        created ? created : now, "opened_at", now, "closed_at");
+    json_auto_t *desc =
+        json_pack("{s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:O, s:s, s:s, s:n}",
+                  "sandbox_id", kg_sandbox_id(fs->sb), "template", fs->template_name, "kernel",
+                  kernel_name, "limits", "memory_mb", (json_int_t)l->memory_mb, "pids_max",
+                  (json_int_t)l->pids_max, "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb",
+                  (json_int_t)l->tmp_mb, "workspace_mb", (json_int_t)l->workspace_mb, "network",
+                  s_network_spec(kg_sandbox_network(fs->sb)), "metadata", fs->metadata,
+                  "created_at", created ? created : now, "opened_at", now, "closed_at");
     cleanup_free char *text = desc ? json_dumps(desc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     cleanup_free char *path = cb_strdup_printf("%s/sandbox.json", fs->persist_dir);
     if (!text || !path)

@@ -187,6 +187,11 @@ await run(async () => {
         r = await srv.callOk('sandbox_create', { sandbox_id: net });
         r = await srv.call('code_execute', { sandbox_id: net, code: 'import cb_demo, cb_second\nprint(cb_demo.VALUE + cb_second.VALUE)' });
         check(!r.isError && sc(r).stdout === '85\n', 'reopened, its kernel imports what was installed before', brief(r));
+        r = await srv.callOk('sandbox_info', { sandbox_id: net });
+        const policy = sc(r).network ?? {};
+        check(policy.mode === 'allow' && (policy.allow ?? []).includes(allow), `reopened without a network argument, it keeps its policy (allow ["${allow}"])`, safeJson(policy));
+        r = await srv.call('command_execute', { sandbox_id: net, command: `python3 -m pip download --no-deps --index-url '${reg.pipIndex}' -d /tmp/dl cb_demo >/dev/null 2>&1 && ls /tmp/dl` });
+        check(!r.isError && /cb_demo/.test(sc(r).stdout ?? ''), 'and reaches the allowed registry through its proxy again', brief(r));
         await srv.callOk('sandbox_delete', { sandbox_id: net, discard_workspace: true });
     });
 
