@@ -374,6 +374,23 @@ static int s_wrote(egress_conn_t *c, ssize_t n, bool to_upstream)
     return 1;
 }
 
+/* After a read of n bytes from the source (read or splice): 1 when bytes came, 0 when it would
+ * block or ended (d->eof set), -1 when the connection died (it is killed). */
+static int s_read(egress_conn_t *c, egress_dir_t *d, ssize_t n)
+{
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return 0;
+        egress_conn_kill(c);
+        return -1;
+    }
+    if (n == 0) {
+        d->eof = true;
+        return 0;
+    }
+    return 1;
+}
+
 /* Move what can move from src to dst through d; false when the connection died. */
 bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, bool to_upstream)
 {
@@ -414,15 +431,11 @@ bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, b
             size_t want = budget < EGRESS_PIPE ? budget : EGRESS_PIPE;
             ssize_t n =
                 splice(src, NULL, d->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
+            int got = s_read(c, d, n);
+            if (got <= 0) {
+                if (got == 0)
                     break;
-                egress_conn_kill(c);
                 return false;
-            }
-            if (n == 0) {
-                d->eof = true;
-                break;
             }
             d->plen += (size_t)n;
             if (!to_upstream)
@@ -438,15 +451,11 @@ bool egress_conn_pump_dir(egress_conn_t *c, egress_dir_t *d, int src, int dst, b
         if (!drop && budget < want)
             want = budget;
         ssize_t n = read(src, d->data + (drop ? 0 : d->off + d->len), want);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
+        int got = s_read(c, d, n);
+        if (got <= 0) {
+            if (got == 0)
                 break;
-            egress_conn_kill(c);
             return false;
-        }
-        if (n == 0) {
-            d->eof = true;
-            break;
         }
         if (drop)
             continue;
