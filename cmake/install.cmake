@@ -77,7 +77,7 @@ set(CPACK_STRIP_FILES ON)
 # python-data template imports numpy, pandas and matplotlib and plots through matplotlib-inline.
 # The shared libraries' packages come with their versions from dpkg-shlibdeps (dpkg-dev, which
 # build-essential brings: libzmq5, libczmq4, libjansson4, libssl3, libseccomp2, libwebsockets17,
-# libhttp-parser2.9, libc6); without it they are named here, unversioned.
+# libhttp-parser2.9, libvterm0, libc6); without it they are named here, unversioned.
 set(CB_DEB_DEPENDS
     "python3, python3-ipykernel, python3-numpy, python3-pandas, python3-matplotlib, python3-matplotlib-inline")
 find_program(CB_DPKG_SHLIBDEPS dpkg-shlibdeps)
@@ -86,7 +86,7 @@ if(CB_DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_DEPENDS "${CB_DEB_DEPENDS}")
 else()
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libzmq5, libczmq4, libjansson4, libssl3, libseccomp2, libwebsockets17, libhttp-parser2.9, ${CB_DEB_DEPENDS}")
+      "libzmq5, libczmq4, libjansson4, libssl3, libseccomp2, libwebsockets17, libhttp-parser2.9, libvterm0, ${CB_DEB_DEPENDS}")
 endif()
 # The other languages' toolchains: each kernel works when its package is there and is listed as
 # unavailable, naming the package, when it is not (metadata.cellblock.requires in its
