@@ -1,6 +1,7 @@
 /* cmd_serve.c: `cellblock serve`, the main job: one HTTP server (http/) on the gateway's loop
  * carrying MCP Streamable HTTP at /mcp (mcp/) and the Jupyter Kernel Gateway API at /api
- * (jupyter-api/), so assistants and JupyterLab reach the same kernels. Listens on loopback
+ * (jupyter-api/) and E2B's API at /e2b (e2b/), so assistants, JupyterLab and programs written
+ * for E2B reach the same kernels. Listens on loopback
  * unless told otherwise; every request needs the token (CELLBLOCK_TOKEN, or one generated and
  * printed at start) unless --no-auth, which only a loopback address may use. The MCP settings
  * are the same CELLBLOCK_* variables `cellblock mcp` reads. Runs until SIGINT or SIGTERM. */
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "e2b/e2b.h"
 #include "http/http.h"
 #include "japi/japi.h"
 #include "kg/gateway.h"
@@ -116,9 +118,13 @@ static void s_banner(const http_server_t *http, bool token_from_env)
     fprintf(stderr,
             "\n  JupyterLab, on the same kernels:\n"
             "      jupyter lab --gateway-url=%s%s%s\n"
-            "    (Jupyter Kernel Gateway API at %s/api; WebSockets take ?token= as well)\n"
-            "\nCtrl-C stops it.\n",
+            "    (Jupyter Kernel Gateway API at %s/api; WebSockets take ?token= as well)\n",
             url, token ? " --GatewayClient.auth_token=" : "", auth, url);
+    fprintf(stderr,
+            "\n  E2B's SDKs (docs/e2b.md), unchanged:\n"
+            "      E2B_API_URL=%s/e2b E2B_SANDBOX_URL=%s/e2b/sandbox E2B_API_KEY=%s\n"
+            "\nCtrl-C stops it.\n",
+            url, url, token ? auth : "anything");
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -144,6 +150,7 @@ int cli_cmd_serve(int argc, char **argv)
     cb_error_t err = {0};
     mcp_http_t *mcp_http = NULL;
     japi_t *api = NULL;
+    e2b_t *e2b = NULL;
     http_server_t *http = http_server_new(kg_gateway_loop(gw), &o.http, &err);
     if (http)
         mcp_http = mcp_http_new(srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
@@ -151,7 +158,9 @@ int cli_cmd_serve(int argc, char **argv)
         api = japi_new(gw, http,
                        &(japi_opts_t){.template_name = mcfg.template_name, .kernel_timeout_s = -1},
                        &err);
-    if (api && mcp_server_ports_on(srv, http, &err) == 0 && http_server_start(http, &err) == 0) {
+    if (api)
+        e2b = e2b_new(gw, http, NULL, &err);
+    if (e2b && mcp_server_ports_on(srv, http, &err) == 0 && http_server_start(http, &err) == 0) {
         s_banner(http, o.http.token && o.http.token[0]);
         cb_info("serving on %s", http_server_url(http));
         static const volatile int never = 0;
@@ -164,6 +173,7 @@ int cli_cmd_serve(int argc, char **argv)
     /* Connections first, so nothing arrives for the objects freed next. */
     mcp_server_ports_on(srv, NULL, NULL);
     http_server_destroy(&http);
+    e2b_destroy(&e2b);
     japi_destroy(&api);
     mcp_http_destroy(&mcp_http);
     mcp_server_destroy(&srv);

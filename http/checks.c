@@ -205,6 +205,18 @@ bool http_check_token(const http_server_t *self, const char *authorization, size
     return ok;
 }
 
+bool http_check_api_key(const http_server_t *self, const char *value, size_t len)
+{
+    if (self->no_auth)
+        return true;
+    size_t i = s_skip_spaces(value, len);
+    value += i;
+    len -= i;
+    while (len > 0 && value[len - 1] == ' ')
+        len--;
+    return s_token_equal(self, value, len);
+}
+
 const http_route_t *http_route_find(const http_server_t *self, const char *path)
 {
     const http_route_t *best = NULL;

@@ -36,7 +36,6 @@
 
 #define FWD_COOKIE "cellblock_port"
 #define FWD_HEADERS_MAX 128 /* more: not a head we read (-1) */
-#define cleanup_buf __attribute__((cleanup(cb_buf_free)))
 
 _Static_assert(FWD_HEADERS_MAX <= CB_HTTP_HEAD_MAX_FIELDS, "the head reader holds them all");
 
@@ -109,6 +108,40 @@ char *http_forward_sign(const http_server_t *self, const char *sandbox_id, int p
     char hex[65];
     s_mac_hex(self, sandbox_id, port, expires_at, hex);
     return cb_strdup_printf("%lld.%s", (long long)expires_at, hex);
+}
+
+static void s_sandbox_mac_hex(const http_server_t *self, const char *id, char out[65])
+{
+    char msg[96];
+    int n = snprintf(msg, sizeof(msg), "sandbox-token\n%s", id);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mlen = 0;
+    HMAC(EVP_sha256(), self->secret, sizeof(self->secret), (const unsigned char *)msg,
+         (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1), mac, &mlen);
+    for (unsigned i = 0; i < 32 && i < mlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+    out[64] = '\0';
+}
+
+char *http_sandbox_token(const http_server_t *self, const char *sandbox_id)
+{
+    char hex[65];
+    s_sandbox_mac_hex(self, sandbox_id, hex);
+    char *out = cb_xstrdup(hex);
+    OPENSSL_cleanse(hex, sizeof(hex));
+    return out;
+}
+
+bool http_sandbox_token_ok(const http_server_t *self, const char *sandbox_id, const char *value,
+                           size_t len)
+{
+    if (len != 64 || !s_id_ok(sandbox_id, strlen(sandbox_id)))
+        return false;
+    char hex[65];
+    s_sandbox_mac_hex(self, sandbox_id, hex);
+    bool eq = CRYPTO_memcmp(hex, value, 64) == 0;
+    OPENSSL_cleanse(hex, sizeof(hex));
+    return eq;
 }
 
 /* "EXPIRES.HEX" valid for (id, port) now. The MAC is compared before anything else of the

@@ -105,6 +105,7 @@ typedef struct {
     http_request_fn *on_request;
     http_ws_open_fn *on_ws;
     void *arg;
+    bool sandbox_tokens; /* http_server_route_sandbox_tokens */
 } http_route_t;
 
 struct http_request {
@@ -117,6 +118,7 @@ struct http_request {
     char **headers; /* name, value, ..., NULL */
     char *body;
     size_t body_len;
+    char *sandbox; /* the sandbox whose token let it in (http_request_sandbox), or NULL */
     bool bad; /* server thread: a NUL in the decoded path or query */
     /* caller's thread only */
     http_close_fn *on_close;
@@ -260,6 +262,11 @@ bool http_check_origin(const http_server_t *self, const char *origin);
 bool http_check_token(const http_server_t *self, const char *authorization, size_t auth_len,
                       const char *query_token);
 void http_token_digest(const char *token, size_t len, unsigned char out[32]);
+/* Whether an X-API-Key header's value is the token. */
+bool http_check_api_key(const http_server_t *self, const char *value, size_t len);
+/* Whether value (len bytes) is http_sandbox_token(sandbox_id); constant time. */
+bool http_sandbox_token_ok(const http_server_t *self, const char *sandbox_id, const char *value,
+                           size_t len);
 const http_route_t *http_route_find(const http_server_t *self, const char *path);
 const char *http_status_reason(int status);
 

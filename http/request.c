@@ -168,6 +168,18 @@ int http_server_route(http_server_t *self, const char *prefix, http_request_fn *
     return 0;
 }
 
+int http_server_route_sandbox_tokens(http_server_t *self, const char *prefix, cb_error_t *err)
+{
+    if (self->started)
+        return cb_error_fail(err, CB_ERR_STATE, "routes must be changed before http_server_start");
+    for (size_t i = 0; i < self->nroutes; i++)
+        if (prefix && strcmp(self->routes[i].prefix, prefix) == 0) {
+            self->routes[i].sandbox_tokens = true;
+            return 0;
+        }
+    return cb_error_fail(err, CB_ERR_INVALID, "no route '%s'", prefix ? prefix : "(null)");
+}
+
 int http_server_subprotocol(http_server_t *self, const char *name, cb_error_t *err)
 {
     if (!self || !name || !*name || strpbrk(name, ", \t"))
@@ -224,6 +236,7 @@ void http_request_free(http_request_t *req)
     cb_strv_free(req->query);
     cb_strv_free(req->headers);
     free(req->body);
+    free(req->sandbox);
     free(req);
 }
 
@@ -485,6 +498,8 @@ const char *http_request_query(const http_request_t *req, const char *name)
             return p[1];
     return NULL;
 }
+
+const char *http_request_sandbox(const http_request_t *req) { return req ? req->sandbox : NULL; }
 
 const char *http_request_header(const http_request_t *req, const char *name)
 {

@@ -102,13 +102,20 @@ static const struct {
     {"Host", WSI_TOKEN_HOST, NULL},
     {"Origin", WSI_TOKEN_ORIGIN, NULL},
     {"Accept", WSI_TOKEN_HTTP_ACCEPT, NULL},
+    {"Accept-Encoding", WSI_TOKEN_HTTP_ACCEPT_ENCODING, NULL},
     {"Content-Type", WSI_TOKEN_HTTP_CONTENT_TYPE, NULL},
+    {"Content-Encoding", -1, "content-encoding:"},
     {"Content-Length", WSI_TOKEN_HTTP_CONTENT_LENGTH, NULL},
     {"User-Agent", WSI_TOKEN_HTTP_USER_AGENT, NULL},
     {"Sec-WebSocket-Protocol", WSI_TOKEN_PROTOCOL, NULL},
     {"Mcp-Session-Id", -1, "mcp-session-id:"},
     {"MCP-Protocol-Version", -1, "mcp-protocol-version:"},
     {"Last-Event-ID", -1, "last-event-id:"},
+    {"E2b-Sandbox-Id", -1, "e2b-sandbox-id:"},
+    {"E2b-Sandbox-Port", -1, "e2b-sandbox-port:"},
+    {"Connect-Protocol-Version", -1, "connect-protocol-version:"},
+    {"Connect-Timeout-Ms", -1, "connect-timeout-ms:"},
+    {"Keepalive-Ping-Interval", -1, "keepalive-ping-interval:"},
 };
 
 /* ---- messages to the caller's thread -------------------------------------------------------- */
@@ -304,9 +311,57 @@ static const char *s_req_query(const http_request_t *req, const char *name)
     return NULL;
 }
 
+/* A secret header's value checked by ok(self, arg, value, len), then wiped. */
+static bool s_secret_header_ok(http_server_t *self, struct lws *wsi, const char *custom,
+                               bool (*ok)(const http_server_t *, const char *, const char *,
+                                          size_t),
+                               const char *arg)
+{
+    size_t len = 0;
+    char *v = s_custom_dup(wsi, custom, &len);
+    if (!v)
+        return false;
+    bool pass = ok(self, arg, v, len);
+    OPENSSL_cleanse(v, len);
+    free(v);
+    return pass;
+}
+
+static bool s_api_key_ok(const http_server_t *self, const char *unused, const char *v, size_t len)
+{
+    (void)unused;
+    return http_check_api_key(self, v, len);
+}
+
+/* The credentials http.h lists. A sandbox token sets req->sandbox. */
+static bool s_authorized(http_server_t *self, struct lws *wsi, http_request_t *req, bool ws,
+                         const http_route_t *route)
+{
+    if (self->no_auth)
+        return true;
+    size_t auth_len = 0;
+    char *auth = s_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &auth_len);
+    bool ok = http_check_token(self, auth, auth_len, ws ? s_req_query(req, "token") : NULL);
+    if (auth) {
+        OPENSSL_cleanse(auth, auth_len);
+        free(auth);
+    }
+    if (!ok)
+        ok = s_secret_header_ok(self, wsi, "x-api-key:", s_api_key_ok, NULL);
+    const char *sandbox = s_req_header(req, "E2b-Sandbox-Id");
+    if (!ok && route && route->sandbox_tokens && sandbox && *sandbox &&
+        (s_secret_header_ok(self, wsi, "x-access-token:", http_sandbox_token_ok, sandbox) ||
+         s_secret_header_ok(self, wsi, "e2b-traffic-access-token:", http_sandbox_token_ok,
+                            sandbox))) {
+        req->sandbox = cb_xstrdup(sandbox);
+        ok = true;
+    }
+    return ok;
+}
+
 /* The checks of http.h, in order. Returns CB_ERR_OK (and the route), or the kind of the
  * refusal (its HTTP status comes from cb/error.h's table) and a message. */
-static cb_error_kind_t s_vet_kind(http_server_t *self, struct lws *wsi, const http_request_t *req,
+static cb_error_kind_t s_vet_kind(http_server_t *self, struct lws *wsi, http_request_t *req,
                                   bool ws, const http_route_t **route, const char **message)
 {
     if (!http_check_host(self, s_req_header(req, "Host"))) {
@@ -317,20 +372,11 @@ static cb_error_kind_t s_vet_kind(http_server_t *self, struct lws *wsi, const ht
         *message = "this Origin is not allowed";
         return CB_ERR_FORBIDDEN;
     }
-    if (!self->no_auth) {
-        size_t auth_len = 0;
-        char *auth = s_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &auth_len);
-        bool ok = http_check_token(self, auth, auth_len, ws ? s_req_query(req, "token") : NULL);
-        if (auth) {
-            OPENSSL_cleanse(auth, auth_len);
-            free(auth);
-        }
-        if (!ok) {
-            *message = "a valid token is required";
-            return CB_ERR_UNAUTHORIZED;
-        }
-    }
     *route = http_route_find(self, req->path);
+    if (!s_authorized(self, wsi, req, ws, *route)) {
+        *message = "a valid token is required";
+        return CB_ERR_UNAUTHORIZED;
+    }
     if (!*route || (ws && !(*route)->on_ws)) {
         *message = ws ? "no WebSocket endpoint at this path" : "no such path";
         return CB_ERR_NOT_FOUND;
@@ -339,7 +385,7 @@ static cb_error_kind_t s_vet_kind(http_server_t *self, struct lws *wsi, const ht
 }
 
 /* s_vet_kind as an HTTP status: 0 when the request passes. */
-static int s_vet(http_server_t *self, struct lws *wsi, const http_request_t *req, bool ws,
+static int s_vet(http_server_t *self, struct lws *wsi, http_request_t *req, bool ws,
                  const http_route_t **route, const char **message)
 {
     cb_error_kind_t kind = s_vet_kind(self, wsi, req, ws, route, message);

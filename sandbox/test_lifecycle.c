@@ -54,9 +54,7 @@
 static const char *const s_env[] = {"PATH=/usr/bin:/bin", "HOME=/home/user", "LANG=C.UTF-8", NULL};
 
 static void s_sbx_destroyp(sbx_t **p) { sbx_destroy(p); }
-static void s_buf_freep(cb_buf_t *b) { cb_buf_free(b); }
 #define cleanup_sbx __attribute__((cleanup(s_sbx_destroyp)))
-#define cleanup_buf __attribute__((cleanup(s_buf_freep)))
 
 /* ---- harness ----------------------------------------------------------------------------- */
 

@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh          build and run (make build, make run, make demo, make package)
 #   scripts/install-deps.sh --test   also what only the tests, fuzzers and benchmarks use: the
 #                                    real Jupyter peers, clang, node and npm, and the MCP tests'
-#                                    npm packages (tests/mcp, `npm ci` from package-lock.json)
+#                                    npm packages (tests/mcp and tests/e2b, `npm ci` from
+#                                    their package-lock.json)
 #
 # Only --test touches the npm registry, so `make run` works offline on a fresh clone once the
 # Debian packages are there; installing what the tests need is `make test`'s job.
@@ -17,8 +18,8 @@
 # Idempotent: asks dpkg which packages are missing and installs only those; runs `apt-get update`
 # only when something is missing. Uses sudo when not root. Debian 12 (bookworm) package names.
 # nodejs and npm are added only when the `node` or `npm` command is missing (a NodeSource nodejs,
-# which bundles npm, is left alone). `npm ci` runs only when tests/mcp/node_modules is older than
-# tests/mcp/package-lock.json (npm's node_modules/.package-lock.json is the stamp).
+# which bundles npm, is left alone). `npm ci` runs only when tests/X/node_modules is older than
+# tests/X/package-lock.json (npm's node_modules/.package-lock.json is the stamp).
 set -euo pipefail
 
 TESTS=0
@@ -75,28 +76,33 @@ if ((TESTS)); then
     fi
 fi
 
-MCP_TESTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/mcp"
+TESTS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests"
 
-# npm ci in tests/mcp unless node_modules is newer than the lock file. A failure (no registry)
-# stops the install: the MCP tests are part of the suite. Only with --test.
+# npm ci in each of tests/mcp (the MCP SDK and Inspector) and tests/e2b (E2B's SDKs) unless its
+# node_modules is newer than its lock file. A failure (no registry) stops the install: those
+# tests are part of the suite. Only with --test.
 install_node_modules() {
     ((TESTS)) || return 0
-    local lock="$MCP_TESTS_DIR/package-lock.json" stamp="$MCP_TESTS_DIR/node_modules/.package-lock.json"
-    [[ -f "$lock" ]] || return 0
-    if [[ -f "$stamp" && "$stamp" -nt "$lock" ]]; then
-        log "tests/mcp node modules up to date"
-        return 0
-    fi
-    if ! command -v npm >/dev/null 2>&1; then
-        log "npm not found; the MCP tests will be skipped"
-        return 0
-    fi
-    log "running npm ci in tests/mcp"
-    if ! (cd "$MCP_TESTS_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2); then
-        log "npm ci in tests/mcp failed (is the npm registry reachable?)"
-        exit 1
-    fi
-    log "tests/mcp node modules installed"
+    local name dir lock stamp
+    for name in mcp e2b; do
+        dir="$TESTS_ROOT/$name" lock="$TESTS_ROOT/$name/package-lock.json"
+        stamp="$TESTS_ROOT/$name/node_modules/.package-lock.json"
+        [[ -f "$lock" ]] || continue
+        if [[ -f "$stamp" && "$stamp" -nt "$lock" ]]; then
+            log "tests/$name node modules up to date"
+            continue
+        fi
+        if ! command -v npm >/dev/null 2>&1; then
+            log "npm not found; the tests in tests/$name will be skipped"
+            continue
+        fi
+        log "running npm ci in tests/$name"
+        if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2); then
+            log "npm ci in tests/$name failed (is the npm registry reachable?)"
+            exit 1
+        fi
+        log "tests/$name node modules installed"
+    done
 }
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then

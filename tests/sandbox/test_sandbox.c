@@ -61,11 +61,9 @@ static const char *const s_env[] = {"PATH=/usr/bin:/bin", "HOME=/home/user", "LA
 
 static void s_sbx_destroyp(sbx_t **p) { sbx_destroy(p); }
 static void s_proc_destroyp(sbx_proc_t **p) { sbx_proc_destroy(p); }
-static void s_buf_freep(cb_buf_t *b) { cb_buf_free(b); }
 /* Declare sandboxes before their processes: cleanups run in reverse, processes first. */
 #define cleanup_sbx __attribute__((cleanup(s_sbx_destroyp)))
 #define cleanup_proc __attribute__((cleanup(s_proc_destroyp)))
-#define cleanup_buf __attribute__((cleanup(s_buf_freep)))
 
 /* For messages: the last word of a command (the script of sh -c, the file of cat). */
 static const char *s_last_arg(const char *const *argv)

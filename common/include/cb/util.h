@@ -133,6 +133,8 @@ void cb_buf_append(cb_buf_t *buf, const void *bytes, size_t n);
 void cb_buf_clear(cb_buf_t *buf);
 /* Free the memory; the buffer is empty and reusable after. */
 void cb_buf_free(cb_buf_t *buf);
+/* A cb_buf_t freed when it goes out of scope: `cleanup_buf cb_buf_t out = {0};` */
+#define cleanup_buf __attribute__((cleanup(cb_buf_free)))
 /* The contents as a C string ("" when empty). Borrowed; valid until the next change. */
 const char *cb_buf_str(const cb_buf_t *buf);
 /* Append printf-formatted text, however long. */

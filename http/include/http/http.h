@@ -16,9 +16,10 @@
  *   - Host and Origin against DNS rebinding (403): Host must be an IP literal, "localhost", or
  *     a name in allowed_hosts; an Origin, when sent, must be this server's own origin (allowed
  *     host and our port) or one listed in allowed_origins;
- *   - the token (401 with WWW-Authenticate), unless no_auth: "Authorization: Bearer T" or
- *     "Authorization: token T", and for WebSocket upgrades also "?token=T"; compared in
- *     constant time;
+ *   - the token (401 with WWW-Authenticate), unless no_auth: "Authorization: Bearer T",
+ *     "Authorization: token T" or "X-API-Key: T" (E2B's SDKs), and for WebSocket upgrades
+ *     also "?token=T"; compared in constant time. On a route that takes sandbox tokens
+ *     (http_server_route_sandbox_tokens), a sandbox's own token passes as well;
  *   - the route: a path with no route gets 404; a WebSocket upgrade on a route without an
  *     on_ws handler gets 404 too.
  * Errors the module writes itself are JSON, {"reason": "...", "message": "..."}, like
@@ -83,6 +84,19 @@ typedef void(http_ws_open_fn)(http_ws_t *ws, void *arg);
 int http_server_route(http_server_t *self, const char *prefix, http_request_fn *on_request,
                       http_ws_open_fn *on_ws, void *arg, cb_error_t *err);
 
+/* Let requests under the route prefix (registered already) pass the token check with a
+ * sandbox token instead of the server's: "X-Access-Token: S" or "E2B-Traffic-Access-Token: S"
+ * where S is http_sandbox_token of the sandbox named by the request's "E2b-Sandbox-Id"
+ * header. The handler reads which sandbox that was with http_request_sandbox and must serve
+ * nothing but that sandbox. Only before http_server_start. */
+int http_server_route_sandbox_tokens(http_server_t *self, const char *prefix, cb_error_t *err);
+
+/* A sandbox's token: a capability for that sandbox alone, what E2B calls the envd access token
+ * and the traffic access token. 64 hex digits of HMAC-SHA256 under a key made when the server
+ * was, so it is valid while this server runs and names no other sandbox. Caller owns return
+ * value. */
+char *http_sandbox_token(const http_server_t *self, const char *sandbox_id);
+
 /* Accept the WebSocket subprotocol name (e.g. "v1.kernel.websocket.jupyter.org") when a client
  * offers it. A client that offers none is accepted with none; one that offers only names not
  * registered here is refused with 400 (libwebsockets 4.1 cannot accept it without one). Only
@@ -106,10 +120,15 @@ const char *http_request_path(const http_request_t *req);   /* percent-decoded, 
 /* A query parameter's decoded value, or NULL. */
 const char *http_request_query(const http_request_t *req, const char *name);
 /* A request header's value, or NULL. name is case-insensitive; the headers kept are Host,
- * Origin, Accept, Content-Type, Content-Length, User-Agent, Mcp-Session-Id,
- * MCP-Protocol-Version, Last-Event-ID and Sec-WebSocket-Protocol (Authorization is checked on
- * the server thread and not passed on). */
+ * Origin, Accept, Accept-Encoding, Content-Type, Content-Encoding, Content-Length, User-Agent,
+ * Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Sec-WebSocket-Protocol, and E2B's
+ * E2b-Sandbox-Id, E2b-Sandbox-Port, Connect-Protocol-Version, Connect-Timeout-Ms and
+ * Keepalive-Ping-Interval (Authorization, X-API-Key and the sandbox tokens are checked on the
+ * server thread and not passed on). */
 const char *http_request_header(const http_request_t *req, const char *name);
+/* The sandbox whose token let the request in (http_server_route_sandbox_tokens), or NULL when
+ * the server's token did (or no_auth). Borrowed; valid with the request. */
+const char *http_request_sandbox(const http_request_t *req);
 /* The body (NUL-terminated after len bytes, so text can be read in place); "" when none. */
 const char *http_request_body(const http_request_t *req, size_t *len);
 
