@@ -119,7 +119,7 @@ struct http_request {
     char *body;
     size_t body_len;
     char *sandbox; /* the sandbox whose token let it in (http_request_sandbox), or NULL */
-    bool bad; /* server thread: a NUL in the decoded path or query */
+    bool bad;      /* server thread: a NUL in the decoded path or query */
     /* caller's thread only */
     http_close_fn *on_close;
     void *close_arg;
