@@ -12,7 +12,8 @@
  * Checked on the server thread, before anything reaches a handler (so a handler sees only
  * requests that passed):
  *   - the size of headers (16 KiB), of a body (max_body_bytes: 413) and of one WebSocket
- *     message (max_ws_message_bytes: close 1009);
+ *     message (max_ws_message_bytes: close 1009); a body may come with Content-Length or
+ *     Transfer-Encoding: chunked (decoded before the handler sees it; docs/http.md);
  *   - Host and Origin against DNS rebinding (403): Host must be an IP literal, "localhost", or
  *     a name in allowed_hosts; an Origin, when sent, must be this server's own origin (allowed
  *     host and our port) or one listed in allowed_origins;
