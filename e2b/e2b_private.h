@@ -8,7 +8,8 @@
  *   api.c        the control plane (E2B's REST API) onto the fleet;
  *   process.c    envd's process.Process onto the engine's commands (kg/command.h);
  *   filesystem.c envd's filesystem.Filesystem, its watches, and /files;
- *   interp.c     the code interpreter's /execute and /contexts onto kernels and executions.
+ *   interp.c     the code interpreter's /execute and /contexts onto kernels and executions;
+ *   ports.c      E2B's ports (getHost): every port of our sandboxes forwarded (e2b_ports_on).
  *
  * A sandbox created here has a record (e2b_sandbox_t) in the registry, until it is killed, its
  * lifetime runs out, or it dies. Each service keeps its own state in the record (an opaque

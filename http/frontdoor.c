@@ -341,7 +341,7 @@ static void s_on_head(http_server_t *self, dconn_t *c)
         s_reply(c, http_fwd_response(302, "to the port, with its cookie", extra));
         return;
     }
-    if (!self->on_forward) {
+    if (!self->on_forward && !self->claim_forward) {
         s_reply_error(c, 404, "this server forwards no ports");
         return;
     }

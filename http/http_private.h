@@ -163,6 +163,8 @@ struct http_server {
     unsigned char secret[32]; /* keys the signed links */
     http_forward_fn *on_forward;
     void *forward_arg;
+    http_forward_claim_fn *claim_forward; /* asked before on_forward */
+    void *claim_arg;
 
     /* front door thread (frontdoor.c) */
     int listen_fd;
