@@ -45,6 +45,7 @@
 
 #define S_WORKSPACE "/home/user" /* the workspace inside a sandbox, E2B's default cwd */
 #define S_MAX_CWD 4096
+#define S_MAX_CONTEXTS 32 /* kernels a client may start in one sandbox through here */
 
 typedef struct s_context s_context_t;
 typedef struct s_run s_run_t;
@@ -393,6 +394,13 @@ static s_context_t *s_context_start(e2b_contexts_t *cs, const char *language, co
                                     cb_error_t *err)
 {
     kg_gateway_t *gw = cs->sb->api->gw;
+    if (zlistx_size(cs->list) >= S_MAX_CONTEXTS) {
+        cb_error_fail(err, CB_ERR_LIMIT,
+                      "a sandbox holds at most %d contexts here: remove one (removeCodeContext) "
+                      "first",
+                      S_MAX_CONTEXTS);
+        return NULL;
+    }
     cleanup_free char *spec = jp_kernelspec_for_language(kg_gateway_kernels_dir(gw), language, err);
     if (!spec)
         return NULL;

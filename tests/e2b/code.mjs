@@ -194,6 +194,9 @@ run(async () => {
         const j = await runCode('process.env.CB_E2B_VAR', { language: 'js', envs: { CB_E2B_VAR: 'from js' } });
         const k = await runCode('process.env.CB_E2B_VAR === undefined', { language: 'js' });
         check(j.text?.includes('from js') && k.text === 'true', 'javascript too', [j.text, k.text]);
+        const sh = await runCode('echo "[$CB_E2B_VAR]"', { language: 'bash', envs: { CB_E2B_VAR: value } });
+        const sh2 = await runCode('echo "[${CB_E2B_VAR-unset}]"', { language: 'bash' });
+        check(sh.logs.stdout.join('') === `[${value}]\n` && sh2.logs.stdout.join('') === '[unset]\n', 'and bash', [sh.logs, sh2.logs]);
         const bad = await withDeadline(srv.raw('/e2b/sandbox/execute', {
             headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49999' },
             body: { code: '1', env_vars: { 'A=B': 'x' } } }), MS, 'execute with a bad name');
@@ -208,5 +211,24 @@ run(async () => {
             err = e;
         }
         check(err instanceof e2b.NotFoundError, 'runCode in an unknown context: NotFoundError', String(err));
+    });
+
+    await section('the sandbox ends while a cell runs', async () => {
+        // The cell waits for a file (at most 60 s); the sandbox is killed while it waits. Were
+        // kill not served, a JavaScript cell writes the file and the cell ends on its own.
+        const started = deferred();
+        const pending = sbx.runCode('import os, time\nprint("waiting", flush=True)\nt = time.time()\n' +
+            'while not os.path.exists("/home/user/.cb_end") and time.time() - t < 60: time.sleep(0.05)',
+            { onStdout: () => started.resolve(), timeoutMs: 90000 }).then((x) => ({ x }), (e) => ({ e }));
+        await withDeadline(started.promise, 30000, 'the cell started');
+        const killed = await withDeadline(sbx.kill(), MS, 'kill()').catch((e) => e);
+        if (killed !== true) {
+            note(`kill() is not served here yet (${killed}): the sandbox-end path is not tested`);
+            await runCode('require("fs").writeFileSync("/home/user/.cb_end", "")', { language: 'js' });
+            await withDeadline(pending, 30000, 'the cell ends');
+            return;
+        }
+        const r = await withDeadline(pending, 30000, 'runCode ends once the sandbox is gone');
+        check(r.x?.error?.name === 'SandboxEnded', 'the open runCode ends with an error saying the sandbox ended', r.x?.toJSON?.() ?? String(r.e));
     });
 });
