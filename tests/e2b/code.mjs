@@ -177,6 +177,15 @@ run(async () => {
         check(b.text === '39', 'the javascript context keeps its state', b.toJSON());
         const e = await runCode('null.x', { language: 'js' });
         check(e.error?.name === 'TypeError', 'a JavaScript exception is execution.error', e.toJSON());
+        let err;
+        try {
+            await runCode('while (true) {}', { language: 'js', timeoutMs: 1500 });
+        } catch (e) {
+            err = e;
+        }
+        check(err instanceof e2b.TimeoutError, 'a JavaScript cell past timeoutMs: TimeoutError', String(err));
+        const c = await runCode('a', { language: 'js' }, 20000);
+        check(c.text === '40', 'the interrupted JavaScript context keeps its state', c.toJSON());
         const u = await runCode('x', { language: 'cobol' });
         check(u.error?.name === 'LanguageNotAvailable' && /python/.test(u.error?.value), 'an unknown language: an error naming the known ones', u.error);
     });
@@ -201,6 +210,25 @@ run(async () => {
             headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49999' },
             body: { code: '1', env_vars: { 'A=B': 'x' } } }), MS, 'execute with a bad name');
         check(bad.status === 400, 'a bad variable name is refused', bad.status);
+    });
+
+    await section('requests the SDK never sends', async () => {
+        const at = (path, o = {}) => withDeadline(srv.raw(`/e2b/sandbox${path}`, {
+            ...o, headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49999', ...(o.headers ?? {}) } }), MS, path);
+        const bodies = [['not json', '{"code":'], ['no code', { language: 'python' }], ['code not a string', { code: 5 }],
+            ['context and language', { code: '1', context_id: 'x', language: 'python' }], ['env_vars not strings', { code: '1', env_vars: { A: 1 } }]];
+        for (const [what, body] of bodies) {
+            const r = await at('/execute', { body });
+            check(r.status === 400, `/execute, ${what}: 400`, r.status);
+        }
+        const g = await at('/execute');
+        check(g.status === 405, 'GET /execute: 405', g.status);
+        const list = await withDeadline(sbx.listCodeContexts(), MS, 'listCodeContexts');
+        const main = list.find((c) => c.language === 'python');
+        const d = await at(`/contexts/${main?.id}`, { method: 'DELETE' });
+        check(d.status === 400 && /main kernel/.test(await d.text()), 'the default python context cannot be removed', d.status);
+        const x = await runCode('x');
+        check(x.text === '2', 'after all that the default context is as it was', x.toJSON());
     });
 
     await section('an unknown context', async () => {
