@@ -613,8 +613,8 @@ static void s_execute(e2b_sandbox_t *sb, http_request_t *req)
     json_t *env = json_object_get(in, "env_vars");
     if (!json_is_string(jcode))
         return e2b_respond_error(req, 400, "code must be a string");
-    if ((!json_is_null(jctx) && jctx && !json_is_string(jctx)) ||
-        (!json_is_null(jlang) && jlang && !json_is_string(jlang)))
+    if ((jctx && !json_is_null(jctx) && !json_is_string(jctx)) ||
+        (jlang && !json_is_null(jlang) && !json_is_string(jlang)))
         return e2b_respond_error(req, 400, "context_id and language must be strings");
     const char *ctx_id = json_string_value(jctx);
     const char *asked = json_string_value(jlang);
