@@ -27,9 +27,9 @@
  *
  * env_vars hold for one execution, as in E2B: a silent execution before the cell sets them
  * and one after it puts back what was there; both are queued with the cell, so no other cell
- * of ours runs between. Done for python, javascript/typescript and bash; other languages are
- * refused with a sentence saying so. The values travel hex-encoded, so no quoting of the
- * client's text into code is ever needed.
+ * of ours runs between. Done for python, javascript/typescript, bash, ruby and r; other
+ * languages are refused with a sentence saying so. The values travel as hex or byte codes, so
+ * the client's text is never quoted into code.
  */
 #include <ctype.h>
 #include <string.h>
@@ -556,9 +556,52 @@ static int s_env_code(const char *language, json_t *env, char **set, char **rest
         *restore = cb_buf_take(&r);
         return 0;
     }
+    if (strcmp(language, "ruby") == 0) {
+        *set = cb_strdup_printf("require 'json'\n"
+                                "$__cb_env_saved = {}\n"
+                                "JSON.parse(['%s'].pack('H*').force_encoding('UTF-8')).each do |k, v|\n"
+                                "  $__cb_env_saved[k] = ENV[k]; ENV[k] = v\n"
+                                "end\n"
+                                "nil\n",
+                                cb_buf_str(&hex));
+        *restore = cb_xstrdup("($__cb_env_saved || {}).each { |k, v| v.nil? ? ENV.delete(k) : "
+                              "ENV[k] = v }\n"
+                              "$__cb_env_saved = nil\n");
+        return 0;
+    }
+    if (strcmp(language, "r") == 0) {
+        /* R has no JSON reader of its own: each value goes in as its bytes. */
+        cb_buf_t names = {0}, values = {0};
+        const char *k;
+        json_t *v;
+        json_object_foreach (env, k, v) {
+            cb_buf_printf(&names, "%s\"%s\"", names.len ? ", " : "", k);
+            cb_buf_printf(&values, "%s%s = rawToChar(as.raw(c(", values.len ? ", " : "", k);
+            const char *val = json_string_value(v);
+            for (size_t i = 0; i < json_string_length(v); i++)
+                cb_buf_printf(&values, "%s0x%02x", i ? "," : "", (unsigned char)val[i]);
+            cb_buf_append(&values, ")))", 3);
+        }
+        *set = cb_strdup_printf(".cb_env_saved <- Sys.getenv(c(%s), unset = NA, names = TRUE)\n"
+                                "Sys.setenv(%s)\n"
+                                "invisible(NULL)\n",
+                                cb_buf_str(&names), cb_buf_str(&values));
+        cb_buf_free(&names);
+        cb_buf_free(&values);
+        *restore = cb_xstrdup(
+            "if (exists(\".cb_env_saved\")) {\n"
+            "  for (.cb_k in names(.cb_env_saved)) {\n"
+            "    if (is.na(.cb_env_saved[[.cb_k]])) Sys.unsetenv(.cb_k)\n"
+            "    else do.call(Sys.setenv, setNames(list(.cb_env_saved[[.cb_k]]), .cb_k))\n"
+            "  }\n"
+            "  rm(list = intersect(c(\".cb_env_saved\", \".cb_k\"), ls(all.names = TRUE)))\n"
+            "}\n"
+            "invisible(NULL)\n");
+        return 0;
+    }
     return cb_error_fail(err, CB_ERR_INVALID,
-                         "env_vars are implemented here for python, javascript, typescript and "
-                         "bash contexts, not for %s; set them in the code instead",
+                         "env_vars are implemented here for python, javascript, typescript, bash, "
+                         "ruby and r contexts, not for %s; set them in the code instead",
                          language);
 }
 
