@@ -138,12 +138,12 @@ await run(async () => {
         // An unknown sandbox id, through the SDK.
         const id = 'no-such-sandbox';
         for (const [what, p] of [
-            ['getInfo', Sandbox.getInfo(id)],
-            ['setTimeout', Sandbox.setTimeout(id, 10_000)],
-            ['connect', Sandbox.connect(id)],
-            ['getMetrics', Sandbox.getMetrics(id)],
+            ['getInfo', () => Sandbox.getInfo(id)],
+            ['setTimeout', () => Sandbox.setTimeout(id, 10_000)],
+            ['connect', () => Sandbox.connect(id)],
+            ['getMetrics', () => Sandbox.getMetrics(id)],
         ]) {
-            const e = await thrown(p);
+            const e = await thrown(p());
             check(e instanceof e2b.SandboxNotFoundError, `${what} of an unknown sandbox: SandboxNotFoundError`, `${e?.constructor?.name}: ${e?.message}`);
         }
         check((await Sandbox.kill(id)) === false, 'kill of an unknown sandbox: false');
