@@ -28,10 +28,10 @@ await run(async () => {
 
     let a, b; // two sandboxes of this run
     await section('create', async () => {
-        a = await withDeadline(Sandbox.create({ metadata: { run: RUN, n: '1', 'k y': 'a&b=c' }, envs: { GREETING: 'hello from envs' }, timeoutMs: 120_000 }), 60000, 'Sandbox.create()');
+        a = await withDeadline(Sandbox.create({ metadata: { run: RUN, n: '1', 'k y': 'a&b=c' }, envs: { GREETING: 'hello from envs' }, timeoutMs: 120_000, allowInternetAccess: true }), 60000, 'Sandbox.create()');
         check(typeof a.sandboxId === 'string' && a.sandboxId.length > 8, 'Sandbox.create() gives a sandbox id', a.sandboxId);
         check(a.getHost(8080) === `8080-${a.sandboxId}.localhost:${port}`, "getHost(port) is the port forward's host form PORT-ID.localhost:SERVERPORT", a.getHost(8080));
-        b = await withDeadline(Sandbox.create('python', { metadata: { run: RUN, n: '2' }, timeoutMs: 60_000 }), 60000, "Sandbox.create('python')");
+        b = await withDeadline(Sandbox.create('python', { metadata: { run: RUN, n: '2' }, timeoutMs: 60_000, network: { allowOut: ['pypi.org'], denyOut: ['0.0.0.0/0'] } }), 60000, "Sandbox.create('python')");
         check(b.sandboxId !== a.sandboxId, 'a second sandbox has its own id');
     });
 
@@ -44,6 +44,8 @@ await run(async () => {
         check(life >= 119_000 && life <= 121_000, 'getInfo: endAt is startedAt + the timeout asked (120 s)', `${life} ms`);
         const infoB = await Sandbox.getInfo(b.sandboxId);
         check(infoB.templateId === 'python' && infoB.metadata?.n === '2', "Sandbox.getInfo(id) of one created with our template's name", safeJson(infoB));
+        check(info.allowInternetAccess === true && info.network?.allowOut?.includes('*'), 'allowInternetAccess true: the sandbox may reach public addresses', safeJson(info.network));
+        check(infoB.allowInternetAccess !== true && infoB.network?.allowOut?.join() === 'pypi.org', "network allowOut with E2B's denyOut 0.0.0.0/0: only what allowOut names", safeJson({ allow: infoB.allowInternetAccess, network: infoB.network }));
     });
 
     await section('envs', async () => {
