@@ -24,6 +24,11 @@
  * cross mounts (link(2) refuses EXDEV even within one filesystem), so code inside cannot bring
  * those files into the workspace that way either.
  *
+ * Stat and rename (E2B's Stat and Move) take their final components by name under a parent
+ * opened this way (fstatat AT_SYMLINK_NOFOLLOW, renameat), so a symlink is described or moved as
+ * itself. sbx_file_open_dir hands out an O_PATH fd of a workspace directory, opened by the same
+ * rules, for a watcher (inotify through /proc/self/fd/N) that code inside cannot redirect.
+ *
  * Writes go to a temp name in the same directory and are renamed into place, so a failure (the
  * workspace full: CB_ERR_LIMIT, errno ENOSPC) leaves the old file intact; the price is that a
  * rewrite needs room for both copies for a moment. A final-component symlink is refused rather
