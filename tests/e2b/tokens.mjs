@@ -89,6 +89,11 @@ await run(async () => {
         check(await envdHealth(srv, A.id, { 'X-Access-Token': A.token }) === 204, "A's token in X-Access-Token: A's envd /health is 204");
         check(await envdHealth(srv, A.id, { 'E2B-Traffic-Access-Token': A.token }) === 204, "A's token in E2B-Traffic-Access-Token: 204 too");
         check(await envdHealth(srv, B.id, { 'X-Access-Token': B.token }) === 204, "B's token: B's envd /health is 204");
+        const interp = (id, tok) => status(srv, '/e2b/sandbox/health', { 'E2b-Sandbox-Id': id, 'E2b-Sandbox-Port': '49999', 'X-Access-Token': tok });
+        let s = await interp(A.id, A.token);
+        check(s === 200, "A's token: A's code interpreter /health (port 49999) is 200", s);
+        s = await interp(B.id, A.token);
+        check(s === 401, "A's token: B's code interpreter /health is 401", s);
     });
 
     await section('and nothing else', async () => {
