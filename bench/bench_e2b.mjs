@@ -1,7 +1,7 @@
 // bench_e2b.mjs: E2B's own SDK against `cellblock serve`, and cellblock's own APIs doing the same
 // work on the same server in the same run. Prints one JSON object on stdout; progress on stderr.
 //
-//   node bench/bench_e2b.mjs --cellblock build/bin/cellblock [--n 300] [--creates 10] [--blocks 5]
+//   node bench/bench_e2b.mjs --cellblock build/bin/cellblock [--n 300] [--creates 10] [--blocks B]
 //
 // Three clients, each the real one:
 //   e2b      @e2b/code-interpreter (tests/e2b/node_modules), exactly as its README shows:
@@ -9,15 +9,17 @@
 //   mcp      MCP over Streamable HTTP with the MCP SDK (tests/mcp/node_modules): sandbox_create
 //            (the template the code interpreter's sandboxes open, python-data), code_execute,
 //            sandbox_delete;
-//   jupyter  the Jupyter API: POST /api/kernels (the default kernelspec), an execute_request on
+//   jupyter  the Jupyter API: POST /api/kernels (the default kernelspec, in the Jupyter API's
+//            own sandbox template, which is not python-data), an execute_request on
 //            the channels WebSocket (`ws` from tests/mcp/node_modules) until its execute_reply
 //            and the idle status, DELETE /api/kernels/{id}.
 // Figures:
 //   create_first_ms  sandbox (or kernel) create to the first result of `1+1`, --creates times
 //                    each, the three clients taking turns (the delete after each is not timed);
 //   roundtrip_ms     the round trip of `1+1` on a sandbox (kernel) made beforehand, --n times
-//                    each, in --blocks alternating blocks so drift on a busy machine touches
-//                    all three; every answer is checked to be 2.
+//                    each, the three taking turns (one call each by default; --blocks B: B
+//                    blocks of n/B calls) so drift on a busy machine touches all three alike;
+//                    every answer is checked to be 2.
 // Goal (issue 17): the E2B layer adds under 0.5 ms per call at p50 over cellblock's own API
 // (the faster of MCP and the Jupyter API). Reported, never a failure. Exit status 1 only when a
 // client could not be measured at all (its error is in the JSON too).
@@ -39,11 +41,12 @@ const { values: opt } = parseArgs({
         cellblock: { type: 'string', default: 'build/bin/cellblock' },
         n: { type: 'string', default: process.env.BENCH_E2B_N ?? '300' },
         creates: { type: 'string', default: process.env.BENCH_E2B_CREATES ?? '10' },
-        blocks: { type: 'string', default: '5' },
+        blocks: { type: 'string' },
         warmup: { type: 'string', default: '20' },
     },
 });
-const N = Number(opt.n), CREATES = Number(opt.creates), BLOCKS = Math.max(1, Number(opt.blocks));
+const N = Number(opt.n), CREATES = Number(opt.creates);
+const BLOCKS = Math.max(1, Math.min(N, Number(opt.blocks ?? N))); // by default, one call each in turn
 const WARMUP = Number(opt.warmup);
 const log = (m) => process.stderr.write(`bench_e2b: ${m}\n`);
 
