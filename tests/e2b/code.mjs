@@ -221,6 +221,12 @@ run(async () => {
             const r = await at('/execute', { body });
             check(r.status === 400, `/execute, ${what}: 400`, r.status);
         }
+        const long = 'x' + 'é'.repeat(60); // messages quote at most 80 bytes of it: a cut through a character
+        const nf = await at('/execute', { body: { code: '1', context_id: long } });
+        const nfBody = await nf.json().catch(() => null);
+        check(nf.status === 404 && nfBody?.code === 404 && /not found/.test(nfBody?.message), 'an unknown context with a long name: 404 in E2B\'s shape', [nf.status, nfBody]);
+        const nl = await runCode('1', { language: long });
+        check(nl.error?.name === 'LanguageNotAvailable', 'an unknown language with a long name: execution.error', nl.error);
         const g = await at('/execute');
         check(g.status === 405, 'GET /execute: 405', g.status);
         const list = await withDeadline(sbx.listCodeContexts(), MS, 'listCodeContexts');
