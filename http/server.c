@@ -21,12 +21,14 @@
  *   - lws percent-decodes the path and the query arguments while parsing ('+' becomes a space
  *     in the query), refuses malformed escapes, and folds "/./", "/../" and "//"; we do not
  *     decode again, but refuse (400) a path or argument with a decoded NUL in it.
- *   - lws does not decode a chunked request body (it passes the framing on as body bytes), and
- *     we write no HTTP parser of our own: the front door decodes a chunked body with
- *     libhttp-parser (chunked.c) and hands lws the request rewritten with a Content-Length and
- *     "Connection: close", through a socket pair it relays (frontdoor.c). A Transfer-Encoding
- *     that still reaches us (another coding, or no credential: after the checks) is answered
- *     411, and with Content-Length too 400.
+ *   - lws does not decode a chunked request body: it passes the framing on as body bytes and
+ *     never ends the body. We write no HTTP parser of our own: libhttp-parser decodes those
+ *     bytes (chunked.c), after the checks, and the request is dispatched when the decoder finds
+ *     the end; since lws would read what follows as more body, the answer says
+ *     "Connection: close" and the connection ends with it (a request pipelined behind is sent
+ *     again by the client). A chunked body with no byte for the head timeout is closed by
+ *     s_peek_waiting (lws's own timeouts do not hold while it reads a body). Transfer-Encoding
+ *     other than "chunked" alone is 411; with Content-Length too, 400.
  *   - While an h1 request is open lws does not read its socket, so a client that leaves is
  *     found by s_peek_waiting (a MSG_PEEK five times a second), not by lws.
  *   - Unknown methods never reach us (lws refuses them while parsing); CONNECT is answered 405.
@@ -77,6 +79,8 @@ typedef struct {
     uint64_t id;
     http_request_t *req; /* being read (C_BODY), or the upgrade request (C_UPGRADE) */
     cb_buf_t body;
+    http_chunked_t *dechunk; /* C_BODY of a chunked request: the decoder (chunked.c) */
+    lws_usec_t body_until;   /* ... closed by s_peek_waiting when no byte came by then */
     size_t discarded;
     bool is_head;
     bool chunked;     /* the response is chunked */
@@ -186,6 +190,7 @@ static void s_conn_forget_id(conn_t *c)
 static void s_conn_assign_id(conn_t *c)
 {
     http_server_t *self = c->server;
+    s_conn_forget_id(c);
     c->id = ++self->next_id;
     http_idmap_put(&self->conns, c->id, c);
 }
@@ -202,6 +207,7 @@ static void s_conn_destroy(conn_t *c)
     s_conn_forget_id(c);
     s_out_clear(c);
     cb_buf_free(&c->body);
+    http_chunked_destroy(&c->dechunk);
     cb_buf_free(&c->wsmsg);
     http_request_free(c->req);
     lws_set_opaque_user_data(c->wsi, NULL);
@@ -440,6 +446,7 @@ static int s_http_fail(conn_t *c, const http_request_t *req, int status, const c
     http_request_free(c->req);
     c->req = NULL;
     cb_buf_free(&c->body);
+    http_chunked_destroy(&c->dechunk);
     if (body_pending) {
         c->state = C_DISCARD;
         c->discarded = 0;
@@ -481,6 +488,23 @@ static bool s_wants_front_door(const http_request_t *req)
     return http_fwd_shaped(req->path, s_req_header(req, "Host"));
 }
 
+/* Transfer-Encoding's value says chunked, and nothing else. */
+static bool s_te_chunked(const char *te)
+{
+    while (*te == ' ' || *te == '\t')
+        te++;
+    size_t n = strlen(te);
+    while (n && (te[n - 1] == ' ' || te[n - 1] == '\t'))
+        n--;
+    return n == 7 && strncasecmp(te, "chunked", 7) == 0;
+}
+
+/* How long a chunked body may go without a byte: the head's deadline. */
+static lws_usec_t s_body_idle_us(const http_server_t *self)
+{
+    return (lws_usec_t)self->head_timeout_ms * 1000;
+}
+
 static int s_on_http(http_server_t *self, conn_t *c)
 {
     struct lws *wsi = c->wsi;
@@ -495,12 +519,18 @@ static int s_on_http(http_server_t *self, conn_t *c)
     c->close_after = lws_hdr_copy(wsi, conn_s, sizeof(conn_s), WSI_TOKEN_CONNECTION) > 0 &&
                      strcasecmp(conn_s, "close") == 0;
 
+    /* Present is decided by length, so that a value too long to copy still counts (and is
+     * then refused as malformed, or as not "chunked"). */
     char clen_s[32] = "";
-    bool has_clen = lws_hdr_copy(wsi, clen_s, sizeof(clen_s), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    bool has_clen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    if (has_clen && lws_hdr_copy(wsi, clen_s, sizeof(clen_s), WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0)
+        clen_s[0] = '-';
     char *end = NULL;
     unsigned long long clen = has_clen ? strtoull(clen_s, &end, 10) : 0;
     char te[64] = "";
-    bool has_te = lws_hdr_copy(wsi, te, sizeof(te), WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    bool has_te = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    if (has_te && lws_hdr_copy(wsi, te, sizeof(te), WSI_TOKEN_HTTP_TRANSFER_ENCODING) < 0)
+        te[0] = '\0';
     bool body_pending = clen > 0 || has_te;
 
     if (meth < 0 || meth >= (int)(sizeof(s_method_names) / sizeof(s_method_names[0])) ||
@@ -520,9 +550,7 @@ static int s_on_http(http_server_t *self, conn_t *c)
     int status = s_vet(self, wsi, c->req, false, &route, &message);
     if (status)
         return s_http_fail(c, c->req, status, message, body_pending);
-    /* The front door decodes a chunked body of a request with a credential (chunked.c);
-     * what still says Transfer-Encoding here is another coding, or came in some other way. */
-    if (has_te)
+    if (has_te && !s_te_chunked(te))
         return s_http_fail(c, c->req, 411,
                            "a request body needs Content-Length or Transfer-Encoding: chunked "
                            "alone",
@@ -531,6 +559,18 @@ static int s_on_http(http_server_t *self, conn_t *c)
         return s_http_fail(c, c->req, 413, "request body too large", body_pending);
     c->req->route = route;
     cb_buf_clear(&c->body);
+    if (has_te) {
+        /* lws passes the framing on as the body and never ends it: the decoder finds the end,
+         * and what the client sent after it is not read, so the connection closes after the
+         * answer (which says so). A client that stops sending is closed by the timeout. */
+        http_chunked_destroy(&c->dechunk);
+        c->dechunk = http_chunked_new(self->max_body);
+        c->close_after = true;
+        c->state = C_BODY;
+        c->body_until = lws_now_usecs() + s_body_idle_us(self);
+        s_conn_assign_id(c); /* s_peek_waiting looks at it while the body comes */
+        return 0;
+    }
     if (body_pending) {
         c->state = C_BODY;
         return 0;
@@ -548,6 +588,23 @@ static int s_on_body(http_server_t *self, conn_t *c, const void *in, size_t len)
     }
     if (c->state != C_BODY)
         return 0;
+    if (c->dechunk) {
+        size_t used = 0;
+        int rc = http_chunked_feed(c->dechunk, in, len, &used);
+        if (rc == 413)
+            return s_http_fail(c, c->req, 413, "request body too large", true);
+        if (rc != 0 && rc != 1)
+            return s_http_fail(c, c->req, 400, "a malformed chunked request body", true);
+        if (rc == 0) {
+            c->body_until = lws_now_usecs() + s_body_idle_us(self);
+            return 0;
+        }
+        cb_buf_free(&c->body);
+        c->body.data = http_chunked_take_body(c->dechunk, &c->body.len);
+        c->body.cap = c->body.len;
+        http_chunked_destroy(&c->dechunk);
+        return s_on_body_done(c);
+    }
     if (c->body.len + len > self->max_body)
         return s_http_fail(c, c->req, 413, "request body too large", true);
     cb_buf_append(&c->body, in, len);
@@ -560,6 +617,8 @@ static int s_on_body_done(conn_t *c)
         return -1; /* we said "Connection: close" */
     if (c->state != C_BODY)
         return 0;
+    if (c->dechunk) /* lws ended the body before the chunked framing did */
+        return s_http_fail(c, c->req, 400, "a chunked request body cut short", true);
     http_request_t *req = c->req;
     if (c->body.data) {
         req->body = steal_pointer(&c->body.data);
@@ -942,6 +1001,10 @@ static void s_peek_waiting(lws_sorted_usec_list_t *sul)
     cleanup_free uint64_t *ids = http_idmap_ids(&self->conns, &n);
     for (size_t i = 0; i < n; i++) {
         conn_t *c = http_idmap_get(&self->conns, ids[i]);
+        if (c && c->state == C_BODY && c->dechunk && lws_now_usecs() >= c->body_until) {
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue; /* a chunked body that stopped coming */
+        }
         if (!c || c->state != C_WAIT)
             continue;
         char b;
