@@ -265,4 +265,23 @@ await run(async () => {
         check(await files.exists('big.bin') === false, 'nothing of it was written');
         check(await files.read('multi/a.txt') === 'A', 'the server still serves');
     });
+
+    await section('the sandbox ends under an open watch', async () => {
+        const pid = process.getuid?.() === 0 ? initPid(srv, created.sandboxID) : null;
+        if (!pid) {
+            note('SKIP: not root, or the sandbox\'s init was not found');
+            return;
+        }
+        const exited = deferred();
+        await files.watchDir('watched', () => {}, { onExit: (err) => exited.resolve(err ?? null) });
+        // A polling watcher too, to be freed with it.
+        await srv.raw('/e2b/sandbox/filesystem.Filesystem/CreateWatcher', {
+            body: { path: 'watched' }, headers: { 'E2b-Sandbox-Id': created.sandboxID, 'E2b-Sandbox-Port': '49983' },
+        });
+        process.kill(pid, 'SIGKILL'); // its init dies: the sandbox ends
+        const err = await withDeadline(exited.promise, 20000, 'the watch\'s end');
+        check(err !== null, 'an open watchDir stream ends, with an error, when its sandbox ends', String(err));
+        const after = await files.read('multi/a.txt').then(() => 'read', (e) => e);
+        check(after !== 'read', 'the sandbox is gone for files.read', String(after));
+    });
 });
