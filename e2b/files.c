@@ -29,7 +29,7 @@
 #define S_MAX_PARTS 1000
 #define S_MAX_PART_HEAD 8192
 #define S_MAX_BOUNDARY 200
-#define S_MAX_DOWNLOAD (256u * 1024 * 1024)
+#define S_MAX_DOWNLOAD (128u * 1024 * 1024) /* held whole in memory, twice over for a moment */
 
 /* ---- multipart/form-data -------------------------------------------------------------------- */
 
