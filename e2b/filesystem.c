@@ -496,20 +496,26 @@ static void s_event(s_watch_t *w, const struct inotify_event *ev)
     s_emit(w, event);
 }
 
-static int s_on_inotify(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+/* Read one buffer of the watch's events and hand them on. Whether it was full (more may wait). */
+static bool s_drain(s_watch_t *w)
 {
-    (void)loop;
-    (void)item;
-    s_watch_t *w = arg;
     char buf[32 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
     ssize_t n = read(w->ifd, buf, sizeof buf);
     if (n <= 0)
-        return 0; /* EAGAIN, or nothing: the next pass tells */
+        return false; /* EAGAIN, or nothing: the next pass tells */
     for (char *p = buf; p + sizeof(struct inotify_event) <= buf + n && w->ifd >= 0;) {
         const struct inotify_event *ev = (const void *)p;
         p += sizeof *ev + ev->len;
         s_event(w, ev);
     }
+    return (size_t)n > sizeof buf / 2 && w->ifd >= 0;
+}
+
+static int s_on_inotify(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    (void)item;
+    s_drain(arg); /* one buffer per pass: a flood does not starve the loop */
     return 0;
 }
 
@@ -640,8 +646,8 @@ static void s_rpc_get_watcher_events(e2b_sandbox_t *sb, http_request_t *req, jso
                             "no such watcher in this sandbox (removed, or never created)");
     /* What the kernel has queued already counts: read it now rather than on the loop's next
      * pass, so that a change made before this call is in its answer. */
-    if (w->ifd >= 0)
-        s_on_inotify(NULL, NULL, w);
+    for (int i = 0; i < 16 && w->ifd >= 0 && s_drain(w); i++)
+        ;
     if (w->overflowed || w->lost) {
         cleanup_free char *why = cb_strdup_printf(
             "events were lost (%s); the watcher goes on from now: list the directory to catch up",

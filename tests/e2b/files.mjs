@@ -8,7 +8,7 @@
 // One server, one sandbox. The symlinks are planted from the host as code inside would plant
 // them: through /proc/<init>/root/home/user of the sandbox's init (found by the sandbox's
 // cgroup name under the server's pid), as root, which this suite runs as.
-import { closeSync, openSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import {
     check, deferred, e2b, note, run, safeJson, section, startE2B, withDeadline, Sandbox,
 } from './lib.mjs';
@@ -257,6 +257,44 @@ await run(async () => {
             'rename moves the link itself');
         await files.remove('up');
         check(await files.exists('up') === false && readdirSync('/').length > 3, 'remove takes the link, not what it points to');
+    });
+
+    await section('a flood of events', async () => {
+        const pid = process.getuid?.() === 0 ? initPid(srv, created.sandboxID) : null;
+        if (!pid) {
+            note('SKIP: not root, or the sandbox\'s init was not found');
+            return;
+        }
+        const rpc = async (method, msg) => {
+            const r = await srv.raw(`/e2b/sandbox/filesystem.Filesystem/${method}`, {
+                body: msg, headers: { 'E2b-Sandbox-Id': created.sandboxID, 'E2b-Sandbox-Port': '49983' },
+            });
+            return { status: r.status, body: await r.json() };
+        };
+        await files.makeDir('flood');
+        const id = (await rpc('CreateWatcher', { path: 'flood' })).body.watcherId;
+        // 2500 files made as code inside would make them, faster than anyone polls.
+        const ws = `/proc/${pid}/root/home/user`;
+        const { uid, gid } = statSync(ws);
+        const fd = openSync(`${ws}/flood`, 'r');
+        process.setegid(gid);
+        process.seteuid(uid);
+        try {
+            for (let i = 0; i < 2500; i++) writeFileSync(`/proc/self/fd/${fd}/f${i}`, '');
+        } finally {
+            process.seteuid(0);
+            process.setegid(0);
+            closeSync(fd);
+        }
+        const lost = await rpc('GetWatcherEvents', { watcherId: id });
+        check(lost.status === 429 && lost.body.code === 'resource_exhausted' && /lost/.test(lost.body.message),
+            'a polling watcher that overflows says events were lost', safeJson(lost));
+        await files.write('flood/after.txt', 'a');
+        const next = await rpc('GetWatcherEvents', { watcherId: id });
+        check(next.status === 200 && next.body.events?.some((e) => e.name === 'after.txt'),
+            '... and goes on with the events after that', safeJson(next).slice(0, 400));
+        await rpc('RemoveWatcher', { watcherId: id });
+        await files.remove('flood');
     });
 
     await section('an upload over the limit', async () => {
