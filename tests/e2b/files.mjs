@@ -5,7 +5,8 @@
 // that points out not followed, an upload over the body limit refused with the server still
 // serving.
 //
-// One server, one sandbox. The symlinks are planted from the host as code inside would plant
+// One server, one sandbox (Sandbox.create, or, on a server that does not take chunked request
+// bodies yet, the REST create and the SDK's object built from its answer). The symlinks are planted from the host as code inside would plant
 // them: through /proc/<init>/root/home/user of the sandbox's init (found by the sandbox's
 // cgroup name under the server's pid), as root, which this suite runs as.
 import { closeSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -55,18 +56,20 @@ function plant(ws, target, name) {
     }
 }
 
-// Until the HTTP server takes chunked request bodies ("http: chunked request bodies" on main),
-// every upload of the SDK (its fetch sends request bodies chunked) gets 411. Then, and only
-// then, this sends the SDK's POST /files itself, with the same query, headers and body (its
-// FormData serialized, with its boundary) and a Content-Length, and hands the SDK the answer
-// as its client would; so the rest of /files is still tested, and the script says so.
-async function bufferUploadsIfNeeded(srv, sbx, created) {
+// Whether the HTTP server takes chunked request bodies ("http: chunked request bodies" on
+// main), which the SDK sends for Sandbox.create and every upload.
+async function takesChunked(srv) {
     const probe = await fetch(`${srv.url}/e2b/sandbox/health`, {
         method: 'POST', duplex: 'half', headers: { 'X-API-Key': srv.token, 'Content-Type': 'application/octet-stream' },
         body: new ReadableStream({ start(c) { c.enqueue(new Uint8Array([1])); c.close(); } }),
     }).catch((e) => ({ status: 0, e }));
-    if (probe.status !== 411) return;
-    note('this build answers chunked request bodies with 411: the SDK\'s uploads are sent with a Content-Length here');
+    return probe.status !== 411;
+}
+
+// Until then, this sends the SDK's POST /files itself, with the same query, headers and body
+// (its FormData serialized, with its boundary) and a Content-Length, and hands the SDK the
+// answer as its client would; so the rest of /files is still tested.
+function bufferUploads(srv, sbx, created) {
     sbx.envdApi.api.POST = async (path, o) => {
         let body = o.bodySerializer?.();
         const headers = { ...(o.headers ?? {}), 'X-Access-Token': created.envdAccessToken,
@@ -88,17 +91,25 @@ async function bufferUploadsIfNeeded(srv, sbx, created) {
 
 await run(async () => {
     const srv = await startE2B({ label: 'e2b files' });
-    // Created through the REST call directly, and the SDK's object built from its answer (the
-    // SDK's own create sends a chunked body).
-    const res = await srv.raw('/e2b/v2/sandboxes', { body: { templateID: 'base' } });
-    const created = await res.json();
-    check(res.status === 201 && created.sandboxID, 'a sandbox is created', safeJson(created));
-    const sbx = new Sandbox({
-        sandboxId: created.sandboxID, envdVersion: created.envdVersion,
-        envdAccessToken: created.envdAccessToken, sandboxDomain: 'localhost',
-    });
+    let sbx, created;
+    if (await takesChunked(srv)) {
+        sbx = await Sandbox.create();
+        created = { sandboxID: sbx.sandboxId, envdAccessToken: sbx.envdAccessToken };
+        check(Boolean(sbx.sandboxId), 'Sandbox.create() makes a sandbox', sbx.sandboxId);
+    } else {
+        // Without chunked bodies: created through the REST call directly, the SDK's object built
+        // from its answer, and uploads given a Content-Length (bufferUploads).
+        note('this build answers chunked request bodies with 411: the SDK\'s uploads are sent with a Content-Length here');
+        const res = await srv.raw('/e2b/v2/sandboxes', { body: { templateID: 'base' } });
+        created = await res.json();
+        check(res.status === 201 && created.sandboxID, 'a sandbox is created', safeJson(created));
+        sbx = new Sandbox({
+            sandboxId: created.sandboxID, envdVersion: created.envdVersion,
+            envdAccessToken: created.envdAccessToken, sandboxDomain: 'localhost',
+        });
+        bufferUploads(srv, sbx, created);
+    }
     const files = sbx.files;
-    await bufferUploadsIfNeeded(srv, sbx, created);
 
     await section('write and read', async () => {
         const info = await files.write('hello.txt', 'hello, world\n');
