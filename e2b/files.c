@@ -35,8 +35,7 @@
 
 /* The value of parameter name in a header value ("form-data; name=\"file\"; filename=x"),
  * unquoted and with the escapes browsers use in filenames decoded; NULL when absent or when it
- * holds a NUL byte. Caller owns return
- * value. */
+ * holds a NUL byte. Caller owns return value. */
 static char *s_param(const char *value, size_t len, const char *name)
 {
     size_t nlen = strlen(name);
