@@ -11,7 +11,7 @@
 // cgroup name under the server's pid), as root, which this suite runs as.
 import { closeSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import {
-    check, deferred, e2b, note, run, safeJson, section, startE2B, withDeadline, Sandbox,
+    check, deferred, e2b, note, run, safeJson, section, startE2B, waitUntil, withDeadline, Sandbox,
 } from './lib.mjs';
 
 async function rejects(promise, what, want = /outside the workspace/) {
@@ -198,6 +198,30 @@ await run(async () => {
         await files.list('watched'); // one round trip after the write
         check(!seen.slice(before).some((e) => e.name === 'after.txt'), 'nothing arrives after stop()', safeJson(seen.slice(before)));
         await rejects(files.watchDir('no-such-dir', () => {}), 'watching a missing directory fails', /not found/);
+        // A sandbox holds at most 32 watches: 40 started and stopped one after another all
+        // start, so a stopped watch is let go (its client's going ends it on the server).
+        let started = 0;
+        for (let i = 0; i < 40; i++) {
+            const h = await files.watchDir('watched', () => {}).catch((e) => e);
+            if (h instanceof Error) {
+                check(false, 'watch and stop, 40 times', `#${i}: ${h.message}`);
+                break;
+            }
+            started++;
+            await h.stop();
+        }
+        check(started === 40, 'a stopped watch is let go: 40 watches in turn on a sandbox that holds 32', String(started));
+        const open = [];
+        for (let i = 0; i < 32; i++) open.push(await files.watchDir('watched', () => {}));
+        await rejects(files.watchDir('watched', () => {}), 'a 33rd watch at once is refused', /32 watches/);
+        for (const h of open) await h.stop();
+        // Their clients' going reaches the server a moment later: until a watch starts again.
+        await waitUntil(async () => {
+            const h = await files.watchDir('watched', () => {}).catch(() => null);
+            await h?.stop();
+            return Boolean(h);
+        }, 15000, 'a watch starting again after 32 were stopped', 100);
+        check(true, 'stopping them makes room again');
     });
 
     await section('polling watchers (CreateWatcher, GetWatcherEvents, RemoveWatcher)', async () => {
