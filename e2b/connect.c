@@ -73,7 +73,10 @@ const char *e2b_rpc_code_of(const cb_error_t *err)
     switch (err ? err->kind : CB_ERR_INTERNAL) {
     case CB_ERR_INVALID:
     case CB_ERR_PARSE:
-    case CB_ERR_BAD_REQUEST: return "invalid_argument";
+    case CB_ERR_BAD_REQUEST:
+    case CB_ERR_TRANSPORT:
+    case CB_ERR_MEDIA_TYPE:
+    case CB_ERR_NOT_ACCEPTABLE: return "invalid_argument";
     case CB_ERR_NOT_FOUND:
     case CB_ERR_NO_SESSION: return "not_found";
     case CB_ERR_TIMEOUT: return "deadline_exceeded";
@@ -154,8 +157,8 @@ void e2b_rpc_reply(http_request_t *req, json_t *msg)
 
 static json_t *s_error_json(const char *code, const char *message)
 {
-    return json_pack("{s:s, s:s}", "code", code ? code : "internal", "message",
-                     message ? message : "");
+    return json_pack("{s:s, s:o}", "code", code ? code : "internal", "message",
+                     e2b_json_message(message));
 }
 
 void e2b_rpc_fail(http_request_t *req, e2b_rpc_kind_t kind, const char *code, const char *message)

@@ -22,9 +22,21 @@
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
+json_t *e2b_json_message(const char *message)
+{
+    json_t *m = json_string(message ? message : "");
+    if (m)
+        return m;
+    cleanup_free char *ascii = cb_xstrdup(message);
+    for (char *p = ascii; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    return json_string(ascii);
+}
+
 void e2b_respond_error(http_request_t *req, int status, const char *message)
 {
-    json_auto_t *body = json_pack("{s:i, s:s}", "code", status, "message", message);
+    json_auto_t *body = json_pack("{s:i, s:o}", "code", status, "message", e2b_json_message(message));
     http_respond_json(req, status, body, NULL);
 }
 
@@ -195,7 +207,10 @@ static void s_on_sandbox_request(http_request_t *req, void *arg)
         cleanup_free char *msg = gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)",
                                                          id, gone)
                                       : cb_strdup_printf("sandbox %s not found", id);
-        return s_refuse(req, path, 404, msg);
+        /* envd's /health of a sandbox that is gone: 502, as E2B's proxy answers it, which is
+         * what the SDK's isRunning() reads as false */
+        bool health = strcmp(path, "/health") == 0;
+        return s_refuse(req, path, health ? 502 : 404, msg);
     }
     kg_sandbox_touch(sb->kg);
     int port = s_port(http_request_header(req, "E2b-Sandbox-Port"));
