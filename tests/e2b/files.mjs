@@ -6,10 +6,9 @@
 // serving.
 //
 // One server, one sandbox (Sandbox.create, or, on a server that does not take chunked request
-// bodies yet, the REST create and the SDK's object built from its answer). The symlinks are planted from the host as code inside would plant
-// them: through /proc/<init>/root/home/user of the sandbox's init (found by the sandbox's
-// cgroup name under the server's pid), as root, which this suite runs as.
-import { closeSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+// bodies yet, the REST create and the SDK's object built from its answer). Symlinks and the
+// flood of events are made by code inside, with the SDK's commands.run.
+import { readFileSync, readdirSync } from 'node:fs';
 import {
     check, deferred, e2b, note, run, safeJson, section, startE2B, waitUntil, withDeadline, Sandbox,
 } from './lib.mjs';
@@ -22,37 +21,6 @@ async function rejects(promise, what, want = /outside the workspace/) {
     } catch (e) {
         check(want.test(String(e?.message ?? e)), what, `${e?.name}: ${e?.message}`);
         return e;
-    }
-}
-
-// The host pid of the sandbox's init: a child of the server in the sandbox's cgroup.
-function initPid(srv, id) {
-    const tag = `-s-${id.slice(0, 8)}`;
-    for (const d of readdirSync('/proc')) {
-        if (!/^\d+$/.test(d)) continue;
-        try {
-            const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-            const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-            if (ppid === srv.pid && readFileSync(`/proc/${d}/cgroup`, 'utf8').includes(tag)) return Number(d);
-        } catch {}
-    }
-    return null;
-}
-
-// Plant a symlink in the workspace as the sandbox user (its host ids: the tmpfs refuses an
-// owner its user namespace cannot map). The directory is opened as root, since only root may
-// walk /proc/<pid>/root; the link is made through our own /proc/self/fd after the switch.
-function plant(ws, target, name) {
-    const { uid, gid } = statSync(ws);
-    const fd = openSync(ws, 'r');
-    process.setegid(gid);
-    process.seteuid(uid);
-    try {
-        symlinkSync(target, `/proc/self/fd/${fd}/${name}`);
-    } finally {
-        process.seteuid(0);
-        process.setegid(0);
-        closeSync(fd);
     }
 }
 
@@ -264,15 +232,9 @@ await run(async () => {
     });
 
     await section('planted symlinks', async () => {
-        const pid = process.getuid?.() === 0 ? initPid(srv, created.sandboxID) : null;
-        if (!pid) {
-            note('SKIP symlink checks: not root, or the sandbox\'s init was not found');
-            return;
-        }
-        const ws = `/proc/${pid}/root/home/user`;
-        plant(ws, '/etc/passwd', 'evil');
-        plant(ws, '/', 'up');
-        plant(ws, '../../../etc', 'multi/climb');
+        const planted = await sbx.commands.run(
+            'ln -s /etc/passwd evil && ln -s / up && ln -s ../../../etc multi/climb', { cwd: '/home/user' });
+        check(planted.exitCode === 0, 'code inside plants evil -> /etc/passwd, up -> /, multi/climb -> ../../../etc', safeJson(planted));
         const info = await files.getInfo('evil');
         check(info.type === 'symlink' && info.symlinkTarget === '/etc/passwd',
             'getInfo shows the link itself, not what it points to', safeJson(info));
@@ -295,11 +257,6 @@ await run(async () => {
     });
 
     await section('a flood of events', async () => {
-        const pid = process.getuid?.() === 0 ? initPid(srv, created.sandboxID) : null;
-        if (!pid) {
-            note('SKIP: not root, or the sandbox\'s init was not found');
-            return;
-        }
         const rpc = async (method, msg) => {
             const r = await srv.raw(`/e2b/sandbox/filesystem.Filesystem/${method}`, {
                 body: msg, headers: { 'E2b-Sandbox-Id': created.sandboxID, 'E2b-Sandbox-Port': '49983' },
@@ -308,19 +265,9 @@ await run(async () => {
         };
         await files.makeDir('flood');
         const id = (await rpc('CreateWatcher', { path: 'flood' })).body.watcherId;
-        // 2500 files made as code inside would make them, faster than anyone polls.
-        const ws = `/proc/${pid}/root/home/user`;
-        const { uid, gid } = statSync(ws);
-        const fd = openSync(`${ws}/flood`, 'r');
-        process.setegid(gid);
-        process.seteuid(uid);
-        try {
-            for (let i = 0; i < 2500; i++) writeFileSync(`/proc/self/fd/${fd}/f${i}`, '');
-        } finally {
-            process.seteuid(0);
-            process.setegid(0);
-            closeSync(fd);
-        }
+        // 2500 files made by code inside, faster than anyone polls.
+        const made = await sbx.commands.run('for i in $(seq 2500); do : > flood/f$i; done', { cwd: '/home/user' });
+        check(made.exitCode === 0, 'code inside makes 2500 files', safeJson(made));
         const lost = await rpc('GetWatcherEvents', { watcherId: id });
         check(lost.status === 429 && lost.body.code === 'resource_exhausted' && /lost/.test(lost.body.message),
             'a polling watcher that overflows says events were lost', safeJson(lost));
@@ -340,18 +287,13 @@ await run(async () => {
     });
 
     await section('the sandbox ends under an open watch', async () => {
-        const pid = process.getuid?.() === 0 ? initPid(srv, created.sandboxID) : null;
-        if (!pid) {
-            note('SKIP: not root, or the sandbox\'s init was not found');
-            return;
-        }
         const exited = deferred();
         await files.watchDir('watched', () => {}, { onExit: (err) => exited.resolve(err ?? null) });
         // A polling watcher too, to be freed with it.
         await srv.raw('/e2b/sandbox/filesystem.Filesystem/CreateWatcher', {
             body: { path: 'watched' }, headers: { 'E2b-Sandbox-Id': created.sandboxID, 'E2b-Sandbox-Port': '49983' },
         });
-        process.kill(pid, 'SIGKILL'); // its init dies: the sandbox ends
+        await sbx.kill();
         const err = await withDeadline(exited.promise, 20000, 'the watch\'s end');
         check(err !== null, 'an open watchDir stream ends, with an error, when its sandbox ends', String(err));
         const after = await files.read('multi/a.txt').then(() => 'read', (e) => e);
