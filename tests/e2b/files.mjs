@@ -46,6 +46,8 @@ function bufferUploads(srv, sbx, created) {
             const r = new Response(body);
             headers['Content-Type'] = r.headers.get('content-type');
             body = new Uint8Array(await r.arrayBuffer());
+        } else if (body && typeof body.getReader === 'function') {
+            body = new Uint8Array(await new Response(body).arrayBuffer());
         }
         const url = new URL(`${srv.e2b.sandboxUrl}${path}`);
         for (const [k, v] of Object.entries(o.params?.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
@@ -92,6 +94,16 @@ await run(async () => {
             'bytes written (into a new directory) read back as bytes, all 256 values', String(back?.length));
         const blob = await files.read('bin/all.bin', { format: 'blob' });
         check(blob.size === 256, 'read as a blob', String(blob.size));
+        const stream = await files.read('bin/all.bin', { format: 'stream' });
+        const streamed = new Uint8Array(await new Response(stream).arrayBuffer());
+        check(streamed.length === 256 && streamed[255] === 255, 'read as a stream', String(streamed.length));
+        const raw = await files.write('raw.bin', new Uint8Array([1, 2, 3]), { useOctetStream: true });
+        const rawBack = await files.read('raw.bin', { format: 'bytes' });
+        check(raw.path === '/home/user/raw.bin' && rawBack.join() === '1,2,3',
+            'files.write with useOctetStream (a raw body, envd >= 0.5.7)', safeJson(raw));
+        await rejects(files.write('gz.txt', 'zipped', { gzip: true }),
+            'a gzip upload is refused with a sentence (415: no zlib here)', /Content-Encoding is not supported/);
+        check(await files.exists('gz.txt') === false, '... and writes nothing');
         check(await files.read('empty.txt').catch((e) => e) instanceof e2b.FileNotFoundError,
             'reading a missing file is a FileNotFoundError');
         await files.write('empty.txt', '');
