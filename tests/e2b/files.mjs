@@ -264,6 +264,11 @@ await run(async () => {
         check((await files.getInfo('evil2')).symlinkTarget === '/etc/passwd' &&
             readFileSync('/etc/passwd', 'utf8').includes('root:'),
             'rename moves the link itself');
+        const fifo = await sbx.commands.run('mkfifo /home/user/fifo');
+        check(fifo.exitCode === 0, 'code inside makes a FIFO', safeJson(fifo));
+        await rejects(files.read('fifo'), 'reading a FIFO is refused at once, never waits for a writer', /not a regular file/);
+        await rejects(files.write('fifo', 'x'), 'writing onto a FIFO is refused', /not a regular file/);
+        await rejects(files.watchDir('fifo', () => {}), 'watching a FIFO is refused', /not a directory/);
         await files.remove('up');
         check(await files.exists('up') === false && readdirSync('/').length > 3, 'remove takes the link, not what it points to');
     });
