@@ -9,7 +9,8 @@
  *   process.c    envd's process.Process onto the engine's commands (kg/command.h);
  *   filesystem.c envd's filesystem.Filesystem and its watches;
  *   files.c      envd's /files (download, upload: multipart/form-data or a raw body);
- *   interp.c     the code interpreter's /execute and /contexts onto kernels and executions.
+ *   interp.c     the code interpreter's /execute and /contexts onto kernels and executions;
+ *   ports.c      E2B's ports (getHost): every port of our sandboxes forwarded (e2b_ports_on).
  *
  * A sandbox created here has a record (e2b_sandbox_t) in the registry, until it is killed, its
  * lifetime runs out, or it dies. Each service keeps its own state in the record (an opaque
