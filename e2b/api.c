@@ -176,10 +176,12 @@ static json_t *s_field(const json_t *obj, const char *key)
 static int s_seconds(const json_t *v, const char *field, int *out, cb_error_t *err)
 {
     json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+    if (!json_is_integer(v))
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' must be a whole number of seconds, not %s",
+                             field, v ? s_json_type(v) : "missing");
     if (n < 1 || n > S_MAX_TIMEOUT_S)
-        return cb_error_fail(err, CB_ERR_INVALID,
-                             "'%s' must be a whole number of seconds from 1 to %d, not %s", field,
-                             S_MAX_TIMEOUT_S, json_is_integer(v) ? "that" : s_json_type(v));
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' must be from 1 to %d seconds, not %lld",
+                             field, S_MAX_TIMEOUT_S, (long long)n);
     *out = (int)n;
     return 0;
 }

@@ -130,6 +130,12 @@ await run(async () => {
         check((await count()) === n0, 'no bad create made a sandbox', `${n0} before`);
         const t = await json(await srv.raw(`/e2b/sandboxes/${b.sandboxId}/timeout`, { body: '{"timeout":' }));
         check(t.status === 400, 'setTimeout with malformed JSON: 400', safeJson(t.body));
+        for (const body of [{}, { timeout: null }, { timeout: 0 }, { timeout: 1.5 }, { timeout: 1e12 }]) {
+            const r = await json(await srv.raw(`/e2b/sandboxes/${b.sandboxId}/timeout`, { body }));
+            check(r.status === 400 && /timeout/.test(r.body?.message), `setTimeout with ${JSON.stringify(body)}: 400 naming timeout`, safeJson(r.body));
+        }
+        const c = await json(await srv.raw(`/e2b/v2/sandboxes/${b.sandboxId}/connect`, { body: { memory: 'yes' } }));
+        check(c.status === 400, 'connect with memory not a boolean: 400', safeJson(c.body));
         const q = await json(await srv.raw('/e2b/v2/sandboxes?limit=0'));
         const tok = await json(await srv.raw('/e2b/v2/sandboxes?nextToken=garbage'));
         const md = await json(await srv.raw('/e2b/v2/sandboxes?metadata=' + encodeURIComponent('a=%zz')));
