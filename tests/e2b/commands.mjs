@@ -1,0 +1,209 @@
+// commands.mjs: envd's process.Process (e2b/process.c) through E2B's own SDK (npm e2b): run with
+// exit 0 and non-zero, envs and cwd, output callbacks while a command runs, stdin, a background
+// command killed, a command followed from a second client (connect), a pty, a timeout, and
+// malformed calls answered with Connect errors while the server keeps serving. One server, one
+// "base" sandbox.
+import { Sandbox, check, deferred, e2b, run, safeJson, section, startE2B, waitUntil, withDeadline } from './lib.mjs';
+
+// Start events and single answers come at once; these bound a hang, they time nothing.
+const MS = 30000;
+
+await run(async () => {
+    const srv = await startE2B({ label: 'e2b commands server' });
+
+    // Sandbox.create sends a chunked body; until the server reads those, create through the
+    // REST call and build the SDK's object from its answer, as Sandbox.connect would.
+    const res = await srv.raw('/e2b/v2/sandboxes', { body: { templateID: 'base' } });
+    const info = await res.json();
+    check(res.status === 201 && typeof info.sandboxID === 'string', 'POST /v2/sandboxes makes a base sandbox', safeJson(info));
+    const open = () => new Sandbox({
+        sandboxId: info.sandboxID,
+        envdVersion: info.envdVersion,
+        envdAccessToken: info.envdAccessToken,
+        trafficAccessToken: info.trafficAccessToken,
+        sandboxDomain: 'localhost',
+        apiKey: srv.e2b.apiKey,
+        apiUrl: srv.e2b.apiUrl,
+        sandboxUrl: srv.e2b.sandboxUrl,
+    });
+    const sbx = open();
+    const running = async () => (await withDeadline(sbx.commands.list(), MS, 'commands.list')).map((p) => p.pid);
+
+    await section('run', async () => {
+        const r = await withDeadline(sbx.commands.run('echo hello; echo oops >&2'), MS, 'run echo');
+        check(r.exitCode === 0 && r.stdout === 'hello\n' && r.stderr === 'oops\n' && !r.error,
+              'run: exitCode 0, stdout and stderr apart', safeJson(r));
+
+        let err;
+        try {
+            await withDeadline(sbx.commands.run('echo out; echo err >&2; exit 3'), MS, 'run exit 3');
+        } catch (e) {
+            err = e;
+        }
+        check(err instanceof e2b.CommandExitError && err.exitCode === 3 && err.stdout === 'out\n' &&
+              err.stderr === 'err\n' && /exit status 3/.test(err.error),
+              'a non-zero exit throws CommandExitError with exitCode 3, stdout, stderr', safeJson({ name: err?.name, exitCode: err?.exitCode, stdout: err?.stdout, stderr: err?.stderr, error: err?.error }));
+
+        const e = await withDeadline(sbx.commands.run('echo "[$GREETING]"; pwd', { envs: { GREETING: "it's a b=c" }, cwd: '/tmp' }), MS, 'run envs cwd');
+        check(e.stdout === "[it's a b=c]\n/tmp\n", 'envs and cwd are used (quotes and = kept)', safeJson(e));
+        const d = await withDeadline(sbx.commands.run('pwd', { user: 'root' }), MS, 'run pwd as root');
+        check(d.stdout === '/home/user\n', 'the default cwd is /home/user (user "root" is accepted)', safeJson(d));
+    });
+
+    await section('output callbacks and stdin', async () => {
+        // The command prints, then waits for a line on stdin: the callbacks must fire while it
+        // still runs, since it cannot end before we answer.
+        const sawOut = deferred();
+        const sawErr = deferred();
+        const h = await withDeadline(sbx.commands.start('echo first; echo warn >&2; read line; echo "got $line"', {
+            stdin: true,
+            onStdout: (s) => s.includes('first') && sawOut.resolve(),
+            onStderr: (s) => s.includes('warn') && sawErr.resolve(),
+        }), MS, 'start read');
+        await withDeadline(Promise.all([sawOut.promise, sawErr.promise]), MS, 'onStdout and onStderr');
+        check(h.exitCode === undefined, 'onStdout and onStderr fire while the command still runs');
+        await withDeadline(h.sendStdin('go\n'), MS, 'sendStdin');
+        const r = await withDeadline(h.wait(), MS, 'wait read');
+        check(r.stdout === 'first\ngot go\n' && r.stderr === 'warn\n', 'sendStdin reaches the command', safeJson(r));
+
+        const cat = await withDeadline(sbx.commands.start('cat; echo end', { stdin: true }), MS, 'start cat');
+        await withDeadline(sbx.commands.sendStdin(cat.pid, 'abc'), MS, 'sendStdin cat');
+        await withDeadline(cat.closeStdin(), MS, 'closeStdin');
+        const c = await withDeadline(cat.wait(), MS, 'cat ends after closeStdin');
+        check(c.stdout === 'abcend\n', 'closeStdin ends cat (EOF)', safeJson(c));
+
+        let noStdin;
+        const plain = await withDeadline(sbx.commands.start('sleep 300', { background: true }), MS, 'start sleep');
+        try {
+            await sbx.commands.sendStdin(plain.pid, 'x');
+        } catch (e) {
+            noStdin = e;
+        }
+        check(noStdin instanceof e2b.SandboxError, 'sendStdin to a command started without stdin is refused', String(noStdin));
+        await sbx.commands.kill(plain.pid);
+    });
+
+    await section('background, list, kill', async () => {
+        const h = await withDeadline(sbx.commands.run('sleep 300', { background: true }), MS, 'background sleep');
+        check(Number.isInteger(h.pid) && h.pid > 1, 'a background command has a pid', String(h.pid));
+        const list = await withDeadline(sbx.commands.list(), MS, 'list');
+        const mine = list.find((p) => p.pid === h.pid);
+        check(mine && mine.cmd === '/bin/bash' && safeJson(mine.args) === safeJson(['-l', '-c', 'sleep 300']),
+              'commands.list shows it, with cmd and args as sent', safeJson(list));
+        check(await withDeadline(h.kill(), MS, 'kill') === true, 'kill() answers true');
+        let err;
+        try {
+            await withDeadline(h.wait(), MS, 'wait killed');
+        } catch (e) {
+            err = e;
+        }
+        check(err instanceof e2b.CommandExitError && err.exitCode === -1 && /killed/.test(err.error),
+              'the killed command ends (CommandExitError, exitCode -1, "signal: killed")', safeJson({ name: err?.name, exitCode: err?.exitCode, error: err?.error }));
+        check(!(await running()).includes(h.pid), 'it is gone from commands.list');
+        check(await withDeadline(sbx.commands.kill(h.pid), MS, 'kill again') === false, 'killing it again answers false (not found)');
+    });
+
+    await section('connect from a second client', async () => {
+        const h = await withDeadline(sbx.commands.start('read x; echo "after $x"; exit 4', { stdin: true }), MS, 'start for connect');
+        await h.disconnect(); // this client stops listening; the process runs on
+        check((await running()).includes(h.pid), 'after disconnect() the process runs on');
+        const other = open();
+        const seen = deferred();
+        const c = await withDeadline(other.commands.connect(h.pid, { onStdout: (s) => s.includes('after') && seen.resolve() }), MS, 'connect');
+        check(c.pid === h.pid, 'commands.connect(pid) from a second client follows the same process', `${c.pid} vs ${h.pid}`);
+        await withDeadline(other.commands.sendStdin(h.pid, 'z\n'), MS, 'sendStdin from the second client');
+        await withDeadline(seen.promise, MS, 'onStdout on the connected handle');
+        let err;
+        try {
+            await withDeadline(c.wait(), MS, 'wait connected');
+        } catch (e) {
+            err = e;
+        }
+        check(err instanceof e2b.CommandExitError && err.exitCode === 4 && err.stdout === 'after z\n',
+              'the connected handle gets the output from then on and the end (exit 4)', safeJson({ exitCode: err?.exitCode, stdout: err?.stdout }));
+        let missing;
+        try {
+            await withDeadline(other.commands.connect(999999), MS, 'connect to no process');
+        } catch (e) {
+            missing = e;
+        }
+        check(missing instanceof e2b.NotFoundError, 'connect to a pid that is not running: NotFoundError', String(missing));
+    });
+
+    await section('pty', async () => {
+        let text = '';
+        let waiter = null;
+        const onData = (bytes) => {
+            text += Buffer.from(bytes).toString('utf8');
+            if (waiter && waiter.re.test(text)) waiter.d.resolve();
+        };
+        const until = (re, what) => {
+            waiter = { re, d: deferred() };
+            if (re.test(text)) waiter.d.resolve();
+            return withDeadline(waiter.d.promise, MS, what).then(() => true, () => false);
+        };
+        const term = await withDeadline(sbx.pty.create({ cols: 80, rows: 24, onData }), MS, 'pty.create');
+        check(Number.isInteger(term.pid) && (await running()).includes(term.pid), 'pty.create starts a terminal, listed by commands.list');
+        await sbx.pty.sendInput(term.pid, new TextEncoder().encode('stty size; tty\n'));
+        check(await until(/24 80\r?\n[^]*\/dev\/pts\/\d+/, 'stty size 24 80, then tty'),
+              'the shell runs on a terminal of the given size (stty size 24 80; tty names /dev/pts/N)', text.slice(-400));
+        await withDeadline(sbx.pty.resize(term.pid, { cols: 100, rows: 30 }), MS, 'pty.resize');
+        await sbx.pty.sendInput(term.pid, new TextEncoder().encode('stty size\n'));
+        check(await until(/30 100\r?\n/, 'stty size 30 100 after resize'),
+              'pty.resize changes the terminal size (stty size shows 30 100)', text.slice(-400));
+        check(await withDeadline(sbx.pty.kill(term.pid), MS, 'pty.kill') === true, 'pty.kill answers true');
+        let err;
+        try {
+            await withDeadline(term.wait(), MS, 'pty wait');
+        } catch (e) {
+            err = e;
+        }
+        check(err instanceof e2b.CommandExitError && err.exitCode === -1, 'the killed terminal ends', safeJson({ exitCode: err?.exitCode, error: err?.error }));
+        check(!(await running()).includes(term.pid), 'it is gone from commands.list');
+    });
+
+    await section('timeout', async () => {
+        const h = await withDeadline(sbx.commands.start('sleep 300', { timeoutMs: 1000 }), MS, 'start with timeoutMs');
+        let err;
+        try {
+            await withDeadline(h.wait(), MS, 'wait past timeoutMs');
+        } catch (e) {
+            err = e;
+        }
+        check(err instanceof e2b.TimeoutError, 'past timeoutMs, wait() throws TimeoutError', String(err));
+        // The server kills it too (not only the client giving up): it leaves the list and the
+        // sandbox's process table.
+        await waitUntil(async () => !(await running()).includes(h.pid), MS, 'timed-out process leaves the list');
+        const k = await withDeadline(sbx.commands.run(`kill -0 ${h.pid} 2>/dev/null && echo alive || echo gone`), MS, 'kill -0');
+        check(k.stdout === 'gone\n', 'the timed-out process was killed in the sandbox', safeJson(k));
+    });
+
+    await section('big output', async () => {
+        const r = await withDeadline(sbx.commands.run('head -c 3000000 /dev/zero | tr "\\0" x'), MS, 'run 3 MB');
+        check(r.stdout.length === 3000000 && /^x+$/.test(r.stdout), '3 MB of stdout arrive whole', `${r.stdout.length} bytes`);
+    });
+
+    await section('malformed calls', async () => {
+        const headers = { 'E2b-Sandbox-Id': info.sandboxID, 'E2b-Sandbox-Port': '49983' };
+        const path = '/e2b/sandbox/process.Process/';
+        // A streaming call whose envelope says 1000 bytes and holds 3.
+        let res = await srv.raw(path + 'Start', { headers: { ...headers, 'Content-Type': 'application/connect+json' }, body: new Uint8Array([0, 0, 0, 3, 232, 123, 125, 10]) });
+        let body = Buffer.from(await res.arrayBuffer());
+        check(res.status === 200 && body[0] === 2 && /invalid_argument/.test(body.subarray(5).toString()),
+              'a malformed envelope: the end of stream carries invalid_argument', `${res.status} ${body.toString()}`);
+        // A whole envelope of bad JSON.
+        const bad = Buffer.from('{"process": ');
+        res = await srv.raw(path + 'Start', { headers: { ...headers, 'Content-Type': 'application/connect+json' }, body: new Uint8Array([0, 0, 0, 0, bad.length, ...bad]) });
+        body = Buffer.from(await res.arrayBuffer());
+        check(res.status === 200 && /invalid_argument/.test(body.toString()), 'bad JSON in the envelope: invalid_argument', body.toString());
+        res = await srv.raw(path + 'List', { headers, body: '{"a":' });
+        const j = await res.json().catch(() => ({}));
+        check(res.status === 400 && j.code === 'invalid_argument', 'a unary call with bad JSON: 400 invalid_argument', safeJson(j));
+        res = await srv.raw(path + 'SendSignal', { headers, body: { process: { pid: 1 }, signal: 'SIGNAL_SIGKILL' } });
+        check(res.status === 404, 'SendSignal to a pid not started here (the init): not_found', String(res.status));
+        res = await srv.raw(path + 'StreamInput', { headers, body: {} });
+        check(res.status === 501, 'StreamInput (client-streaming): unimplemented', String(res.status));
+        const r = await withDeadline(sbx.commands.run('echo still serving'), MS, 'run after malformed calls');
+        check(r.stdout === 'still serving\n', 'the server keeps serving after malformed calls', safeJson(r));
+    });
+});
