@@ -28,7 +28,7 @@ await run(async () => {
 
     let a, b; // two sandboxes of this run
     await section('create', async () => {
-        a = await withDeadline(Sandbox.create({ metadata: { run: RUN, n: '1', 'k y': 'a&b=c' }, envs: { GREETING: 'hello from envs' }, timeoutMs: 120_000, allowInternetAccess: true }), 60000, 'Sandbox.create()');
+        a = await withDeadline(Sandbox.create({ metadata: { run: RUN, n: '1', 'k y': 'a&b=c+d é%20' }, envs: { GREETING: 'hello from envs' }, timeoutMs: 120_000, allowInternetAccess: true }), 60000, 'Sandbox.create()');
         check(typeof a.sandboxId === 'string' && a.sandboxId.length > 8, 'Sandbox.create() gives a sandbox id', a.sandboxId);
         check(a.getHost(8080) === `8080-${a.sandboxId}.localhost:${port}`, "getHost(port) is the port forward's host form PORT-ID.localhost:SERVERPORT", a.getHost(8080));
         b = await withDeadline(Sandbox.create('python', { metadata: { run: RUN, n: '2' }, timeoutMs: 60_000, network: { allowOut: ['pypi.org'], denyOut: ['0.0.0.0/0'] } }), 60000, "Sandbox.create('python')");
@@ -38,7 +38,7 @@ await run(async () => {
     await section('getInfo', async () => {
         const info = await a.getInfo();
         check(info.sandboxId === a.sandboxId && info.templateId === 'python' && info.name === 'base', "getInfo: E2B's base template opens our python, its alias kept", safeJson(info));
-        check(info.metadata?.run === RUN && info.metadata?.n === '1' && info.metadata?.['k y'] === 'a&b=c', 'getInfo: the metadata given', safeJson(info.metadata));
+        check(info.metadata?.run === RUN && info.metadata?.n === '1' && info.metadata?.['k y'] === 'a&b=c+d é%20', 'getInfo: the metadata given', safeJson(info.metadata));
         check(info.state === 'running' && info.envdVersion && info.cpuCount >= 1 && info.memoryMB > 0, 'getInfo: running, with envdVersion, cpuCount and memoryMB', safeJson(info));
         const life = info.endAt - info.startedAt;
         check(life >= 119_000 && life <= 121_000, 'getInfo: endAt is startedAt + the timeout asked (120 s)', `${life} ms`);
@@ -66,8 +66,8 @@ await run(async () => {
         check(first[0].sandboxId === b.sandboxId, 'list: newest first by default', safeJson(first));
         const one = await Sandbox.list({ query: { metadata: { run: RUN, n: '2' } } }).nextItems();
         check(one.length === 1 && one[0].sandboxId === b.sandboxId && one[0].state === 'running', 'list: a metadata filter of two keys finds only the one that has both', safeJson(one));
-        const odd = await Sandbox.list({ query: { metadata: { 'k y': 'a&b=c' } } }).nextItems();
-        check(odd.length === 1 && odd[0].sandboxId === a.sandboxId, 'list: a metadata filter with a space, & and = in it', safeJson(odd));
+        const odd = await Sandbox.list({ query: { metadata: { 'k y': 'a&b=c+d é%20' } } }).nextItems();
+        check(odd.length === 1 && odd[0].sandboxId === a.sandboxId, 'list: a metadata filter with a space, &, =, +, % and UTF-8 in it', safeJson(odd));
         const none = await Sandbox.list({ query: { metadata: { run: RUN, n: '3' } } }).nextItems();
         check(none.length === 0, 'list: a filter nothing matches gives an empty page', safeJson(none));
         const paused = await Sandbox.list({ query: { metadata: { run: RUN }, state: ['paused'] } }).nextItems();
