@@ -557,8 +557,10 @@ static json_t *s_metadata_filter(const char *q, cb_error_t *err)
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "'metadata' must be URL-encoded key=value pairs joined with &"),
                    NULL;
-        if (len && *k)
-            json_object_set_new(want, k, json_string(v));
+        /* a pair that cannot be kept (not UTF-8) must not widen the filter */
+        if (len && *k && json_object_set_new(want, k, json_string(v)) < 0)
+            return cb_error_fail(err, CB_ERR_INVALID, "'metadata': keys and values must be UTF-8"),
+                   NULL;
         q += len + (q[len] == '&');
     }
     return steal_pointer(&want);

@@ -136,6 +136,8 @@ await run(async () => {
         const q = await json(await srv.raw('/e2b/v2/sandboxes?limit=0'));
         const tok = await json(await srv.raw('/e2b/v2/sandboxes?nextToken=garbage'));
         const md = await json(await srv.raw('/e2b/v2/sandboxes?metadata=' + encodeURIComponent('a=%zz')));
+        const notUtf8 = await json(await srv.raw('/e2b/v2/sandboxes?metadata=' + encodeURIComponent('run=%ff')));
+        check(notUtf8.status === 400, 'list with a metadata filter that is not UTF-8: 400, not a filter that matches everything', safeJson(notUtf8.body));
         check(q.status === 400 && tok.status === 400 && md.status === 400, 'list with limit 0, a nextToken not ours, a malformed metadata filter: 400', safeJson([q.body, tok.body, md.body]));
         const unknown = await json(await srv.raw('/e2b/v2/sandboxes/x/y/z'));
         check(unknown.status === 404 && /GET \/e2b\/v2\/sandboxes\/x\/y\/z/.test(unknown.body?.message), 'an unknown route: 404 naming the method and route', safeJson(unknown.body));
