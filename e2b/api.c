@@ -674,7 +674,7 @@ static void s_list(s_call_t *c, bool v2)
         json_decref(q.metadata);
         return s_fail(c->req, &err);
     }
-    json_auto_t *metadata = q.metadata;
+    json_auto_t *metadata = q.metadata; /* freed on return */
     size_t total = zhashx_size(c->api->sandboxes);
     cleanup_free e2b_sandbox_t **all = cb_xcalloc(total + 1, sizeof *all);
     size_t n = 0;
@@ -685,7 +685,7 @@ static void s_list(s_call_t *c, bool v2)
     qsort(all, n, sizeof *all, s_oldest_first);
     json_auto_t *out = json_array();
     e2b_sandbox_t *last = NULL;
-    for (size_t i = 0; i < n && (int64_t)json_array_size(out) < q.limit; i++) {
+    for (size_t i = 0; i < n && (int64_t)i < q.limit; i++) {
         last = all[q.order > 0 ? i : n - 1 - i];
         json_array_append_new(out, s_listed_json(last));
     }
