@@ -939,40 +939,38 @@ static json_t *s_template_names(e2b_t *api, const char *name)
 }
 
 /* GET /templates: ours, in E2B's Template shape (a template here is a JSON file, never
- * built: one "build", ready). */
+ * built: one "build", ready). Limits a template does not set show the engine's defaults (2048
+ * MiB of memory, a 1024 MiB workspace, every core). */
 static void s_templates(s_call_t *c)
 {
     json_auto_t *ours = fleet_templates(c->api->fleet);
     json_auto_t *out = json_array();
     char now[S_TIME_LEN];
     s_rfc3339(e2b_wall_ms(), now);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     size_t i;
     json_t *t;
     json_array_foreach (ours, i, t) {
         const char *name = json_string_value(json_object_get(t, "name"));
-        if (!name)
-            continue;
+        const char *description = json_string_value(json_object_get(t, "description"));
         const json_t *limits = json_object_get(t, "limits");
-        json_t *cpu = json_object_get(limits, "cpu");
+        const json_t *cpu = json_object_get(limits, "cpu");
+        json_int_t cpus = cpu         ? (json_int_t)(json_number_value(cpu) + 0.999)
+                          : cores > 0 ? cores
+                                      : 1;
         json_int_t memory = json_integer_value(json_object_get(limits, "memory_mb"));
         json_int_t disk = json_integer_value(json_object_get(limits, "disk_mb"));
+        if (!name)
+            continue;
         json_t *names = s_template_names(c->api, name);
-        json_array_append_new(
-            out, json_pack("{s:s, s:O, s:o, s:s, s:i, s:s, s:I, s:I, s:I, s:s, s:b, s:s, s:s, "
-                           "s:n, s:I, s:n, s:s}",
-                           "templateID", name, "aliases", names, "names", names, "buildID", name,
-                           "buildCount", 1, "buildStatus", "ready", "cpuCount",
-                           (json_int_t)(cpu        ? (json_number_value(cpu) + 0.999)
-                                        : cpus > 0 ? cpus
-                                                   : 1),
-                           "memoryMB", memory ? memory : (json_int_t)2048, "diskSizeMB",
-                           disk ? disk : (json_int_t)1024, "envdVersion", E2B_ENVD_VERSION,
-                           "public", false, "createdAt", now, "updatedAt", now, "lastSpawnedAt",
-                           "spawnCount", (json_int_t)0, "createdBy", "description",
-                           json_string_value(json_object_get(t, "description"))
-                               ? json_string_value(json_object_get(t, "description"))
-                               : ""));
+        json_t *entry = json_pack(
+            "{s:s, s:O, s:o, s:s, s:i, s:s, s:I, s:I, s:I, s:s, s:b, s:s, s:s, s:n, s:I, s:n, s:s}",
+            "templateID", name, "aliases", names, "names", names, "buildID", name, "buildCount", 1,
+            "buildStatus", "ready", "cpuCount", cpus, "memoryMB", memory ? memory : 2048,
+            "diskSizeMB", disk ? disk : 1024, "envdVersion", E2B_ENVD_VERSION, "public", false,
+            "createdAt", now, "updatedAt", now, "lastSpawnedAt", "spawnCount", (json_int_t)0,
+            "createdBy", "description", description ? description : "");
+        json_array_append_new(out, entry);
     }
     http_respond_json(c->req, 200, out, NULL);
 }
