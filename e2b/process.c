@@ -34,6 +34,7 @@
  * The user (Authorization: Basic, "user" or "root") is not read: a sandbox has one uid inside.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -558,7 +559,11 @@ static void s_start(e2b_sandbox_t *sb, http_request_t *req)
     s_start_clear(&st);
     if (!cmd) {
         free(p);
-        return e2b_rpc_fail_err(req, E2B_RPC_STREAM, &err);
+        /* A cwd that is missing or no directory is the caller's mistake, not ours. */
+        bool theirs = err.kind == CB_ERR_SYSTEM && (err.errnum == ENOENT || err.errnum == ENOTDIR ||
+                                                    err.errnum == EACCES);
+        return theirs ? e2b_rpc_fail(req, E2B_RPC_STREAM, "invalid_argument", err.msg)
+                      : e2b_rpc_fail_err(req, E2B_RPC_STREAM, &err);
     }
     p->procs = procs;
     p->cmd = cmd;
