@@ -43,6 +43,12 @@ When NAME includes "forward" (bench_forward.py's output), results.md gains a "Po
 a GET on a fresh connection to a web app inside a sandbox, reached directly (a client inside the
 sandbox) and through serve's port forward, p50/p90/p99, what the forward adds at p50, the ratio,
 and the verdict on the goal (under 0.5 ms added at p50; information, not a failure).
+
+When NAME includes "e2b" (bench_e2b.mjs's output), results.md gains an "E2B SDK" table: E2B's
+code interpreter SDK against cellblock's own APIs on the same server in the same run (MCP over
+Streamable HTTP, the Jupyter API), sandbox create to the first result and the `1+1` round trip,
+p50/p90/p99, the ratios, what the E2B layer adds at p50 over the faster of cellblock's own, and
+the verdict on the goal (under 0.5 ms added per call at p50; information, not a failure).
 """
 import datetime
 import json
@@ -59,6 +65,7 @@ HTTP = "http"
 KERNELS = "kernels"
 EGRESS = "egress"
 FORWARD = "forward"
+E2B = "e2b"
 DASH = "—"
 
 
@@ -733,6 +740,40 @@ def forward_markdown(fb):
     return "\n".join(lines) + "\n"
 
 
+def e2b_markdown(eb):
+    """bench_e2b.mjs's table: E2B's SDK against MCP and the Jupyter API, same server, same run."""
+    lines = ["\n## E2B SDK (bench_e2b.mjs, same server, same run)\n"]
+    for key in ("skipped", "failed"):
+        if key in eb:
+            lines.append(f"**e2b {key}:** {eb[key]}\n")
+            return "\n".join(lines) + "\n"
+    code = eb.get("code", "1+1")
+    lines.append("| path | create + first result p50 ms | p90 ms | "
+                 f"`{code}` round trip p50 ms | p90 ms | p99 ms |")
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for label, key in (("E2B SDK (`Sandbox.create`, `runCode`)", "e2b"),
+                       ("MCP over Streamable HTTP (`sandbox_create`, `code_execute`)", "mcp"),
+                       (f"Jupyter API (`POST /api/kernels`, execute_request; "
+                        f"{eb.get('jupyter_kernel') or '?'})", "jupyter")):
+        c = get_obj(get_obj(eb, "create_first_ms"), key)
+        r = get_obj(get_obj(eb, "roundtrip_ms"), key)
+        lines.append(f"| {label} | {fmt(c.get('p50'), 1)} | {fmt(c.get('p90'), 1)} | "
+                     f"{fmt(r.get('p50'), 3)} | {fmt(r.get('p90'), 3)} | {fmt(r.get('p99'), 3)} |")
+    ad = get_obj(eb, "added_p50_ms")
+    ra = get_obj(eb, "ratio_p50")
+    lines.append(f"\nRound trip, E2B / MCP at p50: {fmt(ra.get('roundtrip_e2b_mcp'), 2)}; "
+                 f"E2B / Jupyter API: {fmt(ra.get('roundtrip_e2b_jupyter'), 2)}. "
+                 f"Create + first result, E2B / MCP: {fmt(ra.get('create_first_e2b_mcp'), 2)}; "
+                 f"E2B / Jupyter API: {fmt(ra.get('create_first_e2b_jupyter'), 2)}.")
+    lines.append(f"\nAdded at p50 over the faster of cellblock's own: round trip "
+                 f"{fmt(ad.get('roundtrip'), 3)} ms, create + first result "
+                 f"{fmt(ad.get('create_first'), 1)} ms; goal: {eb.get('goal')}: "
+                 f"{verdict(eb.get('goal_met'))}.\n")
+    for k, why in sorted(get_obj(eb, "errors").items()):
+        lines.append(f"**{k} not fully measured:** {why}\n")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -766,6 +807,8 @@ def main(argv):
         md += egress_markdown(benches[EGRESS], results["egress_summary"])
     if FORWARD in benches:
         md += forward_markdown(benches[FORWARD])
+    if E2B in benches:
+        md += e2b_markdown(benches[E2B])
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2, ensure_ascii=False)

@@ -73,7 +73,10 @@ const char *e2b_rpc_code_of(const cb_error_t *err)
     switch (err ? err->kind : CB_ERR_INTERNAL) {
     case CB_ERR_INVALID:
     case CB_ERR_PARSE:
-    case CB_ERR_BAD_REQUEST: return "invalid_argument";
+    case CB_ERR_BAD_REQUEST:
+    case CB_ERR_TRANSPORT:
+    case CB_ERR_MEDIA_TYPE:
+    case CB_ERR_NOT_ACCEPTABLE: return "invalid_argument";
     case CB_ERR_NOT_FOUND:
     case CB_ERR_NO_SESSION: return "not_found";
     case CB_ERR_TIMEOUT: return "deadline_exceeded";

@@ -7,7 +7,8 @@
  *                server-streaming calls over HTTP/1.1, envelopes, error codes;
  *   api.c        the control plane (E2B's REST API) onto the fleet;
  *   process.c    envd's process.Process onto the engine's commands (kg/command.h);
- *   filesystem.c envd's filesystem.Filesystem, its watches, and /files;
+ *   filesystem.c envd's filesystem.Filesystem and its watches;
+ *   files.c      envd's /files (download, upload: multipart/form-data or a raw body);
  *   interp.c     the code interpreter's /execute and /contexts onto kernels and executions.
  *
  * A sandbox created here has a record (e2b_sandbox_t) in the registry, until it is killed, its
@@ -157,6 +158,26 @@ void e2b_fs_handle(e2b_sandbox_t *sb, http_request_t *req, const char *method);
 /* GET and POST /files. */
 void e2b_files_handle(e2b_sandbox_t *sb, http_request_t *req);
 void e2b_fs_sandbox_end(e2b_sandbox_t *sb);
+/* A path as E2B sends it ("/home/user/x", or "x" relative to /home/user) in its lexical absolute
+ * form, for showing ("." and ".." and repeated slashes resolved as text). Caller owns return
+ * value. */
+char *e2b_fs_abs_path(const char *given);
+/* envd's EntryInfo from kg_sandbox_file_stat's st (borrowed) for the path abs. Caller owns return
+ * value. */
+json_t *e2b_fs_entry_info(json_t *st, const char *abs);
+
+/* ---- files.c -------------------------------------------------------------------------------- */
+
+/* One part of a multipart/form-data body: its form name and filename (NUL-terminated, with
+ * %22, %0D, %0A decoded as browsers encode them; NULL when absent) and its data, all borrowed
+ * for the call. Returns 0 to go on, -1 to stop (the parse then fails with the err fn set). */
+typedef int(e2b_part_fn)(const char *name, const char *filename, const char *data, size_t len,
+                         void *arg, cb_error_t *err);
+/* Parse a whole multipart/form-data body (content_type: its Content-Type, for the boundary),
+ * calling fn for each part in order. 0, or -1 with err (malformed: CB_ERR_BAD_REQUEST). Pure
+ * and bounded (at most 1000 parts, 8 KiB of headers each), for the fuzz harness. */
+int e2b_multipart_parse(const char *content_type, const char *body, size_t len, e2b_part_fn *fn,
+                        void *arg, cb_error_t *err);
 
 /* ---- interp.c ------------------------------------------------------------------------------- */
 

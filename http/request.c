@@ -499,6 +499,14 @@ const char *http_request_query(const http_request_t *req, const char *name)
     return NULL;
 }
 
+const char *http_request_query_nth(const http_request_t *req, const char *name, size_t n)
+{
+    for (char **p = req && name ? req->query : NULL; p && p[0]; p += 2)
+        if (strcmp(p[0], name) == 0 && n-- == 0)
+            return p[1];
+    return NULL;
+}
+
 const char *http_request_sandbox(const http_request_t *req) { return req ? req->sandbox : NULL; }
 
 const char *http_request_header(const http_request_t *req, const char *name)

@@ -461,3 +461,55 @@ int kg_sandbox_file_mkdir(kg_sandbox_t *self, const char *path, bool parents, cb
     kg_sandbox_touch(self);
     return sbx_file_mkdir(self->sbx, path, parents, err);
 }
+
+/* One entry as kg_sandbox_file_stat describes it. */
+static json_t *s_entry_json(const sbx_dirent_t *e)
+{
+    static const char *const types[] = {"file", "dir", "symlink", "other"};
+    cleanup_free char *name = cb_text_lossy(e->name, strlen(e->name), NULL);
+    json_t *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b}", "name", name, "type", types[e->type],
+                            "size", (json_int_t)e->size, "mtime_ms", (json_int_t)e->mtime_ms,
+                            "mode", (json_int_t)e->mode, "owned", e->owned);
+    if (out && e->link) {
+        cleanup_free char *link = cb_text_lossy(e->link, strlen(e->link), NULL);
+        json_object_set_new(out, "symlink_target", json_string(link));
+    }
+    return out;
+}
+
+json_t *kg_sandbox_file_stat(kg_sandbox_t *self, const char *path, cb_error_t *err)
+{
+    kg_sandbox_touch(self);
+    sbx_dirent_t *e = sbx_file_stat(self->sbx, path, err);
+    if (!e)
+        return NULL;
+    json_t *out = s_entry_json(e);
+    sbx_dirents_free(e, 1);
+    return out;
+}
+
+json_t *kg_sandbox_file_entries(kg_sandbox_t *self, const char *path, cb_error_t *err)
+{
+    kg_sandbox_touch(self);
+    size_t count = 0;
+    sbx_dirent_t *list = sbx_file_list(self->sbx, path, &count, err);
+    if (!list)
+        return NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new(out, s_entry_json(&list[i]));
+    sbx_dirents_free(list, count);
+    return out;
+}
+
+int kg_sandbox_file_rename(kg_sandbox_t *self, const char *from, const char *to, cb_error_t *err)
+{
+    kg_sandbox_touch(self);
+    return sbx_file_rename(self->sbx, from, to, err);
+}
+
+int kg_sandbox_file_open_dir(kg_sandbox_t *self, const char *path, cb_error_t *err)
+{
+    kg_sandbox_touch(self);
+    return sbx_file_open_dir(self->sbx, path, err);
+}

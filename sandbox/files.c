@@ -24,6 +24,11 @@
  * cross mounts (link(2) refuses EXDEV even within one filesystem), so code inside cannot bring
  * those files into the workspace that way either.
  *
+ * Stat and rename (E2B's Stat and Move) take their final components by name under a parent
+ * opened this way (fstatat AT_SYMLINK_NOFOLLOW, renameat), so a symlink is described or moved as
+ * itself. sbx_file_open_dir hands out an O_PATH fd of a workspace directory, opened by the same
+ * rules, for a watcher (inotify through /proc/self/fd/N) that code inside cannot redirect.
+ *
  * Writes go to a temp name in the same directory and are renamed into place, so a failure (the
  * workspace full: CB_ERR_LIMIT, errno ENOSPC) leaves the old file intact; the price is that a
  * rewrite needs room for both copies for a moment. A final-component symlink is refused rather
@@ -473,6 +478,32 @@ static sbx_file_type_t s_type(mode_t mode)
                            : SBX_FILE_OTHER;
 }
 
+/* A symlink's target as stored, read from (dirfd, name); NULL when it is gone or not one. */
+static char *s_readlink(int dirfd, const char *name)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlinkat(dirfd, name, buf, sizeof buf - 1);
+    if (n < 0)
+        return NULL;
+    buf[n] = '\0';
+    return cb_xstrdup(buf);
+}
+
+/* The entry for name in dirfd, whose lstat is st. */
+static void s_fill_dirent(const sbx_t *self, sbx_dirent_t *out, int dirfd, const char *name,
+                          const struct stat *st)
+{
+    *out = (sbx_dirent_t){
+        .name = cb_xstrdup(name),
+        .type = s_type(st->st_mode),
+        .size = (uint64_t)st->st_size,
+        .mtime_ms = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000,
+        .mode = (uint32_t)st->st_mode,
+        .owned = st->st_uid == self->host_uid,
+        .link = S_ISLNK(st->st_mode) ? s_readlink(dirfd, name) : NULL,
+    };
+}
+
 sbx_dirent_t *sbx_file_list(sbx_t *self, const char *path, size_t *count, cb_error_t *err)
 {
     *count = 0;
@@ -502,12 +533,7 @@ sbx_dirent_t *sbx_file_list(sbx_t *self, const char *path, size_t *count, cb_err
             list = cb_xrealloc(list, ncap * sizeof *list);
             cap = ncap;
         }
-        list[n] = (sbx_dirent_t){
-            .name = cb_xstrdup(e->d_name),
-            .type = s_type(st.st_mode),
-            .size = (uint64_t)st.st_size,
-            .mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000,
-        };
+        s_fill_dirent(self, &list[n], dirfd(d), e->d_name, &st);
         n++;
     }
     if (errno) {
@@ -524,8 +550,10 @@ sbx_dirent_t *sbx_file_list(sbx_t *self, const char *path, size_t *count, cb_err
 
 void sbx_dirents_free(sbx_dirent_t *list, size_t count)
 {
-    for (size_t i = 0; list && i < count; i++)
+    for (size_t i = 0; list && i < count; i++) {
         free(list[i].name);
+        free(list[i].link);
+    }
     free(list);
 }
 
@@ -650,4 +678,81 @@ int sbx_file_remove(sbx_t *self, const char *path, bool recursive, cb_error_t *e
         return s_errno(err, errno, "remove", path);
     }
     return 0;
+}
+
+sbx_dirent_t *sbx_file_stat(sbx_t *self, const char *path, cb_error_t *err)
+{
+    s_path_t p;
+    if (s_parse(path, &p, err) < 0)
+        return NULL;
+    struct stat st;
+    sbx_dirent_t *entry = cb_xcalloc(1, sizeof *entry);
+    if (!p.name[0]) { /* the workspace itself: it has no parent on the workspace to look from */
+        cleanup_close int fd = s_resolve(self, p.inside, O_PATH | O_DIRECTORY, &st);
+        if (fd < 0)
+            return free(entry), s_errno(err, errno, "stat", path), NULL;
+        s_fill_dirent(self, entry, fd, "", &st);
+        return entry;
+    }
+    cleanup_close int dirfd = s_open_parent(self, &p, "stat", err);
+    if (dirfd < 0)
+        return free(entry), NULL;
+    if (fstatat(dirfd, p.name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return free(entry), s_errno(err, errno, "stat", path), NULL;
+    if (p.dir_syntax && !S_ISDIR(st.st_mode))
+        return free(entry),
+               s_fail(err, CB_ERR_INVALID, ENOTDIR, "stat '%s': not a directory", path), NULL;
+    s_fill_dirent(self, entry, dirfd, p.name, &st);
+    return entry;
+}
+
+static int s_rename(sbx_t *self, const char *from, const char *to, cb_error_t *err)
+{
+    s_path_t a, b;
+    if (s_parse(from, &a, err) < 0 || s_parse(to, &b, err) < 0)
+        return -1;
+    if (!a.name[0] || !b.name[0])
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "move '%s' to '%s': the workspace itself cannot "
+                             "be moved or replaced",
+                             from, to);
+    if (s_is_dots(a.name) || s_is_dots(b.name))
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "move '%s' to '%s': a path ends in '..'; name "
+                             "the entry itself",
+                             from, to);
+    cleanup_close int afd = s_open_parent(self, &a, "move", err);
+    if (afd < 0)
+        return -1;
+    cleanup_close int bfd = s_open_parent(self, &b, "move to", err);
+    if (bfd < 0)
+        return -1;
+    if (renameat(afd, a.name, bfd, b.name) < 0) {
+        if (errno == ENOTEMPTY || errno == EEXIST)
+            return s_fail(err, CB_ERR_CONFLICT, errno,
+                          "move '%s': '%s' is a directory that is not empty", from, to);
+        if (errno == EINVAL)
+            return s_fail(err, CB_ERR_INVALID, errno,
+                          "move '%s': cannot move a directory into itself ('%s')", from, to);
+        return s_errno(err, errno, "move", from);
+    }
+    return 0;
+}
+
+int sbx_file_rename(sbx_t *self, const char *from, const char *to, cb_error_t *err)
+{
+    bool switched = sbx_fs_as_owner(self);
+    int rc = s_rename(self, from, to, err);
+    sbx_fs_as_self(switched);
+    return rc;
+}
+
+int sbx_file_open_dir(sbx_t *self, const char *path, cb_error_t *err)
+{
+    s_path_t p;
+    if (s_parse(path, &p, err) < 0)
+        return -1;
+    struct stat st;
+    int fd = s_resolve(self, p.inside, O_PATH | O_DIRECTORY, &st);
+    return fd < 0 ? s_errno(err, errno, "open directory", path) : fd;
 }

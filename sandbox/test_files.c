@@ -568,6 +568,71 @@ static void s_test_untouched(s_env_t *env)
     }
 }
 
+/* stat, rename and open_dir (E2B's Stat, Move and watches) by the same rules: a final symlink
+ * is described or moved as itself, never followed; a parent through a link out is refused. */
+static void s_test_stat_rename(s_env_t *env)
+{
+    sbx_t *sbx = &env->sbx;
+    cb_error_t err = {0};
+    cleanup_free char *etc_moved = cb_strdup_printf("%s/etc/moved", env->root);
+    CB_OK(sbx_file_write(sbx, "st/f.txt", "12345", 5, true, s_fresh(&err)) == 0,
+          "a file to stat (%s)", err.msg);
+    sbx_dirent_t *e = sbx_file_stat(sbx, "st/f.txt", s_fresh(&err));
+    CB_OK(e && e->type == SBX_FILE_REGULAR && e->size == 5 && (e->mode & 0777) == 0644 &&
+              !strcmp(e->name, "f.txt") && !e->link,
+          "stat of a file: its type, size, mode and name (%s)", err.msg);
+    sbx_dirents_free(e, e ? 1 : 0);
+    e = sbx_file_stat(sbx, "/home/user", s_fresh(&err));
+    CB_OK(e && e->type == SBX_FILE_DIR, "stat of the workspace itself (%s)", err.msg);
+    sbx_dirents_free(e, e ? 1 : 0);
+    s_host_symlink(env, "/etc/passwd", "st/pw");
+    e = sbx_file_stat(sbx, "st/pw", s_fresh(&err));
+    CB_OK(e && e->type == SBX_FILE_SYMLINK && e->link && !strcmp(e->link, "/etc/passwd"),
+          "stat of a symlink out describes the link, not its target (%s)", err.msg);
+    sbx_dirents_free(e, e ? 1 : 0);
+    s_host_symlink(env, "/etc", "st/etc");
+    e = sbx_file_stat(sbx, "st/etc/passwd", s_fresh(&err));
+    s_refused(e ? 0 : -1, &err, CB_ERR_INVALID, "st/etc/passwd", "stat under a symlink to /etc");
+    sbx_dirents_free(e, e ? 1 : 0);
+    s_refused(sbx_file_stat(sbx, "../x", s_fresh(&err)) ? 0 : -1, &err, CB_ERR_INVALID, "../x",
+              "stat of ../x");
+
+    CB_OK(sbx_file_rename(sbx, "st/f.txt", "st/g.txt", s_fresh(&err)) == 0 &&
+              !sbx_file_stat(sbx, "st/f.txt", NULL),
+          "rename within the workspace (%s)", err.msg);
+    CB_OK(sbx_file_rename(sbx, "st/pw", "st/pw2", s_fresh(&err)) == 0, "rename of a symlink (%s)",
+          err.msg);
+    e = sbx_file_stat(sbx, "st/pw2", s_fresh(&err));
+    CB_OK(e && e->type == SBX_FILE_SYMLINK &&
+              s_host_equals(env->secret, S_SECRET, strlen(S_SECRET)),
+          "... moves the link itself");
+    sbx_dirents_free(e, e ? 1 : 0);
+    s_refused(sbx_file_rename(sbx, "st/g.txt", "st/etc/moved", s_fresh(&err)), &err, CB_ERR_INVALID,
+              "st/etc/moved", "rename into a symlink to /etc");
+    s_refused(sbx_file_rename(sbx, "st/etc/passwd", "st/stolen", s_fresh(&err)), &err,
+              CB_ERR_INVALID, "st/etc/passwd", "rename out of a symlink to /etc");
+    s_refused(sbx_file_rename(sbx, "st/g.txt", "/tmp/g.txt", s_fresh(&err)), &err, CB_ERR_INVALID,
+              "/tmp/g.txt", "rename to /tmp");
+    s_refused(sbx_file_rename(sbx, "", "st/ws", s_fresh(&err)), &err, CB_ERR_INVALID, "st/ws",
+              "rename of the workspace itself");
+    CB_OK(!s_host_exists(etc_moved), "nothing arrived in the root's /etc");
+
+    int fd = sbx_file_open_dir(sbx, "st", s_fresh(&err));
+    struct stat st;
+    CB_OK(fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode), "open_dir of a directory (%s)",
+          err.msg);
+    if (fd >= 0)
+        close(fd);
+    fd = sbx_file_open_dir(sbx, "st/etc", s_fresh(&err));
+    s_refused(fd, &err, CB_ERR_INVALID, "st/etc", "open_dir of a symlink to /etc");
+    if (fd >= 0)
+        close(fd);
+    fd = sbx_file_open_dir(sbx, "st/g.txt", s_fresh(&err));
+    s_refused(fd, &err, CB_ERR_INVALID, "st/g.txt", "open_dir of a file");
+    if (fd >= 0)
+        close(fd);
+}
+
 int main(void)
 {
     alarm(120); /* a read that blocks (a FIFO opened without O_NONBLOCK) fails the test */
@@ -580,6 +645,7 @@ int main(void)
     s_test_symlinks(&env);
     s_test_same_fs_mount(&env);
     s_test_full(&env);
+    s_test_stat_rename(&env);
     s_test_untouched(&env);
     s_teardown(&env);
     return cb_tap_done();

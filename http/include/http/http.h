@@ -119,6 +119,8 @@ const char *http_request_method(const http_request_t *req); /* "GET", "POST", ..
 const char *http_request_path(const http_request_t *req);   /* percent-decoded, no query */
 /* A query parameter's decoded value, or NULL. */
 const char *http_request_query(const http_request_t *req, const char *name);
+/* The n-th value (from 0) of a parameter the query repeats (?state=a&state=b), or NULL. */
+const char *http_request_query_nth(const http_request_t *req, const char *name, size_t n);
 /* A request header's value, or NULL. name is case-insensitive; the headers kept are Host,
  * Origin, Accept, Accept-Encoding, Content-Type, Content-Encoding, Content-Length, User-Agent,
  * Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Sec-WebSocket-Protocol, and E2B's

@@ -138,5 +138,18 @@ int kg_sandbox_file_write(kg_sandbox_t *self, const char *path, const void *data
 json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *err);
 int kg_sandbox_file_remove(kg_sandbox_t *self, const char *path, bool recursive, cb_error_t *err);
 int kg_sandbox_file_mkdir(kg_sandbox_t *self, const char *path, bool parents, cb_error_t *err);
+/* What path names, a symlink not followed (sbx_file_stat): {name ("" for the workspace), type
+ * (as kg_sandbox_file_list's), size, mtime_ms, mode (st_mode: type and permission bits),
+ * owned (by the sandbox user), symlink_target (a symlink's, as stored; absent otherwise)}.
+ * Caller owns return value; NULL with err. */
+json_t *kg_sandbox_file_stat(kg_sandbox_t *self, const char *path, cb_error_t *err);
+/* A directory's entries, sorted by name, each as kg_sandbox_file_stat's. Caller owns return
+ * value; NULL with err. */
+json_t *kg_sandbox_file_entries(kg_sandbox_t *self, const char *path, cb_error_t *err);
+/* Rename (sbx_file_rename: neither final component followed; both ends in the workspace). */
+int kg_sandbox_file_rename(kg_sandbox_t *self, const char *from, const char *to, cb_error_t *err);
+/* An O_PATH | O_DIRECTORY fd of a workspace directory (sbx_file_open_dir), for watching it.
+ * Caller owns return value; -1 with err. */
+int kg_sandbox_file_open_dir(kg_sandbox_t *self, const char *path, cb_error_t *err);
 
 #endif

@@ -291,6 +291,9 @@ typedef struct {
     sbx_file_type_t type;
     uint64_t size;
     int64_t mtime_ms;
+    uint32_t mode; /* st_mode: the type and permission bits */
+    bool owned;    /* owned by the sandbox user (else by someone it cannot be: root, say) */
+    char *link;    /* a symlink's target as stored in it (not followed); NULL for the rest */
 } sbx_dirent_t;
 
 /* Read a whole regular file; more than max_bytes is an error (CB_ERR_LIMIT). */
@@ -316,5 +319,21 @@ int sbx_file_remove(sbx_t *self, const char *path, bool recursive, cb_error_t *e
 
 /* Make a directory (and its parents when parents). Existing directories are fine. */
 int sbx_file_mkdir(sbx_t *self, const char *path, bool parents, cb_error_t *err);
+
+/* What path names, not following it when it is a symlink (lstat): its parent is resolved as the
+ * sandbox would, its final component is not. The workspace itself has the name "". Caller owns
+ * return value (one entry: sbx_dirents_free(entry, 1)). */
+sbx_dirent_t *sbx_file_stat(sbx_t *self, const char *path, cb_error_t *err);
+
+/* Rename from to to (rename(2): a file or an empty directory there is replaced). Both parents
+ * are resolved as the sandbox would and must lie on the workspace; neither final component is
+ * followed, so a symlink is moved as itself. The workspace itself cannot be moved, nor moved
+ * onto. */
+int sbx_file_rename(sbx_t *self, const char *from, const char *to, cb_error_t *err);
+
+/* An O_PATH | O_DIRECTORY fd of the directory path names, resolved as the sandbox would and
+ * checked to lie on the workspace: a handle code inside cannot swap (for inotify through
+ * /proc/self/fd/N, say). Caller owns return value; -1 with err. */
+int sbx_file_open_dir(sbx_t *self, const char *path, cb_error_t *err);
 
 #endif
