@@ -206,4 +206,20 @@ await run(async () => {
         const r = await withDeadline(sbx.commands.run('echo still serving'), MS, 'run after malformed calls');
         check(r.stdout === 'still serving\n', 'the server keeps serving after malformed calls', safeJson(r));
     });
+    await section('the sandbox ends under open streams', async () => {
+        // One stream from start, one from connect; killing the sandbox ends both with an error
+        // the SDK shows, at once (not at the commands' own end, 300 s away).
+        const h = await withDeadline(sbx.commands.start('sleep 300'), MS, 'start before kill');
+        const c = await withDeadline(open().commands.connect(h.pid), MS, 'connect before kill');
+        const ended = (handle) => handle.wait().then(() => 'no error', (e) => e);
+        const both = Promise.all([ended(h), ended(c)]);
+        await withDeadline(sbx.kill(), MS, 'Sandbox.kill');
+        const [e1, e2] = await withDeadline(both, MS, 'both streams end when the sandbox goes');
+        check(e1 instanceof e2b.SandboxError && e2 instanceof e2b.SandboxError,
+              'both the started and the connected handle end with an error', `${e1?.name}: ${e1?.message} / ${e2?.name}: ${e2?.message}`);
+        check(e1 instanceof e2b.TimeoutError && /the sandbox ended/.test(String(e1?.message)),
+              'it is the server\'s "unavailable: the sandbox ended" (TimeoutError), not a dropped connection', String(e1?.message));
+        const res = await srv.raw('/e2b/health');
+        check(res.status === 200, 'the server keeps serving (GET /e2b/health)', String(res.status));
+    });
 });
