@@ -7,7 +7,7 @@
  * checked to belong to the sandbox) holds for E2B's clients too.
  *
  * How:
- *   - Start runs the ProcessConfig as sent (cmd and args, quoted into `exec CMD ARGS...` for
+ *   - Start runs the ProcessConfig as sent (cmd and args, quoted into `exec -- CMD ARGS...` for
  *     the engine's bash -c, so the process keeps the pid it started with), with its envs and
  *     cwd (default the workspace, /home/user), stdin kept open only when asked, on a terminal
  *     when pty is given. Its pid is the process's pid inside the sandbox: what List shows and
@@ -416,7 +416,7 @@ static void s_shell_word(cb_buf_t *out, const char *s)
 
 /* What Start was asked, checked. */
 typedef struct {
-    cb_buf_t command;  /* exec 'cmd' 'arg'... */
+    cb_buf_t command;  /* exec -- 'cmd' 'arg'... */
     char **env;        /* "KEY=VALUE", NULL-terminated */
     size_t env_count;
     const char *cwd;   /* borrowed from the message */
@@ -453,7 +453,7 @@ static const char *s_start_parse(json_t *msg, s_start_t *st)
     const char *cmd = json_string_value(json_object_get(proc, "cmd"));
     if (!json_is_object(proc) || !cmd || !*cmd)
         return "process.cmd (a non-empty string) is required";
-    cb_buf_append(&st->command, "exec", 4);
+    cb_buf_append(&st->command, "exec --", 7); /* a cmd that begins with "-" is a name too */
     s_shell_word(&st->command, cmd);
     json_t *args = json_object_get(proc, "args");
     if (args && !json_is_array(args))
