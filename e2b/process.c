@@ -280,12 +280,13 @@ static void s_broadcast(s_proc_t *p, json_t *msg)
 
 /* ---- processes ------------------------------------------------------------------------------ */
 
-/* Unlink and free the record; the engine's command is the caller's business. */
+/* Unlink and free the record; the engine's command is the caller's business. Callers have
+ * ended its streams already; one left would be ended here, never left to a freed record. */
 static void s_proc_free(s_proc_t *p)
 {
     e2b_procs_t *procs = p->procs;
     while (p->streams)
-        s_stream_free(p->streams);
+        s_stream_finish(p->streams, "internal", "the process's record went first");
     if (p->prev)
         p->prev->next = p->next;
     else
