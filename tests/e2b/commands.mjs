@@ -104,7 +104,12 @@ await run(async () => {
     });
 
     await section('connect from a second client', async () => {
-        const h = await withDeadline(sbx.commands.start('read x; echo "after $x"; exit 4', { stdin: true }), MS, 'start for connect');
+        const early = deferred();
+        const h = await withDeadline(sbx.commands.start('echo early; read x; echo "after $x"; exit 4', {
+            stdin: true,
+            onStdout: (s) => s.includes('early') && early.resolve(),
+        }), MS, 'start for connect');
+        await withDeadline(early.promise, MS, 'the first output, before connect');
         await h.disconnect(); // this client stops listening; the process runs on
         check((await running()).includes(h.pid), 'after disconnect() the process runs on');
         const other = open();
@@ -120,7 +125,7 @@ await run(async () => {
             err = e;
         }
         check(err instanceof e2b.CommandExitError && err.exitCode === 4 && err.stdout === 'after z\n',
-              'the connected handle gets the output from then on and the end (exit 4)', safeJson({ exitCode: err?.exitCode, stdout: err?.stdout }));
+              'the connected handle gets the output from then on, not "early" from before, and the end (exit 4)', safeJson({ exitCode: err?.exitCode, stdout: err?.stdout }));
         let missing;
         try {
             await withDeadline(other.commands.connect(999999), MS, 'connect to no process');
