@@ -188,6 +188,44 @@ await run(async () => {
         check(r.stdout.length === 3000000 && /^x+$/.test(r.stdout), '3 MB of stdout arrive whole', `${r.stdout.length} bytes`);
     });
 
+    await section('many processes, and a flood nobody reads', async () => {
+        const hs = await withDeadline(Promise.all(Array.from({ length: 12 }, (_, i) =>
+            sbx.commands.run(`sleep 300; echo ${i}`, { background: true }))), MS, '12 background commands');
+        const pids = new Set(hs.map((h) => h.pid));
+        const listed = await running();
+        check(pids.size === 12 && hs.every((h) => listed.includes(h.pid)), '12 background commands run at once, each with its own pid, all listed', safeJson(listed));
+
+        // A Start whose client reads the first event and then nothing: `yes` writes as fast as it
+        // can; the server must go on answering (the engine reads in bounded slices, and what
+        // waits for this client is bounded by the HTTP server's queue limit).
+        const msg = Buffer.from(JSON.stringify({ process: { cmd: 'yes', args: ['flood'] } }));
+        const env = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), msg]);
+        env.writeUInt32BE(msg.length, 1);
+        const ac = new AbortController();
+        const res = await srv.raw('/e2b/sandbox/process.Process/Start', {
+            headers: { 'E2b-Sandbox-Id': info.sandboxID, 'E2b-Sandbox-Port': '49983', 'Content-Type': 'application/connect+json' },
+            body: new Uint8Array(env), signal: ac.signal,
+        });
+        const reader = res.body.getReader();
+        let head = Buffer.alloc(0);
+        while (head.length < 5 || head.length < 5 + head.readUInt32BE(1)) {
+            const { value, done } = await withDeadline(reader.read(), MS, 'the flood\'s start event');
+            if (done) break;
+            head = Buffer.concat([head, Buffer.from(value)]);
+        }
+        const pid = JSON.parse(head.subarray(5, 5 + head.readUInt32BE(1)).toString()).event?.start?.pid;
+        check(Number.isInteger(pid), 'the flood started', head.subarray(0, 200).toString());
+        const r = await withDeadline(sbx.commands.run('echo alive'), MS, 'run during the flood');
+        check(r.stdout === 'alive\n', 'while it floods an unread stream, other commands are answered', safeJson(r));
+        check(await withDeadline(sbx.commands.kill(pid), MS, 'kill the flood') === true, 'the flood is killed by its pid');
+        ac.abort();
+
+        await withDeadline(Promise.all(hs.map((h) => h.kill())), MS, 'kill the 12');
+        const gone = await waitUntil(async () => !(await running()).some((p) => pids.has(p) || p === pid), MS, 'all gone from the list')
+            .then(() => true, () => false);
+        check(gone, 'the 12 and the flood leave commands.list once killed', safeJson(await running()));
+    });
+
     await section('malformed calls', async () => {
         const headers = { 'E2b-Sandbox-Id': info.sandboxID, 'E2b-Sandbox-Port': '49983' };
         const path = '/e2b/sandbox/process.Process/';
