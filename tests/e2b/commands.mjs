@@ -1,7 +1,8 @@
 // commands.mjs: envd's process.Process (e2b/process.c) through E2B's own SDK (npm e2b): run with
 // exit 0 and non-zero, envs and cwd, output callbacks while a command runs, stdin, a background
-// command killed, a command followed from a second client (connect), a pty, a timeout, and
-// malformed calls answered with Connect errors while the server keeps serving. One server, one
+// command killed, a command followed from a second client (connect), a pty, a timeout,
+// many at once, a flood nobody reads, the sandbox killed under open streams, and malformed
+// calls answered with Connect errors while the server keeps serving. One server, one
 // "base" sandbox.
 import { Sandbox, check, deferred, e2b, run, safeJson, section, startE2B, waitUntil, withDeadline } from './lib.mjs';
 
