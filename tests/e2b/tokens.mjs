@@ -143,7 +143,9 @@ await run(async () => {
         s = await envdHealth(srv, 'not-a-sandbox', { 'X-Access-Token': A.token });
         check(s === 401, "A's token naming an id that is no sandbox: 401", s);
         s = await envdHealth(srv, 'not-a-sandbox', { 'X-API-Key': srv.token });
-        check(s === 404, 'the server token naming an id that is no sandbox: 404 (it passed; the sandbox is not there)', s);
+        // envd's /health of a sandbox that is not there is 502, as E2B's proxy answers (isRunning()
+        // reads it as "not running").
+        check(s === 502, 'the server token naming an id that is no sandbox: 502 (it passed; the sandbox is not there)', s);
         s = await envdHealth(srv, '../' + A.id, { 'X-Access-Token': A.token });
         check(s === 401, "A's token naming '../A': 401", s);
 
@@ -198,7 +200,7 @@ await run(async () => {
         let s = await envdHealth(again, A.id, { 'X-Access-Token': A.token });
         check(s === 401, "A's token from the previous run, naming A: 401", s);
         s = await envdHealth(again, A.id, { 'X-API-Key': again.token });
-        check(s === 404, 'the server token naming A: 404 (so the 401 was the token, not the sandbox)', s);
+        check(s === 502, 'the server token naming A: 502, not running (so the 401 was the token, not the sandbox)', s);
         const C = await createSandbox(again);
         s = await envdHealth(again, C.id, { 'X-Access-Token': C.token });
         check(s === 204, 'a token of this run works', s);
