@@ -12,22 +12,11 @@ const MS = 30000;
 await run(async () => {
     const srv = await startE2B({ label: 'e2b commands server' });
 
-    // Sandbox.create sends a chunked body; until the server reads those, create through the
-    // REST call and build the SDK's object from its answer, as Sandbox.connect would.
-    const res = await srv.raw('/e2b/v2/sandboxes', { body: { templateID: 'base' } });
-    const info = await res.json();
-    check(res.status === 201 && typeof info.sandboxID === 'string', 'POST /v2/sandboxes makes a base sandbox', safeJson(info));
-    const open = () => new Sandbox({
-        sandboxId: info.sandboxID,
-        envdVersion: info.envdVersion,
-        envdAccessToken: info.envdAccessToken,
-        trafficAccessToken: info.trafficAccessToken,
-        sandboxDomain: 'localhost',
-        apiKey: srv.e2b.apiKey,
-        apiUrl: srv.e2b.apiUrl,
-        sandboxUrl: srv.e2b.sandboxUrl,
-    });
-    const sbx = open();
+    const sbx = await withDeadline(Sandbox.create(), MS, 'Sandbox.create'); // the "base" template
+    check(typeof sbx.sandboxId === 'string' && sbx.sandboxId.length > 0, 'Sandbox.create() makes a base sandbox', sbx.sandboxId);
+    const info = { sandboxID: sbx.sandboxId };
+    // A second client of the same sandbox, as another program would get it.
+    const open = () => withDeadline(Sandbox.connect(sbx.sandboxId), MS, 'Sandbox.connect');
     const running = async () => (await withDeadline(sbx.commands.list(), MS, 'commands.list')).map((p) => p.pid);
 
     await section('run', async () => {
@@ -113,7 +102,7 @@ await run(async () => {
         await withDeadline(early.promise, MS, 'the first output, before connect');
         await h.disconnect(); // this client stops listening; the process runs on
         check((await running()).includes(h.pid), 'after disconnect() the process runs on');
-        const other = open();
+        const other = await open();
         const seen = deferred();
         const c = await withDeadline(other.commands.connect(h.pid, { onStdout: (s) => s.includes('after') && seen.resolve() }), MS, 'connect');
         check(c.pid === h.pid, 'commands.connect(pid) from a second client follows the same process', `${c.pid} vs ${h.pid}`);
@@ -254,7 +243,7 @@ await run(async () => {
         // One stream from start, one from connect; killing the sandbox ends both with an error
         // the SDK shows, at once (not at the commands' own end, 300 s away).
         const h = await withDeadline(sbx.commands.start('sleep 300'), MS, 'start before kill');
-        const c = await withDeadline(open().commands.connect(h.pid), MS, 'connect before kill');
+        const c = await withDeadline((await open()).commands.connect(h.pid), MS, 'connect before kill');
         const ended = (handle) => handle.wait().then(() => 'no error', (e) => e);
         const both = Promise.all([ended(h), ended(c)]);
         await withDeadline(sbx.kill(), MS, 'Sandbox.kill');
