@@ -37,13 +37,14 @@
 #include "kg/gateway.h"
 #include "kg/sandbox.h"
 
-#define E2B_PREFIX "/e2b"                  /* the control plane: E2B_API_URL */
-#define E2B_SANDBOX_PREFIX "/e2b/sandbox"  /* every sandbox call: E2B_SANDBOX_URL */
-#define E2B_ENVD_PORT 49983                /* envd's port, as the SDKs send it */
-#define E2B_JUPYTER_PORT 49999             /* the code interpreter's */
-#define E2B_ENVD_VERSION "0.6.4"           /* what we answer as envdVersion: the SDKs switch
+#define E2B_PREFIX "/e2b"                 /* the control plane: E2B_API_URL */
+#define E2B_SANDBOX_PREFIX "/e2b/sandbox" /* every sandbox call: E2B_SANDBOX_URL */
+#define E2B_ENVD_PORT 49983               /* envd's port, as the SDKs send it */
+#define E2B_JUPYTER_PORT 49999            /* the code interpreter's */
+#define E2B_ENVD_VERSION                                                                           \
+    "0.6.4"                                    /* what we answer as envdVersion: the SDKs switch
                                               features on by it, and we serve all of 0.6.4's */
-#define E2B_BASE_TEMPLATE "python"         /* "base" opens this */
+#define E2B_BASE_TEMPLATE "python"             /* "base" opens this */
 #define E2B_INTERPRETER_TEMPLATE "python-data" /* "code-interpreter-v1" opens this */
 
 typedef struct e2b_procs e2b_procs_t;       /* process.c */
@@ -54,11 +55,11 @@ typedef struct e2b_sandbox {
     e2b_t *api;
     kg_sandbox_t *kg; /* borrowed from the fleet; valid while the record is in the registry */
     char *id;
-    char *template_id;     /* the name the client asked for ("base", "python-data", ...) */
-    char *template_name;   /* ours, that it opened */
-    char *alias;           /* E2B's alias: the template's name as asked */
-    json_t *metadata;      /* object of strings, owned */
-    int64_t started_at_ms; /* since the epoch */
+    char *template_id;        /* the name the client asked for ("base", "python-data", ...) */
+    char *template_name;      /* ours, that it opened */
+    char *alias;              /* E2B's alias: the template's name as asked */
+    json_t *metadata;         /* object of strings, owned */
+    int64_t started_at_ms;    /* since the epoch */
     e2b_procs_t *procs;       /* process.c's, NULL until used */
     e2b_fs_t *fs;             /* filesystem.c's, NULL until used */
     e2b_contexts_t *contexts; /* interp.c's, NULL until used */

@@ -111,7 +111,7 @@ static const struct {
     {"Accept", WSI_TOKEN_HTTP_ACCEPT, NULL},
     {"Accept-Encoding", WSI_TOKEN_HTTP_ACCEPT_ENCODING, NULL},
     {"Content-Type", WSI_TOKEN_HTTP_CONTENT_TYPE, NULL},
-    {"Content-Encoding", -1, "content-encoding:"},
+    {"Content-Encoding", WSI_TOKEN_HTTP_CONTENT_ENCODING, NULL}, /* lws knows it: not custom */
     {"Content-Length", WSI_TOKEN_HTTP_CONTENT_LENGTH, NULL},
     {"User-Agent", WSI_TOKEN_HTTP_USER_AGENT, NULL},
     {"Sec-WebSocket-Protocol", WSI_TOKEN_PROTOCOL, NULL},
