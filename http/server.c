@@ -62,6 +62,7 @@ _Static_assert(LWS_PRE + 24 <= HTTP_MSG_HEADROOM, "HTTP_MSG_HEADROOM too small f
 #define HEADER_MAX 16384
 #define KEEPALIVE_SECS 60
 #define DISCARD_MAX (1024 * 1024) /* body bytes read and dropped after a 413 before closing */
+#define DISCARD_IDLE_US (2 * LWS_US_PER_SEC) /* a refused chunked body: closed after a pause */
 
 typedef enum {
     C_IDLE,    /* between requests */
@@ -80,7 +81,10 @@ typedef struct {
     http_request_t *req; /* being read (C_BODY), or the upgrade request (C_UPGRADE) */
     cb_buf_t body;
     http_chunked_t *dechunk; /* C_BODY of a chunked request: the decoder (chunked.c) */
-    lws_usec_t body_until;   /* ... closed by s_peek_waiting when no byte came by then */
+    bool te_body;            /* the request's body is framed by Transfer-Encoding */
+    lws_usec_t body_until;   /* a chunked body (C_BODY) or what is dropped of one after a
+                                refusal (C_DISCARD): closed by s_peek_waiting when no byte came
+                                by then (lws never ends such a body itself); 0: not watched */
     size_t discarded;
     bool is_head;
     bool chunked;     /* the response is chunked */
@@ -451,6 +455,11 @@ static int s_http_fail(conn_t *c, const http_request_t *req, int status, const c
         c->state = C_DISCARD;
         c->discarded = 0;
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, 5);
+        if (c->te_body) { /* no end lws would find: dropped until the client pauses */
+            c->body_until = lws_now_usecs() + DISCARD_IDLE_US;
+            if (!c->id)
+                s_conn_assign_id(c); /* so that s_peek_waiting sees it */
+        }
         return 0;
     }
     c->state = C_IDLE;
@@ -531,6 +540,8 @@ static int s_on_http(http_server_t *self, conn_t *c)
     bool has_te = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
     if (has_te && lws_hdr_copy(wsi, te, sizeof(te), WSI_TOKEN_HTTP_TRANSFER_ENCODING) < 0)
         te[0] = '\0';
+    c->te_body = has_te;
+    c->body_until = 0;
     bool body_pending = clen > 0 || has_te;
 
     if (meth < 0 || meth >= (int)(sizeof(s_method_names) / sizeof(s_method_names[0])) ||
@@ -583,6 +594,8 @@ static int s_on_body_done(conn_t *c);
 static int s_on_body(http_server_t *self, conn_t *c, const void *in, size_t len)
 {
     if (c->state == C_DISCARD) {
+        if (c->body_until)
+            c->body_until = lws_now_usecs() + DISCARD_IDLE_US;
         c->discarded += len;
         return c->discarded > DISCARD_MAX ? -1 : 0;
     }
@@ -1001,9 +1014,10 @@ static void s_peek_waiting(lws_sorted_usec_list_t *sul)
     cleanup_free uint64_t *ids = http_idmap_ids(&self->conns, &n);
     for (size_t i = 0; i < n; i++) {
         conn_t *c = http_idmap_get(&self->conns, ids[i]);
-        if (c && c->state == C_BODY && c->dechunk && lws_now_usecs() >= c->body_until) {
+        if (c && c->body_until && (c->state == C_BODY || c->state == C_DISCARD) &&
+            lws_now_usecs() >= c->body_until) {
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-            continue; /* a chunked body that stopped coming */
+            continue; /* a chunked body that stopped coming, or the rest of a refused one */
         }
         if (!c || c->state != C_WAIT)
             continue;
