@@ -136,6 +136,8 @@ json_t *e2b_rpc_request(http_request_t *req, e2b_rpc_kind_t kind);
 /* Unary: answer msg (borrowed), or an error (code: Connect's, message: a sentence). req is gone
  * after the call. */
 void e2b_rpc_reply(http_request_t *req, json_t *msg);
+/* The same with the empty message, {} (most of envd's answers). */
+void e2b_rpc_reply_empty(http_request_t *req);
 /* An error before any response was begun, for either kind (a stream: 200, then the end of
  * stream carrying the error, which is where Connect clients read it). req is gone after. */
 void e2b_rpc_fail(http_request_t *req, e2b_rpc_kind_t kind, const char *code, const char *message);

@@ -307,8 +307,7 @@ static void s_rpc_remove(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
     if (kg_sandbox_file_remove(sb->kg, s_str(msg, "path"), true, &err) < 0 &&
         err.kind != CB_ERR_NOT_FOUND)
         return e2b_rpc_fail_err(req, E2B_RPC_UNARY, &err);
-    json_auto_t *out = json_object();
-    e2b_rpc_reply(req, out);
+    e2b_rpc_reply_empty(req);
 }
 
 /* ---- watches -------------------------------------------------------------------------------- */
@@ -670,8 +669,7 @@ static void s_rpc_remove_watcher(e2b_sandbox_t *sb, http_request_t *req, json_t 
         return e2b_rpc_fail(req, E2B_RPC_UNARY, "not_found",
                             "no such watcher in this sandbox (removed, or never created)");
     s_watch_stop(w, NULL, NULL);
-    json_auto_t *out = json_object();
-    e2b_rpc_reply(req, out);
+    e2b_rpc_reply_empty(req);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */

@@ -653,8 +653,7 @@ static void s_send_input(e2b_sandbox_t *sb, http_request_t *req)
     cb_error_t err = {0};
     if (bytes.len && kg_command_write_stdin(p->cmd, bytes.data, bytes.len, false, &err) < 0)
         return e2b_rpc_fail_err(req, E2B_RPC_UNARY, &err);
-    json_auto_t *out = json_object();
-    e2b_rpc_reply(req, out);
+    e2b_rpc_reply_empty(req);
 }
 
 static void s_close_stdin(e2b_sandbox_t *sb, http_request_t *req)
@@ -674,8 +673,7 @@ static void s_close_stdin(e2b_sandbox_t *sb, http_request_t *req)
             return e2b_rpc_fail_err(req, E2B_RPC_UNARY, &err);
         p->stdin_open = false;
     }
-    json_auto_t *out = json_object();
-    e2b_rpc_reply(req, out);
+    e2b_rpc_reply_empty(req);
 }
 
 static void s_send_signal(e2b_sandbox_t *sb, http_request_t *req)
@@ -698,8 +696,7 @@ static void s_send_signal(e2b_sandbox_t *sb, http_request_t *req)
     cb_error_t err = {0};
     if (kg_command_signal(p->cmd, sig, &err) < 0) /* its whole process group */
         return e2b_rpc_fail_err(req, E2B_RPC_UNARY, &err);
-    json_auto_t *out = json_object();
-    e2b_rpc_reply(req, out);
+    e2b_rpc_reply_empty(req);
 }
 
 static void s_update(e2b_sandbox_t *sb, http_request_t *req)
@@ -712,8 +709,7 @@ static void s_update(e2b_sandbox_t *sb, http_request_t *req)
         return;
     json_t *pty = json_object_get(msg, "pty");
     if (!pty || json_is_null(pty)) { /* nothing to change */
-        json_auto_t *out = json_object();
-        return e2b_rpc_reply(req, out);
+        return e2b_rpc_reply_empty(req);
     }
     unsigned short cols = 0, rows = 0;
     json_t *size = json_object_get(pty, "size");
@@ -726,8 +722,7 @@ static void s_update(e2b_sandbox_t *sb, http_request_t *req)
     cb_error_t err = {0};
     if (kg_command_resize(p->cmd, cols, rows, &err) < 0)
         return e2b_rpc_fail_err(req, E2B_RPC_UNARY, &err);
-    json_auto_t *out = json_object();
-    e2b_rpc_reply(req, out);
+    e2b_rpc_reply_empty(req);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
