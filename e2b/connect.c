@@ -157,8 +157,8 @@ void e2b_rpc_reply(http_request_t *req, json_t *msg)
 
 static json_t *s_error_json(const char *code, const char *message)
 {
-    return json_pack("{s:s, s:s}", "code", code ? code : "internal", "message",
-                     message ? message : "");
+    return json_pack("{s:s, s:o}", "code", code ? code : "internal", "message",
+                     e2b_json_message(message));
 }
 
 void e2b_rpc_fail(http_request_t *req, e2b_rpc_kind_t kind, const char *code, const char *message)

@@ -22,9 +22,21 @@
 
 /* ---- errors --------------------------------------------------------------------------------- */
 
+json_t *e2b_json_message(const char *message)
+{
+    json_t *m = json_string(message ? message : "");
+    if (m)
+        return m;
+    cleanup_free char *ascii = cb_xstrdup(message);
+    for (char *p = ascii; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    return json_string(ascii);
+}
+
 void e2b_respond_error(http_request_t *req, int status, const char *message)
 {
-    json_auto_t *body = json_pack("{s:i, s:s}", "code", status, "message", message);
+    json_auto_t *body = json_pack("{s:i, s:o}", "code", status, "message", e2b_json_message(message));
     http_respond_json(req, status, body, NULL);
 }
 

@@ -96,6 +96,11 @@ void e2b_not_found(e2b_t *api, http_request_t *req, const char *id);
 /* The wall clock in ms since the epoch (what E2B's timestamps count). */
 int64_t e2b_wall_ms(void);
 
+/* An error message as a JSON string: one that is not UTF-8 (it may quote a client's bytes)
+ * keeps its ASCII and shows '?' for the rest, rather than failing the answer. Caller owns
+ * return value. */
+json_t *e2b_json_message(const char *message);
+
 /* E2B's REST error shape: {"code": status, "message": message}. */
 void e2b_respond_error(http_request_t *req, int status, const char *message);
 

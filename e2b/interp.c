@@ -27,9 +27,9 @@
  *
  * env_vars hold for one execution, as in E2B: a silent execution before the cell sets them
  * and one after it puts back what was there; both are queued with the cell, so no other cell
- * of ours runs between. Done for python, javascript/typescript and bash; other languages are
- * refused with a sentence saying so. The values travel hex-encoded, so no quoting of the
- * client's text into code is ever needed.
+ * of ours runs between. Done for python, javascript/typescript, bash, ruby and r; other
+ * languages are refused with a sentence saying so. The values travel as hex or byte codes, so
+ * the client's text is never quoted into code.
  */
 #include <ctype.h>
 #include <string.h>
@@ -75,6 +75,14 @@ struct s_run {
 
 /* ---- lines ---------------------------------------------------------------------------------- */
 
+/* E2B's error answer. Messages quote the client's text, cut to a length that may split a UTF-8
+ * sequence: they are made valid text first (JSON takes nothing else). */
+static void s_refuse(http_request_t *req, int status, const char *message)
+{
+    cleanup_free char *text = cb_text_lossy(message, strlen(message), NULL);
+    e2b_respond_error(req, status, text);
+}
+
 /* One JSON line on the run's response. */
 static void s_send(s_run_t *run, json_t *line)
 {
@@ -95,8 +103,9 @@ static void s_send_error(s_run_t *run, const char *name, const char *value, cons
     if (run->errored)
         return;
     run->errored = true;
+    cleanup_free char *text = value ? cb_text_lossy(value, strlen(value), NULL) : NULL;
     json_auto_t *line = json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "name", name, "value",
-                                  value ? value : "", "traceback", traceback ? traceback : "");
+                                  text ? text : "", "traceback", traceback ? traceback : "");
     s_send(run, line);
 }
 
@@ -556,9 +565,52 @@ static int s_env_code(const char *language, json_t *env, char **set, char **rest
         *restore = cb_buf_take(&r);
         return 0;
     }
+    if (strcmp(language, "ruby") == 0) {
+        *set = cb_strdup_printf("require 'json'\n"
+                                "$__cb_env_saved = {}\n"
+                                "JSON.parse(['%s'].pack('H*').force_encoding('UTF-8')).each do |k, v|\n"
+                                "  $__cb_env_saved[k] = ENV[k]; ENV[k] = v\n"
+                                "end\n"
+                                "nil\n",
+                                cb_buf_str(&hex));
+        *restore = cb_xstrdup("($__cb_env_saved || {}).each { |k, v| v.nil? ? ENV.delete(k) : "
+                              "ENV[k] = v }\n"
+                              "$__cb_env_saved = nil\n");
+        return 0;
+    }
+    if (strcmp(language, "r") == 0) {
+        /* R has no JSON reader of its own: each value goes in as its bytes. */
+        cb_buf_t names = {0}, values = {0};
+        const char *k;
+        json_t *v;
+        json_object_foreach (env, k, v) {
+            cb_buf_printf(&names, "%s\"%s\"", names.len ? ", " : "", k);
+            cb_buf_printf(&values, "%s%s = rawToChar(as.raw(c(", values.len ? ", " : "", k);
+            const char *val = json_string_value(v);
+            for (size_t i = 0; i < json_string_length(v); i++)
+                cb_buf_printf(&values, "%s0x%02x", i ? "," : "", (unsigned char)val[i]);
+            cb_buf_append(&values, ")))", 3);
+        }
+        *set = cb_strdup_printf(".cb_env_saved <- Sys.getenv(c(%s), unset = NA, names = TRUE)\n"
+                                "Sys.setenv(%s)\n"
+                                "invisible(NULL)\n",
+                                cb_buf_str(&names), cb_buf_str(&values));
+        cb_buf_free(&names);
+        cb_buf_free(&values);
+        *restore = cb_xstrdup(
+            "if (exists(\".cb_env_saved\")) {\n"
+            "  for (.cb_k in names(.cb_env_saved)) {\n"
+            "    if (is.na(.cb_env_saved[[.cb_k]])) Sys.unsetenv(.cb_k)\n"
+            "    else do.call(Sys.setenv, setNames(list(.cb_env_saved[[.cb_k]]), .cb_k))\n"
+            "  }\n"
+            "  rm(list = intersect(c(\".cb_env_saved\", \".cb_k\"), ls(all.names = TRUE)))\n"
+            "}\n"
+            "invisible(NULL)\n");
+        return 0;
+    }
     return cb_error_fail(err, CB_ERR_INVALID,
-                         "env_vars are implemented here for python, javascript, typescript and "
-                         "bash contexts, not for %s; set them in the code instead",
+                         "env_vars are implemented here for python, javascript, typescript, bash, "
+                         "ruby and r contexts, not for %s; set them in the code instead",
                          language);
 }
 
@@ -606,25 +658,25 @@ static void s_execute(e2b_sandbox_t *sb, http_request_t *req)
     json_error_t jerr;
     json_auto_t *in = json_loadb(body, len, 0, &jerr);
     if (!json_is_object(in))
-        return e2b_respond_error(req, 400, "the body must be a JSON object");
+        return s_refuse(req, 400, "the body must be a JSON object");
     json_t *jcode = json_object_get(in, "code");
     json_t *jctx = json_object_get(in, "context_id");
     json_t *jlang = json_object_get(in, "language");
     json_t *env = json_object_get(in, "env_vars");
     if (!json_is_string(jcode))
-        return e2b_respond_error(req, 400, "code must be a string");
-    if ((!json_is_null(jctx) && jctx && !json_is_string(jctx)) ||
-        (!json_is_null(jlang) && jlang && !json_is_string(jlang)))
-        return e2b_respond_error(req, 400, "context_id and language must be strings");
+        return s_refuse(req, 400, "code must be a string");
+    if ((jctx && !json_is_null(jctx) && !json_is_string(jctx)) ||
+        (jlang && !json_is_null(jlang) && !json_is_string(jlang)))
+        return s_refuse(req, 400, "context_id and language must be strings");
     const char *ctx_id = json_string_value(jctx);
     const char *asked = json_string_value(jlang);
     if (ctx_id && asked)
-        return e2b_respond_error(req, 400, "give context_id or language, not both");
+        return s_refuse(req, 400, "give context_id or language, not both");
     cb_error_t err = {0};
     if (json_is_null(env) || (json_is_object(env) && json_object_size(env) == 0))
         env = NULL;
     if (env && s_env_check(env, &err) < 0)
-        return e2b_respond_error(req, 400, err.msg);
+        return s_refuse(req, 400, err.msg);
 
     e2b_contexts_t *cs = s_contexts(sb);
     s_context_t *ctx = NULL;
@@ -632,7 +684,7 @@ static void s_execute(e2b_sandbox_t *sb, http_request_t *req)
         ctx = s_context_find(cs, ctx_id);
         if (!ctx) {
             cleanup_free char *msg = cb_strdup_printf("context %.80s not found", ctx_id);
-            return e2b_respond_error(req, 404, msg);
+            return s_refuse(req, 404, msg);
         }
     } else {
         const char *lang = s_language(asked, &err);
@@ -682,22 +734,22 @@ static void s_contexts_create(e2b_sandbox_t *sb, http_request_t *req)
     json_error_t jerr;
     json_auto_t *in = len ? json_loadb(body, len, 0, &jerr) : json_object();
     if (!json_is_object(in))
-        return e2b_respond_error(req, 400, "the body must be a JSON object");
+        return s_refuse(req, 400, "the body must be a JSON object");
     json_t *jlang = json_object_get(in, "language");
     json_t *jcwd = json_object_get(in, "cwd");
     if ((jlang && !json_is_null(jlang) && !json_is_string(jlang)) ||
         (jcwd && !json_is_null(jcwd) && !json_is_string(jcwd)))
-        return e2b_respond_error(req, 400, "language and cwd must be strings");
+        return s_refuse(req, 400, "language and cwd must be strings");
     cb_error_t err = {0};
     const char *lang = s_language(json_string_value(jlang), &err);
     if (!lang)
-        return e2b_respond_error(req, 404, err.msg);
+        return s_refuse(req, 404, err.msg);
     cleanup_free char *cwd = s_cwd(sb, json_string_value(jcwd), &err);
     if (!cwd)
-        return e2b_respond_error(req, cb_error_kind_http_status(err.kind), err.msg);
+        return s_refuse(req, cb_error_kind_http_status(err.kind), err.msg);
     s_context_t *ctx = s_context_start(s_contexts(sb), lang, cwd, &err);
     if (!ctx) /* 404 for a language with no kernel here: the SDK shows a 404's text */
-        return e2b_respond_error(req, err.kind == CB_ERR_UNAVAILABLE || err.kind == CB_ERR_NOT_FOUND
+        return s_refuse(req, err.kind == CB_ERR_UNAVAILABLE || err.kind == CB_ERR_NOT_FOUND
                                           ? 404
                                           : cb_error_kind_http_status(err.kind),
                                  err.msg);
@@ -722,18 +774,18 @@ static void s_context_call(e2b_sandbox_t *sb, http_request_t *req, const char *r
     cleanup_free char *id = slash ? cb_xstrndup(rest, (size_t)(slash - rest)) : cb_xstrdup(rest);
     bool restart = slash && strcmp(slash, "/restart") == 0;
     if (!id || (slash && !restart) || !*id)
-        return e2b_respond_error(req, 404, "not a route of the code interpreter");
+        return s_refuse(req, 404, "not a route of the code interpreter");
     if (restart ? strcmp(method, "POST") != 0 : strcmp(method, "DELETE") != 0)
-        return e2b_respond_error(req, 405,
+        return s_refuse(req, 405,
                                  restart ? "POST /contexts/{id}/restart" : "DELETE /contexts/{id}");
     s_context_t *ctx = s_context_find(s_contexts(sb), id);
     if (!ctx) {
         cleanup_free char *msg = cb_strdup_printf("context %.80s not found", id);
-        return e2b_respond_error(req, 404, msg);
+        return s_refuse(req, 404, msg);
     }
     if (!restart) {
         if (ctx->main)
-            return e2b_respond_error(req, 400,
+            return s_refuse(req, 400,
                                      "this is the sandbox's main kernel (the default python "
                                      "context): it ends with the sandbox; restart it instead");
         s_context_remove(ctx, "ContextRemoved", "the context was removed", true);
@@ -742,7 +794,7 @@ static void s_context_call(e2b_sandbox_t *sb, http_request_t *req, const char *r
     }
     cb_error_t err = {0};
     if (!ctx->kernel || kg_kernel_restart(ctx->kernel, &err) < 0)
-        return e2b_respond_error(req, 409, ctx->kernel ? err.msg : "the context's kernel stopped");
+        return s_refuse(req, 409, ctx->kernel ? err.msg : "the context's kernel stopped");
     http_respond(req, 204, NULL, NULL, NULL, 0);
 }
 
@@ -751,7 +803,7 @@ void e2b_interp_handle(e2b_sandbox_t *sb, http_request_t *req, const char *path)
     const char *method = http_request_method(req);
     if (strcmp(path, "/execute") == 0) {
         if (strcmp(method, "POST") != 0)
-            return e2b_respond_error(req, 405, "POST /execute");
+            return s_refuse(req, 405, "POST /execute");
         return s_execute(sb, req);
     }
     if (strcmp(path, "/contexts") == 0) {
@@ -759,11 +811,11 @@ void e2b_interp_handle(e2b_sandbox_t *sb, http_request_t *req, const char *path)
             return s_contexts_create(sb, req);
         if (strcmp(method, "GET") == 0)
             return s_contexts_list(sb, req);
-        return e2b_respond_error(req, 405, "GET or POST /contexts");
+        return s_refuse(req, 405, "GET or POST /contexts");
     }
     if (strncmp(path, "/contexts/", 10) == 0)
         return s_context_call(sb, req, path + 10);
-    e2b_respond_error(req, 404, "not a route of the code interpreter");
+    s_refuse(req, 404, "not a route of the code interpreter");
 }
 
 void e2b_interp_sandbox_end(e2b_sandbox_t *sb)

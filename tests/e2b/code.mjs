@@ -221,6 +221,12 @@ run(async () => {
             const r = await at('/execute', { body });
             check(r.status === 400, `/execute, ${what}: 400`, r.status);
         }
+        const long = 'x' + 'é'.repeat(60); // messages quote at most 80 bytes of it: a cut through a character
+        const nf = await at('/execute', { body: { code: '1', context_id: long } });
+        const nfBody = await nf.json().catch(() => null);
+        check(nf.status === 404 && nfBody?.code === 404 && /not found/.test(nfBody?.message), 'an unknown context with a long name: 404 in E2B\'s shape', [nf.status, nfBody]);
+        const nl = await runCode('1', { language: long });
+        check(nl.error?.name === 'LanguageNotAvailable', 'an unknown language with a long name: execution.error', nl.error);
         const g = await at('/execute');
         check(g.status === 405, 'GET /execute: 405', g.status);
         const list = await withDeadline(sbx.listCodeContexts(), MS, 'listCodeContexts');
@@ -243,7 +249,7 @@ run(async () => {
 
     await section('the sandbox ends while a cell runs', async () => {
         // The cell waits for a file (at most 60 s); the sandbox is killed while it waits. Were
-        // kill not served, a JavaScript cell writes the file and the cell ends on its own.
+        // kill not served, another context writes the file and the cell ends on its own.
         const started = deferred();
         const pending = sbx.runCode('import os, time\nprint("waiting", flush=True)\nt = time.time()\n' +
             'while not os.path.exists("/home/user/.cb_end") and time.time() - t < 60: time.sleep(0.05)',
@@ -252,7 +258,8 @@ run(async () => {
         const killed = await withDeadline(sbx.kill(), MS, 'kill()').catch((e) => e);
         if (killed !== true) {
             note(`kill() is not served here yet (${killed}): the sandbox-end path is not tested`);
-            await runCode('require("fs").writeFileSync("/home/user/.cb_end", "")', { language: 'js' });
+            const other = await withDeadline(sbx.createCodeContext(), MS, 'createCodeContext');
+            await runCode('open("/home/user/.cb_end", "w").close()', { context: other });
             await withDeadline(pending, 30000, 'the cell ends');
             return;
         }
