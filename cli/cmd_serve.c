@@ -160,7 +160,9 @@ int cli_cmd_serve(int argc, char **argv)
                        &err);
     if (api)
         e2b = e2b_new(gw, http, NULL, &err);
-    if (e2b && mcp_server_ports_on(srv, http, &err) == 0 && http_server_start(http, &err) == 0) {
+    /* Forwards: E2B's sandboxes (every port) first, then MCP's (exposed ports). */
+    if (e2b && e2b_ports_on(e2b, &err) == 0 && mcp_server_ports_on(srv, http, &err) == 0 &&
+        http_server_start(http, &err) == 0) {
         s_banner(http, o.http.token && o.http.token[0]);
         cb_info("serving on %s", http_server_url(http));
         static const volatile int never = 0;

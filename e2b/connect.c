@@ -52,11 +52,21 @@ static const struct {
     const char *code;
     int status;
 } s_codes[] = {
-    {"canceled", 499},         {"unknown", 500},           {"invalid_argument", 400},
-    {"deadline_exceeded", 504}, {"not_found", 404},         {"already_exists", 409},
-    {"permission_denied", 403}, {"resource_exhausted", 429}, {"failed_precondition", 400},
-    {"aborted", 409},          {"out_of_range", 400},      {"unimplemented", 501},
-    {"internal", 500},         {"unavailable", 503},       {"data_loss", 500},
+    {"canceled", 499},
+    {"unknown", 500},
+    {"invalid_argument", 400},
+    {"deadline_exceeded", 504},
+    {"not_found", 404},
+    {"already_exists", 409},
+    {"permission_denied", 403},
+    {"resource_exhausted", 429},
+    {"failed_precondition", 400},
+    {"aborted", 409},
+    {"out_of_range", 400},
+    {"unimplemented", 501},
+    {"internal", 500},
+    {"unavailable", 503},
+    {"data_loss", 500},
     {"unauthenticated", 401},
 };
 
@@ -150,10 +160,7 @@ json_t *e2b_rpc_request(http_request_t *req, e2b_rpc_kind_t kind)
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
-void e2b_rpc_reply(http_request_t *req, json_t *msg)
-{
-    http_respond_json(req, 200, msg, NULL);
-}
+void e2b_rpc_reply(http_request_t *req, json_t *msg) { http_respond_json(req, 200, msg, NULL); }
 
 static json_t *s_error_json(const char *code, const char *message)
 {
@@ -193,15 +200,12 @@ static int s_send(http_request_t *req, uint8_t flags, json_t *msg)
     return http_stream_write(req, out.data, out.len);
 }
 
-int e2b_rpc_stream_send(http_request_t *req, json_t *msg)
-{
-    return s_send(req, 0, msg);
-}
+int e2b_rpc_stream_send(http_request_t *req, json_t *msg) { return s_send(req, 0, msg); }
 
 void e2b_rpc_stream_end(http_request_t *req, const char *code, const char *message)
 {
-    json_auto_t *end = code ? json_pack("{s:o}", "error", s_error_json(code, message))
-                            : json_object();
+    json_auto_t *end =
+        code ? json_pack("{s:o}", "error", s_error_json(code, message)) : json_object();
     s_send(req, E2B_RPC_FLAG_END, end);
     http_stream_end(req);
 }

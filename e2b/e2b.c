@@ -36,15 +36,17 @@ json_t *e2b_json_message(const char *message)
 
 void e2b_respond_error(http_request_t *req, int status, const char *message)
 {
-    json_auto_t *body = json_pack("{s:i, s:o}", "code", status, "message", e2b_json_message(message));
+    json_auto_t *body =
+        json_pack("{s:i, s:o}", "code", status, "message", e2b_json_message(message));
     http_respond_json(req, status, body, NULL);
 }
 
 void e2b_not_found(e2b_t *api, http_request_t *req, const char *id)
 {
     const char *gone = fleet_sandbox_gone(api->fleet, id);
-    cleanup_free char *msg = gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)", id, gone)
-                                  : cb_strdup_printf("sandbox %s not found", id);
+    cleanup_free char *msg =
+        gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)", id, gone)
+             : cb_strdup_printf("sandbox %s not found", id);
     e2b_respond_error(req, 404, msg);
 }
 
@@ -138,9 +140,9 @@ static void s_refuse(http_request_t *req, const char *path, int status, const ch
     if (!s_is_rpc(path))
         return e2b_respond_error(req, status, message);
     const char *ct = http_request_header(req, "Content-Type");
-    e2b_rpc_kind_t kind = ct && strncmp(ct, "application/connect", 19) == 0 ? E2B_RPC_STREAM
-                                                                            : E2B_RPC_UNARY;
-    const char *code = status == 401 ? "unauthenticated"
+    e2b_rpc_kind_t kind =
+        ct && strncmp(ct, "application/connect", 19) == 0 ? E2B_RPC_STREAM : E2B_RPC_UNARY;
+    const char *code = status == 401   ? "unauthenticated"
                        : status == 404 ? "not_found"
                        : status == 400 ? "invalid_argument"
                                        : "unavailable";
@@ -204,9 +206,9 @@ static void s_on_sandbox_request(http_request_t *req, void *arg)
     e2b_sandbox_t *sb = e2b_sandbox_find(api, id);
     if (!sb) {
         const char *gone = fleet_sandbox_gone(api->fleet, id);
-        cleanup_free char *msg = gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)",
-                                                         id, gone)
-                                      : cb_strdup_printf("sandbox %s not found", id);
+        cleanup_free char *msg =
+            gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)", id, gone)
+                 : cb_strdup_printf("sandbox %s not found", id);
         /* envd's /health of a sandbox that is gone: 502, as E2B's proxy answers it, which is
          * what the SDK's isRunning() reads as false */
         bool health = strcmp(path, "/health") == 0;

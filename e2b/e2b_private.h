@@ -9,7 +9,8 @@
  *   process.c    envd's process.Process onto the engine's commands (kg/command.h);
  *   filesystem.c envd's filesystem.Filesystem and its watches;
  *   files.c      envd's /files (download, upload: multipart/form-data or a raw body);
- *   interp.c     the code interpreter's /execute and /contexts onto kernels and executions.
+ *   interp.c     the code interpreter's /execute and /contexts onto kernels and executions;
+ *   ports.c      E2B's ports (getHost): every port of our sandboxes forwarded (e2b_ports_on).
  *
  * A sandbox created here has a record (e2b_sandbox_t) in the registry, until it is killed, its
  * lifetime runs out, or it dies. Each service keeps its own state in the record (an opaque
@@ -36,13 +37,14 @@
 #include "kg/gateway.h"
 #include "kg/sandbox.h"
 
-#define E2B_PREFIX "/e2b"                  /* the control plane: E2B_API_URL */
-#define E2B_SANDBOX_PREFIX "/e2b/sandbox"  /* every sandbox call: E2B_SANDBOX_URL */
-#define E2B_ENVD_PORT 49983                /* envd's port, as the SDKs send it */
-#define E2B_JUPYTER_PORT 49999             /* the code interpreter's */
-#define E2B_ENVD_VERSION "0.6.4"           /* what we answer as envdVersion: the SDKs switch
+#define E2B_PREFIX "/e2b"                 /* the control plane: E2B_API_URL */
+#define E2B_SANDBOX_PREFIX "/e2b/sandbox" /* every sandbox call: E2B_SANDBOX_URL */
+#define E2B_ENVD_PORT 49983               /* envd's port, as the SDKs send it */
+#define E2B_JUPYTER_PORT 49999            /* the code interpreter's */
+#define E2B_ENVD_VERSION                                                                           \
+    "0.6.4"                                    /* what we answer as envdVersion: the SDKs switch
                                               features on by it, and we serve all of 0.6.4's */
-#define E2B_BASE_TEMPLATE "python"         /* "base" opens this */
+#define E2B_BASE_TEMPLATE "python"             /* "base" opens this */
 #define E2B_INTERPRETER_TEMPLATE "python-data" /* "code-interpreter-v1" opens this */
 
 typedef struct e2b_procs e2b_procs_t;       /* process.c */
@@ -53,11 +55,11 @@ typedef struct e2b_sandbox {
     e2b_t *api;
     kg_sandbox_t *kg; /* borrowed from the fleet; valid while the record is in the registry */
     char *id;
-    char *template_id;     /* the name the client asked for ("base", "python-data", ...) */
-    char *template_name;   /* ours, that it opened */
-    char *alias;           /* E2B's alias: the template's name as asked */
-    json_t *metadata;      /* object of strings, owned */
-    int64_t started_at_ms; /* since the epoch */
+    char *template_id;        /* the name the client asked for ("base", "python-data", ...) */
+    char *template_name;      /* ours, that it opened */
+    char *alias;              /* E2B's alias: the template's name as asked */
+    json_t *metadata;         /* object of strings, owned */
+    int64_t started_at_ms;    /* since the epoch */
     e2b_procs_t *procs;       /* process.c's, NULL until used */
     e2b_fs_t *fs;             /* filesystem.c's, NULL until used */
     e2b_contexts_t *contexts; /* interp.c's, NULL until used */

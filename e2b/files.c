@@ -29,13 +29,13 @@
 #define S_MAX_PARTS 1000
 #define S_MAX_PART_HEAD 8192
 #define S_MAX_BOUNDARY 200
-#define S_MAX_DOWNLOAD (256u * 1024 * 1024)
+#define S_MAX_DOWNLOAD (128u * 1024 * 1024) /* held whole in memory, twice over for a moment */
 
 /* ---- multipart/form-data -------------------------------------------------------------------- */
 
 /* The value of parameter name in a header value ("form-data; name=\"file\"; filename=x"),
- * unquoted and with the escapes browsers use in filenames decoded, or NULL. Caller owns return
- * value. */
+ * unquoted and with the escapes browsers use in filenames decoded; NULL when absent or when it
+ * holds a NUL byte. Caller owns return value. */
 static char *s_param(const char *value, size_t len, const char *name)
 {
     size_t nlen = strlen(name);
@@ -67,12 +67,13 @@ static char *s_param(const char *value, size_t len, const char *name)
                 p += 2;
                 continue;
             }
+            if (*p == '\0') { /* a value holding a NUL would be cut short: it is no value */
+                cb_buf_free(&out);
+                return NULL;
+            }
             cb_buf_append(&out, p, 1);
         }
-        char *s = cb_buf_take(&out);
-        if (memchr(s, '\0', strlen(s))) /* cannot be, but a name with NUL is no name */
-            return free(s), NULL;
-        return s;
+        return cb_buf_take(&out);
     }
     return NULL;
 }

@@ -19,8 +19,8 @@
  * stream with resource_exhausted. The gateway's own temp files for writes (.cellblock-write-*)
  * are not reported: a write shows as the create of its final name (a rename into place).
  *
- * Lifetimes: a stream lives until its client goes (http_request_on_close), its directory goes,
- * or the sandbox ends (e2b_fs_sandbox_end ends it with "unavailable"); a polling watcher until
+ * Lifetimes: a stream lives until its client goes (http_request_on_close), its directory goes
+ * ("not_found"), or the sandbox ends (e2b_fs_sandbox_end ends it with "unavailable"); a polling watcher until
  * RemoveWatcher or the sandbox ends. A watch is stopped at once (poller, timer, fd) and freed
  * on a fresh loop turn (kg_gateway_defer), since it may be stopped from its own callbacks.
  */
@@ -66,6 +66,7 @@ typedef struct {
     json_t *queue;   /* a polling watcher's events not yet fetched */
     size_t lost;     /* ... and how many did not fit since the last fetch */
     bool overflowed; /* the kernel's queue overflowed */
+    bool unmounted;  /* the workspace's mount went (the sandbox is ending) */
     int keepalive;   /* a stream's keepalive timer, -1 when none */
 } s_watch_t;
 
@@ -443,16 +444,25 @@ static void s_event(s_watch_t *w, const struct inotify_event *ev)
         w->overflowed = true;
         return;
     }
+    if (ev->mask & IN_UNMOUNT)
+        w->unmounted = true; /* IN_IGNORED follows */
     s_dir_t *dir = s_dir_of(w, ev->wd);
     if (!dir)
         return;
-    if (ev->mask & IN_IGNORED) { /* the directory is gone */
+    if (ev->mask & IN_IGNORED) { /* the directory is gone (removed, or its mount with it) */
         bool root = dir->rel[0] == '\0';
         free(dir->rel);
         *dir = w->dirs[--w->ndirs];
-        if (root && w->req)
-            s_watch_stop(w, NULL, NULL); /* nothing left to watch: the stream ends */
-        return;
+        if (!root || !w->req)
+            return;
+        /* Nothing left to watch: the stream ends, saying why as well as we can tell (the
+         * workspace's mount goes when the sandbox dies, maybe before its end is noticed). */
+        kg_sandbox_t *kg = w->fs->sb->kg;
+        bool ended = kg_sandbox_dead(kg) || kg_sandbox_ending(kg) || w->unmounted;
+        cleanup_free char *why =
+            ended ? cb_strdup_printf("sandbox %s ended", w->fs->sb->id)
+                  : cb_strdup_printf("the watched directory '%s' was removed", w->root);
+        return s_watch_stop(w, ended ? "unavailable" : "not_found", why);
     }
     const char *name = ev->len ? ev->name : "";
     if (!name[0] || strncmp(name, S_TMP_PREFIX, strlen(S_TMP_PREFIX)) == 0)
@@ -486,20 +496,26 @@ static void s_event(s_watch_t *w, const struct inotify_event *ev)
     s_emit(w, event);
 }
 
-static int s_on_inotify(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+/* Read one buffer of the watch's events and hand them on. Whether it was full (more may wait). */
+static bool s_drain(s_watch_t *w)
 {
-    (void)loop;
-    (void)item;
-    s_watch_t *w = arg;
     char buf[32 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
     ssize_t n = read(w->ifd, buf, sizeof buf);
     if (n <= 0)
-        return 0; /* EAGAIN, or nothing: the next pass tells */
+        return false; /* EAGAIN, or nothing: the next pass tells */
     for (char *p = buf; p + sizeof(struct inotify_event) <= buf + n && w->ifd >= 0;) {
         const struct inotify_event *ev = (const void *)p;
         p += sizeof *ev + ev->len;
         s_event(w, ev);
     }
+    return (size_t)n > sizeof buf / 2 && w->ifd >= 0;
+}
+
+static int s_on_inotify(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    (void)item;
+    s_drain(arg); /* one buffer per pass: a flood does not starve the loop */
     return 0;
 }
 
@@ -628,6 +644,10 @@ static void s_rpc_get_watcher_events(e2b_sandbox_t *sb, http_request_t *req, jso
     if (!w)
         return e2b_rpc_fail(req, E2B_RPC_UNARY, "not_found",
                             "no such watcher in this sandbox (removed, or never created)");
+    /* What the kernel has queued already counts: read it now rather than on the loop's next
+     * pass, so that a change made before this call is in its answer. */
+    for (int i = 0; i < 16 && w->ifd >= 0 && s_drain(w); i++)
+        ;
     if (w->overflowed || w->lost) {
         cleanup_free char *why = cb_strdup_printf(
             "events were lost (%s); the watcher goes on from now: list the directory to catch up",

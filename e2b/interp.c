@@ -126,18 +126,12 @@ static void s_end(s_run_t *run, const char *name, const char *why)
 static const struct {
     const char *mime, *key;
 } s_mime_keys[] = {
-    {"text/plain", "text"},
-    {"text/html", "html"},
-    {"text/markdown", "markdown"},
-    {"image/svg+xml", "svg"},
-    {"image/png", "png"},
-    {"image/jpeg", "jpeg"},
-    {"application/pdf", "pdf"},
-    {"text/latex", "latex"},
-    {"application/json", "json"},
-    {"application/javascript", "javascript"},
-    {"e2b/data", "data"},
-    {"e2b/chart", "chart"},
+    {"text/plain", "text"},        {"text/html", "html"},
+    {"text/markdown", "markdown"}, {"image/svg+xml", "svg"},
+    {"image/png", "png"},          {"image/jpeg", "jpeg"},
+    {"application/pdf", "pdf"},    {"text/latex", "latex"},
+    {"application/json", "json"},  {"application/javascript", "javascript"},
+    {"e2b/data", "data"},          {"e2b/chart", "chart"},
 };
 
 /* A bundle's value as E2B sends it: a string (some kernels send text as a list of lines), or
@@ -276,14 +270,14 @@ static void s_on_done(kg_execution_t *x, json_t *result, void *arg)
             const char *name = strcmp(status, "kernel_died") == 0 ? "ContextRestarting"
                                : strcmp(status, "cancelled") == 0 ? "ExecutionCancelled"
                                                                   : "ExecutionAborted";
-            cleanup_free char *why = cb_strdup_printf(
-                "the execution ended as %s%s%s", status, *notes ? ": " : "", notes);
+            cleanup_free char *why = cb_strdup_printf("the execution ended as %s%s%s", status,
+                                                      *notes ? ": " : "", notes);
             s_send_error(run, name, why, NULL);
         }
         json_t *count = json_object_get(result, "execution_count");
         if (json_is_integer(count)) {
-            json_auto_t *line = json_pack("{s:s, s:O}", "type", "number_of_executions",
-                                          "execution_count", count);
+            json_auto_t *line =
+                json_pack("{s:s, s:O}", "type", "number_of_executions", "execution_count", count);
             s_send(run, line);
         }
         s_end(run, NULL, NULL);
@@ -465,11 +459,12 @@ static char *s_cwd(e2b_sandbox_t *sb, const char *asked, cb_error_t *err)
         cb_error_fail(err, CB_ERR_INVALID, "cwd is longer than %d bytes", S_MAX_CWD);
         return NULL;
     }
-    cleanup_free char *path = asked[0] == '/' ? cb_xstrdup(asked)
-                                              : cb_strdup_printf(S_WORKSPACE "/%s", asked);
+    cleanup_free char *path =
+        asked[0] == '/' ? cb_xstrdup(asked) : cb_strdup_printf(S_WORKSPACE "/%s", asked);
     size_t ws = strlen(S_WORKSPACE);
     bool inside = strncmp(path, S_WORKSPACE, ws) == 0 && (path[ws] == '\0' || path[ws] == '/');
-    bool dotdot = strstr(path, "/../") || (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/.."));
+    bool dotdot =
+        strstr(path, "/../") || (strlen(path) >= 3 && !strcmp(path + strlen(path) - 3, "/.."));
     if (!inside || dotdot) {
         cb_error_fail(err, CB_ERR_INVALID,
                       "cwd '%.200s' must be a directory inside the workspace, " S_WORKSPACE, asked);
@@ -566,13 +561,14 @@ static int s_env_code(const char *language, json_t *env, char **set, char **rest
         return 0;
     }
     if (strcmp(language, "ruby") == 0) {
-        *set = cb_strdup_printf("require 'json'\n"
-                                "$__cb_env_saved = {}\n"
-                                "JSON.parse(['%s'].pack('H*').force_encoding('UTF-8')).each do |k, v|\n"
-                                "  $__cb_env_saved[k] = ENV[k]; ENV[k] = v\n"
-                                "end\n"
-                                "nil\n",
-                                cb_buf_str(&hex));
+        *set = cb_strdup_printf(
+            "require 'json'\n"
+            "$__cb_env_saved = {}\n"
+            "JSON.parse(['%s'].pack('H*').force_encoding('UTF-8')).each do |k, v|\n"
+            "  $__cb_env_saved[k] = ENV[k]; ENV[k] = v\n"
+            "end\n"
+            "nil\n",
+            cb_buf_str(&hex));
         *restore = cb_xstrdup("($__cb_env_saved || {}).each { |k, v| v.nil? ? ENV.delete(k) : "
                               "ENV[k] = v }\n"
                               "$__cb_env_saved = nil\n");
@@ -622,9 +618,9 @@ static int s_env_check(json_t *env, cb_error_t *err)
     json_t *v;
     json_object_foreach (env, k, v) {
         if (!s_env_name_ok(k))
-            return cb_error_fail(err, CB_ERR_INVALID,
-                                 "env_vars: '%.64s' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
-                                 k);
+            return cb_error_fail(
+                err, CB_ERR_INVALID,
+                "env_vars: '%.64s' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)", k);
         if (!json_is_string(v))
             return cb_error_fail(err, CB_ERR_INVALID, "env_vars: %s must be a string", k);
     }
@@ -749,10 +745,11 @@ static void s_contexts_create(e2b_sandbox_t *sb, http_request_t *req)
         return s_refuse(req, cb_error_kind_http_status(err.kind), err.msg);
     s_context_t *ctx = s_context_start(s_contexts(sb), lang, cwd, &err);
     if (!ctx) /* 404 for a language with no kernel here: the SDK shows a 404's text */
-        return s_refuse(req, err.kind == CB_ERR_UNAVAILABLE || err.kind == CB_ERR_NOT_FOUND
-                                          ? 404
-                                          : cb_error_kind_http_status(err.kind),
-                                 err.msg);
+        return s_refuse(req,
+                        err.kind == CB_ERR_UNAVAILABLE || err.kind == CB_ERR_NOT_FOUND
+                            ? 404
+                            : cb_error_kind_http_status(err.kind),
+                        err.msg);
     json_auto_t *out = s_context_json(ctx);
     http_respond_json(req, 200, out, NULL);
 }
@@ -777,7 +774,7 @@ static void s_context_call(e2b_sandbox_t *sb, http_request_t *req, const char *r
         return s_refuse(req, 404, "not a route of the code interpreter");
     if (restart ? strcmp(method, "POST") != 0 : strcmp(method, "DELETE") != 0)
         return s_refuse(req, 405,
-                                 restart ? "POST /contexts/{id}/restart" : "DELETE /contexts/{id}");
+                        restart ? "POST /contexts/{id}/restart" : "DELETE /contexts/{id}");
     s_context_t *ctx = s_context_find(s_contexts(sb), id);
     if (!ctx) {
         cleanup_free char *msg = cb_strdup_printf("context %.80s not found", id);
@@ -786,8 +783,8 @@ static void s_context_call(e2b_sandbox_t *sb, http_request_t *req, const char *r
     if (!restart) {
         if (ctx->main)
             return s_refuse(req, 400,
-                                     "this is the sandbox's main kernel (the default python "
-                                     "context): it ends with the sandbox; restart it instead");
+                            "this is the sandbox's main kernel (the default python "
+                            "context): it ends with the sandbox; restart it instead");
         s_context_remove(ctx, "ContextRemoved", "the context was removed", true);
         http_respond(req, 204, NULL, NULL, NULL, 0);
         return;

@@ -243,7 +243,8 @@ static long long s_header_number(http_request_t *req, const char *name, int max_
 
 /* Open a stream on p for req (already begun): registered for the client's going, with its
  * keepalive and (deadline_ms > 0) its deadline. */
-static s_stream_t *s_stream_new(s_proc_t *p, http_request_t *req, bool origin, long long deadline_ms)
+static s_stream_t *s_stream_new(s_proc_t *p, http_request_t *req, bool origin,
+                                long long deadline_ms)
 {
     s_stream_t *s = cb_xcalloc(1, sizeof *s);
     s->proc = p;
@@ -258,11 +259,9 @@ static s_stream_t *s_stream_new(s_proc_t *p, http_request_t *req, bool origin, l
     http_request_on_close(req, s_on_stream_close, s);
     long long every_s = s_header_number(req, "Keepalive-Ping-Interval", 6);
     if (every_s > 0)
-        s->keepalive = kg_timer_start(s_gw(p),
-                                      (size_t)(every_s < S_MAX_KEEPALIVE_S ? every_s
-                                                                           : S_MAX_KEEPALIVE_S) *
-                                          1000,
-                                      0, s_on_keepalive, s);
+        s->keepalive = kg_timer_start(
+            s_gw(p), (size_t)(every_s < S_MAX_KEEPALIVE_S ? every_s : S_MAX_KEEPALIVE_S) * 1000, 0,
+            s_on_keepalive, s);
     if (deadline_ms > 0)
         s->deadline = kg_timer_start(s_gw(p), (size_t)deadline_ms, 1, s_on_deadline, s);
     return s;
@@ -415,10 +414,10 @@ static void s_shell_word(cb_buf_t *out, const char *s)
 
 /* What Start was asked, checked. */
 typedef struct {
-    cb_buf_t command;  /* exec 'cmd' 'arg'... */
-    char **env;        /* "KEY=VALUE", NULL-terminated */
+    cb_buf_t command; /* exec 'cmd' 'arg'... */
+    char **env;       /* "KEY=VALUE", NULL-terminated */
     size_t env_count;
-    const char *cwd;   /* borrowed from the message */
+    const char *cwd; /* borrowed from the message */
     const char *tag;
     bool stdin_open;
     bool pty;
@@ -459,7 +458,7 @@ static const char *s_start_parse(json_t *msg, s_start_t *st)
         return "process.args must be an array of strings";
     size_t i;
     json_t *v;
-    json_array_foreach(args, i, v) {
+    json_array_foreach (args, i, v) {
         if (!json_is_string(v))
             return "process.args must be an array of strings";
         s_shell_word(&st->command, json_string_value(v));
@@ -469,7 +468,7 @@ static const char *s_start_parse(json_t *msg, s_start_t *st)
         return "process.envs must be an object of strings";
     st->env = cb_xcalloc(json_object_size(envs) + 1, sizeof *st->env);
     const char *key;
-    json_object_foreach(envs, key, v) {
+    json_object_foreach (envs, key, v) {
         if (!json_is_string(v))
             return "process.envs must be an object of strings";
         if (!*key || strchr(key, '='))
@@ -491,8 +490,8 @@ static const char *s_start_parse(json_t *msg, s_start_t *st)
     json_t *pty = json_object_get(msg, "pty");
     if (pty && !json_is_null(pty)) {
         json_t *size = json_object_get(pty, "size");
-        if (!json_is_object(pty) || !json_is_object(size) || !s_size_field(size, "cols", &st->cols) ||
-            !s_size_field(size, "rows", &st->rows))
+        if (!json_is_object(pty) || !json_is_object(size) ||
+            !s_size_field(size, "cols", &st->cols) || !s_size_field(size, "rows", &st->rows))
             return "pty.size needs cols and rows, each 1 to 65535";
         st->pty = true;
         st->stdin_open = true; /* a terminal's input is always open */
@@ -544,7 +543,9 @@ static void s_start(e2b_sandbox_t *sb, http_request_t *req)
         .env = (const char *const *)st.env,
         .cwd = st.cwd,
         .keep_stdin_open = st.stdin_open,
-        .timeout_ms = timeout_ms > INT_MAX ? INT_MAX : timeout_ms > 0 ? (int)timeout_ms : 0,
+        .timeout_ms = timeout_ms > INT_MAX ? INT_MAX
+                      : timeout_ms > 0     ? (int)timeout_ms
+                                           : 0,
         .ring_bytes = S_RING_BYTES,
         .pty = st.pty,
         .cols = st.cols,
@@ -729,8 +730,8 @@ static const struct {
     const char *name;
     void (*fn)(e2b_sandbox_t *sb, http_request_t *req);
 } s_methods[] = {
-    {"Start", s_start},           {"Connect", s_connect},         {"List", s_list},
-    {"SendInput", s_send_input},  {"SendSignal", s_send_signal}, {"CloseStdin", s_close_stdin},
+    {"Start", s_start},          {"Connect", s_connect},        {"List", s_list},
+    {"SendInput", s_send_input}, {"SendSignal", s_send_signal}, {"CloseStdin", s_close_stdin},
     {"Update", s_update},
 };
 
@@ -740,8 +741,8 @@ void e2b_process_handle(e2b_sandbox_t *sb, http_request_t *req, const char *meth
         if (strcmp(s_methods[i].name, method) == 0)
             return s_methods[i].fn(sb, req);
     const char *ct = http_request_header(req, "Content-Type");
-    e2b_rpc_kind_t kind = ct && strncmp(ct, "application/connect", 19) == 0 ? E2B_RPC_STREAM
-                                                                            : E2B_RPC_UNARY;
+    e2b_rpc_kind_t kind =
+        ct && strncmp(ct, "application/connect", 19) == 0 ? E2B_RPC_STREAM : E2B_RPC_UNARY;
     if (strcmp(method, "StreamInput") == 0)
         return e2b_rpc_fail(req, kind, "unimplemented",
                             "process.Process/StreamInput is client-streaming, which HTTP/1.1 "
@@ -756,8 +757,8 @@ void e2b_process_sandbox_end(e2b_sandbox_t *sb)
     if (!procs)
         return;
     const char *why = kg_sandbox_end_detail(sb->kg);
-    cleanup_free char *text = cb_strdup_printf("the sandbox ended%s%s", why ? ": " : "",
-                                               why ? why : "");
+    cleanup_free char *text =
+        cb_strdup_printf("the sandbox ended%s%s", why ? ": " : "", why ? why : "");
     while (procs->procs) {
         s_proc_t *p = procs->procs;
         /* The engine kills its processes with the sandbox; nothing of ours is called again. */

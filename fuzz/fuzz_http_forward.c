@@ -6,8 +6,9 @@
  * What must hold, besides no crash or leak: a head that passes is rebuilt into one head (a
  * request line, header lines, the blank line) with a port from 1 to 65535 and none of ours in
  * it: no token or cb_sig parameter, no cellblock_port cookie, no Authorization that holds the
- * token; a WebSocket upgrade and only it has no body limit; the head's length is within the
- * input; a redirect only comes from a signed link that verifies. */
+ * token, no X-API-Key that holds it, no E2B-Traffic-Access-Token; a WebSocket upgrade and only
+ * it has no body limit; the head's length is within the input; a redirect only comes from a
+ * signed link that verifies. */
 #include <string.h>
 #include <strings.h>
 
@@ -83,6 +84,11 @@ static void s_check_head(const char *head)
                 v++;
             FUZZ_CHECK(!http_check_token(s_http, v, (size_t)(end - v), NULL));
         }
+        if (strncasecmp(line, "X-API-Key:", 10) == 0) {
+            const char *v = line + 10;
+            FUZZ_CHECK(!http_check_api_key(s_http, v, (size_t)(end - v)));
+        }
+        FUZZ_CHECK(strncasecmp(line, "E2B-Traffic-Access-Token:", 25) != 0);
         line = end + 2;
     }
 }

@@ -8,13 +8,16 @@
  *
  * A forward is asked for by path, /sandboxes/{id}/ports/{port}[/rest] (the prefix is stripped
  * upstream), or by host, {port}-{id}.localhost[:p] (the path goes as it is). Access, in order:
- * the server's token (Authorization: Bearer/token, or ?token=), the port's cookie, or a signed
+ * the server's token (Authorization: Bearer/token, X-API-Key as E2B's SDKs send it, or
+ * ?token=), the sandbox's own token as E2B-Traffic-Access-Token (http_sandbox_token: what E2B's
+ * create answers as trafficAccessToken), the port's cookie, or a signed
  * link ?cb_sig=EXPIRES.HMAC, HMAC-SHA256 under the server's secret over "id\nport\nexpires".
  * A valid signed link is answered with a redirect to the clean URL that sets the cookie (same
  * value, scoped to that port's path or host), so the link's capability is a per-port one.
  *
- * Upstream never sees the server's token, the cb_sig or token parameters or the cookie: the
- * head is rebuilt from the parsed pieces, without Authorization when it carried the token, with
+ * Upstream never sees the server's token, the sandbox's, the cb_sig or token parameters or the
+ * cookie: the head is rebuilt from the parsed pieces, without Authorization or X-API-Key when
+ * it carried the token, without E2B-Traffic-Access-Token, with
  * the Cookie header minus ours, and with Connection: close (Connection: Upgrade for a
  * WebSocket upgrade). One request per client connection: body_max is the request's
  * Content-Length (or no limit after an upgrade); a chunked body is refused (411), since a
@@ -336,8 +339,14 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
     span_t auth;
     bool auth_is_token = s_header(&h, buf, "Authorization", &auth) &&
                          http_check_token(self, auth.at, auth.len, NULL);
-    bool ok = self->no_auth || auth_is_token ||
-              (token.len && http_check_token(self, NULL, 0, cb_buf_str(&token)));
+    span_t key, traffic;
+    bool key_is_token =
+        s_header(&h, buf, "X-API-Key", &key) && http_check_api_key(self, key.at, key.len);
+    /* E2B's getHost traffic: the sandbox's own token (http_sandbox_token), for its ports. */
+    bool has_traffic = s_header(&h, buf, "E2B-Traffic-Access-Token", &traffic);
+    bool ok = self->no_auth || auth_is_token || key_is_token ||
+              (token.len && http_check_token(self, NULL, 0, cb_buf_str(&token))) ||
+              (has_traffic && http_sandbox_token_ok(self, plan->sandbox, traffic.at, traffic.len));
     if (!ok && cookie.len)
         ok = s_sig_ok(self, plan->sandbox, plan->port, cookie.data, cookie.len);
     if (sig.len) {
@@ -389,6 +398,8 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
         if (s_span_is(n, "Connection") || s_span_is(n, "Keep-Alive") ||
             s_span_is(n, "Proxy-Connection") || s_span_is(n, "Cookie") ||
             (s_span_is(n, "Upgrade") && !plan->websocket) ||
+            s_span_is(n, "E2B-Traffic-Access-Token") ||
+            (s_span_is(n, "X-API-Key") && http_check_api_key(self, v.at, v.len)) ||
             (s_span_is(n, "Authorization") && http_check_token(self, v.at, v.len, NULL)))
             continue;
         cb_buf_append(&out, n.at, n.len);

@@ -8,6 +8,11 @@
  * Anything that is not a forward (also garbage, which libwebsockets answers) is handed, bytes
  * untouched in the socket, to the libwebsockets thread (HM_ADOPT: lws_adopt_socket_vhost).
  *
+ * A request with a chunked body and a credential (chunked.c) is read here instead, body and
+ * all (a slow client costs a poll entry, never the thread), and libwebsockets gets it rewritten
+ * with a Content-Length on one end of a socket pair (HM_ADOPT); the door relays lws's answer
+ * from the other end to the client, and closes the pair when the client goes, which lws sees.
+ *
  * A forward's head is read off the socket (it was peeked whole, so it is all there) and the
  * connection goes to the caller's thread (HM_FORWARD, with the head rewritten for upstream) for
  * the decision that needs the gateway (the sandbox, exposed or not, a socket inside it). There
@@ -16,7 +21,7 @@
  * failed or slow connect, idle close, closed with the sandbox or its port); a refusal comes back
  * here (HM_FWD_REFUSE, with the connection) to be answered.
  *
- * Every answer the door writes itself (400, 401, 411, 302, 404, 502) ends with shutting down
+ * Every answer the door writes itself (400, 401, 408, 411, 413, 302, 404, 502) ends with shutting down
  * our side and reading what the client still sends, for a while, before closing, so the
  * client reads the answer instead of a reset. */
 #include <arpa/inet.h>
@@ -26,6 +31,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -37,11 +43,14 @@
 
 #define HEAD_MAX 16384
 #define DRAIN_CHUNK 65536
-#define DRAIN_MS 2000 /* after our answer, read what the client still sends */
-#define RETRY_MS 5    /* an incomplete head is peeked at again after this */
+#define DRAIN_MS 2000  /* after our answer, read what the client still sends */
+#define RETRY_MS 5     /* an incomplete head is peeked at again after this */
+#define BODY_MS 120000 /* a chunked body must be complete within this of its head */
 
 typedef enum {
     D_HEAD,  /* reading the request head */
+    D_BODY,  /* reading a chunked body (chunked.c), to hand the request to lws rewritten */
+    D_RELAY, /* lws serves the rewritten request on a socket pair: relaying its answer */
     D_REPLY, /* writing an answer of ours */
     D_DRAIN, /* answered and shut down: reading until the client closes */
 } dstate_t;
@@ -51,6 +60,12 @@ typedef struct {
     int fd;
     dstate_t state;
     int64_t deadline, retry_at;
+    int64_t body_end;        /* D_BODY: the body's last moment, whatever its pace */
+    http_chunked_t *chunked; /* D_BODY: the decoder */
+    int up;                  /* D_RELAY: our end of the pair whose other end lws serves */
+    cb_buf_t to_up;          /* D_RELAY: the rewritten request, still to go to lws */
+    size_t to_up_off;
+    int pi_up; /* index of up in the pollfd array, -1: not polled */
     http_fwd_plan_t plan;
     cb_buf_t to_client;
     size_t to_client_off;
@@ -65,6 +80,8 @@ typedef struct {
     atomic_bool stop;
 } door_t;
 
+static bool s_flush(int fd, cb_buf_t *b, size_t *off);
+
 /* ---- connections ---------------------------------------------------------------------------- */
 
 static dconn_t *s_conn_add(door_t *d, int fd, int64_t deadline)
@@ -78,6 +95,8 @@ static dconn_t *s_conn_add(door_t *d, int fd, int64_t deadline)
     c->fd = fd;
     c->deadline = deadline;
     c->pi_fd = -1;
+    c->up = -1;
+    c->pi_up = -1;
     d->v[d->n++] = c;
     return c;
 }
@@ -86,7 +105,11 @@ static void s_conn_free(dconn_t *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    if (c->up >= 0)
+        close(c->up); /* lws reads the end of the request: the client is gone */
+    cb_buf_free(&c->to_up);
     http_fwd_plan_clear(&c->plan);
+    http_chunked_destroy(&c->chunked);
     cb_buf_free(&c->to_client);
     free(c);
 }
@@ -109,14 +132,21 @@ static void s_reply_error(dconn_t *c, int status, const char *why)
 
 /* ---- the head ------------------------------------------------------------------------------- */
 
-static void s_adopt(http_server_t *self, dconn_t *c)
+/* Hand fd to libwebsockets. */
+static void s_adopt_fd(http_server_t *self, int fd)
 {
     http_msg_t *m = http_msg_new(HM_ADOPT, 0, NULL, 0);
-    m->status = c->fd;
-    c->fd = -1;
-    c->dead = true;
+    m->status = fd;
     http_msgq_push(&self->to_lws, m);
     http_lws_wake(self);
+}
+
+/* Hand the connection to libwebsockets, its bytes untouched in the socket. */
+static void s_adopt(http_server_t *self, dconn_t *c)
+{
+    s_adopt_fd(self, c->fd);
+    c->fd = -1;
+    c->dead = true;
 }
 
 /* Read the peeked head off the socket: the client's bytes after it are the body. */
@@ -153,6 +183,132 @@ static void s_forward(http_server_t *self, dconn_t *c)
     http_post_main(self, m);
 }
 
+/* ---- a chunked body ------------------------------------------------------------------------ */
+
+/* A head asking for a chunked body that we decode (the request has a credential): read the head
+ * off the socket and go on reading the body. False: not one of ours, the connection untouched. */
+static bool s_chunked_start(http_server_t *self, dconn_t *c, const char *buf, size_t n)
+{
+    cb_http_head_t h;
+    if (cb_http_head_parse(buf, n, HEAD_MAX, CB_HTTP_HEAD_MAX_FIELDS, &h) != CB_HTTP_HEAD_DONE ||
+        !http_chunked_wanted(buf, &h) || !http_chunked_allowed(self, buf, &h))
+        return false; /* lws answers (411 for a chunked body without a credential: after 401) */
+    int status = 0;
+    c->chunked = http_chunked_new(buf, h.head_len, self->max_body, &status);
+    if (!c->chunked) {
+        s_reply_error(c, status, "a request head that cannot be passed on (NUL or folded line)");
+        return true;
+    }
+    c->plan.head_len = h.head_len;
+    if (!s_consume_head(c)) {
+        c->dead = true;
+        return true;
+    }
+    const cb_http_field_t *ex = cb_http_head_find(&h, buf, "Expect");
+    if (ex && h.major == 1 && h.minor >= 1 && ex->value.len == 12 &&
+        strncasecmp(buf + ex->value.off, "100-continue", 12) == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+            (ssize_t)sizeof(cont) - 1) {
+            c->dead = true; /* a fresh socket that takes not even this is gone */
+            return true;
+        }
+    }
+    int64_t now = cb_now_ms();
+    c->state = D_BODY;
+    c->body_end = now + BODY_MS;
+    c->deadline = now + self->head_timeout_ms;
+    return true;
+}
+
+/* Bytes of the body arrived (or the peer closed). */
+static void s_on_body(http_server_t *self, dconn_t *c)
+{
+    char buf[DRAIN_CHUNK];
+    ssize_t r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+        c->dead = true; /* the client went (or half-closed) before its body ended */
+        return;
+    }
+    if (r < 0)
+        return;
+    size_t used = 0;
+    int rc = http_chunked_feed(c->chunked, buf, (size_t)r, &used);
+    if (rc == 413) {
+        s_reply_error(c, 413, "request body too large");
+        return;
+    }
+    if (rc != 0 && rc != 1) {
+        s_reply_error(c, 400, "a malformed chunked request body");
+        return;
+    }
+    if (rc == 0) {
+        int64_t idle = cb_now_ms() + self->head_timeout_ms;
+        c->deadline = idle < c->body_end ? idle : c->body_end;
+        return;
+    }
+    /* Complete: what follows it (a pipelined request) is dropped; the rewritten request says
+     * Connection: close, so the client sends that again on a new connection. lws reads the
+     * rewritten request from a socket pair (its adoption with a read buffer loops on a body in
+     * 4.1), and its answer is relayed to the client. */
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+        s_reply_error(c, 503, "the server is out of sockets");
+        return;
+    }
+    size_t len = 0;
+    char *req = http_chunked_request(c->chunked, &len);
+    http_chunked_destroy(&c->chunked);
+    cb_buf_clear(&c->to_up);
+    cb_buf_append(&c->to_up, req, len);
+    free(req);
+    c->to_up_off = 0;
+    c->up = sv[0];
+    c->state = D_RELAY;
+    c->deadline = 0; /* a handler may take its time, a stream may last: as on lws's side */
+    s_adopt_fd(self, sv[1]);
+}
+
+/* One round of the relay: the request to lws, its answer to the client, the client watched.
+ * rf: the client's events, ru: the pair's. */
+static void s_relay(dconn_t *c, short rf, short ru)
+{
+    char buf[DRAIN_CHUNK];
+    if (rf & (POLLIN | POLLHUP | POLLERR)) {
+        /* Whatever the client sends now is not for us (the request said Connection: close). */
+        ssize_t r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+            c->dead = true; /* gone: closing up tells lws */
+            return;
+        }
+    }
+    if ((ru & (POLLOUT | POLLERR | POLLHUP)) && c->to_up.len &&
+        !s_flush(c->up, &c->to_up, &c->to_up_off)) {
+        c->dead = true;
+        return;
+    }
+    if ((rf & POLLOUT) && c->to_client.len && !s_flush(c->fd, &c->to_client, &c->to_client_off)) {
+        c->dead = true;
+        return;
+    }
+    if ((ru & (POLLIN | POLLHUP | POLLERR)) && c->to_client.len == 0) {
+        ssize_t r = recv(c->up, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r > 0) {
+            cb_buf_append(&c->to_client, buf, (size_t)r);
+            c->to_client_off = 0;
+            if (!s_flush(c->fd, &c->to_client, &c->to_client_off))
+                c->dead = true;
+        } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+            /* lws closed its end: the answer is complete. */
+            close(c->up);
+            c->up = -1;
+            cb_buf_free(&c->to_up);
+            c->state = D_REPLY; /* flush what is left, then shut down and drain */
+            c->deadline = cb_now_ms() + DRAIN_MS;
+        }
+    }
+}
+
 static void s_on_head(http_server_t *self, dconn_t *c)
 {
     char buf[HEAD_MAX];
@@ -169,6 +325,8 @@ static void s_on_head(http_server_t *self, dconn_t *c)
         c->retry_at = cb_now_ms() + RETRY_MS; /* the peeked bytes stay readable: no busy poll */
         return;
     }
+    if (rc == 1 && !c->plan.is_forward && s_chunked_start(self, c, buf, (size_t)n))
+        return;
     if (rc <= 0 || !c->plan.is_forward) {
         s_adopt(self, c);
         return;
@@ -183,7 +341,7 @@ static void s_on_head(http_server_t *self, dconn_t *c)
         s_reply(c, http_fwd_response(302, "to the port, with its cookie", extra));
         return;
     }
-    if (!self->on_forward) {
+    if (!self->on_forward && !self->claim_forward) {
         s_reply_error(c, 404, "this server forwards no ports");
         return;
     }
@@ -254,8 +412,8 @@ static void *s_thread(void *arg)
     size_t pcap = 0;
     while (!atomic_load(&d->stop)) {
         int64_t now = cb_now_ms();
-        if (pcap < 2 + d->n) {
-            pcap = 2 + d->n + 64;
+        if (pcap < 2 + 2 * d->n) {
+            pcap = 2 + 2 * d->n + 64;
             pfd = cb_xrealloc(pfd, pcap * sizeof(*pfd));
         }
         size_t np = 0;
@@ -265,8 +423,17 @@ static void *s_thread(void *arg)
         for (size_t i = 0; i < d->n; i++) {
             dconn_t *c = d->v[i];
             c->pi_fd = -1;
+            c->pi_up = -1;
             short ev = 0;
             switch (c->state) {
+            case D_BODY: ev = POLLIN; break;
+            case D_RELAY: {
+                ev = POLLIN | (c->to_client.len ? POLLOUT : 0);
+                short uev = (short)((c->to_client.len ? 0 : POLLIN) | (c->to_up.len ? POLLOUT : 0));
+                c->pi_up = (int)np;
+                pfd[np++] = (struct pollfd){.fd = c->up, .events = uev};
+                break;
+            }
             case D_HEAD:
                 if (now >= c->retry_at)
                     ev = POLLIN;
@@ -297,6 +464,18 @@ static void *s_thread(void *arg)
             case D_HEAD:
                 if (rf)
                     s_on_head(self, c);
+                break;
+            case D_RELAY:
+                if (rf || (c->pi_up >= 0 && pfd[c->pi_up].revents))
+                    s_relay(c, rf, c->pi_up >= 0 ? pfd[c->pi_up].revents : 0);
+                break;
+            case D_BODY:
+                if (rf)
+                    s_on_body(self, c);
+                if (!c->dead && c->state == D_BODY && now >= c->deadline) {
+                    s_reply_error(c, 408, "the request body did not arrive in time");
+                    continue;
+                }
                 break;
             case D_REPLY:
                 if (rf && !s_flush(c->fd, &c->to_client, &c->to_client_off))

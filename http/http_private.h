@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cb/http_head.h"
 #include "cb/util.h"
 #include "http/http.h"
 
@@ -162,6 +163,8 @@ struct http_server {
     unsigned char secret[32]; /* keys the signed links */
     http_forward_fn *on_forward;
     void *forward_arg;
+    http_forward_claim_fn *claim_forward; /* asked before on_forward */
+    void *claim_arg;
 
     /* front door thread (frontdoor.c) */
     int listen_fd;
@@ -242,6 +245,29 @@ bool http_fwd_shaped(const char *path, const char *host);
 /* A whole response: status line, Content-Type JSON body {reason, message}, Connection: close,
  * and extra header lines (may be NULL, each ending in CRLF). Caller owns return value. */
 char *http_fwd_response(int status, const char *message, const char *extra_headers);
+
+/* chunked.c: a request with a chunked body, read whole by the front door and rewritten with
+ * a Content-Length for libwebsockets. */
+typedef struct http_chunked http_chunked_t;
+/* Whether the head (parsed from buf) asks for a chunked body we decode: Transfer-Encoding is
+ * exactly "chunked", once, with no Content-Length, no upgrade, not CONNECT. */
+bool http_chunked_wanted(const char *buf, const cb_http_head_t *h);
+/* Whether the head carries a credential the server takes (the token as Authorization or
+ * X-API-Key, or a sandbox token for its E2b-Sandbox-Id): only then is a body held for it. */
+bool http_chunked_allowed(const http_server_t *self, const char *buf, const cb_http_head_t *h);
+/* A decoder for the request whose complete head is head (head_len bytes, the blank line
+ * included). NULL, with *status 400, when the head is not one http_chunked_wanted takes or
+ * would not survive the rewrite (a NUL, a folded line). Caller owns return value. */
+http_chunked_t *http_chunked_new(const char *head, size_t head_len, size_t max_body, int *status);
+/* Feed the next bytes after the head. 0: more needed; 1: the body is complete (*used: the bytes
+ * taken, the rest is not this request's); 400 (broken framing) or 413 (over max_body): refused,
+ * and every later call says so again. */
+int http_chunked_feed(http_chunked_t *self, const char *data, size_t len, size_t *used);
+/* The request rewritten: the head with "Content-Length: N" and "Connection: close", then the
+ * decoded body (*len bytes in all). Call after feed said 1. Caller owns return value. */
+char *http_chunked_request(http_chunked_t *self, size_t *len);
+size_t http_chunked_body_len(const http_chunked_t *self);
+void http_chunked_destroy(http_chunked_t **self_p);
 
 /* server.c: the libwebsockets side. */
 int http_lws_start(http_server_t *self, cb_error_t *err);

@@ -298,6 +298,19 @@ int http_server_forwards(http_server_t *self, http_forward_fn *fn, void *arg, cb
     return 0;
 }
 
+int http_server_forwards_first(http_server_t *self, http_forward_claim_fn *fn, void *arg,
+                               cb_error_t *err)
+{
+    if (!self || !fn)
+        return cb_error_fail(err, CB_ERR_INVALID, "a forward handler is needed");
+    if (self->started)
+        return cb_error_fail(err, CB_ERR_STATE,
+                             "the forward handler must be set before http_server_start");
+    self->claim_forward = fn;
+    self->claim_arg = arg;
+    return 0;
+}
+
 const char *http_forward_sandbox(const http_forward_t *fwd) { return fwd->sandbox; }
 int http_forward_port(const http_forward_t *fwd) { return fwd->port; }
 bool http_forward_is_websocket(const http_forward_t *fwd) { return fwd->websocket; }
@@ -399,7 +412,12 @@ static void s_handle(http_server_t *self, http_msg_t *m)
         http_idmap_put(&self->fwds, fwd->id, fwd);
         cb_debug("http: forward to port %d of sandbox %s%s", fwd->port, fwd->sandbox,
                  fwd->websocket ? " (WebSocket)" : "");
-        self->on_forward(fwd, self->forward_arg);
+        if (self->claim_forward && self->claim_forward(fwd, self->claim_arg))
+            return;
+        if (self->on_forward)
+            self->on_forward(fwd, self->forward_arg);
+        else
+            http_forward_refuse(fwd, 404, "no sandbox of this server has this id");
         return;
     }
     case HM_LOG:

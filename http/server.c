@@ -22,8 +22,11 @@
  *     in the query), refuses malformed escapes, and folds "/./", "/../" and "//"; we do not
  *     decode again, but refuse (400) a path or argument with a decoded NUL in it.
  *   - lws does not decode a chunked request body (it passes the framing on as body bytes), and
- *     we write no HTTP parser of our own: a request body needs Content-Length, and one sent
- *     chunked is answered 411 Length Required (every client we serve sends Content-Length).
+ *     we write no HTTP parser of our own: the front door decodes a chunked body with
+ *     libhttp-parser (chunked.c) and hands lws the request rewritten with a Content-Length and
+ *     "Connection: close", through a socket pair it relays (frontdoor.c). A Transfer-Encoding
+ *     that still reaches us (another coding, or no credential: after the checks) is answered
+ *     411, and with Content-Length too 400.
  *   - While an h1 request is open lws does not read its socket, so a client that leaves is
  *     found by s_peek_waiting (a MSG_PEEK five times a second), not by lws.
  *   - Unknown methods never reach us (lws refuses them while parsing); CONNECT is answered 405.
@@ -104,7 +107,7 @@ static const struct {
     {"Accept", WSI_TOKEN_HTTP_ACCEPT, NULL},
     {"Accept-Encoding", WSI_TOKEN_HTTP_ACCEPT_ENCODING, NULL},
     {"Content-Type", WSI_TOKEN_HTTP_CONTENT_TYPE, NULL},
-    {"Content-Encoding", -1, "content-encoding:"},
+    {"Content-Encoding", WSI_TOKEN_HTTP_CONTENT_ENCODING, NULL}, /* lws knows it: not custom */
     {"Content-Length", WSI_TOKEN_HTTP_CONTENT_LENGTH, NULL},
     {"User-Agent", WSI_TOKEN_HTTP_USER_AGENT, NULL},
     {"Sec-WebSocket-Protocol", WSI_TOKEN_PROTOCOL, NULL},
@@ -432,7 +435,7 @@ static int s_http_fail(conn_t *c, const http_request_t *req, int status, const c
                        bool body_pending)
 {
     s_post_log(c->server, req ? req->method : NULL, req ? req->path : NULL, status, message);
-    if (s_write_error(c, status, message, body_pending) < 0)
+    if (s_write_error(c, status, message, body_pending || c->close_after) < 0)
         return -1;
     http_request_free(c->req);
     c->req = NULL;
@@ -486,6 +489,11 @@ static int s_on_http(http_server_t *self, conn_t *c)
     int meth = lws_http_get_uri_and_method(wsi, &uri, &urilen);
     c->is_head = meth == LWSHUMETH_HEAD;
     c->chunked = false;
+    /* A client that says it closes after this request is told so in the answer (a chunked
+     * request the front door rewrote always says it). */
+    char conn_s[16] = "";
+    c->close_after = lws_hdr_copy(wsi, conn_s, sizeof(conn_s), WSI_TOKEN_CONNECTION) > 0 &&
+                     strcasecmp(conn_s, "close") == 0;
 
     char clen_s[32] = "";
     bool has_clen = lws_hdr_copy(wsi, clen_s, sizeof(clen_s), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
@@ -498,13 +506,10 @@ static int s_on_http(http_server_t *self, conn_t *c)
     if (meth < 0 || meth >= (int)(sizeof(s_method_names) / sizeof(s_method_names[0])) ||
         meth == LWSHUMETH_CONNECT)
         return s_http_fail(c, NULL, 405, "method not allowed", body_pending);
+    if (has_clen && has_te) /* two framings: a smuggling attempt, or a broken client */
+        return s_http_fail(c, NULL, 400, "both Content-Length and Transfer-Encoding", true);
     if (has_clen && (!end || *end || clen_s[0] == '-'))
         return s_http_fail(c, NULL, 400, "malformed Content-Length", true);
-    if (has_te)
-        return s_http_fail(
-            c, NULL, 411, "a request body needs Content-Length (Transfer-Encoding is not accepted)",
-            true);
-
     c->req = s_request_build(self, wsi, s_method_names[meth]);
     if (s_wants_front_door(c->req))
         return -1;
@@ -515,6 +520,13 @@ static int s_on_http(http_server_t *self, conn_t *c)
     int status = s_vet(self, wsi, c->req, false, &route, &message);
     if (status)
         return s_http_fail(c, c->req, status, message, body_pending);
+    /* The front door decodes a chunked body of a request with a credential (chunked.c);
+     * what still says Transfer-Encoding here is another coding, or came in some other way. */
+    if (has_te)
+        return s_http_fail(c, c->req, 411,
+                           "a request body needs Content-Length or Transfer-Encoding: chunked "
+                           "alone",
+                           true);
     if (clen > self->max_body)
         return s_http_fail(c, c->req, 413, "request body too large", body_pending);
     c->req->route = route;

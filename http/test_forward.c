@@ -1,6 +1,7 @@
 /* test_forward.c: the front door's decisions about a request head (forward.c), on their own:
  * incomplete heads, what is a forward and what is libwebsockets', bad ports, access by token,
- * link and cookie, and the head that goes upstream (nothing of ours in it). TAP output. */
+ * link and cookie, E2B's X-API-Key and traffic token, and the head that goes upstream (nothing
+ * of ours in it). TAP output. */
 #include <czmq.h>
 #include <string.h>
 #include <time.h>
@@ -168,6 +169,47 @@ int main(void)
         CB_OK(p.status == 401, "a malformed signature '%s': 401", forms[i]);
         http_fwd_plan_clear(&p);
     }
+
+    /* E2B's credentials: X-API-Key with the token, E2B-Traffic-Access-Token with the sandbox's
+     * own token (for its ports only); neither goes upstream. */
+    cleanup_free char *sbt = http_sandbox_token(srv, SB);
+    cleanup_free char *other = http_sandbox_token(srv, "another-sandbox");
+    cleanup_free char *traffic_head = cb_strdup_printf(
+        "GET /a HTTP/1.1\r\nHost: 8000-" SB ".localhost:1\r\nE2B-Traffic-Access-Token: %s\r\n"
+        "X-Other: kept\r\n\r\n",
+        sbt);
+    s_plan(srv, traffic_head, &p);
+    CB_OK(p.is_forward && p.status == 0 && p.head && !strstr(p.head, sbt) &&
+              !strstr(p.head, "E2B-Traffic") && strstr(p.head, "X-Other: kept"),
+          "the sandbox's traffic token opens its port, and is not sent upstream");
+    http_fwd_plan_clear(&p);
+    cleanup_free char *other_head = cb_strdup_printf(
+        "GET /a HTTP/1.1\r\nHost: 8000-" SB ".localhost:1\r\nE2B-Traffic-Access-Token: %s\r\n\r\n",
+        other);
+    s_plan(srv, other_head, &p);
+    CB_OK(p.is_forward && p.status == 401, "another sandbox's traffic token: 401 (got %d)",
+          p.status);
+    http_fwd_plan_clear(&p);
+    s_plan(srv,
+           "GET /a HTTP/1.1\r\nHost: 8000-" SB ".localhost:1\r\nE2B-Traffic-Access-Token: " TOKEN
+           "\r\n\r\n",
+           &p);
+    CB_OK(p.is_forward && p.status == 401, "the server token as a traffic token: 401");
+    http_fwd_plan_clear(&p);
+    s_plan(srv,
+           "GET /sandboxes/" SB "/ports/80/a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: " TOKEN
+           "\r\n\r\n",
+           &p);
+    CB_OK(p.is_forward && p.status == 0 && p.head && !strstr(p.head, TOKEN) &&
+              !strstr(p.head, "X-API-Key"),
+          "X-API-Key with the token opens a port, and is not sent upstream");
+    http_fwd_plan_clear(&p);
+    s_plan(srv,
+           "GET /sandboxes/" SB "/ports/80/a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: nope"
+           "\r\n\r\n",
+           &p);
+    CB_OK(p.is_forward && p.status == 401, "a wrong X-API-Key: 401");
+    http_fwd_plan_clear(&p);
 
     http_server_destroy(&srv);
     zloop_destroy(&loop);

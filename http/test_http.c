@@ -549,6 +549,7 @@ int main(int argc, char **argv)
     http_config_t cfg = {.listen = "127.0.0.1:0",
                          .max_body_bytes = 1024 * 1024,
                          .max_ws_message_bytes = 256 * 1024,
+                         .head_timeout_ms = 5000, /* also a chunked body's idle deadline */
                          .allowed_hosts = allowed_hosts};
     if (argc > 1 && strcmp(argv[1], "--serve") == 0) {
         cb_log_set_level(CB_LOG_DEBUG);
@@ -581,6 +582,7 @@ int main(int argc, char **argv)
     char limit[32];
     snprintf(limit, sizeof(limit), "%zu", cfg.max_body_bytes);
     s_py(&t, "body", limit, 60000);
+    s_py(&t, "chunked", limit, 90000);
     s_py(&t, "keepalive", NULL, 60000);
     s_py(&t, "sse", NULL, 60000);
     CB_OK(t.sse == NULL && t.sse_sent == 3, "SSE: the stream was ended by the handler (%d events)",

@@ -5,12 +5,12 @@
 // that points out not followed, an upload over the body limit refused with the server still
 // serving.
 //
-// One server, one sandbox. The symlinks are planted from the host as code inside would plant
-// them: through /proc/<init>/root/home/user of the sandbox's init (found by the sandbox's
-// cgroup name under the server's pid), as root, which this suite runs as.
-import { closeSync, openSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+// One server, one sandbox (Sandbox.create, or, on a server that does not take chunked request
+// bodies yet, the REST create and the SDK's object built from its answer). Symlinks and the
+// flood of events are made by code inside, with the SDK's commands.run.
+import { readFileSync, readdirSync } from 'node:fs';
 import {
-    check, deferred, e2b, note, run, safeJson, section, startE2B, withDeadline, Sandbox,
+    check, deferred, e2b, note, run, safeJson, section, startE2B, waitUntil, withDeadline, Sandbox,
 } from './lib.mjs';
 
 async function rejects(promise, what, want = /outside the workspace/) {
@@ -24,49 +24,20 @@ async function rejects(promise, what, want = /outside the workspace/) {
     }
 }
 
-// The host pid of the sandbox's init: a child of the server in the sandbox's cgroup.
-function initPid(srv, id) {
-    const tag = `-s-${id.slice(0, 8)}`;
-    for (const d of readdirSync('/proc')) {
-        if (!/^\d+$/.test(d)) continue;
-        try {
-            const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-            const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-            if (ppid === srv.pid && readFileSync(`/proc/${d}/cgroup`, 'utf8').includes(tag)) return Number(d);
-        } catch {}
-    }
-    return null;
-}
-
-// Plant a symlink in the workspace as the sandbox user (its host ids: the tmpfs refuses an
-// owner its user namespace cannot map). The directory is opened as root, since only root may
-// walk /proc/<pid>/root; the link is made through our own /proc/self/fd after the switch.
-function plant(ws, target, name) {
-    const { uid, gid } = statSync(ws);
-    const fd = openSync(ws, 'r');
-    process.setegid(gid);
-    process.seteuid(uid);
-    try {
-        symlinkSync(target, `/proc/self/fd/${fd}/${name}`);
-    } finally {
-        process.seteuid(0);
-        process.setegid(0);
-        closeSync(fd);
-    }
-}
-
-// Until the HTTP server takes chunked request bodies ("http: chunked request bodies" on main),
-// every upload of the SDK (its fetch sends request bodies chunked) gets 411. Then, and only
-// then, this sends the SDK's POST /files itself, with the same query, headers and body (its
-// FormData serialized, with its boundary) and a Content-Length, and hands the SDK the answer
-// as its client would; so the rest of /files is still tested, and the script says so.
-async function bufferUploadsIfNeeded(srv, sbx, created) {
+// Whether the HTTP server takes chunked request bodies ("http: chunked request bodies" on
+// main), which the SDK sends for Sandbox.create and every upload.
+async function takesChunked(srv) {
     const probe = await fetch(`${srv.url}/e2b/sandbox/health`, {
         method: 'POST', duplex: 'half', headers: { 'X-API-Key': srv.token, 'Content-Type': 'application/octet-stream' },
         body: new ReadableStream({ start(c) { c.enqueue(new Uint8Array([1])); c.close(); } }),
     }).catch((e) => ({ status: 0, e }));
-    if (probe.status !== 411) return;
-    note('this build answers chunked request bodies with 411: the SDK\'s uploads are sent with a Content-Length here');
+    return probe.status !== 411;
+}
+
+// Until then, this sends the SDK's POST /files itself, with the same query, headers and body
+// (its FormData serialized, with its boundary) and a Content-Length, and hands the SDK the
+// answer as its client would; so the rest of /files is still tested.
+function bufferUploads(srv, sbx, created) {
     sbx.envdApi.api.POST = async (path, o) => {
         let body = o.bodySerializer?.();
         const headers = { ...(o.headers ?? {}), 'X-Access-Token': created.envdAccessToken,
@@ -75,6 +46,8 @@ async function bufferUploadsIfNeeded(srv, sbx, created) {
             const r = new Response(body);
             headers['Content-Type'] = r.headers.get('content-type');
             body = new Uint8Array(await r.arrayBuffer());
+        } else if (body && typeof body.getReader === 'function') {
+            body = new Uint8Array(await new Response(body).arrayBuffer());
         }
         const url = new URL(`${srv.e2b.sandboxUrl}${path}`);
         for (const [k, v] of Object.entries(o.params?.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
@@ -88,17 +61,25 @@ async function bufferUploadsIfNeeded(srv, sbx, created) {
 
 await run(async () => {
     const srv = await startE2B({ label: 'e2b files' });
-    // Created through the REST call directly, and the SDK's object built from its answer (the
-    // SDK's own create sends a chunked body).
-    const res = await srv.raw('/e2b/v2/sandboxes', { body: { templateID: 'base' } });
-    const created = await res.json();
-    check(res.status === 201 && created.sandboxID, 'a sandbox is created', safeJson(created));
-    const sbx = new Sandbox({
-        sandboxId: created.sandboxID, envdVersion: created.envdVersion,
-        envdAccessToken: created.envdAccessToken, sandboxDomain: 'localhost',
-    });
+    let sbx, created;
+    if (await takesChunked(srv)) {
+        sbx = await Sandbox.create();
+        created = { sandboxID: sbx.sandboxId, envdAccessToken: sbx.envdAccessToken };
+        check(Boolean(sbx.sandboxId), 'Sandbox.create() makes a sandbox', sbx.sandboxId);
+    } else {
+        // Without chunked bodies: created through the REST call directly, the SDK's object built
+        // from its answer, and uploads given a Content-Length (bufferUploads).
+        note('this build answers chunked request bodies with 411: the SDK\'s uploads are sent with a Content-Length here');
+        const res = await srv.raw('/e2b/v2/sandboxes', { body: { templateID: 'base' } });
+        created = await res.json();
+        check(res.status === 201 && created.sandboxID, 'a sandbox is created', safeJson(created));
+        sbx = new Sandbox({
+            sandboxId: created.sandboxID, envdVersion: created.envdVersion,
+            envdAccessToken: created.envdAccessToken, sandboxDomain: 'localhost',
+        });
+        bufferUploads(srv, sbx, created);
+    }
     const files = sbx.files;
-    await bufferUploadsIfNeeded(srv, sbx, created);
 
     await section('write and read', async () => {
         const info = await files.write('hello.txt', 'hello, world\n');
@@ -113,6 +94,16 @@ await run(async () => {
             'bytes written (into a new directory) read back as bytes, all 256 values', String(back?.length));
         const blob = await files.read('bin/all.bin', { format: 'blob' });
         check(blob.size === 256, 'read as a blob', String(blob.size));
+        const stream = await files.read('bin/all.bin', { format: 'stream' });
+        const streamed = new Uint8Array(await new Response(stream).arrayBuffer());
+        check(streamed.length === 256 && streamed[255] === 255, 'read as a stream', String(streamed.length));
+        const raw = await files.write('raw.bin', new Uint8Array([1, 2, 3]), { useOctetStream: true });
+        const rawBack = await files.read('raw.bin', { format: 'bytes' });
+        check(raw.path === '/home/user/raw.bin' && rawBack.join() === '1,2,3',
+            'files.write with useOctetStream (a raw body, envd >= 0.5.7)', safeJson(raw));
+        await rejects(files.write('gz.txt', 'zipped', { gzip: true }),
+            'a gzip upload is refused with a sentence (415: no zlib here)', /Content-Encoding is not supported/);
+        check(await files.exists('gz.txt') === false, '... and writes nothing');
         check(await files.read('empty.txt').catch((e) => e) instanceof e2b.FileNotFoundError,
             'reading a missing file is a FileNotFoundError');
         await files.write('empty.txt', '');
@@ -187,6 +178,30 @@ await run(async () => {
         await files.list('watched'); // one round trip after the write
         check(!seen.slice(before).some((e) => e.name === 'after.txt'), 'nothing arrives after stop()', safeJson(seen.slice(before)));
         await rejects(files.watchDir('no-such-dir', () => {}), 'watching a missing directory fails', /not found/);
+        // A sandbox holds at most 32 watches: 40 started and stopped one after another all
+        // start, so a stopped watch is let go (its client's going ends it on the server).
+        let started = 0;
+        for (let i = 0; i < 40; i++) {
+            const h = await files.watchDir('watched', () => {}).catch((e) => e);
+            if (h instanceof Error) {
+                check(false, 'watch and stop, 40 times', `#${i}: ${h.message}`);
+                break;
+            }
+            started++;
+            await h.stop();
+        }
+        check(started === 40, 'a stopped watch is let go: 40 watches in turn on a sandbox that holds 32', String(started));
+        const open = [];
+        for (let i = 0; i < 32; i++) open.push(await files.watchDir('watched', () => {}));
+        await rejects(files.watchDir('watched', () => {}), 'a 33rd watch at once is refused', /32 watches/);
+        for (const h of open) await h.stop();
+        // Their clients' going reaches the server a moment later: until a watch starts again.
+        await waitUntil(async () => {
+            const h = await files.watchDir('watched', () => {}).catch(() => null);
+            await h?.stop();
+            return Boolean(h);
+        }, 15000, 'a watch starting again after 32 were stopped', 100);
+        check(true, 'stopping them makes room again');
     });
 
     await section('polling watchers (CreateWatcher, GetWatcherEvents, RemoveWatcher)', async () => {
@@ -229,15 +244,9 @@ await run(async () => {
     });
 
     await section('planted symlinks', async () => {
-        const pid = process.getuid?.() === 0 ? initPid(srv, created.sandboxID) : null;
-        if (!pid) {
-            note('SKIP symlink checks: not root, or the sandbox\'s init was not found');
-            return;
-        }
-        const ws = `/proc/${pid}/root/home/user`;
-        plant(ws, '/etc/passwd', 'evil');
-        plant(ws, '/', 'up');
-        plant(ws, '../../../etc', 'multi/climb');
+        const planted = await sbx.commands.run(
+            'ln -s /etc/passwd evil && ln -s / up && ln -s ../../../etc multi/climb', { cwd: '/home/user' });
+        check(planted.exitCode === 0, 'code inside plants evil -> /etc/passwd, up -> /, multi/climb -> ../../../etc', safeJson(planted));
         const info = await files.getInfo('evil');
         check(info.type === 'symlink' && info.symlinkTarget === '/etc/passwd',
             'getInfo shows the link itself, not what it points to', safeJson(info));
@@ -255,8 +264,36 @@ await run(async () => {
         check((await files.getInfo('evil2')).symlinkTarget === '/etc/passwd' &&
             readFileSync('/etc/passwd', 'utf8').includes('root:'),
             'rename moves the link itself');
+        const fifo = await sbx.commands.run('mkfifo /home/user/fifo');
+        check(fifo.exitCode === 0, 'code inside makes a FIFO', safeJson(fifo));
+        await rejects(files.read('fifo'), 'reading a FIFO is refused at once, never waits for a writer', /not a regular file/);
+        await rejects(files.write('fifo', 'x'), 'writing onto a FIFO is refused', /not a regular file/);
+        await rejects(files.watchDir('fifo', () => {}), 'watching a FIFO is refused', /not a directory/);
         await files.remove('up');
         check(await files.exists('up') === false && readdirSync('/').length > 3, 'remove takes the link, not what it points to');
+    });
+
+    await section('a flood of events', async () => {
+        const rpc = async (method, msg) => {
+            const r = await srv.raw(`/e2b/sandbox/filesystem.Filesystem/${method}`, {
+                body: msg, headers: { 'E2b-Sandbox-Id': created.sandboxID, 'E2b-Sandbox-Port': '49983' },
+            });
+            return { status: r.status, body: await r.json() };
+        };
+        await files.makeDir('flood');
+        const id = (await rpc('CreateWatcher', { path: 'flood' })).body.watcherId;
+        // 2500 files made by code inside, faster than anyone polls.
+        const made = await sbx.commands.run('for i in $(seq 2500); do : > flood/f$i; done', { cwd: '/home/user' });
+        check(made.exitCode === 0, 'code inside makes 2500 files', safeJson(made));
+        const lost = await rpc('GetWatcherEvents', { watcherId: id });
+        check(lost.status === 429 && lost.body.code === 'resource_exhausted' && /lost/.test(lost.body.message),
+            'a polling watcher that overflows says events were lost', safeJson(lost));
+        await files.write('flood/after.txt', 'a');
+        const next = await rpc('GetWatcherEvents', { watcherId: id });
+        check(next.status === 200 && next.body.events?.some((e) => e.name === 'after.txt'),
+            '... and goes on with the events after that', safeJson(next).slice(0, 400));
+        await rpc('RemoveWatcher', { watcherId: id });
+        await files.remove('flood');
     });
 
     await section('an upload over the limit', async () => {
@@ -264,5 +301,19 @@ await run(async () => {
         await rejects(files.write('big.bin', big), 'an upload over the server\'s body limit is refused', /413|too large|limit|fetch failed/i);
         check(await files.exists('big.bin') === false, 'nothing of it was written');
         check(await files.read('multi/a.txt') === 'A', 'the server still serves');
+    });
+
+    await section('the sandbox ends under an open watch', async () => {
+        const exited = deferred();
+        await files.watchDir('watched', () => {}, { onExit: (err) => exited.resolve(err ?? null) });
+        // A polling watcher too, to be freed with it.
+        await srv.raw('/e2b/sandbox/filesystem.Filesystem/CreateWatcher', {
+            body: { path: 'watched' }, headers: { 'E2b-Sandbox-Id': created.sandboxID, 'E2b-Sandbox-Port': '49983' },
+        });
+        await sbx.kill();
+        const err = await withDeadline(exited.promise, 20000, 'the watch\'s end');
+        check(err !== null, 'an open watchDir stream ends, with an error, when its sandbox ends', String(err));
+        const after = await files.read('multi/a.txt').then(() => 'read', (e) => e);
+        check(after !== 'read', 'the sandbox is gone for files.read', String(after));
     });
 });

@@ -41,4 +41,8 @@ e2b_t *e2b_new(kg_gateway_t *gw, http_server_t *http, const e2b_opts_t *opts, cb
  * nulls the caller's pointer. */
 void e2b_destroy(e2b_t **self_p);
 
+/* E2B's ports (e2b/ports.c): every port of an E2B sandbox forwarded by the HTTP server
+ * (sandbox.getHost), asked before any other forward handler. Before http_server_start. */
+int e2b_ports_on(e2b_t *self, cb_error_t *err);
+
 #endif

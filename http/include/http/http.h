@@ -12,7 +12,8 @@
  * Checked on the server thread, before anything reaches a handler (so a handler sees only
  * requests that passed):
  *   - the size of headers (16 KiB), of a body (max_body_bytes: 413) and of one WebSocket
- *     message (max_ws_message_bytes: close 1009);
+ *     message (max_ws_message_bytes: close 1009); a body may come with Content-Length or
+ *     Transfer-Encoding: chunked (decoded before the handler sees it; docs/http.md);
  *   - Host and Origin against DNS rebinding (403): Host must be an IP literal, "localhost", or
  *     a name in allowed_hosts; an Origin, when sent, must be this server's own origin (allowed
  *     host and our port) or one listed in allowed_origins;
@@ -190,10 +191,13 @@ void http_ws_close(http_ws_t *ws, int code, const char *reason);
  * head deadline) and hands it to libwebsockets untouched, unless it asks for a port inside a
  * sandbox, either by path, /sandboxes/{id}/ports/{port}/..., or by host, {port}-{id}.localhost.
  * Such a request is checked there (port 1-65535, else 400; the server's token, the port's
- * signed link or its cookie, else 401; a chunked body: 411), and then handed to the forward
+ * signed link or its cookie, E2B's X-API-Key with the token or E2B-Traffic-Access-Token with
+ * the sandbox's token (http_sandbox_token), else 401; a chunked body: 411), and then handed to
+ * the forward
  * handler on the caller's thread, which decides (the sandbox, whether the port is exposed)
  * and answers with http_forward_connect or http_forward_refuse. One request per client
- * connection; the server's token, the signed link and its cookie are stripped from the head
+ * connection; the server's token, the sandbox's, the signed link and its cookie are stripped
+ * from the head
  * that goes upstream, and "Connection: close" is forced except for a WebSocket upgrade. */
 typedef struct http_forward http_forward_t;
 
@@ -202,6 +206,14 @@ typedef void(http_forward_fn)(http_forward_t *fwd, void *arg);
 
 /* Only before http_server_start; without it, forward requests get 404. */
 int http_server_forwards(http_server_t *self, http_forward_fn *fn, void *arg, cb_error_t *err);
+
+/* A handler asked first, for the sandboxes of another layer (E2B's, e2b/ports.c): true when
+ * it took fwd (it then answers it, exactly once, as above); false leaves fwd untouched for the
+ * handler of http_server_forwards (or a 404 when there is none). Only before
+ * http_server_start. */
+typedef bool(http_forward_claim_fn)(http_forward_t *fwd, void *arg);
+int http_server_forwards_first(http_server_t *self, http_forward_claim_fn *fn, void *arg,
+                               cb_error_t *err);
 
 /* Borrowed; valid with fwd. */
 const char *http_forward_sandbox(const http_forward_t *fwd);
