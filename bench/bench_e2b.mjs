@@ -15,7 +15,9 @@
 //            and the idle status, DELETE /api/kernels/{id}.
 // Figures:
 //   create_first_ms  sandbox (or kernel) create to the first result of `1+1`, --creates times
-//                    each, the three clients taking turns (the delete after each is not timed);
+//                    each, the clients taking turns (the delete after each is not timed): e2b
+//                    and mcp on python-data (what Sandbox.create() opens), e2b_base
+//                    (Sandbox.create('base')), mcp_python and jupyter on python;
 //   roundtrip_ms     the round trip of `1+1` on a sandbox (kernel) made beforehand, --n times
 //                    each, the three taking turns (one call each by default; --blocks B: B
 //                    blocks of n/B calls) so drift on a busy machine touches all three alike;
@@ -117,10 +119,12 @@ async function startServe(bin) {
 // ---- the three clients -----------------------------------------------------------------------
 
 // E2B: the code interpreter's Sandbox, as its README shows.
-function e2bClient() {
+// template: undefined for the SDK's own (code-interpreter-v1, which opens python-data), or an
+// alias ('base' opens python).
+function e2bClient(template) {
     return {
         async create() {
-            return ci.Sandbox.create();
+            return template ? ci.Sandbox.create(template) : ci.Sandbox.create();
         },
         async run(sbx) {
             const ex = await sbx.runCode(CODE);
@@ -142,9 +146,9 @@ async function mcpClient(srv) {
         if (r.isError) throw new Error(`${name}: ${JSON.stringify(r.content).slice(0, 400)}`);
         return r;
     };
-    return {
+    const client_ = (template) => ({
         async create() {
-            const r = await call('sandbox_create', { template: 'python-data' });
+            const r = await call('sandbox_create', { template });
             return r.structuredContent.sandbox_id;
         },
         async run(id) {
@@ -156,7 +160,8 @@ async function mcpClient(srv) {
             await call('sandbox_delete', { sandbox_id: id });
         },
         close: () => client.close(),
-    };
+    });
+    return { pythonData: client_('python-data'), python: client_('python') };
 }
 
 // The Jupyter API: REST for the kernel, the channels WebSocket for execute_request.
@@ -243,12 +248,18 @@ async function main() {
     const out = { name: 'e2b', code: CODE, n: N, creates: CREATES, blocks: BLOCKS, create_first_ms: {}, roundtrip_ms: {} };
     try {
         clients.e2b = e2bClient();
-        for (const [k, make] of [['mcp', () => mcpClient(srv)], ['jupyter', () => jupyterClient(srv)]]) {
-            try {
-                clients[k] = await make();
-            } catch (e) {
-                errors[k] = e.message;
-            }
+        clients.e2b_base = e2bClient('base');
+        try {
+            const m = await mcpClient(srv);
+            clients.mcp = m.pythonData;
+            clients.mcp_python = m.python;
+        } catch (e) {
+            errors.mcp = errors.mcp_python = e.message;
+        }
+        try {
+            clients.jupyter = await jupyterClient(srv);
+        } catch (e) {
+            errors.jupyter = e.message;
         }
         out.jupyter_kernel = clients.jupyter?.kernel ?? null;
         const live = () => names.filter((k) => clients[k] && !errors[k]);
@@ -282,11 +293,14 @@ async function main() {
 
         // Create to first result, the clients taking turns (the delete after each untimed). A
         // failed create is counted and the loop goes on: the figures are of those that worked.
-        const creates = Object.fromEntries(names.map((k) => [k, []]));
+        // python-data (what Sandbox.create() opens) for e2b and mcp; python (a warm pool's, and
+        // the Jupyter API's template) for e2b_base, mcp_python and jupyter.
+        const createNames = ['e2b', 'mcp', 'e2b_base', 'mcp_python', 'jupyter'];
+        const creates = Object.fromEntries(createNames.map((k) => [k, []]));
         const failed = {};
         log(`create + first ${CODE}: ${CREATES} each`);
         for (let i = 0; i < CREATES; i++) {
-            for (const k of names.filter((x) => clients[x] && !(errors[x] ?? '').startsWith('round trips'))) {
+            for (const k of createNames.filter((x) => clients[x] && !(errors[x] ?? '').startsWith('round trips'))) {
                 const c = clients[k];
                 let h = null;
                 try {
@@ -301,7 +315,8 @@ async function main() {
                 if (h) await c.destroy(h).catch((e) => log(`${k}: delete: ${e.message}`));
             }
         }
-        for (const k of names) out.create_first_ms[k] = { ...summary(creates[k]), ...(failed[k] ? { failed: failed[k] } : {}) };
+        for (const k of createNames) out.create_first_ms[k] = { ...summary(creates[k]), ...(failed[k] ? { failed: failed[k] } : {}) };
+        out.create_templates = { e2b: 'python-data (Sandbox.create())', mcp: 'python-data', e2b_base: "python (Sandbox.create('base'))", mcp_python: 'python', jupyter: 'python (the Jupyter API\'s)' };
 
         for (const k of Object.keys(handles)) await clients[k].destroy(handles[k]).catch(() => {});
         await clients.mcp?.close?.().catch?.(() => {});
@@ -317,21 +332,32 @@ async function main() {
     };
     const added = (what) => (p50('e2b', what) != null && ownBest(what) != null ? r3(p50('e2b', what) - ownBest(what)) : null);
     const ratio = (a, b) => (a != null && b ? r3(a / b) : null);
-    out.added_p50_ms = { roundtrip: added('roundtrip_ms'), create_first: added('create_first_ms') };
+    const diff = (a, b) => (a != null && b != null ? r3(a - b) : null);
+    const cp = (k) => p50(k, 'create_first_ms');
+    out.added_p50_ms = {
+        roundtrip: added('roundtrip_ms'),
+        roundtrip_over_mcp: diff(p50('e2b', 'roundtrip_ms'), p50('mcp', 'roundtrip_ms')),
+        roundtrip_over_jupyter: diff(p50('e2b', 'roundtrip_ms'), p50('jupyter', 'roundtrip_ms')),
+        create_first_python_data_over_mcp: diff(cp('e2b'), cp('mcp')),
+        create_first_python_over_mcp: diff(cp('e2b_base'), cp('mcp_python')),
+        create_first_python_over_jupyter: diff(cp('e2b_base'), cp('jupyter')),
+    };
     out.ratio_p50 = {
         roundtrip_e2b_mcp: ratio(p50('e2b', 'roundtrip_ms'), p50('mcp', 'roundtrip_ms')),
         roundtrip_e2b_jupyter: ratio(p50('e2b', 'roundtrip_ms'), p50('jupyter', 'roundtrip_ms')),
-        create_first_e2b_mcp: ratio(p50('e2b', 'create_first_ms'), p50('mcp', 'create_first_ms')),
-        create_first_e2b_jupyter: ratio(p50('e2b', 'create_first_ms'), p50('jupyter', 'create_first_ms')),
+        create_first_python_data_e2b_mcp: ratio(cp('e2b'), cp('mcp')),
+        create_first_python_e2b_mcp: ratio(cp('e2b_base'), cp('mcp_python')),
+        create_first_python_e2b_jupyter: ratio(cp('e2b_base'), cp('jupyter')),
     };
     out.goal = `the E2B layer adds < ${GOAL_ADDED_P50_MS} ms per call at p50 over cellblock's own API (the faster of MCP and the Jupyter API), on the ${CODE} round trip`;
     out.goal_met = out.added_p50_ms.roundtrip == null ? null : out.added_p50_ms.roundtrip < GOAL_ADDED_P50_MS;
     if (Object.keys(errors).length) out.errors = errors;
     out.versions = { node: process.version };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-    const measured = names.filter((k) => out.roundtrip_ms[k]?.n > 0 && out.create_first_ms[k]?.n > 0);
-    if (measured.length < names.length) {
-        log(`not measured: ${names.filter((k) => !measured.includes(k)).map((k) => `${k} (${errors[k] ?? 'no figures'})`).join('; ')}`);
+    const all = [...new Set([...names, 'e2b_base', 'mcp_python'])];
+    const measured = all.filter((k) => (!names.includes(k) || out.roundtrip_ms[k]?.n > 0) && out.create_first_ms[k]?.n > 0);
+    if (measured.length < all.length) {
+        log(`not measured: ${all.filter((k) => !measured.includes(k)).map((k) => `${k} (${errors[k] ?? 'no figures'})`).join('; ')}`);
         log(`serve's last messages:\n${srv.tail()}`);
         return 1;
     }
