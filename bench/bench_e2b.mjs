@@ -2,6 +2,7 @@
 // work on the same server in the same run. Prints one JSON object on stdout; progress on stderr.
 //
 //   node bench/bench_e2b.mjs --cellblock build/bin/cellblock [--n 300] [--creates 10] [--blocks B]
+//                            [--settle-ms 2000]
 //
 // Three clients, each the real one:
 //   e2b      @e2b/code-interpreter (tests/e2b/node_modules), exactly as its README shows:
@@ -17,7 +18,9 @@
 //   create_first_ms  sandbox (or kernel) create to the first result of `1+1`, --creates times
 //                    each, the clients taking turns (the delete after each is not timed): e2b
 //                    and mcp on python-data (what Sandbox.create() opens), e2b_base
-//                    (Sandbox.create('base')), mcp_python and jupyter on python;
+//                    (Sandbox.create('base')), mcp_python and jupyter on python; after each, an
+//                    untimed pause (--settle-ms, 2000) so the warm pool refills and every
+//                    create starts from the same state;
 //   roundtrip_ms     the round trip of `1+1` on a sandbox (kernel) made beforehand, --n times
 //                    each, the three taking turns (one call each by default; --blocks B: B
 //                    blocks of n/B calls) so drift on a busy machine touches all three alike;
@@ -45,11 +48,12 @@ const { values: opt } = parseArgs({
         creates: { type: 'string', default: process.env.BENCH_E2B_CREATES ?? '10' },
         blocks: { type: 'string' },
         warmup: { type: 'string', default: '20' },
+        'settle-ms': { type: 'string', default: process.env.BENCH_E2B_SETTLE_MS ?? '2000' },
     },
 });
 const N = Number(opt.n), CREATES = Number(opt.creates);
 const BLOCKS = Math.max(1, Math.min(N, Number(opt.blocks ?? N))); // by default, one call each in turn
-const WARMUP = Number(opt.warmup);
+const WARMUP = Number(opt.warmup), SETTLE_MS = Number(opt['settle-ms']);
 const log = (m) => process.stderr.write(`bench_e2b: ${m}\n`);
 
 const mod = (p) => import(pathToFileURL(join(ROOT, p)).href);
@@ -313,6 +317,8 @@ async function main() {
                     log(`${k}: create + first ${CODE}: ${e.message}`);
                 }
                 if (h) await c.destroy(h).catch((e) => log(`${k}: delete: ${e.message}`));
+                // Untimed: the warm pool refills, so each create starts from the same state.
+                await new Promise((r) => setTimeout(r, SETTLE_MS));
             }
         }
         for (const k of createNames) out.create_first_ms[k] = { ...summary(creates[k]), ...(failed[k] ? { failed: failed[k] } : {}) };
