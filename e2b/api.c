@@ -176,10 +176,12 @@ static json_t *s_field(const json_t *obj, const char *key)
 static int s_seconds(const json_t *v, const char *field, int *out, cb_error_t *err)
 {
     json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+    if (!json_is_integer(v))
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' must be a whole number of seconds, not %s",
+                             field, v ? s_json_type(v) : "missing");
     if (n < 1 || n > S_MAX_TIMEOUT_S)
-        return cb_error_fail(err, CB_ERR_INVALID,
-                             "'%s' must be a whole number of seconds from 1 to %d, not %s", field,
-                             S_MAX_TIMEOUT_S, json_is_integer(v) ? "that" : s_json_type(v));
+        return cb_error_fail(err, CB_ERR_INVALID, "'%s' must be from 1 to %d seconds, not %lld",
+                             field, S_MAX_TIMEOUT_S, (long long)n);
     *out = (int)n;
     return 0;
 }
@@ -555,8 +557,10 @@ static json_t *s_metadata_filter(const char *q, cb_error_t *err)
             return cb_error_fail(err, CB_ERR_INVALID,
                                  "'metadata' must be URL-encoded key=value pairs joined with &"),
                    NULL;
-        if (len && *k)
-            json_object_set_new(want, k, json_string(v));
+        /* a pair that cannot be kept (not UTF-8) must not widen the filter */
+        if (len && *k && json_object_set_new(want, k, json_string(v)) < 0)
+            return cb_error_fail(err, CB_ERR_INVALID, "'metadata': keys and values must be UTF-8"),
+                   NULL;
         q += len + (q[len] == '&');
     }
     return steal_pointer(&want);
@@ -670,7 +674,7 @@ static void s_list(s_call_t *c, bool v2)
         json_decref(q.metadata);
         return s_fail(c->req, &err);
     }
-    json_auto_t *metadata = q.metadata;
+    json_auto_t *metadata = q.metadata; /* freed on return */
     size_t total = zhashx_size(c->api->sandboxes);
     cleanup_free e2b_sandbox_t **all = cb_xcalloc(total + 1, sizeof *all);
     size_t n = 0;
@@ -681,7 +685,7 @@ static void s_list(s_call_t *c, bool v2)
     qsort(all, n, sizeof *all, s_oldest_first);
     json_auto_t *out = json_array();
     e2b_sandbox_t *last = NULL;
-    for (size_t i = 0; i < n && (int64_t)json_array_size(out) < q.limit; i++) {
+    for (size_t i = 0; i < n && (int64_t)i < q.limit; i++) {
         last = all[q.order > 0 ? i : n - 1 - i];
         json_array_append_new(out, s_listed_json(last));
     }
@@ -935,40 +939,38 @@ static json_t *s_template_names(e2b_t *api, const char *name)
 }
 
 /* GET /templates: ours, in E2B's Template shape (a template here is a JSON file, never
- * built: one "build", ready). */
+ * built: one "build", ready). Limits a template does not set show the engine's defaults (2048
+ * MiB of memory, a 1024 MiB workspace, every core). */
 static void s_templates(s_call_t *c)
 {
     json_auto_t *ours = fleet_templates(c->api->fleet);
     json_auto_t *out = json_array();
     char now[S_TIME_LEN];
     s_rfc3339(e2b_wall_ms(), now);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     size_t i;
     json_t *t;
     json_array_foreach (ours, i, t) {
         const char *name = json_string_value(json_object_get(t, "name"));
-        if (!name)
-            continue;
+        const char *description = json_string_value(json_object_get(t, "description"));
         const json_t *limits = json_object_get(t, "limits");
-        json_t *cpu = json_object_get(limits, "cpu");
+        const json_t *cpu = json_object_get(limits, "cpu");
+        json_int_t cpus = cpu         ? (json_int_t)(json_number_value(cpu) + 0.999)
+                          : cores > 0 ? cores
+                                      : 1;
         json_int_t memory = json_integer_value(json_object_get(limits, "memory_mb"));
         json_int_t disk = json_integer_value(json_object_get(limits, "disk_mb"));
+        if (!name)
+            continue;
         json_t *names = s_template_names(c->api, name);
-        json_array_append_new(
-            out, json_pack("{s:s, s:O, s:o, s:s, s:i, s:s, s:I, s:I, s:I, s:s, s:b, s:s, s:s, "
-                           "s:n, s:I, s:n, s:s}",
-                           "templateID", name, "aliases", names, "names", names, "buildID", name,
-                           "buildCount", 1, "buildStatus", "ready", "cpuCount",
-                           (json_int_t)(cpu        ? (json_number_value(cpu) + 0.999)
-                                        : cpus > 0 ? cpus
-                                                   : 1),
-                           "memoryMB", memory ? memory : (json_int_t)2048, "diskSizeMB",
-                           disk ? disk : (json_int_t)1024, "envdVersion", E2B_ENVD_VERSION,
-                           "public", false, "createdAt", now, "updatedAt", now, "lastSpawnedAt",
-                           "spawnCount", (json_int_t)0, "createdBy", "description",
-                           json_string_value(json_object_get(t, "description"))
-                               ? json_string_value(json_object_get(t, "description"))
-                               : ""));
+        json_t *entry = json_pack(
+            "{s:s, s:O, s:o, s:s, s:i, s:s, s:I, s:I, s:I, s:s, s:b, s:s, s:s, s:n, s:I, s:n, s:s}",
+            "templateID", name, "aliases", names, "names", names, "buildID", name, "buildCount", 1,
+            "buildStatus", "ready", "cpuCount", cpus, "memoryMB", memory ? memory : 2048,
+            "diskSizeMB", disk ? disk : 1024, "envdVersion", E2B_ENVD_VERSION, "public", false,
+            "createdAt", now, "updatedAt", now, "lastSpawnedAt", "spawnCount", (json_int_t)0,
+            "createdBy", "description", description ? description : "");
+        json_array_append_new(out, entry);
     }
     http_respond_json(c->req, 200, out, NULL);
 }

@@ -209,10 +209,10 @@ static void s_on_sandbox_request(http_request_t *req, void *arg)
         cleanup_free char *msg =
             gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)", id, gone)
                  : cb_strdup_printf("sandbox %s not found", id);
-        /* envd's /health of a sandbox that is gone: 502, as E2B's proxy answers it, which is
-         * what the SDK's isRunning() reads as false */
-        bool health = strcmp(path, "/health") == 0;
-        return s_refuse(req, path, health ? 502 : 404, msg);
+        /* envd's /health of a sandbox that ended (the fleet remembers it): 502, as E2B's proxy
+         * answers it, which is what the SDK's isRunning() reads as false */
+        bool ended_health = gone && strcmp(path, "/health") == 0;
+        return s_refuse(req, path, ended_health ? 502 : 404, msg);
     }
     kg_sandbox_touch(sb->kg);
     int port = s_port(http_request_header(req, "E2b-Sandbox-Port"));

@@ -7,7 +7,7 @@
  * checked to belong to the sandbox) holds for E2B's clients too.
  *
  * How:
- *   - Start runs the ProcessConfig as sent (cmd and args, quoted into `exec CMD ARGS...` for
+ *   - Start runs the ProcessConfig as sent (cmd and args, quoted into `exec -- CMD ARGS...` for
  *     the engine's bash -c, so the process keeps the pid it started with), with its envs and
  *     cwd (default the workspace, /home/user), stdin kept open only when asked, on a terminal
  *     when pty is given. Its pid is the process's pid inside the sandbox: what List shows and
@@ -34,6 +34,7 @@
  * The user (Authorization: Basic, "user" or "root") is not read: a sandbox has one uid inside.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -278,12 +279,13 @@ static void s_broadcast(s_proc_t *p, json_t *msg)
 
 /* ---- processes ------------------------------------------------------------------------------ */
 
-/* Unlink and free the record; the engine's command is the caller's business. */
+/* Unlink and free the record; the engine's command is the caller's business. Callers have
+ * ended its streams already; one left would be ended here, never left to a freed record. */
 static void s_proc_free(s_proc_t *p)
 {
     e2b_procs_t *procs = p->procs;
     while (p->streams)
-        s_stream_free(p->streams);
+        s_stream_finish(p->streams, "internal", "the process's record went first");
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -414,7 +416,7 @@ static void s_shell_word(cb_buf_t *out, const char *s)
 
 /* What Start was asked, checked. */
 typedef struct {
-    cb_buf_t command; /* exec 'cmd' 'arg'... */
+    cb_buf_t command; /* exec -- 'cmd' 'arg'... */
     char **env;       /* "KEY=VALUE", NULL-terminated */
     size_t env_count;
     const char *cwd; /* borrowed from the message */
@@ -451,7 +453,7 @@ static const char *s_start_parse(json_t *msg, s_start_t *st)
     const char *cmd = json_string_value(json_object_get(proc, "cmd"));
     if (!json_is_object(proc) || !cmd || !*cmd)
         return "process.cmd (a non-empty string) is required";
-    cb_buf_append(&st->command, "exec", 4);
+    cb_buf_append(&st->command, "exec --", 7); /* a cmd that begins with "-" is a name too */
     s_shell_word(&st->command, cmd);
     json_t *args = json_object_get(proc, "args");
     if (args && !json_is_array(args))
@@ -559,7 +561,11 @@ static void s_start(e2b_sandbox_t *sb, http_request_t *req)
     s_start_clear(&st);
     if (!cmd) {
         free(p);
-        return e2b_rpc_fail_err(req, E2B_RPC_STREAM, &err);
+        /* A cwd that is missing or no directory is the caller's mistake, not ours. */
+        bool theirs = err.kind == CB_ERR_SYSTEM &&
+                      (err.errnum == ENOENT || err.errnum == ENOTDIR || err.errnum == EACCES);
+        return theirs ? e2b_rpc_fail(req, E2B_RPC_STREAM, "invalid_argument", err.msg)
+                      : e2b_rpc_fail_err(req, E2B_RPC_STREAM, &err);
     }
     p->procs = procs;
     p->cmd = cmd;

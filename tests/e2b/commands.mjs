@@ -1,7 +1,8 @@
 // commands.mjs: envd's process.Process (e2b/process.c) through E2B's own SDK (npm e2b): run with
 // exit 0 and non-zero, envs and cwd, output callbacks while a command runs, stdin, a background
-// command killed, a command followed from a second client (connect), a pty, a timeout, and
-// malformed calls answered with Connect errors while the server keeps serving. One server, one
+// command killed, a command followed from a second client (connect), a pty, a timeout,
+// many at once, a flood nobody reads, the sandbox killed under open streams, and malformed
+// calls answered with Connect errors while the server keeps serving. One server, one
 // "base" sandbox.
 import { Sandbox, check, deferred, e2b, run, safeJson, section, startE2B, waitUntil, withDeadline } from './lib.mjs';
 
@@ -11,22 +12,11 @@ const MS = 30000;
 await run(async () => {
     const srv = await startE2B({ label: 'e2b commands server' });
 
-    // Sandbox.create sends a chunked body; until the server reads those, create through the
-    // REST call and build the SDK's object from its answer, as Sandbox.connect would.
-    const res = await srv.raw('/e2b/v2/sandboxes', { body: { templateID: 'base' } });
-    const info = await res.json();
-    check(res.status === 201 && typeof info.sandboxID === 'string', 'POST /v2/sandboxes makes a base sandbox', safeJson(info));
-    const open = () => new Sandbox({
-        sandboxId: info.sandboxID,
-        envdVersion: info.envdVersion,
-        envdAccessToken: info.envdAccessToken,
-        trafficAccessToken: info.trafficAccessToken,
-        sandboxDomain: 'localhost',
-        apiKey: srv.e2b.apiKey,
-        apiUrl: srv.e2b.apiUrl,
-        sandboxUrl: srv.e2b.sandboxUrl,
-    });
-    const sbx = open();
+    const sbx = await withDeadline(Sandbox.create(), MS, 'Sandbox.create'); // the "base" template
+    check(typeof sbx.sandboxId === 'string' && sbx.sandboxId.length > 0, 'Sandbox.create() makes a base sandbox', sbx.sandboxId);
+    const info = { sandboxID: sbx.sandboxId };
+    // A second client of the same sandbox, as another program would get it.
+    const open = () => withDeadline(Sandbox.connect(sbx.sandboxId), MS, 'Sandbox.connect');
     const running = async () => (await withDeadline(sbx.commands.list(), MS, 'commands.list')).map((p) => p.pid);
 
     await section('run', async () => {
@@ -104,10 +94,15 @@ await run(async () => {
     });
 
     await section('connect from a second client', async () => {
-        const h = await withDeadline(sbx.commands.start('read x; echo "after $x"; exit 4', { stdin: true }), MS, 'start for connect');
+        const early = deferred();
+        const h = await withDeadline(sbx.commands.start('echo early; read x; echo "after $x"; exit 4', {
+            stdin: true,
+            onStdout: (s) => s.includes('early') && early.resolve(),
+        }), MS, 'start for connect');
+        await withDeadline(early.promise, MS, 'the first output, before connect');
         await h.disconnect(); // this client stops listening; the process runs on
         check((await running()).includes(h.pid), 'after disconnect() the process runs on');
-        const other = open();
+        const other = await open();
         const seen = deferred();
         const c = await withDeadline(other.commands.connect(h.pid, { onStdout: (s) => s.includes('after') && seen.resolve() }), MS, 'connect');
         check(c.pid === h.pid, 'commands.connect(pid) from a second client follows the same process', `${c.pid} vs ${h.pid}`);
@@ -120,7 +115,7 @@ await run(async () => {
             err = e;
         }
         check(err instanceof e2b.CommandExitError && err.exitCode === 4 && err.stdout === 'after z\n',
-              'the connected handle gets the output from then on and the end (exit 4)', safeJson({ exitCode: err?.exitCode, stdout: err?.stdout }));
+              'the connected handle gets the output from then on, not "early" from before, and the end (exit 4)', safeJson({ exitCode: err?.exitCode, stdout: err?.stdout }));
         let missing;
         try {
             await withDeadline(other.commands.connect(999999), MS, 'connect to no process');
@@ -183,6 +178,44 @@ await run(async () => {
         check(r.stdout.length === 3000000 && /^x+$/.test(r.stdout), '3 MB of stdout arrive whole', `${r.stdout.length} bytes`);
     });
 
+    await section('many processes, and a flood nobody reads', async () => {
+        const hs = await withDeadline(Promise.all(Array.from({ length: 12 }, (_, i) =>
+            sbx.commands.run(`sleep 300; echo ${i}`, { background: true }))), MS, '12 background commands');
+        const pids = new Set(hs.map((h) => h.pid));
+        const listed = await running();
+        check(pids.size === 12 && hs.every((h) => listed.includes(h.pid)), '12 background commands run at once, each with its own pid, all listed', safeJson(listed));
+
+        // A Start whose client reads the first event and then nothing: `yes` writes as fast as it
+        // can; the server must go on answering (the engine reads in bounded slices, and what
+        // waits for this client is bounded by the HTTP server's queue limit).
+        const msg = Buffer.from(JSON.stringify({ process: { cmd: 'yes', args: ['flood'] } }));
+        const env = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), msg]);
+        env.writeUInt32BE(msg.length, 1);
+        const ac = new AbortController();
+        const res = await srv.raw('/e2b/sandbox/process.Process/Start', {
+            headers: { 'E2b-Sandbox-Id': info.sandboxID, 'E2b-Sandbox-Port': '49983', 'Content-Type': 'application/connect+json' },
+            body: new Uint8Array(env), signal: ac.signal,
+        });
+        const reader = res.body.getReader();
+        let head = Buffer.alloc(0);
+        while (head.length < 5 || head.length < 5 + head.readUInt32BE(1)) {
+            const { value, done } = await withDeadline(reader.read(), MS, 'the flood\'s start event');
+            if (done) break;
+            head = Buffer.concat([head, Buffer.from(value)]);
+        }
+        const pid = JSON.parse(head.subarray(5, 5 + head.readUInt32BE(1)).toString()).event?.start?.pid;
+        check(Number.isInteger(pid), 'the flood started', head.subarray(0, 200).toString());
+        const r = await withDeadline(sbx.commands.run('echo alive'), MS, 'run during the flood');
+        check(r.stdout === 'alive\n', 'while it floods an unread stream, other commands are answered', safeJson(r));
+        check(await withDeadline(sbx.commands.kill(pid), MS, 'kill the flood') === true, 'the flood is killed by its pid');
+        ac.abort();
+
+        await withDeadline(Promise.all(hs.map((h) => h.kill())), MS, 'kill the 12');
+        const gone = await waitUntil(async () => !(await running()).some((p) => pids.has(p) || p === pid), MS, 'all gone from the list')
+            .then(() => true, () => false);
+        check(gone, 'the 12 and the flood leave commands.list once killed', safeJson(await running()));
+    });
+
     await section('malformed calls', async () => {
         const headers = { 'E2b-Sandbox-Id': info.sandboxID, 'E2b-Sandbox-Port': '49983' };
         const path = '/e2b/sandbox/process.Process/';
@@ -205,5 +238,21 @@ await run(async () => {
         check(res.status === 501, 'StreamInput (client-streaming): unimplemented', String(res.status));
         const r = await withDeadline(sbx.commands.run('echo still serving'), MS, 'run after malformed calls');
         check(r.stdout === 'still serving\n', 'the server keeps serving after malformed calls', safeJson(r));
+    });
+    await section('the sandbox ends under open streams', async () => {
+        // One stream from start, one from connect; killing the sandbox ends both with an error
+        // the SDK shows, at once (not at the commands' own end, 300 s away).
+        const h = await withDeadline(sbx.commands.start('sleep 300'), MS, 'start before kill');
+        const c = await withDeadline((await open()).commands.connect(h.pid), MS, 'connect before kill');
+        const ended = (handle) => handle.wait().then(() => 'no error', (e) => e);
+        const both = Promise.all([ended(h), ended(c)]);
+        await withDeadline(sbx.kill(), MS, 'Sandbox.kill');
+        const [e1, e2] = await withDeadline(both, MS, 'both streams end when the sandbox goes');
+        check(e1 instanceof e2b.SandboxError && e2 instanceof e2b.SandboxError,
+              'both the started and the connected handle end with an error', `${e1?.name}: ${e1?.message} / ${e2?.name}: ${e2?.message}`);
+        check(e1 instanceof e2b.TimeoutError && /the sandbox ended/.test(String(e1?.message)),
+              'it is the server\'s "unavailable: the sandbox ended" (TimeoutError), not a dropped connection', String(e1?.message));
+        const res = await srv.raw('/e2b/health');
+        check(res.status === 200, 'the server keeps serving (GET /e2b/health)', String(res.status));
     });
 });

@@ -8,7 +8,7 @@
 //   node tests/e2b/sandboxes.mjs build/bin/cellblock
 //
 // One server, three short-lived python sandboxes.
-import { startE2B, Sandbox, e2b, run, check, section, note, safeJson, waitUntil, withDeadline } from './lib.mjs';
+import { startE2B, Sandbox, e2b, run, check, section, safeJson, waitUntil, withDeadline } from './lib.mjs';
 
 const RUN = `sandboxes-${process.pid}`; // this run's metadata, so lists see only ours
 
@@ -21,14 +21,31 @@ async function thrown(promise) {
     }
 }
 
+// Whether the server reads chunked request bodies: the SDK's control-plane calls (create,
+// setTimeout, connect, pause) all send them. A POST to a route that takes none answers 404 when
+// the body was read, 411 when it was refused.
+async function takesChunkedBodies(srv) {
+    const r = await fetch(`${srv.url}/e2b/health`, {
+        method: 'POST', duplex: 'half', headers: { 'X-API-Key': srv.token, 'Content-Type': 'application/json' },
+        body: new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode('{}')); c.close(); } }),
+    });
+    await r.arrayBuffer();
+    return r.status !== 411;
+}
+
 await run(async () => {
     const srv = await startE2B();
     const port = new URL(srv.url).port;
+    if (!(await takesChunkedBodies(srv))) {
+        await srv.close();
+        console.log('SKIP: this build answers chunked request bodies with 411, and every control-plane call of the SDK sends one ("http: chunked request bodies" lands them)');
+        process.exit(77);
+    }
     const json = async (r) => ({ status: r.status, body: await r.json().catch(() => null), headers: r.headers });
 
     let a, b; // two sandboxes of this run
     await section('create', async () => {
-        a = await withDeadline(Sandbox.create({ metadata: { run: RUN, n: '1', 'k y': 'a&b=c' }, envs: { GREETING: 'hello from envs' }, timeoutMs: 120_000, allowInternetAccess: true }), 60000, 'Sandbox.create()');
+        a = await withDeadline(Sandbox.create({ metadata: { run: RUN, n: '1', 'k y': 'a&b=c+d é%20' }, envs: { GREETING: 'hello from envs' }, timeoutMs: 120_000, allowInternetAccess: true }), 60000, 'Sandbox.create()');
         check(typeof a.sandboxId === 'string' && a.sandboxId.length > 8, 'Sandbox.create() gives a sandbox id', a.sandboxId);
         check(a.getHost(8080) === `8080-${a.sandboxId}.localhost:${port}`, "getHost(port) is the port forward's host form PORT-ID.localhost:SERVERPORT", a.getHost(8080));
         b = await withDeadline(Sandbox.create('python', { metadata: { run: RUN, n: '2' }, timeoutMs: 60_000, network: { allowOut: ['pypi.org'], denyOut: ['0.0.0.0/0'] } }), 60000, "Sandbox.create('python')");
@@ -38,7 +55,7 @@ await run(async () => {
     await section('getInfo', async () => {
         const info = await a.getInfo();
         check(info.sandboxId === a.sandboxId && info.templateId === 'python' && info.name === 'base', "getInfo: E2B's base template opens our python, its alias kept", safeJson(info));
-        check(info.metadata?.run === RUN && info.metadata?.n === '1' && info.metadata?.['k y'] === 'a&b=c', 'getInfo: the metadata given', safeJson(info.metadata));
+        check(info.metadata?.run === RUN && info.metadata?.n === '1' && info.metadata?.['k y'] === 'a&b=c+d é%20', 'getInfo: the metadata given', safeJson(info.metadata));
         check(info.state === 'running' && info.envdVersion && info.cpuCount >= 1 && info.memoryMB > 0, 'getInfo: running, with envdVersion, cpuCount and memoryMB', safeJson(info));
         const life = info.endAt - info.startedAt;
         check(life >= 119_000 && life <= 121_000, 'getInfo: endAt is startedAt + the timeout asked (120 s)', `${life} ms`);
@@ -49,9 +66,6 @@ await run(async () => {
     });
 
     await section('envs', async () => {
-        // The commands of envd are process.c's: when they are not there yet, say so and go on.
-        const r = await thrown(a.commands.run('echo "$GREETING"'));
-        if (r && /unimplemented|not a route|404/i.test(String(r.message))) return note(`commands.run is not served yet (${r.message}): envs not checked here`);
         const out = await a.commands.run('echo "$GREETING"');
         check(out.stdout.trim() === 'hello from envs', 'envs reach the sandbox\'s commands', safeJson(out));
     });
@@ -69,8 +83,8 @@ await run(async () => {
         check(first[0].sandboxId === b.sandboxId, 'list: newest first by default', safeJson(first));
         const one = await Sandbox.list({ query: { metadata: { run: RUN, n: '2' } } }).nextItems();
         check(one.length === 1 && one[0].sandboxId === b.sandboxId && one[0].state === 'running', 'list: a metadata filter of two keys finds only the one that has both', safeJson(one));
-        const odd = await Sandbox.list({ query: { metadata: { 'k y': 'a&b=c' } } }).nextItems();
-        check(odd.length === 1 && odd[0].sandboxId === a.sandboxId, 'list: a metadata filter with a space, & and = in it', safeJson(odd));
+        const odd = await Sandbox.list({ query: { metadata: { 'k y': 'a&b=c+d é%20' } } }).nextItems();
+        check(odd.length === 1 && odd[0].sandboxId === a.sandboxId, 'list: a metadata filter with a space, &, =, +, % and UTF-8 in it', safeJson(odd));
         const none = await Sandbox.list({ query: { metadata: { run: RUN, n: '3' } } }).nextItems();
         check(none.length === 0, 'list: a filter nothing matches gives an empty page', safeJson(none));
         const paused = await Sandbox.list({ query: { metadata: { run: RUN }, state: ['paused'] } }).nextItems();
@@ -130,9 +144,17 @@ await run(async () => {
         check((await count()) === n0, 'no bad create made a sandbox', `${n0} before`);
         const t = await json(await srv.raw(`/e2b/sandboxes/${b.sandboxId}/timeout`, { body: '{"timeout":' }));
         check(t.status === 400, 'setTimeout with malformed JSON: 400', safeJson(t.body));
+        for (const body of [{}, { timeout: null }, { timeout: 0 }, { timeout: 1.5 }, { timeout: 1e12 }]) {
+            const r = await json(await srv.raw(`/e2b/sandboxes/${b.sandboxId}/timeout`, { body }));
+            check(r.status === 400 && /timeout/.test(r.body?.message), `setTimeout with ${JSON.stringify(body)}: 400 naming timeout`, safeJson(r.body));
+        }
+        const c = await json(await srv.raw(`/e2b/v2/sandboxes/${b.sandboxId}/connect`, { body: { memory: 'yes' } }));
+        check(c.status === 400, 'connect with memory not a boolean: 400', safeJson(c.body));
         const q = await json(await srv.raw('/e2b/v2/sandboxes?limit=0'));
         const tok = await json(await srv.raw('/e2b/v2/sandboxes?nextToken=garbage'));
         const md = await json(await srv.raw('/e2b/v2/sandboxes?metadata=' + encodeURIComponent('a=%zz')));
+        const notUtf8 = await json(await srv.raw('/e2b/v2/sandboxes?metadata=' + encodeURIComponent('run=%ff')));
+        check(notUtf8.status === 400, 'list with a metadata filter that is not UTF-8: 400, not a filter that matches everything', safeJson(notUtf8.body));
         check(q.status === 400 && tok.status === 400 && md.status === 400, 'list with limit 0, a nextToken not ours, a malformed metadata filter: 400', safeJson([q.body, tok.body, md.body]));
         const unknown = await json(await srv.raw('/e2b/v2/sandboxes/x/y/z'));
         check(unknown.status === 404 && /GET \/e2b\/v2\/sandboxes\/x\/y\/z/.test(unknown.body?.message), 'an unknown route: 404 naming the method and route', safeJson(unknown.body));
