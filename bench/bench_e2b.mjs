@@ -21,6 +21,8 @@
 //                    (Sandbox.create('base')), mcp_python and jupyter on python; after each, an
 //                    untimed pause (--settle-ms, 2000) so the warm pool refills and every
 //                    create starts from the same state;
+//   e2b_http the same /execute request as runCode's with node:http on one keep-alive connection
+//            (no SDK, no fetch): the server's E2B layer with a client as thin as the `ws` one;
 //   roundtrip_ms     the round trip of `1+1` on a sandbox (kernel) made beforehand, --n times
 //                    each, the three taking turns (one call each by default; --blocks B: B
 //                    blocks of n/B calls) so drift on a busy machine touches all three alike;
@@ -29,6 +31,7 @@
 // (the faster of MCP and the Jupyter API). Reported, never a failure. Exit status 1 only when a
 // client could not be measured at all (its error is in the JSON too).
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -140,6 +143,38 @@ function e2bClient(template) {
     };
 }
 
+// The same /execute call as runCode's, with node:http on one keep-alive connection instead of
+// the SDK and fetch: the E2B layer's own cost, with a client as thin as the Jupyter line's.
+function e2bHttpClient(srv) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const { port } = new URL(srv.url);
+    const body = JSON.stringify({ code: CODE });
+    return {
+        create: () => ci.Sandbox.create(),
+        run: (sbx) => new Promise((resolve, reject) => {
+            const headers = {
+                'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body),
+                'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49999',
+                'X-Access-Token': sbx.envdAccessToken ?? sbx.trafficAccessToken,
+            };
+            const req = http.request({ host: '127.0.0.1', port, path: '/e2b/sandbox/execute', method: 'POST', headers, agent }, (res) => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (c) => { text += c; });
+                res.on('end', () => {
+                    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+                    if (res.statusCode === 200 && lines.some((l) => l.type === 'result' && l.text === '2') && !lines.some((l) => l.type === 'error')) resolve();
+                    else reject(new Error(`POST /execute: ${res.statusCode} ${text.slice(0, 300)}`));
+                });
+                res.on('error', reject);
+            });
+            req.on('error', reject);
+            req.end(body);
+        }),
+        destroy: (sbx) => sbx.kill(),
+    };
+}
+
 // MCP over Streamable HTTP: one session for the whole run.
 async function mcpClient(srv) {
     const transport = new McpHttp(new URL(`${srv.url}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${srv.token}` } } });
@@ -247,12 +282,13 @@ async function main() {
     process.env.E2B_API_URL = `${srv.url}/e2b`;
     process.env.E2B_SANDBOX_URL = `${srv.url}/e2b/sandbox`;
     process.env.E2B_API_KEY = srv.token;
-    const names = ['e2b', 'mcp', 'jupyter'];
+    const names = ['e2b', 'e2b_http', 'mcp', 'jupyter'];
     const clients = {}, errors = {};
     const out = { name: 'e2b', code: CODE, n: N, creates: CREATES, blocks: BLOCKS, create_first_ms: {}, roundtrip_ms: {} };
     try {
         clients.e2b = e2bClient();
         clients.e2b_base = e2bClient('base');
+        clients.e2b_http = e2bHttpClient(srv);
         try {
             const m = await mcpClient(srv);
             clients.mcp = m.pythonData;
@@ -344,6 +380,9 @@ async function main() {
         roundtrip: added('roundtrip_ms'),
         roundtrip_over_mcp: diff(p50('e2b', 'roundtrip_ms'), p50('mcp', 'roundtrip_ms')),
         roundtrip_over_jupyter: diff(p50('e2b', 'roundtrip_ms'), p50('jupyter', 'roundtrip_ms')),
+        roundtrip_http: p50('e2b_http', 'roundtrip_ms') != null && ownBest('roundtrip_ms') != null ? r3(p50('e2b_http', 'roundtrip_ms') - ownBest('roundtrip_ms')) : null,
+        roundtrip_http_over_jupyter: diff(p50('e2b_http', 'roundtrip_ms'), p50('jupyter', 'roundtrip_ms')),
+        sdk_and_fetch: diff(p50('e2b', 'roundtrip_ms'), p50('e2b_http', 'roundtrip_ms')),
         create_first_python_data_over_mcp: diff(cp('e2b'), cp('mcp')),
         create_first_python_over_mcp: diff(cp('e2b_base'), cp('mcp_python')),
         create_first_python_over_jupyter: diff(cp('e2b_base'), cp('jupyter')),
@@ -357,11 +396,13 @@ async function main() {
     };
     out.goal = `the E2B layer adds < ${GOAL_ADDED_P50_MS} ms per call at p50 over cellblock's own API (the faster of MCP and the Jupyter API), on the ${CODE} round trip`;
     out.goal_met = out.added_p50_ms.roundtrip == null ? null : out.added_p50_ms.roundtrip < GOAL_ADDED_P50_MS;
+    // The same with the thin client (no SDK, no fetch): what the server's E2B layer itself adds.
+    out.goal_met_http = out.added_p50_ms.roundtrip_http == null ? null : out.added_p50_ms.roundtrip_http < GOAL_ADDED_P50_MS;
     if (Object.keys(errors).length) out.errors = errors;
     out.versions = { node: process.version };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-    const all = [...new Set([...names, 'e2b_base', 'mcp_python'])];
-    const measured = all.filter((k) => (!names.includes(k) || out.roundtrip_ms[k]?.n > 0) && out.create_first_ms[k]?.n > 0);
+    const all = [...new Set([...names, ...Object.keys(out.create_first_ms)])];
+    const measured = all.filter((k) => (!names.includes(k) || out.roundtrip_ms[k]?.n > 0) && (!(k in out.create_first_ms) || out.create_first_ms[k].n > 0));
     if (measured.length < all.length) {
         log(`not measured: ${all.filter((k) => !measured.includes(k)).map((k) => `${k} (${errors[k] ?? 'no figures'})`).join('; ')}`);
         log(`serve's last messages:\n${srv.tail()}`);

@@ -46,9 +46,11 @@ and the verdict on the goal (under 0.5 ms added at p50; information, not a failu
 
 When NAME includes "e2b" (bench_e2b.mjs's output), results.md gains an "E2B SDK" table: E2B's
 code interpreter SDK against cellblock's own APIs on the same server in the same run (MCP over
-Streamable HTTP, the Jupyter API), sandbox create to the first result and the `1+1` round trip,
-p50/p90/p99, the ratios, what the E2B layer adds at p50 over the faster of cellblock's own, and
-the verdict on the goal (under 0.5 ms added per call at p50; information, not a failure).
+Streamable HTTP, the Jupyter API), sandbox create to the first result and the `1+1` round trip
+(also the same /execute request with node:http, no SDK and no fetch, to tell the server's E2B
+layer from the client's cost), p50/p90/p99, what the E2B layer adds at p50 over the faster of
+cellblock's own, and the verdict on the goal (under 0.5 ms added per call at p50; information,
+not a failure).
 """
 import datetime
 import json
@@ -754,6 +756,7 @@ def e2b_markdown(eb):
     lines.append("| path | p50 ms | p90 ms | p99 ms | min ms |")
     lines.append("|---|---:|---:|---:|---:|")
     for label, key in (("E2B SDK (`runCode`)", "e2b"),
+                       ("E2B `POST /execute` with node:http (no SDK, no fetch)", "e2b_http"),
                        ("MCP over Streamable HTTP (`code_execute`)", "mcp"),
                        ("Jupyter API (execute_request on the channels WebSocket)", "jupyter")):
         r = get_obj(rt, key)
@@ -762,7 +765,11 @@ def e2b_markdown(eb):
     ad = get_obj(eb, "added_p50_ms")
     lines.append(f"\nE2B adds at p50: {fmt(ad.get('roundtrip_over_mcp'), 3)} ms over MCP, "
                  f"{fmt(ad.get('roundtrip_over_jupyter'), 3)} ms over the Jupyter API; goal: "
-                 f"{eb.get('goal')}: {verdict(eb.get('goal_met'))}.\n")
+                 f"{eb.get('goal')}: {verdict(eb.get('goal_met'))}. The same request with "
+                 f"node:http adds {fmt(ad.get('roundtrip_http'), 3)} ms over the faster "
+                 f"({fmt(ad.get('roundtrip_http_over_jupyter'), 3)} ms over the Jupyter API): "
+                 f"{verdict(eb.get('goal_met_http'))}; the SDK and fetch cost "
+                 f"{fmt(ad.get('sdk_and_fetch'), 3)} ms of the client's time.\n")
     cf = get_obj(eb, "create_first_ms")
     tpl = eb.get("create_templates") or {}
     lines.append(f"Sandbox create to the first result of `{code}` ({eb.get('creates', '?')} each):\n")
