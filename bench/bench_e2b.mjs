@@ -2,6 +2,7 @@
 // work on the same server in the same run. Prints one JSON object on stdout; progress on stderr.
 //
 //   node bench/bench_e2b.mjs --cellblock build/bin/cellblock [--n 300] [--creates 10] [--blocks B]
+//                            [--settle-ms 2000]
 //
 // Three clients, each the real one:
 //   e2b      @e2b/code-interpreter (tests/e2b/node_modules), exactly as its README shows:
@@ -15,7 +16,13 @@
 //            and the idle status, DELETE /api/kernels/{id}.
 // Figures:
 //   create_first_ms  sandbox (or kernel) create to the first result of `1+1`, --creates times
-//                    each, the three clients taking turns (the delete after each is not timed);
+//                    each, the clients taking turns (the delete after each is not timed): e2b
+//                    and mcp on python-data (what Sandbox.create() opens), e2b_base
+//                    (Sandbox.create('base')), mcp_python and jupyter on python; after each, an
+//                    untimed pause (--settle-ms, 2000) so the warm pool refills and every
+//                    create starts from the same state;
+//   e2b_http the same /execute request as runCode's with node:http on one keep-alive connection
+//            (no SDK, no fetch): the server's E2B layer with a client as thin as the `ws` one;
 //   roundtrip_ms     the round trip of `1+1` on a sandbox (kernel) made beforehand, --n times
 //                    each, the three taking turns (one call each by default; --blocks B: B
 //                    blocks of n/B calls) so drift on a busy machine touches all three alike;
@@ -24,6 +31,7 @@
 // (the faster of MCP and the Jupyter API). Reported, never a failure. Exit status 1 only when a
 // client could not be measured at all (its error is in the JSON too).
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,11 +51,12 @@ const { values: opt } = parseArgs({
         creates: { type: 'string', default: process.env.BENCH_E2B_CREATES ?? '10' },
         blocks: { type: 'string' },
         warmup: { type: 'string', default: '20' },
+        'settle-ms': { type: 'string', default: process.env.BENCH_E2B_SETTLE_MS ?? '2000' },
     },
 });
 const N = Number(opt.n), CREATES = Number(opt.creates);
 const BLOCKS = Math.max(1, Math.min(N, Number(opt.blocks ?? N))); // by default, one call each in turn
-const WARMUP = Number(opt.warmup);
+const WARMUP = Number(opt.warmup), SETTLE_MS = Number(opt['settle-ms']);
 const log = (m) => process.stderr.write(`bench_e2b: ${m}\n`);
 
 const mod = (p) => import(pathToFileURL(join(ROOT, p)).href);
@@ -117,10 +126,12 @@ async function startServe(bin) {
 // ---- the three clients -----------------------------------------------------------------------
 
 // E2B: the code interpreter's Sandbox, as its README shows.
-function e2bClient() {
+// template: undefined for the SDK's own (code-interpreter-v1, which opens python-data), or an
+// alias ('base' opens python).
+function e2bClient(template) {
     return {
         async create() {
-            return ci.Sandbox.create();
+            return template ? ci.Sandbox.create(template) : ci.Sandbox.create();
         },
         async run(sbx) {
             const ex = await sbx.runCode(CODE);
@@ -129,6 +140,38 @@ function e2bClient() {
         async destroy(sbx) {
             await sbx.kill();
         },
+    };
+}
+
+// The same /execute call as runCode's, with node:http on one keep-alive connection instead of
+// the SDK and fetch: the E2B layer's own cost, with a client as thin as the Jupyter line's.
+function e2bHttpClient(srv) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const { port } = new URL(srv.url);
+    const body = JSON.stringify({ code: CODE });
+    return {
+        create: () => ci.Sandbox.create(),
+        run: (sbx) => new Promise((resolve, reject) => {
+            const headers = {
+                'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body),
+                'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '49999',
+                'X-Access-Token': sbx.envdAccessToken ?? sbx.trafficAccessToken,
+            };
+            const req = http.request({ host: '127.0.0.1', port, path: '/e2b/sandbox/execute', method: 'POST', headers, agent }, (res) => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (c) => { text += c; });
+                res.on('end', () => {
+                    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+                    if (res.statusCode === 200 && lines.some((l) => l.type === 'result' && l.text === '2') && !lines.some((l) => l.type === 'error')) resolve();
+                    else reject(new Error(`POST /execute: ${res.statusCode} ${text.slice(0, 300)}`));
+                });
+                res.on('error', reject);
+            });
+            req.on('error', reject);
+            req.end(body);
+        }),
+        destroy: (sbx) => sbx.kill(),
     };
 }
 
@@ -142,9 +185,9 @@ async function mcpClient(srv) {
         if (r.isError) throw new Error(`${name}: ${JSON.stringify(r.content).slice(0, 400)}`);
         return r;
     };
-    return {
+    const client_ = (template) => ({
         async create() {
-            const r = await call('sandbox_create', { template: 'python-data' });
+            const r = await call('sandbox_create', { template });
             return r.structuredContent.sandbox_id;
         },
         async run(id) {
@@ -156,7 +199,8 @@ async function mcpClient(srv) {
             await call('sandbox_delete', { sandbox_id: id });
         },
         close: () => client.close(),
-    };
+    });
+    return { pythonData: client_('python-data'), python: client_('python') };
 }
 
 // The Jupyter API: REST for the kernel, the channels WebSocket for execute_request.
@@ -238,41 +282,30 @@ async function main() {
     process.env.E2B_API_URL = `${srv.url}/e2b`;
     process.env.E2B_SANDBOX_URL = `${srv.url}/e2b/sandbox`;
     process.env.E2B_API_KEY = srv.token;
-    const names = ['e2b', 'mcp', 'jupyter'];
+    const names = ['e2b', 'e2b_http', 'mcp', 'jupyter'];
     const clients = {}, errors = {};
     const out = { name: 'e2b', code: CODE, n: N, creates: CREATES, blocks: BLOCKS, create_first_ms: {}, roundtrip_ms: {} };
     try {
         clients.e2b = e2bClient();
-        for (const [k, make] of [['mcp', () => mcpClient(srv)], ['jupyter', () => jupyterClient(srv)]]) {
-            try {
-                clients[k] = await make();
-            } catch (e) {
-                errors[k] = e.message;
-            }
+        clients.e2b_base = e2bClient('base');
+        clients.e2b_http = e2bHttpClient(srv);
+        try {
+            const m = await mcpClient(srv);
+            clients.mcp = m.pythonData;
+            clients.mcp_python = m.python;
+        } catch (e) {
+            errors.mcp = errors.mcp_python = e.message;
+        }
+        try {
+            clients.jupyter = await jupyterClient(srv);
+        } catch (e) {
+            errors.jupyter = e.message;
         }
         out.jupyter_kernel = clients.jupyter?.kernel ?? null;
         const live = () => names.filter((k) => clients[k] && !errors[k]);
 
-        // Create to first result, the clients taking turns.
-        const creates = Object.fromEntries(names.map((k) => [k, []]));
-        log(`create + first ${CODE}: ${CREATES} each`);
-        for (let i = 0; i < CREATES; i++) {
-            for (const k of live()) {
-                const c = clients[k];
-                let h = null;
-                try {
-                    const ms = await timed(async () => { h = await c.create(); await c.run(h); });
-                    creates[k].push(ms);
-                } catch (e) {
-                    errors[k] = `create + first ${CODE}: ${e.message}`;
-                    log(`${k}: ${errors[k]}`);
-                }
-                if (h) await c.destroy(h).catch((e) => log(`${k}: delete: ${e.message}`));
-            }
-        }
-        for (const k of names) out.create_first_ms[k] = summary(creates[k]);
-
-        // Round trips on one sandbox (kernel) each, in alternating blocks.
+        // Round trips on one sandbox (kernel) each, the clients taking turns. These sandboxes
+        // are made first, while every connection is new (see the create loop below).
         const handles = {};
         for (const k of live()) {
             try {
@@ -297,6 +330,36 @@ async function main() {
             }
         }
         for (const k of names) out.roundtrip_ms[k] = summary(trips[k]);
+
+        // Create to first result, the clients taking turns (the delete after each untimed). A
+        // failed create is counted and the loop goes on: the figures are of those that worked.
+        // python-data (what Sandbox.create() opens) for e2b and mcp; python (a warm pool's, and
+        // the Jupyter API's template) for e2b_base, mcp_python and jupyter.
+        const createNames = ['e2b', 'mcp', 'e2b_base', 'mcp_python', 'jupyter'];
+        const creates = Object.fromEntries(createNames.map((k) => [k, []]));
+        const failed = {};
+        log(`create + first ${CODE}: ${CREATES} each`);
+        for (let i = 0; i < CREATES; i++) {
+            for (const k of createNames.filter((x) => clients[x] && !(errors[x] ?? '').startsWith('round trips'))) {
+                const c = clients[k];
+                let h = null;
+                try {
+                    const ms = await timed(async () => { h = await c.create(); await c.run(h); });
+                    creates[k].push(ms);
+                } catch (e) {
+                    failed[k] = (failed[k] ?? 0) + 1;
+                    errors[k] ??= `create + first ${CODE}: ${e.message}`;
+                    if (process.env.BENCH_E2B_DEBUG) log(e.stack);
+                    log(`${k}: create + first ${CODE}: ${e.message}`);
+                }
+                if (h) await c.destroy(h).catch((e) => log(`${k}: delete: ${e.message}`));
+                // Untimed: the warm pool refills, so each create starts from the same state.
+                await new Promise((r) => setTimeout(r, SETTLE_MS));
+            }
+        }
+        for (const k of createNames) out.create_first_ms[k] = { ...summary(creates[k]), ...(failed[k] ? { failed: failed[k] } : {}) };
+        out.create_templates = { e2b: 'python-data (Sandbox.create())', mcp: 'python-data', e2b_base: "python (Sandbox.create('base'))", mcp_python: 'python', jupyter: 'python (the Jupyter API\'s)' };
+
         for (const k of Object.keys(handles)) await clients[k].destroy(handles[k]).catch(() => {});
         await clients.mcp?.close?.().catch?.(() => {});
     } finally {
@@ -311,21 +374,37 @@ async function main() {
     };
     const added = (what) => (p50('e2b', what) != null && ownBest(what) != null ? r3(p50('e2b', what) - ownBest(what)) : null);
     const ratio = (a, b) => (a != null && b ? r3(a / b) : null);
-    out.added_p50_ms = { roundtrip: added('roundtrip_ms'), create_first: added('create_first_ms') };
+    const diff = (a, b) => (a != null && b != null ? r3(a - b) : null);
+    const cp = (k) => p50(k, 'create_first_ms');
+    out.added_p50_ms = {
+        roundtrip: added('roundtrip_ms'),
+        roundtrip_over_mcp: diff(p50('e2b', 'roundtrip_ms'), p50('mcp', 'roundtrip_ms')),
+        roundtrip_over_jupyter: diff(p50('e2b', 'roundtrip_ms'), p50('jupyter', 'roundtrip_ms')),
+        roundtrip_http: p50('e2b_http', 'roundtrip_ms') != null && ownBest('roundtrip_ms') != null ? r3(p50('e2b_http', 'roundtrip_ms') - ownBest('roundtrip_ms')) : null,
+        roundtrip_http_over_jupyter: diff(p50('e2b_http', 'roundtrip_ms'), p50('jupyter', 'roundtrip_ms')),
+        sdk_and_fetch: diff(p50('e2b', 'roundtrip_ms'), p50('e2b_http', 'roundtrip_ms')),
+        create_first_python_data_over_mcp: diff(cp('e2b'), cp('mcp')),
+        create_first_python_over_mcp: diff(cp('e2b_base'), cp('mcp_python')),
+        create_first_python_over_jupyter: diff(cp('e2b_base'), cp('jupyter')),
+    };
     out.ratio_p50 = {
         roundtrip_e2b_mcp: ratio(p50('e2b', 'roundtrip_ms'), p50('mcp', 'roundtrip_ms')),
         roundtrip_e2b_jupyter: ratio(p50('e2b', 'roundtrip_ms'), p50('jupyter', 'roundtrip_ms')),
-        create_first_e2b_mcp: ratio(p50('e2b', 'create_first_ms'), p50('mcp', 'create_first_ms')),
-        create_first_e2b_jupyter: ratio(p50('e2b', 'create_first_ms'), p50('jupyter', 'create_first_ms')),
+        create_first_python_data_e2b_mcp: ratio(cp('e2b'), cp('mcp')),
+        create_first_python_e2b_mcp: ratio(cp('e2b_base'), cp('mcp_python')),
+        create_first_python_e2b_jupyter: ratio(cp('e2b_base'), cp('jupyter')),
     };
     out.goal = `the E2B layer adds < ${GOAL_ADDED_P50_MS} ms per call at p50 over cellblock's own API (the faster of MCP and the Jupyter API), on the ${CODE} round trip`;
     out.goal_met = out.added_p50_ms.roundtrip == null ? null : out.added_p50_ms.roundtrip < GOAL_ADDED_P50_MS;
+    // The same with the thin client (no SDK, no fetch): what the server's E2B layer itself adds.
+    out.goal_met_http = out.added_p50_ms.roundtrip_http == null ? null : out.added_p50_ms.roundtrip_http < GOAL_ADDED_P50_MS;
     if (Object.keys(errors).length) out.errors = errors;
     out.versions = { node: process.version };
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-    const measured = names.filter((k) => out.roundtrip_ms[k]?.n > 0);
-    if (measured.length < names.length) {
-        log(`not measured: ${names.filter((k) => !measured.includes(k)).map((k) => `${k} (${errors[k] ?? 'no figures'})`).join('; ')}`);
+    const all = [...new Set([...names, ...Object.keys(out.create_first_ms)])];
+    const measured = all.filter((k) => (!names.includes(k) || out.roundtrip_ms[k]?.n > 0) && (!(k in out.create_first_ms) || out.create_first_ms[k].n > 0));
+    if (measured.length < all.length) {
+        log(`not measured: ${all.filter((k) => !measured.includes(k)).map((k) => `${k} (${errors[k] ?? 'no figures'})`).join('; ')}`);
         log(`serve's last messages:\n${srv.tail()}`);
         return 1;
     }

@@ -46,9 +46,11 @@ and the verdict on the goal (under 0.5 ms added at p50; information, not a failu
 
 When NAME includes "e2b" (bench_e2b.mjs's output), results.md gains an "E2B SDK" table: E2B's
 code interpreter SDK against cellblock's own APIs on the same server in the same run (MCP over
-Streamable HTTP, the Jupyter API), sandbox create to the first result and the `1+1` round trip,
-p50/p90/p99, the ratios, what the E2B layer adds at p50 over the faster of cellblock's own, and
-the verdict on the goal (under 0.5 ms added per call at p50; information, not a failure).
+Streamable HTTP, the Jupyter API), sandbox create to the first result and the `1+1` round trip
+(also the same /execute request with node:http, no SDK and no fetch, to tell the server's E2B
+layer from the client's cost), p50/p90/p99, what the E2B layer adds at p50 over the faster of
+cellblock's own, and the verdict on the goal (under 0.5 ms added per call at p50; information,
+not a failure).
 """
 import datetime
 import json
@@ -741,34 +743,50 @@ def forward_markdown(fb):
 
 
 def e2b_markdown(eb):
-    """bench_e2b.mjs's table: E2B's SDK against MCP and the Jupyter API, same server, same run."""
+    """bench_e2b.mjs's tables: E2B's SDK against MCP and the Jupyter API, same server, same run."""
     lines = ["\n## E2B SDK (bench_e2b.mjs, same server, same run)\n"]
     for key in ("skipped", "failed"):
         if key in eb:
             lines.append(f"**e2b {key}:** {eb[key]}\n")
             return "\n".join(lines) + "\n"
     code = eb.get("code", "1+1")
-    lines.append("| path | create + first result p50 ms | p90 ms | "
-                 f"`{code}` round trip p50 ms | p90 ms | p99 ms |")
-    lines.append("|---|---:|---:|---:|---:|---:|")
-    for label, key in (("E2B SDK (`Sandbox.create`, `runCode`)", "e2b"),
-                       ("MCP over Streamable HTTP (`sandbox_create`, `code_execute`)", "mcp"),
-                       (f"Jupyter API (`POST /api/kernels`, execute_request; "
-                        f"{eb.get('jupyter_kernel') or '?'})", "jupyter")):
-        c = get_obj(get_obj(eb, "create_first_ms"), key)
-        r = get_obj(get_obj(eb, "roundtrip_ms"), key)
-        lines.append(f"| {label} | {fmt(c.get('p50'), 1)} | {fmt(c.get('p90'), 1)} | "
-                     f"{fmt(r.get('p50'), 3)} | {fmt(r.get('p90'), 3)} | {fmt(r.get('p99'), 3)} |")
+    rt = get_obj(eb, "roundtrip_ms")
+    lines.append(f"`{code}` round trip on a sandbox made beforehand ({eb.get('n', '?')} each, "
+                 "taking turns):\n")
+    lines.append("| path | p50 ms | p90 ms | p99 ms | min ms |")
+    lines.append("|---|---:|---:|---:|---:|")
+    for label, key in (("E2B SDK (`runCode`)", "e2b"),
+                       ("E2B `POST /execute` with node:http (no SDK, no fetch)", "e2b_http"),
+                       ("MCP over Streamable HTTP (`code_execute`)", "mcp"),
+                       ("Jupyter API (execute_request on the channels WebSocket)", "jupyter")):
+        r = get_obj(rt, key)
+        lines.append(f"| {label} | {fmt(r.get('p50'), 3)} | {fmt(r.get('p90'), 3)} | "
+                     f"{fmt(r.get('p99'), 3)} | {fmt(r.get('min'), 3)} |")
     ad = get_obj(eb, "added_p50_ms")
-    ra = get_obj(eb, "ratio_p50")
-    lines.append(f"\nRound trip, E2B / MCP at p50: {fmt(ra.get('roundtrip_e2b_mcp'), 2)}; "
-                 f"E2B / Jupyter API: {fmt(ra.get('roundtrip_e2b_jupyter'), 2)}. "
-                 f"Create + first result, E2B / MCP: {fmt(ra.get('create_first_e2b_mcp'), 2)}; "
-                 f"E2B / Jupyter API: {fmt(ra.get('create_first_e2b_jupyter'), 2)}.")
-    lines.append(f"\nAdded at p50 over the faster of cellblock's own: round trip "
-                 f"{fmt(ad.get('roundtrip'), 3)} ms, create + first result "
-                 f"{fmt(ad.get('create_first'), 1)} ms; goal: {eb.get('goal')}: "
-                 f"{verdict(eb.get('goal_met'))}.\n")
+    lines.append(f"\nE2B adds at p50: {fmt(ad.get('roundtrip_over_mcp'), 3)} ms over MCP, "
+                 f"{fmt(ad.get('roundtrip_over_jupyter'), 3)} ms over the Jupyter API; goal: "
+                 f"{eb.get('goal')}: {verdict(eb.get('goal_met'))}. The same request with "
+                 f"node:http adds {fmt(ad.get('roundtrip_http'), 3)} ms over the faster "
+                 f"({fmt(ad.get('roundtrip_http_over_jupyter'), 3)} ms over the Jupyter API): "
+                 f"{verdict(eb.get('goal_met_http'))}; the SDK and fetch cost "
+                 f"{fmt(ad.get('sdk_and_fetch'), 3)} ms of the client's time.\n")
+    cf = get_obj(eb, "create_first_ms")
+    tpl = eb.get("create_templates") or {}
+    lines.append(f"Sandbox create to the first result of `{code}` ({eb.get('creates', '?')} each):\n")
+    lines.append("| path | template | p50 ms | p90 ms | failed |")
+    lines.append("|---|---|---:|---:|---:|")
+    for label, key in (("E2B SDK (`Sandbox.create`, `runCode`)", "e2b"),
+                       ("MCP (`sandbox_create`, `code_execute`)", "mcp"),
+                       ("E2B SDK (`Sandbox.create('base')`, `runCode`)", "e2b_base"),
+                       ("MCP (`sandbox_create`, `code_execute`)", "mcp_python"),
+                       ("Jupyter API (`POST /api/kernels`, execute_request)", "jupyter")):
+        c = get_obj(cf, key)
+        lines.append(f"| {label} | {tpl.get(key, '?')} | {fmt(c.get('p50'), 1)} | "
+                     f"{fmt(c.get('p90'), 1)} | {c.get('failed', 0)} |")
+    lines.append(f"\nE2B adds at p50: python-data {fmt(ad.get('create_first_python_data_over_mcp'), 1)}"
+                 f" ms over MCP; python {fmt(ad.get('create_first_python_over_mcp'), 1)} ms over "
+                 f"MCP, {fmt(ad.get('create_first_python_over_jupyter'), 1)} ms over the Jupyter "
+                 "API.\n")
     for k, why in sorted(get_obj(eb, "errors").items()):
         lines.append(f"**{k} not fully measured:** {why}\n")
     return "\n".join(lines) + "\n"
