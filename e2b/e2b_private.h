@@ -119,7 +119,7 @@ typedef enum {
 
 /* One envelope at the start of data: flags, and the payload (pointing into data). Returns the
  * envelope's whole size, 0 when data holds no whole envelope yet, -1 when it is malformed
- * (payload longer than max_payload). Pure, for the unit test and the fuzz harness. */
+ * (payload longer than max_payload, or a flag bit Connect does not define). Pure, for the unit test and the fuzz harness. */
 long e2b_rpc_envelope_parse(const void *data, size_t len, size_t max_payload, uint8_t *flags,
                             const char **payload, size_t *payload_len);
 /* Append one envelope to out. */
