@@ -41,12 +41,19 @@ void e2b_respond_error(http_request_t *req, int status, const char *message)
     http_respond_json(req, status, body, NULL);
 }
 
-void e2b_not_found(e2b_t *api, http_request_t *req, const char *id)
+/* "sandbox ID not found", with why it went when the fleet remembers. Caller owns return value. */
+static char *s_not_found_message(e2b_t *api, const char *id, bool *gone_out)
 {
     const char *gone = fleet_sandbox_gone(api->fleet, id);
-    cleanup_free char *msg =
-        gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)", id, gone)
-             : cb_strdup_printf("sandbox %s not found", id);
+    if (gone_out)
+        *gone_out = gone != NULL;
+    return gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)", id, gone)
+                : cb_strdup_printf("sandbox %s not found", id);
+}
+
+void e2b_not_found(e2b_t *api, http_request_t *req, const char *id)
+{
+    cleanup_free char *msg = s_not_found_message(api, id, NULL);
     e2b_respond_error(req, 404, msg);
 }
 
@@ -205,10 +212,8 @@ static void s_on_sandbox_request(http_request_t *req, void *arg)
         return s_refuse(req, path, 401, "this token is for another sandbox");
     e2b_sandbox_t *sb = e2b_sandbox_find(api, id);
     if (!sb) {
-        const char *gone = fleet_sandbox_gone(api->fleet, id);
-        cleanup_free char *msg =
-            gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)", id, gone)
-                 : cb_strdup_printf("sandbox %s not found", id);
+        bool gone = false;
+        cleanup_free char *msg = s_not_found_message(api, id, &gone);
         /* envd's /health of a sandbox that ended (the fleet remembers it): 502, as E2B's proxy
          * answers it, which is what the SDK's isRunning() reads as false */
         bool ended_health = gone && strcmp(path, "/health") == 0;
