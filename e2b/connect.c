@@ -162,6 +162,11 @@ json_t *e2b_rpc_request(http_request_t *req, e2b_rpc_kind_t kind)
 
 void e2b_rpc_reply(http_request_t *req, json_t *msg) { http_respond_json(req, 200, msg, NULL); }
 
+void e2b_rpc_reply_empty(http_request_t *req)
+{
+    http_respond(req, 200, "application/json", NULL, "{}", 2);
+}
+
 static json_t *s_error_json(const char *code, const char *message)
 {
     return json_pack("{s:s, s:o}", "code", code ? code : "internal", "message",
