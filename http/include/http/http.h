@@ -193,12 +193,11 @@ void http_ws_close(http_ws_t *ws, int code, const char *reason);
  * Such a request is checked there (port 1-65535, else 400; the server's token, the port's
  * signed link or its cookie, E2B's X-API-Key with the token or E2B-Traffic-Access-Token with
  * the sandbox's token (http_sandbox_token), else 401; a chunked body: 411), and then handed to
- * the forward
- * handler on the caller's thread, which decides (the sandbox, whether the port is exposed)
- * and answers with http_forward_connect or http_forward_refuse. One request per client
- * connection; the server's token, the sandbox's, the signed link and its cookie are stripped
- * from the head
- * that goes upstream, and "Connection: close" is forced except for a WebSocket upgrade. */
+ * the forward handler on the caller's thread, which decides (the sandbox, whether the port is
+ * exposed) and answers with http_forward_connect or http_forward_refuse. One request per
+ * client connection; the server's token, the sandbox's, the signed link and its cookie are
+ * stripped from the head that goes upstream, and "Connection: close" is forced except for a
+ * WebSocket upgrade. */
 typedef struct http_forward http_forward_t;
 
 /* fwd is the handler's until it answers (exactly once). */
