@@ -27,11 +27,8 @@ json_t *e2b_json_message(const char *message)
     json_t *m = json_string(message ? message : "");
     if (m)
         return m;
-    cleanup_free char *ascii = cb_xstrdup(message);
-    for (char *p = ascii; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    return json_string(ascii);
+    cleanup_free char *text = cb_text_lossy(message, strlen(message), NULL);
+    return json_string(text);
 }
 
 void e2b_respond_error(http_request_t *req, int status, const char *message)

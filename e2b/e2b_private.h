@@ -99,7 +99,7 @@ void e2b_not_found(e2b_t *api, http_request_t *req, const char *id);
 int64_t e2b_wall_ms(void);
 
 /* An error message as a JSON string: one that is not UTF-8 (it may quote a client's bytes)
- * keeps its ASCII and shows '?' for the rest, rather than failing the answer. Caller owns
+ * gets U+FFFD for each bad byte (cb_text_lossy), rather than failing the answer. Caller owns
  * return value. */
 json_t *e2b_json_message(const char *message);
 

@@ -271,7 +271,9 @@ void kg_sandbox_log(kg_sandbox_t *self, const char *source, const char *fmt, ...
     va_end(ap);
     kg_log_entry_t *e = &self->log[self->log_next % KG_SANDBOX_LOG_MAX];
     free(e->text);
-    e->text = cb_xstrdup(text);
+    /* Kept as valid UTF-8: a line cut at the limit may end inside a character, and a kernel's
+     * stderr is any bytes; one bad entry must not fail kg_sandbox_logs (json_pack refuses it). */
+    e->text = cb_text_lossy(text, strlen(text), NULL);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     e->time_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;

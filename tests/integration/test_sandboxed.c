@@ -561,6 +561,15 @@ static void s_files(kg_gateway_t *gw)
         return;
     cb_error_t err = {0};
 
+    /* The sandbox's log stays readable whatever a line holds: a kernel's stderr is any bytes,
+     * and a line cut at the length limit may end inside a character. */
+    kg_sandbox_log(sb, "test", "bad \xff\xfe bytes, then a cut \xe2\x82");
+    json_auto_t *logs = kg_sandbox_logs(sb, 1);
+    const char *text = json_string_value(json_object_get(json_array_get(logs, 0), "text"));
+    CB_OK(text && strstr(text, "bad \xef\xbf\xbd\xef\xbf\xbd bytes") && strstr(text, "cut "),
+          "a log line that is not UTF-8 is kept, its bad bytes as U+FFFD: %s",
+          text ? text : "(no log)");
+
     CB_OK(s_fine(kg_sandbox_file_write(sb, "hello.txt", "hi there", 8, false, &err), &err),
           "write a file");
     json_auto_t *list = kg_sandbox_file_list(sb, "/home/user", &err);
