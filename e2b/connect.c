@@ -13,6 +13,7 @@
  * where Connect clients look for a message to show.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "cb/alloc.h"
 #include "cb/cleanup.h"
@@ -111,6 +112,12 @@ static bool s_type_is(const char *ct, const char *want)
 {
     size_t n = strlen(want);
     return ct && strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';');
+}
+
+e2b_rpc_kind_t e2b_rpc_kind_of(http_request_t *req)
+{
+    const char *ct = http_request_header(req, "Content-Type");
+    return ct && strncasecmp(ct, "application/connect", 19) == 0 ? E2B_RPC_STREAM : E2B_RPC_UNARY;
 }
 
 json_t *e2b_rpc_request(http_request_t *req, e2b_rpc_kind_t kind)

@@ -143,9 +143,7 @@ static void s_refuse(http_request_t *req, const char *path, int status, const ch
 {
     if (!s_is_rpc(path))
         return e2b_respond_error(req, status, message);
-    const char *ct = http_request_header(req, "Content-Type");
-    e2b_rpc_kind_t kind =
-        ct && strncmp(ct, "application/connect", 19) == 0 ? E2B_RPC_STREAM : E2B_RPC_UNARY;
+    e2b_rpc_kind_t kind = e2b_rpc_kind_of(req);
     const char *code = status == 401   ? "unauthenticated"
                        : status == 404 ? "not_found"
                        : status == 400 ? "invalid_argument"

@@ -129,6 +129,10 @@ void e2b_rpc_envelope_write(cb_buf_t *out, uint8_t flags, const void *payload, s
 int e2b_rpc_code_status(const char *code);
 const char *e2b_rpc_code_of(const cb_error_t *err);
 
+/* The kind a request's Content-Type says it is (application/connect...: a stream), for
+ * answering a call whose method is not known. */
+e2b_rpc_kind_t e2b_rpc_kind_of(http_request_t *req);
+
 /* The request's message, a JSON object (Caller owns return value); NULL after the error was
  * answered (wrong content type, malformed envelope or JSON, a compressed message). */
 json_t *e2b_rpc_request(http_request_t *req, e2b_rpc_kind_t kind);

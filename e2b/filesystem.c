@@ -702,11 +702,9 @@ void e2b_fs_handle(e2b_sandbox_t *sb, http_request_t *req, const char *method)
             s_rpcs[i].fn(sb, req, msg);
         return;
     }
-    const char *ct = http_request_header(req, "Content-Type");
     cleanup_free char *why =
         cb_strdup_printf("filesystem.Filesystem/%s: no such method here", method);
-    e2b_rpc_fail(req, ct && strstr(ct, "connect") ? E2B_RPC_STREAM : E2B_RPC_UNARY, "unimplemented",
-                 why);
+    e2b_rpc_fail(req, e2b_rpc_kind_of(req), "unimplemented", why);
 }
 
 void e2b_fs_sandbox_end(e2b_sandbox_t *sb)

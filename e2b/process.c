@@ -516,11 +516,8 @@ static json_t *s_config_json(json_t *msg)
     return config;
 }
 
-static void s_start(e2b_sandbox_t *sb, http_request_t *req)
+static void s_start(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
 {
-    json_auto_t *msg = e2b_rpc_request(req, E2B_RPC_STREAM);
-    if (!msg)
-        return;
     long long timeout_ms = s_header_number(req, "Connect-Timeout-Ms", 10);
     if (timeout_ms == -2)
         return e2b_rpc_fail(req, E2B_RPC_STREAM, "invalid_argument",
@@ -588,11 +585,8 @@ static void s_start(e2b_sandbox_t *sb, http_request_t *req)
 
 /* ---- the other calls ------------------------------------------------------------------------ */
 
-static void s_connect(e2b_sandbox_t *sb, http_request_t *req)
+static void s_connect(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
 {
-    json_auto_t *msg = e2b_rpc_request(req, E2B_RPC_STREAM);
-    if (!msg)
-        return;
     long long timeout_ms = s_header_number(req, "Connect-Timeout-Ms", 10);
     if (timeout_ms == -2)
         return e2b_rpc_fail(req, E2B_RPC_STREAM, "invalid_argument",
@@ -612,11 +606,8 @@ static void s_connect(e2b_sandbox_t *sb, http_request_t *req)
     s_stream_send(s, start);
 }
 
-static void s_list(e2b_sandbox_t *sb, http_request_t *req)
+static void s_list(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
 {
-    json_auto_t *msg = e2b_rpc_request(req, E2B_RPC_UNARY);
-    if (!msg)
-        return;
     json_auto_t *list = json_array();
     for (s_proc_t *p = sb->procs ? sb->procs->procs : NULL; p; p = p->next) {
         json_t *info = json_pack("{s:O, s:I}", "config", p->config, "pid", (json_int_t)p->pid);
@@ -628,11 +619,8 @@ static void s_list(e2b_sandbox_t *sb, http_request_t *req)
     e2b_rpc_reply(req, out);
 }
 
-static void s_send_input(e2b_sandbox_t *sb, http_request_t *req)
+static void s_send_input(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
 {
-    json_auto_t *msg = e2b_rpc_request(req, E2B_RPC_UNARY);
-    if (!msg)
-        return;
     s_proc_t *p = s_select(sb, req, E2B_RPC_UNARY, msg);
     if (!p)
         return;
@@ -656,11 +644,8 @@ static void s_send_input(e2b_sandbox_t *sb, http_request_t *req)
     e2b_rpc_reply_empty(req);
 }
 
-static void s_close_stdin(e2b_sandbox_t *sb, http_request_t *req)
+static void s_close_stdin(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
 {
-    json_auto_t *msg = e2b_rpc_request(req, E2B_RPC_UNARY);
-    if (!msg)
-        return;
     s_proc_t *p = s_select(sb, req, E2B_RPC_UNARY, msg);
     if (!p)
         return;
@@ -676,11 +661,8 @@ static void s_close_stdin(e2b_sandbox_t *sb, http_request_t *req)
     e2b_rpc_reply_empty(req);
 }
 
-static void s_send_signal(e2b_sandbox_t *sb, http_request_t *req)
+static void s_send_signal(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
 {
-    json_auto_t *msg = e2b_rpc_request(req, E2B_RPC_UNARY);
-    if (!msg)
-        return;
     json_t *v = json_object_get(msg, "signal");
     const char *name = json_string_value(v);
     long long n = json_is_integer(v) ? json_integer_value(v) : -1;
@@ -699,11 +681,8 @@ static void s_send_signal(e2b_sandbox_t *sb, http_request_t *req)
     e2b_rpc_reply_empty(req);
 }
 
-static void s_update(e2b_sandbox_t *sb, http_request_t *req)
+static void s_update(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
 {
-    json_auto_t *msg = e2b_rpc_request(req, E2B_RPC_UNARY);
-    if (!msg)
-        return;
     s_proc_t *p = s_select(sb, req, E2B_RPC_UNARY, msg);
     if (!p)
         return;
@@ -727,23 +706,33 @@ static void s_update(e2b_sandbox_t *sb, http_request_t *req)
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
+/* Each method's kind; the dispatcher reads the request's message once, and a handler gets it
+ * only when it is one. */
 static const struct {
     const char *name;
-    void (*fn)(e2b_sandbox_t *sb, http_request_t *req);
+    e2b_rpc_kind_t kind;
+    void (*fn)(e2b_sandbox_t *sb, http_request_t *req, json_t *msg);
 } s_methods[] = {
-    {"Start", s_start},          {"Connect", s_connect},        {"List", s_list},
-    {"SendInput", s_send_input}, {"SendSignal", s_send_signal}, {"CloseStdin", s_close_stdin},
-    {"Update", s_update},
+    {"Start", E2B_RPC_STREAM, s_start},
+    {"Connect", E2B_RPC_STREAM, s_connect},
+    {"List", E2B_RPC_UNARY, s_list},
+    {"SendInput", E2B_RPC_UNARY, s_send_input},
+    {"SendSignal", E2B_RPC_UNARY, s_send_signal},
+    {"CloseStdin", E2B_RPC_UNARY, s_close_stdin},
+    {"Update", E2B_RPC_UNARY, s_update},
 };
 
 void e2b_process_handle(e2b_sandbox_t *sb, http_request_t *req, const char *method)
 {
-    for (size_t i = 0; i < sizeof s_methods / sizeof s_methods[0]; i++)
-        if (strcmp(s_methods[i].name, method) == 0)
-            return s_methods[i].fn(sb, req);
-    const char *ct = http_request_header(req, "Content-Type");
-    e2b_rpc_kind_t kind =
-        ct && strncmp(ct, "application/connect", 19) == 0 ? E2B_RPC_STREAM : E2B_RPC_UNARY;
+    for (size_t i = 0; i < sizeof s_methods / sizeof s_methods[0]; i++) {
+        if (strcmp(s_methods[i].name, method) != 0)
+            continue;
+        json_auto_t *msg = e2b_rpc_request(req, s_methods[i].kind);
+        if (msg)
+            s_methods[i].fn(sb, req, msg);
+        return;
+    }
+    e2b_rpc_kind_t kind = e2b_rpc_kind_of(req);
     if (strcmp(method, "StreamInput") == 0)
         return e2b_rpc_fail(req, kind, "unimplemented",
                             "process.Process/StreamInput is client-streaming, which HTTP/1.1 "
