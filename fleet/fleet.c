@@ -80,6 +80,7 @@ static void s_destroyed(kg_sandbox_t *sb, void *arg)
     zhashx_delete(fleet->sandboxes, kg_sandbox_id(sb));
     kg_sandbox_set_policy_data(sb, NULL);
     free(fs->template_name);
+    free(fs->tenant);
     json_decref(fs->metadata);
     free(fs->persist_dir);
     free(fs);

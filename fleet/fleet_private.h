@@ -41,6 +41,7 @@ typedef struct {
     int64_t last_active_ms; /* the fleet's clock: the last use (kg_sandbox_touch) */
     bool opened;            /* handed out by fleet_sandbox_open: lifetimes apply */
     char *template_name;
+    char *tenant;             /* fleet_sandbox_opts_t.tenant; NULL until opened */
     kg_kernel_t *main_kernel; /* NULL once it stopped */
     json_t *metadata;         /* object, never NULL once opened */
     int64_t opened_ms;        /* when it was handed out (its lifetime starts then) */

@@ -373,6 +373,8 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
     fs->extend_on_use = opts->extend_on_use && timeout_s > 0;
     fs->on_end = opts->on_end;
     fs->end_arg = opts->arg;
+    free(fs->tenant);
+    fs->tenant = cb_xstrdup(opts->tenant ? opts->tenant : CB_TENANT_LOCAL);
     json_t *metadata = opts->metadata ? opts->metadata : json_object_get(saved, "metadata");
     fs->metadata = metadata ? json_deep_copy(metadata) : json_object();
     fleet->counters.sandboxes_opened++;
@@ -424,6 +426,17 @@ const char *fleet_sandbox_template(const kg_sandbox_t *self)
     return fs ? fs->template_name : NULL;
 }
 
+const char *fleet_sandbox_tenant(const kg_sandbox_t *self)
+{
+    fleet_sandbox_t *fs = fleet_sandbox_of(self);
+    return fs ? fs->tenant : NULL;
+}
+
+bool fleet_sandbox_visible(const kg_sandbox_t *self, const cb_principal_t *who)
+{
+    return self && cb_principal_may(who, fleet_sandbox_tenant(self));
+}
+
 bool fleet_sandbox_from_pool(const kg_sandbox_t *self)
 {
     fleet_sandbox_t *fs = fleet_sandbox_of(self);
@@ -453,8 +466,9 @@ void fleet_describe(fleet_sandbox_t *fs, json_t *info)
     int64_t now = fleet_now_ms(fs->fleet);
     json_object_update_new(
         info,
-        json_pack("{s:s?, s:b, s:b, s:o, s:I, s:f, s:O?}", "template", fs->template_name,
-                  "persistent", fs->persist_dir != NULL, "pooled", fs->from_pool, "expires_ms",
+        json_pack("{s:s?, s:s?, s:b, s:b, s:o, s:I, s:f, s:O?}", "template", fs->template_name,
+                  "tenant", fs->tenant, "persistent", fs->persist_dir != NULL, "pooled",
+                  fs->from_pool, "expires_ms",
                   fs->expires_ms ? json_integer(fleet_sandbox_expires_ms(fs->sb)) : json_null(),
                   "idle_ms", (json_int_t)(now - fs->last_active_ms), "uptime_s",
                   (double)(now - (fs->opened ? fs->opened_ms : fs->created_ms)) / 1000.0,

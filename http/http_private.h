@@ -106,6 +106,7 @@ typedef struct {
     http_ws_open_fn *on_ws;
     void *arg;
     bool sandbox_tokens; /* http_server_route_sandbox_tokens */
+    bool public;         /* http_server_route_public: no credentials needed */
 } http_route_t;
 
 struct http_request {

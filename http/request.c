@@ -168,16 +168,34 @@ int http_server_route(http_server_t *self, const char *prefix, http_request_fn *
     return 0;
 }
 
-int http_server_route_sandbox_tokens(http_server_t *self, const char *prefix, cb_error_t *err)
+/* The route registered for prefix, or NULL with err. */
+static http_route_t *s_route_to_mark(http_server_t *self, const char *prefix, cb_error_t *err)
 {
     if (self->started)
-        return cb_error_fail(err, CB_ERR_STATE, "routes must be changed before http_server_start");
+        return cb_error_fail(err, CB_ERR_STATE, "routes must be changed before http_server_start"),
+               NULL;
     for (size_t i = 0; i < self->nroutes; i++)
-        if (prefix && strcmp(self->routes[i].prefix, prefix) == 0) {
-            self->routes[i].sandbox_tokens = true;
-            return 0;
-        }
-    return cb_error_fail(err, CB_ERR_INVALID, "no route '%s'", prefix ? prefix : "(null)");
+        if (prefix && strcmp(self->routes[i].prefix, prefix) == 0)
+            return &self->routes[i];
+    return cb_error_fail(err, CB_ERR_INVALID, "no route '%s'", prefix ? prefix : "(null)"), NULL;
+}
+
+int http_server_route_sandbox_tokens(http_server_t *self, const char *prefix, cb_error_t *err)
+{
+    http_route_t *route = s_route_to_mark(self, prefix, err);
+    if (!route)
+        return -1;
+    route->sandbox_tokens = true;
+    return 0;
+}
+
+int http_server_route_public(http_server_t *self, const char *prefix, cb_error_t *err)
+{
+    http_route_t *route = s_route_to_mark(self, prefix, err);
+    if (!route)
+        return -1;
+    route->public = true;
+    return 0;
 }
 
 int http_server_subprotocol(http_server_t *self, const char *name, cb_error_t *err)
@@ -526,6 +544,32 @@ const char *http_request_query_nth(const http_request_t *req, const char *name, 
 }
 
 const char *http_request_sandbox(const http_request_t *req) { return req ? req->sandbox : NULL; }
+
+/* A first shape: every request acts for the admin until tenants' tokens land (issue 18). */
+static const cb_principal_t s_admin = {CB_TENANT_ADMIN, true};
+
+const cb_principal_t *http_request_principal(const http_request_t *req)
+{
+    (void)req;
+    return &s_admin;
+}
+
+const cb_principal_t *http_forward_principal(const http_forward_t *fwd)
+{
+    (void)fwd;
+    return &s_admin;
+}
+
+char *http_login_cookie(const http_server_t *self, const http_request_t *req, int max_age_s)
+{
+    (void)self, (void)req, (void)max_age_s;
+    return NULL;
+}
+
+const char *http_logout_cookie(void)
+{
+    return "cellblock_login=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
+}
 
 const char *http_request_header(const http_request_t *req, const char *name)
 {

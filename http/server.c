@@ -350,7 +350,7 @@ static bool s_api_key_ok(const http_server_t *self, const char *unused, const ch
 static bool s_authorized(http_server_t *self, struct lws *wsi, http_request_t *req, bool ws,
                          const http_route_t *route)
 {
-    if (self->no_auth)
+    if (self->no_auth || (route && route->public))
         return true;
     size_t auth_len = 0;
     char *auth = s_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &auth_len);

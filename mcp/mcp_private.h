@@ -80,6 +80,9 @@ struct mcp_session {
     json_t *client_caps;   /* initialize's params.capabilities (an object), owned; NULL before */
     zlistx_t *requests;    /* mcp_request_t *, owned: our requests the client has not answered */
     uint64_t last_request; /* the number in our last request's id */
+    cb_principal_t who;    /* who it acts for (mcp_session_set_principal); who.tenant is
+                              tenant below */
+    char tenant[CB_TENANT_NAME_MAX + 1];
 };
 
 /* Requests from the server to the client (elicitation/create, ...). fn runs exactly once, on the

@@ -632,10 +632,17 @@ mcp_session_t *mcp_session_new(mcp_server_t *server, mcp_send_fn *send, void *ar
     s->send_arg = arg;
     s->log_level = -1;
     s->server_log = true;
+    mcp_session_set_principal(s, &CB_PRINCIPAL_LOCAL);
     s->calls = zlistx_new(); /* czmq aborts when memory runs out */
     s->requests = zlistx_new();
     zlistx_add_end(server->sessions, s);
     return s;
+}
+
+void mcp_session_set_principal(mcp_session_t *s, const cb_principal_t *who)
+{
+    snprintf(s->tenant, sizeof s->tenant, "%s", who->tenant);
+    s->who = (cb_principal_t){s->tenant, who->admin};
 }
 
 void mcp_session_destroy(mcp_session_t **self_p)

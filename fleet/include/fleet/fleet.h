@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cb/error.h"
+#include "cb/principal.h"
 #include "kg/gateway.h"
 #include "kg/sandbox.h"
 #include "kg/kernel.h"
@@ -175,6 +176,9 @@ typedef struct {
     bool no_pool;               /* start a fresh sandbox even when the pool has one */
     bool extend_on_use;         /* the lifetime runs from the last use, not from the opening:
                                    see fleet_sandbox_expires_ms (until fleet_sandbox_set_timeout) */
+    const char *tenant;         /* the tenant it belongs to (cb/principal.h); NULL:
+                                   CB_TENANT_LOCAL. A persisted sandbox keeps its tenant on disk:
+                                   reopening it for another tenant fails as "not found" */
     fleet_end_fn *on_end;
     void *arg;
 } fleet_sandbox_opts_t;
@@ -202,6 +206,12 @@ kg_kernel_t *fleet_sandbox_main_kernel(kg_sandbox_t *self);
  * from now; never earlier than the deadline it had when opened. Its own code's output is not
  * use. */
 const char *fleet_sandbox_template(const kg_sandbox_t *self);
+/* The tenant it belongs to (fleet_sandbox_opts_t.tenant), NULL for a sandbox the fleet did not
+ * open (kg_sandbox_create's, or one waiting in the pool). Borrowed; valid with the sandbox. */
+const char *fleet_sandbox_tenant(const kg_sandbox_t *self);
+/* Whether who may reach the sandbox (cb_principal_may on its tenant): every surface's test
+ * before it answers anything about a sandbox, its kernels, commands, files or ports. */
+bool fleet_sandbox_visible(const kg_sandbox_t *self, const cb_principal_t *who);
 bool fleet_sandbox_from_pool(const kg_sandbox_t *self);
 bool fleet_sandbox_persistent(const kg_sandbox_t *self);
 int64_t fleet_sandbox_expires_ms(const kg_sandbox_t *self);
@@ -240,5 +250,36 @@ json_t *fleet_metrics(fleet_t *fleet);
 /* The kernelspec a template's sandboxes start (its "kernel"). Caller owns return value; NULL with
  * err when the template cannot be loaded. */
 char *fleet_template_kernel(fleet_t *fleet, const char *template_name, cb_error_t *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * The audit trail (audit.c; docs/audit.md): what ran, who ran it, and what happened to
+ * sandboxes, as JSON lines in <state_dir>/audit/<tenant>/, one log per tenant, written in
+ * batches (fsync at least once a second), rotated by size, surviving restarts and crashes.
+ * Values of environment variables and file contents are never recorded.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Append one record for the tenant (NULL: sb's tenant; CB_TENANT_LOCAL when neither). event
+ * names what happened ("execution", "command", "file_write", "file_delete", "session_open",
+ * "session_close", "sandbox_create", "sandbox_end", ...); fields (Takes ownership; may be
+ * NULL) are its own: the record gets "time", "tenant", "event" and "sandbox_id" (sb's, unless
+ * fields has one) added. sb may be NULL. Never fails the caller: a record that cannot be
+ * written is counted and logged. */
+void fleet_audit(fleet_t *fleet, kg_sandbox_t *sb, const char *tenant, const char *event,
+                 json_t *fields);
+
+typedef struct {
+    const char *tenant;     /* NULL: every tenant's log */
+    const char *sandbox_id; /* NULL: every sandbox */
+    int64_t since_ms;       /* records at or after this time (ms since the epoch); 0: all */
+    size_t limit;           /* at most this many, the latest; 0: 1000 */
+} fleet_audit_query_t;
+
+/* The records that match, oldest first, read from the logs on disk under state_dir (NULL: the
+ * default state directory), with what is still being batched flushed first when a fleet of
+ * that state directory runs in this process. Caller owns return value (an array). */
+json_t *fleet_audit_read(const char *state_dir, const fleet_audit_query_t *q, cb_error_t *err);
+
+/* The fleet's state directory (persistent workspaces, audit logs). Borrowed. */
+const char *fleet_state_dir(fleet_t *fleet);
 
 #endif

@@ -36,17 +36,28 @@
 #include <stdint.h>
 
 #include "cb/error.h"
+#include "cb/principal.h"
 #include "egress/egress.h"
 
 typedef struct http_server http_server_t;
 typedef struct http_request http_request_t;
 typedef struct http_ws http_ws_t;
 
+/* One tenant's token (a tokens file's line: docs/security.md, "Tenants"). */
 typedef struct {
-    const char *listen;               /* "HOST:PORT"; HOST an IP literal (IPv6 in brackets) or
+    const char *token;
+    const char *tenant; /* cb_tenant_name_ok */
+    bool admin;
+} http_tenant_token_t;
+
+typedef struct {
+    const char *listen;                 /* "HOST:PORT"; HOST an IP literal (IPv6 in brackets) or
                                            "localhost"; PORT 0 picks a free one. NULL:
                                            "127.0.0.1:8888" */
-    const char *token;                /* NULL or "": generate one (unless no_auth) */
+    const char *token;                  /* NULL or "": generate one (unless no_auth); the admin's
+                                           (CB_TENANT_ADMIN) */
+    const http_tenant_token_t *tenants; /* more tokens, each naming its tenant (copied) */
+    size_t tenant_count;
     bool no_auth;                     /* refused by http_server_new unless HOST is loopback */
     const char *const *allowed_hosts; /* extra Host names accepted (NULL-terminated; may be NULL) */
     const char *const *allowed_origins; /* extra Origins accepted, "scheme://host[:port]" */
@@ -98,6 +109,11 @@ int http_server_route_sandbox_tokens(http_server_t *self, const char *prefix, cb
  * value. */
 char *http_sandbox_token(const http_server_t *self, const char *sandbox_id);
 
+/* Serve requests under the route prefix (registered already) without any credentials: the
+ * page's own assets, which hold no data. Host and Origin are still checked. Only before
+ * http_server_start. */
+int http_server_route_public(http_server_t *self, const char *prefix, cb_error_t *err);
+
 /* Accept the WebSocket subprotocol name (e.g. "v1.kernel.websocket.jupyter.org") when a client
  * offers it. A client that offers none is accepted with none; one that offers only names not
  * registered here is refused with 400 (libwebsockets 4.1 cannot accept it without one). Only
@@ -132,6 +148,11 @@ const char *http_request_header(const http_request_t *req, const char *name);
 /* The sandbox whose token let the request in (http_server_route_sandbox_tokens), or NULL when
  * the server's token did (or no_auth). Borrowed; valid with the request. */
 const char *http_request_sandbox(const http_request_t *req);
+/* Who the request acts for: the tenant whose token (or login cookie) let it in. The server's
+ * own token, and no_auth, give CB_TENANT_ADMIN as an admin. A sandbox token
+ * (http_request_sandbox) gives a principal that owns nothing: the handler serves that sandbox
+ * alone. Never NULL for a request a handler sees. Borrowed; valid with the request. */
+const cb_principal_t *http_request_principal(const http_request_t *req);
 /* The body (NUL-terminated after len bytes, so text can be read in place); "" when none. */
 const char *http_request_body(const http_request_t *req, size_t *len);
 
@@ -162,6 +183,18 @@ void http_stream_end(http_request_t *req);
  * after fn returns. */
 typedef void(http_close_fn)(http_request_t *req, void *arg);
 void http_request_on_close(http_request_t *req, http_close_fn *fn, void *arg);
+
+/* ---- login cookies (the page) --------------------------------------------------------------- */
+
+/* A login cookie for the principal req acts for: the whole value of a Set-Cookie header
+ * ("cellblock_login=...; Path=/; HttpOnly; SameSite=Strict; Max-Age=N"), valid for max_age_s
+ * (0: 12 hours) while this server runs. A request that carries it passes the token check as
+ * that principal on every route but the sandbox-token and forward ones (which keep their own
+ * credentials). Its value is the tenant, the role and the expiry under an HMAC keyed with a
+ * secret made when the server was; nothing else. Caller owns return value. */
+char *http_login_cookie(const http_server_t *self, const http_request_t *req, int max_age_s);
+/* The Set-Cookie value that clears the login cookie. Borrowed (a constant). */
+const char *http_logout_cookie(void);
 
 /* ---- WebSockets ----------------------------------------------------------------------------- */
 
@@ -218,6 +251,10 @@ int http_server_forwards_first(http_server_t *self, http_forward_claim_fn *fn, v
 const char *http_forward_sandbox(const http_forward_t *fwd);
 int http_forward_port(const http_forward_t *fwd);
 bool http_forward_is_websocket(const http_forward_t *fwd);
+/* Who the forward acts for: the tenant of the token that came with it, or NULL when the
+ * port's signed link, its cookie or the sandbox's own token let it in (a capability for that
+ * port or sandbox alone). Borrowed; valid with fwd. */
+const cb_principal_t *http_forward_principal(const http_forward_t *fwd);
 
 /* Hand the client's connection and upstream_fd (Takes ownership; a non-blocking TCP socket,
  * its connect may be in progress) to the network plane's pump (egress_forward on eg, tied to

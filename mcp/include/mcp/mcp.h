@@ -81,6 +81,11 @@ typedef int(mcp_send_fn)(json_t *message, void *arg);
 /* A new MCP session on the server. Caller owns return value. */
 mcp_session_t *mcp_session_new(mcp_server_t *server, mcp_send_fn *send, void *arg);
 
+/* Who the session acts for (copied): what it may reach, and the tenant of what it makes. A new
+ * session acts for CB_PRINCIPAL_LOCAL (stdio's); Streamable HTTP sets the principal of the
+ * request that initialized it, and refuses the session to any other tenant's requests. */
+void mcp_session_set_principal(mcp_session_t *s, const cb_principal_t *who);
+
 /* End a session: its running calls are cancelled and forgotten (no reply is sent), its default
  * sandbox is deleted. Accepts NULL; nulls the caller's pointer. */
 void mcp_session_destroy(mcp_session_t **self_p);
