@@ -307,6 +307,13 @@ const char *mcp_repl_failure(mcp_repl_t *repl);
  * fails with the REPL's failure. */
 void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply);
 
+/* ---- notebooks (notebooks.c) ---------------------------------------------------------------- */
+
+/* The REPL's executed cells and their outputs as an nbformat 4 notebook (what session_export
+ * writes, and what cellblock://sandbox/{id}/session/{session_id}/notebook.ipynb reads).
+ * Caller owns return value; NULL with err for a terminal REPL. */
+json_t *mcp_repl_notebook(mcp_repl_t *repl, cb_error_t *err);
+
 /* Turn an error message from the gateway into a call failure. */
 void mcp_call_fail_err(mcp_call_t *call, const cb_error_t *err);
 
