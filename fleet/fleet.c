@@ -108,7 +108,8 @@ static void s_closing(kg_gateway_t *gw, void *arg)
 static void s_closed(kg_gateway_t *gw, void *arg)
 {
     fleet_t *fleet = arg;
-    fleet_pool_destroy_all(fleet); /* empty by now: the gateway destroyed every sandbox */
+    fleet_pool_destroy_all(fleet);          /* empty by now: the gateway destroyed every sandbox */
+    fleet_audit_log_destroy(&fleet->audit); /* after every sandbox's end was recorded */
     zhashx_destroy(&fleet->sandboxes);
     free(fleet->templates_dir);
     free(fleet->state_dir);
@@ -159,6 +160,7 @@ fleet_t *fleet_new(kg_gateway_t *gw, const fleet_config_t *config, cb_error_t *e
     fleet->cfg.templates_dir = fleet->templates_dir;
     fleet->cfg.state_dir = fleet->state_dir;
     fleet->started_ms = cb_now_ms();
+    fleet->audit = fleet_audit_log_new(fleet->state_dir, NULL);
     fleet->sandboxes = zhashx_new();
     if (!fleet->sandboxes)
         cb_oom(sizeof(zhashx_t *));

@@ -15,6 +15,7 @@
 #define FLEET_TOMBSTONES 256 /* ended sandboxes whose reason is remembered */
 
 typedef struct fleet_pool fleet_pool_t;
+typedef struct fleet_audit_log fleet_audit_log_t;
 
 struct fleet {
     kg_gateway_t *gw;
@@ -29,6 +30,7 @@ struct fleet {
     size_t tombstone_next;
     zhashx_t *pools; /* template name -> fleet_pool_t *, owned (pool.c) */
     fleet_counters_t counters;
+    fleet_audit_log_t *audit; /* audit.c; freed by the closed hook, after every sandbox */
 };
 
 /* The fleet's record of one of its sandboxes: the engine's policy data of that sandbox
@@ -119,5 +121,28 @@ int fleet_persist_open(fleet_t *fleet, const char *reopen_id, char *id_out, char
 int fleet_persist_save(fleet_sandbox_t *fs, const char *kernel_name, cb_error_t *err);
 /* The sandbox is going: note when, release the lock (the workspace stays). */
 void fleet_persist_close(fleet_sandbox_t *fs);
+
+/* The audit trail's writer (audit.c): a thread that appends each tenant's records to
+ * <state_dir>/audit/<tenant>/audit.jsonl in batches. Unit tests make one directly. */
+#define FLEET_AUDIT_MAX_BYTES (16u << 20) /* a log is rotated past this size */
+#define FLEET_AUDIT_KEEP 4                /* rotated logs kept: audit.1.jsonl .. audit.4.jsonl */
+typedef struct {
+    uint64_t max_bytes; /* 0: FLEET_AUDIT_MAX_BYTES */
+    size_t keep;        /* 0: FLEET_AUDIT_KEEP */
+    int interval_ms;    /* longest a record waits in memory; 0 or > 1000: 1000 */
+} fleet_audit_log_opts_t;
+/* state_dir NULL: the default. opts may be NULL. Caller owns return value. */
+fleet_audit_log_t *fleet_audit_log_new(const char *state_dir, const fleet_audit_log_opts_t *opts);
+/* Writes what is queued, then frees it. */
+void fleet_audit_log_destroy(fleet_audit_log_t **self_p);
+/* Queue a record (Takes ownership) for the tenant (a valid name). Never blocks on the disk. */
+void fleet_audit_log_append(fleet_audit_log_t *self, const char *tenant, json_t *record);
+/* Wait until everything queued so far is written and synced. */
+void fleet_audit_log_flush(fleet_audit_log_t *self);
+/* Records dropped (queue full) or not written (disk errors) so far. */
+uint64_t fleet_audit_log_dropped(fleet_audit_log_t *self);
+/* A record: {time, tenant, event, sandbox_id, ...fields} (fields: Takes ownership; may be NULL). */
+json_t *fleet_audit_record(const char *tenant, const char *event, const char *sandbox_id,
+                           json_t *fields);
 
 #endif

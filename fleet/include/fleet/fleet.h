@@ -279,6 +279,15 @@ typedef struct {
  * that state directory runs in this process. Caller owns return value (an array). */
 json_t *fleet_audit_read(const char *state_dir, const fleet_audit_query_t *q, cb_error_t *err);
 
+/* A time for fleet_audit_query_t.since_ms: ISO 8601 in UTC ("2026-12-08", "2026-12-08T02:30:05",
+ * "...T02:30:05.123Z") or an age before now_ms ("30s", "10m", "2h", "1d"). -1 when it is
+ * neither. */
+int fleet_audit_parse_time(const char *text, int64_t now_ms, int64_t *out_ms);
+
+/* Whether a tenant's name can name its log's directory ([A-Za-z0-9._-], 1 to 64, not . or ..).
+ * Records of a tenant whose name cannot go under "_invalid". */
+bool fleet_audit_tenant_valid(const char *tenant);
+
 /* The fleet's state directory (persistent workspaces, audit logs). Borrowed. */
 const char *fleet_state_dir(fleet_t *fleet);
 
