@@ -526,6 +526,19 @@ json_t *fleet_audit_record(const char *tenant, const char *event, const char *sa
     return rec;
 }
 
+json_t *fleet_audit_fields(json_t *record)
+{
+    json_t *fields = json_deep_copy(record);
+    json_t *started = json_object_get(fields, "started_ms");
+    if (json_is_integer(started)) {
+        char iso[40];
+        s_iso_ms(json_integer_value(started), iso);
+        json_object_set_new(fields, "started", json_string(iso));
+        json_object_del(fields, "started_ms");
+    }
+    return fields;
+}
+
 void fleet_audit(fleet_t *fleet, kg_sandbox_t *sb, const char *tenant, const char *event,
                  json_t *fields)
 {

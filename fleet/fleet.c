@@ -74,6 +74,20 @@ static void s_destroyed(kg_sandbox_t *sb, void *arg)
     if (fs->persist_dir)
         fleet_persist_close(fs);
     if (fs->opened) {
+        static const char *const reasons[] = {[FLEET_END_EXPIRED] = "expired",
+                                              [FLEET_END_IDLE] = "idle",
+                                              [FLEET_END_DIED] = "died",
+                                              [FLEET_END_FAILED] = "failed"};
+        const char *reason = fs->fleet_ended     ? reasons[fs->end_why]
+                             : fleet->destroying ? "server_stopped"
+                                                 : "deleted";
+        const char *why = kg_sandbox_end_detail(sb);
+        fleet_audit(fleet, sb, fs->tenant, "sandbox_end",
+                    json_pack("{s:s, s:s, s:b, s:I}", "reason", reason, "detail",
+                              why ? why : reason, "persistent", fs->persist_dir != NULL, "lived_ms",
+                              (json_int_t)(fleet_now_ms(fleet) - fs->opened_ms)));
+    }
+    if (fs->opened) {
         const char *detail = kg_sandbox_end_detail(sb);
         fleet_tombstone(fleet, kg_sandbox_id(sb), detail ? detail : "it was deleted");
     }
@@ -84,6 +98,16 @@ static void s_destroyed(kg_sandbox_t *sb, void *arg)
     json_decref(fs->metadata);
     free(fs->persist_dir);
     free(fs);
+}
+
+/* What a client did in a sandbox goes to the audit trail of the tenant that owns it. */
+static void s_activity(kg_sandbox_t *sb, const char *kind, json_t *record, void *arg)
+{
+    fleet_t *fleet = arg;
+    fleet_sandbox_t *fs = fleet_sandbox_of(sb);
+    if (fs && fs->in_pool)
+        return; /* a pooled sandbox's own start: nobody's yet */
+    fleet_audit(fleet, sb, fs ? fs->tenant : NULL, kind, fleet_audit_fields(record));
 }
 
 static void s_describe(kg_sandbox_t *sb, json_t *info, void *arg)
@@ -122,6 +146,7 @@ static const kg_policy_t s_policy = {
     .kernel_event = s_kernel_event,
     .ending = s_ending,
     .destroyed = s_destroyed,
+    .activity = s_activity,
     .describe = s_describe,
     .closing = s_closing,
     .closed = s_closed,

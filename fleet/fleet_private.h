@@ -53,6 +53,7 @@ typedef struct {
     bool in_pool;             /* waiting in a warm pool; not handed out */
     bool from_pool;
     fleet_end_t end_why; /* set when the fleet asked the engine to end it */
+    bool fleet_ended;    /* ... and whether it did */
     fleet_end_fn *on_end;
     void *end_arg;
     char *persist_dir; /* <state>/sandboxes/<id>: a persistent workspace's home */
@@ -142,6 +143,9 @@ void fleet_audit_log_flush(fleet_audit_log_t *self);
 /* Records dropped (queue full) or not written (disk errors) so far. */
 uint64_t fleet_audit_log_dropped(fleet_audit_log_t *self);
 /* A record: {time, tenant, event, sandbox_id, ...fields} (fields: Takes ownership; may be NULL). */
+/* The engine's activity record as audit fields: a copy, with started_ms (wall-clock ms) turned
+ * into "started" (ISO 8601). Caller owns return value. */
+json_t *fleet_audit_fields(json_t *record);
 json_t *fleet_audit_record(const char *tenant, const char *event, const char *sandbox_id,
                            json_t *fields);
 

@@ -63,6 +63,7 @@ void fleet_end_later(fleet_sandbox_t *fs, fleet_end_t why, const char *detail)
     if (kg_sandbox_ending(fs->sb))
         return;
     fs->end_why = why;
+    fs->fleet_ended = true;
     kg_sandbox_log(fs->sb, "sandbox", "%s: %s", s_end_names[why], detail);
     kg_sandbox_end_later(fs->sb, detail);
 }
@@ -380,6 +381,16 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
     fleet->counters.sandboxes_opened++;
     if (fs->persist_dir && fleet_persist_save(fs, kg_kernel_name(fs->main_kernel), err) < 0)
         cb_warn("sandbox %.8s: %s", kg_sandbox_id(sb), err->msg);
+    const kg_sandbox_limits_t *l = kg_sandbox_limits(sb);
+    fleet_audit(fleet, sb, fs->tenant, opts->reopen_id ? "sandbox_reopen" : "sandbox_open",
+                json_pack("{s:s, s:s, s:b, s:b, s:i, s:b, s:{s:I, s:f, s:I, s:I}}", "template",
+                          fs->template_name, "kernel",
+                          fs->main_kernel ? kg_kernel_name(fs->main_kernel) : "", "persistent",
+                          fs->persist_dir != NULL, "from_pool", fs->from_pool, "lifetime_s",
+                          timeout_s > 0 ? timeout_s : -1, "extend_on_use", fs->extend_on_use,
+                          "limits", "memory_mb", (json_int_t)l->memory_mb, "cpu",
+                          l->cpu_millis / 1000.0, "pids", (json_int_t)l->pids_max, "disk_mb",
+                          (json_int_t)l->workspace_mb));
     kg_sandbox_log(sb, "sandbox", "opened: template %s, %s%s, lifetime %s%d s%s", fs->template_name,
                    fs->from_pool ? "from the warm pool" : "started fresh",
                    opts->reopen_id   ? ", its persistent workspace reopened"
@@ -407,6 +418,8 @@ int fleet_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err
     fs->lifetime_s = timeout_s;
     fs->expires_ms = timeout_s > 0 ? now + (int64_t)timeout_s * 1000 : 0;
     fs->extend_on_use = false; /* asked for: a fixed deadline */
+    fleet_audit(fs->fleet, self, NULL, "sandbox_timeout",
+                json_pack("{s:i}", "lifetime_s", timeout_s > 0 ? timeout_s : -1));
     if (timeout_s > 0)
         kg_sandbox_log(self, "sandbox", "lifetime set: it ends %d s from now", timeout_s);
     else

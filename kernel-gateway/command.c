@@ -71,6 +71,8 @@ struct kg_command {
     kg_sandbox_t *sb;
     char id[37];
     char *command;
+    char *origin;           /* kg_command_opts_t.origin, for the audit trail */
+    json_t *env_keys;       /* the names of the extra environment variables (never their values) */
     kg_command_opts_t opts; /* callbacks, arg, timeout; its borrowed strings are not kept */
     kg_proc_t *proc;        /* NULL once ended (or never started) */
     pid_t pid;
@@ -434,6 +436,25 @@ static void s_draining_limit(kg_command_t *c)
 /* The process has exited, or has just been SIGKILLed: reap it, collect the output it left,
  * settle the status and notes, report through on_done. why: a note for an end forced by the
  * gateway, else NULL. on_done is the last thing that touches c. */
+/* The command for the audit trail (kg_policy_t.activity): what ran and how it ended, never
+ * its output nor its environment's values. */
+static void s_audit(const kg_command_t *c)
+{
+    bool truncated = false;
+    cleanup_free char *line = kg_audit_text(c->command, &truncated);
+    double duration_ms = (double)(c->ended_us - c->started_us) / 1000.0;
+    json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:b, s:O, s:I, s:f, s:s}", "command_id", c->id, "origin",
+                  c->origin, "command", line, "command_truncated", truncated, "env_keys",
+                  c->env_keys, "started_ms", (json_int_t)(kg_wall_ms() - (int64_t)duration_ms),
+                  "duration_ms", duration_ms, "status", c->status);
+    if (rec && c->exit.exited)
+        json_object_set_new(rec, "exit_code", json_integer(c->exit.code));
+    if (rec && c->signal[0])
+        json_object_set_new(rec, "signal", json_string(c->signal));
+    kg_sandbox_activity(c->sb, "command", rec);
+}
+
 static void s_finish(kg_command_t *c, const char *why)
 {
     cb_error_t err = {0};
@@ -472,6 +493,7 @@ static void s_finish(kg_command_t *c, const char *why)
     }
     s_release_process(c);
     json_t *result = kg_command_snapshot(c);
+    s_audit(c);
     c->late = true;
     c->late_window_us = cb_now_us();
     if (!c->opts.ring_bytes) { /* from now on only the latest output is kept */
@@ -507,6 +529,8 @@ static int s_on_timeout(zloop_t *loop, int timer_id, void *arg)
 static void s_free(kg_command_t *c)
 {
     free(c->command);
+    free(c->origin);
+    json_decref(c->env_keys);
     cb_buf_free(&c->in_queue);
     cb_buf_free(&c->streams[0]);
     cb_buf_free(&c->streams[1]);
@@ -552,6 +576,14 @@ static kg_command_t *s_new(kg_sandbox_t *sb, const kg_command_opts_t *opts, cb_e
     c->pidfd = c->in_fd = c->out_fd[0] = c->out_fd[1] = c->timer = c->late_timer = -1;
     c->status = "running";
     c->command = cb_xstrdup(opts->command);
+    c->origin = cb_xstrdup(opts->origin ? opts->origin : "client");
+    c->opts.origin = c->origin;
+    c->env_keys = json_array();
+    for (const char *const *e = opts->env; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        cleanup_free char *key = cb_text_lossy(*e, eq ? (size_t)(eq - *e) : strlen(*e), NULL);
+        json_array_append_new(c->env_keys, json_string(key));
+    }
     c->notes = json_array();
     zuuid_t *uuid = zuuid_new(); /* czmq aborts when memory runs out */
     snprintf(c->id, sizeof c->id, "%s", zuuid_str_canonical(uuid));

@@ -27,6 +27,7 @@ struct kg_execution {
     char id[37];
     char msg_id[37];
     char *code;
+    char *origin;
     char *stdin_text;
     const char *stdin_next; /* the next line to answer with, inside stdin_text */
     kg_execute_opts_t opts; /* callbacks and flags; its strings point at the copies above */
@@ -71,6 +72,7 @@ static void s_note(kg_execution_t *x, const char *text)
 static void s_free(kg_execution_t *x)
 {
     free(x->code);
+    free(x->origin);
     free(x->stdin_text);
     free(x->stdin_failure);
     free(x->reply_status);
@@ -110,6 +112,23 @@ json_t *kg_execution_snapshot(const kg_execution_t *self)
     return s_result(self, self->state == KG_X_QUEUED ? "queued" : "running");
 }
 
+/* The execution for the audit trail (kg_policy_t.activity): what ran, never its output. */
+static void s_audit(const kg_execution_t *x, const char *status)
+{
+    bool truncated = false;
+    cleanup_free char *code = kg_audit_text(x->code, &truncated);
+    const char *ename = x->stdin_failure ? "StdinNotProvided"
+                                         : json_string_value(json_object_get(x->error, "ename"));
+    int64_t started_ms = kg_wall_ms() - (int64_t)x->duration_ms;
+    kg_sandbox_activity(x->kernel->sandbox, "execution",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:f, s:s, s:s?}",
+                                  "execution_id", x->id, "kernel_id", kg_kernel_id(x->kernel),
+                                  "kernel", kg_kernel_name(x->kernel), "origin", x->origin, "code",
+                                  code, "code_truncated", truncated, "started_ms",
+                                  (json_int_t)started_ms, "duration_ms", x->duration_ms, "status",
+                                  status, "ename", ename));
+}
+
 /* Report the final result and free the execution. The kernel must already have let go of it. */
 static void s_complete(kg_execution_t *x, const char *status)
 {
@@ -125,6 +144,8 @@ static void s_complete(kg_execution_t *x, const char *status)
     if (k->sandbox)
         kg_sandbox_touch(k->sandbox); /* the idle clock runs from the end of the work */
     json_t *result = s_result(x, status);
+    if (k->sandbox && !x->internal)
+        s_audit(x, status);
     if (x->opts.on_done)
         x->opts.on_done(x, result ? result : json_null(), x->opts.arg);
     json_decref(result);
@@ -550,6 +571,8 @@ static kg_execution_t *s_new(kg_kernel_t *kernel, const kg_execute_opts_t *opts,
     x->opts = *opts;
     x->timeout_timer = x->grace_timer = x->resend_timer = -1;
     x->code = cb_xstrdup(opts->code);
+    x->origin = cb_xstrdup(opts->origin ? opts->origin : "kernel client");
+    x->opts.origin = x->origin;
     x->stdin_text = cb_xstrdup_or_null(opts->stdin_text);
     x->stdin_next = x->stdin_text;
     x->results = json_array();

@@ -142,6 +142,16 @@ static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
         s_log_event(k, event, detail);
     if (k->sandbox)
         kg_sandbox_kernel_event(k->sandbox, k, event, detail); /* the policy hears it first */
+    if (k->sandbox && ((event == KG_EVENT_READY && !k->audited_start) ||
+                       (event == KG_EVENT_STOPPED && k->audited_start) || event == KG_EVENT_DEAD))
+        kg_sandbox_activity(k->sandbox,
+                            event == KG_EVENT_READY     ? "kernel_start"
+                            : event == KG_EVENT_STOPPED ? "kernel_stop"
+                                                        : "kernel_dead",
+                            json_pack("{s:s, s:s, s:s?}", "kernel_id", k->id, "kernel",
+                                      kg_kernel_name(k), "detail", detail));
+    if (event == KG_EVENT_READY)
+        k->audited_start = true;
     if (k->on_event)
         k->on_event(k, event, detail, k->event_arg);
     if (k->n_listeners)

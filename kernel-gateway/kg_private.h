@@ -128,6 +128,15 @@ struct kg_sandbox {
 };
 
 /* A kernel in sb had a lifecycle event: tell the policy (kernel.c calls it). */
+/* Tell the policy's activity hook (kg_policy_t.activity). record: Takes ownership. */
+void kg_sandbox_activity(kg_sandbox_t *sb, const char *kind, json_t *record);
+/* Wall-clock ms since the epoch, for activity records. */
+int64_t kg_wall_ms(void);
+/* At most KG_AUDIT_TEXT_MAX bytes of text (cut at a character), for activity records. Caller
+ * owns return value; *truncated set when it was cut. */
+#define KG_AUDIT_TEXT_MAX (64u << 10)
+char *kg_audit_text(const char *text, bool *truncated);
+
 void kg_sandbox_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event,
                              const char *detail);
 
@@ -224,6 +233,7 @@ typedef enum {
 } kg_after_exit_t;
 
 struct kg_kernel {
+    bool audited_start; /* its first READY went to the audit trail (kg_policy_t.activity) */
     kg_gateway_t *gw;
     char id[37];
     char session[37];

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "cb/alloc.h"
 #include "cb/cleanup.h"
@@ -191,6 +192,30 @@ void kg_sandbox_touch(kg_sandbox_t *self)
     kg_gateway_t *gw = self->gw;
     if (gw->policy && gw->policy->used)
         gw->policy->used(self, gw->policy_arg);
+}
+
+void kg_sandbox_activity(kg_sandbox_t *sb, const char *kind, json_t *record)
+{
+    kg_gateway_t *gw = sb->gw;
+    if (record && gw->policy && gw->policy->activity)
+        gw->policy->activity(sb, kind, record, gw->policy_arg);
+    json_decref(record);
+}
+
+int64_t kg_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *kg_audit_text(const char *text, bool *truncated)
+{
+    size_t len = strlen(text);
+    *truncated = len > KG_AUDIT_TEXT_MAX;
+    if (*truncated)
+        len = KG_AUDIT_TEXT_MAX;
+    return cb_text_lossy(text, len, NULL); /* a character cut in two becomes U+FFFD */
 }
 
 void kg_sandbox_kernel_event(kg_sandbox_t *sb, kg_kernel_t *k, kg_kernel_event_t event,
@@ -429,7 +454,11 @@ int kg_sandbox_file_write(kg_sandbox_t *self, const char *path, const void *data
                           bool make_parents, cb_error_t *err)
 {
     kg_sandbox_touch(self);
-    return sbx_file_write(self->sbx, path, data, len, make_parents, err);
+    int rc = sbx_file_write(self->sbx, path, data, len, make_parents, err);
+    if (rc == 0)
+        kg_sandbox_activity(self, "file_write",
+                            json_pack("{s:s?, s:I}", "path", path, "size", (json_int_t)len));
+    return rc;
 }
 
 json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *err)
@@ -455,13 +484,20 @@ json_t *kg_sandbox_file_list(kg_sandbox_t *self, const char *path, cb_error_t *e
 int kg_sandbox_file_remove(kg_sandbox_t *self, const char *path, bool recursive, cb_error_t *err)
 {
     kg_sandbox_touch(self);
-    return sbx_file_remove(self->sbx, path, recursive, err);
+    int rc = sbx_file_remove(self->sbx, path, recursive, err);
+    if (rc == 0)
+        kg_sandbox_activity(self, "file_delete",
+                            json_pack("{s:s?, s:b}", "path", path, "recursive", recursive));
+    return rc;
 }
 
 int kg_sandbox_file_mkdir(kg_sandbox_t *self, const char *path, bool parents, cb_error_t *err)
 {
     kg_sandbox_touch(self);
-    return sbx_file_mkdir(self->sbx, path, parents, err);
+    int rc = sbx_file_mkdir(self->sbx, path, parents, err);
+    if (rc == 0)
+        kg_sandbox_activity(self, "file_mkdir", json_pack("{s:s?}", "path", path));
+    return rc;
 }
 
 /* One entry as kg_sandbox_file_stat describes it. */
@@ -507,7 +543,10 @@ json_t *kg_sandbox_file_entries(kg_sandbox_t *self, const char *path, cb_error_t
 int kg_sandbox_file_rename(kg_sandbox_t *self, const char *from, const char *to, cb_error_t *err)
 {
     kg_sandbox_touch(self);
-    return sbx_file_rename(self->sbx, from, to, err);
+    int rc = sbx_file_rename(self->sbx, from, to, err);
+    if (rc == 0)
+        kg_sandbox_activity(self, "file_rename", json_pack("{s:s?, s:s?}", "path", from, "to", to));
+    return rc;
 }
 
 int kg_sandbox_file_open_dir(kg_sandbox_t *self, const char *path, cb_error_t *err)

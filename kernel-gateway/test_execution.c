@@ -71,6 +71,14 @@ int kg_kernel_interrupt(kg_kernel_t *self, cb_error_t *err)
 void kg_kernel_restart_for(kg_kernel_t *k, const char *reason) { s_fake.restarts++; }
 
 void kg_sandbox_touch(kg_sandbox_t *self) {}
+void kg_sandbox_activity(kg_sandbox_t *sb, const char *kind, json_t *record)
+{
+    json_decref(record);
+}
+int64_t kg_wall_ms(void) { return 0; }
+char *kg_audit_text(const char *text, bool *truncated) { return *truncated = false, strdup(text); }
+const char *kg_kernel_id(const kg_kernel_t *self) { return "kernel"; }
+const char *kg_kernel_name(const kg_kernel_t *self) { return "python3"; }
 
 int kg_gateway_handler_result(kg_gateway_t *gw) { return 0; }
 

@@ -64,6 +64,8 @@ typedef void(kg_command_done_fn)(kg_command_t *c, json_t *result, void *arg);
 
 typedef struct {
     const char *command;       /* run as: /bin/bash -c COMMAND */
+    const char *origin;        /* who asked, for the audit trail ("mcp", "e2b", ...); NULL:
+                                  "client" */
     const char *const *env;    /* extra "KEY=VALUE" entries, NULL-terminated; borrowed */
     const char *cwd;           /* inside path; NULL: /home/user */
     const char *stdin_text;    /* written to stdin first; NULL: nothing */

@@ -49,6 +49,8 @@ typedef struct {
     const char *stdin_text; /* lines answered to input() in turn; NULL: input() raises at once */
     bool silent;            /* Jupyter's silent (no output, no history) */
     bool no_history;        /* store_history = false */
+    const char *origin;     /* who asked, for the audit trail: "mcp", "e2b", "cli", ...;
+                               NULL: "kernel client" */
     kg_output_fn *on_output;
     kg_done_fn *on_done;
     void *arg;

@@ -36,6 +36,12 @@ typedef struct {
     /* The sandbox is being destroyed, however (its processes are gone already): the last call
      * naming it. */
     void (*destroyed)(kg_sandbox_t *sb, void *arg);
+    /* Something a client did in the sandbox, for an audit trail: kind is "execution",
+     * "command", "file_write", "file_delete", "file_mkdir", "file_rename", "kernel_start" or
+     * "kernel_stop";
+     * record (Borrowed; valid during the call) its fields: never a file's content nor an
+     * environment variable's value. Times: "started_ms" is wall-clock ms since the epoch. */
+    void (*activity)(kg_sandbox_t *sb, const char *kind, json_t *record, void *arg);
     /* kg_sandbox_info is being built: add the policy's fields to info (an object). */
     void (*describe)(kg_sandbox_t *sb, json_t *info, void *arg);
     /* kg_gateway_destroy began: stop timers; no sandbox ends on its own from here on. */
