@@ -274,7 +274,8 @@ int cli_cmd_run(int argc, char **argv)
         kernel = kg_kernel_start(gw, &kopts, &err);
     }
     cli_sandbox_flags_free(&cfg); /* the sandbox holds its own copy of --network */
-    kg_execute_opts_t xopts = {.code = code,
+    kg_execute_opts_t xopts = {.origin = "cli",
+                               .code = code,
                                .timeout_ms = timeout_ms,
                                .stdin_text = stdin_text,
                                .on_output = s_on_output,

@@ -24,6 +24,9 @@ static const cli_command_t s_commands[] = {
      "serve MCP (Streamable HTTP, /mcp) and the Jupyter Kernel Gateway API (/api) over HTTP",
      "cellblock serve [--listen HOST:PORT] [--no-auth] [--allow-origin URL] [--allow-host NAME] "
      "[--verbose] [sandbox options]"},
+    {"audit", cli_cmd_audit,
+     "print the audit trail: what ran in sandboxes, who ran it, files written, lifecycle",
+     "cellblock audit [--sandbox ID] [--since T] [--tenant T] [--limit N] [--json]"},
     {"doctor", cli_cmd_doctor, "show which isolation layers this host gives sandboxes, and try one",
      "cellblock doctor"},
 };

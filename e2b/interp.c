@@ -641,7 +641,7 @@ static void s_execute_refuse(http_request_t *req, const char *name, const char *
 
 static void s_queue_silent(kg_kernel_t *kernel, const char *code)
 {
-    kg_execute_opts_t opts = {.code = code, .silent = true, .no_history = true};
+    kg_execute_opts_t opts = {.origin = "e2b", .code = code, .silent = true, .no_history = true};
     cb_error_t err = {0};
     if (!kg_execute(kernel, &opts, &err))
         cb_warn("e2b: env_vars: %s", err.msg);
@@ -698,7 +698,8 @@ static void s_execute(e2b_sandbox_t *sb, http_request_t *req)
     if (set)
         s_queue_silent(ctx->kernel, set);
     s_run_t *run = cb_xcalloc(1, sizeof *run);
-    kg_execute_opts_t opts = {.code = json_string_value(jcode),
+    kg_execute_opts_t opts = {.origin = "e2b",
+                              .code = json_string_value(jcode),
                               .on_output = s_on_output,
                               .on_done = s_on_done,
                               .arg = run};

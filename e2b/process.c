@@ -538,6 +538,7 @@ static void s_start(e2b_sandbox_t *sb, http_request_t *req, json_t *msg)
     }
     s_proc_t *p = cb_xcalloc(1, sizeof *p);
     kg_command_opts_t opts = {
+        .origin = "e2b",
         .command = cb_buf_str(&st.command),
         .env = (const char *const *)st.env,
         .cwd = st.cwd,

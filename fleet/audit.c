@@ -446,7 +446,7 @@ void fleet_audit_log_destroy(fleet_audit_log_t **self_p)
 
 void fleet_audit_log_append(fleet_audit_log_t *self, const char *tenant, json_t *record)
 {
-    char *text = json_dumps(record, JSON_COMPACT | JSON_ENSURE_ASCII);
+    char *text = json_dumps(record, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
     json_decref(record);
     if (!text)
         cb_oom(0);

@@ -121,7 +121,7 @@ static void s_audit(const kg_execution_t *x, const char *status)
                                          : json_string_value(json_object_get(x->error, "ename"));
     int64_t started_ms = kg_wall_ms() - (int64_t)x->duration_ms;
     kg_sandbox_activity(x->kernel->sandbox, "execution",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:f, s:s, s:s?}",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:f, s:s, s:s*}",
                                   "execution_id", x->id, "kernel_id", kg_kernel_id(x->kernel),
                                   "kernel", kg_kernel_name(x->kernel), "origin", x->origin, "code",
                                   code, "code_truncated", truncated, "started_ms",

@@ -148,7 +148,7 @@ static void s_emit(kg_kernel_t *k, kg_kernel_event_t event, const char *detail)
                             event == KG_EVENT_READY     ? "kernel_start"
                             : event == KG_EVENT_STOPPED ? "kernel_stop"
                                                         : "kernel_dead",
-                            json_pack("{s:s, s:s, s:s?}", "kernel_id", k->id, "kernel",
+                            json_pack("{s:s, s:s, s:s*}", "kernel_id", k->id, "kernel",
                                       kg_kernel_name(k), "detail", detail));
     if (event == KG_EVENT_READY)
         k->audited_start = true;

@@ -275,7 +275,8 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
     mcp_job_t *job = s_job_new(sb, MCP_JOB_CODE);
     snprintf(job->repl_id, sizeof job->repl_id, "%s", repl->id);
     double timeout_s = mcp_arg_num(args, "timeout_s", sb->timeout_s);
-    kg_execute_opts_t opts = {.code = code,
+    kg_execute_opts_t opts = {.origin = "mcp",
+                              .code = code,
                               .timeout_ms = (int)(timeout_s * 1000.0 + 0.5),
                               .stdin_text = mcp_arg_str(args, "stdin", NULL),
                               .on_output = s_on_code_output,
@@ -499,7 +500,8 @@ void mcp_tool_command_execute(mcp_call_t *call, json_t *args)
     job->background = mcp_arg_bool(args, "background", false);
     /* A background command has no time limit unless one is given. */
     double timeout_s = mcp_arg_num(args, "timeout_s", job->background ? 0 : sb->timeout_s);
-    kg_command_opts_t opts = {.command = mcp_arg_str(args, "command", ""),
+    kg_command_opts_t opts = {.origin = "mcp",
+                              .command = mcp_arg_str(args, "command", ""),
                               .env = (const char *const *)env_list,
                               .cwd = mcp_arg_str(args, "cwd", NULL),
                               .stdin_text = mcp_arg_str(args, "stdin", NULL),

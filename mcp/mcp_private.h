@@ -211,6 +211,7 @@ mcp_tool_fn mcp_tool_sandbox_create, mcp_tool_sandbox_list, mcp_tool_sandbox_inf
 mcp_tool_fn mcp_tool_code_execute, mcp_tool_run_code, mcp_tool_code_execute_async,
     mcp_tool_execution_status, mcp_tool_execution_cancel, mcp_tool_command_execute,
     mcp_tool_session_execute;
+mcp_tool_fn mcp_tool_sandbox_history; /* history.c */
 mcp_tool_fn mcp_tool_file_upload, mcp_tool_file_download, mcp_tool_file_list, mcp_tool_file_delete;
 mcp_tool_fn mcp_tool_process_list, mcp_tool_process_kill, mcp_tool_process_output;
 mcp_tool_fn mcp_tool_terminal_send, mcp_tool_terminal_read, mcp_tool_terminal_resize;

@@ -352,7 +352,8 @@ void mcp_packages_install_then_run(mcp_call_t *call, mcp_repl_t *repl, json_t *a
     call->install = in;
     call->cancel = s_cancel;
 
-    kg_command_opts_t opts = {.command = script,
+    kg_command_opts_t opts = {.origin = "mcp",
+                              .command = script,
                               .env = env,
                               .timeout_ms = in->total_ms,
                               .on_output = s_on_output,

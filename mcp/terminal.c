@@ -380,7 +380,8 @@ int mcp_terminal_start(mcp_repl_t *repl, unsigned short cols, unsigned short row
         env[i] = sb->env_list[i];
     for (size_t i = 0; mine[i]; i++)
         env[n + i] = mine[i];
-    kg_command_opts_t opts = {.command = "exec /bin/bash --noprofile --norc -i",
+    kg_command_opts_t opts = {.origin = "mcp terminal",
+                              .command = "exec /bin/bash --noprofile --norc -i",
                               .env = env,
                               .pty = true,
                               .cols = t->cols,

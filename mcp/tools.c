@@ -402,6 +402,17 @@ static const mcp_tool_t s_tools[] = {
                 "\"properties\":{\"time\":{\"type\":\"string\"},\"source\":{\"type\":\"string\"},\"text\":{\"type\":\"string\"}}}}",
                 "\"sandbox_id\",\"entries\""),
      MCP_HINT_READ_ONLY, mcp_tool_sandbox_logs},
+    {"sandbox_history", "A sandbox's audit trail",
+     "What happened in a sandbox, oldest first, from the audit log: executions (code, status, "
+     "error name, duration, route), commands (line, exit code), file writes and deletes (path, "
+     "size), sessions started and ended, and its lifecycle (opened, reopened, timeout set, "
+     "ended and why). Works for a sandbox that has ended too.",
+     S_OBJ(P_SANDBOX ",\"since\":" S_STR("Only records at or after this: ISO 8601 (2026-12-08T02:30:00Z) or an age (30s, 10m, 2h, 1d).")
+           ",\"limit\":" S_INT("At most this many, the latest (default 100).", 1, 10000), ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"records\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
+                "\"properties\":{\"time\":{\"type\":\"string\"},\"tenant\":{\"type\":\"string\"},\"event\":{\"type\":\"string\"}}}}",
+                "\"sandbox_id\",\"records\""),
+     MCP_HINT_READ_ONLY, mcp_tool_sandbox_history},
     {"sandbox_metrics", "Measure a sandbox",
      "CPU time and share, memory (current, peak, limit), processes, disk use, executions, "
      "uptime and network use (totals and the last 20 connections) of a sandbox.",
