@@ -25,14 +25,15 @@ static void s_print_line(json_t *r)
     const char *sid = json_string_value(json_object_get(r, "sandbox_id"));
     printf("%s %-8s %-8.8s %-15s", json_string_value(json_object_get(r, "time")),
            json_string_value(json_object_get(r, "tenant")), sid ? sid : "-", event ? event : "?");
-    static const char *const subjects[] = {"code",   "command", "path",
-                                           "reason", "kernel",  "template"};
+    static const char *const subjects[] = {"code",   "command",  "path",
+                                           "reason", "template", "kernel"};
     for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
         const char *s = json_string_value(json_object_get(r, subjects[i]));
         if (!s)
             continue;
         size_t n = strcspn(s, "\n");
-        printf(" %.*s%s", (int)(n > 100 ? 100 : n), s, n > 100 || s[n] ? " ..." : "");
+        bool more = n > 100 || (s[n] && s[n + 1]); /* a last newline alone is not more */
+        printf(" %.*s%s", (int)(n > 100 ? 100 : n), s, more ? " ..." : "");
         break;
     }
     const char *to = json_string_value(json_object_get(r, "to"));

@@ -42,8 +42,8 @@ static char *s_text(json_t *records)
         if (json_is_string(what)) {
             const char *s = json_string_value(what);
             size_t n = strcspn(s, "\n");
-            shown =
-                cb_strdup_printf("%.*s%s", (int)(n > 80 ? 80 : n), s, n > 80 || s[n] ? " ..." : "");
+            shown = cb_strdup_printf("%.*s%s", (int)(n > 80 ? 80 : n), s,
+                                     n > 80 || (s[n] && s[n + 1]) ? " ..." : "");
         }
         const char *status = json_string_value(json_object_get(r, "status"));
         cb_buf_printf(&text, "%s %s%s%s%s%s\n", json_string_value(json_object_get(r, "time")),
