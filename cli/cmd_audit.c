@@ -23,7 +23,7 @@ static void s_print_line(json_t *r)
 {
     const char *event = json_string_value(json_object_get(r, "event"));
     const char *sid = json_string_value(json_object_get(r, "sandbox_id"));
-    printf("%s %-8s %-8.8s %-15s", json_string_value(json_object_get(r, "time")),
+    printf("%s %-8s %-8.8s %-17s", json_string_value(json_object_get(r, "time")),
            json_string_value(json_object_get(r, "tenant")), sid ? sid : "-", event ? event : "?");
     static const char *const subjects[] = {"code",   "command",  "path",
                                            "reason", "template", "kernel"};

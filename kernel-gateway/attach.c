@@ -125,10 +125,21 @@ static void s_relay(kg_attach_t *self, zmsg_t **raw_p, jp_signer_t *from, jp_rep
     } else if (from_client && s_is_type(header, "shutdown_request")) {
         s_refuse_shutdown(self, &view, header, in);
         zmsg_destroy(raw_p);
-    } else if (zmsg_send(raw_p, out) < 0) {
-        zmsg_destroy(raw_p);
-    } else if (from_client && self->kernel->sandbox) {
-        kg_sandbox_touch(self->kernel->sandbox); /* a person's request is use (lifetime.c) */
+    } else {
+        /* An attached person's code goes to the audit trail; read before the frames go. */
+        json_t *content = from_client && s_is_type(header, "execute_request")
+                              ? json_loadb((const char *)zframe_data(view.parts[3]),
+                                           zframe_size(view.parts[3]), JSON_ALLOW_NUL, NULL)
+                              : NULL;
+        if (zmsg_send(raw_p, out) < 0) {
+            zmsg_destroy(raw_p);
+        } else if (from_client && self->kernel->sandbox) {
+            kg_sandbox_touch(self->kernel->sandbox); /* a person's request is use (lifetime.c) */
+            if (content)
+                kg_kernel_audit_request(self->kernel, "attach", content,
+                                        json_string_value(json_object_get(header, "msg_id")));
+        }
+        json_decref(content);
     }
     json_decref(header);
 }

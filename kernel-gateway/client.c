@@ -168,6 +168,9 @@ int kg_kernel_client_send(kg_kernel_client_t *self, jp_channel_t ch, const jp_ms
     kg_kernel_touch(k);
     if (k->sandbox)
         kg_sandbox_touch(k->sandbox); /* a client's request is use (lifetime.c) */
+    if (k->sandbox && ch == JP_CH_SHELL && strcmp(jp_msg_type(msg), "execute_request") == 0)
+        kg_kernel_audit_request(k, "jupyter", msg->content,
+                                json_string_value(json_object_get(msg->header, "msg_id")));
     return 0;
 }
 

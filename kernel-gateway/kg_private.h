@@ -130,6 +130,11 @@ struct kg_sandbox {
 /* A kernel in sb had a lifecycle event: tell the policy (kernel.c calls it). */
 /* Tell the policy's activity hook (kg_policy_t.activity). record: Takes ownership. */
 void kg_sandbox_activity(kg_sandbox_t *sb, const char *kind, json_t *record);
+/* An execute_request a Jupyter client sent to the kernel itself (the Jupyter API's WebSocket,
+ * an attached console), for the audit trail: event "execution_request" (its code, the route;
+ * how it ended is the client's to see). content: the request's content, borrowed. */
+void kg_kernel_audit_request(kg_kernel_t *k, const char *origin, json_t *content,
+                             const char *msg_id);
 /* Wall-clock ms since the epoch, for activity records. */
 int64_t kg_wall_ms(void);
 /* At most KG_AUDIT_TEXT_MAX bytes of text (cut at a character), for activity records. Caller

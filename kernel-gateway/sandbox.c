@@ -202,6 +202,21 @@ void kg_sandbox_activity(kg_sandbox_t *sb, const char *kind, json_t *record)
     json_decref(record);
 }
 
+void kg_kernel_audit_request(kg_kernel_t *k, const char *origin, json_t *content,
+                             const char *msg_id)
+{
+    const char *code = json_string_value(json_object_get(content, "code"));
+    if (!k->sandbox || !code)
+        return;
+    bool truncated = false;
+    cleanup_free char *text = kg_audit_text(code, &truncated);
+    kg_sandbox_activity(k->sandbox, "execution_request",
+                        json_pack("{s:s, s:s, s:s, s:s, s:b, s:s*, s:b}", "kernel_id",
+                                  kg_kernel_id(k), "kernel", kg_kernel_name(k), "origin", origin,
+                                  "code", text, "code_truncated", truncated, "msg_id", msg_id,
+                                  "silent", json_is_true(json_object_get(content, "silent"))));
+}
+
 int64_t kg_wall_ms(void)
 {
     struct timespec ts;

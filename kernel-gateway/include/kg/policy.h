@@ -37,7 +37,8 @@ typedef struct {
      * naming it. */
     void (*destroyed)(kg_sandbox_t *sb, void *arg);
     /* Something a client did in the sandbox, for an audit trail: kind is "execution",
-     * "command", "file_write", "file_delete", "file_mkdir", "file_rename", "kernel_start" or
+     * "execution_request" (a Jupyter client's own), "command", "file_write", "file_delete",
+     * "file_mkdir", "file_rename", "kernel_start", "kernel_dead" or
      * "kernel_stop";
      * record (Borrowed; valid during the call) its fields: never a file's content nor an
      * environment variable's value. Times: "started_ms" is wall-clock ms since the epoch. */
