@@ -34,7 +34,9 @@
 #include "cb/cleanup.h"
 #include "cb/log.h"
 #include "cb/util.h"
+#include "egress/egress.h"
 #include "fleet_private.h"
+#include "kg/sandbox.h"
 
 #define AUDIT_QUEUE_MAX_BYTES (16u << 20) /* pending lines beyond this are dropped */
 #define AUDIT_BATCH_BYTES (256u << 10)    /* a batch this big is written at once */
@@ -530,6 +532,31 @@ json_t *fleet_audit_fields(json_t *record)
         json_object_del(fields, "started_ms");
     }
     return fields;
+}
+
+void fleet_audit_network(fleet_sandbox_t *fs)
+{
+    const egress_policy_t *policy = kg_sandbox_network(fs->sb);
+    if (!fs->fleet->audit || !policy || egress_policy_is_none(policy))
+        return; /* no egress: no connection can be made */
+    json_auto_t *probe = kg_sandbox_network_metrics(fs->sb, 1);
+    uint64_t total = (uint64_t)json_integer_value(json_object_get(probe, "connections"));
+    if (total <= fs->net_audited)
+        return;
+    uint64_t fresh = total - fs->net_audited;
+    fs->net_audited = total;
+    json_auto_t *m = kg_sandbox_network_metrics(fs->sb, fresh > 1000 ? 1000 : (size_t)fresh);
+    size_t i;
+    json_t *r;
+    json_array_foreach (json_object_get(m, "records"), i, r) {
+        json_t *fields = json_deep_copy(r);
+        json_object_set(fields, "connected", json_object_get(fields, "time"));
+        json_object_del(fields, "time");
+        fleet_audit(fs->fleet, fs->sb, fs->tenant, "network_connection", fields);
+    }
+    if (fresh > 1000)
+        fleet_audit(fs->fleet, fs->sb, fs->tenant, "network_connections_skipped",
+                    json_pack("{s:I}", "count", (json_int_t)(fresh - 1000)));
 }
 
 void fleet_audit(fleet_t *fleet, kg_sandbox_t *sb, const char *tenant, const char *event,

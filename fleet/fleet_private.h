@@ -52,8 +52,9 @@ typedef struct {
     bool extend_on_use;       /* the deadline is lifetime_s after the last use */
     bool in_pool;             /* waiting in a warm pool; not handed out */
     bool from_pool;
-    fleet_end_t end_why; /* set when the fleet asked the engine to end it */
-    bool fleet_ended;    /* ... and whether it did */
+    fleet_end_t end_why;  /* set when the fleet asked the engine to end it */
+    bool fleet_ended;     /* ... and whether it did */
+    uint64_t net_audited; /* connections of it already in the audit trail */
     fleet_end_fn *on_end;
     void *end_arg;
     char *persist_dir; /* <state>/sandboxes/<id>: a persistent workspace's home */
@@ -143,6 +144,8 @@ void fleet_audit_log_flush(fleet_audit_log_t *self);
 /* Records dropped (queue full) or not written (disk errors) so far. */
 uint64_t fleet_audit_log_dropped(fleet_audit_log_t *self);
 /* A record: {time, tenant, event, sandbox_id, ...fields} (fields: Takes ownership; may be NULL). */
+/* Record the sandbox's network connections made since the last call (the tick's). */
+void fleet_audit_network(fleet_sandbox_t *fs);
 /* The engine's activity record as audit fields: a copy, with started_ms (wall-clock ms) turned
  * into "started" (ISO 8601). Caller owns return value. */
 json_t *fleet_audit_fields(json_t *record);

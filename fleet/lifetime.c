@@ -119,6 +119,7 @@ void fleet_tick(fleet_t *fleet)
          fs = zhashx_next(fleet->sandboxes)) {
         if (!fs->opened || kg_sandbox_ending(fs->sb))
             continue;
+        fleet_audit_network(fs);
         int64_t deadline = s_deadline_ms(fs);
         if (deadline && now >= deadline) {
             cleanup_free char *why =

@@ -6,7 +6,7 @@
 // records are still there, followed by the new ones.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, brief, check, run, runProgram, safeJson, sc, section, startServer, tempDir, textOf } from './lib.mjs';
+import { BIN, brief, check, run, runProgram, safeJson, sc, section, startServer, tempDir, textOf, waitUntil } from './lib.mjs';
 
 const SECRET = 'sekrit-' + Math.random().toString(36).slice(2) + '-value';
 const CONTENT = 'file-body-' + Math.random().toString(36).slice(2) + '-not-logged';
@@ -31,7 +31,7 @@ await run(async () => {
     let id = null;
 
     await section('what ran is recorded, in order', async () => {
-        let r = await srv.callOk('sandbox_create', { persist: true });
+        let r = await srv.callOk('sandbox_create', { persist: true, network: { allow: ['allowed.invalid'] } });
         id = sc(r).sandbox_id;
         await srv.callOk('code_execute', { sandbox_id: id, code: 'x = 6 * 7\nprint(x)' });
         r = await srv.call('code_execute', { sandbox_id: id, code: '1 / 0' });
@@ -64,6 +64,19 @@ await run(async () => {
         check(last.records.length === 1 && last.records[0].event === 'file_write', 'limit 1: the latest record only', brief(last.r));
         r = await srv.call('sandbox_history', { sandbox_id: id, since: 'last tuesday' });
         check(r.isError === true && /since/.test(textOf(r)), 'a since that is not a time is refused', brief(r));
+    });
+
+    await section('network connections', async () => {
+        // Refused by name at the proxy (not in the allow list): nothing leaves the host.
+        await srv.callOk('command_execute', { sandbox_id: id, command: 'curl -s -m 5 -o /dev/null http://denied.invalid/ ; true' });
+        let rec = null;
+        await waitUntil(async () => {
+            const { records } = await history(srv, { sandbox_id: id });
+            rec = records.find((x) => x.event === 'network_connection');
+            return rec;
+        }, 10000, 'a network_connection record');
+        check(rec && rec.host === 'denied.invalid' && rec.allowed === false && typeof rec.reason === 'string',
+            'the refused connection is recorded: host, allowed false, the reason', safeJson(rec));
     });
 
     await section('an unknown id', async () => {
