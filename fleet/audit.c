@@ -66,6 +66,8 @@ struct fleet_audit_log {
     size_t queued_bytes;
     uint64_t flush_asked, flush_done;
     uint64_t dropped, failed;
+    uint64_t failed_told; /* failures the caller's thread has logged */
+    char failure[300];    /* the last one, for that log line */
     bool stop;
     /* the writer thread's own */
     audit_file_t *files;
@@ -294,9 +296,13 @@ static void s_write_tenant(fleet_audit_log_t *self, audit_file_t *f, cb_buf_t *b
         p += n, left -= (size_t)n, f->size += (uint64_t)n;
     }
     if (f->fd < 0 || left > 0 || fdatasync(f->fd) < 0) {
-        cb_warn("audit: could not write %s's log under %s/audit: %s", f->tenant, self->state_dir,
-                strerror(errno));
+        /* Not logged from here: a log hook (MCP's notifications) belongs to the loop's thread;
+         * the next fleet_audit_log_append there tells it. */
+        int e = errno;
         pthread_mutex_lock(&self->mu);
+        snprintf(self->failure, sizeof self->failure,
+                 "could not write %.64s's log under %.160s/audit: %s", f->tenant, self->state_dir,
+                 strerror(e));
         self->failed++;
         pthread_mutex_unlock(&self->mu);
         if (f->fd >= 0)
@@ -446,7 +452,18 @@ void fleet_audit_log_append(fleet_audit_log_t *self, const char *tenant, json_t 
     if (!text)
         cb_oom(0);
     size_t len = strlen(text);
+    char failure[sizeof self->failure] = "";
     pthread_mutex_lock(&self->mu);
+    if (self->failed != self->failed_told) {
+        self->failed_told = self->failed;
+        memcpy(failure, self->failure, sizeof failure);
+    }
+    if (failure[0]) {
+        pthread_mutex_unlock(&self->mu);
+        cb_warn("audit: %s (%llu records not written so far)", failure,
+                (unsigned long long)self->failed_told);
+        pthread_mutex_lock(&self->mu);
+    }
     if (self->stop || self->queued_bytes + len > AUDIT_QUEUE_MAX_BYTES) {
         if (self->dropped++ % 1000 == 0)
             cb_warn("audit: a record for %s was dropped (the writer is behind or stopped)", tenant);
