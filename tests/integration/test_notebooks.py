@@ -94,7 +94,9 @@ def main():
             check(got == want, "outputs in order, streams merged, the blank cell skipped, nothing after the error", json.dumps(got))
             with open(src) as f:
                 before = json.load(f)["cells"][0]
-            check(nb.cells[0] == before, "the markdown cell is kept as it was (id, source, metadata)", json.dumps(nb.cells[0]))
+            with open(os.path.join(tmp, "analysis.nbconvert.ipynb")) as f:
+                after = json.load(f)["cells"][0]
+            check(after == before, "the markdown cell is kept as it was (id, source, metadata)", json.dumps([before, after]))
             check(nb.metadata.get("language_info", {}).get("name") == "python" and nb.metadata["kernelspec"]["name"] == "python3",
                   "metadata names the kernel and its language", json.dumps(nb.metadata))
             check("shell.execute_reply" in nb.cells[1].metadata.get("execution", {}), "cells carry execution timing",
