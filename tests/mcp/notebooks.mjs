@@ -5,7 +5,7 @@
 // refuses malformed ones with a clear error. One server, one sandbox.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { brief, check, run, runProgram, safeJson, sc, section, startServer, tempDir, textOf } from './lib.mjs';
+import { brief, check, run, runProgram, safeJson, sc, section, startServer, tempDir, textOf, waitUntil, withDeadline } from './lib.mjs';
 
 const PY = '/usr/bin/python3';
 const dir = tempDir('cb-nb-');
@@ -137,6 +137,37 @@ await run(async () => {
         check(r.isError === true && /missing\.ipynb/.test(textOf(r)), 'notebook_run of a missing file names it', brief(r));
         r = await srv.callOk('sandbox_info', {});
         check(sc(r).sessions === 2 && (sc(r).session_list ?? []).length === 2, 'notebook_run closes the kernel it started (the main and the terminal session remain)', brief(r));
+    });
+    await section('a notebook whose sandbox goes, or whose client gives up', async () => {
+        // The sandbox is deleted while a cell sleeps: the call ends with an error saying so, and
+        // nothing is written into a sandbox that is gone (the server stays up: the next call works).
+        const slow = (marker) => ({ nbformat: 4, nbformat_minor: 5, metadata: {}, cells: [
+            { cell_type: 'code', metadata: {}, source: `open('${marker}', 'w').write('x')` },
+            { cell_type: 'code', metadata: {}, source: 'import time\nfor i in range(600): time.sleep(0.1)' },
+            { cell_type: 'code', metadata: {}, source: 'print("never")' }] });
+        const other = sc(await srv.callOk('sandbox_create', {})).sandbox_id;
+        const running = srv.call('notebook_run', { sandbox_id: other, notebook: slow('started.txt') });
+        await waitUntil(async () => !(await srv.call('file_download', { sandbox_id: other, path: 'started.txt' })).isError, 30000, 'the first cell to run');
+        await srv.callOk('sandbox_delete', { sandbox_id: other });
+        r = await withDeadline(running, 30000, 'notebook_run to end with its sandbox');
+        check(r.isError === true && /ended while the notebook ran/.test(textOf(r)), 'sandbox_delete during notebook_run: the call fails saying so', brief(r));
+
+        // The client cancels: the cell is interrupted, the call settles, the server goes on.
+        const ac = new AbortController();
+        const cancelled = srv.call('notebook_run', { notebook: slow('started2.txt'), output_path: 'cancelled.ipynb' }, { signal: ac.signal });
+        cancelled.catch(() => {});
+        await waitUntil(async () => !(await srv.call('file_download', { path: 'started2.txt' })).isError, 30000, 'the first cell to run');
+        ac.abort('the test gives up');
+        await withDeadline(cancelled.then(() => {}, () => {}), 5000, 'the cancelled call to settle');
+        await waitUntil(async () => sc(await srv.callOk('sandbox_info', {})).sessions === 2, 15000, 'the notebook\'s kernel to close');
+        const file = await srv.call('file_download', { path: 'cancelled.ipynb', encoding: 'text' });
+        const nb = JSON.parse(sc(file).content ?? '{}');
+        const stopped = nb.cells?.[1]?.outputs?.at(-1);
+        check(stopped?.output_type === 'error' && /KeyboardInterrupt|CellExecutionCancelled/.test(stopped?.ename) && nb.cells?.[2]?.outputs?.length === 0 &&
+              nb.cells?.[2]?.execution_count === null,
+            'a cancelled run still writes what ran, the interrupted cell ending in an error, the next one not run', safeJson(nb.cells ?? file).slice(0, 600));
+        r = await srv.callOk('code_execute', { code: '1 + 1' });
+        check(/2/.test(textOf(r)), 'the server keeps serving after both', brief(r));
     });
     await srv.close();
 });
