@@ -13,7 +13,8 @@
  * notebook is written to the workspace (output_path, default next to the input) through the
  * engine's file API (a temporary name, then a rename), the REPL is closed and the call answered
  * with a summary and a resource link. The sandbox or the REPL may go meanwhile (sandbox_delete,
- * session_close): the end looks both up again by id and never touches a freed one.
+ * session_close): the end looks both up again by id and never touches a freed one. A cancelled
+ * call (the client's, or its session ending) ends the run at once, in the cancel itself.
  */
 #include <string.h>
 
@@ -207,10 +208,25 @@ static void s_on_output(kg_execution_t *x, const char *kind, json_t *content, vo
         mcp_call_progress(job->call, text, strlen(text));
 }
 
+/* The client gave up, or its session is ending (and the server may be going): stop at once.
+ * What ran is written (the running cell marked cancelled), the kernel closed and the call
+ * finished (silently) here, so nothing of the run outlives this. */
 static void s_cancel(mcp_call_t *call)
 {
     nb_job_t *job = call->notebook;
-    nb_run_cancel(job->run); /* its end finishes the call, which sends nothing now */
+    call->notebook = NULL;
+    call->cancel = NULL;
+    nb_run_destroy(&job->run);
+    mcp_sandbox_t *sb = zhashx_lookup(job->server->sandboxes, job->sandbox_id);
+    mcp_repl_t *repl = zhashx_lookup(job->server->repls, job->repl_id);
+    if (repl)
+        mcp_repl_close(&repl);
+    cb_error_t err = {0};
+    cleanup_free char *text = sb ? nb_dump(job->nb) : NULL;
+    if (sb && s_write_workspace(sb, job->output_path, text, &err) < 0)
+        cb_info("notebook_run cancelled: write %.200s: %s", job->output_path, err.msg);
+    s_job_free(job);
+    mcp_call_finish(call, NULL, NULL, false);
 }
 
 static void s_on_done(nb_run_t *run, void *arg)

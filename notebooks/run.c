@@ -10,7 +10,8 @@
  * never runs inside nb_run_start or nb_run_cancel.
  *
  * Lifetime: an execution's on_done always comes, so a run abandoned (nb_run_destroy) while a
- * cell runs cancels that cell and frees itself in the cell's on_done.
+ * cell runs marks that cell cancelled in the notebook, cancels it, and frees itself in the
+ * cell's on_done without touching the notebook again.
  */
 #include <string.h>
 
@@ -293,6 +294,12 @@ void nb_run_destroy(nb_run_t **self_p)
     json_decref(self->stop_error);
     self->stop_error = NULL;
     if (self->x) { /* its on_done frees the run */
+        /* The notebook says the cell did not finish (nothing touches it after this). */
+        json_auto_t *content =
+            json_pack("{s:s, s:s, s:[]}", "ename", "CellExecutionCancelled", "evalue",
+                      "the run was stopped while this cell ran", "traceback");
+        nb_outputs_append(json_object_get(s_cell(self), "outputs"),
+                          nb_output_from_message("error", content, -1));
         self->abandoned = true;
         cb_error_t err = {0};
         kg_execution_cancel(self->x, &err);

@@ -142,8 +142,8 @@ await run(async () => {
         // The sandbox is deleted while a cell sleeps: the call ends with an error saying so, and
         // nothing is written into a sandbox that is gone (the server stays up: the next call works).
         const slow = (marker) => ({ nbformat: 4, nbformat_minor: 5, metadata: {}, cells: [
-            { cell_type: 'code', metadata: {}, source: `open('${marker}', 'w').write('x')` },
-            { cell_type: 'code', metadata: {}, source: 'import time\nfor i in range(600): time.sleep(0.1)' },
+            { cell_type: 'code', metadata: {}, source: 'import time' },
+            { cell_type: 'code', metadata: {}, source: `open('${marker}', 'w').write('x')\nfor i in range(600): time.sleep(0.1)` },
             { cell_type: 'code', metadata: {}, source: 'print("never")' }] });
         const other = sc(await srv.callOk('sandbox_create', {})).sandbox_id;
         const running = srv.call('notebook_run', { sandbox_id: other, notebook: slow('started.txt') });
@@ -168,6 +168,13 @@ await run(async () => {
             'a cancelled run still writes what ran, the interrupted cell ending in an error, the next one not run', safeJson(nb.cells ?? file).slice(0, 600));
         r = await srv.callOk('code_execute', { code: '1 + 1' });
         check(/2/.test(textOf(r)), 'the server keeps serving after both', brief(r));
+
+        // SIGTERM while a notebook runs (stdin closing would let the call finish, up to 30 s):
+        // the session ends at once, the run with it; the server exits and leaves no process.
+        srv.call('notebook_run', { notebook: slow('started3.txt') }).catch(() => {});
+        await waitUntil(async () => !(await srv.call('file_download', { path: 'started3.txt' })).isError, 30000, 'the slow cell to run');
+        const ex = await srv.kill('SIGTERM');
+        check(ex?.code === 0, 'SIGTERM during notebook_run: the server exits with status 0', safeJson(ex));
+        await srv.checkNoneLeft('after SIGTERM during notebook_run');
     });
-    await srv.close();
 });

@@ -94,7 +94,8 @@ typedef struct {
 /* Run nb's code cells on kernel, a kernel of gw (nb borrowed; modified in place; it must outlive the run); the kernel's
  * name and language go into the notebook's metadata. on_done is called later, never from
  * within this call. Caller owns return value (destroy it after on_done, or to abandon the run:
- * the running cell is then cancelled and on_done not called). NULL with err. */
+ * the running cell then gets an error output CellExecutionCancelled and is cancelled, on_done
+ * is not called, and the notebook is not touched again). NULL with err. */
 nb_run_t *nb_run_start(kg_gateway_t *gw, kg_kernel_t *kernel, json_t *nb,
                        const nb_run_opts_t *opts, cb_error_t *err);
 
