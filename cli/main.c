@@ -12,7 +12,7 @@ static const cli_command_t s_commands[] = {
     {"run", cli_cmd_run, "run code in a fresh kernel and print its outputs",
      "cellblock run [--template NAME] [--kernel NAME] [--timeout S] [--outputs DIR] [--stdin TEXT] "
      "[sandbox options] FILE|-\n"
-     "       cellblock run [-o OUT.ipynb] [--allow-errors] [--kernel NAME] [--timeout S] "
+     "  cellblock run [-o OUT.ipynb] [--allow-errors] [--kernel NAME] [--timeout S] "
      "[sandbox options] NOTEBOOK.ipynb"},
     {"kernels", cli_cmd_kernels, "list the kernelspecs found", "cellblock kernels"},
     {"templates", cli_cmd_templates, "list the sandbox templates found",
