@@ -185,9 +185,11 @@ char *nb_pick_kernel(const json_t *nb, const char *explicit_name, const char *pr
         language = json_string_value(json_object_get(spec, "language"));
     if (language) {
         char *kernel = jp_kernelspec_for_language(project_dir, language, err);
-        if (!kernel && name)
+        if (!kernel && name) { /* say both; the message is rewritten from a copy */
+            cleanup_free char *why = cb_xstrdup(err->msg);
             cb_error_fail(err, err->kind, "the notebook's kernel %s is not installed here, and %s",
-                          name, err->msg);
+                          name, why);
+        }
         return kernel;
     }
     if (name)

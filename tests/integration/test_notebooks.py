@@ -133,7 +133,10 @@ def main():
                                         "cells": [{"cell_type": "code", "source": 7}]}), "cell 1: source"),
                 ("nocells", json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}}), "no \"cells\" array"),
                 ("unknown", json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "no-such-kernel"}},
-                                        "cells": []}), "no-such-kernel is not installed")):
+                                        "cells": []}), "no-such-kernel is not installed"),
+                ("unknownlang", json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": [],
+                                            "metadata": {"kernelspec": {"name": "no-such-kernel", "language": "cobol"}}}),
+                 "no-such-kernel is not installed here, and")):
             path = write(os.path.join(tmp, name + ".ipynb"), text)
             r = cellblock("run", path)
             check(r.returncode == 2 and expect in r.stderr and not os.path.exists(os.path.join(tmp, name + ".nbconvert.ipynb")),
