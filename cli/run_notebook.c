@@ -7,7 +7,8 @@
  * tagged "raises-exception". Streams and tracebacks are printed as they arrive, as for a code
  * file; the
  * executed notebook (outputs, execution counts, errors) is written atomically to -o, or to
- * FILE's name with .nbconvert.ipynb, also when a cell failed. Exit status: 0 when every cell
+ * FILE's name with .nbconvert.ipynb, also when a cell failed or the run was interrupted (the
+ * running cell then ends in a CellExecutionCancelled error). Exit status: 0 when every cell
  * ran (allowed errors included), 1 when a cell stopped the run or the kernel failed, 2 when
  * the notebook cannot be read.
  */
@@ -126,14 +127,12 @@ int cli_run_notebook(const cli_notebook_run_t *nr, kg_config_t *cfg)
         return err.kind == CB_ERR_NOT_FOUND || err.kind == CB_ERR_INVALID ? CLI_USAGE : CLI_FAILED;
     }
     int rc = CLI_OK;
-    if (kg_gateway_run_until(gw, &ctx.done, -1) < 0) {
-        fprintf(stderr, "cellblock run: interrupted\n");
-        nb_run_destroy(&run);
-        kg_gateway_destroy(&gw);
-        return CLI_FAILED;
-    }
+    bool interrupted = kg_gateway_run_until(gw, &ctx.done, -1) < 0;
     json_auto_t *summary = nb_run_summary(run);
-    if (nb_run_failed(run)) {
+    if (interrupted) { /* the running cell is marked cancelled when the run is given up below */
+        fprintf(stderr, "cellblock run: interrupted\n");
+        rc = CLI_FAILED;
+    } else if (nb_run_failed(run)) {
         json_t *error = json_object_get(summary, "error");
         fprintf(stderr, "cellblock run: %s: cell %lld failed (%s): %s: %s\n", nr->path,
                 (long long)json_integer_value(json_object_get(summary, "failed_cell")) + 1,
