@@ -507,6 +507,11 @@ def run_assistant(cb_port, cb_token, js_port, js_token, root):
               "a cell through jupyter_server sees the assistant's x: x + 1 == 42", describe(res))
     finally:
         ks.close()
+    if isinstance(sess, dict) and sess.get("id"):
+        st, _, body = http_call(js_port, "DELETE", f"/api/sessions/{sess['id']}", js_token)
+        check(st == 403 and "not started through this API" in json.dumps(body),
+              "DELETE of its notebook session through jupyter_server: 403 (it would end the "
+              "kernel)", f"{st} {body!r:.300}")
     st, _, body = http_call(js_port, "DELETE", f"/api/kernels/{kid}", js_token)
     check(st == 403 and "not started through this API" in json.dumps(body),
           "DELETE of the assistant's kernel through jupyter_server: 403 with cellblock's reason",
