@@ -440,6 +440,17 @@ def run(cellblock, tmp):
         return servers
 
 
+def lab_usage(cellblock):
+    """`cellblock lab`'s bad settings are refused before anything starts (exit 2, a reason)."""
+    for args, word in ((["--listen", "127.0.0.1"], "--listen"), (["--url", "ftp://x"], "--url"),
+                       (["--root", "/nonexistent-cb-lab"], "--root")):
+        r = subprocess.run([cellblock, "lab", *args], capture_output=True, text=True, timeout=30,
+                           env={"PATH": "/usr/bin:/bin"})
+        check(r.returncode == 2 and word in r.stderr,
+              f"cellblock lab {' '.join(args)}: exit 2 naming {word}",
+              f"{r.returncode} {r.stderr[-300:]!r}")
+
+
 def run_assistant(cb_port, cb_token, js_port, js_token, root):
     """The kernel an assistant uses (opened over MCP) opened through jupyter_server: listed,
     described, adopted into a notebook session by /cellblock/open/{id}, driven over
@@ -507,6 +518,9 @@ def run_assistant(cb_port, cb_token, js_port, js_token, root):
               "a cell through jupyter_server sees the assistant's x: x + 1 == 42", describe(res))
     finally:
         ks.close()
+    st, _, body = http_call(js_port, "POST", f"/api/kernels/{kid}/interrupt", js_token)
+    check(st == 204, "POST /api/kernels/{id}/interrupt of the assistant's kernel through "
+          "jupyter_server: 204", f"{st} {body!r:.300}")
     if isinstance(sess, dict) and sess.get("id"):
         st, _, body = http_call(js_port, "DELETE", f"/api/sessions/{sess['id']}", js_token)
         check(st == 403 and "not started through this API" in json.dumps(body),
@@ -639,6 +653,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cb-jsrv-")
     servers = []
     try:
+        lab_usage(cellblock)
         servers = run(cellblock, tmp)
     finally:
         # jupyter_server first: it would otherwise try the gateway again while it goes.
