@@ -98,6 +98,8 @@ set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
     "nodejs, node-typescript, r-base-core, r-cran-irkernel, openjdk-17-jdk-headless, ruby, gcc, g++, rustc, cargo, golang-go")
 # pip and npm for installs at run time inside sandboxes (code_execute's packages, `pip install`).
 string(APPEND CPACK_DEBIAN_PACKAGE_RECOMMENDS ", python3-pip, npm")
+# `cellblock lab` runs jupyter_server (with nbformat) on the person's side (docs/jupyterlab.md).
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "python3-jupyter-server, python3-nbformat")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     "${PROJECT_SOURCE_DIR}/packaging/deb/postinst;${PROJECT_SOURCE_DIR}/packaging/deb/prerm;${PROJECT_SOURCE_DIR}/packaging/deb/postrm")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
