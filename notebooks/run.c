@@ -3,7 +3,7 @@
  * Why: `cellblock run x.ipynb` and MCP's notebook_run both execute notebooks; this is the one
  * executor, asynchronous on the gateway's loop so that the MCP server keeps serving meanwhile.
  * How: one cell is queued at a time; its outputs are recorded as they arrive (clear_output
- * honoured, streams merged); its on_done records execution_count and timing, decides whether
+ * honoured, streams merged, update_display_data applied to every output of that display id); its on_done records execution_count and timing, decides whether
  * to go on (nbclient: stop at an error unless errors are allowed or the cell is tagged
  * "raises-exception"; always stop when the kernel died, the cell timed out or was cancelled)
  * and queues the next cell from there. The end is reported from a deferred call, so on_done
@@ -38,6 +38,7 @@ struct nb_run {
     long failed_cell; /* -1: none */
     char status[16];  /* "running", then the end's */
     json_t *stop_error;
+    json_t *displays; /* display_id -> [outputs shown with it] (references into the notebook) */
     bool cancelled;
     bool abandoned;
     bool ended;
@@ -80,18 +81,38 @@ static void s_on_output(kg_execution_t *x, const char *kind, json_t *content, vo
     if (run->abandoned)
         return;
     json_t *outputs = json_object_get(s_cell(run), "outputs");
+    const char *display_id =
+        json_string_value(json_object_get(json_object_get(content, "transient"), "display_id"));
     if (strcmp(kind, "clear_output") == 0) {
         if (json_is_true(json_object_get(content, "wait")))
             run->clear_pending = true;
         else
             json_array_clear(outputs);
+    } else if (strcmp(kind, "update_display_data") == 0) {
+        /* nbclient: every output shown with that display id, in any cell, takes the new data;
+         * no output is added. An output cleared since is updated out of sight, harmlessly. */
+        size_t i;
+        json_t *shown;
+        json_array_foreach (json_object_get(run->displays, display_id ? display_id : ""), i,
+                            shown) {
+            json_auto_t *fresh = nb_output_from_message("display_data", content, -1);
+            json_object_set(shown, "data", json_object_get(fresh, "data"));
+            json_object_set(shown, "metadata", json_object_get(fresh, "metadata"));
+        }
     } else {
         json_t *out = nb_output_from_message(kind, content, -1);
         if (out && run->clear_pending) {
             json_array_clear(outputs);
             run->clear_pending = false;
         }
-        nb_outputs_append(outputs, out);
+        bool rich = out && strcmp(kind, "stream") != 0 && strcmp(kind, "error") != 0;
+        if (rich && display_id) {
+            json_t *list = json_object_get(run->displays, display_id);
+            if (!list)
+                json_object_set_new(run->displays, display_id, list = json_array());
+            json_array_append(list, out);
+        }
+        nb_outputs_append(outputs, out); /* a rich output is appended as it is, never merged */
     }
     if (run->opts.on_output)
         run->opts.on_output(x, kind, content, run->opts.arg);
@@ -240,6 +261,7 @@ nb_run_t *nb_run_start(kg_gateway_t *gw, kg_kernel_t *kernel, json_t *nb,
     run->nb = nb;
     run->opts = *opts;
     run->failed_cell = -1;
+    run->displays = json_object();
     snprintf(run->status, sizeof run->status, "running");
 
     /* The kernel it runs on, as nbclient records it (the kernel's language as language_info's
@@ -293,6 +315,8 @@ void nb_run_destroy(nb_run_t **self_p)
     kg_gateway_defer_cancel(self->gw, s_deferred_done, self);
     json_decref(self->stop_error);
     self->stop_error = NULL;
+    json_decref(self->displays);
+    self->displays = NULL;
     if (self->x) { /* its on_done frees the run */
         /* The notebook says the cell did not finish (nothing touches it after this). */
         json_auto_t *content =

@@ -4,7 +4,8 @@
 A notebook's code cells run in order in a sandbox; the executed notebook (default
 NAME.nbconvert.ipynb, or -o) validates with nbformat and holds outputs, execution counts and
 errors; the first error stops the run (exit 1, naming the cell; later cells keep nothing)
-unless --allow-errors or the cell is tagged raises-exception; markdown cells stay as they were;
+unless --allow-errors or the cell is tagged raises-exception; a display update replaces the output
+it updates; markdown cells stay as they were;
 a notebook whose kernelspec or language_info names bash runs in the bash kernel; malformed
 notebooks (bad JSON, nbformat 3, a bad cell, too large) are refused with a clear error (exit 2)
 and no output file.
@@ -75,6 +76,8 @@ def python_notebook(tagged=False):
                 new_code_cell("   \n"),
                 bad,
                 new_code_cell("print('after')")]
+    if tagged:  # display updates, as nbclient applies them: to the output shown, in its cell
+        nb.cells += [new_code_cell("h = display('first', display_id=True)"), new_code_cell("h.update('second')")]
     return nb
 
 
@@ -114,6 +117,11 @@ def main():
         tag = cellblock("run", "-o", os.path.join(tmp, "tagged.out.ipynb"), tagged)
         check(tag.returncode == 0 and "after" in tag.stdout, "a cell tagged raises-exception may raise (exit 0)",
               f"{tag.returncode}: {tag.stderr[-400:]}")
+        nb = read_valid(os.path.join(tmp, "tagged.out.ipynb"), "raises-exception and display updates")
+        if nb:
+            got = [shape(c) for c in nb.cells[5:]]
+            check(got == [[4, [["display_data", "'second'"]]], [5, []]],
+                  "update_display_data replaces the shown output and adds none", json.dumps(got))
 
         bash = new_notebook()
         bash.metadata["language_info"] = {"name": "bash"}

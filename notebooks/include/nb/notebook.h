@@ -6,7 +6,8 @@
  * notebook this module writes validates with nbformat.
  *
  * nb_run runs a notebook's code cells in order on a kernel with nbclient's rules: outputs are
- * replaced, consecutive stream outputs of the same name are merged, an empty cell is skipped,
+ * replaced, consecutive stream outputs of the same name are merged, a display update replaces
+ * the outputs shown with its display id, an empty cell is skipped,
  * the run stops at the first error unless errors are allowed (or the cell has the tag
  * "raises-exception"); cells after the failing one keep no outputs and no execution_count.
  *
