@@ -118,7 +118,11 @@ await run(async () => {
         const md = JSON.parse(sc(file).content ?? '{}').cells?.[0];
         check(JSON.stringify(md?.source) === JSON.stringify(NOTEBOOK.cells[0].source), 'a markdown cell is kept untouched', safeJson(md));
 
-        r = await srv.callOk('notebook_run', { notebook: NOTEBOOK, allow_errors: true, output_path: 'out/all.ipynb' });
+        const progress = [];
+        r = await srv.callOk('notebook_run', { notebook: NOTEBOOK, allow_errors: true, output_path: 'out/all.ipynb' },
+            { onprogress: (p) => progress.push(p.message ?? '') });
+        const said = progress.join('');
+        check(/\[cell 2\][^]*one\ntwo[^]*\[cell 4\]/.test(said), 'progress notifications carry each cell\'s number and its streams, in order (the last may be cut by the result)', safeJson(progress).slice(0, 400));
         check(sc(r).cells === 3 && sc(r).errors === 1 && sc(r).failed_cell === null && sc(r).status === 'ok', 'inline with allow_errors: every cell runs', brief(r));
         file = await srv.callOk('file_download', { path: 'out/all.ipynb', encoding: 'text' });
         got = await inspect(sc(file).content ?? '');
