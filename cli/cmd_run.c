@@ -228,7 +228,9 @@ int cli_cmd_run(int argc, char **argv)
         case 'A': allow_errors = 1; break;
         case 'i': stdin_text = optarg; break;
         case 'v': verbose = 1; break;
-        case 'h': return cli_usage_error("run", "runs FILE (or - for stdin) in a fresh kernel");
+        case 'h':
+            return cli_usage_error("run", "runs FILE (or - for stdin) in a fresh kernel; a .ipynb "
+                                          "FILE runs as a notebook");
         default:
             if (cli_sandbox_flag("run", opt, optarg, &cfg) != 0)
                 return CLI_USAGE;
