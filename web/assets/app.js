@@ -310,7 +310,11 @@
     const ws = new WebSocket(url);
     ws.addEventListener('message', onMessage);
     ws.addEventListener('open', () => { document.body.dataset.watching = kernelId; });
-    ws.addEventListener('close', () => { if (sockets.get(kernelId) === ws) sockets.delete(kernelId); });
+    ws.addEventListener('close', () => {
+      if (sockets.get(kernelId) !== ws) return; /* closed by us */
+      sockets.delete(kernelId); /* the next refresh opens it again if the kernel is still there */
+      $('d-live').textContent = '(output connection closed; reconnecting)';
+    });
     sockets.set(kernelId, ws);
   }
 
