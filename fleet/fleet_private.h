@@ -104,8 +104,11 @@ size_t fleet_pool_count(fleet_t *fleet, size_t *starting);
 
 /* Persistence (persist.c): <state_dir>/sandboxes/<id>/ holds sandbox.json (what the sandbox
  * was: template, kernel, limits, metadata, times) and workspace/ (bound at /home/user). */
-/* The saved description of a persisted sandbox that is not open. Caller owns return value. */
-json_t *fleet_persist_describe(fleet_t *fleet, const char *id, cb_error_t *err);
+/* The saved description of a persisted sandbox that is not open, when who may reach it (its
+ * saved tenant); one it may not is answered exactly as an unknown id. Caller owns return
+ * value. */
+json_t *fleet_persist_describe(fleet_t *fleet, const char *id, const cb_principal_t *who,
+                               cb_error_t *err);
 /* The limits saved in a description. */
 void fleet_persist_limits(json_t *saved, kg_sandbox_limits_t *out);
 /* The network policy saved with a persistent sandbox: Caller owns return value; NULL when none

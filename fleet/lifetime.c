@@ -321,8 +321,10 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
                              "persist and reopen_id exclude each other: a reopened "
                              "sandbox is persistent already"),
                NULL;
+    cb_principal_t who =
+        opts->tenant ? (cb_principal_t){opts->tenant, opts->admin} : CB_PRINCIPAL_LOCAL;
     json_auto_t *saved =
-        opts->reopen_id ? fleet_persist_describe(fleet, opts->reopen_id, err) : NULL;
+        opts->reopen_id ? fleet_persist_describe(fleet, opts->reopen_id, &who, err) : NULL;
     if (opts->reopen_id && !saved)
         return NULL;
     const char *name = opts->template_name ? opts->template_name
@@ -373,8 +375,10 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
     fs->extend_on_use = opts->extend_on_use && timeout_s > 0;
     fs->on_end = opts->on_end;
     fs->end_arg = opts->arg;
+    /* A reopened sandbox stays its tenant's (an admin may reopen it). */
+    const char *saved_tenant = json_string_value(json_object_get(saved, "tenant"));
     free(fs->tenant);
-    fs->tenant = cb_xstrdup(opts->tenant ? opts->tenant : CB_TENANT_LOCAL);
+    fs->tenant = cb_xstrdup(saved_tenant ? saved_tenant : who.tenant);
     json_t *metadata = opts->metadata ? opts->metadata : json_object_get(saved, "metadata");
     fs->metadata = metadata ? json_deep_copy(metadata) : json_object();
     fleet->counters.sandboxes_opened++;

@@ -633,7 +633,7 @@ void mcp_tool_sandbox_list(mcp_call_t *call, json_t *args)
         json_array_append_new(list, s_summary(sb, call->session));
     /* Persistent workspaces that are closed: sandbox_create with their id reopens them. */
     json_t *closed = json_array();
-    json_auto_t *persisted = fleet_persisted(srv->fleet);
+    json_auto_t *persisted = fleet_persisted(srv->fleet, &call->session->who);
     size_t i;
     json_t *p;
     json_array_foreach (persisted, i, p)

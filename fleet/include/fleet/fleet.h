@@ -179,6 +179,8 @@ typedef struct {
     const char *tenant;         /* the tenant it belongs to (cb/principal.h); NULL:
                                    CB_TENANT_LOCAL. A persisted sandbox keeps its tenant on disk:
                                    reopening it for another tenant fails as "not found" */
+    bool admin;                 /* tenant acts as an admin (NULL tenant: always): it may reopen
+                                   any tenant's persisted sandbox, which keeps its own tenant */
     fleet_end_fn *on_end;
     void *arg;
 } fleet_sandbox_opts_t;
@@ -233,9 +235,10 @@ json_t *fleet_templates(fleet_t *fleet);
  * background. Fails when the template cannot be loaded. */
 int fleet_set_pool(fleet_t *fleet, const char *template_name, int size, cb_error_t *err);
 
-/* Persistent workspaces on disk, open or not: [{sandbox_id, template, kernel, created_at,
- * metadata, open}], oldest first. Caller owns return value. */
-json_t *fleet_persisted(fleet_t *fleet);
+/* Persistent workspaces on disk, open or not, that who may reach (cb_principal_may on the
+ * tenant saved with each; NULL who: none): [{sandbox_id, tenant, template, kernel, created_at,
+ * metadata, open}]. Caller owns return value. */
+json_t *fleet_persisted(fleet_t *fleet, const cb_principal_t *who);
 
 /* Remove a persistent workspace that is not open (here or in another cellblock process). */
 int fleet_discard_workspace(fleet_t *fleet, const char *id, cb_error_t *err);

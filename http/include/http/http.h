@@ -50,6 +50,17 @@ typedef struct {
     bool admin;
 } http_tenant_token_t;
 
+/* Read a tokens file, or every file of a tokens directory (docs/security.md, "Tenants": the
+ * format, and why a file others may read or write, not ours, or a symlink is refused). On
+ * failure err names the file and line. *tokens: Caller owns return value (http_tokens_free);
+ * none is not an error. */
+int http_tokens_load(const char *path, http_tenant_token_t **tokens, size_t *count,
+                     cb_error_t *err);
+/* Frees (and wipes) what http_tokens_load made. Accepts NULL; nulls the caller's pointer. */
+void http_tokens_free(http_tenant_token_t **tokens, size_t count);
+/* Whether a token's text is acceptable: 16 to 256 printable ASCII characters, no blanks. */
+bool http_token_text_ok(const char *token, size_t len);
+
 typedef struct {
     const char *listen;                 /* "HOST:PORT"; HOST an IP literal (IPv6 in brackets) or
                                            "localhost"; PORT 0 picks a free one. NULL:
