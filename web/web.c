@@ -8,7 +8,7 @@
  *
  *   POST /ui/api/login      the token in Authorization; answers the login cookie in Set-Cookie
  *   POST /ui/api/logout     clears it (a public route of its own: clearing needs no credential)
- *   GET  /ui/api/me         {tenant, admin, lab_url, cookie}
+ *   GET  /ui/api/me         {tenant, admin, lab_url}
  *   GET  /ui/api/sandboxes  every sandbox the principal may reach, with its kernels and metrics
  *   GET  /ui/api/sandboxes/{id}             one, with its log and history (the audit trail)
  *   POST /ui/api/kernels/{id}/interrupt     and /restart: the engine's calls
@@ -253,19 +253,10 @@ static json_t *s_me(web_t *self, const cb_principal_t *who)
 
 static void s_login(web_t *self, http_request_t *req, const cb_principal_t *who)
 {
-    if (!cb_tenant_name_ok(who->tenant)) /* a sandbox's own token is no login */
-        return s_error(req, 404, "no such path");
     cleanup_free char *cookie = http_login_cookie(self->http, req, 0);
-    json_t *body = s_me(self, who);
-    /* Without a cookie (a server without login cookies) the page keeps the token in memory
-     * for the tab's life; docs/page.md. */
-    json_object_set_new(body, "cookie", json_boolean(cookie != NULL));
-    if (cookie) {
-        /* Set-Cookie's whole value is http_login_cookie's; the header list wants the value. */
-        s_json(req, 200, body, cookie);
-    } else {
-        s_json(req, 200, body, NULL);
-    }
+    if (!cookie) /* a principal that is no tenant (a sandbox's own token) cannot log in */
+        return s_error(req, 404, "no such path");
+    s_json(req, 200, s_me(self, who), cookie);
 }
 
 static void s_on_logout(http_request_t *req, void *arg)

@@ -1,8 +1,9 @@
 """test_page.py: the page at `/` (docs/page.md), in a real browser and by plain HTTP.
 
-One `cellblock serve` (with `--tokens` for two tenants, alice and bob, when this cellblock has
-it; otherwise the admin token alone, and the tenant checks say SKIP) and one sandbox, created
-over MCP by alice. Plain HTTP first: the assets are public and carry the CSP, nosniff and
+One `cellblock serve --tokens` with two tenants, alice and bob, and one sandbox, created over
+MCP by alice (while MCP over HTTP does not give its sandboxes the caller's tenant yet, the
+browser watches that sandbox as the admin, and alice's own sandbox comes from POST
+/api/kernels). Plain HTTP first: the assets are public and carry the CSP, nosniff and
 no-referrer headers; every other path under `/` is a JSON 404; the API answers 401 without a
 credential and with a tampered cookie; bob is answered for alice's sandbox and kernel exactly
 as for unknown ids, and does not see it listed.
@@ -19,7 +20,6 @@ Exits 77 (SKIP) without chromium.
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -142,7 +142,7 @@ class Browser:
 
 
 def start_server(tokens):
-    """serve --tokens (tenants), or without when this cellblock has no --tokens: (srv, tenants)."""
+    """serve --tokens with alice's and bob's tokens (the admin's is CELLBLOCK_TOKEN)."""
     tmp = tempfile.mkdtemp(prefix="cb-page-tokens-")
     path = os.path.join(tmp, "tokens")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -150,17 +150,12 @@ def start_server(tokens):
         for tenant, token in tokens.items():
             f.write(f"{tenant} {token}\n")
     try:
-        return Serve(BIN, ["--tokens", path]), True
-    except RuntimeError as e:
-        if not re.search(r"unrecognized option|unknown option|invalid option", str(e)):
-            raise
-        print("# SKIP tenants: this cellblock serve has no --tokens yet", flush=True)
-        return Serve(BIN), False
+        return Serve(BIN, ["--tokens", path])
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # read at start
 
 
-def plain_http(srv, alice, bob, tenants, sid, kid):
+def plain_http(srv, alice, bob, sid, kid):
     port = srv.port
     st, h, body = http_call(port, "GET", "/")
     check(st == 200 and "<title>cellblock</title>" in str(body), "GET / without credentials: the page",
@@ -186,11 +181,9 @@ def plain_http(srv, alice, bob, tenants, sid, kid):
           h.get("content-security-policy") == CSP, "the API's answers: no-store, the CSP", str(h))
     check(any(s["id"] == sid for s in body.get("sandboxes", [])), "alice's sandbox is listed for alice",
           json.dumps(body)[:300])
-    if not tenants:
-        return
     st, h, body = api(port, "POST", "/login", token=alice)
     cookie = cookie_of(h)
-    check(st == 200 and body.get("tenant") == "alice" and body.get("cookie") is True and cookie and
+    check(st == 200 and body.get("tenant") == "alice" and cookie and
           "HttpOnly" in h.get("set-cookie", ""), "login as alice: a HttpOnly cookie", f"{st} {h} {body}")
     st, _, body = api(port, "GET", "/me", cookie=cookie)
     check(st == 200 and body.get("tenant") == "alice", "the cookie alone acts for alice", f"{st} {body}")
@@ -216,7 +209,7 @@ def login(b, token):
          "document.getElementById('login-form').requestSubmit(); true" % json.dumps(token))
 
 
-def in_browser(srv, alice, bob, tenants, sid, kid, owned_sid):
+def in_browser(srv, alice, bob, sid, kid, owned_sid):
     b = Browser()
     try:
         b.send("Page.navigate", {"url": srv.url + "/"})
@@ -257,24 +250,21 @@ def in_browser(srv, alice, bob, tenants, sid, kid, owned_sid):
         check(not t.is_alive() and "KeyboardInterrupt" in json.dumps(done),
               "the MCP call ends with KeyboardInterrupt too", json.dumps(done)[:300])
 
-        if tenants:
-            b.js("document.getElementById('logout').click(); true")
-            check(b.wait("!document.getElementById('login').hidden"), "Log out shows the form again")
-            login(b, bob)
-            check(b.wait("document.getElementById('who').textContent.startsWith('bob')"),
-                  "logged in as bob", str(b.js("document.body.innerText")))
-            b.js("location.hash = '#/'; true")
-            check(b.wait("!document.getElementById('list').hidden && "
-                         "document.getElementById('count').textContent !== ''"),
-                  "bob's list is shown")
-            check(b.js(f"document.querySelector('tr[data-sandbox=\"{owned_sid}\"]') === null"),
-                  "bob's list does not show alice's sandbox")
-            b.js(f"location.hash = '#/sandbox/{owned_sid}'; true")
-        else:
-            b.js(f"location.hash = '#/sandbox/{uuid.uuid4().hex}'; true")
+        b.js("document.getElementById('logout').click(); true")
+        check(b.wait("!document.getElementById('login').hidden"), "Log out shows the form again")
+        login(b, bob)
+        check(b.wait("document.getElementById('who').textContent.startsWith('bob')"),
+              "logged in as bob", str(b.js("document.body.innerText")))
+        b.js("location.hash = '#/'; true")
+        check(b.wait("!document.getElementById('list').hidden && "
+                     "document.getElementById('count').textContent !== ''"),
+              "bob's list is shown")
+        check(b.js(f"document.querySelector('tr[data-sandbox=\"{owned_sid}\"]') === null"),
+              "bob's list does not show alice's sandbox")
+        b.js(f"location.hash = '#/sandbox/{owned_sid}'; true")
         check(b.wait("!document.getElementById('d-missing').hidden && "
                      "document.getElementById('d-missing').textContent === 'Not found.'"),
-              "another tenant's sandbox (or an unknown one): Not found.",
+              "bob's browser: alice's sandbox is Not found.",
               str(b.js("document.body.innerText")))
     finally:
         b.close()
@@ -285,15 +275,13 @@ def main():
         print("SKIP: chromium is not installed (scripts/install-deps.sh --test)")
         return 77
     tokens = {"alice": "alice-" + uuid.uuid4().hex, "bob": "bob-" + uuid.uuid4().hex}
-    srv, tenants = start_server(tokens)
-    with srv:
-        alice = tokens["alice"] if tenants else srv.token
-        bob = tokens["bob"] if tenants else None
+    with start_server(tokens) as srv:
+        alice, bob = tokens["alice"], tokens["bob"]
         check("page: " + srv.url + "/" in srv.text(), "the start banner names the page")
         sid = Mcp(srv.port, alice).call("sandbox_create", {})["sandbox_id"]
         watcher = alice
         st, _, body = api(srv.port, "GET", "/sandboxes/" + sid, token=alice)
-        if tenants and st == 404:
+        if st == 404:
             # MCP over HTTP that does not give its sandboxes the caller's tenant yet: the browser
             # watches the MCP sandbox as the admin, and alice's own sandbox (for bob's checks)
             # is one POST /api/kernels opens for her tenant.
@@ -314,8 +302,8 @@ def main():
                          f"{st} {k} {mine}"):
                 return finish()
             owned = (mine[0]["id"], mine[0]["kernels"][0]["id"])
-        plain_http(srv, alice, bob, tenants, *owned)
-        in_browser(srv, watcher, bob, tenants, sid, kid, owned[0])
+        plain_http(srv, alice, bob, *owned)
+        in_browser(srv, watcher, bob, sid, kid, owned[0])
     return finish()
 
 

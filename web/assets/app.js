@@ -14,9 +14,6 @@
   const REFRESH_MS = 2000;
   const MAX_OUTPUT_NODES = 4000; /* older output is dropped first */
 
-  /* Only when the server gives no login cookie (docs/page.md): the token lives in this
-   * variable for the tab's life, never in storage. */
-  let memToken = null;
   let me = null;
   let timer = null;
   let shownSandbox = null;
@@ -33,10 +30,10 @@
 
   function status(text) { $('status').textContent = text || ''; }
 
+  /* A request to the API: with the token only for the login, then the cookie alone. */
   async function api(method, path, token) {
     const headers = {};
-    const t = token || memToken;
-    if (t) headers.Authorization = 'Bearer ' + t;
+    if (token) headers.Authorization = 'Bearer ' + token;
     let r;
     try {
       r = await fetch('/ui/api' + path,
@@ -57,9 +54,15 @@
 
   function loggedOut(message) {
     me = null;
-    memToken = null;
     closeSockets(null);
     stopRefresh();
+    /* Nothing of the last login stays in the page for the next one. */
+    shownSandbox = null;
+    $('sandboxes').tBodies[0].replaceChildren();
+    $('count').textContent = '';
+    for (const id of ['d-id', 'd-facts', 'd-kernels', 'd-output', 'd-logs', 'd-history', 'd-lab']) {
+      $(id).replaceChildren();
+    }
     $('who').textContent = '';
     $('logout').hidden = true;
     $('login-error').textContent = message || '';
@@ -83,7 +86,6 @@
       loggedOut(r.status === 401 ? 'That token was refused.' : 'Could not log in.');
       return;
     }
-    if (!r.body.cookie) memToken = token;
     loggedIn(r.body);
   });
 
@@ -305,8 +307,7 @@
   function watch(kernelId) {
     if (sockets.has(kernelId)) return;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    let url = proto + '//' + location.host + '/api/kernels/' + encodeURIComponent(kernelId) + '/channels';
-    if (memToken) url += '?token=' + encodeURIComponent(memToken);
+    const url = proto + '//' + location.host + '/api/kernels/' + encodeURIComponent(kernelId) + '/channels';
     const ws = new WebSocket(url);
     ws.addEventListener('message', onMessage);
     ws.addEventListener('open', () => { document.body.dataset.watching = kernelId; });
