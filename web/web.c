@@ -141,7 +141,7 @@ static kg_kernel_t *s_kernel_find(web_t *self, const char *id, const cb_principa
 
 static json_t *s_kernel_json(const kg_kernel_t *k)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:i}", "id", kg_kernel_id(k), "name",
+    return json_pack("{s:s, s:s?, s:s, s:s, s:b, s:i}", "id", kg_kernel_id(k), "name",
                      kg_kernel_name(k), "language", kg_kernel_language(k) ? kg_kernel_language(k) : "",
                      "state", kg_kernel_state_name(kg_kernel_state(k)), "busy", kg_kernel_is_busy(k),
                      "restarts", kg_kernel_restart_count(k));
