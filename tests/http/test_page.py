@@ -169,8 +169,19 @@ def plain_http(srv, alice, bob, sid, kid):
     st, _, body = http_call(port, "GET", "/secret.txt")
     check(st == 404 and isinstance(body, dict) and body.get("reason") == "Not Found",
           "any other path under / is a JSON 404", f"{st} {body}")
+    st, _, body = http_call(port, "POST", "/app.js", body=b"x")
+    check(st == 405 and isinstance(body, dict), "POST to an asset: a JSON 405", f"{st} {body}")
+    st, h, _ = http_call(port, "POST", "/ui/api/logout")
+    check(st == 200 and "Max-Age=0" in h.get("set-cookie", ""),
+          "logout needs no credential and clears the cookie", f"{st} {h}")
     st, _, _ = http_call(port, "GET", "/ui/api/sandboxes")
     check(st == 401, "the API without a credential: 401", str(st))
+    for method, path, want in (("GET", "/login", 405), ("POST", "/sandboxes", 405),
+                               ("GET", "/nope", 404), ("GET", "/sandboxes/a/b", 404),
+                               ("GET", f"/kernels/{kid}/interrupt", 405)):
+        st, _, body = api(port, method, path, token=alice)
+        check(st == want and isinstance(body, dict) and "message" in body,
+              f"{method} /ui/api{path}: a JSON {want}", f"{st} {body}")
     st, _, _ = http_call(port, "GET", "/api/kernels")
     check(st == 401, "the public / does not open /api", str(st))
     forged = "cellblock_login=v1.a.9999999999.admin." + "0" * 64
