@@ -25,7 +25,7 @@ static const cli_command_t s_commands[] = {
     {"serve", cli_cmd_serve,
      "serve MCP (Streamable HTTP, /mcp) and the Jupyter Kernel Gateway API (/api) over HTTP",
      "cellblock serve [--listen HOST:PORT] [--no-auth] [--allow-origin URL] [--allow-host NAME] "
-     "[--tokens FILE|DIR] [--verbose] [sandbox options]"},
+     "[--tokens FILE|DIR] [--lab-url URL] [--verbose] [sandbox options]"},
     {"lab", cli_cmd_lab,
      "JupyterLab (or jupyter_server) on a running cellblock, assistants' kernels included",
      "cellblock lab [--url URL] [--listen HOST:PORT] [--root DIR] [--server-only] [-- ARGS]"},
