@@ -198,9 +198,9 @@ static void s_query_split(const char *q, size_t qlen, cb_buf_t *kept, cb_buf_t *
     }
 }
 
-/* The Cookie header minus our cookies (the port's and the page's login), and the port
- * cookie's value (the last one sent). */
-static void s_cookie_split(span_t c, cb_buf_t *kept, cb_buf_t *ours)
+/* The Cookie header minus our cookies (the port's and the page's login), the port cookie's
+ * value (the last one sent), and whether the page's login came with it. */
+static void s_cookie_split(span_t c, cb_buf_t *kept, cb_buf_t *ours, bool *login)
 {
     const char *p = c.at, *end = c.at + c.len;
     while (p < end) {
@@ -214,7 +214,7 @@ static void s_cookie_split(span_t c, cb_buf_t *kept, cb_buf_t *ours)
             cb_buf_append(ours, p + n + 1, (size_t)(e - p - (ptrdiff_t)n - 1));
         } else if ((size_t)(e - p) >= ln && strncmp(p, LOGIN_COOKIE, ln) == 0 &&
                    (p[ln] == '=' || p + ln == e)) {
-            /* the page's login (login.c): never for a sandbox's port */
+            *login = true; /* the page's login (login.c): never for a sandbox's port */
         } else if (e > p) {
             if (kept->len)
                 cb_buf_append(kept, "; ", 2);
@@ -337,8 +337,16 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
     cleanup_buf cb_buf_t kept_q = {0}, token = {0}, sig = {0}, kept_c = {0}, cookie = {0};
     s_query_split(query.at, query.len, &kept_q, &token, &sig);
     span_t ck;
+    bool login = false;
     if (s_header(&h, buf, "Cookie", &ck))
-        s_cookie_split(ck, &kept_c, &cookie);
+        s_cookie_split(ck, &kept_c, &cookie, &login);
+    /* A page a sandbox serves by the path form is on the page's own origin, where its scripts
+     * could act with the browser's login (docs/security.md, "The page"): a browser that is
+     * logged in gets the host form, another origin, instead. */
+    if (prefix_len && login)
+        return s_refuse(plan, 403,
+                        "this browser is logged in to cellblock's page, which shares this "
+                        "origin: open the port by its host form, {port}-{sandbox id}.localhost");
 
     /* Access: a token names its principal (the handler checks the sandbox is theirs); the
      * sandbox's token, the port's link and its cookie are capabilities (no principal). */

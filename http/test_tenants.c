@@ -360,10 +360,24 @@ static void test_cookies(zloop_t *loop)
                                              "Host: 127.0.0.1\r\nCookie: %s\r\n\r\n",
                                              cookie);
     http_fwd_plan(srv, h2, strlen(h2), &p);
-    CB_EQ_INT(p.status, 401, "a login cookie alone does not open a forward");
+    CB_EQ_INT(p.status, 403,
+              "a logged-in browser never gets a port by the path form, the page's own origin");
+    http_fwd_plan_clear(&p);
+    cleanup_free char *sig0 = http_forward_sign(srv, SB, 8000, (int64_t)time(NULL) + 60);
+    cleanup_free char *h2b =
+        cb_strdup_printf("GET /sandboxes/" SB "/ports/8000/?cb_sig=%s HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\nCookie: cellblock_login=stale\r\n\r\n",
+                         sig0);
+    http_fwd_plan(srv, h2b, strlen(h2b), &p);
+    CB_EQ_INT(p.status, 403, "… not even by a signed link");
+    http_fwd_plan_clear(&p);
+    cleanup_free char *h2c = cb_strdup_printf(
+        "GET / HTTP/1.1\r\nHost: 8000-" SB ".localhost:1\r\nCookie: %s\r\n\r\n", cookie);
+    http_fwd_plan(srv, h2c, strlen(h2c), &p);
+    CB_EQ_INT(p.status, 401, "a login cookie alone does not open a forward by the host form");
     http_fwd_plan_clear(&p);
     cleanup_free char *h3 =
-        cb_strdup_printf("GET /sandboxes/" SB "/ports/8000/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        cb_strdup_printf("GET / HTTP/1.1\r\nHost: 8000-" SB ".localhost:1\r\n"
                          "Authorization: Bearer " BOB_TOKEN "\r\nCookie: x=1; %s; y=2\r\n\r\n",
                          cookie);
     http_fwd_plan(srv, h3, strlen(h3), &p);
