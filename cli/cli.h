@@ -57,6 +57,7 @@ int cli_cmd_templates(int argc, char **argv);
 int cli_cmd_kernel(int argc, char **argv);
 int cli_cmd_mcp(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_lab(int argc, char **argv);
 
 /* The MCP settings from the environment (into mcfg), logging, and a gateway (cfg: flags already
  * applied) with an MCP server on it and its warm pools set: what `mcp` and `serve` share. On

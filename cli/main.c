@@ -24,6 +24,9 @@ static const cli_command_t s_commands[] = {
      "serve MCP (Streamable HTTP, /mcp) and the Jupyter Kernel Gateway API (/api) over HTTP",
      "cellblock serve [--listen HOST:PORT] [--no-auth] [--allow-origin URL] [--allow-host NAME] "
      "[--tokens FILE|DIR] [--verbose] [sandbox options]"},
+    {"lab", cli_cmd_lab,
+     "JupyterLab (or jupyter_server) on a running cellblock, assistants' kernels included",
+     "cellblock lab [--url URL] [--listen HOST:PORT] [--root DIR] [--server-only] [-- ARGS]"},
     {"doctor", cli_cmd_doctor, "show which isolation layers this host gives sandboxes, and try one",
      "cellblock doctor"},
 };

@@ -25,7 +25,7 @@ struct fleet {
     int tick_timer;
     bool destroying;                    /* the gateway is going: no tombstones, ticks or refills */
     zhashx_t *sandboxes;                /* id -> fleet_sandbox_t *, not owning (see below) */
-    char *tombstones[FLEET_TOMBSTONES]; /* "<id> <reason>", a ring */
+    char *tombstones[FLEET_TOMBSTONES]; /* "<id> <tenant> <reason>", a ring */
     size_t tombstone_next;
     zhashx_t *pools; /* template name -> fleet_pool_t *, owned (pool.c) */
     fleet_counters_t counters;
@@ -82,7 +82,7 @@ kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t,
                                     const char *workspace_dir, cb_error_t *err);
 
 /* Remember why a sandbox went (fleet_sandbox_gone). */
-void fleet_tombstone(fleet_t *fleet, const char *id, const char *why);
+void fleet_tombstone(fleet_t *fleet, const char *id, const char *tenant, const char *why);
 
 /* Pools (pool.c). */
 void fleet_pool_destroy_all(fleet_t *fleet);

@@ -287,6 +287,11 @@ static void test_tenants(kg_gateway_t *gw, const char *state)
     kg_sandbox_t *sb = fs->sb;
     kg_sandbox_destroy(&sb);
     s_spin(gw);
+    CB_OK(fleet_sandbox_gone_for(fleet, id, &alice) && fleet_sandbox_gone_for(fleet, id, &admin) &&
+              fleet_sandbox_gone(fleet, id),
+          "its tombstone: alice and an admin are told why it went");
+    CB_OK(!fleet_sandbox_gone_for(fleet, id, &bob) && !fleet_sandbox_gone_for(fleet, id, &nobody),
+          "bob is not: to him it is an unknown id");
     json_auto_t *as_alice = fleet_persist_describe(fleet, id, &alice, &err);
     CB_OK(as_alice != NULL, "alice may reopen hers (%s)", as_alice ? "ok" : err.msg);
     json_auto_t *as_admin = fleet_persist_describe(fleet, id, &admin, &err);

@@ -288,6 +288,12 @@ void http_lws_wake(http_server_t *self); /* after pushing to to_lws */
 /* request.c: frees a request (any thread that owns it). */
 void http_request_free(http_request_t *req);
 
+/* tokens.c: a tokens file's text (len bytes; docs/security.md, "Tenants"), parsed as
+ * http_tokens_load parses one file; name is what errors call it. *tokens: Caller owns return
+ * value (http_tokens_free). */
+int http_tokens_parse(const char *text, size_t len, const char *name, http_tenant_token_t **tokens,
+                      size_t *count, cb_error_t *err);
+
 /* checks.c */
 /* Host header value: IP literal (v6 in brackets), "localhost" or an allowed name, then an
  * optional :port. */

@@ -292,7 +292,7 @@ static void test_cookies(zloop_t *loop)
     CB_OK(set && strncmp(set, "cellblock_login=", 16) == 0 && strstr(set, "; Path=/") &&
               strstr(set, "; HttpOnly") && strstr(set, "; SameSite=Strict") &&
               strstr(set, "; Max-Age=60"),
-          "a login cookie: HttpOnly, SameSite=Strict, Path=/, Max-Age (%s)", set);
+          "a login cookie: HttpOnly, SameSite=Strict, Path=/, Max-Age (%s)", set ? set : "none");
     cleanup_free char *cookie = set ? cb_xstrndup(set, strcspn(set, ";")) : cb_xstrdup("");
     CB_OK(s_cookie_is(srv, cookie, "alice", false), "it logs in as alice");
     cleanup_free char *among = cb_strdup_printf("a=b; cellblock_login=stale; %s; c=d", cookie);

@@ -115,6 +115,54 @@ static int s_parse_line(char *line, const char *where, s_list_t *list, cb_error_
     return 0;
 }
 
+/* Every line of a file's text (len bytes, NUL-terminated after them; changed in place). */
+static int s_parse_text(char *text, size_t len, const char *path, s_list_t *list, cb_error_t *err)
+{
+    if (memchr(text, '\0', len))
+        return cb_error_fail(err, CB_ERR_INVALID, "tokens file '%s' holds a NUL byte", path);
+    char *line = text;
+    for (size_t no = 1; line && *line; no++) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        cleanup_free char *where = cb_strdup_printf("%s:%zu", path, no);
+        if (s_parse_line(line, where, list, err) < 0)
+            return -1;
+        line = nl ? nl + 1 : NULL;
+    }
+    return 0;
+}
+
+static void s_list_free_where(s_list_t *list)
+{
+    for (size_t i = 0; i < list->n; i++)
+        free(list->where[i]);
+    free(list->where);
+    list->where = NULL;
+}
+
+int http_tokens_parse(const char *text, size_t len, const char *name, http_tenant_token_t **tokens,
+                      size_t *count, cb_error_t *err)
+{
+    *tokens = NULL;
+    *count = 0;
+    char *copy = cb_xmalloc(len + 1);
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    s_list_t list = {0};
+    int rc = s_parse_text(copy, len, name, &list, err);
+    OPENSSL_cleanse(copy, len);
+    free(copy);
+    s_list_free_where(&list);
+    if (rc < 0) {
+        http_tokens_free(&list.v, list.n);
+        return -1;
+    }
+    *tokens = list.v;
+    *count = list.n;
+    return 0;
+}
+
 /* Read and parse one open file (fd is ours to close). */
 static int s_read_file(int fd_in, const char *path, s_list_t *list, cb_error_t *err)
 {
@@ -145,18 +193,7 @@ static int s_read_file(int fd_in, const char *path, s_list_t *list, cb_error_t *
         cb_buf_append(&text, chunk, (size_t)n);
     }
     OPENSSL_cleanse(chunk, sizeof(chunk));
-    int rc = 0;
-    if (text.len && memchr(text.data, '\0', text.len))
-        rc = cb_error_fail(err, CB_ERR_INVALID, "tokens file '%s' holds a NUL byte", path);
-    char *line = text.data;
-    for (size_t no = 1; rc == 0 && line && *line; no++) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        cleanup_free char *where = cb_strdup_printf("%s:%zu", path, no);
-        rc = s_parse_line(line, where, list, err);
-        line = nl ? nl + 1 : NULL;
-    }
+    int rc = s_parse_text(text.data ? text.data : "", text.len, path, list, err);
     if (text.data)
         OPENSSL_cleanse(text.data, text.len);
     return rc;
@@ -223,9 +260,7 @@ int http_tokens_load(const char *path, http_tenant_token_t **tokens, size_t *cou
     } else {
         rc = s_read_file(fd, path, &list, err);
     }
-    for (size_t i = 0; i < list.n; i++)
-        free(list.where[i]);
-    free(list.where);
+    s_list_free_where(&list);
     if (rc < 0) {
         http_tokens_free(&list.v, list.n);
         return -1;

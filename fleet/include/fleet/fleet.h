@@ -226,6 +226,9 @@ int fleet_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err
  * ...), for the last 256 that ended. NULL when the id is unknown. Borrowed; valid until the next
  * sandbox ends. */
 const char *fleet_sandbox_gone(fleet_t *fleet, const char *id);
+/* The same for who: NULL too when the sandbox was a tenant's who may not reach, so that its
+ * id is answered exactly as an unknown one. Borrowed, as above. */
+const char *fleet_sandbox_gone_for(fleet_t *fleet, const char *id, const cb_principal_t *who);
 
 /* The templates this fleet finds (fleet_template_json of each, sorted by name). Caller owns
  * return value. */

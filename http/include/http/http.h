@@ -19,8 +19,11 @@
  *     host and our port) or one listed in allowed_origins;
  *   - the token (401 with WWW-Authenticate), unless no_auth: "Authorization: Bearer T",
  *     "Authorization: token T" or "X-API-Key: T" (E2B's SDKs), and for WebSocket upgrades
- *     also "?token=T"; compared in constant time. On a route that takes sandbox tokens
- *     (http_server_route_sandbox_tokens), a sandbox's own token passes as well;
+ *     also "?token=T"; T the server's own token (the admin's) or a tenant's
+ *     (http_config_t.tenants), compared in constant time against all of them. On a route that
+ *     takes sandbox tokens (http_server_route_sandbox_tokens), a sandbox's own token passes
+ *     as well; on every other route, a login cookie (http_login_cookie). Whose credential it
+ *     was is the request's principal (http_request_principal);
  *   - the route: a path with no route gets 404; a WebSocket upgrade on a route without an
  *     on_ws handler gets 404 too.
  * Errors the module writes itself are JSON, {"reason": "...", "message": "..."}, like
