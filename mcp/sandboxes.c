@@ -529,10 +529,10 @@ mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create)
     if (id) {
         mcp_server_t *srv = call->session->server;
         mcp_sandbox_t *sb = mcp_sandbox_get(call->session, id);
-        /* Why a sandbox ended is told to admins only: the fleet no longer knows whose it was. */
-        const char *gone = sb || !call->session->who.admin || zhashx_lookup(srv->sandboxes, id)
+        /* Why a sandbox ended is told only to whom it belonged (and admins). */
+        const char *gone = sb || zhashx_lookup(srv->sandboxes, id)
                                ? NULL
-                               : fleet_sandbox_gone(srv->fleet, id);
+                               : fleet_sandbox_gone_for(srv->fleet, id, &call->session->who);
         if (gone)
             mcp_call_fail(call, "sandbox %.60s is gone: %s%s", id, gone,
                           strstr(gone, "persistent") ? "" : " (sandbox_create makes a new one)");

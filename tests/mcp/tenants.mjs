@@ -138,6 +138,14 @@ await run(async () => {
         check(idB && !safeJson(listA2).includes(idB), "bob's default sandbox is not in alice's list", safeJson(listA2).slice(0, 300));
         const reach = await a.call('code_execute', { sandbox_id: idB, code: 'print(y)' });
         check(reach.isError, "alice cannot use bob's default sandbox by id", brief(reach));
+        // Once gone, why it went is told to bob alone.
+        await b.callOk('sandbox_delete', { sandbox_id: idB });
+        const bobs = await b.call('sandbox_info', { sandbox_id: idB });
+        check(bobs.isError && /gone/.test(textOf(bobs)), 'bob hears his deleted sandbox is gone', brief(bobs));
+        const gone = await a.call('sandbox_info', { sandbox_id: idB });
+        const none = await a.call('sandbox_info', { sandbox_id: unknown });
+        check(gone.isError && sameShape(textOf(gone), idB, textOf(none), unknown),
+            "alice's sandbox_info on bob's deleted sandbox is answered as on an unknown one", `${brief(gone)} vs ${brief(none)}`);
     });
 
     await section("tenants: another tenant's Mcp-Session-Id is unknown", async () => {
