@@ -73,6 +73,8 @@ await run(async () => {
     const up = await a.callOk('file_upload', { sandbox_id: idA, path: 'notes/secret.txt', content: 'alice only\n' });
     const asyncRun = sc(await a.callOk('code_execute_async', { sandbox_id: idA, code: 'print("done")' }));
     const xidA = asyncRun.execution_id;
+    const bg = sc(await a.callOk('command_execute', { sandbox_id: idA, command: 'sleep 600', background: true }));
+    const cmdA = bg.command_id;
 
     await section('tenants: lists and ids', async () => {
         const listB = sc(await b.callOk('sandbox_list', {}));
@@ -110,6 +112,8 @@ await run(async () => {
             ['kernel_restart', (s) => ({ session_id: s }), sessA],
             ['execution_status', (x) => ({ execution_id: x }), xidA],
             ['execution_cancel', (x) => ({ execution_id: x }), xidA],
+            ['process_output', (c) => ({ command_id: c }), cmdA],
+            ['process_kill', (c) => ({ command_id: c }), cmdA],
         ]) {
             const theirs = await b.call(tool, args(id));
             const none = await b.call(tool, args(unknown));
@@ -124,6 +128,8 @@ await run(async () => {
         check(textOf(still).includes('41'), "alice's variable is still 41", brief(still));
         const file = await a.callOk('file_download', { sandbox_id: idA, path: 'notes/secret.txt' });
         check(sc(file).content === 'alice only\n', "alice's file is unchanged", brief(file));
+        const mine = await a.callOk('process_output', { command_id: cmdA });
+        check(sc(mine).running === true, "alice's background command still runs", brief(mine));
         const planted = await a.call('file_download', { sandbox_id: idA, path: 'planted.txt' });
         check(planted.isError, "bob's upload did not land in alice's sandbox", brief(planted));
         // The admin reaches it.
