@@ -1,6 +1,6 @@
 /* cmd_serve.c: `cellblock serve`, the main job: one HTTP server (http/) on the gateway's loop
  * carrying MCP Streamable HTTP at /mcp (mcp/) and the Jupyter Kernel Gateway API at /api
- * (jupyter-api/) and E2B's API at /e2b (e2b/), so assistants, JupyterLab and programs written
+ * (jupyter-api/) and E2B's API at /e2b (e2b/), and the page at / (web/), so assistants, JupyterLab and programs written
  * for E2B reach the same kernels. Listens on loopback
  * unless told otherwise; every request needs the token (CELLBLOCK_TOKEN, or one generated and
  * printed at start) unless --no-auth, which only a loopback address may use; --tokens names
@@ -17,16 +17,25 @@
 #include "http/http.h"
 #include "japi/japi.h"
 #include "kg/gateway.h"
+#include "web/web.h"
 
 #define S_MAX_ALLOWED 16
 
-enum { S_OPT_LISTEN = 512, S_OPT_NO_AUTH, S_OPT_ALLOW_ORIGIN, S_OPT_ALLOW_HOST, S_OPT_TOKENS };
+enum {
+    S_OPT_LISTEN = 512,
+    S_OPT_NO_AUTH,
+    S_OPT_ALLOW_ORIGIN,
+    S_OPT_ALLOW_HOST,
+    S_OPT_TOKENS,
+    S_OPT_LAB_URL
+};
 
 typedef struct {
     http_config_t http;
     const char *origins[S_MAX_ALLOWED + 1];
     const char *hosts[S_MAX_ALLOWED + 1];
     size_t n_origins, n_hosts;
+    const char *lab_url;          /* --lab-url or CELLBLOCK_LAB_URL: the page links kernels there */
     const char *tokens_path;      /* --tokens, or CELLBLOCK_TOKENS_FILE */
     http_tenant_token_t *tenants; /* read from tokens_path (http_tokens_load); owned */
 } s_options_t;
@@ -46,6 +55,7 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
         {"no-auth", no_argument, NULL, S_OPT_NO_AUTH},
         {"allow-origin", required_argument, NULL, S_OPT_ALLOW_ORIGIN},
         {"allow-host", required_argument, NULL, S_OPT_ALLOW_HOST},
+        {"lab-url", required_argument, NULL, S_OPT_LAB_URL},
         {"tokens", required_argument, NULL, S_OPT_TOKENS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -66,6 +76,7 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
             if (s_add_allowed(o->hosts, &o->n_hosts, optarg, "--allow-host") != 0)
                 return CLI_USAGE;
             break;
+        case S_OPT_LAB_URL: o->lab_url = optarg; break;
         case 'v': *verbose = 1; break;
         case 'h':
             return cli_usage_error("serve",
@@ -86,6 +97,12 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
         return cli_usage_error("serve", "CELLBLOCK_TOKEN must be 16 to 256 printable characters "
                                         "without spaces");
     o->http.token = token;
+    if (!o->lab_url)
+        o->lab_url = getenv("CELLBLOCK_LAB_URL");
+    if (o->lab_url && o->lab_url[0] && strncmp(o->lab_url, "http://", 7) != 0 &&
+        strncmp(o->lab_url, "https://", 8) != 0)
+        return cli_usage_error("serve", "--lab-url (CELLBLOCK_LAB_URL) must be an http:// or "
+                                        "https:// URL");
     if (!o->tokens_path) {
         const char *tokens_file = getenv("CELLBLOCK_TOKENS_FILE");
         o->tokens_path = tokens_file && *tokens_file ? tokens_file : NULL;
@@ -113,6 +130,7 @@ static void s_banner(const http_server_t *http, bool token_from_env, size_t tena
     const char *url = http_server_url(http);
     const char *token = http_server_token(http);
     fprintf(stderr, "cellblock serve: listening on %s\n", url);
+    fprintf(stderr, "  page: %s/\n", url);
     if (tenant_count)
         fprintf(stderr, "  tenants: %zu token%s from %s\n", tenant_count,
                 tenant_count == 1 ? "" : "s", tokens_path);
@@ -176,6 +194,7 @@ static int s_serve(s_options_t *o, kg_config_t *cfg, int verbose)
     mcp_http_t *mcp_http = NULL;
     japi_t *api = NULL;
     e2b_t *e2b = NULL;
+    web_t *web = NULL;
     http_server_t *http = http_server_new(kg_gateway_loop(gw), &o->http, &err);
     if (http)
         mcp_http = mcp_http_new(srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
@@ -185,8 +204,10 @@ static int s_serve(s_options_t *o, kg_config_t *cfg, int verbose)
                        &err);
     if (api)
         e2b = e2b_new(gw, http, NULL, &err);
+    if (e2b)
+        web = web_new(gw, http, &(web_opts_t){.lab_url = o->lab_url}, &err);
     /* Forwards: E2B's sandboxes (every port) first, then MCP's (exposed ports). */
-    if (e2b && e2b_ports_on(e2b, &err) == 0 && mcp_server_ports_on(srv, http, &err) == 0 &&
+    if (web && e2b_ports_on(e2b, &err) == 0 && mcp_server_ports_on(srv, http, &err) == 0 &&
         http_server_start(http, &err) == 0) {
         s_banner(http, o->http.token && o->http.token[0], o->http.tenant_count, o->tokens_path);
         cb_info("serving on %s", http_server_url(http));
@@ -201,6 +222,7 @@ static int s_serve(s_options_t *o, kg_config_t *cfg, int verbose)
     mcp_server_ports_on(srv, NULL, NULL);
     http_server_destroy(&http);
     e2b_destroy(&e2b);
+    web_destroy(&web);
     japi_destroy(&api);
     mcp_http_destroy(&mcp_http);
     mcp_server_destroy(&srv);

@@ -41,6 +41,7 @@ struct mcp_job {
     bool forget_queued; /* command: s_forget is deferred, to forget it after its on_done */
     bool background;    /* command: kept (its output for process_output) until evicted */
     char *note;         /* code: a line for its result's notes (what ran before it), or NULL */
+    char *code;         /* code: what ran, for the REPL's cell history (notebooks.c) */
     bool kept; /* command: ended and kept until evicted (background, or its jobs hold its pipes) */
 };
 
@@ -73,6 +74,7 @@ static void s_job_free(mcp_job_t *job)
     }
     zlistx_destroy(&job->waiters);
     free(job->note);
+    free(job->code);
     json_decref(job->final);
     json_decref(job->content);
     free(job);
@@ -268,6 +270,9 @@ static void s_on_code_output(kg_execution_t *x, const char *kind, json_t *conten
 static void s_on_code_done(kg_execution_t *x, json_t *result, void *arg)
 {
     mcp_job_t *job = arg;
+    mcp_repl_t *repl = zhashx_lookup(job->server->repls, job->repl_id);
+    if (repl && job->code) /* the cell history (session_export), from the whole result */
+        mcp_repl_history_add(repl, job->code, result);
     json_auto_t *noted = job->note ? json_deep_copy(result) : NULL;
     if (noted) { /* the job's own note first, among the result's */
         json_t *notes = json_object_get(noted, "notes");
@@ -307,6 +312,7 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
         return NULL;
     }
     s_job_register(job, kg_execution_id(job->x));
+    job->code = cb_xstrdup(code);
     return job;
 }
 

@@ -170,7 +170,8 @@ struct mcp_call {
     mcp_repl_t *repl; /* a REPL to be ready (with on_ready), or a terminal's input */
     mcp_ready_fn *on_ready;
     int timer;
-    void *install; /* packages.c: the package install it waits on, before its code runs */
+    void *install;  /* packages.c: the package install it waits on, before its code runs */
+    void *notebook; /* notebooks.c: the notebook run it waits on */
 };
 
 /* Finish a call with a result (structured: the structuredContent; content: the blocks). Both
@@ -291,6 +292,10 @@ struct mcp_repl {
     mcp_term_t *term;    /* its terminal, screen and markers; NULL when none */
     mcp_call_t *running; /* the call whose input the shell is running */
     int timer;           /* that input's time limit, then its grace period */
+    /* jupyter: the cell history (notebooks.c), code cells in the order they ran */
+    json_t *cells;        /* nbformat code cells, or NULL before the first */
+    size_t cells_bytes;   /* their size as JSON */
+    size_t cells_dropped; /* the oldest ones let go to stay within the bounds */
 };
 
 /* The live sandbox with this id when s may reach it (fleet_sandbox_visible), else NULL: the one
@@ -351,6 +356,11 @@ void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply
  * writes, and what cellblock://sandbox/{id}/session/{session_id}/notebook.ipynb reads).
  * Caller owns return value; NULL with err for a terminal REPL. */
 json_t *mcp_repl_notebook(mcp_repl_t *repl, cb_error_t *err);
+/* Keep a finished execution (code, its kg result; both borrowed) in the REPL's cell history. */
+void mcp_repl_history_add(mcp_repl_t *repl, const char *code, const json_t *result);
+/* Free the history (the REPL is being freed). */
+void mcp_repl_history_free(mcp_repl_t *repl);
+mcp_tool_fn mcp_tool_notebook_run, mcp_tool_session_export;
 
 /* Turn an error message from the gateway into a call failure. */
 void mcp_call_fail_err(mcp_call_t *call, const cb_error_t *err);

@@ -305,6 +305,7 @@ static void s_repl_free(mcp_repl_t *repl)
     free(repl->failure);
     free(repl->dead_detail);
     free(repl->dead_note);
+    mcp_repl_history_free(repl);
     free(repl);
 }
 

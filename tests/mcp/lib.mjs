@@ -75,7 +75,7 @@ export const ALL_TOOLS = [
     'session_execute', 'session_close', 'session_connect', 'sandbox_logs', 'sandbox_metrics',
     'run_code', 'sandbox_set_timeout', 'server_metrics', 'kernel_restart',
     'process_list', 'process_kill', 'process_output', 'terminal_send', 'terminal_read', 'terminal_resize',
-    'sandbox_expose_port', 'sandbox_unexpose_port',
+    'sandbox_expose_port', 'sandbox_unexpose_port', 'notebook_run', 'session_export',
 ];
 
 // ---- scratch directories -------------------------------------------------------------------
