@@ -224,7 +224,8 @@ await run(async () => {
             "resources/list names the session's notebook and the audit URIs", safeJson(uris));
         r = await a.client.readResource({ uri: nb });
         const parsed = JSON.parse(r.contents?.[0]?.text ?? 'null');
-        check(parsed?.nbformat === 4 && r.contents[0].mimeType === 'application/x-ipynb+json', 'a session notebook reads as nbformat 4', safeJson(r).slice(0, 300));
+        check(parsed?.nbformat === 4 && r.contents[0].mimeType === 'application/x-ipynb+json' && JSON.stringify(parsed.cells).includes('x = 41'),
+            "a session notebook reads as nbformat 4 with the session's cells", safeJson(r).slice(0, 300));
         const nbB = await readError(b, nb);
         check(nbB?.code === -32002, "bob cannot read alice's session notebook", safeJson(nbB));
         r = await a.client.readResource({ uri: 'cellblock://audit' });
