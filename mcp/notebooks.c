@@ -111,22 +111,6 @@ static int s_write_workspace(mcp_sandbox_t *sb, const char *path, const char *te
     return 0;
 }
 
-/* path relative to /home/user, as the resource URIs name files. */
-static const char *s_relative(const char *path)
-{
-    static const char home[] = "/home/user/";
-    return strncmp(path, home, sizeof home - 1) == 0 ? path + sizeof home - 1 : path;
-}
-
-static json_t *s_link(mcp_sandbox_t *sb, const char *path)
-{
-    cleanup_free char *uri =
-        cb_strdup_printf("cellblock://sandbox/%s/files/%s", sb->id, s_relative(path));
-    const char *slash = strrchr(path, '/');
-    return json_pack("{s:s, s:s, s:s, s:s}", "type", "resource_link", "uri", uri, "name",
-                     slash ? slash + 1 : path, "mimeType", MCP_NOTEBOOK_MIME);
-}
-
 /* ---- session_export ------------------------------------------------------------------------ */
 
 void mcp_tool_session_export(mcp_call_t *call, json_t *args)
@@ -136,7 +120,7 @@ void mcp_tool_session_export(mcp_call_t *call, json_t *args)
     mcp_repl_t *repl = NULL;
     const char *session_id = mcp_arg_str(args, "session_id", NULL);
     if (session_id) {
-        if (!(repl = mcp_repl_find(srv, session_id, &err)))
+        if (!(repl = mcp_repl_find(srv, call->session, session_id, &err)))
             return mcp_call_fail_err(call, &err);
     } else {
         mcp_sandbox_t *sb = mcp_sandbox_for_call(call, args, false);
@@ -160,7 +144,8 @@ void mcp_tool_session_export(mcp_call_t *call, json_t *args)
     cleanup_free char *line =
         cb_strdup_printf("Session %s: %zu cells written to %s (as a notebook)%s", repl->id, cells,
                          path, repl->cells_dropped ? "; its oldest cells were not kept" : "");
-    json_t *content = json_pack("[o, o]", mcp_text_block(line), s_link(sb, path));
+    json_t *content =
+        json_pack("[o, o]", mcp_text_block(line), mcp_resource_link(sb, path, MCP_NOTEBOOK_MIME));
     if (strlen(text) <= MCP_NOTEBOOK_EMBED_MAX)
         json_array_append_new(content,
                               json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "resource", "resource",
@@ -278,7 +263,8 @@ static void s_on_done(nb_run_t *run, void *arg)
                      (long long)json_integer_value(json_object_get(summary, "cells")),
                      (long long)json_integer_value(json_object_get(summary, "errors")),
                      job->output_path);
-    json_t *content = json_pack("[o, o]", mcp_text_block(line), s_link(sb, job->output_path));
+    json_t *content = json_pack("[o, o]", mcp_text_block(line),
+                                mcp_resource_link(sb, job->output_path, MCP_NOTEBOOK_MIME));
     mcp_call_finish(call, content, summary, failed);
     s_job_free(job);
 }

@@ -666,7 +666,7 @@ export async function startServe(opts = {}) {
 // endpoint, filling target with what startServer's objects have; initialize and list the tools.
 async function connectHttpClient(target, serve, o = {}) {
     const transport = new StreamableHTTPClientTransport(new URL(serve.mcpUrl), {
-        requestInit: { headers: { Authorization: `Bearer ${serve.token}` } },
+        requestInit: { headers: { Authorization: `Bearer ${o.token ?? serve.token}` } }, // o.token: a tenant's
     });
     const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: o.capabilities ?? {} });
     o.setup?.(client); // as startServer's opts.setup
