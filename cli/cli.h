@@ -57,6 +57,7 @@ int cli_cmd_templates(int argc, char **argv);
 int cli_cmd_kernel(int argc, char **argv);
 int cli_cmd_mcp(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_lab(int argc, char **argv);
 int cli_cmd_audit(int argc, char **argv);
 
 /* The MCP settings from the environment (into mcfg), logging, and a gateway (cfg: flags already
@@ -64,6 +65,22 @@ int cli_cmd_audit(int argc, char **argv);
  * failure prints "cellblock CMD: ..." and returns CLI_USAGE or CLI_FAILED. */
 int cli_mcp_open(const char *cmd, kg_config_t *cfg, int verbose, mcp_config_t *mcfg,
                  kg_gateway_t **gw_out, mcp_server_t **srv_out);
+
+/* `cellblock run x.ipynb` (run_notebook.c): what the flags said. */
+typedef struct {
+    const char *path;
+    const char *output; /* NULL: path's name with .nbconvert.ipynb */
+    const char *kernel_name;
+    const char *template_name;
+    bool allow_errors;
+    int timeout_ms; /* per cell; 0: none */
+    int verbose;
+} cli_notebook_run_t;
+
+/* Does path name a notebook (ends in .ipynb)? */
+bool cli_is_notebook(const char *path);
+/* Run it; cfg holds the sandbox flags (freed here). Returns the exit code. */
+int cli_run_notebook(const cli_notebook_run_t *nr, kg_config_t *cfg);
 
 /* Print "cellblock NAME: message" and the usage line to stderr; returns CLI_USAGE. */
 int cli_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -7,6 +7,10 @@
  * extension (main.go runs in the go kernel: jp_language_of_file), else python3.
  * Exit status: 0 when the code ran without error, 1 when it raised, timed out, or the kernel
  * failed, 2 on a usage error.
+ *
+ * A FILE ending in .ipynb is a notebook (run_notebook.c): its code cells run in order in the
+ * notebook's kernel and the executed notebook is written to -o/--output (default: FILE's name
+ * with .nbconvert.ipynb, as nbconvert names it).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -195,7 +199,9 @@ int cli_cmd_run(int argc, char **argv)
 {
     static const struct option options[] = {{"kernel", required_argument, NULL, 'k'},
                                             {"timeout", required_argument, NULL, 't'},
-                                            {"outputs", required_argument, NULL, 'o'},
+                                            {"outputs", required_argument, NULL, 'D'},
+                                            {"output", required_argument, NULL, 'o'},
+                                            {"allow-errors", no_argument, NULL, 'A'},
                                             {"stdin", required_argument, NULL, 'i'},
                                             {"template", required_argument, NULL, 'T'},
                                             {"verbose", no_argument, NULL, 'v'},
@@ -205,7 +211,8 @@ int cli_cmd_run(int argc, char **argv)
     const char *kernel_name = NULL, *stdin_text = NULL, *template_name = NULL;
     run_ctx_t ctx = {.exit_code = CLI_OK};
     kg_config_t cfg = {0};
-    int timeout_ms = 0, verbose = 0, opt;
+    const char *output = NULL;
+    int timeout_ms = 0, verbose = 0, allow_errors = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "k:t:o:i:T:vh", options, NULL)) != -1) {
         switch (opt) {
@@ -216,10 +223,14 @@ int cli_cmd_run(int argc, char **argv)
                 return cli_usage_error(
                     "run", "--timeout takes a positive number of seconds, got '%s'", optarg);
             break;
-        case 'o': ctx.outputs_dir = optarg; break;
+        case 'D': ctx.outputs_dir = optarg; break;
+        case 'o': output = optarg; break;
+        case 'A': allow_errors = 1; break;
         case 'i': stdin_text = optarg; break;
         case 'v': verbose = 1; break;
-        case 'h': return cli_usage_error("run", "runs FILE (or - for stdin) in a fresh kernel");
+        case 'h':
+            return cli_usage_error("run", "runs FILE (or - for stdin) in a fresh kernel; a .ipynb "
+                                          "FILE runs as a notebook");
         default:
             if (cli_sandbox_flag("run", opt, optarg, &cfg) != 0)
                 return CLI_USAGE;
@@ -232,6 +243,25 @@ int cli_cmd_run(int argc, char **argv)
                                "--template needs sandboxes (a template is a sandbox's setup)");
     cli_setup_logging(verbose);
     ctx.verbose = verbose;
+    if (cli_is_notebook(argv[optind])) {
+        if (ctx.outputs_dir)
+            return cli_usage_error("run", "--outputs is for code files; a notebook keeps its "
+                                          "images in the executed notebook (-o FILE)");
+        if (stdin_text)
+            return cli_usage_error("run", "--stdin is for code files, not notebooks");
+        cli_notebook_run_t nr = {.path = argv[optind],
+                                 .output = output,
+                                 .kernel_name = kernel_name,
+                                 .template_name = template_name,
+                                 .allow_errors = allow_errors,
+                                 .timeout_ms = timeout_ms,
+                                 .verbose = verbose};
+        return cli_run_notebook(&nr, &cfg);
+    }
+    if (!ctx.outputs_dir)
+        ctx.outputs_dir = output; /* -o DIR: --outputs, as before notebooks */
+    if (allow_errors)
+        return cli_usage_error("run", "--allow-errors is for notebooks (.ipynb)");
 
     cb_error_t err = {0};
     cleanup_free char *code = s_read_code(argv[optind], &err);

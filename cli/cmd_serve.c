@@ -1,9 +1,10 @@
 /* cmd_serve.c: `cellblock serve`, the main job: one HTTP server (http/) on the gateway's loop
  * carrying MCP Streamable HTTP at /mcp (mcp/) and the Jupyter Kernel Gateway API at /api
- * (jupyter-api/) and E2B's API at /e2b (e2b/), so assistants, JupyterLab and programs written
+ * (jupyter-api/) and E2B's API at /e2b (e2b/), and the page at / (web/), so assistants, JupyterLab and programs written
  * for E2B reach the same kernels. Listens on loopback
  * unless told otherwise; every request needs the token (CELLBLOCK_TOKEN, or one generated and
- * printed at start) unless --no-auth, which only a loopback address may use. The MCP settings
+ * printed at start) unless --no-auth, which only a loopback address may use; --tokens names
+ * more tokens, each a tenant's (docs/security.md, "Tenants"). The MCP settings
  * are the same CELLBLOCK_* variables `cellblock mcp` reads. Runs until SIGINT or SIGTERM. */
 #include <getopt.h>
 #include <signal.h>
@@ -16,27 +17,28 @@
 #include "http/http.h"
 #include "japi/japi.h"
 #include "kg/gateway.h"
+#include "web/web.h"
 
 #define S_MAX_ALLOWED 16
 
-enum { S_OPT_LISTEN = 512, S_OPT_NO_AUTH, S_OPT_ALLOW_ORIGIN, S_OPT_ALLOW_HOST };
+enum {
+    S_OPT_LISTEN = 512,
+    S_OPT_NO_AUTH,
+    S_OPT_ALLOW_ORIGIN,
+    S_OPT_ALLOW_HOST,
+    S_OPT_TOKENS,
+    S_OPT_LAB_URL
+};
 
 typedef struct {
     http_config_t http;
     const char *origins[S_MAX_ALLOWED + 1];
     const char *hosts[S_MAX_ALLOWED + 1];
     size_t n_origins, n_hosts;
+    const char *lab_url;          /* --lab-url or CELLBLOCK_LAB_URL: the page links kernels there */
+    const char *tokens_path;      /* --tokens, or CELLBLOCK_TOKENS_FILE */
+    http_tenant_token_t *tenants; /* read from tokens_path (http_tokens_load); owned */
 } s_options_t;
-
-/* A token from the environment: at least 16 characters, none of them blank or a control. */
-static bool s_token_ok(const char *token)
-{
-    size_t len = strlen(token);
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)token[i] <= ' ' || (unsigned char)token[i] >= 0x7f)
-            return false;
-    return len >= 16 && len <= 256;
-}
 
 static int s_add_allowed(const char **list, size_t *n, const char *value, const char *flag)
 {
@@ -53,6 +55,8 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
         {"no-auth", no_argument, NULL, S_OPT_NO_AUTH},
         {"allow-origin", required_argument, NULL, S_OPT_ALLOW_ORIGIN},
         {"allow-host", required_argument, NULL, S_OPT_ALLOW_HOST},
+        {"lab-url", required_argument, NULL, S_OPT_LAB_URL},
+        {"tokens", required_argument, NULL, S_OPT_TOKENS},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         CLI_SANDBOX_OPTIONS,
@@ -63,6 +67,7 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
         switch (opt) {
         case S_OPT_LISTEN: o->http.listen = optarg; break;
         case S_OPT_NO_AUTH: o->http.no_auth = true; break;
+        case S_OPT_TOKENS: o->tokens_path = optarg; break;
         case S_OPT_ALLOW_ORIGIN:
             if (s_add_allowed(o->origins, &o->n_origins, optarg, "--allow-origin") != 0)
                 return CLI_USAGE;
@@ -71,10 +76,15 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
             if (s_add_allowed(o->hosts, &o->n_hosts, optarg, "--allow-host") != 0)
                 return CLI_USAGE;
             break;
+        case S_OPT_LAB_URL: o->lab_url = optarg; break;
         case 'v': *verbose = 1; break;
         case 'h':
             return cli_usage_error("serve",
-                                   "serves MCP and the Jupyter API over HTTP (see docs/http.md)");
+                                   "serves MCP and the Jupyter API over HTTP (see docs/http.md)\n"
+                                   "  --tokens FILE|DIR  tenants' tokens, 'TENANT TOKEN [admin]' "
+                                   "per line, mode 0600\n"
+                                   "                     (also CELLBLOCK_TOKENS_FILE; "
+                                   "docs/security.md, \"Tenants\")");
         default:
             if (cli_sandbox_flag("serve", opt, optarg, cfg) != 0)
                 return CLI_USAGE;
@@ -83,10 +93,28 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
     if (optind != argc)
         return cli_usage_error("serve", "takes no arguments");
     const char *token = getenv("CELLBLOCK_TOKEN");
-    if (token && token[0] && !s_token_ok(token))
+    if (token && token[0] && !http_token_text_ok(token, strlen(token)))
         return cli_usage_error("serve", "CELLBLOCK_TOKEN must be 16 to 256 printable characters "
                                         "without spaces");
     o->http.token = token;
+    if (!o->lab_url)
+        o->lab_url = getenv("CELLBLOCK_LAB_URL");
+    if (o->lab_url && o->lab_url[0] && strncmp(o->lab_url, "http://", 7) != 0 &&
+        strncmp(o->lab_url, "https://", 8) != 0)
+        return cli_usage_error("serve", "--lab-url (CELLBLOCK_LAB_URL) must be an http:// or "
+                                        "https:// URL");
+    if (!o->tokens_path) {
+        const char *tokens_file = getenv("CELLBLOCK_TOKENS_FILE");
+        o->tokens_path = tokens_file && *tokens_file ? tokens_file : NULL;
+    }
+    if (o->tokens_path) {
+        cb_error_t err = {0};
+        if (http_tokens_load(o->tokens_path, &o->tenants, &o->http.tenant_count, &err) < 0) {
+            fprintf(stderr, "cellblock serve: %s\n", err.msg);
+            return CLI_FAILED;
+        }
+        o->http.tenants = o->tenants;
+    }
     /* How fast a client must send its request head (tests shorten it). */
     const char *head_ms = getenv("CELLBLOCK_HTTP_HEAD_TIMEOUT_MS");
     if (head_ms && *head_ms)
@@ -96,11 +124,16 @@ static int s_parse(int argc, char **argv, s_options_t *o, kg_config_t *cfg, int 
     return CLI_OK;
 }
 
-static void s_banner(const http_server_t *http, bool token_from_env)
+static void s_banner(const http_server_t *http, bool token_from_env, size_t tenant_count,
+                     const char *tokens_path)
 {
     const char *url = http_server_url(http);
     const char *token = http_server_token(http);
     fprintf(stderr, "cellblock serve: listening on %s\n", url);
+    fprintf(stderr, "  page: %s/\n", url);
+    if (tenant_count)
+        fprintf(stderr, "  tenants: %zu token%s from %s\n", tenant_count,
+                tenant_count == 1 ? "" : "s", tokens_path);
     if (token)
         fprintf(stderr, "  token: %s  (%s)\n", token,
                 token_from_env ? "from CELLBLOCK_TOKEN"
@@ -127,6 +160,8 @@ static void s_banner(const http_server_t *http, bool token_from_env)
             url, url, token ? auth : "anything");
 }
 
+static int s_serve(s_options_t *o, kg_config_t *cfg, int verbose);
+
 int cli_cmd_serve(int argc, char **argv)
 {
     s_options_t o = {0};
@@ -135,10 +170,18 @@ int cli_cmd_serve(int argc, char **argv)
     int rc = s_parse(argc, argv, &o, &cfg, &verbose);
     if (rc != CLI_OK)
         return rc;
+    rc = s_serve(&o, &cfg, verbose);
+    http_tokens_free(&o.tenants, o.http.tenant_count);
+    return rc;
+}
+
+static int s_serve(s_options_t *o, kg_config_t *cfg, int verbose)
+{
+    int rc;
     mcp_config_t mcfg;
     kg_gateway_t *gw = NULL;
     mcp_server_t *srv = NULL;
-    rc = cli_mcp_open("serve", &cfg, verbose, &mcfg, &gw, &srv);
+    rc = cli_mcp_open("serve", cfg, verbose, &mcfg, &gw, &srv);
     if (rc != CLI_OK)
         return rc;
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an error return, not a death */
@@ -151,7 +194,8 @@ int cli_cmd_serve(int argc, char **argv)
     mcp_http_t *mcp_http = NULL;
     japi_t *api = NULL;
     e2b_t *e2b = NULL;
-    http_server_t *http = http_server_new(kg_gateway_loop(gw), &o.http, &err);
+    web_t *web = NULL;
+    http_server_t *http = http_server_new(kg_gateway_loop(gw), &o->http, &err);
     if (http)
         mcp_http = mcp_http_new(srv, http, &(mcp_http_opts_t){.path = "/mcp"}, &err);
     if (mcp_http)
@@ -160,10 +204,12 @@ int cli_cmd_serve(int argc, char **argv)
                        &err);
     if (api)
         e2b = e2b_new(gw, http, NULL, &err);
+    if (e2b)
+        web = web_new(gw, http, &(web_opts_t){.lab_url = o->lab_url}, &err);
     /* Forwards: E2B's sandboxes (every port) first, then MCP's (exposed ports). */
-    if (e2b && e2b_ports_on(e2b, &err) == 0 && mcp_server_ports_on(srv, http, &err) == 0 &&
+    if (web && e2b_ports_on(e2b, &err) == 0 && mcp_server_ports_on(srv, http, &err) == 0 &&
         http_server_start(http, &err) == 0) {
-        s_banner(http, o.http.token && o.http.token[0]);
+        s_banner(http, o->http.token && o->http.token[0], o->http.tenant_count, o->tokens_path);
         cb_info("serving on %s", http_server_url(http));
         static const volatile int never = 0;
         kg_gateway_run_until(gw, &never, -1); /* until SIGINT or SIGTERM (zsys_interrupted) */
@@ -176,6 +222,7 @@ int cli_cmd_serve(int argc, char **argv)
     mcp_server_ports_on(srv, NULL, NULL);
     http_server_destroy(&http);
     e2b_destroy(&e2b);
+    web_destroy(&web);
     japi_destroy(&api);
     mcp_http_destroy(&mcp_http);
     mcp_server_destroy(&srv);

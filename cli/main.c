@@ -11,7 +11,9 @@
 static const cli_command_t s_commands[] = {
     {"run", cli_cmd_run, "run code in a fresh kernel and print its outputs",
      "cellblock run [--template NAME] [--kernel NAME] [--timeout S] [--outputs DIR] [--stdin TEXT] "
-     "[sandbox options] FILE|-"},
+     "[sandbox options] FILE|-\n"
+     "  cellblock run [-o OUT.ipynb] [--allow-errors] [--kernel NAME] [--timeout S] "
+     "[sandbox options] NOTEBOOK.ipynb"},
     {"kernels", cli_cmd_kernels, "list the kernelspecs found", "cellblock kernels"},
     {"templates", cli_cmd_templates, "list the sandbox templates found",
      "cellblock templates [--json]"},
@@ -23,7 +25,10 @@ static const cli_command_t s_commands[] = {
     {"serve", cli_cmd_serve,
      "serve MCP (Streamable HTTP, /mcp) and the Jupyter Kernel Gateway API (/api) over HTTP",
      "cellblock serve [--listen HOST:PORT] [--no-auth] [--allow-origin URL] [--allow-host NAME] "
-     "[--verbose] [sandbox options]"},
+     "[--tokens FILE|DIR] [--lab-url URL] [--verbose] [sandbox options]"},
+    {"lab", cli_cmd_lab,
+     "JupyterLab (or jupyter_server) on a running cellblock, assistants' kernels included",
+     "cellblock lab [--url URL] [--listen HOST:PORT] [--root DIR] [--server-only] [-- ARGS]"},
     {"audit", cli_cmd_audit,
      "print the audit trail: what ran in sandboxes, who ran it, files written, lifecycle",
      "cellblock audit [--sandbox ID] [--since T] [--tenant T] [--limit N] [--json]"},

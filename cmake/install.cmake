@@ -3,7 +3,7 @@
 #
 # The layout is the one common/paths.c expects beside the binary, so an installed cellblock finds
 # its own files under its own prefix and nowhere else:
-#   bin/cellblock, libexec/cellblock/cellblock-init, share/cellblock/{kernels,templates},
+#   bin/cellblock, libexec/cellblock/cellblock-init, share/cellblock/{kernels,templates,lab},
 #   share/man/man1/cellblock*.1, share/doc/cellblock/, lib/systemd/system/cellblock.service
 
 install(TARGETS cellblock RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -13,6 +13,8 @@ install(TARGETS cellblock-init RUNTIME DESTINATION ${CB_LIBEXEC_SUBDIR})
 install(DIRECTORY kernels/ DESTINATION ${CB_DATA_SUBDIR}/kernels
         PATTERN "kernel" EXCLUDE PATTERN "drivers" EXCLUDE)
 install(DIRECTORY templates/ DESTINATION ${CB_DATA_SUBDIR}/templates)
+# The jupyter_server extension `cellblock lab` loads (docs/jupyterlab.md).
+install(FILES lab/cellblock_lab.py DESTINATION ${CB_DATA_SUBDIR}/lab)
 
 # Man pages, compressed as Debian's policy asks (gzip -n: no name or time stamp, so the package
 # builds the same twice).
@@ -96,6 +98,8 @@ set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
     "nodejs, node-typescript, r-base-core, r-cran-irkernel, openjdk-17-jdk-headless, ruby, gcc, g++, rustc, cargo, golang-go")
 # pip and npm for installs at run time inside sandboxes (code_execute's packages, `pip install`).
 string(APPEND CPACK_DEBIAN_PACKAGE_RECOMMENDS ", python3-pip, npm")
+# `cellblock lab` runs jupyter_server (with nbformat) on the person's side (docs/jupyterlab.md).
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "python3-jupyter-server, python3-nbformat")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     "${PROJECT_SOURCE_DIR}/packaging/deb/postinst;${PROJECT_SOURCE_DIR}/packaging/deb/prerm;${PROJECT_SOURCE_DIR}/packaging/deb/postrm")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)

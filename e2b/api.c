@@ -490,6 +490,8 @@ static void s_create(s_call_t *c)
         .env = (const char *const *)env_list.v,
         .timeout_s = timeout_s,
         .metadata = metadata,
+        .tenant = http_request_principal(c->req)->tenant,
+        .admin = http_request_principal(c->req)->admin,
         .on_end = e2b_sandbox_on_end,
         .arg = c->api,
     };
@@ -675,13 +677,18 @@ static void s_list(s_call_t *c, bool v2)
         return s_fail(c->req, &err);
     }
     json_auto_t *metadata = q.metadata; /* freed on return */
-    size_t total = zhashx_size(c->api->sandboxes);
-    cleanup_free e2b_sandbox_t **all = cb_xcalloc(total + 1, sizeof *all);
+    size_t size = zhashx_size(c->api->sandboxes), total = 0;
+    cleanup_free e2b_sandbox_t **all = cb_xcalloc(size + 1, sizeof *all);
     size_t n = 0;
-    for (e2b_sandbox_t *sb = zhashx_first(c->api->sandboxes); sb && n < total;
-         sb = zhashx_next(c->api->sandboxes))
+    /* Only the principal's own (an admin's: all); X-Total-Running counts those alone. */
+    for (e2b_sandbox_t *sb = zhashx_first(c->api->sandboxes); sb && n < size;
+         sb = zhashx_next(c->api->sandboxes)) {
+        if (!e2b_sandbox_may(c->req, sb))
+            continue;
+        total++;
         if (s_listed(sb, &q))
             all[n++] = sb;
+    }
     qsort(all, n, sizeof *all, s_oldest_first);
     json_auto_t *out = json_array();
     e2b_sandbox_t *last = NULL;
@@ -814,7 +821,7 @@ static void s_metrics_many(s_call_t *c)
         for (char *id = strtok_r(ids, ",", &save); id; id = strtok_r(NULL, ",", &save)) {
             if (++asked > S_LIST_LIMIT)
                 return e2b_respond_error(c->req, 400, "'sandbox_ids' names at most 100 sandboxes");
-            e2b_sandbox_t *sb = e2b_sandbox_find(c->api, id);
+            e2b_sandbox_t *sb = e2b_sandbox_for(c->api, c->req, id);
             if (sb && !json_object_get(found, sb->id))
                 json_object_set_new(found, sb->id, s_metric_json(sb));
         }
@@ -1068,7 +1075,7 @@ void e2b_api_handle(e2b_t *api, http_request_t *req, const char *path)
             continue;
         s_call_t c = {.api = api, .req = req};
         if (strstr(r->pattern, "{sandbox}")) {
-            c.sb = e2b_sandbox_find(api, arg);
+            c.sb = e2b_sandbox_for(api, req, arg);
             if (!c.sb)
                 return e2b_not_found(api, req, arg);
         } else {

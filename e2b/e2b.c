@@ -6,7 +6,8 @@
  * dispatcher checks them once, in this order: the sandbox id is present; the token that let the
  * request in was the server's or this very sandbox's (the HTTP server checked the sandbox token
  * against the same header, so a mismatch cannot pass, but we say so rather than assume); the
- * sandbox is ours; the port is envd's or the code interpreter's; the path is a route of that
+ * sandbox is ours and the request's principal may reach it (e2b_sandbox_for: another tenant's
+ * is answered exactly as an unknown id); the port is envd's or the code interpreter's; the path is a route of that
  * port. Only then does a service see the request, with the record in hand. A refusal is written
  * in the shape the caller's client reads: a Connect error for the RPC paths, E2B's
  * {"code", "message"} for the rest.
@@ -38,10 +39,19 @@ void e2b_respond_error(http_request_t *req, int status, const char *message)
     http_respond_json(req, status, body, NULL);
 }
 
-/* "sandbox ID not found", with why it went when the fleet remembers. Caller owns return value. */
-static char *s_not_found_message(e2b_t *api, const char *id, bool *gone_out)
+/* Whether the request acts for the sandbox of id by its sandbox token (a capability for it). */
+static bool s_token_for(http_request_t *req, const char *id)
 {
-    const char *gone = fleet_sandbox_gone(api->fleet, id);
+    const char *auth = http_request_sandbox(req);
+    return auth && id && strcmp(auth, id) == 0;
+}
+
+/* "sandbox ID not found", with why it went when the fleet remembers and the request may know
+ * (another tenant's is an unknown id). Caller owns return value. */
+static char *s_not_found_message(e2b_t *api, http_request_t *req, const char *id, bool *gone_out)
+{
+    const char *gone = fleet_sandbox_gone_for(
+        api->fleet, id, s_token_for(req, id) ? &CB_PRINCIPAL_LOCAL : http_request_principal(req));
     if (gone_out)
         *gone_out = gone != NULL;
     return gone ? cb_strdup_printf("sandbox %s not found: it is gone (%s)", id, gone)
@@ -50,7 +60,7 @@ static char *s_not_found_message(e2b_t *api, const char *id, bool *gone_out)
 
 void e2b_not_found(e2b_t *api, http_request_t *req, const char *id)
 {
-    cleanup_free char *msg = s_not_found_message(api, id, NULL);
+    cleanup_free char *msg = s_not_found_message(api, req, id, NULL);
     e2b_respond_error(req, 404, msg);
 }
 
@@ -96,6 +106,19 @@ e2b_sandbox_t *e2b_sandbox_add(e2b_t *api, kg_sandbox_t *kg, const char *templat
 e2b_sandbox_t *e2b_sandbox_find(e2b_t *api, const char *id)
 {
     return id ? zhashx_lookup(api->sandboxes, id) : NULL;
+}
+
+bool e2b_sandbox_may(http_request_t *req, const e2b_sandbox_t *sb)
+{
+    if (http_request_sandbox(req))
+        return s_token_for(req, sb->id);
+    return fleet_sandbox_visible(sb->kg, http_request_principal(req));
+}
+
+e2b_sandbox_t *e2b_sandbox_for(e2b_t *api, http_request_t *req, const char *id)
+{
+    e2b_sandbox_t *sb = e2b_sandbox_find(api, id);
+    return sb && e2b_sandbox_may(req, sb) ? sb : NULL;
 }
 
 /* Every service lets go of the sandbox, then the record leaves the registry. The engine's
@@ -205,10 +228,10 @@ static void s_on_sandbox_request(http_request_t *req, void *arg)
                         "sandbox, and this header names it");
     if (auth && strcmp(auth, id) != 0)
         return s_refuse(req, path, 401, "this token is for another sandbox");
-    e2b_sandbox_t *sb = e2b_sandbox_find(api, id);
+    e2b_sandbox_t *sb = e2b_sandbox_for(api, req, id);
     if (!sb) {
         bool gone = false;
-        cleanup_free char *msg = s_not_found_message(api, id, &gone);
+        cleanup_free char *msg = s_not_found_message(api, req, id, &gone);
         /* envd's /health of a sandbox that ended (the fleet remembers it): 502, as E2B's proxy
          * answers it, which is what the SDK's isRunning() reads as false */
         bool ended_health = gone && strcmp(path, "/health") == 0;

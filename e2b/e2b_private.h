@@ -83,6 +83,14 @@ e2b_sandbox_t *e2b_sandbox_add(e2b_t *api, kg_sandbox_t *kg, const char *templat
 
 /* A sandbox of the registry, or NULL. Borrowed. */
 e2b_sandbox_t *e2b_sandbox_find(e2b_t *api, const char *id);
+/* The sandbox of the registry with this id that the request may reach: its principal's
+ * tenant's (or any, for an admin), or the one its sandbox token names. NULL otherwise, and
+ * the caller answers exactly as for an unknown id (e2b_not_found). The one tenant check of
+ * the E2B layer. Borrowed. */
+e2b_sandbox_t *e2b_sandbox_for(e2b_t *api, http_request_t *req, const char *id);
+/* Whether the request may reach sb (as above; no lookup, so safe inside a walk of the
+ * registry). */
+bool e2b_sandbox_may(http_request_t *req, const e2b_sandbox_t *sb);
 
 /* End the services' state, destroy the engine's sandbox, and forget the record; why is what
  * the fleet remembers (fleet_sandbox_gone). */

@@ -13,7 +13,8 @@
  * (kg_sandbox_socket) connects, non-blocking, to 127.0.0.1:PORT there, and goes with the
  * client's connection to the network plane's pump (http_forward_connect), tied to the sandbox's
  * registration: when the sandbox ends, its registration goes and its forwards close with it,
- * so nothing here outlives it. Any other id is left to MCP's handler. */
+ * so nothing here outlives it. Any other id, and a sandbox of another tenant than the token's,
+ * is left to MCP's handler (which answers both as an unknown id). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,7 +33,11 @@ static bool s_claim(http_forward_t *fwd, void *arg)
     const char *id = http_forward_sandbox(fwd);
     int port = http_forward_port(fwd);
     e2b_sandbox_t *sb = e2b_sandbox_find(api, id);
-    if (!sb)
+    /* A token's principal must be the sandbox's tenant's (or an admin); the traffic token, a
+     * signed link or its cookie is a capability for this sandbox already. Another tenant's is
+     * left to MCP's handler, which answers it as an unknown id. */
+    const cb_principal_t *who = http_forward_principal(fwd);
+    if (!sb || (who && !fleet_sandbox_visible(sb->kg, who)))
         return false; /* not ours: MCP's, or nobody's */
     if (!sb->kg || kg_sandbox_dead(sb->kg)) {
         http_forward_refuse(fwd, 502, "the sandbox is ending");

@@ -89,7 +89,7 @@ static void s_destroyed(kg_sandbox_t *sb, void *arg)
     }
     if (fs->opened) {
         const char *detail = kg_sandbox_end_detail(sb);
-        fleet_tombstone(fleet, kg_sandbox_id(sb), detail ? detail : "it was deleted");
+        fleet_tombstone(fleet, kg_sandbox_id(sb), fs->tenant, detail ? detail : "it was deleted");
     }
     zhashx_delete(fleet->sandboxes, kg_sandbox_id(sb));
     kg_sandbox_set_policy_data(sb, NULL);

@@ -26,7 +26,7 @@ struct fleet {
     int tick_timer;
     bool destroying;                    /* the gateway is going: no tombstones, ticks or refills */
     zhashx_t *sandboxes;                /* id -> fleet_sandbox_t *, not owning (see below) */
-    char *tombstones[FLEET_TOMBSTONES]; /* "<id> <reason>", a ring */
+    char *tombstones[FLEET_TOMBSTONES]; /* "<id> <tenant> <reason>", a ring */
     size_t tombstone_next;
     zhashx_t *pools; /* template name -> fleet_pool_t *, owned (pool.c) */
     fleet_counters_t counters;
@@ -86,7 +86,7 @@ kg_sandbox_t *fleet_sandbox_prepare(fleet_t *fleet, const fleet_template_t *t,
                                     const char *workspace_dir, cb_error_t *err);
 
 /* Remember why a sandbox went (fleet_sandbox_gone). */
-void fleet_tombstone(fleet_t *fleet, const char *id, const char *why);
+void fleet_tombstone(fleet_t *fleet, const char *id, const char *tenant, const char *why);
 
 /* Pools (pool.c). */
 void fleet_pool_destroy_all(fleet_t *fleet);
@@ -108,8 +108,11 @@ size_t fleet_pool_count(fleet_t *fleet, size_t *starting);
 
 /* Persistence (persist.c): <state_dir>/sandboxes/<id>/ holds sandbox.json (what the sandbox
  * was: template, kernel, limits, metadata, times) and workspace/ (bound at /home/user). */
-/* The saved description of a persisted sandbox that is not open. Caller owns return value. */
-json_t *fleet_persist_describe(fleet_t *fleet, const char *id, cb_error_t *err);
+/* The saved description of a persisted sandbox that is not open, when who may reach it (its
+ * saved tenant); one it may not is answered exactly as an unknown id. Caller owns return
+ * value. */
+json_t *fleet_persist_describe(fleet_t *fleet, const char *id, const cb_principal_t *who,
+                               cb_error_t *err);
 /* The limits saved in a description. */
 void fleet_persist_limits(json_t *saved, kg_sandbox_limits_t *out);
 /* The network policy saved with a persistent sandbox: Caller owns return value; NULL when none

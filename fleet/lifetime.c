@@ -37,25 +37,37 @@ static const char *const s_end_names[] = {[FLEET_END_EXPIRED] = "expired",
 
 /* ---- ends -------------------------------------------------------------------------------- */
 
-void fleet_tombstone(fleet_t *fleet, const char *id, const char *why)
+void fleet_tombstone(fleet_t *fleet, const char *id, const char *tenant, const char *why)
 {
     if (fleet->destroying)
         return;
     char **slot = &fleet->tombstones[fleet->tombstone_next++ % FLEET_TOMBSTONES];
     free(*slot);
-    *slot = cb_strdup_printf("%s %s", id, why);
+    /* "<id> <tenant> <why>": neither an id nor a tenant's name holds a space. */
+    *slot = cb_strdup_printf("%s %s %s", id, tenant && *tenant ? tenant : "-", why);
 }
 
-const char *fleet_sandbox_gone(fleet_t *fleet, const char *id)
+const char *fleet_sandbox_gone_for(fleet_t *fleet, const char *id, const cb_principal_t *who)
 {
     size_t len = id ? strlen(id) : 0;
     /* Newest first: an id reopened and ended again reports its last end. */
     for (size_t n = 0; len && n < FLEET_TOMBSTONES && n < fleet->tombstone_next; n++) {
         const char *t = fleet->tombstones[(fleet->tombstone_next - 1 - n) % FLEET_TOMBSTONES];
-        if (t && strncmp(t, id, len) == 0 && t[len] == ' ')
-            return t + len + 1;
+        if (!t || strncmp(t, id, len) != 0 || t[len] != ' ')
+            continue;
+        const char *tenant = t + len + 1, *why = strchr(tenant, ' ');
+        if (!why)
+            return NULL;
+        char owner[CB_TENANT_NAME_MAX + 1];
+        snprintf(owner, sizeof owner, "%.*s", (int)(why - tenant), tenant);
+        return cb_principal_may(who, owner) ? why + 1 : NULL;
     }
     return NULL;
+}
+
+const char *fleet_sandbox_gone(fleet_t *fleet, const char *id)
+{
+    return fleet_sandbox_gone_for(fleet, id, &CB_PRINCIPAL_LOCAL);
 }
 
 void fleet_end_later(fleet_sandbox_t *fs, fleet_end_t why, const char *detail)
@@ -323,8 +335,10 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
                              "persist and reopen_id exclude each other: a reopened "
                              "sandbox is persistent already"),
                NULL;
+    cb_principal_t who =
+        opts->tenant ? (cb_principal_t){opts->tenant, opts->admin} : CB_PRINCIPAL_LOCAL;
     json_auto_t *saved =
-        opts->reopen_id ? fleet_persist_describe(fleet, opts->reopen_id, err) : NULL;
+        opts->reopen_id ? fleet_persist_describe(fleet, opts->reopen_id, &who, err) : NULL;
     if (opts->reopen_id && !saved)
         return NULL;
     const char *name = opts->template_name ? opts->template_name
@@ -375,8 +389,10 @@ kg_sandbox_t *fleet_sandbox_open(fleet_t *fleet, const fleet_sandbox_opts_t *opt
     fs->extend_on_use = opts->extend_on_use && timeout_s > 0;
     fs->on_end = opts->on_end;
     fs->end_arg = opts->arg;
+    /* A reopened sandbox stays its tenant's (an admin may reopen it). */
+    const char *saved_tenant = json_string_value(json_object_get(saved, "tenant"));
     free(fs->tenant);
-    fs->tenant = cb_xstrdup(opts->tenant ? opts->tenant : CB_TENANT_LOCAL);
+    fs->tenant = cb_xstrdup(saved_tenant ? saved_tenant : who.tenant);
     json_t *metadata = opts->metadata ? opts->metadata : json_object_get(saved, "metadata");
     fs->metadata = metadata ? json_deep_copy(metadata) : json_object();
     fleet->counters.sandboxes_opened++;

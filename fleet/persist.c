@@ -2,14 +2,17 @@
  * after it ends, however it ends (deleted, expired, the server stopped or killed), and can be
  * reopened by its id with its files.
  *
- *   <state_dir>/sandboxes/<id>/sandbox.json   template, kernel, limits, network policy,
- *                                             metadata, times
+ *   <state_dir>/sandboxes/<id>/sandbox.json   tenant, template, kernel, limits, network
+ *                                             policy, metadata, times
  *   <state_dir>/sandboxes/<id>/workspace/     bind-mounted at /home/user inside
  *
  * While a sandbox is open its home directory is locked (flock), so two cellblock processes
  * sharing a state dir never open one workspace twice, and a listing can tell open from closed.
  * The lock dies with the process that held it: a workspace whose server was killed is simply
  * closed at the next start.
+ *
+ * A workspace belongs to the tenant saved with it: only that tenant (or an admin) lists or
+ * reopens it, and any other is told exactly what an unknown id is told.
  */
 #include <errno.h>
 #include <string.h>
@@ -71,20 +74,39 @@ static json_t *s_read(const char *home, cb_error_t *err)
     return saved;
 }
 
-json_t *fleet_persist_describe(fleet_t *fleet, const char *id, cb_error_t *err)
+/* What an unknown id gets, and so also an id the principal may not reach. */
+static void s_not_found(const char *id, cb_error_t *err)
 {
+    cb_error_fail(err, CB_ERR_NOT_FOUND,
+                  "no persistent workspace for sandbox %s (only sandboxes created with persist "
+                  "keep theirs)",
+                  id);
+}
+
+json_t *fleet_persist_describe(fleet_t *fleet, const char *id, const cb_principal_t *who,
+                               cb_error_t *err)
+{
+    kg_sandbox_t *open = s_id_ok(id) ? kg_gateway_sandbox(fleet->gw, id) : NULL;
+    if (open && !fleet_sandbox_visible(open, who)) {
+        s_not_found(id, err); /* another tenant's open sandbox: not "is open" */
+        return NULL;
+    }
     if (s_check_id(fleet, id, err) < 0)
         return NULL;
     cleanup_free char *home = s_home(fleet, id);
     struct stat st;
     if (!home || stat(home, &st) < 0) {
-        cb_error_fail(err, CB_ERR_NOT_FOUND,
-                      "no persistent workspace for sandbox %s (only sandboxes created with persist "
-                      "keep theirs)",
-                      id);
+        s_not_found(id, err);
         return NULL;
     }
-    return s_read(home, err);
+    json_t *saved = s_read(home, err);
+    /* Saved before tenants were kept: no tenant, so an admin's alone. */
+    if (saved && !cb_principal_may(who, json_string_value(json_object_get(saved, "tenant")))) {
+        json_decref(saved);
+        s_not_found(id, err);
+        return NULL;
+    }
+    return saved;
 }
 
 void fleet_persist_limits(json_t *saved, kg_sandbox_limits_t *out)
@@ -175,14 +197,14 @@ int fleet_persist_save(fleet_sandbox_t *fs, const char *kernel_name, cb_error_t 
     json_auto_t *old = s_read(fs->persist_dir, NULL);
     const char *created = json_string_value(json_object_get(old, "created_at"));
     const kg_sandbox_limits_t *l = kg_sandbox_limits(fs->sb);
-    json_auto_t *desc =
-        json_pack("{s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:O, s:s, s:s, s:n}",
-                  "sandbox_id", kg_sandbox_id(fs->sb), "template", fs->template_name, "kernel",
-                  kernel_name, "limits", "memory_mb", (json_int_t)l->memory_mb, "pids_max",
-                  (json_int_t)l->pids_max, "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb",
-                  (json_int_t)l->tmp_mb, "workspace_mb", (json_int_t)l->workspace_mb, "network",
-                  s_network_spec(kg_sandbox_network(fs->sb)), "metadata", fs->metadata,
-                  "created_at", created ? created : now, "opened_at", now, "closed_at");
+    json_auto_t *desc = json_pack(
+        "{s:s, s:s?, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:O, s:s, s:s, s:n}",
+        "sandbox_id", kg_sandbox_id(fs->sb), "tenant", fs->tenant, "template", fs->template_name,
+        "kernel", kernel_name, "limits", "memory_mb", (json_int_t)l->memory_mb, "pids_max",
+        (json_int_t)l->pids_max, "cpu_millis", (json_int_t)l->cpu_millis, "tmp_mb",
+        (json_int_t)l->tmp_mb, "workspace_mb", (json_int_t)l->workspace_mb, "network",
+        s_network_spec(kg_sandbox_network(fs->sb)), "metadata", fs->metadata, "created_at",
+        created ? created : now, "opened_at", now, "closed_at");
     cleanup_free char *text = desc ? json_dumps(desc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     cleanup_free char *path = cb_strdup_printf("%s/sandbox.json", fs->persist_dir);
     if (!text || !path)
@@ -220,7 +242,7 @@ static bool s_is_open(fleet_t *fleet, const char *id, const char *home)
     return fd < 0 && err.kind == CB_ERR_STATE;
 }
 
-json_t *fleet_persisted(fleet_t *fleet)
+json_t *fleet_persisted(fleet_t *fleet, const cb_principal_t *who)
 {
     json_t *list = json_array();
     cleanup_free char *parent = cb_strdup_printf("%s/sandboxes", fleet->state_dir);
@@ -230,14 +252,15 @@ json_t *fleet_persisted(fleet_t *fleet)
             continue;
         cleanup_free char *home = s_home(fleet, e->d_name);
         json_auto_t *saved = home ? s_read(home, NULL) : NULL;
-        if (!saved)
+        json_t *tenant = saved ? json_object_get(saved, "tenant") : NULL;
+        if (!saved || !cb_principal_may(who, json_string_value(tenant)))
             continue;
         json_t *item = json_pack(
-            "{s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:b}", "sandbox_id", e->d_name, "template",
-            json_object_get(saved, "template"), "kernel", json_object_get(saved, "kernel"),
-            "created_at", json_object_get(saved, "created_at"), "closed_at",
-            json_object_get(saved, "closed_at"), "metadata", json_object_get(saved, "metadata"),
-            "open", s_is_open(fleet, e->d_name, home));
+            "{s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:b}", "sandbox_id", e->d_name, "tenant",
+            tenant, "template", json_object_get(saved, "template"), "kernel",
+            json_object_get(saved, "kernel"), "created_at", json_object_get(saved, "created_at"),
+            "closed_at", json_object_get(saved, "closed_at"), "metadata",
+            json_object_get(saved, "metadata"), "open", s_is_open(fleet, e->d_name, home));
         if (item)
             json_array_append_new(list, item);
     }

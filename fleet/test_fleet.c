@@ -216,6 +216,115 @@ static void test_pool_back_off(kg_gateway_t *gw)
     CB_OK(fleet_set_pool(fleet, "broken", 0, &err) == 0, "the pool is emptied");
 }
 
+/* The err of fn for an id, with the id replaced by "ID": what an unknown id is told is
+ * compared with what another tenant is told. */
+static char *s_msg_without(const char *msg, const char *id)
+{
+    cb_buf_t out = {0};
+    const char *at;
+    while ((at = strstr(msg, id))) {
+        cb_buf_append(&out, msg, (size_t)(at - msg));
+        cb_buf_append(&out, "ID", 2);
+        msg = at + strlen(id);
+    }
+    cb_buf_append(&out, msg, strlen(msg));
+    return cb_buf_take(&out);
+}
+
+static bool s_listed(json_t *list, const char *id)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach (list, i, p)
+        if (strcmp(json_string_value(json_object_get(p, "sandbox_id")) ?: "", id) == 0)
+            return true;
+    return false;
+}
+
+/* A persisted sandbox keeps its tenant on disk; listing and reopening it are its tenant's (and
+ * an admin's); another tenant is told exactly what an unknown id is told. */
+static void test_tenants(kg_gateway_t *gw, const char *state)
+{
+    fleet_t *fleet = fleet_of(gw);
+    cb_error_t err = {0};
+    const cb_principal_t alice = {"alice", false}, bob = {"bob", false},
+                         admin = {CB_TENANT_ADMIN, true}, nobody = {"", false};
+    fleet_sandbox_t *fs = s_opened(fleet, 60, false);
+    if (!fs)
+        return;
+    char id[37];
+    snprintf(id, sizeof id, "%s", kg_sandbox_id(fs->sb));
+    fs->tenant = strdup("alice");
+    CB_OK(fleet_sandbox_visible(fs->sb, &alice) && !fleet_sandbox_visible(fs->sb, &bob) &&
+              fleet_sandbox_visible(fs->sb, &admin) && !fleet_sandbox_visible(fs->sb, &nobody),
+          "an open sandbox is visible to its tenant and an admin only");
+    EXPECT_STR(fleet_sandbox_tenant(fs->sb), "alice", "fleet_sandbox_tenant");
+    /* Persist it by hand, as fleet_sandbox_open does for persist. */
+    fs->persist_dir = cb_strdup_printf("%s/sandboxes/%s", state, id);
+    cleanup_free char *ws = cb_strdup_printf("%s/workspace", fs->persist_dir);
+    fs->persist_lock = -1;
+    CB_OK(cb_mkdir_p(ws, 0700, &err) == 0 && fleet_persist_save(fs, "python3", &err) == 0,
+          "a persisted sandbox's description is written (%s)", err.msg);
+    cleanup_free char *path = cb_strdup_printf("%s/sandbox.json", fs->persist_dir);
+    json_auto_t *saved = json_load_file(path, 0, NULL);
+    EXPECT_STR(json_string_value(json_object_get(saved, "tenant")), "alice",
+               "sandbox.json keeps the tenant");
+
+    /* While open: bob is told what an unknown id is told, not "is open". */
+    const char *unknown = "00000000-0000-4000-8000-000000000000";
+    json_t *d = fleet_persist_describe(fleet, unknown, &bob, &err);
+    cleanup_free char *want = s_msg_without(err.msg, unknown);
+    cb_error_kind_t want_kind = err.kind;
+    CB_OK(!d && want_kind == CB_ERR_NOT_FOUND, "an unknown id: not found (%s)", err.msg);
+    d = fleet_persist_describe(fleet, id, &bob, &err);
+    cleanup_free char *got_open = s_msg_without(err.msg, id);
+    CB_OK(!d && err.kind == want_kind && strcmp(got_open, want) == 0,
+          "bob reopening alice's open sandbox: exactly as an unknown id (%s)", err.msg);
+    d = fleet_persist_describe(fleet, id, &alice, &err);
+    CB_OK(!d && err.kind == CB_ERR_STATE, "alice is told it is open (%s)", err.msg);
+
+    /* Closed. */
+    kg_sandbox_t *sb = fs->sb;
+    kg_sandbox_destroy(&sb);
+    s_spin(gw);
+    CB_OK(fleet_sandbox_gone_for(fleet, id, &alice) && fleet_sandbox_gone_for(fleet, id, &admin) &&
+              fleet_sandbox_gone(fleet, id),
+          "its tombstone: alice and an admin are told why it went");
+    CB_OK(!fleet_sandbox_gone_for(fleet, id, &bob) && !fleet_sandbox_gone_for(fleet, id, &nobody),
+          "bob is not: to him it is an unknown id");
+    json_auto_t *as_alice = fleet_persist_describe(fleet, id, &alice, &err);
+    CB_OK(as_alice != NULL, "alice may reopen hers (%s)", as_alice ? "ok" : err.msg);
+    json_auto_t *as_admin = fleet_persist_describe(fleet, id, &admin, &err);
+    CB_OK(as_admin != NULL, "an admin may too");
+    d = fleet_persist_describe(fleet, id, &bob, &err);
+    cleanup_free char *got = s_msg_without(err.msg, id);
+    CB_OK(!d && err.kind == want_kind && strcmp(got, want) == 0,
+          "bob reopening alice's closed sandbox: exactly as an unknown id (%s)", err.msg);
+    d = fleet_persist_describe(fleet, id, &nobody, &err);
+    CB_OK(!d && err.kind == want_kind, "a sandbox token's principal cannot reopen it");
+    kg_sandbox_t *r =
+        fleet_sandbox_open(fleet, &(fleet_sandbox_opts_t){.reopen_id = id, .tenant = "bob"}, &err);
+    cleanup_free char *got2 = s_msg_without(err.msg, id);
+    CB_OK(!r && err.kind == want_kind && strcmp(got2, want) == 0,
+          "fleet_sandbox_open(reopen_id) for bob: not found (%s)", err.msg);
+
+    json_auto_t *l_alice = fleet_persisted(fleet, &alice);
+    json_auto_t *l_bob = fleet_persisted(fleet, &bob);
+    json_auto_t *l_admin = fleet_persisted(fleet, &admin);
+    json_auto_t *l_none = fleet_persisted(fleet, NULL);
+    CB_OK(s_listed(l_alice, id) && s_listed(l_admin, id) && !s_listed(l_bob, id) &&
+              !s_listed(l_none, id),
+          "fleet_persisted: alice's workspace listed for alice and the admin, not for bob");
+
+    /* One saved before tenants were kept: the admin's alone. */
+    json_object_del(saved, "tenant");
+    CB_OK(json_dump_file(saved, path, 0) == 0, "a description without a tenant");
+    json_auto_t *old = fleet_persist_describe(fleet, id, &alice, &err);
+    CB_OK(!old && err.kind == want_kind, "… is not alice's");
+    json_auto_t *old_admin = fleet_persist_describe(fleet, id, &admin, &err);
+    CB_OK(old_admin != NULL, "… but an admin's");
+}
+
 int main(void)
 {
     cb_log_set_level(CB_LOG_ERROR); /* the pool's failures are expected here */
@@ -255,6 +364,7 @@ int main(void)
     test_set_timeout(fleet);
     test_idle(gw);
     test_pool_back_off(gw);
+    test_tenants(gw, state);
 
     kg_gateway_destroy(&gw); /* frees the fleet (its closed hook) */
     cb_rm_rf(tmp, NULL);

@@ -10,9 +10,10 @@
  *     everything else are refused.
  *   - Token: "Bearer T" or "token T" in Authorization, or ?token=T (WebSockets only, decided by
  *     the caller). T is every byte to the end of the header's value (a NUL too: the caller
- *     passes the length lws reports, not strlen). Both sides are hashed with SHA-256 and the
- *     digests compared with CRYPTO_memcmp, so neither the content nor the length of the token
- *     leaks through timing.
+ *     passes the length lws reports, not strlen). T is hashed with SHA-256 and the digest
+ *     compared with CRYPTO_memcmp against every known token's (the server's and the tenants'),
+ *     all of them, whatever matched, so neither the content, the length, nor which token it
+ *     was leaks through timing. The answer is the principal the token belongs to.
  *   - Routes: the longest prefix that matches at a path-segment boundary. */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -152,14 +153,36 @@ void http_token_digest(const char *token, size_t len, unsigned char out[32])
     SHA256((const unsigned char *)token, len, out);
 }
 
-/* Every one of the len bytes counts, a NUL among them too. */
-static bool s_token_equal(const http_server_t *self, const char *given, size_t len)
+const cb_principal_t http_principal_admin = {CB_TENANT_ADMIN, true};
+const cb_principal_t http_principal_nobody = {"", false};
+
+/* 1 when x is 0, else 0, without a branch on x (x >= 0: CRYPTO_memcmp's result). */
+static size_t s_is_zero(int x)
+{
+    unsigned u = (unsigned)x;
+    return (size_t)(1u ^ ((u | (0u - u)) >> (sizeof(u) * 8 - 1)));
+}
+
+const http_cred_t *http_cred_find(const http_server_t *self, const char *given, size_t len)
 {
     unsigned char d[32];
-    http_token_digest(given, len, d);
-    bool eq = CRYPTO_memcmp(d, self->token_digest, sizeof(d)) == 0;
+    http_token_digest(given ? given : "", given ? len : 0, d);
+    /* Tokens are unique (http_server_new), so at most one matches: found is its index + 1.
+     * Every digest is compared, whatever matched before. */
+    size_t found = 0;
+    for (size_t i = 0; i < self->ncreds; i++)
+        found |= s_is_zero(CRYPTO_memcmp(d, self->creds[i].digest, sizeof(d))) * (i + 1);
     OPENSSL_cleanse(d, sizeof(d));
-    return eq && len > 0;
+    return found && len > 0 ? &self->creds[found - 1] : NULL;
+}
+
+/* The principal of the token given (every one of the len bytes counts, a NUL among them
+ * too), or NULL. */
+static const cb_principal_t *s_token_principal(const http_server_t *self, const char *given,
+                                               size_t len)
+{
+    const http_cred_t *cred = http_cred_find(self, given, len);
+    return cred ? &cred->who : NULL;
 }
 
 static size_t s_skip_spaces(const char *p, size_t len)
@@ -170,12 +193,10 @@ static size_t s_skip_spaces(const char *p, size_t len)
     return i;
 }
 
-bool http_check_token(const http_server_t *self, const char *authorization, size_t auth_len,
-                      const char *query_token)
+const cb_principal_t *http_check_token(const http_server_t *self, const char *authorization,
+                                       size_t auth_len, const char *query_token)
 {
-    if (self->no_auth)
-        return true;
-    bool ok = false;
+    const cb_principal_t *who = NULL;
     if (authorization) {
         const char *p = authorization;
         size_t n = auth_len;
@@ -197,24 +218,25 @@ bool http_check_token(const http_server_t *self, const char *authorization, size
              * header's value is. */
             while (n > 0 && p[n - 1] == ' ')
                 n--;
-            ok = s_token_equal(self, p, n);
+            who = s_token_principal(self, p, n);
         }
     }
-    if (!ok && query_token)
-        ok = s_token_equal(self, query_token, strlen(query_token));
-    return ok;
+    if (!who && query_token)
+        who = s_token_principal(self, query_token, strlen(query_token));
+    if (!who && self->no_auth)
+        who = &http_principal_admin;
+    return who;
 }
 
-bool http_check_api_key(const http_server_t *self, const char *value, size_t len)
+const cb_principal_t *http_check_api_key(const http_server_t *self, const char *value, size_t len)
 {
-    if (self->no_auth)
-        return true;
     size_t i = s_skip_spaces(value, len);
     value += i;
     len -= i;
     while (len > 0 && value[len - 1] == ' ')
         len--;
-    return s_token_equal(self, value, len);
+    const cb_principal_t *who = s_token_principal(self, value, len);
+    return who || !self->no_auth ? who : &http_principal_admin;
 }
 
 const http_route_t *http_route_find(const http_server_t *self, const char *path)

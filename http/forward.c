@@ -38,7 +38,8 @@
 #include "http_private.h"
 
 #define FWD_COOKIE "cellblock_port"
-#define FWD_HEADERS_MAX 128 /* more: not a head we read (-1) */
+#define LOGIN_COOKIE "cellblock_login" /* login.c's: stripped, never a forward's credential */
+#define FWD_HEADERS_MAX 128            /* more: not a head we read (-1) */
 
 _Static_assert(FWD_HEADERS_MAX <= CB_HTTP_HEAD_MAX_FIELDS, "the head reader holds them all");
 
@@ -197,8 +198,9 @@ static void s_query_split(const char *q, size_t qlen, cb_buf_t *kept, cb_buf_t *
     }
 }
 
-/* The Cookie header minus our cookie, and our cookie's value (the last one sent). */
-static void s_cookie_split(span_t c, cb_buf_t *kept, cb_buf_t *ours)
+/* The Cookie header minus our cookies (the port's and the page's login), the port cookie's
+ * value (the last one sent), and whether the page's login came with it. */
+static void s_cookie_split(span_t c, cb_buf_t *kept, cb_buf_t *ours, bool *login)
 {
     const char *p = c.at, *end = c.at + c.len;
     while (p < end) {
@@ -206,10 +208,13 @@ static void s_cookie_split(span_t c, cb_buf_t *kept, cb_buf_t *ours)
             p++;
         const char *semi = memchr(p, ';', (size_t)(end - p));
         const char *e = semi ? semi : end;
-        size_t n = strlen(FWD_COOKIE);
+        size_t n = strlen(FWD_COOKIE), ln = strlen(LOGIN_COOKIE);
         if ((size_t)(e - p) > n && strncmp(p, FWD_COOKIE, n) == 0 && p[n] == '=') {
             cb_buf_clear(ours);
             cb_buf_append(ours, p + n + 1, (size_t)(e - p - (ptrdiff_t)n - 1));
+        } else if ((size_t)(e - p) >= ln && strncmp(p, LOGIN_COOKIE, ln) == 0 &&
+                   (p[ln] == '=' || p + ln == e)) {
+            *login = true; /* the page's login (login.c): never for a sandbox's port */
         } else if (e > p) {
             if (kept->len)
                 cb_buf_append(kept, "; ", 2);
@@ -332,21 +337,38 @@ int http_fwd_plan(const http_server_t *self, const char *buf, size_t len, http_f
     cleanup_buf cb_buf_t kept_q = {0}, token = {0}, sig = {0}, kept_c = {0}, cookie = {0};
     s_query_split(query.at, query.len, &kept_q, &token, &sig);
     span_t ck;
+    bool login = false;
     if (s_header(&h, buf, "Cookie", &ck))
-        s_cookie_split(ck, &kept_c, &cookie);
+        s_cookie_split(ck, &kept_c, &cookie, &login);
+    /* A page a sandbox serves by the path form is on the page's own origin, where its scripts
+     * could act with the browser's login (docs/security.md, "The page"): a browser that is
+     * logged in gets the host form, another origin, instead. */
+    if (prefix_len && login)
+        return s_refuse(plan, 403,
+                        "this browser is logged in to cellblock's page, which shares this "
+                        "origin: open the port by its host form, {port}-{sandbox id}.localhost");
 
-    /* Access. */
-    span_t auth;
-    bool auth_is_token = s_header(&h, buf, "Authorization", &auth) &&
-                         http_check_token(self, auth.at, auth.len, NULL);
-    span_t key, traffic;
-    bool key_is_token =
-        s_header(&h, buf, "X-API-Key", &key) && http_check_api_key(self, key.at, key.len);
+    /* Access: a token names its principal (the handler checks the sandbox is theirs); the
+     * sandbox's token, the port's link and its cookie are capabilities (no principal). */
+    span_t auth, key, traffic;
+    const cb_principal_t *who = NULL;
+    if (s_header(&h, buf, "Authorization", &auth))
+        who = http_check_token(self, auth.at, auth.len, NULL);
+    if ((!who || who == &http_principal_admin) && s_header(&h, buf, "X-API-Key", &key)) {
+        const cb_principal_t *by_key = http_check_api_key(self, key.at, key.len);
+        who = by_key ? by_key : who;
+    }
+    if ((!who || who == &http_principal_admin) && token.len) {
+        const cb_principal_t *by_query = http_check_token(self, NULL, 0, cb_buf_str(&token));
+        who = by_query ? by_query : who;
+    }
+    if (!who && self->no_auth)
+        who = &http_principal_admin;
+    plan->who = who;
     /* E2B's getHost traffic: the sandbox's own token (http_sandbox_token), for its ports. */
     bool has_traffic = s_header(&h, buf, "E2B-Traffic-Access-Token", &traffic);
-    bool ok = self->no_auth || auth_is_token || key_is_token ||
-              (token.len && http_check_token(self, NULL, 0, cb_buf_str(&token))) ||
-              (has_traffic && http_sandbox_token_ok(self, plan->sandbox, traffic.at, traffic.len));
+    bool ok =
+        who || (has_traffic && http_sandbox_token_ok(self, plan->sandbox, traffic.at, traffic.len));
     if (!ok && cookie.len)
         ok = s_sig_ok(self, plan->sandbox, plan->port, cookie.data, cookie.len);
     if (sig.len) {

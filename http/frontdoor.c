@@ -146,6 +146,7 @@ static void s_forward(http_server_t *self, dconn_t *c)
     fwd->websocket = c->plan.websocket;
     fwd->head = steal_pointer(&c->plan.head);
     fwd->body_max = c->plan.body_max;
+    fwd->who = c->plan.who;
     c->fd = -1;
     c->dead = true;
     http_msg_t *m = http_msg_new(HM_FORWARD, fwd->id, NULL, 0);

@@ -109,6 +109,19 @@ typedef struct {
     bool public;         /* http_server_route_public: no credentials needed */
 } http_route_t;
 
+/* A credential the token check knows: the server's own token (first; the admin) and the
+ * tenants' (http_config_t.tenants). Read-only once the server is made. */
+typedef struct {
+    unsigned char digest[32]; /* SHA-256 of the token */
+    cb_principal_t who;       /* who.tenant is tenant below */
+    char tenant[CB_TENANT_NAME_MAX + 1];
+} http_cred_t;
+
+/* The principals that are not a credential's: no_auth's (the admin) and a sandbox token's (a
+ * principal that owns nothing; cb_principal_may never matches its empty tenant). */
+extern const cb_principal_t http_principal_admin;
+extern const cb_principal_t http_principal_nobody;
+
 struct http_request {
     http_server_t *server;
     uint64_t id;
@@ -119,8 +132,10 @@ struct http_request {
     char **headers; /* name, value, ..., NULL */
     char *body;
     size_t body_len;
-    char *sandbox; /* the sandbox whose token let it in (http_request_sandbox), or NULL */
-    bool bad;      /* server thread: a NUL in the decoded path or query */
+    char *sandbox;      /* the sandbox whose token let it in (http_request_sandbox), or NULL */
+    cb_principal_t who; /* http_request_principal; who.tenant is tenant below */
+    char tenant[CB_TENANT_NAME_MAX + 1];
+    bool bad; /* server thread: a NUL in the decoded path or query */
     /* caller's thread only */
     http_close_fn *on_close;
     void *close_arg;
@@ -150,7 +165,9 @@ struct http_server {
     int port; /* asked, then bound */
     char *address, *url, *token;
     bool no_auth;
-    unsigned char token_digest[32];
+    http_cred_t *creds; /* the tokens: the server's first (when it has one), then tenants' */
+    size_t ncreds;
+    unsigned char login_key[32]; /* keys the login cookies (never the same as secret) */
     char **allowed_hosts, **allowed_origins;
     size_t max_body, max_ws, max_conns, max_queued;
     http_route_t *routes;
@@ -202,9 +219,10 @@ struct http_forward {
     char *sandbox;
     int port;
     bool websocket;
-    int fd;            /* the client's connection, its head already read; -1: handed on */
-    char *head;        /* the head that goes upstream */
-    uint64_t body_max; /* the client's bytes after the head that go upstream */
+    int fd;                    /* the client's connection, its head already read; -1: handed on */
+    char *head;                /* the head that goes upstream */
+    uint64_t body_max;         /* the client's bytes after the head that go upstream */
+    const cb_principal_t *who; /* http_forward_principal: a credential's (the server's), or NULL */
 };
 
 /* request.c: closes fwd->fd if it still has it. Accepts NULL. */
@@ -233,6 +251,7 @@ typedef struct {
     char *head;       /* the head to send upstream */
     size_t head_len;  /* bytes of the client's head (to consume before pumping) */
     uint64_t body_max;
+    const cb_principal_t *who; /* the token's principal (the server's); NULL: a capability */
 } http_fwd_plan_t;
 
 /* Read a request head. 1: complete (plan filled; is_forward false: a request for
@@ -269,19 +288,35 @@ void http_lws_wake(http_server_t *self); /* after pushing to to_lws */
 /* request.c: frees a request (any thread that owns it). */
 void http_request_free(http_request_t *req);
 
+/* tokens.c: a tokens file's text (len bytes; docs/security.md, "Tenants"), parsed as
+ * http_tokens_load parses one file; name is what errors call it. *tokens: Caller owns return
+ * value (http_tokens_free). */
+int http_tokens_parse(const char *text, size_t len, const char *name, http_tenant_token_t **tokens,
+                      size_t *count, cb_error_t *err);
+
 /* checks.c */
 /* Host header value: IP literal (v6 in brackets), "localhost" or an allowed name, then an
  * optional :port. */
 bool http_check_host(const http_server_t *self, const char *host);
 /* Origin header value, per http.h. */
 bool http_check_origin(const http_server_t *self, const char *origin);
-/* Authorization header value (may be NULL) and, for WebSockets, the ?token= value. */
-/* authorization: the header's value as received, auth_len bytes (a NUL inside is part of it). */
-bool http_check_token(const http_server_t *self, const char *authorization, size_t auth_len,
-                      const char *query_token);
+/* Authorization header value (may be NULL) and, for WebSockets, the ?token= value: the
+ * principal of the token they carry, or NULL. authorization: the header's value as received,
+ * auth_len bytes (a NUL inside is part of it). Constant time over the whole set of tokens.
+ * no_auth: a token's principal, else the admin. Borrowed; valid with the server. */
+const cb_principal_t *http_check_token(const http_server_t *self, const char *authorization,
+                                       size_t auth_len, const char *query_token);
 void http_token_digest(const char *token, size_t len, unsigned char out[32]);
-/* Whether an X-API-Key header's value is the token. */
-bool http_check_api_key(const http_server_t *self, const char *value, size_t len);
+/* The principal whose token an X-API-Key header's value is, as http_check_token. */
+const cb_principal_t *http_check_api_key(const http_server_t *self, const char *value, size_t len);
+/* The credential whose token is exactly the len bytes given, or NULL: every token's digest is
+ * compared, without an early exit, so neither which one matched nor the length leaks. */
+const http_cred_t *http_cred_find(const http_server_t *self, const char *given, size_t len);
+/* The principal a Cookie header's value logs in as (http_login_cookie's, unexpired, under this
+ * server's key), copied into who and tenant; false when none does. The MAC is checked, in
+ * constant time, before anything else of the value is read. */
+bool http_login_cookie_ok(const http_server_t *self, const char *cookie_header, cb_principal_t *who,
+                          char tenant[CB_TENANT_NAME_MAX + 1]);
 /* Whether value (len bytes) is http_sandbox_token(sandbox_id); constant time. */
 bool http_sandbox_token_ok(const http_server_t *self, const char *sandbox_id, const char *value,
                            size_t len);

@@ -93,6 +93,46 @@ static char *s_generate_token(void)
     return hex;
 }
 
+/* One credential more; refused when its token is one we already have. */
+static int s_cred_add(http_server_t *self, const char *token, const char *tenant, bool admin,
+                      cb_error_t *err)
+{
+    if (!token || !*token || !cb_tenant_name_ok(tenant))
+        return cb_error_fail(err, CB_ERR_INVALID,
+                             "a tenant's token needs a token and a valid "
+                             "tenant name");
+    http_cred_t c = {.who.admin = admin};
+    http_token_digest(token, strlen(token), c.digest);
+    for (size_t i = 0; i < self->ncreds; i++)
+        if (memcmp(self->creds[i].digest, c.digest, sizeof(c.digest)) == 0)
+            return cb_error_fail(err, CB_ERR_INVALID, "tenant '%s' has the same token as %s '%s'",
+                                 tenant,
+                                 i == 0 && self->token ? "the server's own token," : "tenant",
+                                 self->creds[i].tenant);
+    self->creds = cb_xrealloc(self->creds, (self->ncreds + 1) * sizeof(*self->creds));
+    http_cred_t *slot = &self->creds[self->ncreds++];
+    *slot = c;
+    snprintf(slot->tenant, sizeof(slot->tenant), "%s", tenant);
+    OPENSSL_cleanse(&c, sizeof(c));
+    return 0;
+}
+
+/* The token check's table: the server's token (the admin), then the tenants'. who.tenant is
+ * set once the table stops moving. */
+static int s_creds_make(http_server_t *self, const http_config_t *cfg, cb_error_t *err)
+{
+    if (self->token && s_cred_add(self, self->token, CB_TENANT_ADMIN, true, err) < 0)
+        return -1;
+    for (size_t i = 0; i < cfg->tenant_count; i++) {
+        const http_tenant_token_t *t = &cfg->tenants[i];
+        if (s_cred_add(self, t->token, t->tenant, t->admin, err) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < self->ncreds; i++)
+        self->creds[i].who.tenant = self->creds[i].tenant;
+    return 0;
+}
+
 http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error_t *err)
 {
     http_config_t none = {0};
@@ -140,13 +180,16 @@ http_server_t *http_server_new(zloop_t *loop, const http_config_t *cfg, cb_error
     self->head_timeout_ms = cfg->head_timeout_ms > 0 ? cfg->head_timeout_ms : 10000;
     self->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->door_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (self->event_fd < 0 || self->door_fd < 0 || RAND_bytes(self->secret, 32) != 1) {
+    if (self->event_fd < 0 || self->door_fd < 0 || RAND_bytes(self->secret, 32) != 1 ||
+        RAND_bytes(self->login_key, 32) != 1) {
         cb_error_make(err, errno, "new HTTP server");
         http_server_destroy(&self);
         return NULL;
     }
-    if (self->token)
-        http_token_digest(self->token, strlen(self->token), self->token_digest);
+    if (s_creds_make(self, cfg, err) < 0) {
+        http_server_destroy(&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -497,6 +540,10 @@ void http_server_destroy(http_server_t **self_p)
     if (self->door_fd >= 0)
         close(self->door_fd);
     OPENSSL_cleanse(self->secret, sizeof(self->secret));
+    OPENSSL_cleanse(self->login_key, sizeof(self->login_key));
+    if (self->creds)
+        OPENSSL_cleanse(self->creds, self->ncreds * sizeof(*self->creds));
+    free(self->creds);
     http_msgq_destroy(&self->to_lws);
     http_msgq_destroy(&self->to_main);
     http_idmap_clear(&self->reqs);
@@ -545,30 +592,14 @@ const char *http_request_query_nth(const http_request_t *req, const char *name, 
 
 const char *http_request_sandbox(const http_request_t *req) { return req ? req->sandbox : NULL; }
 
-/* A first shape: every request acts for the admin until tenants' tokens land (issue 18). */
-static const cb_principal_t s_admin = {CB_TENANT_ADMIN, true};
-
 const cb_principal_t *http_request_principal(const http_request_t *req)
 {
-    (void)req;
-    return &s_admin;
+    return req && req->who.tenant ? &req->who : &http_principal_nobody;
 }
 
 const cb_principal_t *http_forward_principal(const http_forward_t *fwd)
 {
-    (void)fwd;
-    return &s_admin;
-}
-
-char *http_login_cookie(const http_server_t *self, const http_request_t *req, int max_age_s)
-{
-    (void)self, (void)req, (void)max_age_s;
-    return NULL;
-}
-
-const char *http_logout_cookie(void)
-{
-    return "cellblock_login=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
+    return fwd ? fwd->who : NULL;
 }
 
 const char *http_request_header(const http_request_t *req, const char *name)

@@ -340,36 +340,79 @@ static bool s_secret_header_ok(http_server_t *self, struct lws *wsi, const char 
     return pass;
 }
 
-static bool s_api_key_ok(const http_server_t *self, const char *unused, const char *v, size_t len)
+/* The principal of the X-API-Key header's token, or NULL; the value is wiped after. */
+static const cb_principal_t *s_api_key_principal(http_server_t *self, struct lws *wsi)
 {
-    (void)unused;
-    return http_check_api_key(self, v, len);
+    size_t len = 0;
+    char *v = s_custom_dup(wsi, "x-api-key:", &len);
+    if (!v)
+        return NULL;
+    const cb_principal_t *who = http_check_api_key(self, v, len);
+    OPENSSL_cleanse(v, len);
+    free(v);
+    return who;
 }
 
-/* The credentials http.h lists. A sandbox token sets req->sandbox. */
+/* The principal of a valid login cookie (login.c), copied into req. */
+static bool s_login_cookie(http_server_t *self, struct lws *wsi, http_request_t *req)
+{
+    size_t len = 0;
+    char *v = s_hdr_dup(wsi, WSI_TOKEN_HTTP_COOKIE, &len);
+    if (!v)
+        return false;
+    bool ok = strlen(v) == len && http_login_cookie_ok(self, v, &req->who, req->tenant);
+    OPENSSL_cleanse(v, len);
+    free(v);
+    return ok;
+}
+
+static void s_set_principal(http_request_t *req, const cb_principal_t *who)
+{
+    snprintf(req->tenant, sizeof(req->tenant), "%s", who->tenant);
+    req->who = (cb_principal_t){req->tenant, who->admin};
+}
+
+/* The credentials http.h lists, and whom they name (req->who). A sandbox token sets
+ * req->sandbox and a principal that owns nothing; a login cookie counts on every route but
+ * the sandbox-token ones. A public route lets a request without credentials in as that
+ * nobody too. */
 static bool s_authorized(http_server_t *self, struct lws *wsi, http_request_t *req, bool ws,
                          const http_route_t *route)
 {
-    if (self->no_auth || (route && route->public))
-        return true;
     size_t auth_len = 0;
     char *auth = s_hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &auth_len);
-    bool ok = http_check_token(self, auth, auth_len, ws ? s_req_query(req, "token") : NULL);
+    const cb_principal_t *who =
+        http_check_token(self, auth, auth_len, ws ? s_req_query(req, "token") : NULL);
     if (auth) {
         OPENSSL_cleanse(auth, auth_len);
         free(auth);
     }
-    if (!ok)
-        ok = s_secret_header_ok(self, wsi, "x-api-key:", s_api_key_ok, NULL);
+    if (!who || (self->no_auth && who == &http_principal_admin)) {
+        /* A tenant's X-API-Key names its tenant even under no_auth. */
+        const cb_principal_t *key = s_api_key_principal(self, wsi);
+        if (key)
+            who = key;
+    }
+    if (who) {
+        s_set_principal(req, who);
+        return true;
+    }
     const char *sandbox = s_req_header(req, "E2b-Sandbox-Id");
-    if (!ok && route && route->sandbox_tokens && sandbox && *sandbox &&
+    if (route && route->sandbox_tokens && sandbox && *sandbox &&
         (s_secret_header_ok(self, wsi, "x-access-token:", http_sandbox_token_ok, sandbox) ||
          s_secret_header_ok(self, wsi, "e2b-traffic-access-token:", http_sandbox_token_ok,
                             sandbox))) {
         req->sandbox = cb_xstrdup(sandbox);
-        ok = true;
+        s_set_principal(req, &http_principal_nobody);
+        return true;
     }
-    return ok;
+    if (!(route && route->sandbox_tokens) && s_login_cookie(self, wsi, req))
+        return true;
+    if (route && route->public) {
+        s_set_principal(req, &http_principal_nobody);
+        return true;
+    }
+    return false;
 }
 
 /* The checks of http.h, in order. Returns CB_ERR_OK (and the route), or the kind of the

@@ -72,6 +72,10 @@ static void s_echo(http_request_t *req, void *arg)
     }
     if (j && h)
         json_object_set_new(j, "headers", h);
+    const cb_principal_t *who = http_request_principal(req);
+    if (j)
+        json_object_update_new(j,
+                               json_pack("{s:s, s:b}", "tenant", who->tenant, "admin", who->admin));
     if (!j) {
         http_respond_error(req, 500, "json");
         return;
@@ -183,8 +187,27 @@ static void s_hold(http_request_t *req, void *arg)
     http_stream_write(req, "held\n", 5);
 }
 
+/* /login: a login cookie for whoever asks (the page's login does the same). */
+static void s_login(http_request_t *req, void *arg)
+{
+    test_t *t = arg;
+    cleanup_free char *cookie = http_login_cookie(t->server, req, 0);
+    if (!cookie) {
+        http_respond_error(req, 403, "no login for this principal");
+        return;
+    }
+    http_respond(req, 204, NULL, (const char *[]){"Set-Cookie", cookie, NULL}, NULL, 0);
+}
+
 static void s_ws_message(http_ws_t *ws, const void *data, size_t len, bool binary, void *arg)
 {
+    if (!binary && len == 6 && memcmp(data, "whoami", 6) == 0) {
+        const cb_principal_t *who = http_request_principal(http_ws_request(ws));
+        char me[128];
+        int n = snprintf(me, sizeof(me), "%s %s", who->tenant, who->admin ? "admin" : "tenant");
+        http_ws_send(ws, me, (size_t)n, false);
+        return;
+    }
     if (!binary && len == 8 && memcmp(data, "close-me", 8) == 0) {
         test_t *t = arg;
         if (t->last_ws == ws)
@@ -229,6 +252,11 @@ static http_server_t *s_server_new(test_t *t, const http_config_t *cfg, cb_error
         http_server_route(s, "/hold", s_hold, NULL, t, err) < 0 ||
         http_server_route(s, "/ws", s_echo, s_ws_open, t, err) < 0 ||
         http_server_route(s, "/nows", s_echo, NULL, t, err) < 0 ||
+        http_server_route(s, "/login", s_login, NULL, t, err) < 0 ||
+        http_server_route(s, "/pub", s_echo, s_ws_open, t, err) < 0 ||
+        http_server_route_public(s, "/pub", err) < 0 ||
+        http_server_route(s, "/sbx", s_echo, NULL, t, err) < 0 ||
+        http_server_route_sandbox_tokens(s, "/sbx", err) < 0 ||
         http_server_subprotocol(s, "v1.test.example", err) < 0 ||
         http_server_subprotocol(s, "v2.test.example", err) < 0 || http_server_start(s, err) < 0) {
         http_server_destroy(&s);
@@ -546,7 +574,12 @@ int main(int argc, char **argv)
     t.loop = zloop_new();
     cb_error_t err = {0};
     const char *const allowed_hosts[] = {"allowed.example", NULL};
+    /* Two tenants (the "tenants" scenario knows their tokens). */
+    static const http_tenant_token_t tenants[] = {{"alice-token-0123456789", "alice", false},
+                                                  {"bob-token-0123456789abc", "bob", true}};
     http_config_t cfg = {.listen = "127.0.0.1:0",
+                         .tenants = tenants,
+                         .tenant_count = 2,
                          .max_body_bytes = 1024 * 1024,
                          .max_ws_message_bytes = 256 * 1024,
                          .head_timeout_ms = 5000, /* also a chunked body's idle deadline */
@@ -577,6 +610,7 @@ int main(int argc, char **argv)
         return cb_tap_done();
     test_curl(&t);
     s_py(&t, "auth", NULL, 60000);
+    s_py(&t, "tenants", NULL, 60000);
     s_py(&t, "origin", NULL, 60000);
     s_py(&t, "notfound", NULL, 60000);
     char limit[32];

@@ -144,6 +144,68 @@ def sc_auth():
     still_serving("tokens and headers with a NUL")
 
 
+ALICE, BOB = "alice-token-0123456789", "bob-token-0123456789abc"
+
+
+def who(headers=None, path="/echo"):
+    st, h, data = request("GET", path, headers)
+    if st != 200:
+        return st, None
+    j = json.loads(data)
+    return st, (j.get("tenant"), j.get("admin"))
+
+
+def ws_whoami(path, headers=None):
+    ws = ws_connect(path, headers)
+    try:
+        ws.recv()  # the hello
+        ws.send("whoami")
+        return ws.recv()
+    finally:
+        ws.close()
+
+
+def sc_tenants():
+    """Every credential names its principal; login cookies are tenant + role + expiry, MACed."""
+    check(who({"Authorization": "Bearer " + TOKEN}) == (200, ("admin", True)),
+          "the server's token acts for the admin")
+    check(who({"Authorization": "Bearer " + ALICE}) == (200, ("alice", False)),
+          "alice's Bearer token acts for alice")
+    check(who({"Authorization": "token " + BOB}) == (200, ("bob", True)),
+          "bob's 'token' acts for bob, an admin")
+    check(who({"X-API-Key": ALICE}) == (200, ("alice", False)), "alice's X-API-Key acts for alice")
+    check(who({"Authorization": "Bearer " + ALICE + "x"})[0] == 401, "alice's token and more: 401")
+    check(who({"Authorization": "Bearer " + ALICE[:-1]})[0] == 401, "a prefix of alice's: 401")
+    check(ws_whoami("/ws?token=" + ALICE) == "alice tenant", "?token= on a WebSocket: alice")
+    check(ws_whoami("/ws", ["Authorization: Bearer " + BOB]) == "bob admin",
+          "Authorization on a WebSocket: bob")
+    # Public routes: no credentials needed, and they act for nobody unless some are given.
+    check(who(None, "/pub") == (200, ("", False)), "a public route without credentials: nobody")
+    check(who({"Authorization": "Bearer " + ALICE}, "/pub") == (200, ("alice", False)),
+          "a public route with alice's token: alice")
+    # Login cookies.
+    st, h, _ = request("POST", "/login", {"Authorization": "Bearer " + ALICE})
+    sc = h.get("set-cookie", "")
+    check(st == 204 and sc.startswith("cellblock_login=") and "HttpOnly" in sc and
+          "SameSite=Strict" in sc and "Path=/" in sc, "login: a cookie, HttpOnly, SameSite=Strict", (st, sc))
+    cookie = sc.split(";")[0]
+    check(who({"Cookie": "x=1; " + cookie}) == (200, ("alice", False)), "the cookie acts for alice")
+    check(ws_whoami("/ws", ["Cookie: " + cookie]) == "alice tenant", "… on a WebSocket too")
+    name, value = cookie.split("=", 1)
+    forged = value.replace(".t.", ".a.", 1)
+    check(who({"Cookie": name + "=" + forged})[0] == 401, "the role changed in the cookie: 401")
+    forged = value.replace(".alice.", ".bobby.", 1)
+    check(who({"Cookie": name + "=" + forged})[0] == 401, "the tenant changed in the cookie: 401")
+    check(who({"Cookie": name + "=" + value[:-1] + ("0" if value[-1] != "0" else "1")})[0] == 401,
+          "the MAC changed in the cookie: 401")
+    check(who({"Cookie": cookie}, "/sbx")[0] == 401, "a sandbox-token route does not take the cookie")
+    check(who({"Authorization": "Bearer " + ALICE}, "/sbx") == (200, ("alice", False)),
+          "… but takes alice's token")
+    st, _, _ = request("POST", "/login")
+    check(st == 401, "no login without credentials", st)
+    still_serving("tenants' credentials")
+
+
 def sc_origin():
     own = "http://%s:%d" % (HOST, PORT)
     cases = [

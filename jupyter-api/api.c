@@ -3,10 +3,12 @@
  * GET and DELETE /api/kernels/{id}; POST /api/kernels/{id}/interrupt and /restart. The
  * WebSocket /api/kernels/{id}/channels is channels.c's.
  *
- * Every kernel of the gateway is listed and reachable, MCP sessions' kernels included, so a
- * person can watch and drive the kernel an assistant uses; but only kernels this API started
- * (each in a sandbox of its own, opened by the policy layer through kg_api_opener_t) may be
- * deleted here. A request is routed through one table of {path shape, method, handler}: a shape
+ * Every request acts for a principal (http_request_principal: a tenant, maybe an admin). Every
+ * kernel of a sandbox the principal may reach is listed and reachable, MCP sessions' and E2B's
+ * included, so a person can watch and drive the kernel an assistant uses; another tenant's
+ * kernel is answered exactly as an unknown id (japi_kernel_find is the one test). Only kernels
+ * this API started (each in a sandbox of its own, opened through the fleet for the principal's
+ * tenant) may be deleted here. A request is routed through one table of {path shape, method, handler}: a shape
  * that matches with no row for the method is 405, no shape at all is 404. Kernel ids are looked
  * up once, in the dispatcher.
  *
@@ -59,9 +61,12 @@ japi_kernel_t *japi_kernel_get(japi_t *api, kg_kernel_t *kernel, bool create)
     ak->api = api;
     ak->kernel = kernel;
     snprintf(ak->id, sizeof ak->id, "%s", kg_kernel_id(kernel));
+    const char *tenant = japi_kernel_tenant(kernel);
+    ak->tenant = tenant ? cb_xstrdup(tenant) : NULL;
     kg_kernel_listener_t listener = {
         .on_event = s_on_kernel_event, .on_iopub = s_on_kernel_iopub, .arg = ak};
     if (kg_kernel_listen(kernel, &listener, NULL) < 0) {
+        free(ak->tenant);
         free(ak);
         return NULL;
     }
@@ -87,6 +92,7 @@ static void s_kernel_forget(japi_kernel_t *ak, int status, const char *why)
     zlistx_destroy(&ak->sessions);
     zlistx_destroy(&ak->restarts);
     zhashx_delete(api->kernels, ak->id);
+    free(ak->tenant);
     free(ak);
 }
 
@@ -128,24 +134,35 @@ static void s_reap_deferred(kg_gateway_t *gw, void *arg)
 
 /* ---- why kernels went ---------------------------------------------------------------------- */
 
-static void s_remember_gone(japi_t *api, const char *kernel_id, const char *why)
+static void s_remember_gone(japi_kernel_t *ak, const char *why)
 {
-    if (japi_gone(api, kernel_id))
+    japi_t *api = ak->api;
+    if (japi_gone(api, ak->id, NULL))
         return; /* the first reason is the real one ("deleted" before "stopped") */
-    char **slot = &api->gone[api->gone_next++ % JAPI_GONE_MAX];
-    free(*slot);
-    *slot = cb_strdup_printf("%s %s", kernel_id, why);
+    japi_gone_t *slot = &api->gone[api->gone_next++ % JAPI_GONE_MAX];
+    free(slot->kernel_id);
+    free(slot->tenant);
+    free(slot->why);
+    slot->kernel_id = cb_xstrdup(ak->id);
+    slot->tenant = ak->tenant ? cb_xstrdup(ak->tenant) : NULL;
+    slot->why = cb_xstrdup(why);
 }
 
-const char *japi_gone(japi_t *api, const char *kernel_id)
+const char *japi_gone(japi_t *api, const char *kernel_id, const cb_principal_t *who)
 {
-    size_t len = strlen(kernel_id);
-    for (size_t n = 0; len && n < JAPI_GONE_MAX && n < api->gone_next; n++) {
-        const char *g = api->gone[(api->gone_next - 1 - n) % JAPI_GONE_MAX];
-        if (g && strncmp(g, kernel_id, len) == 0 && g[len] == ' ')
-            return g + len + 1;
+    for (size_t n = 0; n < JAPI_GONE_MAX && n < api->gone_next; n++) {
+        const japi_gone_t *g = &api->gone[(api->gone_next - 1 - n) % JAPI_GONE_MAX];
+        if (g->kernel_id && strcmp(g->kernel_id, kernel_id) == 0)
+            return !who || cb_principal_may(who, g->tenant) ? g->why : NULL;
     }
     return NULL;
+}
+
+char *japi_not_found_message(japi_t *api, const char *kernel_id, const cb_principal_t *who)
+{
+    const char *why = japi_gone(api, kernel_id, who);
+    return why ? cb_strdup_printf("kernel %s is gone: %s", kernel_id, why)
+               : cb_strdup_printf("no kernel with id '%s'", kernel_id);
 }
 
 void japi_kernel_delete(japi_kernel_t *ak, const char *why)
@@ -154,7 +171,7 @@ void japi_kernel_delete(japi_kernel_t *ak, const char *why)
     if (ak->deleting)
         return;
     ak->deleting = true;
-    s_remember_gone(api, ak->id, why);
+    s_remember_gone(ak, why);
     japi_channels_close_all(ak, 1000, "the kernel was deleted");
     zlistx_add_end(api->doomed_sandboxes, cb_xstrdup(ak->sandbox_id));
     japi_wake(api);
@@ -198,13 +215,13 @@ static void s_on_kernel_event(kg_kernel_t *kernel, kg_kernel_event_t event, cons
     case KG_EVENT_RESTARTING: japi_channels_on_event(ak, event, detail); break;
     case KG_EVENT_STOPPED: {
         japi_channels_on_event(ak, event, detail);
-        s_remember_gone(api, ak->id, "it was shut down");
+        s_remember_gone(ak, "it was shut down");
         /* A kernel of ours that stopped without its sandbox ending: close the sandbox too. */
         if (ak->owned && !ak->deleting && kg_gateway_sandbox(api->gw, ak->sandbox_id)) {
             zlistx_add_end(api->doomed_sandboxes, cb_xstrdup(ak->sandbox_id));
             japi_wake(api);
         }
-        const char *why = japi_gone(api, ak->id);
+        const char *why = japi_gone(api, ak->id, NULL);
         cleanup_free char *reason =
             cb_strdup_printf("the kernel stopped (%s)", why ? why : "shut down");
         ak->kernel = NULL; /* freed right after this event */
@@ -228,7 +245,7 @@ static void s_on_sandbox_end(kg_sandbox_t *sb, fleet_end_t why, const char *deta
     japi_t *api = arg;
     for (japi_kernel_t *ak = zhashx_first(api->kernels); ak; ak = zhashx_next(api->kernels))
         if (ak->owned && strcmp(ak->sandbox_id, kg_sandbox_id(sb)) == 0)
-            s_remember_gone(api, ak->id, detail);
+            s_remember_gone(ak, detail ? detail : "its sandbox ended");
 }
 
 /* ---- models -------------------------------------------------------------------------------- */
@@ -337,11 +354,20 @@ static void s_get_kernelspecs(s_call_t *c)
     http_respond_json(c->req, 200, body, NULL);
 }
 
-/* Kernels a client may see: not stopping, not a pooled spare, not being deleted. */
-static bool s_visible(japi_t *api, const kg_kernel_t *k)
+const char *japi_kernel_tenant(const kg_kernel_t *k)
+{
+    kg_sandbox_t *sb = kg_kernel_sandbox(k);
+    return sb ? fleet_sandbox_tenant(sb) : NULL;
+}
+
+/* Kernels who may see: not stopping, not a pooled spare, not being deleted, and of a sandbox
+ * who may reach (fleet_sandbox_visible; a kernel of no fleet sandbox: admins only). */
+static bool s_visible(japi_t *api, const kg_kernel_t *k, const cb_principal_t *who)
 {
     kg_sandbox_t *sb = kg_kernel_sandbox(k);
     if (kg_kernel_is_stopping(k) || (sb && kg_sandbox_hidden(sb)))
+        return false;
+    if (!cb_principal_may(who, japi_kernel_tenant(k)))
         return false;
     japi_kernel_t *ak = zhashx_lookup(api->kernels, kg_kernel_id(k));
     return !ak || !ak->deleting;
@@ -350,9 +376,10 @@ static bool s_visible(japi_t *api, const kg_kernel_t *k)
 static void s_get_kernels(s_call_t *c)
 {
     json_auto_t *list = json_array();
+    const cb_principal_t *who = http_request_principal(c->req);
     zlistx_t *all = kg_gateway_kernels(c->api->gw);
     for (kg_kernel_t *k = zlistx_first(all); k; k = zlistx_next(all))
-        if (s_visible(c->api, k))
+        if (s_visible(c->api, k, who))
             json_array_append_new(list, s_model(c->api, k));
     zlistx_destroy(&all);
     http_respond_json(c->req, 200, list, NULL);
@@ -410,6 +437,7 @@ static void s_post_kernels(s_call_t *c)
                                  .env = (const char *const *)env.v,
                                  .timeout_s = api->kernel_timeout_s,
                                  .metadata = labels,
+                                 .tenant = http_request_principal(c->req)->tenant,
                                  .on_end = s_on_sandbox_end,
                                  .arg = api};
     kg_sandbox_t *sb = fleet_sandbox_open(api->fleet, &opts, &err);
@@ -438,12 +466,11 @@ static void s_delete_kernel(s_call_t *c)
     if (!ak || !ak->owned) {
         kg_sandbox_t *sb = kg_kernel_sandbox(c->kernel);
         cleanup_free char *msg = cb_strdup_printf(
-            "kernel %s was not started through this API (it belongs to an MCP session%s%s); you "
-            "may "
-            "watch and use it here, but only its owner can end it",
-            kg_kernel_id(c->kernel), sb ? " in sandbox " : "", sb ? kg_sandbox_id(sb) : "");
-        return (void)http_respond_error(c->req, 403,
-                                        msg ? msg : "this kernel is not yours to delete");
+            "kernel %s was not started through this API (it is the kernel of sandbox %s, opened "
+            "over MCP or E2B's API): you may watch and use it here, but only the client that "
+            "opened the sandbox can end it",
+            kg_kernel_id(c->kernel), sb ? kg_sandbox_id(sb) : "(none)");
+        return (void)http_respond_error(c->req, 403, msg);
     }
     cb_info("jupyter api: kernel %.8s deleted", ak->id);
     japi_kernel_delete(ak, "it was deleted");
@@ -542,17 +569,14 @@ static bool s_shape_matches(const char *shape, char *const segs[], int n, const 
 
 static void s_not_found_kernel(http_request_t *req, japi_t *api, const char *id)
 {
-    const char *why = japi_gone(api, id);
-    cleanup_free char *msg = why ? cb_strdup_printf("kernel %s is gone: %s", id, why)
-                                 : cb_strdup_printf("no kernel with id '%s'", id);
-    http_respond_error(req, 404, msg ? msg : "no such kernel");
+    cleanup_free char *msg = japi_not_found_message(api, id, http_request_principal(req));
+    http_respond_error(req, 404, msg);
 }
 
-/* A kernel a client may address, or NULL (unknown, stopping, pooled, being deleted). */
-kg_kernel_t *japi_kernel_find(japi_t *api, const char *id)
+kg_kernel_t *japi_kernel_find(japi_t *api, const char *id, const cb_principal_t *who)
 {
     kg_kernel_t *k = kg_gateway_kernel(api->gw, id);
-    return k && s_visible(api, k) ? k : NULL;
+    return k && s_visible(api, k, who) ? k : NULL;
 }
 
 static void s_on_request(http_request_t *req, void *arg)
@@ -579,7 +603,7 @@ static void s_on_request(http_request_t *req, void *arg)
         snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", r->method);
         if (strcmp(method, r->method) != 0)
             continue;
-        if (r->on_kernel && !(c.kernel = japi_kernel_find(api, c.arg)))
+        if (r->on_kernel && !(c.kernel = japi_kernel_find(api, c.arg, http_request_principal(req))))
             return s_not_found_kernel(req, api, c.arg);
         return r->handler(&c);
     }
@@ -652,8 +676,11 @@ void japi_destroy(japi_t **self_p)
     zlistx_destroy(&api->doomed);
     zlistx_destroy(&api->doomed_sandboxes);
     zhashx_destroy(&api->kernels);
-    for (size_t i = 0; i < JAPI_GONE_MAX; i++)
-        free(api->gone[i]);
+    for (size_t i = 0; i < JAPI_GONE_MAX; i++) {
+        free(api->gone[i].kernel_id);
+        free(api->gone[i].tenant);
+        free(api->gone[i].why);
+    }
     free(api->template_name);
     free(api->default_kernel);
     free(api);

@@ -22,10 +22,19 @@
 
 typedef struct japi_session japi_session_t;
 
+/* A kernel that went, and why: remembered for the 404s of its tenant (and admins). */
+typedef struct {
+    char *kernel_id;
+    char *tenant; /* NULL: only admins hear why */
+    char *why;
+} japi_gone_t;
+
 typedef struct japi_kernel {
     japi_t *api;
     kg_kernel_t *kernel; /* borrowed; the record goes when the kernel stops */
     char id[37];
+    char *tenant;        /* its sandbox's (fleet_sandbox_tenant) when the record was made; NULL:
+                            only an admin may reach it */
     bool owned;          /* started by POST /api/kernels: its sandbox is ours */
     char sandbox_id[37]; /* owned: the sandbox opened for it */
     bool deleting;       /* DELETE (or a shutdown_request) is under way */
@@ -42,11 +51,11 @@ struct japi {
     int kernel_timeout_s;
     size_t replay_messages;
     int replay_keep_s;
-    zhashx_t *kernels;          /* kernel id -> japi_kernel_t *, owned */
-    bool reap_pending;          /* the reap is queued (kg_gateway_defer) */
-    zlistx_t *doomed;           /* japi_session_t * to free on the reap's turn */
-    zlistx_t *doomed_sandboxes; /* sandbox ids (char *) to destroy on the reap's turn */
-    char *gone[JAPI_GONE_MAX];  /* "<kernel id> <why>", a ring */
+    zhashx_t *kernels;               /* kernel id -> japi_kernel_t *, owned */
+    bool reap_pending;               /* the reap is queued (kg_gateway_defer) */
+    zlistx_t *doomed;                /* japi_session_t * to free on the reap's turn */
+    zlistx_t *doomed_sandboxes;      /* sandbox ids (char *) to destroy on the reap's turn */
+    japi_gone_t gone[JAPI_GONE_MAX]; /* a ring */
     size_t gone_next;
 };
 
@@ -56,9 +65,14 @@ struct japi {
  * create) unknown, or when the kernel refuses a listener. */
 japi_kernel_t *japi_kernel_get(japi_t *api, kg_kernel_t *kernel, bool create);
 
-/* A kernel a client may address, or NULL (unknown, stopping, a pooled spare, being deleted).
+/* The tenant a kernel belongs to: its sandbox's (fleet_sandbox_tenant), NULL when none (only an
+ * admin may reach it). Borrowed; valid with the kernel. */
+const char *japi_kernel_tenant(const kg_kernel_t *k);
+
+/* A kernel who may address, or NULL (unknown, stopping, a pooled spare, being deleted, or
+ * another tenant's: all answered alike). The one test every route and the WebSocket make.
  * Borrowed; see kg_kernel_start. */
-kg_kernel_t *japi_kernel_find(japi_t *api, const char *id);
+kg_kernel_t *japi_kernel_find(japi_t *api, const char *id, const cb_principal_t *who);
 
 /* Queue the reap (once) for a fresh loop turn. */
 void japi_wake(japi_t *api);
@@ -67,8 +81,14 @@ void japi_wake(japi_t *api);
  * reap's turn. why is remembered for later 404s. */
 void japi_kernel_delete(japi_kernel_t *ak, const char *why);
 
-/* Why a kernel that is gone went, or NULL. Borrowed; valid until the next end. */
-const char *japi_gone(japi_t *api, const char *kernel_id);
+/* Why a kernel that is gone went, or NULL; NULL too when who may not reach what the kernel's
+ * tenant owned (who NULL: the API itself asks, for the kernel's own connections). Borrowed;
+ * valid until the next end. */
+const char *japi_gone(japi_t *api, const char *kernel_id, const cb_principal_t *who);
+
+/* The 404 body for a kernel id who cannot address (unknown, or gone, as japi_gone says):
+ * "no kernel with id '...'" or "kernel ... is gone: why". Caller owns return value. */
+char *japi_not_found_message(japi_t *api, const char *kernel_id, const cb_principal_t *who);
 
 /* ---- channels.c ---------------------------------------------------------------------------- */
 

@@ -336,7 +336,7 @@ void japi_channels_on_event(japi_kernel_t *ak, kg_kernel_event_t event, const ch
         s_send_status(ak, "dead");
     } else if (event == KG_EVENT_STOPPED) {
         s_send_status(ak, "dead");
-        const char *why = japi_gone(ak->api, ak->id);
+        const char *why = japi_gone(ak->api, ak->id, NULL);
         cleanup_free char *reason =
             cb_strdup_printf("the kernel stopped: %s", why ? why : "it was shut down");
         japi_channels_close_all(ak, 1001, reason ? reason : "the kernel stopped");
@@ -491,11 +491,10 @@ void japi_channels_on_ws(http_ws_t *ws, void *arg)
         (strcmp(slash, "/channels") != 0 && strcmp(slash, "/channels/") != 0))
         return s_refuse(ws, 1008, "no WebSocket at this path");
     memcpy(id, path + sizeof prefix - 1, id_len);
-    kg_kernel_t *k = japi_kernel_find(api, id);
+    const cb_principal_t *who = http_request_principal(req);
+    kg_kernel_t *k = japi_kernel_find(api, id, who);
     if (!k) {
-        const char *why = japi_gone(api, id);
-        cleanup_free char *reason = why ? cb_strdup_printf("kernel gone: %s", why)
-                                        : cb_strdup_printf("no kernel with id %s", id);
+        cleanup_free char *reason = japi_not_found_message(api, id, who);
         return s_refuse(ws, 4004, reason);
     }
     const char *session_id = http_request_query(req, "session_id");

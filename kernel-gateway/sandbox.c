@@ -290,6 +290,7 @@ bool kg_sandbox_busy(kg_sandbox_t *sb)
     return busy;
 }
 size_t kg_gateway_sandbox_count(kg_gateway_t *gw) { return zhashx_size(gw->sandboxes); }
+zlistx_t *kg_gateway_sandboxes(kg_gateway_t *gw) { return zhashx_values(gw->sandboxes); }
 pid_t kg_sandbox_init_pid(const kg_sandbox_t *self) { return sbx_init_pid(self->sbx); }
 
 int kg_sandbox_socket(kg_sandbox_t *self, int domain, cb_error_t *err)

@@ -26,6 +26,27 @@ static const struct {
                     {"text/latex", "tex"},
                     {"application/json", "json"}};
 
+/* A saved output's URI: the sandbox, then its path under /home/user, then its name. */
+#define S_FILES_URI "cellblock://sandbox/%s/files/%s/"
+
+/* A note, then a resource link to the saved output it names, if any (saved names are ids and
+ * stream names: nothing to encode). */
+static void s_append_note(json_t *content, const char *note)
+{
+    cleanup_free char *text = cb_strdup_printf("[note] %s", note);
+    json_array_append_new(content, mcp_text_block(text));
+    const char *uri = strstr(note, "cellblock://sandbox/");
+    if (!uri)
+        return;
+    size_t len = strcspn(uri, " \n");
+    if (len && uri[len - 1] == '.')
+        len--;
+    cleanup_free char *link = cb_xstrndup(uri, len);
+    const char *name = strrchr(link, '/') + 1;
+    json_array_append_new(content, json_pack("{s:s, s:s, s:s, s:s}", "type", "resource_link", "uri",
+                                             link, "name", name, "mimeType", "text/plain"));
+}
+
 char *mcp_strip_ansi(const char *text)
 {
     size_t n = strlen(text);
@@ -87,8 +108,10 @@ char *mcp_limit_text(mcp_server_t *srv, mcp_sandbox_t *sb, const char *text, con
         cleanup_free char *path = cb_strdup_printf("%s/%s", MCP_OUTPUTS_DIR, name);
         cb_error_t err = {0};
         if (kg_sandbox_file_write(sb->kg, path, text, strlen(text), true, &err) == 0)
-            where = cb_strdup_printf(
-                "The whole of it is in %s; file_download with offset %zu reads on.", path, keep);
+            where =
+                cb_strdup_printf("The whole of it is in %s; file_download with offset %zu "
+                                 "reads on, or resources/read " S_FILES_URI "%s.",
+                                 path, keep, sb->id, MCP_OUTPUTS_DIR + strlen("/home/user/"), name);
         else
             where = cb_strdup_printf("It could not be saved in the workspace (%s).", err.msg);
     }
@@ -202,7 +225,7 @@ json_t *mcp_shell_result(mcp_server_t *srv, mcp_sandbox_t *sb, const char *prefi
     size_t i;
     json_t *note;
     json_array_foreach (notes, i, note)
-        s_append_text(content, "[note] ", json_string_value(note) ?: "");
+        s_append_note(content, json_string_value(note) ?: "");
     s_append_text(content, NULL, closing);
     return content;
 }
@@ -281,7 +304,7 @@ json_t *mcp_execution_structured(mcp_server_t *srv, mcp_sandbox_t *sb, const cha
     if (content) {
         json_t *note;
         json_array_foreach (notes, i, note)
-            s_append_text(content, "[note] ", json_string_value(note) ?: "");
+            s_append_note(content, json_string_value(note) ?: "");
         const char *status = json_string_value(json_object_get(out, "status")) ?: "unknown";
         if (strcmp(status, "ok") != 0 && strcmp(status, "error") != 0) {
             cleanup_free char *line = cb_strdup_printf("[%s]", status);

@@ -18,7 +18,7 @@ static const struct {
                {".html", "text/html"}, {".csv", "text/csv"},     {".json", "application/json"},
                {".txt", "text/plain"}, {".md", "text/markdown"}, {".py", "text/x-python"}};
 
-static const char *s_mime_of(const char *path)
+const char *mcp_mime_of(const char *path)
 {
     const char *dot = strrchr(path, '.');
     for (size_t i = 0; dot && i < sizeof s_mimes / sizeof s_mimes[0]; i++)
@@ -105,10 +105,13 @@ void mcp_tool_file_upload(mcp_call_t *call, json_t *args)
     zchunk_destroy(&decoded);
     if (rc < 0)
         return mcp_call_fail_err(call, &err);
-    mcp_call_finish(
-        call, NULL,
-        json_pack("{s:s, s:s, s:I}", "path", path, "sandbox_id", sb->id, "bytes", (json_int_t)len),
-        false);
+    json_t *out =
+        json_pack("{s:s, s:s, s:I}", "path", path, "sandbox_id", sb->id, "bytes", (json_int_t)len);
+    cleanup_free char *text = out ? json_dumps(out, JSON_INDENT(1)) : NULL;
+    json_t *blocks = json_pack("[o]", mcp_text_block(text ? text : "(uploaded)"));
+    if (blocks) /* what was written, readable with resources/read */
+        json_array_append_new(blocks, mcp_resource_link(sb, path, NULL));
+    mcp_call_finish(call, blocks, out, false);
 }
 
 void mcp_tool_file_download(mcp_call_t *call, json_t *args)
@@ -127,7 +130,7 @@ void mcp_tool_file_download(mcp_call_t *call, json_t *args)
         cb_buf_free(&buf);
         return mcp_call_fail_err(call, &err);
     }
-    const char *mime = s_mime_of(path);
+    const char *mime = mcp_mime_of(path);
     json_t *probe = json_stringn(buf.data, buf.len); /* NULL when the bytes are not UTF-8 */
     bool text_ok = probe && !memchr(buf.data, '\0', buf.len);
     json_decref(probe);

@@ -1,9 +1,10 @@
 /* history.c: the sandbox_history tool: a sandbox's audit records (fleet/audit.c, docs/audit.md)
  * for the session's tenant: what ran in it, who ran it, files written, sessions and lifecycle.
  *
- * A live sandbox is looked up as every tool does, then checked against the session's principal;
- * a sandbox that is gone (or a persistent one not open) is answered from the records alone. A
- * sandbox the principal may not reach, live or gone, is answered exactly as an unknown id.
+ * A live sandbox is looked up as every tool does (mcp_sandbox_get: only those the session's
+ * principal may reach); any other id is answered from the records of the session's tenant alone
+ * (a sandbox that ended, a persistent one not open), and when there are none, exactly as an
+ * unknown id: another tenant's sandbox, live or gone, reads the same.
  */
 #include <string.h>
 #include <time.h>
@@ -60,9 +61,7 @@ void mcp_tool_sandbox_history(mcp_call_t *call, json_t *args)
     const char *id = mcp_arg_str(args, "sandbox_id", NULL);
     mcp_sandbox_t *sb = NULL;
     if (id) {
-        sb = zhashx_lookup(srv->sandboxes, id);
-        if (sb && !fleet_sandbox_visible(sb->kg, &s->who))
-            return s_unknown(call, id);
+        sb = mcp_sandbox_get(s, id); /* NULL as well for another tenant's */
     } else if (!(sb = mcp_sandbox_for_call(call, args, false))) {
         return;
     }

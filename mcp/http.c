@@ -1,4 +1,5 @@
-/* http.c: MCP Streamable HTTP (2025-11-25, also 2025-06-18) on the HTTP server (http/http.h).
+/* http.c: MCP Streamable HTTP (2025-11-25; also 2025-06-18, 2025-03-26 and 2024-11-05)
+ * on the HTTP server (http/http.h).
  *
  * One endpoint (opts->path). A POST carries one JSON-RPC message; GET opens the session's own
  * stream of server messages, or resumes a stream that was cut (Last-Event-ID); DELETE ends the
@@ -6,7 +7,8 @@
  *
  * Sessions. initialize (a POST without Mcp-Session-Id) makes an mcp_session_t whose send
  * function is s_send below, and a session id (32 hex of RAND_bytes) returned in Mcp-Session-Id.
- * Every other request must name a live session (missing: 400; unknown or ended: 404). A session
+ * Every other request must name a live session (missing: 400; unknown, ended, or started with
+ * another tenant's credentials: 404, alike; see s_same_principal). A session
  * that has had no request, no call in flight and no open connection for idle_timeout_s ends,
  * and with it its default sandbox.
  *
@@ -491,6 +493,13 @@ static bool s_content_is_json(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* Whether a request's credentials are those of the principal a session was started for: the
+ * same tenant in the same role (an admin's session is not a tenant's, nor the reverse). */
+static bool s_same_principal(const cb_principal_t *a, const cb_principal_t *b)
+{
+    return a && b && a->admin == b->admin && strcmp(a->tenant, b->tenant) == 0;
+}
+
 /* The session a request names, or NULL after answering 400 or 404. */
 static s_session_t *s_session_of(mcp_http_t *self, http_request_t *req, json_t *id)
 {
@@ -502,6 +511,8 @@ static s_session_t *s_session_of(mcp_http_t *self, http_request_t *req, json_t *
         return NULL;
     }
     s_session_t *hs = zhashx_lookup(self->sessions, sid);
+    if (hs && !s_same_principal(&hs->mcp->who, http_request_principal(req)))
+        hs = NULL; /* another tenant's session: answered exactly as an unknown one */
     if (!hs) {
         s_refuse(req, CB_ERR_NO_SESSION, id, NULL,
                  "Session not found: it ended (idle, deleted, or the server restarted); "
@@ -512,7 +523,7 @@ static s_session_t *s_session_of(mcp_http_t *self, http_request_t *req, json_t *
     if (version && !mcp_protocol_supported(version)) {
         s_refuse(req, CB_ERR_TRANSPORT, id, NULL,
                  "Bad Request: unsupported MCP-Protocol-Version '%.40s' (supported: 2025-11-25, "
-                 "2025-06-18)",
+                 "2025-06-18, 2025-03-26, 2024-11-05)",
                  version);
         return NULL;
     }
@@ -568,6 +579,7 @@ static void s_post(mcp_http_t *self, http_request_t *req)
         if (!hs)
             return s_refuse(req, CB_ERR_INTERNAL, rid, NULL, "no random bytes for a session id");
         zhashx_insert(self->sessions, hs->id, hs);
+        mcp_session_set_principal(hs->mcp, http_request_principal(req));
         s_post_request(hs, req, msg, id, true);
         if (!hs->mcp->initialized) { /* refused (a bad protocolVersion): no session */
             zhashx_delete(self->sessions, hs->id);

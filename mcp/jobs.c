@@ -30,16 +30,18 @@ struct mcp_job {
     mcp_server_t *server;
     mcp_sandbox_t *sandbox; /* NULL once it is gone */
     char sandbox_id[37];
-    char repl_id[37];  /* code: the REPL it runs in (the tools' session_id) */
-    kg_execution_t *x; /* code, while it runs */
-    kg_command_t *cmd; /* command, while it runs */
-    json_t *final;     /* structured result, once done */
-    json_t *content;   /* content blocks, once done */
+    char repl_id[37];                    /* code: the REPL it runs in (the tools' session_id) */
+    char tenant[CB_TENANT_NAME_MAX + 1]; /* its sandbox's (for s_find_job's test) */
+    kg_execution_t *x;                   /* code, while it runs */
+    kg_command_t *cmd;                   /* command, while it runs */
+    json_t *final;                       /* structured result, once done */
+    json_t *content;                     /* content blocks, once done */
     bool is_error;
     zlistx_t *waiters;  /* mcp_call_t * finished when it ends */
     bool forget_queued; /* command: s_forget is deferred, to forget it after its on_done */
     bool background;    /* command: kept (its output for process_output) until evicted */
     char *note;         /* code: a line for its result's notes (what ran before it), or NULL */
+    char *code;         /* code: what ran, for the REPL's cell history (notebooks.c) */
     bool kept; /* command: ended and kept until evicted (background, or its jobs hold its pipes) */
 };
 
@@ -55,6 +57,8 @@ static mcp_job_t *s_job_new(mcp_sandbox_t *sb, mcp_job_kind_t kind)
     job->server = sb->server;
     job->sandbox = sb;
     snprintf(job->sandbox_id, sizeof job->sandbox_id, "%s", sb->id);
+    const char *tenant = fleet_sandbox_tenant(sb->kg);
+    snprintf(job->tenant, sizeof job->tenant, "%s", tenant ? tenant : "");
     return job;
 }
 
@@ -70,6 +74,7 @@ static void s_job_free(mcp_job_t *job)
     }
     zlistx_destroy(&job->waiters);
     free(job->note);
+    free(job->code);
     json_decref(job->final);
     json_decref(job->content);
     free(job);
@@ -94,6 +99,23 @@ static void s_evict(mcp_server_t *srv)
         }
         free(id);
     }
+}
+
+json_t *mcp_job_resource(mcp_server_t *srv, mcp_sandbox_t *sb, const char *uri)
+{
+    for (mcp_job_t *job = zhashx_first(srv->jobs); job; job = zhashx_next(srv->jobs)) {
+        if (strcmp(job->sandbox_id, sb->id) != 0)
+            continue;
+        size_t i;
+        json_t *block;
+        json_array_foreach (job->content, i, block) {
+            json_t *res = json_object_get(block, "resource");
+            const char *u = json_string_value(json_object_get(res, "uri"));
+            if (u && strcmp(u, uri) == 0)
+                return json_deep_copy(res);
+        }
+    }
+    return NULL;
 }
 
 /* ---- answers ------------------------------------------------------------------------------- */
@@ -248,6 +270,9 @@ static void s_on_code_output(kg_execution_t *x, const char *kind, json_t *conten
 static void s_on_code_done(kg_execution_t *x, json_t *result, void *arg)
 {
     mcp_job_t *job = arg;
+    mcp_repl_t *repl = zhashx_lookup(job->server->repls, job->repl_id);
+    if (repl && job->code) /* the cell history (session_export), from the whole result */
+        mcp_repl_history_add(repl, job->code, result);
     json_auto_t *noted = job->note ? json_deep_copy(result) : NULL;
     if (noted) { /* the job's own note first, among the result's */
         json_t *notes = json_object_get(noted, "notes");
@@ -288,6 +313,7 @@ static mcp_job_t *s_start_code(mcp_repl_t *repl, json_t *args, const char *code,
         return NULL;
     }
     s_job_register(job, kg_execution_id(job->x));
+    job->code = cb_xstrdup(code);
     return job;
 }
 
@@ -377,8 +403,8 @@ void mcp_tool_code_execute_async(mcp_call_t *call, json_t *args)
 void mcp_tool_session_execute(mcp_call_t *call, json_t *args)
 {
     cb_error_t err = {0};
-    mcp_repl_t *repl =
-        mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
+    mcp_repl_t *repl = mcp_repl_find(call->session->server, call->session,
+                                     mcp_arg_str(args, "session_id", NULL), &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
     const char *input = mcp_arg_str(args, "input", "");
@@ -394,6 +420,8 @@ static mcp_job_t *s_find_job(mcp_call_t *call, json_t *args)
 {
     const char *id = mcp_arg_str(args, "execution_id", "");
     mcp_job_t *job = zhashx_lookup(call->session->server->jobs, id);
+    if (job && !cb_principal_may(&call->session->who, job->tenant[0] ? job->tenant : NULL))
+        job = NULL; /* another tenant's: answered as an unknown id */
     if (!job)
         mcp_call_fail(call,
                       "no execution '%.60s' (ids come from code_execute_async or a background "

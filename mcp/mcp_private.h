@@ -111,8 +111,38 @@ const char *mcp_rpc_parse_error_text(const json_error_t *jerr);
 #define MCP_RPC_ROUNDED_ID_NOTE                                                                    \
     "; the id is an integer beyond 64 bits: it is echoed as the nearest double-precision number"
 
-/* Is this a protocol version the server speaks ("2025-11-25", "2025-06-18")? */
+/* Is this a protocol version the server speaks ("2025-11-25", "2025-06-18", "2025-03-26",
+ * "2024-11-05")? */
 bool mcp_protocol_supported(const char *version);
+
+/* Whether the session's negotiated revision is version or later (what it may be sent:
+ * structuredContent, outputSchema, titles and resource_link from "2025-06-18" on). */
+bool mcp_session_speaks(const mcp_session_t *s, const char *version);
+
+/* Answer a request with a result (stolen), or with a JSON-RPC error (data stolen; may be NULL). */
+void mcp_session_reply(mcp_session_t *s, json_t *id, json_t *result);
+void mcp_session_error_data(mcp_session_t *s, json_t *id, int code, const char *message,
+                            json_t *data);
+
+/* The MIME type of a file by its name's extension (application/octet-stream when unknown).
+ * files.c. */
+const char *mcp_mime_of(const char *path);
+
+/* The embedded resource (a content block's "resource") with this uri in the result of a job of
+ * sb still remembered, or NULL. jobs.c. Caller owns return value. */
+json_t *mcp_job_resource(mcp_server_t *srv, mcp_sandbox_t *sb, const char *uri);
+
+/* ---- resources (resources.c) ---------------------------------------------------------------- */
+
+/* resources/list, resources/read and resources/templates/list (params borrowed). */
+void mcp_resources_list(mcp_session_t *s, json_t *id, json_t *params);
+void mcp_resources_read(mcp_session_t *s, json_t *id, json_t *params);
+void mcp_resources_templates(mcp_session_t *s, json_t *id, json_t *params);
+
+/* A resource_link content block for a workspace file of sb (path absolute, under /home/user, or
+ * relative to it). Sessions before 2025-06-18 get it as text (mcp_call_finish). Caller owns
+ * return value. */
+json_t *mcp_resource_link(mcp_sandbox_t *sb, const char *path, const char *mime);
 
 /* Stops a call's work. call->session may be NULL (the session is ending); the function may
  * finish the call itself. */
@@ -140,7 +170,8 @@ struct mcp_call {
     mcp_repl_t *repl; /* a REPL to be ready (with on_ready), or a terminal's input */
     mcp_ready_fn *on_ready;
     int timer;
-    void *install; /* packages.c: the package install it waits on, before its code runs */
+    void *install;  /* packages.c: the package install it waits on, before its code runs */
+    void *notebook; /* notebooks.c: the notebook run it waits on */
 };
 
 /* Finish a call with a result (structured: the structuredContent; content: the blocks). Both
@@ -262,7 +293,15 @@ struct mcp_repl {
     mcp_term_t *term;    /* its terminal, screen and markers; NULL when none */
     mcp_call_t *running; /* the call whose input the shell is running */
     int timer;           /* that input's time limit, then its grace period */
+    /* jupyter: the cell history (notebooks.c), code cells in the order they ran */
+    json_t *cells;        /* nbformat code cells, or NULL before the first */
+    size_t cells_bytes;   /* their size as JSON */
+    size_t cells_dropped; /* the oldest ones let go to stay within the bounds */
 };
+
+/* The live sandbox with this id when s may reach it (fleet_sandbox_visible), else NULL: the one
+ * test every tool's sandbox_id goes through. */
+mcp_sandbox_t *mcp_sandbox_get(mcp_session_t *s, const char *id);
 
 /* Find a sandbox: by id, or this session's default (created when create). On failure the call
  * is finished with a message and NULL returned. */
@@ -272,8 +311,10 @@ mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create)
  * sandbox has that id. Caller owns return value. */
 json_t *mcp_sandbox_expires_json(mcp_server_t *srv, const char *id);
 
-/* Make a sandbox with its main jupyter REPL. args: sandbox_create's (NULL: defaults). */
-mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err);
+/* Make a sandbox with its main jupyter REPL, belonging to who's tenant (NULL: CB_TENANT_LOCAL).
+ * args: sandbox_create's (NULL: defaults). */
+mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, const cb_principal_t *who, json_t *args,
+                               cb_error_t *err);
 void mcp_sandbox_delete(mcp_sandbox_t **sb_p);
 
 /* The sandbox's jupyter REPL for kernel_name (NULL: the main one): the main one when it runs
@@ -288,8 +329,10 @@ mcp_repl_t *mcp_sandbox_kernel_repl(mcp_sandbox_t *sb, const char *kernel_name, 
 char *mcp_kernel_for_language(const char *kernels_dir, const char *language,
                               const char *main_kernel, const char *main_language, cb_error_t *err);
 
-/* Look a REPL up by id (the tools' session_id; NULL with err). */
-mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err);
+/* Look a REPL up by id (the tools' session_id; NULL with err). s: the MCP session asking (NULL:
+ * the server itself); a REPL in a sandbox of a tenant it may not reach is answered exactly as
+ * an unknown id. */
+mcp_repl_t *mcp_repl_find(mcp_server_t *srv, mcp_session_t *s, const char *id, cb_error_t *err);
 
 /* A new REPL in the sandbox. */
 mcp_repl_t *mcp_repl_new(mcp_sandbox_t *sb, mcp_repl_type_t type, const char *kernel_name,
@@ -314,6 +357,11 @@ void mcp_repl_when_ready(mcp_repl_t *repl, mcp_call_t *call, mcp_ready_fn *reply
  * writes, and what cellblock://sandbox/{id}/session/{session_id}/notebook.ipynb reads).
  * Caller owns return value; NULL with err for a terminal REPL. */
 json_t *mcp_repl_notebook(mcp_repl_t *repl, cb_error_t *err);
+/* Keep a finished execution (code, its kg result; both borrowed) in the REPL's cell history. */
+void mcp_repl_history_add(mcp_repl_t *repl, const char *code, const json_t *result);
+/* Free the history (the REPL is being freed). */
+void mcp_repl_history_free(mcp_repl_t *repl);
+mcp_tool_fn mcp_tool_notebook_run, mcp_tool_session_export;
 
 /* Turn an error message from the gateway into a call failure. */
 void mcp_call_fail_err(mcp_call_t *call, const cb_error_t *err);

@@ -221,7 +221,7 @@ static void s_run_code(s_install_t *in)
     call->install = NULL;
     call->cancel = NULL;
     cb_error_t err = {0};
-    mcp_repl_t *repl = mcp_repl_find(in->server, in->repl_id, &err);
+    mcp_repl_t *repl = mcp_repl_find(in->server, NULL, in->repl_id, &err);
     if (!repl)
         return mcp_call_fail(call, "the packages were installed, but the code was not run: %s",
                              err.msg);

@@ -66,6 +66,14 @@ static void s_close_spares(mcp_sandbox_t *sb)
     }
 }
 
+/* Whether the forward may reach the sandbox: a token's principal must be its tenant's (or an
+ * admin); a signed link, its cookie or the sandbox's own token is a capability already. */
+static bool s_forward_may(http_forward_t *fwd, kg_sandbox_t *kg)
+{
+    const cb_principal_t *who = http_forward_principal(fwd);
+    return !who || fleet_sandbox_visible(kg, who);
+}
+
 static void s_on_forward(http_forward_t *fwd, void *arg)
 {
     mcp_server_t *srv = arg;
@@ -74,7 +82,9 @@ static void s_on_forward(http_forward_t *fwd, void *arg)
     char key[8];
     snprintf(key, sizeof key, "%d", port);
     mcp_sandbox_t *sb = zhashx_lookup(srv->sandboxes, id);
-    if (!sb || !sb->ports || !json_object_get(sb->ports, key) || kg_sandbox_dead(sb->kg)) {
+    /* Another tenant's sandbox is answered as one that exposes nothing, as an unknown id. */
+    if (!sb || !s_forward_may(fwd, sb->kg) || !sb->ports || !json_object_get(sb->ports, key) ||
+        kg_sandbox_dead(sb->kg)) {
         cleanup_free char *msg = cb_strdup_printf(
             "port %d of sandbox %s is not exposed (sandbox_expose_port)", port, id);
         return http_forward_refuse(fwd, 404, msg);

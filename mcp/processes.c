@@ -39,8 +39,8 @@ static int s_signal_of(const char *name)
     return 0;
 }
 
-/* The command with this id: in the sandbox the call names, else in any sandbox of the server.
- * *sb_out is its sandbox. NULL (the call failed) when there is none. */
+/* The command with this id: in the sandbox the call names, else in any sandbox of the server
+ * the session may reach. *sb_out is its sandbox. NULL (the call failed) when there is none. */
 static kg_command_t *s_find_command(mcp_call_t *call, json_t *args, const char *id,
                                     mcp_sandbox_t **sb_out)
 {
@@ -56,6 +56,8 @@ static kg_command_t *s_find_command(mcp_call_t *call, json_t *args, const char *
         return c;
     }
     for (mcp_sandbox_t *sb = zhashx_first(srv->sandboxes); sb; sb = zhashx_next(srv->sandboxes)) {
+        if (!fleet_sandbox_visible(sb->kg, &call->session->who))
+            continue; /* another tenant's commands are unknown ids */
         kg_command_t *c = kg_sandbox_command(sb->kg, id);
         if (c) {
             *sb_out = sb;

@@ -305,6 +305,7 @@ static void s_repl_free(mcp_repl_t *repl)
     free(repl->failure);
     free(repl->dead_detail);
     free(repl->dead_note);
+    mcp_repl_history_free(repl);
     free(repl);
 }
 
@@ -330,9 +331,11 @@ void mcp_repl_close(mcp_repl_t **repl_p)
     s_repl_free(repl);
 }
 
-mcp_repl_t *mcp_repl_find(mcp_server_t *srv, const char *id, cb_error_t *err)
+mcp_repl_t *mcp_repl_find(mcp_server_t *srv, mcp_session_t *s, const char *id, cb_error_t *err)
 {
     mcp_repl_t *repl = id ? zhashx_lookup(srv->repls, id) : NULL;
+    if (repl && s && !fleet_sandbox_visible(repl->sandbox->kg, &s->who))
+        repl = NULL; /* another tenant's: answered as an unknown id */
     if (!repl)
         cb_error_fail(err, CB_ERR_NOT_FOUND,
                       "no session '%.60s' (it was closed, its sandbox was deleted, or the id is "
@@ -388,7 +391,8 @@ static void s_on_sandbox_end(kg_sandbox_t *kg, fleet_end_t end, const char *deta
     s_sandbox_release(sb, why, false);
 }
 
-mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
+mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, const cb_principal_t *who, json_t *args,
+                               cb_error_t *err)
 {
     const mcp_config_t *cfg = &srv->cfg;
     json_t *env = json_object_get(args, "env");
@@ -433,6 +437,8 @@ mcp_sandbox_t *mcp_sandbox_new(mcp_server_t *srv, json_t *args, cb_error_t *err)
         /* A lifetime not asked for runs from the last use: a sandbox in use never expires
          * under its user (the default sandbox always; see docs/mcp-tools.md). */
         .extend_on_use = !json_object_get(args, "lifetime_s"),
+        .tenant = who ? who->tenant : NULL,
+        .admin = who ? who->admin : true,
         .on_end = s_on_sandbox_end,
         .arg = sb,
     };
@@ -512,13 +518,22 @@ void mcp_sandbox_delete(mcp_sandbox_t **sb_p)
     s_sandbox_release(sb, "its sandbox was deleted", true);
 }
 
+mcp_sandbox_t *mcp_sandbox_get(mcp_session_t *s, const char *id)
+{
+    mcp_sandbox_t *sb = id ? zhashx_lookup(s->server->sandboxes, id) : NULL;
+    return sb && fleet_sandbox_visible(sb->kg, &s->who) ? sb : NULL;
+}
+
 mcp_sandbox_t *mcp_sandbox_for_call(mcp_call_t *call, json_t *args, bool create)
 {
     const char *id = mcp_arg_str(args, "sandbox_id", NULL);
     if (id) {
         mcp_server_t *srv = call->session->server;
-        mcp_sandbox_t *sb = zhashx_lookup(srv->sandboxes, id);
-        const char *gone = sb ? NULL : fleet_sandbox_gone(srv->fleet, id);
+        mcp_sandbox_t *sb = mcp_sandbox_get(call->session, id);
+        /* Why a sandbox ended is told only to whom it belonged (and admins). */
+        const char *gone = sb || zhashx_lookup(srv->sandboxes, id)
+                               ? NULL
+                               : fleet_sandbox_gone_for(srv->fleet, id, &call->session->who);
         if (gone)
             mcp_call_fail(call, "sandbox %.60s is gone: %s%s", id, gone,
                           strstr(gone, "persistent") ? "" : " (sandbox_create makes a new one)");
@@ -546,7 +561,7 @@ mcp_sandbox_t *mcp_session_default_sandbox(mcp_session_t *s, bool create, cb_err
                           "command_execute makes it; or pass a sandbox_id)");
         return s->default_sb;
     }
-    s->default_sb = mcp_sandbox_new(s->server, NULL, err);
+    s->default_sb = mcp_sandbox_new(s->server, &s->who, NULL, err);
     if (s->default_sb) {
         s->default_sb->owner = s->default_sb->creator = s;
         s->default_sb->notice = steal_pointer(&s->default_gone);
@@ -616,7 +631,7 @@ static void s_reply_created(mcp_call_t *call, mcp_repl_t *repl)
 void mcp_tool_sandbox_create(mcp_call_t *call, json_t *args)
 {
     cb_error_t err = {0};
-    mcp_sandbox_t *sb = mcp_sandbox_new(call->session->server, args, &err);
+    mcp_sandbox_t *sb = mcp_sandbox_new(call->session->server, &call->session->who, args, &err);
     if (!sb)
         return mcp_call_fail_err(call, &err);
     sb->creator = call->session; /* asked by an `ask` policy */
@@ -630,10 +645,11 @@ void mcp_tool_sandbox_list(mcp_call_t *call, json_t *args)
     mcp_server_t *srv = call->session->server;
     for (mcp_sandbox_t *sb = zhashx_first(srv->sandboxes); sb && list;
          sb = zhashx_next(srv->sandboxes))
-        json_array_append_new(list, s_summary(sb, call->session));
+        if (fleet_sandbox_visible(sb->kg, &call->session->who))
+            json_array_append_new(list, s_summary(sb, call->session));
     /* Persistent workspaces that are closed: sandbox_create with their id reopens them. */
     json_t *closed = json_array();
-    json_auto_t *persisted = fleet_persisted(srv->fleet);
+    json_auto_t *persisted = fleet_persisted(srv->fleet, &call->session->who);
     size_t i;
     json_t *p;
     json_array_foreach (persisted, i, p)
@@ -672,17 +688,33 @@ void mcp_tool_sandbox_info(mcp_call_t *call, json_t *args)
     mcp_call_finish(call, NULL, out, false);
 }
 
+/* Whether a persistent workspace (open or closed) is one the session may reach. */
+static bool s_persisted_visible(mcp_session_t *s, const char *id)
+{
+    json_auto_t *persisted = fleet_persisted(s->server->fleet, &s->who);
+    size_t i;
+    json_t *p;
+    json_array_foreach (persisted, i, p)
+        if (id && json_is_string(json_object_get(p, "sandbox_id")) &&
+            strcmp(json_string_value(json_object_get(p, "sandbox_id")), id) == 0)
+            return true;
+    return false;
+}
+
 void mcp_tool_sandbox_delete(mcp_call_t *call, json_t *args)
 {
     mcp_server_t *srv = call->session->server;
     const char *id = mcp_arg_str(args, "sandbox_id", NULL);
     bool discard = mcp_arg_bool(args, "discard_workspace", false);
-    mcp_sandbox_t *sb = zhashx_lookup(srv->sandboxes, id);
+    mcp_sandbox_t *sb = mcp_sandbox_get(call->session, id);
     cb_error_t err = {0};
     if (!sb && !discard) {
         if (!(sb = mcp_sandbox_for_call(call, args, false)))
             return;
     }
+    if (!sb && discard && !s_persisted_visible(call->session, id))
+        /* another tenant's closed workspace: the fleet's answer for an unknown one */
+        return mcp_call_fail(call, "no persistent workspace for sandbox %.60s", id);
     bool persistent = sb ? fleet_sandbox_persistent(sb->kg) : true;
     mcp_sandbox_delete(&sb);
     /* A persistent workspace stays unless asked; a closed one can be discarded by id. */
@@ -823,8 +855,8 @@ void mcp_tool_session_create(mcp_call_t *call, json_t *args)
 void mcp_tool_session_close(mcp_call_t *call, json_t *args)
 {
     cb_error_t err = {0};
-    mcp_repl_t *repl =
-        mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
+    mcp_repl_t *repl = mcp_repl_find(call->session->server, call->session,
+                                     mcp_arg_str(args, "session_id", NULL), &err);
     if (!repl)
         return mcp_call_fail_err(call, &err);
     if (repl == repl->sandbox->main)
@@ -860,7 +892,8 @@ static mcp_repl_t *s_jupyter_repl_for_call(mcp_call_t *call, json_t *args, bool 
     cb_error_t err = {0};
     mcp_repl_t *repl;
     if (json_object_get(args, "session_id")) {
-        repl = mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
+        repl = mcp_repl_find(call->session->server, call->session,
+                             mcp_arg_str(args, "session_id", NULL), &err);
         if (!repl)
             return mcp_call_fail_err(call, &err), NULL;
     } else {

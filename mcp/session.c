@@ -24,7 +24,9 @@
 #include "mcp_private.h"
 #include "kg/gateway.h"
 
-static const char *const s_versions[] = {"2025-11-25", "2025-06-18"};
+/* Every released revision: a client gets the one it asks for, and what that one has (see
+ * mcp_session_speaks). Unknown ones get the latest, as the specification says. */
+static const char *const s_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"};
 
 /* MCP's syslog-style levels, lowest first. */
 static const char *const s_levels[] = {"debug", "info",     "notice", "warning",
@@ -58,6 +60,48 @@ static void s_error(mcp_session_t *s, json_t *id, cb_error_kind_t kind, const ch
     va_end(ap);
     s_send(s, json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(),
                         "error", "code", code, "message", text));
+}
+
+void mcp_session_reply(mcp_session_t *s, json_t *id, json_t *result) { s_reply(s, id, result); }
+
+void mcp_session_error_data(mcp_session_t *s, json_t *id, int code, const char *message,
+                            json_t *data)
+{
+    json_t *error = json_pack("{s:i, s:s}", "code", code, "message", message);
+    if (error && data)
+        json_object_set_new(error, "data", data);
+    else
+        json_decref(data);
+    s_send(s, error ? json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id ? id : json_null(),
+                                "error", error)
+                    : NULL);
+}
+
+bool mcp_session_speaks(const mcp_session_t *s, const char *version)
+{
+    /* Revisions are dates: a later one sorts after. */
+    return s->protocol[0] && strcmp(s->protocol, version) >= 0;
+}
+
+/* Content blocks for a session of an older revision: resource links (2025-06-18) become text
+ * naming the URI. Returns content, changed in place. */
+static json_t *s_content_for(mcp_session_t *s, json_t *content)
+{
+    if (mcp_session_speaks(s, "2025-06-18"))
+        return content;
+    size_t i;
+    json_t *block;
+    json_array_foreach (content, i, block) {
+        const char *type = json_string_value(json_object_get(block, "type"));
+        if (!type || strcmp(type, "resource_link") != 0)
+            continue;
+        const char *name = json_string_value(json_object_get(block, "name"));
+        const char *uri = json_string_value(json_object_get(block, "uri"));
+        cleanup_free char *text = cb_strdup_printf("%s: %s (resources/read reads it)",
+                                                   name ? name : "file", uri ? uri : "");
+        json_array_set_new(content, i, mcp_text_block(text));
+    }
+    return content;
 }
 
 static void s_notify(mcp_session_t *s, const char *method, json_t *params)
@@ -202,9 +246,11 @@ void mcp_call_finish(mcp_call_t *call, json_t *content, json_t *structured, bool
             cleanup_free char *text = structured ? json_dumps(structured, JSON_INDENT(1)) : NULL;
             content = json_pack("[o]", mcp_text_block(text ? text : "(no result)"));
         }
-        json_t *result = json_pack("{s:o, s:b}", "content", content, "isError", is_error);
+        json_t *result =
+            json_pack("{s:o, s:b}", "content", s_content_for(s, content), "isError", is_error);
         content = NULL;
-        if (result && structured)
+        /* structuredContent came with 2025-06-18 */
+        if (result && structured && mcp_session_speaks(s, "2025-06-18"))
             json_object_set(result, "structuredContent", structured);
         size_t size = result ? json_dumpb(result, NULL, 0, JSON_COMPACT) : 0;
         if (size > MCP_REPLY_MAX) { /* clients drop bigger messages (the SDK's stdio: 10 MiB) */
@@ -270,14 +316,18 @@ static void s_initialize(mcp_session_t *s, json_t *id, json_t *params)
     json_t *caps = json_object_get(params, "capabilities");
     json_decref(s->client_caps);
     s->client_caps = json_is_object(caps) ? json_deep_copy(caps) : json_object();
-    s_reply(s, id,
-            json_pack("{s:s, s:{s:{s:b}, s:{}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", chosen,
-                      "capabilities", "tools", "listChanged", 0, "logging", "serverInfo", "name",
-                      MCP_SERVER_NAME, "title", "cellblock sandboxes", "version", CB_VERSION,
-                      "instructions",
-                      "cellblock runs code in isolated local sandboxes with Jupyter kernels. "
-                      "code_execute keeps state between calls in this session's default sandbox; "
-                      "files live in /home/user. Results include images as image content."));
+    json_t *result = json_pack(
+        "{s:s, s:{s:{s:b}, s:{s:b, s:b}, s:{}}, s:{s:s, s:s}, s:s}", "protocolVersion", chosen,
+        "capabilities", "tools", "listChanged", 0, "resources", "listChanged", 0, "subscribe", 0,
+        "logging", "serverInfo", "name", MCP_SERVER_NAME, "version", CB_VERSION, "instructions",
+        "cellblock runs code in isolated local sandboxes with Jupyter kernels. "
+        "code_execute keeps state between calls in this session's default sandbox; "
+        "files live in /home/user. Results include images as image content; files they name "
+        "(cellblock:// URIs) are read with resources/read.");
+    if (result && mcp_session_speaks(s, "2025-06-18")) /* titles came with 2025-06-18 */
+        json_object_set_new(json_object_get(result, "serverInfo"), "title",
+                            json_string("cellblock sandboxes"));
+    s_reply(s, id, result);
 }
 
 static void s_ping(mcp_session_t *s, json_t *id, json_t *params) { s_reply(s, id, json_object()); }
@@ -388,7 +438,18 @@ static void s_set_level(mcp_session_t *s, json_t *id, json_t *params)
 
 static void s_tools_list(mcp_session_t *s, json_t *id, json_t *params)
 {
-    s_reply(s, id, json_deep_copy(s->server->tools));
+    json_t *list = json_deep_copy(s->server->tools);
+    size_t i;
+    json_t *tool;
+    json_array_foreach (json_object_get(list, "tools"), i, tool) {
+        if (!mcp_session_speaks(s, "2025-06-18")) { /* outputSchema and title: 2025-06-18 */
+            json_object_del(tool, "outputSchema");
+            json_object_del(tool, "title");
+        }
+        if (!mcp_session_speaks(s, "2025-03-26")) /* annotations: 2025-03-26 */
+            json_object_del(tool, "annotations");
+    }
+    s_reply(s, id, list);
 }
 
 static void s_tools_call(mcp_session_t *s, json_t *id, json_t *params)
@@ -426,9 +487,14 @@ static const struct {
     s_method_fn *run;
     bool before_init; /* allowed before initialize */
 } s_methods[] = {
-    {"initialize", s_initialize, true},       {"ping", s_ping, true},
-    {"logging/setLevel", s_set_level, false}, {"tools/list", s_tools_list, false},
+    {"initialize", s_initialize, true},
+    {"ping", s_ping, true},
+    {"logging/setLevel", s_set_level, false},
+    {"tools/list", s_tools_list, false},
     {"tools/call", s_tools_call, false},
+    {"resources/list", mcp_resources_list, false},
+    {"resources/read", mcp_resources_read, false},
+    {"resources/templates/list", mcp_resources_templates, false},
 };
 
 /* Notifications: no reply, ever. */

@@ -483,8 +483,8 @@ void mcp_terminal_stop(mcp_repl_t *repl)
 static mcp_repl_t *s_terminal_for_call(mcp_call_t *call, json_t *args)
 {
     cb_error_t err = {0};
-    mcp_repl_t *repl =
-        mcp_repl_find(call->session->server, mcp_arg_str(args, "session_id", NULL), &err);
+    mcp_repl_t *repl = mcp_repl_find(call->session->server, call->session,
+                                     mcp_arg_str(args, "session_id", NULL), &err);
     if (!repl)
         return mcp_call_fail_err(call, &err), NULL;
     if (repl->type != MCP_REPL_TERMINAL || !repl->term)

@@ -152,6 +152,118 @@ static void s_initialize(mcp_session_t *s, s_wire_t *wire)
     CB_EQ_SIZE(json_array_size(none), 0, "notifications/initialized gets no answer");
 }
 
+/* A new session of revision version (initialized), acting for who. */
+static mcp_session_t *s_session_at(mcp_server_t *srv, s_wire_t *wire, const char *version,
+                                   const cb_principal_t *who)
+{
+    mcp_session_t *s = mcp_session_new(srv, s_send, wire);
+    mcp_session_set_principal(s, who);
+    cleanup_free char *init =
+        cb_strdup_printf("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":"
+                         "{\"protocolVersion\":\"%s\",\"capabilities\":{}}}",
+                         version);
+    json_auto_t *sent = s_handle(s, wire, init);
+    json_auto_t *one = json_integer(1);
+    json_t *result = s_expect_result(sent, one, version);
+    CB_EQ_STR(json_string_value(json_object_get(result, "protocolVersion")), version,
+              "initialize negotiates the revision asked for");
+    CB_OK(json_is_object(json_object_get(json_object_get(result, "capabilities"), "resources")),
+          "%s: the resources capability", version);
+    CB_OK(!json_object_get(json_object_get(result, "serverInfo"), "title") ==
+              (strcmp(version, "2025-06-18") < 0),
+          "%s: serverInfo.title only from 2025-06-18", version);
+    return s;
+}
+
+/* Every released revision, and what each leaves out of tools/list. */
+static void s_versions(mcp_server_t *srv, s_wire_t *wire)
+{
+    static const char *const versions[] = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"};
+    for (size_t i = 0; i < 4; i++) {
+        mcp_session_t *s = s_session_at(srv, wire, versions[i], &CB_PRINCIPAL_LOCAL);
+        json_auto_t *sent =
+            s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+        json_auto_t *two = json_integer(2);
+        json_t *tools = json_object_get(s_expect_result(sent, two, "tools/list"), "tools");
+        size_t outputs = 0, annotations = 0, titles = 0, k;
+        json_t *t;
+        json_array_foreach (tools, k, t) {
+            outputs += json_object_get(t, "outputSchema") != NULL;
+            annotations += json_object_get(t, "annotations") != NULL;
+            titles += json_object_get(t, "title") != NULL;
+        }
+        bool modern = i >= 2;
+        CB_OK(json_array_size(tools) > 0 && (outputs > 0) == modern && (titles > 0) == modern,
+              "%s: outputSchema and title %s", versions[i], modern ? "listed" : "left out");
+        CB_OK((annotations > 0) == (i >= 1), "%s: annotations %s", versions[i],
+              i >= 1 ? "listed" : "left out");
+        CB_OK(mcp_protocol_supported(versions[i]), "%s is supported over HTTP", versions[i]);
+        mcp_session_destroy(&s);
+    }
+    CB_OK(!mcp_protocol_supported("2025-03-27") && !mcp_protocol_supported(""),
+          "other versions are not");
+}
+
+/* resources/list, /read, /templates/list: the shapes and the errors, without a sandbox. */
+static void s_resources(mcp_server_t *srv, s_wire_t *wire)
+{
+    const cb_principal_t bob = {"bob", false};
+    mcp_session_t *s = s_session_at(srv, wire, "2025-11-25", &bob);
+    static const char *const bad[] = {
+        "file:///etc/passwd",
+        "cellblock://",
+        "cellblock://sandbox/",
+        "cellblock://sandbox/00000000-0000-0000-0000-000000000000/files/x",
+        "cellblock://sandbox/00000000-0000-0000-0000-000000000000123456789/files/x",
+        "cellblock://sandbox/x/session/y/notebook.ipynb",
+        "cellblock://sandbox/x/execution/y/result-1.html",
+        "cellblock://audit/more",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cleanup_free char *req = cb_strdup_printf(
+            "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\",\"params\":"
+            "{\"uri\":\"%s\"}}",
+            bad[i]);
+        json_auto_t *sent = s_handle(s, wire, req);
+        json_t *error = json_object_get(s_only(sent), "error");
+        CB_OK(json_integer_value(json_object_get(error, "code")) == -32002 &&
+                  json_is_string(json_object_get(error, "message")) &&
+                  strcmp(json_string_value(json_object_get(json_object_get(error, "data"), "uri")),
+                         bad[i]) == 0,
+              "resources/read %s: -32002 with the uri in data", bad[i]);
+    }
+    json_auto_t *five = json_integer(5);
+    s_expect_error(s, wire,
+                   "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/read\","
+                   "\"params\":{}}",
+                   -32602, five, "resources/read without a uri");
+    s_expect_error(s, wire,
+                   "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/list\","
+                   "\"params\":{\"cursor\":\"x\"}}",
+                   -32602, five, "resources/list with a cursor it never gave");
+    json_auto_t *list =
+        s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/list\"}");
+    json_t *resources = json_object_get(s_expect_result(list, five, "resources/list"), "resources");
+    CB_OK(json_array_size(resources) == 1 &&
+              strcmp(json_string_value(json_object_get(json_array_get(resources, 0), "uri")),
+                     "cellblock://audit") == 0,
+          "resources/list with no sandbox: cellblock://audit alone");
+    json_auto_t *audit = s_handle(s, wire,
+                                  "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/"
+                                  "read\",\"params\":{\"uri\":\"cellblock://audit\"}}");
+    json_t *contents = json_object_get(s_expect_result(audit, five, "the audit"), "contents");
+    json_auto_t *records = json_loads(
+        json_string_value(json_object_get(json_array_get(contents, 0), "text")) ?: "", 0, NULL);
+    CB_OK(json_is_array(records), "cellblock://audit reads as a JSON array");
+    json_auto_t *templates =
+        s_handle(s, wire, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"resources/templates/list\"}");
+    CB_EQ_SIZE(
+        json_array_size(json_object_get(
+            s_expect_result(templates, five, "resources/templates/list"), "resourceTemplates")),
+        5, "five URI templates");
+    mcp_session_destroy(&s);
+}
+
 static void s_envelope(mcp_session_t *s, s_wire_t *wire)
 {
     s_expect_error(s, wire, "this is not json", -32700, NULL, "not JSON");
@@ -530,6 +642,8 @@ int main(void)
     s_packages(s, &wire);
     s_languages(dir);
     s_requests(srv, gw, s);
+    s_versions(srv, &wire);
+    s_resources(srv, &wire);
     mcp_session_destroy(&s);
     CB_OK(!s, "mcp_session_destroy nulls the pointer");
 

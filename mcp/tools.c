@@ -440,6 +440,39 @@ static const mcp_tool_t s_tools[] = {
                 "\"executions\":{\"type\":\"object\"},\"commands\":{\"type\":\"integer\"},"
                 "\"messages\":{\"type\":\"object\"}", "\"sandboxes\""),
      MCP_HINT_READ_ONLY, mcp_tool_server_metrics},
+    {"notebook_run", "Run a notebook",
+     "Run a Jupyter notebook (.ipynb) in a sandbox: its code cells in order, in a fresh kernel for "
+     "the notebook's language (metadata.kernelspec / language_info; python3 when it names none), "
+     "stopping at the first error unless allow_errors (or the cell is tagged raises-exception), "
+     "as nbclient does. The executed notebook (outputs, execution counts, errors) is written to "
+     "the workspace: output_path, default next to the input as NAME.nbconvert.ipynb. Returns "
+     "which cells ran, the failing cell, and a link to the executed notebook.",
+     S_OBJ(P_PATH("A notebook in the workspace, e.g. analysis.ipynb.") ","
+           "\"notebook\":{\"type\":[\"object\",\"string\"],\"description\":\"The notebook itself (nbformat 4), as an object or as JSON text, instead of path.\"},"
+           P_SANDBOX ","
+           "\"allow_errors\":" S_BOOL("Run every cell even when one raises (default false).") ","
+           "\"kernel\":" S_STR("A kernelspec name, instead of the notebook's own.") ","
+           "\"timeout_s\":" S_NUM("Time limit per cell in seconds; default none.", 0.001, 86400) ","
+           "\"output_path\":" S_STR("Where the executed notebook goes in the workspace."),
+           ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"output_path\":{\"type\":\"string\"},"
+                "\"kernel\":{\"type\":\"string\"},\"cells\":{\"type\":\"integer\"},"
+                "\"errors\":{\"type\":\"integer\"},\"failed_cell\":{\"type\":[\"integer\",\"null\"]},"
+                "\"status\":{\"type\":\"string\"},\"error\":{\"type\":[\"object\",\"null\"]}",
+                "\"output_path\",\"cells\",\"errors\",\"status\""),
+     0, mcp_tool_notebook_run},
+    {"session_export", "Export a session as a notebook",
+     "Write a session's executed cells (code, outputs, execution counts, in order) as a Jupyter "
+     "notebook into the workspace (default notebooks/session-ID.ipynb) and return it as a "
+     "resource. Default: the main session of the sandbox (or of this client's default sandbox).",
+     S_OBJ("\"session_id\":" S_STR("The session (a jupyter one); default: the sandbox's main session.") ","
+           P_SANDBOX "," P_PATH("Where to write it in the workspace."),
+           ""),
+     OUT_SIMPLE("\"sandbox_id\":{\"type\":\"string\"},\"session_id\":{\"type\":\"string\"},"
+                "\"path\":{\"type\":\"string\"},\"uri\":{\"type\":\"string\"},"
+                "\"cells\":{\"type\":\"integer\"},\"cells_dropped\":{\"type\":\"integer\"}",
+                "\"session_id\",\"path\",\"uri\",\"cells\""),
+     0, mcp_tool_session_export},
 };
 // clang-format on
 #define N_TOOLS (sizeof s_tools / sizeof s_tools[0])

@@ -47,8 +47,18 @@ def no_secrets(records, secrets_, what):
           f"leaked {leaked} in {text[:600]}")
 
 
+# A tenant (docs/security.md, "Tenants"): its token reaches only its own sandboxes' ports.
+ALICE = "alice-" + os.urandom(12).hex()
+
+
 def main():
-    with Serve(BIN, env={"CELLBLOCK_HTTP_HEAD_TIMEOUT_MS": str(HEAD_TIMEOUT_MS)}) as srv:
+    tokens_dir = tempfile.mkdtemp(prefix="cb-fwd-tokens-")
+    tokens = os.path.join(tokens_dir, "tokens")
+    fd = os.open(tokens, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, f"alice {ALICE}\n".encode())
+    os.close(fd)
+    with Serve(BIN, args=["--tokens", tokens],
+               env={"CELLBLOCK_HTTP_HEAD_TIMEOUT_MS": str(HEAD_TIMEOUT_MS)}) as srv:
         try:
             run(srv)
         except Exception:
@@ -56,6 +66,7 @@ def main():
             raise
         if not finish_ok():
             srv.dump()
+    shutil.rmtree(tokens_dir, ignore_errors=True)
     run_stdio()
     return finish()
 
@@ -137,6 +148,18 @@ def run(srv):
           f"{st} {body[:300]}")
     st, _, body = get(port, base + "/echo")
     check(st == 401, "no token, no link: 401", f"{st} {body[:200]}")
+    # Another tenant's token: this sandbox (the admin's) is answered as an unknown one.
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for what, h in (("path form", None), ("host form", f"{APP_PORT}-{{}}.localhost:{port}")):
+        for cred in ({"Authorization": "Bearer " + ALICE}, {"X-API-Key": ALICE}):
+            st, _, body = get(port, base + "/echo" if not h else "/echo",
+                              host=h.format(sid) if h else None, headers=cred)
+            st2, _, body2 = get(port, f"/sandboxes/{unknown}/ports/{APP_PORT}/echo" if not h else "/echo",
+                                host=h.format(unknown) if h else None, headers=cred)
+            check(st == 404 and st2 == 404 and
+                  body.replace(sid.encode(), b"ID") == body2.replace(unknown.encode(), b"ID"),
+                  f"{what}, {list(cred)[0]}: another tenant's token is answered as for an unknown "
+                  "sandbox", f"{st} {body[:200]} / {st2} {body2[:200]}")
 
     # The signed link: a redirect that sets the port's cookie, then the cookie opens it.
     st, hdrs, _ = get(port, f"{base}/echo?q=1&cb_sig={sig}")

@@ -15,6 +15,12 @@ then 404, its WebSockets closed).
 Part 2 runs api_harness, which serves the same API beside a kernel opened the way an MCP session
 opens one: it is listed and usable, but DELETE is 403 and a shutdown_request is refused.
 
+Part 3 (tenants) runs `cellblock serve --tokens FILE` with two tenants, alice and bob, beside
+the admin's CELLBLOCK_TOKEN: each lists only its own kernels (the admin all); another tenant's
+kernel is answered exactly as an unknown id (GET, DELETE, interrupt, restart, the WebSocket),
+even after it is gone; a kernel started through the API belongs to whoever started it. SKIPs
+(says so, passes) when this cellblock has no --tokens yet.
+
 Every wait has a deadline; nothing sleeps on hope.
 """
 import base64
@@ -585,12 +591,106 @@ def part_foreign(harness):
         check(rc == 0, "the harness exits 0 on SIGTERM", f"rc={rc}\n{srv.tail()}")
 
 
+# ---- part 3: tenants --------------------------------------------------------------------------
+
+class As:
+    """The same server seen with another token (what rest() and Client read)."""
+
+    def __init__(self, srv, token):
+        self.url, self.token = srv.url, token
+
+
+def unknown_shape(body, kernel_id):
+    """An error body with the kernel id taken out: what two 404s must share."""
+    return json.dumps(body, sort_keys=True).replace(kernel_id, "<ID>") if body is not None else None
+
+
+def part_tenants(cellblock):
+    state_dir = tempfile.mkdtemp(prefix="cb-jupyter-api-t-")
+    tokens = {"alice": "alice-" + uuid.uuid4().hex, "bob": "bob-" + uuid.uuid4().hex}
+    path = os.path.join(state_dir, "tokens")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# tenants of test_jupyter_api.py\n")
+        for tenant, token in tokens.items():
+            f.write(f"{tenant} {token}\n")
+    srv = Server([cellblock, "serve", "--listen", "127.0.0.1:0", "--tokens", path], state_dir)
+    skipped = False
+    try:
+        if srv.start() is None:
+            if re.search(r"unrecognized option|unknown option|invalid option", srv.tail()):
+                print("# SKIP part tenants: this cellblock serve has no --tokens yet", flush=True)
+                skipped = True
+                return
+            check(False, "cellblock serve --tokens FILE starts", srv.tail())
+            return
+        alice, bob = As(srv, tokens["alice"]), As(srv, tokens["bob"])
+        kernels = {}
+        for name, who in (("alice", alice), ("bob", bob)):
+            status, _, model = rest(who, "POST", "/api/kernels", body={}, token=who.token)
+            check(status == 201 and isinstance(model, dict) and model.get("id"),
+                  f"{name} starts a kernel through the API", f"{status} {model}")
+            kernels[name] = (model or {}).get("id")
+        ka, kb = kernels["alice"], kernels["bob"]
+        if not (ka and kb):
+            return
+
+        def ids(token):
+            status, _, listing = rest(srv, "GET", "/api/kernels", token=token)
+            return {k.get("id") for k in listing} if status == 200 and isinstance(listing, list) else None
+
+        check(ids(alice.token) == {ka}, "alice's GET /api/kernels lists her kernel only",
+              str(ids(alice.token)))
+        check(ids(bob.token) == {kb}, "bob's lists his only", str(ids(bob.token)))
+        check({ka, kb} <= (ids(srv.token) or set()), "the admin's lists both", str(ids(srv.token)))
+        status, _, model = rest(srv, "GET", f"/api/kernels/{kb}")
+        check(status == 200 and model.get("id") == kb, "the admin reaches bob's kernel", f"{status}")
+
+        ghost = str(uuid.uuid4())
+        g_status, _, g_body = rest(bob, "GET", f"/api/kernels/{ghost}", token=bob.token)
+        check(g_status == 404 and is_error_body(g_body), "an unknown id is 404", f"{g_status} {g_body}")
+        for method, suffix in (("GET", ""), ("DELETE", ""), ("POST", "/interrupt"),
+                               ("POST", "/restart")):
+            status, _, body = rest(bob, method, f"/api/kernels/{ka}{suffix}", token=bob.token)
+            u_status, _, u_body = rest(bob, method, f"/api/kernels/{ghost}{suffix}", token=bob.token)
+            check(status == u_status == 404 and unknown_shape(body, ka) == unknown_shape(u_body, ghost),
+                  f"bob's {method} /api/kernels/{{alice's id}}{suffix} is answered as an unknown id",
+                  f"{status} {body} vs {u_status} {u_body}")
+        c = Client(bob, ka)
+        closed = c.wait_close()
+        u = Client(bob, ghost)
+        u_closed = u.wait_close()
+        check(closed is not None and u_closed is not None and closed[0] == u_closed[0]
+              and str(closed[1]).replace(ka, "<ID>") == str(u_closed[1]).replace(ghost, "<ID>"),
+              "bob's WebSocket on alice's kernel is closed as on an unknown id",
+              f"{closed} vs {u_closed}")
+        c.close()
+        u.close()
+        # alice's kernel still there and hers; then deleted: bob still hears "unknown", she "gone"
+        c = Client(alice, ka)
+        check(wait_ready(c) is not None, "alice's kernel was not touched by bob's attempts")
+        c.close()
+        status, _, _ = rest(alice, "DELETE", f"/api/kernels/{ka}", token=alice.token)
+        check(status == 204, "alice deletes her kernel", str(status))
+        status, _, mine = rest(alice, "GET", f"/api/kernels/{ka}", token=alice.token)
+        check(status == 404 and "gone" in json.dumps(mine), "alice hears it is gone", f"{status} {mine}")
+        status, _, body = rest(bob, "GET", f"/api/kernels/{ka}", token=bob.token)
+        check(status == 404 and unknown_shape(body, ka) == unknown_shape(g_body, ghost),
+              "bob still hears only 'unknown id' for it", f"{status} {body}")
+        rest(bob, "DELETE", f"/api/kernels/{kb}", token=bob.token)
+    finally:
+        rc = srv.stop()
+        if not skipped:
+            check(rc == 0, "cellblock serve --tokens exits 0 on SIGTERM", f"rc={rc}\n{srv.tail()}")
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
         return 2
     only = os.environ.get("JUPYTER_API_TEST_ONLY")  # serve or foreign, while developing
-    parts = (("serve", part_serve, sys.argv[1]), ("foreign", part_foreign, sys.argv[2]))
+    parts = (("serve", part_serve, sys.argv[1]), ("foreign", part_foreign, sys.argv[2]),
+             ("tenants", part_tenants, sys.argv[1]))
     for name, part, binary in parts:
         if only in (None, "", name):
             try:

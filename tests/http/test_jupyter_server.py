@@ -9,8 +9,8 @@ after starting both servers it talks ONLY to jupyter_server, except to look at c
 GET /api/kernels to see the same kernels there.
 
  1. `cellblock serve --listen 127.0.0.1:0` (token from CELLBLOCK_TOKEN, its own
-    CELLBLOCK_STATE_DIR), then `python3 -m jupyter_server --gateway-url=... 
-    --GatewayClient.auth_token=...` with its own HOME and JUPYTER_* directories.
+    CELLBLOCK_STATE_DIR), then `cellblock lab --url ... --server-only -- ...` (jupyter_server
+    with the token in its environment) with its own HOME and JUPYTER_* directories.
  2. GET /api/kernelspecs through jupyter_server: the same names and default as cellblock's.
  3. POST /api/kernels through jupyter_server: 201, Location; cellblock lists the same id.
  4. WebSocket /api/kernels/{id}/channels on jupyter_server: a cell prints (stream stdout,
@@ -20,7 +20,15 @@ GET /api/kernels to see the same kernels there.
  6. POST .../restart through jupyter_server: 200 with the model; a variable defined before is a
     NameError after, on the same WebSocket (as JupyterLab keeps it).
  7. DELETE through jupyter_server: 204; the kernel is gone from cellblock's list (and 404 there).
- 8. SIGTERM to both; cellblock exits 0.
+ 8. The assistant's kernel: a sandbox opened over MCP (x = 41 in its kernel). Through
+    jupyter_server only: GET /api/kernels lists it, GET /api/kernels/{id} describes it,
+    GET /cellblock/open/{id} (cellblock's extension) makes a valid notebook and a session on it,
+    a cell over jupyter_server's WebSocket prints x + 1 == 42; DELETE is refused with
+    cellblock's reason and MCP still runs code in it with x still 41.
+ 9. SIGTERM to both; cellblock exits 0.
+
+jupyter_server is started by `cellblock lab --server-only` (cli/cmd_lab.c), which loads
+cellblock's extension (lab/cellblock_lab.py); steps 2-7 are what it does for kernels it starts.
 
 Every wait has a deadline. Both servers run in their own process groups and are killed at the
 end whatever happened. Exits 0 when every check held, 1 otherwise, 77 (SKIP) only when
@@ -268,14 +276,13 @@ def run(cellblock, tmp):
         os.makedirs(root)
         js_env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "JUPYTER_PLATFORM_DIRS": "1",
                   "PYTHONNOUSERSITE": "1", **jdirs}
-        argv = [PY, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",
-                f"--port={js_port}", "--ServerApp.port_retries=0",
-                f"--ServerApp.token={js_token}", f"--ServerApp.root_dir={root}",
-                f"--gateway-url=http://127.0.0.1:{cb_port}",
-                f"--GatewayClient.auth_token={cb_token}",
+        # Through `cellblock lab` (cli/cmd_lab.c): jupyter_server with cellblock's extension
+        # (lab/cellblock_lab.py), the token passed in the environment.
+        js_env["CELLBLOCK_TOKEN"] = cb_token
+        argv = [cellblock, "lab", "--url", f"http://127.0.0.1:{cb_port}",
+                "--listen", f"127.0.0.1:{js_port}", "--root", root, "--server-only", "--",
+                "--no-browser", "--ServerApp.port_retries=0", f"--ServerApp.token={js_token}",
                 "--GatewayClient.request_timeout=90", "--GatewayClient.connect_timeout=30"]
-        if os.geteuid() == 0:
-            argv.append("--allow-root")
         # SIGKILL if the test dies: in gateway mode it has no kernels of its own to stop, and on
         # SIGTERM it would try the (gone) gateway for a while.
         js = Child("jupyter_server", argv, js_env, os.path.join(tmp, "jupyter_server.log"),
@@ -425,10 +432,110 @@ def run(cellblock, tmp):
             check(st == 200 and isinstance(cb_list, list)
                   and skid not in [k.get("id") for k in cb_list],
                   "closing the session shut its kernel down on cellblock", f"{st} {cb_list!r:.300}")
+
+        run_assistant(cb_port, cb_token, js_port, js_token, root)
         return servers
     except Exception:
         check(False, "the test ran without an exception", traceback.format_exc())
         return servers
+
+
+def lab_usage(cellblock):
+    """`cellblock lab`'s bad settings are refused before anything starts (exit 2, a reason)."""
+    for args, word in ((["--listen", "127.0.0.1"], "--listen"), (["--url", "ftp://x"], "--url"),
+                       (["--root", "/nonexistent-cb-lab"], "--root")):
+        r = subprocess.run([cellblock, "lab", *args], capture_output=True, text=True, timeout=30,
+                           env={"PATH": "/usr/bin:/bin"})
+        check(r.returncode == 2 and word in r.stderr,
+              f"cellblock lab {' '.join(args)}: exit 2 naming {word}",
+              f"{r.returncode} {r.stderr[-300:]!r}")
+
+
+def run_assistant(cb_port, cb_token, js_port, js_token, root):
+    """The kernel an assistant uses (opened over MCP) opened through jupyter_server: listed,
+    described, adopted into a notebook session by /cellblock/open/{id}, driven over
+    jupyter_server's WebSocket; its DELETE refused, the assistant's state untouched."""
+    from fwd_lib import Mcp
+    st, _, before = http_call(cb_port, "GET", "/api/kernels", cb_token)
+    before = {k.get("id") for k in before} if isinstance(before, list) else set()
+    mcp = Mcp(cb_port, cb_token)
+    sid = mcp.call("sandbox_create", {})["sandbox_id"]
+    out = mcp.call("code_execute", {"sandbox_id": sid, "code": "x = 41"})
+    check(out.get("status") == "ok", "over MCP: x = 41 in a new sandbox", repr(out)[:300])
+    st, _, after = http_call(cb_port, "GET", "/api/kernels", cb_token)
+    new = [k.get("id") for k in after if k.get("id") not in before] if isinstance(after, list) else []
+    if not check(len(new) == 1, "cellblock lists the MCP sandbox's kernel", f"{st} {after!r:.300}"):
+        return
+    kid = new[0]
+    st, _, js_list = http_call(js_port, "GET", "/api/kernels", js_token)
+    check(st == 200 and isinstance(js_list, list) and kid in [k.get("id") for k in js_list],
+          "jupyter_server's GET /api/kernels lists the assistant's kernel", f"{st} {js_list!r:.300}")
+    st, _, km = http_call(js_port, "GET", f"/api/kernels/{kid}", js_token)
+    check(st == 200 and isinstance(km, dict) and km.get("id") == kid
+          and km.get("execution_state") in ("idle", "busy") and "last_activity" in km
+          and "connections" in km,
+          "jupyter_server's GET /api/kernels/{id} of the assistant's kernel: 200, its model",
+          f"{st} {km!r:.300}")
+    st, _, sess = http_call(js_port, "GET", f"/cellblock/open/{kid}", js_token)
+    ok = check(st == 200 and isinstance(sess, dict) and sess.get("kernel", {}).get("id") == kid
+               and sess.get("type") == "notebook",
+               "GET /cellblock/open/{id}: a notebook session on the assistant's kernel",
+               f"{st} {sess!r:.400}")
+    if ok:
+        nb_path = os.path.join(root, sess.get("path", "?"))
+        try:
+            import nbformat
+            nb = nbformat.read(nb_path, as_version=4)
+            nbformat.validate(nb)
+            spec_ok = nb.metadata.get("kernelspec", {}).get("name") == km.get("name")
+        except Exception as e:
+            spec_ok = repr(e)
+        check(spec_ok is True, "the notebook it made is valid (nbformat) and names the kernelspec",
+              f"{nb_path}: {spec_ok}")
+        st, _, again = http_call(js_port, "GET", f"/cellblock/open/{kid}", js_token)
+        check(st == 200 and isinstance(again, dict) and again.get("id") == sess.get("id"),
+              "opening it again reuses the session", f"{st} {again!r:.300}")
+        st, _, sessions = http_call(js_port, "GET", "/api/sessions", js_token)
+        check(st == 200 and isinstance(sessions, list)
+              and any(s.get("kernel", {}).get("id") == kid for s in sessions),
+              "jupyter_server's GET /api/sessions has it", f"{st} {sessions!r:.300}")
+    st, _, body = http_call(js_port, "GET", "/cellblock/open/0000aaaa-0000-4000-8000-000000000000",
+                            js_token)
+    check(st == 404, "GET /cellblock/open/{unknown id}: 404", f"{st} {body!r:.200}")
+    st, hdrs, body = http_call(js_port, "GET", f"/cellblock/open/{kid}", None)
+    check(st in (401, 403) or (st == 302 and "/login" in hdrs.get("location", "")),
+          "GET /cellblock/open/{id} without jupyter_server's token is refused",
+          f"{st} {hdrs.get('location')} {body!r:.200}")
+
+    session = uuid.uuid4().hex
+    ks = KernelSocket(f"ws://127.0.0.1:{js_port}/api/kernels/{kid}/channels?session_id={session}",
+                      [f"Authorization: token {js_token}"], session)
+    try:
+        check(ks.greet(KERNEL_DEADLINE_S), "the assistant's kernel answers kernel_info through "
+              "jupyter_server")
+        res = ks.execute("print(x + 1)", CELL_DEADLINE_S)
+        check(res["reply"] is not None and res["stdout"] == "42\n",
+              "a cell through jupyter_server sees the assistant's x: x + 1 == 42", describe(res))
+    finally:
+        ks.close()
+    st, _, body = http_call(js_port, "POST", f"/api/kernels/{kid}/interrupt", js_token)
+    check(st == 204, "POST /api/kernels/{id}/interrupt of the assistant's kernel through "
+          "jupyter_server: 204", f"{st} {body!r:.300}")
+    if isinstance(sess, dict) and sess.get("id"):
+        st, _, body = http_call(js_port, "DELETE", f"/api/sessions/{sess['id']}", js_token)
+        check(st == 403 and "not started through this API" in json.dumps(body),
+              "DELETE of its notebook session through jupyter_server: 403 (it would end the "
+              "kernel)", f"{st} {body!r:.300}")
+    st, _, body = http_call(js_port, "DELETE", f"/api/kernels/{kid}", js_token)
+    check(st == 403 and "not started through this API" in json.dumps(body),
+          "DELETE of the assistant's kernel through jupyter_server: 403 with cellblock's reason",
+          f"{st} {body!r:.300}")
+    out = mcp.call("code_execute", {"sandbox_id": sid, "code": "print(x)"})
+    check(out.get("status") == "ok" and out.get("stdout") == "41\n",
+          "the assistant's kernel still runs code over MCP, x still 41", repr(out)[:300])
+    st, _, js_list = http_call(js_port, "GET", "/api/kernels", js_token)
+    check(st == 200 and isinstance(js_list, list) and kid in [k.get("id") for k in js_list],
+          "and jupyter_server still lists it", f"{st} {js_list!r:.300}")
 
 
 def run_cells(ks, js_port, js_token, kid):
@@ -546,6 +653,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cb-jsrv-")
     servers = []
     try:
+        lab_usage(cellblock)
         servers = run(cellblock, tmp)
     finally:
         # jupyter_server first: it would otherwise try the gateway again while it goes.

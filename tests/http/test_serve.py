@@ -1,13 +1,17 @@
 """test_serve.py: `cellblock serve` as a person starts it: the banner, the token (generated or
-from CELLBLOCK_TOKEN), --no-auth only on loopback, bad settings refused, and a clean SIGTERM
-that leaves no sandbox process behind.
+from CELLBLOCK_TOKEN), --no-auth only on loopback, bad settings refused, a tokens file (--tokens,
+CELLBLOCK_TOKENS_FILE) refused at start when others may read it, when it is a symlink or has a
+malformed line, and used when it is good, and a clean SIGTERM that leaves no sandbox process
+behind.
 
     /usr/bin/python3 tests/http/test_serve.py PATH/TO/cellblock
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -65,6 +69,8 @@ def main():
     refused(["--listen", "nonsense"], {}, "a malformed --listen is refused", "nonsense")
     refused(["extra"], {}, "a stray argument is a usage error", "takes no arguments")
 
+    tokens_file()
+
     # A generated token: printed once, required, and working.
     srv = Serve(BIN, token="")
     try:
@@ -117,6 +123,49 @@ def main():
         status, _, _ = srv.request("GET", "/api", auth=False, headers={"Origin": "http://evil.example"})
         check(status == 403, "--no-auth still refuses a foreign Origin", f"got {status}")
     return finish()
+
+
+def tokens_file():
+    """docs/security.md, "Tenants": the tokens file's rules at start, then its tokens at work."""
+    d = tempfile.mkdtemp(prefix="cb-tokens-")
+    try:
+        alice = "alice-" + os.urandom(12).hex()
+
+        def write(name, text, mode):
+            path = os.path.join(d, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, text.encode())
+            os.close(fd)
+            os.chmod(path, mode)
+            return path
+
+        loose = write("loose", f"alice {alice}\n", 0o644)
+        refused(["--listen", "127.0.0.1:0", "--tokens", loose], {},
+                "a tokens file with mode 0644 is refused at start, with the reason",
+                f"tokens file '{loose}' has mode 0644: group or others may read or write it")
+        refused(["--listen", "127.0.0.1:0"], {"CELLBLOCK_TOKENS_FILE": loose},
+                "… also through CELLBLOCK_TOKENS_FILE", "has mode 0644")
+        good = write("good", f"# a comment\nalice {alice}\n", 0o600)
+        link = os.path.join(d, "link")
+        os.symlink(good, link)
+        refused(["--listen", "127.0.0.1:0", "--tokens", link], {}, "a symlink is refused",
+                "is a symlink")
+        bad = write("bad", f"alice {alice}\nbob\n", 0o600)
+        refused(["--listen", "127.0.0.1:0", "--tokens", bad], {},
+                "a malformed line is refused, naming file:line", f"{bad}:2: expected")
+        with Serve(BIN, args=["--tokens", good]) as srv:
+            check("tenants: 1 token from " + good in srv.stderr_text(),
+                  "the banner says how many tenants' tokens it read", srv.stderr_text())
+            status, _, _ = srv.request("GET", "/api", auth=False,
+                                       headers={"Authorization": f"Bearer {alice}"})
+            check(status == 200, "a tenant's token is let in", f"got {status}")
+            status, _, _ = srv.request("GET", "/api", auth=False,
+                                       headers={"Authorization": f"Bearer {alice}x"})
+            check(status == 401, "a tenant's token with one character more: 401", f"got {status}")
+            status, _, _ = srv.request("GET", "/api")
+            check(status == 200, "CELLBLOCK_TOKEN still works beside the file", f"got {status}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def finish_failed():

@@ -75,7 +75,7 @@ export const ALL_TOOLS = [
     'session_execute', 'session_close', 'session_connect', 'sandbox_logs', 'sandbox_metrics',
     'run_code', 'sandbox_set_timeout', 'server_metrics', 'kernel_restart',
     'process_list', 'process_kill', 'process_output', 'terminal_send', 'terminal_read', 'terminal_resize',
-    'sandbox_expose_port', 'sandbox_unexpose_port', 'sandbox_history',
+    'sandbox_expose_port', 'sandbox_unexpose_port', 'notebook_run', 'session_export', 'sandbox_history',
 ];
 
 // ---- scratch directories -------------------------------------------------------------------
@@ -666,7 +666,7 @@ export async function startServe(opts = {}) {
 // endpoint, filling target with what startServer's objects have; initialize and list the tools.
 async function connectHttpClient(target, serve, o = {}) {
     const transport = new StreamableHTTPClientTransport(new URL(serve.mcpUrl), {
-        requestInit: { headers: { Authorization: `Bearer ${serve.token}` } },
+        requestInit: { headers: { Authorization: `Bearer ${o.token ?? serve.token}` } }, // o.token: a tenant's
     });
     const client = new Client({ name: 'cellblock-mcp-tests', version: '1.0.0' }, { capabilities: o.capabilities ?? {} });
     o.setup?.(client); // as startServer's opts.setup

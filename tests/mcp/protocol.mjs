@@ -127,7 +127,7 @@ await run(async () => {
     });
 
     // ---- raw pipes: version negotiation ----------------------------------------------------
-    for (const [asked, want] of [['2025-06-18', '2025-06-18'], ['1999-01-01', '2025-11-25']]) await section(`negotiation asking ${asked}`, async () => {
+    for (const [asked, want] of [['2025-06-18', '2025-06-18'], ['2025-03-26', '2025-03-26'], ['2024-11-05', '2024-11-05'], ['1999-01-01', '2025-11-25']]) await section(`negotiation asking ${asked}`, async () => {
         const raw = startRaw({ label: `raw server (asks ${asked})` });
         try {
             const r = await raw.initialize(asked);

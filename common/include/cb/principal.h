@@ -26,14 +26,16 @@ typedef struct {
 /* The principal of the stdio MCP server and the CLI. */
 static const cb_principal_t CB_PRINCIPAL_LOCAL = {CB_TENANT_LOCAL, true};
 
-/* Whether who may reach something the tenant owner owns (NULL owner: only an admin). */
+/* Whether who may reach something the tenant owner owns (NULL owner: only an admin). A
+ * principal with an empty tenant (a sandbox token's) owns nothing, not even what an empty
+ * owner names. */
 static inline bool cb_principal_may(const cb_principal_t *who, const char *owner)
 {
     if (!who)
         return false;
     if (who->admin)
         return true;
-    return owner && strcmp(who->tenant, owner) == 0;
+    return owner && who->tenant && who->tenant[0] && strcmp(who->tenant, owner) == 0;
 }
 
 /* Whether name is a valid tenant name (see CB_TENANT_NAME_MAX). */

@@ -179,6 +179,8 @@ typedef struct {
     const char *tenant;         /* the tenant it belongs to (cb/principal.h); NULL:
                                    CB_TENANT_LOCAL. A persisted sandbox keeps its tenant on disk:
                                    reopening it for another tenant fails as "not found" */
+    bool admin;                 /* tenant acts as an admin (NULL tenant: always): it may reopen
+                                   any tenant's persisted sandbox, which keeps its own tenant */
     fleet_end_fn *on_end;
     void *arg;
 } fleet_sandbox_opts_t;
@@ -224,6 +226,9 @@ int fleet_sandbox_set_timeout(kg_sandbox_t *self, int timeout_s, cb_error_t *err
  * ...), for the last 256 that ended. NULL when the id is unknown. Borrowed; valid until the next
  * sandbox ends. */
 const char *fleet_sandbox_gone(fleet_t *fleet, const char *id);
+/* The same for who: NULL too when the sandbox was a tenant's who may not reach, so that its
+ * id is answered exactly as an unknown one. Borrowed, as above. */
+const char *fleet_sandbox_gone_for(fleet_t *fleet, const char *id, const cb_principal_t *who);
 
 /* The templates this fleet finds (fleet_template_json of each, sorted by name). Caller owns
  * return value. */
@@ -233,9 +238,10 @@ json_t *fleet_templates(fleet_t *fleet);
  * background. Fails when the template cannot be loaded. */
 int fleet_set_pool(fleet_t *fleet, const char *template_name, int size, cb_error_t *err);
 
-/* Persistent workspaces on disk, open or not: [{sandbox_id, template, kernel, created_at,
- * metadata, open}], oldest first. Caller owns return value. */
-json_t *fleet_persisted(fleet_t *fleet);
+/* Persistent workspaces on disk, open or not, that who may reach (cb_principal_may on the
+ * tenant saved with each; NULL who: none): [{sandbox_id, tenant, template, kernel, created_at,
+ * metadata, open}]. Caller owns return value. */
+json_t *fleet_persisted(fleet_t *fleet, const cb_principal_t *who);
 
 /* Remove a persistent workspace that is not open (here or in another cellblock process). */
 int fleet_discard_workspace(fleet_t *fleet, const char *id, cb_error_t *err);

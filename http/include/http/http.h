@@ -19,8 +19,11 @@
  *     host and our port) or one listed in allowed_origins;
  *   - the token (401 with WWW-Authenticate), unless no_auth: "Authorization: Bearer T",
  *     "Authorization: token T" or "X-API-Key: T" (E2B's SDKs), and for WebSocket upgrades
- *     also "?token=T"; compared in constant time. On a route that takes sandbox tokens
- *     (http_server_route_sandbox_tokens), a sandbox's own token passes as well;
+ *     also "?token=T"; T the server's own token (the admin's) or a tenant's
+ *     (http_config_t.tenants), compared in constant time against all of them. On a route that
+ *     takes sandbox tokens (http_server_route_sandbox_tokens), a sandbox's own token passes
+ *     as well; on every other route, a login cookie (http_login_cookie). Whose credential it
+ *     was is the request's principal (http_request_principal);
  *   - the route: a path with no route gets 404; a WebSocket upgrade on a route without an
  *     on_ws handler gets 404 too.
  * Errors the module writes itself are JSON, {"reason": "...", "message": "..."}, like
@@ -49,6 +52,17 @@ typedef struct {
     const char *tenant; /* cb_tenant_name_ok */
     bool admin;
 } http_tenant_token_t;
+
+/* Read a tokens file, or every file of a tokens directory (docs/security.md, "Tenants": the
+ * format, and why a file others may read or write, not ours, or a symlink is refused). On
+ * failure err names the file and line. *tokens: Caller owns return value (http_tokens_free);
+ * none is not an error. */
+int http_tokens_load(const char *path, http_tenant_token_t **tokens, size_t *count,
+                     cb_error_t *err);
+/* Frees (and wipes) what http_tokens_load made. Accepts NULL; nulls the caller's pointer. */
+void http_tokens_free(http_tenant_token_t **tokens, size_t count);
+/* Whether a token's text is acceptable: 16 to 256 printable ASCII characters, no blanks. */
+bool http_token_text_ok(const char *token, size_t len);
 
 typedef struct {
     const char *listen;                 /* "HOST:PORT"; HOST an IP literal (IPv6 in brackets) or

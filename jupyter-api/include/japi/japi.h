@@ -6,9 +6,11 @@
  *   the WebSocket /api/kernels/{id}/channels (JSON messages, or the
  *   v1.kernel.websocket.jupyter.org binary format when that subprotocol is agreed).
  *
- * Every kernel of the gateway is listed and reachable, including those MCP sessions started, so
- * a person can watch and drive the kernel an assistant uses; a kernel made by POST runs in a
- * sandbox of its own, opened with kg_sandbox_open, and only those may be deleted here. The
+ * Every kernel of a sandbox the request's principal may reach (http_request_principal,
+ * fleet_sandbox_visible) is listed and reachable, including those MCP sessions and E2B's API
+ * started, so a person can watch and drive the kernel an assistant uses; another tenant's
+ * kernel is answered as an unknown id. A kernel made by POST runs in a sandbox of its own,
+ * opened through the fleet for the principal's tenant, and only those may be deleted here. The
  * routes are in docs/http.md.
  *
  * It sits above the engine (the kg/ headers) and the HTTP server, and uses only their public headers.

@@ -82,6 +82,10 @@ const char *kg_sandbox_id(const kg_sandbox_t *self); /* Borrowed; valid with the
 /* Look a sandbox up by id. Borrowed; valid until it is destroyed. */
 kg_sandbox_t *kg_gateway_sandbox(kg_gateway_t *gw, const char *id);
 
+/* Every live sandbox, hidden ones too, in no particular order. Caller owns return value (the
+ * list; the sandboxes are borrowed, valid until destroyed). */
+zlistx_t *kg_gateway_sandboxes(kg_gateway_t *gw);
+
 /* {id, limits: {...}, layers: {...}, usage: {memory_bytes, memory_peak_bytes,
  * memory_limit_bytes, pids, cpu_usage_us, cpu_share, cpu_share_avg, oom_kills, workspace_bytes,
  * workspace_limit_bytes}, kernels: [ids], created_ms, init_pid (host pid of its init),
