@@ -93,6 +93,7 @@ await run(async () => {
             ['file_delete', (id) => ({ sandbox_id: id, path: 'notes/secret.txt' })],
             ['sandbox_info', (id) => ({ sandbox_id: id })],
             ['sandbox_logs', (id) => ({ sandbox_id: id })],
+            ['sandbox_history', (id) => ({ sandbox_id: id })],
             ['sandbox_metrics', (id) => ({ sandbox_id: id })],
             ['sandbox_set_timeout', (id) => ({ sandbox_id: id, timeout_s: 5 })],
             ['process_list', (id) => ({ sandbox_id: id })],
@@ -152,6 +153,18 @@ await run(async () => {
         const none = await a.call('sandbox_info', { sandbox_id: unknown });
         check(gone.isError && sameShape(textOf(gone), idB, textOf(none), unknown),
             "alice's sandbox_info on bob's deleted sandbox is answered as on an unknown one", `${brief(gone)} vs ${brief(none)}`);
+        // The audit trail: each tenant's records in its own log; another's, even gone, unknown.
+        const histB = sc(await b.callOk('sandbox_history', { sandbox_id: idB })).records ?? [];
+        check(histB.some((r) => r.event === 'execution' && r.tenant === 'bob') && histB.some((r) => r.event === 'sandbox_end') &&
+              histB.every((r) => r.tenant === 'bob'),
+            "bob's history of his deleted sandbox: his execution and its end, all his", safeJson(histB).slice(0, 600));
+        const histGone = await a.call('sandbox_history', { sandbox_id: idB });
+        const histNone = await a.call('sandbox_history', { sandbox_id: unknown });
+        check(histGone.isError && sameShape(textOf(histGone), idB, textOf(histNone), unknown),
+            "alice's sandbox_history on bob's deleted sandbox is answered as on an unknown one", `${brief(histGone)} vs ${brief(histNone)}`);
+        const histAdmin = sc(await admin.callOk('sandbox_history', { sandbox_id: idA })).records ?? [];
+        check(histAdmin.some((r) => r.event === 'execution' && r.tenant === 'alice' && r.code === 'x = 41'),
+            "the admin reads alice's history, her records under her tenant", safeJson(histAdmin).slice(0, 600));
     });
 
     await section("tenants: another tenant's Mcp-Session-Id is unknown", async () => {
