@@ -227,6 +227,8 @@ static int s_open_log(int dir, uint64_t *size_out)
         return -1;
     }
     *size_out = (uint64_t)st.st_size;
+    if (st.st_size == 0)
+        fsync(dir); /* a new (or rotated) log's name outlives a crash too */
     if (st.st_size > 0) {
         char last = '\n';
         cleanup_close int rd =
