@@ -105,8 +105,8 @@ static void s_activity(kg_sandbox_t *sb, const char *kind, json_t *record, void 
 {
     fleet_t *fleet = arg;
     fleet_sandbox_t *fs = fleet_sandbox_of(sb);
-    if (fs && fs->in_pool)
-        return; /* a pooled sandbox's own start: nobody's yet */
+    if (fs && (fs->in_pool || !fs->opened))
+        return; /* its own making (a template's files, a pooled start): nobody's doing yet */
     fleet_audit(fleet, sb, fs ? fs->tenant : NULL, kind, fleet_audit_fields(record));
 }
 
