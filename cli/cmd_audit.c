@@ -79,7 +79,7 @@ int cli_cmd_audit(int argc, char **argv)
         switch (opt) {
         case 's': q.sandbox_id = optarg; break;
         case 't':
-            if (!fleet_audit_tenant_valid(optarg))
+            if (!cb_tenant_name_ok(optarg))
                 return cli_usage_error("audit", "'%s' is not a tenant name", optarg);
             q.tenant = optarg;
             break;

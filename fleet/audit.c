@@ -82,20 +82,6 @@ static fleet_audit_log_t *s_live;
 
 /* ---- names ----------------------------------------------------------------------------------- */
 
-bool fleet_audit_tenant_valid(const char *tenant)
-{
-    return cb_tenant_name_ok(tenant); /* never ".", "..", a slash or a hidden name */
-}
-
-static char *s_default_state_dir(void)
-{
-    const char *xdg = getenv("XDG_STATE_HOME");
-    if (xdg && xdg[0] == '/')
-        return cb_strdup_printf("%s/cellblock", xdg);
-    const char *home = getenv("HOME");
-    return cb_strdup_printf("%s/.local/state/cellblock", home && home[0] == '/' ? home : "/tmp");
-}
-
 /* The log's name for rotation n (0: the live one). */
 static const char *s_log_name(char buf[48], size_t n)
 {
@@ -384,7 +370,7 @@ static void *s_writer(void *arg)
 fleet_audit_log_t *fleet_audit_log_new(const char *state_dir, const fleet_audit_log_opts_t *opts)
 {
     fleet_audit_log_t *self = cb_xcalloc(1, sizeof *self);
-    self->state_dir = state_dir ? cb_xstrdup(state_dir) : s_default_state_dir();
+    self->state_dir = state_dir ? cb_xstrdup(state_dir) : fleet_default_state_dir();
     if (opts)
         self->opts = *opts;
     if (!self->opts.max_bytes)
@@ -589,7 +575,7 @@ void fleet_audit(fleet_t *fleet, kg_sandbox_t *sb, const char *tenant, const cha
         tenant = sb ? fleet_sandbox_tenant(sb) : NULL;
     if (!tenant)
         tenant = CB_TENANT_LOCAL;
-    if (!fleet_audit_tenant_valid(tenant)) {
+    if (!cb_tenant_name_ok(tenant)) {
         cb_warn("audit: tenant name not usable as a directory; record kept under \"_invalid\"");
         tenant = "_invalid";
     }
@@ -681,11 +667,11 @@ json_t *fleet_audit_read(const char *state_dir, const fleet_audit_query_t *q, cb
     fleet_audit_query_t none = {0};
     if (!q)
         q = &none;
-    if (q->tenant && !fleet_audit_tenant_valid(q->tenant)) {
+    if (q->tenant && !cb_tenant_name_ok(q->tenant)) {
         cb_error_fail(err, CB_ERR_INVALID, "'%s' is not a tenant name", q->tenant);
         return NULL;
     }
-    cleanup_free char *dir_path = state_dir ? cb_xstrdup(state_dir) : s_default_state_dir();
+    cleanup_free char *dir_path = state_dir ? cb_xstrdup(state_dir) : fleet_default_state_dir();
     pthread_mutex_lock(&s_live_mu);
     for (fleet_audit_log_t *l = s_live; l; l = l->next_live)
         if (!strcmp(l->state_dir, dir_path))
@@ -706,7 +692,7 @@ json_t *fleet_audit_read(const char *state_dir, const fleet_audit_query_t *q, cb
     cleanup_closedir DIR *d = fdopendir(dup(audit_dir));
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || !fleet_audit_tenant_valid(e->d_name))
+        if (e->d_name[0] == '.' || !cb_tenant_name_ok(e->d_name))
             continue;
         audit_reader_t r = {.q = q, .limit = limit, .out = json_array()};
         s_read_tenant(&r, audit_dir, e->d_name);

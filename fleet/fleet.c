@@ -154,8 +154,7 @@ static const kg_policy_t s_policy = {
 
 /* ---- the object ------------------------------------------------------------------------------ */
 
-/* Persistent workspaces: $XDG_STATE_HOME/cellblock, else ~/.local/state/cellblock. */
-static char *s_default_state_dir(void)
+char *fleet_default_state_dir(void)
 {
     const char *xdg = getenv("XDG_STATE_HOME");
     if (xdg && xdg[0] == '/')
@@ -181,7 +180,7 @@ fleet_t *fleet_new(kg_gateway_t *gw, const fleet_config_t *config, cb_error_t *e
     fleet->templates_dir = fleet->cfg.templates_dir ? cb_xstrdup(fleet->cfg.templates_dir)
                                                     : fleet_template_project_dir();
     fleet->state_dir =
-        fleet->cfg.state_dir ? cb_xstrdup(fleet->cfg.state_dir) : s_default_state_dir();
+        fleet->cfg.state_dir ? cb_xstrdup(fleet->cfg.state_dir) : fleet_default_state_dir();
     fleet->cfg.templates_dir = fleet->templates_dir;
     fleet->cfg.state_dir = fleet->state_dir;
     fleet->started_ms = cb_now_ms();

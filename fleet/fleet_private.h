@@ -64,6 +64,10 @@ typedef struct {
 /* The fleet's record of sb, or NULL for a sandbox the fleet did not make. */
 fleet_sandbox_t *fleet_sandbox_of(const kg_sandbox_t *sb);
 
+/* Where state lives unless told: $XDG_STATE_HOME/cellblock, else ~/.local/state/cellblock.
+ * Caller owns return value. */
+char *fleet_default_state_dir(void);
+
 /* The fleet's clock (fleet_config_t.now_ms). */
 int64_t fleet_now_ms(const fleet_t *fleet);
 

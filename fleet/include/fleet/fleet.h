@@ -290,11 +290,6 @@ json_t *fleet_audit_read(const char *state_dir, const fleet_audit_query_t *q, cb
  * neither. */
 int fleet_audit_parse_time(const char *text, int64_t now_ms, int64_t *out_ms);
 
-/* Whether a tenant's name can name its log's directory (cb_tenant_name_ok: [A-Za-z0-9._-], 1 to
- * 64, not starting with a dot).
- * Records of a tenant whose name cannot go under "_invalid". */
-bool fleet_audit_tenant_valid(const char *tenant);
-
 /* The fleet's state directory (persistent workspaces, audit logs). Borrowed. */
 const char *fleet_state_dir(fleet_t *fleet);
 
