@@ -42,8 +42,9 @@ FUZZ_SECONDS ?= 60
 # code covered), and the interpreter drivers' own tests (kernels.driver.*: node, ruby and java
 # scripts through driver_harness.py, no C of ours runs in them), and the browser's port-forward
 # test (integration.http.forward_browser: Chromium's run of the very paths integration.http.forward
-# takes under the sanitizers), and the page's browser test (integration.http.page), to keep CI's total well under its limit. SAN_CTEST_ARGS= runs
-# everything.
+# takes under the sanitizers), and the page's browser test (integration.http.page: its plain
+# HTTP part, integration.http.page_api, stays), to keep CI's total well under its limit.
+# SAN_CTEST_ARGS= runs everything.
 SAN_CTEST_ARGS ?= -E '^(mcp\.http\.(execute|files|commands|sessions|sandboxes|lifetimes|faults|languages|network)|kernels\.driver\..*|integration\.http\.(forward_browser|page))$$'
 # A finding stops the process that has it (UBSan too) and is written to SAN_LOGS as well as
 # stderr, so a report from a child process whose exit status a test ignores still fails the run.
