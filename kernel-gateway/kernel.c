@@ -475,6 +475,7 @@ static void s_dispatch(kg_kernel_t *k, jp_channel_t ch, const jp_msg_t *msg)
             else if (st && strcmp(st, "idle") == 0)
                 k->state = KG_KERNEL_IDLE;
         }
+        kg_kernel_audit_iopub(k, msg);
         if (k->n_listeners)
             s_notify(k, KG_EVENT_READY, NULL, msg);
         s_check_ready(k);
@@ -761,6 +762,7 @@ static void s_free(kg_gateway_t *gw, void *arg)
     free(k->exit_detail);
     free(k->state_lost_reason);
     free(k->startup_code);
+    kg_kernel_audit_forget(k);
     cb_buf_free(&k->output_line);
     jp_signer_destroy(&k->signer);
     jp_replay_destroy(&k->replay);

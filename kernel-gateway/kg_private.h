@@ -131,10 +131,16 @@ struct kg_sandbox {
 /* Tell the policy's activity hook (kg_policy_t.activity). record: Takes ownership. */
 void kg_sandbox_activity(kg_sandbox_t *sb, const char *kind, json_t *record);
 /* An execute_request a Jupyter client sent to the kernel itself (the Jupyter API's WebSocket,
- * an attached console), for the audit trail: event "execution_request" (its code, the route;
- * how it ended is the client's to see). content: the request's content, borrowed. */
+ * an attached console), for the audit trail: event "execution_request" (its code, the route),
+ * then, when iopub shows it ended (status idle for it), event "execution_end" (status, ename,
+ * duration_ms; kg_kernel_audit_iopub). content: the request's content, borrowed. origin: a
+ * string constant. */
 void kg_kernel_audit_request(kg_kernel_t *k, const char *origin, json_t *content,
                              const char *msg_id);
+/* Follow one iopub message for the requests kg_kernel_audit_request keeps open. */
+void kg_kernel_audit_iopub(kg_kernel_t *k, const jp_msg_t *msg);
+/* Forget them all (the kernel is going). */
+void kg_kernel_audit_forget(kg_kernel_t *k);
 /* Wall-clock ms since the epoch, for activity records. */
 int64_t kg_wall_ms(void);
 /* At most KG_AUDIT_TEXT_MAX bytes of text (cut at a character), for activity records. Caller
@@ -237,6 +243,18 @@ typedef enum {
     KG_AFTER_EXIT_STOP,     /* a shutdown */
 } kg_after_exit_t;
 
+/* An execute_request a Jupyter client sent itself, waiting for its end on iopub (the
+ * kernel's status going idle for it) so the audit trail can say how it ended. */
+typedef struct {
+    char msg_id[80]; /* "": a free slot */
+    const char *origin;
+    int64_t started_ms; /* wall clock */
+    int64_t started_us; /* monotonic */
+    char *ename;        /* its iopub error's name, or NULL */
+} kg_audit_open_t;
+
+#define KG_AUDIT_OPEN 32 /* clients' requests followed at once, per kernel (the oldest gives way) */
+
 struct kg_kernel {
     bool audited_start; /* its first READY went to the audit trail (kg_policy_t.activity) */
     kg_gateway_t *gw;
@@ -274,8 +292,10 @@ struct kg_kernel {
     bool info_replied;
     unsigned interrupts; /* interrupts sent so far (an execution tells whether it was hit) */
     bool iopub_seen;
-    int ready_timer; /* startup deadline */
-    int nudge_timer; /* re-send kernel_info while iopub is silent */
+    kg_audit_open_t audit_open[KG_AUDIT_OPEN]; /* clients' requests (kg_kernel_audit_request) */
+    size_t audit_next;                         /* the slot the next one takes */
+    int ready_timer;                           /* startup deadline */
+    int nudge_timer;                           /* re-send kernel_info while iopub is silent */
 
     /* heartbeat */
     int hb_timer;

@@ -215,6 +215,55 @@ void kg_kernel_audit_request(kg_kernel_t *k, const char *origin, json_t *content
                                   kg_kernel_id(k), "kernel", kg_kernel_name(k), "origin", origin,
                                   "code", text, "code_truncated", truncated, "msg_id", msg_id,
                                   "silent", json_is_true(json_object_get(content, "silent"))));
+    if (!msg_id || strlen(msg_id) >= sizeof k->audit_open[0].msg_id)
+        return;
+    kg_audit_open_t *slot = &k->audit_open[k->audit_next];
+    k->audit_next = (k->audit_next + 1) % KG_AUDIT_OPEN;
+    free(slot->ename);
+    *slot =
+        (kg_audit_open_t){.origin = origin, .started_ms = kg_wall_ms(), .started_us = cb_now_us()};
+    snprintf(slot->msg_id, sizeof slot->msg_id, "%s", msg_id);
+}
+
+void kg_kernel_audit_iopub(kg_kernel_t *k, const jp_msg_t *msg)
+{
+    const char *parent = jp_msg_parent_id(msg);
+    if (!parent || !parent[0] || !k->sandbox)
+        return;
+    kg_audit_open_t *slot = NULL;
+    for (size_t i = 0; i < KG_AUDIT_OPEN && !slot; i++)
+        if (strcmp(k->audit_open[i].msg_id, parent) == 0)
+            slot = &k->audit_open[i];
+    if (!slot)
+        return;
+    const char *type = jp_msg_type(msg);
+    if (strcmp(type, "error") == 0 && !slot->ename) {
+        const char *ename = json_string_value(json_object_get(msg->content, "ename"));
+        slot->ename = cb_xstrdup(ename ? ename : "Error");
+        return;
+    }
+    const char *state = strcmp(type, "status") == 0
+                            ? json_string_value(json_object_get(msg->content, "execution_state"))
+                            : NULL;
+    if (!state || strcmp(state, "idle") != 0)
+        return;
+    kg_sandbox_activity(k->sandbox, "execution_end",
+                        json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:s, s:s*}", "kernel_id",
+                                  kg_kernel_id(k), "kernel", kg_kernel_name(k), "origin",
+                                  slot->origin, "msg_id", slot->msg_id, "started_ms",
+                                  (json_int_t)slot->started_ms, "duration_ms",
+                                  (double)(cb_now_us() - slot->started_us) / 1000.0, "status",
+                                  slot->ename ? "error" : "ok", "ename", slot->ename));
+    free(slot->ename);
+    *slot = (kg_audit_open_t){0};
+}
+
+void kg_kernel_audit_forget(kg_kernel_t *k)
+{
+    for (size_t i = 0; i < KG_AUDIT_OPEN; i++) {
+        free(k->audit_open[i].ename);
+        k->audit_open[i] = (kg_audit_open_t){0};
+    }
 }
 
 int64_t kg_wall_ms(void)

@@ -55,6 +55,7 @@ class Server:
     """A server process whose stderr goes to a file we read lines from."""
 
     def __init__(self, argv, state_dir, env=None):
+        self.argv, self.state_dir = argv, state_dir
         self.log_path = os.path.join(state_dir, "server.log")
         self.log = open(self.log_path, "wb")
         env = env or dict(os.environ, CELLBLOCK_TOKEN=TOKEN, CELLBLOCK_STATE_DIR=state_dir)
@@ -491,6 +492,26 @@ def checks_serve(srv):
     check(errors == ["NameError"], "after the restart the kernel's state is gone", str(errors))
     reply, iopub, _ = execute(c, "print(3)")
     check(stdout_of(iopub) == "3\n", "after the restart the kernel works", repr(stdout_of(iopub)))
+
+    # The audit trail has how this client's own cells ended (they went through the WebSocket,
+    # not through an execution of the gateway's): the NameError one and the one that printed 3.
+    def ends():
+        out = subprocess.run([srv.argv[0], "audit", "--json"], capture_output=True, text=True,
+                             env=dict(os.environ, CELLBLOCK_STATE_DIR=srv.state_dir), timeout=30)
+        recs = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        return [r for r in recs if r.get("event") == "execution_end" and r.get("kernel_id") == kid
+                and r.get("origin") == "jupyter"]
+    def last_two(recs):
+        return [(r.get("status"), r.get("ename")) for r in recs[-2:]]
+    end = time.monotonic() + DEADLINE_S
+    got = ends()
+    while last_two(got) != [("error", "NameError"), ("ok", None)] and time.monotonic() < end:
+        time.sleep(0.2)  # the log reaches the disk in batches, at least once a second
+        got = ends()
+    check(last_two(got) == [("error", "NameError"), ("ok", None)]
+          and all(isinstance(r.get("duration_ms"), (int, float)) for r in got[-2:]),
+          "the audit trail says how the WebSocket's own cells ended (status, ename, duration)",
+          str([(r.get("status"), r.get("ename"), r.get("msg_id")) for r in got]))
 
     # a session_id that reconnects gets what came while it was away
     sid = uuid.uuid4().hex
