@@ -48,6 +48,8 @@ TEST_PACKAGES=(
     # real Jupyter peers used by the tests, the demo's checks and the benchmarks
     python3-jupyter-client jupyter-console python3-jupyter-kernel-test python3-pexpect
     python3-jupyter-server python3-websocket curl
+    # notebooks: every notebook made is validated by nbformat, an export re-run by nbclient
+    python3-nbformat python3-nbclient
     # a real browser opens a page served from inside a sandbox (tests/http/test_forward.py)
     chromium
     # fuzzing (bench/fuzz, make fuzz): clang, and libFuzzer with clang's sanitizer runtimes
